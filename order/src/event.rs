@@ -1,0 +1,112 @@
+//! Events on the `order-events` topic. JSON, keyed by user id, with a `type`
+//! tag and a schema version `v`, read by the settler and by downstream
+//! systems (logistics, finance).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::id::OrderId;
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One message on `order-events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub v: u32,
+    #[serde(flatten)]
+    pub event: OrderEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum OrderEvent {
+    OrderCreated(OrderCreated),
+}
+
+/// Units were reserved for an order that now awaits payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCreated {
+    pub order_id: OrderId,
+    pub user_id: u64,
+    pub sku: String,
+    pub qty: u32,
+    pub amount_cents: i64,
+    pub idempotency_key: String,
+    pub created_at: DateTime<Utc>,
+    pub pay_by: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not an order event: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("schema version {0} is not supported (this build reads {SCHEMA_VERSION})")]
+    Version(u32),
+}
+
+impl OrderEvent {
+    /// The partition key: all events of one user stay in order.
+    pub fn key(&self) -> String {
+        match self {
+            Self::OrderCreated(created) => created.user_id.to_string(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let envelope = Envelope { v: SCHEMA_VERSION, event: self.clone() };
+        serde_json::to_vec(&envelope).expect("order events always serialise")
+    }
+
+    pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
+        let envelope: Envelope = serde_json::from_slice(payload)?;
+        if envelope.v != SCHEMA_VERSION {
+            return Err(DecodeError::Version(envelope.v));
+        }
+        Ok(envelope.event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::IdGenerator;
+    use crate::shard::bucket_for_user;
+
+    fn created() -> OrderEvent {
+        let at = DateTime::parse_from_rfc3339("2026-11-24T12:00:00.123Z").unwrap().to_utc();
+        OrderEvent::OrderCreated(OrderCreated {
+            order_id: IdGenerator::new(0).unwrap().next(bucket_for_user(42), at.timestamp_millis()),
+            user_id: 42,
+            sku: "sku-1".into(),
+            qty: 2,
+            amount_cents: 19_998,
+            idempotency_key: "k-1".into(),
+            created_at: at,
+            pay_by: at + chrono::Duration::minutes(15),
+        })
+    }
+
+    #[test]
+    fn round_trips_with_type_and_version() {
+        let event = created();
+        let bytes = event.encode();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["type"], "OrderCreated");
+        assert_eq!(json["v"], 1);
+        assert!(json["order_id"].is_string());
+        assert_eq!(json["pay_by"], "2026-11-24T12:15:00.123Z");
+        assert_eq!(OrderEvent::decode(&bytes).unwrap(), event);
+        assert_eq!(event.key(), "42");
+    }
+
+    #[test]
+    fn refuses_garbage_and_unknown_versions() {
+        assert!(matches!(OrderEvent::decode(b"not json"), Err(DecodeError::Json(_))));
+        assert!(matches!(OrderEvent::decode(br#"{"v":1,"type":"Nope"}"#), Err(DecodeError::Json(_))));
+        let mut json: serde_json::Value = serde_json::from_slice(&created().encode()).unwrap();
+        json["v"] = 2.into();
+        let bytes = serde_json::to_vec(&json).unwrap();
+        assert!(matches!(OrderEvent::decode(&bytes), Err(DecodeError::Version(2))));
+    }
+}

@@ -1,0 +1,14 @@
+//! The flash-sale order domain, shared by the gateway and the settler. No I/O.
+//!
+//! Layout:
+//! - [`id`]: 64-bit time-ordered order ids that name their shard bucket.
+//! - [`shard`]: user id → logical bucket → physical shard.
+//! - [`request`]: the place-order request and its validation.
+//! - [`event`]: the events carried on the `order-events` topic.
+//! - [`status`]: the statuses an order moves through.
+
+pub mod event;
+pub mod id;
+pub mod request;
+pub mod shard;
+pub mod status;

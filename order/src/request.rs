@@ -1,0 +1,118 @@
+//! The place-order request: `{"user_id": u64, "sku": "...", "qty": 1..=100}`
+//! plus the `Idempotency-Key` header, validated before any I/O.
+
+use serde::Deserialize;
+
+/// Most units one order line may ask for.
+pub const MAX_QTY: u32 = 100;
+/// Longest SKU or idempotency key accepted.
+pub const MAX_TOKEN_LEN: usize = 64;
+
+/// A validated order request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceOrder {
+    pub user_id: u64,
+    pub sku: String,
+    pub qty: u32,
+}
+
+/// Why a request was refused; the text is shown to the client as `detail`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRequest(pub String);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlaceOrder {
+    user_id: u64,
+    sku: String,
+    // Wider than the accepted range so that `-1` or `0` gets a range message
+    // rather than a type error.
+    qty: i64,
+}
+
+impl PlaceOrder {
+    /// Parses and validates a JSON body.
+    pub fn from_json(body: &[u8]) -> Result<Self, InvalidRequest> {
+        let raw: RawPlaceOrder =
+            serde_json::from_slice(body).map_err(|e| InvalidRequest(format!("body: {e}")))?;
+        if raw.user_id == 0 {
+            return Err(InvalidRequest("user_id must be a positive integer".into()));
+        }
+        check_token("sku", &raw.sku)?;
+        let qty = u32::try_from(raw.qty)
+            .ok()
+            .filter(|qty| (1..=MAX_QTY).contains(qty))
+            .ok_or_else(|| InvalidRequest(format!("qty must be between 1 and {MAX_QTY}")))?;
+        Ok(Self { user_id: raw.user_id, sku: raw.sku, qty })
+    }
+}
+
+/// Checks an `Idempotency-Key` header value.
+pub fn check_idempotency_key(key: &str) -> Result<(), InvalidRequest> {
+    check_token("Idempotency-Key", key)
+}
+
+/// Checks a SKU taken from a path, e.g. the admin API's.
+pub fn check_sku(sku: &str) -> Result<(), InvalidRequest> {
+    check_token("sku", sku)
+}
+
+/// SKUs and keys are 1–64 characters of `[A-Za-z0-9_-]`: safe inside Redis
+/// key names, log lines and URLs without escaping.
+fn check_token(name: &str, value: &str) -> Result<(), InvalidRequest> {
+    let valid = (1..=MAX_TOKEN_LEN).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(InvalidRequest(format!("{name} must be 1-{MAX_TOKEN_LEN} characters of A-Z a-z 0-9 _ -")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<PlaceOrder, InvalidRequest> {
+        PlaceOrder::from_json(body.as_bytes())
+    }
+
+    #[test]
+    fn accepts_a_good_request() {
+        let order = parse(r#"{"user_id": 7, "sku": "iphone-17_pro", "qty": 2}"#).unwrap();
+        assert_eq!(order, PlaceOrder { user_id: 7, sku: "iphone-17_pro".into(), qty: 2 });
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let cases = [
+            ("{", "EOF"),
+            ("[]", "expected struct"),
+            (r#"{"sku": "a", "qty": 1}"#, "missing field `user_id`"),
+            (r#"{"user_id": "7", "sku": "a", "qty": 1}"#, "invalid type"),
+            (r#"{"user_id": -7, "sku": "a", "qty": 1}"#, "invalid value"),
+            (r#"{"user_id": 0, "sku": "a", "qty": 1}"#, "user_id must be"),
+            (r#"{"user_id": 7, "sku": "", "qty": 1}"#, "sku must be"),
+            (r#"{"user_id": 7, "sku": "a b", "qty": 1}"#, "sku must be"),
+            (r#"{"user_id": 7, "sku": "a", "qty": 0}"#, "qty must be between 1 and 100"),
+            (r#"{"user_id": 7, "sku": "a", "qty": -3}"#, "qty must be between"),
+            (r#"{"user_id": 7, "sku": "a", "qty": 101}"#, "qty must be between"),
+            (r#"{"user_id": 7, "sku": "a", "qty": 1.5}"#, "invalid type"),
+            (r#"{"user_id": 7, "sku": "a", "qty": 1, "coupon": "x"}"#, "unknown field `coupon`"),
+        ];
+        for (body, expected) in cases {
+            let err = parse(body).unwrap_err();
+            assert!(err.0.contains(expected), "{body}: {err}");
+        }
+        assert!(parse(&format!(r#"{{"user_id": 1, "sku": "{}", "qty": 1}}"#, "x".repeat(65))).is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_tokens() {
+        assert!(check_idempotency_key("0b7e3c1a-9f4e-4c5e-b0a1-3f2a1e9d8c7b").is_ok());
+        for bad in ["", "has space", "semi;colon", "ключ", &"k".repeat(65)] {
+            assert!(check_idempotency_key(bad).is_err(), "{bad}");
+        }
+    }
+}
