@@ -1,0 +1,64 @@
+//! Everything a request needs, built once from the config.
+
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use order::id::IdGenerator;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::kafka::EventProducer;
+use crate::limits::RateLimits;
+use crate::order_store::OrderStore;
+use crate::routes::orders::Placed;
+use crate::sale_store::SaleStore;
+use crate::sold_out::SoldOutCache;
+use crate::single_flight::SingleFlight;
+
+pub struct App {
+    pub config: Config,
+    pub limits: RateLimits,
+    pub sales: SaleStore,
+    pub events: EventProducer,
+    pub orders: OrderStore,
+    pub sold_out: SoldOutCache,
+    pub ids: IdGenerator,
+    /// Order placements in progress, by SKU and idempotency key.
+    pub placing: SingleFlight<Result<Placed, ApiError>>,
+    pub metrics: PrometheusHandle,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Redis(#[from] crate::sale_store::StoreError),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("mysql: {0}")]
+    Mysql(#[from] sqlx::Error),
+}
+
+impl App {
+    /// Builds the clients. None of them waits for its service, so the gateway
+    /// comes up (and reports not ready) while a dependency is still down.
+    pub fn new(config: Config) -> Result<Self, StartError> {
+        Ok(Self {
+            limits: RateLimits::new(&config.limits),
+            sales: SaleStore::connect(&config.redis)?,
+            events: EventProducer::new(&config.kafka)?,
+            orders: OrderStore::connect_lazy(&config.mysql.shards)?,
+            sold_out: SoldOutCache::new(Duration::from_millis(config.orders.sold_out_recheck_ms)),
+            ids: IdGenerator::new(config.server.node_id).expect("validated node id"),
+            placing: SingleFlight::new(),
+            metrics: crate::metrics::handle(),
+            config,
+        })
+    }
+
+    /// How long after its reservation an unacknowledged order may still be
+    /// in flight in another request. Past this, the request that made it has
+    /// certainly finished or died.
+    pub fn in_flight_window(&self) -> Duration {
+        Duration::from_millis(self.config.kafka.message_timeout_ms + 2 * self.config.redis.command_timeout_ms + 1_000)
+    }
+}

@@ -1,0 +1,255 @@
+//! Gateway configuration: defaults, then a TOML file, then `GATEWAY_*`
+//! environment variables (`GATEWAY_REDIS__URL` sets `redis.url`), validated
+//! once at start. `config/gateway.example.toml` documents every field.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub admin: Admin,
+    pub redis: Redis,
+    pub kafka: Kafka,
+    pub mysql: Mysql,
+    pub orders: Orders,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// This instance's number, 0–15, part of every order id it mints. Each
+    /// gateway instance of one deployment needs its own.
+    pub node_id: u8,
+    /// How long shutdown waits for in-flight requests, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    /// Bearer token for `/admin/*`. Change it for anything but development.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Redis {
+    /// `redis://host:port[/db]`; `redis-cluster://host:port?node=...` for a cluster.
+    pub url: String,
+    /// Connections in the pool; each one pipelines many requests.
+    pub pool_size: usize,
+    /// A Redis command slower than this fails and the request gets a 503.
+    pub command_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Kafka {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub bootstrap: String,
+    /// Topic the order events go to.
+    pub topic: String,
+    /// How long the producer keeps trying to deliver one event before the
+    /// order is released and the client gets a 503.
+    pub message_timeout_ms: u64,
+    /// How long the producer waits to batch events (librdkafka `linger.ms`).
+    pub linger_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mysql {
+    /// One DSN per physical shard, in shard order. Order lookups go to the
+    /// shard an order id names; it must match the settler's list.
+    pub shards: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Orders {
+    /// How long a buyer has to pay before the reserved units go back, seconds.
+    pub payment_window_secs: u64,
+    /// How long a repeat of an `Idempotency-Key` returns the first answer, seconds.
+    pub idempotency_ttl_secs: u64,
+    /// How long a SKU seen sold out is answered 409 from memory before one
+    /// request is let through to Redis to look again, milliseconds.
+    pub sold_out_recheck_ms: u64,
+}
+
+/// Token buckets on `POST /v1/orders`, per gateway instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// All requests together. Absent: unlimited.
+    pub global: Option<Bucket>,
+    /// Each user id. Absent: unlimited.
+    pub per_user: Option<Bucket>,
+}
+
+/// A token bucket: refills `per_second` tokens a second, holds at most `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self { listen: ([127, 0, 0, 1], 8080).into(), node_id: 0, shutdown_grace_secs: 10 }
+    }
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self { token: "dev-admin-token".into() }
+    }
+}
+
+impl Default for Redis {
+    fn default() -> Self {
+        Self { url: "redis://127.0.0.1:6379".into(), pool_size: 4, command_timeout_ms: 500 }
+    }
+}
+
+impl Default for Kafka {
+    fn default() -> Self {
+        Self {
+            bootstrap: "127.0.0.1:9092".into(),
+            topic: "order-events".into(),
+            message_timeout_ms: 5_000,
+            linger_ms: 1,
+        }
+    }
+}
+
+impl Default for Mysql {
+    fn default() -> Self {
+        Self {
+            shards: (0..4)
+                .map(|shard| format!("mysql://flashsale:flashsale@127.0.0.1:3306/orders_{shard}"))
+                .collect(),
+        }
+    }
+}
+
+impl Default for Orders {
+    fn default() -> Self {
+        Self { payment_window_secs: 900, idempotency_ttl_secs: 86_400, sold_out_recheck_ms: 1_000 }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let bucket = |per_second, burst| {
+            Some(Bucket {
+                per_second: NonZeroU32::new(per_second).unwrap(),
+                burst: NonZeroU32::new(burst).unwrap(),
+            })
+        };
+        Self { global: bucket(50_000, 50_000), per_user: bucket(5, 10) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("config: {field} {problem}")]
+    Invalid { field: &'static str, problem: String },
+}
+
+impl Config {
+    /// Defaults, overlaid by `file` (if given) and then by `GATEWAY_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config =
+            figment.merge(Env::prefixed("GATEWAY_").split("__")).extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, problem: &str| Err(ConfigError::Invalid { field, problem: problem.into() });
+        if self.server.node_id > order::id::MAX_NODE {
+            return invalid("server.node_id", "must be between 0 and 15");
+        }
+        if self.admin.token.len() < 8 {
+            return invalid("admin.token", "must be at least 8 characters");
+        }
+        if self.redis.pool_size == 0 {
+            return invalid("redis.pool_size", "must be at least 1");
+        }
+        if self.kafka.topic.is_empty() {
+            return invalid("kafka.topic", "must not be empty");
+        }
+        if order::shard::ShardRouter::new(self.mysql.shards.len()).is_none() {
+            return invalid("mysql.shards", "must list between 1 and 1024 DSNs");
+        }
+        if self.orders.payment_window_secs == 0 || self.orders.idempotency_ttl_secs == 0 {
+            return invalid("orders", "payment_window_secs and idempotency_ttl_secs must be positive");
+        }
+        if self.orders.idempotency_ttl_secs < self.orders.payment_window_secs {
+            return invalid("orders.idempotency_ttl_secs", "must be at least payment_window_secs");
+        }
+        Ok(())
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_grace_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn the_example_file_is_the_defaults() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/gateway.example.toml");
+        let loaded: Config = Figment::new().merge(Toml::file_exact(example)).extract().unwrap();
+        let defaults = Config::default();
+        assert_eq!(format!("{loaded:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_typos_are_refused() {
+        let mut file = tempfile();
+        writeln!(file.1, "[limits]\nper_user = {{ per_second = 1, burst = 3 }}\n").unwrap();
+        let config = Config::load(Some(&file.0)).unwrap();
+        assert_eq!(config.limits.per_user.unwrap().burst.get(), 3);
+        assert_eq!(config.limits.global, Config::default().limits.global);
+
+        writeln!(file.1, "[limits.global]\nper_secnd = 5\nburst = 5").unwrap();
+        let err = Config::load(Some(&file.0)).unwrap_err().to_string();
+        assert!(err.contains("per_secnd"), "{err}");
+    }
+
+    #[test]
+    fn zero_rates_are_refused() {
+        let mut file = tempfile();
+        writeln!(file.1, "[limits]\nglobal = {{ per_second = 0, burst = 3 }}").unwrap();
+        assert!(Config::load(Some(&file.0)).is_err());
+    }
+
+    fn tempfile() -> (std::path::PathBuf, std::fs::File) {
+        let path = std::env::temp_dir().join(format!("gateway-config-{}.toml", rand::random::<u64>()));
+        let file = std::fs::File::create(&path).unwrap();
+        (path, file)
+    }
+}

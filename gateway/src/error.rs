@@ -1,0 +1,113 @@
+//! Every refusal the API gives, and its mapping to HTTP in one place.
+
+use hyper::StatusCode;
+use order::id::OrderId;
+use serde_json::{json, Value};
+
+/// A dependency whose failure turns into a 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    Redis,
+    Kafka,
+    Mysql,
+}
+
+impl Dependency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Redis => "redis",
+            Self::Kafka => "kafka",
+            Self::Mysql => "mysql",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    #[error("body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("missing or wrong admin token")]
+    Unauthorized,
+    #[error("no such route")]
+    NotFound,
+    #[error("unknown sku")]
+    UnknownSku,
+    #[error("unknown order")]
+    UnknownOrder,
+    #[error("sold out")]
+    SoldOut,
+    #[error("only {available} units left")]
+    InsufficientStock { available: i64 },
+    #[error("purchase limit exceeded")]
+    PurchaseLimitExceeded,
+    #[error("an earlier request with this key is still being processed")]
+    InProgress { order_id: OrderId },
+    #[error("idempotency key reused with a different request")]
+    IdempotencyKeyReused,
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{} unavailable", .0.as_str())]
+    Unavailable(Dependency),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound | Self::UnknownSku | Self::UnknownOrder => StatusCode::NOT_FOUND,
+            Self::SoldOut
+            | Self::InsufficientStock { .. }
+            | Self::PurchaseLimitExceeded
+            | Self::InProgress { .. } => StatusCode::CONFLICT,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The JSON body: always an `error` code, plus what helps the client act.
+    pub fn body(&self) -> Value {
+        match self {
+            Self::Invalid(detail) => json!({"error": "invalid_request", "detail": detail}),
+            Self::UnsupportedMediaType => {
+                json!({"error": "unsupported_media_type", "detail": self.to_string()})
+            }
+            Self::PayloadTooLarge { .. } => json!({"error": "payload_too_large", "detail": self.to_string()}),
+            Self::MethodNotAllowed { .. } => json!({"error": "method_not_allowed"}),
+            Self::Unauthorized => json!({"error": "unauthorized"}),
+            Self::NotFound => json!({"error": "not_found"}),
+            Self::UnknownSku => json!({"error": "unknown_sku"}),
+            Self::UnknownOrder => json!({"error": "unknown_order"}),
+            Self::SoldOut => json!({"error": "sold_out"}),
+            Self::InsufficientStock { available } => {
+                json!({"error": "insufficient_stock", "available": available})
+            }
+            Self::PurchaseLimitExceeded => json!({"error": "purchase_limit_exceeded"}),
+            Self::InProgress { order_id } => json!({"error": "request_in_progress", "order_id": order_id}),
+            Self::IdempotencyKeyReused => json!({"error": "idempotency_key_reused"}),
+            Self::RateLimited { .. } => json!({"error": "rate_limited"}),
+            Self::Unavailable(dependency) => {
+                json!({"error": "unavailable", "dependency": dependency.as_str()})
+            }
+        }
+    }
+
+    /// Seconds for a `Retry-After` header, where retrying later makes sense.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            Self::Unavailable(_) | Self::InProgress { .. } => Some(1),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,56 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The flash-sale order gateway.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// TOML config file; every value can also be set by GATEWAY_* variables.
+    #[arg(long, env = "GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Check the configuration, print it and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let config = gateway::config::Config::load(args.config.as_deref())?;
+    if args.check_config {
+        println!("{config:#?}");
+        return Ok(());
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let app = Arc::new(gateway::App::new(config)?);
+    if !app.sales.wait_connected(std::time::Duration::from_secs(2)).await {
+        tracing::warn!("redis not reachable yet; answering 503 until it is");
+    }
+    tracing::info!(listen = %listener.local_addr()?, "gateway listening");
+    gateway::run(listener, app, shutdown_signal()).await;
+    Ok(())
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,68 @@
+//! The admin API: load a sale, look at its counters. Behind a bearer token.
+
+use hyper::body::Incoming;
+use hyper::header::AUTHORIZATION;
+use hyper::{HeaderMap, Request, StatusCode};
+use order::request::check_sku;
+
+use crate::app::App;
+use crate::error::{ApiError, Dependency};
+use crate::http::{self, Reply};
+use crate::sale_store::SaleTerms;
+
+/// `PUT /admin/skus/{sku}` `{"stock", "per_user_limit", "price_cents"}`:
+/// loads or replaces the sale, answers its counters.
+pub async fn put_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    authorize(app, req.headers())?;
+    check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
+    http::require_json(req.headers())?;
+    let (parts, body) = req.into_parts();
+    let body = http::read_body(&parts.headers, body).await?;
+    let terms: SaleTerms =
+        serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(format!("body: {e}")))?;
+    if terms.stock < 0 || terms.per_user_limit < 1 || terms.price_cents < 0 {
+        return Err(ApiError::Invalid(
+            "stock and price_cents must be at least 0, per_user_limit at least 1".into(),
+        ));
+    }
+    app.sales.load_sale(sku, &terms).await.map_err(|_| ApiError::Unavailable(Dependency::Redis))?;
+    app.sold_out.clear(sku);
+    tracing::info!(sku, stock = terms.stock, per_user_limit = terms.per_user_limit, "sale loaded");
+    sale_reply(app, sku).await
+}
+
+/// `GET /admin/skus/{sku}`: stock left, reserved, sold, limit and price.
+pub async fn get_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    authorize(app, req.headers())?;
+    check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
+    sale_reply(app, sku).await
+}
+
+async fn sale_reply(app: &App, sku: &str) -> Result<Reply, ApiError> {
+    let status = app
+        .sales
+        .sale_status(sku)
+        .await
+        .map_err(|_| ApiError::Unavailable(Dependency::Redis))?
+        .ok_or(ApiError::UnknownSku)?;
+    Ok(http::json(StatusCode::OK, &serde_json::json!({"sku": sku, "sale": status})))
+}
+
+fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(presented.as_bytes(), app.config.admin.token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Compares without stopping at the first difference, so response time does
+/// not reveal how much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,34 @@
+//! Health, readiness and metrics, for load balancers and Prometheus.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use serde_json::json;
+
+use crate::app::App;
+use crate::http::{self, Reply};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The process is up and serving HTTP.
+pub fn healthz() -> Reply {
+    http::json(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+/// Redis and Kafka both answer: this instance can take orders.
+pub async fn readyz(app: &App) -> Reply {
+    let redis = async { tokio::time::timeout(PROBE_TIMEOUT, app.sales.ping()).await.is_ok_and(|r| r.is_ok()) };
+    let (redis, kafka) = tokio::join!(redis, app.events.ready(PROBE_TIMEOUT));
+    let status = if redis && kafka { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let word = if status == StatusCode::OK { "ready" } else { "unavailable" };
+    http::json(status, &json!({"status": word, "redis": redis, "kafka": kafka}))
+}
+
+pub fn metrics(app: &App) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(app.metrics.render())));
+    reply.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    reply
+}

@@ -1,0 +1,239 @@
+//! `POST /v1/orders` (the hot path) and `GET /v1/orders/{id}`.
+//!
+//! Placing an order: global bucket → parse and validate → user bucket →
+//! local sold-out mark → `reserve.lua` → `OrderCreated` to Kafka, answered
+//! 202 only once the broker acknowledged it. If the broker does not, the
+//! units go back (`release.lua`) and the answer is 503.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{HeaderMap, Request, StatusCode};
+use order::event::{OrderCreated, OrderEvent};
+use order::id::OrderId;
+use order::request::{check_idempotency_key, PlaceOrder};
+use order::shard::bucket_for_user;
+use order::status::OrderStatus;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::error::{ApiError, Dependency};
+use crate::http::{self, Reply};
+use crate::sale_store::{IdempotencyRecord, Reservation, ReserveRequest};
+
+/// The answer to an accepted order, the same for every repeat of its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    pub sku: String,
+    pub qty: u32,
+    pub amount_cents: i64,
+    pub pay_by: DateTime<Utc>,
+}
+
+/// The outcome of one placement, shared by the requests that raced on its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub accepted: Accepted,
+    pub user_id: u64,
+    /// The key had been answered before this placement ran.
+    pub replayed: bool,
+}
+
+pub async fn place(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    app.limits.check_global()?;
+    let (parts, body) = req.into_parts();
+    let key = idempotency_key(&parts.headers)?;
+    http::require_json(&parts.headers)?;
+    let body = http::read_body(&parts.headers, body).await?;
+    let order = PlaceOrder::from_json(&body).map_err(|e| ApiError::Invalid(e.0))?;
+    app.limits.check_user(order.user_id)?;
+    if app.sold_out.is_sold_out(&order.sku) {
+        metrics::counter!("gateway_sold_out_answers_total", "source" => "local").increment(1);
+        return Err(ApiError::SoldOut);
+    }
+
+    let flight = format!("{}\n{key}", order.sku);
+    let (task_app, task_order) = (app.clone(), order.clone());
+    let (outcome, ran_here) = app
+        .placing
+        .run(flight, || async move {
+            // Its own task: a client hanging up must not cancel a placement
+            // between the reservation and the broker's acknowledgement.
+            tokio::spawn(place_once(task_app, task_order, key))
+                .await
+                .unwrap_or(Err(ApiError::Unavailable(Dependency::Redis)))
+        })
+        .await;
+    let placed = outcome?;
+    if (placed.user_id, placed.accepted.qty) != (order.user_id, order.qty) {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    if placed.replayed || !ran_here {
+        let mut reply = http::json(StatusCode::OK, &placed.accepted);
+        reply.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        Ok(reply)
+    } else {
+        Ok(http::json(StatusCode::ACCEPTED, &placed.accepted))
+    }
+}
+
+pub async fn get(app: &App, order_id: &str) -> Result<Reply, ApiError> {
+    let order_id: OrderId = order_id.parse().map_err(|e: order::id::BadOrderId| ApiError::Invalid(e.to_string()))?;
+    let order = app
+        .orders
+        .get(order_id)
+        .await
+        .map_err(|err| {
+            tracing::warn!(%order_id, error = %err, "order lookup failed");
+            ApiError::Unavailable(Dependency::Mysql)
+        })?
+        .ok_or(ApiError::UnknownOrder)?;
+    Ok(http::json(StatusCode::OK, &order))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .ok_or_else(|| ApiError::Invalid("the Idempotency-Key header is required".into()))?
+        .to_str()
+        .map_err(|_| ApiError::Invalid("Idempotency-Key must be ASCII".into()))?;
+    check_idempotency_key(key).map_err(|e| ApiError::Invalid(e.0))?;
+    Ok(key.to_owned())
+}
+
+/// Reserves in Redis and queues the event: one placement of one key.
+async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Placed, ApiError> {
+    let now_ms = Utc::now().timestamp_millis();
+    let pay_by_ms = now_ms + app.config.orders.payment_window_secs as i64 * 1_000;
+    let order_id = app.ids.next(bucket_for_user(order.user_id), now_ms);
+    let started = Instant::now();
+    let reservation = app
+        .sales
+        .reserve(&ReserveRequest {
+            sku: &order.sku,
+            idempotency_key: &key,
+            user_id: order.user_id,
+            qty: order.qty,
+            order_id,
+            now_ms,
+            pay_by_ms,
+            idempotency_ttl_secs: app.config.orders.idempotency_ttl_secs,
+        })
+        .await
+        .map_err(|err| {
+            tracing::warn!(sku = %order.sku, error = %err, "reserve failed");
+            ApiError::Unavailable(Dependency::Redis)
+        })?;
+    metrics::histogram!("gateway_redis_reserve_seconds").record(started.elapsed());
+    metrics::counter!("gateway_reservations_total", "outcome" => outcome_name(&reservation)).increment(1);
+
+    match reservation {
+        Reservation::Reserved { amount_cents, stock_left } => {
+            if stock_left == 0 {
+                app.sold_out.mark(&order.sku);
+            }
+            let record = IdempotencyRecord {
+                acknowledged: false,
+                user_id: order.user_id,
+                qty: order.qty,
+                order_id,
+                amount_cents,
+                pay_by_ms,
+                created_ms: now_ms,
+            };
+            queue(&app, &order.sku, &key, record, false).await
+        }
+        Reservation::Duplicate(record) => {
+            if (record.user_id, record.qty) != (order.user_id, order.qty) {
+                return Err(ApiError::IdempotencyKeyReused);
+            }
+            if record.acknowledged {
+                return Ok(placed(&order.sku, &record, true));
+            }
+            let age_ms = (now_ms - record.created_ms).max(0) as u128;
+            if age_ms < app.in_flight_window().as_millis() {
+                return Err(ApiError::InProgress { order_id: record.order_id });
+            }
+            // The request that reserved died before the broker acknowledged:
+            // send the event again (the settler is idempotent on order id).
+            queue(&app, &order.sku, &key, record, true).await
+        }
+        Reservation::UnknownSku => Err(ApiError::UnknownSku),
+        Reservation::OutOfStock { stock_left } if stock_left <= 0 => {
+            app.sold_out.mark(&order.sku);
+            metrics::counter!("gateway_sold_out_answers_total", "source" => "redis").increment(1);
+            Err(ApiError::SoldOut)
+        }
+        Reservation::OutOfStock { stock_left } => Err(ApiError::InsufficientStock { available: stock_left }),
+        Reservation::LimitExceeded => Err(ApiError::PurchaseLimitExceeded),
+    }
+}
+
+/// Sends `OrderCreated` and waits for the broker. On failure the units go
+/// back, so a failed request never keeps stock.
+async fn queue(app: &App, sku: &str, key: &str, record: IdempotencyRecord, replayed: bool) -> Result<Placed, ApiError> {
+    let event = OrderEvent::OrderCreated(OrderCreated {
+        order_id: record.order_id,
+        user_id: record.user_id,
+        sku: sku.to_owned(),
+        qty: record.qty,
+        amount_cents: record.amount_cents,
+        idempotency_key: key.to_owned(),
+        created_at: from_ms(record.created_ms),
+        pay_by: from_ms(record.pay_by_ms),
+    });
+    let started = Instant::now();
+    let sent = app.events.send(&event).await;
+    metrics::histogram!("gateway_kafka_produce_seconds").record(started.elapsed());
+    if sent.is_err() {
+        match app.sales.release(sku, key, record.order_id).await {
+            Ok(Some(_)) => app.sold_out.clear(sku),
+            Ok(None) => {}
+            Err(err) => tracing::error!(
+                sku, order_id = %record.order_id, error = %err,
+                "could not release an unqueued order; its units come back at the payment deadline"
+            ),
+        }
+        return Err(ApiError::Unavailable(Dependency::Kafka));
+    }
+    if let Err(err) = app.sales.acknowledge(sku, key, &record).await {
+        // The order is queued; an unmarked record only means a late retry
+        // sends the event again, which the settler ignores.
+        tracing::warn!(sku, order_id = %record.order_id, error = %err, "could not mark the order acknowledged");
+    }
+    Ok(placed(sku, &record, replayed))
+}
+
+fn placed(sku: &str, record: &IdempotencyRecord, replayed: bool) -> Placed {
+    Placed {
+        accepted: Accepted {
+            order_id: record.order_id,
+            status: OrderStatus::PendingPayment,
+            sku: sku.to_owned(),
+            qty: record.qty,
+            amount_cents: record.amount_cents,
+            pay_by: from_ms(record.pay_by_ms),
+        },
+        user_id: record.user_id,
+        replayed,
+    }
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn outcome_name(reservation: &Reservation) -> &'static str {
+    match reservation {
+        Reservation::Reserved { .. } => "reserved",
+        Reservation::Duplicate(_) => "duplicate",
+        Reservation::UnknownSku => "unknown_sku",
+        Reservation::OutOfStock { .. } => "out_of_stock",
+        Reservation::LimitExceeded => "limit_exceeded",
+    }
+}
