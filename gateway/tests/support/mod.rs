@@ -1,0 +1,251 @@
+//! Test support: real Redis, broker and MariaDB on loopback, each test with
+//! its own SKUs, topic and shard databases, and a gateway on 127.0.0.1:0.
+//!
+//! Services come from `REDIS_URL`, `KAFKA_BOOTSTRAP` and `MYSQL_URL`
+//! (server DSN without a database), defaulting to what `scripts/setup.sh`
+//! starts.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gateway::config::Config;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use sqlx::mysql::MySqlPool;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn kafka_bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+pub fn mysql_server() -> String {
+    std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://flashsale:flashsale@127.0.0.1:3306".into())
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+/// A topic of its own, with `partitions` partitions.
+pub async fn fresh_topic(partitions: i32) -> String {
+    let topic = unique("order_events_test");
+    settler::setup::create_topics(&kafka_bootstrap(), &[(&topic, partitions)]).await.expect("creating topic");
+    topic
+}
+
+/// `n` shard databases of its own, migrated. Dropped by [`drop_shards`].
+pub async fn fresh_shards(n: usize) -> Vec<String> {
+    let prefix = unique("t");
+    let dsns: Vec<String> = (0..n).map(|i| format!("{}/{prefix}_{i}", mysql_server())).collect();
+    settler::shards::create_databases(&dsns).await.expect("creating shard databases");
+    let shards = settler::shards::ShardPools::connect_lazy(&dsns, 1).unwrap();
+    shards.migrate().await.expect("migrating shards");
+    dsns
+}
+
+pub async fn drop_shards(dsns: &[String]) {
+    for dsn in dsns {
+        let (server, database) = settler::shards::split_database(dsn).unwrap();
+        let pool = MySqlPool::connect(&server).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+/// A gateway config pointing at the test services, with the limits off.
+pub fn gateway_config(topic: &str, shards: &[String]) -> Config {
+    let mut config = Config::default();
+    config.server.listen = ([127, 0, 0, 1], 0).into();
+    config.server.shutdown_grace_secs = 2;
+    config.admin.token = ADMIN_TOKEN.into();
+    config.redis.url = redis_url();
+    config.kafka.bootstrap = kafka_bootstrap();
+    config.kafka.topic = topic.into();
+    config.mysql.shards = shards.to_vec();
+    config.limits.global = None;
+    config.limits.per_user = None;
+    config
+}
+
+pub fn settler_config(topic: &str, shards: &[String]) -> settler::config::Config {
+    let mut config = settler::config::Config::default();
+    config.kafka.bootstrap = kafka_bootstrap();
+    config.kafka.topic = topic.into();
+    config.kafka.dlq_topic = format!("{topic}.dlq");
+    config.kafka.group_id = unique("settler_test");
+    config.mysql.shards = shards.to_vec();
+    config
+}
+
+/// A running gateway; stopped when dropped.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub app: Arc<gateway::App>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestGateway {
+    pub async fn start(config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind(config.server.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Arc::new(gateway::App::new(config).expect("building the gateway"));
+        app.sales.wait_connected(Duration::from_secs(1)).await;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(gateway::run(listener, app.clone(), async {
+            let _ = stopped.await;
+        }));
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build(connector);
+        Self { addr, app, client, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops accepting, drains and flushes; returns once `run` has returned.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let response = self.client.request(req.body(Full::new(body.into())).unwrap()).await.expect("request failed");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Answer { status, headers, json }
+    }
+
+    pub async fn place(&self, user_id: u64, sku: &str, qty: u32, key: &str) -> Answer {
+        let body = serde_json::json!({"user_id": user_id, "sku": sku, "qty": qty}).to_string();
+        self.request(
+            Method::POST,
+            "/v1/orders",
+            &[("content-type", "application/json"), ("idempotency-key", key)],
+            body,
+        )
+        .await
+    }
+
+    pub async fn load_sale(&self, sku: &str, stock: i64, per_user_limit: i64, price_cents: i64) {
+        let body = serde_json::json!({"stock": stock, "per_user_limit": per_user_limit, "price_cents": price_cents});
+        let answer = self.admin(Method::PUT, &format!("/admin/skus/{sku}"), body.to_string()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.json);
+    }
+
+    /// The sale's counters from `GET /admin/skus/{sku}`.
+    pub async fn sale(&self, sku: &str) -> Value {
+        let answer = self.admin(Method::GET, &format!("/admin/skus/{sku}"), "").await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.json);
+        answer.json["sale"].clone()
+    }
+
+    pub async fn admin(&self, method: Method, path: &str, body: impl Into<Bytes>) -> Answer {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        self.request(method, path, &[("authorization", &auth), ("content-type", "application/json")], body).await
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A settler running in this process; stopped by [`TestSettler::stop`].
+pub struct TestSettler {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl TestSettler {
+    pub fn start(config: settler::config::Config) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let settler = settler::Settler::new(config).expect("building the settler");
+        let task = tokio::spawn(async move {
+            settler.run(async { let _ = stopped.await; }).await.expect("settler failed");
+        });
+        Self { stop, task }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap<HeaderValue>,
+    pub json: Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// (order id, user id) of every order of `sku`, per shard.
+pub async fn stored_orders(shards: &[String], sku: &str) -> Vec<Vec<(i64, u64)>> {
+    let mut per_shard = Vec::new();
+    for dsn in shards {
+        let pool = MySqlPool::connect(dsn).await.unwrap();
+        let rows: Vec<(i64, u64)> = sqlx::query_as("SELECT order_id, user_id FROM orders WHERE sku = ?")
+            .bind(sku)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        per_shard.push(rows);
+    }
+    per_shard
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

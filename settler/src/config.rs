@@ -1,0 +1,138 @@
+//! Settler configuration: defaults, then a TOML file, then `SETTLER_*`
+//! environment variables (`SETTLER_KAFKA__BOOTSTRAP` sets `kafka.bootstrap`).
+//! `config/settler.example.toml` documents every field.
+
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub kafka: Kafka,
+    pub mysql: Mysql,
+    pub batch: Batch,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Kafka {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub bootstrap: String,
+    /// Topic the gateway writes order events to.
+    pub topic: String,
+    /// Where messages that cannot be decoded go, with the error attached.
+    pub dlq_topic: String,
+    /// Consumer group; settler instances sharing it split the partitions.
+    pub group_id: String,
+    /// Consumer session timeout. Short enough that a dead settler's
+    /// partitions move quickly; also how long a first join may take.
+    pub session_timeout_ms: u64,
+    /// Partitions `settler setup` creates the topic with.
+    pub partitions: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mysql {
+    /// One DSN per physical shard, in shard order (the gateway's list).
+    pub shards: Vec<String>,
+    /// Connections per shard pool.
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Batch {
+    /// Most messages written in one batch.
+    pub max_messages: usize,
+    /// Longest wait for a batch to fill after its first message, ms.
+    pub max_wait_ms: u64,
+    /// Backoff between retries of a failed database write, first and largest, ms.
+    pub retry_min_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+impl Default for Kafka {
+    fn default() -> Self {
+        Self {
+            bootstrap: "127.0.0.1:9092".into(),
+            topic: "order-events".into(),
+            dlq_topic: "order-events.dlq".into(),
+            group_id: "settler".into(),
+            session_timeout_ms: 6_000,
+            partitions: 8,
+        }
+    }
+}
+
+impl Default for Mysql {
+    fn default() -> Self {
+        Self {
+            shards: (0..4)
+                .map(|shard| format!("mysql://flashsale:flashsale@127.0.0.1:3306/orders_{shard}"))
+                .collect(),
+            pool_size: 4,
+        }
+    }
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self { max_messages: 500, max_wait_ms: 20, retry_min_ms: 100, retry_max_ms: 5_000 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("config: {0}")]
+    Invalid(&'static str),
+}
+
+impl Config {
+    /// Defaults, overlaid by `file` (if given) and then by `SETTLER_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config =
+            figment.merge(Env::prefixed("SETTLER_").split("__")).extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if order::shard::ShardRouter::new(self.mysql.shards.len()).is_none() {
+            return Err(ConfigError::Invalid("mysql.shards must list between 1 and 1024 DSNs"));
+        }
+        if self.batch.max_messages == 0 || self.mysql.pool_size == 0 || self.kafka.partitions < 1 {
+            return Err(ConfigError::Invalid("batch.max_messages, mysql.pool_size and kafka.partitions must be positive"));
+        }
+        if self.batch.retry_min_ms == 0 || self.batch.retry_max_ms < self.batch.retry_min_ms {
+            return Err(ConfigError::Invalid("batch.retry_min_ms must be positive and at most retry_max_ms"));
+        }
+        Ok(())
+    }
+
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_millis(self.batch.max_wait_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_the_defaults() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/settler.example.toml");
+        let loaded: Config = Figment::new().merge(Toml::file_exact(example)).extract().unwrap();
+        assert_eq!(format!("{loaded:?}"), format!("{:?}", Config::default()));
+    }
+}

@@ -1,0 +1,98 @@
+//! The MySQL shards: one pool per physical database, the schema migrations,
+//! and creating the databases on a fresh server.
+
+use std::time::Duration;
+
+use order::shard::ShardRouter;
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use sqlx::Executor;
+
+/// The settler's schema, embedded at build time from `settler/migrations`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub struct ShardPools {
+    pub router: ShardRouter,
+    pub pools: Vec<MySqlPool>,
+}
+
+impl ShardPools {
+    /// Lazy pools: a shard that is down fails its writes (and is retried),
+    /// it does not stop the settler from starting.
+    pub fn connect_lazy(dsns: &[String], pool_size: u32) -> Result<Self, sqlx::Error> {
+        let router = ShardRouter::new(dsns.len())
+            .ok_or_else(|| sqlx::Error::Configuration("between 1 and 1024 shards".into()))?;
+        let pools = dsns
+            .iter()
+            .map(|dsn| {
+                MySqlPoolOptions::new()
+                    .max_connections(pool_size)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_lazy(dsn)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { router, pools })
+    }
+
+    pub fn for_user(&self, user_id: u64) -> &MySqlPool {
+        &self.pools[self.router.shard_for_user(user_id)]
+    }
+
+    /// Applies the migrations to every shard.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        for pool in &self.pools {
+            MIGRATOR.run(pool).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates each DSN's database if it is missing, connecting to its server
+/// without a database.
+pub async fn create_databases(dsns: &[String]) -> Result<(), sqlx::Error> {
+    for dsn in dsns {
+        let (server, database) = split_database(dsn)
+            .ok_or_else(|| sqlx::Error::Configuration(format!("{dsn}: no database name").into()))?;
+        let pool = MySqlPoolOptions::new().max_connections(1).connect(&server).await?;
+        pool.execute(format!("CREATE DATABASE IF NOT EXISTS `{database}`").as_str()).await?;
+        pool.close().await;
+    }
+    Ok(())
+}
+
+/// Splits `mysql://user@host/db?opts` into (`mysql://user@host/?opts`, `db`).
+/// Only names of `[A-Za-z0-9_]` are accepted: they go into DDL unquoted.
+pub fn split_database(dsn: &str) -> Option<(String, String)> {
+    let (base, query) = dsn.split_once('?').map_or((dsn, None), |(b, q)| (b, Some(q)));
+    let after_scheme = base.find("://")? + 3;
+    let slash = after_scheme + base[after_scheme..].find('/')?;
+    let database = &base[slash + 1..];
+    let valid = !database.is_empty() && database.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return None;
+    }
+    let server = match query {
+        Some(query) => format!("{}/?{query}", &base[..slash]),
+        None => format!("{}/", &base[..slash]),
+    };
+    Some((server, database.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_the_database_off_a_dsn() {
+        assert_eq!(
+            split_database("mysql://u:p@127.0.0.1:3306/orders_0"),
+            Some(("mysql://u:p@127.0.0.1:3306/".into(), "orders_0".into()))
+        );
+        assert_eq!(
+            split_database("mysql://u@h/orders_1?ssl-mode=disabled"),
+            Some(("mysql://u@h/?ssl-mode=disabled".into(), "orders_1".into()))
+        );
+        assert_eq!(split_database("mysql://u@h"), None);
+        assert_eq!(split_database("mysql://u@h/"), None);
+        assert_eq!(split_database("mysql://u@h/x`;drop"), None);
+    }
+}
