@@ -1,0 +1,85 @@
+//! Bad input gets a 4xx with a JSON error naming the problem, never a 5xx,
+//! and the gateway stays up. Nothing here reaches Redis or Kafka.
+
+mod support;
+
+use hyper::{Method, StatusCode};
+use rand::{Rng, SeedableRng};
+use support::*;
+
+async fn gateway() -> TestGateway {
+    // Bad input is refused before any dependency is used: point the
+    // gateway at nothing to prove it.
+    let mut config = gateway_config("unused", &["mysql://unused@127.0.0.1:1/x".into()]);
+    config.redis.url = "redis://127.0.0.1:1".into();
+    config.kafka.bootstrap = "127.0.0.1:1".into();
+    TestGateway::start(config).await
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+const KEY: (&str, &str) = ("idempotency-key", "key-1");
+
+#[tokio::test]
+async fn each_malformed_request_gets_its_status_and_error() {
+    let gateway = gateway().await;
+    let good = r#"{"user_id": 1, "sku": "tv", "qty": 1}"#;
+    let long_key = "k".repeat(65);
+    let cases: Vec<(&str, Vec<(&str, &str)>, String, StatusCode, &str)> = vec![
+        ("malformed json", vec![JSON, KEY], "{\"user_id\": 1,".into(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("wrong type", vec![JSON, KEY], r#"{"user_id": "1", "sku": "tv", "qty": 1}"#.into(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("missing field", vec![JSON, KEY], r#"{"user_id": 1, "qty": 1}"#.into(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("zero qty", vec![JSON, KEY], r#"{"user_id": 1, "sku": "tv", "qty": 0}"#.into(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("negative qty", vec![JSON, KEY], r#"{"user_id": 1, "sku": "tv", "qty": -2}"#.into(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("qty too large", vec![JSON, KEY], r#"{"user_id": 1, "sku": "tv", "qty": 101}"#.into(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("bad sku", vec![JSON, KEY], r#"{"user_id": 1, "sku": "t v", "qty": 1}"#.into(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("no key", vec![JSON], good.into(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("bad key", vec![JSON, ("idempotency-key", "a b")], good.into(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("long key", vec![JSON, ("idempotency-key", long_key.as_str())], good.into(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("not json", vec![("content-type", "text/plain"), KEY], good.into(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("no content type", vec![KEY], good.into(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("too large", vec![JSON, KEY], format!(r#"{{"user_id": 1, "sku": "tv", "qty": 1, "pad": "{}"}}"#, "x".repeat(20_000)), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+    ];
+    for (name, headers, body, status, error) in cases {
+        let answer = gateway.request(Method::POST, "/v1/orders", &headers, body).await;
+        assert_eq!(answer.status, status, "{name}: {}", answer.json);
+        assert_eq!(answer.json["error"], error, "{name}");
+        assert_eq!(answer.header("content-type"), Some("application/json"), "{name}");
+        if status == StatusCode::BAD_REQUEST {
+            assert!(answer.json["detail"].as_str().is_some_and(|d| !d.is_empty()), "{name}: no detail");
+        }
+    }
+    let detail = gateway.request(Method::POST, "/v1/orders", &[JSON, KEY], r#"{"user_id": 1, "qty": 1}"#).await;
+    assert!(detail.json["detail"].as_str().unwrap().contains("sku"), "the detail names the field");
+
+    let wrong_method = gateway.request(Method::DELETE, "/v1/orders", &[], "").await;
+    assert_eq!((wrong_method.status, wrong_method.header("allow")), (StatusCode::METHOD_NOT_ALLOWED, Some("POST")));
+    let nowhere = gateway.request(Method::GET, "/v2/anything", &[], "").await;
+    assert_eq!((nowhere.status, nowhere.json["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+}
+
+#[tokio::test]
+async fn thousands_of_random_bodies_get_4xx_and_the_gateway_stays_up() {
+    let gateway = gateway().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let fragments = [
+        "{", "}", "[", "]", "\"user_id\"", "\"sku\"", "\"qty\"", ":", ",", "1", "-1", "0", "1e9", "null", "true",
+        "\"tv\"", "\"\\u0000\"", "18446744073709551616", "\"qty\": 1", "\u{1F4A5}", " ", "\"", "\\",
+    ];
+    for round in 0..3_000 {
+        let body: Vec<u8> = if round % 3 == 0 {
+            (0..rng.gen_range(0..64)).map(|_| rng.gen()).collect()
+        } else {
+            (0..rng.gen_range(1..12)).map(|_| fragments[rng.gen_range(0..fragments.len())]).collect::<String>().into_bytes()
+        };
+        let answer = gateway.request(Method::POST, "/v1/orders", &[JSON, KEY], body.clone()).await;
+        assert!(
+            answer.status.is_client_error(),
+            "body {:?} got {}: {}",
+            String::from_utf8_lossy(&body),
+            answer.status,
+            answer.json
+        );
+        assert!(answer.json["error"].is_string());
+    }
+    assert_eq!(gateway.request(Method::GET, "/healthz", &[], "").await.status, StatusCode::OK);
+}

@@ -1,0 +1,226 @@
+//! The settler killed with SIGKILL while draining: after a restart every
+//! order is in MySQL exactly once, on its user's shard, and undecodable
+//! messages are in the dead-letter topic with their error.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use order::event::{OrderCreated, OrderEvent};
+use order::id::IdGenerator;
+use order::shard::{bucket_for_user, ShardRouter};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use settler::shards::{create_databases, split_database, ShardPools};
+use sqlx::mysql::MySqlPool;
+use tokio::process::{Child, Command};
+
+const ORDERS: u64 = 3_000;
+const SHARDS: usize = 3;
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.into())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+struct Fixture {
+    bootstrap: String,
+    topic: String,
+    dlq: String,
+    group: String,
+    shards: Vec<String>,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let bootstrap = env("KAFKA_BOOTSTRAP", "127.0.0.1:9092");
+        let topic = unique("crash_test");
+        let dlq = format!("{topic}.dlq");
+        settler::setup::create_topics(&bootstrap, &[(&topic, 4), (&dlq, 1)]).await.unwrap();
+        let server = env("MYSQL_URL", "mysql://flashsale:flashsale@127.0.0.1:3306");
+        let prefix = unique("t");
+        let shards: Vec<String> = (0..SHARDS).map(|i| format!("{server}/{prefix}_{i}")).collect();
+        create_databases(&shards).await.unwrap();
+        ShardPools::connect_lazy(&shards, 1).unwrap().migrate().await.unwrap();
+        Self { bootstrap, topic, dlq, group: unique("settler_crash"), shards }
+    }
+
+    /// The settler binary as a child process, configured by environment.
+    fn spawn_settler(&self) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_settler"))
+            .env("SETTLER_KAFKA__BOOTSTRAP", &self.bootstrap)
+            .env("SETTLER_KAFKA__TOPIC", &self.topic)
+            .env("SETTLER_KAFKA__DLQ_TOPIC", &self.dlq)
+            .env("SETTLER_KAFKA__GROUP_ID", &self.group)
+            .env("SETTLER_MYSQL__SHARDS", format!("[{}]", self.shards.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(",")))
+            // Small batches, so the kill lands between commits.
+            .env("SETTLER_BATCH__MAX_MESSAGES", "25")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting the settler binary")
+    }
+
+    /// (order id, user id) per shard.
+    async fn stored(&self) -> Vec<Vec<(i64, u64)>> {
+        let mut all = Vec::new();
+        for dsn in &self.shards {
+            let pool = MySqlPool::connect(dsn).await.unwrap();
+            all.push(sqlx::query_as("SELECT order_id, user_id FROM orders").fetch_all(&pool).await.unwrap());
+            pool.close().await;
+        }
+        all
+    }
+
+    async fn count(&self) -> usize {
+        self.stored().await.iter().map(Vec::len).sum()
+    }
+
+    async fn drop_databases(&self) {
+        for dsn in &self.shards {
+            let (server, database) = split_database(dsn).unwrap();
+            let pool = MySqlPool::connect(&server).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE `{database}`")).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+async fn produce_orders(bootstrap: &str, topic: &str, users: std::ops::RangeInclusive<u64>) -> HashSet<i64> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    let ids = IdGenerator::new(1).unwrap();
+    let now = Utc::now();
+    let mut sends = Vec::new();
+    let mut order_ids = HashSet::new();
+    for user in users {
+        let order_id = ids.next(bucket_for_user(user), now.timestamp_millis());
+        order_ids.insert(order_id.raw() as i64);
+        let event = OrderEvent::OrderCreated(OrderCreated {
+            order_id,
+            user_id: user,
+            sku: "crash_sku".into(),
+            qty: 1,
+            amount_cents: 100,
+            idempotency_key: format!("k{user}"),
+            created_at: now,
+            pay_by: now + chrono::Duration::minutes(15),
+        });
+        let (key, payload) = (event.key(), event.encode());
+        let producer = producer.clone();
+        let topic = topic.to_owned();
+        sends.push(async move {
+            producer.send(FutureRecord::to(&topic).key(&key).payload(&payload), Timeout::Never).await.map(|_| ())
+        });
+    }
+    for result in futures::future::join_all(sends).await {
+        result.map_err(|(err, _)| err).unwrap();
+    }
+    order_ids
+}
+
+async fn produce_garbage(bootstrap: &str, topic: &str) {
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let now = Utc::now();
+    let future_version = OrderEvent::OrderCreated(OrderCreated {
+        order_id: IdGenerator::new(2).unwrap().next(bucket_for_user(1), now.timestamp_millis()),
+        user_id: 1,
+        sku: "crash_sku".into(),
+        qty: 1,
+        amount_cents: 100,
+        idempotency_key: "future".into(),
+        created_at: now,
+        pay_by: now,
+    });
+    let future_version = String::from_utf8(future_version.encode()).unwrap().replace(r#""v":1"#, r#""v":99"#);
+    for payload in ["not json at all", future_version.as_str()] {
+        producer.send(FutureRecord::to(topic).key("garbage").payload(payload), Timeout::Never).await.unwrap();
+    }
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_settler_loses_and_duplicates_nothing() {
+    let fx = Fixture::new().await;
+    let mut expected = produce_orders(&fx.bootstrap, &fx.topic, 1..=ORDERS / 2).await;
+    produce_garbage(&fx.bootstrap, &fx.topic).await;
+
+    let mut first = fx.spawn_settler();
+    wait_for("the first rows", Duration::from_secs(60), async || fx.count().await > 0).await;
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let at_kill = fx.count().await;
+    eprintln!("settler killed with {at_kill} of {} orders stored", ORDERS / 2);
+
+    expected.extend(produce_orders(&fx.bootstrap, &fx.topic, ORDERS / 2 + 1..=ORDERS).await);
+    let mut second = fx.spawn_settler();
+    wait_for("every order", Duration::from_secs(120), async || fx.count().await >= ORDERS as usize).await;
+    // Let a redelivered tail settle before checking for duplicates.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    second.start_kill().unwrap();
+
+    let router = ShardRouter::new(SHARDS).unwrap();
+    let mut stored = HashSet::new();
+    for (shard, rows) in fx.stored().await.into_iter().enumerate() {
+        for (order_id, user_id) in rows {
+            assert_eq!(router.shard_for_user(user_id), shard, "user {user_id} on the wrong shard");
+            assert!(stored.insert(order_id), "order {order_id} stored twice");
+        }
+    }
+    assert_eq!(stored, expected, "every order exactly once");
+
+    // Dead letters are sent at least once: the killed settler may have sent
+    // some of them already before its commit.
+    dead_letter(&fx.bootstrap, &fx.dlq, |payload, error| {
+        payload == "not json at all" && error.contains("not an order event")
+    })
+    .await;
+    dead_letter(&fx.bootstrap, &fx.dlq, |_, error| error.contains("schema version 99")).await;
+    fx.drop_databases().await;
+}
+
+/// Reads the dead-letter topic until a message's payload and error header match.
+async fn dead_letter(bootstrap: &str, topic: &str, matches: impl Fn(&str, &str) -> bool) {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("dlq_reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("dead letters arrive")
+            .unwrap();
+        let error = message
+            .headers()
+            .and_then(|headers| headers.iter().find(|h| h.key == "error"))
+            .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+            .unwrap_or_default();
+        let payload = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+        if matches(&payload, &error) {
+            return;
+        }
+    }
+}
