@@ -34,7 +34,7 @@ ensure_mariadb() {
     log "mariadb: starting on 127.0.0.1:$MYSQL_PORT"
     mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
     start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- \
-      --bind-address=127.0.0.1 --port="$MYSQL_PORT"
+      --user=mysql --bind-address=127.0.0.1 --port="$MYSQL_PORT"
     wait_port "$MYSQL_PORT" 60 mariadb
   else
     log "mariadb: running on 127.0.0.1:$MYSQL_PORT"

@@ -1,0 +1,90 @@
+//! A keep-alive HTTP/1 client for the gateway, with the calls the scenarios make.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+#[derive(Clone)]
+pub struct Gateway {
+    base: String,
+    admin_token: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// A sale's counters as `GET /admin/skus/{sku}` shows them.
+#[derive(Debug, Clone, Copy, serde::Deserialize, serde::Serialize)]
+pub struct SaleCounters {
+    pub stock: i64,
+    pub reserved: i64,
+    pub sold: i64,
+}
+
+impl Gateway {
+    /// Refuses targets off this machine: load goes to loopback only.
+    pub fn new(base: &str, admin_token: &str, connections: usize) -> anyhow::Result<Self> {
+        let uri: hyper::Uri = base.parse().context("target URL")?;
+        let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            bail!("target {base} is not a loopback address; load goes to 127.0.0.0/8 or ::1 only");
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(connections)
+            .build(connector);
+        Ok(Self { base: base.trim_end_matches('/').to_owned(), admin_token: admin_token.to_owned(), client })
+    }
+
+    /// `POST /v1/orders`; the status and the body.
+    pub async fn place(&self, user_id: u64, sku: &str, qty: u32, key: &str) -> anyhow::Result<(StatusCode, Bytes)> {
+        let body = json!({"user_id": user_id, "sku": sku, "qty": qty}).to_string();
+        let req = Request::post(format!("{}/v1/orders", self.base))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(Full::new(Bytes::from(body)))?;
+        self.send(req).await
+    }
+
+    pub async fn load_sale(&self, sku: &str, stock: i64, per_user_limit: i64, price_cents: i64) -> anyhow::Result<()> {
+        let body = json!({"stock": stock, "per_user_limit": per_user_limit, "price_cents": price_cents});
+        let (status, reply) = self.admin(Method::PUT, sku, body.to_string()).await?;
+        if status != StatusCode::OK {
+            bail!("loading the sale: {status} {}", String::from_utf8_lossy(&reply));
+        }
+        Ok(())
+    }
+
+    pub async fn sale(&self, sku: &str) -> anyhow::Result<SaleCounters> {
+        let (status, reply) = self.admin(Method::GET, sku, String::new()).await?;
+        if status != StatusCode::OK {
+            bail!("reading the sale: {status} {}", String::from_utf8_lossy(&reply));
+        }
+        let reply: Value = serde_json::from_slice(&reply)?;
+        Ok(serde_json::from_value(reply["sale"].clone())?)
+    }
+
+    async fn admin(&self, method: Method, sku: &str, body: String) -> anyhow::Result<(StatusCode, Bytes)> {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("{}/admin/skus/{sku}", self.base))
+            .header("authorization", format!("Bearer {}", self.admin_token))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        self.send(req).await
+    }
+
+    async fn send(&self, req: Request<Full<Bytes>>) -> anyhow::Result<(StatusCode, Bytes)> {
+        let response = self.client.request(req).await?;
+        let status = response.status();
+        Ok((status, response.into_body().collect().await?.to_bytes()))
+    }
+}

@@ -1,0 +1,96 @@
+//! What a run measured: answers by status, latency percentiles from an HDR
+//! histogram, throughput, and the invariant checks.
+
+use std::collections::BTreeMap;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latency recorded in microseconds, 1 µs to 60 s, 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1_000.0;
+        Self {
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p90_ms: ms(h.value_at_quantile(0.90)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub scenario: &'static str,
+    pub sku: String,
+    pub stock: i64,
+    pub requests: u64,
+    pub elapsed_secs: f64,
+    pub throughput_rps: f64,
+    /// Answers by HTTP status, or "error" for a failed connection.
+    pub answers: BTreeMap<String, u64>,
+    pub latency: Latency,
+    pub orders_in_mysql: u64,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|check| check.ok)
+    }
+
+    pub fn answers_with(&self, status: &str) -> u64 {
+        self.answers.get(status).copied().unwrap_or(0)
+    }
+
+    pub fn print(&self) {
+        println!("\n== {} on {} ({} units) ==", self.scenario, self.sku, self.stock);
+        println!(
+            "requests     {} in {:.2} s = {:.0} req/s",
+            self.requests, self.elapsed_secs, self.throughput_rps
+        );
+        println!(
+            "accepted     {:>7}  (202)\nsold out     {:>7}  (409)\nrate limited {:>7}  (429)\nunavailable  {:>7}  (503)",
+            self.answers_with("202"),
+            self.answers_with("409"),
+            self.answers_with("429"),
+            self.answers_with("503"),
+        );
+        let other: u64 = self
+            .answers
+            .iter()
+            .filter(|(status, _)| !["202", "409", "429", "503"].contains(&status.as_str()))
+            .map(|(_, n)| n)
+            .sum();
+        println!("other        {other:>7}  {:?}", self.answers);
+        let l = &self.latency;
+        println!(
+            "latency ms   p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
+        );
+        println!("in MySQL     {:>7}  orders", self.orders_in_mysql);
+        for check in &self.checks {
+            println!("[{}] {}: {}", if check.ok { " ok " } else { "FAIL" }, check.name, check.detail);
+        }
+    }
+}
