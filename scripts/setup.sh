@@ -71,8 +71,8 @@ ensure_broker() {
 }
 
 ensure_build_tools() {
-  command -v cc >/dev/null && command -v make >/dev/null && command -v python3 >/dev/null \
-    || { log "installing build tools"; apt_install build-essential python3 python3-venv; }
+  command -v cc >/dev/null && command -v make >/dev/null && command -v python3 >/dev/null && command -v curl >/dev/null \
+    || { log "installing build tools"; apt_install build-essential python3 python3-venv curl; }
 }
 
 ensure_build_tools

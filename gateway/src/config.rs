@@ -7,8 +7,6 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -165,7 +163,7 @@ impl Default for Limits {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config: {0}")]
-    Parse(#[from] Box<figment::Error>),
+    Parse(#[from] Box<service::ConfigFileError>),
     #[error("config: {field} {problem}")]
     Invalid { field: &'static str, problem: String },
 }
@@ -173,12 +171,7 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, overlaid by `file` (if given) and then by `GATEWAY_*` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(file) = file {
-            figment = figment.merge(Toml::file_exact(file));
-        }
-        let config: Config =
-            figment.merge(Env::prefixed("GATEWAY_").split("__")).extract().map_err(Box::new)?;
+        let config: Config = service::load_config(file, "GATEWAY_")?;
         config.validate()?;
         Ok(config)
     }
@@ -217,6 +210,8 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use figment::providers::{Format, Toml};
+    use figment::Figment;
     use std::io::Write;
 
     #[test]

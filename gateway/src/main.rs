@@ -21,11 +21,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into()),
-        )
-        .init();
+    service::init_logging();
     let args = Args::parse();
     let config = gateway::config::Config::load(args.config.as_deref())?;
     if args.check_config {
@@ -41,16 +37,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!("redis not reachable yet; answering 503 until it is");
     }
     tracing::info!(listen = %listener.local_addr()?, "gateway listening");
-    gateway::run(listener, app, shutdown_signal()).await;
+    gateway::run(listener, app, service::shutdown_signal()).await;
     Ok(())
 }
 
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}

@@ -210,3 +210,40 @@ async fn order_lookups_refuse_bad_ids_and_miss_unknown_ones() {
     assert_eq!((unknown.status, unknown.json["error"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_order")));
     drop_shards(&shards).await;
 }
+
+#[tokio::test]
+async fn shutdown_finishes_the_requests_in_flight() {
+    let topic = fresh_topic(1).await;
+    let mut config = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
+    // The producer holds each event 300 ms: the shutdown lands while they wait.
+    config.kafka.linger_ms = 300;
+    let gateway = Arc::new(TestGateway::start(config).await);
+    let sku = unique("drain");
+    gateway.load_sale(&sku, 1_000, 1, 100).await;
+
+    let requests: Vec<_> = (1..=300u64)
+        .map(|user| {
+            let (gateway, sku) = (gateway.clone(), sku.clone());
+            tokio::spawn(async move { gateway.try_place(user, &sku, 1, &format!("k{user}")).await })
+        })
+        .collect();
+    // Shut down once orders are reserved and waiting for the broker.
+    eventually(Duration::from_secs(10), "reservations", || async {
+        let sale = gateway.app.sales.sale_status(&sku).await.unwrap().unwrap();
+        (sale.reserved > 0).then_some(())
+    })
+    .await;
+    gateway.shutdown().await;
+
+    let mut accepted = 0;
+    for request in requests {
+        // A request the gateway had not started on may fail (HTTP/1 has no
+        // way to say "going away"); one it started is answered.
+        if let Ok(answer) = request.await.unwrap() {
+            assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.json);
+            accepted += 1;
+        }
+    }
+    let sale = gateway.app.sales.sale_status(&sku).await.unwrap().unwrap();
+    assert_eq!(sale.reserved, accepted, "every reservation was answered");
+}

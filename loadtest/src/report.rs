@@ -76,13 +76,14 @@ impl Report {
             self.answers_with("429"),
             self.answers_with("503"),
         );
-        let other: u64 = self
+        let other: Vec<_> = self
             .answers
             .iter()
             .filter(|(status, _)| !["202", "409", "429", "503"].contains(&status.as_str()))
-            .map(|(_, n)| n)
-            .sum();
-        println!("other        {other:>7}  {:?}", self.answers);
+            .collect();
+        if !other.is_empty() {
+            println!("other        {other:?}");
+        }
         let l = &self.latency;
         println!(
             "latency ms   p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",

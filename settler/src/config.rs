@@ -5,8 +5,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -89,7 +87,7 @@ impl Default for Batch {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config: {0}")]
-    Parse(#[from] Box<figment::Error>),
+    Parse(#[from] Box<service::ConfigFileError>),
     #[error("config: {0}")]
     Invalid(&'static str),
 }
@@ -97,12 +95,7 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, overlaid by `file` (if given) and then by `SETTLER_*` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(file) = file {
-            figment = figment.merge(Toml::file_exact(file));
-        }
-        let config: Config =
-            figment.merge(Env::prefixed("SETTLER_").split("__")).extract().map_err(Box::new)?;
+        let config: Config = service::load_config(file, "SETTLER_")?;
         config.validate()?;
         Ok(config)
     }
@@ -128,6 +121,8 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use figment::providers::{Format, Toml};
+    use figment::Figment;
 
     #[test]
     fn the_example_file_is_the_defaults() {

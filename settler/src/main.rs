@@ -26,11 +26,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into()),
-        )
-        .init();
+    service::init_logging();
     let args = Args::parse();
     let config = settler::config::Config::load(args.config.as_deref())?;
     match args.command.unwrap_or(Command::Run) {
@@ -41,18 +37,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Run => {
             settler::shards::ShardPools::connect_lazy(&config.mysql.shards, 1)?.migrate().await?;
             tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, "settler starting");
-            settler::Settler::new(config)?.run(shutdown_signal()).await?;
+            settler::Settler::new(config)?.run(service::shutdown_signal()).await?;
         }
     }
     Ok(())
 }
 
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}

@@ -99,8 +99,8 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     pub app: Arc<gateway::App>,
     client: Client<HttpConnector, Full<Bytes>>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    stop: std::sync::Mutex<Option<oneshot::Sender<()>>>,
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl TestGateway {
@@ -116,13 +116,17 @@ impl TestGateway {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build(connector);
-        Self { addr, app, client, stop: Some(stop), task: Some(task) }
+        Self { addr, app, client, stop: Some(stop).into(), task: Some(task).into() }
     }
 
     /// Stops accepting, drains and flushes; returns once `run` has returned.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
+    pub async fn shutdown(&self) {
+        if let Some(stop) = self.stop.lock().unwrap().take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.lock().await.take() {
+            task.await.unwrap();
+        }
     }
 
     pub async fn request(
@@ -132,28 +136,44 @@ impl TestGateway {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Answer {
+        self.try_request(method, path, headers, body).await.expect("request failed")
+    }
+
+    /// A request that may fail to connect or be answered.
+    pub async fn try_request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Answer, Box<dyn std::error::Error + Send + Sync>> {
         let mut req = Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
         for (name, value) in headers {
             req = req.header(*name, *value);
         }
-        let response = self.client.request(req.body(Full::new(body.into())).unwrap()).await.expect("request failed");
+        let response = self.client.request(req.body(Full::new(body.into()))?).await?;
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let bytes = response.into_body().collect().await?.to_bytes();
         let json = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Answer { status, headers, json }
+        Ok(Answer { status, headers, json })
     }
 
     pub async fn place(&self, user_id: u64, sku: &str, qty: u32, key: &str) -> Answer {
+        self.try_place(user_id, sku, qty, key).await.expect("request failed")
+    }
+
+    pub async fn try_place(
+        &self,
+        user_id: u64,
+        sku: &str,
+        qty: u32,
+        key: &str,
+    ) -> Result<Answer, Box<dyn std::error::Error + Send + Sync>> {
         let body = serde_json::json!({"user_id": user_id, "sku": sku, "qty": qty}).to_string();
-        self.request(
-            Method::POST,
-            "/v1/orders",
-            &[("content-type", "application/json"), ("idempotency-key", key)],
-            body,
-        )
-        .await
+        let headers = [("content-type", "application/json"), ("idempotency-key", key)];
+        self.try_request(Method::POST, "/v1/orders", &headers, body).await
     }
 
     pub async fn load_sale(&self, sku: &str, stock: i64, per_user_limit: i64, price_cents: i64) {
@@ -177,7 +197,7 @@ impl TestGateway {
 
 impl Drop for TestGateway {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
+        if let Some(stop) = self.stop.lock().unwrap().take() {
             let _ = stop.send(());
         }
     }
