@@ -2,16 +2,21 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use metrics_exporter_prometheus::PrometheusHandle;
+use order::event::OrderEvent;
 use order::id::IdGenerator;
+use paychannel::client::{HttpChannel, PaymentChannel};
+use service::producer::EventProducer;
+use stock::SaleStore;
 
 use crate::config::Config;
-use crate::error::ApiError;
-use crate::kafka::EventProducer;
+use crate::error::{ApiError, Dependency};
 use crate::limits::RateLimits;
 use crate::order_store::OrderStore;
 use crate::routes::orders::Placed;
-use crate::sale_store::SaleStore;
 use crate::sold_out::SoldOutCache;
 use crate::single_flight::SingleFlight;
 
@@ -21,6 +26,7 @@ pub struct App {
     pub sales: SaleStore,
     pub events: EventProducer,
     pub orders: OrderStore,
+    pub channel: Arc<dyn PaymentChannel>,
     pub sold_out: SoldOutCache,
     pub ids: IdGenerator,
     /// Order placements in progress, by SKU and idempotency key.
@@ -31,7 +37,7 @@ pub struct App {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Redis(#[from] crate::sale_store::StoreError),
+    Redis(#[from] stock::StoreError),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("mysql: {0}")]
@@ -47,11 +53,26 @@ impl App {
             sales: SaleStore::connect(&config.redis)?,
             events: EventProducer::new(&config.kafka)?,
             orders: OrderStore::connect_lazy(&config.mysql.shards)?,
+            channel: Arc::new(HttpChannel::new(
+                &config.payments.channel_url,
+                Duration::from_millis(config.payments.channel_timeout_ms),
+            )),
             sold_out: SoldOutCache::new(Duration::from_millis(config.orders.sold_out_recheck_ms)),
             ids: IdGenerator::new(config.server.node_id).expect("validated node id"),
             placing: SingleFlight::new(),
             metrics: crate::metrics::handle(),
             config,
+        })
+    }
+
+    /// Sends an event and waits for the broker; a failure is a 503.
+    pub async fn publish(&self, event: &OrderEvent) -> Result<(), ApiError> {
+        let started = Instant::now();
+        let sent = self.events.send(event).await;
+        metrics::histogram!("gateway_kafka_produce_seconds").record(started.elapsed());
+        sent.map_err(|_| {
+            metrics::counter!("gateway_produce_failures_total").increment(1);
+            ApiError::Unavailable(Dependency::Kafka)
         })
     }
 

@@ -8,16 +8,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+pub use service::producer::KafkaConfig;
+pub use stock::RedisConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: Server,
     pub admin: Admin,
-    pub redis: Redis,
-    pub kafka: Kafka,
+    pub redis: RedisConfig,
+    pub kafka: KafkaConfig,
     pub mysql: Mysql,
     pub orders: Orders,
+    pub payments: Payments,
     pub limits: Limits,
 }
 
@@ -42,31 +45,6 @@ pub struct Admin {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Redis {
-    /// `redis://host:port[/db]`; `redis-cluster://host:port?node=...` for a cluster.
-    pub url: String,
-    /// Connections in the pool; each one pipelines many requests.
-    pub pool_size: usize,
-    /// A Redis command slower than this fails and the request gets a 503.
-    pub command_timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Kafka {
-    /// Bootstrap servers, `host:port[,host:port]`.
-    pub bootstrap: String,
-    /// Topic the order events go to.
-    pub topic: String,
-    /// How long the producer keeps trying to deliver one event before the
-    /// order is released and the client gets a 503.
-    pub message_timeout_ms: u64,
-    /// How long the producer waits to batch events (librdkafka `linger.ms`).
-    pub linger_ms: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
 pub struct Mysql {
     /// One DSN per physical shard, in shard order. Order lookups go to the
     /// shard an order id names; it must match the settler's list.
@@ -83,6 +61,25 @@ pub struct Orders {
     /// How long a SKU seen sold out is answered 409 from memory before one
     /// request is let through to Redis to look again, milliseconds.
     pub sold_out_recheck_ms: u64,
+}
+
+/// The payment channel and how lost notifications are chased.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Payments {
+    /// Base URL of the channel's API.
+    pub channel_url: String,
+    /// Shared secret the channel signs notifications with (HMAC-SHA256).
+    pub secret: String,
+    /// The URL of this gateway's `/v1/payments/notify`, as the channel reaches it.
+    pub notify_url: String,
+    /// A call to the channel slower than this fails, ms.
+    pub channel_timeout_ms: u64,
+    /// How often an unpaid order whose payment was started is looked up at
+    /// the channel, in case its notification was lost, seconds.
+    pub query_every_secs: u64,
+    /// How long after the payment started the lookups go on, seconds.
+    pub query_for_secs: u64,
 }
 
 /// Token buckets on `POST /v1/orders`, per gateway instance.
@@ -115,23 +112,6 @@ impl Default for Admin {
     }
 }
 
-impl Default for Redis {
-    fn default() -> Self {
-        Self { url: "redis://127.0.0.1:6379".into(), pool_size: 4, command_timeout_ms: 500 }
-    }
-}
-
-impl Default for Kafka {
-    fn default() -> Self {
-        Self {
-            bootstrap: "127.0.0.1:9092".into(),
-            topic: "order-events".into(),
-            message_timeout_ms: 5_000,
-            linger_ms: 1,
-        }
-    }
-}
-
 impl Default for Mysql {
     fn default() -> Self {
         Self {
@@ -145,6 +125,19 @@ impl Default for Mysql {
 impl Default for Orders {
     fn default() -> Self {
         Self { payment_window_secs: 900, idempotency_ttl_secs: 86_400, sold_out_recheck_ms: 1_000 }
+    }
+}
+
+impl Default for Payments {
+    fn default() -> Self {
+        Self {
+            channel_url: "http://127.0.0.1:9700".into(),
+            secret: "dev-payment-secret".into(),
+            notify_url: "http://127.0.0.1:8080/v1/payments/notify".into(),
+            channel_timeout_ms: 3_000,
+            query_every_secs: 60,
+            query_for_secs: 1_800,
+        }
     }
 }
 
@@ -192,6 +185,12 @@ impl Config {
         }
         if order::shard::ShardRouter::new(self.mysql.shards.len()).is_none() {
             return invalid("mysql.shards", "must list between 1 and 1024 DSNs");
+        }
+        if self.payments.secret.len() < 8 {
+            return invalid("payments.secret", "must be at least 8 characters");
+        }
+        if self.payments.query_every_secs == 0 {
+            return invalid("payments.query_every_secs", "must be positive");
         }
         if self.orders.payment_window_secs == 0 || self.orders.idempotency_ttl_secs == 0 {
             return invalid("orders", "payment_window_secs and idempotency_ttl_secs must be positive");

@@ -2,6 +2,7 @@
 
 use hyper::StatusCode;
 use order::id::OrderId;
+use order::status::OrderStatus;
 use serde_json::{json, Value};
 
 /// A dependency whose failure turns into a 503.
@@ -10,6 +11,7 @@ pub enum Dependency {
     Redis,
     Kafka,
     Mysql,
+    PaymentChannel,
 }
 
 impl Dependency {
@@ -18,6 +20,7 @@ impl Dependency {
             Self::Redis => "redis",
             Self::Kafka => "kafka",
             Self::Mysql => "mysql",
+            Self::PaymentChannel => "payment_channel",
         }
     }
 }
@@ -48,6 +51,12 @@ pub enum ApiError {
     PurchaseLimitExceeded,
     #[error("an earlier request with this key is still being processed")]
     InProgress { order_id: OrderId },
+    #[error("the order is no longer pending payment")]
+    NotPending { status: Option<OrderStatus> },
+    #[error("missing or wrong notification signature")]
+    BadSignature,
+    #[error("paid amount {paid} differs from the order's {expected}")]
+    AmountMismatch { paid: i64, expected: i64 },
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
     #[error("rate limited")]
@@ -63,12 +72,14 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::BadSignature => StatusCode::UNAUTHORIZED,
             Self::NotFound | Self::UnknownSku | Self::UnknownOrder => StatusCode::NOT_FOUND,
             Self::SoldOut
             | Self::InsufficientStock { .. }
             | Self::PurchaseLimitExceeded
-            | Self::InProgress { .. } => StatusCode::CONFLICT,
+            | Self::InProgress { .. }
+            | Self::NotPending { .. } => StatusCode::CONFLICT,
+            Self::AmountMismatch { .. } => StatusCode::BAD_REQUEST,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -95,6 +106,11 @@ impl ApiError {
             Self::PurchaseLimitExceeded => json!({"error": "purchase_limit_exceeded"}),
             Self::InProgress { order_id } => json!({"error": "request_in_progress", "order_id": order_id}),
             Self::IdempotencyKeyReused => json!({"error": "idempotency_key_reused"}),
+            Self::NotPending { status } => json!({"error": "order_not_pending", "status": status}),
+            Self::BadSignature => json!({"error": "bad_signature"}),
+            Self::AmountMismatch { paid, expected } => {
+                json!({"error": "amount_mismatch", "paid_cents": paid, "expected_cents": expected})
+            }
             Self::RateLimited { .. } => json!({"error": "rate_limited"}),
             Self::Unavailable(dependency) => {
                 json!({"error": "unavailable", "dependency": dependency.as_str()})

@@ -6,8 +6,10 @@
 //! - [`server`]: the hyper accept loop and graceful drain; [`routes`]: the API.
 //! - [`limits`]: governor token buckets; [`sold_out`]: the local sold-out mark;
 //!   [`single_flight`]: one placement per idempotency key in flight.
-//! - [`sale_store`]: the Redis Lua scripts (`lua/`) that reserve and release units.
-//! - [`kafka`]: the order-event producer; [`order_store`]: order lookups in MySQL.
+//! - [`payments`]: settling a payment; [`payment_queries`]: asking the
+//!   channel about payments whose notification is late.
+//! - [`order_store`]: order lookups in MySQL. The Redis scripts live in the
+//!   `stock` crate, the event producer in `service`, the channel client in `paychannel`.
 //! - [`error`]: every refusal and its HTTP status; [`http`]: response helpers.
 //! - [`metrics`]: the Prometheus recorder.
 
@@ -15,12 +17,12 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod http;
-pub mod kafka;
 pub mod limits;
 pub mod metrics;
 pub mod order_store;
+pub mod payment_queries;
+pub mod payments;
 pub mod routes;
-pub mod sale_store;
 pub mod server;
 pub mod single_flight;
 pub mod sold_out;
@@ -49,8 +51,10 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
             }
         })
     };
+    let lookups = tokio::spawn(payment_queries::run(app.clone()));
     server::serve(listener, app.clone(), shutdown, app.config.shutdown_grace()).await;
     pruner.abort();
+    lookups.abort();
     if let Err(err) = app.events.flush(app.config.shutdown_grace()).await {
         tracing::error!(error = %err, "producer flush did not finish");
     }

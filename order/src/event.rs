@@ -22,9 +22,14 @@ pub struct Envelope {
 #[serde(tag = "type")]
 pub enum OrderEvent {
     OrderCreated(OrderCreated),
+    OrderPaid(OrderPaid),
+    OrderCancelled(OrderCancelled),
+    RefundRequired(RefundRequired),
 }
 
-/// Units were reserved for an order that now awaits payment.
+/// Units were reserved for an order that now awaits payment. Later events
+/// of the order carry the same fields, so a consumer that never saw this
+/// one (the gateway died before sending it) can still record the order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderCreated {
     pub order_id: OrderId,
@@ -35,6 +40,60 @@ pub struct OrderCreated {
     pub idempotency_key: String,
     pub created_at: DateTime<Utc>,
     pub pay_by: DateTime<Utc>,
+}
+
+/// The channel confirmed the payment: the reserved units are sold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPaid {
+    #[serde(flatten)]
+    pub order: OrderCreated,
+    pub payment_id: String,
+    pub paid_at: DateTime<Utc>,
+}
+
+/// Why a pending order was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// The buyer cancelled.
+    User,
+    /// The payment window passed.
+    Timeout,
+}
+
+impl CancelReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::User, Self::Timeout].into_iter().find(|reason| reason.as_str() == name)
+    }
+}
+
+/// A pending order was cancelled and its units went back to stock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    #[serde(flatten)]
+    pub order: OrderCreated,
+    pub reason: CancelReason,
+    pub cancelled_at: DateTime<Utc>,
+}
+
+/// Money arrived for an order that can no longer take it (it was cancelled
+/// first): it must go back. The original payment record is not touched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequired {
+    pub order_id: OrderId,
+    pub user_id: u64,
+    pub sku: String,
+    pub payment_id: String,
+    pub amount_cents: i64,
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +107,15 @@ pub enum DecodeError {
 impl OrderEvent {
     /// The partition key: all events of one user stay in order.
     pub fn key(&self) -> String {
+        self.user_id().to_string()
+    }
+
+    pub fn user_id(&self) -> u64 {
         match self {
-            Self::OrderCreated(created) => created.user_id.to_string(),
+            Self::OrderCreated(order) => order.user_id,
+            Self::OrderPaid(paid) => paid.order.user_id,
+            Self::OrderCancelled(cancelled) => cancelled.order.user_id,
+            Self::RefundRequired(refund) => refund.user_id,
         }
     }
 
@@ -98,6 +164,25 @@ mod tests {
         assert_eq!(json["pay_by"], "2026-11-24T12:15:00.123Z");
         assert_eq!(OrderEvent::decode(&bytes).unwrap(), event);
         assert_eq!(event.key(), "42");
+    }
+
+    #[test]
+    fn later_events_carry_the_whole_order() {
+        let OrderEvent::OrderCreated(order) = created() else { unreachable!() };
+        let cancelled = OrderEvent::OrderCancelled(OrderCancelled {
+            order: order.clone(),
+            reason: CancelReason::Timeout,
+            cancelled_at: order.pay_by,
+        });
+        let json: serde_json::Value = serde_json::from_slice(&cancelled.encode()).unwrap();
+        assert_eq!(json["type"], "OrderCancelled");
+        assert_eq!(json["reason"], "timeout");
+        assert_eq!(json["sku"], "sku-1");
+        assert_eq!(OrderEvent::decode(&cancelled.encode()).unwrap(), cancelled);
+
+        let paid = OrderEvent::OrderPaid(OrderPaid { order, payment_id: "pay_1".into(), paid_at: Utc::now() });
+        assert_eq!(OrderEvent::decode(&paid.encode()).unwrap(), paid);
+        assert_eq!(paid.key(), "42");
     }
 
     #[test]

@@ -48,6 +48,24 @@ impl PlaceOrder {
     }
 }
 
+/// Who asks to pay or cancel an order, and the order's SKU:
+/// `{"user_id": u64, "sku": "..."}`. The SKU names where the order's
+/// reservation lives; the user must be the order's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderOwner {
+    pub user_id: u64,
+    pub sku: String,
+}
+
+impl OrderOwner {
+    pub fn from_json(body: &[u8]) -> Result<Self, InvalidRequest> {
+        let owner: OrderOwner = serde_json::from_slice(body).map_err(|e| InvalidRequest(format!("body: {e}")))?;
+        check_token("sku", &owner.sku)?;
+        Ok(owner)
+    }
+}
+
 /// Checks an `Idempotency-Key` header value.
 pub fn check_idempotency_key(key: &str) -> Result<(), InvalidRequest> {
     check_token("Idempotency-Key", key)
@@ -58,9 +76,9 @@ pub fn check_sku(sku: &str) -> Result<(), InvalidRequest> {
     check_token("sku", sku)
 }
 
-/// SKUs and keys are 1–64 characters of `[A-Za-z0-9_-]`: safe inside Redis
-/// key names, log lines and URLs without escaping.
-fn check_token(name: &str, value: &str) -> Result<(), InvalidRequest> {
+/// SKUs, keys and payment ids are 1–64 characters of `[A-Za-z0-9_-]`: safe
+/// inside Redis key names and values, log lines and URLs without escaping.
+pub fn check_token(name: &str, value: &str) -> Result<(), InvalidRequest> {
     let valid = (1..=MAX_TOKEN_LEN).contains(&value.len())
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if valid {
@@ -106,6 +124,14 @@ mod tests {
             assert!(err.0.contains(expected), "{body}: {err}");
         }
         assert!(parse(&format!(r#"{{"user_id": 1, "sku": "{}", "qty": 1}}"#, "x".repeat(65))).is_err());
+    }
+
+    #[test]
+    fn order_owners_name_user_and_sku() {
+        let owner = OrderOwner::from_json(br#"{"user_id": 3, "sku": "tv"}"#).unwrap();
+        assert_eq!((owner.user_id, owner.sku.as_str()), (3, "tv"));
+        assert!(OrderOwner::from_json(br#"{"user_id": 3}"#).is_err());
+        assert!(OrderOwner::from_json(br#"{"user_id": 3, "sku": "a/b"}"#).is_err());
     }
 
     #[test]

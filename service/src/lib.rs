@@ -1,5 +1,7 @@
 //! What the gateway and settler binaries share: layered config loading,
-//! log set-up and the shutdown signal.
+//! log set-up, the shutdown signal and the order-event producer.
+
+pub mod producer;
 
 use std::path::Path;
 

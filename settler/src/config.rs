@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+pub use stock::RedisConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -13,6 +14,24 @@ pub struct Config {
     pub kafka: Kafka,
     pub mysql: Mysql,
     pub batch: Batch,
+    pub redis: RedisConfig,
+    pub sweeper: Sweeper,
+}
+
+/// The timeout sweeper: cancels orders whose payment window passed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sweeper {
+    /// How often each sale is swept, ms.
+    pub every_ms: u64,
+    /// Most orders one sweep of one sale cancels.
+    pub batch: usize,
+}
+
+impl Default for Sweeper {
+    fn default() -> Self {
+        Self { every_ms: 1_000, batch: 500 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,10 +126,22 @@ impl Config {
         if self.batch.max_messages == 0 || self.mysql.pool_size == 0 || self.kafka.partitions < 1 {
             return Err(ConfigError::Invalid("batch.max_messages, mysql.pool_size and kafka.partitions must be positive"));
         }
+        if self.sweeper.every_ms == 0 || self.sweeper.batch == 0 {
+            return Err(ConfigError::Invalid("sweeper.every_ms and sweeper.batch must be positive"));
+        }
         if self.batch.retry_min_ms == 0 || self.batch.retry_max_ms < self.batch.retry_min_ms {
             return Err(ConfigError::Invalid("batch.retry_min_ms must be positive and at most retry_max_ms"));
         }
         Ok(())
+    }
+
+    /// The producer of the sweeper's cancellations.
+    pub fn producer(&self) -> service::producer::KafkaConfig {
+        service::producer::KafkaConfig {
+            bootstrap: self.kafka.bootstrap.clone(),
+            topic: self.kafka.topic.clone(),
+            ..Default::default()
+        }
     }
 
     pub fn max_wait(&self) -> Duration {

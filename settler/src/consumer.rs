@@ -20,6 +20,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
 use crate::shards::ShardPools;
+use crate::transitions;
 use crate::writer::write_orders;
 
 #[derive(Debug, thiserror::Error)]
@@ -93,27 +94,40 @@ impl Settler {
         }
     }
 
+    /// New orders first, in one multi-row insert per shard, then the other
+    /// events one by one in their order. Events of one order share a
+    /// partition (the key is the user id), so an order's creation is always
+    /// written before its later events.
     async fn settle(&self, batch: &[OwnedMessage]) -> Result<(), SettleError> {
         let mut orders: Vec<OrderCreated> = Vec::with_capacity(batch.len());
+        let mut moves: Vec<OrderEvent> = Vec::new();
         for message in batch {
             match OrderEvent::decode(message.payload().unwrap_or_default()) {
                 Ok(OrderEvent::OrderCreated(created)) => orders.push(created),
+                Ok(event) => moves.push(event),
                 Err(err) => self.dead_letter(message, &err.to_string()).await?,
             }
         }
-        self.write_with_retry(&orders).await;
+        self.until_stored("new orders", || write_orders(&self.shards, &orders)).await;
+        for event in &moves {
+            self.until_stored("order transition", || transitions::apply(self.shards.for_user(event.user_id()), event)).await;
+        }
         self.commit(batch)?;
-        tracing::debug!(messages = batch.len(), orders = orders.len(), "batch settled");
+        tracing::debug!(messages = batch.len(), orders = orders.len(), transitions = moves.len(), "batch settled");
         Ok(())
     }
 
-    /// Retries with capped exponential backoff until the shards take the
-    /// batch: offsets must not move past orders that are not stored.
-    async fn write_with_retry(&self, orders: &[OrderCreated]) {
+    /// Retries with capped exponential backoff until the shard takes the
+    /// write: offsets must not move past events that are not stored.
+    async fn until_stored<F, Fut>(&self, what: &str, mut write: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(), sqlx::Error>>,
+    {
         let mut backoff = Duration::from_millis(self.config.batch.retry_min_ms);
         let max = Duration::from_millis(self.config.batch.retry_max_ms);
-        while let Err(err) = write_orders(&self.shards, orders).await {
-            tracing::warn!(error = %err, rows = orders.len(), retry_in = ?backoff, "shard write failed");
+        while let Err(err) = write().await {
+            tracing::warn!(error = %err, what, retry_in = ?backoff, "shard write failed");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(max);
         }

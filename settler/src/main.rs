@@ -1,11 +1,14 @@
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use settler::config::Config;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Moves accepted orders from Kafka into sharded MySQL.
+/// Moves accepted orders from Kafka into sharded MySQL and cancels orders
+/// whose payment window passed.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -18,28 +21,66 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Consume order events and persist them (the default).
+    /// Consume order events and persist them, and sweep expired orders (the default).
     Run,
     /// Create the shard databases, apply migrations, create the topics. Idempotent.
     Setup,
+    /// Compare a sale's counters in Redis with its orders in MySQL; exit 1 on drift.
+    Reconcile {
+        #[arg(long)]
+        sku: String,
+        /// Make Redis match MySQL.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     service::init_logging();
     let args = Args::parse();
-    let config = settler::config::Config::load(args.config.as_deref())?;
+    let config = Config::load(args.config.as_deref())?;
     match args.command.unwrap_or(Command::Run) {
         Command::Setup => {
             settler::setup::run(&config).await?;
             tracing::info!(shards = config.mysql.shards.len(), topic = %config.kafka.topic, "set-up done");
         }
-        Command::Run => {
-            settler::shards::ShardPools::connect_lazy(&config.mysql.shards, 1)?.migrate().await?;
-            tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, "settler starting");
-            settler::Settler::new(config)?.run(service::shutdown_signal()).await?;
+        Command::Run => run(config).await?,
+        Command::Reconcile { sku, repair } => {
+            let shards = settler::shards::ShardPools::connect_lazy(&config.mysql.shards, 1)?;
+            let store = stock::SaleStore::connect(&config.redis)?;
+            store.wait_connected(Duration::from_secs(5)).await;
+            let result = settler::reconcile::reconcile(&shards, &store, &sku, repair).await?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            if result.drifted() && !result.repaired {
+                std::process::exit(1);
+            }
         }
     }
     Ok(())
 }
 
+/// The consumer and the sweeper, until SIGTERM or SIGINT; each finishes
+/// what it is doing first.
+async fn run(config: Config) -> anyhow::Result<()> {
+    settler::shards::ShardPools::connect_lazy(&config.mysql.shards, 1)?.migrate().await?;
+    let sweeper = settler::sweeper::Sweeper {
+        store: stock::SaleStore::connect(&config.redis)?,
+        events: service::producer::EventProducer::new(&config.producer())?,
+        every: Duration::from_millis(config.sweeper.every_ms),
+        batch: config.sweeper.batch,
+    };
+    tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, "settler starting");
+    let consumer = settler::Settler::new(config)?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.changed().await;
+    };
+    let sweeping = tokio::spawn(sweeper.run(until_stopped(stopped.clone())));
+    let consuming = tokio::spawn(consumer.run(until_stopped(stopped)));
+    service::shutdown_signal().await;
+    let _ = stop.send(true);
+    sweeping.await?;
+    consuming.await??;
+    Ok(())
+}

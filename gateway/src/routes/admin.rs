@@ -8,7 +8,7 @@ use order::request::check_sku;
 use crate::app::App;
 use crate::error::{ApiError, Dependency};
 use crate::http::{self, Reply};
-use crate::sale_store::SaleTerms;
+use stock::SaleTerms;
 
 /// `PUT /admin/skus/{sku}` `{"stock", "per_user_limit", "price_cents"}`:
 /// loads or replaces the sale, answers its counters.

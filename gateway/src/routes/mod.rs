@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod ops;
 pub mod orders;
+pub mod payments;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +34,18 @@ async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> (&'static str, Resul
         ["v1", "orders"] => (
             "place_order",
             if method == Method::POST { orders::place(app, req).await } else { wrong_method("POST") },
+        ),
+        ["v1", "orders", order_id, "cancel"] => (
+            "cancel_order",
+            if method == Method::POST { orders::cancel(&app, order_id, req).await } else { wrong_method("POST") },
+        ),
+        ["v1", "orders", order_id, "pay"] => (
+            "pay_order",
+            if method == Method::POST { payments::pay(&app, order_id, req).await } else { wrong_method("POST") },
+        ),
+        ["v1", "payments", "notify"] => (
+            "payment_notify",
+            if method == Method::POST { payments::notify(&app, req).await } else { wrong_method("POST") },
         ),
         ["v1", "orders", order_id] => (
             "get_order",

@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{HeaderMap, Request, StatusCode};
-use order::event::{OrderCreated, OrderEvent};
+use order::event::{CancelReason, OrderCancelled, OrderCreated, OrderEvent};
 use order::id::OrderId;
-use order::request::{check_idempotency_key, PlaceOrder};
+use order::request::{check_idempotency_key, OrderOwner, PlaceOrder};
 use order::shard::bucket_for_user;
 use order::status::OrderStatus;
 use serde::Serialize;
@@ -22,7 +22,8 @@ use serde::Serialize;
 use crate::app::App;
 use crate::error::{ApiError, Dependency};
 use crate::http::{self, Reply};
-use crate::sale_store::{IdempotencyRecord, Reservation, ReserveRequest};
+use stock::records::from_ms;
+use stock::{Cancellation, IdempotencyRecord, Reservation, ReserveRequest};
 
 /// The answer to an accepted order, the same for every repeat of its key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,8 +83,53 @@ pub async fn place(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiEr
     }
 }
 
+/// `POST /v1/orders/{id}/cancel` `{"user_id", "sku"}`: the buyer cancels a
+/// pending order; its units go back at once. 409 once paid or cancelled.
+pub async fn cancel(app: &App, order_id: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let order_id = parse_order_id(order_id)?;
+    let owner = owner(req).await?;
+    let cancellation = app.sales.cancel(&owner.sku, order_id, owner.user_id).await.map_err(|err| {
+        tracing::warn!(%order_id, error = %err, "cancel failed");
+        ApiError::Unavailable(Dependency::Redis)
+    })?;
+    match cancellation {
+        Cancellation::Cancelled { outbox_entry, reservation } => {
+            app.sold_out.clear(&owner.sku);
+            let event = OrderEvent::OrderCancelled(OrderCancelled {
+                order: reservation.order(order_id, &owner.sku),
+                reason: CancelReason::User,
+                cancelled_at: Utc::now(),
+            });
+            // The cancellation stands either way: if the event cannot go
+            // now, the settler's sweeper sends it from the outbox.
+            if app.publish(&event).await.is_ok() {
+                if let Err(err) = app.sales.remove_from_outbox(&owner.sku, &outbox_entry).await {
+                    tracing::warn!(%order_id, error = %err, "cancellation left in the outbox; it will be sent again");
+                }
+            }
+            Ok(http::json(StatusCode::OK, &serde_json::json!({"order_id": order_id, "status": OrderStatus::Cancelled})))
+        }
+        Cancellation::NotPending { paid } => {
+            Err(ApiError::NotPending { status: Some(if paid { OrderStatus::Paid } else { OrderStatus::Cancelled }) })
+        }
+        Cancellation::NotFound => Err(ApiError::UnknownOrder),
+    }
+}
+
+/// Reads `{"user_id", "sku"}` from a JSON body.
+pub async fn owner(req: Request<Incoming>) -> Result<OrderOwner, ApiError> {
+    http::require_json(req.headers())?;
+    let (parts, body) = req.into_parts();
+    let body = http::read_body(&parts.headers, body).await?;
+    OrderOwner::from_json(&body).map_err(|e| ApiError::Invalid(e.0))
+}
+
+pub fn parse_order_id(text: &str) -> Result<OrderId, ApiError> {
+    text.parse().map_err(|e: order::id::BadOrderId| ApiError::Invalid(e.to_string()))
+}
+
 pub async fn get(app: &App, order_id: &str) -> Result<Reply, ApiError> {
-    let order_id: OrderId = order_id.parse().map_err(|e: order::id::BadOrderId| ApiError::Invalid(e.to_string()))?;
+    let order_id = parse_order_id(order_id)?;
     let order = app
         .orders
         .get(order_id)
@@ -187,10 +233,7 @@ async fn queue(app: &App, sku: &str, key: &str, record: IdempotencyRecord, repla
         created_at: from_ms(record.created_ms),
         pay_by: from_ms(record.pay_by_ms),
     });
-    let started = Instant::now();
-    let sent = app.events.send(&event).await;
-    metrics::histogram!("gateway_kafka_produce_seconds").record(started.elapsed());
-    if sent.is_err() {
+    if let Err(unavailable) = app.publish(&event).await {
         match app.sales.release(sku, key, record.order_id).await {
             Ok(Some(_)) => app.sold_out.clear(sku),
             Ok(None) => {}
@@ -199,7 +242,7 @@ async fn queue(app: &App, sku: &str, key: &str, record: IdempotencyRecord, repla
                 "could not release an unqueued order; its units come back at the payment deadline"
             ),
         }
-        return Err(ApiError::Unavailable(Dependency::Kafka));
+        return Err(unavailable);
     }
     if let Err(err) = app.sales.acknowledge(sku, key, &record).await {
         // The order is queued; an unmarked record only means a late retry
@@ -222,10 +265,6 @@ fn placed(sku: &str, record: &IdempotencyRecord, replayed: bool) -> Placed {
         user_id: record.user_id,
         replayed,
     }
-}
-
-fn from_ms(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 fn outcome_name(reservation: &Reservation) -> &'static str {

@@ -8,8 +8,33 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
+use serde::{Deserialize, Serialize};
 
-use crate::config;
+/// Where the order events go and how long a send may take.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub bootstrap: String,
+    /// Topic of the order events.
+    pub topic: String,
+    /// How long the producer keeps trying to deliver one event before the
+    /// send fails (and, in the gateway, the order is released with a 503), ms.
+    pub message_timeout_ms: u64,
+    /// How long the producer waits to batch events (librdkafka `linger.ms`), ms.
+    pub linger_ms: u64,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap: "127.0.0.1:9092".into(),
+            topic: "order-events".into(),
+            message_timeout_ms: 5_000,
+            linger_ms: 1,
+        }
+    }
+}
 
 pub struct EventProducer {
     producer: FutureProducer,
@@ -17,7 +42,7 @@ pub struct EventProducer {
 }
 
 impl EventProducer {
-    pub fn new(config: &config::Kafka) -> Result<Self, KafkaError> {
+    pub fn new(config: &KafkaConfig) -> Result<Self, KafkaError> {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", &config.bootstrap)
             .set("enable.idempotence", "true")
@@ -28,20 +53,15 @@ impl EventProducer {
         Ok(Self { producer, topic: config.topic.clone() })
     }
 
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
-
     /// Sends one event and waits for the broker's acknowledgement.
     pub async fn send(&self, event: &OrderEvent) -> Result<(), KafkaError> {
         let key = event.key();
         let payload = event.encode();
         let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
-        // A full local queue fails at once rather than queueing the request.
+        // A full local queue fails at once rather than queueing the caller.
         match self.producer.send(record, Timeout::After(Duration::ZERO)).await {
             Ok(_) => Ok(()),
             Err((err, _message)) => {
-                metrics::counter!("gateway_produce_failures_total").increment(1);
                 tracing::warn!(topic = %self.topic, error = %err, "order event not acknowledged");
                 Err(err)
             }

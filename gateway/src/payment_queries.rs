@@ -1,0 +1,66 @@
+//! The answer to lost payment notifications: every payment started at
+//! `/pay` is looked up at the channel every `query_every_secs` for
+//! `query_for_secs`, and a successful one is settled exactly as its
+//! notification would have been. Pollers on several gateways claim their
+//! lookups atomically, so each payment is asked about once per round.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use paychannel::messages::PaymentStatus;
+use stock::PaymentQuery;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::payments::settle;
+
+/// Most lookups claimed per round.
+const CLAIM_AT_ONCE: usize = 100;
+
+/// Polls until the task is aborted.
+pub async fn run(app: Arc<App>) {
+    let every = Duration::from_secs(app.config.payments.query_every_secs).min(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let now_ms = Utc::now().timestamp_millis();
+        let next_due_ms = now_ms + app.config.payments.query_every_secs as i64 * 1_000;
+        match app.sales.claim_payment_queries(now_ms, next_due_ms, CLAIM_AT_ONCE).await {
+            Ok(queries) => {
+                for query in queries {
+                    look_up(&app, &query, now_ms).await;
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "could not claim payment lookups"),
+        }
+    }
+}
+
+async fn look_up(app: &App, query: &PaymentQuery, now_ms: i64) {
+    let order_id = query.order_id;
+    let finished = match app.channel.query(&order_id.to_string()).await {
+        Ok(Some(state)) if state.status == PaymentStatus::Success => {
+            metrics::counter!("gateway_payment_lookups_total", "found" => "paid").increment(1);
+            let paid_at = state.paid_at.unwrap_or_else(Utc::now);
+            match settle(app, &query.sku, order_id, &state.payment_id, state.amount_cents, paid_at).await {
+                Ok(_) | Err(ApiError::UnknownOrder) | Err(ApiError::AmountMismatch { .. }) => true,
+                // Redis or Kafka failed: look again next round.
+                Err(_) => false,
+            }
+        }
+        Ok(_) => {
+            metrics::counter!("gateway_payment_lookups_total", "found" => "unpaid").increment(1);
+            now_ms - query.started_ms > app.config.payments.query_for_secs as i64 * 1_000
+        }
+        Err(err) => {
+            tracing::warn!(%order_id, error = %err, "payment lookup failed");
+            false
+        }
+    };
+    if finished {
+        if let Err(err) = app.sales.drop_payment_query(query).await {
+            tracing::warn!(%order_id, error = %err, "could not drop a finished payment lookup");
+        }
+    }
+}

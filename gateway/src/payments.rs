@@ -1,0 +1,92 @@
+//! Acting on a payment, the same way whether its notification arrived or
+//! the channel was asked: `confirm.lua` decides atomically, then the event
+//! goes to Kafka, and only then is the payment acknowledged.
+
+use chrono::{DateTime, Utc};
+use order::event::{OrderEvent, OrderPaid, RefundRequired};
+use order::id::OrderId;
+use stock::{Confirmation, ReservationRecord};
+
+use crate::app::App;
+use crate::error::{ApiError, Dependency};
+
+/// What became of a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The order is paid: its units are sold.
+    Paid,
+    /// The order had been cancelled: the money goes back.
+    Refunded,
+    /// Seen and settled before; nothing changed.
+    AlreadySettled,
+}
+
+/// A successful payment of `amount_cents` for an order of `sku`.
+pub async fn settle(
+    app: &App,
+    sku: &str,
+    order_id: OrderId,
+    payment_id: &str,
+    amount_cents: i64,
+    paid_at: DateTime<Utc>,
+) -> Result<Settled, ApiError> {
+    let confirmation = app.sales.confirm(sku, order_id, payment_id, amount_cents).await.map_err(|err| {
+        tracing::warn!(%order_id, error = %err, "confirm failed");
+        ApiError::Unavailable(Dependency::Redis)
+    })?;
+    let (settled, refund, reservation) = match confirmation {
+        Confirmation::Paid(reservation) => (Settled::Paid, None, reservation),
+        Confirmation::Refund { reason, reservation } => {
+            (Settled::Refunded, Some(format!("order cancelled ({})", reason.as_str())), reservation)
+        }
+        Confirmation::Duplicate { acknowledged: true, .. } => {
+            metrics::counter!("gateway_payments_total", "outcome" => "duplicate").increment(1);
+            return Ok(Settled::AlreadySettled);
+        }
+        // Seen before, but its event was never acknowledged: send it again.
+        Confirmation::Duplicate { refund, reservation, acknowledged: false } => {
+            let reason = refund.then(|| "order cancelled".to_owned());
+            (if refund { Settled::Refunded } else { Settled::Paid }, reason, reservation)
+        }
+        Confirmation::AmountMismatch { expected } => {
+            tracing::error!(%order_id, paid = amount_cents, expected, "payment amount differs from the order's");
+            return Err(ApiError::AmountMismatch { paid: amount_cents, expected });
+        }
+        Confirmation::Unknown => return Err(ApiError::UnknownOrder),
+    };
+    app.publish(&event(sku, order_id, payment_id, paid_at, refund, &reservation, amount_cents)).await?;
+    if let Err(err) = app.sales.mark_payment_event(sku, order_id).await {
+        // A repeat of this payment will send the event once more; harmless.
+        tracing::warn!(%order_id, error = %err, "could not record the payment event as sent");
+    }
+    let outcome = if settled == Settled::Paid { "paid" } else { "refund_required" };
+    metrics::counter!("gateway_payments_total", "outcome" => outcome).increment(1);
+    Ok(settled)
+}
+
+fn event(
+    sku: &str,
+    order_id: OrderId,
+    payment_id: &str,
+    paid_at: DateTime<Utc>,
+    refund_reason: Option<String>,
+    reservation: &ReservationRecord,
+    amount_cents: i64,
+) -> OrderEvent {
+    match refund_reason {
+        None => OrderEvent::OrderPaid(OrderPaid {
+            order: reservation.order(order_id, sku),
+            payment_id: payment_id.to_owned(),
+            paid_at,
+        }),
+        Some(reason) => OrderEvent::RefundRequired(RefundRequired {
+            order_id,
+            user_id: reservation.user_id,
+            sku: sku.to_owned(),
+            payment_id: payment_id.to_owned(),
+            amount_cents,
+            reason,
+            at: Utc::now(),
+        }),
+    }
+}

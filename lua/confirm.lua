@@ -1,0 +1,53 @@
+-- confirm.lua: a payment arrived for an order, atomically.
+--
+-- If the order still holds its reservation, the reserved units become sold
+-- and the reservation leaves the deadline set, so no sweeper can cancel it
+-- any more. If the order was cancelled first, the payment is recorded as one
+-- to refund and the units are not taken again. A repeat of the same payment
+-- changes nothing and says whether its event was acknowledged.
+--
+-- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
+-- KEYS[5] payments:{sku}  KEYS[6] closed:{sku}           (as in cancel.lua)
+-- KEYS[7] payment_events:{sku}  hash: order id -> 1 once the payment's event is acknowledged
+-- ARGV[1] order id   ARGV[2] payment id   ARGV[3] amount paid (cents)
+--
+-- Returns one of
+--   {"paid", reservation}
+--   {"refund", "<reason>:<reservation>"}     the order was cancelled first
+--   {"dup", "<paid|refund>:<payment id>:<reservation>", acknowledged 0|1}
+--   {"amount_mismatch", expected_amount}     nothing changed
+--   {"unknown"}                              no such order here
+--
+-- Example: EVALSHA <sha> 7 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv}
+--          payments:{tv} closed:{tv} payment_events:{tv} 81234 pay_9 19900
+--   -> {"paid", "42:1:19900:1790000000000:1790000900000:k1"}
+
+if #KEYS ~= 7 or #ARGV ~= 3 then
+  return redis.error_reply('confirm.lua takes 7 keys and 3 arguments')
+end
+
+local order_id, payment_id, paid = ARGV[1], ARGV[2], ARGV[3]
+local payment = redis.call('HGET', KEYS[5], order_id)
+if payment then
+  local acknowledged = redis.call('HEXISTS', KEYS[7], order_id)
+  return {'dup', payment, acknowledged}
+end
+
+local reservation = redis.call('HGET', KEYS[3], order_id)
+if reservation then
+  local expected = reservation_amount(reservation)
+  if expected ~= paid then
+    return {'amount_mismatch', expected}
+  end
+  end_reservation(order_id, reservation)
+  redis.call('HINCRBY', KEYS[1], 'sold', reservation_qty(reservation))
+  redis.call('HSET', KEYS[5], order_id, 'paid:' .. payment_id .. ':' .. reservation)
+  return {'paid', reservation}
+end
+
+local closed = redis.call('HGET', KEYS[6], order_id)
+if closed then
+  redis.call('HSET', KEYS[5], order_id, 'refund:' .. payment_id .. ':' .. string.match(closed, '^%a+:(.*)$'))
+  return {'refund', closed}
+end
+return {'unknown'}

@@ -1,0 +1,30 @@
+//! `paysim`: the payment channel simulator, for the demo and for storefront
+//! developers. See `paychannel::simulator` for its API.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use paychannel::simulator::{Simulator, DEFAULT_RETRY_SCHEDULE_MS};
+
+#[derive(Parser)]
+#[command(version, about = "Payment channel simulator: signed notifications, retries, a query API, faults on request")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9700")]
+    listen: SocketAddr,
+    /// Shared secret for the notification signatures (the gateway's `payments.secret`).
+    #[arg(long, env = "PAYSIM_SECRET", default_value = "dev-payment-secret")]
+    secret: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    service::init_logging();
+    let args = Args::parse();
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let schedule: Vec<Duration> = DEFAULT_RETRY_SCHEDULE_MS.iter().map(|ms| Duration::from_millis(*ms)).collect();
+    tracing::info!(listen = %args.listen, "payment channel simulator listening");
+    Simulator::new(args.secret.as_bytes(), &schedule).serve(listener, service::shutdown_signal()).await;
+    Ok(())
+}

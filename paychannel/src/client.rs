@@ -1,0 +1,98 @@
+//! The payment channel behind a small trait, and its HTTP implementation.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::messages::{CreatePayment, CreatedPayment, PaymentState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("payment channel unreachable: {0}")]
+    Unreachable(String),
+    #[error("payment channel answered {status}: {body}")]
+    Refused { status: StatusCode, body: String },
+    #[error("payment channel sent something unreadable: {0}")]
+    Unreadable(#[from] serde_json::Error),
+}
+
+/// What the gateway needs of a payment channel.
+pub trait PaymentChannel: Send + Sync {
+    /// Creates (or returns the existing) payment for an order.
+    fn create<'a>(&'a self, payment: &'a CreatePayment) -> BoxFuture<'a, Result<CreatedPayment, ChannelError>>;
+
+    /// The state of the payment for an order; `None` if the channel has none.
+    fn query<'a>(&'a self, merchant_order_id: &'a str) -> BoxFuture<'a, Result<Option<PaymentState>, ChannelError>>;
+}
+
+/// A channel spoken to over HTTP (the simulator's API).
+pub struct HttpChannel {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl HttpChannel {
+    pub fn new(base_url: &str, timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeout));
+        connector.set_nodelay(true);
+        Self {
+            base: base_url.trim_end_matches('/').to_owned(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            timeout,
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes), ChannelError> {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ChannelError::Unreachable(e.to_string()))?;
+        let exchange = async {
+            let response = self.client.request(req).await.map_err(|e| ChannelError::Unreachable(e.to_string()))?;
+            let status = response.status();
+            let body = response.into_body().collect().await.map_err(|e| ChannelError::Unreachable(e.to_string()))?;
+            Ok((status, body.to_bytes()))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ChannelError::Unreachable(format!("no answer within {:?}", self.timeout)))?
+    }
+}
+
+fn refused(status: StatusCode, body: &Bytes) -> ChannelError {
+    ChannelError::Refused { status, body: String::from_utf8_lossy(body).into_owned() }
+}
+
+impl PaymentChannel for HttpChannel {
+    fn create<'a>(&'a self, payment: &'a CreatePayment) -> BoxFuture<'a, Result<CreatedPayment, ChannelError>> {
+        Box::pin(async move {
+            let (status, body) = self.call(Method::POST, "/v1/payments", Some(serde_json::to_vec(payment)?)).await?;
+            if !status.is_success() {
+                return Err(refused(status, &body));
+            }
+            Ok(serde_json::from_slice(&body)?)
+        })
+    }
+
+    fn query<'a>(&'a self, merchant_order_id: &'a str) -> BoxFuture<'a, Result<Option<PaymentState>, ChannelError>> {
+        Box::pin(async move {
+            let path = format!("/v1/payments?merchant_order_id={merchant_order_id}");
+            let (status, body) = self.call(Method::GET, &path, None).await?;
+            match status {
+                StatusCode::NOT_FOUND => Ok(None),
+                status if status.is_success() => Ok(Some(serde_json::from_slice(&body)?)),
+                status => Err(refused(status, &body)),
+            }
+        })
+    }
+}

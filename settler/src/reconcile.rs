@@ -1,0 +1,81 @@
+//! Stock truth: a sale's counters in Redis against its orders in MySQL.
+//!
+//! MySQL holds every order once it is settled, so after a Redis failover
+//! that lost acknowledged writes the database says what the counters must
+//! be: `reserved` = units of pending orders, `sold` = units of paid (and
+//! later) orders, `stock` = units loaded − reserved − sold. Orders still on
+//! their way to MySQL show as drift for a moment: reconcile when the sale is
+//! quiet, or run it twice.
+
+use order::status::OrderStatus;
+use serde::Serialize;
+use stock::{SaleStatus, SaleStore};
+
+use crate::shards::ShardPools;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub stock: i64,
+    pub reserved: i64,
+    pub sold: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reconciliation {
+    pub sku: String,
+    /// Units loaded for the sale.
+    pub total: i64,
+    pub redis: Counters,
+    /// What the orders in MySQL say the counters must be.
+    pub mysql: Counters,
+    pub repaired: bool,
+}
+
+impl Reconciliation {
+    pub fn drifted(&self) -> bool {
+        self.redis != self.mysql
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("no sale of {0} in redis")]
+    UnknownSku(String),
+    #[error(transparent)]
+    Redis(#[from] stock::StoreError),
+    #[error("mysql: {0}")]
+    Mysql(#[from] sqlx::Error),
+}
+
+/// Compares, and with `repair` overwrites Redis's counters with MySQL's.
+pub async fn reconcile(shards: &ShardPools, store: &SaleStore, sku: &str, repair: bool) -> Result<Reconciliation, ReconcileError> {
+    let status: SaleStatus = store.sale_status(sku).await?.ok_or_else(|| ReconcileError::UnknownSku(sku.to_owned()))?;
+    let (mut reserved, mut sold) = (0i64, 0i64);
+    for pool in &shards.pools {
+        let units: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, CAST(SUM(qty) AS SIGNED) FROM orders WHERE sku = ? GROUP BY status")
+                .bind(sku)
+                .fetch_all(pool)
+                .await?;
+        for (status, qty) in units {
+            match OrderStatus::parse(&status) {
+                Some(OrderStatus::PendingPayment) => reserved += qty,
+                Some(OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed) => sold += qty,
+                Some(OrderStatus::Cancelled) | None => {}
+            }
+        }
+    }
+    let mut reconciliation = Reconciliation {
+        sku: sku.to_owned(),
+        total: status.total,
+        redis: Counters { stock: status.stock, reserved: status.reserved, sold: status.sold },
+        mysql: Counters { stock: status.total - reserved - sold, reserved, sold },
+        repaired: false,
+    };
+    if repair && reconciliation.drifted() {
+        let target = reconciliation.mysql;
+        store.set_counters(sku, target.stock, target.reserved, target.sold).await?;
+        reconciliation.repaired = true;
+    }
+    Ok(reconciliation)
+}

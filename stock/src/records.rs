@@ -1,0 +1,142 @@
+//! The values the scripts store, parsed: reservations, idempotency records,
+//! payments and cancellations. Their formats are documented in `lua/`.
+
+use chrono::{DateTime, Utc};
+use order::event::{CancelReason, OrderCancelled, OrderCreated};
+use order::id::OrderId;
+
+/// `<user>:<qty>:<amount cents>:<created ms>:<pay by ms>:<idempotency key>`,
+/// the value of a reservation (see `lua/lib/reservation.lua`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationRecord {
+    pub user_id: u64,
+    pub qty: u32,
+    pub amount_cents: i64,
+    pub created_ms: i64,
+    pub pay_by_ms: i64,
+    pub idempotency_key: String,
+}
+
+impl ReservationRecord {
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(6, ':');
+        Some(Self {
+            user_id: parts.next()?.parse().ok()?,
+            qty: parts.next()?.parse().ok()?,
+            amount_cents: parts.next()?.parse().ok()?,
+            created_ms: parts.next()?.parse().ok()?,
+            pay_by_ms: parts.next()?.parse().ok()?,
+            idempotency_key: parts.next()?.to_owned(),
+        })
+    }
+
+    /// The order this reservation was made for, as its events describe it.
+    pub fn order(&self, order_id: OrderId, sku: &str) -> OrderCreated {
+        OrderCreated {
+            order_id,
+            user_id: self.user_id,
+            sku: sku.to_owned(),
+            qty: self.qty,
+            amount_cents: self.amount_cents,
+            idempotency_key: self.idempotency_key.clone(),
+            created_at: from_ms(self.created_ms),
+            pay_by: from_ms(self.pay_by_ms),
+        }
+    }
+}
+
+/// The first answer to an idempotency key, as `reserve.lua` stores it:
+/// `"<R|A>:<user>:<qty>:<order id>:<amount cents>:<pay by ms>:<created ms>"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The broker acknowledged the order's `OrderCreated` event.
+    pub acknowledged: bool,
+    pub user_id: u64,
+    pub qty: u32,
+    pub order_id: OrderId,
+    pub amount_cents: i64,
+    pub pay_by_ms: i64,
+    pub created_ms: i64,
+}
+
+impl IdempotencyRecord {
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split(':');
+        let acknowledged = match parts.next()? {
+            "A" => true,
+            "R" => false,
+            _ => return None,
+        };
+        let record = Self {
+            acknowledged,
+            user_id: parts.next()?.parse().ok()?,
+            qty: parts.next()?.parse().ok()?,
+            order_id: parts.next()?.parse().ok()?,
+            amount_cents: parts.next()?.parse().ok()?,
+            pay_by_ms: parts.next()?.parse().ok()?,
+            created_ms: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(record)
+    }
+
+    pub fn encode(&self) -> String {
+        format!(
+            "{}:{}:{}:{}:{}:{}:{}",
+            if self.acknowledged { "A" } else { "R" },
+            self.user_id,
+            self.qty,
+            self.order_id,
+            self.amount_cents,
+            self.pay_by_ms,
+            self.created_ms
+        )
+    }
+}
+
+/// `<reason>:<reservation>`: a cancelled order (`closed:{sku}`).
+pub fn parse_closed(text: &str) -> Option<(CancelReason, ReservationRecord)> {
+    let (reason, reservation) = text.split_once(':')?;
+    Some((CancelReason::parse(reason)?, ReservationRecord::parse(reservation)?))
+}
+
+/// `<order id>:<reason>:<reservation>`: a cancellation waiting in the outbox
+/// for its event. `at_ms` is when it is sent.
+pub fn parse_outbox_entry(text: &str, sku: &str, at_ms: i64) -> Option<OrderCancelled> {
+    let (order_id, closed) = text.split_once(':')?;
+    let (reason, reservation) = parse_closed(closed)?;
+    let order_id: OrderId = order_id.parse().ok()?;
+    Some(OrderCancelled { order: reservation.order(order_id, sku), reason, cancelled_at: from_ms(at_ms) })
+}
+
+pub fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_records_round_trip() {
+        let text = "R:42:2:81234567:39800:1790000900000:1790000000000";
+        let record = IdempotencyRecord::parse(text).unwrap();
+        assert!(!record.acknowledged);
+        assert_eq!(record.order_id.raw(), 81234567);
+        assert_eq!(record.encode(), text);
+        for bad in ["", "X:1:1:1:1:1:1", "R:1:1:1:1:1", "R:1:1:1:1:1:1:1", "R:a:1:1:1:1:1"] {
+            assert_eq!(IdempotencyRecord::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn outbox_entries_become_cancellations() {
+        let entry = "81234567:timeout:42:2:39800:1790000000000:1790000900000:key-1";
+        let cancelled = parse_outbox_entry(entry, "tv", 1_790_000_900_500).unwrap();
+        assert_eq!(cancelled.reason, CancelReason::Timeout);
+        assert_eq!(cancelled.order.order_id.raw(), 81234567);
+        assert_eq!((cancelled.order.user_id, cancelled.order.qty, cancelled.order.amount_cents), (42, 2, 39800));
+        assert_eq!(cancelled.order.idempotency_key, "key-1");
+        assert_eq!(cancelled.order.sku, "tv");
+        assert!(parse_outbox_entry("81234567:lost:42:2:1:1:1:k", "tv", 0).is_none());
+    }
+}

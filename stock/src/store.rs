@@ -1,0 +1,455 @@
+//! [`SaleStore`]: a pool of pipelining Redis connections and the scripts,
+//! loaded once and called by SHA (loaded again on `NOSCRIPT`, e.g. after a
+//! restart or failover).
+
+use std::time::Duration;
+
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use fred::types::{Expiration, SetOptions};
+use order::event::CancelReason;
+use order::id::OrderId;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{SaleKeys, PAYMENT_QUERIES, SALES};
+use crate::records::{parse_closed, IdempotencyRecord, ReservationRecord};
+
+/// The helpers of the scripts that end reservations, loaded in front of them.
+const RESERVATION_LIB: &str = include_str!("../../lua/lib/reservation.lua");
+pub const RESERVE_LUA: &str = include_str!("../../lua/reserve.lua");
+const RELEASE_LUA: &str = include_str!("../../lua/release.lua");
+const CANCEL_LUA: &str = include_str!("../../lua/cancel.lua");
+const SWEEP_LUA: &str = include_str!("../../lua/sweep.lua");
+const CONFIRM_LUA: &str = include_str!("../../lua/confirm.lua");
+const LOAD_SALE_LUA: &str = include_str!("../../lua/load_sale.lua");
+const CLAIM_QUERIES_LUA: &str = include_str!("../../lua/claim_queries.lua");
+
+/// Where Redis is and how long to wait for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`; `redis-cluster://host:port?node=...` for a cluster.
+    pub url: String,
+    /// Connections in the pool; each one pipelines many requests.
+    pub pool_size: usize,
+    /// A command slower than this fails (and a request gets a 503), ms.
+    pub command_timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: "redis://127.0.0.1:6379".into(), pool_size: 4, command_timeout_ms: 500 }
+    }
+}
+
+/// What `reserve.lua` decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    Reserved { amount_cents: i64, stock_left: i64 },
+    Duplicate(IdempotencyRecord),
+    UnknownSku,
+    /// Fewer than the asked units are left (0: sold out).
+    OutOfStock { stock_left: i64 },
+    LimitExceeded,
+}
+
+/// What `cancel.lua` decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancellation {
+    /// Cancelled; the outbox entry waits for the event to be acknowledged.
+    Cancelled { outbox_entry: String, reservation: ReservationRecord },
+    /// The user's order, but already paid or cancelled.
+    NotPending { paid: bool },
+    NotFound,
+}
+
+/// What `confirm.lua` decided about a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// The reserved units are sold.
+    Paid(ReservationRecord),
+    /// The order was cancelled before the money came: refund it.
+    Refund { reason: CancelReason, reservation: ReservationRecord },
+    /// This payment was seen before.
+    Duplicate { refund: bool, reservation: ReservationRecord, acknowledged: bool },
+    /// The amount differs from the order's; nothing changed.
+    AmountMismatch { expected: i64 },
+    Unknown,
+}
+
+/// A payment the channel is to be asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentQuery {
+    pub sku: String,
+    pub order_id: OrderId,
+    pub started_ms: i64,
+}
+
+impl PaymentQuery {
+    fn member(&self) -> String {
+        format!("{}:{}:{}", self.sku, self.order_id, self.started_ms)
+    }
+
+    fn parse(member: &str) -> Option<Self> {
+        let mut parts = member.split(':');
+        let query = Self {
+            sku: parts.next()?.to_owned(),
+            order_id: parts.next()?.parse().ok()?,
+            started_ms: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(query)
+    }
+}
+
+/// One reservation request, as the gateway hands it to `reserve.lua`.
+pub struct ReserveRequest<'a> {
+    pub sku: &'a str,
+    pub idempotency_key: &'a str,
+    pub user_id: u64,
+    pub qty: u32,
+    pub order_id: OrderId,
+    pub now_ms: i64,
+    pub pay_by_ms: i64,
+    pub idempotency_ttl_secs: u64,
+}
+
+/// A sale as loaded by the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleTerms {
+    pub stock: i64,
+    pub per_user_limit: i64,
+    pub price_cents: i64,
+}
+
+/// A sale's counters: units left to sell, held by unpaid orders, paid for,
+/// and loaded in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleStatus {
+    pub stock: i64,
+    pub reserved: i64,
+    pub sold: i64,
+    pub total: i64,
+    pub per_user_limit: i64,
+    pub price_cents: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error("unexpected reply from {script}: {reply:?}")]
+    Reply { script: &'static str, reply: Vec<String> },
+}
+
+/// Sales in Redis, through a pool of pipelining connections.
+pub struct SaleStore {
+    pool: Pool,
+    reserve: Script,
+    release: Script,
+    cancel: Script,
+    sweep: Script,
+    confirm: Script,
+    load_sale: Script,
+    claim_queries: Script,
+}
+
+fn with_lib(script: &str) -> Script {
+    Script::from_lua(format!("{RESERVATION_LIB}\n{script}"))
+}
+
+impl SaleStore {
+    /// Builds the pool and starts connecting. Does not wait for Redis: a
+    /// service started while Redis is down fails its calls fast (and says
+    /// so in `/readyz`) until the reconnect loop gets through.
+    pub fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
+        let timeout = Duration::from_millis(config.command_timeout_ms);
+        let mut redis_config = Config::from_url(&config.url)?;
+        redis_config.fail_fast = false;
+        let pool = Builder::from_config(redis_config)
+            .with_performance_config(|perf| perf.default_command_timeout = timeout)
+            .with_connection_config(|conn| {
+                conn.connection_timeout = timeout;
+                // A retried script could run twice; one attempt, and the
+                // idempotency records answer the caller's retry.
+                conn.max_command_attempts = 1;
+            })
+            .set_policy(ReconnectPolicy::new_constant(0, 250))
+            .build_pool(config.pool_size.max(1))?;
+        pool.connect_pool();
+        Ok(Self {
+            pool,
+            reserve: Script::from_lua(RESERVE_LUA),
+            release: with_lib(RELEASE_LUA),
+            cancel: with_lib(CANCEL_LUA),
+            sweep: with_lib(SWEEP_LUA),
+            confirm: with_lib(CONFIRM_LUA),
+            load_sale: Script::from_lua(LOAD_SALE_LUA),
+            claim_queries: Script::from_lua(CLAIM_QUERIES_LUA),
+        })
+    }
+
+    /// Waits up to `timeout` for the first connections.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.pool.wait_for_connect()).await.is_ok_and(|r| r.is_ok())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self.pool.next().ping(None).await?;
+        Ok(())
+    }
+
+    pub async fn reserve(&self, req: &ReserveRequest<'_>) -> Result<Reservation, StoreError> {
+        let keys = SaleKeys::new(req.sku);
+        let reply: Vec<String> = self
+            .reserve
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![
+                    keys.sale,
+                    keys.buyers,
+                    keys.reservations,
+                    keys.deadlines,
+                    SaleKeys::idempotency(req.sku, req.idempotency_key),
+                ],
+                vec![
+                    req.user_id.to_string(),
+                    req.qty.to_string(),
+                    req.order_id.to_string(),
+                    req.now_ms.to_string(),
+                    req.pay_by_ms.to_string(),
+                    req.idempotency_ttl_secs.to_string(),
+                    req.idempotency_key.to_string(),
+                ],
+            )
+            .await?;
+        parse_reservation(&reply).ok_or(StoreError::Reply { script: "reserve.lua", reply })
+    }
+
+    /// Gives an unqueued order's units back. Returns the stock after, or
+    /// `None` when the order held no reservation.
+    pub async fn release(&self, sku: &str, idempotency_key: &str, order_id: OrderId) -> Result<Option<i64>, StoreError> {
+        let keys = SaleKeys::new(sku);
+        let reply: Vec<i64> = self
+            .release
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![keys.sale, keys.buyers, keys.reservations, keys.deadlines, SaleKeys::idempotency(sku, idempotency_key)],
+                vec![order_id.to_string()],
+            )
+            .await?;
+        Ok(match reply.as_slice() {
+            [1, stock] => Some(*stock),
+            _ => None,
+        })
+    }
+
+    /// Marks an idempotency record acknowledged, keeping its TTL; a record
+    /// that expired or was released meanwhile is left alone.
+    pub async fn acknowledge(&self, sku: &str, idempotency_key: &str, record: &IdempotencyRecord) -> Result<(), StoreError> {
+        let acknowledged = IdempotencyRecord { acknowledged: true, ..record.clone() };
+        let _: Option<String> = self
+            .pool
+            .next()
+            .set(
+                SaleKeys::idempotency(sku, idempotency_key),
+                acknowledged.encode(),
+                Some(Expiration::KEEPTTL),
+                Some(SetOptions::XX),
+                false,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The buyer cancels a pending order of theirs.
+    pub async fn cancel(&self, sku: &str, order_id: OrderId, user_id: u64) -> Result<Cancellation, StoreError> {
+        let keys = SaleKeys::new(sku);
+        let reply: Vec<String> = self
+            .cancel
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![keys.sale, keys.buyers, keys.reservations, keys.deadlines, keys.payments, keys.closed, keys.outbox],
+                vec![order_id.to_string(), user_id.to_string()],
+            )
+            .await?;
+        let parsed = match reply.as_slice() {
+            [tag, entry] if tag == "cancelled" => entry
+                .splitn(3, ':')
+                .nth(2)
+                .and_then(ReservationRecord::parse)
+                .map(|reservation| Cancellation::Cancelled { outbox_entry: entry.clone(), reservation }),
+            [tag, state] if tag == "not_pending" => Some(Cancellation::NotPending { paid: state == "paid" }),
+            [tag] if tag == "not_found" => Some(Cancellation::NotFound),
+            _ => None,
+        };
+        parsed.ok_or(StoreError::Reply { script: "cancel.lua", reply })
+    }
+
+    /// Cancels up to `max` orders of `sku` whose deadline is before `now_ms`;
+    /// returns how many. Their cancellations join the outbox.
+    pub async fn sweep(&self, sku: &str, now_ms: i64, max: usize) -> Result<u64, StoreError> {
+        let keys = SaleKeys::new(sku);
+        Ok(self
+            .sweep
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![keys.sale, keys.buyers, keys.reservations, keys.deadlines, keys.closed, keys.outbox],
+                vec![now_ms.to_string(), max.to_string()],
+            )
+            .await?)
+    }
+
+    /// Cancellations of `sku` whose events are not acknowledged yet, oldest first.
+    pub async fn outbox(&self, sku: &str, max: usize) -> Result<Vec<String>, StoreError> {
+        Ok(self.pool.next().lrange(SaleKeys::new(sku).outbox, 0, max as i64 - 1).await?)
+    }
+
+    /// Drops an outbox entry once its event is acknowledged.
+    pub async fn remove_from_outbox(&self, sku: &str, entry: &str) -> Result<(), StoreError> {
+        let _: i64 = self.pool.next().lrem(SaleKeys::new(sku).outbox, 1, entry).await?;
+        Ok(())
+    }
+
+    /// A payment of `amount_cents` arrived for the order.
+    pub async fn confirm(&self, sku: &str, order_id: OrderId, payment_id: &str, amount_cents: i64) -> Result<Confirmation, StoreError> {
+        let keys = SaleKeys::new(sku);
+        let reply: Vec<String> = self
+            .confirm
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![
+                    keys.sale,
+                    keys.buyers,
+                    keys.reservations,
+                    keys.deadlines,
+                    keys.payments,
+                    keys.closed,
+                    keys.payment_events,
+                ],
+                vec![order_id.to_string(), payment_id.to_owned(), amount_cents.to_string()],
+            )
+            .await?;
+        parse_confirmation(&reply).ok_or(StoreError::Reply { script: "confirm.lua", reply })
+    }
+
+    /// Records that the event of the order's payment was acknowledged.
+    pub async fn mark_payment_event(&self, sku: &str, order_id: OrderId) -> Result<(), StoreError> {
+        let _: i64 = self.pool.next().hset(SaleKeys::new(sku).payment_events, (order_id.to_string(), 1)).await?;
+        Ok(())
+    }
+
+    /// The reservation an order holds, if it still holds one.
+    pub async fn reservation(&self, sku: &str, order_id: OrderId) -> Result<Option<ReservationRecord>, StoreError> {
+        let value: Option<String> = self.pool.next().hget(SaleKeys::new(sku).reservations, order_id.to_string()).await?;
+        Ok(value.as_deref().and_then(ReservationRecord::parse))
+    }
+
+    /// Loads or replaces a sale; see `load_sale.lua` for what a replace resets.
+    pub async fn load_sale(&self, sku: &str, terms: &SaleTerms) -> Result<(), StoreError> {
+        let keys = SaleKeys::new(sku);
+        let _: i64 = self
+            .load_sale
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![keys.sale, keys.buyers, keys.reservations, keys.deadlines, keys.payments, keys.closed, keys.payment_events],
+                vec![terms.stock, terms.per_user_limit, terms.price_cents],
+            )
+            .await?;
+        let _: i64 = self.pool.next().sadd(SALES, sku).await?;
+        Ok(())
+    }
+
+    /// The SKUs with a sale loaded.
+    pub async fn sales(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.pool.next().smembers(SALES).await?)
+    }
+
+    pub async fn sale_status(&self, sku: &str) -> Result<Option<SaleStatus>, StoreError> {
+        let fields: Vec<Option<i64>> = self
+            .pool
+            .next()
+            .hmget(SaleKeys::new(sku).sale, vec!["stock", "reserved", "sold", "total", "per_user_limit", "price_cents"])
+            .await?;
+        Ok(match fields.as_slice() {
+            [Some(stock), reserved, sold, total, per_user_limit, price_cents] => Some(SaleStatus {
+                stock: *stock,
+                reserved: reserved.unwrap_or(0),
+                sold: sold.unwrap_or(0),
+                total: total.unwrap_or(0),
+                per_user_limit: per_user_limit.unwrap_or(0),
+                price_cents: price_cents.unwrap_or(0),
+            }),
+            _ => None,
+        })
+    }
+
+    /// Overwrites a sale's counters (reconciliation's repair).
+    pub async fn set_counters(&self, sku: &str, stock: i64, reserved: i64, sold: i64) -> Result<(), StoreError> {
+        let _: i64 = self
+            .pool
+            .next()
+            .hset(SaleKeys::new(sku).sale, vec![("stock", stock), ("reserved", reserved), ("sold", sold)])
+            .await?;
+        Ok(())
+    }
+
+    /// Asks for the channel to be queried about a payment from `due_ms` on.
+    pub async fn queue_payment_query(&self, query: &PaymentQuery, due_ms: i64) -> Result<(), StoreError> {
+        let _: i64 = self.pool.next().zadd(PAYMENT_QUERIES, None, None, false, false, (due_ms as f64, query.member())).await?;
+        Ok(())
+    }
+
+    /// Claims up to `max` queries due at `now_ms`, pushing them to `next_due_ms`.
+    pub async fn claim_payment_queries(&self, now_ms: i64, next_due_ms: i64, max: usize) -> Result<Vec<PaymentQuery>, StoreError> {
+        let members: Vec<String> = self
+            .claim_queries
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![PAYMENT_QUERIES],
+                vec![now_ms.to_string(), next_due_ms.to_string(), max.to_string()],
+            )
+            .await?;
+        Ok(members.iter().filter_map(|member| PaymentQuery::parse(member)).collect())
+    }
+
+    /// Stops querying about a payment (settled, or given up on).
+    pub async fn drop_payment_query(&self, query: &PaymentQuery) -> Result<(), StoreError> {
+        let _: i64 = self.pool.next().zrem(PAYMENT_QUERIES, query.member()).await?;
+        Ok(())
+    }
+}
+
+fn parse_reservation(reply: &[String]) -> Option<Reservation> {
+    let number = |text: &String| text.parse::<i64>().ok();
+    Some(match reply {
+        [tag, amount, left] if tag == "ok" => {
+            Reservation::Reserved { amount_cents: number(amount)?, stock_left: number(left)? }
+        }
+        [tag, record] if tag == "dup" => Reservation::Duplicate(IdempotencyRecord::parse(record)?),
+        [tag] if tag == "unknown_sku" => Reservation::UnknownSku,
+        [tag, left] if tag == "sold_out" => Reservation::OutOfStock { stock_left: number(left)? },
+        [tag, _held] if tag == "limit" => Reservation::LimitExceeded,
+        _ => return None,
+    })
+}
+
+fn parse_confirmation(reply: &[String]) -> Option<Confirmation> {
+    Some(match reply {
+        [tag, reservation] if tag == "paid" => Confirmation::Paid(ReservationRecord::parse(reservation)?),
+        [tag, closed] if tag == "refund" => {
+            let (reason, reservation) = parse_closed(closed)?;
+            Confirmation::Refund { reason, reservation }
+        }
+        [tag, payment, acknowledged] if tag == "dup" => {
+            // "<paid|refund>:<payment id>:<reservation>"
+            let mut parts = payment.splitn(3, ':');
+            let refund = parts.next()? == "refund";
+            let reservation = ReservationRecord::parse(parts.nth(1)?)?;
+            Confirmation::Duplicate { refund, reservation, acknowledged: acknowledged == "1" }
+        }
+        [tag, expected] if tag == "amount_mismatch" => Confirmation::AmountMismatch { expected: expected.parse().ok()? },
+        [tag] if tag == "unknown" => Confirmation::Unknown,
+        _ => return None,
+    })
+}

@@ -1,0 +1,261 @@
+//! The Lua scripts against a real Redis (`REDIS_URL`, default
+//! 127.0.0.1:6379), through the store that calls them, each test on SKUs of
+//! its own.
+
+use fred::prelude::*;
+use order::event::CancelReason;
+use order::id::{IdGenerator, OrderId};
+use order::shard::bucket_for_user;
+use stock::{
+    Cancellation, Confirmation, IdempotencyRecord, PaymentQuery, RedisConfig, Reservation, ReserveRequest, SaleStore,
+    SaleTerms, RESERVE_LUA,
+};
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+const NOW: i64 = 1_790_000_000_000;
+const PAY_BY: i64 = NOW + 900_000;
+
+async fn store() -> SaleStore {
+    let store = SaleStore::connect(&RedisConfig { url: redis_url(), ..RedisConfig::default() }).unwrap();
+    assert!(store.wait_connected(std::time::Duration::from_secs(5)).await, "redis at {}", redis_url());
+    store
+}
+
+fn order_id(user: u64) -> OrderId {
+    static IDS: std::sync::OnceLock<IdGenerator> = std::sync::OnceLock::new();
+    IDS.get_or_init(|| IdGenerator::new(0).unwrap()).next(bucket_for_user(user), NOW)
+}
+
+fn request<'a>(sku: &'a str, key: &'a str, user_id: u64, qty: u32, order_id: OrderId) -> ReserveRequest<'a> {
+    ReserveRequest {
+        sku,
+        idempotency_key: key,
+        user_id,
+        qty,
+        order_id,
+        now_ms: NOW,
+        pay_by_ms: PAY_BY,
+        idempotency_ttl_secs: 60,
+    }
+}
+
+async fn sale(store: &SaleStore, stock: i64, per_user_limit: i64) -> String {
+    let sku = unique("lua");
+    store.load_sale(&sku, &SaleTerms { stock, per_user_limit, price_cents: 1_999 }).await.unwrap();
+    sku
+}
+
+#[tokio::test]
+async fn reserve_takes_stock_and_records_the_order() {
+    let store = store().await;
+    let sku = sale(&store, 10, 5).await;
+    let id = order_id(7);
+    let outcome = store.reserve(&request(&sku, "k1", 7, 3, id)).await.unwrap();
+    assert_eq!(outcome, Reservation::Reserved { amount_cents: 5_997, stock_left: 7 });
+
+    let status = store.sale_status(&sku).await.unwrap().unwrap();
+    assert_eq!((status.stock, status.reserved, status.sold, status.total), (7, 3, 0, 10));
+    let reservation = store.reservation(&sku, id).await.unwrap().unwrap();
+    assert_eq!((reservation.user_id, reservation.qty, reservation.amount_cents), (7, 3, 5_997));
+    assert_eq!((reservation.pay_by_ms, reservation.idempotency_key.as_str()), (PAY_BY, "k1"));
+
+    let client = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
+    client.init().await.unwrap();
+    let deadline: Option<f64> = client.zscore(format!("deadlines:{{{sku}}}"), id.to_string()).await.unwrap();
+    assert_eq!(deadline, Some(PAY_BY as f64));
+    let held: Option<i64> = client.hget(format!("buyers:{{{sku}}}"), "7").await.unwrap();
+    assert_eq!(held, Some(3));
+    let ttl: i64 = client.ttl(format!("idem:{{{sku}}}:k1")).await.unwrap();
+    assert!((1..=60).contains(&ttl), "idempotency record expires: ttl {ttl}");
+}
+
+#[tokio::test]
+async fn a_repeated_key_returns_the_first_order() {
+    let store = store().await;
+    let sku = sale(&store, 10, 5).await;
+    let first = order_id(7);
+    store.reserve(&request(&sku, "k1", 7, 2, first)).await.unwrap();
+    let again = store.reserve(&request(&sku, "k1", 7, 2, order_id(7))).await.unwrap();
+    let Reservation::Duplicate(record) = again else { panic!("expected a duplicate, got {again:?}") };
+    assert_eq!(
+        record,
+        IdempotencyRecord {
+            acknowledged: false,
+            user_id: 7,
+            qty: 2,
+            order_id: first,
+            amount_cents: 3_998,
+            pay_by_ms: PAY_BY,
+            created_ms: NOW
+        }
+    );
+    assert_eq!(store.sale_status(&sku).await.unwrap().unwrap().stock, 8, "stock taken once");
+
+    store.acknowledge(&sku, "k1", &record).await.unwrap();
+    let Reservation::Duplicate(acked) = store.reserve(&request(&sku, "k1", 7, 2, order_id(7))).await.unwrap() else {
+        panic!("expected a duplicate");
+    };
+    assert!(acked.acknowledged);
+}
+
+#[tokio::test]
+async fn the_per_user_limit_counts_every_order_of_the_user() {
+    let store = store().await;
+    let sku = sale(&store, 100, 3).await;
+    assert!(matches!(store.reserve(&request(&sku, "a", 9, 2, order_id(9))).await.unwrap(), Reservation::Reserved { .. }));
+    assert_eq!(store.reserve(&request(&sku, "b", 9, 2, order_id(9))).await.unwrap(), Reservation::LimitExceeded);
+    assert!(matches!(store.reserve(&request(&sku, "c", 9, 1, order_id(9))).await.unwrap(), Reservation::Reserved { .. }));
+    assert!(matches!(store.reserve(&request(&sku, "d", 10, 3, order_id(10))).await.unwrap(), Reservation::Reserved { .. }));
+    assert_eq!(store.sale_status(&sku).await.unwrap().unwrap().stock, 94);
+}
+
+#[tokio::test]
+async fn sold_out_and_unknown_skus_take_nothing() {
+    let store = store().await;
+    let sku = sale(&store, 2, 5).await;
+    assert_eq!(
+        store.reserve(&request(&sku, "a", 1, 3, order_id(1))).await.unwrap(),
+        Reservation::OutOfStock { stock_left: 2 }
+    );
+    assert!(matches!(store.reserve(&request(&sku, "b", 1, 2, order_id(1))).await.unwrap(), Reservation::Reserved { .. }));
+    assert_eq!(
+        store.reserve(&request(&sku, "c", 2, 1, order_id(2))).await.unwrap(),
+        Reservation::OutOfStock { stock_left: 0 }
+    );
+    let missing = unique("missing");
+    assert_eq!(store.reserve(&request(&missing, "a", 1, 1, order_id(1))).await.unwrap(), Reservation::UnknownSku);
+    assert_eq!(store.sale_status(&missing).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn release_gives_units_back_once_and_frees_the_key() {
+    let store = store().await;
+    let sku = sale(&store, 5, 5).await;
+    let id = order_id(3);
+    store.reserve(&request(&sku, "k", 3, 4, id)).await.unwrap();
+    assert_eq!(store.release(&sku, "k", id).await.unwrap(), Some(5));
+    assert_eq!(store.release(&sku, "k", id).await.unwrap(), None, "a second release is a no-op");
+
+    let status = store.sale_status(&sku).await.unwrap().unwrap();
+    assert_eq!((status.stock, status.reserved), (5, 0));
+    // The key is free again and the user's count is back to zero.
+    let retry = store.reserve(&request(&sku, "k", 3, 5, order_id(3))).await.unwrap();
+    assert_eq!(retry, Reservation::Reserved { amount_cents: 9_995, stock_left: 0 });
+}
+
+#[tokio::test]
+async fn scripts_refuse_wrong_argument_counts() {
+    let client = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
+    client.init().await.unwrap();
+    let err = client.eval::<Value, _, _, _>(RESERVE_LUA, vec!["a"], vec!["1"]).await.unwrap_err();
+    assert!(err.details().contains("reserve.lua takes 5 keys and 7 arguments"), "{err}");
+}
+
+async fn reserved(store: &SaleStore, sku: &str, user: u64, qty: u32) -> OrderId {
+    let id = order_id(user);
+    let outcome = store.reserve(&request(sku, &format!("key-{id}"), user, qty, id)).await.unwrap();
+    assert!(matches!(outcome, Reservation::Reserved { .. }), "{outcome:?}");
+    id
+}
+
+async fn counters(store: &SaleStore, sku: &str) -> (i64, i64, i64) {
+    let status = store.sale_status(sku).await.unwrap().unwrap();
+    assert_eq!(status.stock + status.reserved + status.sold, status.total, "units add up");
+    (status.stock, status.reserved, status.sold)
+}
+
+#[tokio::test]
+async fn the_buyer_cancels_only_their_pending_order() {
+    let store = store().await;
+    let sku = sale(&store, 10, 5).await;
+    let id = reserved(&store, &sku, 7, 2).await;
+    assert_eq!(store.cancel(&sku, id, 8).await.unwrap(), Cancellation::NotFound, "another user's order");
+    let Cancellation::Cancelled { outbox_entry, reservation } = store.cancel(&sku, id, 7).await.unwrap() else {
+        panic!("expected a cancellation");
+    };
+    assert_eq!(reservation.qty, 2);
+    assert_eq!(counters(&store, &sku).await, (10, 0, 0));
+    assert_eq!(store.outbox(&sku, 10).await.unwrap(), vec![outbox_entry.clone()]);
+    assert_eq!(store.cancel(&sku, id, 7).await.unwrap(), Cancellation::NotPending { paid: false });
+    store.remove_from_outbox(&sku, &outbox_entry).await.unwrap();
+    assert!(store.outbox(&sku, 10).await.unwrap().is_empty());
+    assert_eq!(store.cancel(&sku, order_id(7), 7).await.unwrap(), Cancellation::NotFound);
+}
+
+#[tokio::test]
+async fn confirm_sells_once_and_refunds_what_came_too_late() {
+    let store = store().await;
+    let sku = sale(&store, 10, 5).await;
+    let id = reserved(&store, &sku, 7, 2).await;
+    assert_eq!(
+        store.confirm(&sku, id, "pay_1", 1).await.unwrap(),
+        Confirmation::AmountMismatch { expected: 3_998 }
+    );
+    assert!(matches!(store.confirm(&sku, id, "pay_1", 3_998).await.unwrap(), Confirmation::Paid(r) if r.qty == 2));
+    assert_eq!(counters(&store, &sku).await, (8, 0, 2));
+    let again = store.confirm(&sku, id, "pay_1", 3_998).await.unwrap();
+    assert!(matches!(again, Confirmation::Duplicate { refund: false, acknowledged: false, .. }), "{again:?}");
+    store.mark_payment_event(&sku, id).await.unwrap();
+    let again = store.confirm(&sku, id, "pay_1", 3_998).await.unwrap();
+    assert!(matches!(again, Confirmation::Duplicate { acknowledged: true, .. }), "{again:?}");
+    assert_eq!(store.cancel(&sku, id, 7).await.unwrap(), Cancellation::NotPending { paid: true });
+    assert_eq!(counters(&store, &sku).await, (8, 0, 2), "nothing moved twice");
+
+    let late = reserved(&store, &sku, 9, 1).await;
+    assert!(matches!(store.cancel(&sku, late, 9).await.unwrap(), Cancellation::Cancelled { .. }));
+    let refund = store.confirm(&sku, late, "pay_2", 1_999).await.unwrap();
+    assert!(matches!(refund, Confirmation::Refund { reason: CancelReason::User, .. }), "{refund:?}");
+    assert_eq!(counters(&store, &sku).await, (8, 0, 2), "a refunded order takes no units");
+    assert_eq!(store.confirm(&sku, order_id(1), "pay_3", 5).await.unwrap(), Confirmation::Unknown);
+}
+
+#[tokio::test]
+async fn sweepers_racing_release_each_expired_unit_once() {
+    let store = std::sync::Arc::new(store().await);
+    let sku = sale(&store, 200, 5).await;
+    for user in 1..=100u64 {
+        reserved(&store, &sku, user, 1).await;
+    }
+    assert_eq!(counters(&store, &sku).await, (100, 100, 0));
+    // Not yet expired: nothing happens.
+    assert_eq!(store.sweep(&sku, PAY_BY - 1, 1_000).await.unwrap(), 0);
+    let sweepers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, sku) = (store.clone(), sku.clone());
+            tokio::spawn(async move {
+                let mut cancelled = 0;
+                for _ in 0..10 {
+                    cancelled += store.sweep(&sku, PAY_BY + 1, 7).await.unwrap();
+                }
+                cancelled
+            })
+        })
+        .collect();
+    let mut cancelled = 0;
+    for sweeper in sweepers {
+        cancelled += sweeper.await.unwrap();
+    }
+    assert_eq!(cancelled, 100, "each order cancelled by exactly one sweeper");
+    assert_eq!(counters(&store, &sku).await, (200, 0, 0));
+    assert_eq!(store.outbox(&sku, 1_000).await.unwrap().len(), 100);
+}
+
+#[tokio::test]
+async fn payment_queries_are_claimed_once_per_round() {
+    let store = store().await;
+    let query = PaymentQuery { sku: unique("q"), order_id: order_id(5), started_ms: NOW };
+    store.queue_payment_query(&query, NOW + 1_000).await.unwrap();
+    let claimed = store.claim_payment_queries(NOW + 1_000, NOW + 61_000, 1_000).await.unwrap();
+    assert!(claimed.contains(&query));
+    let again = store.claim_payment_queries(NOW + 1_000, NOW + 61_000, 1_000).await.unwrap();
+    assert!(!again.contains(&query), "pushed to its next due time");
+    store.drop_payment_query(&query).await.unwrap();
+    assert!(!store.claim_payment_queries(NOW + 100_000, NOW + 160_000, 1_000).await.unwrap().contains(&query));
+}
