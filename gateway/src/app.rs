@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::error::{ApiError, Dependency};
 use crate::limits::RateLimits;
 use crate::order_store::OrderStore;
+use crate::payments::Settled;
 use crate::routes::orders::Placed;
 use crate::sold_out::SoldOutCache;
 use crate::single_flight::SingleFlight;
@@ -31,6 +32,9 @@ pub struct App {
     pub ids: IdGenerator,
     /// Order placements in progress, by SKU and idempotency key.
     pub placing: SingleFlight<Result<Placed, ApiError>>,
+    /// Payments being settled, by order and payment id: copies of one
+    /// notification arriving together settle once and share the answer.
+    pub settling: SingleFlight<Result<Settled, ApiError>>,
     pub metrics: PrometheusHandle,
 }
 
@@ -60,6 +64,7 @@ impl App {
             sold_out: SoldOutCache::new(Duration::from_millis(config.orders.sold_out_recheck_ms)),
             ids: IdGenerator::new(config.server.node_id).expect("validated node id"),
             placing: SingleFlight::new(),
+            settling: SingleFlight::new(),
             metrics: crate::metrics::handle(),
             config,
         })

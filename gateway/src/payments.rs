@@ -21,8 +21,25 @@ pub enum Settled {
     AlreadySettled,
 }
 
-/// A successful payment of `amount_cents` for an order of `sku`.
+/// A successful payment of `amount_cents` for an order of `sku`. Copies of
+/// one payment settling at once in this gateway share one settlement.
 pub async fn settle(
+    app: &App,
+    sku: &str,
+    order_id: OrderId,
+    payment_id: &str,
+    amount_cents: i64,
+    paid_at: DateTime<Utc>,
+) -> Result<Settled, ApiError> {
+    let flight = format!("{sku}\n{order_id}\n{payment_id}");
+    let (settled, _) = app
+        .settling
+        .run(flight, || settle_once(app, sku, order_id, payment_id, amount_cents, paid_at))
+        .await;
+    settled
+}
+
+async fn settle_once(
     app: &App,
     sku: &str,
     order_id: OrderId,

@@ -184,7 +184,7 @@ async fn admin_needs_the_token_and_ops_endpoints_answer() {
     let bad = gateway.admin(Method::PUT, &format!("/admin/skus/{sku}"), r#"{"stock": -1, "per_user_limit": 1, "price_cents": 1}"#).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     gateway.load_sale(&sku, 5, 1, 100).await;
-    assert_eq!(gateway.sale(&sku).await, serde_json::json!({"stock": 5, "reserved": 0, "sold": 0, "per_user_limit": 1, "price_cents": 100}));
+    assert_eq!(gateway.sale(&sku).await, serde_json::json!({"stock": 5, "reserved": 0, "sold": 0, "total": 5, "per_user_limit": 1, "price_cents": 100}));
     let missing = gateway.admin(Method::GET, &format!("/admin/skus/{}", unique("none")), "").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 

@@ -22,6 +22,8 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Sweeper {
+    /// Whether this settler runs the sweeper (it is safe to run on all).
+    pub enabled: bool,
     /// How often each sale is swept, ms.
     pub every_ms: u64,
     /// Most orders one sweep of one sale cancels.
@@ -30,7 +32,7 @@ pub struct Sweeper {
 
 impl Default for Sweeper {
     fn default() -> Self {
-        Self { every_ms: 1_000, batch: 500 }
+        Self { enabled: true, every_ms: 1_000, batch: 500 }
     }
 }
 

@@ -70,17 +70,20 @@ async fn run(config: Config) -> anyhow::Result<()> {
         every: Duration::from_millis(config.sweeper.every_ms),
         batch: config.sweeper.batch,
     };
-    tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, "settler starting");
+    let sweep = config.sweeper.enabled;
+    tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, sweep, "settler starting");
     let consumer = settler::Settler::new(config)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.changed().await;
     };
-    let sweeping = tokio::spawn(sweeper.run(until_stopped(stopped.clone())));
+    let sweeping = sweep.then(|| tokio::spawn(sweeper.run(until_stopped(stopped.clone()))));
     let consuming = tokio::spawn(consumer.run(until_stopped(stopped)));
     service::shutdown_signal().await;
     let _ = stop.send(true);
-    sweeping.await?;
+    if let Some(sweeping) = sweeping {
+        sweeping.await?;
+    }
     consuming.await??;
     Ok(())
 }

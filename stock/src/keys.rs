@@ -1,5 +1,7 @@
 //! Redis key names. Every key of one SKU carries the hash tag `{sku}`, so
-//! each script touches one cluster slot.
+//! each script touches one cluster slot. Every key starts with the
+//! configured namespace (empty by default; e.g. `staging:` to share one
+//! Redis between deployments).
 
 /// The keys of one SKU's sale.
 pub struct SaleKeys {
@@ -22,29 +24,38 @@ pub struct SaleKeys {
 }
 
 impl SaleKeys {
-    pub fn new(sku: &str) -> Self {
+    /// The keys of `sku`'s sale, each behind `namespace` (`redis.namespace`).
+    pub fn new(namespace: &str, sku: &str) -> Self {
         Self {
-            sale: format!("sale:{{{sku}}}"),
-            buyers: format!("buyers:{{{sku}}}"),
-            reservations: format!("resv:{{{sku}}}"),
-            deadlines: format!("deadlines:{{{sku}}}"),
-            payments: format!("payments:{{{sku}}}"),
-            payment_events: format!("payment_events:{{{sku}}}"),
-            closed: format!("closed:{{{sku}}}"),
-            outbox: format!("outbox:{{{sku}}}"),
+            sale: format!("{namespace}sale:{{{sku}}}"),
+            buyers: format!("{namespace}buyers:{{{sku}}}"),
+            reservations: format!("{namespace}resv:{{{sku}}}"),
+            deadlines: format!("{namespace}deadlines:{{{sku}}}"),
+            payments: format!("{namespace}payments:{{{sku}}}"),
+            payment_events: format!("{namespace}payment_events:{{{sku}}}"),
+            closed: format!("{namespace}closed:{{{sku}}}"),
+            outbox: format!("{namespace}outbox:{{{sku}}}"),
         }
     }
 
     /// Idempotency keys are scoped to the SKU: the key names one press of one
     /// SKU's buy button, and sharing the SKU's slot keeps the script atomic.
-    pub fn idempotency(sku: &str, key: &str) -> String {
-        format!("idem:{{{sku}}}:{key}")
+    pub fn idempotency(namespace: &str, sku: &str, key: &str) -> String {
+        format!("{namespace}idem:{{{sku}}}:{key}")
     }
 }
 
-/// Set of the SKUs with a sale loaded: what the sweeper visits.
-pub const SALES: &str = "sales";
+/// The keys that span sales.
+pub struct GlobalKeys {
+    /// Set of the SKUs with a sale loaded: what the sweeper visits.
+    pub sales: String,
+    /// Sorted set of payments to ask the channel about,
+    /// `<sku>:<order id>:<started ms>` scored by when the next query is due (ms).
+    pub payment_queries: String,
+}
 
-/// Sorted set of payments to ask the channel about, `<sku>:<order id>:<started ms>`
-/// scored by when the next query is due (ms).
-pub const PAYMENT_QUERIES: &str = "payment_queries";
+impl GlobalKeys {
+    pub fn new(namespace: &str) -> Self {
+        Self { sales: format!("{namespace}sales"), payment_queries: format!("{namespace}payment_queries") }
+    }
+}

@@ -11,7 +11,7 @@ use order::event::CancelReason;
 use order::id::OrderId;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{SaleKeys, PAYMENT_QUERIES, SALES};
+use crate::keys::{GlobalKeys, SaleKeys};
 use crate::records::{parse_closed, IdempotencyRecord, ReservationRecord};
 
 /// The helpers of the scripts that end reservations, loaded in front of them.
@@ -34,11 +34,13 @@ pub struct RedisConfig {
     pub pool_size: usize,
     /// A command slower than this fails (and a request gets a 503), ms.
     pub command_timeout_ms: u64,
+    /// Prefix of every key, to share one Redis between deployments (`staging:`).
+    pub namespace: String,
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        Self { url: "redis://127.0.0.1:6379".into(), pool_size: 4, command_timeout_ms: 500 }
+        Self { url: "redis://127.0.0.1:6379".into(), pool_size: 4, command_timeout_ms: 500, namespace: String::new() }
     }
 }
 
@@ -145,6 +147,8 @@ pub enum StoreError {
 /// Sales in Redis, through a pool of pipelining connections.
 pub struct SaleStore {
     pool: Pool,
+    namespace: String,
+    global: GlobalKeys,
     reserve: Script,
     release: Script,
     cancel: Script,
@@ -179,6 +183,8 @@ impl SaleStore {
         pool.connect_pool();
         Ok(Self {
             pool,
+            namespace: config.namespace.clone(),
+            global: GlobalKeys::new(&config.namespace),
             reserve: Script::from_lua(RESERVE_LUA),
             release: with_lib(RELEASE_LUA),
             cancel: with_lib(CANCEL_LUA),
@@ -187,6 +193,10 @@ impl SaleStore {
             load_sale: Script::from_lua(LOAD_SALE_LUA),
             claim_queries: Script::from_lua(CLAIM_QUERIES_LUA),
         })
+    }
+
+    fn keys(&self, sku: &str) -> SaleKeys {
+        SaleKeys::new(&self.namespace, sku)
     }
 
     /// Waits up to `timeout` for the first connections.
@@ -200,7 +210,7 @@ impl SaleStore {
     }
 
     pub async fn reserve(&self, req: &ReserveRequest<'_>) -> Result<Reservation, StoreError> {
-        let keys = SaleKeys::new(req.sku);
+        let keys = self.keys(req.sku);
         let reply: Vec<String> = self
             .reserve
             .evalsha_with_reload(
@@ -210,7 +220,7 @@ impl SaleStore {
                     keys.buyers,
                     keys.reservations,
                     keys.deadlines,
-                    SaleKeys::idempotency(req.sku, req.idempotency_key),
+                    SaleKeys::idempotency(&self.namespace, req.sku, req.idempotency_key),
                 ],
                 vec![
                     req.user_id.to_string(),
@@ -229,12 +239,12 @@ impl SaleStore {
     /// Gives an unqueued order's units back. Returns the stock after, or
     /// `None` when the order held no reservation.
     pub async fn release(&self, sku: &str, idempotency_key: &str, order_id: OrderId) -> Result<Option<i64>, StoreError> {
-        let keys = SaleKeys::new(sku);
+        let keys = self.keys(sku);
         let reply: Vec<i64> = self
             .release
             .evalsha_with_reload(
                 self.pool.next(),
-                vec![keys.sale, keys.buyers, keys.reservations, keys.deadlines, SaleKeys::idempotency(sku, idempotency_key)],
+                vec![keys.sale, keys.buyers, keys.reservations, keys.deadlines, SaleKeys::idempotency(&self.namespace, sku, idempotency_key)],
                 vec![order_id.to_string()],
             )
             .await?;
@@ -252,7 +262,7 @@ impl SaleStore {
             .pool
             .next()
             .set(
-                SaleKeys::idempotency(sku, idempotency_key),
+                SaleKeys::idempotency(&self.namespace, sku, idempotency_key),
                 acknowledged.encode(),
                 Some(Expiration::KEEPTTL),
                 Some(SetOptions::XX),
@@ -264,7 +274,7 @@ impl SaleStore {
 
     /// The buyer cancels a pending order of theirs.
     pub async fn cancel(&self, sku: &str, order_id: OrderId, user_id: u64) -> Result<Cancellation, StoreError> {
-        let keys = SaleKeys::new(sku);
+        let keys = self.keys(sku);
         let reply: Vec<String> = self
             .cancel
             .evalsha_with_reload(
@@ -289,7 +299,7 @@ impl SaleStore {
     /// Cancels up to `max` orders of `sku` whose deadline is before `now_ms`;
     /// returns how many. Their cancellations join the outbox.
     pub async fn sweep(&self, sku: &str, now_ms: i64, max: usize) -> Result<u64, StoreError> {
-        let keys = SaleKeys::new(sku);
+        let keys = self.keys(sku);
         Ok(self
             .sweep
             .evalsha_with_reload(
@@ -302,18 +312,18 @@ impl SaleStore {
 
     /// Cancellations of `sku` whose events are not acknowledged yet, oldest first.
     pub async fn outbox(&self, sku: &str, max: usize) -> Result<Vec<String>, StoreError> {
-        Ok(self.pool.next().lrange(SaleKeys::new(sku).outbox, 0, max as i64 - 1).await?)
+        Ok(self.pool.next().lrange(self.keys(sku).outbox, 0, max as i64 - 1).await?)
     }
 
     /// Drops an outbox entry once its event is acknowledged.
     pub async fn remove_from_outbox(&self, sku: &str, entry: &str) -> Result<(), StoreError> {
-        let _: i64 = self.pool.next().lrem(SaleKeys::new(sku).outbox, 1, entry).await?;
+        let _: i64 = self.pool.next().lrem(self.keys(sku).outbox, 1, entry).await?;
         Ok(())
     }
 
     /// A payment of `amount_cents` arrived for the order.
     pub async fn confirm(&self, sku: &str, order_id: OrderId, payment_id: &str, amount_cents: i64) -> Result<Confirmation, StoreError> {
-        let keys = SaleKeys::new(sku);
+        let keys = self.keys(sku);
         let reply: Vec<String> = self
             .confirm
             .evalsha_with_reload(
@@ -335,19 +345,19 @@ impl SaleStore {
 
     /// Records that the event of the order's payment was acknowledged.
     pub async fn mark_payment_event(&self, sku: &str, order_id: OrderId) -> Result<(), StoreError> {
-        let _: i64 = self.pool.next().hset(SaleKeys::new(sku).payment_events, (order_id.to_string(), 1)).await?;
+        let _: i64 = self.pool.next().hset(self.keys(sku).payment_events, (order_id.to_string(), 1)).await?;
         Ok(())
     }
 
     /// The reservation an order holds, if it still holds one.
     pub async fn reservation(&self, sku: &str, order_id: OrderId) -> Result<Option<ReservationRecord>, StoreError> {
-        let value: Option<String> = self.pool.next().hget(SaleKeys::new(sku).reservations, order_id.to_string()).await?;
+        let value: Option<String> = self.pool.next().hget(self.keys(sku).reservations, order_id.to_string()).await?;
         Ok(value.as_deref().and_then(ReservationRecord::parse))
     }
 
     /// Loads or replaces a sale; see `load_sale.lua` for what a replace resets.
     pub async fn load_sale(&self, sku: &str, terms: &SaleTerms) -> Result<(), StoreError> {
-        let keys = SaleKeys::new(sku);
+        let keys = self.keys(sku);
         let _: i64 = self
             .load_sale
             .evalsha_with_reload(
@@ -356,20 +366,20 @@ impl SaleStore {
                 vec![terms.stock, terms.per_user_limit, terms.price_cents],
             )
             .await?;
-        let _: i64 = self.pool.next().sadd(SALES, sku).await?;
+        let _: i64 = self.pool.next().sadd(&self.global.sales, sku).await?;
         Ok(())
     }
 
     /// The SKUs with a sale loaded.
     pub async fn sales(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self.pool.next().smembers(SALES).await?)
+        Ok(self.pool.next().smembers(&self.global.sales).await?)
     }
 
     pub async fn sale_status(&self, sku: &str) -> Result<Option<SaleStatus>, StoreError> {
         let fields: Vec<Option<i64>> = self
             .pool
             .next()
-            .hmget(SaleKeys::new(sku).sale, vec!["stock", "reserved", "sold", "total", "per_user_limit", "price_cents"])
+            .hmget(self.keys(sku).sale, vec!["stock", "reserved", "sold", "total", "per_user_limit", "price_cents"])
             .await?;
         Ok(match fields.as_slice() {
             [Some(stock), reserved, sold, total, per_user_limit, price_cents] => Some(SaleStatus {
@@ -389,14 +399,14 @@ impl SaleStore {
         let _: i64 = self
             .pool
             .next()
-            .hset(SaleKeys::new(sku).sale, vec![("stock", stock), ("reserved", reserved), ("sold", sold)])
+            .hset(self.keys(sku).sale, vec![("stock", stock), ("reserved", reserved), ("sold", sold)])
             .await?;
         Ok(())
     }
 
     /// Asks for the channel to be queried about a payment from `due_ms` on.
     pub async fn queue_payment_query(&self, query: &PaymentQuery, due_ms: i64) -> Result<(), StoreError> {
-        let _: i64 = self.pool.next().zadd(PAYMENT_QUERIES, None, None, false, false, (due_ms as f64, query.member())).await?;
+        let _: i64 = self.pool.next().zadd(&self.global.payment_queries, None, None, false, false, (due_ms as f64, query.member())).await?;
         Ok(())
     }
 
@@ -406,7 +416,7 @@ impl SaleStore {
             .claim_queries
             .evalsha_with_reload(
                 self.pool.next(),
-                vec![PAYMENT_QUERIES],
+                vec![self.global.payment_queries.clone()],
                 vec![now_ms.to_string(), next_due_ms.to_string(), max.to_string()],
             )
             .await?;
@@ -415,7 +425,7 @@ impl SaleStore {
 
     /// Stops querying about a payment (settled, or given up on).
     pub async fn drop_payment_query(&self, query: &PaymentQuery) -> Result<(), StoreError> {
-        let _: i64 = self.pool.next().zrem(PAYMENT_QUERIES, query.member()).await?;
+        let _: i64 = self.pool.next().zrem(&self.global.payment_queries, query.member()).await?;
         Ok(())
     }
 }

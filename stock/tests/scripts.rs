@@ -11,6 +11,9 @@ use stock::{
     SaleTerms, RESERVE_LUA,
 };
 
+/// These tests' sales live here, out of the way of running sweepers.
+const NAMESPACE: &str = "stock_tests:";
+
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -23,7 +26,8 @@ const NOW: i64 = 1_790_000_000_000;
 const PAY_BY: i64 = NOW + 900_000;
 
 async fn store() -> SaleStore {
-    let store = SaleStore::connect(&RedisConfig { url: redis_url(), ..RedisConfig::default() }).unwrap();
+    let config = RedisConfig { url: redis_url(), namespace: NAMESPACE.into(), ..RedisConfig::default() };
+    let store = SaleStore::connect(&config).unwrap();
     assert!(store.wait_connected(std::time::Duration::from_secs(5)).await, "redis at {}", redis_url());
     store
 }
@@ -68,11 +72,11 @@ async fn reserve_takes_stock_and_records_the_order() {
 
     let client = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
     client.init().await.unwrap();
-    let deadline: Option<f64> = client.zscore(format!("deadlines:{{{sku}}}"), id.to_string()).await.unwrap();
+    let deadline: Option<f64> = client.zscore(format!("{NAMESPACE}deadlines:{{{sku}}}"), id.to_string()).await.unwrap();
     assert_eq!(deadline, Some(PAY_BY as f64));
-    let held: Option<i64> = client.hget(format!("buyers:{{{sku}}}"), "7").await.unwrap();
+    let held: Option<i64> = client.hget(format!("{NAMESPACE}buyers:{{{sku}}}"), "7").await.unwrap();
     assert_eq!(held, Some(3));
-    let ttl: i64 = client.ttl(format!("idem:{{{sku}}}:k1")).await.unwrap();
+    let ttl: i64 = client.ttl(format!("{NAMESPACE}idem:{{{sku}}}:k1")).await.unwrap();
     assert!((1..=60).contains(&ttl), "idempotency record expires: ttl {ttl}");
 }
 

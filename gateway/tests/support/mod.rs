@@ -69,6 +69,12 @@ pub async fn drop_shards(dsns: &[String]) {
     }
 }
 
+/// Each test's Redis keys live under a namespace named after its topic, so
+/// the sweepers and payment pollers of parallel tests see only their own.
+pub fn namespace(topic: &str) -> String {
+    format!("{topic}:")
+}
+
 /// A gateway config pointing at the test services, with the limits off.
 pub fn gateway_config(topic: &str, shards: &[String]) -> Config {
     let mut config = Config::default();
@@ -76,6 +82,7 @@ pub fn gateway_config(topic: &str, shards: &[String]) -> Config {
     config.server.shutdown_grace_secs = 2;
     config.admin.token = ADMIN_TOKEN.into();
     config.redis.url = redis_url();
+    config.redis.namespace = namespace(topic);
     config.kafka.bootstrap = kafka_bootstrap();
     config.kafka.topic = topic.into();
     config.mysql.shards = shards.to_vec();
@@ -86,6 +93,8 @@ pub fn gateway_config(topic: &str, shards: &[String]) -> Config {
 
 pub fn settler_config(topic: &str, shards: &[String]) -> settler::config::Config {
     let mut config = settler::config::Config::default();
+    config.redis.url = redis_url();
+    config.redis.namespace = namespace(topic);
     config.kafka.bootstrap = kafka_bootstrap();
     config.kafka.topic = topic.into();
     config.kafka.dlq_topic = format!("{topic}.dlq");
@@ -104,9 +113,11 @@ pub struct TestGateway {
 }
 
 impl TestGateway {
-    pub async fn start(config: Config) -> Self {
+    /// Binds 127.0.0.1:0 and points the payment notifications at itself.
+    pub async fn start(mut config: Config) -> Self {
         let listener = tokio::net::TcpListener::bind(config.server.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
+        config.payments.notify_url = format!("http://{addr}/v1/payments/notify");
         let app = Arc::new(gateway::App::new(config).expect("building the gateway"));
         app.sales.wait_connected(Duration::from_secs(1)).await;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -236,6 +247,34 @@ impl Answer {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+}
+
+pub const PAYMENT_SECRET: &str = "test-payment-secret";
+
+/// A payment channel simulator on 127.0.0.1:0 with a fast retry schedule;
+/// returns its base URL. Runs until the test ends.
+pub async fn start_paysim() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let schedule = [Duration::from_millis(100), Duration::from_millis(200), Duration::from_millis(400)];
+    let simulator = paychannel::simulator::Simulator::new(PAYMENT_SECRET.as_bytes(), &schedule);
+    tokio::spawn(simulator.serve(listener, std::future::pending()));
+    format!("http://{addr}")
+}
+
+/// A JSON request to the simulator.
+pub async fn paysim(base: &str, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = client.request(req).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
 /// (order id, user id) of every order of `sku`, per shard.

@@ -1,0 +1,409 @@
+//! The money-and-stock loop end to end: the payment channel simulator,
+//! signed notifications, lookups for lost ones, buyer and timeout
+//! cancellation, races between them, and reconciliation. Real Redis,
+//! broker and MariaDB; the simulator as the channel.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use hyper::{Method, StatusCode};
+use order::event::OrderEvent;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use sqlx::mysql::MySqlPool;
+use support::*;
+
+struct Stack {
+    topic: String,
+    shards: Vec<String>,
+    gateway: Arc<TestGateway>,
+    settler: TestSettler,
+    paysim: String,
+}
+
+impl Stack {
+    async fn start(payment_window_secs: u64) -> Self {
+        let topic = fresh_topic(2).await;
+        let shards = fresh_shards(2).await;
+        let paysim = start_paysim().await;
+        let mut config = gateway_config(&topic, &shards);
+        config.payments.channel_url = paysim.clone();
+        config.payments.secret = PAYMENT_SECRET.into();
+        config.payments.query_every_secs = 1;
+        config.orders.payment_window_secs = payment_window_secs;
+        config.orders.idempotency_ttl_secs = 600;
+        let gateway = Arc::new(TestGateway::start(config).await);
+        let settler = TestSettler::start(settler_config(&topic, &shards));
+        Self { topic, shards, gateway, settler, paysim }
+    }
+
+    async fn stop(self) {
+        self.settler.stop().await;
+        drop_shards(&self.shards).await;
+    }
+
+    async fn order(&self, user: u64, sku: &str) -> String {
+        let answer = self.gateway.place(user, sku, 1, &format!("buy-{user}")).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.json);
+        answer.json["order_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn pay(&self, order_id: &str, user: u64, sku: &str) -> Value {
+        let answer = self.owner_request(order_id, "pay", user, sku).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+        answer.json
+    }
+
+    async fn owner_request(&self, order_id: &str, action: &str, user: u64, sku: &str) -> Answer {
+        let body = json!({"user_id": user, "sku": sku}).to_string();
+        let path = format!("/v1/orders/{order_id}/{action}");
+        self.gateway.request(Method::POST, &path, &[("content-type", "application/json")], body).await
+    }
+
+    /// The shopper pays at the channel; `plan` says how it notifies.
+    async fn complete(&self, payment_id: &str, plan: Value) {
+        let (status, body) = paysim(&self.paysim, Method::POST, &format!("/v1/payments/{payment_id}/complete"), plan).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// A notification as the channel would send it, signed with `secret`.
+    async fn notify(&self, body: &Value, secret: &str) -> Answer {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let signature = paychannel::signature::sign(secret.as_bytes(), &bytes);
+        let headers = [("content-type", "application/json"), ("x-pay-signature", signature.as_str())];
+        self.gateway.request(Method::POST, "/v1/payments/notify", &headers, bytes).await
+    }
+
+    async fn counters(&self, sku: &str) -> (i64, i64, i64) {
+        let sale = self.gateway.sale(sku).await;
+        let (stock, reserved, sold) = (sale["stock"].as_i64().unwrap(), sale["reserved"].as_i64().unwrap(), sale["sold"].as_i64().unwrap());
+        assert_eq!(stock + reserved + sold, sale["total"].as_i64().unwrap(), "units add up: {sale}");
+        (stock, reserved, sold)
+    }
+
+    /// The order's status in MySQL, once it is `want`.
+    async fn stored_status(&self, order_id: &str, want: &str) {
+        let path = format!("/v1/orders/{order_id}");
+        eventually(Duration::from_secs(30), &format!("order {order_id} {want}"), || async {
+            let answer = self.gateway.request(Method::GET, &path, &[], "").await;
+            (answer.json["status"] == want).then_some(())
+        })
+        .await;
+    }
+
+    async fn query_shards<T>(&self, sql: &str, order_id: &str) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::mysql::MySqlRow> + Send + Unpin,
+    {
+        let mut rows = Vec::new();
+        for dsn in &self.shards {
+            let pool = MySqlPool::connect(dsn).await.unwrap();
+            rows.extend(sqlx::query_as::<_, T>(sql).bind(order_id.parse::<i64>().unwrap()).fetch_all(&pool).await.unwrap());
+            pool.close().await;
+        }
+        rows
+    }
+
+    async fn history(&self, order_id: &str) -> Vec<(Option<String>, String)> {
+        self.query_shards("SELECT from_status, to_status FROM order_status_history WHERE order_id = ? ORDER BY id", order_id)
+            .await
+    }
+
+    async fn refunds(&self, order_id: &str) -> Vec<(String, i64)> {
+        self.query_shards("SELECT payment_id, amount_cents FROM refunds WHERE order_id = ?", order_id).await
+    }
+
+    fn sweeper(&self) -> settler::sweeper::Sweeper {
+        let config = settler_config(&self.topic, &self.shards);
+        settler::sweeper::Sweeper {
+            store: stock::SaleStore::connect(&config.redis).unwrap(),
+            events: service::producer::EventProducer::new(&config.producer()).unwrap(),
+            every: Duration::from_millis(200),
+            batch: 7,
+        }
+    }
+}
+
+fn notification(order_id: &str, sku: &str, payment_id: &str, amount_cents: i64) -> Value {
+    json!({
+        "payment_id": payment_id, "merchant_order_id": order_id, "attach": sku,
+        "amount_cents": amount_cents, "status": "SUCCESS", "paid_at": "2026-11-24T12:00:00Z"
+    })
+}
+
+#[tokio::test]
+async fn a_paid_order_is_sold_and_stored_paid() {
+    let stack = Stack::start(900).await;
+    let sku = unique("pay");
+    stack.gateway.load_sale(&sku, 10, 2, 4_999).await;
+    let order_id = stack.order(1, &sku).await;
+
+    let payment = stack.pay(&order_id, 1, &sku).await;
+    assert_eq!(payment["amount_cents"], 4_999);
+    assert!(payment["pay_url"].as_str().is_some_and(|url| !url.is_empty()));
+    stack.complete(payment["payment_id"].as_str().unwrap(), json!({})).await;
+
+    eventually(Duration::from_secs(10), "the sale", || async { (stack.counters(&sku).await == (9, 0, 1)).then_some(()) }).await;
+    stack.stored_status(&order_id, "PAID").await;
+    assert_eq!(stack.history(&order_id).await, vec![(Some("PENDING_PAYMENT".into()), "PAID".into())]);
+    let stored = stack.gateway.request(Method::GET, &format!("/v1/orders/{order_id}"), &[], "").await;
+    assert_eq!(stored.json["status"], "PAID");
+
+    // Paying or cancelling a paid order is refused.
+    assert_eq!(stack.owner_request(&order_id, "pay", 1, &sku).await.status, StatusCode::CONFLICT);
+    let cancel = stack.owner_request(&order_id, "cancel", 1, &sku).await;
+    assert_eq!((cancel.status, cancel.json["status"].as_str()), (StatusCode::CONFLICT, Some("PAID")));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn forged_tampered_and_mismatched_notifications_change_nothing() {
+    let stack = Stack::start(900).await;
+    let sku = unique("forged");
+    stack.gateway.load_sale(&sku, 10, 2, 1_000).await;
+    let order_id = stack.order(1, &sku).await;
+    let good = notification(&order_id, &sku, "pay_x", 1_000);
+
+    let forged = stack.notify(&good, "not-the-secret").await;
+    assert_eq!((forged.status, forged.json["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("bad_signature")));
+    let unsigned = stack
+        .gateway
+        .request(Method::POST, "/v1/payments/notify", &[("content-type", "application/json")], good.to_string())
+        .await;
+    assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
+    // Signed, then changed on the way.
+    let signature = paychannel::signature::sign(PAYMENT_SECRET.as_bytes(), good.to_string().as_bytes());
+    let tampered = good.to_string().replace("1000", "1");
+    let headers = [("content-type", "application/json"), ("x-pay-signature", signature.as_str())];
+    assert_eq!(stack.gateway.request(Method::POST, "/v1/payments/notify", &headers, tampered).await.status, StatusCode::UNAUTHORIZED);
+
+    let wrong_amount = stack.notify(&notification(&order_id, &sku, "pay_x", 1), PAYMENT_SECRET).await;
+    assert_eq!((wrong_amount.status, wrong_amount.json["error"].as_str()), (StatusCode::BAD_REQUEST, Some("amount_mismatch")));
+    let unknown = stack.notify(&notification("123456789", &sku, "pay_y", 1_000), PAYMENT_SECRET).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    assert_eq!(stack.counters(&sku).await, (9, 1, 0), "still reserved, nothing sold");
+    assert_eq!(stack.notify(&good, PAYMENT_SECRET).await.status, StatusCode::OK, "the genuine one still works");
+    assert_eq!(stack.counters(&sku).await, (9, 0, 1));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn ten_copies_of_a_notification_make_one_transition_and_one_event() {
+    let stack = Stack::start(900).await;
+    let sku = unique("dups");
+    stack.gateway.load_sale(&sku, 10, 2, 700).await;
+    let order_id = stack.order(3, &sku).await;
+    let payment = stack.pay(&order_id, 3, &sku).await;
+    stack.complete(payment["payment_id"].as_str().unwrap(), json!({"copies": 10})).await;
+    stack.stored_status(&order_id, "PAID").await;
+
+    eventually(Duration::from_secs(10), "all copies acknowledged", || async {
+        let (_, stats) = paysim(&stack.paysim, Method::GET, "/v1/stats", Value::Null).await;
+        (stats["notifications_acknowledged"] == 10).then_some(())
+    })
+    .await;
+    assert_eq!(stack.counters(&sku).await, (9, 0, 1));
+    assert_eq!(stack.history(&order_id).await.len(), 1, "one transition");
+    let paid_events = events_of(&stack.topic, &order_id).await.iter().filter(|e| matches!(e, OrderEvent::OrderPaid(_))).count();
+    assert_eq!(paid_events, 1, "one OrderPaid event");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_notification_is_found_by_asking_the_channel() {
+    let stack = Stack::start(900).await;
+    let sku = unique("lost");
+    stack.gateway.load_sale(&sku, 10, 2, 300).await;
+    let order_id = stack.order(4, &sku).await;
+    let payment = stack.pay(&order_id, 4, &sku).await;
+    stack.complete(payment["payment_id"].as_str().unwrap(), json!({"drop": true})).await;
+
+    stack.stored_status(&order_id, "PAID").await;
+    assert_eq!(stack.counters(&sku).await, (9, 0, 1));
+    let (_, stats) = paysim(&stack.paysim, Method::GET, "/v1/stats", Value::Null).await;
+    assert_eq!(stats["notifications_attempted"], 0, "no notification was ever sent");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn unpaid_orders_time_out_once_and_their_units_sell_again() {
+    let stack = Stack::start(1).await;
+    let sku = unique("timeout");
+    stack.gateway.load_sale(&sku, 5, 1, 100).await;
+    let first: Vec<String> = join_all((1..=5u64).map(|user| stack.order(user, &sku))).await;
+    assert_eq!(stack.gateway.place(6, &sku, 1, "late").await.status, StatusCode::CONFLICT, "sold out for now");
+
+    // Two sweepers at once, as on two settlers.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sweepers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(stack.sweeper().run(async move {
+                let _ = stopped.changed().await;
+            }))
+        })
+        .collect();
+    for order_id in &first {
+        stack.stored_status(order_id, "CANCELLED").await;
+    }
+    assert_eq!(stack.counters(&sku).await, (5, 0, 0), "every unit back, once");
+    for order_id in &first {
+        assert_eq!(stack.history(order_id).await, vec![(Some("PENDING_PAYMENT".into()), "CANCELLED".into())]);
+        let cancels = events_of(&stack.topic, order_id).await.iter().filter(|e| matches!(e, OrderEvent::OrderCancelled(_))).count();
+        assert!(cancels >= 1);
+    }
+
+    // No undersell: the next buyers get the units back (after the sold-out recheck).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let keys: Vec<String> = (11..=15).map(|user| format!("again-{user}")).collect();
+    let again = join_all(keys.iter().zip(11..).map(|(key, user)| stack.gateway.place(user, &sku, 1, key))).await;
+    assert!(again.iter().all(|a| a.status == StatusCode::ACCEPTED), "{:?}", again.iter().map(|a| a.status).collect::<Vec<_>>());
+    let _ = stop.send(true);
+    for sweeper in sweepers {
+        sweeper.await.unwrap();
+    }
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_buyer_cancels_a_pending_order_and_nobody_else_can() {
+    let stack = Stack::start(900).await;
+    let sku = unique("cancel");
+    stack.gateway.load_sale(&sku, 1, 1, 100).await;
+    let order_id = stack.order(21, &sku).await;
+
+    let stranger = stack.owner_request(&order_id, "cancel", 22, &sku).await;
+    assert_eq!((stranger.status, stranger.json["error"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_order")));
+    let cancelled = stack.owner_request(&order_id, "cancel", 21, &sku).await;
+    assert_eq!((cancelled.status, cancelled.json["status"].as_str()), (StatusCode::OK, Some("CANCELLED")));
+    assert_eq!(stack.counters(&sku).await, (1, 0, 0));
+    let twice = stack.owner_request(&order_id, "cancel", 21, &sku).await;
+    assert_eq!((twice.status, twice.json["status"].as_str()), (StatusCode::CONFLICT, Some("CANCELLED")));
+    stack.stored_status(&order_id, "CANCELLED").await;
+
+    // The unit is for sale again at once: the cancel cleared the sold-out mark.
+    assert_eq!(stack.gateway.place(23, &sku, 1, "next").await.status, StatusCode::ACCEPTED);
+    let bad = stack.gateway.request(Method::POST, &format!("/v1/orders/{order_id}/cancel"), &[("content-type", "application/json")], "{}").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn pay_and_cancel_racing_never_corrupt_stock() {
+    let stack = Arc::new(Stack::start(900).await);
+    let sku = unique("race");
+    stack.gateway.load_sale(&sku, 40, 1, 250).await;
+    let orders: Vec<(u64, String)> = join_all((1..=40u64).map(|user| {
+        let stack = stack.clone();
+        let sku = sku.clone();
+        async move { (user, stack.order(user, &sku).await) }
+    }))
+    .await;
+
+    let races = orders.iter().map(|(user, order_id)| {
+        let (stack, sku, order_id, user) = (stack.clone(), sku.clone(), order_id.clone(), *user);
+        async move {
+            let paid = notification(&order_id, &sku, &format!("pay_{order_id}"), 250);
+            let (notified, cancelled) =
+                tokio::join!(stack.notify(&paid, PAYMENT_SECRET), stack.owner_request(&order_id, "cancel", user, &sku));
+            assert_eq!(notified.status, StatusCode::OK, "{}", notified.json);
+            (order_id, cancelled.status == StatusCode::OK)
+        }
+    });
+    let outcomes = join_all(races).await;
+    let cancelled = outcomes.iter().filter(|(_, cancelled)| *cancelled).count() as i64;
+    assert_eq!(stack.counters(&sku).await, (cancelled, 0, 40 - cancelled));
+
+    for (order_id, was_cancelled) in &outcomes {
+        if *was_cancelled {
+            stack.stored_status(order_id, "CANCELLED").await;
+            let refunds = eventually(Duration::from_secs(30), "the refund", || async {
+                let refunds = stack.refunds(order_id).await;
+                (!refunds.is_empty()).then_some(refunds)
+            })
+            .await;
+            assert_eq!(refunds, vec![(format!("pay_{order_id}"), 250)], "the late payment goes back");
+        } else {
+            stack.stored_status(order_id, "PAID").await;
+            assert!(stack.refunds(order_id).await.is_empty());
+        }
+    }
+    Arc::into_inner(stack).unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn reconcile_finds_and_repairs_a_drifted_counter() {
+    let stack = Stack::start(900).await;
+    let sku = unique("drift");
+    stack.gateway.load_sale(&sku, 10, 3, 100).await;
+    let paid = stack.order(1, &sku).await;
+    let payment = stack.pay(&paid, 1, &sku).await;
+    stack.complete(payment["payment_id"].as_str().unwrap(), json!({})).await;
+    let pending = stack.order(2, &sku).await;
+    stack.stored_status(&paid, "PAID").await;
+    stack.stored_status(&pending, "PENDING_PAYMENT").await;
+
+    let config = settler_config(&stack.topic, &stack.shards);
+    let store = stock::SaleStore::connect(&config.redis).unwrap();
+    let shards = settler::shards::ShardPools::connect_lazy(&stack.shards, 1).unwrap();
+    let clean = settler::reconcile::reconcile(&shards, &store, &sku, false).await.unwrap();
+    assert!(!clean.drifted(), "{clean:?}");
+
+    // A failover lost two acknowledged decrements.
+    store.set_counters(&sku, 10, 1, 1).await.unwrap();
+    let drift = settler::reconcile::reconcile(&shards, &store, &sku, false).await.unwrap();
+    assert!(drift.drifted());
+    assert_eq!((drift.redis.stock, drift.mysql.stock), (10, 8));
+    let repaired = settler::reconcile::reconcile(&shards, &store, &sku, true).await.unwrap();
+    assert!(repaired.repaired);
+    assert_eq!(stack.counters(&sku).await, (8, 1, 1));
+    assert!(!settler::reconcile::reconcile(&shards, &store, &sku, false).await.unwrap().drifted());
+    stack.stop().await;
+}
+
+/// Every event about `order_id` on the topic so far: reads each partition
+/// from the start up to its high watermark.
+async fn events_of(topic: &str, order_id: &str) -> Vec<OrderEvent> {
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .set("group.id", unique("events_reader"))
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).unwrap();
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = HashMap::new();
+    for partition in metadata.topics()[0].partitions() {
+        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout).unwrap();
+        if high > low {
+            remaining.insert(partition.id(), high);
+        }
+        assignment.add_partition_offset(topic, partition.id(), Offset::Beginning).unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut events = Vec::new();
+    while !remaining.is_empty() {
+        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("events arrive").unwrap();
+        if remaining.get(&message.partition()).is_some_and(|high| message.offset() + 1 >= *high) {
+            remaining.remove(&message.partition());
+        }
+        let event = OrderEvent::decode(message.payload().unwrap_or_default()).unwrap();
+        let id = match &event {
+            OrderEvent::OrderCreated(o) => o.order_id,
+            OrderEvent::OrderPaid(p) => p.order.order_id,
+            OrderEvent::OrderCancelled(c) => c.order.order_id,
+            OrderEvent::RefundRequired(r) => r.order_id,
+        };
+        if id.to_string() == order_id {
+            events.push(event);
+        }
+    }
+    events
+}
