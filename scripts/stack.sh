@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Starts or stops the gateway and the settler in the background, for k6,
-# curl or a storefront. Run scripts/setup.sh (or scripts/demo.sh) first.
+# Starts or stops the gateway, the settler and the payment channel simulator
+# in the background, for k6, curl or a storefront. Run scripts/setup.sh (or
+# scripts/demo.sh) first.
 #
-#   scripts/stack.sh start    gateway on 127.0.0.1:$GATEWAY_PORT (8080), settler beside it
-#   scripts/stack.sh stop     SIGTERM both: drain, flush, commit, exit
+#   scripts/stack.sh start    gateway on 127.0.0.1:$GATEWAY_PORT (8080), settler, paysim on :9700
+#   scripts/stack.sh stop     SIGTERM all: drain, flush, commit, exit
 #   scripts/stack.sh status
 #
 # Config: GATEWAY_CONFIG / SETTLER_CONFIG files and GATEWAY_* / SETTLER_*
@@ -39,6 +40,8 @@ case "${1:-}" in
     export GATEWAY_KAFKA__BOOTSTRAP="${GATEWAY_KAFKA__BOOTSTRAP:-$KAFKA_BOOTSTRAP}"
     export SETTLER_KAFKA__BOOTSTRAP="${SETTLER_KAFKA__BOOTSTRAP:-$KAFKA_BOOTSTRAP}"
     export GATEWAY_REDIS__URL="${GATEWAY_REDIS__URL:-$REDIS_URL}"
+    export GATEWAY_PAYMENTS__NOTIFY_URL="${GATEWAY_PAYMENTS__NOTIFY_URL:-http://127.0.0.1:$GATEWAY_PORT/v1/payments/notify}"
+    start_one paysim
     start_one settler
     start_one gateway
     deadline=$((SECONDS + 30))
@@ -52,9 +55,10 @@ case "${1:-}" in
   stop)
     stop_one gateway
     stop_one settler
+    stop_one paysim
     ;;
   status)
-    for name in gateway settler; do
+    for name in gateway settler paysim; do
       if running "$name"; then echo "$name: running (pid $(cat "$STATE/$name.pid"))"; else echo "$name: stopped"; fi
     done
     ;;

@@ -26,15 +26,21 @@ pub struct SaleCounters {
     pub sold: i64,
 }
 
+/// Load goes to loopback (127.0.0.0/8, ::1) only.
+pub fn require_loopback(url: &str) -> anyhow::Result<()> {
+    let uri: hyper::Uri = url.parse().context("URL")?;
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        bail!("{url} is not a loopback address; load goes to 127.0.0.0/8 or ::1 only");
+    }
+    Ok(())
+}
+
 impl Gateway {
     /// Refuses targets off this machine: load goes to loopback only.
     pub fn new(base: &str, admin_token: &str, connections: usize) -> anyhow::Result<Self> {
-        let uri: hyper::Uri = base.parse().context("target URL")?;
-        let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
-        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
-            bail!("target {base} is not a loopback address; load goes to 127.0.0.0/8 or ::1 only");
-        }
+        require_loopback(base)?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
@@ -52,6 +58,32 @@ impl Gateway {
             .header("idempotency-key", key)
             .body(Full::new(Bytes::from(body)))?;
         self.send(req).await
+    }
+
+    /// `POST /v1/orders/{id}/pay`; the channel's payment id.
+    pub async fn pay(&self, order_id: &str, user_id: u64, sku: &str) -> anyhow::Result<String> {
+        let body = json!({"user_id": user_id, "sku": sku}).to_string();
+        let req = Request::post(format!("{}/v1/orders/{order_id}/pay", self.base))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let (status, reply) = self.send(req).await?;
+        if status != StatusCode::OK {
+            bail!("paying {order_id}: {status} {}", String::from_utf8_lossy(&reply));
+        }
+        let reply: Value = serde_json::from_slice(&reply)?;
+        Ok(reply["payment_id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// The shopper pays at the channel (the simulator's `complete`).
+    pub async fn complete_payment(&self, channel_url: &str, payment_id: &str) -> anyhow::Result<()> {
+        let req = Request::post(format!("{}/v1/payments/{payment_id}/complete", channel_url.trim_end_matches('/')))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(b"{}")))?;
+        let (status, reply) = self.send(req).await?;
+        if status != StatusCode::OK {
+            bail!("completing {payment_id}: {status} {}", String::from_utf8_lossy(&reply));
+        }
+        Ok(())
     }
 
     pub async fn load_sale(&self, sku: &str, stock: i64, per_user_limit: i64, price_cents: i64) -> anyhow::Result<()> {

@@ -1,7 +1,10 @@
 //! The flash-sale scenario: many more distinct buyers than units, each
-//! pressing "buy" once, as fast as `concurrency` connections allow. Then
-//! the invariants: nothing oversold, every accepted order in MySQL exactly
-//! once, Redis's counters adding up.
+//! pressing "buy" once, as fast as `concurrency` connections allow. With
+//! `pay_fraction`, the order lifecycle follows: that share of the buyers
+//! pays through the channel, the rest let their payment window pass, the
+//! sweeper gives their units back, and a second wave of buyers buys them.
+//! Then the invariants: nothing oversold or stuck, every order in MySQL
+//! exactly once in the status it should have, Redis's counters adding up.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,12 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::stream::{self, StreamExt};
 use hdrhistogram::Histogram;
 use hyper::StatusCode;
 
-use crate::client::Gateway;
-use crate::report::{latency_histogram, Check, Latency, Report};
-use crate::shards::count_orders;
+use crate::client::{Gateway, SaleCounters};
+use crate::report::{latency_histogram, Check, Latency, Lifecycle, Report};
+use crate::shards::orders_by_status;
 
 pub struct FlashSale {
     pub gateway: Gateway,
@@ -24,86 +28,183 @@ pub struct FlashSale {
     /// Added to buyer numbers, so runs against one stack use fresh user ids.
     pub first_user: u64,
     pub concurrency: usize,
-    /// The run stops when this passes, sent or not.
+    /// The burst stops when this passes, sent or not.
     pub max_duration: Duration,
     pub shards: Vec<String>,
-    /// How long to wait for the settler to store every accepted order.
-    pub drain_timeout: Duration,
+    /// How long to wait for the settler, the payments and the timeouts.
+    pub settle_timeout: Duration,
+    /// Share of accepted orders that pay (0 skips the lifecycle).
+    pub pay_fraction: f64,
+    /// The payment channel (simulator) the payers pay at.
+    pub channel_url: String,
 }
 
-/// What the workers collected.
+/// What a burst's workers collected.
 #[derive(Default)]
 struct Tally {
     answers: BTreeMap<String, u64>,
     latency: Option<Histogram<u64>>,
-    order_ids: Vec<String>,
+    /// (order id, user id) of every 202.
+    accepted: Vec<(String, u64)>,
+}
+
+impl Tally {
+    fn count(&self, status: &str) -> u64 {
+        self.answers.get(status).copied().unwrap_or(0)
+    }
 }
 
 impl FlashSale {
     pub async fn run(self) -> anyhow::Result<Report> {
         self.gateway.load_sale(&self.sku, self.stock, 1, 9_900).await.context("loading the sale")?;
-        let next = Arc::new(AtomicU64::new(0));
-        let tally = Arc::new(Mutex::new(Tally::default()));
         let started = Instant::now();
-        let deadline = started + self.max_duration;
-        let workers: Vec<_> = (0..self.concurrency)
-            .map(|_| tokio::spawn(worker(self.gateway.clone(), self.sku.clone(), self.buyers, self.first_user, next.clone(), deadline, tally.clone())))
-            .collect();
-        for worker in workers {
-            worker.await?;
-        }
+        let tally = self.burst(self.first_user, self.buyers).await?;
         let elapsed = started.elapsed();
-        let tally = std::mem::take(&mut *tally.lock().unwrap());
-        let latency = tally.latency.unwrap_or_else(latency_histogram);
-        let requests = latency.len();
-        let accepted = tally.answers.get("202").copied().unwrap_or(0);
-
-        let orders_in_mysql = self.wait_for_settler(accepted).await?;
-        let sale = self.gateway.sale(&self.sku).await?;
-        let distinct: HashSet<&String> = tally.order_ids.iter().collect();
-        let checks = vec![
+        let latency = tally.latency.clone().unwrap_or_else(latency_histogram);
+        let accepted = tally.count("202");
+        let distinct: HashSet<&String> = tally.accepted.iter().map(|(id, _)| id).collect();
+        let mut checks = vec![
             check("no oversell", accepted as i64 <= self.stock, format!("{accepted} accepted of {} units", self.stock)),
             check(
-                "stock adds up",
-                sale.stock + sale.reserved + sale.sold == self.stock && sale.reserved + sale.sold == accepted as i64,
-                format!("redis: {} left + {} reserved + {} sold; {accepted} accepted", sale.stock, sale.reserved, sale.sold),
-            ),
-            check(
-                "every accepted order in MySQL exactly once",
-                orders_in_mysql == accepted,
-                format!("{orders_in_mysql} rows for {accepted} accepted orders"),
-            ),
-            check(
                 "no order id twice",
-                distinct.len() == tally.order_ids.len(),
-                format!("{} distinct ids in {} answers", distinct.len(), tally.order_ids.len()),
-            ),
-            check(
-                "sold out only when gone",
-                sale.stock == 0 || tally.answers.get("409").is_none(),
-                format!("{} units left", sale.stock),
+                distinct.len() == tally.accepted.len(),
+                format!("{} distinct ids in {} answers", distinct.len(), tally.accepted.len()),
             ),
         ];
+
+        let lifecycle = if self.pay_fraction > 0.0 { Some(self.lifecycle(&tally).await?) } else { None };
+        let orders_in_mysql = match &lifecycle {
+            Some(lifecycle) => {
+                let expected = [("PAID", lifecycle.paid), ("CANCELLED", lifecycle.timed_out), ("PENDING_PAYMENT", lifecycle.resold)];
+                let (sale, stored) = self.settled(&expected).await?;
+                checks.push(check(
+                    "paid orders are sold",
+                    sale.sold == lifecycle.paid as i64,
+                    format!("redis sold {} for {} paid", sale.sold, lifecycle.paid),
+                ));
+                checks.push(check(
+                    "no units stuck: timed-out units sold again or back in stock",
+                    sale.reserved == lifecycle.resold as i64 && sale.stock + sale.reserved + sale.sold == self.stock,
+                    format!(
+                        "redis: {} left + {} reserved + {} sold of {}; {} timed out, {} resold",
+                        sale.stock, sale.reserved, sale.sold, self.stock, lifecycle.timed_out, lifecycle.resold
+                    ),
+                ));
+                checks.push(check(
+                    "every order in MySQL exactly once, in its status",
+                    expected.iter().all(|(status, n)| stored.get(*status).copied().unwrap_or(0) == *n)
+                        && stored.values().sum::<u64>() == accepted + lifecycle.resold,
+                    format!("{stored:?}"),
+                ));
+                stored
+            }
+            None => {
+                let (sale, stored) = self.settled(&[("PENDING_PAYMENT", accepted)]).await?;
+                checks.push(check(
+                    "stock adds up",
+                    sale.stock + sale.reserved + sale.sold == self.stock && sale.reserved + sale.sold == accepted as i64,
+                    format!("redis: {} left + {} reserved + {} sold; {accepted} accepted", sale.stock, sale.reserved, sale.sold),
+                ));
+                checks.push(check(
+                    "every accepted order in MySQL exactly once",
+                    stored.values().sum::<u64>() == accepted,
+                    format!("{} rows for {accepted} accepted orders", stored.values().sum::<u64>()),
+                ));
+                stored
+            }
+        };
+        checks.push(check(
+            "sold out only when gone",
+            tally.count("409") == 0 || accepted as i64 == self.stock,
+            format!("{} sold-out answers, {accepted} of {} units sold in the burst", tally.count("409"), self.stock),
+        ));
         Ok(Report {
             scenario: "flash-sale",
             sku: self.sku,
             stock: self.stock,
-            requests,
+            requests: latency.len(),
             elapsed_secs: elapsed.as_secs_f64(),
-            throughput_rps: requests as f64 / elapsed.as_secs_f64(),
+            throughput_rps: latency.len() as f64 / elapsed.as_secs_f64(),
             answers: tally.answers,
             latency: Latency::from_histogram(&latency),
+            lifecycle,
             orders_in_mysql,
             checks,
         })
     }
 
-    async fn wait_for_settler(&self, accepted: u64) -> anyhow::Result<u64> {
-        let deadline = Instant::now() + self.drain_timeout;
+    /// `buyers` distinct users from `first_user` on, one click each.
+    async fn burst(&self, first_user: u64, buyers: u64) -> anyhow::Result<Tally> {
+        let next = Arc::new(AtomicU64::new(0));
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let deadline = Instant::now() + self.max_duration;
+        let workers: Vec<_> = (0..self.concurrency)
+            .map(|_| {
+                let (gateway, sku, next, tally) = (self.gateway.clone(), self.sku.clone(), next.clone(), tally.clone());
+                tokio::spawn(worker(gateway, sku, buyers, first_user, next, deadline, tally))
+            })
+            .collect();
+        for worker in workers {
+            worker.await?;
+        }
+        let tally = std::mem::take(&mut *tally.lock().unwrap());
+        Ok(tally)
+    }
+
+    /// Pays for a share of the orders, waits for the rest to time out, and
+    /// sends a second wave of buyers at the units that came back.
+    async fn lifecycle(&self, burst: &Tally) -> anyhow::Result<Lifecycle> {
+        let paying = ((burst.accepted.len() as f64) * self.pay_fraction).round() as usize;
+        let payments = stream::iter(&burst.accepted[..paying])
+            .map(|(order_id, user)| async move {
+                let payment_id = self.gateway.pay(order_id, *user, &self.sku).await?;
+                self.gateway.complete_payment(&self.channel_url, &payment_id).await
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<anyhow::Result<()>>>()
+            .await;
+        let paid = payments.iter().filter(|result| result.is_ok()).count() as u64;
+        if let Some(Err(err)) = payments.iter().find(|result| result.is_err()) {
+            eprintln!("some payments failed, e.g.: {err:#}");
+        }
+        let timed_out = burst.accepted.len() as u64 - paid;
+        println!("paid {paid} orders; waiting for the other {timed_out} to time out ...");
+        self.wait_for("payments settled and unpaid orders timed out", |sale| {
+            sale.sold == paid as i64 && sale.reserved == 0
+        })
+        .await?;
+
+        // The sold-out marks of the gateways expire, then the units sell again.
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let second = self.burst(self.first_user + self.buyers, self.buyers / 4).await?;
+        println!("second wave: {} buyers, {} bought the returned units", self.buyers / 4, second.count("202"));
+        Ok(Lifecycle { paid, timed_out, second_wave_buyers: self.buyers / 4, resold: second.count("202") })
+    }
+
+    /// Waits until the sale's counters satisfy `done`.
+    async fn wait_for(&self, what: &str, done: impl Fn(&SaleCounters) -> bool) -> anyhow::Result<SaleCounters> {
+        let deadline = Instant::now() + self.settle_timeout;
         loop {
-            let stored = count_orders(&self.shards, &self.sku).await?;
-            if stored >= accepted || Instant::now() > deadline {
-                return Ok(stored);
+            let sale = self.gateway.sale(&self.sku).await?;
+            if done(&sale) || Instant::now() > deadline {
+                if !done(&sale) {
+                    eprintln!("gave up waiting for {what}: {sale:?}");
+                }
+                return Ok(sale);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits until MySQL holds `expected` orders per status (or the settle
+    /// timeout passes); the sale's counters and the stored counts.
+    async fn settled(&self, expected: &[(&str, u64)]) -> anyhow::Result<(SaleCounters, BTreeMap<String, u64>)> {
+        let deadline = Instant::now() + self.settle_timeout;
+        loop {
+            let stored = orders_by_status(&self.shards, &self.sku).await?;
+            let done = expected.iter().all(|(status, n)| stored.get(*status).copied().unwrap_or(0) >= *n);
+            if done || Instant::now() > deadline {
+                return Ok((self.gateway.sale(&self.sku).await?, stored));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -119,8 +220,8 @@ async fn worker(
     deadline: Instant,
     tally: Arc<Mutex<Tally>>,
 ) {
-    let mut mine = Tally { latency: Some(latency_histogram()), ..Tally::default() };
-    let histogram = mine.latency.as_mut().expect("just set");
+    let mut histogram = latency_histogram();
+    let mut mine = Tally::default();
     loop {
         let buyer = next.fetch_add(1, Ordering::Relaxed);
         if buyer >= buyers || Instant::now() >= deadline {
@@ -134,7 +235,7 @@ async fn worker(
             Ok((status, body)) => {
                 if status == StatusCode::ACCEPTED {
                     if let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) {
-                        mine.order_ids.push(json["order_id"].as_str().unwrap_or_default().to_owned());
+                        mine.accepted.push((json["order_id"].as_str().unwrap_or_default().to_owned(), user));
                     }
                 }
                 status.as_str().to_owned()
@@ -147,11 +248,10 @@ async fn worker(
     for (status, n) in mine.answers {
         *total.answers.entry(status).or_default() += n;
     }
-    total.order_ids.extend(mine.order_ids);
-    let theirs = mine.latency.expect("set above");
+    total.accepted.extend(mine.accepted);
     match &mut total.latency {
-        Some(histogram) => histogram.add(&theirs).expect("same bounds"),
-        None => total.latency = Some(theirs),
+        Some(all) => all.add(&histogram).expect("same bounds"),
+        None => total.latency = Some(histogram),
     }
 }
 

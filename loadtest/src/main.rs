@@ -56,9 +56,16 @@ struct FlashSaleArgs {
     /// Shard DSNs to count stored orders in (the settler's list).
     #[arg(long = "shard", default_values_t = default_shards())]
     shards: Vec<String>,
-    /// How long to wait for the settler to store the accepted orders, seconds.
-    #[arg(long, default_value_t = 60)]
-    drain_secs: u64,
+    /// How long to wait for the settler, payments and timeouts, seconds.
+    #[arg(long, default_value_t = 120)]
+    settle_secs: u64,
+    /// Share of accepted orders that then pay (0 to 1); the rest wait for
+    /// their payment window to pass, and a second wave buys the units back.
+    #[arg(long, default_value_t = 0.0)]
+    pay_fraction: f64,
+    /// The payment channel (simulator) the payers pay at.
+    #[arg(long, default_value = "http://127.0.0.1:9700")]
+    channel: String,
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -73,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let Scenario::FlashSale(args) = Args::parse().scenario;
     let run_id = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let sku = args.sku.unwrap_or_else(|| format!("flash_{run_id}"));
+    client::require_loopback(&args.channel)?;
     let report = flash_sale::FlashSale {
         gateway: client::Gateway::new(&args.target, &args.admin_token, args.concurrency)?,
         sku,
@@ -83,7 +91,9 @@ async fn main() -> anyhow::Result<()> {
         concurrency: args.concurrency.max(1),
         max_duration: Duration::from_secs(args.max_secs),
         shards: args.shards,
-        drain_timeout: Duration::from_secs(args.drain_secs),
+        settle_timeout: Duration::from_secs(args.settle_secs),
+        pay_fraction: args.pay_fraction.clamp(0.0, 1.0),
+        channel_url: args.channel,
     }
     .run()
     .await?;

@@ -32,6 +32,17 @@ impl Latency {
     }
 }
 
+/// What happened after the burst, when the buyers went on to pay.
+#[derive(Debug, Serialize)]
+pub struct Lifecycle {
+    pub paid: u64,
+    /// Left unpaid until the payment window passed.
+    pub timed_out: u64,
+    pub second_wave_buyers: u64,
+    /// Units bought again by the second wave.
+    pub resold: u64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Check {
     pub name: String,
@@ -50,7 +61,9 @@ pub struct Report {
     /// Answers by HTTP status, or "error" for a failed connection.
     pub answers: BTreeMap<String, u64>,
     pub latency: Latency,
-    pub orders_in_mysql: u64,
+    pub lifecycle: Option<Lifecycle>,
+    /// Orders of the SKU in MySQL by status.
+    pub orders_in_mysql: BTreeMap<String, u64>,
     pub checks: Vec<Check>,
 }
 
@@ -89,7 +102,14 @@ impl Report {
             "latency ms   p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
             l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
         );
-        println!("in MySQL     {:>7}  orders", self.orders_in_mysql);
+        if let Some(l) = &self.lifecycle {
+            println!(
+                "then         {} paid, {} timed out (units back), {} of {} second-wave buyers bought them",
+                l.paid, l.timed_out, l.resold, l.second_wave_buyers
+            );
+        }
+        let stored: Vec<String> = self.orders_in_mysql.iter().map(|(status, n)| format!("{n} {status}")).collect();
+        println!("in MySQL     {}", if stored.is_empty() { "no orders".into() } else { stored.join(", ") });
         for check in &self.checks {
             println!("[{}] {}: {}", if check.ok { " ok " } else { "FAIL" }, check.name, check.detail);
         }

@@ -1,16 +1,22 @@
 //! Counting what the settler stored, across the shards.
 
+use std::collections::BTreeMap;
+
 use sqlx::mysql::MySqlPool;
 
-/// Orders of `sku` over all shards.
-pub async fn count_orders(shards: &[String], sku: &str) -> anyhow::Result<u64> {
-    let mut total = 0;
+/// Orders of `sku` by status, over all shards.
+pub async fn orders_by_status(shards: &[String], sku: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut counts = BTreeMap::new();
     for dsn in shards {
         let pool = MySqlPool::connect(dsn).await?;
-        let (count,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM orders WHERE sku = ?").bind(sku).fetch_one(&pool).await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status, COUNT(*) FROM orders WHERE sku = ? GROUP BY status")
+            .bind(sku)
+            .fetch_all(&pool)
+            .await?;
         pool.close().await;
-        total += count as u64;
+        for (status, count) in rows {
+            *counts.entry(status).or_default() += count as u64;
+        }
     }
-    Ok(total)
+    Ok(counts)
 }
