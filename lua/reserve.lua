@@ -1,11 +1,12 @@
 -- reserve.lua: take units of one SKU for one order, atomically.
 --
--- Does, in order: idempotency check, SKU exists, stock >= qty, per-user
+-- Does, in order: idempotency check, SKU exists, sale window open, stock >= qty, per-user
 -- limit, then decrements stock, counts the user's units, records the
 -- reservation with its payment deadline and stores the idempotency record.
 -- Every key shares the SKU's hash tag, so the script runs on Redis Cluster.
 --
--- KEYS[1] sale:{sku}        hash: stock, reserved, sold, total, per_user_limit, price_cents
+-- KEYS[1] sale:{sku}        hash: stock, reserved, sold, total, per_user_limit, price_cents,
+--                           starts_ms, ends_ms (0: open end)
 -- KEYS[2] buyers:{sku}      hash: user id -> units reserved or bought
 -- KEYS[3] resv:{sku}        hash: order id -> reservation (see lib/reservation.lua)
 -- KEYS[4] deadlines:{sku}   zset: order id scored by its payment deadline (ms)
@@ -22,6 +23,7 @@
 --   {"ok", amount_cents, stock_left}
 --   {"dup", record}                   the key was seen before
 --   {"unknown_sku"}
+--   {"not_started", starts_ms, ends_ms} / {"ended", starts_ms, ends_ms}   outside the sale window
 --   {"sold_out", stock_left}          stock_left < qty (0 means sold out)
 --   {"limit", units_already_held}
 --
@@ -38,13 +40,20 @@ if record then
   return {'dup', record}
 end
 
-local sale = redis.call('HMGET', KEYS[1], 'stock', 'per_user_limit', 'price_cents')
+local sale = redis.call('HMGET', KEYS[1], 'stock', 'per_user_limit', 'price_cents', 'starts_ms', 'ends_ms')
 if not sale[1] then
   return {'unknown_sku'}
 end
 
 local user, qty, order_id, now, pay_by = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local stock, limit, price = tonumber(sale[1]), tonumber(sale[2]), tonumber(sale[3])
+local starts, ends = tonumber(sale[4] or '0'), tonumber(sale[5] or '0')
+if starts > 0 and tonumber(now) < starts then
+  return {'not_started', tostring(starts), tostring(ends)}
+end
+if ends > 0 and tonumber(now) >= ends then
+  return {'ended', tostring(starts), tostring(ends)}
+end
 if stock < qty then
   return {'sold_out', tostring(stock)}
 end

@@ -5,8 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use gateway::config::Limits;
-use gateway::limits::{bucket, RateLimits};
+use gateway::config::{LimitedRoute, RouteLimits, Traffic};
+use gateway::traffic::buckets::bucket;
+use gateway::traffic::TrafficPolicy;
 use order::event::{OrderCreated, OrderEvent};
 use order::id::IdGenerator;
 use order::request::PlaceOrder;
@@ -54,18 +55,19 @@ fn event_encoding(c: &mut Criterion) {
 
 fn limiter(c: &mut Criterion) {
     // Buckets large enough never to refuse: this measures the decision itself.
-    let limits = RateLimits::new(&Limits {
-        global: Some(bucket(u32::MAX, u32::MAX)),
-        per_user: Some(bucket(u32::MAX, u32::MAX)),
-    });
+    let huge = Some(bucket(u32::MAX, u32::MAX));
+    let mut traffic = Traffic::default();
+    traffic.routes.insert(LimitedRoute::PlaceOrder, RouteLimits { global: huge, ip: huge, user: huge });
+    let policy = TrafficPolicy::build(traffic, None);
+    let ip = "203.0.113.9".parse().unwrap();
     let mut user = 0u64;
-    let mut group = c.benchmark_group("limits");
+    let mut group = c.benchmark_group("traffic");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("global_then_user", |b| {
+    group.bench_function("admit_ip_then_user", |b| {
         b.iter(|| {
             user = (user + 1) % 100_000;
-            limits.check_global().unwrap();
-            limits.check_user(black_box(user)).unwrap();
+            policy.admit(LimitedRoute::PlaceOrder, black_box(ip)).unwrap();
+            policy.admit_user(LimitedRoute::PlaceOrder, black_box(user)).unwrap();
         })
     });
     group.finish();

@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 use order::event::OrderEvent;
 use order::id::IdGenerator;
@@ -14,16 +16,25 @@ use stock::SaleStore;
 
 use crate::config::Config;
 use crate::error::{ApiError, Dependency};
-use crate::limits::RateLimits;
 use crate::order_store::OrderStore;
 use crate::payments::Settled;
 use crate::routes::orders::Placed;
+use crate::reload::Loaded;
+use crate::sale_windows::SaleWindows;
+use crate::shedding::InFlight;
 use crate::sold_out::SoldOutCache;
+use crate::traffic::TrafficPolicy;
 use crate::single_flight::SingleFlight;
 
 pub struct App {
+    /// The config the gateway started with; its traffic section is
+    /// superseded by [`App::traffic`] on every reload.
     pub config: Config,
-    pub limits: RateLimits,
+    pub traffic: ArcSwap<TrafficPolicy>,
+    /// When and from what the traffic policy in force was loaded.
+    pub loaded: ArcSwap<Loaded>,
+    pub in_flight: InFlight,
+    pub sale_windows: SaleWindows,
     pub sales: SaleStore,
     pub events: EventProducer,
     pub orders: OrderStore,
@@ -51,9 +62,13 @@ pub enum StartError {
 impl App {
     /// Builds the clients. None of them waits for its service, so the gateway
     /// comes up (and reports not ready) while a dependency is still down.
-    pub fn new(config: Config) -> Result<Self, StartError> {
+    /// `source` is the file the config came from, if any (shown by `/admin/config`).
+    pub fn new(config: Config, source: Option<PathBuf>) -> Result<Self, StartError> {
         Ok(Self {
-            limits: RateLimits::new(&config.limits),
+            traffic: ArcSwap::from_pointee(TrafficPolicy::build(config.traffic.clone(), None)),
+            loaded: ArcSwap::from_pointee(Loaded::new(&config.traffic, source)),
+            in_flight: InFlight::default(),
+            sale_windows: SaleWindows::default(),
             sales: SaleStore::connect(&config.redis)?,
             events: EventProducer::new(&config.kafka)?,
             orders: OrderStore::connect_lazy(&config.mysql.shards)?,
@@ -70,11 +85,15 @@ impl App {
         })
     }
 
-    /// Sends an event and waits for the broker; a failure is a 503.
+    /// Sends an event and waits for the broker; a failure (or an open
+    /// breaker) is a 503.
     pub async fn publish(&self, event: &OrderEvent) -> Result<(), ApiError> {
+        let breaker = self.traffic.load().kafka.clone();
+        breaker.permit()?;
         let started = Instant::now();
         let sent = self.events.send(event).await;
         metrics::histogram!("gateway_kafka_produce_seconds").record(started.elapsed());
+        breaker.record(&sent);
         sent.map_err(|_| {
             metrics::counter!("gateway_produce_failures_total").increment(1);
             ApiError::Unavailable(Dependency::Kafka)

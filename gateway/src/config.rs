@@ -2,11 +2,13 @@
 //! environment variables (`GATEWAY_REDIS__URL` sets `redis.url`), validated
 //! once at start. `config/gateway.example.toml` documents every field.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 pub use service::producer::KafkaConfig;
 pub use stock::RedisConfig;
@@ -21,7 +23,8 @@ pub struct Config {
     pub mysql: Mysql,
     pub orders: Orders,
     pub payments: Payments,
-    pub limits: Limits,
+    /// Limits, deny lists, breakers and load shedding: reloaded while running.
+    pub traffic: Traffic,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,14 +85,95 @@ pub struct Payments {
     pub query_for_secs: u64,
 }
 
-/// Token buckets on `POST /v1/orders`, per gateway instance.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Traffic control, reloaded from the file (and on SIGHUP) without a
+/// restart. Everything here is per gateway instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// All requests together. Absent: unlimited.
+pub struct Traffic {
+    /// Proxies (CIDRs) whose `X-Forwarded-For` is believed. From any other
+    /// peer the header is ignored and the peer address is the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Requests served at once, past which new ones get an immediate 503
+    /// instead of a queue. 0 switches the cap off.
+    pub max_in_flight: usize,
+    /// Token buckets per route (`place_order`, `get_order`, `pay_order`,
+    /// `cancel_order`, `payment_notify`). A file that lists routes replaces
+    /// the defaults whole: a route or scope it leaves out is not limited.
+    #[serde(default = "default_routes", skip_serializing_if = "BTreeMap::is_empty")]
+    pub routes: BTreeMap<LimitedRoute, RouteLimits>,
+    /// Who is turned away with a 403 before any other work.
+    pub deny: Deny,
+    /// Circuit breakers around the dependencies.
+    pub breakers: Breakers,
+}
+
+/// Routes that can carry token buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitedRoute {
+    PlaceOrder,
+    GetOrder,
+    PayOrder,
+    CancelOrder,
+    PaymentNotify,
+}
+
+impl LimitedRoute {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PlaceOrder => "place_order",
+            Self::GetOrder => "get_order",
+            Self::PayOrder => "pay_order",
+            Self::CancelOrder => "cancel_order",
+            Self::PaymentNotify => "payment_notify",
+        }
+    }
+}
+
+/// The buckets of one route; each one absent is off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteLimits {
+    /// All requests to the route together.
     pub global: Option<Bucket>,
-    /// Each user id. Absent: unlimited.
-    pub per_user: Option<Bucket>,
+    /// Each client IP.
+    pub ip: Option<Bucket>,
+    /// Each user id (routes whose body names the user).
+    pub user: Option<Bucket>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Deny {
+    /// User ids turned away.
+    pub users: Vec<u64>,
+    /// Client IPs turned away, as CIDRs (`203.0.113.7/32`, `10.0.0.0/8`).
+    pub ips: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Breakers {
+    pub redis: Breaker,
+    pub kafka: Breaker,
+}
+
+/// A circuit breaker: opens when the success rate over `window_secs` falls
+/// below `1 - failure_ratio` with at least `min_requests` calls, stays open
+/// `open_ms`, then lets probe calls through (half-open): a success closes
+/// it, a failure opens it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Breaker {
+    pub enabled: bool,
+    /// Share of failed calls (0–1, exclusive of 0) that opens the breaker.
+    pub failure_ratio: f64,
+    /// Calls in the window before the breaker may open.
+    pub min_requests: u32,
+    /// The sliding window the ratio is measured over, seconds (at least 1).
+    pub window_secs: u64,
+    /// How long an open breaker answers 503 before probing, ms.
+    pub open_ms: u64,
 }
 
 /// A token bucket: refills `per_second` tokens a second, holds at most `burst`.
@@ -141,15 +225,57 @@ impl Default for Payments {
     }
 }
 
-impl Default for Limits {
+/// The buckets when the config names no routes at all.
+fn default_routes() -> BTreeMap<LimitedRoute, RouteLimits> {
+    let bucket = |per_second, burst| {
+        Some(Bucket {
+            per_second: NonZeroU32::new(per_second).expect("positive"),
+            burst: NonZeroU32::new(burst).expect("positive"),
+        })
+    };
+    let place_order = RouteLimits { global: bucket(50_000, 50_000), ip: bucket(50, 100), user: bucket(5, 10) };
+    BTreeMap::from([(LimitedRoute::PlaceOrder, place_order)])
+}
+
+impl Default for Traffic {
     fn default() -> Self {
-        let bucket = |per_second, burst| {
-            Some(Bucket {
-                per_second: NonZeroU32::new(per_second).unwrap(),
-                burst: NonZeroU32::new(burst).unwrap(),
-            })
-        };
-        Self { global: bucket(50_000, 50_000), per_user: bucket(5, 10) }
+        Self {
+            trusted_proxies: Vec::new(),
+            max_in_flight: 20_000,
+            routes: default_routes(),
+            deny: Deny::default(),
+            breakers: Breakers::default(),
+        }
+    }
+}
+
+impl Default for Breakers {
+    fn default() -> Self {
+        Self { redis: Breaker::default(), kafka: Breaker::default() }
+    }
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Self { enabled: true, failure_ratio: 0.5, min_requests: 20, window_secs: 10, open_ms: 5_000 }
+    }
+}
+
+impl Traffic {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, breaker) in [("traffic.breakers.redis", &self.breakers.redis), ("traffic.breakers.kafka", &self.breakers.kafka)] {
+            let valid = breaker.failure_ratio > 0.0
+                && breaker.failure_ratio <= 1.0
+                && breaker.window_secs >= 1
+                && breaker.open_ms > 0;
+            if !valid {
+                return Err(ConfigError::Invalid {
+                    field: name,
+                    problem: "needs 0 < failure_ratio <= 1, window_secs >= 1 and open_ms > 0".into(),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -164,7 +290,11 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, overlaid by `file` (if given) and then by `GATEWAY_*` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let config: Config = service::load_config(file, "GATEWAY_")?;
+        // Route tables replace, not merge with, the default ones: leave them
+        // out of the layer of defaults and let serde fill them in if absent.
+        let mut defaults = Config::default();
+        defaults.traffic.routes.clear();
+        let config: Config = service::load_config(defaults, file, "GATEWAY_")?;
         config.validate()?;
         Ok(config)
     }
@@ -198,7 +328,7 @@ impl Config {
         if self.orders.idempotency_ttl_secs < self.orders.payment_window_secs {
             return invalid("orders.idempotency_ttl_secs", "must be at least payment_window_secs");
         }
-        Ok(())
+        self.traffic.validate()
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -224,21 +354,31 @@ mod tests {
     #[test]
     fn a_file_overrides_defaults_and_typos_are_refused() {
         let mut file = tempfile();
-        writeln!(file.1, "[limits]\nper_user = {{ per_second = 1, burst = 3 }}\n").unwrap();
+        writeln!(file.1, "[traffic.routes.place_order]\nuser = {{ per_second = 1, burst = 3 }}\n").unwrap();
         let config = Config::load(Some(&file.0)).unwrap();
-        assert_eq!(config.limits.per_user.unwrap().burst.get(), 3);
-        assert_eq!(config.limits.global, Config::default().limits.global);
+        let place_order = config.traffic.routes[&LimitedRoute::PlaceOrder];
+        assert_eq!(place_order.user.unwrap().burst.get(), 3);
+        assert_eq!(place_order.global, None, "a route's table replaces the default one");
+        assert_eq!(config.traffic.max_in_flight, Config::default().traffic.max_in_flight);
 
-        writeln!(file.1, "[limits.global]\nper_secnd = 5\nburst = 5").unwrap();
+        writeln!(file.1, "[traffic.deny]\nusres = [5]").unwrap();
         let err = Config::load(Some(&file.0)).unwrap_err().to_string();
-        assert!(err.contains("per_secnd"), "{err}");
+        assert!(err.contains("usres"), "{err}");
     }
 
     #[test]
-    fn zero_rates_are_refused() {
-        let mut file = tempfile();
-        writeln!(file.1, "[limits]\nglobal = {{ per_second = 0, burst = 3 }}").unwrap();
-        assert!(Config::load(Some(&file.0)).is_err());
+    fn zero_rates_unknown_routes_and_bad_breakers_are_refused() {
+        for bad in [
+            "[traffic.routes.place_order]\nglobal = { per_second = 0, burst = 3 }",
+            "[traffic.routes.place_order]\nglobal = { per_second = 1, burst = 0 }",
+            "[traffic.routes.checkout]\nglobal = { per_second = 1, burst = 1 }",
+            "[traffic.breakers.redis]\nfailure_ratio = 1.5",
+            "[traffic.deny]\nips = [\"not-an-ip\"]",
+        ] {
+            let mut file = tempfile();
+            writeln!(file.1, "{bad}").unwrap();
+            assert!(Config::load(Some(&file.0)).is_err(), "{bad}");
+        }
     }
 
     fn tempfile() -> (std::path::PathBuf, std::fs::File) {

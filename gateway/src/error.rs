@@ -1,9 +1,12 @@
 //! Every refusal the API gives, and its mapping to HTTP in one place.
 
+use chrono::{DateTime, Utc};
 use hyper::StatusCode;
 use order::id::OrderId;
 use order::status::OrderStatus;
 use serde_json::{json, Value};
+
+use crate::traffic::buckets::Scope;
 
 /// A dependency whose failure turns into a 503.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +62,16 @@ pub enum ApiError {
     AmountMismatch { paid: i64, expected: i64 },
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
-    #[error("rate limited")]
-    RateLimited { retry_after_secs: u64 },
+    #[error("rate limited ({})", .scope.as_str())]
+    RateLimited { scope: Scope, retry_after_secs: u64 },
+    #[error("forbidden")]
+    Forbidden,
+    #[error("too many requests in flight")]
+    Overloaded,
+    #[error("the sale has not started")]
+    SaleNotStarted { starts_at: DateTime<Utc> },
+    #[error("the sale has ended")]
+    SaleEnded,
     #[error("{} unavailable", .0.as_str())]
     Unavailable(Dependency),
 }
@@ -73,16 +84,19 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized | Self::BadSignature => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound | Self::UnknownSku | Self::UnknownOrder => StatusCode::NOT_FOUND,
             Self::SoldOut
             | Self::InsufficientStock { .. }
             | Self::PurchaseLimitExceeded
             | Self::InProgress { .. }
-            | Self::NotPending { .. } => StatusCode::CONFLICT,
+            | Self::NotPending { .. }
+            | Self::SaleNotStarted { .. }
+            | Self::SaleEnded => StatusCode::CONFLICT,
             Self::AmountMismatch { .. } => StatusCode::BAD_REQUEST,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -111,7 +125,11 @@ impl ApiError {
             Self::AmountMismatch { paid, expected } => {
                 json!({"error": "amount_mismatch", "paid_cents": paid, "expected_cents": expected})
             }
-            Self::RateLimited { .. } => json!({"error": "rate_limited"}),
+            Self::RateLimited { scope, .. } => json!({"error": "rate_limited", "scope": scope.as_str()}),
+            Self::Forbidden => json!({"error": "forbidden"}),
+            Self::Overloaded => json!({"error": "overloaded"}),
+            Self::SaleNotStarted { starts_at } => json!({"error": "sale_not_started", "starts_at": starts_at}),
+            Self::SaleEnded => json!({"error": "sale_ended"}),
             Self::Unavailable(dependency) => {
                 json!({"error": "unavailable", "dependency": dependency.as_str()})
             }
@@ -121,8 +139,8 @@ impl ApiError {
     /// Seconds for a `Retry-After` header, where retrying later makes sense.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            Self::Unavailable(_) | Self::InProgress { .. } => Some(1),
+            Self::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
+            Self::Unavailable(_) | Self::InProgress { .. } | Self::Overloaded => Some(1),
             _ => None,
         }
     }

@@ -4,7 +4,9 @@
 //! Layout:
 //! - [`config`]: TOML + environment configuration, validated once.
 //! - [`server`]: the hyper accept loop and graceful drain; [`routes`]: the API.
-//! - [`limits`]: governor token buckets; [`sold_out`]: the local sold-out mark;
+//! - [`traffic`]: token buckets, deny lists, client IPs, circuit breakers;
+//!   [`reload`]: their hot reload; [`shedding`]: the in-flight cap.
+//! - [`sold_out`] and [`sale_windows`]: what is answered from memory;
 //!   [`single_flight`]: one placement per idempotency key in flight.
 //! - [`payments`]: settling a payment; [`payment_queries`]: asking the
 //!   channel about payments whose notification is late.
@@ -17,17 +19,21 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod http;
-pub mod limits;
 pub mod metrics;
 pub mod order_store;
 pub mod payment_queries;
 pub mod payments;
+pub mod reload;
 pub mod routes;
+pub mod sale_windows;
 pub mod server;
+pub mod shedding;
 pub mod single_flight;
 pub mod sold_out;
+pub mod traffic;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,21 +46,27 @@ const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs the gateway on `listener` until `shutdown` resolves, then drains open
 /// requests and flushes the producer, so no acknowledged order is lost.
-pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+/// With `config_file`, its traffic section is reloaded when it changes and
+/// on SIGHUP.
+pub async fn run(listener: TcpListener, app: Arc<App>, config_file: Option<PathBuf>, shutdown: impl Future<Output = ()>) {
     let pruner = {
         let app = app.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(PRUNE_EVERY);
             loop {
                 every.tick().await;
-                app.limits.prune();
+                app.traffic.load().prune();
             }
         })
     };
     let lookups = tokio::spawn(payment_queries::run(app.clone()));
+    let reloads = config_file.map(|path| tokio::spawn(reload::watch(app.clone(), path)));
     server::serve(listener, app.clone(), shutdown, app.config.shutdown_grace()).await;
     pruner.abort();
     lookups.abort();
+    if let Some(reloads) = reloads {
+        reloads.abort();
+    }
     if let Err(err) = app.events.flush(app.config.shutdown_grace()).await {
         tracing::error!(error = %err, "producer flush did not finish");
     }

@@ -32,12 +32,12 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
-    let app = Arc::new(gateway::App::new(config)?);
+    let app = Arc::new(gateway::App::new(config, args.config.clone())?);
     if !app.sales.wait_connected(std::time::Duration::from_secs(2)).await {
         tracing::warn!("redis not reachable yet; answering 503 until it is");
     }
     tracing::info!(listen = %listener.local_addr()?, "gateway listening");
-    gateway::run(listener, app, service::shutdown_signal()).await;
+    gateway::run(listener, app, args.config, service::shutdown_signal()).await;
     Ok(())
 }
 

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
+use gateway::config::{LimitedRoute, RouteLimits};
+use gateway::traffic::buckets::bucket;
 use hyper::{Method, StatusCode};
 use order::shard::ShardRouter;
 use support::*;
@@ -139,7 +141,8 @@ async fn refusals_name_their_reason() {
 async fn buckets_limit_users_and_say_when_to_retry() {
     let topic = fresh_topic(1).await;
     let mut config = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
-    config.limits.per_user = Some(gateway::limits::bucket(1, 2));
+    let limits = RouteLimits { user: Some(bucket(1, 2)), ..RouteLimits::default() };
+    config.traffic.routes.insert(LimitedRoute::PlaceOrder, limits);
     let gateway = TestGateway::start(config).await;
     let sku = unique("shoe");
     gateway.load_sale(&sku, 100, 100, 100).await;
@@ -148,7 +151,7 @@ async fn buckets_limit_users_and_say_when_to_retry() {
     assert_eq!(gateway.place(5, &sku, 1, "2").await.status, StatusCode::ACCEPTED);
     let limited = gateway.place(5, &sku, 1, "3").await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(limited.json["error"], "rate_limited");
+    assert_eq!(limited.json, serde_json::json!({"error": "rate_limited", "scope": "user"}));
     assert_eq!(limited.header("retry-after"), Some("1"));
     assert_eq!(gateway.place(6, &sku, 1, "4").await.status, StatusCode::ACCEPTED, "other users are not limited");
     assert_eq!(gateway.sale(&sku).await["stock"], 97, "a limited request takes no stock");
@@ -158,7 +161,8 @@ async fn buckets_limit_users_and_say_when_to_retry() {
 async fn the_global_bucket_sheds_everyone_past_its_burst() {
     let topic = fresh_topic(1).await;
     let mut config = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
-    config.limits.global = Some(gateway::limits::bucket(1, 3));
+    let limits = RouteLimits { global: Some(bucket(1, 3)), ..RouteLimits::default() };
+    config.traffic.routes.insert(LimitedRoute::PlaceOrder, limits);
     let gateway = TestGateway::start(config).await;
     let sku = unique("bag");
     gateway.load_sale(&sku, 100, 100, 100).await;
@@ -184,7 +188,7 @@ async fn admin_needs_the_token_and_ops_endpoints_answer() {
     let bad = gateway.admin(Method::PUT, &format!("/admin/skus/{sku}"), r#"{"stock": -1, "per_user_limit": 1, "price_cents": 1}"#).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     gateway.load_sale(&sku, 5, 1, 100).await;
-    assert_eq!(gateway.sale(&sku).await, serde_json::json!({"stock": 5, "reserved": 0, "sold": 0, "total": 5, "per_user_limit": 1, "price_cents": 100}));
+    assert_eq!(gateway.sale(&sku).await, serde_json::json!({"stock": 5, "reserved": 0, "sold": 0, "total": 5, "per_user_limit": 1, "price_cents": 100, "starts_at": null, "ends_at": null}));
     let missing = gateway.admin(Method::GET, &format!("/admin/skus/{}", unique("none")), "").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 

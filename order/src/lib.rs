@@ -6,9 +6,11 @@
 //! - [`request`]: the place-order request and its validation.
 //! - [`event`]: the events carried on the `order-events` topic.
 //! - [`status`]: the statuses an order moves through.
+//! - [`sale`]: a sale's window.
 
 pub mod event;
 pub mod id;
 pub mod request;
+pub mod sale;
 pub mod shard;
 pub mod status;

@@ -13,13 +13,14 @@ pub use figment::Error as ConfigFileError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// Loads `T`: its defaults, overlaid by `file` (if given), then by variables
-/// `<env_prefix><SECTION>__<FIELD>` (e.g. `GATEWAY_REDIS__URL`).
-pub fn load_config<T>(file: Option<&Path>, env_prefix: &str) -> Result<T, Box<ConfigFileError>>
+/// Loads `T`: `defaults`, overlaid by `file` (if given), then by variables
+/// `<env_prefix><SECTION>__<FIELD>` (e.g. `GATEWAY_REDIS__URL`). Tables
+/// merge key by key; arrays replace.
+pub fn load_config<T>(defaults: T, file: Option<&Path>, env_prefix: &str) -> Result<T, Box<ConfigFileError>>
 where
-    T: Default + Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned,
 {
-    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    let mut figment = Figment::from(Serialized::defaults(defaults));
     if let Some(file) = file {
         figment = figment.merge(Toml::file_exact(file));
     }

@@ -116,7 +116,7 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, overlaid by `file` (if given) and then by `SETTLER_*` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let config: Config = service::load_config(file, "SETTLER_")?;
+        let config: Config = service::load_config(Config::default(), file, "SETTLER_")?;
         config.validate()?;
         Ok(config)
     }

@@ -9,6 +9,7 @@ use fred::types::scripts::Script;
 use fred::types::{Expiration, SetOptions};
 use order::event::CancelReason;
 use order::id::OrderId;
+use order::sale::SaleWindow;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{GlobalKeys, SaleKeys};
@@ -53,6 +54,8 @@ pub enum Reservation {
     /// Fewer than the asked units are left (0: sold out).
     OutOfStock { stock_left: i64 },
     LimitExceeded,
+    /// Outside the sale's window (it has not started or has ended).
+    OutsideWindow(SaleWindow),
 }
 
 /// What `cancel.lua` decided.
@@ -122,6 +125,8 @@ pub struct SaleTerms {
     pub stock: i64,
     pub per_user_limit: i64,
     pub price_cents: i64,
+    #[serde(flatten)]
+    pub window: SaleWindow,
 }
 
 /// A sale's counters: units left to sell, held by unpaid orders, paid for,
@@ -134,6 +139,8 @@ pub struct SaleStatus {
     pub total: i64,
     pub per_user_limit: i64,
     pub price_cents: i64,
+    #[serde(flatten)]
+    pub window: SaleWindow,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -363,7 +370,10 @@ impl SaleStore {
             .evalsha_with_reload(
                 self.pool.next(),
                 vec![keys.sale, keys.buyers, keys.reservations, keys.deadlines, keys.payments, keys.closed, keys.payment_events],
-                vec![terms.stock, terms.per_user_limit, terms.price_cents],
+                {
+                    let (starts_ms, ends_ms) = terms.window.to_ms();
+                    vec![terms.stock, terms.per_user_limit, terms.price_cents, starts_ms, ends_ms]
+                },
             )
             .await?;
         let _: i64 = self.pool.next().sadd(&self.global.sales, sku).await?;
@@ -379,16 +389,20 @@ impl SaleStore {
         let fields: Vec<Option<i64>> = self
             .pool
             .next()
-            .hmget(self.keys(sku).sale, vec!["stock", "reserved", "sold", "total", "per_user_limit", "price_cents"])
+            .hmget(
+                self.keys(sku).sale,
+                vec!["stock", "reserved", "sold", "total", "per_user_limit", "price_cents", "starts_ms", "ends_ms"],
+            )
             .await?;
         Ok(match fields.as_slice() {
-            [Some(stock), reserved, sold, total, per_user_limit, price_cents] => Some(SaleStatus {
+            [Some(stock), reserved, sold, total, per_user_limit, price_cents, starts_ms, ends_ms] => Some(SaleStatus {
                 stock: *stock,
                 reserved: reserved.unwrap_or(0),
                 sold: sold.unwrap_or(0),
                 total: total.unwrap_or(0),
                 per_user_limit: per_user_limit.unwrap_or(0),
                 price_cents: price_cents.unwrap_or(0),
+                window: SaleWindow::from_ms(starts_ms.unwrap_or(0), ends_ms.unwrap_or(0)),
             }),
             _ => None,
         })
@@ -440,6 +454,9 @@ fn parse_reservation(reply: &[String]) -> Option<Reservation> {
         [tag] if tag == "unknown_sku" => Reservation::UnknownSku,
         [tag, left] if tag == "sold_out" => Reservation::OutOfStock { stock_left: number(left)? },
         [tag, _held] if tag == "limit" => Reservation::LimitExceeded,
+        [tag, starts, ends] if tag == "not_started" || tag == "ended" => {
+            Reservation::OutsideWindow(SaleWindow::from_ms(number(starts)?, number(ends)?))
+        }
         _ => return None,
     })
 }

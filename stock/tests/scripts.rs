@@ -52,7 +52,7 @@ fn request<'a>(sku: &'a str, key: &'a str, user_id: u64, qty: u32, order_id: Ord
 
 async fn sale(store: &SaleStore, stock: i64, per_user_limit: i64) -> String {
     let sku = unique("lua");
-    store.load_sale(&sku, &SaleTerms { stock, per_user_limit, price_cents: 1_999 }).await.unwrap();
+    store.load_sale(&sku, &SaleTerms { stock, per_user_limit, price_cents: 1_999, window: Default::default() }).await.unwrap();
     sku
 }
 
@@ -262,4 +262,23 @@ async fn payment_queries_are_claimed_once_per_round() {
     assert!(!again.contains(&query), "pushed to its next due time");
     store.drop_payment_query(&query).await.unwrap();
     assert!(!store.claim_payment_queries(NOW + 100_000, NOW + 160_000, 1_000).await.unwrap().contains(&query));
+}
+
+#[tokio::test]
+async fn reserve_refuses_outside_the_sale_window() {
+    use chrono::DateTime;
+    use order::sale::SaleWindow;
+    let store = store().await;
+    let at = |ms| Some(DateTime::from_timestamp_millis(ms).unwrap());
+    let sku = unique("window");
+    let window = SaleWindow { starts_at: at(NOW + 1_000), ends_at: at(NOW + 2_000) };
+    store.load_sale(&sku, &SaleTerms { stock: 5, per_user_limit: 5, price_cents: 1, window }).await.unwrap();
+    let before = store.reserve(&request(&sku, "a", 1, 1, order_id(1))).await.unwrap();
+    assert_eq!(before, Reservation::OutsideWindow(window));
+    let during = ReserveRequest { now_ms: NOW + 1_500, ..request(&sku, "b", 1, 1, order_id(1)) };
+    assert!(matches!(store.reserve(&during).await.unwrap(), Reservation::Reserved { .. }));
+    let after = ReserveRequest { now_ms: NOW + 2_000, ..request(&sku, "c", 1, 1, order_id(1)) };
+    assert_eq!(store.reserve(&after).await.unwrap(), Reservation::OutsideWindow(window));
+    assert_eq!(store.sale_status(&sku).await.unwrap().unwrap().window, window);
+    assert_eq!(counters(&store, &sku).await, (4, 1, 0), "only the reservation inside the window took stock");
 }

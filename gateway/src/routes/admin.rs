@@ -10,8 +10,8 @@ use crate::error::{ApiError, Dependency};
 use crate::http::{self, Reply};
 use stock::SaleTerms;
 
-/// `PUT /admin/skus/{sku}` `{"stock", "per_user_limit", "price_cents"}`:
-/// loads or replaces the sale, answers its counters.
+/// `PUT /admin/skus/{sku}` `{"stock", "per_user_limit", "price_cents",
+/// "starts_at"?, "ends_at"?}`: loads or replaces the sale, answers its counters.
 pub async fn put_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
     authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
@@ -25,8 +25,12 @@ pub async fn put_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Rep
             "stock and price_cents must be at least 0, per_user_limit at least 1".into(),
         ));
     }
+    if !terms.window.is_valid() {
+        return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
+    }
     app.sales.load_sale(sku, &terms).await.map_err(|_| ApiError::Unavailable(Dependency::Redis))?;
     app.sold_out.clear(sku);
+    app.sale_windows.remember(sku, terms.window);
     tracing::info!(sku, stock = terms.stock, per_user_limit = terms.per_user_limit, "sale loaded");
     sale_reply(app, sku).await
 }
@@ -36,6 +40,18 @@ pub async fn get_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Rep
     authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
     sale_reply(app, sku).await
+}
+
+/// `GET /admin/config`: the config in force, with the traffic section as
+/// last reloaded and when, secrets masked.
+pub fn get_config(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    authorize(app, req.headers())?;
+    let mut config = app.config.clone();
+    config.traffic = app.traffic.load().config.clone();
+    config.admin.token = "***".into();
+    config.payments.secret = "***".into();
+    let loaded = app.loaded.load_full();
+    Ok(http::json(StatusCode::OK, &serde_json::json!({"loaded": *loaded, "config": config})))
 }
 
 async fn sale_reply(app: &App, sku: &str) -> Result<Reply, ApiError> {

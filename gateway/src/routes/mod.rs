@@ -1,10 +1,14 @@
-//! Routing: one match on method and path, and per-route request metrics.
+//! Routing: one match on the path, then for the business routes the traffic
+//! checks that need no body (in-flight cap, IP deny list, global and per-IP
+//! buckets), then the handler. Health, metrics and admin routes skip those
+//! checks, so the SRE can still see and steer an overloaded gateway.
 
 pub mod admin;
 pub mod ops;
 pub mod orders;
 pub mod payments;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,56 +16,122 @@ use hyper::body::Incoming;
 use hyper::{Method, Request};
 
 use crate::app::App;
+use crate::config::LimitedRoute;
 use crate::error::ApiError;
 use crate::http::{self, Reply};
 
-pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Reply {
+/// What a request is for, from its path.
+enum Target<'a> {
+    PlaceOrder,
+    GetOrder(&'a str),
+    PayOrder(&'a str),
+    CancelOrder(&'a str),
+    PaymentNotify,
+    AdminSku(&'a str),
+    AdminConfig,
+    Healthz,
+    Readyz,
+    Metrics,
+    Unknown,
+}
+
+impl<'a> Target<'a> {
+    fn of(path: &'a str) -> Self {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["v1", "orders"] => Self::PlaceOrder,
+            ["v1", "orders", id] => Self::GetOrder(id),
+            ["v1", "orders", id, "pay"] => Self::PayOrder(id),
+            ["v1", "orders", id, "cancel"] => Self::CancelOrder(id),
+            ["v1", "payments", "notify"] => Self::PaymentNotify,
+            ["admin", "skus", sku] => Self::AdminSku(sku),
+            ["admin", "config"] => Self::AdminConfig,
+            ["healthz"] => Self::Healthz,
+            ["readyz"] => Self::Readyz,
+            ["metrics"] => Self::Metrics,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The label of the route in metrics.
+    fn label(&self) -> &'static str {
+        match self.limited() {
+            Some(route) => route.as_str(),
+            None => match self {
+                Self::AdminSku(_) => "admin_sku",
+                Self::AdminConfig => "admin_config",
+                Self::Healthz => "healthz",
+                Self::Readyz => "readyz",
+                Self::Metrics => "metrics",
+                _ => "unknown",
+            },
+        }
+    }
+
+    /// The business routes, which traffic control applies to.
+    fn limited(&self) -> Option<LimitedRoute> {
+        Some(match self {
+            Self::PlaceOrder => LimitedRoute::PlaceOrder,
+            Self::GetOrder(_) => LimitedRoute::GetOrder,
+            Self::PayOrder(_) => LimitedRoute::PayOrder,
+            Self::CancelOrder(_) => LimitedRoute::CancelOrder,
+            Self::PaymentNotify => LimitedRoute::PaymentNotify,
+            _ => return None,
+        })
+    }
+
+    fn allow(&self) -> &'static str {
+        match self {
+            Self::PlaceOrder | Self::PayOrder(_) | Self::CancelOrder(_) | Self::PaymentNotify => "POST",
+            Self::AdminSku(_) => "GET, PUT",
+            _ => "GET",
+        }
+    }
+}
+
+pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
     let started = Instant::now();
-    let (route, result) = dispatch(app, req).await;
-    let reply = result.unwrap_or_else(|err| http::error(&err));
+    let path = req.uri().path().to_owned();
+    let target = Target::of(&path);
+    let route = target.label();
+    let reply = dispatch(app, req, peer, target).await.unwrap_or_else(|err| http::error(&err));
     metrics::counter!("gateway_requests_total", "route" => route, "status" => reply.status().as_str().to_owned())
         .increment(1);
     metrics::histogram!("gateway_request_duration_seconds", "route" => route).record(started.elapsed());
     reply
 }
 
-async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> (&'static str, Result<Reply, ApiError>) {
-    let path = req.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let method = req.method().clone();
-    let wrong_method = |allow| Err(ApiError::MethodNotAllowed { allow });
-    match segments.as_slice() {
-        ["v1", "orders"] => (
-            "place_order",
-            if method == Method::POST { orders::place(app, req).await } else { wrong_method("POST") },
-        ),
-        ["v1", "orders", order_id, "cancel"] => (
-            "cancel_order",
-            if method == Method::POST { orders::cancel(&app, order_id, req).await } else { wrong_method("POST") },
-        ),
-        ["v1", "orders", order_id, "pay"] => (
-            "pay_order",
-            if method == Method::POST { payments::pay(&app, order_id, req).await } else { wrong_method("POST") },
-        ),
-        ["v1", "payments", "notify"] => (
-            "payment_notify",
-            if method == Method::POST { payments::notify(&app, req).await } else { wrong_method("POST") },
-        ),
-        ["v1", "orders", order_id] => (
-            "get_order",
-            if method == Method::GET { orders::get(&app, order_id).await } else { wrong_method("GET") },
-        ),
-        ["admin", "skus", sku] => (
-            "admin_sku",
-            match method {
-                Method::PUT => admin::put_sku(&app, sku, req).await,
-                Method::GET => admin::get_sku(&app, sku, req).await,
-                _ => wrong_method("GET, PUT"),
-            },
-        ),
-        ["healthz"] => ("healthz", if method == Method::GET { Ok(ops::healthz()) } else { wrong_method("GET") }),
-        ["readyz"] => ("readyz", if method == Method::GET { Ok(ops::readyz(&app).await) } else { wrong_method("GET") }),
-        ["metrics"] => ("metrics", if method == Method::GET { Ok(ops::metrics(&app)) } else { wrong_method("GET") }),
-        _ => ("unknown", Err(ApiError::NotFound)),
+async fn dispatch(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, target: Target<'_>) -> Result<Reply, ApiError> {
+    let allowed = target.allow().split(", ").any(|method| method == req.method().as_str());
+    if !allowed || matches!(target, Target::Unknown) {
+        return Err(if matches!(target, Target::Unknown) {
+            ApiError::NotFound
+        } else {
+            ApiError::MethodNotAllowed { allow: target.allow() }
+        });
+    }
+    let policy = app.traffic.load_full();
+    let _slot = match target.limited() {
+        Some(route) => {
+            let slot = app.in_flight.enter(policy.config.max_in_flight)?;
+            let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            policy.admit(route, policy.client_ip(peer.ip(), forwarded_for))?;
+            Some(slot)
+        }
+        None => None,
+    };
+    match target {
+        Target::PlaceOrder => orders::place(app.clone(), req).await,
+        Target::GetOrder(order_id) => orders::get(&app, order_id).await,
+        Target::PayOrder(order_id) => payments::pay(&app, order_id, req).await,
+        Target::CancelOrder(order_id) => orders::cancel(&app, order_id, req).await,
+        Target::PaymentNotify => payments::notify(&app, req).await,
+        Target::AdminSku(sku) if req.method() == Method::PUT => admin::put_sku(&app, sku, req).await,
+        Target::AdminSku(sku) => admin::get_sku(&app, sku, req).await,
+        Target::AdminConfig => admin::get_config(&app, req),
+        Target::Healthz => Ok(ops::healthz()),
+        Target::Readyz => Ok(ops::readyz(&app).await),
+        Target::Metrics => Ok(ops::metrics(&app)),
+        Target::Unknown => Err(ApiError::NotFound),
     }
 }

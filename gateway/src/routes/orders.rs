@@ -20,6 +20,7 @@ use order::status::OrderStatus;
 use serde::Serialize;
 
 use crate::app::App;
+use crate::config::LimitedRoute;
 use crate::error::{ApiError, Dependency};
 use crate::http::{self, Reply};
 use stock::records::from_ms;
@@ -46,13 +47,13 @@ pub struct Placed {
 }
 
 pub async fn place(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    app.limits.check_global()?;
     let (parts, body) = req.into_parts();
     let key = idempotency_key(&parts.headers)?;
     http::require_json(&parts.headers)?;
     let body = http::read_body(&parts.headers, body).await?;
     let order = PlaceOrder::from_json(&body).map_err(|e| ApiError::Invalid(e.0))?;
-    app.limits.check_user(order.user_id)?;
+    app.traffic.load().admit_user(LimitedRoute::PlaceOrder, order.user_id)?;
+    app.sale_windows.check(&order.sku)?;
     if app.sold_out.is_sold_out(&order.sku) {
         metrics::counter!("gateway_sold_out_answers_total", "source" => "local").increment(1);
         return Err(ApiError::SoldOut);
@@ -88,6 +89,7 @@ pub async fn place(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiEr
 pub async fn cancel(app: &App, order_id: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let order_id = parse_order_id(order_id)?;
     let owner = owner(req).await?;
+    app.traffic.load().admit_user(LimitedRoute::CancelOrder, owner.user_id)?;
     let cancellation = app.sales.cancel(&owner.sku, order_id, owner.user_id).await.map_err(|err| {
         tracing::warn!(%order_id, error = %err, "cancel failed");
         ApiError::Unavailable(Dependency::Redis)
@@ -157,8 +159,12 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
     let now_ms = Utc::now().timestamp_millis();
     let pay_by_ms = now_ms + app.config.orders.payment_window_secs as i64 * 1_000;
     let order_id = app.ids.next(bucket_for_user(order.user_id), now_ms);
+    // An order needs both: with either breaker open, take no stock at all.
+    let policy = app.traffic.load_full();
+    policy.redis.permit()?;
+    policy.kafka.permit()?;
     let started = Instant::now();
-    let reservation = app
+    let reserved = app
         .sales
         .reserve(&ReserveRequest {
             sku: &order.sku,
@@ -170,8 +176,9 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
             pay_by_ms,
             idempotency_ttl_secs: app.config.orders.idempotency_ttl_secs,
         })
-        .await
-        .map_err(|err| {
+        .await;
+    policy.redis.record(&reserved);
+    let reservation = reserved.map_err(|err| {
             tracing::warn!(sku = %order.sku, error = %err, "reserve failed");
             ApiError::Unavailable(Dependency::Redis)
         })?;
@@ -217,6 +224,7 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
         }
         Reservation::OutOfStock { stock_left } => Err(ApiError::InsufficientStock { available: stock_left }),
         Reservation::LimitExceeded => Err(ApiError::PurchaseLimitExceeded),
+        Reservation::OutsideWindow(window) => Err(app.sale_windows.refusal(&order.sku, window)),
     }
 }
 
@@ -274,5 +282,6 @@ fn outcome_name(reservation: &Reservation) -> &'static str {
         Reservation::UnknownSku => "unknown_sku",
         Reservation::OutOfStock { .. } => "out_of_stock",
         Reservation::LimitExceeded => "limit_exceeded",
+        Reservation::OutsideWindow(_) => "outside_window",
     }
 }

@@ -11,6 +11,7 @@ use serde_json::json;
 use stock::PaymentQuery;
 
 use crate::app::App;
+use crate::config::LimitedRoute;
 use crate::error::{ApiError, Dependency};
 use crate::http::{self, Reply};
 use crate::payments::settle;
@@ -22,6 +23,7 @@ use crate::routes::orders::{owner, parse_order_id};
 pub async fn pay(app: &App, order_id: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let order_id = parse_order_id(order_id)?;
     let owner = owner(req).await?;
+    app.traffic.load().admit_user(LimitedRoute::PayOrder, owner.user_id)?;
     let reservation = app
         .sales
         .reservation(&owner.sku, order_id)

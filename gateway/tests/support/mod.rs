@@ -86,8 +86,7 @@ pub fn gateway_config(topic: &str, shards: &[String]) -> Config {
     config.kafka.bootstrap = kafka_bootstrap();
     config.kafka.topic = topic.into();
     config.mysql.shards = shards.to_vec();
-    config.limits.global = None;
-    config.limits.per_user = None;
+    config.traffic.routes.clear();
     config
 }
 
@@ -114,14 +113,19 @@ pub struct TestGateway {
 
 impl TestGateway {
     /// Binds 127.0.0.1:0 and points the payment notifications at itself.
-    pub async fn start(mut config: Config) -> Self {
+    pub async fn start(config: Config) -> Self {
+        Self::start_with_file(config, None).await
+    }
+
+    /// As [`TestGateway::start`], reloading traffic from `config_file`.
+    pub async fn start_with_file(mut config: Config, config_file: Option<std::path::PathBuf>) -> Self {
         let listener = tokio::net::TcpListener::bind(config.server.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         config.payments.notify_url = format!("http://{addr}/v1/payments/notify");
-        let app = Arc::new(gateway::App::new(config).expect("building the gateway"));
+        let app = Arc::new(gateway::App::new(config, config_file.clone()).expect("building the gateway"));
         app.sales.wait_connected(Duration::from_secs(1)).await;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(gateway::run(listener, app.clone(), async {
+        let task = tokio::spawn(gateway::run(listener, app.clone(), config_file, async {
             let _ = stopped.await;
         }));
         let mut connector = HttpConnector::new();

@@ -1,0 +1,126 @@
+//! Hot reload of the traffic section of the config file, on a change of the
+//! file and on SIGHUP. The folder is watched (editors replace files by
+//! rename) and events are debounced. A file that does not parse or fails
+//! validation is refused with an error log and a metric; the last good
+//! config stays in force. Other sections need a restart: a reload that
+//! changes them says so in the log and leaves them as they were.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use notify_debouncer_full::notify::RecursiveMode;
+use notify_debouncer_full::{new_debouncer, DebounceEventResult};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::app::App;
+use crate::config::{Config, Traffic};
+use crate::traffic::TrafficPolicy;
+
+/// How long the file must be quiet before it is read.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// What `/admin/config` shows about the config in force.
+#[derive(Debug, Clone, Serialize)]
+pub struct Loaded {
+    pub loaded_at: DateTime<Utc>,
+    /// SHA-256 of the traffic section in force, shortened.
+    pub traffic_hash: String,
+    pub source: Option<PathBuf>,
+}
+
+impl Loaded {
+    pub fn new(traffic: &Traffic, source: Option<PathBuf>) -> Self {
+        let loaded = Self { loaded_at: Utc::now(), traffic_hash: hash(traffic), source };
+        metrics::gauge!("gateway_config_info", "hash" => loaded.traffic_hash.clone()).set(1.0);
+        loaded
+    }
+}
+
+fn hash(traffic: &Traffic) -> String {
+    let json = serde_json::to_vec(traffic).expect("the traffic config serialises");
+    hex::encode(&Sha256::digest(&json)[..8])
+}
+
+/// Watches `path` and SIGHUP until the task is aborted.
+pub async fn watch(app: Arc<App>, path: PathBuf) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<&'static str>();
+    let _debouncer = match watch_file(&path, tx.clone()) {
+        Ok(debouncer) => Some(debouncer),
+        Err(err) => {
+            tracing::error!(path = %path.display(), error = %err, "cannot watch the config file; SIGHUP still reloads");
+            None
+        }
+    };
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGHUP");
+            None
+        }
+    };
+    loop {
+        let trigger = tokio::select! {
+            Some(trigger) = rx.recv() => trigger,
+            Some(()) = async { match hangups.as_mut() { Some(s) => s.recv().await, None => None } } => "sighup",
+            else => return,
+        };
+        reload(&app, &path, trigger);
+    }
+}
+
+type Debouncer = notify_debouncer_full::Debouncer<
+    notify_debouncer_full::notify::RecommendedWatcher,
+    notify_debouncer_full::RecommendedCache,
+>;
+
+fn watch_file(path: &Path, tx: mpsc::UnboundedSender<&'static str>) -> notify_debouncer_full::notify::Result<Debouncer> {
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let name = path.file_name().map(|n| n.to_owned());
+    let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
+        let Ok(events) = result else { return };
+        let ours = events.iter().any(|event| event.paths.iter().any(|p| p.file_name() == name.as_deref()));
+        if ours {
+            let _ = tx.send("file change");
+        }
+    })?;
+    debouncer.watch(&folder, RecursiveMode::NonRecursive)?;
+    Ok(debouncer)
+}
+
+/// Reads the file and swaps in its traffic section, or keeps the last good one.
+pub fn reload(app: &App, path: &Path, trigger: &str) {
+    match Config::load(Some(path)) {
+        Ok(new) => {
+            let current = app.traffic.load_full();
+            if new.traffic == current.config {
+                tracing::info!(trigger, "config reloaded: traffic unchanged");
+            } else {
+                let policy = TrafficPolicy::build(new.traffic.clone(), Some(&current));
+                app.traffic.store(Arc::new(policy));
+                let previous = app.loaded.load_full();
+                metrics::gauge!("gateway_config_info", "hash" => previous.traffic_hash.clone()).set(0.0);
+                let loaded = Loaded::new(&new.traffic, Some(path.to_path_buf()));
+                tracing::info!(trigger, from = %previous.traffic_hash, to = %loaded.traffic_hash, "config reloaded: new traffic limits in force");
+                app.loaded.store(Arc::new(loaded));
+            }
+            if changed_outside_traffic(&new, &app.config) {
+                tracing::warn!(trigger, "config changes outside [traffic] take effect on restart only");
+            }
+            metrics::counter!("gateway_config_reloads_total", "result" => "ok").increment(1);
+        }
+        Err(err) => {
+            tracing::error!(trigger, error = %err, "config reload refused; the last good config stays in force");
+            metrics::counter!("gateway_config_reloads_total", "result" => "failed").increment(1);
+        }
+    }
+}
+
+fn changed_outside_traffic(new: &Config, running: &Config) -> bool {
+    let mut comparable = new.clone();
+    comparable.traffic = running.traffic.clone();
+    serde_json::to_value(&comparable).ok() != serde_json::to_value(running).ok()
+}

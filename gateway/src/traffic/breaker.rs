@@ -1,0 +1,106 @@
+//! Circuit breakers around Redis and Kafka, on the `failsafe` crate's state
+//! machine (success rate over a time window, constant open time, half-open
+//! probes). While one is open, requests that need its dependency get an
+//! immediate 503 instead of waiting for timeouts.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use failsafe::backoff::{self, Constant};
+use failsafe::failure_policy::{self, SuccessRateOverTimeWindow};
+use failsafe::{Config, Instrument, StateMachine};
+
+use crate::config;
+use crate::error::{ApiError, Dependency};
+
+const CLOSED: u8 = 0;
+const HALF_OPEN: u8 = 1;
+const OPEN: u8 = 2;
+
+pub struct Breaker {
+    dependency: Dependency,
+    settings: config::Breaker,
+    machine: StateMachine<SuccessRateOverTimeWindow<Constant>, Transitions>,
+    state: Arc<AtomicU8>,
+}
+
+/// Tracks the state for `/readyz` and `/metrics` as the machine moves.
+struct Transitions {
+    dependency: Dependency,
+    state: Arc<AtomicU8>,
+}
+
+impl Transitions {
+    fn moved(&self, state: u8, name: &'static str) {
+        self.state.store(state, Ordering::Relaxed);
+        let dependency = self.dependency.as_str();
+        metrics::gauge!("gateway_breaker_state", "dependency" => dependency).set(f64::from(state));
+        metrics::counter!("gateway_breaker_transitions_total", "dependency" => dependency, "to" => name).increment(1);
+        tracing::warn!(dependency, state = name, "circuit breaker moved");
+    }
+}
+
+impl Instrument for Transitions {
+    fn on_call_rejected(&self) {
+        metrics::counter!("gateway_breaker_rejections_total", "dependency" => self.dependency.as_str()).increment(1);
+    }
+
+    fn on_open(&self) {
+        self.moved(OPEN, "open");
+    }
+
+    fn on_half_open(&self) {
+        self.moved(HALF_OPEN, "half_open");
+    }
+
+    fn on_closed(&self) {
+        self.moved(CLOSED, "closed");
+    }
+}
+
+impl Breaker {
+    pub fn new(dependency: Dependency, settings: &config::Breaker) -> Self {
+        let state = Arc::new(AtomicU8::new(CLOSED));
+        metrics::gauge!("gateway_breaker_state", "dependency" => dependency.as_str()).set(f64::from(CLOSED));
+        let policy = failure_policy::success_rate_over_time_window(
+            1.0 - settings.failure_ratio,
+            settings.min_requests,
+            Duration::from_secs(settings.window_secs),
+            backoff::constant(Duration::from_millis(settings.open_ms)),
+        );
+        let machine = Config::new()
+            .failure_policy(policy)
+            .instrument(Transitions { dependency, state: state.clone() })
+            .build();
+        Self { dependency, settings: settings.clone(), machine, state }
+    }
+
+    pub fn settings(&self) -> &config::Breaker {
+        &self.settings
+    }
+
+    /// Ok if a call may go ahead; an immediate 503 while the breaker is open.
+    pub fn permit(&self) -> Result<(), ApiError> {
+        if !self.settings.enabled || self.machine.is_call_permitted() {
+            Ok(())
+        } else {
+            Err(ApiError::Unavailable(self.dependency))
+        }
+    }
+
+    pub fn record<T, E>(&self, outcome: &Result<T, E>) {
+        match outcome {
+            Ok(_) => self.machine.on_success(),
+            Err(_) => self.machine.on_error(),
+        }
+    }
+
+    pub fn state(&self) -> &'static str {
+        match self.state.load(Ordering::Relaxed) {
+            OPEN => "open",
+            HALF_OPEN => "half_open",
+            _ => "closed",
+        }
+    }
+}
