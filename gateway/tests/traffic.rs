@@ -1,0 +1,325 @@
+//! Traffic control against a running gateway: buckets by scope, trusted
+//! proxies, deny lists, hot reload (file change, broken file, SIGHUP),
+//! circuit breakers and load shedding. Real Redis and broker.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use gateway::config::{Config, LimitedRoute, RouteLimits};
+use gateway::traffic::buckets::bucket;
+use hyper::{Method, StatusCode};
+use support::*;
+use tokio::net::{TcpListener, TcpStream};
+
+async fn order_from(gateway: &TestGateway, user: u64, sku: &str, key: &str, forwarded_for: Option<&str>) -> Answer {
+    let body = serde_json::json!({"user_id": user, "sku": sku, "qty": 1}).to_string();
+    let mut headers = vec![("content-type", "application/json"), ("idempotency-key", key)];
+    if let Some(hops) = forwarded_for {
+        headers.push(("x-forwarded-for", hops));
+    }
+    gateway.request(Method::POST, "/v1/orders", &headers, body).await
+}
+
+fn with_place_order(mut config: Config, limits: RouteLimits) -> Config {
+    config.traffic.routes.insert(LimitedRoute::PlaceOrder, limits);
+    config
+}
+
+async fn gateway_with(limits: RouteLimits, edit: impl FnOnce(&mut Config)) -> (TestGateway, String) {
+    let topic = fresh_topic(1).await;
+    let mut config = with_place_order(gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]), limits);
+    edit(&mut config);
+    let gateway = TestGateway::start(config).await;
+    let sku = unique("traffic");
+    gateway.load_sale(&sku, 1_000, 1_000, 100).await;
+    (gateway, sku)
+}
+
+#[tokio::test]
+async fn each_scope_limits_at_its_burst_and_keys_do_not_share_buckets() {
+    let trusted = |config: &mut Config| config.traffic.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+
+    // Per IP: two clients behind our proxy, each with its own bucket.
+    let (gateway, sku) = gateway_with(RouteLimits { ip: Some(bucket(1, 2)), ..Default::default() }, trusted).await;
+    for (n, ip) in [(1, "203.0.113.1"), (2, "203.0.113.1")] {
+        assert_eq!(order_from(&gateway, n, &sku, &format!("a{n}"), Some(ip)).await.status, StatusCode::ACCEPTED);
+    }
+    let limited = order_from(&gateway, 3, &sku, "a3", Some("203.0.113.1")).await;
+    assert_eq!((limited.status, limited.json["scope"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("ip")));
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    assert_eq!(order_from(&gateway, 4, &sku, "a4", Some("203.0.113.2")).await.status, StatusCode::ACCEPTED);
+
+    // Per user: two users, each with their own bucket.
+    let (gateway, sku) = gateway_with(RouteLimits { user: Some(bucket(1, 2)), ..Default::default() }, |_| {}).await;
+    assert_eq!(gateway.place(7, &sku, 1, "u1").await.status, StatusCode::ACCEPTED);
+    assert_eq!(gateway.place(7, &sku, 1, "u2").await.status, StatusCode::ACCEPTED);
+    let limited = gateway.place(7, &sku, 1, "u3").await;
+    assert_eq!((limited.status, limited.json["scope"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("user")));
+    assert_eq!(gateway.place(8, &sku, 1, "u4").await.status, StatusCode::ACCEPTED);
+
+    // Global: everyone together.
+    let (gateway, sku) = gateway_with(RouteLimits { global: Some(bucket(1, 3)), ..Default::default() }, |_| {}).await;
+    let answers = join_all((1..=5u64).map(|user| {
+        let gateway = &gateway;
+        let sku = sku.clone();
+        async move { gateway.place(user, &sku, 1, &format!("g{user}")).await }
+    }))
+    .await;
+    let limited: Vec<_> = answers.iter().filter(|a| a.status == StatusCode::TOO_MANY_REQUESTS).collect();
+    assert_eq!(limited.len(), 2);
+    assert!(limited.iter().all(|a| a.json["scope"] == "global"));
+    assert_eq!(gateway.sale(&sku).await["stock"], 997, "limited requests take no stock");
+}
+
+#[tokio::test]
+async fn forwarded_for_counts_only_from_a_trusted_proxy() {
+    // Untrusted peer: the header is ignored, both "clients" share the peer's bucket.
+    let (gateway, sku) = gateway_with(RouteLimits { ip: Some(bucket(1, 1)), ..Default::default() }, |_| {}).await;
+    assert_eq!(order_from(&gateway, 1, &sku, "s1", Some("198.51.100.1")).await.status, StatusCode::ACCEPTED);
+    let spoofed = order_from(&gateway, 2, &sku, "s2", Some("198.51.100.2")).await;
+    assert_eq!(spoofed.status, StatusCode::TOO_MANY_REQUESTS, "a spoofed header buys no new bucket");
+
+    // Trusted peer: the header names the client.
+    let trusted = |config: &mut Config| config.traffic.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let (gateway, sku) = gateway_with(RouteLimits { ip: Some(bucket(1, 1)), ..Default::default() }, trusted).await;
+    assert_eq!(order_from(&gateway, 1, &sku, "t1", Some("198.51.100.1")).await.status, StatusCode::ACCEPTED);
+    assert_eq!(order_from(&gateway, 2, &sku, "t2", Some("198.51.100.2")).await.status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn denied_users_and_networks_get_403_and_take_no_stock() {
+    let deny = |config: &mut Config| {
+        config.traffic.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        config.traffic.deny.users = vec![666];
+        config.traffic.deny.ips = vec!["192.0.2.0/24".parse().unwrap()];
+    };
+    let (gateway, sku) = gateway_with(RouteLimits::default(), deny).await;
+    let user = gateway.place(666, &sku, 1, "d1").await;
+    assert_eq!((user.status, user.json["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    let network = order_from(&gateway, 5, &sku, "d2", Some("192.0.2.77")).await;
+    assert_eq!(network.status, StatusCode::FORBIDDEN);
+    assert_eq!(order_from(&gateway, 5, &sku, "d3", Some("192.0.3.1")).await.status, StatusCode::ACCEPTED);
+    assert_eq!(gateway.sale(&sku).await["stock"], 999, "only the allowed order took a unit");
+}
+
+/// Writes a config file whose place_order user bucket has burst `burst`
+/// (the rest as the test gateway's config).
+fn write_config(path: &PathBuf, base: &Config, burst: u32) {
+    let mut config = with_place_order(base.clone(), RouteLimits { user: Some(bucket(1, burst)), ..Default::default() });
+    config.server.listen = ([127, 0, 0, 1], 0).into();
+    // Written elsewhere and renamed into place, as editors do.
+    let staging = path.with_extension("tmp");
+    std::fs::write(&staging, toml::to_string(&config).unwrap()).unwrap();
+    std::fs::rename(&staging, path).unwrap();
+}
+
+/// How many of `n` orders by one new user get through.
+async fn accepted_of(gateway: &TestGateway, sku: &str, user: u64, n: u32) -> usize {
+    let mut accepted = 0;
+    for i in 0..n {
+        if gateway.place(user, sku, 1, &format!("r{user}-{i}")).await.status == StatusCode::ACCEPTED {
+            accepted += 1;
+        }
+    }
+    accepted
+}
+
+fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find(|line| line.starts_with(name_and_labels))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn limits_reload_from_the_file_and_on_sighup_and_a_broken_file_changes_nothing() {
+    let topic = fresh_topic(1).await;
+    let base = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
+    let folder = std::env::temp_dir().join(unique("reload"));
+    std::fs::create_dir_all(&folder).unwrap();
+    let path = folder.join("gateway.toml");
+    write_config(&path, &base, 2);
+    let config = Config::load(Some(&path)).unwrap();
+    let gateway = TestGateway::start_with_file(config, Some(path.clone())).await;
+    let sku = unique("reload");
+    gateway.load_sale(&sku, 1_000, 1_000, 100).await;
+    let hash_before = gateway.admin(Method::GET, "/admin/config", "").await.json["loaded"]["traffic_hash"].clone();
+    assert_eq!(accepted_of(&gateway, &sku, 1, 6).await, 2);
+
+    // The file changes: the new burst applies to the next requests, no restart.
+    write_config(&path, &base, 5);
+    eventually(Duration::from_secs(10), "the reload", || async {
+        let shown = gateway.admin(Method::GET, "/admin/config", "").await;
+        (shown.json["loaded"]["traffic_hash"] != hash_before).then_some(())
+    })
+    .await;
+    let shown = gateway.admin(Method::GET, "/admin/config", "").await;
+    assert_eq!(shown.json["config"]["traffic"]["routes"]["place_order"]["user"]["burst"], 5);
+    assert_eq!(shown.json["config"]["admin"]["token"], "***", "secrets are masked");
+    assert_eq!(accepted_of(&gateway, &sku, 2, 8).await, 5);
+
+    // A broken file is refused and counted; the last good limits stay.
+    std::fs::write(&path, "[traffic.routes.place_order]\nuser = { per_second = 0, burst = 1 }\n").unwrap();
+    eventually(Duration::from_secs(10), "the refused reload", || async {
+        let text = gateway.request(Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned();
+        (metric(&text, "gateway_config_reloads_total{result=\"failed\"}") >= 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(accepted_of(&gateway, &sku, 3, 8).await, 5, "the last good config is in force");
+
+    // A fixed file is taken again.
+    write_config(&path, &base, 3);
+    eventually(Duration::from_secs(10), "the fixed file", || async {
+        let shown = gateway.admin(Method::GET, "/admin/config", "").await;
+        (shown.json["config"]["traffic"]["routes"]["place_order"]["user"]["burst"] == 3).then_some(())
+    })
+    .await;
+    assert_eq!(accepted_of(&gateway, &sku, 4, 8).await, 3);
+
+    // SIGHUP reloads on its own (here an unchanged file: the count moves).
+    let reloads = || async {
+        let text = gateway.request(Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned();
+        metric(&text, "gateway_config_reloads_total{result=\"ok\"}")
+    };
+    let before = reloads().await;
+    let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status().unwrap();
+    assert!(status.success());
+    eventually(Duration::from_secs(10), "the SIGHUP reload", || async { (reloads().await > before).then_some(()) }).await;
+    std::fs::remove_dir_all(&folder).unwrap();
+}
+
+/// A TCP proxy to Redis that can be cut and restored, to take Redis away
+/// from one gateway without stopping the shared server.
+struct CuttableProxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let flag = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { continue };
+                let flag = flag.clone();
+                tokio::spawn(async move {
+                    if !flag.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+                    // Copy until either side closes or the proxy is cut.
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    let cut = async {
+                        while flag.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! { _ = copy => {}, _ = cut => {} }
+                });
+            }
+        });
+        Self { addr, up }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn the_redis_breaker_opens_answers_fast_and_closes_when_redis_is_back() {
+    let redis: SocketAddr = redis_url().trim_start_matches("redis://").parse().expect("REDIS_URL as redis://ip:port");
+    let proxy = CuttableProxy::start(redis).await;
+    let topic = fresh_topic(1).await;
+    let mut config = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
+    config.redis.url = format!("redis://{}", proxy.addr);
+    config.redis.command_timeout_ms = 200;
+    config.traffic.breakers.redis = gateway::config::Breaker {
+        enabled: true,
+        failure_ratio: 0.5,
+        min_requests: 5,
+        window_secs: 1,
+        open_ms: 1_000,
+    };
+    let gateway = TestGateway::start(config).await;
+    let sku = unique("breaker");
+    gateway.load_sale(&sku, 100, 100, 100).await;
+    // The policy's window must have run once before it may open the breaker.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(gateway.place(1, &sku, 1, "before").await.status, StatusCode::ACCEPTED);
+
+    proxy.set_up(false);
+    // Let the proxy notice and drop the open connections.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Load while Redis is away: every answer a 503 naming Redis, until the
+    // breaker has seen enough failures in its window to open.
+    let mut opened = false;
+    for round in 0..20 {
+        let answers = join_all((0..10).map(|i| {
+            let (gateway, sku) = (&gateway, &sku);
+            async move { gateway.place(100 + i, sku, 1, &format!("down{round}-{i}")).await }
+        }))
+        .await;
+        for answer in answers {
+            assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.json);
+            assert_eq!(answer.json["dependency"], "redis");
+        }
+        if gateway.app.traffic.load().redis.state() == "open" {
+            opened = true;
+            break;
+        }
+    }
+    assert!(opened, "the breaker opened");
+    let ready = gateway.request(Method::GET, "/readyz", &[], "").await;
+    assert_eq!((ready.status, ready.json["breakers"]["redis"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("open")));
+    let metrics = gateway.request(Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned();
+    assert_eq!(metric(&metrics, "gateway_breaker_state{dependency=\"redis\"}"), 2.0);
+
+    proxy.set_up(true);
+    let status = stock::SaleStore::connect(&stock::RedisConfig { url: redis_url(), namespace: namespace(&topic), ..Default::default() })
+        .unwrap();
+    status.wait_connected(Duration::from_secs(2)).await;
+    assert_eq!(status.sale_status(&sku).await.unwrap().unwrap().stock, 99, "no stock moved while Redis was away");
+
+    // After the open time a probe goes through, succeeds, and orders flow.
+    let answer = eventually(Duration::from_secs(15), "orders to flow again", || async {
+        let answer = gateway.place(3, &sku, 1, &format!("after-{}", rand::random::<u32>())).await;
+        (answer.status == StatusCode::ACCEPTED).then_some(answer)
+    })
+    .await;
+    assert_eq!(answer.json["status"], "PENDING_PAYMENT");
+    let ready = gateway.request(Method::GET, "/readyz", &[], "").await;
+    assert_eq!(ready.json["breakers"]["redis"], "closed");
+}
+
+#[tokio::test]
+async fn past_the_in_flight_cap_requests_are_shed_at_once() {
+    let slow_broker = |config: &mut Config| {
+        config.traffic.max_in_flight = 2;
+        // Each order waits for a 500 ms producer batch: a slow dependency.
+        config.kafka.linger_ms = 500;
+    };
+    let (gateway, sku) = gateway_with(RouteLimits::default(), slow_broker).await;
+    let answers = join_all((1..=10u64).map(|user| {
+        let gateway = &gateway;
+        let sku = sku.clone();
+        async move { gateway.place(user, &sku, 1, &format!("shed{user}")).await }
+    }))
+    .await;
+    let accepted = answers.iter().filter(|a| a.status == StatusCode::ACCEPTED).count();
+    let shed: Vec<_> = answers.iter().filter(|a| a.status == StatusCode::SERVICE_UNAVAILABLE).collect();
+    assert_eq!((accepted, shed.len()), (2, 8));
+    assert!(shed.iter().all(|a| a.json["error"] == "overloaded" && a.header("retry-after") == Some("1")));
+    // Admin and health routes are not shed.
+    assert_eq!(gateway.sale(&sku).await["stock"], 998);
+}
