@@ -7,7 +7,9 @@
 #   scripts/stack.sh stop     SIGTERM all: drain, flush, commit, exit
 #   scripts/stack.sh status
 #
-# Config: GATEWAY_CONFIG / SETTLER_CONFIG files and GATEWAY_* / SETTLER_*
+# Config: GATEWAY_CONFIG (default config/gateway.local.toml: no per-IP
+# bucket, since all local load comes from 127.0.0.1; its [traffic] section
+# reloads on save) / SETTLER_CONFIG files and GATEWAY_* / SETTLER_*
 # variables, as documented in config/*.example.toml. Logs go to .local/*.log.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -36,6 +38,7 @@ stop_one() {
 
 case "${1:-}" in
   start)
+    export GATEWAY_CONFIG="${GATEWAY_CONFIG:-$ROOT/config/gateway.local.toml}"
     export GATEWAY_SERVER__LISTEN="${GATEWAY_SERVER__LISTEN:-127.0.0.1:$GATEWAY_PORT}"
     export GATEWAY_KAFKA__BOOTSTRAP="${GATEWAY_KAFKA__BOOTSTRAP:-$KAFKA_BOOTSTRAP}"
     export SETTLER_KAFKA__BOOTSTRAP="${SETTLER_KAFKA__BOOTSTRAP:-$KAFKA_BOOTSTRAP}"

@@ -352,6 +352,14 @@ mod tests {
     }
 
     #[test]
+    fn the_local_stack_file_loads_without_an_ip_bucket() {
+        let local = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/gateway.local.toml");
+        let config = Config::load(Some(Path::new(local))).unwrap();
+        let place_order = config.traffic.routes[&LimitedRoute::PlaceOrder];
+        assert!(place_order.ip.is_none() && place_order.user.is_some());
+    }
+
+    #[test]
     fn a_file_overrides_defaults_and_typos_are_refused() {
         let mut file = tempfile();
         writeln!(file.1, "[traffic.routes.place_order]\nuser = {{ per_second = 1, burst = 3 }}\n").unwrap();

@@ -24,7 +24,8 @@ where
     if let Some(file) = file {
         figment = figment.merge(Toml::file_exact(file));
     }
-    figment.merge(Env::prefixed(env_prefix).split("__")).extract().map_err(Box::new)
+    // `<PREFIX>CONFIG` names the file itself, it is not a setting.
+    figment.merge(Env::prefixed(env_prefix).split("__").ignore(&["config"])).extract().map_err(Box::new)
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: info, librdkafka's warnings).
