@@ -7,15 +7,12 @@
 //! exactly once in the status it should have, Redis's counters adding up.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::stream::{self, StreamExt};
-use hdrhistogram::Histogram;
-use hyper::StatusCode;
 
+use crate::burst::{burst, Tally};
 use crate::client::{Gateway, SaleCounters};
 use crate::report::{latency_histogram, Check, Latency, Lifecycle, Report};
 use crate::shards::orders_by_status;
@@ -37,21 +34,6 @@ pub struct FlashSale {
     pub pay_fraction: f64,
     /// The payment channel (simulator) the payers pay at.
     pub channel_url: String,
-}
-
-/// What a burst's workers collected.
-#[derive(Default)]
-struct Tally {
-    answers: BTreeMap<String, u64>,
-    latency: Option<Histogram<u64>>,
-    /// (order id, user id) of every 202.
-    accepted: Vec<(String, u64)>,
-}
-
-impl Tally {
-    fn count(&self, status: &str) -> u64 {
-        self.answers.get(status).copied().unwrap_or(0)
-    }
 }
 
 impl FlashSale {
@@ -135,20 +117,7 @@ impl FlashSale {
 
     /// `buyers` distinct users from `first_user` on, one click each.
     async fn burst(&self, first_user: u64, buyers: u64) -> anyhow::Result<Tally> {
-        let next = Arc::new(AtomicU64::new(0));
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let deadline = Instant::now() + self.max_duration;
-        let workers: Vec<_> = (0..self.concurrency)
-            .map(|_| {
-                let (gateway, sku, next, tally) = (self.gateway.clone(), self.sku.clone(), next.clone(), tally.clone());
-                tokio::spawn(worker(gateway, sku, buyers, first_user, next, deadline, tally))
-            })
-            .collect();
-        for worker in workers {
-            worker.await?;
-        }
-        let tally = std::mem::take(&mut *tally.lock().unwrap());
-        Ok(tally)
+        burst(&self.gateway, &self.sku, first_user, buyers, self.concurrency, self.max_duration).await
     }
 
     /// Pays for a share of the orders, waits for the rest to time out, and
@@ -208,50 +177,6 @@ impl FlashSale {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-}
-
-async fn worker(
-    gateway: Gateway,
-    sku: String,
-    buyers: u64,
-    first_user: u64,
-    next: Arc<AtomicU64>,
-    deadline: Instant,
-    tally: Arc<Mutex<Tally>>,
-) {
-    let mut histogram = latency_histogram();
-    let mut mine = Tally::default();
-    loop {
-        let buyer = next.fetch_add(1, Ordering::Relaxed);
-        if buyer >= buyers || Instant::now() >= deadline {
-            break;
-        }
-        let user = first_user + buyer;
-        let sent = Instant::now();
-        let answer = gateway.place(user, &sku, 1, &format!("{sku}-{user}")).await;
-        histogram.saturating_record(sent.elapsed().as_micros() as u64);
-        let status = match answer {
-            Ok((status, body)) => {
-                if status == StatusCode::ACCEPTED {
-                    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) {
-                        mine.accepted.push((json["order_id"].as_str().unwrap_or_default().to_owned(), user));
-                    }
-                }
-                status.as_str().to_owned()
-            }
-            Err(_) => "error".to_owned(),
-        };
-        *mine.answers.entry(status).or_default() += 1;
-    }
-    let mut total = tally.lock().unwrap();
-    for (status, n) in mine.answers {
-        *total.answers.entry(status).or_default() += n;
-    }
-    total.accepted.extend(mine.accepted);
-    match &mut total.latency {
-        Some(all) => all.add(&histogram).expect("same bounds"),
-        None => total.latency = Some(histogram),
     }
 }
 

@@ -4,6 +4,8 @@
 //! Layout: [`flash_sale`] the scenario, [`client`] the HTTP calls,
 //! [`report`] histogram and report, [`shards`] the MySQL count.
 
+mod bench;
+mod burst;
 mod client;
 mod flash_sale;
 mod report;
@@ -28,6 +30,41 @@ struct Args {
 enum Scenario {
     /// Many distinct buyers, little stock, one click each, as fast as possible.
     FlashSale(FlashSaleArgs),
+    /// The floors (bare HTTP, pipelined Redis, plain INSERT) and the stack's
+    /// figures as ratios against them, in one run, as one table.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Gateway base URL; must be a loopback address. Run it without token
+    /// buckets (scripts/bench.sh does), or they measure themselves.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    target: String,
+    #[arg(long, env = "GATEWAY_ADMIN__TOKEN", default_value = "dev-admin-token")]
+    admin_token: String,
+    /// Requests per HTTP phase, and calls of the Redis floor.
+    #[arg(long, default_value_t = 50_000)]
+    requests: u64,
+    /// Connections (calls in flight), the same for every phase.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Orders the database floor and the settler write.
+    #[arg(long, default_value_t = 20_000)]
+    rows: u64,
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    kafka: String,
+    /// MySQL server DSN without a database; the bench makes its own.
+    #[arg(long, env = "MYSQL_URL", default_value = "mysql://flashsale:flashsale@127.0.0.1:3306")]
+    mysql: String,
+    /// The gateway's pid, to read its peak RSS.
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    /// Also write the figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -77,7 +114,36 @@ fn default_shards() -> Vec<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Scenario::FlashSale(args) = Args::parse().scenario;
+    match Args::parse().scenario {
+        Scenario::FlashSale(args) => flash_sale(args).await,
+        Scenario::Bench(args) => bench(args).await,
+    }
+}
+
+async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let settler_bin = std::env::current_exe()?.with_file_name("settler");
+    let report = bench::Bench {
+        gateway: client::Gateway::new(&args.target, &args.admin_token, args.concurrency)?,
+        requests: args.requests,
+        concurrency: args.concurrency.max(1),
+        rows: args.rows,
+        redis_url: args.redis,
+        kafka_bootstrap: args.kafka,
+        mysql_server: args.mysql,
+        gateway_pid: args.gateway_pid,
+        settler_bin,
+    }
+    .run()
+    .await?;
+    report.print();
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+        println!("figures written to {}", path.display());
+    }
+    Ok(())
+}
+
+async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
     let run_id = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let sku = args.sku.unwrap_or_else(|| format!("flash_{run_id}"));
     client::require_loopback(&args.channel)?;

@@ -10,6 +10,10 @@ use crate::error::{ApiError, Dependency};
 use crate::http::{self, Reply};
 use stock::SaleTerms;
 
+/// Largest stock, limit or price a sale takes: the products of price and
+/// quantity stay below 2^53, exact in Lua's numbers.
+const MAX_FIGURE: i64 = 1_000_000_000_000;
+
 /// `PUT /admin/skus/{sku}` `{"stock", "per_user_limit", "price_cents",
 /// "starts_at"?, "ends_at"?}`: loads or replaces the sale, answers its counters.
 pub async fn put_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
@@ -20,9 +24,11 @@ pub async fn put_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Rep
     let body = http::read_body(&parts.headers, body).await?;
     let terms: SaleTerms =
         serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(format!("body: {e}")))?;
-    if terms.stock < 0 || terms.per_user_limit < 1 || terms.price_cents < 0 {
+    // Redis scripts count in doubles: keep every figure exact.
+    let in_range = |value: i64, min: i64| (min..=MAX_FIGURE).contains(&value);
+    if !in_range(terms.stock, 0) || !in_range(terms.per_user_limit, 1) || !in_range(terms.price_cents, 0) {
         return Err(ApiError::Invalid(
-            "stock and price_cents must be at least 0, per_user_limit at least 1".into(),
+            "stock and price_cents must be 0 to 10^12, per_user_limit 1 to 10^12".into(),
         ));
     }
     if !terms.window.is_valid() {
