@@ -19,6 +19,7 @@ use crate::error::{ApiError, Dependency};
 use crate::order_store::OrderStore;
 use crate::payments::Settled;
 use crate::routes::orders::Placed;
+use crate::recent_orders::RecentOrders;
 use crate::reload::Loaded;
 use crate::sale_windows::SaleWindows;
 use crate::shedding::InFlight;
@@ -40,6 +41,7 @@ pub struct App {
     pub orders: OrderStore,
     pub channel: Arc<dyn PaymentChannel>,
     pub sold_out: SoldOutCache,
+    pub recent_orders: RecentOrders,
     pub ids: IdGenerator,
     /// Order placements in progress, by SKU and idempotency key.
     pub placing: SingleFlight<Result<Placed, ApiError>>,
@@ -77,6 +79,7 @@ impl App {
                 Duration::from_millis(config.payments.channel_timeout_ms),
             )),
             sold_out: SoldOutCache::new(Duration::from_millis(config.orders.sold_out_recheck_ms)),
+            recent_orders: RecentOrders::new(Duration::from_secs(config.orders.payment_window_secs)),
             ids: IdGenerator::new(config.server.node_id).expect("validated node id"),
             placing: SingleFlight::new(),
             settling: SingleFlight::new(),

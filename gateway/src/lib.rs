@@ -6,7 +6,7 @@
 //! - [`server`]: the hyper accept loop and graceful drain; [`routes`]: the API.
 //! - [`traffic`]: token buckets, deny lists, client IPs, circuit breakers;
 //!   [`reload`]: their hot reload; [`shedding`]: the in-flight cap.
-//! - [`sold_out`] and [`sale_windows`]: what is answered from memory;
+//! - [`sold_out`], [`sale_windows`] and [`recent_orders`]: what is answered from memory;
 //!   [`single_flight`]: one placement per idempotency key in flight.
 //! - [`payments`]: settling a payment; [`payment_queries`]: asking the
 //!   channel about payments whose notification is late.
@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod order_store;
 pub mod payment_queries;
 pub mod payments;
+pub mod recent_orders;
 pub mod reload;
 pub mod routes;
 pub mod sale_windows;
@@ -56,6 +57,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, config_file: Option<PathB
             loop {
                 every.tick().await;
                 app.traffic.load().prune();
+                app.recent_orders.prune();
             }
         })
     };

@@ -17,6 +17,11 @@ impl<T: Clone> SingleFlight<T> {
         Self { calls: DashMap::new() }
     }
 
+    /// Whether a call with this key is running now.
+    pub fn is_running(&self, key: &str) -> bool {
+        self.calls.contains_key(key)
+    }
+
     /// Runs `work` unless a call with the same key is already running, in
     /// which case this waits for that call's result. Returns the result and
     /// whether this caller ran the work.

@@ -251,3 +251,19 @@ async fn shutdown_finishes_the_requests_in_flight() {
     let sale = gateway.app.sales.sale_status(&sku).await.unwrap().unwrap();
     assert_eq!(sale.reserved, accepted, "every reservation was answered");
 }
+
+#[tokio::test]
+async fn a_retry_after_the_sell_out_still_gets_its_order() {
+    let topic = fresh_topic(1).await;
+    let gateway = TestGateway::start(gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()])).await;
+    let sku = unique("last_unit");
+    gateway.load_sale(&sku, 1, 1, 100).await;
+    let first = gateway.place(1, &sku, 1, "last").await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    assert_eq!(gateway.place(2, &sku, 1, "other").await.json["error"], "sold_out", "the SKU is marked sold out");
+
+    let retry = gateway.place(1, &sku, 1, "last").await;
+    assert_eq!((retry.status, retry.header("idempotent-replayed")), (StatusCode::OK, Some("true")));
+    assert_eq!(retry.json, first.json);
+    assert_eq!(gateway.place(3, &sku, 1, "last").await.status, StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -14,8 +14,9 @@ use futures::stream::{self, StreamExt};
 
 use crate::burst::{burst, Tally};
 use crate::client::{Gateway, SaleCounters};
-use crate::report::{latency_histogram, Check, Latency, Lifecycle, Report};
+use crate::report::{check, latency_histogram, Latency, Lifecycle, Report};
 use crate::shards::orders_by_status;
+use crate::timeline::per_second;
 
 pub struct FlashSale {
     pub gateway: Gateway,
@@ -102,6 +103,8 @@ impl FlashSale {
         ));
         Ok(Report {
             scenario: "flash-sale",
+            knee_rps: None,
+            timeline: per_second(&tally.samples),
             sku: self.sku,
             stock: self.stock,
             requests: latency.len(),
@@ -178,8 +181,4 @@ impl FlashSale {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-}
-
-fn check(name: &str, ok: bool, detail: String) -> Check {
-    Check { name: name.to_owned(), ok, detail }
 }

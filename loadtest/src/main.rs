@@ -1,15 +1,20 @@
 //! `loadtest`: drives the gateway with flash-sale traffic on loopback and
 //! checks the stock invariants afterwards. Exits non-zero when one fails.
 //!
-//! Layout: [`flash_sale`] the scenario, [`client`] the HTTP calls,
-//! [`report`] histogram and report, [`shards`] the MySQL count.
+//! Layout: the scenarios [`flash_sale`], [`open_loop`] (steady, ramp) and
+//! [`storm`] (idempotency); [`burst`] the closed-loop generator; [`bench`]
+//! the floors; [`client`] the HTTP calls; [`report`] and [`timeline`] the
+//! figures and the chart; [`shards`] the MySQL counts.
 
 mod bench;
 mod burst;
 mod client;
 mod flash_sale;
+mod open_loop;
 mod report;
 mod shards;
+mod storm;
+mod timeline;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,6 +35,12 @@ struct Args {
 enum Scenario {
     /// Many distinct buyers, little stock, one click each, as fast as possible.
     FlashSale(FlashSaleArgs),
+    /// A fixed arrival rate (open loop) of distinct buyers, stock never running out.
+    Steady(RateArgs),
+    /// An arrival rate rising from --rate to --to-rate, to find the knee.
+    Ramp(RateArgs),
+    /// Many racing retries of few idempotency keys.
+    IdempotencyStorm(StormArgs),
     /// The floors (bare HTTP, pipelined Redis, plain INSERT) and the stack's
     /// figures as ratios against them, in one run, as one table.
     Bench(BenchArgs),
@@ -68,7 +79,7 @@ struct BenchArgs {
 }
 
 #[derive(clap::Args)]
-struct FlashSaleArgs {
+struct Common {
     /// Gateway base URL; must be a loopback address.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     target: String,
@@ -78,6 +89,49 @@ struct FlashSaleArgs {
     /// SKU to sell; a fresh one per run when not given.
     #[arg(long)]
     sku: Option<String>,
+    /// Upper bound on the run, seconds; it stops by itself then.
+    #[arg(long, default_value_t = 60)]
+    max_secs: u64,
+    /// Shard DSNs to count stored orders in (the settler's list).
+    #[arg(long = "shard", default_values_t = default_shards())]
+    shards: Vec<String>,
+    /// How long to wait for the settler (and payments, timeouts), seconds.
+    #[arg(long, default_value_t = 120)]
+    settle_secs: u64,
+    #[command(flatten)]
+    output: Output,
+}
+
+impl Common {
+    /// A fresh run id: names the SKU and spaces out user ids between runs,
+    /// so per-user limits of earlier runs do not apply.
+    fn run_id() -> anyhow::Result<u64> {
+        Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())
+    }
+
+    fn sku(&self, scenario: &str, run_id: u64) -> String {
+        self.sku.clone().unwrap_or_else(|| format!("{scenario}_{run_id}"))
+    }
+
+    fn gateway(&self, connections: usize) -> anyhow::Result<client::Gateway> {
+        client::Gateway::new(&self.target, &self.admin_token, connections)
+    }
+
+    /// Prints and writes the report; an error if an invariant failed.
+    fn finish(&self, report: report::Report) -> anyhow::Result<()> {
+        report.print();
+        report.write(self.output.json.as_deref(), self.output.chart.as_deref(), self.output.compare.as_deref())?;
+        if !report.passed() {
+            anyhow::bail!("an invariant failed");
+        }
+        Ok(())
+    }
+}
+
+#[derive(clap::Args)]
+struct FlashSaleArgs {
+    #[command(flatten)]
+    common: Common,
     /// Units on sale.
     #[arg(long, default_value_t = 1_000)]
     stock: i64,
@@ -87,15 +141,6 @@ struct FlashSaleArgs {
     /// Connections sending at once.
     #[arg(long, default_value_t = 128)]
     concurrency: usize,
-    /// Upper bound on the run, seconds; it stops by itself then.
-    #[arg(long, default_value_t = 60)]
-    max_secs: u64,
-    /// Shard DSNs to count stored orders in (the settler's list).
-    #[arg(long = "shard", default_values_t = default_shards())]
-    shards: Vec<String>,
-    /// How long to wait for the settler, payments and timeouts, seconds.
-    #[arg(long, default_value_t = 120)]
-    settle_secs: u64,
     /// Share of accepted orders that then pay (0 to 1); the rest wait for
     /// their payment window to pass, and a second wave buys the units back.
     #[arg(long, default_value_t = 0.0)]
@@ -103,9 +148,59 @@ struct FlashSaleArgs {
     /// The payment channel (simulator) the payers pay at.
     #[arg(long, default_value = "http://127.0.0.1:9700")]
     channel: String,
-    /// Also write the report as JSON here.
+}
+
+#[derive(clap::Args)]
+struct RateArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Offered rate, requests per second (for ramp: the start).
+    #[arg(long, default_value_t = 500.0)]
+    rate: f64,
+    /// Ramp only: the rate at the end.
+    #[arg(long, default_value_t = 5_000.0)]
+    to_rate: f64,
+    /// How long requests are sent, seconds.
+    #[arg(long, default_value_t = 20)]
+    duration_secs: u64,
+    /// At most this many requests.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_requests: u64,
+    /// Requests awaiting an answer at most; past it due requests are dropped (and reported).
+    #[arg(long, default_value_t = 4_096)]
+    max_in_flight: usize,
+    /// Ramp only: the knee is the highest offered rate whose second kept p99 under this, ms.
+    #[arg(long, default_value_t = 50.0)]
+    knee_p99_ms: f64,
+}
+
+#[derive(clap::Args)]
+struct StormArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Distinct clicks (idempotency keys), one user each.
+    #[arg(long, default_value_t = 200)]
+    keys: u64,
+    /// Times each key is sent.
+    #[arg(long, default_value_t = 50)]
+    retries: u64,
+    /// Connections sending at once.
+    #[arg(long, default_value_t = 128)]
+    concurrency: usize,
+}
+
+/// Where the report goes besides the terminal.
+#[derive(clap::Args)]
+struct Output {
+    /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Draw throughput and latency over time into this SVG.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+    /// Print the change against this earlier JSON report.
+    #[arg(long)]
+    compare: Option<PathBuf>,
 }
 
 fn default_shards() -> Vec<String> {
@@ -116,6 +211,9 @@ fn default_shards() -> Vec<String> {
 async fn main() -> anyhow::Result<()> {
     match Args::parse().scenario {
         Scenario::FlashSale(args) => flash_sale(args).await,
+        Scenario::Steady(args) => rate(args, "steady").await,
+        Scenario::Ramp(args) => rate(args, "ramp").await,
+        Scenario::IdempotencyStorm(args) => storm(args).await,
         Scenario::Bench(args) => bench(args).await,
     }
 }
@@ -144,32 +242,63 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
-    let run_id = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let sku = args.sku.unwrap_or_else(|| format!("flash_{run_id}"));
+    let run_id = Common::run_id()?;
     client::require_loopback(&args.channel)?;
     let report = flash_sale::FlashSale {
-        gateway: client::Gateway::new(&args.target, &args.admin_token, args.concurrency)?,
-        sku,
+        gateway: args.common.gateway(args.concurrency)?,
+        sku: args.common.sku("flash", run_id),
         stock: args.stock,
         buyers: args.buyers,
-        // Fresh user ids per run, so per-user limits of earlier runs do not apply.
         first_user: run_id * 1_000_000,
         concurrency: args.concurrency.max(1),
-        max_duration: Duration::from_secs(args.max_secs),
-        shards: args.shards,
-        settle_timeout: Duration::from_secs(args.settle_secs),
+        max_duration: Duration::from_secs(args.common.max_secs),
+        shards: args.common.shards.clone(),
+        settle_timeout: Duration::from_secs(args.common.settle_secs),
         pay_fraction: args.pay_fraction.clamp(0.0, 1.0),
         channel_url: args.channel,
     }
     .run()
     .await?;
-    report.print();
-    if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
-        println!("report written to {}", path.display());
+    args.common.finish(report)
+}
+
+async fn rate(args: RateArgs, scenario: &'static str) -> anyhow::Result<()> {
+    let run_id = Common::run_id()?;
+    let end_rps = if scenario == "ramp" { args.to_rate } else { args.rate };
+    let duration = Duration::from_secs(args.duration_secs.clamp(1, args.common.max_secs.max(1)));
+    let report = open_loop::RateRun {
+        scenario,
+        gateway: args.common.gateway(args.max_in_flight.min(1_024))?,
+        sku: args.common.sku(scenario, run_id),
+        first_user: run_id * 1_000_000,
+        start_rps: args.rate.max(1.0),
+        end_rps: end_rps.max(1.0),
+        duration,
+        max_requests: args.max_requests,
+        max_in_flight: args.max_in_flight.max(1),
+        shards: args.common.shards.clone(),
+        settle_timeout: Duration::from_secs(args.common.settle_secs),
+        knee_p99_ms: args.knee_p99_ms,
     }
-    if !report.passed() {
-        anyhow::bail!("an invariant failed");
+    .run()
+    .await?;
+    args.common.finish(report)
+}
+
+async fn storm(args: StormArgs) -> anyhow::Result<()> {
+    let run_id = Common::run_id()?;
+    let report = storm::Storm {
+        gateway: args.common.gateway(args.concurrency)?,
+        sku: args.common.sku("storm", run_id),
+        first_user: run_id * 1_000_000,
+        keys: args.keys.max(1),
+        retries: args.retries.max(1),
+        concurrency: args.concurrency.max(1),
+        max_duration: Duration::from_secs(args.common.max_secs),
+        shards: args.common.shards.clone(),
+        settle_timeout: Duration::from_secs(args.common.settle_secs),
     }
-    Ok(())
+    .run()
+    .await?;
+    args.common.finish(report)
 }

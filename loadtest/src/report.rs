@@ -2,8 +2,14 @@
 //! histogram, throughput, and the invariant checks.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use serde_json::Value;
+
+use crate::timeline::{write_chart, Second};
 
 /// Latency recorded in microseconds, 1 µs to 60 s, 3 significant digits.
 pub fn latency_histogram() -> Histogram<u64> {
@@ -50,9 +56,15 @@ pub struct Check {
     pub detail: String,
 }
 
+pub fn check(name: &str, ok: bool, detail: String) -> Check {
+    Check { name: name.to_owned(), ok, detail }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub scenario: &'static str,
+    /// Only for the ramp: the highest offered rate the stack kept up with.
+    pub knee_rps: Option<f64>,
     pub sku: String,
     pub stock: i64,
     pub requests: u64,
@@ -61,6 +73,8 @@ pub struct Report {
     /// Answers by HTTP status, or "error" for a failed connection.
     pub answers: BTreeMap<String, u64>,
     pub latency: Latency,
+    /// Requests and latency second by second.
+    pub timeline: Vec<Second>,
     pub lifecycle: Option<Lifecycle>,
     /// Orders of the SKU in MySQL by status.
     pub orders_in_mysql: BTreeMap<String, u64>,
@@ -110,8 +124,45 @@ impl Report {
         }
         let stored: Vec<String> = self.orders_in_mysql.iter().map(|(status, n)| format!("{n} {status}")).collect();
         println!("in MySQL     {}", if stored.is_empty() { "no orders".into() } else { stored.join(", ") });
+        if let Some(knee) = self.knee_rps {
+            println!("knee         {knee:.0} req/s offered, the highest the stack kept up with");
+        }
         for check in &self.checks {
             println!("[{}] {}: {}", if check.ok { " ok " } else { "FAIL" }, check.name, check.detail);
         }
+    }
+}
+
+impl Report {
+    /// Writes the JSON report and the chart where asked, and prints the
+    /// change against an earlier JSON report.
+    pub fn write(&self, json: Option<&Path>, chart: Option<&Path>, compare: Option<&Path>) -> anyhow::Result<()> {
+        if let Some(path) = json {
+            std::fs::write(path, serde_json::to_vec_pretty(self)?)?;
+            println!("report written to {}", path.display());
+        }
+        if let Some(path) = chart {
+            write_chart(path, &format!("{} on {}", self.scenario, self.sku), &self.timeline)?;
+            println!("chart written to {}", path.display());
+        }
+        if let Some(path) = compare {
+            let old: Value = serde_json::from_slice(&std::fs::read(path)?).with_context(|| format!("reading {}", path.display()))?;
+            let new = serde_json::to_value(self)?;
+            println!("\nchange against {}:", path.display());
+            for (name, pointer) in [
+                ("throughput req/s", "/throughput_rps"),
+                ("p50 ms", "/latency/p50_ms"),
+                ("p99 ms", "/latency/p99_ms"),
+                ("p99.9 ms", "/latency/p999_ms"),
+                ("max ms", "/latency/max_ms"),
+            ] {
+                let (Some(before), Some(after)) = (old.pointer(pointer).and_then(Value::as_f64), new.pointer(pointer).and_then(Value::as_f64)) else {
+                    continue;
+                };
+                let change = if before == 0.0 { 0.0 } else { (after - before) / before * 100.0 };
+                println!("  {name:<18} {before:>10.2} -> {after:>10.2}  ({change:+.1} %)");
+            }
+        }
+        Ok(())
     }
 }

@@ -23,6 +23,7 @@ use crate::app::App;
 use crate::config::LimitedRoute;
 use crate::error::{ApiError, Dependency};
 use crate::http::{self, Reply};
+use crate::recent_orders::flight_key;
 use stock::records::from_ms;
 use stock::{Cancellation, IdempotencyRecord, Reservation, ReserveRequest};
 
@@ -54,24 +55,38 @@ pub async fn place(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiEr
     let order = PlaceOrder::from_json(&body).map_err(|e| ApiError::Invalid(e.0))?;
     app.traffic.load().admit_user(LimitedRoute::PlaceOrder, order.user_id)?;
     app.sale_windows.check(&order.sku)?;
-    if app.sold_out.is_sold_out(&order.sku) {
+    let flight = flight_key(&order.sku, &key);
+    // A retry of a click this gateway accepted, or is placing right now,
+    // still gets its order after the SKU sold out.
+    if app.sold_out.is_sold_out(&order.sku) && !app.placing.is_running(&flight) {
+        if let Some(placed) = app.recent_orders.get(&order.sku, &key) {
+            return answer(&order, Placed { replayed: true, ..placed }, false);
+        }
         metrics::counter!("gateway_sold_out_answers_total", "source" => "local").increment(1);
         return Err(ApiError::SoldOut);
     }
 
-    let flight = format!("{}\n{key}", order.sku);
-    let (task_app, task_order) = (app.clone(), order.clone());
+    let (task_app, task_order, task_key) = (app.clone(), order.clone(), key.clone());
     let (outcome, ran_here) = app
         .placing
         .run(flight, || async move {
             // Its own task: a client hanging up must not cancel a placement
             // between the reservation and the broker's acknowledgement.
-            tokio::spawn(place_once(task_app, task_order, key))
+            tokio::spawn(place_once(task_app, task_order, task_key))
                 .await
                 .unwrap_or(Err(ApiError::Unavailable(Dependency::Redis)))
         })
         .await;
     let placed = outcome?;
+    if ran_here && !placed.replayed {
+        app.recent_orders.remember(&order.sku, &key, &placed);
+    }
+    answer(&order, placed, ran_here)
+}
+
+/// 202 for the request that made the order; 200 with `Idempotent-Replayed`
+/// for a repeat of its key; 422 if the repeat changed the request.
+fn answer(order: &PlaceOrder, placed: Placed, ran_here: bool) -> Result<Reply, ApiError> {
     if (placed.user_id, placed.accepted.qty) != (order.user_id, order.qty) {
         return Err(ApiError::IdempotencyKeyReused);
     }

@@ -1,0 +1,140 @@
+//! Open-loop scenarios: requests leave at a scheduled rate whether or not
+//! earlier ones were answered, and each latency is measured from the moment
+//! its request was due — so a slow stack cannot hide its slowness by slowing
+//! the generator down (no coordinated omission). `steady` keeps one rate;
+//! `ramp` rises from one rate to another to find the knee.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use crate::burst::{status_of, Tally};
+use crate::client::Gateway;
+use crate::report::{check, latency_histogram, Latency, Report};
+use crate::shards::orders_by_status;
+use crate::timeline::per_second;
+
+pub struct RateRun {
+    pub scenario: &'static str,
+    pub gateway: Gateway,
+    pub sku: String,
+    pub first_user: u64,
+    /// Offered rate at the start and at the end (equal for `steady`), req/s.
+    pub start_rps: f64,
+    pub end_rps: f64,
+    pub duration: Duration,
+    pub max_requests: u64,
+    /// Requests awaiting an answer at most; past it a due request is
+    /// counted as dropped by the generator rather than delayed.
+    pub max_in_flight: usize,
+    pub shards: Vec<String>,
+    pub settle_timeout: Duration,
+    /// The ramp's knee: the highest offered rate whose second kept p99 under this.
+    pub knee_p99_ms: f64,
+}
+
+impl RateRun {
+    /// Requests due by `t` seconds in (the integral of the offered rate).
+    fn due_by(&self, t: f64) -> u64 {
+        let span = self.duration.as_secs_f64();
+        let t = t.min(span);
+        (self.start_rps * t + (self.end_rps - self.start_rps) * t * t / (2.0 * span)) as u64
+    }
+
+    fn offered_at(&self, t: f64) -> f64 {
+        self.start_rps + (self.end_rps - self.start_rps) * t / self.duration.as_secs_f64()
+    }
+
+    pub async fn run(self) -> anyhow::Result<Report> {
+        self.gateway.load_sale(&self.sku, 1_000_000_000_000, 1, 100).await?;
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let in_flight = Arc::new(Semaphore::new(self.max_in_flight));
+        let mut dropped = 0u64;
+        let mut sent = 0u64;
+        let began = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        while began.elapsed() < self.duration && sent < self.max_requests {
+            tick.tick().await;
+            let due = self.due_by(began.elapsed().as_secs_f64()).min(self.max_requests);
+            while sent < due {
+                let user = self.first_user + sent;
+                sent += 1;
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    dropped += 1;
+                    continue;
+                };
+                let (gateway, sku, tally) = (self.gateway.clone(), self.sku.clone(), tally.clone());
+                let due_at = Instant::now();
+                tokio::spawn(async move {
+                    let answer = gateway.place(user, &sku, 1, &format!("{sku}-{user}")).await;
+                    let mut tally = tally.lock().unwrap();
+                    let status = status_of(&answer, user, &mut tally);
+                    tally.record(began, due_at, status);
+                    drop(permit);
+                });
+            }
+        }
+        let elapsed = began.elapsed();
+        // Every request answered: all permits back.
+        let _all = in_flight.acquire_many(self.max_in_flight as u32).await?;
+        let tally = std::mem::take(&mut *tally.lock().unwrap());
+        let latency = tally.latency.clone().unwrap_or_else(latency_histogram);
+        let timeline = per_second(&tally.samples);
+        let accepted = tally.count("202");
+        let orders_in_mysql = self.wait_for_settler(accepted).await?;
+        let stored: u64 = orders_in_mysql.values().sum();
+        let sale = self.gateway.sale(&self.sku).await?;
+
+        let knee_rps = (self.scenario == "ramp").then(|| {
+            timeline
+                .iter()
+                .take_while(|second| second.p99_ms <= self.knee_p99_ms)
+                .map(|second| self.offered_at(f64::from(second.t) + 1.0))
+                .fold(0.0, f64::max)
+        });
+        let checks = vec![
+            check("the generator kept its schedule", dropped == 0, format!("{dropped} due requests dropped at {} in flight", self.max_in_flight)),
+            check(
+                "every order accepted (stock never runs out)",
+                accepted == latency.len(),
+                format!("{accepted} of {} answered 202: {:?}", latency.len(), tally.answers),
+            ),
+            check("every accepted order in MySQL", stored == accepted, format!("{stored} rows for {accepted} accepted")),
+            check(
+                "stock adds up",
+                sale.reserved + sale.sold == accepted as i64,
+                format!("redis: {} reserved + {} sold; {accepted} accepted", sale.reserved, sale.sold),
+            ),
+        ];
+        Ok(Report {
+            scenario: self.scenario,
+            knee_rps,
+            sku: self.sku,
+            stock: 1_000_000_000_000,
+            requests: latency.len(),
+            elapsed_secs: elapsed.as_secs_f64(),
+            throughput_rps: latency.len() as f64 / elapsed.as_secs_f64(),
+            answers: tally.answers,
+            latency: Latency::from_histogram(&latency),
+            timeline,
+            lifecycle: None,
+            orders_in_mysql,
+            checks,
+        })
+    }
+
+    /// Orders of the SKU in MySQL by status, once `accepted` are there (or
+    /// the settle timeout passed).
+    async fn wait_for_settler(&self, accepted: u64) -> anyhow::Result<BTreeMap<String, u64>> {
+        let deadline = Instant::now() + self.settle_timeout;
+        loop {
+            let stored = orders_by_status(&self.shards, &self.sku).await?;
+            if stored.values().sum::<u64>() >= accepted || Instant::now() > deadline {
+                return Ok(stored);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The idempotency storm: a few clicks, each retried many times at once
+//! over many connections, as clients hammering "buy" on a slow page do.
+//! Every answer for one key must name the same order, each key must make
+//! at most one order, and the stock taken must equal the orders made.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::StatusCode;
+
+use crate::burst::Tally;
+use crate::client::Gateway;
+use crate::report::{check, latency_histogram, Latency, Report};
+use crate::shards::orders_by_status;
+use crate::timeline::per_second;
+
+pub struct Storm {
+    pub gateway: Gateway,
+    pub sku: String,
+    pub first_user: u64,
+    pub keys: u64,
+    pub retries: u64,
+    pub concurrency: usize,
+    pub max_duration: Duration,
+    pub shards: Vec<String>,
+    pub settle_timeout: Duration,
+}
+
+/// Per key: the statuses answered and the order ids they named.
+type Answers = HashMap<u64, Vec<(u16, Option<String>)>>;
+
+impl Storm {
+    pub async fn run(self) -> anyhow::Result<Report> {
+        self.gateway.load_sale(&self.sku, self.keys as i64, 1, 100).await?;
+        let total = self.keys * self.retries;
+        let next = Arc::new(AtomicU64::new(0));
+        let answers: Arc<Mutex<Answers>> = Arc::default();
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let began = Instant::now();
+        let deadline = began + self.max_duration;
+        let workers: Vec<_> = (0..self.concurrency.max(1))
+            .map(|_| {
+                let (gateway, sku, next, answers, tally) =
+                    (self.gateway.clone(), self.sku.clone(), next.clone(), answers.clone(), tally.clone());
+                let (keys, first_user) = (self.keys, self.first_user);
+                tokio::spawn(async move {
+                    let mut mine = Tally::default();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= total || Instant::now() >= deadline {
+                            break;
+                        }
+                        // Retries of one key are spread over the run, so they race.
+                        let key = n % keys;
+                        let sent = Instant::now();
+                        let answer = gateway.place(first_user + key, &sku, 1, &format!("{sku}-storm-{key}")).await;
+                        let (status, order_id) = match &answer {
+                            Ok((status, body)) => {
+                                let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+                                (status.as_u16(), json["order_id"].as_str().map(str::to_owned))
+                            }
+                            Err(_) => (0, None),
+                        };
+                        answers.lock().unwrap().entry(key).or_default().push((status, order_id));
+                        let label = if status == 0 { "error".to_owned() } else { status.to_string() };
+                        mine.record(began, sent, label);
+                    }
+                    tally.lock().unwrap().absorb(mine);
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await?;
+        }
+        let elapsed = began.elapsed();
+        let tally = std::mem::take(&mut *tally.lock().unwrap());
+        let answers = std::mem::take(&mut *answers.lock().unwrap());
+        let latency = tally.latency.clone().unwrap_or_else(latency_histogram);
+
+        let mut orders = HashSet::new();
+        let (mut split_keys, mut double_created, mut refused_after) = (0, 0, 0);
+        for per_key in answers.values() {
+            let ids: HashSet<&String> = per_key.iter().filter_map(|(_, id)| id.as_ref()).collect();
+            split_keys += usize::from(ids.len() > 1);
+            // A key that made an order must never be told otherwise.
+            if !ids.is_empty() {
+                refused_after += per_key.iter().filter(|(status, id)| id.is_none() && *status != 429).count();
+            }
+            let created = per_key.iter().filter(|(status, _)| *status == StatusCode::ACCEPTED.as_u16()).count();
+            double_created += usize::from(created > 1);
+            orders.extend(ids.into_iter().cloned());
+        }
+        let made = orders.len() as u64;
+        let stored = self.wait_for_settler(made).await?;
+        let sale = self.gateway.sale(&self.sku).await?;
+        let checks = vec![
+            check("every answer for a key names one order", split_keys == 0, format!("{split_keys} keys answered with two order ids")),
+            check("one 202 per key", double_created == 0, format!("{double_created} keys created twice")),
+            check(
+                "a key that made an order always gets it back",
+                refused_after == 0,
+                format!("{refused_after} answers without the order for keys that had one"),
+            ),
+            check(
+                "stock taken = orders made",
+                sale.reserved + sale.sold == made as i64,
+                format!("redis: {} reserved + {} sold; {made} orders from {} keys", sale.reserved, sale.sold, self.keys),
+            ),
+            check("every order in MySQL once", stored.values().sum::<u64>() == made, format!("{stored:?} for {made} orders")),
+        ];
+        Ok(Report {
+            scenario: "idempotency-storm",
+            knee_rps: None,
+            sku: self.sku,
+            stock: self.keys as i64,
+            requests: latency.len(),
+            elapsed_secs: elapsed.as_secs_f64(),
+            throughput_rps: latency.len() as f64 / elapsed.as_secs_f64(),
+            timeline: per_second(&tally.samples),
+            answers: tally.answers,
+            latency: Latency::from_histogram(&latency),
+            lifecycle: None,
+            orders_in_mysql: stored,
+            checks,
+        })
+    }
+
+    async fn wait_for_settler(&self, made: u64) -> anyhow::Result<BTreeMap<String, u64>> {
+        let deadline = Instant::now() + self.settle_timeout;
+        loop {
+            let stored = orders_by_status(&self.shards, &self.sku).await?;
+            if stored.values().sum::<u64>() >= made || Instant::now() > deadline {
+                return Ok(stored);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
