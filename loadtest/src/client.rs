@@ -74,6 +74,21 @@ impl Gateway {
         Ok(reply["payment_id"].as_str().unwrap_or_default().to_owned())
     }
 
+    /// `POST /v1/orders/{id}/cancel`; the status.
+    pub async fn cancel(&self, order_id: &str, user_id: u64, sku: &str) -> anyhow::Result<StatusCode> {
+        let body = json!({"user_id": user_id, "sku": sku}).to_string();
+        let req = Request::post(format!("{}/v1/orders/{order_id}/cancel", self.base))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        Ok(self.send(req).await?.0)
+    }
+
+    /// `GET /v1/orders/{id}`; the status.
+    pub async fn order(&self, order_id: &str) -> anyhow::Result<StatusCode> {
+        let req = Request::get(format!("{}/v1/orders/{order_id}", self.base)).body(Full::new(Bytes::new()))?;
+        Ok(self.send(req).await?.0)
+    }
+
     /// The shopper pays at the channel (the simulator's `complete`).
     pub async fn complete_payment(&self, channel_url: &str, payment_id: &str) -> anyhow::Result<()> {
         let req = Request::post(format!("{}/v1/payments/{payment_id}/complete", channel_url.trim_end_matches('/')))

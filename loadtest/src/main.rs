@@ -1,8 +1,8 @@
 //! `loadtest`: drives the gateway with flash-sale traffic on loopback and
 //! checks the stock invariants afterwards. Exits non-zero when one fails.
 //!
-//! Layout: the scenarios [`flash_sale`], [`open_loop`] (steady, ramp) and
-//! [`storm`] (idempotency); [`burst`] the closed-loop generator; [`bench`]
+//! Layout: the scenarios [`flash_sale`], [`open_loop`] (steady, ramp),
+//! [`storm`] (idempotency) and [`mixed`]; [`burst`] the closed-loop generator; [`bench`]
 //! the floors; [`client`] the HTTP calls; [`report`] and [`timeline`] the
 //! figures and the chart; [`shards`] the MySQL counts.
 
@@ -10,6 +10,7 @@ mod bench;
 mod burst;
 mod client;
 mod flash_sale;
+mod mixed;
 mod open_loop;
 mod report;
 mod shards;
@@ -41,6 +42,8 @@ enum Scenario {
     Ramp(RateArgs),
     /// Many racing retries of few idempotency keys.
     IdempotencyStorm(StormArgs),
+    /// Sessions that order, then pay, cancel or walk away, and look the order up.
+    Mixed(MixedArgs),
     /// The floors (bare HTTP, pipelined Redis, plain INSERT) and the stack's
     /// figures as ratios against them, in one run, as one table.
     Bench(BenchArgs),
@@ -175,6 +178,21 @@ struct RateArgs {
 }
 
 #[derive(clap::Args)]
+struct MixedArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Buyer sessions.
+    #[arg(long, default_value_t = 2_000)]
+    sessions: u64,
+    /// Connections sending at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// The payment channel (simulator) the payers pay at.
+    #[arg(long, default_value = "http://127.0.0.1:9700")]
+    channel: String,
+}
+
+#[derive(clap::Args)]
 struct StormArgs {
     #[command(flatten)]
     common: Common,
@@ -214,6 +232,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Steady(args) => rate(args, "steady").await,
         Scenario::Ramp(args) => rate(args, "ramp").await,
         Scenario::IdempotencyStorm(args) => storm(args).await,
+        Scenario::Mixed(args) => mixed(args).await,
         Scenario::Bench(args) => bench(args).await,
     }
 }
@@ -293,6 +312,25 @@ async fn storm(args: StormArgs) -> anyhow::Result<()> {
         first_user: run_id * 1_000_000,
         keys: args.keys.max(1),
         retries: args.retries.max(1),
+        concurrency: args.concurrency.max(1),
+        max_duration: Duration::from_secs(args.common.max_secs),
+        shards: args.common.shards.clone(),
+        settle_timeout: Duration::from_secs(args.common.settle_secs),
+    }
+    .run()
+    .await?;
+    args.common.finish(report)
+}
+
+async fn mixed(args: MixedArgs) -> anyhow::Result<()> {
+    let run_id = Common::run_id()?;
+    client::require_loopback(&args.channel)?;
+    let report = mixed::Mixed {
+        gateway: args.common.gateway(args.concurrency)?,
+        channel_url: args.channel,
+        sku: args.common.sku("mixed", run_id),
+        first_user: run_id * 1_000_000,
+        sessions: args.sessions,
         concurrency: args.concurrency.max(1),
         max_duration: Duration::from_secs(args.common.max_secs),
         shards: args.common.shards.clone(),

@@ -1,0 +1,161 @@
+//! The mixed scenario: sessions as a storefront sees them. Each buyer
+//! places an order, then pays (paying through the channel simulator),
+//! cancels, or walks away, and looks the order up; closed loop over
+//! `concurrency` connections. Then the invariants: Redis's counters and
+//! MySQL's statuses agree with what the buyers did.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+use crate::burst::{status_of, Tally};
+use crate::client::Gateway;
+use crate::report::{check, latency_histogram, Latency, Report};
+use crate::shards::orders_by_status;
+use crate::timeline::per_second;
+
+pub struct Mixed {
+    pub gateway: Gateway,
+    pub channel_url: String,
+    pub sku: String,
+    pub first_user: u64,
+    pub sessions: u64,
+    pub concurrency: usize,
+    pub max_duration: Duration,
+    pub shards: Vec<String>,
+    pub settle_timeout: Duration,
+}
+
+/// What the buyers did, to check the stack against.
+#[derive(Default, Debug)]
+struct Actions {
+    paid: u64,
+    cancelled: u64,
+    /// Walked away: the order waits for its payment window to pass.
+    left: u64,
+    /// A pay or cancel call that failed: the order stays pending too.
+    failed: u64,
+}
+
+impl Mixed {
+    pub async fn run(self) -> anyhow::Result<Report> {
+        self.gateway.load_sale(&self.sku, 1_000_000_000_000, 1, 1_999).await?;
+        let next = Arc::new(AtomicU64::new(0));
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let actions = Arc::new(Mutex::new(Actions::default()));
+        let began = Instant::now();
+        let deadline = began + self.max_duration;
+        let workers: Vec<_> = (0..self.concurrency.max(1) as u64)
+            .map(|worker| {
+                let (gateway, channel, sku) = (self.gateway.clone(), self.channel_url.clone(), self.sku.clone());
+                let (next, tally, actions) = (next.clone(), tally.clone(), actions.clone());
+                let (sessions, first_user) = (self.sessions, self.first_user);
+                tokio::spawn(async move {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(worker);
+                    let mut mine = Tally::default();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= sessions || Instant::now() >= deadline {
+                            break;
+                        }
+                        let user = first_user + n;
+                        let sent = Instant::now();
+                        let placed = gateway.place(user, &sku, 1, &format!("{sku}-{user}")).await;
+                        let status = status_of(&placed, user, &mut mine);
+                        mine.record(began, sent, status);
+                        let Some((order_id, _)) = mine.accepted.last().filter(|(_, u)| *u == user).cloned() else {
+                            continue;
+                        };
+                        // 60 % pay, 20 % cancel, 20 % walk away (their order times out later).
+                        let roll: f64 = rng.gen();
+                        let done = if roll < 0.6 {
+                            match gateway.pay(&order_id, user, &sku).await {
+                                Ok(payment) => gateway.complete_payment(&channel, &payment).await.is_ok().then_some("paid"),
+                                Err(_) => None,
+                            }
+                        } else if roll < 0.8 {
+                            gateway.cancel(&order_id, user, &sku).await.ok().filter(|s| s.is_success()).map(|_| "cancelled")
+                        } else {
+                            Some("left")
+                        };
+                        let done = done.unwrap_or("failed");
+                        {
+                            let mut done_so_far = actions.lock().unwrap();
+                            match done {
+                                "paid" => done_so_far.paid += 1,
+                                "cancelled" => done_so_far.cancelled += 1,
+                                "left" => done_so_far.left += 1,
+                                _ => done_so_far.failed += 1,
+                            }
+                        }
+                        // And the buyer looks at the order (it may not be stored yet).
+                        let _ = gateway.order(&order_id).await;
+                    }
+                    tally.lock().unwrap().absorb(mine);
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await?;
+        }
+        let elapsed = began.elapsed();
+        let tally = std::mem::take(&mut *tally.lock().unwrap());
+        let actions = std::mem::take(&mut *actions.lock().unwrap());
+        let latency = tally.latency.clone().unwrap_or_else(latency_histogram);
+        let accepted = tally.count("202");
+
+        let pending = actions.left + actions.failed;
+        let expected = [("PAID", actions.paid), ("CANCELLED", actions.cancelled), ("PENDING_PAYMENT", pending)];
+        let stored = self.wait_for(&expected).await?;
+        let sale = self.gateway.sale(&self.sku).await?;
+        let checks = vec![
+            check(
+                "paid orders are sold",
+                sale.sold == actions.paid as i64,
+                format!("redis sold {} for {} paid", sale.sold, actions.paid),
+            ),
+            check(
+                "cancelled units are back",
+                sale.reserved == pending as i64,
+                format!("redis reserved {} for {pending} left unpaid, {} cancelled", sale.reserved, actions.cancelled),
+            ),
+            check(
+                "MySQL has what the buyers did",
+                expected.iter().all(|(status, n)| stored.get(*status).copied().unwrap_or(0) == *n),
+                format!("{stored:?} for {actions:?}"),
+            ),
+            check("every session ordered", accepted == latency.len(), format!("{accepted} of {} orders accepted", latency.len())),
+            check("every pay and cancel call worked", actions.failed == 0, format!("{} failed", actions.failed)),
+        ];
+        Ok(Report {
+            scenario: "mixed",
+            knee_rps: None,
+            sku: self.sku,
+            stock: 1_000_000_000_000,
+            requests: latency.len(),
+            elapsed_secs: elapsed.as_secs_f64(),
+            throughput_rps: latency.len() as f64 / elapsed.as_secs_f64(),
+            timeline: per_second(&tally.samples),
+            answers: tally.answers,
+            latency: Latency::from_histogram(&latency),
+            lifecycle: None,
+            orders_in_mysql: stored,
+            checks,
+        })
+    }
+
+    async fn wait_for(&self, expected: &[(&str, u64)]) -> anyhow::Result<BTreeMap<String, u64>> {
+        let deadline = Instant::now() + self.settle_timeout;
+        loop {
+            let stored = orders_by_status(&self.shards, &self.sku).await?;
+            let done = expected.iter().all(|(status, n)| stored.get(*status).copied().unwrap_or(0) >= *n);
+            if done || Instant::now() > deadline {
+                return Ok(stored);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
