@@ -18,14 +18,14 @@ use crate::config::Config;
 use crate::error::{ApiError, Dependency};
 use crate::order_store::OrderStore;
 use crate::payments::Settled;
-use crate::routes::orders::Placed;
 use crate::recent_orders::RecentOrders;
 use crate::reload::Loaded;
+use crate::routes::orders::Placed;
 use crate::sale_windows::SaleWindows;
 use crate::shedding::InFlight;
+use crate::single_flight::SingleFlight;
 use crate::sold_out::SoldOutCache;
 use crate::traffic::TrafficPolicy;
-use crate::single_flight::SingleFlight;
 
 pub struct App {
     /// The config the gateway started with; its traffic section is

@@ -151,7 +151,7 @@ pub struct Deny {
     pub ips: Vec<IpNet>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Breakers {
     pub redis: Breaker,
@@ -199,9 +199,7 @@ impl Default for Admin {
 impl Default for Mysql {
     fn default() -> Self {
         Self {
-            shards: (0..4)
-                .map(|shard| format!("mysql://flashsale:flashsale@127.0.0.1:3306/orders_{shard}"))
-                .collect(),
+            shards: (0..4).map(|shard| format!("mysql://flashsale:flashsale@127.0.0.1:3306/orders_{shard}")).collect(),
         }
     }
 }
@@ -249,12 +247,6 @@ impl Default for Traffic {
     }
 }
 
-impl Default for Breakers {
-    fn default() -> Self {
-        Self { redis: Breaker::default(), kafka: Breaker::default() }
-    }
-}
-
 impl Default for Breaker {
     fn default() -> Self {
         Self { enabled: true, failure_ratio: 0.5, min_requests: 20, window_secs: 10, open_ms: 5_000 }
@@ -263,7 +255,9 @@ impl Default for Breaker {
 
 impl Traffic {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (name, breaker) in [("traffic.breakers.redis", &self.breakers.redis), ("traffic.breakers.kafka", &self.breakers.kafka)] {
+        for (name, breaker) in
+            [("traffic.breakers.redis", &self.breakers.redis), ("traffic.breakers.kafka", &self.breakers.kafka)]
+        {
             let valid = breaker.failure_ratio > 0.0
                 && breaker.failure_ratio <= 1.0
                 && breaker.window_secs >= 1

@@ -51,10 +51,8 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// `Content-Length` says so, otherwise as soon as the limit is crossed.
 pub async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, ApiError> {
     let too_large = ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
+    let declared =
+        headers.get(CONTENT_LENGTH).and_then(|value| value.to_str().ok()).and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(too_large);
     }

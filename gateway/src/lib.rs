@@ -49,7 +49,12 @@ const PRUNE_EVERY: Duration = Duration::from_secs(30);
 /// requests and flushes the producer, so no acknowledged order is lost.
 /// With `config_file`, its traffic section is reloaded when it changes and
 /// on SIGHUP.
-pub async fn run(listener: TcpListener, app: Arc<App>, config_file: Option<PathBuf>, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    config_file: Option<PathBuf>,
+    shutdown: impl Future<Output = ()>,
+) {
     let pruner = {
         let app = app.clone();
         tokio::spawn(async move {

@@ -40,4 +40,3 @@ async fn main() -> anyhow::Result<()> {
     gateway::run(listener, app, args.config, service::shutdown_signal()).await;
     Ok(())
 }
-

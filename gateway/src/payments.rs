@@ -32,10 +32,8 @@ pub async fn settle(
     paid_at: DateTime<Utc>,
 ) -> Result<Settled, ApiError> {
     let flight = format!("{sku}\n{order_id}\n{payment_id}");
-    let (settled, _) = app
-        .settling
-        .run(flight, || settle_once(app, sku, order_id, payment_id, amount_cents, paid_at))
-        .await;
+    let (settled, _) =
+        app.settling.run(flight, || settle_once(app, sku, order_id, payment_id, amount_cents, paid_at)).await;
     settled
 }
 

@@ -77,7 +77,10 @@ type Debouncer = notify_debouncer_full::Debouncer<
     notify_debouncer_full::RecommendedCache,
 >;
 
-fn watch_file(path: &Path, tx: mpsc::UnboundedSender<&'static str>) -> notify_debouncer_full::notify::Result<Debouncer> {
+fn watch_file(
+    path: &Path,
+    tx: mpsc::UnboundedSender<&'static str>,
+) -> notify_debouncer_full::notify::Result<Debouncer> {
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let name = path.file_name().map(|n| n.to_owned());
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {

@@ -24,20 +24,76 @@ async fn each_malformed_request_gets_its_status_and_error() {
     let gateway = gateway().await;
     let good = r#"{"user_id": 1, "sku": "tv", "qty": 1}"#;
     let long_key = "k".repeat(65);
-    let cases: Vec<(&str, Vec<(&str, &str)>, String, StatusCode, &str)> = vec![
+    // (case, headers, body, status, error code)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, String, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
         ("malformed json", vec![JSON, KEY], "{\"user_id\": 1,".into(), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("wrong type", vec![JSON, KEY], r#"{"user_id": "1", "sku": "tv", "qty": 1}"#.into(), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("missing field", vec![JSON, KEY], r#"{"user_id": 1, "qty": 1}"#.into(), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("zero qty", vec![JSON, KEY], r#"{"user_id": 1, "sku": "tv", "qty": 0}"#.into(), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("negative qty", vec![JSON, KEY], r#"{"user_id": 1, "sku": "tv", "qty": -2}"#.into(), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("qty too large", vec![JSON, KEY], r#"{"user_id": 1, "sku": "tv", "qty": 101}"#.into(), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("bad sku", vec![JSON, KEY], r#"{"user_id": 1, "sku": "t v", "qty": 1}"#.into(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (
+            "wrong type",
+            vec![JSON, KEY],
+            r#"{"user_id": "1", "sku": "tv", "qty": 1}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "missing field",
+            vec![JSON, KEY],
+            r#"{"user_id": 1, "qty": 1}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "zero qty",
+            vec![JSON, KEY],
+            r#"{"user_id": 1, "sku": "tv", "qty": 0}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "negative qty",
+            vec![JSON, KEY],
+            r#"{"user_id": 1, "sku": "tv", "qty": -2}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "qty too large",
+            vec![JSON, KEY],
+            r#"{"user_id": 1, "sku": "tv", "qty": 101}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "bad sku",
+            vec![JSON, KEY],
+            r#"{"user_id": 1, "sku": "t v", "qty": 1}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
         ("no key", vec![JSON], good.into(), StatusCode::BAD_REQUEST, "invalid_request"),
         ("bad key", vec![JSON, ("idempotency-key", "a b")], good.into(), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("long key", vec![JSON, ("idempotency-key", long_key.as_str())], good.into(), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("not json", vec![("content-type", "text/plain"), KEY], good.into(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (
+            "long key",
+            vec![JSON, ("idempotency-key", long_key.as_str())],
+            good.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "not json",
+            vec![("content-type", "text/plain"), KEY],
+            good.into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
         ("no content type", vec![KEY], good.into(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        ("too large", vec![JSON, KEY], format!(r#"{{"user_id": 1, "sku": "tv", "qty": 1, "pad": "{}"}}"#, "x".repeat(20_000)), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        (
+            "too large",
+            vec![JSON, KEY],
+            format!(r#"{{"user_id": 1, "sku": "tv", "qty": 1, "pad": "{}"}}"#, "x".repeat(20_000)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
     ];
     for (name, headers, body, status, error) in cases {
         let answer = gateway.request(Method::POST, "/v1/orders", &headers, body).await;
@@ -62,14 +118,38 @@ async fn thousands_of_random_bodies_get_4xx_and_the_gateway_stays_up() {
     let gateway = gateway().await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     let fragments = [
-        "{", "}", "[", "]", "\"user_id\"", "\"sku\"", "\"qty\"", ":", ",", "1", "-1", "0", "1e9", "null", "true",
-        "\"tv\"", "\"\\u0000\"", "18446744073709551616", "\"qty\": 1", "\u{1F4A5}", " ", "\"", "\\",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"user_id\"",
+        "\"sku\"",
+        "\"qty\"",
+        ":",
+        ",",
+        "1",
+        "-1",
+        "0",
+        "1e9",
+        "null",
+        "true",
+        "\"tv\"",
+        "\"\\u0000\"",
+        "18446744073709551616",
+        "\"qty\": 1",
+        "\u{1F4A5}",
+        " ",
+        "\"",
+        "\\",
     ];
     for round in 0..3_000 {
         let body: Vec<u8> = if round % 3 == 0 {
             (0..rng.gen_range(0..64)).map(|_| rng.gen()).collect()
         } else {
-            (0..rng.gen_range(1..12)).map(|_| fragments[rng.gen_range(0..fragments.len())]).collect::<String>().into_bytes()
+            (0..rng.gen_range(1..12))
+                .map(|_| fragments[rng.gen_range(0..fragments.len())])
+                .collect::<String>()
+                .into_bytes()
         };
         let answer = gateway.request(Method::POST, "/v1/orders", &[JSON, KEY], body.clone()).await;
         assert!(

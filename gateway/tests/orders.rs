@@ -185,10 +185,15 @@ async fn admin_needs_the_token_and_ops_endpoints_answer() {
         let answer = gateway.request(Method::PUT, &format!("/admin/skus/{sku}"), &headers, body).await;
         assert_eq!((answer.status, answer.json["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
     }
-    let bad = gateway.admin(Method::PUT, &format!("/admin/skus/{sku}"), r#"{"stock": -1, "per_user_limit": 1, "price_cents": 1}"#).await;
+    let bad = gateway
+        .admin(Method::PUT, &format!("/admin/skus/{sku}"), r#"{"stock": -1, "per_user_limit": 1, "price_cents": 1}"#)
+        .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     gateway.load_sale(&sku, 5, 1, 100).await;
-    assert_eq!(gateway.sale(&sku).await, serde_json::json!({"stock": 5, "reserved": 0, "sold": 0, "total": 5, "per_user_limit": 1, "price_cents": 100, "starts_at": null, "ends_at": null}));
+    assert_eq!(
+        gateway.sale(&sku).await,
+        serde_json::json!({"stock": 5, "reserved": 0, "sold": 0, "total": 5, "per_user_limit": 1, "price_cents": 100, "starts_at": null, "ends_at": null})
+    );
     let missing = gateway.admin(Method::GET, &format!("/admin/skus/{}", unique("none")), "").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
@@ -198,7 +203,12 @@ async fn admin_needs_the_token_and_ops_endpoints_answer() {
     gateway.place(1, &sku, 1, "m").await;
     let metrics = gateway.request(Method::GET, "/metrics", &[], "").await;
     let text = metrics.json.as_str().unwrap();
-    for name in ["gateway_requests_total", "gateway_request_duration_seconds_bucket", "gateway_reservations_total", "gateway_kafka_produce_seconds"] {
+    for name in [
+        "gateway_requests_total",
+        "gateway_request_duration_seconds_bucket",
+        "gateway_reservations_total",
+        "gateway_kafka_produce_seconds",
+    ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
 }

@@ -68,7 +68,8 @@ impl Stack {
 
     /// The shopper pays at the channel; `plan` says how it notifies.
     async fn complete(&self, payment_id: &str, plan: Value) {
-        let (status, body) = paysim(&self.paysim, Method::POST, &format!("/v1/payments/{payment_id}/complete"), plan).await;
+        let (status, body) =
+            paysim(&self.paysim, Method::POST, &format!("/v1/payments/{payment_id}/complete"), plan).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
@@ -82,7 +83,8 @@ impl Stack {
 
     async fn counters(&self, sku: &str) -> (i64, i64, i64) {
         let sale = self.gateway.sale(sku).await;
-        let (stock, reserved, sold) = (sale["stock"].as_i64().unwrap(), sale["reserved"].as_i64().unwrap(), sale["sold"].as_i64().unwrap());
+        let (stock, reserved, sold) =
+            (sale["stock"].as_i64().unwrap(), sale["reserved"].as_i64().unwrap(), sale["sold"].as_i64().unwrap());
         assert_eq!(stock + reserved + sold, sale["total"].as_i64().unwrap(), "units add up: {sale}");
         (stock, reserved, sold)
     }
@@ -104,15 +106,20 @@ impl Stack {
         let mut rows = Vec::new();
         for dsn in &self.shards {
             let pool = MySqlPool::connect(dsn).await.unwrap();
-            rows.extend(sqlx::query_as::<_, T>(sql).bind(order_id.parse::<i64>().unwrap()).fetch_all(&pool).await.unwrap());
+            rows.extend(
+                sqlx::query_as::<_, T>(sql).bind(order_id.parse::<i64>().unwrap()).fetch_all(&pool).await.unwrap(),
+            );
             pool.close().await;
         }
         rows
     }
 
     async fn history(&self, order_id: &str) -> Vec<(Option<String>, String)> {
-        self.query_shards("SELECT from_status, to_status FROM order_status_history WHERE order_id = ? ORDER BY id", order_id)
-            .await
+        self.query_shards(
+            "SELECT from_status, to_status FROM order_status_history WHERE order_id = ? ORDER BY id",
+            order_id,
+        )
+        .await
     }
 
     async fn refunds(&self, order_id: &str) -> Vec<(String, i64)> {
@@ -149,7 +156,10 @@ async fn a_paid_order_is_sold_and_stored_paid() {
     assert!(payment["pay_url"].as_str().is_some_and(|url| !url.is_empty()));
     stack.complete(payment["payment_id"].as_str().unwrap(), json!({})).await;
 
-    eventually(Duration::from_secs(10), "the sale", || async { (stack.counters(&sku).await == (9, 0, 1)).then_some(()) }).await;
+    eventually(Duration::from_secs(10), "the sale", || async {
+        (stack.counters(&sku).await == (9, 0, 1)).then_some(())
+    })
+    .await;
     stack.stored_status(&order_id, "PAID").await;
     assert_eq!(stack.history(&order_id).await, vec![(Some("PENDING_PAYMENT".into()), "PAID".into())]);
     let stored = stack.gateway.request(Method::GET, &format!("/v1/orders/{order_id}"), &[], "").await;
@@ -181,10 +191,16 @@ async fn forged_tampered_and_mismatched_notifications_change_nothing() {
     let signature = paychannel::signature::sign(PAYMENT_SECRET.as_bytes(), good.to_string().as_bytes());
     let tampered = good.to_string().replace("1000", "1");
     let headers = [("content-type", "application/json"), ("x-pay-signature", signature.as_str())];
-    assert_eq!(stack.gateway.request(Method::POST, "/v1/payments/notify", &headers, tampered).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        stack.gateway.request(Method::POST, "/v1/payments/notify", &headers, tampered).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
     let wrong_amount = stack.notify(&notification(&order_id, &sku, "pay_x", 1), PAYMENT_SECRET).await;
-    assert_eq!((wrong_amount.status, wrong_amount.json["error"].as_str()), (StatusCode::BAD_REQUEST, Some("amount_mismatch")));
+    assert_eq!(
+        (wrong_amount.status, wrong_amount.json["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("amount_mismatch"))
+    );
     let unknown = stack.notify(&notification("123456789", &sku, "pay_y", 1_000), PAYMENT_SECRET).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
@@ -211,7 +227,8 @@ async fn ten_copies_of_a_notification_make_one_transition_and_one_event() {
     .await;
     assert_eq!(stack.counters(&sku).await, (9, 0, 1));
     assert_eq!(stack.history(&order_id).await.len(), 1, "one transition");
-    let paid_events = events_of(&stack.topic, &order_id).await.iter().filter(|e| matches!(e, OrderEvent::OrderPaid(_))).count();
+    let paid_events =
+        events_of(&stack.topic, &order_id).await.iter().filter(|e| matches!(e, OrderEvent::OrderPaid(_))).count();
     assert_eq!(paid_events, 1, "one OrderPaid event");
     stack.stop().await;
 }
@@ -256,7 +273,11 @@ async fn unpaid_orders_time_out_once_and_their_units_sell_again() {
     assert_eq!(stack.counters(&sku).await, (5, 0, 0), "every unit back, once");
     for order_id in &first {
         assert_eq!(stack.history(order_id).await, vec![(Some("PENDING_PAYMENT".into()), "CANCELLED".into())]);
-        let cancels = events_of(&stack.topic, order_id).await.iter().filter(|e| matches!(e, OrderEvent::OrderCancelled(_))).count();
+        let cancels = events_of(&stack.topic, order_id)
+            .await
+            .iter()
+            .filter(|e| matches!(e, OrderEvent::OrderCancelled(_)))
+            .count();
         assert!(cancels >= 1);
     }
 
@@ -264,7 +285,11 @@ async fn unpaid_orders_time_out_once_and_their_units_sell_again() {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let keys: Vec<String> = (11..=15).map(|user| format!("again-{user}")).collect();
     let again = join_all(keys.iter().zip(11..).map(|(key, user)| stack.gateway.place(user, &sku, 1, key))).await;
-    assert!(again.iter().all(|a| a.status == StatusCode::ACCEPTED), "{:?}", again.iter().map(|a| a.status).collect::<Vec<_>>());
+    assert!(
+        again.iter().all(|a| a.status == StatusCode::ACCEPTED),
+        "{:?}",
+        again.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
     let _ = stop.send(true);
     for sweeper in sweepers {
         sweeper.await.unwrap();
@@ -290,7 +315,10 @@ async fn the_buyer_cancels_a_pending_order_and_nobody_else_can() {
 
     // The unit is for sale again at once: the cancel cleared the sold-out mark.
     assert_eq!(stack.gateway.place(23, &sku, 1, "next").await.status, StatusCode::ACCEPTED);
-    let bad = stack.gateway.request(Method::POST, &format!("/v1/orders/{order_id}/cancel"), &[("content-type", "application/json")], "{}").await;
+    let bad = stack
+        .gateway
+        .request(Method::POST, &format!("/v1/orders/{order_id}/cancel"), &[("content-type", "application/json")], "{}")
+        .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     stack.stop().await;
 }
@@ -390,7 +418,8 @@ async fn events_of(topic: &str, order_id: &str) -> Vec<OrderEvent> {
     consumer.assign(&assignment).unwrap();
     let mut events = Vec::new();
     while !remaining.is_empty() {
-        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("events arrive").unwrap();
+        let message =
+            tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("events arrive").unwrap();
         if remaining.get(&message.partition()).is_some_and(|high| message.offset() + 1 >= *high) {
             remaining.remove(&message.partition());
         }

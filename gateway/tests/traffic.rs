@@ -191,7 +191,8 @@ async fn limits_reload_from_the_file_and_on_sighup_and_a_broken_file_changes_not
     let before = reloads().await;
     let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status().unwrap();
     assert!(status.success());
-    eventually(Duration::from_secs(10), "the SIGHUP reload", || async { (reloads().await > before).then_some(()) }).await;
+    eventually(Duration::from_secs(10), "the SIGHUP reload", || async { (reloads().await > before).then_some(()) })
+        .await;
     std::fs::remove_dir_all(&folder).unwrap();
 }
 
@@ -244,13 +245,8 @@ async fn the_redis_breaker_opens_answers_fast_and_closes_when_redis_is_back() {
     let mut config = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
     config.redis.url = format!("redis://{}", proxy.addr);
     config.redis.command_timeout_ms = 200;
-    config.traffic.breakers.redis = gateway::config::Breaker {
-        enabled: true,
-        failure_ratio: 0.5,
-        min_requests: 5,
-        window_secs: 1,
-        open_ms: 1_000,
-    };
+    config.traffic.breakers.redis =
+        gateway::config::Breaker { enabled: true, failure_ratio: 0.5, min_requests: 5, window_secs: 1, open_ms: 1_000 };
     let gateway = TestGateway::start(config).await;
     let sku = unique("breaker");
     gateway.load_sale(&sku, 100, 100, 100).await;
@@ -281,13 +277,20 @@ async fn the_redis_breaker_opens_answers_fast_and_closes_when_redis_is_back() {
     }
     assert!(opened, "the breaker opened");
     let ready = gateway.request(Method::GET, "/readyz", &[], "").await;
-    assert_eq!((ready.status, ready.json["breakers"]["redis"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("open")));
+    assert_eq!(
+        (ready.status, ready.json["breakers"]["redis"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("open"))
+    );
     let metrics = gateway.request(Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned();
     assert_eq!(metric(&metrics, "gateway_breaker_state{dependency=\"redis\"}"), 2.0);
 
     proxy.set_up(true);
-    let status = stock::SaleStore::connect(&stock::RedisConfig { url: redis_url(), namespace: namespace(&topic), ..Default::default() })
-        .unwrap();
+    let status = stock::SaleStore::connect(&stock::RedisConfig {
+        url: redis_url(),
+        namespace: namespace(&topic),
+        ..Default::default()
+    })
+    .unwrap();
     status.wait_connected(Duration::from_secs(2)).await;
     assert_eq!(status.sale_status(&sku).await.unwrap().unwrap().stock, 99, "no stock moved while Redis was away");
 

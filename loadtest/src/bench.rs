@@ -87,13 +87,15 @@ impl Bench {
 
         let sold_out = format!("bench_soldout_{run}");
         self.gateway.load_sale(&sold_out, 0, 1, 100).await?;
-        let sold_out_path = self.http_phase("gateway, sold-out path", &self.gateway, &sold_out, first_user, "409").await?;
+        let sold_out_path =
+            self.http_phase("gateway, sold-out path", &self.gateway, &sold_out, first_user, "409").await?;
 
         let redis_floor = self.redis_floor(run).await?;
         let plenty = format!("bench_accept_{run}");
         self.gateway.load_sale(&plenty, PLENTY, 1, 100).await?;
-        let accepted_path =
-            self.http_phase("gateway, accepted path", &self.gateway, &plenty, first_user + self.requests, "202").await?;
+        let accepted_path = self
+            .http_phase("gateway, accepted path", &self.gateway, &plenty, first_user + self.requests, "202")
+            .await?;
 
         let shards = self.fresh_shards(run).await?;
         let database_floor = plain_insert(&shards, self.rows).await?;
@@ -206,7 +208,10 @@ impl Bench {
             .env("SETTLER_KAFKA__TOPIC", &topic)
             .env("SETTLER_KAFKA__DLQ_TOPIC", format!("{topic}.dlq"))
             .env("SETTLER_KAFKA__GROUP_ID", format!("bench_{run}"))
-            .env("SETTLER_MYSQL__SHARDS", format!("[{}]", shards.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(",")))
+            .env(
+                "SETTLER_MYSQL__SHARDS",
+                format!("[{}]", shards.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(",")),
+            )
             .env("SETTLER_SWEEPER__ENABLED", "false")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -337,7 +342,13 @@ async fn plain_insert(shards: &[String], rows: u64) -> anyhow::Result<Phase> {
         sqlx::query("DELETE FROM orders").execute(pool).await?;
         pool.close().await;
     }
-    Ok(Phase { name: "plain batched INSERT", operations: rows, unexpected: 0, per_second: rows as f64 / elapsed, latency: None })
+    Ok(Phase {
+        name: "plain batched INSERT",
+        operations: rows,
+        unexpected: 0,
+        per_second: rows as f64 / elapsed,
+        latency: None,
+    })
 }
 
 async fn count_rows(shards: &[String]) -> anyhow::Result<u64> {
@@ -390,6 +401,10 @@ impl BenchReport {
         row(&self.database_floor, None, "");
         row(&self.settler_drain, Some(self.settler_drain.per_second / self.database_floor.per_second), "≥ 0.5");
         let mib = |v: Option<f64>| v.map_or("unknown".into(), |v| format!("{v:.1} MiB"));
-        println!("\ngateway peak RSS {} (target < 64 MiB), settler peak RSS {}", mib(self.gateway_peak_rss_mib), mib(self.settler_peak_rss_mib));
+        println!(
+            "\ngateway peak RSS {} (target < 64 MiB), settler peak RSS {}",
+            mib(self.gateway_peak_rss_mib),
+            mib(self.settler_peak_rss_mib)
+        );
     }
 }

@@ -44,9 +44,7 @@ impl Gateway {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(connections)
-            .build(connector);
+        let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(connections).build(connector);
         Ok(Self { base: base.trim_end_matches('/').to_owned(), admin_token: admin_token.to_owned(), client })
     }
 

@@ -15,7 +15,7 @@ use futures::stream::{self, StreamExt};
 use crate::burst::{burst, Tally};
 use crate::client::{Gateway, SaleCounters};
 use crate::report::{check, latency_histogram, Latency, Lifecycle, Report};
-use crate::shards::orders_by_status;
+use crate::shards::{at_least, wait_for_orders};
 use crate::timeline::per_second;
 
 pub struct FlashSale {
@@ -58,7 +58,11 @@ impl FlashSale {
         let lifecycle = if self.pay_fraction > 0.0 { Some(self.lifecycle(&tally).await?) } else { None };
         let orders_in_mysql = match &lifecycle {
             Some(lifecycle) => {
-                let expected = [("PAID", lifecycle.paid), ("CANCELLED", lifecycle.timed_out), ("PENDING_PAYMENT", lifecycle.resold)];
+                let expected = [
+                    ("PAID", lifecycle.paid),
+                    ("CANCELLED", lifecycle.timed_out),
+                    ("PENDING_PAYMENT", lifecycle.resold),
+                ];
                 let (sale, stored) = self.settled(&expected).await?;
                 checks.push(check(
                     "paid orders are sold",
@@ -85,8 +89,12 @@ impl FlashSale {
                 let (sale, stored) = self.settled(&[("PENDING_PAYMENT", accepted)]).await?;
                 checks.push(check(
                     "stock adds up",
-                    sale.stock + sale.reserved + sale.sold == self.stock && sale.reserved + sale.sold == accepted as i64,
-                    format!("redis: {} left + {} reserved + {} sold; {accepted} accepted", sale.stock, sale.reserved, sale.sold),
+                    sale.stock + sale.reserved + sale.sold == self.stock
+                        && sale.reserved + sale.sold == accepted as i64,
+                    format!(
+                        "redis: {} left + {} reserved + {} sold; {accepted} accepted",
+                        sale.stock, sale.reserved, sale.sold
+                    ),
                 ));
                 checks.push(check(
                     "every accepted order in MySQL exactly once",
@@ -171,14 +179,7 @@ impl FlashSale {
     /// Waits until MySQL holds `expected` orders per status (or the settle
     /// timeout passes); the sale's counters and the stored counts.
     async fn settled(&self, expected: &[(&str, u64)]) -> anyhow::Result<(SaleCounters, BTreeMap<String, u64>)> {
-        let deadline = Instant::now() + self.settle_timeout;
-        loop {
-            let stored = orders_by_status(&self.shards, &self.sku).await?;
-            let done = expected.iter().all(|(status, n)| stored.get(*status).copied().unwrap_or(0) >= *n);
-            if done || Instant::now() > deadline {
-                return Ok((self.gateway.sale(&self.sku).await?, stored));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let stored = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, expected)).await?;
+        Ok((self.gateway.sale(&self.sku).await?, stored))
     }
 }

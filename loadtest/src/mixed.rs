@@ -4,7 +4,6 @@
 //! `concurrency` connections. Then the invariants: Redis's counters and
 //! MySQL's statuses agree with what the buyers did.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use crate::burst::{status_of, Tally};
 use crate::client::Gateway;
 use crate::report::{check, latency_histogram, Latency, Report};
-use crate::shards::orders_by_status;
+use crate::shards::{at_least, wait_for_orders};
 use crate::timeline::per_second;
 
 pub struct Mixed {
@@ -73,11 +72,18 @@ impl Mixed {
                         let roll: f64 = rng.gen();
                         let done = if roll < 0.6 {
                             match gateway.pay(&order_id, user, &sku).await {
-                                Ok(payment) => gateway.complete_payment(&channel, &payment).await.is_ok().then_some("paid"),
+                                Ok(payment) => {
+                                    gateway.complete_payment(&channel, &payment).await.is_ok().then_some("paid")
+                                }
                                 Err(_) => None,
                             }
                         } else if roll < 0.8 {
-                            gateway.cancel(&order_id, user, &sku).await.ok().filter(|s| s.is_success()).map(|_| "cancelled")
+                            gateway
+                                .cancel(&order_id, user, &sku)
+                                .await
+                                .ok()
+                                .filter(|s| s.is_success())
+                                .map(|_| "cancelled")
                         } else {
                             Some("left")
                         };
@@ -109,7 +115,7 @@ impl Mixed {
 
         let pending = actions.left + actions.failed;
         let expected = [("PAID", actions.paid), ("CANCELLED", actions.cancelled), ("PENDING_PAYMENT", pending)];
-        let stored = self.wait_for(&expected).await?;
+        let stored = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, &expected)).await?;
         let sale = self.gateway.sale(&self.sku).await?;
         let checks = vec![
             check(
@@ -127,7 +133,11 @@ impl Mixed {
                 expected.iter().all(|(status, n)| stored.get(*status).copied().unwrap_or(0) == *n),
                 format!("{stored:?} for {actions:?}"),
             ),
-            check("every session ordered", accepted == latency.len(), format!("{accepted} of {} orders accepted", latency.len())),
+            check(
+                "every session ordered",
+                accepted == latency.len(),
+                format!("{accepted} of {} orders accepted", latency.len()),
+            ),
             check("every pay and cancel call worked", actions.failed == 0, format!("{} failed", actions.failed)),
         ];
         Ok(Report {
@@ -145,17 +155,5 @@ impl Mixed {
             orders_in_mysql: stored,
             checks,
         })
-    }
-
-    async fn wait_for(&self, expected: &[(&str, u64)]) -> anyhow::Result<BTreeMap<String, u64>> {
-        let deadline = Instant::now() + self.settle_timeout;
-        loop {
-            let stored = orders_by_status(&self.shards, &self.sku).await?;
-            let done = expected.iter().all(|(status, n)| stored.get(*status).copied().unwrap_or(0) >= *n);
-            if done || Instant::now() > deadline {
-                return Ok(stored);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 }

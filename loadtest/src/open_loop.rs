@@ -4,7 +4,6 @@
 //! the generator down (no coordinated omission). `steady` keeps one rate;
 //! `ramp` rises from one rate to another to find the knee.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use tokio::sync::Semaphore;
 use crate::burst::{status_of, Tally};
 use crate::client::Gateway;
 use crate::report::{check, latency_histogram, Latency, Report};
-use crate::shards::orders_by_status;
+use crate::shards::wait_for_orders;
 use crate::timeline::per_second;
 
 pub struct RateRun {
@@ -83,7 +82,10 @@ impl RateRun {
         let latency = tally.latency.clone().unwrap_or_else(latency_histogram);
         let timeline = per_second(&tally.samples);
         let accepted = tally.count("202");
-        let orders_in_mysql = self.wait_for_settler(accepted).await?;
+        let orders_in_mysql = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |stored| {
+            stored.values().sum::<u64>() >= accepted
+        })
+        .await?;
         let stored: u64 = orders_in_mysql.values().sum();
         let sale = self.gateway.sale(&self.sku).await?;
 
@@ -95,13 +97,21 @@ impl RateRun {
                 .fold(0.0, f64::max)
         });
         let checks = vec![
-            check("the generator kept its schedule", dropped == 0, format!("{dropped} due requests dropped at {} in flight", self.max_in_flight)),
+            check(
+                "the generator kept its schedule",
+                dropped == 0,
+                format!("{dropped} due requests dropped at {} in flight", self.max_in_flight),
+            ),
             check(
                 "every order accepted (stock never runs out)",
                 accepted == latency.len(),
                 format!("{accepted} of {} answered 202: {:?}", latency.len(), tally.answers),
             ),
-            check("every accepted order in MySQL", stored == accepted, format!("{stored} rows for {accepted} accepted")),
+            check(
+                "every accepted order in MySQL",
+                stored == accepted,
+                format!("{stored} rows for {accepted} accepted"),
+            ),
             check(
                 "stock adds up",
                 sale.reserved + sale.sold == accepted as i64,
@@ -123,18 +133,5 @@ impl RateRun {
             orders_in_mysql,
             checks,
         })
-    }
-
-    /// Orders of the SKU in MySQL by status, once `accepted` are there (or
-    /// the settle timeout passed).
-    async fn wait_for_settler(&self, accepted: u64) -> anyhow::Result<BTreeMap<String, u64>> {
-        let deadline = Instant::now() + self.settle_timeout;
-        loop {
-            let stored = orders_by_status(&self.shards, &self.sku).await?;
-            if stored.values().sum::<u64>() >= accepted || Instant::now() > deadline {
-                return Ok(stored);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 }

@@ -92,10 +92,7 @@ impl Report {
 
     pub fn print(&self) {
         println!("\n== {} on {} ({} units) ==", self.scenario, self.sku, self.stock);
-        println!(
-            "requests     {} in {:.2} s = {:.0} req/s",
-            self.requests, self.elapsed_secs, self.throughput_rps
-        );
+        println!("requests     {} in {:.2} s = {:.0} req/s", self.requests, self.elapsed_secs, self.throughput_rps);
         println!(
             "accepted     {:>7}  (202)\nsold out     {:>7}  (409)\nrate limited {:>7}  (429)\nunavailable  {:>7}  (503)",
             self.answers_with("202"),
@@ -146,7 +143,8 @@ impl Report {
             println!("chart written to {}", path.display());
         }
         if let Some(path) = compare {
-            let old: Value = serde_json::from_slice(&std::fs::read(path)?).with_context(|| format!("reading {}", path.display()))?;
+            let old: Value =
+                serde_json::from_slice(&std::fs::read(path)?).with_context(|| format!("reading {}", path.display()))?;
             let new = serde_json::to_value(self)?;
             println!("\nchange against {}:", path.display());
             for (name, pointer) in [
@@ -156,7 +154,9 @@ impl Report {
                 ("p99.9 ms", "/latency/p999_ms"),
                 ("max ms", "/latency/max_ms"),
             ] {
-                let (Some(before), Some(after)) = (old.pointer(pointer).and_then(Value::as_f64), new.pointer(pointer).and_then(Value::as_f64)) else {
+                let (Some(before), Some(after)) =
+                    (old.pointer(pointer).and_then(Value::as_f64), new.pointer(pointer).and_then(Value::as_f64))
+                else {
                     continue;
                 };
                 let change = if before == 0.0 { 0.0 } else { (after - before) / before * 100.0 };

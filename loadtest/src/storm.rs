@@ -3,7 +3,7 @@
 //! Every answer for one key must name the same order, each key must make
 //! at most one order, and the stock taken must equal the orders made.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use hyper::StatusCode;
 use crate::burst::Tally;
 use crate::client::Gateway;
 use crate::report::{check, latency_histogram, Latency, Report};
-use crate::shards::orders_by_status;
+use crate::shards::wait_for_orders;
 use crate::timeline::per_second;
 
 pub struct Storm {
@@ -93,10 +93,15 @@ impl Storm {
             orders.extend(ids.into_iter().cloned());
         }
         let made = orders.len() as u64;
-        let stored = self.wait_for_settler(made).await?;
+        let stored =
+            wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| s.values().sum::<u64>() >= made).await?;
         let sale = self.gateway.sale(&self.sku).await?;
         let checks = vec![
-            check("every answer for a key names one order", split_keys == 0, format!("{split_keys} keys answered with two order ids")),
+            check(
+                "every answer for a key names one order",
+                split_keys == 0,
+                format!("{split_keys} keys answered with two order ids"),
+            ),
             check("one 202 per key", double_created == 0, format!("{double_created} keys created twice")),
             check(
                 "a key that made an order always gets it back",
@@ -106,9 +111,16 @@ impl Storm {
             check(
                 "stock taken = orders made",
                 sale.reserved + sale.sold == made as i64,
-                format!("redis: {} reserved + {} sold; {made} orders from {} keys", sale.reserved, sale.sold, self.keys),
+                format!(
+                    "redis: {} reserved + {} sold; {made} orders from {} keys",
+                    sale.reserved, sale.sold, self.keys
+                ),
             ),
-            check("every order in MySQL once", stored.values().sum::<u64>() == made, format!("{stored:?} for {made} orders")),
+            check(
+                "every order in MySQL once",
+                stored.values().sum::<u64>() == made,
+                format!("{stored:?} for {made} orders"),
+            ),
         ];
         Ok(Report {
             scenario: "idempotency-storm",
@@ -125,16 +137,5 @@ impl Storm {
             orders_in_mysql: stored,
             checks,
         })
-    }
-
-    async fn wait_for_settler(&self, made: u64) -> anyhow::Result<BTreeMap<String, u64>> {
-        let deadline = Instant::now() + self.settle_timeout;
-        loop {
-            let stored = orders_by_status(&self.shards, &self.sku).await?;
-            if stored.values().sum::<u64>() >= made || Instant::now() > deadline {
-                return Ok(stored);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 }

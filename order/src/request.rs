@@ -34,8 +34,7 @@ struct RawPlaceOrder {
 impl PlaceOrder {
     /// Parses and validates a JSON body.
     pub fn from_json(body: &[u8]) -> Result<Self, InvalidRequest> {
-        let raw: RawPlaceOrder =
-            serde_json::from_slice(body).map_err(|e| InvalidRequest(format!("body: {e}")))?;
+        let raw: RawPlaceOrder = serde_json::from_slice(body).map_err(|e| InvalidRequest(format!("body: {e}")))?;
         if raw.user_id == 0 {
             return Err(InvalidRequest("user_id must be a positive integer".into()));
         }

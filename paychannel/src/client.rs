@@ -50,7 +50,12 @@ impl HttpChannel {
         }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes), ChannelError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes), ChannelError> {
         let req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))

@@ -81,8 +81,6 @@ impl EventProducer {
     /// Delivers what is still queued, waiting at most `timeout`.
     pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || producer.flush(timeout))
-            .await
-            .unwrap_or(Err(KafkaError::Canceled))
+        tokio::task::spawn_blocking(move || producer.flush(timeout)).await.unwrap_or(Err(KafkaError::Canceled))
     }
 }

@@ -91,9 +91,7 @@ impl Default for Kafka {
 impl Default for Mysql {
     fn default() -> Self {
         Self {
-            shards: (0..4)
-                .map(|shard| format!("mysql://flashsale:flashsale@127.0.0.1:3306/orders_{shard}"))
-                .collect(),
+            shards: (0..4).map(|shard| format!("mysql://flashsale:flashsale@127.0.0.1:3306/orders_{shard}")).collect(),
             pool_size: 4,
         }
     }
@@ -126,7 +124,9 @@ impl Config {
             return Err(ConfigError::Invalid("mysql.shards must list between 1 and 1024 DSNs"));
         }
         if self.batch.max_messages == 0 || self.mysql.pool_size == 0 || self.kafka.partitions < 1 {
-            return Err(ConfigError::Invalid("batch.max_messages, mysql.pool_size and kafka.partitions must be positive"));
+            return Err(ConfigError::Invalid(
+                "batch.max_messages, mysql.pool_size and kafka.partitions must be positive",
+            ));
         }
         if self.sweeper.every_ms == 0 || self.sweeper.batch == 0 {
             return Err(ConfigError::Invalid("sweeper.every_ms and sweeper.batch must be positive"));

@@ -110,7 +110,8 @@ impl Settler {
         }
         self.until_stored("new orders", || write_orders(&self.shards, &orders)).await;
         for event in &moves {
-            self.until_stored("order transition", || transitions::apply(self.shards.for_user(event.user_id()), event)).await;
+            self.until_stored("order transition", || transitions::apply(self.shards.for_user(event.user_id()), event))
+                .await;
         }
         self.commit(batch)?;
         tracing::debug!(messages = batch.len(), orders = orders.len(), transitions = moves.len(), "batch settled");
@@ -135,7 +136,9 @@ impl Settler {
 
     async fn dead_letter(&self, message: &OwnedMessage, error: &str) -> Result<(), SettleError> {
         tracing::warn!(
-            partition = message.partition(), offset = message.offset(), error,
+            partition = message.partition(),
+            offset = message.offset(),
+            error,
             "undecodable event sent to the dead-letter topic"
         );
         let partition = message.partition().to_string();

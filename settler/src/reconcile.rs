@@ -48,7 +48,12 @@ pub enum ReconcileError {
 }
 
 /// Compares, and with `repair` overwrites Redis's counters with MySQL's.
-pub async fn reconcile(shards: &ShardPools, store: &SaleStore, sku: &str, repair: bool) -> Result<Reconciliation, ReconcileError> {
+pub async fn reconcile(
+    shards: &ShardPools,
+    store: &SaleStore,
+    sku: &str,
+    repair: bool,
+) -> Result<Reconciliation, ReconcileError> {
     let status: SaleStatus = store.sale_status(sku).await?.ok_or_else(|| ReconcileError::UnknownSku(sku.to_owned()))?;
     let (mut reserved, mut sold) = (0i64, 0i64);
     for pool in &shards.pools {

@@ -39,8 +39,7 @@ pub async fn run(config: &Config) -> Result<(), SetupError> {
 
 /// Creates the topics that do not exist yet.
 pub async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) -> Result<(), SetupError> {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
     let new_topics: Vec<NewTopic> =
         topics.iter().map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1))).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));

@@ -50,8 +50,8 @@ impl ShardPools {
 /// without a database.
 pub async fn create_databases(dsns: &[String]) -> Result<(), sqlx::Error> {
     for dsn in dsns {
-        let (server, database) = split_database(dsn)
-            .ok_or_else(|| sqlx::Error::Configuration(format!("{dsn}: no database name").into()))?;
+        let (server, database) =
+            split_database(dsn).ok_or_else(|| sqlx::Error::Configuration(format!("{dsn}: no database name").into()))?;
         let pool = MySqlPoolOptions::new().max_connections(1).connect(&server).await?;
         pool.execute(format!("CREATE DATABASE IF NOT EXISTS `{database}`").as_str()).await?;
         pool.close().await;

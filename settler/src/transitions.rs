@@ -85,7 +85,11 @@ async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: &Change) -> 
     tx.commit().await
 }
 
-async fn insert_in_status(tx: &mut Transaction<'_, MySql>, order: &OrderCreated, change: &Change) -> Result<(), sqlx::Error> {
+async fn insert_in_status(
+    tx: &mut Transaction<'_, MySql>,
+    order: &OrderCreated,
+    change: &Change,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, status, idempotency_key, created_at, pay_by) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -118,14 +122,16 @@ async fn history(
     cause: &str,
     at: NaiveDateTime,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO order_status_history (order_id, from_status, to_status, cause, at) VALUES (?, ?, ?, ?, ?)")
-        .bind(order_id)
-        .bind(from.map(OrderStatus::as_str))
-        .bind(to.as_str())
-        .bind(cause)
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO order_status_history (order_id, from_status, to_status, cause, at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(order_id)
+    .bind(from.map(OrderStatus::as_str))
+    .bind(to.as_str())
+    .bind(cause)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -59,7 +59,10 @@ impl Fixture {
             .env("SETTLER_KAFKA__TOPIC", &self.topic)
             .env("SETTLER_KAFKA__DLQ_TOPIC", &self.dlq)
             .env("SETTLER_KAFKA__GROUP_ID", &self.group)
-            .env("SETTLER_MYSQL__SHARDS", format!("[{}]", self.shards.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(",")))
+            .env(
+                "SETTLER_MYSQL__SHARDS",
+                format!("[{}]", self.shards.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(",")),
+            )
             // Small batches, so the kill lands between commits.
             .env("SETTLER_BATCH__MAX_MESSAGES", "25")
             // This test is about the consumer; sweeping the shared Redis's
@@ -214,10 +217,8 @@ async fn dead_letter(bootstrap: &str, topic: &str, matches: impl Fn(&str, &str) 
         .unwrap();
     consumer.subscribe(&[topic]).unwrap();
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
-            .await
-            .expect("dead letters arrive")
-            .unwrap();
+        let message =
+            tokio::time::timeout(Duration::from_secs(60), consumer.recv()).await.expect("dead letters arrive").unwrap();
         let error = message
             .headers()
             .and_then(|headers| headers.iter().find(|h| h.key == "error"))

@@ -48,11 +48,16 @@ impl Default for RedisConfig {
 /// What `reserve.lua` decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
-    Reserved { amount_cents: i64, stock_left: i64 },
+    Reserved {
+        amount_cents: i64,
+        stock_left: i64,
+    },
     Duplicate(IdempotencyRecord),
     UnknownSku,
     /// Fewer than the asked units are left (0: sold out).
-    OutOfStock { stock_left: i64 },
+    OutOfStock {
+        stock_left: i64,
+    },
     LimitExceeded,
     /// Outside the sale's window (it has not started or has ended).
     OutsideWindow(SaleWindow),
@@ -62,9 +67,14 @@ pub enum Reservation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cancellation {
     /// Cancelled; the outbox entry waits for the event to be acknowledged.
-    Cancelled { outbox_entry: String, reservation: ReservationRecord },
+    Cancelled {
+        outbox_entry: String,
+        reservation: ReservationRecord,
+    },
     /// The user's order, but already paid or cancelled.
-    NotPending { paid: bool },
+    NotPending {
+        paid: bool,
+    },
     NotFound,
 }
 
@@ -74,11 +84,20 @@ pub enum Confirmation {
     /// The reserved units are sold.
     Paid(ReservationRecord),
     /// The order was cancelled before the money came: refund it.
-    Refund { reason: CancelReason, reservation: ReservationRecord },
+    Refund {
+        reason: CancelReason,
+        reservation: ReservationRecord,
+    },
     /// This payment was seen before.
-    Duplicate { refund: bool, reservation: ReservationRecord, acknowledged: bool },
+    Duplicate {
+        refund: bool,
+        reservation: ReservationRecord,
+        acknowledged: bool,
+    },
     /// The amount differs from the order's; nothing changed.
-    AmountMismatch { expected: i64 },
+    AmountMismatch {
+        expected: i64,
+    },
     Unknown,
 }
 
@@ -245,13 +264,24 @@ impl SaleStore {
 
     /// Gives an unqueued order's units back. Returns the stock after, or
     /// `None` when the order held no reservation.
-    pub async fn release(&self, sku: &str, idempotency_key: &str, order_id: OrderId) -> Result<Option<i64>, StoreError> {
+    pub async fn release(
+        &self,
+        sku: &str,
+        idempotency_key: &str,
+        order_id: OrderId,
+    ) -> Result<Option<i64>, StoreError> {
         let keys = self.keys(sku);
         let reply: Vec<i64> = self
             .release
             .evalsha_with_reload(
                 self.pool.next(),
-                vec![keys.sale, keys.buyers, keys.reservations, keys.deadlines, SaleKeys::idempotency(&self.namespace, sku, idempotency_key)],
+                vec![
+                    keys.sale,
+                    keys.buyers,
+                    keys.reservations,
+                    keys.deadlines,
+                    SaleKeys::idempotency(&self.namespace, sku, idempotency_key),
+                ],
                 vec![order_id.to_string()],
             )
             .await?;
@@ -263,7 +293,12 @@ impl SaleStore {
 
     /// Marks an idempotency record acknowledged, keeping its TTL; a record
     /// that expired or was released meanwhile is left alone.
-    pub async fn acknowledge(&self, sku: &str, idempotency_key: &str, record: &IdempotencyRecord) -> Result<(), StoreError> {
+    pub async fn acknowledge(
+        &self,
+        sku: &str,
+        idempotency_key: &str,
+        record: &IdempotencyRecord,
+    ) -> Result<(), StoreError> {
         let acknowledged = IdempotencyRecord { acknowledged: true, ..record.clone() };
         let _: Option<String> = self
             .pool
@@ -286,7 +321,15 @@ impl SaleStore {
             .cancel
             .evalsha_with_reload(
                 self.pool.next(),
-                vec![keys.sale, keys.buyers, keys.reservations, keys.deadlines, keys.payments, keys.closed, keys.outbox],
+                vec![
+                    keys.sale,
+                    keys.buyers,
+                    keys.reservations,
+                    keys.deadlines,
+                    keys.payments,
+                    keys.closed,
+                    keys.outbox,
+                ],
                 vec![order_id.to_string(), user_id.to_string()],
             )
             .await?;
@@ -329,7 +372,13 @@ impl SaleStore {
     }
 
     /// A payment of `amount_cents` arrived for the order.
-    pub async fn confirm(&self, sku: &str, order_id: OrderId, payment_id: &str, amount_cents: i64) -> Result<Confirmation, StoreError> {
+    pub async fn confirm(
+        &self,
+        sku: &str,
+        order_id: OrderId,
+        payment_id: &str,
+        amount_cents: i64,
+    ) -> Result<Confirmation, StoreError> {
         let keys = self.keys(sku);
         let reply: Vec<String> = self
             .confirm
@@ -369,7 +418,15 @@ impl SaleStore {
             .load_sale
             .evalsha_with_reload(
                 self.pool.next(),
-                vec![keys.sale, keys.buyers, keys.reservations, keys.deadlines, keys.payments, keys.closed, keys.payment_events],
+                vec![
+                    keys.sale,
+                    keys.buyers,
+                    keys.reservations,
+                    keys.deadlines,
+                    keys.payments,
+                    keys.closed,
+                    keys.payment_events,
+                ],
                 {
                     let (starts_ms, ends_ms) = terms.window.to_ms();
                     vec![terms.stock, terms.per_user_limit, terms.price_cents, starts_ms, ends_ms]
@@ -420,12 +477,21 @@ impl SaleStore {
 
     /// Asks for the channel to be queried about a payment from `due_ms` on.
     pub async fn queue_payment_query(&self, query: &PaymentQuery, due_ms: i64) -> Result<(), StoreError> {
-        let _: i64 = self.pool.next().zadd(&self.global.payment_queries, None, None, false, false, (due_ms as f64, query.member())).await?;
+        let _: i64 = self
+            .pool
+            .next()
+            .zadd(&self.global.payment_queries, None, None, false, false, (due_ms as f64, query.member()))
+            .await?;
         Ok(())
     }
 
     /// Claims up to `max` queries due at `now_ms`, pushing them to `next_due_ms`.
-    pub async fn claim_payment_queries(&self, now_ms: i64, next_due_ms: i64, max: usize) -> Result<Vec<PaymentQuery>, StoreError> {
+    pub async fn claim_payment_queries(
+        &self,
+        now_ms: i64,
+        next_due_ms: i64,
+        max: usize,
+    ) -> Result<Vec<PaymentQuery>, StoreError> {
         let members: Vec<String> = self
             .claim_queries
             .evalsha_with_reload(
@@ -475,7 +541,9 @@ fn parse_confirmation(reply: &[String]) -> Option<Confirmation> {
             let reservation = ReservationRecord::parse(parts.nth(1)?)?;
             Confirmation::Duplicate { refund, reservation, acknowledged: acknowledged == "1" }
         }
-        [tag, expected] if tag == "amount_mismatch" => Confirmation::AmountMismatch { expected: expected.parse().ok()? },
+        [tag, expected] if tag == "amount_mismatch" => {
+            Confirmation::AmountMismatch { expected: expected.parse().ok()? }
+        }
         [tag] if tag == "unknown" => Confirmation::Unknown,
         _ => return None,
     })

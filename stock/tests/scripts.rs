@@ -52,7 +52,10 @@ fn request<'a>(sku: &'a str, key: &'a str, user_id: u64, qty: u32, order_id: Ord
 
 async fn sale(store: &SaleStore, stock: i64, per_user_limit: i64) -> String {
     let sku = unique("lua");
-    store.load_sale(&sku, &SaleTerms { stock, per_user_limit, price_cents: 1_999, window: Default::default() }).await.unwrap();
+    store
+        .load_sale(&sku, &SaleTerms { stock, per_user_limit, price_cents: 1_999, window: Default::default() })
+        .await
+        .unwrap();
     sku
 }
 
@@ -113,10 +116,19 @@ async fn a_repeated_key_returns_the_first_order() {
 async fn the_per_user_limit_counts_every_order_of_the_user() {
     let store = store().await;
     let sku = sale(&store, 100, 3).await;
-    assert!(matches!(store.reserve(&request(&sku, "a", 9, 2, order_id(9))).await.unwrap(), Reservation::Reserved { .. }));
+    assert!(matches!(
+        store.reserve(&request(&sku, "a", 9, 2, order_id(9))).await.unwrap(),
+        Reservation::Reserved { .. }
+    ));
     assert_eq!(store.reserve(&request(&sku, "b", 9, 2, order_id(9))).await.unwrap(), Reservation::LimitExceeded);
-    assert!(matches!(store.reserve(&request(&sku, "c", 9, 1, order_id(9))).await.unwrap(), Reservation::Reserved { .. }));
-    assert!(matches!(store.reserve(&request(&sku, "d", 10, 3, order_id(10))).await.unwrap(), Reservation::Reserved { .. }));
+    assert!(matches!(
+        store.reserve(&request(&sku, "c", 9, 1, order_id(9))).await.unwrap(),
+        Reservation::Reserved { .. }
+    ));
+    assert!(matches!(
+        store.reserve(&request(&sku, "d", 10, 3, order_id(10))).await.unwrap(),
+        Reservation::Reserved { .. }
+    ));
     assert_eq!(store.sale_status(&sku).await.unwrap().unwrap().stock, 94);
 }
 
@@ -128,7 +140,10 @@ async fn sold_out_and_unknown_skus_take_nothing() {
         store.reserve(&request(&sku, "a", 1, 3, order_id(1))).await.unwrap(),
         Reservation::OutOfStock { stock_left: 2 }
     );
-    assert!(matches!(store.reserve(&request(&sku, "b", 1, 2, order_id(1))).await.unwrap(), Reservation::Reserved { .. }));
+    assert!(matches!(
+        store.reserve(&request(&sku, "b", 1, 2, order_id(1))).await.unwrap(),
+        Reservation::Reserved { .. }
+    ));
     assert_eq!(
         store.reserve(&request(&sku, "c", 2, 1, order_id(2))).await.unwrap(),
         Reservation::OutOfStock { stock_left: 0 }
@@ -198,10 +213,7 @@ async fn confirm_sells_once_and_refunds_what_came_too_late() {
     let store = store().await;
     let sku = sale(&store, 10, 5).await;
     let id = reserved(&store, &sku, 7, 2).await;
-    assert_eq!(
-        store.confirm(&sku, id, "pay_1", 1).await.unwrap(),
-        Confirmation::AmountMismatch { expected: 3_998 }
-    );
+    assert_eq!(store.confirm(&sku, id, "pay_1", 1).await.unwrap(), Confirmation::AmountMismatch { expected: 3_998 });
     assert!(matches!(store.confirm(&sku, id, "pay_1", 3_998).await.unwrap(), Confirmation::Paid(r) if r.qty == 2));
     assert_eq!(counters(&store, &sku).await, (8, 0, 2));
     let again = store.confirm(&sku, id, "pay_1", 3_998).await.unwrap();

@@ -22,14 +22,11 @@ pub async fn put_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Rep
     http::require_json(req.headers())?;
     let (parts, body) = req.into_parts();
     let body = http::read_body(&parts.headers, body).await?;
-    let terms: SaleTerms =
-        serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(format!("body: {e}")))?;
+    let terms: SaleTerms = serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(format!("body: {e}")))?;
     // Redis scripts count in doubles: keep every figure exact.
     let in_range = |value: i64, min: i64| (min..=MAX_FIGURE).contains(&value);
     if !in_range(terms.stock, 0) || !in_range(terms.per_user_limit, 1) || !in_range(terms.price_cents, 0) {
-        return Err(ApiError::Invalid(
-            "stock and price_cents must be 0 to 10^12, per_user_limit 1 to 10^12".into(),
-        ));
+        return Err(ApiError::Invalid("stock and price_cents must be 0 to 10^12, per_user_limit 1 to 10^12".into()));
     }
     if !terms.window.is_valid() {
         return Err(ApiError::Invalid("ends_at must be after starts_at".into()));

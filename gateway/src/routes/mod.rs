@@ -101,7 +101,12 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
     reply
 }
 
-async fn dispatch(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, target: Target<'_>) -> Result<Reply, ApiError> {
+async fn dispatch(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    target: Target<'_>,
+) -> Result<Reply, ApiError> {
     let allowed = target.allow().split(", ").any(|method| method == req.method().as_str());
     if !allowed || matches!(target, Target::Unknown) {
         return Err(if matches!(target, Target::Unknown) {

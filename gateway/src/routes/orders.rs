@@ -194,9 +194,9 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
         .await;
     policy.redis.record(&reserved);
     let reservation = reserved.map_err(|err| {
-            tracing::warn!(sku = %order.sku, error = %err, "reserve failed");
-            ApiError::Unavailable(Dependency::Redis)
-        })?;
+        tracing::warn!(sku = %order.sku, error = %err, "reserve failed");
+        ApiError::Unavailable(Dependency::Redis)
+    })?;
     metrics::histogram!("gateway_redis_reserve_seconds").record(started.elapsed());
     metrics::counter!("gateway_reservations_total", "outcome" => outcome_name(&reservation)).increment(1);
 

@@ -69,10 +69,8 @@ impl Breaker {
             Duration::from_secs(settings.window_secs),
             backoff::constant(Duration::from_millis(settings.open_ms)),
         );
-        let machine = Config::new()
-            .failure_policy(policy)
-            .instrument(Transitions { dependency, state: state.clone() })
-            .build();
+        let machine =
+            Config::new().failure_policy(policy).instrument(Transitions { dependency, state: state.clone() }).build();
         Self { dependency, settings: settings.clone(), machine, state }
     }
 

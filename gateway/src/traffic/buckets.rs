@@ -47,7 +47,11 @@ fn quota(bucket: Bucket) -> Quota {
 }
 
 /// Keeps `previous` if its bucket is unchanged, else builds anew.
-fn reuse_or_build<L>(bucket: Option<Bucket>, previous: Option<&Sized<L>>, build: impl Fn(Quota) -> L) -> Option<Sized<L>> {
+fn reuse_or_build<L>(
+    bucket: Option<Bucket>,
+    previous: Option<&Sized<L>>,
+    build: impl Fn(Quota) -> L,
+) -> Option<Sized<L>> {
     let bucket = bucket?;
     match previous {
         Some(previous) if previous.bucket == bucket => Some(previous.clone()),
@@ -155,7 +159,8 @@ mod tests {
 
     #[test]
     fn keyed_buckets_are_separate_and_sized_by_burst() {
-        let buckets = RouteBuckets::build(LimitedRoute::PlaceOrder, &limits(None, Some(bucket(1, 2)), Some(bucket(1, 3))), None);
+        let buckets =
+            RouteBuckets::build(LimitedRoute::PlaceOrder, &limits(None, Some(bucket(1, 2)), Some(bucket(1, 3))), None);
         for _ in 0..3 {
             assert!(buckets.check_user(1).is_ok());
         }
@@ -173,11 +178,16 @@ mod tests {
 
     #[test]
     fn a_reload_keeps_unchanged_buckets_and_rebuilds_changed_ones() {
-        let first = RouteBuckets::build(LimitedRoute::PlaceOrder, &limits(Some(bucket(1, 1)), None, Some(bucket(1, 1))), None);
+        let first =
+            RouteBuckets::build(LimitedRoute::PlaceOrder, &limits(Some(bucket(1, 1)), None, Some(bucket(1, 1))), None);
         assert!(first.check_global().is_ok());
         assert!(first.check_user(7).is_ok());
         // Global unchanged (stays empty), user bucket resized (starts full).
-        let second = RouteBuckets::build(LimitedRoute::PlaceOrder, &limits(Some(bucket(1, 1)), None, Some(bucket(1, 2))), Some(&first));
+        let second = RouteBuckets::build(
+            LimitedRoute::PlaceOrder,
+            &limits(Some(bucket(1, 1)), None, Some(bucket(1, 2))),
+            Some(&first),
+        );
         assert!(second.check_global().is_err(), "an unchanged bucket keeps its state");
         assert!(second.check_user(7).is_ok() && second.check_user(7).is_ok());
     }

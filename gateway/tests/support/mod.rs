@@ -229,7 +229,12 @@ impl TestSettler {
         let (stop, stopped) = oneshot::channel::<()>();
         let settler = settler::Settler::new(config).expect("building the settler");
         let task = tokio::spawn(async move {
-            settler.run(async { let _ = stopped.await; }).await.expect("settler failed");
+            settler
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("settler failed");
         });
         Self { stop, task }
     }
