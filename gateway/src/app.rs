@@ -66,6 +66,8 @@ impl App {
     /// comes up (and reports not ready) while a dependency is still down.
     /// `source` is the file the config came from, if any (shown by `/admin/config`).
     pub fn new(config: Config, source: Option<PathBuf>) -> Result<Self, StartError> {
+        // First: what the constructors below record must reach the recorder.
+        let metrics = crate::metrics::handle();
         Ok(Self {
             traffic: ArcSwap::from_pointee(TrafficPolicy::build(config.traffic.clone(), None)),
             loaded: ArcSwap::from_pointee(Loaded::new(&config.traffic, source)),
@@ -83,7 +85,7 @@ impl App {
             ids: IdGenerator::new(config.server.node_id).expect("validated node id"),
             placing: SingleFlight::new(),
             settling: SingleFlight::new(),
-            metrics: crate::metrics::handle(),
+            metrics,
             config,
         })
     }

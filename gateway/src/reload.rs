@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use notify_debouncer_full::notify::RecursiveMode;
+use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -85,7 +85,12 @@ fn watch_file(
     let name = path.file_name().map(|n| n.to_owned());
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
         let Ok(events) = result else { return };
-        let ours = events.iter().any(|event| event.paths.iter().any(|p| p.file_name() == name.as_deref()));
+        // Only writes, creations, renames and removals: reading the file to
+        // reload it is an event too, and must not start another reload.
+        let ours = events.iter().any(|event| {
+            matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_))
+                && event.paths.iter().any(|p| p.file_name() == name.as_deref())
+        });
         if ours {
             let _ = tx.send("file change");
         }

@@ -33,9 +33,12 @@ struct Transitions {
 
 impl Transitions {
     fn moved(&self, state: u8, name: &'static str) {
-        self.state.store(state, Ordering::Relaxed);
         let dependency = self.dependency.as_str();
         metrics::gauge!("gateway_breaker_state", "dependency" => dependency).set(f64::from(state));
+        // The machine reports "closed" when it is built: not a transition.
+        if self.state.swap(state, Ordering::Relaxed) == state {
+            return;
+        }
         metrics::counter!("gateway_breaker_transitions_total", "dependency" => dependency, "to" => name).increment(1);
         tracing::warn!(dependency, state = name, "circuit breaker moved");
     }
@@ -62,7 +65,6 @@ impl Instrument for Transitions {
 impl Breaker {
     pub fn new(dependency: Dependency, settings: &config::Breaker) -> Self {
         let state = Arc::new(AtomicU8::new(CLOSED));
-        metrics::gauge!("gateway_breaker_state", "dependency" => dependency.as_str()).set(f64::from(CLOSED));
         let policy = failure_policy::success_rate_over_time_window(
             1.0 - settings.failure_ratio,
             settings.min_requests,
