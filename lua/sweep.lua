@@ -9,11 +9,12 @@
 -- KEYS[5] closed:{sku}  KEYS[6] outbox:{sku}            (as in cancel.lua)
 -- ARGV[1] now (Unix ms)   ARGV[2] most orders to claim
 --
--- Returns the number of orders cancelled.
+-- Returns {orders cancelled, reservations left}; the sweeper stops
+-- visiting a sale with none left and an empty outbox.
 --
 -- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv}
 --          closed:{tv} outbox:{tv} 1790000900001 500
---   -> 3
+--   -> {3, 12}
 
 if #KEYS ~= 6 or #ARGV ~= 2 then
   return redis.error_reply('sweep.lua takes 6 keys and 2 arguments')
@@ -32,4 +33,4 @@ for _, order_id in ipairs(expired) do
     redis.call('ZREM', KEYS[4], order_id)
   end
 end
-return cancelled
+return {cancelled, redis.call('ZCARD', KEYS[4])}

@@ -16,5 +16,5 @@ GATEWAY_CONFIG="$ROOT/config/gateway.bench.toml" bash "$ROOT/scripts/stack.sh" s
 trap 'bash "$ROOT/scripts/stack.sh" stop' EXIT
 
 log "benchmark on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; load generator and stack share them"
-"$(cat "$STATE/bin-dir")/loadtest" bench --target "http://127.0.0.1:$GATEWAY_PORT" \
-  --gateway-pid "$(cat "$STATE/gateway.pid")" --json "$STATE/bench.json" "$@"
+"$(cat "$STATE/bin-dir")/loadtest" bench --target "$GATEWAY_URL" \
+  --gateway-pid "$(cat "$RUN/gateway.pid")" --json "$STATE/bench.json" "$@"

@@ -19,6 +19,6 @@ GATEWAY_ORDERS__PAYMENT_WINDOW_SECS="${PAYMENT_WINDOW_SECS:-10}" bash "$ROOT/scr
 [ "${KEEP_RUNNING:-0}" = 1 ] || trap 'bash "$ROOT/scripts/stack.sh" stop' EXIT
 
 log "flash sale: 1,000 units, 20,000 buyers; 70% of the winners pay"
-"$(cat "$STATE/bin-dir")/loadtest" flash-sale --target "http://127.0.0.1:$GATEWAY_PORT" \
-  --stock 1000 --buyers 20000 --pay-fraction 0.7 --json "$STATE/flash-sale-report.json" \
-  --chart "$STATE/flash-sale.svg" "$@"
+"$(cat "$STATE/bin-dir")/loadtest" flash-sale --target "$GATEWAY_URL" \
+  --stock 1000 --buyers 20000 --pay-fraction 0.7 --json "$RUN/flash-sale-report.json" \
+  --chart "$RUN/flash-sale.svg" "$@"

@@ -1,19 +1,49 @@
-# Shared by the scripts: paths, defaults and small helpers. Sourced, not run.
+# Shared by the scripts: paths, ports, the variables every process gets, and
+# small helpers. Sourced, not run.
+#
+# One set of variables moves the whole stack: REDIS_PORT, MYSQL_PORT,
+# KAFKA_PORT, GATEWAY_PORT, PAYSIM_PORT (or REDIS_URL, MYSQL_URL,
+# KAFKA_BOOTSTRAP). `stack_env` turns them into the GATEWAY_<SECTION>__<FIELD>
+# and SETTLER_<SECTION>__<FIELD> settings of the binaries, and the load
+# generator and the tests read REDIS_URL, KAFKA_BOOTSTRAP, MYSQL_URL,
+# MYSQL_SHARDS, GATEWAY_URL and PAYSIM_URL.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STATE="$ROOT/.local"                 # venv, logs, pid files; git-ignored
-mkdir -p "$STATE"
+STATE="$ROOT/.local"                 # venv and the built binaries' path; git-ignored
+RUN="${RUN_DIR:-$STATE}"             # logs, pid files and data of what the scripts start
+mkdir -p "$STATE" "$RUN"
 
 REDIS_PORT="${REDIS_PORT:-6379}"
 MYSQL_PORT="${MYSQL_PORT:-3306}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
+PAYSIM_PORT="${PAYSIM_PORT:-9700}"
 
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
 export MYSQL_URL="${MYSQL_URL:-mysql://flashsale:flashsale@127.0.0.1:$MYSQL_PORT}"
 export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
+export MYSQL_SHARDS="${MYSQL_SHARDS:-$MYSQL_URL/orders_0,$MYSQL_URL/orders_1,$MYSQL_URL/orders_2,$MYSQL_URL/orders_3}"
+export GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT"
+export PAYSIM_URL="http://127.0.0.1:$PAYSIM_PORT"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+# stack_env: exports the settings that point the gateway and the settler at
+# the ports above (a variable set by the caller wins).
+stack_env() {
+  local shards_toml
+  shards_toml="[\"${MYSQL_SHARDS//,/\",\"}\"]"
+  export GATEWAY_SERVER__LISTEN="${GATEWAY_SERVER__LISTEN:-127.0.0.1:$GATEWAY_PORT}"
+  export GATEWAY_REDIS__URL="${GATEWAY_REDIS__URL:-$REDIS_URL}"
+  export SETTLER_REDIS__URL="${SETTLER_REDIS__URL:-$REDIS_URL}"
+  export GATEWAY_KAFKA__BOOTSTRAP="${GATEWAY_KAFKA__BOOTSTRAP:-$KAFKA_BOOTSTRAP}"
+  export SETTLER_KAFKA__BOOTSTRAP="${SETTLER_KAFKA__BOOTSTRAP:-$KAFKA_BOOTSTRAP}"
+  export GATEWAY_MYSQL__SHARDS="${GATEWAY_MYSQL__SHARDS:-$shards_toml}"
+  export SETTLER_MYSQL__SHARDS="${SETTLER_MYSQL__SHARDS:-$shards_toml}"
+  export GATEWAY_PAYMENTS__CHANNEL_URL="${GATEWAY_PAYMENTS__CHANNEL_URL:-$PAYSIM_URL}"
+  export GATEWAY_PAYMENTS__NOTIFY_URL="${GATEWAY_PAYMENTS__NOTIFY_URL:-$GATEWAY_URL/v1/payments/notify}"
+}
 
 # port_open PORT: something listens on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -27,7 +57,44 @@ wait_port() {
   done
 }
 
+# What answers on a port, by the protocol it speaks: is_redis, is_mysql, is_kafka.
+is_redis() {
+  timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; printf 'PING\r\n' >&3; head -c 5 <&3" 2>/dev/null | grep -q '^+PONG'
+}
+is_mysql() {
+  # The server speaks first: a greeting carrying its version, e.g. 10.11.6-MariaDB.
+  timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; head -c 64 <&3" 2>/dev/null | tr -c '[:print:]' ' ' \
+    | grep -q -E '[0-9]+\.[0-9]+\.[0-9]+'
+}
+is_kafka() {
+  python3 - "$1" <<'PY' 2>/dev/null
+import socket, struct, sys
+# ApiVersions v0 with correlation id 7; a Kafka-protocol broker echoes the id.
+body = struct.pack(">hhih", 18, 0, 7, 5) + b"probe"
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3) as s:
+    s.sendall(struct.pack(">i", len(body)) + body)
+    head = s.recv(8)
+sys.exit(0 if len(head) == 8 and struct.unpack(">ii", head)[1] == 7 else 1)
+PY
+}
+
+# refuse_port PORT VARIABLE WHAT: stops with a message naming the variable
+# to change, for a port taken by something that is not WHAT.
+refuse_port() {
+  die "port $1 on 127.0.0.1 is taken by something that is not $3; set $2 to a free port (e.g. $2=$(free_port))"
+}
+
+# free_port: a port nothing listens on now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Runs as root, through sudo when the user is not.
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
 apt_install() {
-  if [ -z "${APT_UPDATED:-}" ]; then DEBIAN_FRONTEND=noninteractive apt-get update -qq; APT_UPDATED=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  command -v apt-get >/dev/null || die "cannot install $*: no apt-get here; install them yourself (README: Set-up)"
+  if [ -z "${APT_UPDATED:-}" ]; then as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq; APT_UPDATED=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  log "installed Debian packages: $*"
 }

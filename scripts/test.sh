@@ -2,7 +2,8 @@
 # Runs every test against real services: sets up the machine (scripts/setup.sh),
 # drops databases that earlier interrupted test runs left, runs the
 # workspace's tests with cargo-nextest (cargo test where nextest is missing),
-# then a short k6 smoke run of k6/flash_sale.js against the stack, with its
+# then scripts/ports_test.sh: the stack just built, on spare ports with
+# services of its own, a small flash sale and a k6 smoke run with its
 # thresholds enforced.
 #
 #   scripts/test.sh [extra nextest/cargo test arguments]
@@ -27,14 +28,4 @@ else
   cargo test --workspace --no-fail-fast "$@"
 fi
 
-log "k6 smoke: k6/flash_sale.js against the stack"
-started_here=0
-if ! curl -fsS "http://127.0.0.1:$GATEWAY_PORT/healthz" >/dev/null 2>&1; then
-  bash "$ROOT/scripts/stack.sh" start
-  started_here=1
-fi
-stop_started() { if [ "$started_here" = 1 ]; then bash "$ROOT/scripts/stack.sh" stop; fi; }
-trap stop_started EXIT
-"$STATE/venv/bin/k6" run --quiet --no-usage-report -e BASE_URL="http://127.0.0.1:$GATEWAY_PORT" \
-  -e RATE=300 -e DURATION=5s -e STOCK=300 -e P99_MS=500 "$ROOT/k6/flash_sale.js"
-log "k6 smoke passed"
+bash "$ROOT/scripts/ports_test.sh"

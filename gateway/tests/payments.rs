@@ -132,6 +132,7 @@ impl Stack {
             store: stock::SaleStore::connect(&config.redis).unwrap(),
             events: service::producer::EventProducer::new(&config.producer()).unwrap(),
             every: Duration::from_millis(200),
+            rescan_every: Duration::from_secs(60),
             batch: 7,
         }
     }

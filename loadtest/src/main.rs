@@ -53,7 +53,7 @@ enum Scenario {
 struct BenchArgs {
     /// Gateway base URL; must be a loopback address. Run it without token
     /// buckets (scripts/bench.sh does), or they measure themselves.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
     target: String,
     #[arg(long, env = "GATEWAY_ADMIN__TOKEN", default_value = "dev-admin-token")]
     admin_token: String,
@@ -84,7 +84,7 @@ struct BenchArgs {
 #[derive(clap::Args)]
 struct Common {
     /// Gateway base URL; must be a loopback address.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
     target: String,
     /// Admin token of the gateway (to load the sale and read its counters).
     #[arg(long, env = "GATEWAY_ADMIN__TOKEN", default_value = "dev-admin-token")]
@@ -95,8 +95,9 @@ struct Common {
     /// Upper bound on the run, seconds; it stops by itself then.
     #[arg(long, default_value_t = 60)]
     max_secs: u64,
-    /// Shard DSNs to count stored orders in (the settler's list).
-    #[arg(long = "shard", default_values_t = default_shards())]
+    /// Shard DSNs to count stored orders in (the settler's list); or
+    /// MYSQL_SHARDS, comma-separated.
+    #[arg(long = "shard", env = "MYSQL_SHARDS", value_delimiter = ',', default_values_t = default_shards())]
     shards: Vec<String>,
     /// How long to wait for the settler (and payments, timeouts), seconds.
     #[arg(long, default_value_t = 120)]
@@ -149,7 +150,7 @@ struct FlashSaleArgs {
     #[arg(long, default_value_t = 0.0)]
     pay_fraction: f64,
     /// The payment channel (simulator) the payers pay at.
-    #[arg(long, default_value = "http://127.0.0.1:9700")]
+    #[arg(long, env = "PAYSIM_URL", default_value = "http://127.0.0.1:9700")]
     channel: String,
 }
 
@@ -188,7 +189,7 @@ struct MixedArgs {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// The payment channel (simulator) the payers pay at.
-    #[arg(long, default_value = "http://127.0.0.1:9700")]
+    #[arg(long, env = "PAYSIM_URL", default_value = "http://127.0.0.1:9700")]
     channel: String,
 }
 

@@ -15,7 +15,9 @@ use serde::Serialize;
 
 /// Loads `T`: `defaults`, overlaid by `file` (if given), then by variables
 /// `<env_prefix><SECTION>__<FIELD>` (e.g. `GATEWAY_REDIS__URL`). Tables
-/// merge key by key; arrays replace.
+/// merge key by key; arrays replace (`GATEWAY_MYSQL__SHARDS='["mysql://…", …]'`).
+/// Variables with the prefix but no `__` (`GATEWAY_CONFIG`, the scripts'
+/// `GATEWAY_PORT`) are not settings and are left alone.
 pub fn load_config<T>(defaults: T, file: Option<&Path>, env_prefix: &str) -> Result<T, Box<ConfigFileError>>
 where
     T: Serialize + DeserializeOwned,
@@ -24,8 +26,8 @@ where
     if let Some(file) = file {
         figment = figment.merge(Toml::file_exact(file));
     }
-    // `<PREFIX>CONFIG` names the file itself, it is not a setting.
-    figment.merge(Env::prefixed(env_prefix).split("__").ignore(&["config"])).extract().map_err(Box::new)
+    let settings = Env::prefixed(env_prefix).filter(|key| key.as_str().contains("__")).split("__");
+    figment.merge(settings).extract().map_err(Box::new)
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: info, librdkafka's warnings).
@@ -44,5 +46,37 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Settings {
+        server: Server,
+    }
+
+    #[derive(Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Server {
+        listen: String,
+        shards: Vec<String>,
+    }
+
+    #[test]
+    fn script_variables_with_the_prefix_are_not_settings() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("APP_PORT", "8091");
+            jail.set_env("APP_CONFIG", "/nowhere.toml");
+            jail.set_env("APP_SERVER__LISTEN", "127.0.0.1:8091");
+            jail.set_env("APP_SERVER__SHARDS", r#"["mysql://a:b@127.0.0.1:3391/orders_0", "mysql://x"]"#);
+            let loaded: Settings = load_config(Settings::default(), None, "APP_").map_err(|e| e.to_string())?;
+            assert_eq!(loaded.server.listen, "127.0.0.1:8091");
+            assert_eq!(loaded.server.shards, ["mysql://a:b@127.0.0.1:3391/orders_0", "mysql://x"]);
+            Ok(())
+        });
     }
 }

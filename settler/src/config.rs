@@ -24,15 +24,18 @@ pub struct Config {
 pub struct Sweeper {
     /// Whether this settler runs the sweeper (it is safe to run on all).
     pub enabled: bool,
-    /// How often each sale is swept, ms.
+    /// How often each active sale (one holding reservations) is swept, ms.
     pub every_ms: u64,
+    /// How often every loaded sale is checked for reservations that are not
+    /// in the active set (lost to a failed write or a failover), ms.
+    pub rescan_every_ms: u64,
     /// Most orders one sweep of one sale cancels.
     pub batch: usize,
 }
 
 impl Default for Sweeper {
     fn default() -> Self {
-        Self { enabled: true, every_ms: 1_000, batch: 500 }
+        Self { enabled: true, every_ms: 1_000, rescan_every_ms: 60_000, batch: 500 }
     }
 }
 
@@ -128,8 +131,8 @@ impl Config {
                 "batch.max_messages, mysql.pool_size and kafka.partitions must be positive",
             ));
         }
-        if self.sweeper.every_ms == 0 || self.sweeper.batch == 0 {
-            return Err(ConfigError::Invalid("sweeper.every_ms and sweeper.batch must be positive"));
+        if self.sweeper.every_ms == 0 || self.sweeper.rescan_every_ms == 0 || self.sweeper.batch == 0 {
+            return Err(ConfigError::Invalid("sweeper.every_ms, rescan_every_ms and batch must be positive"));
         }
         if self.batch.retry_min_ms == 0 || self.batch.retry_max_ms < self.batch.retry_min_ms {
             return Err(ConfigError::Invalid("batch.retry_min_ms must be positive and at most retry_max_ms"));

@@ -68,6 +68,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         store: stock::SaleStore::connect(&config.redis)?,
         events: service::producer::EventProducer::new(&config.producer())?,
         every: Duration::from_millis(config.sweeper.every_ms),
+        rescan_every: Duration::from_millis(config.sweeper.rescan_every_ms),
         batch: config.sweeper.batch,
     };
     let sweep = config.sweeper.enabled;

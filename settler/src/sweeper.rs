@@ -1,9 +1,16 @@
-//! The timeout sweeper: every `sweeper.every_ms`, for every sale, cancels the
-//! orders whose payment deadline passed (`sweep.lua`, atomic, so sweepers on
-//! several settlers never release the same units twice), then sends the
+//! The timeout sweeper: every `sweeper.every_ms`, for every active sale
+//! (one that may hold reservations or unsent cancellations), cancels the
+//! orders whose payment deadline passed (`sweep.lua`, atomic, so sweepers
+//! on several settlers never release the same units twice), then sends the
 //! sale's outbox: the `OrderCancelled` events of those timeouts and of any
 //! buyer cancellation whose event the gateway could not send. An entry
 //! leaves the outbox only once the broker acknowledged its event.
+//!
+//! A round's work grows with the active sales, not with every sale ever
+//! loaded: a sale with nothing left to do leaves the active set until its
+//! next reservation. Every `sweeper.rescan_every_ms` (and at start) every
+//! loaded sale is looked at once, pipelined, and those holding reservations
+//! or outbox entries are made active again, whatever was lost.
 //!
 //! Units given back are visible to every gateway at once in Redis; a
 //! gateway that marked the SKU sold out looks again after
@@ -25,6 +32,7 @@ pub struct Sweeper {
     pub store: SaleStore,
     pub events: EventProducer,
     pub every: Duration,
+    pub rescan_every: Duration,
     pub batch: usize,
 }
 
@@ -40,10 +48,21 @@ impl Sweeper {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_rescan = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = &mut shutdown => return,
+            }
+            if tokio::time::Instant::now() >= next_rescan {
+                match self.store.activate_pending_sales().await {
+                    Ok(found) => {
+                        tracing::debug!(found, "rescanned the sales for pending work");
+                        next_rescan = tokio::time::Instant::now() + self.rescan_every;
+                    }
+                    Err(err) => tracing::warn!(error = %err, "rescan of the sales failed; trying again next round"),
+                }
             }
             match self.round().await {
                 Ok(swept) if swept != Swept::default() => {
@@ -55,32 +74,51 @@ impl Sweeper {
         }
     }
 
-    /// One pass over every sale.
+    /// One pass over the active sales.
     pub async fn round(&self) -> Result<Swept, StoreError> {
         let mut swept = Swept::default();
-        for sku in self.store.sales().await? {
+        for sku in self.store.active_sales().await? {
+            // Out first, back in if work is left: see `SaleStore::sweep`.
+            self.store.set_active(&sku, false).await?;
             let now_ms = Utc::now().timestamp_millis();
-            swept.cancelled += self.store.sweep(&sku, now_ms, self.batch).await?;
-            swept.events_sent += self.send_outbox(&sku, now_ms).await?;
+            let sale = self.sweep_sale(&sku, now_ms).await;
+            if !matches!(sale, Ok((_, true))) {
+                self.store.set_active(&sku, true).await?;
+            }
+            let (sale, _) = sale?;
+            swept.cancelled += sale.cancelled;
+            swept.events_sent += sale.events_sent;
         }
         Ok(swept)
     }
 
-    async fn send_outbox(&self, sku: &str, now_ms: i64) -> Result<u64, StoreError> {
+    /// Sweeps one sale and sends its outbox; also says whether it is idle
+    /// now (no reservations, nothing left in the outbox).
+    async fn sweep_sale(&self, sku: &str, now_ms: i64) -> Result<(Swept, bool), StoreError> {
+        let swept = self.store.sweep(sku, now_ms, self.batch).await?;
+        let (events_sent, outbox_empty) = self.send_outbox(sku, now_ms).await?;
+        let idle = swept.reservations_left == 0 && outbox_empty;
+        Ok((Swept { cancelled: swept.cancelled, events_sent }, idle))
+    }
+
+    /// Sends up to `OUTBOX_AT_ONCE` outbox entries; how many were sent and
+    /// whether the outbox is empty now.
+    async fn send_outbox(&self, sku: &str, now_ms: i64) -> Result<(u64, bool), StoreError> {
+        let entries = self.store.outbox(sku, OUTBOX_AT_ONCE).await?;
         let mut sent = 0;
-        for entry in self.store.outbox(sku, OUTBOX_AT_ONCE).await? {
-            let Some(cancelled) = parse_outbox_entry(&entry, sku, now_ms) else {
+        for entry in &entries {
+            let Some(cancelled) = parse_outbox_entry(entry, sku, now_ms) else {
                 tracing::error!(sku, entry, "unreadable outbox entry dropped");
-                self.store.remove_from_outbox(sku, &entry).await?;
+                self.store.remove_from_outbox(sku, entry).await?;
                 continue;
             };
             if self.events.send(&OrderEvent::OrderCancelled(cancelled)).await.is_err() {
                 // The broker is down: the entry stays, the next round tries again.
-                break;
+                return Ok((sent, false));
             }
-            self.store.remove_from_outbox(sku, &entry).await?;
+            self.store.remove_from_outbox(sku, entry).await?;
             sent += 1;
         }
-        Ok(sent)
+        Ok((sent, entries.len() < OUTBOX_AT_ONCE))
     }
 }

@@ -47,8 +47,12 @@ impl SaleKeys {
 
 /// The keys that span sales.
 pub struct GlobalKeys {
-    /// Set of the SKUs with a sale loaded: what the sweeper visits.
+    /// Set of the SKUs with a sale loaded.
     pub sales: String,
+    /// Set of the SKUs that may hold reservations or unsent cancellations:
+    /// what the sweeper visits each round. A SKU joins when it reserves
+    /// and leaves when the sweeper finds nothing left to do.
+    pub active_sales: String,
     /// Sorted set of payments to ask the channel about,
     /// `<sku>:<order id>:<started ms>` scored by when the next query is due (ms).
     pub payment_queries: String,
@@ -56,6 +60,10 @@ pub struct GlobalKeys {
 
 impl GlobalKeys {
     pub fn new(namespace: &str) -> Self {
-        Self { sales: format!("{namespace}sales"), payment_queries: format!("{namespace}payment_queries") }
+        Self {
+            sales: format!("{namespace}sales"),
+            active_sales: format!("{namespace}active_sales"),
+            payment_queries: format!("{namespace}payment_queries"),
+        }
     }
 }

@@ -63,6 +63,14 @@ pub enum Reservation {
     OutsideWindow(SaleWindow),
 }
 
+/// What `sweep.lua` did to one sale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub cancelled: u64,
+    /// Reservations still held (their deadline is ahead).
+    pub reservations_left: u64,
+}
+
 /// What `cancel.lua` decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cancellation {
@@ -259,7 +267,13 @@ impl SaleStore {
                 ],
             )
             .await?;
-        parse_reservation(&reply).ok_or(StoreError::Reply { script: "reserve.lua", reply })
+        let reservation = parse_reservation(&reply).ok_or(StoreError::Reply { script: "reserve.lua", reply })?;
+        if let Reservation::Reserved { .. } = reservation {
+            // After the reservation exists, so a sweeper that just found the
+            // sale idle and dropped it sees the SKU again (see `sweep`).
+            self.set_active(req.sku, true).await?;
+        }
+        Ok(reservation)
     }
 
     /// Gives an unqueued order's units back. Returns the stock after, or
@@ -346,18 +360,67 @@ impl SaleStore {
         parsed.ok_or(StoreError::Reply { script: "cancel.lua", reply })
     }
 
-    /// Cancels up to `max` orders of `sku` whose deadline is before `now_ms`;
-    /// returns how many. Their cancellations join the outbox.
-    pub async fn sweep(&self, sku: &str, now_ms: i64, max: usize) -> Result<u64, StoreError> {
+    /// Cancels up to `max` orders of `sku` whose deadline is before `now_ms`.
+    /// Their cancellations join the outbox.
+    ///
+    /// A sweeper takes the SKU out of the active set *before* sweeping and
+    /// puts it back if reservations or outbox entries are left; `reserve`
+    /// adds it *after* reserving. So a reservation made at any moment is
+    /// either seen by this sweep or puts the SKU back in the set.
+    pub async fn sweep(&self, sku: &str, now_ms: i64, max: usize) -> Result<Swept, StoreError> {
         let keys = self.keys(sku);
-        Ok(self
+        let reply: Vec<u64> = self
             .sweep
             .evalsha_with_reload(
                 self.pool.next(),
                 vec![keys.sale, keys.buyers, keys.reservations, keys.deadlines, keys.closed, keys.outbox],
                 vec![now_ms.to_string(), max.to_string()],
             )
-            .await?)
+            .await?;
+        match reply.as_slice() {
+            [cancelled, left] => Ok(Swept { cancelled: *cancelled, reservations_left: *left }),
+            _ => Err(StoreError::Reply { script: "sweep.lua", reply: reply.iter().map(u64::to_string).collect() }),
+        }
+    }
+
+    /// Adds `sku` to the sales the sweeper visits, or takes it out.
+    pub async fn set_active(&self, sku: &str, active: bool) -> Result<(), StoreError> {
+        let client = self.pool.next();
+        let _: i64 = if active {
+            client.sadd(&self.global.active_sales, sku).await?
+        } else {
+            client.srem(&self.global.active_sales, sku).await?
+        };
+        Ok(())
+    }
+
+    /// The SKUs the sweeper visits: those that may hold reservations or
+    /// unsent cancellations.
+    pub async fn active_sales(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.pool.next().smembers(&self.global.active_sales).await?)
+    }
+
+    /// Puts back in the active set every sale that holds reservations or
+    /// outbox entries, whatever was lost (a failed add, a Redis failover);
+    /// pipelined, a few hundred sales per round trip. Returns how many.
+    pub async fn activate_pending_sales(&self) -> Result<usize, StoreError> {
+        let mut found = 0;
+        for chunk in self.sales().await?.chunks(256) {
+            let pipeline = self.pool.next().pipeline();
+            for sku in chunk {
+                let keys = self.keys(sku);
+                let () = pipeline.zcard(keys.deadlines).await?;
+                let () = pipeline.llen(keys.outbox).await?;
+            }
+            let counts: Vec<i64> = pipeline.all().await?;
+            for (sku, pending) in chunk.iter().zip(counts.chunks(2)) {
+                if pending.iter().any(|n| *n > 0) {
+                    self.set_active(sku, true).await?;
+                    found += 1;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Cancellations of `sku` whose events are not acknowledged yet, oldest first.

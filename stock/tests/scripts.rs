@@ -241,14 +241,15 @@ async fn sweepers_racing_release_each_expired_unit_once() {
     }
     assert_eq!(counters(&store, &sku).await, (100, 100, 0));
     // Not yet expired: nothing happens.
-    assert_eq!(store.sweep(&sku, PAY_BY - 1, 1_000).await.unwrap(), 0);
+    let early = store.sweep(&sku, PAY_BY - 1, 1_000).await.unwrap();
+    assert_eq!((early.cancelled, early.reservations_left), (0, 100));
     let sweepers: Vec<_> = (0..4)
         .map(|_| {
             let (store, sku) = (store.clone(), sku.clone());
             tokio::spawn(async move {
                 let mut cancelled = 0;
                 for _ in 0..10 {
-                    cancelled += store.sweep(&sku, PAY_BY + 1, 7).await.unwrap();
+                    cancelled += store.sweep(&sku, PAY_BY + 1, 7).await.unwrap().cancelled;
                 }
                 cancelled
             })
@@ -261,6 +262,26 @@ async fn sweepers_racing_release_each_expired_unit_once() {
     assert_eq!(cancelled, 100, "each order cancelled by exactly one sweeper");
     assert_eq!(counters(&store, &sku).await, (200, 0, 0));
     assert_eq!(store.outbox(&sku, 1_000).await.unwrap().len(), 100);
+    assert_eq!(store.sweep(&sku, PAY_BY + 1, 7).await.unwrap().reservations_left, 0);
+}
+
+#[tokio::test]
+async fn a_reservation_makes_its_sale_active_and_a_rescan_finds_lost_ones() {
+    let store = store().await;
+    let (busy, idle) = (sale(&store, 10, 5).await, sale(&store, 10, 5).await);
+    let active = || async {
+        let active = store.active_sales().await.unwrap();
+        (active.contains(&busy), active.contains(&idle))
+    };
+    assert_eq!(active().await, (false, false), "loading a sale gives the sweeper nothing to do");
+    reserved(&store, &busy, 1, 1).await;
+    assert_eq!(active().await, (true, false));
+
+    // The add was lost (a failover): the rescan puts the sale back, and
+    // only the sale with work.
+    store.set_active(&busy, false).await.unwrap();
+    assert!(store.activate_pending_sales().await.unwrap() >= 1);
+    assert_eq!(active().await, (true, false));
 }
 
 #[tokio::test]

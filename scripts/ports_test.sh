@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The fresh-machine check of the test command: scripts/setup.sh and
+# scripts/stack.sh start on spare ports where nothing runs yet, so setup.sh
+# starts a Redis, a MariaDB (its own data directory) and a tansu of this
+# test's own; then a small flash sale through the load generator (payments,
+# timeouts, resale, every order counted in MySQL), a k6 smoke run of the
+# just-built gateway, and a check that each process of the stack talks to
+# these ports and to no default one. Stops everything it started.
+#
+#   scripts/ports_test.sh
+set -euo pipefail
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+export REDIS_PORT="$(free_port)" MYSQL_PORT="$(free_port)" KAFKA_PORT="$(free_port)"
+export GATEWAY_PORT="$(free_port)" PAYSIM_PORT="$(free_port)"
+unset REDIS_URL MYSQL_URL KAFKA_BOOTSTRAP MYSQL_SHARDS
+RUN_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.local/ports-test"
+rm -rf "$RUN_DIR"
+export RUN_DIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+stop_all() {
+  bash "$ROOT/scripts/stack.sh" stop || true
+  for pid_file in "$RUN"/redis-*.pid "$RUN"/tansu-*.pid "$RUN"/mariadb-*.pid; do
+    [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
+  done
+}
+trap stop_all EXIT
+
+# A port taken by something else is refused with the variable to change.
+squatter_port=$(free_port)
+python3 -m http.server --bind 127.0.0.1 "$squatter_port" >/dev/null 2>&1 &
+squatter=$!
+wait_port "$squatter_port" 10 "http.server"
+for variable in REDIS_PORT MYSQL_PORT KAFKA_PORT; do
+  if out=$(env "$variable=$squatter_port" bash "$ROOT/scripts/setup.sh" 2>&1); then
+    kill "$squatter"; die "setup.sh accepted an HTTP server as $variable"
+  fi
+  grep -q "set $variable to a free port" <<<"$out" || { kill "$squatter"; echo "$out" >&2; die "no message naming $variable"; }
+done
+kill "$squatter"
+
+log "ports test: redis $REDIS_PORT, mariadb $MYSQL_PORT, kafka $KAFKA_PORT, gateway $GATEWAY_PORT, paysim $PAYSIM_PORT"
+bash "$ROOT/scripts/setup.sh"
+for port in "$REDIS_PORT" "$MYSQL_PORT" "$KAFKA_PORT"; do
+  grep -q "$port" <(ls "$RUN") || die "setup.sh did not start a service of its own on port $port"
+done
+
+GATEWAY_ORDERS__PAYMENT_WINDOW_SECS=4 bash "$ROOT/scripts/stack.sh" start
+
+sku="ports_$(date +%s)_$RANDOM"
+"$(cat "$STATE/bin-dir")/loadtest" flash-sale --sku "$sku" --stock 40 --buyers 400 --concurrency 16 \
+  --pay-fraction 0.5 --settle-secs 60 --max-secs 60
+
+log "k6 smoke: k6/flash_sale.js against the gateway just built"
+"$STATE/venv/bin/k6" run --quiet --no-usage-report -e BASE_URL="$GATEWAY_URL" \
+  -e RATE=300 -e DURATION=5s -e STOCK=300 -e P99_MS=500 "$ROOT/k6/flash_sale.js"
+
+# peers PID: the ports the process connected to (its established TCP
+# connections, less those accepted on its own listening port).
+peers() {
+  ss -tnpH state established | grep "pid=$1," | awk '{print $3, $4}' | sed 's/[^ ]*:\([0-9]*\) [^ ]*:\([0-9]*\)/\1 \2/' \
+    | awk -v own="$GATEWAY_PORT" '$1 != own {print $2}' | sort -u
+}
+check_peers() {
+  local name=$1 pid; pid=$(cat "$RUN/$1.pid")
+  shift
+  local seen; seen=" $(peers "$pid" | tr '\n' ' ') "
+  for port in "$@"; do
+    [[ "$seen" == *" $port "* ]] || die "$name has no connection to port $port (peers:$seen)"
+  done
+  for port in 6379 3306 9092 8080 9700; do
+    [[ "$seen" != *" $port "* ]] || die "$name talks to the default port $port (peers:$seen)"
+  done
+  log "$name talks to ports$seen"
+}
+check_peers gateway "$REDIS_PORT" "$KAFKA_PORT"
+check_peers settler "$REDIS_PORT" "$KAFKA_PORT" "$MYSQL_PORT"
+
+if command -v redis-cli >/dev/null && is_redis 6379 && [ "$(redis-cli -p 6379 EXISTS "sale:{$sku}")" != 0 ]; then
+  die "the sale reached the Redis on the default port"
+fi
+log "ports test passed"
