@@ -2,18 +2,26 @@
 --
 -- Does, in order: idempotency check, SKU exists, sale window open, stock >= qty, per-user
 -- limit, then decrements stock, counts the user's units, records the
--- reservation with its payment deadline and stores the idempotency record.
+-- reservation and stores the idempotency record.
 -- Every key shares the SKU's hash tag, so the script runs on Redis Cluster.
+--
+-- The reservation's deadline starts as its confirm deadline (Redis TIME +
+-- ARGV[8]): until the broker acknowledges the OrderCreated event
+-- (acknowledge.lua moves it to the payment deadline) the order may never
+-- reach anyone, so it must not hold units for the whole payment window.
+-- Past it the sweeper cancels the order as "unconfirmed" — and a retry of
+-- its key then places a fresh order (the client never got a 202).
 --
 -- KEYS[1] sale:{sku}        hash: stock, reserved, sold, total, per_user_limit, price_cents,
 --                           starts_ms, ends_ms (0: open end)
 -- KEYS[2] buyers:{sku}      hash: user id -> units reserved or bought
 -- KEYS[3] resv:{sku}        hash: order id -> reservation (see lib/reservation.lua)
--- KEYS[4] deadlines:{sku}   zset: order id scored by its payment deadline (ms)
+-- KEYS[4] deadlines:{sku}   zset: order id scored by its confirm, then payment, deadline (ms)
 -- KEYS[5] idem:{sku}:<key>  string: the idempotency record (below)
+-- KEYS[6] closed:{sku}      hash: order id -> "<reason>:<reservation>" (see cancel.lua)
 -- ARGV[1] user id   ARGV[2] qty   ARGV[3] order id   ARGV[4] now (Unix ms)
 -- ARGV[5] payment deadline (Unix ms)   ARGV[6] idempotency record TTL (s)
--- ARGV[7] idempotency key
+-- ARGV[7] idempotency key   ARGV[8] confirm window (ms)
 --
 -- Idempotency record: "R:<user>:<qty>:<order id>:<amount cents>:<pay by ms>:<created ms>".
 -- "R" means reserved; the gateway rewrites it to "A" once the broker has
@@ -27,17 +35,22 @@
 --   {"sold_out", stock_left}          stock_left < qty (0 means sold out)
 --   {"limit", units_already_held}
 --
--- Example: EVALSHA <sha> 5 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} idem:{tv}:k1
---          42 1 81234 1790000000000 1790000900000 86400 k1
+-- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} idem:{tv}:k1 closed:{tv}
+--          42 1 81234 1790000000000 1790000900000 86400 k1 30000
 --   -> {"ok", "19900", "99"}
 
-if #KEYS ~= 5 or #ARGV ~= 7 then
-  return redis.error_reply('reserve.lua takes 5 keys and 7 arguments')
+if #KEYS ~= 6 or #ARGV ~= 8 then
+  return redis.error_reply('reserve.lua takes 6 keys and 8 arguments')
 end
 
 local record = redis.call('GET', KEYS[5])
 if record then
-  return {'dup', record}
+  -- An unacknowledged order cancelled at its confirm deadline frees its key.
+  local first_order = string.match(record, '^R:[^:]+:[^:]+:([^:]+):')
+  local closed = first_order and redis.call('HGET', KEYS[6], first_order)
+  if not (closed and string.find(closed, '^unconfirmed:')) then
+    return {'dup', record}
+  end
 end
 
 local sale = redis.call('HMGET', KEYS[1], 'stock', 'per_user_limit', 'price_cents', 'starts_ms', 'ends_ms')
@@ -68,6 +81,8 @@ redis.call('HINCRBY', KEYS[1], 'stock', -qty)
 redis.call('HINCRBY', KEYS[1], 'reserved', qty)
 redis.call('HINCRBY', KEYS[2], user, qty)
 redis.call('HSET', KEYS[3], order_id, table.concat({user, qty, amount, now, pay_by, ARGV[7]}, ':'))
-redis.call('ZADD', KEYS[4], pay_by, order_id)
+local time = redis.call('TIME')
+local confirm_by = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) + tonumber(ARGV[8])
+redis.call('ZADD', KEYS[4], confirm_by, order_id)
 redis.call('SET', KEYS[5], table.concat({'R', user, qty, order_id, amount, pay_by, now}, ':'), 'EX', ARGV[6])
 return {'ok', tostring(amount), tostring(stock - qty)}

@@ -112,6 +112,7 @@ fn reserve_script(c: &mut Criterion) {
                 now_ms: 1_790_000_000_000,
                 pay_by_ms: 1_790_000_900_000,
                 idempotency_ttl_secs: 60,
+                confirm_window_ms: 30_000,
             };
             runtime.block_on(store.reserve(&req)).unwrap()
         })

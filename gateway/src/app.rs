@@ -27,6 +27,20 @@ use crate::single_flight::SingleFlight;
 use crate::sold_out::SoldOutCache;
 use crate::traffic::TrafficPolicy;
 
+/// The broker did not acknowledge an event. Unless `delivered_maybe` is
+/// false, it may still have it (a timeout after sending), and whatever the
+/// event announces must be treated as possibly done.
+#[derive(Debug, Clone, Copy)]
+pub struct Unpublished {
+    pub delivered_maybe: bool,
+}
+
+impl From<Unpublished> for ApiError {
+    fn from(_: Unpublished) -> Self {
+        ApiError::Unavailable(Dependency::Kafka)
+    }
+}
+
 pub struct App {
     /// The config the gateway started with; its traffic section is
     /// superseded by [`App::traffic`] on every reload.
@@ -90,18 +104,19 @@ impl App {
         })
     }
 
-    /// Sends an event and waits for the broker; a failure (or an open
-    /// breaker) is a 503.
-    pub async fn publish(&self, event: &OrderEvent) -> Result<(), ApiError> {
+    /// Sends an event and waits for the broker. An open breaker fails at
+    /// once, before sending.
+    pub async fn publish(&self, event: &OrderEvent) -> Result<(), Unpublished> {
         let breaker = self.traffic.load().kafka.clone();
-        breaker.permit()?;
+        breaker.permit().map_err(|_| Unpublished { delivered_maybe: false })?;
         let started = Instant::now();
         let sent = self.events.send(event).await;
         metrics::histogram!("gateway_kafka_produce_seconds").record(started.elapsed());
         breaker.record(&sent);
-        sent.map_err(|_| {
-            metrics::counter!("gateway_produce_failures_total").increment(1);
-            ApiError::Unavailable(Dependency::Kafka)
+        sent.map_err(|err| {
+            let outcome = if err.delivered_maybe { "unknown" } else { "not_delivered" };
+            metrics::counter!("gateway_produce_failures_total", "outcome" => outcome).increment(1);
+            Unpublished { delivered_maybe: err.delivered_maybe }
         })
     }
 

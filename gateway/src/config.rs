@@ -61,6 +61,11 @@ pub struct Orders {
     pub payment_window_secs: u64,
     /// How long a repeat of an `Idempotency-Key` returns the first answer, seconds.
     pub idempotency_ttl_secs: u64,
+    /// How long a reserved order may wait for the broker to acknowledge its
+    /// creation before the sweeper cancels it and its units go back,
+    /// seconds. Covers the orders whose buyer was answered 503 "outcome
+    /// unknown" and a gateway that died between reserve and publish.
+    pub confirm_window_secs: u64,
     /// How long a SKU seen sold out is answered 409 from memory before one
     /// request is let through to Redis to look again, milliseconds.
     pub sold_out_recheck_ms: u64,
@@ -206,7 +211,12 @@ impl Default for Mysql {
 
 impl Default for Orders {
     fn default() -> Self {
-        Self { payment_window_secs: 900, idempotency_ttl_secs: 86_400, sold_out_recheck_ms: 1_000 }
+        Self {
+            payment_window_secs: 900,
+            idempotency_ttl_secs: 86_400,
+            confirm_window_secs: 30,
+            sold_out_recheck_ms: 1_000,
+        }
     }
 }
 
@@ -321,6 +331,17 @@ impl Config {
         }
         if self.orders.idempotency_ttl_secs < self.orders.payment_window_secs {
             return invalid("orders.idempotency_ttl_secs", "must be at least payment_window_secs");
+        }
+        // An order still waiting for its broker acknowledgement must not be
+        // swept from under the request placing it.
+        let in_flight_ms = self.kafka.message_timeout_ms + 2 * self.redis.command_timeout_ms + 1_000;
+        if self.orders.confirm_window_secs * 1_000 <= in_flight_ms
+            || self.orders.confirm_window_secs > self.orders.payment_window_secs
+        {
+            return invalid(
+                "orders.confirm_window_secs",
+                "must exceed kafka.message_timeout_ms + 2 × redis.command_timeout_ms + 1 s, and not exceed payment_window_secs",
+            );
         }
         self.traffic.validate()
     }

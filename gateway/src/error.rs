@@ -74,6 +74,10 @@ pub enum ApiError {
     SaleEnded,
     #[error("{} unavailable", .0.as_str())]
     Unavailable(Dependency),
+    /// The order was reserved and sent, but the broker's answer did not
+    /// come in time: it may exist. Retrying with the same key is safe.
+    #[error("the broker did not confirm the order in time; retry with the same Idempotency-Key")]
+    OutcomeUnknown { order_id: OrderId, retry_after_secs: u64 },
 }
 
 impl ApiError {
@@ -96,7 +100,7 @@ impl ApiError {
             Self::AmountMismatch { .. } => StatusCode::BAD_REQUEST,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded | Self::OutcomeUnknown { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -133,13 +137,21 @@ impl ApiError {
             Self::Unavailable(dependency) => {
                 json!({"error": "unavailable", "dependency": dependency.as_str()})
             }
+            Self::OutcomeUnknown { order_id, .. } => json!({
+                "error": "outcome_unknown",
+                "dependency": Dependency::Kafka.as_str(),
+                "order_id": order_id,
+                "detail": self.to_string(),
+            }),
         }
     }
 
     /// Seconds for a `Retry-After` header, where retrying later makes sense.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
+            Self::RateLimited { retry_after_secs, .. } | Self::OutcomeUnknown { retry_after_secs, .. } => {
+                Some(*retry_after_secs)
+            }
             Self::Unavailable(_) | Self::InProgress { .. } | Self::Overloaded => Some(1),
             _ => None,
         }

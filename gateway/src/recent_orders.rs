@@ -1,9 +1,9 @@
 //! The orders this gateway accepted lately, by SKU and idempotency key, so
 //! that a retry of an accepted click is answered with its order even when
 //! the SKU has since sold out and requests for it are answered from memory.
-//! Bounded in count and kept for the payment window; a retry that lands on
-//! another gateway instance after the sell-out gets 409 `sold_out`
-//! (balance on the user id or the key to keep retries on one instance).
+//! Bounded in count and kept for the payment window; a retry this memory
+//! does not know (another instance placed it, or the memory was full) is
+//! looked up in Redis.
 
 use std::time::{Duration, Instant};
 

@@ -163,6 +163,7 @@ impl Bench {
                         now_ms: now,
                         pay_by_ms: now + 900_000,
                         idempotency_ttl_secs: 60,
+                        confirm_window_ms: 30_000,
                     };
                     match store.reserve(&req).await {
                         Ok(Reservation::Reserved { .. }) => Ok(sent.elapsed()),

@@ -17,6 +17,10 @@ local function reservation_amount(value)
   return string.match(value, '^%d+:%d+:(%-?%d+):')
 end
 
+local function reservation_pay_by(value)
+  return tonumber(string.match(value, '^%d+:%d+:%-?%d+:%d+:(%d+):'))
+end
+
 -- Forgets a reservation and its deadline; the units are the caller's to place.
 local function end_reservation(order_id, value)
   redis.call('HDEL', KEYS[3], order_id)

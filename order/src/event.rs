@@ -59,6 +59,9 @@ pub enum CancelReason {
     User,
     /// The payment window passed.
     Timeout,
+    /// The broker never confirmed the order's creation before its confirm
+    /// deadline (the buyer was answered 503, never 202).
+    Unconfirmed,
 }
 
 impl CancelReason {
@@ -66,11 +69,12 @@ impl CancelReason {
         match self {
             Self::User => "user",
             Self::Timeout => "timeout",
+            Self::Unconfirmed => "unconfirmed",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::User, Self::Timeout].into_iter().find(|reason| reason.as_str() == name)
+        [Self::User, Self::Timeout, Self::Unconfirmed].into_iter().find(|reason| reason.as_str() == name)
     }
 }
 

@@ -1,14 +1,27 @@
 //! The order-event producer: idempotent, `acks=all`, and a send returns only
-//! once the broker has acknowledged the event (or given up on it).
+//! once the broker has acknowledged the event or given up on it. A failed
+//! send says whether the event certainly did not reach the broker
+//! (librdkafka's "not persisted") or may have (a timeout after it was sent):
+//! only the first allows undoing what the event announces.
+//!
+//! A fatal producer error (e.g. the idempotent producer fenced after a
+//! broker stall) would fail every later send; the producer is then rebuilt,
+//! once, by the first send that sees it, and counted in
+//! `kafka_producer_rebuilds_total`.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use order::event::OrderEvent;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::util::Timeout;
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use rdkafka_sys::rd_kafka_msg_status_t;
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 
 /// Where the order events go and how long a send may take.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,7 +32,9 @@ pub struct KafkaConfig {
     /// Topic of the order events.
     pub topic: String,
     /// How long the producer keeps trying to deliver one event before the
-    /// send fails (and, in the gateway, the order is released with a 503), ms.
+    /// send fails, ms. An order whose event was certainly not delivered is
+    /// released with a 503; one whose event may have landed keeps its units
+    /// until its confirm deadline.
     pub message_timeout_ms: u64,
     /// How long the producer waits to batch events (librdkafka `linger.ms`), ms.
     pub linger_ms: u64,
@@ -36,41 +51,124 @@ impl Default for KafkaConfig {
     }
 }
 
+/// Why a send failed, and whether the broker may have the event anyway.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error} ({})", if *.delivered_maybe { "it may have been delivered" } else { "not delivered" })]
+pub struct SendError {
+    pub error: KafkaError,
+    /// False only when librdkafka knows the event never reached the broker.
+    pub delivered_maybe: bool,
+}
+
+/// Hands each delivery report, with its persistence status, to its sender.
+pub struct DeliveryReports;
+
+impl ClientContext for DeliveryReports {}
+
+impl ProducerContext for DeliveryReports {
+    type DeliveryOpaque = Box<oneshot::Sender<Result<(), SendError>>>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, reply: Self::DeliveryOpaque) {
+        let outcome = result.as_ref().map(|_| ()).map_err(|(error, message)| {
+            // SAFETY: the message is valid for the duration of the callback.
+            let status = unsafe { rdkafka_sys::rd_kafka_message_status(message.ptr()) };
+            SendError {
+                error: error.clone(),
+                delivered_maybe: status != rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED,
+            }
+        });
+        let _ = reply.send(outcome);
+    }
+}
+
+type Inner = ThreadedProducer<DeliveryReports>;
+
 pub struct EventProducer {
-    producer: FutureProducer,
+    producer: ArcSwap<Inner>,
+    settings: ClientConfig,
+    rebuilding: Mutex<()>,
     topic: String,
 }
 
 impl EventProducer {
     pub fn new(config: &KafkaConfig) -> Result<Self, KafkaError> {
-        let producer = ClientConfig::new()
+        let mut settings = ClientConfig::new();
+        settings
             .set("bootstrap.servers", &config.bootstrap)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", config.message_timeout_ms.to_string())
-            .set("linger.ms", config.linger_ms.to_string())
-            .create()?;
-        Ok(Self { producer, topic: config.topic.clone() })
+            .set("linger.ms", config.linger_ms.to_string());
+        let producer = settings.create_with_context(DeliveryReports)?;
+        Ok(Self {
+            producer: ArcSwap::from_pointee(producer),
+            settings,
+            rebuilding: Mutex::new(()),
+            topic: config.topic.clone(),
+        })
     }
 
-    /// Sends one event and waits for the broker's acknowledgement.
-    pub async fn send(&self, event: &OrderEvent) -> Result<(), KafkaError> {
-        let key = event.key();
-        let payload = event.encode();
-        let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
+    /// Sends one event to the order-events topic and waits for the broker's
+    /// acknowledgement.
+    pub async fn send(&self, event: &OrderEvent) -> Result<(), SendError> {
+        let sent = self.send_to(&self.topic, Some(event.key().as_bytes()), &event.encode(), None).await;
+        if let Err(err) = &sent {
+            tracing::warn!(topic = %self.topic, error = %err, "order event not acknowledged");
+        }
+        sent
+    }
+
+    /// Sends one message to `topic` and waits for the broker's acknowledgement.
+    pub async fn send_to(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), SendError> {
+        let producer = self.producer.load_full();
+        let (reply, delivered) = oneshot::channel();
+        let mut record = BaseRecord::with_opaque_to(topic, Box::new(reply)).payload(payload);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(headers) = headers {
+            record = record.headers(headers);
+        }
         // A full local queue fails at once rather than queueing the caller.
-        match self.producer.send(record, Timeout::After(Duration::ZERO)).await {
-            Ok(_) => Ok(()),
-            Err((err, _message)) => {
-                tracing::warn!(topic = %self.topic, error = %err, "order event not acknowledged");
-                Err(err)
+        let outcome = match producer.send(record) {
+            Err((error, _)) => Err(SendError { error, delivered_maybe: false }),
+            Ok(()) => delivered.await.unwrap_or(Err(SendError { error: KafkaError::Canceled, delivered_maybe: true })),
+        };
+        if outcome.is_err() {
+            self.rebuild_if_fatal(&producer);
+        }
+        outcome
+    }
+
+    /// Replaces `failed` with a new producer if it hit a fatal error and is
+    /// still the one in use.
+    fn rebuild_if_fatal(&self, failed: &Arc<Inner>) {
+        let Some((code, reason)) = failed.client().fatal_error() else { return };
+        let _one_at_a_time = self.rebuilding.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !Arc::ptr_eq(&self.producer.load(), failed) {
+            return;
+        }
+        match self.settings.create_with_context(DeliveryReports) {
+            Ok(fresh) => {
+                self.producer.store(Arc::new(fresh));
+                metrics::counter!("kafka_producer_rebuilds_total").increment(1);
+                tracing::error!(?code, reason, "kafka producer hit a fatal error; rebuilt it");
+            }
+            Err(err) => {
+                tracing::error!(?code, reason, error = %err, "kafka producer hit a fatal error; rebuilding failed")
             }
         }
     }
 
     /// Whether the broker answers a metadata request for the topic in time.
     pub async fn ready(&self, timeout: Duration) -> bool {
-        let producer = self.producer.clone();
+        let producer = self.producer.load_full();
         let topic = self.topic.clone();
         // librdkafka's metadata call blocks its thread.
         tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&topic), timeout).is_ok())
@@ -80,7 +178,7 @@ impl EventProducer {
 
     /// Delivers what is still queued, waiting at most `timeout`.
     pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        let producer = self.producer.clone();
+        let producer = self.producer.load_full();
         tokio::task::spawn_blocking(move || producer.flush(timeout)).await.unwrap_or(Err(KafkaError::Canceled))
     }
 }

@@ -1,10 +1,18 @@
-//! The settler's pipeline: consume a batch of order events, send what cannot
-//! be decoded to the dead-letter topic, write the rest to their shards, and
-//! only then commit the batch's offsets.
+//! The settler's pipeline: consume a batch of order events, write them to
+//! their shards, set aside what can never be written, and only then commit
+//! the batch's offsets.
 //!
 //! Every step is safe to redo: a crash or rebalance before the commit means
 //! the batch is delivered again, the dead letters are sent again (at least
 //! once) and the inserts find their rows already there.
+//!
+//! Errors come in two classes ([`crate::failures`]). Transient ones (a shard
+//! down, a deadlock, the broker away) are retried with capped backoff, and
+//! the offsets wait: nothing is skipped. Permanent ones (undecodable, a
+//! constraint the event breaks) send that one event to the dead-letter topic
+//! with the reason, counted in `settler_dead_letters_total`, and the batch
+//! goes on: one poison event never halts the pipeline. A shutdown during a
+//! retry leaves the batch uncommitted, to be delivered again.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,11 +22,12 @@ use order::event::{OrderCreated, OrderEvent};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
+use service::producer::EventProducer;
+use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::failures::is_transient;
 use crate::shards::ShardPools;
 use crate::transitions;
 use crate::writer::write_orders;
@@ -31,10 +40,20 @@ pub enum SettleError {
     Mysql(#[from] sqlx::Error),
 }
 
+/// A shutdown arrived while the batch was being retried.
+struct Interrupted;
+
+/// An event set aside for good, and why.
+struct Rejected<'a> {
+    message: &'a OwnedMessage,
+    kind: &'static str,
+    reason: String,
+}
+
 pub struct Settler {
     config: Config,
     consumer: StreamConsumer,
-    dead_letters: FutureProducer,
+    dead_letters: EventProducer,
     shards: ShardPools,
 }
 
@@ -49,23 +68,31 @@ impl Settler {
             .set("heartbeat.interval.ms", (config.kafka.session_timeout_ms / 4).max(100).to_string())
             .create()?;
         consumer.subscribe(&[&config.kafka.topic])?;
-        let dead_letters: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &config.kafka.bootstrap)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .create()?;
+        let dead_letters = EventProducer::new(&config.producer())?;
         let shards = ShardPools::connect_lazy(&config.mysql.shards, config.mysql.pool_size)?;
         Ok(Self { config, consumer, dead_letters, shards })
     }
 
     /// Settles batches until `shutdown` resolves. A batch under way when it
-    /// does is finished and committed first.
+    /// does is finished and committed first, unless it is waiting on a
+    /// retry: then it is left to be delivered again.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), SettleError> {
-        tokio::pin!(shutdown);
+        let (stop, stopping) = watch::channel(false);
+        let work = self.consume(stopping);
+        tokio::pin!(work, shutdown);
+        loop {
+            tokio::select! {
+                result = &mut work => return result,
+                _ = &mut shutdown, if !*stop.borrow() => { let _ = stop.send(true); }
+            }
+        }
+    }
+
+    async fn consume(&self, mut stopping: watch::Receiver<bool>) -> Result<(), SettleError> {
         loop {
             let first = tokio::select! {
                 message = self.consumer.recv() => message,
-                _ = &mut shutdown => break,
+                _ = stopping.wait_for(|stop| *stop) => break,
             };
             let mut batch = match first {
                 Ok(message) => vec![message.detach()],
@@ -76,7 +103,10 @@ impl Settler {
                 }
             };
             self.fill(&mut batch).await;
-            self.settle(&batch).await?;
+            if self.settle(&batch, &stopping).await.is_err() {
+                tracing::info!(messages = batch.len(), "stopping mid-batch; it will be delivered again");
+                break;
+            }
         }
         tracing::info!("settler stopped");
         Ok(())
@@ -98,68 +128,126 @@ impl Settler {
     /// events one by one in their order. Events of one order share a
     /// partition (the key is the user id), so an order's creation is always
     /// written before its later events.
-    async fn settle(&self, batch: &[OwnedMessage]) -> Result<(), SettleError> {
-        let mut orders: Vec<OrderCreated> = Vec::with_capacity(batch.len());
-        let mut moves: Vec<OrderEvent> = Vec::new();
+    async fn settle(&self, batch: &[OwnedMessage], stopping: &watch::Receiver<bool>) -> Result<(), Interrupted> {
+        let mut orders: Vec<(&OwnedMessage, OrderCreated)> = Vec::with_capacity(batch.len());
+        let mut moves: Vec<(&OwnedMessage, OrderEvent)> = Vec::new();
+        let mut rejected = Vec::new();
         for message in batch {
             match OrderEvent::decode(message.payload().unwrap_or_default()) {
-                Ok(OrderEvent::OrderCreated(created)) => orders.push(created),
-                Ok(event) => moves.push(event),
-                Err(err) => self.dead_letter(message, &err.to_string()).await?,
+                Ok(OrderEvent::OrderCreated(created)) => orders.push((message, created)),
+                Ok(event) => moves.push((message, event)),
+                Err(err) => rejected.push(Rejected { message, kind: "undecodable", reason: err.to_string() }),
             }
         }
-        self.until_stored("new orders", || write_orders(&self.shards, &orders)).await;
-        for event in &moves {
-            self.until_stored("order transition", || transitions::apply(self.shards.for_user(event.user_id()), event))
-                .await;
+        rejected.extend(self.store_orders(&orders, stopping).await?);
+        for (message, event) in &moves {
+            let shard = self.shards.for_user(event.user_id());
+            if let Err(err) = self.retrying("order transition", stopping, || transitions::apply(shard, event)).await? {
+                rejected.push(Rejected { message, kind: "refused", reason: format!("refused by its shard: {err}") });
+            }
         }
-        self.commit(batch)?;
+        for rejected in &rejected {
+            self.dead_letter(rejected, stopping).await?;
+        }
+        self.commit(batch);
         tracing::debug!(messages = batch.len(), orders = orders.len(), transitions = moves.len(), "batch settled");
         Ok(())
     }
 
-    /// Retries with capped exponential backoff until the shard takes the
-    /// write: offsets must not move past events that are not stored.
-    async fn until_stored<F, Fut>(&self, what: &str, mut write: F)
+    /// Writes the new orders, one insert per shard. If a shard refuses its
+    /// insert for good, that shard's orders are written one by one, so only
+    /// the poison ones are set aside.
+    async fn store_orders<'a>(
+        &self,
+        orders: &[(&'a OwnedMessage, OrderCreated)],
+        stopping: &watch::Receiver<bool>,
+    ) -> Result<Vec<Rejected<'a>>, Interrupted> {
+        let all: Vec<&OrderCreated> = orders.iter().map(|(_, order)| order).collect();
+        let Err(err) = self.retrying("new orders", stopping, || write_orders(&self.shards, &all)).await? else {
+            return Ok(Vec::new());
+        };
+        tracing::warn!(error = %err, orders = orders.len(), "a shard refused a batch insert; writing its orders one by one");
+        let mut rejected = Vec::new();
+        for (message, order) in orders {
+            let one = [order];
+            if let Err(err) = self.retrying("new order", stopping, || write_orders(&self.shards, &one)).await? {
+                rejected.push(Rejected { message, kind: "refused", reason: format!("refused by its shard: {err}") });
+            }
+        }
+        Ok(rejected)
+    }
+
+    /// Runs `write` until it succeeds or fails for good (the inner result).
+    /// Transient failures are retried with capped exponential backoff:
+    /// offsets must not move past events that are not stored.
+    async fn retrying<F, Fut>(
+        &self,
+        what: &str,
+        stopping: &watch::Receiver<bool>,
+        mut write: F,
+    ) -> Result<Result<(), sqlx::Error>, Interrupted>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<(), sqlx::Error>>,
     {
         let mut backoff = Duration::from_millis(self.config.batch.retry_min_ms);
         let max = Duration::from_millis(self.config.batch.retry_max_ms);
-        while let Err(err) = write().await {
-            tracing::warn!(error = %err, what, retry_in = ?backoff, "shard write failed");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(max);
+        loop {
+            match write().await {
+                Ok(()) => return Ok(Ok(())),
+                Err(err) if !is_transient(&err) => return Ok(Err(err)),
+                Err(err) => {
+                    tracing::warn!(error = %err, what, retry_in = ?backoff, "shard write failed");
+                    metrics::counter!("settler_write_retries_total").increment(1);
+                    wait_or_stop(backoff, stopping).await?;
+                    backoff = (backoff * 2).min(max);
+                }
+            }
         }
     }
 
-    async fn dead_letter(&self, message: &OwnedMessage, error: &str) -> Result<(), SettleError> {
-        tracing::warn!(
+    /// Sends a rejected event to the dead-letter topic with its reason,
+    /// retrying until the broker acknowledges it.
+    async fn dead_letter(&self, rejected: &Rejected<'_>, stopping: &watch::Receiver<bool>) -> Result<(), Interrupted> {
+        let message = rejected.message;
+        tracing::error!(
             partition = message.partition(),
             offset = message.offset(),
-            error,
-            "undecodable event sent to the dead-letter topic"
+            reason = %rejected.reason,
+            "event sent to the dead-letter topic"
         );
+        metrics::counter!("settler_dead_letters_total", "kind" => rejected.kind).increment(1);
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: "error", value: Some(error) })
-            .insert(Header { key: "source.topic", value: Some(message.topic()) })
-            .insert(Header { key: "source.partition", value: Some(&partition) })
-            .insert(Header { key: "source.offset", value: Some(&offset) });
-        let mut record = FutureRecord::<[u8], [u8]>::to(&self.config.kafka.dlq_topic)
-            .payload(message.payload().unwrap_or_default())
-            .headers(headers);
-        if let Some(key) = message.key() {
-            record = record.key(key);
+        let mut backoff = Duration::from_millis(self.config.batch.retry_min_ms);
+        loop {
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: "error", value: Some(&rejected.reason) })
+                .insert(Header { key: "source.topic", value: Some(message.topic()) })
+                .insert(Header { key: "source.partition", value: Some(&partition) })
+                .insert(Header { key: "source.offset", value: Some(&offset) });
+            let sent = self
+                .dead_letters
+                .send_to(
+                    &self.config.kafka.dlq_topic,
+                    message.key(),
+                    message.payload().unwrap_or_default(),
+                    Some(headers),
+                )
+                .await;
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in = ?backoff, "dead letter not acknowledged");
+                    wait_or_stop(backoff, stopping).await?;
+                    backoff = (backoff * 2).min(Duration::from_millis(self.config.batch.retry_max_ms));
+                }
+            }
         }
-        self.dead_letters.send(record, Timeout::Never).await.map_err(|(err, _)| err)?;
-        Ok(())
     }
 
     /// Commits, per partition, the offset after the batch's last message.
-    fn commit(&self, batch: &[OwnedMessage]) -> Result<(), SettleError> {
+    fn commit(&self, batch: &[OwnedMessage]) {
         let mut next: HashMap<(&str, i32), i64> = HashMap::new();
         for message in batch {
             let entry = next.entry((message.topic(), message.partition())).or_insert(0);
@@ -167,13 +255,23 @@ impl Settler {
         }
         let mut offsets = TopicPartitionList::new();
         for ((topic, partition), offset) in next {
-            offsets.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+            if let Err(err) = offsets.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+                tracing::warn!(error = %err, topic, partition, "bad offset; the batch will be settled again");
+            }
         }
         if let Err(err) = self.consumer.commit(&offsets, CommitMode::Sync) {
             // After a rebalance the partition's new owner re-reads from the
             // last commit; the inserts are idempotent, so this is only work.
             tracing::warn!(error = %err, "offset commit failed; the batch will be settled again");
         }
-        Ok(())
+    }
+}
+
+/// Sleeps `backoff`, or less if a shutdown comes first.
+async fn wait_or_stop(backoff: Duration, stopping: &watch::Receiver<bool>) -> Result<(), Interrupted> {
+    let mut stopping = stopping.clone();
+    tokio::select! {
+        _ = tokio::time::sleep(backoff) => Ok(()),
+        _ = stopping.wait_for(|stop| *stop) => Err(Interrupted),
     }
 }

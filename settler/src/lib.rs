@@ -2,7 +2,8 @@
 //!
 //! Layout:
 //! - [`config`]: TOML + environment configuration.
-//! - [`consumer`]: the pipeline: batch → decode (dead letters aside) → write → commit.
+//! - [`consumer`]: the pipeline: batch → decode → write → dead letters aside → commit.
+//! - [`failures`]: which database errors are retried and which set an event aside.
 //! - [`writer`]: idempotent multi-row inserts of new orders, one per shard.
 //! - [`transitions`]: paid / cancelled / refund events as conditional updates with history.
 //! - [`sweeper`]: cancels orders whose payment deadline passed and sends the outbox.
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod failures;
 pub mod reconcile;
 pub mod setup;
 pub mod shards;

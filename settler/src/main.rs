@@ -79,8 +79,21 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let _ = stopped.changed().await;
     };
     let sweeping = sweep.then(|| tokio::spawn(sweeper.run(until_stopped(stopped.clone()))));
-    let consuming = tokio::spawn(consumer.run(until_stopped(stopped)));
-    service::shutdown_signal().await;
+    let mut consuming = tokio::spawn(consumer.run(until_stopped(stopped)));
+    // The consumer ends only when asked to; ending on its own (an error, a
+    // panic) means nothing is being stored: exit non-zero so a supervisor
+    // restarts the settler.
+    tokio::select! {
+        _ = service::shutdown_signal() => {}
+        ended = &mut consuming => {
+            let why = match ended {
+                Ok(Ok(())) => "it returned".to_owned(),
+                Ok(Err(err)) => err.to_string(),
+                Err(err) => err.to_string(),
+            };
+            anyhow::bail!("the consumer stopped on its own: {why}");
+        }
+    }
     let _ = stop.send(true);
     if let Some(sweeping) = sweeping {
         sweeping.await?;

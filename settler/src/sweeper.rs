@@ -19,7 +19,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use chrono::Utc;
 use order::event::OrderEvent;
 use service::producer::EventProducer;
 use stock::records::parse_outbox_entry;
@@ -77,10 +76,12 @@ impl Sweeper {
     /// One pass over the active sales.
     pub async fn round(&self) -> Result<Swept, StoreError> {
         let mut swept = Swept::default();
+        // Redis's clock: the gateways' confirm deadlines come from it, and
+        // this machine's clock may be off theirs.
+        let now_ms = self.store.now_ms().await?;
         for sku in self.store.active_sales().await? {
             // Out first, back in if work is left: see `SaleStore::sweep`.
             self.store.set_active(&sku, false).await?;
-            let now_ms = Utc::now().timestamp_millis();
             let sale = self.sweep_sale(&sku, now_ms).await;
             if !matches!(sale, Ok((_, true))) {
                 self.store.set_active(&sku, true).await?;

@@ -12,10 +12,10 @@ use crate::shards::ShardPools;
 /// Inserts every order into the shard its user maps to. Shards are written
 /// concurrently; the call fails if any shard fails, and the whole batch is
 /// then retried (rows already written are skipped).
-pub async fn write_orders(shards: &ShardPools, orders: &[OrderCreated]) -> Result<(), sqlx::Error> {
+pub async fn write_orders(shards: &ShardPools, orders: &[&OrderCreated]) -> Result<(), sqlx::Error> {
     let mut by_shard: Vec<Vec<&OrderCreated>> = vec![Vec::new(); shards.pools.len()];
     for order in orders {
-        by_shard[shards.router.shard_for_user(order.user_id)].push(order);
+        by_shard[shards.router.shard_for_user(order.user_id)].push(*order);
     }
     let writes = by_shard.iter().enumerate().filter(|(_, rows)| !rows.is_empty()).map(|(shard, rows)| async move {
         let mut insert: QueryBuilder<MySql> = QueryBuilder::new(

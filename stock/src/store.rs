@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use fred::prelude::*;
 use fred::types::scripts::Script;
-use fred::types::{Expiration, SetOptions};
 use order::event::CancelReason;
 use order::id::OrderId;
 use order::sale::SaleWindow;
@@ -24,6 +23,7 @@ const SWEEP_LUA: &str = include_str!("../../lua/sweep.lua");
 const CONFIRM_LUA: &str = include_str!("../../lua/confirm.lua");
 const LOAD_SALE_LUA: &str = include_str!("../../lua/load_sale.lua");
 const CLAIM_QUERIES_LUA: &str = include_str!("../../lua/claim_queries.lua");
+const ACKNOWLEDGE_LUA: &str = include_str!("../../lua/acknowledge.lua");
 
 /// Where Redis is and how long to wait for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,6 +143,9 @@ pub struct ReserveRequest<'a> {
     pub now_ms: i64,
     pub pay_by_ms: i64,
     pub idempotency_ttl_secs: u64,
+    /// How long the order may wait for the broker's acknowledgement before
+    /// the sweeper cancels it as unconfirmed, ms.
+    pub confirm_window_ms: u64,
 }
 
 /// A sale as loaded by the admin API.
@@ -190,6 +193,7 @@ pub struct SaleStore {
     confirm: Script,
     load_sale: Script,
     claim_queries: Script,
+    acknowledge: Script,
 }
 
 fn with_lib(script: &str) -> Script {
@@ -226,6 +230,7 @@ impl SaleStore {
             confirm: with_lib(CONFIRM_LUA),
             load_sale: Script::from_lua(LOAD_SALE_LUA),
             claim_queries: Script::from_lua(CLAIM_QUERIES_LUA),
+            acknowledge: Script::from_lua(ACKNOWLEDGE_LUA),
         })
     }
 
@@ -255,6 +260,7 @@ impl SaleStore {
                     keys.reservations,
                     keys.deadlines,
                     SaleKeys::idempotency(&self.namespace, req.sku, req.idempotency_key),
+                    keys.closed,
                 ],
                 vec![
                     req.user_id.to_string(),
@@ -264,6 +270,7 @@ impl SaleStore {
                     req.pay_by_ms.to_string(),
                     req.idempotency_ttl_secs.to_string(),
                     req.idempotency_key.to_string(),
+                    req.confirm_window_ms.to_string(),
                 ],
             )
             .await?;
@@ -305,27 +312,50 @@ impl SaleStore {
         })
     }
 
-    /// Marks an idempotency record acknowledged, keeping its TTL; a record
-    /// that expired or was released meanwhile is left alone.
+    /// The broker acknowledged the order's creation: its reservation now
+    /// holds until the payment deadline and its idempotency record is
+    /// marked acknowledged (keeping its TTL). False when the sweeper already
+    /// cancelled the order as unconfirmed: it must not be answered 202.
     pub async fn acknowledge(
         &self,
         sku: &str,
         idempotency_key: &str,
         record: &IdempotencyRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let keys = self.keys(sku);
         let acknowledged = IdempotencyRecord { acknowledged: true, ..record.clone() };
-        let _: Option<String> = self
-            .pool
-            .next()
-            .set(
-                SaleKeys::idempotency(&self.namespace, sku, idempotency_key),
-                acknowledged.encode(),
-                Some(Expiration::KEEPTTL),
-                Some(SetOptions::XX),
-                false,
+        let stands: i64 = self
+            .acknowledge
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![
+                    keys.reservations,
+                    keys.deadlines,
+                    SaleKeys::idempotency(&self.namespace, sku, idempotency_key),
+                    keys.closed,
+                ],
+                vec![record.order_id.to_string(), record.pay_by_ms.to_string(), acknowledged.encode()],
             )
             .await?;
-        Ok(())
+        Ok(stands == 1)
+    }
+
+    /// Redis's clock, Unix ms: the one clock every gateway and sweeper
+    /// compares deadlines against.
+    pub async fn now_ms(&self) -> Result<i64, StoreError> {
+        let time = fred::types::CustomCommand::new_static("TIME", None, false);
+        let reply: Vec<String> = self.pool.next().custom(time, Vec::<String>::new()).await?;
+        match reply.iter().map(|part| part.parse::<i64>()).collect::<Result<Vec<_>, _>>().as_deref() {
+            Ok([secs, micros]) => Ok(secs * 1_000 + micros / 1_000),
+            _ => Err(StoreError::Reply { script: "TIME", reply }),
+        }
+    }
+
+    /// Whether an idempotency key of `sku` has a record (an order was
+    /// placed with it, on any gateway).
+    pub async fn idempotency_key_used(&self, sku: &str, idempotency_key: &str) -> Result<bool, StoreError> {
+        let found: i64 = self.pool.next().exists(SaleKeys::idempotency(&self.namespace, sku, idempotency_key)).await?;
+        Ok(found == 1)
     }
 
     /// The buyer cancels a pending order of theirs.

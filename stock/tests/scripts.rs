@@ -47,6 +47,7 @@ fn request<'a>(sku: &'a str, key: &'a str, user_id: u64, qty: u32, order_id: Ord
         now_ms: NOW,
         pay_by_ms: PAY_BY,
         idempotency_ttl_secs: 60,
+        confirm_window_ms: 30_000,
     }
 }
 
@@ -75,8 +76,26 @@ async fn reserve_takes_stock_and_records_the_order() {
 
     let client = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
     client.init().await.unwrap();
-    let deadline: Option<f64> = client.zscore(format!("{NAMESPACE}deadlines:{{{sku}}}"), id.to_string()).await.unwrap();
-    assert_eq!(deadline, Some(PAY_BY as f64));
+    // Until the broker acknowledges it, the order holds its units only
+    // until its confirm deadline, on Redis's clock.
+    let deadline = || async {
+        let score: Option<f64> =
+            client.zscore(format!("{NAMESPACE}deadlines:{{{sku}}}"), id.to_string()).await.unwrap();
+        score.unwrap() as i64
+    };
+    let redis_now = store.now_ms().await.unwrap();
+    assert!((redis_now + 25_000..=redis_now + 30_000).contains(&deadline().await), "confirm deadline");
+    let record = IdempotencyRecord {
+        acknowledged: false,
+        user_id: 7,
+        qty: 3,
+        order_id: id,
+        amount_cents: 5_997,
+        pay_by_ms: PAY_BY,
+        created_ms: NOW,
+    };
+    assert!(store.acknowledge(&sku, "k1", &record).await.unwrap());
+    assert_eq!(deadline().await, PAY_BY, "acknowledged: held until the payment deadline");
     let held: Option<i64> = client.hget(format!("{NAMESPACE}buyers:{{{sku}}}"), "7").await.unwrap();
     assert_eq!(held, Some(3));
     let ttl: i64 = client.ttl(format!("{NAMESPACE}idem:{{{sku}}}:k1")).await.unwrap();
@@ -174,13 +193,25 @@ async fn scripts_refuse_wrong_argument_counts() {
     let client = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
     client.init().await.unwrap();
     let err = client.eval::<Value, _, _, _>(RESERVE_LUA, vec!["a"], vec!["1"]).await.unwrap_err();
-    assert!(err.details().contains("reserve.lua takes 5 keys and 7 arguments"), "{err}");
+    assert!(err.details().contains("reserve.lua takes 6 keys and 8 arguments"), "{err}");
 }
 
+/// A reserved order whose creation the broker acknowledged.
 async fn reserved(store: &SaleStore, sku: &str, user: u64, qty: u32) -> OrderId {
     let id = order_id(user);
-    let outcome = store.reserve(&request(sku, &format!("key-{id}"), user, qty, id)).await.unwrap();
-    assert!(matches!(outcome, Reservation::Reserved { .. }), "{outcome:?}");
+    let key = format!("key-{id}");
+    let outcome = store.reserve(&request(sku, &key, user, qty, id)).await.unwrap();
+    let Reservation::Reserved { amount_cents, .. } = outcome else { panic!("not reserved: {outcome:?}") };
+    let record = IdempotencyRecord {
+        acknowledged: false,
+        user_id: user,
+        qty,
+        order_id: id,
+        amount_cents,
+        pay_by_ms: PAY_BY,
+        created_ms: NOW,
+    };
+    assert!(store.acknowledge(sku, &key, &record).await.unwrap());
     id
 }
 
@@ -314,4 +345,50 @@ async fn reserve_refuses_outside_the_sale_window() {
     assert_eq!(store.reserve(&after).await.unwrap(), Reservation::OutsideWindow(window));
     assert_eq!(store.sale_status(&sku).await.unwrap().unwrap().window, window);
     assert_eq!(counters(&store, &sku).await, (4, 1, 0), "only the reservation inside the window took stock");
+}
+
+#[tokio::test]
+async fn an_unacknowledged_order_is_cancelled_at_its_confirm_deadline_and_frees_its_key() {
+    let store = store().await;
+    let sku = sale(&store, 10, 5).await;
+    // Deadlines on Redis's clock, as the gateway's are.
+    let redis_now = store.now_ms().await.unwrap();
+    let pay_by_ms = redis_now + 900_000;
+    let record = |user_id, order_id, amount_cents| IdempotencyRecord {
+        acknowledged: false,
+        user_id,
+        qty: 2,
+        order_id,
+        amount_cents,
+        pay_by_ms,
+        created_ms: redis_now,
+    };
+    let place = |key: &'static str, user, id| {
+        let req = ReserveRequest { pay_by_ms, now_ms: redis_now, ..request(&sku, key, user, 2, id) };
+        let store = &store;
+        async move { store.reserve(&req).await.unwrap() }
+    };
+    let (unconfirmed, confirmed) = (order_id(1), order_id(2));
+    assert!(matches!(place("click", 1, unconfirmed).await, Reservation::Reserved { .. }));
+    assert!(matches!(place("other", 2, confirmed).await, Reservation::Reserved { .. }));
+    assert!(store.acknowledge(&sku, "other", &record(2, confirmed, 3_998)).await.unwrap());
+
+    // Before the confirm deadline nothing moves; past it (but long before
+    // the payment deadline) only the unacknowledged order is cancelled.
+    assert_eq!(store.sweep(&sku, redis_now, 10).await.unwrap().cancelled, 0);
+    let swept = store.sweep(&sku, redis_now + 31_000, 10).await.unwrap();
+    assert_eq!((swept.cancelled, swept.reservations_left), (1, 1));
+    assert_eq!(counters(&store, &sku).await, (8, 2, 0), "the unconfirmed order's units are back");
+    let outbox = store.outbox(&sku, 10).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert!(outbox[0].starts_with(&format!("{unconfirmed}:unconfirmed:")), "{outbox:?}");
+    assert!(store.reservation(&sku, confirmed).await.unwrap().is_some());
+
+    // A late acknowledgement does not bring it back...
+    assert!(!store.acknowledge(&sku, "click", &record(1, unconfirmed, 3_998)).await.unwrap());
+    // ...and the buyer's retry of the same key places a fresh order.
+    let fresh = order_id(1);
+    assert!(matches!(place("click", 1, fresh).await, Reservation::Reserved { stock_left: 6, .. }));
+    let again = place("click", 1, order_id(1)).await;
+    assert!(matches!(again, Reservation::Duplicate(IdempotencyRecord { order_id, .. }) if order_id == fresh));
 }

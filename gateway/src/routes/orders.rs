@@ -2,8 +2,11 @@
 //!
 //! Placing an order: global bucket → parse and validate → user bucket →
 //! local sold-out mark → `reserve.lua` → `OrderCreated` to Kafka, answered
-//! 202 only once the broker acknowledged it. If the broker does not, the
-//! units go back (`release.lua`) and the answer is 503.
+//! 202 only once the broker acknowledged it. If the event certainly did not
+//! reach the broker, the units go back (`release.lua`) and the answer is
+//! 503. If it may have (a timeout after sending), the reservation stays
+//! until its confirm deadline and the answer is 503 `outcome_unknown`: a
+//! retry with the same key sends the same order again.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,14 +59,21 @@ pub async fn place(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiEr
     app.traffic.load().admit_user(LimitedRoute::PlaceOrder, order.user_id)?;
     app.sale_windows.check(&order.sku)?;
     let flight = flight_key(&order.sku, &key);
-    // A retry of a click this gateway accepted, or is placing right now,
-    // still gets its order after the SKU sold out.
+    // A retry of an accepted click still gets its order after the SKU sold
+    // out: from memory if this gateway placed it, else from its record in
+    // Redis (it may have been placed on another instance).
     if app.sold_out.is_sold_out(&order.sku) && !app.placing.is_running(&flight) {
         if let Some(placed) = app.recent_orders.get(&order.sku, &key) {
             return answer(&order, Placed { replayed: true, ..placed }, false);
         }
-        metrics::counter!("gateway_sold_out_answers_total", "source" => "local").increment(1);
-        return Err(ApiError::SoldOut);
+        let used = app.sales.idempotency_key_used(&order.sku, &key).await.unwrap_or_else(|err| {
+            tracing::warn!(sku = %order.sku, error = %err, "idempotency lookup failed; answering sold out");
+            false
+        });
+        if !used {
+            metrics::counter!("gateway_sold_out_answers_total", "source" => "local").increment(1);
+            return Err(ApiError::SoldOut);
+        }
     }
 
     let (task_app, task_order, task_key) = (app.clone(), order.clone(), key.clone());
@@ -190,6 +200,7 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
             now_ms,
             pay_by_ms,
             idempotency_ttl_secs: app.config.orders.idempotency_ttl_secs,
+            confirm_window_ms: app.config.orders.confirm_window_secs * 1_000,
         })
         .await;
     policy.redis.record(&reserved);
@@ -243,8 +254,10 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
     }
 }
 
-/// Sends `OrderCreated` and waits for the broker. On failure the units go
-/// back, so a failed request never keeps stock.
+/// Sends `OrderCreated` and waits for the broker, then moves the order to
+/// its payment deadline. Units go back only when the event certainly did
+/// not reach the broker: an order that may exist keeps them until its
+/// confirm deadline, when the sweeper cancels it if nobody retried.
 async fn queue(app: &App, sku: &str, key: &str, record: IdempotencyRecord, replayed: bool) -> Result<Placed, ApiError> {
     let event = OrderEvent::OrderCreated(OrderCreated {
         order_id: record.order_id,
@@ -256,23 +269,40 @@ async fn queue(app: &App, sku: &str, key: &str, record: IdempotencyRecord, repla
         created_at: from_ms(record.created_ms),
         pay_by: from_ms(record.pay_by_ms),
     });
-    if let Err(unavailable) = app.publish(&event).await {
+    let outcome_unknown = || ApiError::OutcomeUnknown {
+        order_id: record.order_id,
+        retry_after_secs: app.in_flight_window().as_secs().max(1),
+    };
+    if let Err(unpublished) = app.publish(&event).await {
+        if unpublished.delivered_maybe {
+            tracing::warn!(sku, order_id = %record.order_id, "order event outcome unknown; its units stay until the confirm deadline");
+            return Err(outcome_unknown());
+        }
         match app.sales.release(sku, key, record.order_id).await {
             Ok(Some(_)) => app.sold_out.clear(sku),
             Ok(None) => {}
             Err(err) => tracing::error!(
                 sku, order_id = %record.order_id, error = %err,
-                "could not release an unqueued order; its units come back at the payment deadline"
+                "could not release an unqueued order; its units come back at its confirm deadline"
             ),
         }
-        return Err(unavailable);
+        return Err(unpublished.into());
     }
-    if let Err(err) = app.sales.acknowledge(sku, key, &record).await {
-        // The order is queued; an unmarked record only means a late retry
-        // sends the event again, which the settler ignores.
-        tracing::warn!(sku, order_id = %record.order_id, error = %err, "could not mark the order acknowledged");
+    match app.sales.acknowledge(sku, key, &record).await {
+        Ok(true) => Ok(placed(sku, &record, replayed)),
+        Ok(false) => {
+            // The sweeper cancelled it as unconfirmed meanwhile; a retry
+            // with the same key places a fresh order.
+            tracing::warn!(sku, order_id = %record.order_id, "order acknowledged after its confirm deadline; it stays cancelled");
+            Err(outcome_unknown())
+        }
+        Err(err) => {
+            // Until acknowledged, the order would be cancelled at its confirm
+            // deadline: the buyer must not be told it was accepted.
+            tracing::warn!(sku, order_id = %record.order_id, error = %err, "could not acknowledge the order in Redis");
+            Err(outcome_unknown())
+        }
     }
-    Ok(placed(sku, &record, replayed))
 }
 
 fn placed(sku: &str, record: &IdempotencyRecord, replayed: bool) -> Placed {
