@@ -4,9 +4,10 @@
 //! (librdkafka's "not persisted") or may have (a timeout after it was sent):
 //! only the first allows undoing what the event announces.
 //!
-//! A fatal producer error (e.g. the idempotent producer fenced after a
-//! broker stall) would fail every later send; the producer is then rebuilt,
-//! once, by the first send that sees it, and counted in
+//! A fatal producer error, or a broker refusing the producer's identity
+//! (fenced, epoch or sequence lost, e.g. after a broker stall), would fail
+//! every later send; the producer is then rebuilt, once, by the first send
+//! that sees it (a new producer id), and counted in
 //! `kafka_producer_rebuilds_total`.
 
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use order::event::OrderEvent;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
@@ -83,6 +84,15 @@ impl ProducerContext for DeliveryReports {
 
 type Inner = ThreadedProducer<DeliveryReports>;
 
+/// Broker answers meaning this producer's id or sequence is gone for good.
+const IDENTITY_LOST: &[RDKafkaErrorCode] = &[
+    RDKafkaErrorCode::ProducerFenced,
+    RDKafkaErrorCode::InvalidProducerEpoch,
+    RDKafkaErrorCode::OutOfOrderSequenceNumber,
+    RDKafkaErrorCode::UnknownProducerId,
+    RDKafkaErrorCode::InvalidProducerIdMapping,
+];
+
 pub struct EventProducer {
     producer: ArcSwap<Inner>,
     settings: ClientConfig,
@@ -140,16 +150,20 @@ impl EventProducer {
             Err((error, _)) => Err(SendError { error, delivered_maybe: false }),
             Ok(()) => delivered.await.unwrap_or(Err(SendError { error: KafkaError::Canceled, delivered_maybe: true })),
         };
-        if outcome.is_err() {
-            self.rebuild_if_fatal(&producer);
+        if let Err(err) = &outcome {
+            self.rebuild_if_broken(&producer, &err.error);
         }
         outcome
     }
 
-    /// Replaces `failed` with a new producer if it hit a fatal error and is
-    /// still the one in use.
-    fn rebuild_if_fatal(&self, failed: &Arc<Inner>) {
-        let Some((code, reason)) = failed.client().fatal_error() else { return };
+    /// Replaces `failed` with a new producer if it can never send again and
+    /// is still the one in use.
+    fn rebuild_if_broken(&self, failed: &Arc<Inner>, error: &KafkaError) {
+        let reason = match (failed.client().fatal_error(), error.rdkafka_error_code()) {
+            (Some((code, reason)), _) => format!("{code:?}: {reason}"),
+            (None, Some(code)) if IDENTITY_LOST.contains(&code) => format!("{code:?}"),
+            _ => return,
+        };
         let _one_at_a_time = self.rebuilding.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if !Arc::ptr_eq(&self.producer.load(), failed) {
             return;
@@ -158,11 +172,9 @@ impl EventProducer {
             Ok(fresh) => {
                 self.producer.store(Arc::new(fresh));
                 metrics::counter!("kafka_producer_rebuilds_total").increment(1);
-                tracing::error!(?code, reason, "kafka producer hit a fatal error; rebuilt it");
+                tracing::error!(reason, "kafka producer can no longer send; rebuilt it");
             }
-            Err(err) => {
-                tracing::error!(?code, reason, error = %err, "kafka producer hit a fatal error; rebuilding failed")
-            }
+            Err(err) => tracing::error!(reason, error = %err, "kafka producer can no longer send; rebuilding failed"),
         }
     }
 

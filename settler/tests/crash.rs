@@ -230,3 +230,95 @@ async fn dead_letter(bootstrap: &str, topic: &str, matches: impl Fn(&str, &str) 
         }
     }
 }
+
+/// A TCP proxy in front of MariaDB that can take its shard down and bring
+/// it back on the same port: what a settler sees when a shard's server dies.
+struct ShardProxy {
+    port: u16,
+    upstream: String,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ShardProxy {
+    async fn start(upstream: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut proxy = Self { port, upstream: upstream.to_owned(), running: None };
+        proxy.up().await;
+        proxy
+    }
+
+    async fn up(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        let upstream = self.upstream.clone();
+        self.running = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Closes the port and every connection through it.
+    fn down(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
+        }
+    }
+
+    /// `dsn` with its host and port replaced by the proxy's.
+    fn route(&self, dsn: &str) -> String {
+        let (scheme_and_user, rest) = dsn.rsplit_once('@').unwrap();
+        let database = rest.split_once('/').unwrap().1;
+        format!("{scheme_and_user}@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settler_waiting_on_a_down_shard_stops_on_sigterm_and_loses_nothing() {
+    let mut fx = Fixture::new().await;
+    let direct = fx.shards.clone();
+    let server = env("MYSQL_URL", "mysql://flashsale:flashsale@127.0.0.1:3306");
+    let upstream = server.rsplit_once('@').unwrap().1.to_owned();
+    let mut proxy = ShardProxy::start(&upstream).await;
+    fx.shards = direct.iter().map(|dsn| proxy.route(dsn)).collect();
+
+    let mut settler = fx.spawn_settler();
+    let expected = produce_orders(&fx.bootstrap, &fx.topic, 1..=200).await;
+    fx.shards = direct.clone();
+    wait_for("the first rows", Duration::from_secs(60), async || fx.count().await > 0).await;
+
+    // The shard's server goes away mid-drain: the settler retries...
+    proxy.down();
+    let more = produce_orders(&fx.bootstrap, &fx.topic, 201..=400).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(settler.try_wait().unwrap().is_none(), "the settler waits for the shard, it does not exit");
+    // ...and still stops at once when asked to.
+    let stopped_at = Instant::now();
+    let status = Command::new("kill").args(["-TERM", &settler.id().unwrap().to_string()]).status().await.unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(10), settler.wait()).await.expect("stops within 10 s").unwrap();
+    assert!(exit.success(), "{exit}");
+    eprintln!("stopped {:?} after SIGTERM", stopped_at.elapsed());
+
+    // The shard comes back; a new settler stores everything exactly once.
+    proxy.up().await;
+    fx.shards = direct.iter().map(|dsn| proxy.route(dsn)).collect();
+    let mut second = fx.spawn_settler();
+    fx.shards = direct;
+    wait_for("every order", Duration::from_secs(120), async || fx.count().await >= 400).await;
+    second.start_kill().unwrap();
+    let mut stored = HashSet::new();
+    for rows in fx.stored().await {
+        for (order_id, _) in rows {
+            assert!(stored.insert(order_id), "order {order_id} stored twice");
+        }
+    }
+    let expected: HashSet<i64> = expected.union(&more).copied().collect();
+    assert_eq!(stored, expected);
+    fx.drop_databases().await;
+}

@@ -317,3 +317,89 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Order id → status of every order of `sku`, over all shards; an order on
+/// two shards, or on a shard its user does not map to, fails the test.
+pub async fn order_statuses(shards: &[String], sku: &str) -> std::collections::HashMap<i64, String> {
+    let router = order::shard::ShardRouter::new(shards.len()).unwrap();
+    let mut statuses = std::collections::HashMap::new();
+    for (shard, dsn) in shards.iter().enumerate() {
+        let pool = MySqlPool::connect(dsn).await.unwrap();
+        let rows: Vec<(i64, u64, String)> =
+            sqlx::query_as("SELECT order_id, user_id, status FROM orders WHERE sku = ?")
+                .bind(sku)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        for (order_id, user_id, status) in rows {
+            assert_eq!(router.shard_for_user(user_id), shard, "order {order_id} of user {user_id} on the wrong shard");
+            assert!(statuses.insert(order_id, status).is_none(), "order {order_id} stored on two shards");
+        }
+    }
+    statuses
+}
+
+/// A sweeper over the test's namespace, sweeping every 100 ms.
+pub fn sweeper(config: &settler::config::Config) -> settler::sweeper::Sweeper {
+    settler::sweeper::Sweeper {
+        store: stock::SaleStore::connect(&config.redis).unwrap(),
+        events: service::producer::EventProducer::new(&config.producer()).unwrap(),
+        every: Duration::from_millis(100),
+        rescan_every: Duration::from_secs(60),
+        batch: 100,
+    }
+}
+
+/// A Kafka-protocol broker of the test's own (tansu, in memory), for
+/// faults that must not touch other tests: stalls and restarts. The binary
+/// is `TANSU_BIN`, else the one `scripts/setup.sh` installs.
+pub struct TestBroker {
+    pub bootstrap: String,
+    child: std::process::Child,
+}
+
+impl TestBroker {
+    pub async fn start() -> Self {
+        let binary = std::env::var("TANSU_BIN")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/venv/bin/tansu").into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = std::process::Command::new(&binary)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("starting tansu at {binary} (run scripts/setup.sh): {err}"));
+        let bootstrap = format!("127.0.0.1:{port}");
+        eventually(Duration::from_secs(20), "tansu listening", || async {
+            tokio::net::TcpStream::connect(&bootstrap).await.ok().map(|_| ())
+        })
+        .await;
+        Self { bootstrap, child }
+    }
+
+    /// SIGSTOP: the broker keeps its connections but answers nothing.
+    pub fn stall(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT: it answers again, late requests included.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.resume();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,221 @@
+//! Faults nobody names in a happy-path test, against real services: a
+//! broker that stalls past the message timeout and then delivers late, an
+//! idempotency key reused after its record expired, a poison event, and a
+//! retry that lands on another gateway after the sell-out. Each ends with
+//! the same promises: no oversell, no accepted order lost, no unit stuck,
+//! no halted pipeline.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::prelude::*;
+use futures::future::join_all;
+use hyper::StatusCode;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use support::*;
+
+/// The sale's counters in Redis: (stock, reserved, sold, total).
+async fn counters(gateway: &TestGateway, sku: &str) -> (i64, i64, i64, i64) {
+    let sale = gateway.sale(sku).await;
+    let field = |name: &str| sale[name].as_i64().unwrap();
+    (field("stock"), field("reserved"), field("sold"), field("total"))
+}
+
+/// Waits until Redis and MySQL agree on the sale: the units add up, every
+/// order MySQL holds live is held in Redis (reserved + sold) and nothing
+/// else is; returns the stored statuses.
+async fn settled(gateway: &TestGateway, shards: &[String], sku: &str) -> HashMap<i64, String> {
+    eventually(Duration::from_secs(60), "Redis and MySQL to agree on the sale", || async {
+        let (stock, reserved, sold, total) = counters(gateway, sku).await;
+        assert_eq!(stock + reserved + sold, total, "units created or lost");
+        let statuses = order_statuses(shards, sku).await;
+        let live = statuses.values().filter(|status| *status != "CANCELLED").count() as i64;
+        (live == reserved + sold).then_some(statuses)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_stalled_past_the_message_timeout_neither_oversells_nor_stays_broken() {
+    let _ = tracing_subscriber::fmt().with_env_filter("info,rdkafka=info").try_init();
+    let broker = TestBroker::start().await;
+    let topic = unique("stall");
+    settler::setup::create_topics(&broker.bootstrap, &[(&topic, 2), (&format!("{topic}.dlq"), 1)]).await.unwrap();
+    let shards = fresh_shards(2).await;
+    let mut config = gateway_config(&topic, &shards);
+    config.kafka.bootstrap = broker.bootstrap.clone();
+    config.kafka.message_timeout_ms = 1_500;
+    config.orders.confirm_window_secs = 5;
+    let gateway = Arc::new(TestGateway::start(config).await);
+    let mut settler_config = settler_config(&topic, &shards);
+    settler_config.kafka.bootstrap = broker.bootstrap.clone();
+    let settler = TestSettler::start(settler_config.clone());
+    let (stop_sweeping, sweeping) = tokio::sync::oneshot::channel::<()>();
+    let sweeper = tokio::spawn(sweeper(&settler_config).run(async {
+        let _ = sweeping.await;
+    }));
+
+    let sku = unique("stall");
+    gateway.load_sale(&sku, 40, 1, 100).await;
+    let mut accepted = HashMap::new();
+    for user in 1..=5u64 {
+        let answer = gateway.place(user, &sku, 1, &format!("k{user}")).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.json);
+        accepted.insert(user, answer.json["order_id"].as_str().unwrap().to_owned());
+    }
+
+    // Orders sent into a stalled broker: their outcome is unknown.
+    broker.stall();
+    let during: Vec<_> = (6..=15u64)
+        .map(|user| {
+            let gateway = gateway.clone();
+            let sku = sku.clone();
+            tokio::spawn(async move { (user, gateway.place(user, &sku, 1, &format!("k{user}")).await) })
+        })
+        .collect();
+    let during = join_all(during).await;
+    broker.resume();
+    let mut unknown = Vec::new();
+    for answer in during {
+        let (user, answer) = answer.unwrap();
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.json);
+        assert!(answer.header("retry-after").is_some());
+        if answer.json["error"] == "outcome_unknown" {
+            unknown.push(user);
+        }
+    }
+    assert!(!unknown.is_empty(), "a stall past the message timeout leaves outcomes unknown");
+
+    // The gateway heals without a restart: new orders are accepted again.
+    let healed = eventually(Duration::from_secs(30), "an order accepted after the stall", || {
+        let gateway = gateway.clone();
+        let sku = sku.clone();
+        async move {
+            let user = 100 + rand::random::<u32>() as u64 % 1_000_000;
+            let answer = gateway.place(user, &sku, 1, &format!("after-{user}")).await;
+            (answer.status == StatusCode::ACCEPTED)
+                .then(|| (user, answer.json["order_id"].as_str().unwrap().to_owned()))
+        }
+    })
+    .await;
+    accepted.insert(healed.0, healed.1);
+
+    // Half of the buyers left in doubt retry with their key: they get their
+    // order (the same one, or a fresh one if it was already cancelled).
+    let (retried, abandoned) = unknown.split_at(unknown.len() / 2);
+    for user in retried {
+        let order_id = eventually(Duration::from_secs(30), "a retry answered", || {
+            let gateway = gateway.clone();
+            let sku = sku.clone();
+            async move {
+                let answer = gateway.place(*user, &sku, 1, &format!("k{user}")).await;
+                matches!(answer.status, StatusCode::OK | StatusCode::ACCEPTED)
+                    .then(|| answer.json["order_id"].as_str().unwrap().to_owned())
+            }
+        })
+        .await;
+        accepted.insert(*user, order_id);
+    }
+
+    // Past the confirm deadline the abandoned ones are cancelled, whether
+    // or not their creation reached MySQL; every answered order is live.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let statuses = settled(&gateway, &shards, &sku).await;
+    for (user, order_id) in &accepted {
+        let status = statuses.get(&order_id.parse::<i64>().unwrap());
+        assert_eq!(status.map(String::as_str), Some("PENDING_PAYMENT"), "accepted order of user {user}");
+    }
+    let (_, reserved, sold, _) = counters(&gateway, &sku).await;
+    assert_eq!(reserved + sold, accepted.len() as i64, "exactly the answered orders hold units");
+    eprintln!("{} outcomes unknown, {} retried, {} abandoned", unknown.len(), retried.len(), abandoned.len());
+
+    let _ = stop_sweeping.send(());
+    sweeper.await.unwrap();
+    settler.stop().await;
+    gateway.shutdown().await;
+    drop_shards(&shards).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_reused_after_its_record_expired_is_a_new_order_and_a_poison_event_never_halts_the_settler() {
+    let topic = fresh_topic(1).await;
+    settler::setup::create_topics(&kafka_bootstrap(), &[(&format!("{topic}.dlq"), 1)]).await.unwrap();
+    let shards = fresh_shards(2).await;
+    let gateway = TestGateway::start(gateway_config(&topic, &shards)).await;
+    let settler = TestSettler::start(settler_config(&topic, &shards));
+    let sku = unique("reuse");
+    gateway.load_sale(&sku, 10, 5, 100).await;
+
+    let first = gateway.place(7, &sku, 1, "user7-daily").await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.json);
+    // The record's TTL passes (a storefront deriving keys from user + SKU
+    // sends the same key the next day).
+    let redis = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
+    redis.init().await.unwrap();
+    let deleted: i64 = redis.del(format!("{}idem:{{{sku}}}:user7-daily", namespace(&topic))).await.unwrap();
+    assert_eq!(deleted, 1);
+    let second = gateway.place(7, &sku, 1, "user7-daily").await;
+    assert_eq!(second.status, StatusCode::ACCEPTED, "{}", second.json);
+    assert_ne!(first.json["order_id"], second.json["order_id"]);
+
+    // A poison event: an order no shard accepts (its SKU is too long for the column).
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", kafka_bootstrap()).create().unwrap();
+    let now = chrono::Utc::now();
+    let poison = order::event::OrderEvent::OrderCreated(order::event::OrderCreated {
+        order_id: order::id::IdGenerator::new(9)
+            .unwrap()
+            .next(order::shard::bucket_for_user(8), now.timestamp_millis()),
+        user_id: 8,
+        sku: "x".repeat(200),
+        qty: 1,
+        amount_cents: 100,
+        idempotency_key: "poison".into(),
+        created_at: now,
+        pay_by: now,
+    });
+    let payload = poison.encode();
+    let record = FutureRecord::to(&topic).key("8").payload(&payload);
+    producer.send(record, Timeout::After(Duration::from_secs(10))).await.unwrap();
+
+    let after = gateway.place(9, &sku, 1, "after-poison").await;
+    assert_eq!(after.status, StatusCode::ACCEPTED, "{}", after.json);
+    let statuses = settled(&gateway, &shards, &sku).await;
+    for answer in [&first, &second, &after] {
+        let order_id: i64 = answer.json["order_id"].as_str().unwrap().parse().unwrap();
+        assert_eq!(statuses.get(&order_id).map(String::as_str), Some("PENDING_PAYMENT"), "order {order_id}");
+    }
+    assert_eq!(counters(&gateway, &sku).await, (7, 3, 0, 10));
+
+    settler.stop().await;
+    gateway.shutdown().await;
+    drop_shards(&shards).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_reaching_another_gateway_after_the_sell_out_gets_its_order() {
+    let topic = fresh_topic(1).await;
+    let shards = fresh_shards(1).await;
+    let mut second_config = gateway_config(&topic, &shards);
+    second_config.server.node_id = 1;
+    let (a, b) = (TestGateway::start(gateway_config(&topic, &shards)).await, TestGateway::start(second_config).await);
+    let sku = unique("last_unit");
+    a.load_sale(&sku, 1, 1, 100).await;
+
+    let bought = a.place(1, &sku, 1, "click-1").await;
+    assert_eq!(bought.status, StatusCode::ACCEPTED, "{}", bought.json);
+    let late = b.place(2, &sku, 1, "click-2").await;
+    assert_eq!(late.json["error"], "sold_out", "B now knows the SKU is sold out");
+    let retry = b.place(1, &sku, 1, "click-1").await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.json);
+    assert_eq!(retry.json["order_id"], bought.json["order_id"]);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+
+    a.shutdown().await;
+    b.shutdown().await;
+    drop_shards(&shards).await;
+}
