@@ -1,26 +1,43 @@
 -- load_sale.lua: load or replace the sale of one SKU, atomically.
 --
 -- Replacing a sale starts it afresh: stock, limit, price and window are set, the
--- reserved and sold counters reset, and the per-user counts, reservations,
--- deadlines, payments and closed orders of the previous sale are dropped.
--- Cancellations still in the outbox are kept: their events must still go
--- out. Idempotency records of the previous sale expire on their own TTL.
+-- reserved and sold counters reset, and the per-user counts, deadlines,
+-- payments and closed orders of the previous sale are dropped. So a sale
+-- is only replaced when nothing of it is still moving: no reservation
+-- (an order awaiting payment), no cancellation in the outbox, no payment
+-- whose event is unacknowledged. Otherwise nothing changes and the answer
+-- says what is outstanding (change a live sale with update_sale.lua).
+-- Idempotency records of the previous sale expire on their own TTL.
 --
 -- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
 -- KEYS[5] payments:{sku}  KEYS[6] closed:{sku}  KEYS[7] payment_events:{sku}
+-- KEYS[8] outbox:{sku}
 -- ARGV[1] stock   ARGV[2] per-user limit   ARGV[3] price in cents
 -- ARGV[4] sale starts (Unix ms, 0: at once)   ARGV[5] sale ends (Unix ms, 0: never)
 --
--- Returns the stock loaded.
+-- Returns {"loaded", stock} or {"busy", reservations, outbox entries, unsettled payments}.
 --
--- Example: EVALSHA <sha> 7 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv}
---          payments:{tv} closed:{tv} payment_events:{tv} 1000 2 19900 0 0  -> 1000
+-- Example: EVALSHA <sha> 8 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv}
+--          payments:{tv} closed:{tv} payment_events:{tv} outbox:{tv} 1000 2 19900 0 0
+--   -> {"loaded", 1000}
 
-if #KEYS ~= 7 or #ARGV ~= 5 then
-  return redis.error_reply('load_sale.lua takes 7 keys and 5 arguments')
+if #KEYS ~= 8 or #ARGV ~= 5 then
+  return redis.error_reply('load_sale.lua takes 8 keys and 5 arguments')
 end
 
-redis.call('DEL', unpack(KEYS))
+local reservations = redis.call('HLEN', KEYS[3])
+local outbox = redis.call('LLEN', KEYS[8])
+local unsettled = 0
+for _, order_id in ipairs(redis.call('HKEYS', KEYS[5])) do
+  if redis.call('HEXISTS', KEYS[7], order_id) == 0 then
+    unsettled = unsettled + 1
+  end
+end
+if reservations + outbox + unsettled > 0 then
+  return {'busy', reservations, outbox, unsettled}
+end
+
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'total', ARGV[1], 'reserved', 0, 'sold', 0,
   'per_user_limit', ARGV[2], 'price_cents', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5])
-return tonumber(ARGV[1])
+return {'loaded', tonumber(ARGV[1])}

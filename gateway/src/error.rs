@@ -72,6 +72,10 @@ pub enum ApiError {
     SaleNotStarted { starts_at: DateTime<Utc> },
     #[error("the sale has ended")]
     SaleEnded,
+    #[error("the sale has orders outstanding; change it with PATCH instead of replacing it")]
+    SaleBusy { reservations: u64, outbox: u64, unsettled_payments: u64 },
+    #[error("only {stock} units are still for sale; reserved and sold units cannot be removed")]
+    TooFewUnits { stock: i64 },
     #[error("{} unavailable", .0.as_str())]
     Unavailable(Dependency),
     /// The order was reserved and sent, but the broker's answer did not
@@ -96,7 +100,9 @@ impl ApiError {
             | Self::InProgress { .. }
             | Self::NotPending { .. }
             | Self::SaleNotStarted { .. }
-            | Self::SaleEnded => StatusCode::CONFLICT,
+            | Self::SaleEnded
+            | Self::SaleBusy { .. }
+            | Self::TooFewUnits { .. } => StatusCode::CONFLICT,
             Self::AmountMismatch { .. } => StatusCode::BAD_REQUEST,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -134,6 +140,16 @@ impl ApiError {
             Self::Overloaded => json!({"error": "overloaded"}),
             Self::SaleNotStarted { starts_at } => json!({"error": "sale_not_started", "starts_at": starts_at}),
             Self::SaleEnded => json!({"error": "sale_ended"}),
+            Self::SaleBusy { reservations, outbox, unsettled_payments } => json!({
+                "error": "sale_busy",
+                "reservations": reservations,
+                "unsent_cancellations": outbox,
+                "unsettled_payments": unsettled_payments,
+                "detail": self.to_string(),
+            }),
+            Self::TooFewUnits { stock } => {
+                json!({"error": "too_few_units", "stock": stock, "detail": self.to_string()})
+            }
             Self::Unavailable(dependency) => {
                 json!({"error": "unavailable", "dependency": dependency.as_str()})
             }

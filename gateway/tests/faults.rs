@@ -219,3 +219,69 @@ async fn a_retry_reaching_another_gateway_after_the_sell_out_gets_its_order() {
     b.shutdown().await;
     drop_shards(&shards).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_changing_a_live_sale_never_touches_its_orders() {
+    let topic = fresh_topic(1).await;
+    let shards = fresh_shards(1).await;
+    let gateway = TestGateway::start(gateway_config(&topic, &shards)).await;
+    let settler = TestSettler::start(settler_config(&topic, &shards));
+    let sku = unique("live");
+    gateway.load_sale(&sku, 5, 1, 100).await;
+    let mut orders = Vec::new();
+    for user in 1..=3u64 {
+        let answer = gateway.place(user, &sku, 1, &format!("k{user}")).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.json);
+        orders.push((user, answer.json["order_id"].as_str().unwrap().to_owned()));
+    }
+    let path = format!("/admin/skus/{sku}");
+    let patch = |body: serde_json::Value| gateway.admin(hyper::Method::PATCH, &path, body.to_string());
+
+    // Replacing a sale with pending orders would wipe them: refused.
+    let replace = serde_json::json!({"stock": 100, "per_user_limit": 1, "price_cents": 100}).to_string();
+    let refused = gateway.admin(hyper::Method::PUT, &format!("/admin/skus/{sku}"), replace.clone()).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.json);
+    assert_eq!((refused.json["error"].as_str(), refused.json["reservations"].as_u64()), (Some("sale_busy"), Some(3)));
+    assert_eq!(counters(&gateway, &sku).await, (2, 3, 0, 5));
+
+    // Restock, raise the limit, change the price: the orders keep theirs.
+    let changed = patch(serde_json::json!({"add_units": 10, "per_user_limit": 2, "price_cents": 250})).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.json);
+    assert_eq!(counters(&gateway, &sku).await, (12, 3, 0, 15));
+    let second = gateway.place(1, &sku, 1, "k1-again").await;
+    assert_eq!((second.status, second.json["amount_cents"].as_i64()), (StatusCode::ACCEPTED, Some(250)));
+    orders.push((1, second.json["order_id"].as_str().unwrap().to_owned()));
+
+    // Units that are reserved or sold cannot be taken away.
+    let too_many = patch(serde_json::json!({"add_units": -12})).await;
+    assert_eq!((too_many.status, too_many.json["stock"].as_i64()), (StatusCode::CONFLICT, Some(11)));
+    let withdrawn = patch(serde_json::json!({"add_units": -11})).await;
+    assert_eq!(withdrawn.status, StatusCode::OK, "{}", withdrawn.json);
+    assert_eq!(gateway.place(9, &sku, 1, "k9").await.json["error"], "sold_out");
+    assert_eq!(patch(serde_json::json!({"add_units": -1})).await.status, StatusCode::CONFLICT);
+    assert_eq!(patch(serde_json::json!({"stock": 3})).await.status, StatusCode::BAD_REQUEST, "unknown fields refused");
+
+    // Every order is still there to pay or cancel; once none is
+    // outstanding the sale may be replaced.
+    let statuses = settled(&gateway, &shards, &sku).await;
+    assert_eq!(statuses.len(), 4);
+    for (user, order_id) in &orders {
+        let body = serde_json::json!({"user_id": user, "sku": sku}).to_string();
+        let cancelled = gateway
+            .request(
+                hyper::Method::POST,
+                &format!("/v1/orders/{order_id}/cancel"),
+                &[("content-type", "application/json")],
+                body,
+            )
+            .await;
+        assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.json);
+    }
+    assert_eq!(counters(&gateway, &sku).await, (4, 0, 0, 4));
+    let replaced = gateway.admin(hyper::Method::PUT, &format!("/admin/skus/{sku}"), replace).await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.json);
+
+    settler.stop().await;
+    gateway.shutdown().await;
+    drop_shards(&shards).await;
+}

@@ -24,6 +24,7 @@ const CONFIRM_LUA: &str = include_str!("../../lua/confirm.lua");
 const LOAD_SALE_LUA: &str = include_str!("../../lua/load_sale.lua");
 const CLAIM_QUERIES_LUA: &str = include_str!("../../lua/claim_queries.lua");
 const ACKNOWLEDGE_LUA: &str = include_str!("../../lua/acknowledge.lua");
+const UPDATE_SALE_LUA: &str = include_str!("../../lua/update_sale.lua");
 
 /// Where Redis is and how long to wait for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,6 +160,40 @@ pub struct SaleTerms {
     pub window: SaleWindow,
 }
 
+/// What `load_sale.lua` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaleLoad {
+    Loaded,
+    /// A sale with orders still moving is not replaced; nothing changed.
+    Busy {
+        reservations: u64,
+        outbox: u64,
+        unsettled_payments: u64,
+    },
+}
+
+/// A change to a live sale; `None` leaves a term as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaleChange {
+    /// Units to add; negative removes units still for sale.
+    pub add_units: Option<i64>,
+    pub per_user_limit: Option<i64>,
+    /// The price of orders placed from now on.
+    pub price_cents: Option<i64>,
+    pub window: Option<SaleWindow>,
+}
+
+/// What `update_sale.lua` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaleUpdate {
+    Updated,
+    UnknownSku,
+    /// Removing that many would take units that are reserved or sold.
+    TooFewUnits {
+        stock: i64,
+    },
+}
+
 /// A sale's counters: units left to sell, held by unpaid orders, paid for,
 /// and loaded in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +229,7 @@ pub struct SaleStore {
     load_sale: Script,
     claim_queries: Script,
     acknowledge: Script,
+    update_sale: Script,
 }
 
 fn with_lib(script: &str) -> Script {
@@ -231,6 +267,7 @@ impl SaleStore {
             load_sale: Script::from_lua(LOAD_SALE_LUA),
             claim_queries: Script::from_lua(CLAIM_QUERIES_LUA),
             acknowledge: Script::from_lua(ACKNOWLEDGE_LUA),
+            update_sale: Script::from_lua(UPDATE_SALE_LUA),
         })
     }
 
@@ -504,10 +541,12 @@ impl SaleStore {
         Ok(value.as_deref().and_then(ReservationRecord::parse))
     }
 
-    /// Loads or replaces a sale; see `load_sale.lua` for what a replace resets.
-    pub async fn load_sale(&self, sku: &str, terms: &SaleTerms) -> Result<(), StoreError> {
+    /// Loads a sale, or replaces one with nothing outstanding; see
+    /// `load_sale.lua` for what a replace resets.
+    pub async fn load_sale(&self, sku: &str, terms: &SaleTerms) -> Result<SaleLoad, StoreError> {
         let keys = self.keys(sku);
-        let _: i64 = self
+        let (starts_ms, ends_ms) = terms.window.to_ms();
+        let reply: Vec<String> = self
             .load_sale
             .evalsha_with_reload(
                 self.pool.next(),
@@ -519,15 +558,51 @@ impl SaleStore {
                     keys.payments,
                     keys.closed,
                     keys.payment_events,
+                    keys.outbox,
                 ],
-                {
-                    let (starts_ms, ends_ms) = terms.window.to_ms();
-                    vec![terms.stock, terms.per_user_limit, terms.price_cents, starts_ms, ends_ms]
-                },
+                vec![terms.stock, terms.per_user_limit, terms.price_cents, starts_ms, ends_ms],
             )
             .await?;
-        let _: i64 = self.pool.next().sadd(&self.global.sales, sku).await?;
-        Ok(())
+        let number = |text: &String| text.parse::<u64>().ok();
+        let load = match reply.as_slice() {
+            [tag, _] if tag == "loaded" => SaleLoad::Loaded,
+            [tag, reservations, outbox, payments] if tag == "busy" => SaleLoad::Busy {
+                reservations: number(reservations).unwrap_or(0),
+                outbox: number(outbox).unwrap_or(0),
+                unsettled_payments: number(payments).unwrap_or(0),
+            },
+            _ => return Err(StoreError::Reply { script: "load_sale.lua", reply }),
+        };
+        if load == SaleLoad::Loaded {
+            let _: i64 = self.pool.next().sadd(&self.global.sales, sku).await?;
+        }
+        Ok(load)
+    }
+
+    /// Changes a live sale's units, limit, price or window; its orders stay
+    /// as they are (`update_sale.lua`).
+    pub async fn update_sale(&self, sku: &str, change: &SaleChange) -> Result<SaleUpdate, StoreError> {
+        let text = |value: Option<i64>| value.map_or(String::new(), |v| v.to_string());
+        let (starts_ms, ends_ms) = change.window.map_or((String::new(), String::new()), |window| {
+            let (starts, ends) = window.to_ms();
+            (starts.to_string(), ends.to_string())
+        });
+        let reply: Vec<String> = self
+            .update_sale
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![self.keys(sku).sale],
+                vec![text(change.add_units), text(change.per_user_limit), text(change.price_cents), starts_ms, ends_ms],
+            )
+            .await?;
+        let stock = |text: &String| text.parse::<i64>().ok();
+        let update = match reply.as_slice() {
+            [tag, left] if tag == "updated" => stock(left).map(|_| SaleUpdate::Updated),
+            [tag, left] if tag == "too_few_units" => stock(left).map(|stock| SaleUpdate::TooFewUnits { stock }),
+            [tag] if tag == "unknown_sku" => Some(SaleUpdate::UnknownSku),
+            _ => None,
+        };
+        update.ok_or(StoreError::Reply { script: "update_sale.lua", reply })
     }
 
     /// The SKUs with a sale loaded.

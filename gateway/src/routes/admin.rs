@@ -1,4 +1,5 @@
-//! The admin API: load a sale, look at its counters. Behind a bearer token.
+//! The admin API: load a sale, change a live one, look at its counters.
+//! Behind a bearer token.
 
 use hyper::body::Incoming;
 use hyper::header::AUTHORIZATION;
@@ -8,33 +9,84 @@ use order::request::check_sku;
 use crate::app::App;
 use crate::error::{ApiError, Dependency};
 use crate::http::{self, Reply};
-use stock::SaleTerms;
+use order::sale::SaleWindow;
+use serde::Deserialize;
+use stock::{SaleChange, SaleLoad, SaleTerms, SaleUpdate};
 
 /// Largest stock, limit or price a sale takes: the products of price and
 /// quantity stay below 2^53, exact in Lua's numbers.
 const MAX_FIGURE: i64 = 1_000_000_000_000;
 
 /// `PUT /admin/skus/{sku}` `{"stock", "per_user_limit", "price_cents",
-/// "starts_at"?, "ends_at"?}`: loads or replaces the sale, answers its counters.
+/// "starts_at"?, "ends_at"?}`: loads the sale, or replaces one with no
+/// orders outstanding (else 409 `sale_busy`); answers its counters.
 pub async fn put_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
     authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
-    http::require_json(req.headers())?;
-    let (parts, body) = req.into_parts();
-    let body = http::read_body(&parts.headers, body).await?;
-    let terms: SaleTerms = serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(format!("body: {e}")))?;
-    // Redis scripts count in doubles: keep every figure exact.
-    let in_range = |value: i64, min: i64| (min..=MAX_FIGURE).contains(&value);
+    let terms: SaleTerms = json_body(req).await?;
     if !in_range(terms.stock, 0) || !in_range(terms.per_user_limit, 1) || !in_range(terms.price_cents, 0) {
         return Err(ApiError::Invalid("stock and price_cents must be 0 to 10^12, per_user_limit 1 to 10^12".into()));
     }
     if !terms.window.is_valid() {
         return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
     }
-    app.sales.load_sale(sku, &terms).await.map_err(|_| ApiError::Unavailable(Dependency::Redis))?;
+    let loaded = app.sales.load_sale(sku, &terms).await.map_err(|err| redis_down("loading a sale", err))?;
+    if let SaleLoad::Busy { reservations, outbox, unsettled_payments } = loaded {
+        return Err(ApiError::SaleBusy { reservations, outbox, unsettled_payments });
+    }
     app.sold_out.clear(sku);
     app.sale_windows.remember(sku, terms.window);
     tracing::info!(sku, stock = terms.stock, per_user_limit = terms.per_user_limit, "sale loaded");
+    sale_reply(app, sku).await
+}
+
+/// The body of `PATCH /admin/skus/{sku}`; every field optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SalePatch {
+    /// Units to add; negative removes units still for sale.
+    add_units: Option<i64>,
+    per_user_limit: Option<i64>,
+    price_cents: Option<i64>,
+    /// Replaces the whole window: `{"starts_at"?, "ends_at"?}`.
+    window: Option<SaleWindow>,
+}
+
+/// `PATCH /admin/skus/{sku}` `{"add_units"?, "per_user_limit"?,
+/// "price_cents"?, "window"?}`: changes a live sale; its reservations,
+/// payments and buyers' counts stay as they are. Answers its counters.
+pub async fn patch_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    authorize(app, req.headers())?;
+    check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
+    let patch: SalePatch = json_body(req).await?;
+    let add_ok = patch.add_units.is_none_or(|add| add.abs() <= MAX_FIGURE);
+    if !add_ok
+        || !patch.per_user_limit.is_none_or(|v| in_range(v, 1))
+        || !patch.price_cents.is_none_or(|v| in_range(v, 0))
+    {
+        return Err(ApiError::Invalid(
+            "add_units must be within ±10^12, price_cents 0 to 10^12, per_user_limit 1 to 10^12".into(),
+        ));
+    }
+    if !patch.window.is_none_or(|window| window.is_valid()) {
+        return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
+    }
+    let change = SaleChange {
+        add_units: patch.add_units,
+        per_user_limit: patch.per_user_limit,
+        price_cents: patch.price_cents,
+        window: patch.window,
+    };
+    match app.sales.update_sale(sku, &change).await.map_err(|err| redis_down("changing a sale", err))? {
+        SaleUpdate::Updated => {}
+        SaleUpdate::UnknownSku => return Err(ApiError::UnknownSku),
+        SaleUpdate::TooFewUnits { stock } => return Err(ApiError::TooFewUnits { stock }),
+    }
+    app.sold_out.clear(sku);
+    if let Some(window) = patch.window {
+        app.sale_windows.remember(sku, window);
+    }
+    tracing::info!(sku, ?change, "sale changed");
     sale_reply(app, sku).await
 }
 
@@ -62,9 +114,26 @@ async fn sale_reply(app: &App, sku: &str) -> Result<Reply, ApiError> {
         .sales
         .sale_status(sku)
         .await
-        .map_err(|_| ApiError::Unavailable(Dependency::Redis))?
+        .map_err(|err| redis_down("reading a sale", err))?
         .ok_or(ApiError::UnknownSku)?;
     Ok(http::json(StatusCode::OK, &serde_json::json!({"sku": sku, "sale": status})))
+}
+
+/// Redis scripts count in doubles: keep every figure exact.
+fn in_range(value: i64, min: i64) -> bool {
+    (min..=MAX_FIGURE).contains(&value)
+}
+
+async fn json_body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
+    http::require_json(req.headers())?;
+    let (parts, body) = req.into_parts();
+    let body = http::read_body(&parts.headers, body).await?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(format!("body: {e}")))
+}
+
+fn redis_down(what: &str, err: stock::StoreError) -> ApiError {
+    tracing::warn!(error = %err, what, "redis failed");
+    ApiError::Unavailable(Dependency::Redis)
 }
 
 fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {

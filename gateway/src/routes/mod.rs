@@ -83,7 +83,7 @@ impl<'a> Target<'a> {
     fn allow(&self) -> &'static str {
         match self {
             Self::PlaceOrder | Self::PayOrder(_) | Self::CancelOrder(_) | Self::PaymentNotify => "POST",
-            Self::AdminSku(_) => "GET, PUT",
+            Self::AdminSku(_) => "GET, PUT, PATCH",
             _ => "GET",
         }
     }
@@ -132,6 +132,7 @@ async fn dispatch(
         Target::CancelOrder(order_id) => orders::cancel(&app, order_id, req).await,
         Target::PaymentNotify => payments::notify(&app, req).await,
         Target::AdminSku(sku) if req.method() == Method::PUT => admin::put_sku(&app, sku, req).await,
+        Target::AdminSku(sku) if req.method() == Method::PATCH => admin::patch_sku(&app, sku, req).await,
         Target::AdminSku(sku) => admin::get_sku(&app, sku, req).await,
         Target::AdminConfig => admin::get_config(&app, req),
         Target::Healthz => Ok(ops::healthz()),

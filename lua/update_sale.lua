@@ -1,0 +1,43 @@
+-- update_sale.lua: change a live sale without touching its orders, atomically.
+--
+-- Adds or removes units (only units still for sale can be removed: stock
+-- never goes below zero, so the total never below reserved + sold), and
+-- sets the per-user limit, the price of new orders and the window. Every
+-- reservation, payment and buyer count stays as it is. Arguments left
+-- empty ("") are not changed.
+--
+-- KEYS[1] sale:{sku}
+-- ARGV[1] units to add (negative: remove)   ARGV[2] per-user limit   ARGV[3] price in cents
+-- ARGV[4] sale starts (Unix ms, 0: at once)   ARGV[5] sale ends (Unix ms, 0: never)
+--         (the window's two ends are set together, or neither)
+--
+-- Returns {"updated", stock}, {"unknown_sku"} or {"too_few_units", stock}.
+--
+-- Example: EVALSHA <sha> 1 sale:{tv} 500 "" "" "" ""  -> {"updated", 620}
+
+if #KEYS ~= 1 or #ARGV ~= 5 then
+  return redis.error_reply('update_sale.lua takes 1 key and 5 arguments')
+end
+
+local stock = tonumber(redis.call('HGET', KEYS[1], 'stock'))
+if not stock then
+  return {'unknown_sku'}
+end
+local add = tonumber(ARGV[1]) or 0
+if stock + add < 0 then
+  return {'too_few_units', stock}
+end
+if add ~= 0 then
+  redis.call('HINCRBY', KEYS[1], 'total', add)
+  stock = redis.call('HINCRBY', KEYS[1], 'stock', add)
+end
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'per_user_limit', ARGV[2])
+end
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], 'price_cents', ARGV[3])
+end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5])
+end
+return {'updated', stock}
