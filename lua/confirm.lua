@@ -3,20 +3,30 @@
 -- If the order still holds its reservation, the reserved units become sold
 -- and the reservation leaves the deadline set, so no sweeper can cancel it
 -- any more. If the order was cancelled first, the payment is recorded as one
--- to refund and the units are not taken again. A repeat of the same payment
--- changes nothing and says whether its event was acknowledged.
+-- to refund and the units are not taken again. No verified payment is ever
+-- dropped: a second payment id for an order already paid, and a payment
+-- for an order this sale does not know (released before anyone saw it, the
+-- sale replaced, the record lost in a failover), are recorded as refunds
+-- too. A repeat of the same payment changes nothing and says whether its
+-- event was acknowledged.
 --
 -- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
--- KEYS[5] payments:{sku}  KEYS[6] closed:{sku}           (as in cancel.lua)
--- KEYS[7] payment_events:{sku}  hash: order id -> 1 once the payment's event is acknowledged
+-- KEYS[5] payments:{sku}  hash: order id -> "<paid|refund>:<payment id>:<reservation>" for
+--                         the order's first payment, "<order id>:<payment id>" -> the same
+--                         for any other
+-- KEYS[6] closed:{sku}           (as in cancel.lua)
+-- KEYS[7] payment_events:{sku}  hash: "<order id>:<payment id>" -> 1 once the payment's
+--                               event is acknowledged
 -- ARGV[1] order id   ARGV[2] payment id   ARGV[3] amount paid (cents)
 --
 -- Returns one of
 --   {"paid", reservation}
 --   {"refund", "<reason>:<reservation>"}     the order was cancelled first
+--   {"second_payment", reservation}          the order was paid by another payment: refund
+--   {"orphan"}                               no such order in this sale: refund (recorded with
+--                                            the reservation "0:0:<amount>:0:0:")
 --   {"dup", "<paid|refund>:<payment id>:<reservation>", acknowledged 0|1}
 --   {"amount_mismatch", expected_amount}     nothing changed
---   {"unknown"}                              no such order here
 --
 -- Example: EVALSHA <sha> 7 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv}
 --          payments:{tv} closed:{tv} payment_events:{tv} 81234 pay_9 19900
@@ -27,10 +37,16 @@ if #KEYS ~= 7 or #ARGV ~= 3 then
 end
 
 local order_id, payment_id, paid = ARGV[1], ARGV[2], ARGV[3]
-local payment = redis.call('HGET', KEYS[5], order_id)
-if payment then
-  local acknowledged = redis.call('HEXISTS', KEYS[7], order_id)
-  return {'dup', payment, acknowledged}
+local event_key = order_id .. ':' .. payment_id
+local first = redis.call('HGET', KEYS[5], order_id)
+if first then
+  local other = redis.call('HGET', KEYS[5], event_key)
+  if string.match(first, '^%a+:([^:]+):') == payment_id or other then
+    return {'dup', other or first, redis.call('HEXISTS', KEYS[7], event_key)}
+  end
+  local reservation = string.match(first, '^%a+:[^:]+:(.*)$')
+  redis.call('HSET', KEYS[5], event_key, 'refund:' .. payment_id .. ':' .. reservation)
+  return {'second_payment', reservation}
 end
 
 local reservation = redis.call('HGET', KEYS[3], order_id)
@@ -50,4 +66,5 @@ if closed then
   redis.call('HSET', KEYS[5], order_id, 'refund:' .. payment_id .. ':' .. string.match(closed, '^%a+:(.*)$'))
   return {'refund', closed}
 end
-return {'unknown'}
+redis.call('HSET', KEYS[5], order_id, 'refund:' .. payment_id .. ':0:0:' .. paid .. ':0:0:')
+return {'orphan'}

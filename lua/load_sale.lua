@@ -28,8 +28,11 @@ end
 local reservations = redis.call('HLEN', KEYS[3])
 local outbox = redis.call('LLEN', KEYS[8])
 local unsettled = 0
-for _, order_id in ipairs(redis.call('HKEYS', KEYS[5])) do
-  if redis.call('HEXISTS', KEYS[7], order_id) == 0 then
+local payments = redis.call('HGETALL', KEYS[5])
+for i = 1, #payments, 2 do
+  local field, payment_id = payments[i], string.match(payments[i + 1], '^%a+:([^:]+):')
+  local event_key = string.find(field, ':') and field or (field .. ':' .. payment_id)
+  if redis.call('HEXISTS', KEYS[7], event_key) == 0 then
     unsettled = unsettled + 1
   end
 end

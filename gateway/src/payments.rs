@@ -1,6 +1,9 @@
 //! Acting on a payment, the same way whether its notification arrived or
 //! the channel was asked: `confirm.lua` decides atomically, then the event
-//! goes to Kafka, and only then is the payment acknowledged.
+//! goes to Kafka, and only then is the payment acknowledged. A verified
+//! payment is never dropped: one that cannot pay for its order (cancelled,
+//! already paid by another payment, unknown to the sale) becomes a
+//! `RefundRequired` with its own record.
 
 use chrono::{DateTime, Utc};
 use order::event::{OrderEvent, OrderPaid, RefundRequired};
@@ -63,14 +66,28 @@ async fn settle_once(
             let reason = refund.then(|| "order cancelled".to_owned());
             (if refund { Settled::Refunded } else { Settled::Paid }, reason, reservation)
         }
+        Confirmation::SecondPayment(reservation) => {
+            (Settled::Refunded, Some("a second payment for an order already paid".to_owned()), reservation)
+        }
+        Confirmation::Orphan => {
+            tracing::warn!(%order_id, sku, payment_id, "payment for an order this sale does not know; to refund");
+            let unknown = ReservationRecord {
+                user_id: 0,
+                qty: 0,
+                amount_cents,
+                created_ms: 0,
+                pay_by_ms: 0,
+                idempotency_key: String::new(),
+            };
+            (Settled::Refunded, Some("no such order in the sale".to_owned()), unknown)
+        }
         Confirmation::AmountMismatch { expected } => {
             tracing::error!(%order_id, paid = amount_cents, expected, "payment amount differs from the order's");
             return Err(ApiError::AmountMismatch { paid: amount_cents, expected });
         }
-        Confirmation::Unknown => return Err(ApiError::UnknownOrder),
     };
     app.publish(&event(sku, order_id, payment_id, paid_at, refund, &reservation, amount_cents)).await?;
-    if let Err(err) = app.sales.mark_payment_event(sku, order_id).await {
+    if let Err(err) = app.sales.mark_payment_event(sku, order_id, payment_id).await {
         // A repeat of this payment will send the event once more; harmless.
         tracing::warn!(%order_id, error = %err, "could not record the payment event as sent");
     }

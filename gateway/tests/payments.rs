@@ -202,12 +202,24 @@ async fn forged_tampered_and_mismatched_notifications_change_nothing() {
         (wrong_amount.status, wrong_amount.json["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("amount_mismatch"))
     );
+    // A verified payment for an order the sale does not know takes nothing
+    // and is not forgotten: acknowledged, and recorded as a refund.
     let unknown = stack.notify(&notification("123456789", &sku, "pay_y", 1_000), PAYMENT_SECRET).await;
-    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.status, StatusCode::OK, "{}", unknown.json);
 
     assert_eq!(stack.counters(&sku).await, (9, 1, 0), "still reserved, nothing sold");
     assert_eq!(stack.notify(&good, PAYMENT_SECRET).await.status, StatusCode::OK, "the genuine one still works");
     assert_eq!(stack.counters(&sku).await, (9, 0, 1));
+    // The buyer paid twice: the second payment is to be refunded.
+    let twice = stack.notify(&notification(&order_id, &sku, "pay_x2", 1_000), PAYMENT_SECRET).await;
+    assert_eq!(twice.status, StatusCode::OK, "{}", twice.json);
+    assert_eq!(stack.counters(&sku).await, (9, 0, 1), "sold once");
+    eventually(Duration::from_secs(30), "both refunds recorded", || async {
+        let stranger = stack.refunds("123456789").await;
+        let second = stack.refunds(&order_id).await;
+        (stranger == [("pay_y".to_owned(), 1_000)] && second == [("pay_x2".to_owned(), 1_000)]).then_some(())
+    })
+    .await;
     stack.stop().await;
 }
 

@@ -114,6 +114,15 @@ impl OrderEvent {
         self.user_id().to_string()
     }
 
+    pub fn order_id(&self) -> OrderId {
+        match self {
+            Self::OrderCreated(order) => order.order_id,
+            Self::OrderPaid(paid) => paid.order.order_id,
+            Self::OrderCancelled(cancelled) => cancelled.order.order_id,
+            Self::RefundRequired(refund) => refund.order_id,
+        }
+    }
+
     pub fn user_id(&self) -> u64 {
         match self {
             Self::OrderCreated(order) => order.user_id,

@@ -141,7 +141,7 @@ impl Settler {
         }
         rejected.extend(self.store_orders(&orders, stopping).await?);
         for (message, event) in &moves {
-            let shard = self.shards.for_user(event.user_id());
+            let shard = self.shards.for_order(event.order_id());
             if let Err(err) = self.retrying("order transition", stopping, || transitions::apply(shard, event)).await? {
                 rejected.push(Rejected { message, kind: "refused", reason: format!("refused by its shard: {err}") });
             }

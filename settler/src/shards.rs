@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use order::id::OrderId;
 use order::shard::ShardRouter;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use sqlx::Executor;
@@ -35,6 +36,12 @@ impl ShardPools {
 
     pub fn for_user(&self, user_id: u64) -> &MySqlPool {
         &self.pools[self.router.shard_for_user(user_id)]
+    }
+
+    /// The shard of the order's user, read from the bucket in its id (also
+    /// for a refund of an order whose user is unknown).
+    pub fn for_order(&self, order_id: OrderId) -> &MySqlPool {
+        &self.pools[self.router.shard_of(order_id.bucket())]
     }
 
     /// Applies the migrations to every shard.

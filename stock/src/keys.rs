@@ -13,9 +13,10 @@ pub struct SaleKeys {
     pub reservations: String,
     /// Sorted set: order id by payment deadline (ms).
     pub deadlines: String,
-    /// Hash: order id → the payment taken or to refund.
+    /// Hash: order id → its first payment, taken or to refund;
+    /// `<order id>:<payment id>` → any other payment (to refund).
     pub payments: String,
-    /// Hash: order id → 1 once the payment's event is acknowledged.
+    /// Hash: `<order id>:<payment id>` → 1 once the payment's event is acknowledged.
     pub payment_events: String,
     /// Hash: order id → cancelled order.
     pub closed: String,

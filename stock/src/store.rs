@@ -93,21 +93,16 @@ pub enum Confirmation {
     /// The reserved units are sold.
     Paid(ReservationRecord),
     /// The order was cancelled before the money came: refund it.
-    Refund {
-        reason: CancelReason,
-        reservation: ReservationRecord,
-    },
+    Refund { reason: CancelReason, reservation: ReservationRecord },
     /// This payment was seen before.
-    Duplicate {
-        refund: bool,
-        reservation: ReservationRecord,
-        acknowledged: bool,
-    },
+    Duplicate { refund: bool, reservation: ReservationRecord, acknowledged: bool },
+    /// The order was paid by another payment: refund this one.
+    SecondPayment(ReservationRecord),
+    /// No such order in this sale (released unseen, sale replaced, record
+    /// lost): refund the payment. Recorded, so repeats are duplicates.
+    Orphan,
     /// The amount differs from the order's; nothing changed.
-    AmountMismatch {
-        expected: i64,
-    },
-    Unknown,
+    AmountMismatch { expected: i64 },
 }
 
 /// A payment the channel is to be asked about.
@@ -529,9 +524,10 @@ impl SaleStore {
         parse_confirmation(&reply).ok_or(StoreError::Reply { script: "confirm.lua", reply })
     }
 
-    /// Records that the event of the order's payment was acknowledged.
-    pub async fn mark_payment_event(&self, sku: &str, order_id: OrderId) -> Result<(), StoreError> {
-        let _: i64 = self.pool.next().hset(self.keys(sku).payment_events, (order_id.to_string(), 1)).await?;
+    /// Records that the event of a payment was acknowledged.
+    pub async fn mark_payment_event(&self, sku: &str, order_id: OrderId, payment_id: &str) -> Result<(), StoreError> {
+        let field = format!("{order_id}:{payment_id}");
+        let _: i64 = self.pool.next().hset(self.keys(sku).payment_events, (field, 1)).await?;
         Ok(())
     }
 
@@ -712,7 +708,10 @@ fn parse_confirmation(reply: &[String]) -> Option<Confirmation> {
         [tag, expected] if tag == "amount_mismatch" => {
             Confirmation::AmountMismatch { expected: expected.parse().ok()? }
         }
-        [tag] if tag == "unknown" => Confirmation::Unknown,
+        [tag, reservation] if tag == "second_payment" => {
+            Confirmation::SecondPayment(ReservationRecord::parse(reservation)?)
+        }
+        [tag] if tag == "orphan" => Confirmation::Orphan,
         _ => return None,
     })
 }

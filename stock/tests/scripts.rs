@@ -249,9 +249,20 @@ async fn confirm_sells_once_and_refunds_what_came_too_late() {
     assert_eq!(counters(&store, &sku).await, (8, 0, 2));
     let again = store.confirm(&sku, id, "pay_1", 3_998).await.unwrap();
     assert!(matches!(again, Confirmation::Duplicate { refund: false, acknowledged: false, .. }), "{again:?}");
-    store.mark_payment_event(&sku, id).await.unwrap();
+    store.mark_payment_event(&sku, id, "pay_1").await.unwrap();
     let again = store.confirm(&sku, id, "pay_1", 3_998).await.unwrap();
     assert!(matches!(again, Confirmation::Duplicate { acknowledged: true, .. }), "{again:?}");
+
+    // A second payment of the paid order is to be refunded, once.
+    let second = store.confirm(&sku, id, "pay_1b", 3_998).await.unwrap();
+    assert!(matches!(second, Confirmation::SecondPayment(ref r) if r.qty == 2), "{second:?}");
+    let again = store.confirm(&sku, id, "pay_1b", 3_998).await.unwrap();
+    assert!(matches!(again, Confirmation::Duplicate { refund: true, acknowledged: false, .. }), "{again:?}");
+    store.mark_payment_event(&sku, id, "pay_1b").await.unwrap();
+    let again = store.confirm(&sku, id, "pay_1b", 3_998).await.unwrap();
+    assert!(matches!(again, Confirmation::Duplicate { refund: true, acknowledged: true, .. }), "{again:?}");
+    let first = store.confirm(&sku, id, "pay_1", 3_998).await.unwrap();
+    assert!(matches!(first, Confirmation::Duplicate { refund: false, acknowledged: true, .. }), "{first:?}");
     assert_eq!(store.cancel(&sku, id, 7).await.unwrap(), Cancellation::NotPending { paid: true });
     assert_eq!(counters(&store, &sku).await, (8, 0, 2), "nothing moved twice");
 
@@ -260,7 +271,15 @@ async fn confirm_sells_once_and_refunds_what_came_too_late() {
     let refund = store.confirm(&sku, late, "pay_2", 1_999).await.unwrap();
     assert!(matches!(refund, Confirmation::Refund { reason: CancelReason::User, .. }), "{refund:?}");
     assert_eq!(counters(&store, &sku).await, (8, 0, 2), "a refunded order takes no units");
-    assert_eq!(store.confirm(&sku, order_id(1), "pay_3", 5).await.unwrap(), Confirmation::Unknown);
+
+    // A payment for an order the sale does not know is kept, as a refund.
+    let stranger = order_id(1);
+    assert_eq!(store.confirm(&sku, stranger, "pay_3", 5).await.unwrap(), Confirmation::Orphan);
+    let again = store.confirm(&sku, stranger, "pay_3", 5).await.unwrap();
+    assert!(
+        matches!(again, Confirmation::Duplicate { refund: true, ref reservation, .. } if reservation.amount_cents == 5)
+    );
+    assert_eq!(counters(&store, &sku).await, (8, 0, 2));
 }
 
 #[tokio::test]
