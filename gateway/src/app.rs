@@ -16,6 +16,7 @@ use stock::SaleStore;
 
 use crate::config::Config;
 use crate::error::{ApiError, Dependency};
+use crate::node_lease::NodeLease;
 use crate::order_store::OrderStore;
 use crate::payments::Settled;
 use crate::recent_orders::RecentOrders;
@@ -57,6 +58,8 @@ pub struct App {
     pub sold_out: SoldOutCache,
     pub recent_orders: RecentOrders,
     pub ids: IdGenerator,
+    /// The lease on `server.node_id`: ids are minted only while it is held.
+    pub node: NodeLease,
     /// Order placements in progress, by SKU and idempotency key.
     pub placing: SingleFlight<Result<Placed, ApiError>>,
     /// Payments being settled, by order and payment id: copies of one
@@ -97,6 +100,7 @@ impl App {
             sold_out: SoldOutCache::new(Duration::from_millis(config.orders.sold_out_recheck_ms)),
             recent_orders: RecentOrders::new(Duration::from_secs(config.orders.payment_window_secs)),
             ids: IdGenerator::new(config.server.node_id).expect("validated node id"),
+            node: NodeLease::new(config.server.node_id),
             placing: SingleFlight::new(),
             settling: SingleFlight::new(),
             metrics,

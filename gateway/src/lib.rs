@@ -8,6 +8,7 @@
 //!   [`reload`]: their hot reload; [`shedding`]: the in-flight cap.
 //! - [`sold_out`], [`sale_windows`] and [`recent_orders`]: what is answered from memory;
 //!   [`single_flight`]: one placement per idempotency key in flight.
+//! - [`node_lease`]: this instance's node id, leased in Redis.
 //! - [`payments`]: settling a payment; [`payment_queries`]: asking the
 //!   channel about payments whose notification is late.
 //! - [`order_store`]: order lookups in MySQL. The Redis scripts live in the
@@ -20,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod node_lease;
 pub mod order_store;
 pub mod payment_queries;
 pub mod payments;
@@ -41,6 +43,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use app::App;
+use node_lease::NodeIdTaken;
 
 /// How often idle per-user buckets are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
@@ -48,13 +51,14 @@ const PRUNE_EVERY: Duration = Duration::from_secs(30);
 /// Runs the gateway on `listener` until `shutdown` resolves, then drains open
 /// requests and flushes the producer, so no acknowledged order is lost.
 /// With `config_file`, its traffic section is reloaded when it changes and
-/// on SIGHUP.
+/// on SIGHUP. Stops with an error if another live instance holds this
+/// instance's node id.
 pub async fn run(
     listener: TcpListener,
     app: Arc<App>,
     config_file: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
-) {
+) -> Result<(), NodeIdTaken> {
     let pruner = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -66,15 +70,40 @@ pub async fn run(
             }
         })
     };
+    let (taken_tx, taken_rx) = tokio::sync::oneshot::channel();
+    let lease = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _ = taken_tx.send(app.node.keep(&app.sales).await);
+        })
+    };
     let lookups = tokio::spawn(payment_queries::run(app.clone()));
     let reloads = config_file.map(|path| tokio::spawn(reload::watch(app.clone(), path)));
-    server::serve(listener, app.clone(), shutdown, app.config.shutdown_grace()).await;
+    let clash = std::sync::Mutex::new(None);
+    let stop = async {
+        tokio::select! {
+            _ = shutdown => {}
+            Ok(taken) = taken_rx => {
+                tracing::error!(error = %taken, "stopping");
+                *clash.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(taken);
+            }
+        }
+    };
+    server::serve(listener, app.clone(), stop, app.config.shutdown_grace()).await;
     pruner.abort();
     lookups.abort();
+    lease.abort();
     if let Some(reloads) = reloads {
         reloads.abort();
     }
     if let Err(err) = app.events.flush(app.config.shutdown_grace()).await {
         tracing::error!(error = %err, "producer flush did not finish");
+    }
+    match clash.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()) {
+        Some(taken) => Err(taken),
+        None => {
+            app.node.release(&app.sales).await;
+            Ok(())
+        }
     }
 }

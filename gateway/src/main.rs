@@ -37,6 +37,6 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!("redis not reachable yet; answering 503 until it is");
     }
     tracing::info!(listen = %listener.local_addr()?, "gateway listening");
-    gateway::run(listener, app, args.config, service::shutdown_signal()).await;
+    gateway::run(listener, app, args.config, service::shutdown_signal()).await?;
     Ok(())
 }

@@ -285,3 +285,29 @@ async fn an_operator_changing_a_live_sale_never_touches_its_orders() {
     gateway.shutdown().await;
     drop_shards(&shards).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_never_mint_ids_with_one_node_id() {
+    let topic = fresh_topic(1).await;
+    let shards = fresh_shards(1).await;
+    let first = TestGateway::start(gateway_config(&topic, &shards)).await;
+    let second = TestGateway::start(gateway_config(&topic, &shards)).await;
+    let sku = unique("nodes");
+    first.load_sale(&sku, 10, 5, 100).await;
+    assert!(first.app.node.held() && !second.app.node.held(), "one lease per node id");
+    assert_eq!(first.place(1, &sku, 1, "a").await.status, StatusCode::ACCEPTED);
+    let refused = second.place(2, &sku, 1, "b").await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.json);
+
+    // The first one stops and gives its lease up: the second takes over.
+    first.shutdown().await;
+    let taken_over = eventually(Duration::from_secs(10), "the second gateway taking orders", || async {
+        let answer = second.place(2, &sku, 1, "b").await;
+        (answer.status == StatusCode::ACCEPTED).then_some(answer)
+    })
+    .await;
+    assert_eq!(taken_over.json["qty"], 1);
+    assert_eq!(counters(&second, &sku).await, (8, 2, 0, 10), "the refused attempt took nothing");
+    second.shutdown().await;
+    drop_shards(&shards).await;
+}

@@ -132,8 +132,9 @@ async fn refusals_name_their_reason() {
     let unknown = gateway.place(1, &unique("nothing"), 1, "f").await;
     assert_eq!((unknown.status, unknown.json["error"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_sku")));
 
-    // Reloading the sale clears the local sold-out mark at once.
-    gateway.load_sale(&sku, 1, 1, 25_000).await;
+    // Restocking the live sale clears the local sold-out mark at once.
+    let restock = gateway.admin(Method::PATCH, &format!("/admin/skus/{sku}"), r#"{"add_units": 1}"#).await;
+    assert_eq!(restock.status, StatusCode::OK, "{}", restock.json);
     assert_eq!(gateway.place(3, &sku, 1, "g").await.status, StatusCode::ACCEPTED);
 }
 

@@ -52,7 +52,11 @@ async fn outside_its_window_a_sale_is_refused_from_memory() {
 
     // A second gateway that did not load the sale learns the window from
     // Redis's refusal once, then answers from memory.
-    let other = TestGateway::start(config).await;
+    let other = TestGateway::start(gateway::config::Config {
+        server: gateway::config::Server { node_id: 1, ..config.server.clone() },
+        ..config
+    })
+    .await;
     assert_eq!(other.place(2, &early, 1, "e2").await.json["error"], "sale_not_started");
     assert_eq!(reserve_calls(&other).await, 2.0, "one trip to learn the window");
     assert_eq!(other.place(3, &early, 1, "e3").await.json["error"], "sale_not_started");

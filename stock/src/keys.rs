@@ -48,6 +48,7 @@ impl SaleKeys {
 
 /// The keys that span sales.
 pub struct GlobalKeys {
+    namespace: String,
     /// Set of the SKUs with a sale loaded.
     pub sales: String,
     /// Set of the SKUs that may hold reservations or unsent cancellations:
@@ -60,8 +61,14 @@ pub struct GlobalKeys {
 }
 
 impl GlobalKeys {
+    /// The lease on a gateway's node id: the holder's token.
+    pub fn node_lease(&self, node_id: u8) -> String {
+        format!("{}gateway_node:{node_id}", self.namespace)
+    }
+
     pub fn new(namespace: &str) -> Self {
         Self {
+            namespace: namespace.to_owned(),
             sales: format!("{namespace}sales"),
             active_sales: format!("{namespace}active_sales"),
             payment_queries: format!("{namespace}payment_queries"),

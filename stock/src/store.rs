@@ -25,6 +25,7 @@ const LOAD_SALE_LUA: &str = include_str!("../../lua/load_sale.lua");
 const CLAIM_QUERIES_LUA: &str = include_str!("../../lua/claim_queries.lua");
 const ACKNOWLEDGE_LUA: &str = include_str!("../../lua/acknowledge.lua");
 const UPDATE_SALE_LUA: &str = include_str!("../../lua/update_sale.lua");
+const NODE_LEASE_LUA: &str = include_str!("../../lua/node_lease.lua");
 
 /// Where Redis is and how long to wait for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -225,6 +226,7 @@ pub struct SaleStore {
     claim_queries: Script,
     acknowledge: Script,
     update_sale: Script,
+    node_lease: Script,
 }
 
 fn with_lib(script: &str) -> Script {
@@ -263,6 +265,7 @@ impl SaleStore {
             claim_queries: Script::from_lua(CLAIM_QUERIES_LUA),
             acknowledge: Script::from_lua(ACKNOWLEDGE_LUA),
             update_sale: Script::from_lua(UPDATE_SALE_LUA),
+            node_lease: Script::from_lua(NODE_LEASE_LUA),
         })
     }
 
@@ -370,6 +373,24 @@ impl SaleStore {
             )
             .await?;
         Ok(stands == 1)
+    }
+
+    /// Claims or renews the lease on a gateway node id for `lease_ms` (0
+    /// gives it up). `Err(ms)`: another holder's lease has that long to run.
+    pub async fn lease_node(&self, node_id: u8, token: &str, lease_ms: u64) -> Result<Result<(), i64>, StoreError> {
+        let reply: Vec<i64> = self
+            .node_lease
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![self.global.node_lease(node_id)],
+                vec![token.to_owned(), lease_ms.to_string()],
+            )
+            .await?;
+        match reply.as_slice() {
+            [1, _] => Ok(Ok(())),
+            [0, left_ms] => Ok(Err(*left_ms)),
+            _ => Err(StoreError::Reply { script: "node_lease.lua", reply: reply.iter().map(i64::to_string).collect() }),
+        }
     }
 
     /// Redis's clock, Unix ms: the one clock every gateway and sweeper

@@ -18,17 +18,21 @@ pub fn healthz() -> Reply {
     http::json(StatusCode::OK, &json!({"status": "ok"}))
 }
 
-/// Redis and Kafka both answer and neither breaker is open: this instance
-/// can take orders.
+/// Redis and Kafka both answer, neither breaker is open and the node id
+/// lease is held: this instance can take orders.
 pub async fn readyz(app: &App) -> Reply {
     let redis = async { tokio::time::timeout(PROBE_TIMEOUT, app.sales.ping()).await.is_ok_and(|r| r.is_ok()) };
     let (redis, kafka) = tokio::join!(redis, app.events.ready(PROBE_TIMEOUT));
     let policy = app.traffic.load();
     let breakers = json!({"redis": policy.redis.state(), "kafka": policy.kafka.state()});
     let closed = policy.redis.state() != "open" && policy.kafka.state() != "open";
-    let status = if redis && kafka && closed { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let node_id = app.node.held();
+    let status = if redis && kafka && closed && node_id { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let word = if status == StatusCode::OK { "ready" } else { "unavailable" };
-    http::json(status, &json!({"status": word, "redis": redis, "kafka": kafka, "breakers": breakers}))
+    http::json(
+        status,
+        &json!({"status": word, "redis": redis, "kafka": kafka, "breakers": breakers, "node_id_leased": node_id}),
+    )
 }
 
 pub fn metrics(app: &App) -> Reply {

@@ -181,6 +181,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
 
 /// Reserves in Redis and queues the event: one placement of one key.
 async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Placed, ApiError> {
+    if !app.node.held() {
+        tracing::warn!(node_id = app.config.server.node_id, "node id lease not held; refusing to mint order ids");
+        return Err(ApiError::Unavailable(Dependency::Redis));
+    }
     let now_ms = Utc::now().timestamp_millis();
     let pay_by_ms = now_ms + app.config.orders.payment_window_secs as i64 * 1_000;
     let order_id = app.ids.next(bucket_for_user(order.user_id), now_ms);

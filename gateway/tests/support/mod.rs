@@ -125,9 +125,22 @@ impl TestGateway {
         let app = Arc::new(gateway::App::new(config, config_file.clone()).expect("building the gateway"));
         app.sales.wait_connected(Duration::from_secs(1)).await;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(gateway::run(listener, app.clone(), config_file, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn({
+            let app = app.clone();
+            async move {
+                let stopped = async {
+                    let _ = stopped.await;
+                };
+                if let Err(err) = gateway::run(listener, app, config_file, stopped).await {
+                    tracing::error!(error = %err, "test gateway stopped");
+                }
+            }
+        });
+        // Orders are taken once the node id lease is held.
+        let waiting = Instant::now();
+        while !app.node.held() && waiting.elapsed() < Duration::from_secs(3) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build(connector);
