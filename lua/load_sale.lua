@@ -9,6 +9,9 @@
 -- says what is outstanding (change a live sale with update_sale.lua).
 -- Idempotency records of the previous sale expire on their own TTL.
 --
+-- The sale hash records when it was loaded (`loaded_ms`): reconciliation
+-- counts only the orders created since, not those of earlier sales of the SKU.
+--
 -- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
 -- KEYS[5] payments:{sku}  KEYS[6] closed:{sku}  KEYS[7] payment_events:{sku}
 -- KEYS[8] outbox:{sku}
@@ -41,6 +44,10 @@ if reservations + outbox + unsettled > 0 then
 end
 
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+-- When this sale began (Redis TIME): its orders are the ones created since.
+local time = redis.call('TIME')
+local loaded_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'total', ARGV[1], 'reserved', 0, 'sold', 0,
-  'per_user_limit', ARGV[2], 'price_cents', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5])
+  'per_user_limit', ARGV[2], 'price_cents', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
+  'loaded_ms', loaded_ms)
 return {'loaded', tonumber(ARGV[1])}

@@ -398,13 +398,26 @@ async fn reconcile_finds_and_repairs_a_drifted_counter() {
     assert!(!clean.drifted(), "{clean:?}");
 
     // A failover lost two acknowledged decrements.
-    store.set_counters(&sku, 10, 1, 1).await.unwrap();
+    let redis =
+        fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&redis_url()).unwrap()).build().unwrap();
+    fred::prelude::ClientLike::init(&redis).await.unwrap();
+    let sale_key = format!("{}sale:{{{sku}}}", namespace(&stack.topic));
+    let () = fred::prelude::HashesInterface::hset(&redis, &sale_key, ("stock", 10)).await.unwrap();
     let drift = settler::reconcile::reconcile(&shards, &store, &sku, false).await.unwrap();
     assert!(drift.drifted());
     assert_eq!((drift.redis.stock, drift.mysql.stock), (10, 8));
     let repaired = settler::reconcile::reconcile(&shards, &store, &sku, true).await.unwrap();
     assert!(repaired.repaired);
     assert_eq!(stack.counters(&sku).await, (8, 1, 1));
+
+    // The next sale of the SKU is compared with its own orders only.
+    let cancel = stack.owner_request(&pending, "cancel", 2, &sku).await;
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.json);
+    stack.stored_status(&pending, "CANCELLED").await;
+    stack.gateway.load_sale(&sku, 5, 3, 100).await;
+    let next = settler::reconcile::reconcile(&shards, &store, &sku, false).await.unwrap();
+    assert!(!next.drifted(), "earlier sales' orders are not counted: {next:?}");
+    assert_eq!((next.mysql.sold, next.mysql.stock), (0, 5));
     assert!(!settler::reconcile::reconcile(&shards, &store, &sku, false).await.unwrap().drifted());
     stack.stop().await;
 }

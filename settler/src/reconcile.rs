@@ -3,9 +3,14 @@
 //! MySQL holds every order once it is settled, so after a Redis failover
 //! that lost acknowledged writes the database says what the counters must
 //! be: `reserved` = units of pending orders, `sold` = units of paid (and
-//! later) orders, `stock` = units loaded − reserved − sold. Orders still on
-//! their way to MySQL show as drift for a moment: reconcile when the sale is
-//! quiet, or run it twice.
+//! later) orders, `stock` = units loaded − reserved − sold. Only orders of
+//! the current sale count: those created since it was loaded. Orders still
+//! on their way to MySQL show as drift for a moment: reconcile when the
+//! sale is quiet, or run it twice.
+//!
+//! The repair (`repair_sale.lua`, one script, so it races no reservation or
+//! payment) takes `sold` from MySQL and `reserved` from the reservations
+//! Redis holds, since those are what the sweeper and payments act on.
 
 use order::status::OrderStatus;
 use serde::Serialize;
@@ -55,13 +60,16 @@ pub async fn reconcile(
     repair: bool,
 ) -> Result<Reconciliation, ReconcileError> {
     let status: SaleStatus = store.sale_status(sku).await?.ok_or_else(|| ReconcileError::UnknownSku(sku.to_owned()))?;
+    let loaded_at = chrono::DateTime::from_timestamp_millis(status.loaded_ms).unwrap_or_default().naive_utc();
     let (mut reserved, mut sold) = (0i64, 0i64);
     for pool in &shards.pools {
-        let units: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, CAST(SUM(qty) AS SIGNED) FROM orders WHERE sku = ? GROUP BY status")
-                .bind(sku)
-                .fetch_all(pool)
-                .await?;
+        let units: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, CAST(SUM(qty) AS SIGNED) FROM orders WHERE sku = ? AND created_at >= ? GROUP BY status",
+        )
+        .bind(sku)
+        .bind(loaded_at)
+        .fetch_all(pool)
+        .await?;
         for (status, qty) in units {
             match OrderStatus::parse(&status) {
                 Some(OrderStatus::PendingPayment) => reserved += qty,
@@ -78,8 +86,11 @@ pub async fn reconcile(
         repaired: false,
     };
     if repair && reconciliation.drifted() {
-        let target = reconciliation.mysql;
-        store.set_counters(sku, target.stock, target.reserved, target.sold).await?;
+        let (stock, reserved, sold) = store
+            .repair_counters(sku, reconciliation.mysql.sold)
+            .await?
+            .ok_or_else(|| ReconcileError::UnknownSku(sku.to_owned()))?;
+        reconciliation.redis = Counters { stock, reserved, sold };
         reconciliation.repaired = true;
     }
     Ok(reconciliation)

@@ -26,6 +26,7 @@ const CLAIM_QUERIES_LUA: &str = include_str!("../../lua/claim_queries.lua");
 const ACKNOWLEDGE_LUA: &str = include_str!("../../lua/acknowledge.lua");
 const UPDATE_SALE_LUA: &str = include_str!("../../lua/update_sale.lua");
 const NODE_LEASE_LUA: &str = include_str!("../../lua/node_lease.lua");
+const REPAIR_SALE_LUA: &str = include_str!("../../lua/repair_sale.lua");
 
 /// Where Redis is and how long to wait for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -202,6 +203,9 @@ pub struct SaleStatus {
     pub price_cents: i64,
     #[serde(flatten)]
     pub window: SaleWindow,
+    /// When this sale was loaded (Redis clock, Unix ms); the orders of the
+    /// SKU created before it belong to earlier sales.
+    pub loaded_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +231,7 @@ pub struct SaleStore {
     acknowledge: Script,
     update_sale: Script,
     node_lease: Script,
+    repair_sale: Script,
 }
 
 fn with_lib(script: &str) -> Script {
@@ -266,6 +271,7 @@ impl SaleStore {
             acknowledge: Script::from_lua(ACKNOWLEDGE_LUA),
             update_sale: Script::from_lua(UPDATE_SALE_LUA),
             node_lease: Script::from_lua(NODE_LEASE_LUA),
+            repair_sale: Script::from_lua(REPAIR_SALE_LUA),
         })
     }
 
@@ -633,31 +639,51 @@ impl SaleStore {
             .next()
             .hmget(
                 self.keys(sku).sale,
-                vec!["stock", "reserved", "sold", "total", "per_user_limit", "price_cents", "starts_ms", "ends_ms"],
+                vec![
+                    "stock",
+                    "reserved",
+                    "sold",
+                    "total",
+                    "per_user_limit",
+                    "price_cents",
+                    "starts_ms",
+                    "ends_ms",
+                    "loaded_ms",
+                ],
             )
             .await?;
         Ok(match fields.as_slice() {
-            [Some(stock), reserved, sold, total, per_user_limit, price_cents, starts_ms, ends_ms] => Some(SaleStatus {
-                stock: *stock,
-                reserved: reserved.unwrap_or(0),
-                sold: sold.unwrap_or(0),
-                total: total.unwrap_or(0),
-                per_user_limit: per_user_limit.unwrap_or(0),
-                price_cents: price_cents.unwrap_or(0),
-                window: SaleWindow::from_ms(starts_ms.unwrap_or(0), ends_ms.unwrap_or(0)),
-            }),
+            [Some(stock), reserved, sold, total, per_user_limit, price_cents, starts_ms, ends_ms, loaded_ms] => {
+                Some(SaleStatus {
+                    stock: *stock,
+                    reserved: reserved.unwrap_or(0),
+                    sold: sold.unwrap_or(0),
+                    total: total.unwrap_or(0),
+                    per_user_limit: per_user_limit.unwrap_or(0),
+                    price_cents: price_cents.unwrap_or(0),
+                    window: SaleWindow::from_ms(starts_ms.unwrap_or(0), ends_ms.unwrap_or(0)),
+                    loaded_ms: loaded_ms.unwrap_or(0),
+                })
+            }
             _ => None,
         })
     }
 
-    /// Overwrites a sale's counters (reconciliation's repair).
-    pub async fn set_counters(&self, sku: &str, stock: i64, reserved: i64, sold: i64) -> Result<(), StoreError> {
-        let _: i64 = self
-            .pool
-            .next()
-            .hset(self.keys(sku).sale, vec![("stock", stock), ("reserved", reserved), ("sold", sold)])
+    /// Reconciliation's repair: `sold` as MySQL says, `reserved` as the
+    /// reservations held now, `stock` the rest (`repair_sale.lua`). Returns
+    /// (stock, reserved, sold) as set, `None` for an unknown SKU.
+    pub async fn repair_counters(&self, sku: &str, sold: i64) -> Result<Option<(i64, i64, i64)>, StoreError> {
+        let keys = self.keys(sku);
+        let reply: Vec<String> = self
+            .repair_sale
+            .evalsha_with_reload(self.pool.next(), vec![keys.sale, keys.reservations], vec![sold.to_string()])
             .await?;
-        Ok(())
+        let numbers: Vec<i64> = reply.iter().filter_map(|n| n.parse().ok()).collect();
+        match (reply.as_slice(), numbers.as_slice()) {
+            ([tag], _) if tag == "unknown_sku" => Ok(None),
+            (_, [stock, reserved, sold]) => Ok(Some((*stock, *reserved, *sold))),
+            _ => Err(StoreError::Reply { script: "repair_sale.lua", reply }),
+        }
     }
 
     /// Asks for the channel to be queried about a payment from `due_ms` on.
