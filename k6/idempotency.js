@@ -1,17 +1,21 @@
 // Idempotency storm: many retries of a small pool of clicks. Each answer
 // must be the first one (202), a replay (200 with Idempotent-Replayed: true)
 // or a 409 (request in progress, or the user's limit of 1 reached by that
-// very order) - never a second order.
+// very order) - never a second order: at most one 202 per key, and at the
+// end the sale holds at most one unit per key. Any 5xx fails the run.
 //
 //   k6 run k6/idempotency.js -e RATE=500 -e DURATION=10s -e KEYS=100
 import { check } from 'k6';
-import { Rate } from 'k6/metrics';
-import { loadSale, placeOrder } from './lib.js';
+import { Counter, Rate } from 'k6/metrics';
+import { loadSale, placeOrder, saleCounters } from './lib.js';
 
 const RATE = Number(__ENV.RATE || 500);
 const DURATION = __ENV.DURATION || '10s';
 const KEYS = Number(__ENV.KEYS || 100);
 const unexpected = new Rate('unexpected_answers');
+const accepted = new Counter('orders_accepted');
+const serverErrors = new Counter('server_errors');
+const broken = new Counter('sale_invariant_broken');
 
 export const options = {
   scenarios: {
@@ -25,7 +29,12 @@ export const options = {
     },
   },
   thresholds: {
-    unexpected_answers: ['rate<0.01'],
+    unexpected_answers: ['rate==0'],
+    server_errors: ['count==0'],
+    // Every key gets its one 202 (the sale has room for all); a second
+    // order for any key would push this past KEYS.
+    orders_accepted: [`count<=${KEYS}`],
+    sale_invariant_broken: ['count==0'],
   },
 };
 
@@ -42,4 +51,19 @@ export default function (data) {
     'replays say so': (r) => r.status !== 200 || r.headers['Idempotent-Replayed'] === 'true',
   });
   unexpected.add(!ok);
+  if (res.status === 202) {
+    accepted.add(1);
+  }
+  if (res.status >= 500) {
+    serverErrors.add(1);
+  }
+}
+
+// One unit per key at most, and the units add up.
+export function teardown(data) {
+  const sale = saleCounters(data.sku);
+  if (sale.reserved + sale.sold > KEYS || sale.stock + sale.reserved + sale.sold !== sale.total) {
+    console.error(`sale ${data.sku}: ${JSON.stringify(sale)}`);
+    broken.add(1);
+  }
 }

@@ -29,6 +29,16 @@ export function placeOrder(userId, sku, key) {
 // out, rate limited.
 export const EXPECTED = [202, 200, 409, 429];
 
+// The sale's counters (GET /admin/skus/{sku}).
+export function saleCounters(sku) {
+  const res = http.get(`${BASE_URL}/admin/skus/${sku}`,
+    { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  if (res.status !== 200) {
+    throw new Error(`reading the sale failed: ${res.status} ${res.body}`);
+  }
+  return res.json('sale');
+}
+
 export function checkAnswer(res, unexpected) {
   const ok = check(res, {
     'status is an expected answer': (r) => EXPECTED.includes(r.status),

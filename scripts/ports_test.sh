@@ -2,10 +2,11 @@
 # The fresh-machine check of the test command: scripts/setup.sh and
 # scripts/stack.sh start on spare ports where nothing runs yet, so setup.sh
 # starts a Redis, a MariaDB (its own data directory) and a tansu of this
-# test's own; then a small flash sale through the load generator (payments,
-# timeouts, resale, every order counted in MySQL), a k6 smoke run of the
-# just-built gateway, and a check that each process of the stack talks to
-# these ports and to no default one. Stops everything it started.
+# test's own; then k6 smoke runs of the just-built gateway (flash sale,
+# idempotency storm), a small flash sale through the load generator
+# (payments, timeouts, resale, every order counted in MySQL), and a check
+# that each process of the stack talks to these ports and to no default
+# one. Stops everything it started.
 #
 #   scripts/ports_test.sh
 set -euo pipefail
@@ -48,15 +49,22 @@ for port in "$REDIS_PORT" "$MYSQL_PORT" "$KAFKA_PORT"; do
   grep -q "$port" <(ls "$RUN") || die "setup.sh did not start a service of its own on port $port"
 done
 
-GATEWAY_ORDERS__PAYMENT_WINDOW_SECS=4 bash "$ROOT/scripts/stack.sh" start
+# k6 first, with the default payment window: no unit times out and sells
+# again during the run, so accepted <= stock is the invariant.
+bash "$ROOT/scripts/stack.sh" start
+log "k6 smoke: k6/flash_sale.js and k6/idempotency.js against the gateway just built"
+"$STATE/venv/bin/k6" run --quiet --no-usage-report -e BASE_URL="$GATEWAY_URL" \
+  -e RATE=300 -e DURATION=5s -e STOCK=300 -e P99_MS=500 "$ROOT/k6/flash_sale.js"
+"$STATE/venv/bin/k6" run --quiet --no-usage-report -e BASE_URL="$GATEWAY_URL" \
+  -e RATE=300 -e DURATION=4s -e KEYS=50 "$ROOT/k6/idempotency.js"
 
+# Then the order's life with a short payment window: payments, timeouts,
+# the units sold again, every order counted in MySQL.
+bash "$ROOT/scripts/stack.sh" stop
+GATEWAY_ORDERS__PAYMENT_WINDOW_SECS=4 bash "$ROOT/scripts/stack.sh" start
 sku="ports_$(date +%s)_$RANDOM"
 "$(cat "$STATE/bin-dir")/loadtest" flash-sale --sku "$sku" --stock 40 --buyers 400 --concurrency 16 \
   --pay-fraction 0.5 --settle-secs 60 --max-secs 60
-
-log "k6 smoke: k6/flash_sale.js against the gateway just built"
-"$STATE/venv/bin/k6" run --quiet --no-usage-report -e BASE_URL="$GATEWAY_URL" \
-  -e RATE=300 -e DURATION=5s -e STOCK=300 -e P99_MS=500 "$ROOT/k6/flash_sale.js"
 
 # peers PID: the ports the process connected to (its established TCP
 # connections, less those accepted on its own listening port).

@@ -6,7 +6,7 @@
 # ports; installs (Debian packages) and starts what is missing. Safe to run
 # again. Ports: REDIS_PORT, MYSQL_PORT, KAFKA_PORT (scripts/lib.sh).
 #
-#   scripts/setup.sh [--release]
+#   scripts/setup.sh [--release | --services-only]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -124,6 +124,7 @@ ensure_tools
 ensure_redis
 ensure_mariadb
 ensure_broker
+[ "${1:-}" = "--services-only" ] && exit 0
 ensure_k6
 
 log "building the workspace ($PROFILE)"

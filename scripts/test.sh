@@ -3,8 +3,9 @@
 # drops databases that earlier interrupted test runs left, runs the
 # workspace's tests with cargo-nextest (cargo test where nextest is missing),
 # then scripts/ports_test.sh: the stack just built, on spare ports with
-# services of its own, a small flash sale and a k6 smoke run with its
-# thresholds enforced.
+# services of its own, a small flash sale and k6 smoke runs with their
+# thresholds enforced; and the short form of scripts/chaos.sh (faults
+# injected mid-sale, invariants checked after).
 #
 #   scripts/test.sh [extra nextest/cargo test arguments]
 set -euo pipefail
@@ -29,3 +30,4 @@ else
 fi
 
 bash "$ROOT/scripts/ports_test.sh"
+bash "$ROOT/scripts/chaos.sh" --short

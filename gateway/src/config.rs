@@ -63,8 +63,9 @@ pub struct Orders {
     pub idempotency_ttl_secs: u64,
     /// How long a reserved order may wait for the broker to acknowledge its
     /// creation before the sweeper cancels it and its units go back,
-    /// seconds. Covers the orders whose buyer was answered 503 "outcome
-    /// unknown" and a gateway that died between reserve and publish.
+    /// seconds (at most the payment window). Covers the orders whose buyer
+    /// was answered 503 "outcome unknown" and a gateway that died between
+    /// reserve and publish.
     pub confirm_window_secs: u64,
     /// How long a SKU seen sold out is answered 409 from memory before one
     /// request is let through to Redis to look again, milliseconds.
@@ -335,12 +336,10 @@ impl Config {
         // An order still waiting for its broker acknowledgement must not be
         // swept from under the request placing it.
         let in_flight_ms = self.kafka.message_timeout_ms + 2 * self.redis.command_timeout_ms + 1_000;
-        if self.orders.confirm_window_secs * 1_000 <= in_flight_ms
-            || self.orders.confirm_window_secs > self.orders.payment_window_secs
-        {
+        if self.orders.confirm_window_secs * 1_000 <= in_flight_ms {
             return invalid(
                 "orders.confirm_window_secs",
-                "must exceed kafka.message_timeout_ms + 2 × redis.command_timeout_ms + 1 s, and not exceed payment_window_secs",
+                "must exceed kafka.message_timeout_ms + 2 × redis.command_timeout_ms + 1 s",
             );
         }
         self.traffic.validate()

@@ -24,6 +24,8 @@ pub struct SaleCounters {
     pub stock: i64,
     pub reserved: i64,
     pub sold: i64,
+    /// Units loaded in all.
+    pub total: i64,
 }
 
 /// Load goes to loopback (127.0.0.0/8, ::1) only.

@@ -8,6 +8,7 @@
 
 mod bench;
 mod burst;
+mod chaos;
 mod client;
 mod flash_sale;
 mod mixed;
@@ -44,6 +45,10 @@ enum Scenario {
     IdempotencyStorm(StormArgs),
     /// Sessions that order, then pay, cancel or walk away, and look the order up.
     Mixed(MixedArgs),
+    /// Chaos: buyers who retry with their key across gateways; writes what they were told.
+    ChaosBuyers(ChaosBuyersArgs),
+    /// Chaos: waits for the stack to settle and checks the invariants against the buyers' answers.
+    ChaosCheck(ChaosCheckArgs),
     /// The floors (bare HTTP, pipelined Redis, plain INSERT) and the stack's
     /// figures as ratios against them, in one run, as one table.
     Bench(BenchArgs),
@@ -79,6 +84,57 @@ struct BenchArgs {
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ChaosBuyersArgs {
+    /// Gateway base URLs (loopback); clicks go round robin, retries to the next one.
+    #[arg(long = "target", env = "GATEWAY_URL", value_delimiter = ',', required = true)]
+    targets: Vec<String>,
+    #[arg(long)]
+    sku: String,
+    /// Distinct buyers, one click each.
+    #[arg(long, default_value_t = 2_000)]
+    buyers: u64,
+    /// Clicks per second.
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// Clicks in flight at most.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// How long one click keeps being retried, seconds.
+    #[arg(long, default_value_t = 60)]
+    retry_secs: u64,
+    /// The first buyer's user id.
+    #[arg(long, default_value_t = 1)]
+    first_user: u64,
+    /// Where the answers go (JSON), for chaos-check.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ChaosCheckArgs {
+    #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
+    target: String,
+    #[arg(long, env = "GATEWAY_ADMIN__TOKEN", default_value = "dev-admin-token")]
+    admin_token: String,
+    /// The answers chaos-buyers wrote.
+    #[arg(long)]
+    answers: PathBuf,
+    /// Shard DSNs (the settler's list); or MYSQL_SHARDS, comma-separated.
+    #[arg(long = "shard", env = "MYSQL_SHARDS", value_delimiter = ',', default_values_t = default_shards())]
+    shards: Vec<String>,
+    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    kafka: String,
+    #[arg(long, default_value = "order-events")]
+    topic: String,
+    /// The settlers' consumer group.
+    #[arg(long, default_value = "settler")]
+    group: String,
+    /// How long to wait for every invariant to hold, seconds.
+    #[arg(long, default_value_t = 90)]
+    settle_secs: u64,
 }
 
 #[derive(clap::Args)]
@@ -235,7 +291,59 @@ async fn main() -> anyhow::Result<()> {
         Scenario::IdempotencyStorm(args) => storm(args).await,
         Scenario::Mixed(args) => mixed(args).await,
         Scenario::Bench(args) => bench(args).await,
+        Scenario::ChaosBuyers(args) => chaos_buyers(args).await,
+        Scenario::ChaosCheck(args) => chaos_check(args).await,
     }
+}
+
+async fn chaos_buyers(args: ChaosBuyersArgs) -> anyhow::Result<()> {
+    let gateways = args
+        .targets
+        .iter()
+        .map(|target| client::Gateway::new(target, "", args.concurrency))
+        .collect::<Result<_, _>>()?;
+    let answers = chaos::Buyers {
+        gateways,
+        sku: args.sku,
+        first_user: args.first_user,
+        buyers: args.buyers,
+        rate_per_sec: args.rate,
+        concurrency: args.concurrency,
+        retry_for: Duration::from_secs(args.retry_secs),
+    }
+    .run()
+    .await;
+    println!(
+        "{} clicks: {} orders answered, finals {:?}, {} retries, {} unanswered",
+        args.buyers,
+        answers.accepted.len(),
+        answers.finals,
+        answers.retries,
+        answers.unanswered
+    );
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&answers)?)?;
+    Ok(())
+}
+
+async fn chaos_check(args: ChaosCheckArgs) -> anyhow::Result<()> {
+    let answers: chaos::Answers = serde_json::from_slice(&std::fs::read(&args.answers)?)?;
+    let invariants = chaos::Check {
+        gateway: client::Gateway::new(&args.target, &args.admin_token, 4)?,
+        shards: args.shards,
+        bootstrap: args.kafka,
+        topic: args.topic,
+        group: args.group,
+        settle_timeout: Duration::from_secs(args.settle_secs),
+    }
+    .run(&answers)
+    .await?;
+    for invariant in &invariants {
+        println!("[{}] {}: {}", if invariant.held { " ok " } else { "FAIL" }, invariant.name, invariant.detail);
+    }
+    if invariants.iter().any(|invariant| !invariant.held) {
+        anyhow::bail!("an invariant failed");
+    }
+    Ok(())
 }
 
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {

@@ -204,7 +204,7 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
             now_ms,
             pay_by_ms,
             idempotency_ttl_secs: app.config.orders.idempotency_ttl_secs,
-            confirm_window_ms: app.config.orders.confirm_window_secs * 1_000,
+            confirm_window_ms: app.config.orders.confirm_window_secs.min(app.config.orders.payment_window_secs) * 1_000,
         })
         .await;
     policy.redis.record(&reserved);

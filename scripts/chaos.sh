@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# The fault suite: a stack of its own on spare ports — a Redis with an
+# append-only file, two MariaDB servers (shard 3 on the second), a tansu,
+# two gateways (node ids 0 and 1) and two settlers — and, per scenario, a
+# fresh sale, buyers who retry with their key on the other gateway, a fault
+# injected mid-sale, then the same invariants (loadtest chaos-check): Redis's
+# units add up; MySQL's live orders hold exactly what Redis holds; every
+# order answered 2xx is stored once, live, on its user's shard; the
+# settlers' consumer group has no lag. Prints one table; exits non-zero if
+# any invariant failed.
+#
+#   scripts/chaos.sh            every scenario
+#   scripts/chaos.sh --short    the test command's subset
+#   scripts/chaos.sh NAME...    the scenarios named
+#
+# Scenarios: broker_stall, gateway_kill, settler_kill, kill_one_of_each,
+# redis_restart, shard_down, key_reuse, live_change. A broker restart is
+# left out: the broker the set-up installs keeps messages in memory only,
+# so restarting it loses what it held (production runs Kafka).
+set -euo pipefail
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+export REDIS_PORT="$(free_port)" MYSQL_PORT="$(free_port)" KAFKA_PORT="$(free_port)"
+export GATEWAY_PORT="$(free_port)" PAYSIM_PORT="$(free_port)"
+MYSQL_PORT_2="$(free_port)"
+GATEWAY_PORT_2="$(free_port)"
+unset REDIS_URL MYSQL_URL KAFKA_BOOTSTRAP MYSQL_SHARDS
+RUN_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.local/chaos"
+rm -rf "$RUN_DIR"
+export RUN_DIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+export MYSQL_SHARDS="$MYSQL_URL/orders_0,$MYSQL_URL/orders_1,$MYSQL_URL/orders_2,mysql://flashsale:flashsale@127.0.0.1:$MYSQL_PORT_2/orders_3"
+
+case "${1:-}" in
+  --short) SCENARIOS=(broker_stall kill_one_of_each key_reuse) ;;
+  "") SCENARIOS=(broker_stall gateway_kill settler_kill kill_one_of_each redis_restart shard_down key_reuse live_change) ;;
+  *) SCENARIOS=("$@") ;;
+esac
+
+# --- processes -------------------------------------------------------------
+
+pid_of() { cat "$RUN/$1.pid"; }
+alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(pid_of "$1")" 2>/dev/null; }
+
+# spawn NAME COMMAND...: in the background, log in $RUN/NAME.log.
+spawn() {
+  local name=$1
+  shift
+  nohup "$@" >>"$RUN/$name.log" 2>&1 &
+  echo $! >"$RUN/$name.pid"
+}
+
+start_redis() {
+  spawn redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$RUN" --save "" \
+    --appendonly yes --appendfsync always --appendfilename chaos.aof
+  wait_port "$REDIS_PORT" 20 redis
+}
+
+BIN=""
+start_gateway() { # NAME NODE PORT
+  (
+    export GATEWAY_SERVER__NODE_ID="$2" GATEWAY_SERVER__LISTEN="127.0.0.1:$3"
+    export GATEWAY_CONFIG="$ROOT/config/gateway.local.toml"
+    spawn "$1" "$BIN/gateway"
+  )
+  local deadline=$((SECONDS + 40))
+  until curl -fsS "http://127.0.0.1:$3/readyz" >/dev/null 2>&1; do
+    alive "$1" || { tail -20 "$RUN/$1.log" >&2; die "$1 exited"; }
+    ((SECONDS < deadline)) || { tail -20 "$RUN/$1.log" >&2; die "$1 not ready"; }
+    sleep 0.3
+  done
+}
+
+start_settler() { spawn "$1" "$BIN/settler"; }
+
+stop_all() {
+  for name in gateway_a gateway_b settler_a settler_b redis; do
+    alive "$name" && kill -CONT "$(pid_of "$name")" 2>/dev/null && kill "$(pid_of "$name")" 2>/dev/null || true
+  done
+  for pid_file in "$RUN"/tansu-*.pid "$RUN"/mariadb-*.pid; do
+    [ -f "$pid_file" ] && kill -CONT "$(cat "$pid_file")" 2>/dev/null && kill "$(cat "$pid_file")" 2>/dev/null || true
+  done
+}
+trap stop_all EXIT
+
+# --- set-up ----------------------------------------------------------------
+
+log "chaos stack: redis $REDIS_PORT, mariadb $MYSQL_PORT + $MYSQL_PORT_2, kafka $KAFKA_PORT, gateways $GATEWAY_PORT + $GATEWAY_PORT_2"
+start_redis
+MYSQL_PORT="$MYSQL_PORT_2" bash "$ROOT/scripts/setup.sh" --services-only
+bash "$ROOT/scripts/setup.sh"
+BIN="$(cat "$STATE/bin-dir")"
+stack_env
+# Faults resolve within seconds here: a short broker timeout and confirm
+# window, so unconfirmed orders are swept during the check.
+export GATEWAY_KAFKA__MESSAGE_TIMEOUT_MS=2000 GATEWAY_ORDERS__CONFIRM_WINDOW_SECS=6
+export SETTLER_SWEEPER__EVERY_MS=200 SETTLER_KAFKA__SESSION_TIMEOUT_MS=6000
+start_settler settler_a
+start_settler settler_b
+start_gateway gateway_a 0 "$GATEWAY_PORT"
+start_gateway gateway_b 1 "$GATEWAY_PORT_2"
+TARGETS="http://127.0.0.1:$GATEWAY_PORT,http://127.0.0.1:$GATEWAY_PORT_2"
+TANSU_PID=$(cat "$RUN/tansu-$KAFKA_PORT.pid")
+MARIADB_2_PID=$(cat "$RUN/mariadb-$MYSQL_PORT_2.pid" 2>/dev/null || pgrep -f "mariadbd.*--port=$MYSQL_PORT_2")
+
+admin() { # METHOD SKU BODY
+  curl -fsS -X "$1" "$GATEWAY_URL/admin/skus/$2" -H 'authorization: Bearer dev-admin-token' \
+    -H 'content-type: application/json' -d "$3" >/dev/null
+}
+
+# buyers SKU FIRST_USER OUT: 600 clicks at 100/s over both gateways, in the background.
+buyers() {
+  "$BIN/loadtest" chaos-buyers --target "$TARGETS" --sku "$1" --first-user "$2" --buyers 600 --rate 100 \
+    --retry-secs 30 --out "$3" >"$3.log" 2>&1 &
+}
+
+# --- scenarios: each injects its fault while the buyers click ---------------
+
+broker_stall() { kill -STOP "$TANSU_PID"; sleep 4; kill -CONT "$TANSU_PID"; }
+gateway_kill() { kill -KILL "$(pid_of gateway_a)"; sleep 1; start_gateway gateway_a 0 "$GATEWAY_PORT"; }
+settler_kill() { kill -KILL "$(pid_of settler_a)"; sleep 2; start_settler settler_a; }
+kill_one_of_each() {
+  kill -KILL "$(pid_of gateway_b)" "$(pid_of settler_b)"
+  sleep 2
+  start_settler settler_b
+  start_gateway gateway_b 1 "$GATEWAY_PORT_2"
+}
+redis_restart() {
+  redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
+  sleep 1
+  start_redis
+}
+shard_down() {
+  kill -TERM "$MARIADB_2_PID"
+  while kill -0 "$MARIADB_2_PID" 2>/dev/null; do sleep 0.2; done
+  sleep 3
+  MYSQL_PORT="$MYSQL_PORT_2" bash "$ROOT/scripts/setup.sh" --services-only >/dev/null 2>&1
+  MARIADB_2_PID=$(pgrep -f "mariadbd.*--port=$MYSQL_PORT_2")
+}
+key_reuse() {
+  # Some buyers' key records expire mid-sale; those buyers click again with
+  # the same key the next day: new orders.
+  local keys
+  keys=$(redis-cli -p "$REDIS_PORT" --scan --pattern "idem:{$SKU}:*" | head -50 || true)
+  [ -n "$keys" ] && redis-cli -p "$REDIS_PORT" del $keys >/dev/null
+  "$BIN/loadtest" chaos-buyers --target "$TARGETS" --sku "$SKU" --first-user "$FIRST_USER" --buyers 100 \
+    --rate 100 --retry-secs 30 --out "$RUN/$SKU.again.json" >"$RUN/$SKU.again.log" 2>&1
+}
+live_change() {
+  admin PATCH "$SKU" '{"add_units": 100, "per_user_limit": 2}'
+  sleep 1
+  admin PATCH "$SKU" '{"add_units": -20, "price_cents": 1200}' || true
+}
+
+ROWS=()
+failed=0
+for scenario in "${SCENARIOS[@]}"; do
+  declare -F "$scenario" >/dev/null || die "no scenario $scenario"
+  SKU="chaos_${scenario}_$RANDOM"
+  FIRST_USER=$((RANDOM * 1000 + 1))
+  admin PUT "$SKU" '{"stock": 450, "per_user_limit": 2, "price_cents": 1000}'
+  log "$scenario: sale $SKU, 450 units, 600 buyers"
+  buyers "$SKU" "$FIRST_USER" "$RUN/$SKU.json"
+  buyers_pid=$!
+  sleep 2
+  "$scenario"
+  wait "$buyers_pid" || die "the buyers of $scenario failed: $(tail -3 "$RUN/$SKU.json.log")"
+  answers="$RUN/$SKU.json"
+  if [ -f "$RUN/$SKU.again.json" ]; then
+    python3 - "$answers" "$RUN/$SKU.again.json" <<'PY'
+import json, sys
+first, again = (json.load(open(p)) for p in sys.argv[1:])
+first["accepted"].update(again["accepted"])
+json.dump(first, open(sys.argv[1], "w"))
+PY
+  fi
+  if out=$("$BIN/loadtest" chaos-check --answers "$answers" --settle-secs 60 2>&1); then result=held; else result=BROKEN; failed=1; fi
+  echo "$out" | sed "s/^/  $scenario /" >&2
+  cells=$(echo "$out" | grep -E '^\[' | sed -E 's/^\[ ok \].*/held/; s/^\[FAIL\].*/BROKEN/' | paste -sd'|')
+  ROWS+=("| $scenario | ${cells//|/ | } | $(head -1 "$RUN/$SKU.json.log" | sed 's/|/\//g') |")
+done
+
+echo
+echo "| scenario | units add up | MySQL live = Redis held | every 2xx stored once, live | consumer lag 0 | buyers |"
+echo "|---|---|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
+exit "$failed"
