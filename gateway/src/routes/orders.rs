@@ -260,8 +260,9 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
 
 /// Sends `OrderCreated` and waits for the broker, then moves the order to
 /// its payment deadline. Units go back only when the event certainly did
-/// not reach the broker: an order that may exist keeps them until its
-/// confirm deadline, when the sweeper cancels it if nobody retried.
+/// not reach the broker, on the order's first send: an order that may
+/// exist keeps them until its confirm deadline, when the sweeper cancels
+/// it if nobody retried.
 async fn queue(app: &App, sku: &str, key: &str, record: IdempotencyRecord, replayed: bool) -> Result<Placed, ApiError> {
     let event = OrderEvent::OrderCreated(OrderCreated {
         order_id: record.order_id,
@@ -278,7 +279,9 @@ async fn queue(app: &App, sku: &str, key: &str, record: IdempotencyRecord, repla
         retry_after_secs: app.in_flight_window().as_secs().max(1),
     };
     if let Err(unpublished) = app.publish(&event).await {
-        if unpublished.delivered_maybe {
+        // A replay re-sends an order an earlier attempt may have delivered:
+        // this attempt failing says nothing about that one.
+        if unpublished.delivered_maybe || replayed {
             tracing::warn!(sku, order_id = %record.order_id, "order event outcome unknown; its units stay until the confirm deadline");
             return Err(outcome_unknown());
         }
