@@ -2,7 +2,8 @@
 # Runs every test against real services: sets up the machine (scripts/setup.sh),
 # drops databases that earlier interrupted test runs left, runs the
 # workspace's tests with cargo-nextest (cargo test where nextest is missing),
-# then scripts/ports_test.sh: the stack just built, on spare ports with
+# then the Lua scripts and the hot path again on a Redis Cluster of three
+# masters (scripts/cluster_test.sh), then scripts/ports_test.sh: the stack just built, on spare ports with
 # services of its own, a small flash sale and k6 smoke runs with their
 # thresholds enforced; and the short form of scripts/chaos.sh (faults
 # injected mid-sale, invariants checked after).
@@ -29,5 +30,6 @@ else
   cargo test --workspace --no-fail-fast "$@"
 fi
 
+bash "$ROOT/scripts/cluster_test.sh"
 bash "$ROOT/scripts/ports_test.sh"
 bash "$ROOT/scripts/chaos.sh" --short
