@@ -53,8 +53,12 @@ done
 export REDIS_URL="redis-cluster://${nodes[0]}?node=${nodes[1]}&node=${nodes[2]}"
 log "redis cluster: $REDIS_URL"
 cd "$ROOT"
-cargo nextest run -p stock -p gateway --test scripts --test orders --test payments --test faults \
-  --test-threads 4 --no-fail-fast "$@"
+tests=(-p stock -p gateway --test scripts --test orders --test payments --test faults)
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run "${tests[@]}" --test-threads 4 --no-fail-fast "$@"
+else
+  cargo test "${tests[@]}" --no-fail-fast "$@"
+fi
 keys=0
 for port in "${PORTS[@]}"; do keys=$((keys + $(redis-cli -p "$port" dbsize))); done
 ((keys > 0)) || die "the tests left no key on the cluster: were they pointed at it?"

@@ -3,10 +3,10 @@
 # drops databases that earlier interrupted test runs left, runs the
 # workspace's tests with cargo-nextest (cargo test where nextest is missing),
 # then the Lua scripts and the hot path again on a Redis Cluster of three
-# masters (scripts/cluster_test.sh), then scripts/ports_test.sh: the stack just built, on spare ports with
-# services of its own, a small flash sale and k6 smoke runs with their
-# thresholds enforced; and the short form of scripts/chaos.sh (faults
-# injected mid-sale, invariants checked after).
+# masters (scripts/cluster_test.sh), then scripts/ports_test.sh (the stack
+# just built, on spare ports with services of its own: k6 smoke runs with
+# their thresholds enforced, a small flash sale), then the short form of
+# scripts/chaos.sh (faults injected mid-sale, invariants checked after).
 #
 #   scripts/test.sh [extra nextest/cargo test arguments]
 set -euo pipefail
