@@ -92,6 +92,7 @@ start_redis
 MYSQL_PORT="$MYSQL_PORT_2" bash "$ROOT/scripts/setup.sh" --services-only
 bash "$ROOT/scripts/setup.sh"
 BIN="$(cat "$STATE/bin-dir")"
+export SETTLER_OPS__LISTEN=127.0.0.1:0   # two settlers: any free port each
 stack_env
 # Faults resolve within seconds here: a short broker timeout and confirm
 # window, so unconfirmed orders are swept during the check.

@@ -2,7 +2,7 @@
 # small helpers. Sourced, not run.
 #
 # One set of variables moves the whole stack: REDIS_PORT, MYSQL_PORT,
-# KAFKA_PORT, GATEWAY_PORT, PAYSIM_PORT (or REDIS_URL, MYSQL_URL,
+# KAFKA_PORT, GATEWAY_PORT, PAYSIM_PORT, SETTLER_PORT (or REDIS_URL, MYSQL_URL,
 # KAFKA_BOOTSTRAP). `stack_env` turns them into the GATEWAY_<SECTION>__<FIELD>
 # and SETTLER_<SECTION>__<FIELD> settings of the binaries, and the load
 # generator and the tests read REDIS_URL, KAFKA_BOOTSTRAP, MYSQL_URL,
@@ -18,6 +18,7 @@ MYSQL_PORT="${MYSQL_PORT:-3306}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
 PAYSIM_PORT="${PAYSIM_PORT:-9700}"
+SETTLER_PORT="${SETTLER_PORT:-9101}"                # the settler's /healthz and /metrics
 
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
 export MYSQL_URL="${MYSQL_URL:-mysql://flashsale:flashsale@127.0.0.1:$MYSQL_PORT}"
@@ -43,6 +44,7 @@ stack_env() {
   export SETTLER_MYSQL__SHARDS="${SETTLER_MYSQL__SHARDS:-$shards_toml}"
   export GATEWAY_PAYMENTS__CHANNEL_URL="${GATEWAY_PAYMENTS__CHANNEL_URL:-$PAYSIM_URL}"
   export GATEWAY_PAYMENTS__NOTIFY_URL="${GATEWAY_PAYMENTS__NOTIFY_URL:-$GATEWAY_URL/v1/payments/notify}"
+  export SETTLER_OPS__LISTEN="${SETTLER_OPS__LISTEN:-127.0.0.1:$SETTLER_PORT}"
 }
 
 # port_open PORT: something listens on 127.0.0.1:PORT.

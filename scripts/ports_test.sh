@@ -15,7 +15,7 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 export REDIS_PORT="$(free_port)" MYSQL_PORT="$(free_port)" KAFKA_PORT="$(free_port)"
-export GATEWAY_PORT="$(free_port)" PAYSIM_PORT="$(free_port)"
+export GATEWAY_PORT="$(free_port)" PAYSIM_PORT="$(free_port)" SETTLER_PORT="$(free_port)"
 unset REDIS_URL MYSQL_URL KAFKA_BOOTSTRAP MYSQL_SHARDS
 RUN_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.local/ports-test"
 rm -rf "$RUN_DIR"
@@ -79,12 +79,15 @@ check_peers() {
   for port in "$@"; do
     [[ "$seen" == *" $port "* ]] || die "$name has no connection to port $port (peers:$seen)"
   done
-  for port in 6379 3306 9092 8080 9700; do
+  for port in 6379 3306 9092 8080 9700 9101; do
     [[ "$seen" != *" $port "* ]] || die "$name talks to the default port $port (peers:$seen)"
   done
   log "$name talks to ports$seen"
 }
 check_peers gateway "$REDIS_PORT" "$KAFKA_PORT"
+curl -fsS "http://127.0.0.1:$SETTLER_PORT/healthz" >/dev/null || die "the settler's /healthz does not answer on $SETTLER_PORT"
+curl -fsS "http://127.0.0.1:$SETTLER_PORT/metrics" | grep -q '^settler_batches_total' \
+  || die "the settler's /metrics has no settler_batches_total"
 check_peers settler "$REDIS_PORT" "$KAFKA_PORT" "$MYSQL_PORT"
 
 if command -v redis-cli >/dev/null && is_redis 6379 && [ "$(redis-cli -p 6379 EXISTS "sale:{$sku}")" != 0 ]; then

@@ -3,7 +3,8 @@
 # in the background, for k6, curl or a storefront. Run scripts/setup.sh (or
 # scripts/demo.sh) first.
 #
-#   scripts/stack.sh start    gateway on 127.0.0.1:$GATEWAY_PORT (8080), settler, paysim on :$PAYSIM_PORT (9700)
+#   scripts/stack.sh start    gateway on 127.0.0.1:$GATEWAY_PORT (8080), settler (/healthz, /metrics
+#                             on :$SETTLER_PORT, 9101), paysim on :$PAYSIM_PORT (9700)
 #   scripts/stack.sh stop     SIGTERM all: drain, flush, commit, exit
 #   scripts/stack.sh status
 #
@@ -68,6 +69,7 @@ case "${1:-}" in
     stack_env
     free_for paysim "$PAYSIM_PORT" PAYSIM_PORT
     free_for gateway "$GATEWAY_PORT" GATEWAY_PORT
+    free_for settler "$SETTLER_PORT" SETTLER_PORT
     start_one paysim --listen "127.0.0.1:$PAYSIM_PORT"
     wait_listening paysim "$PAYSIM_PORT"
     start_one settler
@@ -83,8 +85,7 @@ case "${1:-}" in
       fi
       sleep 0.3
     done
-    # The settler connects lazily: give it a moment to fail on a bad setting.
-    sleep 1
+    wait_listening settler "$SETTLER_PORT"
     for name in paysim settler gateway; do running "$name" || died "$name"; done
     log "ready: $GATEWAY_URL (admin token: dev-admin-token unless configured)"
     ;;

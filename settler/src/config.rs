@@ -16,6 +16,21 @@ pub struct Config {
     pub batch: Batch,
     pub redis: RedisConfig,
     pub sweeper: Sweeper,
+    pub ops: Ops,
+}
+
+/// The health and metrics endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ops {
+    /// Address of `GET /healthz` and `GET /metrics` (port 0: any free one).
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for Ops {
+    fn default() -> Self {
+        Self { listen: ([127, 0, 0, 1], 9101).into() }
+    }
 }
 
 /// The timeout sweeper: cancels orders whose payment window passed.

@@ -150,6 +150,8 @@ impl Settler {
             self.dead_letter(rejected, stopping).await?;
         }
         self.commit(batch);
+        metrics::counter!("settler_batches_total").increment(1);
+        metrics::counter!("settler_events_total").increment(batch.len() as u64);
         tracing::debug!(messages = batch.len(), orders = orders.len(), transitions = moves.len(), "batch settled");
         Ok(())
     }

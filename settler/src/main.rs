@@ -63,6 +63,9 @@ async fn main() -> anyhow::Result<()> {
 /// The consumer and the sweeper, until SIGTERM or SIGINT; each finishes
 /// what it is doing first.
 async fn run(config: Config) -> anyhow::Result<()> {
+    let (ops_listener, metrics) = settler::ops::bind(config.ops.listen).await?;
+    tracing::info!(listen = %ops_listener.local_addr()?, "health and metrics endpoint");
+    let ops = tokio::spawn(settler::ops::serve(ops_listener, metrics));
     settler::shards::ShardPools::connect_lazy(&config.mysql.shards, 1)?.migrate().await?;
     let sweeper = settler::sweeper::Sweeper {
         store: stock::SaleStore::connect(&config.redis)?,
@@ -95,6 +98,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     let _ = stop.send(true);
+    ops.abort();
     if let Some(sweeping) = sweeping {
         sweeping.await?;
     }

@@ -87,6 +87,7 @@ impl Sweeper {
                 self.store.set_active(&sku, true).await?;
             }
             let (sale, _) = sale?;
+            metrics::counter!("settler_swept_orders_total").increment(sale.cancelled);
             swept.cancelled += sale.cancelled;
             swept.events_sent += sale.events_sent;
         }

@@ -68,6 +68,7 @@ impl Fixture {
             // This test is about the consumer; sweeping the shared Redis's
             // sales would mix other tests' cancellations into this topic.
             .env("SETTLER_SWEEPER__ENABLED", "false")
+            .env("SETTLER_OPS__LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .kill_on_drop(true)
