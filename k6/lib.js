@@ -6,11 +6,11 @@ export const BASE_URL = __ENV.BASE_URL || 'http://127.0.0.1:8080';
 export const ADMIN_TOKEN = __ENV.ADMIN_TOKEN || 'dev-admin-token';
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
-// Loads a sale of `stock` units with a per-user limit of 1; returns the SKU.
-export function loadSale(prefix, stock) {
+// Loads a sale of `stock` units (per-user limit 1 unless given); returns the SKU.
+export function loadSale(prefix, stock, perUserLimit = 1) {
   const sku = `${prefix}_${Date.now()}`;
   const res = http.put(`${BASE_URL}/admin/skus/${sku}`,
-    JSON.stringify({ stock, per_user_limit: 1, price_cents: 9900 }),
+    JSON.stringify({ stock, per_user_limit: perUserLimit, price_cents: 9900 }),
     { headers: { ...JSON_HEADERS, authorization: `Bearer ${ADMIN_TOKEN}` } });
   if (res.status !== 200) {
     throw new Error(`loading the sale failed: ${res.status} ${res.body}`);

@@ -14,7 +14,7 @@ use hyper::{Method, StatusCode};
 use order::shard::ShardRouter;
 use support::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stock_is_never_oversold_and_every_order_reaches_its_shard() {
     let topic = fresh_topic(4).await;
     let shards = fresh_shards(4).await;
@@ -76,7 +76,7 @@ async fn stock_is_never_oversold_and_every_order_reaches_its_shard() {
     drop_shards(&shards).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_repeats_of_one_key_make_one_order() {
     let topic = fresh_topic(1).await;
     let gateway = Arc::new(TestGateway::start(gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()])).await);
@@ -108,6 +108,61 @@ async fn racing_repeats_of_one_key_make_one_order() {
         let reused = gateway.place(user, &sku, qty, "one-click").await;
         assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(reused.json["error"], "idempotency_key_reused");
+    }
+}
+
+/// Repeats of each click race on two gateway instances at once, so no
+/// in-process single flight merges them: Redis's idempotency record is what
+/// keeps one order per key, across several SKUs and quantities.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_repeats_across_two_gateways_make_one_order_per_key() {
+    let topic = fresh_topic(1).await;
+    let shards = ["mysql://unused@127.0.0.1/x".to_owned()];
+    let mut second = gateway_config(&topic, &shards);
+    second.server.node_id = 1;
+    let gateways = [
+        Arc::new(TestGateway::start(gateway_config(&topic, &shards)).await),
+        Arc::new(TestGateway::start(second).await),
+    ];
+    let skus: Vec<String> = (0..3).map(|_| unique("race")).collect();
+    for sku in &skus {
+        gateways[0].load_sale(sku, 1_000, 10, 100).await;
+    }
+    // 3 SKUs × 20 clicks (qty 1–3), each sent 8 times, alternating gateways.
+    let clicks: Vec<(String, u64, u32)> =
+        skus.iter().flat_map(|sku| (1..=20u64).map(move |user| (sku.clone(), user, (user % 3 + 1) as u32))).collect();
+    let mut sends = Vec::new();
+    for (sku, user, qty) in &clicks {
+        for copy in 0..8 {
+            let (gateway, sku, user, qty) = (gateways[copy % 2].clone(), sku.clone(), *user, *qty);
+            sends.push(tokio::spawn(async move {
+                let answer = gateway.place(user, &sku, qty, &format!("click-{user}")).await;
+                (sku, user, answer)
+            }));
+        }
+    }
+    let answers = join_all(sends).await;
+
+    let mut orders: std::collections::HashMap<(String, u64), HashSet<String>> = Default::default();
+    let mut created: std::collections::HashMap<(String, u64), usize> = Default::default();
+    for answer in answers {
+        let (sku, user, answer) = answer.unwrap();
+        match answer.status {
+            StatusCode::ACCEPTED | StatusCode::OK => {}
+            StatusCode::CONFLICT => assert_eq!(answer.json["error"], "request_in_progress", "{}", answer.json),
+            other => panic!("unexpected {other}: {}", answer.json),
+        }
+        orders.entry((sku.clone(), user)).or_default().insert(answer.json["order_id"].as_str().unwrap().to_owned());
+        *created.entry((sku, user)).or_default() += usize::from(answer.status == StatusCode::ACCEPTED);
+    }
+    for ((sku, user), ids) in &orders {
+        assert_eq!(ids.len(), 1, "click {user} on {sku} named several orders: {ids:?}");
+        assert_eq!(created[&(sku.clone(), *user)], 1, "click {user} on {sku}: one 202");
+    }
+    for sku in &skus {
+        let units: i64 = clicks.iter().filter(|(s, ..)| s == sku).map(|(.., qty)| *qty as i64).sum();
+        let sale = gateways[0].sale(sku).await;
+        assert_eq!((sale["reserved"].as_i64(), sale["stock"].as_i64()), (Some(units), Some(1_000 - units)), "{sku}");
     }
 }
 

@@ -65,6 +65,11 @@ impl FlashSale {
                 ];
                 let (sale, stored) = self.settled(&expected).await?;
                 checks.push(check(
+                    "every pay call worked",
+                    lifecycle.pay_failures == 0,
+                    format!("{} of {} failed", lifecycle.pay_failures, lifecycle.paid + lifecycle.pay_failures),
+                ));
+                checks.push(check(
                     "paid orders are sold",
                     sale.sold == lifecycle.paid as i64,
                     format!("redis sold {} for {} paid", sale.sold, lifecycle.paid),
@@ -144,9 +149,11 @@ impl FlashSale {
             .collect::<Vec<anyhow::Result<()>>>()
             .await;
         let paid = payments.iter().filter(|result| result.is_ok()).count() as u64;
+        let pay_failures = payments.len() as u64 - paid;
         if let Some(Err(err)) = payments.iter().find(|result| result.is_err()) {
-            eprintln!("some payments failed, e.g.: {err:#}");
+            eprintln!("{pay_failures} payments failed, e.g.: {err:#}");
         }
+        // A failed pay call leaves its order pending: it times out with the rest.
         let timed_out = burst.accepted.len() as u64 - paid;
         println!("paid {paid} orders; waiting for the other {timed_out} to time out ...");
         self.wait_for("payments settled and unpaid orders timed out", |sale| {
@@ -158,7 +165,13 @@ impl FlashSale {
         tokio::time::sleep(Duration::from_millis(1_200)).await;
         let second = self.burst(self.first_user + self.buyers, self.buyers / 4).await?;
         println!("second wave: {} buyers, {} bought the returned units", self.buyers / 4, second.count("202"));
-        Ok(Lifecycle { paid, timed_out, second_wave_buyers: self.buyers / 4, resold: second.count("202") })
+        Ok(Lifecycle {
+            paid,
+            pay_failures,
+            timed_out,
+            second_wave_buyers: self.buyers / 4,
+            resold: second.count("202"),
+        })
     }
 
     /// Waits until the sale's counters satisfy `done`.

@@ -42,6 +42,8 @@ impl Latency {
 #[derive(Debug, Serialize)]
 pub struct Lifecycle {
     pub paid: u64,
+    /// Pay calls (start at the gateway, complete at the channel) that failed.
+    pub pay_failures: u64,
     /// Left unpaid until the payment window passed.
     pub timed_out: u64,
     pub second_wave_buyers: u64,
