@@ -96,6 +96,7 @@ impl App {
             channel: Arc::new(HttpChannel::new(
                 &config.payments.channel_url,
                 Duration::from_millis(config.payments.channel_timeout_ms),
+                config.payments.secret.as_bytes(),
             )),
             sold_out: SoldOutCache::new(Duration::from_millis(config.orders.sold_out_recheck_ms)),
             recent_orders: RecentOrders::new(Duration::from_secs(config.orders.payment_window_secs)),

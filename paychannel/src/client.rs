@@ -11,6 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::messages::{CreatePayment, CreatedPayment, PaymentState};
+use crate::{signature, SIGNATURE_HEADER};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
@@ -20,6 +21,8 @@ pub enum ChannelError {
     Refused { status: StatusCode, body: String },
     #[error("payment channel sent something unreadable: {0}")]
     Unreadable(#[from] serde_json::Error),
+    #[error("payment lookup answer with a missing or wrong signature")]
+    BadSignature,
 }
 
 /// What the gateway needs of a payment channel.
@@ -28,6 +31,7 @@ pub trait PaymentChannel: Send + Sync {
     fn create<'a>(&'a self, payment: &'a CreatePayment) -> BoxFuture<'a, Result<CreatedPayment, ChannelError>>;
 
     /// The state of the payment for an order; `None` if the channel has none.
+    /// An answer is believed only with a valid signature, like a notification.
     fn query<'a>(&'a self, merchant_order_id: &'a str) -> BoxFuture<'a, Result<Option<PaymentState>, ChannelError>>;
 }
 
@@ -36,10 +40,12 @@ pub struct HttpChannel {
     base: String,
     client: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+    /// Shared with the channel; signs notifications and lookup answers.
+    secret: Vec<u8>,
 }
 
 impl HttpChannel {
-    pub fn new(base_url: &str, timeout: Duration) -> Self {
+    pub fn new(base_url: &str, timeout: Duration, secret: &[u8]) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
         connector.set_nodelay(true);
@@ -47,15 +53,17 @@ impl HttpChannel {
             base: base_url.trim_end_matches('/').to_owned(),
             client: Client::builder(TokioExecutor::new()).build(connector),
             timeout,
+            secret: secret.to_vec(),
         }
     }
 
+    /// The answer's status, signature header and body.
     async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
-    ) -> Result<(StatusCode, Bytes), ChannelError> {
+    ) -> Result<(StatusCode, Option<String>, Bytes), ChannelError> {
         let req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -65,8 +73,9 @@ impl HttpChannel {
         let exchange = async {
             let response = self.client.request(req).await.map_err(|e| ChannelError::Unreachable(e.to_string()))?;
             let status = response.status();
+            let signature = response.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
             let body = response.into_body().collect().await.map_err(|e| ChannelError::Unreachable(e.to_string()))?;
-            Ok((status, body.to_bytes()))
+            Ok((status, signature, body.to_bytes()))
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
@@ -81,7 +90,7 @@ fn refused(status: StatusCode, body: &Bytes) -> ChannelError {
 impl PaymentChannel for HttpChannel {
     fn create<'a>(&'a self, payment: &'a CreatePayment) -> BoxFuture<'a, Result<CreatedPayment, ChannelError>> {
         Box::pin(async move {
-            let (status, body) = self.call(Method::POST, "/v1/payments", Some(serde_json::to_vec(payment)?)).await?;
+            let (status, _, body) = self.call(Method::POST, "/v1/payments", Some(serde_json::to_vec(payment)?)).await?;
             if !status.is_success() {
                 return Err(refused(status, &body));
             }
@@ -92,12 +101,45 @@ impl PaymentChannel for HttpChannel {
     fn query<'a>(&'a self, merchant_order_id: &'a str) -> BoxFuture<'a, Result<Option<PaymentState>, ChannelError>> {
         Box::pin(async move {
             let path = format!("/v1/payments?merchant_order_id={merchant_order_id}");
-            let (status, body) = self.call(Method::GET, &path, None).await?;
+            let (status, signature, body) = self.call(Method::GET, &path, None).await?;
             match status {
                 StatusCode::NOT_FOUND => Ok(None),
-                status if status.is_success() => Ok(Some(serde_json::from_slice(&body)?)),
+                status if status.is_success() => {
+                    if !signature.is_some_and(|signature| signature::verify(&self.secret, &body, &signature)) {
+                        return Err(ChannelError::BadSignature);
+                    }
+                    Ok(Some(serde_json::from_slice(&body)?))
+                }
                 status => Err(refused(status, &body)),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulator::Simulator;
+
+    /// A lookup answer is believed only when signed with the shared secret.
+    #[tokio::test]
+    async fn lookup_answers_must_carry_the_channel_signature() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let simulator = Simulator::new(b"channel-secret", &[]);
+        tokio::spawn(simulator.serve(listener, std::future::pending()));
+        let genuine = HttpChannel::new(&base, Duration::from_secs(2), b"channel-secret");
+        let payment = CreatePayment {
+            merchant_order_id: "42".into(),
+            amount_cents: 100,
+            attach: "sku".into(),
+            notify_url: "http://127.0.0.1:9/unused".into(),
+        };
+        genuine.create(&payment).await.unwrap();
+
+        assert!(genuine.query("42").await.unwrap().is_some(), "signed with the shared secret");
+        assert!(genuine.query("43").await.unwrap().is_none());
+        let impostor = HttpChannel::new(&base, Duration::from_secs(2), b"another-secret");
+        assert!(matches!(impostor.query("42").await, Err(ChannelError::BadSignature)));
     }
 }

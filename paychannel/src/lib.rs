@@ -2,7 +2,7 @@
 //!
 //! Layout:
 //! - [`messages`]: what goes over the wire: create, query, notification.
-//! - [`signature`]: HMAC-SHA256 over the raw notification body.
+//! - [`signature`]: HMAC-SHA256 over the raw body of notifications and lookup answers.
 //! - [`client`]: the [`client::PaymentChannel`] trait and its HTTP implementation.
 //! - [`simulator`]: a channel that behaves like WeChat Pay / Alipay do:
 //!   signed asynchronous notifications retried on a back-off schedule, a
@@ -13,5 +13,6 @@ pub mod messages;
 pub mod signature;
 pub mod simulator;
 
-/// The header carrying the notification's signature: hex HMAC-SHA256 of the body.
+/// The header carrying the signature of a notification or a lookup answer:
+/// hex HMAC-SHA256 of the body.
 pub const SIGNATURE_HEADER: &str = "x-pay-signature";

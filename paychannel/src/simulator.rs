@@ -101,7 +101,17 @@ impl Simulator {
                     .and_then(|order| self.by_order.get(*order).map(|id| id.clone()))
                     .and_then(|id| self.payments.get(&id).map(|entry| entry.0.clone()));
                 match state {
-                    Some(state) => reply(StatusCode::OK, state),
+                    // Signed like a notification: the gateway acts on it the same way.
+                    Some(state) => {
+                        let body = serde_json::to_vec(&state).expect("serialisable");
+                        let signature = signature::sign(&self.secret, &body);
+                        let mut answer = Response::new(Full::new(Bytes::from(body)));
+                        answer.headers_mut().insert("content-type", "application/json".parse().expect("valid header"));
+                        answer
+                            .headers_mut()
+                            .insert(SIGNATURE_HEADER, signature.parse().expect("hex is a valid header"));
+                        answer
+                    }
                     None => reply(StatusCode::NOT_FOUND, json!({"error": "no such payment"})),
                 }
             }
