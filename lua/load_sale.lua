@@ -1,8 +1,10 @@
 -- load_sale.lua: load or replace the sale of one SKU, atomically.
 --
 -- Replacing a sale starts it afresh: stock, limit, price and window are set, the
--- reserved and sold counters reset, and the per-user counts, deadlines,
--- payments and closed orders of the previous sale are dropped. So a sale
+-- reserved and sold counters reset, and the per-user counts and deadlines of
+-- the previous sale are dropped. Its payments and closed orders are kept
+-- (order ids never repeat): a late copy of a payment notification, or a
+-- retry of an order cancelled as unconfirmed, is still recognised. A sale
 -- is only replaced when nothing of it is still moving: no reservation
 -- (an order awaiting payment), no cancellation in the outbox, no payment
 -- whose event is unacknowledged. Otherwise nothing changes and the answer
@@ -43,7 +45,7 @@ if reservations + outbox + unsettled > 0 then
   return {'busy', reservations, outbox, unsettled}
 end
 
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 -- When this sale began (Redis TIME): its orders are the ones created since.
 local time = redis.call('TIME')
 local loaded_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)

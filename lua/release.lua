@@ -4,25 +4,35 @@
 -- so it must not keep stock, and its idempotency record goes too so that the
 -- client's retry can place the order afresh. Nobody ever saw the order, so
 -- nothing records it as cancelled. A no-op for an order that holds no
--- reservation, so it is safe to repeat.
+-- reservation, so it is safe to repeat. Too late once the in-flight window
+-- has passed since the reservation (Redis's clock): a retry on another
+-- gateway may be re-sending the order by then, so the units stay until the
+-- confirm deadline.
 --
 -- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
 -- KEYS[5] idem:{sku}:<key>                        (as in reserve.lua)
--- ARGV[1] order id
+-- ARGV[1] order id   ARGV[2] confirm window (ms)   ARGV[3] in-flight window (ms)
 --
--- Returns {1, stock_after} when units came back, {0, 0} otherwise.
+-- Returns {1, stock_after} when units came back, {0, 0} when the order
+-- held no reservation, {2, 0} when it was too late to release.
 --
--- Example: EVALSHA <sha> 5 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} idem:{tv}:k1 81234
+-- Example: EVALSHA <sha> 5 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} idem:{tv}:k1 81234 30000 7000
 --   -> {1, 100}
 
-if #KEYS ~= 5 or #ARGV ~= 1 then
-  return redis.error_reply('release.lua takes 5 keys and 1 argument')
+if #KEYS ~= 5 or #ARGV ~= 3 then
+  return redis.error_reply('release.lua takes 5 keys and 3 arguments')
 end
 
 local order_id = ARGV[1]
 local reservation = redis.call('HGET', KEYS[3], order_id)
 if not reservation then
   return {0, 0}
+end
+local confirm_by = redis.call('ZSCORE', KEYS[4], order_id)
+local time = redis.call('TIME')
+local redis_now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if confirm_by and redis_now - (tonumber(confirm_by) - tonumber(ARGV[2])) >= tonumber(ARGV[3]) then
+  return {2, 0}
 end
 local stock = release_units(order_id, reservation)
 

@@ -22,6 +22,8 @@
 -- ARGV[1] user id   ARGV[2] qty   ARGV[3] order id   ARGV[4] now (Unix ms)
 -- ARGV[5] payment deadline (Unix ms)   ARGV[6] idempotency record TTL (s)
 -- ARGV[7] idempotency key   ARGV[8] confirm window (ms)
+-- ARGV[9] in-flight window (ms): how long the request that reserved may
+--         still be waiting for the broker
 --
 -- Idempotency record: "R:<user>:<qty>:<order id>:<amount cents>:<pay by ms>:<created ms>".
 -- "R" means reserved; the gateway rewrites it to "A" once the broker has
@@ -29,26 +31,43 @@
 --
 -- Returns one of
 --   {"ok", amount_cents, stock_left}
---   {"dup", record}                   the key was seen before
+--   {"dup", record}                   the key was seen before (an unacknowledged
+--                                     one is past its in-flight window: re-send it)
+--   {"in_progress", record}           the key's first request may still be in flight
+--   {"id_taken"}                      the order id is in use (mint another)
 --   {"unknown_sku"}
 --   {"not_started", starts_ms, ends_ms} / {"ended", starts_ms, ends_ms}   outside the sale window
 --   {"sold_out", stock_left}          stock_left < qty (0 means sold out)
 --   {"limit", units_already_held}
 --
 -- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} idem:{tv}:k1 closed:{tv}
---          42 1 81234 1790000000000 1790000900000 86400 k1 30000
+--          42 1 81234 1790000000000 1790000900000 86400 k1 30000 7000
 --   -> {"ok", "19900", "99"}
 
-if #KEYS ~= 6 or #ARGV ~= 8 then
-  return redis.error_reply('reserve.lua takes 6 keys and 8 arguments')
+if #KEYS ~= 6 or #ARGV ~= 9 then
+  return redis.error_reply('reserve.lua takes 6 keys and 9 arguments')
 end
+
+local time = redis.call('TIME')
+local redis_now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local confirm_ms, in_flight_ms = tonumber(ARGV[8]), tonumber(ARGV[9])
 
 local record = redis.call('GET', KEYS[5])
 if record then
-  -- An unacknowledged order cancelled at its confirm deadline frees its key.
   local first_order = string.match(record, '^R:[^:]+:[^:]+:([^:]+):')
-  local closed = first_order and redis.call('HGET', KEYS[6], first_order)
+  if not first_order then
+    return {'dup', record}
+  end
+  -- An unacknowledged order cancelled at its confirm deadline frees its key.
+  local closed = redis.call('HGET', KEYS[6], first_order)
   if not (closed and string.find(closed, '^unconfirmed:')) then
+    -- Unacknowledged and reserved less than the in-flight window ago (on
+    -- Redis's clock, the same for every gateway): its request may still
+    -- be waiting for the broker.
+    local confirm_by = redis.call('ZSCORE', KEYS[4], first_order)
+    if confirm_by and redis_now - (tonumber(confirm_by) - confirm_ms) < in_flight_ms then
+      return {'in_progress', record}
+    end
     return {'dup', record}
   end
 end
@@ -59,6 +78,9 @@ if not sale[1] then
 end
 
 local user, qty, order_id, now, pay_by = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+if redis.call('HEXISTS', KEYS[3], order_id) == 1 then
+  return {'id_taken'}
+end
 local stock, limit, price = tonumber(sale[1]), tonumber(sale[2]), tonumber(sale[3])
 local starts, ends = tonumber(sale[4] or '0'), tonumber(sale[5] or '0')
 if starts > 0 and tonumber(now) < starts then
@@ -81,8 +103,6 @@ redis.call('HINCRBY', KEYS[1], 'stock', -qty)
 redis.call('HINCRBY', KEYS[1], 'reserved', qty)
 redis.call('HINCRBY', KEYS[2], user, qty)
 redis.call('HSET', KEYS[3], order_id, table.concat({user, qty, amount, now, pay_by, ARGV[7]}, ':'))
-local time = redis.call('TIME')
-local confirm_by = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) + tonumber(ARGV[8])
-redis.call('ZADD', KEYS[4], confirm_by, order_id)
+redis.call('ZADD', KEYS[4], redis_now + confirm_ms, order_id)
 redis.call('SET', KEYS[5], table.concat({'R', user, qty, order_id, amount, pay_by, now}, ':'), 'EX', ARGV[6])
 return {'ok', tostring(amount), tostring(stock - qty)}

@@ -28,10 +28,11 @@ for i = 1, #expired, 2 do
   local order_id, deadline = expired[i], tonumber(expired[i + 1])
   local reservation = redis.call('HGET', KEYS[3], order_id)
   if reservation then
-    -- acknowledge.lua sets the deadline to the payment deadline exactly;
-    -- any other deadline is still the confirm deadline.
+    -- acknowledge.lua moves the deadline to the payment deadline; an
+    -- earlier one is still the confirm deadline (the gateway's config keeps
+    -- the confirm window shorter than the payment window).
     local reason = 'timeout'
-    if deadline ~= reservation_pay_by(reservation) then
+    if deadline < reservation_pay_by(reservation) then
       reason = 'unconfirmed'
     end
     release_units(order_id, reservation)

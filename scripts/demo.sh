@@ -15,7 +15,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bash "$ROOT/scripts/setup.sh" --release
 # Restart with the demo's short payment window.
 bash "$ROOT/scripts/stack.sh" stop
-GATEWAY_ORDERS__PAYMENT_WINDOW_SECS="${PAYMENT_WINDOW_SECS:-10}" bash "$ROOT/scripts/stack.sh" start
+# An order the broker has not confirmed holds its units for less than that.
+GATEWAY_ORDERS__PAYMENT_WINDOW_SECS="${PAYMENT_WINDOW_SECS:-10}" GATEWAY_ORDERS__CONFIRM_WINDOW_SECS=8 \
+  bash "$ROOT/scripts/stack.sh" start
 [ "${KEEP_RUNNING:-0}" = 1 ] || trap 'bash "$ROOT/scripts/stack.sh" stop' EXIT
 
 log "flash sale: 1,000 units, 20,000 buyers; 70% of the winners pay"

@@ -61,7 +61,8 @@ log "k6 smoke: k6/flash_sale.js and k6/idempotency.js against the gateway just b
 # Then the order's life with a short payment window: payments, timeouts,
 # the units sold again, every order counted in MySQL.
 bash "$ROOT/scripts/stack.sh" stop
-GATEWAY_ORDERS__PAYMENT_WINDOW_SECS=4 bash "$ROOT/scripts/stack.sh" start
+GATEWAY_ORDERS__PAYMENT_WINDOW_SECS=6 GATEWAY_ORDERS__CONFIRM_WINDOW_SECS=4 GATEWAY_KAFKA__MESSAGE_TIMEOUT_MS=1000 \
+  bash "$ROOT/scripts/stack.sh" start
 sku="ports_$(date +%s)_$RANDOM"
 "$(cat "$STATE/bin-dir")/loadtest" flash-sale --sku "$sku" --stock 40 --buyers 400 --concurrency 16 \
   --pay-fraction 0.5 --settle-secs 60 --max-secs 60

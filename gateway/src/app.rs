@@ -12,7 +12,7 @@ use order::event::OrderEvent;
 use order::id::IdGenerator;
 use paychannel::client::{HttpChannel, PaymentChannel};
 use service::producer::EventProducer;
-use stock::SaleStore;
+use stock::{SaleStore, Windows};
 
 use crate::config::Config;
 use crate::error::{ApiError, Dependency};
@@ -129,6 +129,14 @@ impl App {
     /// in flight in another request. Past this, the request that made it has
     /// certainly finished or died.
     pub fn in_flight_window(&self) -> Duration {
-        Duration::from_millis(self.config.kafka.message_timeout_ms + 2 * self.config.redis.command_timeout_ms + 1_000)
+        Duration::from_millis(self.config.in_flight_window_ms())
+    }
+
+    /// The windows of an unacknowledged order, as the scripts take them.
+    pub fn windows(&self) -> Windows {
+        Windows {
+            confirm_ms: self.config.orders.confirm_window_secs * 1_000,
+            in_flight_ms: self.config.in_flight_window_ms(),
+        }
     }
 }

@@ -63,7 +63,7 @@ pub struct Orders {
     pub idempotency_ttl_secs: u64,
     /// How long a reserved order may wait for the broker to acknowledge its
     /// creation before the sweeper cancels it and its units go back,
-    /// seconds (at most the payment window). Covers the orders whose buyer
+    /// seconds (below the payment window). Covers the orders whose buyer
     /// was answered 503 "outcome unknown" and a gateway that died between
     /// reserve and publish.
     pub confirm_window_secs: u64,
@@ -334,15 +334,24 @@ impl Config {
             return invalid("orders.idempotency_ttl_secs", "must be at least payment_window_secs");
         }
         // An order still waiting for its broker acknowledgement must not be
-        // swept from under the request placing it.
-        let in_flight_ms = self.kafka.message_timeout_ms + 2 * self.redis.command_timeout_ms + 1_000;
-        if self.orders.confirm_window_secs * 1_000 <= in_flight_ms {
+        // swept from under the request placing it, and its confirm deadline
+        // must come before its payment deadline (the sweeper tells them apart).
+        let confirm_ms = self.orders.confirm_window_secs * 1_000;
+        if confirm_ms <= self.in_flight_window_ms()
+            || self.orders.confirm_window_secs >= self.orders.payment_window_secs
+        {
             return invalid(
                 "orders.confirm_window_secs",
-                "must exceed kafka.message_timeout_ms + 2 × redis.command_timeout_ms + 1 s",
+                "must exceed kafka.message_timeout_ms + 2 × redis.command_timeout_ms + 1 s, and be below payment_window_secs",
             );
         }
         self.traffic.validate()
+    }
+
+    /// How long the request that reserved an order may still be waiting
+    /// for the broker: its produce timeout and two Redis calls, plus a second.
+    pub fn in_flight_window_ms(&self) -> u64 {
+        self.kafka.message_timeout_ms + 2 * self.redis.command_timeout_ms + 1_000
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -37,6 +37,8 @@ impl Stack {
         config.payments.secret = PAYMENT_SECRET.into();
         config.payments.query_every_secs = 1;
         config.orders.payment_window_secs = payment_window_secs;
+        // Below the payment window, as the config's validation requires.
+        config.orders.confirm_window_secs = config.orders.confirm_window_secs.min(payment_window_secs - 1);
         config.orders.idempotency_ttl_secs = 600;
         let gateway = Arc::new(TestGateway::start(config).await);
         let settler = TestSettler::start(settler_config(&topic, &shards));

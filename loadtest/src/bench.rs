@@ -30,7 +30,7 @@ use rdkafka::util::Timeout;
 use serde::Serialize;
 use sqlx::mysql::MySqlPool;
 use sqlx::{MySql, QueryBuilder};
-use stock::{RedisConfig, Reservation, ReserveRequest, SaleStore, SaleTerms};
+use stock::{RedisConfig, Reservation, ReserveRequest, SaleStore, SaleTerms, Windows};
 
 use crate::burst::burst;
 use crate::client::Gateway;
@@ -163,7 +163,7 @@ impl Bench {
                         now_ms: now,
                         pay_by_ms: now + 900_000,
                         idempotency_ttl_secs: 60,
-                        confirm_window_ms: 30_000,
+                        windows: Windows { confirm_ms: 30_000, in_flight_ms: 7_000 },
                     };
                     match store.reserve(&req).await {
                         Ok(Reservation::Reserved { .. }) => Ok(sent.elapsed()),

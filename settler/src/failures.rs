@@ -1,32 +1,35 @@
 //! Which database errors are worth retrying. A transient error (the shard
-//! is down, restarting, failing over, or two transactions collided) goes
-//! away by itself: the write is retried with backoff and the offsets wait.
-//! A permanent one (a constraint the event breaks, a value the column
-//! refuses) would fail the same way forever: that event goes to the
-//! dead-letter topic with the reason, and the batch goes on.
+//! is down, restarting, full, failing over, or two transactions collided)
+//! goes away by itself: the write is retried with backoff and the offsets
+//! wait. A permanent one is the shard refusing that row (a constraint the
+//! event breaks, a value the column refuses): it would fail the same way
+//! forever, so that event goes to the dead-letter topic with the reason,
+//! and the batch goes on.
 
 use sqlx::mysql::MySqlDatabaseError;
 
-/// MySQL / MariaDB error numbers that clear up by themselves.
-const TRANSIENT_CODES: &[u16] = &[
-    1040, // too many connections
-    1053, // server shutdown in progress
-    1205, // lock wait timeout
-    1213, // deadlock
-    1290, // read-only (a failover in progress)
-    1927, // connection killed
-    2002, // cannot connect
-    2006, // server has gone away
-    2013, // lost connection during query
+/// MySQL / MariaDB error numbers that single out one row: the same event
+/// fails the same way on any retry. Anything else — the server down, full,
+/// read-only in a failover, over a limit, a deadlock — may clear up, and a
+/// real order is better waited on than set aside.
+const ROW_REFUSED_CODES: &[u16] = &[
+    1048, // column cannot be null
+    1062, // duplicate entry
+    1264, // out of range value
+    1265, // data truncated
+    1292, // incorrect value (e.g. a date)
+    1366, // incorrect value for the column's type or charset
+    1406, // data too long
+    1452, // foreign key constraint
+    3819, // check constraint
+    4025, // constraint failed (MariaDB)
 ];
 
-/// Whether retrying `err` may succeed. Anything that is not a database's
-/// refusal counts as transient (a connection, pool or protocol failure):
-/// better to wait on a real order than to set it aside.
+/// Whether retrying `err` may succeed: everything but a row's own refusal.
 pub fn is_transient(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => match db.try_downcast_ref::<MySqlDatabaseError>() {
-            Some(mysql) => TRANSIENT_CODES.contains(&mysql.number()),
+            Some(mysql) => !ROW_REFUSED_CODES.contains(&mysql.number()),
             None => true,
         },
         _ => true,

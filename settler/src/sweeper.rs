@@ -73,25 +73,36 @@ impl Sweeper {
         }
     }
 
-    /// One pass over the active sales.
+    /// One pass over the active sales. A sale that fails (its cluster slot
+    /// failing over, say) is logged and left for the next round; the others
+    /// are swept.
     pub async fn round(&self) -> Result<Swept, StoreError> {
         let mut swept = Swept::default();
         // Redis's clock: the gateways' confirm deadlines come from it, and
         // this machine's clock may be off theirs.
         let now_ms = self.store.now_ms().await?;
         for sku in self.store.active_sales().await? {
-            // Out first, back in if work is left: see `SaleStore::sweep`.
-            self.store.set_active(&sku, false).await?;
-            let sale = self.sweep_sale(&sku, now_ms).await;
-            if !matches!(sale, Ok((_, true))) {
-                self.store.set_active(&sku, true).await?;
+            match self.visit(&sku, now_ms).await {
+                Ok(sale) => {
+                    metrics::counter!("settler_swept_orders_total").increment(sale.cancelled);
+                    swept.cancelled += sale.cancelled;
+                    swept.events_sent += sale.events_sent;
+                }
+                Err(err) => tracing::warn!(sku, error = %err, "sweeping a sale failed; trying again next round"),
             }
-            let (sale, _) = sale?;
-            metrics::counter!("settler_swept_orders_total").increment(sale.cancelled);
-            swept.cancelled += sale.cancelled;
-            swept.events_sent += sale.events_sent;
         }
         Ok(swept)
+    }
+
+    /// Out of the active set first, back in if work is left (see
+    /// `SaleStore::sweep`); a sale whose re-add fails is found by the rescan.
+    async fn visit(&self, sku: &str, now_ms: i64) -> Result<Swept, StoreError> {
+        self.store.set_active(sku, false).await?;
+        let sale = self.sweep_sale(sku, now_ms).await;
+        if !matches!(sale, Ok((_, true))) {
+            self.store.set_active(sku, true).await?;
+        }
+        Ok(sale?.0)
     }
 
     /// Sweeps one sale and sends its outbox; also says whether it is idle

@@ -55,7 +55,13 @@ pub enum Reservation {
         amount_cents: i64,
         stock_left: i64,
     },
+    /// The key was answered before, or its first request is over (an
+    /// unacknowledged record then means: send the order again).
     Duplicate(IdempotencyRecord),
+    /// The key's first request may still be waiting for the broker.
+    InProgress(IdempotencyRecord),
+    /// The order id is taken (another instance minted it): mint another.
+    IdTaken,
     UnknownSku,
     /// Fewer than the asked units are left (0: sold out).
     OutOfStock {
@@ -64,6 +70,30 @@ pub enum Reservation {
     LimitExceeded,
     /// Outside the sale's window (it has not started or has ended).
     OutsideWindow(SaleWindow),
+}
+
+/// The windows of an order the broker has not acknowledged yet, ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    /// How long it may hold its units before the sweeper cancels it as
+    /// unconfirmed.
+    pub confirm_ms: u64,
+    /// How long the request that reserved it may still be waiting for the
+    /// broker: a repeat of its key within it is answered in progress.
+    pub in_flight_ms: u64,
+}
+
+/// What `release.lua` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    Released {
+        stock: i64,
+    },
+    /// The order held no reservation (released or ended before).
+    NotHeld,
+    /// The in-flight window has passed: a retry may be re-sending the
+    /// order, so its units stay until the confirm deadline.
+    TooLate,
 }
 
 /// What `sweep.lua` did to one sale.
@@ -141,9 +171,7 @@ pub struct ReserveRequest<'a> {
     pub now_ms: i64,
     pub pay_by_ms: i64,
     pub idempotency_ttl_secs: u64,
-    /// How long the order may wait for the broker's acknowledgement before
-    /// the sweeper cancels it as unconfirmed, ms.
-    pub confirm_window_ms: u64,
+    pub windows: Windows,
 }
 
 /// A sale as loaded by the admin API.
@@ -311,27 +339,33 @@ impl SaleStore {
                     req.pay_by_ms.to_string(),
                     req.idempotency_ttl_secs.to_string(),
                     req.idempotency_key.to_string(),
-                    req.confirm_window_ms.to_string(),
+                    req.windows.confirm_ms.to_string(),
+                    req.windows.in_flight_ms.to_string(),
                 ],
             )
             .await?;
         let reservation = parse_reservation(&reply).ok_or(StoreError::Reply { script: "reserve.lua", reply })?;
         if let Reservation::Reserved { .. } = reservation {
             // After the reservation exists, so a sweeper that just found the
-            // sale idle and dropped it sees the SKU again (see `sweep`).
-            self.set_active(req.sku, true).await?;
+            // sale idle and dropped it sees the SKU again (see `sweep`). The
+            // units are taken either way: a failure here must not fail the
+            // order; the sweeper's rescan finds the sale.
+            if let Err(err) = self.set_active(req.sku, true).await {
+                tracing::warn!(sku = req.sku, error = %err, "sale not marked active; the next rescan finds it");
+            }
         }
         Ok(reservation)
     }
 
-    /// Gives an unqueued order's units back. Returns the stock after, or
-    /// `None` when the order held no reservation.
+    /// Gives an unqueued order's units back, unless the in-flight window
+    /// since its reservation has passed (`release.lua`).
     pub async fn release(
         &self,
         sku: &str,
         idempotency_key: &str,
         order_id: OrderId,
-    ) -> Result<Option<i64>, StoreError> {
+        windows: &Windows,
+    ) -> Result<Release, StoreError> {
         let keys = self.keys(sku);
         let reply: Vec<i64> = self
             .release
@@ -344,19 +378,21 @@ impl SaleStore {
                     keys.deadlines,
                     SaleKeys::idempotency(&self.namespace, sku, idempotency_key),
                 ],
-                vec![order_id.to_string()],
+                vec![order_id.to_string(), windows.confirm_ms.to_string(), windows.in_flight_ms.to_string()],
             )
             .await?;
-        Ok(match reply.as_slice() {
-            [1, stock] => Some(*stock),
-            _ => None,
-        })
+        match reply.as_slice() {
+            [1, stock] => Ok(Release::Released { stock: *stock }),
+            [0, _] => Ok(Release::NotHeld),
+            [2, _] => Ok(Release::TooLate),
+            _ => Err(StoreError::Reply { script: "release.lua", reply: reply.iter().map(i64::to_string).collect() }),
+        }
     }
 
     /// The broker acknowledged the order's creation: its reservation now
     /// holds until the payment deadline and its idempotency record is
-    /// marked acknowledged (keeping its TTL). False when the sweeper already
-    /// cancelled the order as unconfirmed: it must not be answered 202.
+    /// marked acknowledged (keeping its TTL). False when the order was
+    /// cancelled as unconfirmed or released first: it must not be answered 202.
     pub async fn acknowledge(
         &self,
         sku: &str,
@@ -374,6 +410,7 @@ impl SaleStore {
                     keys.deadlines,
                     SaleKeys::idempotency(&self.namespace, sku, idempotency_key),
                     keys.closed,
+                    keys.payments,
                 ],
                 vec![record.order_id.to_string(), record.pay_by_ms.to_string(), acknowledged.encode()],
             )
@@ -567,6 +604,8 @@ impl SaleStore {
     /// Loads a sale, or replaces one with nothing outstanding; see
     /// `load_sale.lua` for what a replace resets.
     pub async fn load_sale(&self, sku: &str, terms: &SaleTerms) -> Result<SaleLoad, StoreError> {
+        // First, so a sale whose load timed out is still rescanned.
+        let _: i64 = self.pool.next().sadd(&self.global.sales, sku).await?;
         let keys = self.keys(sku);
         let (starts_ms, ends_ms) = terms.window.to_ms();
         let reply: Vec<String> = self
@@ -596,9 +635,6 @@ impl SaleStore {
             },
             _ => return Err(StoreError::Reply { script: "load_sale.lua", reply }),
         };
-        if load == SaleLoad::Loaded {
-            let _: i64 = self.pool.next().sadd(&self.global.sales, sku).await?;
-        }
         Ok(load)
     }
 
@@ -728,6 +764,8 @@ fn parse_reservation(reply: &[String]) -> Option<Reservation> {
             Reservation::Reserved { amount_cents: number(amount)?, stock_left: number(left)? }
         }
         [tag, record] if tag == "dup" => Reservation::Duplicate(IdempotencyRecord::parse(record)?),
+        [tag, record] if tag == "in_progress" => Reservation::InProgress(IdempotencyRecord::parse(record)?),
+        [tag] if tag == "id_taken" => Reservation::IdTaken,
         [tag] if tag == "unknown_sku" => Reservation::UnknownSku,
         [tag, left] if tag == "sold_out" => Reservation::OutOfStock { stock_left: number(left)? },
         [tag, _held] if tag == "limit" => Reservation::LimitExceeded,

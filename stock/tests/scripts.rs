@@ -7,8 +7,8 @@ use order::event::CancelReason;
 use order::id::{IdGenerator, OrderId};
 use order::shard::bucket_for_user;
 use stock::{
-    Cancellation, Confirmation, IdempotencyRecord, PaymentQuery, RedisConfig, Reservation, ReserveRequest, SaleStore,
-    SaleTerms, RESERVE_LUA,
+    Cancellation, Confirmation, IdempotencyRecord, PaymentQuery, RedisConfig, Release, Reservation, ReserveRequest,
+    SaleStore, SaleTerms, Windows, RESERVE_LUA,
 };
 
 /// These tests' sales live here, out of the way of running sweepers.
@@ -47,9 +47,13 @@ fn request<'a>(sku: &'a str, key: &'a str, user_id: u64, qty: u32, order_id: Ord
         now_ms: NOW,
         pay_by_ms: PAY_BY,
         idempotency_ttl_secs: 60,
-        confirm_window_ms: 30_000,
+        windows: WINDOWS,
     }
 }
+
+const WINDOWS: Windows = Windows { confirm_ms: 30_000, in_flight_ms: 7_000 };
+/// As if the in-flight window had passed since the reservation.
+const LATER: Windows = Windows { confirm_ms: 30_000, in_flight_ms: 0 };
 
 async fn sale(store: &SaleStore, stock: i64, per_user_limit: i64) -> String {
     let sku = unique("lua");
@@ -108,7 +112,12 @@ async fn a_repeated_key_returns_the_first_order() {
     let sku = sale(&store, 10, 5).await;
     let first = order_id(7);
     store.reserve(&request(&sku, "k1", 7, 2, first)).await.unwrap();
-    let again = store.reserve(&request(&sku, "k1", 7, 2, order_id(7))).await.unwrap();
+    // Within the in-flight window the first request may still be waiting
+    // for the broker; past it, a repeat is told to send the order again.
+    let soon = store.reserve(&request(&sku, "k1", 7, 2, order_id(7))).await.unwrap();
+    assert!(matches!(soon, Reservation::InProgress(IdempotencyRecord { order_id, .. }) if order_id == first));
+    let again =
+        store.reserve(&ReserveRequest { windows: LATER, ..request(&sku, "k1", 7, 2, order_id(7)) }).await.unwrap();
     let Reservation::Duplicate(record) = again else { panic!("expected a duplicate, got {again:?}") };
     assert_eq!(
         record,
@@ -178,14 +187,24 @@ async fn release_gives_units_back_once_and_frees_the_key() {
     let sku = sale(&store, 5, 5).await;
     let id = order_id(3);
     store.reserve(&request(&sku, "k", 3, 4, id)).await.unwrap();
-    assert_eq!(store.release(&sku, "k", id).await.unwrap(), Some(5));
-    assert_eq!(store.release(&sku, "k", id).await.unwrap(), None, "a second release is a no-op");
+    assert_eq!(store.release(&sku, "k", id, &WINDOWS).await.unwrap(), Release::Released { stock: 5 });
+    assert_eq!(store.release(&sku, "k", id, &WINDOWS).await.unwrap(), Release::NotHeld, "a second release is a no-op");
 
     let status = store.sale_status(&sku).await.unwrap().unwrap();
     assert_eq!((status.stock, status.reserved), (5, 0));
     // The key is free again and the user's count is back to zero.
     let retry = store.reserve(&request(&sku, "k", 3, 5, order_id(3))).await.unwrap();
     assert_eq!(retry, Reservation::Reserved { amount_cents: 9_995, stock_left: 0 });
+
+    // Past the in-flight window a retry on another gateway may be re-sending
+    // the order: too late to release, the units stay until the confirm deadline.
+    let late = order_id(4);
+    let sku = sale(&store, 5, 5).await;
+    store.reserve(&request(&sku, "late", 4, 1, late)).await.unwrap();
+    assert_eq!(store.release(&sku, "late", late, &LATER).await.unwrap(), Release::TooLate);
+    assert_eq!(store.sale_status(&sku).await.unwrap().unwrap().reserved, 1);
+    let repeat = store.reserve(&ReserveRequest { windows: LATER, ..request(&sku, "late", 4, 1, order_id(4)) }).await;
+    assert!(matches!(repeat.unwrap(), Reservation::Duplicate(IdempotencyRecord { order_id, .. }) if order_id == late));
 }
 
 #[tokio::test]
@@ -193,7 +212,7 @@ async fn scripts_refuse_wrong_argument_counts() {
     let client = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
     client.init().await.unwrap();
     let err = client.eval::<Value, _, _, _>(RESERVE_LUA, vec!["a"], vec!["1"]).await.unwrap_err();
-    assert!(err.details().contains("reserve.lua takes 6 keys and 8 arguments"), "{err}");
+    assert!(err.details().contains("reserve.lua takes 6 keys and 9 arguments"), "{err}");
 }
 
 /// A reserved order whose creation the broker acknowledged.
@@ -409,5 +428,5 @@ async fn an_unacknowledged_order_is_cancelled_at_its_confirm_deadline_and_frees_
     let fresh = order_id(1);
     assert!(matches!(place("click", 1, fresh).await, Reservation::Reserved { stock_left: 6, .. }));
     let again = place("click", 1, order_id(1)).await;
-    assert!(matches!(again, Reservation::Duplicate(IdempotencyRecord { order_id, .. }) if order_id == fresh));
+    assert!(matches!(again, Reservation::InProgress(IdempotencyRecord { order_id, .. }) if order_id == fresh));
 }

@@ -28,7 +28,7 @@ use crate::error::{ApiError, Dependency};
 use crate::http::{self, Reply};
 use crate::recent_orders::flight_key;
 use stock::records::from_ms;
-use stock::{Cancellation, IdempotencyRecord, Reservation, ReserveRequest};
+use stock::{Cancellation, IdempotencyRecord, Release, Reservation, ReserveRequest};
 
 /// The answer to an accepted order, the same for every repeat of its key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -204,7 +204,7 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
             now_ms,
             pay_by_ms,
             idempotency_ttl_secs: app.config.orders.idempotency_ttl_secs,
-            confirm_window_ms: app.config.orders.confirm_window_secs.min(app.config.orders.payment_window_secs) * 1_000,
+            windows: app.windows(),
         })
         .await;
     policy.redis.record(&reserved);
@@ -238,13 +238,20 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
             if record.acknowledged {
                 return Ok(placed(&order.sku, &record, true));
             }
-            let age_ms = (now_ms - record.created_ms).max(0) as u128;
-            if age_ms < app.in_flight_window().as_millis() {
-                return Err(ApiError::InProgress { order_id: record.order_id });
-            }
-            // The request that reserved died before the broker acknowledged:
-            // send the event again (the settler is idempotent on order id).
+            // The request that reserved is over without an acknowledgement
+            // (it died, or answered outcome unknown): send the event again
+            // (the settler is idempotent on order id).
             queue(&app, &order.sku, &key, record, true).await
+        }
+        Reservation::InProgress(record) => {
+            if (record.user_id, record.qty) != (order.user_id, order.qty) {
+                return Err(ApiError::IdempotencyKeyReused);
+            }
+            Err(ApiError::InProgress { order_id: record.order_id })
+        }
+        Reservation::IdTaken => {
+            tracing::error!(%order_id, node_id = app.config.server.node_id, "order id already in use: is another instance running with this node id?");
+            Err(ApiError::Unavailable(Dependency::Redis))
         }
         Reservation::UnknownSku => Err(ApiError::UnknownSku),
         Reservation::OutOfStock { stock_left } if stock_left <= 0 => {
@@ -285,13 +292,19 @@ async fn queue(app: &App, sku: &str, key: &str, record: IdempotencyRecord, repla
             tracing::warn!(sku, order_id = %record.order_id, "order event outcome unknown; its units stay until the confirm deadline");
             return Err(outcome_unknown());
         }
-        match app.sales.release(sku, key, record.order_id).await {
-            Ok(Some(_)) => app.sold_out.clear(sku),
-            Ok(None) => {}
-            Err(err) => tracing::error!(
-                sku, order_id = %record.order_id, error = %err,
-                "could not release an unqueued order; its units come back at its confirm deadline"
-            ),
+        match app.sales.release(sku, key, record.order_id, &app.windows()).await {
+            Ok(Release::Released { .. }) => app.sold_out.clear(sku),
+            Ok(Release::NotHeld) => {}
+            // A retry may be re-sending it by now: the order may yet exist.
+            Ok(Release::TooLate) => return Err(outcome_unknown()),
+            Err(err) => {
+                tracing::error!(
+                    sku, order_id = %record.order_id, error = %err,
+                    "could not release an unqueued order; its units come back at its confirm deadline"
+                );
+                // Still held: a retry may re-send it.
+                return Err(outcome_unknown());
+            }
         }
         return Err(unpublished.into());
     }
@@ -331,6 +344,8 @@ fn outcome_name(reservation: &Reservation) -> &'static str {
     match reservation {
         Reservation::Reserved { .. } => "reserved",
         Reservation::Duplicate(_) => "duplicate",
+        Reservation::InProgress(_) => "in_progress",
+        Reservation::IdTaken => "id_taken",
         Reservation::UnknownSku => "unknown_sku",
         Reservation::OutOfStock { .. } => "out_of_stock",
         Reservation::LimitExceeded => "limit_exceeded",
