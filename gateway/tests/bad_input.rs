@@ -163,3 +163,72 @@ async fn thousands_of_random_bodies_get_4xx_and_the_gateway_stays_up() {
     }
     assert_eq!(gateway.request(Method::GET, "/healthz", &[], "").await.status, StatusCode::OK);
 }
+
+/// Sends raw HTTP/1.1 bytes and returns the status line and the body.
+async fn raw_exchange(gateway: &TestGateway, head: &str, chunks: &[Vec<u8>]) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in chunks {
+        // The server may answer and close before the body is all sent.
+        if stream.write_all(chunk).await.is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_chunked_body_past_the_limit_is_refused_with_413() {
+    let gateway = gateway().await;
+    // No Content-Length: the limit must hold while streaming.
+    let head = "POST /v1/orders HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
+                Idempotency-Key: chunky\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let chunk = |size: usize| [format!("{size:x}\r\n").into_bytes(), vec![b' '; size], b"\r\n".to_vec()].concat();
+    let chunks: Vec<Vec<u8>> = (0..20).map(|_| chunk(1_024)).chain([b"0\r\n\r\n".to_vec()]).collect();
+    let (status, body) = raw_exchange(&gateway, head, &chunks).await;
+    assert!(status.contains(" 413 "), "{status}");
+    assert!(body.contains("payload_too_large"), "{body}");
+
+    // Just under the limit, the same stream is read and judged on its content.
+    let small: Vec<Vec<u8>> = (0..15).map(|_| chunk(1_024)).chain([b"0\r\n\r\n".to_vec()]).collect();
+    let (status, body) = raw_exchange(&gateway, head, &small).await;
+    assert!(status.contains(" 400 "), "{status}: {body}");
+}
+
+#[tokio::test]
+async fn malformed_bodies_on_the_notify_and_admin_routes_get_400() {
+    let gateway = gateway().await;
+    let secret = gateway.app.config.payments.secret.clone();
+    for body in ["{\"payment_id\":", "{\"unexpected\": 1}", "[]", "\u{0}"] {
+        // Signed, so the refusal is about the body itself.
+        let signature = paychannel::signature::sign(secret.as_bytes(), body.as_bytes());
+        let headers = [JSON, ("x-pay-signature", signature.as_str())];
+        let answer = gateway.request(Method::POST, "/v1/payments/notify", &headers, body).await;
+        assert_eq!(
+            (answer.status, answer.json["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{body}"
+        );
+    }
+    for (method, body) in [
+        (Method::PUT, "{\"stock\": 1,"),
+        (Method::PUT, r#"{"stock": 1, "per_user_limit": 1, "price_cents": 1, "colour": "red"}"#),
+        (Method::PUT, r#"{"stock": "many", "per_user_limit": 1, "price_cents": 1}"#),
+        (Method::PATCH, "{\"add_units\":"),
+        (Method::PATCH, r#"{"add_units": 1.5}"#),
+        (Method::PATCH, r#"{"window": {"starts_at": "yesterday"}}"#),
+    ] {
+        let answer = gateway.admin(method.clone(), "/admin/skus/tv", body).await;
+        assert_eq!(
+            (answer.status, answer.json["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{method} {body}"
+        );
+    }
+}

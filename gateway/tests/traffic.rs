@@ -193,6 +193,37 @@ async fn limits_reload_from_the_file_and_on_sighup_and_a_broken_file_changes_not
     assert!(status.success());
     eventually(Duration::from_secs(10), "the SIGHUP reload", || async { (reloads().await > before).then_some(()) })
         .await;
+
+    // Not TOML at all, then SIGHUP with that file in place, then the file
+    // gone and SIGHUP: each refused and counted, the last good limits stay.
+    let failures = || async {
+        let text = gateway.request(Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned();
+        metric(&text, "gateway_config_reloads_total{result=\"failed\"}")
+    };
+    let sighup = || {
+        let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status();
+        assert!(status.unwrap().success());
+    };
+    let before = failures().await;
+    std::fs::write(&path, "this is [not toml").unwrap();
+    eventually(Duration::from_secs(10), "the syntax error refused", || async {
+        (failures().await > before).then_some(())
+    })
+    .await;
+    let before = failures().await;
+    sighup();
+    eventually(Duration::from_secs(10), "SIGHUP with a broken file refused", || async {
+        (failures().await > before).then_some(())
+    })
+    .await;
+    std::fs::remove_file(&path).unwrap();
+    let before = failures().await;
+    sighup();
+    eventually(Duration::from_secs(10), "SIGHUP with no file refused", || async {
+        (failures().await > before).then_some(())
+    })
+    .await;
+    assert_eq!(accepted_of(&gateway, &sku, 5, 8).await, 3, "the last good config is still in force");
     std::fs::remove_dir_all(&folder).unwrap();
 }
 
