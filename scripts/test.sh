@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test against real services: sets up the machine (scripts/setup.sh),
-# drops databases that earlier interrupted test runs left, runs the
+# drops databases and Redis keys that earlier test runs left, runs the
 # workspace's tests with cargo-nextest (cargo test where nextest is missing),
 # then the Lua scripts and the hot path again on a Redis Cluster of three
 # masters (scripts/cluster_test.sh), then scripts/ports_test.sh (the stack
@@ -19,6 +19,11 @@ stale=$(mariadb -uflashsale -pflashsale -h127.0.0.1 -P"$MYSQL_PORT" -N -e \
 for db in $stale; do
   mariadb -uflashsale -pflashsale -h127.0.0.1 -P"$MYSQL_PORT" -e "DROP DATABASE \`$db\`"
 done
+
+# Redis keys of earlier runs' tests (each test has a `test_…:` namespace).
+if command -v redis-cli >/dev/null; then
+  redis-cli -p "$REDIS_PORT" --scan --pattern 'test_*' | xargs -r -n 500 redis-cli -p "$REDIS_PORT" del >/dev/null
+fi
 
 cd "$ROOT"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -37,9 +37,15 @@ impl Stack {
         config.payments.secret = PAYMENT_SECRET.into();
         config.payments.query_every_secs = 1;
         config.orders.payment_window_secs = payment_window_secs;
-        // Below the payment window, as the config's validation requires.
-        config.orders.confirm_window_secs = config.orders.confirm_window_secs.min(payment_window_secs - 1);
-        config.orders.idempotency_ttl_secs = 600;
+        if payment_window_secs < 10 {
+            // A short window, and the config's rule kept: in-flight window
+            // (1.5 s here) < confirm window < payment window.
+            config.kafka.message_timeout_ms = 300;
+            config.redis.command_timeout_ms = 100;
+            config.orders.confirm_window_secs = 2;
+            assert!(payment_window_secs > 2, "the payment window must exceed the confirm window");
+        }
+        config.orders.idempotency_ttl_secs = payment_window_secs.max(600);
         let gateway = Arc::new(TestGateway::start(config).await);
         let settler = TestSettler::start(settler_config(&topic, &shards));
         Self { topic, shards, gateway, settler, paysim }
@@ -266,7 +272,7 @@ async fn a_lost_notification_is_found_by_asking_the_channel() {
 
 #[tokio::test]
 async fn unpaid_orders_time_out_once_and_their_units_sell_again() {
-    let stack = Stack::start(1).await;
+    let stack = Stack::start(3).await;
     let sku = unique("timeout");
     stack.gateway.load_sale(&sku, 5, 1, 100).await;
     let first: Vec<String> = join_all((1..=5u64).map(|user| stack.order(user, &sku))).await;

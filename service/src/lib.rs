@@ -67,6 +67,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail dictates the closure's error type
     fn script_variables_with_the_prefix_are_not_settings() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("APP_PORT", "8091");

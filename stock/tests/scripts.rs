@@ -11,9 +11,6 @@ use stock::{
     SaleStore, SaleTerms, Windows, RESERVE_LUA,
 };
 
-/// These tests' sales live here, out of the way of running sweepers.
-const NAMESPACE: &str = "stock_tests:";
-
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -25,8 +22,19 @@ fn unique(prefix: &str) -> String {
 const NOW: i64 = 1_790_000_000_000;
 const PAY_BY: i64 = NOW + 900_000;
 
+/// Each test's keys live under a namespace of its own (`test_…:`), out of
+/// the way of running sweepers and of the other tests; `scripts/test.sh`
+/// drops what earlier runs left.
 async fn store() -> SaleStore {
-    let config = RedisConfig { url: redis_url(), namespace: NAMESPACE.into(), ..RedisConfig::default() };
+    store_in(&fresh_namespace()).await
+}
+
+fn fresh_namespace() -> String {
+    format!("{}:", unique("test_stock"))
+}
+
+async fn store_in(namespace: &str) -> SaleStore {
+    let config = RedisConfig { url: redis_url(), namespace: namespace.into(), ..RedisConfig::default() };
     let store = SaleStore::connect(&config).unwrap();
     assert!(store.wait_connected(std::time::Duration::from_secs(5)).await, "redis at {}", redis_url());
     store
@@ -66,7 +74,8 @@ async fn sale(store: &SaleStore, stock: i64, per_user_limit: i64) -> String {
 
 #[tokio::test]
 async fn reserve_takes_stock_and_records_the_order() {
-    let store = store().await;
+    let namespace = fresh_namespace();
+    let store = store_in(&namespace).await;
     let sku = sale(&store, 10, 5).await;
     let id = order_id(7);
     let outcome = store.reserve(&request(&sku, "k1", 7, 3, id)).await.unwrap();
@@ -84,7 +93,7 @@ async fn reserve_takes_stock_and_records_the_order() {
     // until its confirm deadline, on Redis's clock.
     let deadline = || async {
         let score: Option<f64> =
-            client.zscore(format!("{NAMESPACE}deadlines:{{{sku}}}"), id.to_string()).await.unwrap();
+            client.zscore(format!("{namespace}deadlines:{{{sku}}}"), id.to_string()).await.unwrap();
         score.unwrap() as i64
     };
     let redis_now = store.now_ms().await.unwrap();
@@ -100,9 +109,9 @@ async fn reserve_takes_stock_and_records_the_order() {
     };
     assert!(store.acknowledge(&sku, "k1", &record).await.unwrap());
     assert_eq!(deadline().await, PAY_BY, "acknowledged: held until the payment deadline");
-    let held: Option<i64> = client.hget(format!("{NAMESPACE}buyers:{{{sku}}}"), "7").await.unwrap();
+    let held: Option<i64> = client.hget(format!("{namespace}buyers:{{{sku}}}"), "7").await.unwrap();
     assert_eq!(held, Some(3));
-    let ttl: i64 = client.ttl(format!("{NAMESPACE}idem:{{{sku}}}:k1")).await.unwrap();
+    let ttl: i64 = client.ttl(format!("{namespace}idem:{{{sku}}}:k1")).await.unwrap();
     assert!((1..=60).contains(&ttl), "idempotency record expires: ttl {ttl}");
 }
 

@@ -70,9 +70,10 @@ pub async fn drop_shards(dsns: &[String]) {
 }
 
 /// Each test's Redis keys live under a namespace named after its topic, so
-/// the sweepers and payment pollers of parallel tests see only their own.
+/// the sweepers and payment pollers of parallel tests see only their own;
+/// `scripts/test.sh` drops the `test_…` keys earlier runs left.
 pub fn namespace(topic: &str) -> String {
-    format!("{topic}:")
+    format!("test_{topic}:")
 }
 
 /// A gateway config pointing at the test services, with the limits off.
@@ -119,6 +120,7 @@ impl TestGateway {
 
     /// As [`TestGateway::start`], reloading traffic from `config_file`.
     pub async fn start_with_file(mut config: Config, config_file: Option<std::path::PathBuf>) -> Self {
+        config.validate().expect("a test gateway's config passes the same checks as a deployment's");
         let listener = tokio::net::TcpListener::bind(config.server.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         config.payments.notify_url = format!("http://{addr}/v1/payments/notify");
