@@ -311,9 +311,9 @@ async fn queue(app: &App, sku: &str, key: &str, record: IdempotencyRecord, repla
     match app.sales.acknowledge(sku, key, &record).await {
         Ok(true) => Ok(placed(sku, &record, replayed)),
         Ok(false) => {
-            // The sweeper cancelled it as unconfirmed meanwhile; a retry
-            // with the same key places a fresh order.
-            tracing::warn!(sku, order_id = %record.order_id, "order acknowledged after its confirm deadline; it stays cancelled");
+            // Cancelled as unconfirmed, or released, meanwhile; a retry with
+            // the same key places a fresh order.
+            tracing::warn!(sku, order_id = %record.order_id, "order gone before its acknowledgement; it stays gone");
             Err(outcome_unknown())
         }
         Err(err) => {
