@@ -24,7 +24,7 @@
 --   {"refund", "<reason>:<reservation>"}     the order was cancelled first
 --   {"second_payment", reservation}          the order was paid by another payment: refund
 --   {"orphan"}                               no such order in this sale: refund (recorded with
---                                            the reservation "0:0:<amount>:0:0:")
+--                                            the reservation "0:0:<amount>:0:0:0:")
 --   {"dup", "<paid|refund>:<payment id>:<reservation>", acknowledged 0|1}
 --   {"amount_mismatch", expected_amount}     nothing changed
 --
@@ -66,5 +66,5 @@ if closed then
   redis.call('HSET', KEYS[5], order_id, 'refund:' .. payment_id .. ':' .. string.match(closed, '^%a+:(.*)$'))
   return {'refund', closed}
 end
-redis.call('HSET', KEYS[5], order_id, 'refund:' .. payment_id .. ':0:0:' .. paid .. ':0:0:')
+redis.call('HSET', KEYS[5], order_id, 'refund:' .. payment_id .. ':0:0:' .. paid .. ':0:0:0:')
 return {'orphan'}

@@ -25,12 +25,14 @@
 -- ARGV[9] in-flight window (ms): how long the request that reserved may
 --         still be waiting for the broker
 --
--- Idempotency record: "R:<user>:<qty>:<order id>:<amount cents>:<pay by ms>:<created ms>".
+-- Idempotency record: "R:<user>:<qty>:<order id>:<amount cents>:<pay by ms>:<created ms>:<sale generation>".
+-- The sale generation is the sale's `loaded_ms`: the orders carry it, so
+-- one sale's orders are told from an earlier sale's of the same SKU.
 -- "R" means reserved; the gateway rewrites it to "A" once the broker has
 -- acknowledged the OrderCreated event.
 --
 -- Returns one of
---   {"ok", amount_cents, stock_left}
+--   {"ok", amount_cents, stock_left, sale generation}
 --   {"dup", record}                   the key was seen before (an unacknowledged
 --                                     one is past its in-flight window: re-send it)
 --   {"in_progress", record}           the key's first request may still be in flight
@@ -42,7 +44,7 @@
 --
 -- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} idem:{tv}:k1 closed:{tv}
 --          42 1 81234 1790000000000 1790000900000 86400 k1 30000 7000
---   -> {"ok", "19900", "99"}
+--   -> {"ok", "19900", "99", "1789999000000"}
 
 if #KEYS ~= 6 or #ARGV ~= 9 then
   return redis.error_reply('reserve.lua takes 6 keys and 9 arguments')
@@ -72,7 +74,7 @@ if record then
   end
 end
 
-local sale = redis.call('HMGET', KEYS[1], 'stock', 'per_user_limit', 'price_cents', 'starts_ms', 'ends_ms')
+local sale = redis.call('HMGET', KEYS[1], 'stock', 'per_user_limit', 'price_cents', 'starts_ms', 'ends_ms', 'loaded_ms')
 if not sale[1] then
   return {'unknown_sku'}
 end
@@ -102,7 +104,8 @@ local amount = price * qty
 redis.call('HINCRBY', KEYS[1], 'stock', -qty)
 redis.call('HINCRBY', KEYS[1], 'reserved', qty)
 redis.call('HINCRBY', KEYS[2], user, qty)
-redis.call('HSET', KEYS[3], order_id, table.concat({user, qty, amount, now, pay_by, ARGV[7]}, ':'))
+local generation = sale[6] or '0'
+redis.call('HSET', KEYS[3], order_id, table.concat({user, qty, amount, now, pay_by, generation, ARGV[7]}, ':'))
 redis.call('ZADD', KEYS[4], redis_now + confirm_ms, order_id)
-redis.call('SET', KEYS[5], table.concat({'R', user, qty, order_id, amount, pay_by, now}, ':'), 'EX', ARGV[6])
-return {'ok', tostring(amount), tostring(stock - qty)}
+redis.call('SET', KEYS[5], table.concat({'R', user, qty, order_id, amount, pay_by, now, generation}, ':'), 'EX', ARGV[6])
+return {'ok', tostring(amount), tostring(stock - qty), generation}

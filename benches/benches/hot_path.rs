@@ -48,6 +48,7 @@ fn event_encoding(c: &mut Criterion) {
         idempotency_key: "0b7e3c1a-9f4e-4c5e-b0a1-3f2a1e9d8c7b".into(),
         created_at: now,
         pay_by: now + chrono::Duration::minutes(15),
+        sale_generation: 0,
     });
     let encoded = event.encode();
     let mut group = c.benchmark_group("event");

@@ -77,6 +77,7 @@ async fn settle_once(
                 amount_cents,
                 created_ms: 0,
                 pay_by_ms: 0,
+                sale_generation: 0,
                 idempotency_key: String::new(),
             };
             (Settled::Refunded, Some("no such order in the sale".to_owned()), unknown)

@@ -177,6 +177,7 @@ async fn a_key_reused_after_its_record_expired_is_a_new_order_and_a_poison_event
         idempotency_key: "poison".into(),
         created_at: now,
         pay_by: now,
+        sale_generation: 0,
     });
     let payload = poison.encode();
     let record = FutureRecord::to(&topic).key("8").payload(&payload);

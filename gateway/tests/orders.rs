@@ -63,6 +63,17 @@ async fn stock_is_never_oversold_and_every_order_reaches_its_shard() {
         }
     }
     assert_eq!(stored_ids, accepted);
+    // Every row carries its sale's generation (when the sale was loaded).
+    let generation = gateway.sale(&sku).await["loaded_ms"].as_i64().unwrap();
+    for dsn in &shards {
+        let pool = sqlx::mysql::MySqlPool::connect(dsn).await.unwrap();
+        let generations: Vec<(i64,)> = sqlx::query_as("SELECT DISTINCT sale_generation FROM orders WHERE sku = ?")
+            .bind(&sku)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert!(generations.iter().all(|(g,)| *g == generation), "{generations:?} for {generation}");
+    }
 
     // An accepted order reads back from the shard its id names.
     let some_id = accepted.iter().next().unwrap();

@@ -279,6 +279,7 @@ fn orders(rows: u64) -> Vec<OrderCreated> {
             idempotency_key: format!("bench-{user}"),
             created_at: now,
             pay_by: now,
+            sale_generation: 0,
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 -- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
 --
 -- A reservation (a field of resv:{sku}, keyed by order id) reads
--- "<user>:<qty>:<amount cents>:<created ms>:<pay by ms>:<idempotency key>".
+-- "<user>:<qty>:<amount cents>:<created ms>:<pay by ms>:<sale generation>:<idempotency key>".
 
 local function reservation_user(value)
   return string.match(value, '^(%d+):')

@@ -40,6 +40,11 @@ pub struct OrderCreated {
     pub idempotency_key: String,
     pub created_at: DateTime<Utc>,
     pub pay_by: DateTime<Utc>,
+    /// The sale the order belongs to (its `loaded_ms` in Redis), so one
+    /// sale's orders are told from an earlier sale's of the same SKU. 0 in
+    /// events from before it was recorded.
+    #[serde(default)]
+    pub sale_generation: i64,
 }
 
 /// The channel confirmed the payment: the reserved units are sold.
@@ -163,6 +168,7 @@ mod tests {
             idempotency_key: "k-1".into(),
             created_at: at,
             pay_by: at + chrono::Duration::minutes(15),
+            sale_generation: 0,
         })
     }
 

@@ -4,7 +4,9 @@
 //! that lost acknowledged writes the database says what the counters must
 //! be: `reserved` = units of pending orders, `sold` = units of paid (and
 //! later) orders, `stock` = units loaded − reserved − sold. Only orders of
-//! the current sale count: those created since it was loaded. Orders still
+//! the current sale count: those carrying its generation (`loaded_ms`), or,
+//! for orders from before generations were recorded, created since it was
+//! loaded. Orders still
 //! on their way to MySQL show as drift for a moment: reconcile when the
 //! sale is quiet, or run it twice.
 //!
@@ -64,9 +66,11 @@ pub async fn reconcile(
     let (mut reserved, mut sold) = (0i64, 0i64);
     for pool in &shards.pools {
         let units: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT status, CAST(SUM(qty) AS SIGNED) FROM orders WHERE sku = ? AND created_at >= ? GROUP BY status",
+            "SELECT status, CAST(SUM(qty) AS SIGNED) FROM orders WHERE sku = ? \
+             AND (sale_generation = ? OR (sale_generation = 0 AND created_at >= ?)) GROUP BY status",
         )
         .bind(sku)
+        .bind(status.loaded_ms)
         .bind(loaded_at)
         .fetch_all(pool)
         .await?;

@@ -91,8 +91,8 @@ async fn insert_in_status(
     change: &Change,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, status, idempotency_key, created_at, pay_by) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, status, idempotency_key, created_at, pay_by, \
+         sale_generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(order.order_id.raw() as i64)
     .bind(order.user_id)
@@ -103,6 +103,7 @@ async fn insert_in_status(
     .bind(&order.idempotency_key)
     .bind(order.created_at.naive_utc())
     .bind(order.pay_by.naive_utc())
+    .bind(order.sale_generation)
     .execute(&mut **tx)
     .await?;
     sqlx::query(&format!("UPDATE orders SET {} WHERE order_id = ?", change.set))

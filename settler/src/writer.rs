@@ -19,7 +19,8 @@ pub async fn write_orders(shards: &ShardPools, orders: &[&OrderCreated]) -> Resu
     }
     let writes = by_shard.iter().enumerate().filter(|(_, rows)| !rows.is_empty()).map(|(shard, rows)| async move {
         let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
-            "INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, status, idempotency_key, created_at, pay_by) ",
+            "INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, status, idempotency_key, created_at, pay_by, \
+             sale_generation) ",
         );
         insert.push_values(rows, |mut row, order| {
             row.push_bind(order.order_id.raw() as i64)
@@ -30,7 +31,8 @@ pub async fn write_orders(shards: &ShardPools, orders: &[&OrderCreated]) -> Resu
                 .push_bind(OrderStatus::PendingPayment.as_str())
                 .push_bind(&order.idempotency_key)
                 .push_bind(order.created_at.naive_utc())
-                .push_bind(order.pay_by.naive_utc());
+                .push_bind(order.pay_by.naive_utc())
+                .push_bind(order.sale_generation);
         });
         // A row that exists already (a redelivered event) is left as it is:
         // its status may have moved on since.

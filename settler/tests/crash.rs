@@ -124,6 +124,7 @@ async fn produce_orders(bootstrap: &str, topic: &str, users: std::ops::RangeIncl
             idempotency_key: format!("k{user}"),
             created_at: now,
             pay_by: now + chrono::Duration::minutes(15),
+            sale_generation: 0,
         });
         let (key, payload) = (event.key(), event.encode());
         let producer = producer.clone();
@@ -150,6 +151,7 @@ async fn produce_garbage(bootstrap: &str, topic: &str) {
         idempotency_key: "future".into(),
         created_at: now,
         pay_by: now,
+        sale_generation: 0,
     });
     let future_version = String::from_utf8(future_version.encode()).unwrap().replace(r#""v":1"#, r#""v":99"#);
     for payload in ["not json at all", future_version.as_str()] {

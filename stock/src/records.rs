@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use order::event::{CancelReason, OrderCancelled, OrderCreated};
 use order::id::OrderId;
 
-/// `<user>:<qty>:<amount cents>:<created ms>:<pay by ms>:<idempotency key>`,
-/// the value of a reservation (see `lua/lib/reservation.lua`).
+/// `<user>:<qty>:<amount cents>:<created ms>:<pay by ms>:<sale generation>:<idempotency key>`,
+/// the value of a reservation (see `lua/lib/reservation.lua`). Reservations
+/// made before generations were recorded lack that field: generation 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservationRecord {
     pub user_id: u64,
@@ -14,19 +15,28 @@ pub struct ReservationRecord {
     pub amount_cents: i64,
     pub created_ms: i64,
     pub pay_by_ms: i64,
+    /// The sale's `loaded_ms` when the order was placed.
+    pub sale_generation: i64,
     pub idempotency_key: String,
 }
 
 impl ReservationRecord {
     pub fn parse(text: &str) -> Option<Self> {
-        let mut parts = text.splitn(6, ':');
+        // Idempotency keys hold no ':', so six fields are the older format.
+        let parts: Vec<&str> = text.splitn(7, ':').collect();
+        let (sale_generation, idempotency_key) = match parts.as_slice() {
+            [_, _, _, _, _, generation, key] => (generation.parse().ok()?, *key),
+            [_, _, _, _, _, key] => (0, *key),
+            _ => return None,
+        };
         Some(Self {
-            user_id: parts.next()?.parse().ok()?,
-            qty: parts.next()?.parse().ok()?,
-            amount_cents: parts.next()?.parse().ok()?,
-            created_ms: parts.next()?.parse().ok()?,
-            pay_by_ms: parts.next()?.parse().ok()?,
-            idempotency_key: parts.next()?.to_owned(),
+            user_id: parts[0].parse().ok()?,
+            qty: parts[1].parse().ok()?,
+            amount_cents: parts[2].parse().ok()?,
+            created_ms: parts[3].parse().ok()?,
+            pay_by_ms: parts[4].parse().ok()?,
+            sale_generation,
+            idempotency_key: idempotency_key.to_owned(),
         })
     }
 
@@ -41,12 +51,14 @@ impl ReservationRecord {
             idempotency_key: self.idempotency_key.clone(),
             created_at: from_ms(self.created_ms),
             pay_by: from_ms(self.pay_by_ms),
+            sale_generation: self.sale_generation,
         }
     }
 }
 
 /// The first answer to an idempotency key, as `reserve.lua` stores it:
-/// `"<R|A>:<user>:<qty>:<order id>:<amount cents>:<pay by ms>:<created ms>"`.
+/// `"<R|A>:<user>:<qty>:<order id>:<amount cents>:<pay by ms>:<created ms>:<sale generation>"`
+/// (the generation missing in records from before it was recorded: 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRecord {
     /// The broker acknowledged the order's `OrderCreated` event.
@@ -57,6 +69,7 @@ pub struct IdempotencyRecord {
     pub amount_cents: i64,
     pub pay_by_ms: i64,
     pub created_ms: i64,
+    pub sale_generation: i64,
 }
 
 impl IdempotencyRecord {
@@ -75,20 +88,25 @@ impl IdempotencyRecord {
             amount_cents: parts.next()?.parse().ok()?,
             pay_by_ms: parts.next()?.parse().ok()?,
             created_ms: parts.next()?.parse().ok()?,
+            sale_generation: match parts.next() {
+                Some(generation) => generation.parse().ok()?,
+                None => 0,
+            },
         };
         parts.next().is_none().then_some(record)
     }
 
     pub fn encode(&self) -> String {
         format!(
-            "{}:{}:{}:{}:{}:{}:{}",
+            "{}:{}:{}:{}:{}:{}:{}:{}",
             if self.acknowledged { "A" } else { "R" },
             self.user_id,
             self.qty,
             self.order_id,
             self.amount_cents,
             self.pay_by_ms,
-            self.created_ms
+            self.created_ms,
+            self.sale_generation
         )
     }
 }
@@ -118,21 +136,27 @@ mod tests {
 
     #[test]
     fn idempotency_records_round_trip() {
-        let text = "R:42:2:81234567:39800:1790000900000:1790000000000";
+        let text = "R:42:2:81234567:39800:1790000900000:1790000000000:1789999000000";
         let record = IdempotencyRecord::parse(text).unwrap();
         assert!(!record.acknowledged);
-        assert_eq!(record.order_id.raw(), 81234567);
+        assert_eq!((record.order_id.raw(), record.sale_generation), (81234567, 1789999000000));
         assert_eq!(record.encode(), text);
-        for bad in ["", "X:1:1:1:1:1:1", "R:1:1:1:1:1", "R:1:1:1:1:1:1:1", "R:a:1:1:1:1:1"] {
+        // From before generations were recorded: generation 0.
+        let older = IdempotencyRecord::parse("R:42:2:81234567:39800:1790000900000:1790000000000").unwrap();
+        assert_eq!(older.sale_generation, 0);
+        for bad in ["", "X:1:1:1:1:1:1", "R:1:1:1:1:1", "R:1:1:1:1:1:1:1:1", "R:a:1:1:1:1:1", "R:1:1:1:1:1:1:x"] {
             assert_eq!(IdempotencyRecord::parse(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn outbox_entries_become_cancellations() {
-        let entry = "81234567:timeout:42:2:39800:1790000000000:1790000900000:key-1";
+        let entry = "81234567:timeout:42:2:39800:1790000000000:1790000900000:1789999000000:key-1";
         let cancelled = parse_outbox_entry(entry, "tv", 1_790_000_900_500).unwrap();
         assert_eq!(cancelled.reason, CancelReason::Timeout);
+        assert_eq!(cancelled.order.sale_generation, 1789999000000);
+        let older = "81234567:timeout:42:2:39800:1790000000000:1790000900000:key-1";
+        assert_eq!(parse_outbox_entry(older, "tv", 0).unwrap().order.idempotency_key, "key-1");
         assert_eq!(cancelled.order.order_id.raw(), 81234567);
         assert_eq!((cancelled.order.user_id, cancelled.order.qty, cancelled.order.amount_cents), (42, 2, 39800));
         assert_eq!(cancelled.order.idempotency_key, "key-1");

@@ -54,6 +54,8 @@ pub enum Reservation {
     Reserved {
         amount_cents: i64,
         stock_left: i64,
+        /// The sale's generation (its `loaded_ms`), recorded on the order.
+        sale_generation: i64,
     },
     /// The key was answered before, or its first request is over (an
     /// unacknowledged record then means: send the order again).
@@ -760,9 +762,11 @@ impl SaleStore {
 fn parse_reservation(reply: &[String]) -> Option<Reservation> {
     let number = |text: &String| text.parse::<i64>().ok();
     Some(match reply {
-        [tag, amount, left] if tag == "ok" => {
-            Reservation::Reserved { amount_cents: number(amount)?, stock_left: number(left)? }
-        }
+        [tag, amount, left, generation] if tag == "ok" => Reservation::Reserved {
+            amount_cents: number(amount)?,
+            stock_left: number(left)?,
+            sale_generation: number(generation)?,
+        },
         [tag, record] if tag == "dup" => Reservation::Duplicate(IdempotencyRecord::parse(record)?),
         [tag, record] if tag == "in_progress" => Reservation::InProgress(IdempotencyRecord::parse(record)?),
         [tag] if tag == "id_taken" => Reservation::IdTaken,

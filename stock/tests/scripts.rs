@@ -79,7 +79,9 @@ async fn reserve_takes_stock_and_records_the_order() {
     let sku = sale(&store, 10, 5).await;
     let id = order_id(7);
     let outcome = store.reserve(&request(&sku, "k1", 7, 3, id)).await.unwrap();
-    assert_eq!(outcome, Reservation::Reserved { amount_cents: 5_997, stock_left: 7 });
+    let generation = store.sale_status(&sku).await.unwrap().unwrap().loaded_ms;
+    assert!(generation > 0, "a loaded sale has a generation");
+    assert_eq!(outcome, Reservation::Reserved { amount_cents: 5_997, stock_left: 7, sale_generation: generation });
 
     let status = store.sale_status(&sku).await.unwrap().unwrap();
     assert_eq!((status.stock, status.reserved, status.sold, status.total), (7, 3, 0, 10));
@@ -106,6 +108,7 @@ async fn reserve_takes_stock_and_records_the_order() {
         amount_cents: 5_997,
         pay_by_ms: PAY_BY,
         created_ms: NOW,
+        sale_generation: generation,
     };
     assert!(store.acknowledge(&sku, "k1", &record).await.unwrap());
     assert_eq!(deadline().await, PAY_BY, "acknowledged: held until the payment deadline");
@@ -137,7 +140,8 @@ async fn a_repeated_key_returns_the_first_order() {
             order_id: first,
             amount_cents: 3_998,
             pay_by_ms: PAY_BY,
-            created_ms: NOW
+            created_ms: NOW,
+            sale_generation: store.sale_status(&sku).await.unwrap().unwrap().loaded_ms,
         }
     );
     assert_eq!(store.sale_status(&sku).await.unwrap().unwrap().stock, 8, "stock taken once");
@@ -203,7 +207,7 @@ async fn release_gives_units_back_once_and_frees_the_key() {
     assert_eq!((status.stock, status.reserved), (5, 0));
     // The key is free again and the user's count is back to zero.
     let retry = store.reserve(&request(&sku, "k", 3, 5, order_id(3))).await.unwrap();
-    assert_eq!(retry, Reservation::Reserved { amount_cents: 9_995, stock_left: 0 });
+    assert!(matches!(retry, Reservation::Reserved { amount_cents: 9_995, stock_left: 0, .. }), "{retry:?}");
 
     // Past the in-flight window a retry on another gateway may be re-sending
     // the order: too late to release, the units stay until the confirm deadline.
@@ -229,7 +233,9 @@ async fn reserved(store: &SaleStore, sku: &str, user: u64, qty: u32) -> OrderId 
     let id = order_id(user);
     let key = format!("key-{id}");
     let outcome = store.reserve(&request(sku, &key, user, qty, id)).await.unwrap();
-    let Reservation::Reserved { amount_cents, .. } = outcome else { panic!("not reserved: {outcome:?}") };
+    let Reservation::Reserved { amount_cents, sale_generation, .. } = outcome else {
+        panic!("not reserved: {outcome:?}")
+    };
     let record = IdempotencyRecord {
         acknowledged: false,
         user_id: user,
@@ -238,6 +244,7 @@ async fn reserved(store: &SaleStore, sku: &str, user: u64, qty: u32) -> OrderId 
         amount_cents,
         pay_by_ms: PAY_BY,
         created_ms: NOW,
+        sale_generation,
     };
     assert!(store.acknowledge(sku, &key, &record).await.unwrap());
     id
@@ -409,6 +416,7 @@ async fn an_unacknowledged_order_is_cancelled_at_its_confirm_deadline_and_frees_
         amount_cents,
         pay_by_ms,
         created_ms: redis_now,
+        sale_generation: 0,
     };
     let place = |key: &'static str, user, id| {
         let req = ReserveRequest { pay_by_ms, now_ms: redis_now, ..request(&sku, key, user, 2, id) };

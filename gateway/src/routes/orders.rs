@@ -216,7 +216,7 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
     metrics::counter!("gateway_reservations_total", "outcome" => outcome_name(&reservation)).increment(1);
 
     match reservation {
-        Reservation::Reserved { amount_cents, stock_left } => {
+        Reservation::Reserved { amount_cents, stock_left, sale_generation } => {
             if stock_left == 0 {
                 app.sold_out.mark(&order.sku);
             }
@@ -228,6 +228,7 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
                 amount_cents,
                 pay_by_ms,
                 created_ms: now_ms,
+                sale_generation,
             };
             queue(&app, &order.sku, &key, record, false).await
         }
@@ -280,6 +281,7 @@ async fn queue(app: &App, sku: &str, key: &str, record: IdempotencyRecord, repla
         idempotency_key: key.to_owned(),
         created_at: from_ms(record.created_ms),
         pay_by: from_ms(record.pay_by_ms),
+        sale_generation: record.sale_generation,
     });
     let outcome_unknown = || ApiError::OutcomeUnknown {
         order_id: record.order_id,
