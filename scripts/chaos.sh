@@ -12,9 +12,11 @@
 #   scripts/chaos.sh            every scenario
 #   scripts/chaos.sh --short    the test command's subset
 #   scripts/chaos.sh NAME...    the scenarios named
+#   CHAOS_SEED=7 scripts/chaos.sh mix mix mix
+#                               three faults drawn at random per sale (seeded)
 #
 # Scenarios: broker_stall, gateway_kill, settler_kill, kill_one_of_each,
-# redis_restart, shard_down, key_reuse, live_change. A broker restart is
+# redis_restart, shard_down, key_reuse, live_change, mix. A broker restart is
 # left out: the broker the set-up installs keeps messages in memory only,
 # so restarting it loses what it held (production runs Kafka).
 set -euo pipefail
@@ -147,7 +149,7 @@ key_reuse() {
   keys=$(redis-cli -p "$REDIS_PORT" --scan --pattern "idem:{$SKU}:*" | head -50 || true)
   [ -n "$keys" ] && redis-cli -p "$REDIS_PORT" del $keys >/dev/null
   "$BIN/loadtest" chaos-buyers --target "$TARGETS" --sku "$SKU" --first-user "$FIRST_USER" --buyers 100 \
-    --rate 100 --retry-secs 30 --out "$RUN/$SKU.again.json" >"$RUN/$SKU.again.log" 2>&1
+    --rate 100 --retry-secs 30 --out "$RUN/$SKU.again.$RANDOM.json" >>"$RUN/$SKU.again.log" 2>&1
 }
 live_change() {
   admin PATCH "$SKU" '{"add_units": 100, "per_user_limit": 2}'
@@ -155,11 +157,22 @@ live_change() {
   admin PATCH "$SKU" '{"add_units": -20, "price_cents": 1200}' || true
 }
 
+# mix: three faults one after the other, drawn with CHAOS_SEED.
+FAULTS=(broker_stall gateway_kill settler_kill kill_one_of_each redis_restart shard_down key_reuse live_change)
+RANDOM="${CHAOS_SEED:-$$}"
+log "chaos seed ${CHAOS_SEED:-$$}"
+mix() {
+  local picked=()
+  for _ in 1 2 3; do picked+=("${FAULTS[RANDOM % ${#FAULTS[@]}]}"); done
+  log "mix: ${picked[*]}"
+  for fault in "${picked[@]}"; do "$fault"; sleep 0.5; done
+}
+
 ROWS=()
 failed=0
 for scenario in "${SCENARIOS[@]}"; do
   declare -F "$scenario" >/dev/null || die "no scenario $scenario"
-  SKU="chaos_${scenario}_$RANDOM"
+  SKU="chaos_${scenario}_${#ROWS[@]}_$RANDOM"
   FIRST_USER=$((RANDOM * 1000 + 1))
   admin PUT "$SKU" '{"stock": 450, "per_user_limit": 2, "price_cents": 1000}'
   log "$scenario: sale $SKU, 450 units, 600 buyers"
@@ -169,14 +182,15 @@ for scenario in "${SCENARIOS[@]}"; do
   "$scenario"
   wait "$buyers_pid" || die "the buyers of $scenario failed: $(tail -3 "$RUN/$SKU.json.log")"
   answers="$RUN/$SKU.json"
-  if [ -f "$RUN/$SKU.again.json" ]; then
-    python3 - "$answers" "$RUN/$SKU.again.json" <<'PY'
+  for again in "$RUN/$SKU".again.*.json; do
+    [ -f "$again" ] || continue
+    python3 - "$answers" "$again" <<'PY'
 import json, sys
 first, again = (json.load(open(p)) for p in sys.argv[1:])
 first["accepted"].update(again["accepted"])
 json.dump(first, open(sys.argv[1], "w"))
 PY
-  fi
+  done
   if out=$("$BIN/loadtest" chaos-check --answers "$answers" --settle-secs 60 2>&1); then result=held; else result=BROKEN; failed=1; fi
   echo "$out" | sed "s/^/  $scenario /" >&2
   cells=$(echo "$out" | grep -E '^\[' | sed -E 's/^\[ ok \].*/held/; s/^\[FAIL\].*/BROKEN/' | paste -sd'|')
