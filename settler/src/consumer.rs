@@ -21,6 +21,7 @@ use std::time::Duration;
 use order::event::{OrderCreated, OrderEvent};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use service::producer::EventProducer;
@@ -222,23 +223,29 @@ impl Settler {
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let mut backoff = Duration::from_millis(self.config.batch.retry_min_ms);
+        // A payload the dead-letter topic refuses as too large goes without
+        // it: the headers still say where the original is.
+        let mut payload = message.payload().unwrap_or_default();
         loop {
-            let headers = OwnedHeaders::new()
+            let mut headers = OwnedHeaders::new()
                 .insert(Header { key: "error", value: Some(&rejected.reason) })
                 .insert(Header { key: "source.topic", value: Some(message.topic()) })
                 .insert(Header { key: "source.partition", value: Some(&partition) })
                 .insert(Header { key: "source.offset", value: Some(&offset) });
-            let sent = self
-                .dead_letters
-                .send_to(
-                    &self.config.kafka.dlq_topic,
-                    message.key(),
-                    message.payload().unwrap_or_default(),
-                    Some(headers),
-                )
-                .await;
+            if payload.is_empty() && !message.payload().unwrap_or_default().is_empty() {
+                headers = headers.insert(Header { key: "payload", value: Some("dropped: too large") });
+            }
+            let sent =
+                self.dead_letters.send_to(&self.config.kafka.dlq_topic, message.key(), payload, Some(headers)).await;
             match sent {
                 Ok(()) => return Ok(()),
+                Err(err)
+                    if err.error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge)
+                        && !payload.is_empty() =>
+                {
+                    tracing::warn!(error = %err, "dead letter too large; sending it without its payload");
+                    payload = &[];
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, retry_in = ?backoff, "dead letter not acknowledged");
                     wait_or_stop(backoff, stopping).await?;
