@@ -4,24 +4,34 @@
 -- never goes below zero, so the total never below reserved + sold), and
 -- sets the per-user limit, the price of new orders and the window. Every
 -- reservation, payment and buyer count stays as it is. Arguments left
--- empty ("") are not changed.
+-- empty ("") are not changed. With ARGV[6], the change applies only while
+-- the sale's total is that number: an operator retrying a change whose
+-- answer was lost (a timeout) does not add the units twice.
 --
 -- KEYS[1] sale:{sku}
 -- ARGV[1] units to add (negative: remove)   ARGV[2] per-user limit   ARGV[3] price in cents
 -- ARGV[4] sale starts (Unix ms, 0: at once)   ARGV[5] sale ends (Unix ms, 0: never)
 --         (the window's two ends are set together, or neither)
+-- ARGV[6] the total the change expects, or ""
 --
--- Returns {"updated", stock}, {"unknown_sku"} or {"too_few_units", stock}.
+-- Returns {"updated", stock}, {"unknown_sku"}, {"too_few_units", stock} or
+-- {"total_changed", total}.
 --
--- Example: EVALSHA <sha> 1 sale:{tv} 500 "" "" "" ""  -> {"updated", 620}
+-- Example: EVALSHA <sha> 1 sale:{tv} 500 "" "" "" "" 1000  -> {"updated", 620}
 
-if #KEYS ~= 1 or #ARGV ~= 5 then
-  return redis.error_reply('update_sale.lua takes 1 key and 5 arguments')
+if #KEYS ~= 1 or #ARGV ~= 6 then
+  return redis.error_reply('update_sale.lua takes 1 key and 6 arguments')
 end
 
 local stock = tonumber(redis.call('HGET', KEYS[1], 'stock'))
 if not stock then
   return {'unknown_sku'}
+end
+if ARGV[6] ~= '' then
+  local total = tonumber(redis.call('HGET', KEYS[1], 'total'))
+  if total ~= tonumber(ARGV[6]) then
+    return {'total_changed', total}
+  end
 end
 local add = tonumber(ARGV[1]) or 0
 if stock + add < 0 then

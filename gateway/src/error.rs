@@ -76,6 +76,8 @@ pub enum ApiError {
     SaleBusy { reservations: u64, outbox: u64, unsettled_payments: u64 },
     #[error("only {stock} units are still for sale; reserved and sold units cannot be removed")]
     TooFewUnits { stock: i64 },
+    #[error("the sale's total is {total} now, not if_total: nothing was changed")]
+    SaleChanged { total: i64 },
     #[error("{} unavailable", .0.as_str())]
     Unavailable(Dependency),
     /// The order was reserved and sent, but the broker's answer did not
@@ -102,7 +104,8 @@ impl ApiError {
             | Self::SaleNotStarted { .. }
             | Self::SaleEnded
             | Self::SaleBusy { .. }
-            | Self::TooFewUnits { .. } => StatusCode::CONFLICT,
+            | Self::TooFewUnits { .. }
+            | Self::SaleChanged { .. } => StatusCode::CONFLICT,
             Self::AmountMismatch { .. } => StatusCode::BAD_REQUEST,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -149,6 +152,9 @@ impl ApiError {
             }),
             Self::TooFewUnits { stock } => {
                 json!({"error": "too_few_units", "stock": stock, "detail": self.to_string()})
+            }
+            Self::SaleChanged { total } => {
+                json!({"error": "sale_changed", "total": total, "detail": self.to_string()})
             }
             Self::Unavailable(dependency) => {
                 json!({"error": "unavailable", "dependency": dependency.as_str()})

@@ -253,6 +253,14 @@ async fn an_operator_changing_a_live_sale_never_touches_its_orders() {
     assert_eq!((second.status, second.json["amount_cents"].as_i64()), (StatusCode::ACCEPTED, Some(250)));
     orders.push((1, second.json["order_id"].as_str().unwrap().to_owned()));
 
+    // A restock retried after a lost answer is applied once.
+    let once = serde_json::json!({"add_units": 5, "if_total": 15});
+    assert_eq!(patch(once.clone()).await.status, StatusCode::OK);
+    let retried = patch(once).await;
+    assert_eq!((retried.status, retried.json["error"].as_str()), (StatusCode::CONFLICT, Some("sale_changed")));
+    assert_eq!(counters(&gateway, &sku).await, (16, 4, 0, 20));
+    assert_eq!(patch(serde_json::json!({"add_units": -5})).await.status, StatusCode::OK);
+
     // Units that are reserved or sold cannot be taken away.
     let too_many = patch(serde_json::json!({"add_units": -12})).await;
     assert_eq!((too_many.status, too_many.json["stock"].as_i64()), (StatusCode::CONFLICT, Some(11)));

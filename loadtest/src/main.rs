@@ -2,7 +2,8 @@
 //! checks the stock invariants afterwards. Exits non-zero when one fails.
 //!
 //! Layout: the scenarios [`flash_sale`], [`open_loop`] (steady, ramp),
-//! [`storm`] (idempotency) and [`mixed`]; [`burst`] the closed-loop generator; [`bench`]
+//! [`storm`] (idempotency) and [`mixed`]; [`chaos`] the buyers and the
+//! invariant check of `scripts/chaos.sh`; [`burst`] the closed-loop generator; [`bench`]
 //! the floors; [`client`] the HTTP calls; [`report`] and [`timeline`] the
 //! figures and the chart; [`shards`] the MySQL counts.
 

@@ -208,6 +208,8 @@ pub struct SaleChange {
     /// The price of orders placed from now on.
     pub price_cents: Option<i64>,
     pub window: Option<SaleWindow>,
+    /// Apply only while the sale's total is this (a safe retry).
+    pub if_total: Option<i64>,
 }
 
 /// What `update_sale.lua` did.
@@ -218,6 +220,11 @@ pub enum SaleUpdate {
     /// Removing that many would take units that are reserved or sold.
     TooFewUnits {
         stock: i64,
+    },
+    /// `if_total` did not match: the sale changed since (maybe by this
+    /// very change, retried); nothing was applied.
+    TotalChanged {
+        total: i64,
     },
 }
 
@@ -653,13 +660,21 @@ impl SaleStore {
             .evalsha_with_reload(
                 self.pool.next(),
                 vec![self.keys(sku).sale],
-                vec![text(change.add_units), text(change.per_user_limit), text(change.price_cents), starts_ms, ends_ms],
+                vec![
+                    text(change.add_units),
+                    text(change.per_user_limit),
+                    text(change.price_cents),
+                    starts_ms,
+                    ends_ms,
+                    text(change.if_total),
+                ],
             )
             .await?;
         let stock = |text: &String| text.parse::<i64>().ok();
         let update = match reply.as_slice() {
             [tag, left] if tag == "updated" => stock(left).map(|_| SaleUpdate::Updated),
             [tag, left] if tag == "too_few_units" => stock(left).map(|stock| SaleUpdate::TooFewUnits { stock }),
+            [tag, total] if tag == "total_changed" => stock(total).map(|total| SaleUpdate::TotalChanged { total }),
             [tag] if tag == "unknown_sku" => Some(SaleUpdate::UnknownSku),
             _ => None,
         };

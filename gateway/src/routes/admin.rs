@@ -50,11 +50,15 @@ struct SalePatch {
     price_cents: Option<i64>,
     /// Replaces the whole window: `{"starts_at"?, "ends_at"?}`.
     window: Option<SaleWindow>,
+    /// Apply only while the sale's total is this: a retry after a lost
+    /// answer cannot apply the change twice.
+    if_total: Option<i64>,
 }
 
 /// `PATCH /admin/skus/{sku}` `{"add_units"?, "per_user_limit"?,
-/// "price_cents"?, "window"?}`: changes a live sale; its reservations,
-/// payments and buyers' counts stay as they are. Answers its counters.
+/// "price_cents"?, "window"?, "if_total"?}`: changes a live sale; its
+/// reservations, payments and buyers' counts stay as they are. Answers its
+/// counters; 409 `sale_changed` when `if_total` no longer matches.
 pub async fn patch_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
     authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
@@ -76,11 +80,13 @@ pub async fn patch_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<R
         per_user_limit: patch.per_user_limit,
         price_cents: patch.price_cents,
         window: patch.window,
+        if_total: patch.if_total,
     };
     match app.sales.update_sale(sku, &change).await.map_err(|err| redis_down("changing a sale", err))? {
         SaleUpdate::Updated => {}
         SaleUpdate::UnknownSku => return Err(ApiError::UnknownSku),
         SaleUpdate::TooFewUnits { stock } => return Err(ApiError::TooFewUnits { stock }),
+        SaleUpdate::TotalChanged { total } => return Err(ApiError::SaleChanged { total }),
     }
     app.sold_out.clear(sku);
     if let Some(window) = patch.window {
