@@ -46,9 +46,8 @@ if reservations + outbox + unsettled > 0 then
 end
 
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
--- When this sale began (Redis TIME): its orders are the ones created since.
-local time = redis.call('TIME')
-local loaded_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+-- When this sale began (Redis TIME): its generation, carried by its orders.
+local loaded_ms = now_ms()
 redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'total', ARGV[1], 'reserved', 0, 'sold', 0,
   'per_user_limit', ARGV[2], 'price_cents', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
   'loaded_ms', loaded_ms)

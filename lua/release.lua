@@ -28,10 +28,7 @@ local reservation = redis.call('HGET', KEYS[3], order_id)
 if not reservation then
   return {0, 0}
 end
-local confirm_by = redis.call('ZSCORE', KEYS[4], order_id)
-local time = redis.call('TIME')
-local redis_now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-if confirm_by and redis_now - (tonumber(confirm_by) - tonumber(ARGV[2])) >= tonumber(ARGV[3]) then
+if still_in_flight(order_id, tonumber(ARGV[2]), tonumber(ARGV[3])) == false then
   return {2, 0}
 end
 local stock = release_units(order_id, reservation)

@@ -50,8 +50,6 @@ if #KEYS ~= 6 or #ARGV ~= 9 then
   return redis.error_reply('reserve.lua takes 6 keys and 9 arguments')
 end
 
-local time = redis.call('TIME')
-local redis_now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local confirm_ms, in_flight_ms = tonumber(ARGV[8]), tonumber(ARGV[9])
 
 local record = redis.call('GET', KEYS[5])
@@ -63,11 +61,8 @@ if record then
   -- An unacknowledged order cancelled at its confirm deadline frees its key.
   local closed = redis.call('HGET', KEYS[6], first_order)
   if not (closed and string.find(closed, '^unconfirmed:')) then
-    -- Unacknowledged and reserved less than the in-flight window ago (on
-    -- Redis's clock, the same for every gateway): its request may still
-    -- be waiting for the broker.
-    local confirm_by = redis.call('ZSCORE', KEYS[4], first_order)
-    if confirm_by and redis_now - (tonumber(confirm_by) - confirm_ms) < in_flight_ms then
+    -- Unacknowledged, and its request may still be waiting for the broker.
+    if still_in_flight(first_order, confirm_ms, in_flight_ms) then
       return {'in_progress', record}
     end
     return {'dup', record}
@@ -106,6 +101,6 @@ redis.call('HINCRBY', KEYS[1], 'reserved', qty)
 redis.call('HINCRBY', KEYS[2], user, qty)
 local generation = sale[6] or '0'
 redis.call('HSET', KEYS[3], order_id, table.concat({user, qty, amount, now, pay_by, generation, ARGV[7]}, ':'))
-redis.call('ZADD', KEYS[4], redis_now + confirm_ms, order_id)
+redis.call('ZADD', KEYS[4], now_ms() + confirm_ms, order_id)
 redis.call('SET', KEYS[5], table.concat({'R', user, qty, order_id, amount, pay_by, now, generation}, ':'), 'EX', ARGV[6])
 return {'ok', tostring(amount), tostring(stock - qty), generation}

@@ -1,9 +1,27 @@
--- Shared by the scripts that end a reservation; the store loads it in front
--- of each of them. Those scripts pass these keys first, in this order:
+-- Shared by the scripts that make or end a reservation; the store loads it
+-- in front of each of them. Those scripts pass these keys first, in this order:
 -- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
 --
 -- A reservation (a field of resv:{sku}, keyed by order id) reads
 -- "<user>:<qty>:<amount cents>:<created ms>:<pay by ms>:<sale generation>:<idempotency key>".
+
+-- Redis's clock, Unix ms: the one clock every gateway and sweeper shares.
+local function now_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- Whether the request that reserved an unacknowledged order may still be
+-- waiting for the broker: the order was reserved (its confirm deadline
+-- less the confirm window) less than the in-flight window ago. nil when
+-- the order has no deadline.
+local function still_in_flight(order_id, confirm_ms, in_flight_ms)
+  local confirm_by = redis.call('ZSCORE', KEYS[4], order_id)
+  if not confirm_by then
+    return nil
+  end
+  return now_ms() - (tonumber(confirm_by) - confirm_ms) < in_flight_ms
+end
 
 local function reservation_user(value)
   return string.match(value, '^(%d+):')

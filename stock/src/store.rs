@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::keys::{GlobalKeys, SaleKeys};
 use crate::records::{parse_closed, IdempotencyRecord, ReservationRecord};
 
-/// The helpers of the scripts that end reservations, loaded in front of them.
+/// The helpers of the scripts that make or end reservations, loaded in front of them.
 const RESERVATION_LIB: &str = include_str!("../../lua/lib/reservation.lua");
 pub const RESERVE_LUA: &str = include_str!("../../lua/reserve.lua");
 const RELEASE_LUA: &str = include_str!("../../lua/release.lua");
@@ -199,16 +199,20 @@ pub enum SaleLoad {
     },
 }
 
-/// A change to a live sale; `None` leaves a term as it is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A change to a live sale (the body of the admin API's PATCH); `None`
+/// leaves a term as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SaleChange {
     /// Units to add; negative removes units still for sale.
     pub add_units: Option<i64>,
     pub per_user_limit: Option<i64>,
     /// The price of orders placed from now on.
     pub price_cents: Option<i64>,
+    /// Replaces the whole window: `{"starts_at"?, "ends_at"?}`.
     pub window: Option<SaleWindow>,
-    /// Apply only while the sale's total is this (a safe retry).
+    /// Apply only while the sale's total is this: a retry after a lost
+    /// answer cannot apply the change twice.
     pub if_total: Option<i64>,
 }
 
@@ -251,6 +255,13 @@ pub enum StoreError {
     Redis(#[from] fred::error::Error),
     #[error("unexpected reply from {script}: {reply:?}")]
     Reply { script: &'static str, reply: Vec<String> },
+}
+
+impl StoreError {
+    /// An unexpected reply of numbers.
+    fn numbers(script: &'static str, reply: &[impl ToString]) -> Self {
+        Self::Reply { script, reply: reply.iter().map(ToString::to_string).collect() }
+    }
 }
 
 /// Sales in Redis, through a pool of pipelining connections.
@@ -298,12 +309,12 @@ impl SaleStore {
             pool,
             namespace: config.namespace.clone(),
             global: GlobalKeys::new(&config.namespace),
-            reserve: Script::from_lua(RESERVE_LUA),
+            reserve: with_lib(RESERVE_LUA),
             release: with_lib(RELEASE_LUA),
             cancel: with_lib(CANCEL_LUA),
             sweep: with_lib(SWEEP_LUA),
             confirm: with_lib(CONFIRM_LUA),
-            load_sale: Script::from_lua(LOAD_SALE_LUA),
+            load_sale: with_lib(LOAD_SALE_LUA),
             claim_queries: Script::from_lua(CLAIM_QUERIES_LUA),
             acknowledge: Script::from_lua(ACKNOWLEDGE_LUA),
             update_sale: Script::from_lua(UPDATE_SALE_LUA),
@@ -394,7 +405,7 @@ impl SaleStore {
             [1, stock] => Ok(Release::Released { stock: *stock }),
             [0, _] => Ok(Release::NotHeld),
             [2, _] => Ok(Release::TooLate),
-            _ => Err(StoreError::Reply { script: "release.lua", reply: reply.iter().map(i64::to_string).collect() }),
+            _ => Err(StoreError::numbers("release.lua", &reply)),
         }
     }
 
@@ -441,7 +452,7 @@ impl SaleStore {
         match reply.as_slice() {
             [1, _] => Ok(Ok(())),
             [0, left_ms] => Ok(Err(*left_ms)),
-            _ => Err(StoreError::Reply { script: "node_lease.lua", reply: reply.iter().map(i64::to_string).collect() }),
+            _ => Err(StoreError::numbers("node_lease.lua", &reply)),
         }
     }
 
@@ -514,7 +525,7 @@ impl SaleStore {
             .await?;
         match reply.as_slice() {
             [cancelled, left] => Ok(Swept { cancelled: *cancelled, reservations_left: *left }),
-            _ => Err(StoreError::Reply { script: "sweep.lua", reply: reply.iter().map(u64::to_string).collect() }),
+            _ => Err(StoreError::numbers("sweep.lua", &reply)),
         }
     }
 

@@ -9,8 +9,6 @@ use order::request::check_sku;
 use crate::app::App;
 use crate::error::{ApiError, Dependency};
 use crate::http::{self, Reply};
-use order::sale::SaleWindow;
-use serde::Deserialize;
 use stock::{SaleChange, SaleLoad, SaleTerms, SaleUpdate};
 
 /// Largest stock, limit or price a sale takes: the products of price and
@@ -40,21 +38,6 @@ pub async fn put_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Rep
     sale_reply(app, sku).await
 }
 
-/// The body of `PATCH /admin/skus/{sku}`; every field optional.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SalePatch {
-    /// Units to add; negative removes units still for sale.
-    add_units: Option<i64>,
-    per_user_limit: Option<i64>,
-    price_cents: Option<i64>,
-    /// Replaces the whole window: `{"starts_at"?, "ends_at"?}`.
-    window: Option<SaleWindow>,
-    /// Apply only while the sale's total is this: a retry after a lost
-    /// answer cannot apply the change twice.
-    if_total: Option<i64>,
-}
-
 /// `PATCH /admin/skus/{sku}` `{"add_units"?, "per_user_limit"?,
 /// "price_cents"?, "window"?, "if_total"?}`: changes a live sale; its
 /// reservations, payments and buyers' counts stay as they are. Answers its
@@ -62,26 +45,19 @@ struct SalePatch {
 pub async fn patch_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
     authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
-    let patch: SalePatch = json_body(req).await?;
-    let add_ok = patch.add_units.is_none_or(|add| add.abs() <= MAX_FIGURE);
+    let change: SaleChange = json_body(req).await?;
+    let add_ok = change.add_units.is_none_or(|add| add.abs() <= MAX_FIGURE);
     if !add_ok
-        || !patch.per_user_limit.is_none_or(|v| in_range(v, 1))
-        || !patch.price_cents.is_none_or(|v| in_range(v, 0))
+        || !change.per_user_limit.is_none_or(|v| in_range(v, 1))
+        || !change.price_cents.is_none_or(|v| in_range(v, 0))
     {
         return Err(ApiError::Invalid(
             "add_units must be within ±10^12, price_cents 0 to 10^12, per_user_limit 1 to 10^12".into(),
         ));
     }
-    if !patch.window.is_none_or(|window| window.is_valid()) {
+    if !change.window.is_none_or(|window| window.is_valid()) {
         return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
     }
-    let change = SaleChange {
-        add_units: patch.add_units,
-        per_user_limit: patch.per_user_limit,
-        price_cents: patch.price_cents,
-        window: patch.window,
-        if_total: patch.if_total,
-    };
     match app.sales.update_sale(sku, &change).await.map_err(|err| redis_down("changing a sale", err))? {
         SaleUpdate::Updated => {}
         SaleUpdate::UnknownSku => return Err(ApiError::UnknownSku),
@@ -89,7 +65,7 @@ pub async fn patch_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<R
         SaleUpdate::TotalChanged { total } => return Err(ApiError::SaleChanged { total }),
     }
     app.sold_out.clear(sku);
-    if let Some(window) = patch.window {
+    if let Some(window) = change.window {
         app.sale_windows.remember(sku, window);
     }
     tracing::info!(sku, ?change, "sale changed");
