@@ -56,7 +56,7 @@ async fn a_broker_stalled_past_the_message_timeout_neither_oversells_nor_stays_b
     settler_config.kafka.bootstrap = broker.bootstrap.clone();
     let settler = TestSettler::start(settler_config.clone());
     let (stop_sweeping, sweeping) = tokio::sync::oneshot::channel::<()>();
-    let sweeper = tokio::spawn(sweeper(&settler_config).run(async {
+    let sweeper = tokio::spawn(sweeper(&settler_config, Duration::from_millis(100), 100).run(async {
         let _ = sweeping.await;
     }));
 

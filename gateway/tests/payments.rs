@@ -135,14 +135,7 @@ impl Stack {
     }
 
     fn sweeper(&self) -> settler::sweeper::Sweeper {
-        let config = settler_config(&self.topic, &self.shards);
-        settler::sweeper::Sweeper {
-            store: stock::SaleStore::connect(&config.redis).unwrap(),
-            events: service::producer::EventProducer::new(&config.producer()).unwrap(),
-            every: Duration::from_millis(200),
-            rescan_every: Duration::from_secs(60),
-            batch: 7,
-        }
+        sweeper(&settler_config(&self.topic, &self.shards), Duration::from_millis(200), 7)
     }
 }
 

@@ -355,14 +355,15 @@ pub async fn order_statuses(shards: &[String], sku: &str) -> std::collections::H
     statuses
 }
 
-/// A sweeper over the test's namespace, sweeping every 100 ms.
-pub fn sweeper(config: &settler::config::Config) -> settler::sweeper::Sweeper {
+/// A sweeper over the test's namespace, sweeping `every`, at most `batch`
+/// orders of a sale per sweep.
+pub fn sweeper(config: &settler::config::Config, every: Duration, batch: usize) -> settler::sweeper::Sweeper {
     settler::sweeper::Sweeper {
         store: stock::SaleStore::connect(&config.redis).unwrap(),
         events: service::producer::EventProducer::new(&config.producer()).unwrap(),
-        every: Duration::from_millis(100),
+        every,
         rescan_every: Duration::from_secs(60),
-        batch: 100,
+        batch,
     }
 }
 
