@@ -21,18 +21,10 @@
 # so restarting it loses what it held (production runs Kafka).
 set -euo pipefail
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-export REDIS_PORT="$(free_port)" MYSQL_PORT="$(free_port)" KAFKA_PORT="$(free_port)"
-export GATEWAY_PORT="$(free_port)" PAYSIM_PORT="$(free_port)"
+SPARE_STACK=chaos
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 MYSQL_PORT_2="$(free_port)"
 GATEWAY_PORT_2="$(free_port)"
-unset REDIS_URL MYSQL_URL KAFKA_BOOTSTRAP MYSQL_SHARDS
-RUN_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.local/chaos"
-rm -rf "$RUN_DIR"
-export RUN_DIR
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export MYSQL_SHARDS="$MYSQL_URL/orders_0,$MYSQL_URL/orders_1,$MYSQL_URL/orders_2,mysql://flashsale:flashsale@127.0.0.1:$MYSQL_PORT_2/orders_3"
 
 case "${1:-}" in

@@ -9,6 +9,25 @@
 # MYSQL_SHARDS, GATEWAY_URL and PAYSIM_URL.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# free_port: a port nothing listens on now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# SPARE_STACK=<name>, set before sourcing: a stack of a test's own, on free
+# ports (whatever the caller's ports are), with its logs, pids and data in
+# a fresh .local/<name>. Exported, so the scripts it runs use the same.
+if [ -n "${SPARE_STACK:-}" ]; then
+  for port in REDIS_PORT MYSQL_PORT KAFKA_PORT GATEWAY_PORT PAYSIM_PORT SETTLER_PORT; do
+    export "$port=$(free_port)"
+  done
+  unset REDIS_URL MYSQL_URL KAFKA_BOOTSTRAP MYSQL_SHARDS
+  export RUN_DIR="$ROOT/.local/$SPARE_STACK"
+  rm -rf "$RUN_DIR"
+  unset SPARE_STACK
+fi
+
 STATE="$ROOT/.local"                 # venv and the built binaries' path; git-ignored
 RUN="${RUN_DIR:-$STATE}"             # logs, pid files and data of what the scripts start
 mkdir -p "$STATE" "$RUN"
@@ -84,11 +103,6 @@ PY
 # to change, for a port taken by something that is not WHAT.
 refuse_port() {
   die "port $1 on 127.0.0.1 is taken by something that is not $3; set $2 to a free port (e.g. $2=$(free_port))"
-}
-
-# free_port: a port nothing listens on now.
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # Runs as root, through sudo when the user is not.

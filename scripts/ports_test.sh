@@ -11,15 +11,7 @@
 #   scripts/ports_test.sh
 set -euo pipefail
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-export REDIS_PORT="$(free_port)" MYSQL_PORT="$(free_port)" KAFKA_PORT="$(free_port)"
-export GATEWAY_PORT="$(free_port)" PAYSIM_PORT="$(free_port)" SETTLER_PORT="$(free_port)"
-unset REDIS_URL MYSQL_URL KAFKA_BOOTSTRAP MYSQL_SHARDS
-RUN_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.local/ports-test"
-rm -rf "$RUN_DIR"
-export RUN_DIR
+SPARE_STACK=ports-test
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 stop_all() {
