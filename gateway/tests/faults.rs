@@ -215,6 +215,13 @@ async fn a_retry_reaching_another_gateway_after_the_sell_out_gets_its_order() {
     assert_eq!(retry.status, StatusCode::OK, "{}", retry.json);
     assert_eq!(retry.json["order_id"], bought.json["order_id"]);
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    // Somebody else sending that key is not shown the order.
+    let stranger = b.place(3, &sku, 1, "click-1").await;
+    assert_eq!(
+        (stranger.status, stranger.json["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_key_reused"))
+    );
+    assert!(stranger.json.get("order_id").is_none());
 
     a.shutdown().await;
     b.shutdown().await;
