@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Forward flow: pending payment → paid (awaiting shipment) → shipped
 /// (awaiting receipt) → completed; a pending order may be cancelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     PendingPayment,

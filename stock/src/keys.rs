@@ -1,7 +1,9 @@
-//! Redis key names. Every key of one SKU carries the hash tag `{sku}`, so
-//! each script touches one cluster slot. Every key starts with the
-//! configured namespace (empty by default; e.g. `staging:` to share one
-//! Redis between deployments).
+//! Redis key names, and the key list of each script in the order its header
+//! (`-- KEYS[n] name`) gives: one Rust mirror per header, checked by the
+//! test below. Every key of one SKU carries the hash tag `{sku}`, so each
+//! script touches one cluster slot. Every key starts with the configured
+//! namespace (empty by default; e.g. `staging:` to share one Redis between
+//! deployments).
 
 /// The keys of one SKU's sale.
 pub struct SaleKeys {
@@ -22,6 +24,8 @@ pub struct SaleKeys {
     pub closed: String,
     /// List: cancellations whose event is not acknowledged yet.
     pub outbox: String,
+    /// Prefix of the SKU's idempotency records.
+    idempotency_prefix: String,
 }
 
 impl SaleKeys {
@@ -36,13 +40,62 @@ impl SaleKeys {
             payment_events: format!("{namespace}payment_events:{{{sku}}}"),
             closed: format!("{namespace}closed:{{{sku}}}"),
             outbox: format!("{namespace}outbox:{{{sku}}}"),
+            idempotency_prefix: format!("{namespace}idem:{{{sku}}}:"),
         }
     }
 
     /// Idempotency keys are scoped to the SKU: the key names one press of one
     /// SKU's buy button, and sharing the SKU's slot keeps the script atomic.
-    pub fn idempotency(namespace: &str, sku: &str, key: &str) -> String {
-        format!("{namespace}idem:{{{sku}}}:{key}")
+    pub fn idempotency(&self, key: &str) -> String {
+        format!("{}{key}", self.idempotency_prefix)
+    }
+
+    pub fn reserve(self, key: &str) -> Vec<String> {
+        let idempotency = self.idempotency(key);
+        vec![self.sale, self.buyers, self.reservations, self.deadlines, idempotency, self.closed]
+    }
+
+    pub fn release(self, key: &str) -> Vec<String> {
+        let idempotency = self.idempotency(key);
+        vec![self.sale, self.buyers, self.reservations, self.deadlines, idempotency]
+    }
+
+    pub fn acknowledge(self, key: &str) -> Vec<String> {
+        let idempotency = self.idempotency(key);
+        vec![self.reservations, self.deadlines, idempotency, self.closed, self.payments]
+    }
+
+    pub fn cancel(self) -> Vec<String> {
+        vec![self.sale, self.buyers, self.reservations, self.deadlines, self.payments, self.closed, self.outbox]
+    }
+
+    pub fn sweep(self) -> Vec<String> {
+        vec![self.sale, self.buyers, self.reservations, self.deadlines, self.closed, self.outbox]
+    }
+
+    pub fn confirm(self) -> Vec<String> {
+        vec![self.sale, self.buyers, self.reservations, self.deadlines, self.payments, self.closed, self.payment_events]
+    }
+
+    pub fn load_sale(self) -> Vec<String> {
+        vec![
+            self.sale,
+            self.buyers,
+            self.reservations,
+            self.deadlines,
+            self.payments,
+            self.closed,
+            self.payment_events,
+            self.outbox,
+        ]
+    }
+
+    pub fn update_sale(self) -> Vec<String> {
+        vec![self.sale]
+    }
+
+    pub fn repair_sale(self) -> Vec<String> {
+        vec![self.sale, self.reservations]
     }
 }
 
@@ -61,11 +114,6 @@ pub struct GlobalKeys {
 }
 
 impl GlobalKeys {
-    /// The lease on a gateway's node id: the holder's token.
-    pub fn node_lease(&self, node_id: u8) -> String {
-        format!("{}gateway_node:{node_id}", self.namespace)
-    }
-
     pub fn new(namespace: &str) -> Self {
         Self {
             namespace: namespace.to_owned(),
@@ -73,5 +121,67 @@ impl GlobalKeys {
             active_sales: format!("{namespace}active_sales"),
             payment_queries: format!("{namespace}payment_queries"),
         }
+    }
+
+    /// `node_lease.lua`: the lease on a gateway's node id, holding the holder's token.
+    pub fn node_lease(&self, node_id: u8) -> Vec<String> {
+        vec![format!("{}gateway_node:{node_id}", self.namespace)]
+    }
+
+    pub fn claim_queries(&self) -> Vec<String> {
+        vec![self.payment_queries.clone()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scripts::source;
+
+    /// The `KEYS[n] name` pairs of a script's header, in order.
+    fn header_keys(script: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        for line in source(script).lines().take_while(|line| line.starts_with("--")) {
+            let mut words = line.split_whitespace().peekable();
+            while let Some(word) = words.next() {
+                if let Some(n) = word.strip_prefix("KEYS[").and_then(|rest| rest.strip_suffix(']')) {
+                    assert_eq!(n.parse::<usize>().unwrap(), keys.len() + 1, "{script}: KEYS out of order");
+                    keys.push(words.next().expect("a key name after KEYS[n]").to_owned());
+                }
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn each_script_gets_the_keys_its_header_names_in_that_order() {
+        let sale = || SaleKeys::new("", "sku");
+        let global = GlobalKeys::new("");
+        let built: [(&str, Vec<String>); 11] = [
+            ("reserve.lua", sale().reserve("<key>")),
+            ("release.lua", sale().release("<key>")),
+            ("acknowledge.lua", sale().acknowledge("<key>")),
+            ("cancel.lua", sale().cancel()),
+            ("sweep.lua", sale().sweep()),
+            ("confirm.lua", sale().confirm()),
+            ("load_sale.lua", sale().load_sale()),
+            ("update_sale.lua", sale().update_sale()),
+            ("repair_sale.lua", sale().repair_sale()),
+            ("node_lease.lua", global.node_lease(7)),
+            ("claim_queries.lua", global.claim_queries()),
+        ];
+        for (script, keys) in built {
+            let named = header_keys(script);
+            assert!(!named.is_empty(), "{script}: no KEYS in its header");
+            let keys: Vec<String> = keys.into_iter().map(|k| k.replace("gateway_node:7", "gateway_node:<id>")).collect();
+            assert_eq!(keys, named, "{script}: the Rust key list differs from the header");
+        }
+    }
+
+    #[test]
+    fn keys_carry_the_namespace_and_the_hash_tag() {
+        let keys = SaleKeys::new("staging:", "tv");
+        assert_eq!(keys.idempotency("k1"), "staging:idem:{tv}:k1");
+        assert!(keys.cancel().iter().all(|key| key.starts_with("staging:") && key.ends_with("{tv}")));
     }
 }

@@ -1,15 +1,34 @@
 //! The sales in Redis. Redis holds the live stock of every sale; the Lua
 //! scripts in `lua/` change it atomically, one script per decision:
-//! reserve, release (unqueued order), cancel (buyer), sweep (timeout),
-//! confirm (payment). `stock + reserved + sold` equals the units loaded at
+//! reserve, release (unqueued order), acknowledge (the broker has it),
+//! cancel (buyer), sweep (timeout), confirm (payment), load, update and
+//! repair a sale. `stock + reserved + sold` equals the units loaded at
 //! every instant.
 //!
-//! Layout: [`keys`] names the keys, [`records`] parses what the scripts
-//! store, [`store`] calls the scripts.
+//! Layout:
+//! - [`config`]: where Redis is; [`error`]: why a call failed.
+//! - [`keys`]: the key names, and each script's key list as its header gives it.
+//! - [`scripts`]: the Lua sources, embedded.
+//! - [`requests`]: what callers hand to the scripts; [`replies`]: what the
+//!   scripts answer, typed and parsed; [`records`]: the records they store.
+//! - [`store`]: [`SaleStore`], the calls; [`payment_queries`]: the payments
+//!   the channel is to be asked about.
 
+pub mod config;
+pub mod error;
 pub mod keys;
+pub mod payment_queries;
 pub mod records;
+pub mod replies;
+pub mod requests;
+pub mod scripts;
 pub mod store;
 
+pub use config::RedisConfig;
+pub use error::StoreError;
+pub use payment_queries::PaymentQuery;
 pub use records::{IdempotencyRecord, ReservationRecord};
-pub use store::*;
+pub use replies::{Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept};
+pub use requests::{ReserveRequest, SaleChange, SaleTerms, Windows};
+pub use scripts::RESERVE_LUA;
+pub use store::SaleStore;

@@ -1,0 +1,24 @@
+//! Where Redis is and how long to wait for it.
+
+use serde::{Deserialize, Serialize};
+
+/// Where Redis is and how long to wait for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`; `redis-cluster://host:port?node=...` for a cluster.
+    pub url: String,
+    /// Connections in the pool; each one pipelines many requests.
+    pub pool_size: usize,
+    /// A command slower than this fails (and a request gets a 503), ms.
+    pub command_timeout_ms: u64,
+    /// Prefix of every key, to share one Redis between deployments (`staging:`).
+    pub namespace: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: "redis://127.0.0.1:6379".into(), pool_size: 4, command_timeout_ms: 500, namespace: String::new() }
+    }
+}
+

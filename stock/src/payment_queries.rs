@@ -1,0 +1,71 @@
+//! Payments the channel is to be asked about (in case their notification
+//! is lost): a sorted set of `<sku>:<order id>:<started ms>` scored by when
+//! the next query is due, claimed atomically by the gateways' pollers.
+
+use fred::prelude::*;
+use order::id::OrderId;
+
+use crate::error::StoreError;
+use crate::store::SaleStore;
+
+/// A payment the channel is to be asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentQuery {
+    pub sku: String,
+    pub order_id: OrderId,
+    pub started_ms: i64,
+}
+
+impl PaymentQuery {
+    fn member(&self) -> String {
+        format!("{}:{}:{}", self.sku, self.order_id, self.started_ms)
+    }
+
+    fn parse(member: &str) -> Option<Self> {
+        let mut parts = member.split(':');
+        let query = Self {
+            sku: parts.next()?.to_owned(),
+            order_id: parts.next()?.parse().ok()?,
+            started_ms: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(query)
+    }
+}
+
+impl SaleStore {
+    /// Asks for the channel to be queried about a payment from `due_ms` on.
+    pub async fn queue_payment_query(&self, query: &PaymentQuery, due_ms: i64) -> Result<(), StoreError> {
+        let _: i64 = self
+            .pool
+            .next()
+            .zadd(&self.global.payment_queries, None, None, false, false, (due_ms as f64, query.member()))
+            .await?;
+        Ok(())
+    }
+
+    /// Claims up to `max` queries due at `now_ms`, pushing them to `next_due_ms`.
+    pub async fn claim_payment_queries(
+        &self,
+        now_ms: i64,
+        next_due_ms: i64,
+        max: usize,
+    ) -> Result<Vec<PaymentQuery>, StoreError> {
+        let members: Vec<String> = self
+            .scripts
+            .claim_queries
+            .evalsha_with_reload(
+                self.pool.next(),
+                self.global.claim_queries(),
+                vec![now_ms.to_string(), next_due_ms.to_string(), max.to_string()],
+            )
+            .await?;
+        Ok(members.iter().filter_map(|member| PaymentQuery::parse(member)).collect())
+    }
+
+    /// Stops querying about a payment (settled, or given up on).
+    pub async fn drop_payment_query(&self, query: &PaymentQuery) -> Result<(), StoreError> {
+        let _: i64 = self.pool.next().zrem(&self.global.payment_queries, query.member()).await?;
+        Ok(())
+    }
+}
+

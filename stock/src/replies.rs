@@ -1,0 +1,255 @@
+//! What the scripts answer, typed, and the parsers of their raw replies.
+
+use order::event::CancelReason;
+use order::sale::SaleWindow;
+use serde::{Deserialize, Serialize};
+
+use crate::records::{parse_closed, IdempotencyRecord, ReservationRecord};
+
+/// What `reserve.lua` decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    Reserved {
+        amount_cents: i64,
+        stock_left: i64,
+        /// The sale's generation (its `loaded_ms`), recorded on the order.
+        sale_generation: i64,
+    },
+    /// The key was answered before, or its first request is over (an
+    /// unacknowledged record then means: send the order again).
+    Duplicate(IdempotencyRecord),
+    /// The key's first request may still be waiting for the broker.
+    InProgress(IdempotencyRecord),
+    /// The order id is taken (another instance minted it): mint another.
+    IdTaken,
+    UnknownSku,
+    /// Fewer than the asked units are left (0: sold out).
+    OutOfStock {
+        stock_left: i64,
+    },
+    LimitExceeded,
+    /// Outside the sale's window (it has not started or has ended).
+    OutsideWindow(SaleWindow),
+}
+
+/// What `release.lua` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    Released {
+        stock: i64,
+    },
+    /// The order held no reservation (released or ended before).
+    NotHeld,
+    /// The in-flight window has passed: a retry may be re-sending the
+    /// order, so its units stay until the confirm deadline.
+    TooLate,
+}
+
+/// What `sweep.lua` did to one sale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub cancelled: u64,
+    /// Reservations still held (their deadline is ahead).
+    pub reservations_left: u64,
+}
+
+/// What `cancel.lua` decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancellation {
+    /// Cancelled; the outbox entry waits for the event to be acknowledged.
+    Cancelled {
+        outbox_entry: String,
+        reservation: ReservationRecord,
+    },
+    /// The user's order, but already paid or cancelled.
+    NotPending {
+        paid: bool,
+    },
+    NotFound,
+}
+
+/// What `confirm.lua` decided about a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// The reserved units are sold.
+    Paid(ReservationRecord),
+    /// The order was cancelled before the money came: refund it.
+    Refund { reason: CancelReason, reservation: ReservationRecord },
+    /// This payment was seen before.
+    Duplicate { refund: bool, reservation: ReservationRecord, acknowledged: bool },
+    /// The order was paid by another payment: refund this one.
+    SecondPayment(ReservationRecord),
+    /// No such order in this sale (released unseen, sale replaced, record
+    /// lost): refund the payment. Recorded, so repeats are duplicates.
+    Orphan,
+    /// The amount differs from the order's; nothing changed.
+    AmountMismatch { expected: i64 },
+}
+
+/// What `load_sale.lua` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaleLoad {
+    Loaded,
+    /// A sale with orders still moving is not replaced; nothing changed.
+    Busy {
+        reservations: u64,
+        outbox: u64,
+        unsettled_payments: u64,
+    },
+}
+
+/// What `update_sale.lua` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaleUpdate {
+    Updated,
+    UnknownSku,
+    /// Removing that many would take units that are reserved or sold.
+    TooFewUnits {
+        stock: i64,
+    },
+    /// `if_total` did not match: the sale changed since (maybe by this
+    /// very change, retried); nothing was applied.
+    TotalChanged {
+        total: i64,
+    },
+}
+
+/// A sale's counters: units left to sell, held by unpaid orders, paid for,
+/// and loaded in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleStatus {
+    pub stock: i64,
+    pub reserved: i64,
+    pub sold: i64,
+    pub total: i64,
+    pub per_user_limit: i64,
+    pub price_cents: i64,
+    #[serde(flatten)]
+    pub window: SaleWindow,
+    /// When this sale was loaded (Redis clock, Unix ms); the orders of the
+    /// SKU created before it belong to earlier sales.
+    pub loaded_ms: i64,
+}
+
+
+impl Reservation {
+    pub(crate) fn parse(reply: &[String]) -> Option<Self> {
+        let number = |text: &String| text.parse::<i64>().ok();
+        Some(match reply {
+            [tag, amount, left, generation] if tag == "ok" => Self::Reserved {
+                amount_cents: number(amount)?,
+                stock_left: number(left)?,
+                sale_generation: number(generation)?,
+            },
+            [tag, record] if tag == "dup" => Self::Duplicate(IdempotencyRecord::parse(record)?),
+            [tag, record] if tag == "in_progress" => Self::InProgress(IdempotencyRecord::parse(record)?),
+            [tag] if tag == "id_taken" => Self::IdTaken,
+            [tag] if tag == "unknown_sku" => Self::UnknownSku,
+            [tag, left] if tag == "sold_out" => Self::OutOfStock { stock_left: number(left)? },
+            [tag, _held] if tag == "limit" => Self::LimitExceeded,
+            [tag, starts, ends] if tag == "not_started" || tag == "ended" => {
+                Self::OutsideWindow(SaleWindow::from_ms(number(starts)?, number(ends)?))
+            }
+            _ => return None,
+        })
+    }
+}
+
+impl Release {
+    pub(crate) fn parse(reply: &[i64]) -> Option<Self> {
+        match reply {
+            [1, stock] => Some(Self::Released { stock: *stock }),
+            [0, _] => Some(Self::NotHeld),
+            [2, _] => Some(Self::TooLate),
+            _ => None,
+        }
+    }
+}
+
+impl Swept {
+    pub(crate) fn parse(reply: &[u64]) -> Option<Self> {
+        match reply {
+            [cancelled, left] => Some(Self { cancelled: *cancelled, reservations_left: *left }),
+            _ => None,
+        }
+    }
+}
+
+impl Cancellation {
+    pub(crate) fn parse(reply: &[String]) -> Option<Self> {
+        match reply {
+            // The entry is "<reason>:<order id>:<reservation>".
+            [tag, entry] if tag == "cancelled" => entry
+                .splitn(3, ':')
+                .nth(2)
+                .and_then(ReservationRecord::parse)
+                .map(|reservation| Self::Cancelled { outbox_entry: entry.clone(), reservation }),
+            [tag, state] if tag == "not_pending" => Some(Self::NotPending { paid: state == "paid" }),
+            [tag] if tag == "not_found" => Some(Self::NotFound),
+            _ => None,
+        }
+    }
+}
+
+impl Confirmation {
+    pub(crate) fn parse(reply: &[String]) -> Option<Self> {
+        Some(match reply {
+            [tag, reservation] if tag == "paid" => Self::Paid(ReservationRecord::parse(reservation)?),
+            [tag, closed] if tag == "refund" => {
+                let (reason, reservation) = parse_closed(closed)?;
+                Self::Refund { reason, reservation }
+            }
+            [tag, payment, acknowledged] if tag == "dup" => {
+                // "<paid|refund>:<payment id>:<reservation>"
+                let mut parts = payment.splitn(3, ':');
+                let refund = parts.next()? == "refund";
+                let reservation = ReservationRecord::parse(parts.nth(1)?)?;
+                Self::Duplicate { refund, reservation, acknowledged: acknowledged == "1" }
+            }
+            [tag, expected] if tag == "amount_mismatch" => Self::AmountMismatch { expected: expected.parse().ok()? },
+            [tag, reservation] if tag == "second_payment" => {
+                Self::SecondPayment(ReservationRecord::parse(reservation)?)
+            }
+            [tag] if tag == "orphan" => Self::Orphan,
+            _ => return None,
+        })
+    }
+}
+
+impl SaleLoad {
+    pub(crate) fn parse(reply: &[String]) -> Option<Self> {
+        let number = |text: &String| text.parse::<u64>().ok();
+        match reply {
+            [tag, _] if tag == "loaded" => Some(Self::Loaded),
+            [tag, reservations, outbox, payments] if tag == "busy" => Some(Self::Busy {
+                reservations: number(reservations)?,
+                outbox: number(outbox)?,
+                unsettled_payments: number(payments)?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl SaleUpdate {
+    pub(crate) fn parse(reply: &[String]) -> Option<Self> {
+        let number = |text: &String| text.parse::<i64>().ok();
+        match reply {
+            [tag, left] if tag == "updated" => number(left).map(|_| Self::Updated),
+            [tag, left] if tag == "too_few_units" => number(left).map(|stock| Self::TooFewUnits { stock }),
+            [tag, total] if tag == "total_changed" => number(total).map(|total| Self::TotalChanged { total }),
+            [tag] if tag == "unknown_sku" => Some(Self::UnknownSku),
+            _ => None,
+        }
+    }
+}
+
+/// `repair_sale.lua`'s reply: the counters as set, `None` for an unknown SKU.
+pub(crate) fn parse_repair(reply: &[String]) -> Option<Option<(i64, i64, i64)>> {
+    let numbers: Vec<i64> = reply.iter().filter_map(|n| n.parse().ok()).collect();
+    match (reply, numbers.as_slice()) {
+        ([tag], _) if tag == "unknown_sku" => Some(None),
+        (_, [stock, reserved, sold]) => Some(Some((*stock, *reserved, *sold))),
+        _ => None,
+    }
+}

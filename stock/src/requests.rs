@@ -1,0 +1,59 @@
+//! What callers hand to the scripts: a reservation request, the windows of
+//! an unacknowledged order, a sale's terms and a change to a live sale.
+
+use order::id::OrderId;
+use order::sale::SaleWindow;
+use serde::{Deserialize, Serialize};
+
+/// The windows of an order the broker has not acknowledged yet, ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    /// How long it may hold its units before the sweeper cancels it as
+    /// unconfirmed.
+    pub confirm_ms: u64,
+    /// How long the request that reserved it may still be waiting for the
+    /// broker: a repeat of its key within it is answered in progress.
+    pub in_flight_ms: u64,
+}
+
+/// One reservation request, as the gateway hands it to `reserve.lua`.
+pub struct ReserveRequest<'a> {
+    pub sku: &'a str,
+    pub idempotency_key: &'a str,
+    pub user_id: u64,
+    pub qty: u32,
+    pub order_id: OrderId,
+    pub now_ms: i64,
+    pub pay_by_ms: i64,
+    pub idempotency_ttl_secs: u64,
+    pub windows: Windows,
+}
+
+/// A sale as loaded by the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleTerms {
+    pub stock: i64,
+    pub per_user_limit: i64,
+    pub price_cents: i64,
+    #[serde(flatten)]
+    pub window: SaleWindow,
+}
+
+/// A change to a live sale (the body of the admin API's PATCH); `None`
+/// leaves a term as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleChange {
+    /// Units to add; negative removes units still for sale.
+    pub add_units: Option<i64>,
+    pub per_user_limit: Option<i64>,
+    /// The price of orders placed from now on.
+    pub price_cents: Option<i64>,
+    /// Replaces the whole window: `{"starts_at"?, "ends_at"?}`.
+    pub window: Option<SaleWindow>,
+    /// Apply only while the sale's total is this: a retry after a lost
+    /// answer cannot apply the change twice.
+    pub if_total: Option<i64>,
+}
+

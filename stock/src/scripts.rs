@@ -1,0 +1,63 @@
+//! The Lua scripts, embedded at build time from `lua/`. The scripts that
+//! make or end reservations run with `lua/lib/reservation.lua` in front.
+
+use fred::types::scripts::Script;
+
+/// The helpers of the scripts that make or end reservations.
+const RESERVATION_LIB: &str = include_str!("../../lua/lib/reservation.lua");
+pub const RESERVE_LUA: &str = include_str!("../../lua/reserve.lua");
+
+/// Every script by file name, as written (without the lib).
+const SOURCES: [(&str, &str); 11] = [
+    ("reserve.lua", RESERVE_LUA),
+    ("release.lua", include_str!("../../lua/release.lua")),
+    ("acknowledge.lua", include_str!("../../lua/acknowledge.lua")),
+    ("cancel.lua", include_str!("../../lua/cancel.lua")),
+    ("sweep.lua", include_str!("../../lua/sweep.lua")),
+    ("confirm.lua", include_str!("../../lua/confirm.lua")),
+    ("load_sale.lua", include_str!("../../lua/load_sale.lua")),
+    ("update_sale.lua", include_str!("../../lua/update_sale.lua")),
+    ("repair_sale.lua", include_str!("../../lua/repair_sale.lua")),
+    ("node_lease.lua", include_str!("../../lua/node_lease.lua")),
+    ("claim_queries.lua", include_str!("../../lua/claim_queries.lua")),
+];
+
+/// The source of a script by file name; panics on a name not in `lua/`.
+pub(crate) fn source(name: &str) -> &'static str {
+    SOURCES.iter().find(|(file, _)| *file == name).map(|(_, source)| *source).expect("a script in lua/")
+}
+
+/// The scripts, ready to call by SHA.
+pub(crate) struct Scripts {
+    pub reserve: Script,
+    pub release: Script,
+    pub acknowledge: Script,
+    pub cancel: Script,
+    pub sweep: Script,
+    pub confirm: Script,
+    pub load_sale: Script,
+    pub update_sale: Script,
+    pub repair_sale: Script,
+    pub node_lease: Script,
+    pub claim_queries: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        let with_lib = |name| Script::from_lua(format!("{RESERVATION_LIB}\n{}", source(name)));
+        let alone = |name| Script::from_lua(source(name));
+        Self {
+            reserve: with_lib("reserve.lua"),
+            release: with_lib("release.lua"),
+            acknowledge: alone("acknowledge.lua"),
+            cancel: with_lib("cancel.lua"),
+            sweep: with_lib("sweep.lua"),
+            confirm: with_lib("confirm.lua"),
+            load_sale: with_lib("load_sale.lua"),
+            update_sale: alone("update_sale.lua"),
+            repair_sale: alone("repair_sale.lua"),
+            node_lease: alone("node_lease.lua"),
+            claim_queries: alone("claim_queries.lua"),
+        }
+    }
+}
