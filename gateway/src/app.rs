@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 use order::event::OrderEvent;
 use order::id::IdGenerator;
+use orderdb::ShardPools;
 use paychannel::client::{HttpChannel, PaymentChannel};
 use service::producer::EventProducer;
 use stock::{SaleStore, Windows};
@@ -17,7 +18,6 @@ use stock::{SaleStore, Windows};
 use crate::config::Config;
 use crate::error::{ApiError, Dependency};
 use crate::node_lease::NodeLease;
-use crate::order_store::OrderStore;
 use crate::payments::Settled;
 use crate::recent_orders::RecentOrders;
 use crate::reload::Loaded;
@@ -53,7 +53,8 @@ pub struct App {
     pub sale_windows: SaleWindows,
     pub sales: SaleStore,
     pub events: EventProducer,
-    pub orders: OrderStore,
+    /// The orders database, for lookups.
+    pub orders: ShardPools,
     pub channel: Arc<dyn PaymentChannel>,
     pub sold_out: SoldOutCache,
     pub recent_orders: RecentOrders,
@@ -92,7 +93,7 @@ impl App {
             sale_windows: SaleWindows::default(),
             sales: SaleStore::connect(&config.redis)?,
             events: EventProducer::new(&config.kafka)?,
-            orders: OrderStore::connect_lazy(&config.mysql.shards)?,
+            orders: ShardPools::connect_lazy(&config.mysql.shards, 8, Duration::from_secs(2))?,
             channel: Arc::new(HttpChannel::new(
                 &config.payments.channel_url,
                 Duration::from_millis(config.payments.channel_timeout_ms),

@@ -204,9 +204,7 @@ impl Default for Admin {
 
 impl Default for Mysql {
     fn default() -> Self {
-        Self {
-            shards: (0..4).map(|shard| format!("mysql://flashsale:flashsale@127.0.0.1:3306/orders_{shard}")).collect(),
-        }
+        Self { shards: orderdb::shards::local_dsns() }
     }
 }
 

@@ -11,8 +11,8 @@
 //! - [`node_lease`]: this instance's node id, leased in Redis.
 //! - [`payments`]: settling a payment; [`payment_queries`]: asking the
 //!   channel about payments whose notification is late.
-//! - [`order_store`]: order lookups in MySQL. The Redis scripts live in the
-//!   `stock` crate, the event producer in `service`, the channel client in `paychannel`.
+//! - Elsewhere: the Redis scripts in the `stock` crate, the orders database
+//!   in `orderdb`, the event producer in `service`, the channel client in `paychannel`.
 //! - [`error`]: every refusal and its HTTP status; [`http`]: response helpers.
 //! - [`metrics`]: the Prometheus recorder.
 
@@ -22,7 +22,6 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod node_lease;
-pub mod order_store;
 pub mod payment_queries;
 pub mod payments;
 pub mod recent_orders;

@@ -400,7 +400,7 @@ async fn reconcile_finds_and_repairs_a_drifted_counter() {
     let config = settler_config(&stack.topic, &stack.shards);
     let store = stock::SaleStore::connect(&config.redis).unwrap();
     assert!(store.wait_connected(Duration::from_secs(5)).await, "redis at {}", config.redis.url);
-    let shards = settler::shards::ShardPools::connect_lazy(&stack.shards, 1).unwrap();
+    let shards = pools(&stack.shards);
     let clean = settler::reconcile::reconcile(&shards, &store, &sku, false).await.unwrap();
     assert!(!clean.drifted(), "{clean:?}");
 

@@ -24,12 +24,12 @@ use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use order::event::{OrderCreated, OrderEvent};
 use order::id::IdGenerator;
-use order::shard::{bucket_for_user, ShardRouter};
+use order::shard::bucket_for_user;
+use orderdb::orders::insert_plain;
+use orderdb::ShardPools;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde::Serialize;
-use sqlx::mysql::MySqlPool;
-use sqlx::{MySql, QueryBuilder};
 use stock::{RedisConfig, Reservation, ReserveRequest, SaleStore, SaleTerms, Windows};
 
 use crate::burst::burst;
@@ -100,7 +100,7 @@ impl Bench {
         let shards = self.fresh_shards(run).await?;
         let database_floor = plain_insert(&shards, self.rows).await?;
         let (settler_drain, settler_rss) = self.settler_drain(run, &shards).await?;
-        drop_databases(&shards).await?;
+        orderdb::shards::drop_databases(&shards).await?;
 
         Ok(BenchReport {
             http_floor,
@@ -193,8 +193,10 @@ impl Bench {
 
     async fn fresh_shards(&self, run: u64) -> anyhow::Result<Vec<String>> {
         let dsns: Vec<String> = (0..4).map(|i| format!("{}/bench_{run}_{i}", self.mysql_server)).collect();
-        settler::shards::create_databases(&dsns).await?;
-        settler::shards::ShardPools::connect_lazy(&dsns, 1)?.migrate().await?;
+        orderdb::shards::create_databases(&dsns).await?;
+        let pools = ShardPools::connect_lazy(&dsns, 1, Duration::from_secs(5))?;
+        pools.migrate().await?;
+        pools.close().await;
         Ok(dsns)
     }
 
@@ -308,42 +310,20 @@ async fn produce_orders(bootstrap: &str, topic: &str, rows: u64) -> anyhow::Resu
 /// statement at a time per shard, shards in parallel. Writes into the
 /// tables the settler is measured against afterwards, then empties them.
 async fn plain_insert(shards: &[String], rows: u64) -> anyhow::Result<Phase> {
-    let router = ShardRouter::new(shards.len()).expect("shards");
-    let mut per_shard: Vec<Vec<OrderCreated>> = vec![Vec::new(); shards.len()];
-    for order in orders(rows) {
-        per_shard[router.shard_for_user(order.user_id)].push(order);
-    }
-    let mut pools = Vec::new();
-    for dsn in shards {
-        pools.push(MySqlPool::connect(dsn).await?);
+    let pools = ShardPools::connect_lazy(shards, 1, Duration::from_secs(5))?;
+    let orders = orders(rows);
+    let mut per_shard: Vec<Vec<&OrderCreated>> = vec![Vec::new(); shards.len()];
+    for order in &orders {
+        per_shard[pools.router.shard_for_user(order.user_id)].push(order);
     }
     let started = Instant::now();
-    let writes = per_shard.iter().zip(&pools).map(|(orders, pool)| async move {
-        for chunk in orders.chunks(500) {
-            let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
-                "INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, status, idempotency_key, created_at, pay_by) ",
-            );
-            insert.push_values(chunk, |mut row, order| {
-                row.push_bind(order.order_id.raw() as i64)
-                    .push_bind(order.user_id)
-                    .push_bind(&order.sku)
-                    .push_bind(order.qty)
-                    .push_bind(order.amount_cents)
-                    .push_bind("PENDING_PAYMENT")
-                    .push_bind(&order.idempotency_key)
-                    .push_bind(order.created_at.naive_utc())
-                    .push_bind(order.pay_by.naive_utc());
-            });
-            insert.build().execute(pool).await?;
-        }
-        Ok::<_, sqlx::Error>(())
-    });
+    let writes = per_shard.iter().zip(&pools.pools).map(|(orders, pool)| insert_plain(pool, orders, 500));
     futures::future::try_join_all(writes).await?;
     let elapsed = started.elapsed().as_secs_f64();
-    for pool in &pools {
+    for pool in &pools.pools {
         sqlx::query("DELETE FROM orders").execute(pool).await?;
-        pool.close().await;
     }
+    pools.close().await;
     Ok(Phase {
         name: "plain batched INSERT",
         operations: rows,
@@ -354,24 +334,10 @@ async fn plain_insert(shards: &[String], rows: u64) -> anyhow::Result<Phase> {
 }
 
 async fn count_rows(shards: &[String]) -> anyhow::Result<u64> {
-    let mut total = 0;
-    for dsn in shards {
-        let pool = MySqlPool::connect(dsn).await?;
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orders").fetch_one(&pool).await?;
-        pool.close().await;
-        total += n as u64;
-    }
-    Ok(total)
-}
-
-async fn drop_databases(shards: &[String]) -> anyhow::Result<()> {
-    for dsn in shards {
-        let (server, database) = settler::shards::split_database(dsn).expect("a database name");
-        let pool = MySqlPool::connect(&server).await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute(&pool).await?;
-        pool.close().await;
-    }
-    Ok(())
+    let pools = ShardPools::connect_lazy(shards, 1, Duration::from_secs(5))?;
+    let counted = pools.count_all().await;
+    pools.close().await;
+    Ok(counted?)
 }
 
 /// A process's peak resident memory (VmHWM), MiB.

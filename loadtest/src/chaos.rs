@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 use hyper::StatusCode;
-use order::shard::ShardRouter;
+use order::status::OrderStatus;
+use orderdb::ShardPools;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use sqlx::mysql::MySqlPool;
 use tokio::sync::Mutex;
 
 use crate::client::Gateway;
@@ -160,11 +160,11 @@ impl Check {
         let sale = self.gateway.sale(&answers.sku).await?;
         let held = sale.stock + sale.reserved + sale.sold;
         let stored = stored_orders(&self.shards, &answers.sku).await?;
-        let live_units: i64 = stored.values().filter(|o| o.status != "CANCELLED").map(|o| o.qty).sum();
+        let live_units: i64 = stored.values().filter(|o| o.status != OrderStatus::Cancelled).map(|o| o.qty).sum();
         let lost: Vec<&String> = answers
             .accepted
             .keys()
-            .filter(|id| stored.get(*id).is_none_or(|o| o.status == "CANCELLED" || o.copies != 1))
+            .filter(|id| stored.get(*id).is_none_or(|o| o.status == OrderStatus::Cancelled || o.copies != 1))
             .take(5)
             .collect();
         let misplaced = stored.values().filter(|o| !o.on_its_shard).count();
@@ -198,29 +198,26 @@ impl Check {
 }
 
 struct Stored {
-    status: String,
+    status: OrderStatus,
     qty: i64,
     copies: u32,
     on_its_shard: bool,
 }
 
 async fn stored_orders(shards: &[String], sku: &str) -> anyhow::Result<HashMap<String, Stored>> {
-    let router = ShardRouter::new(shards.len()).ok_or_else(|| anyhow::anyhow!("bad shard count"))?;
+    let pools = ShardPools::connect_lazy(shards, 1, Duration::from_secs(5))?;
+    let rows = pools.orders_of_sku(sku).await;
+    pools.close().await;
     let mut stored: HashMap<String, Stored> = HashMap::new();
-    for (shard, dsn) in shards.iter().enumerate() {
-        let pool = MySqlPool::connect(dsn).await?;
-        let rows: Vec<(i64, u64, String, i64)> =
-            sqlx::query_as("SELECT order_id, user_id, status, CAST(qty AS SIGNED) FROM orders WHERE sku = ?")
-                .bind(sku)
-                .fetch_all(&pool)
-                .await?;
-        pool.close().await;
-        for (order_id, user_id, status, qty) in rows {
-            let entry =
-                stored.entry(order_id.to_string()).or_insert(Stored { status, qty, copies: 0, on_its_shard: true });
-            entry.copies += 1;
-            entry.on_its_shard &= router.shard_for_user(user_id) == shard;
-        }
+    for row in rows? {
+        let entry = stored.entry(row.order_id.to_string()).or_insert(Stored {
+            status: row.status,
+            qty: row.qty,
+            copies: 0,
+            on_its_shard: true,
+        });
+        entry.copies += 1;
+        entry.on_its_shard &= pools.router.shard_for_user(row.user_id) == row.shard;
     }
     Ok(stored)
 }

@@ -6,16 +6,17 @@
 //! Then the invariants: nothing oversold or stuck, every order in MySQL
 //! exactly once in the status it should have, Redis's counters adding up.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::stream::{self, StreamExt};
+use order::status::OrderStatus;
 
 use crate::burst::{burst, Tally};
 use crate::client::{Gateway, SaleCounters};
 use crate::report::{check, latency_histogram, Latency, Lifecycle, Report};
-use crate::shards::{at_least, wait_for_orders};
+use crate::shards::{at_least, exactly, wait_for_orders, StatusCounts};
 use crate::timeline::per_second;
 
 pub struct FlashSale {
@@ -59,9 +60,9 @@ impl FlashSale {
         let orders_in_mysql = match &lifecycle {
             Some(lifecycle) => {
                 let expected = [
-                    ("PAID", lifecycle.paid),
-                    ("CANCELLED", lifecycle.timed_out),
-                    ("PENDING_PAYMENT", lifecycle.resold),
+                    (OrderStatus::Paid, lifecycle.paid),
+                    (OrderStatus::Cancelled, lifecycle.timed_out),
+                    (OrderStatus::PendingPayment, lifecycle.resold),
                 ];
                 let (sale, stored) = self.settled(&expected).await?;
                 checks.push(check(
@@ -84,14 +85,13 @@ impl FlashSale {
                 ));
                 checks.push(check(
                     "every order in MySQL exactly once, in its status",
-                    expected.iter().all(|(status, n)| stored.get(*status).copied().unwrap_or(0) == *n)
-                        && stored.values().sum::<u64>() == accepted + lifecycle.resold,
+                    exactly(&stored, &expected) && stored.values().sum::<u64>() == accepted + lifecycle.resold,
                     format!("{stored:?}"),
                 ));
                 stored
             }
             None => {
-                let (sale, stored) = self.settled(&[("PENDING_PAYMENT", accepted)]).await?;
+                let (sale, stored) = self.settled(&[(OrderStatus::PendingPayment, accepted)]).await?;
                 checks.push(check(
                     "stock adds up",
                     sale.stock + sale.reserved + sale.sold == self.stock
@@ -191,7 +191,7 @@ impl FlashSale {
 
     /// Waits until MySQL holds `expected` orders per status (or the settle
     /// timeout passes); the sale's counters and the stored counts.
-    async fn settled(&self, expected: &[(&str, u64)]) -> anyhow::Result<(SaleCounters, BTreeMap<String, u64>)> {
+    async fn settled(&self, expected: &[(OrderStatus, u64)]) -> anyhow::Result<(SaleCounters, StatusCounts)> {
         let stored = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, expected)).await?;
         Ok((self.gateway.sale(&self.sku).await?, stored))
     }

@@ -124,7 +124,7 @@ struct ChaosCheckArgs {
     #[arg(long)]
     answers: PathBuf,
     /// Shard DSNs (the settler's list); or MYSQL_SHARDS, comma-separated.
-    #[arg(long = "shard", env = "MYSQL_SHARDS", value_delimiter = ',', default_values_t = default_shards())]
+    #[arg(long = "shard", env = "MYSQL_SHARDS", value_delimiter = ',', default_values_t = orderdb::shards::local_dsns())]
     shards: Vec<String>,
     #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     kafka: String,
@@ -154,7 +154,7 @@ struct Common {
     max_secs: u64,
     /// Shard DSNs to count stored orders in (the settler's list); or
     /// MYSQL_SHARDS, comma-separated.
-    #[arg(long = "shard", env = "MYSQL_SHARDS", value_delimiter = ',', default_values_t = default_shards())]
+    #[arg(long = "shard", env = "MYSQL_SHARDS", value_delimiter = ',', default_values_t = orderdb::shards::local_dsns())]
     shards: Vec<String>,
     /// How long to wait for the settler (and payments, timeouts), seconds.
     #[arg(long, default_value_t = 120)]
@@ -277,10 +277,6 @@ struct Output {
     /// Print the change against this earlier JSON report.
     #[arg(long)]
     compare: Option<PathBuf>,
-}
-
-fn default_shards() -> Vec<String> {
-    (0..4).map(|i| format!("mysql://flashsale:flashsale@127.0.0.1:3306/orders_{i}")).collect()
 }
 
 #[tokio::main]

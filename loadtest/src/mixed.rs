@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use order::status::OrderStatus;
 use rand::{Rng, SeedableRng};
 
 use crate::burst::{status_of, Tally};
 use crate::client::Gateway;
 use crate::report::{check, latency_histogram, Latency, Report};
-use crate::shards::{at_least, wait_for_orders};
+use crate::shards::{at_least, exactly, wait_for_orders};
 use crate::timeline::per_second;
 
 pub struct Mixed {
@@ -114,7 +115,11 @@ impl Mixed {
         let accepted = tally.count("202");
 
         let pending = actions.left + actions.failed;
-        let expected = [("PAID", actions.paid), ("CANCELLED", actions.cancelled), ("PENDING_PAYMENT", pending)];
+        let expected = [
+            (OrderStatus::Paid, actions.paid),
+            (OrderStatus::Cancelled, actions.cancelled),
+            (OrderStatus::PendingPayment, pending),
+        ];
         let stored = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, &expected)).await?;
         let sale = self.gateway.sale(&self.sku).await?;
         let checks = vec![
@@ -128,11 +133,7 @@ impl Mixed {
                 sale.reserved == pending as i64,
                 format!("redis reserved {} for {pending} left unpaid, {} cancelled", sale.reserved, actions.cancelled),
             ),
-            check(
-                "MySQL has what the buyers did",
-                expected.iter().all(|(status, n)| stored.get(*status).copied().unwrap_or(0) == *n),
-                format!("{stored:?} for {actions:?}"),
-            ),
+            check("MySQL has what the buyers did", exactly(&stored, &expected), format!("{stored:?} for {actions:?}")),
             check(
                 "every session ordered",
                 accepted == latency.len(),

@@ -79,7 +79,7 @@ pub struct Report {
     pub timeline: Vec<Second>,
     pub lifecycle: Option<Lifecycle>,
     /// Orders of the SKU in MySQL by status.
-    pub orders_in_mysql: BTreeMap<String, u64>,
+    pub orders_in_mysql: crate::shards::StatusCounts,
     pub checks: Vec<Check>,
 }
 

@@ -3,25 +3,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use sqlx::mysql::MySqlPool;
+use order::status::OrderStatus;
+use orderdb::ShardPools;
 
-/// Orders of `sku` by status, over all shards.
-pub async fn orders_by_status(shards: &[String], sku: &str) -> anyhow::Result<BTreeMap<String, u64>> {
-    let mut counts = BTreeMap::new();
-    for dsn in shards {
-        let pool = MySqlPool::connect(dsn).await?;
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM orders WHERE sku = ? GROUP BY status")
-                .bind(sku)
-                .fetch_all(&pool)
-                .await?;
-        pool.close().await;
-        for (status, count) in rows {
-            *counts.entry(status).or_default() += count as u64;
-        }
-    }
-    Ok(counts)
-}
+/// Orders of one SKU by status.
+pub type StatusCounts = BTreeMap<OrderStatus, u64>;
 
 /// Polls the orders of `sku` by status until `done` says so or `timeout`
 /// passes (the settler works behind the gateway); the last count.
@@ -29,19 +15,27 @@ pub async fn wait_for_orders(
     shards: &[String],
     sku: &str,
     timeout: Duration,
-    done: impl Fn(&BTreeMap<String, u64>) -> bool,
-) -> anyhow::Result<BTreeMap<String, u64>> {
+    done: impl Fn(&StatusCounts) -> bool,
+) -> anyhow::Result<StatusCounts> {
+    let pools = ShardPools::connect_lazy(shards, 1, Duration::from_secs(5))?;
     let deadline = Instant::now() + timeout;
-    loop {
-        let stored = orders_by_status(shards, sku).await?;
+    let stored = loop {
+        let stored = pools.count_by_status(sku).await?;
         if done(&stored) || Instant::now() > deadline {
-            return Ok(stored);
+            break stored;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    pools.close().await;
+    Ok(stored)
 }
 
 /// Whether `stored` has at least the `expected` orders in each status.
-pub fn at_least(stored: &BTreeMap<String, u64>, expected: &[(&str, u64)]) -> bool {
-    expected.iter().all(|(status, n)| stored.get(*status).copied().unwrap_or(0) >= *n)
+pub fn at_least(stored: &StatusCounts, expected: &[(OrderStatus, u64)]) -> bool {
+    expected.iter().all(|(status, n)| stored.get(status).copied().unwrap_or(0) >= *n)
+}
+
+/// Whether `stored` has exactly the `expected` orders in each status named.
+pub fn exactly(stored: &StatusCounts, expected: &[(OrderStatus, u64)]) -> bool {
+    expected.iter().all(|(status, n)| stored.get(status).copied().unwrap_or(0) == *n)
 }

@@ -108,10 +108,15 @@ impl Default for Kafka {
 
 impl Default for Mysql {
     fn default() -> Self {
-        Self {
-            shards: (0..4).map(|shard| format!("mysql://flashsale:flashsale@127.0.0.1:3306/orders_{shard}")).collect(),
-            pool_size: 4,
-        }
+        Self { shards: orderdb::shards::local_dsns(), pool_size: 4 }
+    }
+}
+
+impl Mysql {
+    /// The shard pools; a shard that is down fails its writes (they are
+    /// retried), it does not stop the settler from starting.
+    pub fn connect_lazy(&self) -> Result<orderdb::ShardPools, sqlx::Error> {
+        orderdb::ShardPools::connect_lazy(&self.shards, self.pool_size, std::time::Duration::from_secs(5))
     }
 }
 

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use order::event::{OrderCreated, OrderEvent};
+use orderdb::{transitions, ShardPools};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
@@ -29,9 +30,6 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::failures::is_transient;
-use crate::shards::ShardPools;
-use crate::transitions;
-use crate::writer::write_orders;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettleError {
@@ -70,7 +68,7 @@ impl Settler {
             .create()?;
         consumer.subscribe(&[&config.kafka.topic])?;
         let dead_letters = EventProducer::new(&config.producer())?;
-        let shards = ShardPools::connect_lazy(&config.mysql.shards, config.mysql.pool_size)?;
+        let shards = config.mysql.connect_lazy()?;
         Ok(Self { config, consumer, dead_letters, shards })
     }
 
@@ -166,14 +164,14 @@ impl Settler {
         stopping: &watch::Receiver<bool>,
     ) -> Result<Vec<Rejected<'a>>, Interrupted> {
         let all: Vec<&OrderCreated> = orders.iter().map(|(_, order)| order).collect();
-        let Err(err) = self.retrying("new orders", stopping, || write_orders(&self.shards, &all)).await? else {
+        let Err(err) = self.retrying("new orders", stopping, || self.shards.insert_new(&all)).await? else {
             return Ok(Vec::new());
         };
         tracing::warn!(error = %err, orders = orders.len(), "a shard refused a batch insert; writing its orders one by one");
         let mut rejected = Vec::new();
         for (message, order) in orders {
             let one = [order];
-            if let Err(err) = self.retrying("new order", stopping, || write_orders(&self.shards, &one)).await? {
+            if let Err(err) = self.retrying("new order", stopping, || self.shards.insert_new(&one)).await? {
                 rejected.push(Rejected { message, kind: "refused", reason: format!("refused by its shard: {err}") });
             }
         }

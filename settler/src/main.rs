@@ -47,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run => run(config).await?,
         Command::Reconcile { sku, repair } => {
-            let shards = settler::shards::ShardPools::connect_lazy(&config.mysql.shards, 1)?;
+            let shards = config.mysql.connect_lazy()?;
             let store = stock::SaleStore::connect(&config.redis)?;
             store.wait_connected(Duration::from_secs(5)).await;
             let result = settler::reconcile::reconcile(&shards, &store, &sku, repair).await?;
@@ -66,7 +66,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let (ops_listener, metrics) = settler::ops::bind(config.ops.listen).await?;
     tracing::info!(listen = %ops_listener.local_addr()?, "health and metrics endpoint");
     let ops = tokio::spawn(settler::ops::serve(ops_listener, metrics));
-    settler::shards::ShardPools::connect_lazy(&config.mysql.shards, 1)?.migrate().await?;
+    config.mysql.connect_lazy()?.migrate().await?;
     let sweeper = settler::sweeper::Sweeper {
         store: stock::SaleStore::connect(&config.redis)?,
         events: service::producer::EventProducer::new(&config.producer())?,

@@ -15,10 +15,9 @@
 //! Redis holds, since those are what the sweeper and payments act on.
 
 use order::status::OrderStatus;
+use orderdb::ShardPools;
 use serde::Serialize;
 use stock::{SaleStatus, SaleStore};
-
-use crate::shards::ShardPools;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Counters {
@@ -62,24 +61,12 @@ pub async fn reconcile(
     repair: bool,
 ) -> Result<Reconciliation, ReconcileError> {
     let status: SaleStatus = store.sale_status(sku).await?.ok_or_else(|| ReconcileError::UnknownSku(sku.to_owned()))?;
-    let loaded_at = chrono::DateTime::from_timestamp_millis(status.loaded_ms).unwrap_or_default().naive_utc();
     let (mut reserved, mut sold) = (0i64, 0i64);
-    for pool in &shards.pools {
-        let units: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT status, CAST(SUM(qty) AS SIGNED) FROM orders WHERE sku = ? \
-             AND (sale_generation = ? OR (sale_generation = 0 AND created_at >= ?)) GROUP BY status",
-        )
-        .bind(sku)
-        .bind(status.loaded_ms)
-        .bind(loaded_at)
-        .fetch_all(pool)
-        .await?;
-        for (status, qty) in units {
-            match OrderStatus::parse(&status) {
-                Some(OrderStatus::PendingPayment) => reserved += qty,
-                Some(OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed) => sold += qty,
-                Some(OrderStatus::Cancelled) | None => {}
-            }
+    for (order_status, qty) in shards.units_of_sale(sku, status.loaded_ms).await? {
+        match order_status {
+            OrderStatus::PendingPayment => reserved += qty,
+            OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed => sold += qty,
+            OrderStatus::Cancelled => {}
         }
     }
     let mut reconciliation = Reconciliation {

@@ -8,8 +8,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
 
+use orderdb::shards::create_databases;
+
 use crate::config::Config;
-use crate::shards::{create_databases, ShardPools};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -25,11 +26,9 @@ pub enum SetupError {
 
 pub async fn run(config: &Config) -> Result<(), SetupError> {
     create_databases(&config.mysql.shards).await?;
-    let shards = ShardPools::connect_lazy(&config.mysql.shards, 1)?;
+    let shards = config.mysql.connect_lazy()?;
     shards.migrate().await?;
-    for pool in shards.pools {
-        pool.close().await;
-    }
+    shards.close().await;
     create_topics(
         &config.kafka.bootstrap,
         &[(&config.kafka.topic, config.kafka.partitions), (&config.kafka.dlq_topic, 1)],

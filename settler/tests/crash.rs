@@ -10,12 +10,13 @@ use chrono::Utc;
 use order::event::{OrderCreated, OrderEvent};
 use order::id::IdGenerator;
 use order::shard::{bucket_for_user, ShardRouter};
+use orderdb::shards::{create_databases, drop_databases};
+use orderdb::ShardPools;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use settler::shards::{create_databases, split_database, ShardPools};
 use sqlx::mysql::MySqlPool;
 use tokio::process::{Child, Command};
 
@@ -48,7 +49,9 @@ impl Fixture {
         let prefix = unique("t");
         let shards: Vec<String> = (0..SHARDS).map(|i| format!("{server}/{prefix}_{i}")).collect();
         create_databases(&shards).await.unwrap();
-        ShardPools::connect_lazy(&shards, 1).unwrap().migrate().await.unwrap();
+        let pools = ShardPools::connect_lazy(&shards, 1, Duration::from_secs(5)).unwrap();
+        pools.migrate().await.unwrap();
+        pools.close().await;
         Self { bootstrap, topic, dlq, group: unique("settler_crash"), shards }
     }
 
@@ -92,12 +95,7 @@ impl Fixture {
     }
 
     async fn drop_databases(&self) {
-        for dsn in &self.shards {
-            let (server, database) = split_database(dsn).unwrap();
-            let pool = MySqlPool::connect(&server).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE `{database}`")).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
+        drop_databases(&self.shards).await.unwrap();
     }
 }
 

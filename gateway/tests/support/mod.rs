@@ -20,7 +20,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use sqlx::mysql::MySqlPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -54,19 +53,28 @@ pub async fn fresh_topic(partitions: i32) -> String {
 pub async fn fresh_shards(n: usize) -> Vec<String> {
     let prefix = unique("t");
     let dsns: Vec<String> = (0..n).map(|i| format!("{}/{prefix}_{i}", mysql_server())).collect();
-    settler::shards::create_databases(&dsns).await.expect("creating shard databases");
-    let shards = settler::shards::ShardPools::connect_lazy(&dsns, 1).unwrap();
+    orderdb::shards::create_databases(&dsns).await.expect("creating shard databases");
+    let shards = pools(&dsns);
     shards.migrate().await.expect("migrating shards");
+    shards.close().await;
     dsns
 }
 
 pub async fn drop_shards(dsns: &[String]) {
-    for dsn in dsns {
-        let (server, database) = settler::shards::split_database(dsn).unwrap();
-        let pool = MySqlPool::connect(&server).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute(&pool).await.unwrap();
-        pool.close().await;
-    }
+    orderdb::shards::drop_databases(dsns).await.expect("dropping shard databases");
+}
+
+/// Pools of one connection on the test's shards.
+pub fn pools(dsns: &[String]) -> orderdb::ShardPools {
+    orderdb::ShardPools::connect_lazy(dsns, 1, Duration::from_secs(5)).unwrap()
+}
+
+/// Every stored copy of every order of `sku`, with its shard.
+async fn sale_orders(shards: &[String], sku: &str) -> Vec<orderdb::orders::SaleOrder> {
+    let pools = pools(shards);
+    let orders = pools.orders_of_sku(sku).await.unwrap();
+    pools.close().await;
+    orders
 }
 
 /// Each test's Redis keys live under a namespace named after its topic, so
@@ -303,16 +311,9 @@ pub async fn paysim(base: &str, method: Method, path: &str, body: Value) -> (Sta
 
 /// (order id, user id) of every order of `sku`, per shard.
 pub async fn stored_orders(shards: &[String], sku: &str) -> Vec<Vec<(i64, u64)>> {
-    let mut per_shard = Vec::new();
-    for dsn in shards {
-        let pool = MySqlPool::connect(dsn).await.unwrap();
-        let rows: Vec<(i64, u64)> = sqlx::query_as("SELECT order_id, user_id FROM orders WHERE sku = ?")
-            .bind(sku)
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        per_shard.push(rows);
+    let mut per_shard = vec![Vec::new(); shards.len()];
+    for order in sale_orders(shards, sku).await {
+        per_shard[order.shard].push((order.order_id.raw() as i64, order.user_id));
     }
     per_shard
 }
@@ -338,19 +339,14 @@ where
 pub async fn order_statuses(shards: &[String], sku: &str) -> std::collections::HashMap<i64, String> {
     let router = order::shard::ShardRouter::new(shards.len()).unwrap();
     let mut statuses = std::collections::HashMap::new();
-    for (shard, dsn) in shards.iter().enumerate() {
-        let pool = MySqlPool::connect(dsn).await.unwrap();
-        let rows: Vec<(i64, u64, String)> =
-            sqlx::query_as("SELECT order_id, user_id, status FROM orders WHERE sku = ?")
-                .bind(sku)
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        pool.close().await;
-        for (order_id, user_id, status) in rows {
-            assert_eq!(router.shard_for_user(user_id), shard, "order {order_id} of user {user_id} on the wrong shard");
-            assert!(statuses.insert(order_id, status).is_none(), "order {order_id} stored on two shards");
-        }
+    for order in sale_orders(shards, sku).await {
+        let (order_id, user_id) = (order.order_id.raw() as i64, order.user_id);
+        assert_eq!(
+            router.shard_for_user(user_id),
+            order.shard,
+            "order {order_id} of user {user_id} on the wrong shard"
+        );
+        assert!(statuses.insert(order_id, order.status.to_string()).is_none(), "order {order_id} stored on two shards");
     }
     statuses
 }

@@ -14,6 +14,8 @@ use order::status::OrderStatus;
 use sqlx::mysql::MySqlPool;
 use sqlx::{MySql, Transaction};
 
+use crate::orders::insert;
+
 /// Applies one non-create event to the shard of its user.
 pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<(), sqlx::Error> {
     match event {
@@ -90,22 +92,7 @@ async fn insert_in_status(
     order: &OrderCreated,
     change: &Change,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, status, idempotency_key, created_at, pay_by, \
-         sale_generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(order.order_id.raw() as i64)
-    .bind(order.user_id)
-    .bind(&order.sku)
-    .bind(order.qty)
-    .bind(order.amount_cents)
-    .bind(change.to.as_str())
-    .bind(&order.idempotency_key)
-    .bind(order.created_at.naive_utc())
-    .bind(order.pay_by.naive_utc())
-    .bind(order.sale_generation)
-    .execute(&mut **tx)
-    .await?;
+    insert(&[order], change.to).build().execute(&mut **tx).await?;
     sqlx::query(&format!("UPDATE orders SET {} WHERE order_id = ?", change.set))
         .bind(&change.detail)
         .bind(change.at)

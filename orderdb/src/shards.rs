@@ -1,5 +1,6 @@
-//! The MySQL shards: one pool per physical database, the schema migrations,
-//! and creating the databases on a fresh server.
+//! The shard pools: one per physical database, in shard order; routing by
+//! user and by order id; the schema migrations; creating and dropping the
+//! databases on a server.
 
 use std::time::Duration;
 
@@ -8,8 +9,13 @@ use order::shard::ShardRouter;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use sqlx::Executor;
 
-/// The settler's schema, embedded at build time from `settler/migrations`.
+/// The schema, embedded at build time from `orderdb/migrations`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The shards of a local development set-up (`scripts/setup.sh`).
+pub fn local_dsns() -> Vec<String> {
+    (0..4).map(|shard| format!("mysql://flashsale:flashsale@127.0.0.1:3306/orders_{shard}")).collect()
+}
 
 pub struct ShardPools {
     pub router: ShardRouter,
@@ -17,19 +23,14 @@ pub struct ShardPools {
 }
 
 impl ShardPools {
-    /// Lazy pools: a shard that is down fails its writes (and is retried),
-    /// it does not stop the settler from starting.
-    pub fn connect_lazy(dsns: &[String], pool_size: u32) -> Result<Self, sqlx::Error> {
+    /// Lazy pools of `size` connections: a shard that is down fails its
+    /// calls after `acquire_timeout`; it does not stop a service from starting.
+    pub fn connect_lazy(dsns: &[String], size: u32, acquire_timeout: Duration) -> Result<Self, sqlx::Error> {
         let router = ShardRouter::new(dsns.len())
             .ok_or_else(|| sqlx::Error::Configuration("between 1 and 1024 shards".into()))?;
         let pools = dsns
             .iter()
-            .map(|dsn| {
-                MySqlPoolOptions::new()
-                    .max_connections(pool_size)
-                    .acquire_timeout(Duration::from_secs(5))
-                    .connect_lazy(dsn)
-            })
+            .map(|dsn| MySqlPoolOptions::new().max_connections(size).acquire_timeout(acquire_timeout).connect_lazy(dsn))
             .collect::<Result<_, _>>()?;
         Ok(Self { router, pools })
     }
@@ -51,17 +52,33 @@ impl ShardPools {
         }
         Ok(())
     }
+
+    pub async fn close(&self) {
+        for pool in &self.pools {
+            pool.close().await;
+        }
+    }
 }
 
 /// Creates each DSN's database if it is missing, connecting to its server
 /// without a database.
 pub async fn create_databases(dsns: &[String]) -> Result<(), sqlx::Error> {
+    on_each_server(dsns, |database| format!("CREATE DATABASE IF NOT EXISTS `{database}`")).await
+}
+
+/// Drops each DSN's database (tests and benchmarks clean up with it).
+pub async fn drop_databases(dsns: &[String]) -> Result<(), sqlx::Error> {
+    on_each_server(dsns, |database| format!("DROP DATABASE IF EXISTS `{database}`")).await
+}
+
+async fn on_each_server(dsns: &[String], statement: impl Fn(&str) -> String) -> Result<(), sqlx::Error> {
     for dsn in dsns {
         let (server, database) =
             split_database(dsn).ok_or_else(|| sqlx::Error::Configuration(format!("{dsn}: no database name").into()))?;
         let pool = MySqlPoolOptions::new().max_connections(1).connect(&server).await?;
-        pool.execute(format!("CREATE DATABASE IF NOT EXISTS `{database}`").as_str()).await?;
+        let done = pool.execute(statement(&database).as_str()).await;
         pool.close().await;
+        done?;
     }
     Ok(())
 }

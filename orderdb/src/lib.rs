@@ -1,0 +1,17 @@
+//! The orders database: one MySQL database per shard, each holding the
+//! orders of the users whose bucket maps to it. Every read and write of an
+//! order goes through this crate, so the schema has one Rust mirror.
+//!
+//! Layout:
+//! - [`shards`]: the pools, routing by user and order id, migrations,
+//!   creating and dropping the databases.
+//! - [`orders`]: the order rows: the column list, inserts, lookups, counts.
+//! - [`transitions`]: an order's moves (paid, cancelled, refund), each a
+//!   conditional update with its history row.
+
+pub mod orders;
+pub mod shards;
+pub mod transitions;
+
+pub use orders::StoredOrder;
+pub use shards::ShardPools;

@@ -1,0 +1,184 @@
+//! The order rows: the one column list of a new order, the insert, the
+//! lookup by id and the counts by sale that reports and checks read.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use futures::future::try_join_all;
+use order::event::OrderCreated;
+use order::id::OrderId;
+use order::status::OrderStatus;
+use serde::Serialize;
+use sqlx::mysql::MySqlPool;
+use sqlx::{MySql, QueryBuilder};
+
+use crate::shards::ShardPools;
+
+/// An order as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredOrder {
+    pub order_id: OrderId,
+    pub user_id: u64,
+    pub sku: String,
+    pub qty: u32,
+    pub amount_cents: i64,
+    pub status: OrderStatus,
+    pub created_at: DateTime<Utc>,
+    pub pay_by: DateTime<Utc>,
+}
+
+/// One stored copy of an order of a sale, as the fault checks count them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleOrder {
+    pub order_id: OrderId,
+    pub user_id: u64,
+    pub status: OrderStatus,
+    pub qty: i64,
+    /// The shard it was found on, in shard order.
+    pub shard: usize,
+}
+
+/// `INSERT` of new orders in `status`, one row each, without a trailing
+/// clause: the settler adds its `ON DUPLICATE KEY`, the benchmark's floor
+/// runs it plain.
+pub fn insert<'a>(orders: &'a [&'a OrderCreated], status: OrderStatus) -> QueryBuilder<'a, MySql> {
+    let mut insert = QueryBuilder::new(
+        "INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, status, idempotency_key, created_at, pay_by, \
+         sale_generation) ",
+    );
+    insert.push_values(orders, |mut row, order| {
+        row.push_bind(order.order_id.raw() as i64)
+            .push_bind(order.user_id)
+            .push_bind(&order.sku)
+            .push_bind(order.qty)
+            .push_bind(order.amount_cents)
+            .push_bind(status.as_str())
+            .push_bind(&order.idempotency_key)
+            .push_bind(order.created_at.naive_utc())
+            .push_bind(order.pay_by.naive_utc())
+            .push_bind(order.sale_generation);
+    });
+    insert
+}
+
+/// A status read back from a row; a name this build does not know is a decode error.
+fn status(name: &str) -> Result<OrderStatus, sqlx::Error> {
+    OrderStatus::parse(name).ok_or_else(|| sqlx::Error::Decode(format!("unknown order status {name:?}").into()))
+}
+
+impl ShardPools {
+    /// Inserts new orders pending payment, each into its user's shard, one
+    /// multi-row statement per shard, shards concurrently. Idempotent on
+    /// the order id: a row that exists already (a redelivered event) is
+    /// left as it is, since its status may have moved on. Fails if any
+    /// shard fails; rows already written are skipped on the retry.
+    pub async fn insert_new(&self, orders: &[&OrderCreated]) -> Result<(), sqlx::Error> {
+        let mut by_shard: Vec<Vec<&OrderCreated>> = vec![Vec::new(); self.pools.len()];
+        for order in orders {
+            by_shard[self.router.shard_for_user(order.user_id)].push(*order);
+        }
+        let writes = by_shard.iter().enumerate().filter(|(_, rows)| !rows.is_empty()).map(|(shard, rows)| async move {
+            let mut insert = insert(rows, OrderStatus::PendingPayment);
+            insert.push(" ON DUPLICATE KEY UPDATE order_id = order_id");
+            insert.build().execute(&self.pools[shard]).await
+        });
+        try_join_all(writes).await?;
+        Ok(())
+    }
+
+    /// The order, from the shard its id names.
+    pub async fn get(&self, order_id: OrderId) -> Result<Option<StoredOrder>, sqlx::Error> {
+        let row: Option<(u64, String, u32, i64, String, NaiveDateTime, NaiveDateTime)> = sqlx::query_as(
+            "SELECT user_id, sku, qty, amount_cents, status, created_at, pay_by FROM orders WHERE order_id = ?",
+        )
+        .bind(order_id.raw() as i64)
+        .fetch_optional(self.for_order(order_id))
+        .await?;
+        let Some((user_id, sku, qty, amount_cents, status_name, created_at, pay_by)) = row else { return Ok(None) };
+        Ok(Some(StoredOrder {
+            order_id,
+            user_id,
+            sku,
+            qty,
+            amount_cents,
+            status: status(&status_name)?,
+            created_at: created_at.and_utc(),
+            pay_by: pay_by.and_utc(),
+        }))
+    }
+
+    /// Orders of `sku` by status, over all shards.
+    pub async fn count_by_status(&self, sku: &str) -> Result<BTreeMap<OrderStatus, u64>, sqlx::Error> {
+        let mut counts = BTreeMap::new();
+        for pool in &self.pools {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT status, COUNT(*) FROM orders WHERE sku = ? GROUP BY status")
+                    .bind(sku)
+                    .fetch_all(pool)
+                    .await?;
+            for (name, count) in rows {
+                *counts.entry(status(&name)?).or_default() += count as u64;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Units of one sale of `sku` by status, over all shards: its orders
+    /// carry its generation (`loaded_ms`), or, from before generations were
+    /// recorded, were created since it was loaded.
+    pub async fn units_of_sale(&self, sku: &str, generation: i64) -> Result<BTreeMap<OrderStatus, i64>, sqlx::Error> {
+        let loaded_at = DateTime::from_timestamp_millis(generation).unwrap_or_default().naive_utc();
+        let mut units = BTreeMap::new();
+        for pool in &self.pools {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT status, CAST(SUM(qty) AS SIGNED) FROM orders WHERE sku = ? \
+                 AND (sale_generation = ? OR (sale_generation = 0 AND created_at >= ?)) GROUP BY status",
+            )
+            .bind(sku)
+            .bind(generation)
+            .bind(loaded_at)
+            .fetch_all(pool)
+            .await?;
+            for (name, qty) in rows {
+                *units.entry(status(&name)?).or_default() += qty;
+            }
+        }
+        Ok(units)
+    }
+
+    /// Every stored copy of every order of `sku`, with the shard it is on.
+    pub async fn orders_of_sku(&self, sku: &str) -> Result<Vec<SaleOrder>, sqlx::Error> {
+        let mut found = Vec::new();
+        for (shard, pool) in self.pools.iter().enumerate() {
+            let rows: Vec<(i64, u64, String, i64)> =
+                sqlx::query_as("SELECT order_id, user_id, status, CAST(qty AS SIGNED) FROM orders WHERE sku = ?")
+                    .bind(sku)
+                    .fetch_all(pool)
+                    .await?;
+            for (order_id, user_id, name, qty) in rows {
+                let order_id = OrderId::from_raw(order_id as u64);
+                found.push(SaleOrder { order_id, user_id, status: status(&name)?, qty, shard });
+            }
+        }
+        Ok(found)
+    }
+
+    /// Orders on all shards.
+    pub async fn count_all(&self) -> Result<u64, sqlx::Error> {
+        let mut total = 0;
+        for pool in &self.pools {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orders").fetch_one(pool).await?;
+            total += n as u64;
+        }
+        Ok(total)
+    }
+}
+
+/// Runs `insert` of `orders` as it is, in chunks of `chunk` rows (the
+/// benchmark's floor: what the database takes without the settler).
+pub async fn insert_plain(pool: &MySqlPool, orders: &[&OrderCreated], chunk: usize) -> Result<(), sqlx::Error> {
+    for rows in orders.chunks(chunk) {
+        insert(rows, OrderStatus::PendingPayment).build().execute(pool).await?;
+    }
+    Ok(())
+}
