@@ -21,4 +21,3 @@ impl Default for RedisConfig {
         Self { url: "redis://127.0.0.1:6379".into(), pool_size: 4, command_timeout_ms: 500, namespace: String::new() }
     }
 }
-

@@ -14,4 +14,3 @@ impl StoreError {
         Self::Reply { script, reply: reply.iter().map(ToString::to_string).collect() }
     }
 }
-

@@ -173,7 +173,8 @@ mod tests {
         for (script, keys) in built {
             let named = header_keys(script);
             assert!(!named.is_empty(), "{script}: no KEYS in its header");
-            let keys: Vec<String> = keys.into_iter().map(|k| k.replace("gateway_node:7", "gateway_node:<id>")).collect();
+            let keys: Vec<String> =
+                keys.into_iter().map(|k| k.replace("gateway_node:7", "gateway_node:<id>")).collect();
             assert_eq!(keys, named, "{script}: the Rust key list differs from the header");
         }
     }

@@ -131,7 +131,6 @@ pub struct SaleStatus {
     pub loaded_ms: i64,
 }
 
-
 impl Reservation {
     pub(crate) fn parse(reply: &[String]) -> Option<Self> {
         let number = |text: &String| text.parse::<i64>().ok();

@@ -56,4 +56,3 @@ pub struct SaleChange {
     /// answer cannot apply the change twice.
     pub if_total: Option<i64>,
 }
-

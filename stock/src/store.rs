@@ -394,5 +394,4 @@ impl SaleStore {
             .await?;
         parse_repair(&reply).ok_or(StoreError::Reply { script: "repair_sale.lua", reply })
     }
-
 }
