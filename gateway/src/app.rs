@@ -16,31 +16,14 @@ use service::producer::EventProducer;
 use stock::{SaleStore, Windows};
 
 use crate::config::Config;
-use crate::error::{ApiError, Dependency};
 use crate::node_lease::NodeLease;
-use crate::payments::Settled;
+use crate::outcomes::{PlaceError, Placed, SettleError, Settled, Unpublished};
 use crate::recent_orders::RecentOrders;
-use crate::reload::Loaded;
-use crate::routes::orders::Placed;
 use crate::sale_windows::SaleWindows;
 use crate::shedding::InFlight;
 use crate::single_flight::SingleFlight;
 use crate::sold_out::SoldOutCache;
-use crate::traffic::TrafficPolicy;
-
-/// The broker did not acknowledge an event. Unless `delivered_maybe` is
-/// false, it may still have it (a timeout after sending), and whatever the
-/// event announces must be treated as possibly done.
-#[derive(Debug, Clone, Copy)]
-pub struct Unpublished {
-    pub delivered_maybe: bool,
-}
-
-impl From<Unpublished> for ApiError {
-    fn from(_: Unpublished) -> Self {
-        ApiError::Unavailable(Dependency::Kafka)
-    }
-}
+use crate::traffic::{Loaded, TrafficPolicy};
 
 pub struct App {
     /// The config the gateway started with; its traffic section is
@@ -62,10 +45,10 @@ pub struct App {
     /// The lease on `server.node_id`: ids are minted only while it is held.
     pub node: NodeLease,
     /// Order placements in progress, by SKU and idempotency key.
-    pub placing: SingleFlight<Result<Placed, ApiError>>,
+    pub placing: SingleFlight<Result<Placed, PlaceError>>,
     /// Payments being settled, by order and payment id: copies of one
     /// notification arriving together settle once and share the answer.
-    pub settling: SingleFlight<Result<Settled, ApiError>>,
+    pub settling: SingleFlight<Result<Settled, SettleError>>,
     pub metrics: PrometheusHandle,
 }
 

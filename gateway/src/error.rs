@@ -1,32 +1,14 @@
-//! Every refusal the API gives, and its mapping to HTTP in one place.
+//! Every refusal the API gives, and its mapping to HTTP in one place: the
+//! workflows' and traffic control's errors become an [`ApiError`] here and
+//! nowhere else.
 
-use chrono::{DateTime, Utc};
 use hyper::StatusCode;
 use order::id::OrderId;
 use order::status::OrderStatus;
 use serde_json::{json, Value};
 
-use crate::traffic::buckets::Scope;
-
-/// A dependency whose failure turns into a 503.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dependency {
-    Redis,
-    Kafka,
-    Mysql,
-    PaymentChannel,
-}
-
-impl Dependency {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Redis => "redis",
-            Self::Kafka => "kafka",
-            Self::Mysql => "mysql",
-            Self::PaymentChannel => "payment_channel",
-        }
-    }
-}
+use crate::outcomes::{OrderError, PlaceError, SettleError};
+use crate::refusal::{Dependency, Refusal};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -62,16 +44,8 @@ pub enum ApiError {
     AmountMismatch { paid: i64, expected: i64 },
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
-    #[error("rate limited ({})", .scope.as_str())]
-    RateLimited { scope: Scope, retry_after_secs: u64 },
-    #[error("forbidden")]
-    Forbidden,
-    #[error("too many requests in flight")]
-    Overloaded,
-    #[error("the sale has not started")]
-    SaleNotStarted { starts_at: DateTime<Utc> },
-    #[error("the sale has ended")]
-    SaleEnded,
+    #[error(transparent)]
+    Refused(Refusal),
     #[error("the sale has orders outstanding; change it with PATCH instead of replacing it")]
     SaleBusy { reservations: u64, outbox: u64, unsettled_payments: u64 },
     #[error("only {stock} units are still for sale; reserved and sold units cannot be removed")]
@@ -94,22 +68,24 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized | Self::BadSignature => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound | Self::UnknownSku | Self::UnknownOrder => StatusCode::NOT_FOUND,
             Self::SoldOut
             | Self::InsufficientStock { .. }
             | Self::PurchaseLimitExceeded
             | Self::InProgress { .. }
             | Self::NotPending { .. }
-            | Self::SaleNotStarted { .. }
-            | Self::SaleEnded
             | Self::SaleBusy { .. }
             | Self::TooFewUnits { .. }
             | Self::SaleChanged { .. } => StatusCode::CONFLICT,
             Self::AmountMismatch { .. } => StatusCode::BAD_REQUEST,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Overloaded | Self::OutcomeUnknown { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::OutcomeUnknown { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Refused(refusal) => match refusal {
+                Refusal::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                Refusal::Denied { .. } => StatusCode::FORBIDDEN,
+                Refusal::SaleNotStarted { .. } | Refusal::SaleEnded => StatusCode::CONFLICT,
+                Refusal::Overloaded | Refusal::BreakerOpen(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
         }
     }
 
@@ -138,11 +114,14 @@ impl ApiError {
             Self::AmountMismatch { paid, expected } => {
                 json!({"error": "amount_mismatch", "paid_cents": paid, "expected_cents": expected})
             }
-            Self::RateLimited { scope, .. } => json!({"error": "rate_limited", "scope": scope.as_str()}),
-            Self::Forbidden => json!({"error": "forbidden"}),
-            Self::Overloaded => json!({"error": "overloaded"}),
-            Self::SaleNotStarted { starts_at } => json!({"error": "sale_not_started", "starts_at": starts_at}),
-            Self::SaleEnded => json!({"error": "sale_ended"}),
+            Self::Refused(refusal) => match refusal {
+                Refusal::RateLimited { scope, .. } => json!({"error": "rate_limited", "scope": scope.as_str()}),
+                Refusal::Denied { .. } => json!({"error": "forbidden"}),
+                Refusal::Overloaded => json!({"error": "overloaded"}),
+                Refusal::SaleNotStarted { starts_at } => json!({"error": "sale_not_started", "starts_at": starts_at}),
+                Refusal::SaleEnded => json!({"error": "sale_ended"}),
+                Refusal::BreakerOpen(dependency) => json!({"error": "unavailable", "dependency": dependency.as_str()}),
+            },
             Self::SaleBusy { reservations, outbox, unsettled_payments } => json!({
                 "error": "sale_busy",
                 "reservations": reservations,
@@ -171,11 +150,55 @@ impl ApiError {
     /// Seconds for a `Retry-After` header, where retrying later makes sense.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::RateLimited { retry_after_secs, .. } | Self::OutcomeUnknown { retry_after_secs, .. } => {
-                Some(*retry_after_secs)
-            }
-            Self::Unavailable(_) | Self::InProgress { .. } | Self::Overloaded => Some(1),
+            Self::Refused(Refusal::RateLimited { retry_after_secs, .. })
+            | Self::OutcomeUnknown { retry_after_secs, .. } => Some(*retry_after_secs),
+            Self::Unavailable(_)
+            | Self::InProgress { .. }
+            | Self::Refused(Refusal::Overloaded | Refusal::BreakerOpen(_)) => Some(1),
             _ => None,
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
+impl From<PlaceError> for ApiError {
+    fn from(err: PlaceError) -> Self {
+        match err {
+            PlaceError::Refused(refusal) => Self::Refused(refusal),
+            PlaceError::UnknownSku => Self::UnknownSku,
+            PlaceError::SoldOut => Self::SoldOut,
+            PlaceError::InsufficientStock { available } => Self::InsufficientStock { available },
+            PlaceError::LimitExceeded => Self::PurchaseLimitExceeded,
+            PlaceError::KeyReused => Self::IdempotencyKeyReused,
+            PlaceError::InProgress { order_id } => Self::InProgress { order_id },
+            PlaceError::Unavailable(dependency) => Self::Unavailable(dependency),
+            PlaceError::OutcomeUnknown { order_id, retry_after_secs } => {
+                Self::OutcomeUnknown { order_id, retry_after_secs }
+            }
+        }
+    }
+}
+
+impl From<SettleError> for ApiError {
+    fn from(err: SettleError) -> Self {
+        match err {
+            SettleError::Unavailable(dependency) => Self::Unavailable(dependency),
+            SettleError::AmountMismatch { paid, expected } => Self::AmountMismatch { paid, expected },
+        }
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(err: OrderError) -> Self {
+        match err {
+            OrderError::UnknownOrder => Self::UnknownOrder,
+            OrderError::NotPending { status } => Self::NotPending { status },
+            OrderError::Unavailable(dependency) => Self::Unavailable(dependency),
         }
     }
 }

@@ -17,14 +17,18 @@
 //! - [`metrics`]: the Prometheus recorder.
 
 pub mod app;
+pub mod cancellation;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod node_lease;
+pub mod outcomes;
 pub mod payment_queries;
 pub mod payments;
+pub mod placement;
 pub mod recent_orders;
+pub mod refusal;
 pub mod reload;
 pub mod routes;
 pub mod sale_windows;

@@ -12,7 +12,7 @@ use paychannel::messages::PaymentStatus;
 use stock::PaymentQuery;
 
 use crate::app::App;
-use crate::error::ApiError;
+use crate::outcomes::SettleError;
 use crate::payments::settle;
 
 /// Most lookups claimed per round.
@@ -44,9 +44,10 @@ async fn look_up(app: &App, query: &PaymentQuery, now_ms: i64) {
             metrics::counter!("gateway_payment_lookups_total", "found" => "paid").increment(1);
             let paid_at = state.paid_at.unwrap_or_else(Utc::now);
             match settle(app, &query.sku, order_id, &state.payment_id, state.amount_cents, paid_at).await {
-                Ok(_) | Err(ApiError::UnknownOrder) | Err(ApiError::AmountMismatch { .. }) => true,
+                // A wrong amount is logged where it is found; asking again changes nothing.
+                Ok(_) | Err(SettleError::AmountMismatch { .. }) => true,
                 // Redis or Kafka failed: look again next round.
-                Err(_) => false,
+                Err(SettleError::Unavailable(_)) => false,
             }
         }
         Ok(_) => {

@@ -1,5 +1,6 @@
-//! Acting on a payment, the same way whether its notification arrived or
-//! the channel was asked: `confirm.lua` decides atomically, then the event
+//! Payments: starting one at the channel for a pending order, and acting on
+//! a payment the same way whether its notification arrived or the channel
+//! was asked: `confirm.lua` decides atomically, then the event
 //! goes to Kafka, and only then is the payment acknowledged. A verified
 //! payment is never dropped: one that cannot pay for its order (cancelled,
 //! already paid by another payment, unknown to the sale) becomes a
@@ -8,20 +9,65 @@
 use chrono::{DateTime, Utc};
 use order::event::{OrderEvent, OrderPaid, RefundRequired};
 use order::id::OrderId;
-use stock::{Confirmation, ReservationRecord};
+use paychannel::messages::CreatePayment;
+use serde::Serialize;
+use stock::{Confirmation, PaymentQuery, ReservationRecord};
 
 use crate::app::App;
-use crate::error::{ApiError, Dependency};
+use crate::outcomes::{OrderError, SettleError, Settled};
+use crate::refusal::Dependency;
 
-/// What became of a payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settled {
-    /// The order is paid: its units are sold.
-    Paid,
-    /// The order had been cancelled: the money goes back.
-    Refunded,
-    /// Seen and settled before; nothing changed.
-    AlreadySettled,
+/// What the shopper's device needs to pay.
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentStarted {
+    pub order_id: OrderId,
+    pub payment_id: String,
+    pub amount_cents: i64,
+    pub pay_url: String,
+    pub qr_payload: String,
+}
+
+/// Creates the payment at the channel for a pending order of `user_id`. The
+/// channel is asked about it later in case its notification gets lost.
+pub async fn start(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Result<PaymentStarted, OrderError> {
+    let reservation = app
+        .sales
+        .reservation(sku, order_id)
+        .await
+        .map_err(|err| {
+            tracing::warn!(%order_id, error = %err, "reservation lookup failed");
+            OrderError::Unavailable(Dependency::Redis)
+        })?
+        .ok_or(OrderError::NotPending { status: None })?;
+    if reservation.user_id != user_id {
+        return Err(OrderError::UnknownOrder);
+    }
+    let created = app
+        .channel
+        .create(&CreatePayment {
+            merchant_order_id: order_id.to_string(),
+            amount_cents: reservation.amount_cents,
+            attach: sku.to_owned(),
+            notify_url: app.config.payments.notify_url.clone(),
+        })
+        .await
+        .map_err(|err| {
+            tracing::warn!(%order_id, error = %err, "creating the payment failed");
+            OrderError::Unavailable(Dependency::PaymentChannel)
+        })?;
+    let now_ms = Utc::now().timestamp_millis();
+    let query = PaymentQuery { sku: sku.to_owned(), order_id, started_ms: now_ms };
+    let due_ms = now_ms + app.config.payments.query_every_secs as i64 * 1_000;
+    if let Err(err) = app.sales.queue_payment_query(&query, due_ms).await {
+        tracing::warn!(%order_id, error = %err, "payment not queued for lookups; only its notification will settle it");
+    }
+    Ok(PaymentStarted {
+        order_id,
+        payment_id: created.payment_id,
+        amount_cents: reservation.amount_cents,
+        pay_url: created.pay_url,
+        qr_payload: created.qr_payload,
+    })
 }
 
 /// A successful payment of `amount_cents` for an order of `sku`. Copies of
@@ -33,7 +79,7 @@ pub async fn settle(
     payment_id: &str,
     amount_cents: i64,
     paid_at: DateTime<Utc>,
-) -> Result<Settled, ApiError> {
+) -> Result<Settled, SettleError> {
     let flight = format!("{sku}\n{order_id}\n{payment_id}");
     let (settled, _) =
         app.settling.run(flight, || settle_once(app, sku, order_id, payment_id, amount_cents, paid_at)).await;
@@ -47,10 +93,10 @@ async fn settle_once(
     payment_id: &str,
     amount_cents: i64,
     paid_at: DateTime<Utc>,
-) -> Result<Settled, ApiError> {
+) -> Result<Settled, SettleError> {
     let confirmation = app.sales.confirm(sku, order_id, payment_id, amount_cents).await.map_err(|err| {
         tracing::warn!(%order_id, error = %err, "confirm failed");
-        ApiError::Unavailable(Dependency::Redis)
+        SettleError::Unavailable(Dependency::Redis)
     })?;
     let (settled, refund, reservation) = match confirmation {
         Confirmation::Paid(reservation) => (Settled::Paid, None, reservation),
@@ -84,10 +130,13 @@ async fn settle_once(
         }
         Confirmation::AmountMismatch { expected } => {
             tracing::error!(%order_id, paid = amount_cents, expected, "payment amount differs from the order's");
-            return Err(ApiError::AmountMismatch { paid: amount_cents, expected });
+            return Err(SettleError::AmountMismatch { paid: amount_cents, expected });
         }
     };
-    app.publish(&event(sku, order_id, payment_id, paid_at, refund, &reservation, amount_cents)).await?;
+    app.publish(&event(sku, order_id, payment_id, paid_at, refund, &reservation, amount_cents)).await.map_err(|err| {
+        tracing::warn!(%order_id, payment_id, error = %err, "payment event not acknowledged; the channel will retry");
+        SettleError::from(err)
+    })?;
     if let Err(err) = app.sales.mark_payment_event(sku, order_id, payment_id).await {
         // A repeat of this payment will send the event once more; harmless.
         tracing::warn!(%order_id, error = %err, "could not record the payment event as sent");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use crate::routes::orders::Placed;
+use crate::outcomes::{flight_key, Placed};
 
 /// Most orders remembered, about 250 bytes each.
 const CAPACITY: usize = 50_000;
@@ -39,9 +39,4 @@ impl RecentOrders {
     pub fn prune(&self) {
         self.orders.retain(|_, (_, at)| at.elapsed() < self.keep_for);
     }
-}
-
-/// One key per SKU and idempotency key (SKUs and keys hold no newline).
-pub fn flight_key(sku: &str, key: &str) -> String {
-    format!("{sku}\n{key}")
 }

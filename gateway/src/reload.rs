@@ -9,41 +9,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::app::App;
-use crate::config::{Config, Traffic};
-use crate::traffic::TrafficPolicy;
+use crate::config::Config;
+use crate::traffic::{Loaded, TrafficPolicy};
 
 /// How long the file must be quiet before it is read.
 const DEBOUNCE: Duration = Duration::from_millis(200);
-
-/// What `/admin/config` shows about the config in force.
-#[derive(Debug, Clone, Serialize)]
-pub struct Loaded {
-    pub loaded_at: DateTime<Utc>,
-    /// SHA-256 of the traffic section in force, shortened.
-    pub traffic_hash: String,
-    pub source: Option<PathBuf>,
-}
-
-impl Loaded {
-    pub fn new(traffic: &Traffic, source: Option<PathBuf>) -> Self {
-        let loaded = Self { loaded_at: Utc::now(), traffic_hash: hash(traffic), source };
-        metrics::gauge!("gateway_config_info", "hash" => loaded.traffic_hash.clone()).set(1.0);
-        loaded
-    }
-}
-
-fn hash(traffic: &Traffic) -> String {
-    let json = serde_json::to_vec(traffic).expect("the traffic config serialises");
-    hex::encode(&Sha256::digest(&json)[..8])
-}
 
 /// Watches `path` and SIGHUP until the task is aborted.
 pub async fn watch(app: Arc<App>, path: PathBuf) {

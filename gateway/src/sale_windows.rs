@@ -10,7 +10,7 @@ use chrono::Utc;
 use dashmap::DashMap;
 use order::sale::{Phase, SaleWindow};
 
-use crate::error::ApiError;
+use crate::refusal::Refusal;
 
 /// How long a window learned is answered from memory.
 pub const TRUST_FOR: Duration = Duration::from_secs(5);
@@ -22,7 +22,7 @@ pub struct SaleWindows {
 
 impl SaleWindows {
     /// Refuses a request the known window rules out; unknown SKUs pass.
-    pub fn check(&self, sku: &str) -> Result<(), ApiError> {
+    pub fn check(&self, sku: &str) -> Result<(), Refusal> {
         // Copy out before removing: a map guard held across `remove` deadlocks.
         let cached = self.known.get(sku).map(|entry| (entry.0, entry.1.elapsed() < TRUST_FOR));
         let window = match cached {
@@ -34,8 +34,8 @@ impl SaleWindows {
             None => return Ok(()),
         };
         match window.phase(Utc::now()) {
-            Phase::NotStarted { starts_at } => Err(ApiError::SaleNotStarted { starts_at }),
-            Phase::Ended => Err(ApiError::SaleEnded),
+            Phase::NotStarted { starts_at } => Err(Refusal::SaleNotStarted { starts_at }),
+            Phase::Ended => Err(Refusal::SaleEnded),
             Phase::Open => Ok(()),
         }
     }
@@ -45,12 +45,12 @@ impl SaleWindows {
     }
 
     /// The refusal for a window Redis reported, remembered for next time.
-    pub fn refusal(&self, sku: &str, window: SaleWindow) -> ApiError {
+    pub fn refusal(&self, sku: &str, window: SaleWindow) -> Refusal {
         self.remember(sku, window);
         match window.phase(Utc::now()) {
-            Phase::NotStarted { starts_at } => ApiError::SaleNotStarted { starts_at },
+            Phase::NotStarted { starts_at } => Refusal::SaleNotStarted { starts_at },
             // Redis's clock said outside; if ours says open, the end is the closer truth.
-            Phase::Ended | Phase::Open => ApiError::SaleEnded,
+            Phase::Ended | Phase::Open => Refusal::SaleEnded,
         }
     }
 }
@@ -65,9 +65,9 @@ mod tests {
         let now = Utc::now();
         assert!(windows.check("tv").is_ok());
         windows.remember("tv", SaleWindow { starts_at: Some(now + chrono::Duration::hours(1)), ends_at: None });
-        assert!(matches!(windows.check("tv"), Err(ApiError::SaleNotStarted { .. })));
+        assert!(matches!(windows.check("tv"), Err(Refusal::SaleNotStarted { .. })));
         windows.remember("tv", SaleWindow { starts_at: None, ends_at: Some(now - chrono::Duration::seconds(1)) });
-        assert_eq!(windows.check("tv"), Err(ApiError::SaleEnded));
+        assert_eq!(windows.check("tv"), Err(Refusal::SaleEnded));
         windows.remember("tv", SaleWindow::default());
         assert!(windows.check("tv").is_ok());
     }

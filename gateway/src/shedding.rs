@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::error::ApiError;
+use crate::refusal::Refusal;
 
 #[derive(Default)]
 pub struct InFlight {
@@ -18,12 +18,12 @@ pub struct Slot<'a> {
 
 impl InFlight {
     /// Takes a slot, or refuses when `cap` are taken (0: no cap).
-    pub fn enter(&self, cap: usize) -> Result<Slot<'_>, ApiError> {
+    pub fn enter(&self, cap: usize) -> Result<Slot<'_>, Refusal> {
         let now = self.count.fetch_add(1, Ordering::AcqRel) + 1;
         let slot = Slot { in_flight: self };
         if cap > 0 && now > cap {
             metrics::counter!("gateway_shed_total").increment(1);
-            return Err(ApiError::Overloaded);
+            return Err(Refusal::Overloaded);
         }
         metrics::gauge!("gateway_in_flight").set(now as f64);
         Ok(slot)
@@ -46,7 +46,7 @@ mod tests {
         let in_flight = InFlight::default();
         let a = in_flight.enter(2).unwrap();
         let _b = in_flight.enter(2).unwrap();
-        assert!(matches!(in_flight.enter(2), Err(ApiError::Overloaded)));
+        assert!(matches!(in_flight.enter(2), Err(Refusal::Overloaded)));
         drop(a);
         assert!(in_flight.enter(2).is_ok());
         assert!(in_flight.enter(0).is_ok(), "0 is no cap");

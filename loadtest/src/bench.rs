@@ -34,7 +34,8 @@ use stock::{RedisConfig, Reservation, ReserveRequest, SaleStore, SaleTerms, Wind
 
 use crate::burst::burst;
 use crate::client::Gateway;
-use crate::report::{latency_histogram, Latency};
+use crate::report::Latency;
+use crate::timeline::latency_histogram;
 
 pub struct Bench {
     pub gateway: Gateway,

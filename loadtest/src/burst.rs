@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use hyper::StatusCode;
 
 use crate::client::Gateway;
-use crate::report::latency_histogram;
+use crate::timeline::latency_histogram;
 
 /// What a burst's workers collected.
 #[derive(Default)]

@@ -15,8 +15,9 @@ use order::status::OrderStatus;
 
 use crate::burst::{burst, Tally};
 use crate::client::{Gateway, SaleCounters};
-use crate::report::{check, latency_histogram, Latency, Lifecycle, Report};
+use crate::report::{check, Latency, Lifecycle, Report};
 use crate::shards::{at_least, exactly, wait_for_orders, StatusCounts};
+use crate::timeline::latency_histogram;
 use crate::timeline::per_second;
 
 pub struct FlashSale {

@@ -13,8 +13,9 @@ use rand::{Rng, SeedableRng};
 
 use crate::burst::{status_of, Tally};
 use crate::client::Gateway;
-use crate::report::{check, latency_histogram, Latency, Report};
+use crate::report::{check, Latency, Report};
 use crate::shards::{at_least, exactly, wait_for_orders};
+use crate::timeline::latency_histogram;
 use crate::timeline::per_second;
 
 pub struct Mixed {

@@ -11,11 +11,6 @@ use serde_json::Value;
 
 use crate::timeline::{write_chart, Second};
 
-/// Latency recorded in microseconds, 1 µs to 60 s, 3 significant digits.
-pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
-}
-
 #[derive(Debug, Serialize)]
 pub struct Latency {
     pub p50_ms: f64,

@@ -12,8 +12,9 @@ use hyper::StatusCode;
 
 use crate::burst::Tally;
 use crate::client::Gateway;
-use crate::report::{check, latency_histogram, Latency, Report};
+use crate::report::{check, Latency, Report};
 use crate::shards::wait_for_orders;
+use crate::timeline::latency_histogram;
 use crate::timeline::per_second;
 
 pub struct Storm {

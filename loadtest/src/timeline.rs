@@ -3,10 +3,9 @@
 
 use std::path::Path;
 
+use hdrhistogram::Histogram;
 use plotters::prelude::*;
 use serde::Serialize;
-
-use crate::report::latency_histogram;
 
 /// One second of a run.
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +76,11 @@ pub fn write_chart(path: &Path, title: &str, seconds: &[Second]) -> anyhow::Resu
     latency.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     root.present()?;
     Ok(())
+}
+
+/// Latency recorded in microseconds, 1 µs to 60 s, 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use hyper::{HeaderMap, Request, StatusCode};
 use order::request::check_sku;
 
 use crate::app::App;
-use crate::error::{ApiError, Dependency};
+use crate::error::ApiError;
 use crate::http::{self, Reply};
+use crate::refusal::Dependency;
 use stock::{SaleChange, SaleLoad, SaleTerms, SaleUpdate};
 
 /// Largest stock, limit or price a sale takes: the products of price and

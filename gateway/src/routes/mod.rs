@@ -4,6 +4,7 @@
 //! checks, so the SRE can still see and steer an overloaded gateway.
 
 pub mod admin;
+pub mod input;
 pub mod ops;
 pub mod orders;
 pub mod payments;

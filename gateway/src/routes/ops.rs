@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::http::{self, Reply};
+use crate::traffic::breaker::BreakerState;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -24,8 +25,9 @@ pub async fn readyz(app: &App) -> Reply {
     let redis = async { tokio::time::timeout(PROBE_TIMEOUT, app.sales.ping()).await.is_ok_and(|r| r.is_ok()) };
     let (redis, kafka) = tokio::join!(redis, app.events.ready(PROBE_TIMEOUT));
     let policy = app.traffic.load();
-    let breakers = json!({"redis": policy.redis.state(), "kafka": policy.kafka.state()});
-    let closed = policy.redis.state() != "open" && policy.kafka.state() != "open";
+    let (redis_breaker, kafka_breaker) = (policy.redis.state(), policy.kafka.state());
+    let breakers = json!({"redis": redis_breaker.as_str(), "kafka": kafka_breaker.as_str()});
+    let closed = redis_breaker != BreakerState::Open && kafka_breaker != BreakerState::Open;
     let node_id = app.node.held();
     let status = if redis && kafka && closed && node_id { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let word = if status == StatusCode::OK { "ready" } else { "unavailable" };

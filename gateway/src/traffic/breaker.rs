@@ -12,11 +12,34 @@ use failsafe::failure_policy::{self, SuccessRateOverTimeWindow};
 use failsafe::{Config, Instrument, StateMachine};
 
 use crate::config;
-use crate::error::{ApiError, Dependency};
+use crate::refusal::{Dependency, Refusal};
 
-const CLOSED: u8 = 0;
-const HALF_OPEN: u8 = 1;
-const OPEN: u8 = 2;
+/// Where a breaker's machine is; the number is the `gateway_breaker_state` gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BreakerState {
+    Closed = 0,
+    HalfOpen = 1,
+    Open = 2,
+}
+
+impl BreakerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::HalfOpen => "half_open",
+            Self::Open => "open",
+        }
+    }
+
+    fn from_u8(value: u8) -> Self {
+        match value {
+            2 => Self::Open,
+            1 => Self::HalfOpen,
+            _ => Self::Closed,
+        }
+    }
+}
 
 pub struct Breaker {
     dependency: Dependency,
@@ -32,13 +55,14 @@ struct Transitions {
 }
 
 impl Transitions {
-    fn moved(&self, state: u8, name: &'static str) {
+    fn moved(&self, state: BreakerState) {
         let dependency = self.dependency.as_str();
-        metrics::gauge!("gateway_breaker_state", "dependency" => dependency).set(f64::from(state));
+        metrics::gauge!("gateway_breaker_state", "dependency" => dependency).set(f64::from(state as u8));
         // The machine reports "closed" when it is built: not a transition.
-        if self.state.swap(state, Ordering::Relaxed) == state {
+        if self.state.swap(state as u8, Ordering::Relaxed) == state as u8 {
             return;
         }
+        let name = state.as_str();
         metrics::counter!("gateway_breaker_transitions_total", "dependency" => dependency, "to" => name).increment(1);
         tracing::warn!(dependency, state = name, "circuit breaker moved");
     }
@@ -50,21 +74,21 @@ impl Instrument for Transitions {
     }
 
     fn on_open(&self) {
-        self.moved(OPEN, "open");
+        self.moved(BreakerState::Open);
     }
 
     fn on_half_open(&self) {
-        self.moved(HALF_OPEN, "half_open");
+        self.moved(BreakerState::HalfOpen);
     }
 
     fn on_closed(&self) {
-        self.moved(CLOSED, "closed");
+        self.moved(BreakerState::Closed);
     }
 }
 
 impl Breaker {
     pub fn new(dependency: Dependency, settings: &config::Breaker) -> Self {
-        let state = Arc::new(AtomicU8::new(CLOSED));
+        let state = Arc::new(AtomicU8::new(BreakerState::Closed as u8));
         let policy = failure_policy::success_rate_over_time_window(
             1.0 - settings.failure_ratio,
             settings.min_requests,
@@ -81,11 +105,11 @@ impl Breaker {
     }
 
     /// Ok if a call may go ahead; an immediate 503 while the breaker is open.
-    pub fn permit(&self) -> Result<(), ApiError> {
+    pub fn permit(&self) -> Result<(), Refusal> {
         if !self.settings.enabled || self.machine.is_call_permitted() {
             Ok(())
         } else {
-            Err(ApiError::Unavailable(self.dependency))
+            Err(Refusal::BreakerOpen(self.dependency))
         }
     }
 
@@ -96,11 +120,7 @@ impl Breaker {
         }
     }
 
-    pub fn state(&self) -> &'static str {
-        match self.state.load(Ordering::Relaxed) {
-            OPEN => "open",
-            HALF_OPEN => "half_open",
-            _ => "closed",
-        }
+    pub fn state(&self) -> BreakerState {
+        BreakerState::from_u8(self.state.load(Ordering::Relaxed))
     }
 }

@@ -9,34 +9,16 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::{Bucket, LimitedRoute, RouteLimits};
-use crate::error::ApiError;
-
-/// Which bucket refused (or admitted) a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    Global,
-    Ip,
-    User,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Global => "global",
-            Self::Ip => "ip",
-            Self::User => "user",
-        }
-    }
-}
+use crate::refusal::{Refusal, Scope};
 
 /// A limiter with the bucket it was built from, so a reload can tell
 /// whether to keep it (and its state) or build a new one.
-struct Sized<L> {
+struct SizedLimiter<L> {
     bucket: Bucket,
     limiter: Arc<L>,
 }
 
-impl<L> Clone for Sized<L> {
+impl<L> Clone for SizedLimiter<L> {
     fn clone(&self) -> Self {
         Self { bucket: self.bucket, limiter: self.limiter.clone() }
     }
@@ -49,22 +31,22 @@ fn quota(bucket: Bucket) -> Quota {
 /// Keeps `previous` if its bucket is unchanged, else builds anew.
 fn reuse_or_build<L>(
     bucket: Option<Bucket>,
-    previous: Option<&Sized<L>>,
+    previous: Option<&SizedLimiter<L>>,
     build: impl Fn(Quota) -> L,
-) -> Option<Sized<L>> {
+) -> Option<SizedLimiter<L>> {
     let bucket = bucket?;
     match previous {
         Some(previous) if previous.bucket == bucket => Some(previous.clone()),
-        _ => Some(Sized { bucket, limiter: Arc::new(build(quota(bucket))) }),
+        _ => Some(SizedLimiter { bucket, limiter: Arc::new(build(quota(bucket))) }),
     }
 }
 
 #[derive(Clone)]
 pub struct RouteBuckets {
     route: LimitedRoute,
-    global: Option<Sized<DefaultDirectRateLimiter>>,
-    ip: Option<Sized<DefaultKeyedRateLimiter<IpAddr>>>,
-    user: Option<Sized<DefaultKeyedRateLimiter<u64>>>,
+    global: Option<SizedLimiter<DefaultDirectRateLimiter>>,
+    ip: Option<SizedLimiter<DefaultKeyedRateLimiter<IpAddr>>>,
+    user: Option<SizedLimiter<DefaultKeyedRateLimiter<u64>>>,
 }
 
 impl RouteBuckets {
@@ -79,21 +61,21 @@ impl RouteBuckets {
         }
     }
 
-    pub fn check_global(&self) -> Result<(), ApiError> {
+    pub fn check_global(&self) -> Result<(), Refusal> {
         match &self.global {
             Some(sized) => self.decide(Scope::Global, sized.limiter.check()),
             None => Ok(()),
         }
     }
 
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
         match &self.ip {
             Some(sized) => self.decide(Scope::Ip, sized.limiter.check_key(&ip)),
             None => Ok(()),
         }
     }
 
-    pub fn check_user(&self, user_id: u64) -> Result<(), ApiError> {
+    pub fn check_user(&self, user_id: u64) -> Result<(), Refusal> {
         match &self.user {
             Some(sized) => self.decide(Scope::User, sized.limiter.check_key(&user_id)),
             None => Ok(()),
@@ -117,7 +99,7 @@ impl RouteBuckets {
         &self,
         scope: Scope,
         decision: Result<(), governor::NotUntil<<DefaultClock as Clock>::Instant>>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Refusal> {
         let route = self.route.as_str();
         match decision {
             Ok(()) => {
@@ -129,7 +111,7 @@ impl RouteBuckets {
                 metrics::counter!("gateway_rate_limit_total", "route" => route, "scope" => scope.as_str(), "decision" => "limited")
                     .increment(1);
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                Err(ApiError::RateLimited { scope, retry_after_secs: whole_seconds_up(wait) })
+                Err(Refusal::RateLimited { scope, retry_after_secs: whole_seconds_up(wait) })
             }
         }
     }
@@ -164,7 +146,7 @@ mod tests {
         for _ in 0..3 {
             assert!(buckets.check_user(1).is_ok());
         }
-        let Err(ApiError::RateLimited { scope, retry_after_secs }) = buckets.check_user(1) else {
+        let Err(Refusal::RateLimited { scope, retry_after_secs }) = buckets.check_user(1) else {
             panic!("the fourth request in one second must be limited");
         };
         assert_eq!((scope, retry_after_secs), (Scope::User, 1));
@@ -172,7 +154,7 @@ mod tests {
 
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         assert!(buckets.check_ip(a).is_ok() && buckets.check_ip(a).is_ok());
-        assert!(matches!(buckets.check_ip(a), Err(ApiError::RateLimited { scope: Scope::Ip, .. })));
+        assert!(matches!(buckets.check_ip(a), Err(Refusal::RateLimited { scope: Scope::Ip, .. })));
         assert!(buckets.check_ip(b).is_ok());
     }
 

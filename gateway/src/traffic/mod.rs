@@ -10,12 +10,16 @@ pub mod client_ip;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use ipnet::IpNet;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 
-use crate::config::{self, LimitedRoute};
-use crate::error::{ApiError, Dependency};
+use crate::config::{self, LimitedRoute, Traffic};
+use crate::refusal::{Dependency, Refusal, Scope};
 use breaker::Breaker;
 use buckets::RouteBuckets;
 
@@ -58,10 +62,10 @@ impl TrafficPolicy {
 
     /// What can be decided before the body is read: the IP deny list, then
     /// the route's global and per-IP buckets.
-    pub fn admit(&self, route: LimitedRoute, ip: IpAddr) -> Result<(), ApiError> {
+    pub fn admit(&self, route: LimitedRoute, ip: IpAddr) -> Result<(), Refusal> {
         if self.config.deny.ips.iter().any(|net: &IpNet| net.contains(&ip)) {
             metrics::counter!("gateway_denied_total", "scope" => "ip").increment(1);
-            return Err(ApiError::Forbidden);
+            return Err(Refusal::Denied { scope: Scope::Ip });
         }
         match self.routes.get(&route) {
             Some(buckets) => {
@@ -73,10 +77,10 @@ impl TrafficPolicy {
     }
 
     /// Once the user is known: the user deny list, then the user's bucket.
-    pub fn admit_user(&self, route: LimitedRoute, user_id: u64) -> Result<(), ApiError> {
+    pub fn admit_user(&self, route: LimitedRoute, user_id: u64) -> Result<(), Refusal> {
         if self.denied_users.contains(&user_id) {
             metrics::counter!("gateway_denied_total", "scope" => "user").increment(1);
-            return Err(ApiError::Forbidden);
+            return Err(Refusal::Denied { scope: Scope::User });
         }
         match self.routes.get(&route) {
             Some(buckets) => buckets.check_user(user_id),
@@ -88,4 +92,26 @@ impl TrafficPolicy {
     pub fn prune(&self) {
         self.routes.values().for_each(RouteBuckets::prune);
     }
+}
+
+/// What `/admin/config` shows about the config in force.
+#[derive(Debug, Clone, Serialize)]
+pub struct Loaded {
+    pub loaded_at: DateTime<Utc>,
+    /// SHA-256 of the traffic section in force, shortened.
+    pub traffic_hash: String,
+    pub source: Option<PathBuf>,
+}
+
+impl Loaded {
+    pub fn new(traffic: &Traffic, source: Option<PathBuf>) -> Self {
+        let loaded = Self { loaded_at: Utc::now(), traffic_hash: hash(traffic), source };
+        metrics::gauge!("gateway_config_info", "hash" => loaded.traffic_hash.clone()).set(1.0);
+        loaded
+    }
+}
+
+fn hash(traffic: &Traffic) -> String {
+    let json = serde_json::to_vec(traffic).expect("the traffic config serialises");
+    hex::encode(&Sha256::digest(&json)[..8])
 }

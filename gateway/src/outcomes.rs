@@ -1,0 +1,113 @@
+//! What the workflows answer: a placement, a payment's settlement, a
+//! buyer's action on an order, a publish; each with its own error type.
+//! Apart from the workflows themselves, so that the state shared by every
+//! request (`App`) can hold them without importing the
+//! workflows; `error.rs` maps the errors to HTTP.
+
+use chrono::{DateTime, Utc};
+use order::id::OrderId;
+use order::status::OrderStatus;
+use serde::Serialize;
+
+use crate::refusal::{Dependency, Refusal};
+
+/// The answer to an accepted order, the same for every repeat of its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    pub sku: String,
+    pub qty: u32,
+    pub amount_cents: i64,
+    pub pay_by: DateTime<Utc>,
+}
+
+/// The outcome of one placement, shared by the requests that raced on its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub accepted: Accepted,
+    pub user_id: u64,
+    /// The key had been answered before this request (a repeat).
+    pub replayed: bool,
+}
+
+/// Why an order was not placed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaceError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("unknown sku")]
+    UnknownSku,
+    #[error("sold out")]
+    SoldOut,
+    #[error("only {available} units left")]
+    InsufficientStock { available: i64 },
+    #[error("purchase limit exceeded")]
+    LimitExceeded,
+    /// The key belongs to another request (another buyer or quantity).
+    #[error("idempotency key reused with a different request")]
+    KeyReused,
+    #[error("an earlier request with this key is still being processed")]
+    InProgress { order_id: OrderId },
+    #[error("{} unavailable", .0.as_str())]
+    Unavailable(Dependency),
+    /// The order was reserved and sent, but the broker's answer did not
+    /// come in time: it may exist. Retrying with the same key is safe.
+    #[error("the broker did not confirm order {order_id} in time")]
+    OutcomeUnknown { order_id: OrderId, retry_after_secs: u64 },
+}
+
+/// The broker did not acknowledge an event. Unless `delivered_maybe` is
+/// false, it may still have it (a timeout after sending), and whatever the
+/// event announces must be treated as possibly done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("event not acknowledged (delivered maybe: {delivered_maybe})")]
+pub struct Unpublished {
+    pub delivered_maybe: bool,
+}
+
+/// What became of a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The order is paid: its units are sold.
+    Paid,
+    /// The order had been cancelled, or paid by another payment: the money goes back.
+    Refunded,
+    /// Seen and settled before; nothing changed.
+    AlreadySettled,
+}
+
+/// Why a payment was not settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SettleError {
+    /// Redis or the broker failed: the channel retries, the poller looks again.
+    #[error("{} unavailable", .0.as_str())]
+    Unavailable(Dependency),
+    /// Nothing changed; a payment of the wrong amount is not settled.
+    #[error("paid amount {paid} differs from the order's {expected}")]
+    AmountMismatch { paid: i64, expected: i64 },
+}
+
+impl From<Unpublished> for SettleError {
+    fn from(_: Unpublished) -> Self {
+        Self::Unavailable(Dependency::Kafka)
+    }
+}
+
+/// Why a buyer's action on a pending order (pay, cancel) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    /// No such order of this buyer.
+    #[error("unknown order")]
+    UnknownOrder,
+    /// Paid or cancelled already (`None`: no longer held, status unknown here).
+    #[error("the order is no longer pending payment")]
+    NotPending { status: Option<OrderStatus> },
+    #[error("{} unavailable", .0.as_str())]
+    Unavailable(Dependency),
+}
+
+/// One key per SKU and idempotency key (SKUs and keys hold no newline).
+pub fn flight_key(sku: &str, key: &str) -> String {
+    format!("{sku}\n{key}")
+}

@@ -1,0 +1,255 @@
+//! Placing an order, the hot path behind `POST /v1/orders`: local sold-out
+//! mark → one placement per key in flight → `reserve.lua` → `OrderCreated`
+//! to Kafka → `acknowledge.lua`; accepted only once the broker acknowledged
+//! the event. If the event certainly did not reach the broker, the units go
+//! back (`release.lua`). If it may have (a timeout after sending), the
+//! reservation stays until its confirm deadline and the outcome is unknown:
+//! a retry with the same key sends the same order again.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use order::event::{OrderCreated, OrderEvent};
+use order::request::PlaceOrder;
+use order::shard::bucket_for_user;
+use order::status::OrderStatus;
+use stock::records::from_ms;
+use stock::{IdempotencyRecord, Release, Reservation, ReserveRequest};
+
+use crate::app::App;
+use crate::outcomes::{flight_key, Accepted, PlaceError, Placed};
+use crate::refusal::Dependency;
+
+/// Places `order` under idempotency key `key`, or answers the order the key
+/// placed before (`replayed`). A repeat that changes the buyer or the
+/// quantity is [`PlaceError::KeyReused`].
+pub async fn place(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Placed, PlaceError> {
+    let flight = flight_key(&order.sku, &key);
+    // A retry of an accepted click still gets its order after the SKU sold
+    // out: from memory if this gateway placed it, else from its record in
+    // Redis (it may have been placed on another instance).
+    if app.sold_out.is_sold_out(&order.sku) && !app.placing.is_running(&flight) {
+        if let Some(placed) = app.recent_orders.get(&order.sku, &key) {
+            return same_request(&order, Placed { replayed: true, ..placed });
+        }
+        let used = app.sales.idempotency_key_used(&order.sku, &key).await.unwrap_or_else(|err| {
+            tracing::warn!(sku = %order.sku, error = %err, "idempotency lookup failed; answering sold out");
+            false
+        });
+        if !used {
+            metrics::counter!("gateway_sold_out_answers_total", "source" => "local").increment(1);
+            return Err(PlaceError::SoldOut);
+        }
+    }
+
+    let (task_app, task_order, task_key) = (app.clone(), order.clone(), key.clone());
+    let (outcome, ran_here) = app
+        .placing
+        .run(flight, || async move {
+            // Its own task: a client hanging up must not cancel a placement
+            // between the reservation and the broker's acknowledgement.
+            tokio::spawn(place_once(task_app, task_order, task_key)).await.unwrap_or_else(|err| {
+                tracing::error!(error = %err, "placement task failed");
+                Err(PlaceError::Unavailable(Dependency::Redis))
+            })
+        })
+        .await;
+    let placed = outcome?;
+    if ran_here && !placed.replayed {
+        app.recent_orders.remember(&order.sku, &key, &placed);
+    }
+    // A request that joined another's placement of its key is a repeat.
+    same_request(&order, Placed { replayed: placed.replayed || !ran_here, ..placed })
+}
+
+/// The placement, if it was made for this buyer and quantity.
+fn same_request(order: &PlaceOrder, placed: Placed) -> Result<Placed, PlaceError> {
+    if (placed.user_id, placed.accepted.qty) != (order.user_id, order.qty) {
+        return Err(PlaceError::KeyReused);
+    }
+    Ok(placed)
+}
+
+/// Reserves in Redis and queues the event: one placement of one key.
+async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Placed, PlaceError> {
+    if !app.node.held() {
+        tracing::warn!(node_id = app.config.server.node_id, "node id lease not held; refusing to mint order ids");
+        return Err(PlaceError::Unavailable(Dependency::Redis));
+    }
+    let now_ms = Utc::now().timestamp_millis();
+    let pay_by_ms = now_ms + app.config.orders.payment_window_secs as i64 * 1_000;
+    let order_id = app.ids.next(bucket_for_user(order.user_id), now_ms);
+    // An order needs both: with either breaker open, take no stock at all.
+    let policy = app.traffic.load_full();
+    policy.redis.permit()?;
+    policy.kafka.permit()?;
+    let started = Instant::now();
+    let reserved = app
+        .sales
+        .reserve(&ReserveRequest {
+            sku: &order.sku,
+            idempotency_key: &key,
+            user_id: order.user_id,
+            qty: order.qty,
+            order_id,
+            now_ms,
+            pay_by_ms,
+            idempotency_ttl_secs: app.config.orders.idempotency_ttl_secs,
+            windows: app.windows(),
+        })
+        .await;
+    policy.redis.record(&reserved);
+    let reservation = reserved.map_err(|err| {
+        tracing::warn!(sku = %order.sku, error = %err, "reserve failed");
+        PlaceError::Unavailable(Dependency::Redis)
+    })?;
+    metrics::histogram!("gateway_redis_reserve_seconds").record(started.elapsed());
+    metrics::counter!("gateway_reservations_total", "outcome" => outcome_name(&reservation)).increment(1);
+
+    match reservation {
+        Reservation::Reserved { amount_cents, stock_left, sale_generation } => {
+            if stock_left == 0 {
+                app.sold_out.mark(&order.sku);
+            }
+            let record = IdempotencyRecord {
+                acknowledged: false,
+                user_id: order.user_id,
+                qty: order.qty,
+                order_id,
+                amount_cents,
+                pay_by_ms,
+                created_ms: now_ms,
+                sale_generation,
+            };
+            queue(&app, &order.sku, &key, record, false).await
+        }
+        Reservation::Duplicate(record) => {
+            if (record.user_id, record.qty) != (order.user_id, order.qty) {
+                return Err(PlaceError::KeyReused);
+            }
+            if record.acknowledged {
+                return Ok(placed(&order.sku, &record, true));
+            }
+            // The request that reserved is over without an acknowledgement
+            // (it died, or answered outcome unknown): send the event again
+            // (the settler is idempotent on order id).
+            queue(&app, &order.sku, &key, record, true).await
+        }
+        Reservation::InProgress(record) => {
+            if (record.user_id, record.qty) != (order.user_id, order.qty) {
+                return Err(PlaceError::KeyReused);
+            }
+            Err(PlaceError::InProgress { order_id: record.order_id })
+        }
+        Reservation::IdTaken => {
+            tracing::error!(%order_id, node_id = app.config.server.node_id, "order id already in use: is another instance running with this node id?");
+            Err(PlaceError::Unavailable(Dependency::Redis))
+        }
+        Reservation::UnknownSku => Err(PlaceError::UnknownSku),
+        Reservation::OutOfStock { stock_left } if stock_left <= 0 => {
+            app.sold_out.mark(&order.sku);
+            metrics::counter!("gateway_sold_out_answers_total", "source" => "redis").increment(1);
+            Err(PlaceError::SoldOut)
+        }
+        Reservation::OutOfStock { stock_left } => Err(PlaceError::InsufficientStock { available: stock_left }),
+        Reservation::LimitExceeded => Err(PlaceError::LimitExceeded),
+        Reservation::OutsideWindow(window) => Err(app.sale_windows.refusal(&order.sku, window).into()),
+    }
+}
+
+/// Sends `OrderCreated` and waits for the broker, then moves the order to
+/// its payment deadline. Units go back only when the event certainly did
+/// not reach the broker, on the order's first send: an order that may
+/// exist keeps them until its confirm deadline, when the sweeper cancels
+/// it if nobody retried.
+async fn queue(
+    app: &App,
+    sku: &str,
+    key: &str,
+    record: IdempotencyRecord,
+    replayed: bool,
+) -> Result<Placed, PlaceError> {
+    let event = OrderEvent::OrderCreated(OrderCreated {
+        order_id: record.order_id,
+        user_id: record.user_id,
+        sku: sku.to_owned(),
+        qty: record.qty,
+        amount_cents: record.amount_cents,
+        idempotency_key: key.to_owned(),
+        created_at: from_ms(record.created_ms),
+        pay_by: from_ms(record.pay_by_ms),
+        sale_generation: record.sale_generation,
+    });
+    let outcome_unknown = || PlaceError::OutcomeUnknown {
+        order_id: record.order_id,
+        retry_after_secs: app.in_flight_window().as_secs().max(1),
+    };
+    if let Err(unpublished) = app.publish(&event).await {
+        // A replay re-sends an order an earlier attempt may have delivered:
+        // this attempt failing says nothing about that one.
+        if unpublished.delivered_maybe || replayed {
+            tracing::warn!(sku, order_id = %record.order_id, "order event outcome unknown; its units stay until the confirm deadline");
+            return Err(outcome_unknown());
+        }
+        match app.sales.release(sku, key, record.order_id, &app.windows()).await {
+            Ok(Release::Released { .. }) => app.sold_out.clear(sku),
+            Ok(Release::NotHeld) => {}
+            // A retry may be re-sending it by now: the order may yet exist.
+            Ok(Release::TooLate) => return Err(outcome_unknown()),
+            Err(err) => {
+                tracing::error!(
+                    sku, order_id = %record.order_id, error = %err,
+                    "could not release an unqueued order; its units come back at its confirm deadline"
+                );
+                // Still held: a retry may re-send it.
+                return Err(outcome_unknown());
+            }
+        }
+        tracing::warn!(sku, order_id = %record.order_id, "order event not delivered; units given back");
+        return Err(PlaceError::Unavailable(Dependency::Kafka));
+    }
+    match app.sales.acknowledge(sku, key, &record).await {
+        Ok(true) => Ok(placed(sku, &record, replayed)),
+        Ok(false) => {
+            // Cancelled as unconfirmed, or released, meanwhile; a retry with
+            // the same key places a fresh order.
+            tracing::warn!(sku, order_id = %record.order_id, "order gone before its acknowledgement; it stays gone");
+            Err(outcome_unknown())
+        }
+        Err(err) => {
+            // Until acknowledged, the order would be cancelled at its confirm
+            // deadline: the buyer must not be told it was accepted.
+            tracing::warn!(sku, order_id = %record.order_id, error = %err, "could not acknowledge the order in Redis");
+            Err(outcome_unknown())
+        }
+    }
+}
+
+fn placed(sku: &str, record: &IdempotencyRecord, replayed: bool) -> Placed {
+    Placed {
+        accepted: Accepted {
+            order_id: record.order_id,
+            status: OrderStatus::PendingPayment,
+            sku: sku.to_owned(),
+            qty: record.qty,
+            amount_cents: record.amount_cents,
+            pay_by: from_ms(record.pay_by_ms),
+        },
+        user_id: record.user_id,
+        replayed,
+    }
+}
+
+fn outcome_name(reservation: &Reservation) -> &'static str {
+    match reservation {
+        Reservation::Reserved { .. } => "reserved",
+        Reservation::Duplicate(_) => "duplicate",
+        Reservation::InProgress(_) => "in_progress",
+        Reservation::IdTaken => "id_taken",
+        Reservation::UnknownSku => "unknown_sku",
+        Reservation::OutOfStock { .. } => "out_of_stock",
+        Reservation::LimitExceeded => "limit_exceeded",
+        Reservation::OutsideWindow(_) => "outside_window",
+    }
+}
