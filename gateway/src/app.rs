@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use events::producer::EventProducer;
 use metrics_exporter_prometheus::PrometheusHandle;
 use order::event::OrderEvent;
 use order::id::IdGenerator;
 use orderdb::ShardPools;
 use paychannel::client::{HttpChannel, PaymentChannel};
-use service::producer::EventProducer;
 use stock::{SaleStore, Windows};
 
 use crate::config::Config;

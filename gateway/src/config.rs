@@ -8,9 +8,9 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
+pub use events::producer::KafkaConfig;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-pub use service::producer::KafkaConfig;
 pub use stock::RedisConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -285,7 +285,7 @@ impl Traffic {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config: {0}")]
-    Parse(#[from] Box<service::ConfigFileError>),
+    Parse(#[from] Box<startup::ConfigFileError>),
     #[error("config: {field} {problem}")]
     Invalid { field: &'static str, problem: String },
 }
@@ -297,7 +297,7 @@ impl Config {
         // out of the layer of defaults and let serde fill them in if absent.
         let mut defaults = Config::default();
         defaults.traffic.routes.clear();
-        let config: Config = service::load_config(defaults, file, "GATEWAY_")?;
+        let config: Config = startup::load_config(defaults, file, "GATEWAY_")?;
         config.validate()?;
         Ok(config)
     }

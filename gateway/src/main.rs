@@ -21,7 +21,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service::init_logging();
+    startup::init_logging();
     let args = Args::parse();
     let config = gateway::config::Config::load(args.config.as_deref())?;
     if args.check_config {
@@ -37,6 +37,6 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!("redis not reachable yet; answering 503 until it is");
     }
     tracing::info!(listen = %listener.local_addr()?, "gateway listening");
-    gateway::run(listener, app, args.config, service::shutdown_signal()).await?;
+    gateway::run(listener, app, args.config, startup::shutdown_signal()).await?;
     Ok(())
 }

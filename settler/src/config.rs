@@ -129,7 +129,7 @@ impl Default for Batch {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config: {0}")]
-    Parse(#[from] Box<service::ConfigFileError>),
+    Parse(#[from] Box<startup::ConfigFileError>),
     #[error("config: {0}")]
     Invalid(&'static str),
 }
@@ -137,7 +137,7 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, overlaid by `file` (if given) and then by `SETTLER_*` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let config: Config = service::load_config(Config::default(), file, "SETTLER_")?;
+        let config: Config = startup::load_config(Config::default(), file, "SETTLER_")?;
         config.validate()?;
         Ok(config)
     }
@@ -161,8 +161,8 @@ impl Config {
     }
 
     /// The producer of the sweeper's cancellations.
-    pub fn producer(&self) -> service::producer::KafkaConfig {
-        service::producer::KafkaConfig {
+    pub fn producer(&self) -> events::producer::KafkaConfig {
+        events::producer::KafkaConfig {
             bootstrap: self.kafka.bootstrap.clone(),
             topic: self.kafka.topic.clone(),
             ..Default::default()

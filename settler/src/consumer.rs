@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
+use events::producer::EventProducer;
 use order::event::{OrderCreated, OrderEvent};
 use orderdb::{transitions, ShardPools};
 use rdkafka::config::ClientConfig;
@@ -25,7 +26,6 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
-use service::producer::EventProducer;
 use tokio::sync::watch;
 
 use crate::config::Config;

@@ -37,7 +37,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service::init_logging();
+    startup::init_logging();
     let args = Args::parse();
     let config = Config::load(args.config.as_deref())?;
     match args.command.unwrap_or(Command::Run) {
@@ -69,7 +69,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     config.mysql.connect_lazy()?.migrate().await?;
     let sweeper = settler::sweeper::Sweeper {
         store: stock::SaleStore::connect(&config.redis)?,
-        events: service::producer::EventProducer::new(&config.producer())?,
+        events: events::producer::EventProducer::new(&config.producer())?,
         every: Duration::from_millis(config.sweeper.every_ms),
         rescan_every: Duration::from_millis(config.sweeper.rescan_every_ms),
         batch: config.sweeper.batch,
@@ -87,7 +87,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // panic) means nothing is being stored: exit non-zero so a supervisor
     // restarts the settler.
     tokio::select! {
-        _ = service::shutdown_signal() => {}
+        _ = startup::shutdown_signal() => {}
         ended = &mut consuming => {
             let why = match ended {
                 Ok(Ok(())) => "it returned".to_owned(),

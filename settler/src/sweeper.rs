@@ -19,8 +19,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use events::producer::EventProducer;
 use order::event::OrderEvent;
-use service::producer::EventProducer;
 use stock::records::parse_outbox_entry;
 use stock::{SaleStore, StoreError};
 

@@ -289,7 +289,7 @@ pub async fn start_paysim() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let schedule = [Duration::from_millis(100), Duration::from_millis(200), Duration::from_millis(400)];
-    let simulator = paychannel::simulator::Simulator::new(PAYMENT_SECRET.as_bytes(), &schedule);
+    let simulator = paysim::Simulator::new(PAYMENT_SECRET.as_bytes(), &schedule);
     tokio::spawn(simulator.serve(listener, std::future::pending()));
     format!("http://{addr}")
 }
@@ -356,7 +356,7 @@ pub async fn order_statuses(shards: &[String], sku: &str) -> std::collections::H
 pub fn sweeper(config: &settler::config::Config, every: Duration, batch: usize) -> settler::sweeper::Sweeper {
     settler::sweeper::Sweeper {
         store: stock::SaleStore::connect(&config.redis).unwrap(),
-        events: service::producer::EventProducer::new(&config.producer()).unwrap(),
+        events: events::producer::EventProducer::new(&config.producer()).unwrap(),
         every,
         rescan_every: Duration::from_secs(60),
         batch,

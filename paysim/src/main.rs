@@ -1,11 +1,11 @@
 //! `paysim`: the payment channel simulator, for the demo and for storefront
-//! developers. See `paychannel::simulator` for its API.
+//! developers. See the library (`src/lib.rs`) for its API.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use paychannel::simulator::{Simulator, DEFAULT_RETRY_SCHEDULE_MS};
+use paysim::{Simulator, DEFAULT_RETRY_SCHEDULE_MS};
 
 #[derive(Parser)]
 #[command(version, about = "Payment channel simulator: signed notifications, retries, a query API, faults on request")]
@@ -20,11 +20,11 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service::init_logging();
+    startup::init_logging();
     let args = Args::parse();
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let schedule: Vec<Duration> = DEFAULT_RETRY_SCHEDULE_MS.iter().map(|ms| Duration::from_millis(*ms)).collect();
     tracing::info!(listen = %args.listen, "payment channel simulator listening");
-    Simulator::new(args.secret.as_bytes(), &schedule).serve(listener, service::shutdown_signal()).await;
+    Simulator::new(args.secret.as_bytes(), &schedule).serve(listener, startup::shutdown_signal()).await;
     Ok(())
 }

@@ -30,8 +30,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::messages::{CreatePayment, CreatedPayment, NotifyPlan, PaymentState, PaymentStatus};
-use crate::{signature, SIGNATURE_HEADER};
+use paychannel::messages::{CreatePayment, CreatedPayment, NotifyPlan, PaymentState, PaymentStatus};
+use paychannel::{signature, SIGNATURE_HEADER};
 
 /// Waits before each retry of an unacknowledged notification, ms (the real
 /// channels wait minutes; tests and demos want seconds).

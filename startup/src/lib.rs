@@ -1,7 +1,5 @@
-//! What the gateway and settler binaries share: layered config loading,
-//! log set-up, the shutdown signal and the order-event producer.
-
-pub mod producer;
+//! What every binary does at start: layered config loading, log set-up,
+//! and the shutdown signal.
 
 use std::path::Path;
 
