@@ -13,7 +13,7 @@ use stock::PaymentQuery;
 
 use crate::app::App;
 use crate::outcomes::SettleError;
-use crate::payments::settle;
+use crate::payments::{settle, Payment};
 
 /// Most lookups claimed per round.
 const CLAIM_AT_ONCE: usize = 100;
@@ -42,8 +42,14 @@ async fn look_up(app: &App, query: &PaymentQuery, now_ms: i64) {
     let finished = match app.channel.query(&order_id.to_string()).await {
         Ok(Some(state)) if state.status == PaymentStatus::Success => {
             metrics::counter!("gateway_payment_lookups_total", "found" => "paid").increment(1);
-            let paid_at = state.paid_at.unwrap_or_else(Utc::now);
-            match settle(app, &query.sku, order_id, &state.payment_id, state.amount_cents, paid_at).await {
+            let payment = Payment {
+                sku: query.sku.clone(),
+                order_id,
+                payment_id: state.payment_id,
+                amount_cents: state.amount_cents,
+                paid_at: state.paid_at.unwrap_or_else(Utc::now),
+            };
+            match settle(app, &payment).await {
                 // A wrong amount is logged where it is found; asking again changes nothing.
                 Ok(_) | Err(SettleError::AmountMismatch { .. }) => true,
                 // Redis or Kafka failed: look again next round.

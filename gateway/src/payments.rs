@@ -70,30 +70,28 @@ pub async fn start(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Res
     })
 }
 
-/// A successful payment of `amount_cents` for an order of `sku`. Copies of
-/// one payment settling at once in this gateway share one settlement.
-pub async fn settle(
-    app: &App,
-    sku: &str,
-    order_id: OrderId,
-    payment_id: &str,
-    amount_cents: i64,
-    paid_at: DateTime<Utc>,
-) -> Result<Settled, SettleError> {
-    let flight = format!("{sku}\n{order_id}\n{payment_id}");
-    let (settled, _) =
-        app.settling.run(flight, || settle_once(app, sku, order_id, payment_id, amount_cents, paid_at)).await;
+/// A successful payment the channel reported, verified.
+#[derive(Debug, Clone)]
+pub struct Payment {
+    /// The SKU of the order's sale (the channel's `attach`).
+    pub sku: String,
+    pub order_id: OrderId,
+    pub payment_id: String,
+    pub amount_cents: i64,
+    pub paid_at: DateTime<Utc>,
+}
+
+/// Settles a payment. Copies of one payment settling at once in this
+/// gateway share one settlement.
+pub async fn settle(app: &App, payment: &Payment) -> Result<Settled, SettleError> {
+    let flight = format!("{}\n{}\n{}", payment.sku, payment.order_id, payment.payment_id);
+    let (settled, _) = app.settling.run(flight, || settle_once(app, payment)).await;
     settled
 }
 
-async fn settle_once(
-    app: &App,
-    sku: &str,
-    order_id: OrderId,
-    payment_id: &str,
-    amount_cents: i64,
-    paid_at: DateTime<Utc>,
-) -> Result<Settled, SettleError> {
+async fn settle_once(app: &App, payment: &Payment) -> Result<Settled, SettleError> {
+    let Payment { sku, order_id, payment_id, amount_cents, .. } = payment;
+    let (sku, order_id, amount_cents) = (sku.as_str(), *order_id, *amount_cents);
     let confirmation = app.sales.confirm(sku, order_id, payment_id, amount_cents).await.map_err(|err| {
         tracing::warn!(%order_id, error = %err, "confirm failed");
         SettleError::Unavailable(Dependency::Redis)
@@ -133,7 +131,7 @@ async fn settle_once(
             return Err(SettleError::AmountMismatch { paid: amount_cents, expected });
         }
     };
-    app.publish(&event(sku, order_id, payment_id, paid_at, refund, &reservation, amount_cents)).await.map_err(|err| {
+    app.publish(&event(payment, refund, &reservation)).await.map_err(|err| {
         tracing::warn!(%order_id, payment_id, error = %err, "payment event not acknowledged; the channel will retry");
         SettleError::from(err)
     })?;
@@ -146,27 +144,19 @@ async fn settle_once(
     Ok(settled)
 }
 
-fn event(
-    sku: &str,
-    order_id: OrderId,
-    payment_id: &str,
-    paid_at: DateTime<Utc>,
-    refund_reason: Option<String>,
-    reservation: &ReservationRecord,
-    amount_cents: i64,
-) -> OrderEvent {
+fn event(payment: &Payment, refund_reason: Option<String>, reservation: &ReservationRecord) -> OrderEvent {
     match refund_reason {
         None => OrderEvent::OrderPaid(OrderPaid {
-            order: reservation.order(order_id, sku),
-            payment_id: payment_id.to_owned(),
-            paid_at,
+            order: reservation.order(payment.order_id, &payment.sku),
+            payment_id: payment.payment_id.clone(),
+            paid_at: payment.paid_at,
         }),
         Some(reason) => OrderEvent::RefundRequired(RefundRequired {
-            order_id,
+            order_id: payment.order_id,
             user_id: reservation.user_id,
-            sku: sku.to_owned(),
-            payment_id: payment_id.to_owned(),
-            amount_cents,
+            sku: payment.sku.clone(),
+            payment_id: payment.payment_id.clone(),
+            amount_cents: payment.amount_cents,
             reason,
             at: Utc::now(),
         }),

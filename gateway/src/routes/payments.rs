@@ -43,8 +43,14 @@ pub async fn notify(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError
         let order_id = input::order_id(&state.merchant_order_id)?;
         check_token("attach", &state.attach).map_err(|e| ApiError::Invalid(e.0))?;
         check_token("payment_id", &state.payment_id).map_err(|e| ApiError::Invalid(e.0))?;
-        let paid_at = state.paid_at.unwrap_or_else(Utc::now);
-        payments::settle(app, &state.attach, order_id, &state.payment_id, state.amount_cents, paid_at).await?;
+        let payment = payments::Payment {
+            sku: state.attach,
+            order_id,
+            payment_id: state.payment_id,
+            amount_cents: state.amount_cents,
+            paid_at: state.paid_at.unwrap_or_else(Utc::now),
+        };
+        payments::settle(app, &payment).await?;
     }
     Ok(http::json(StatusCode::OK, &json!({"code": "SUCCESS"})))
 }
