@@ -1,20 +1,27 @@
 //! The flash-sale gateway: the HTTP front door that takes an order from a
 //! shopper's click to an acknowledged event on Kafka in milliseconds.
 //!
-//! Layout:
-//! - [`config`]: TOML + environment configuration, validated once.
-//! - [`server`]: the hyper accept loop and graceful drain; [`routes`]: the API.
-//! - [`traffic`]: token buckets, deny lists, client IPs, circuit breakers;
-//!   [`reload`]: their hot reload; [`shedding`]: the in-flight cap.
-//! - [`sold_out`], [`sale_windows`] and [`recent_orders`]: what is answered from memory;
-//!   [`single_flight`]: one placement per idempotency key in flight.
-//! - [`node_lease`]: this instance's node id, leased in Redis.
-//! - [`payments`]: settling a payment; [`payment_queries`]: asking the
-//!   channel about payments whose notification is late.
+//! Layout, in the order imports run (each layer uses only those below it):
+//! - HTTP: [`server`] (the hyper accept loop and graceful drain), [`routes`]
+//!   (parse, call a workflow, map its outcome), [`http`] (bodies and
+//!   replies), [`error`] (every refusal and its HTTP status, in one place).
+//! - Workflows: [`placement`] (the hot path), [`cancellation`] (a buyer
+//!   cancels), [`payments`] (starting and settling payments),
+//!   [`payment_queries`] (asking the channel about late notifications),
+//!   [`reload`] (hot reload of the traffic section); their answers and
+//!   errors are in [`outcomes`].
+//! - Shared state: [`app`] (what every request needs, built once).
+//! - Local decisions: [`traffic`] (token buckets, deny lists, client IPs,
+//!   circuit breakers), [`shedding`] (the in-flight cap), [`sold_out`],
+//!   [`sale_windows`] and [`recent_orders`] (what is answered from memory),
+//!   [`single_flight`] (one placement per key in flight), [`node_lease`]
+//!   (this instance's node id, leased in Redis); their refusals are one
+//!   type, [`refusal`].
+//! - [`config`]: TOML + environment configuration, validated once;
+//!   [`metrics`]: the Prometheus recorder.
 //! - Elsewhere: the Redis scripts in the `stock` crate, the orders database
-//!   in `orderdb`, the event producer in `service`, the channel client in `paychannel`.
-//! - [`error`]: every refusal and its HTTP status; [`http`]: response helpers.
-//! - [`metrics`]: the Prometheus recorder.
+//!   in `orderdb`, the event producer in `events`, the channel client in
+//!   `paychannel`, the domain types in `order`.
 
 pub mod app;
 pub mod cancellation;
