@@ -15,7 +15,7 @@ use orderdb::ShardPools;
 use paychannel::client::{HttpChannel, PaymentChannel};
 use stock::{SaleStore, Windows};
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::node_lease::NodeLease;
 use crate::outcomes::{PlaceError, Placed, SettleError, Settled, Unpublished};
 use crate::recent_orders::RecentOrders;
@@ -26,10 +26,12 @@ use crate::sold_out::SoldOutCache;
 use crate::traffic::{Loaded, TrafficPolicy};
 
 pub struct App {
-    /// The config the gateway started with; its traffic section is
-    /// superseded by [`App::traffic`] on every reload.
+    /// The config the gateway started with; its reloadable sections are
+    /// superseded by [`App::traffic`] and [`App::admin`] on every reload.
     pub config: Config,
     pub traffic: ArcSwap<TrafficPolicy>,
+    /// The admin tokens in force.
+    pub admin: ArcSwap<config::Admin>,
     /// When and from what the traffic policy in force was loaded.
     pub loaded: ArcSwap<Loaded>,
     pub in_flight: InFlight,
@@ -71,6 +73,7 @@ impl App {
         let metrics = crate::metrics::handle();
         Ok(Self {
             traffic: ArcSwap::from_pointee(TrafficPolicy::build(config.traffic.clone(), None)),
+            admin: ArcSwap::from_pointee(config.admin.clone()),
             loaded: ArcSwap::from_pointee(Loaded::new(&config.traffic, source)),
             in_flight: InFlight::default(),
             sale_windows: SaleWindows::default(),
@@ -80,7 +83,7 @@ impl App {
             channel: Arc::new(HttpChannel::new(
                 &config.payments.channel_url,
                 Duration::from_millis(config.payments.channel_timeout_ms),
-                config.payments.secret.as_bytes(),
+                config.payments.secret.expose().as_bytes(),
             )),
             sold_out: SoldOutCache::new(Duration::from_millis(config.orders.sold_out_recheck_ms)),
             recent_orders: RecentOrders::new(Duration::from_secs(config.orders.payment_window_secs)),

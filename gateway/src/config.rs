@@ -11,9 +11,15 @@ use std::time::Duration;
 pub use events::producer::KafkaConfig;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+pub use startup::secret::Secret;
 pub use stock::RedisConfig;
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+/// The admin token of the defaults, accepted only in development mode.
+pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
+/// The payment secret of the defaults (and of `paysim`), accepted only in development mode.
+pub const DEV_PAYMENT_SECRET: &str = "dev-payment-secret";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: Server,
@@ -27,7 +33,7 @@ pub struct Config {
     pub traffic: Traffic,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Server {
     /// Address the HTTP server binds.
@@ -37,24 +43,32 @@ pub struct Server {
     pub node_id: u8,
     /// How long shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_secs: u64,
+    /// Development mode: the development admin token, payment secret and
+    /// token-signing key are accepted. The local scripts set it; outside
+    /// it, the gateway refuses to start with any of them.
+    pub development: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Admin {
-    /// Bearer token for `/admin/*`. Change it for anything but development.
-    pub token: String,
+    /// Bearer tokens for `/admin/*`, by name; the name is written in the
+    /// audit log line of every change. Reloaded while running, so a token
+    /// can be rotated: add the new one, move the callers, drop the old.
+    pub tokens: BTreeMap<String, Secret>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Mysql {
     /// One DSN per physical shard, in shard order. Order lookups go to the
     /// shard an order id names; it must match the settler's list.
+    /// Passwords in them are shown masked.
+    #[serde(serialize_with = "startup::secret::masked_urls")]
     pub shards: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Orders {
     /// How long a buyer has to pay before the reserved units go back, seconds.
@@ -73,13 +87,13 @@ pub struct Orders {
 }
 
 /// The payment channel and how lost notifications are chased.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Payments {
     /// Base URL of the channel's API.
     pub channel_url: String,
     /// Shared secret the channel signs notifications with (HMAC-SHA256).
-    pub secret: String,
+    pub secret: Secret,
     /// The URL of this gateway's `/v1/payments/notify`, as the channel reaches it.
     pub notify_url: String,
     /// A call to the channel slower than this fails, ms.
@@ -192,13 +206,13 @@ pub struct Bucket {
 
 impl Default for Server {
     fn default() -> Self {
-        Self { listen: ([127, 0, 0, 1], 8080).into(), node_id: 0, shutdown_grace_secs: 10 }
+        Self { listen: ([127, 0, 0, 1], 8080).into(), node_id: 0, shutdown_grace_secs: 10, development: false }
     }
 }
 
 impl Default for Admin {
     fn default() -> Self {
-        Self { token: "dev-admin-token".into() }
+        Self { tokens: BTreeMap::from([("dev".to_owned(), Secret::from(DEV_ADMIN_TOKEN))]) }
     }
 }
 
@@ -223,7 +237,7 @@ impl Default for Payments {
     fn default() -> Self {
         Self {
             channel_url: "http://127.0.0.1:9700".into(),
-            secret: "dev-payment-secret".into(),
+            secret: Secret::from(DEV_PAYMENT_SECRET),
             notify_url: "http://127.0.0.1:8080/v1/payments/notify".into(),
             channel_timeout_ms: 3_000,
             query_every_secs: 60,
@@ -293,11 +307,9 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, overlaid by `file` (if given) and then by `GATEWAY_*` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        // Route tables replace, not merge with, the default ones: leave them
-        // out of the layer of defaults and let serde fill them in if absent.
-        let mut defaults = Config::default();
-        defaults.traffic.routes.clear();
-        let config: Config = startup::load_config(defaults, file, "GATEWAY_")?;
+        // A file's route table replaces the default one whole (serde fills
+        // in the default only when the file names no routes).
+        let config: Config = startup::load_config(file, "GATEWAY_")?;
         config.validate()?;
         Ok(config)
     }
@@ -307,8 +319,24 @@ impl Config {
         if self.server.node_id > order::id::MAX_NODE {
             return invalid("server.node_id", "must be between 0 and 15");
         }
-        if self.admin.token.len() < 8 {
-            return invalid("admin.token", "must be at least 8 characters");
+        if !self.server.development {
+            if self.admin.tokens.values().any(|token| token.expose() == DEV_ADMIN_TOKEN) {
+                return invalid(
+                    "admin.tokens",
+                    "holds the development token: set your own (or server.development = true on a laptop)",
+                );
+            }
+            if self.payments.secret.expose() == DEV_PAYMENT_SECRET {
+                return invalid(
+                    "payments.secret",
+                    "is the development secret: set the channel's (or server.development = true on a laptop)",
+                );
+            }
+        }
+        // Real secrets are long; the development ones only need to be there.
+        let shortest = if self.server.development { 8 } else { 16 };
+        if self.admin.tokens.is_empty() || self.admin.tokens.values().any(|token| token.expose().len() < shortest) {
+            return invalid("admin.tokens", "must name at least one token, each of at least 16 characters");
         }
         if self.redis.pool_size == 0 {
             return invalid("redis.pool_size", "must be at least 1");
@@ -319,8 +347,8 @@ impl Config {
         if order::shard::ShardRouter::new(self.mysql.shards.len()).is_none() {
             return invalid("mysql.shards", "must list between 1 and 1024 DSNs");
         }
-        if self.payments.secret.len() < 8 {
-            return invalid("payments.secret", "must be at least 8 characters");
+        if self.payments.secret.expose().len() < shortest {
+            return invalid("payments.secret", "must be at least 16 characters");
         }
         if self.payments.query_every_secs == 0 {
             return invalid("payments.query_every_secs", "must be positive");
@@ -368,8 +396,43 @@ mod tests {
     fn the_example_file_is_the_defaults() {
         let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/gateway.example.toml");
         let loaded: Config = Figment::new().merge(Toml::file_exact(example)).extract().unwrap();
-        let defaults = Config::default();
-        assert_eq!(format!("{loaded:?}"), format!("{defaults:?}"));
+        assert_eq!(loaded, Config::default());
+    }
+
+    #[test]
+    fn development_secrets_are_refused_outside_development_mode() {
+        let mut config = Config::default();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("admin.tokens holds the development token"), "{err}");
+        config.admin.tokens = [("ops".to_owned(), Secret::from("a-real-admin-token-0123"))].into();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("payments.secret is the development secret"), "{err}");
+        config.payments.secret = Secret::from("the-channel-secret-0123");
+        config.validate().unwrap();
+        config.admin.tokens.insert("short".to_owned(), Secret::from("too-short"));
+        assert!(config.validate().is_err(), "a short token outside development mode");
+        config.server.development = true;
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn printed_and_serialized_config_masks_every_secret() {
+        let mut config = Config::default();
+        config.admin.tokens = [("ops".to_owned(), Secret::from("admin-token-aaaa1111"))].into();
+        config.payments.secret = Secret::from("channel-secret-bbbb2222");
+        config.mysql.shards = vec!["mysql://orders:db-password-cccc3333@10.0.0.5:3306/orders_0".into()];
+        config.redis.url = "redis://:redis-password-dddd4444@10.0.0.6:6379".into();
+        let shown = [
+            toml::to_string_pretty(&config).unwrap(),
+            serde_json::to_string(&config).unwrap(),
+            format!("{:?} {:?}", config.admin, config.payments),
+        ];
+        for text in shown {
+            for secret in ["aaaa1111", "bbbb2222", "cccc3333", "dddd4444"] {
+                assert!(!text.contains(secret), "{secret} shown in {text}");
+            }
+            assert!(text.contains("***"));
+        }
     }
 
     #[test]
@@ -410,9 +473,11 @@ mod tests {
         }
     }
 
+    /// A config file of a development set-up, to append to.
     fn tempfile() -> (std::path::PathBuf, std::fs::File) {
         let path = std::env::temp_dir().join(format!("gateway-config-{}.toml", rand::random::<u64>()));
-        let file = std::fs::File::create(&path).unwrap();
+        let mut file = std::fs::File::create(&path).unwrap();
+        writeln!(file, "[server]\ndevelopment = true\n").unwrap();
         (path, file)
     }
 }

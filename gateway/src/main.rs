@@ -14,7 +14,7 @@ struct Args {
     /// TOML config file; every value can also be set by GATEWAY_* variables.
     #[arg(long, env = "GATEWAY_CONFIG")]
     config: Option<PathBuf>,
-    /// Check the configuration, print it and exit.
+    /// Check the configuration, print it (secrets masked) as TOML and exit.
     #[arg(long)]
     check_config: bool,
 }
@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = gateway::config::Config::load(args.config.as_deref())?;
     if args.check_config {
-        println!("{config:#?}");
+        print!("{}", toml::to_string_pretty(&config)?);
         return Ok(());
     }
 

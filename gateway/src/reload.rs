@@ -1,5 +1,5 @@
-//! Hot reload of the traffic section of the config file, on a change of the
-//! file and on SIGHUP. The folder is watched (editors replace files by
+//! Hot reload of the traffic and admin sections of the config file, on a
+//! change of the file and on SIGHUP. The folder is watched (editors replace files by
 //! rename) and events are debounced. A file that does not parse or fails
 //! validation is refused with an error log and a metric; the last good
 //! config stays in force. Other sections need a restart: a reload that
@@ -90,8 +90,12 @@ pub fn reload(app: &App, path: &Path, trigger: &str) {
                 tracing::info!(trigger, from = %previous.traffic_hash, to = %loaded.traffic_hash, "config reloaded: new traffic limits in force");
                 app.loaded.store(Arc::new(loaded));
             }
-            if changed_outside_traffic(&new, &app.config) {
-                tracing::warn!(trigger, "config changes outside [traffic] take effect on restart only");
+            if **app.admin.load() != new.admin {
+                app.admin.store(Arc::new(new.admin.clone()));
+                tracing::info!(trigger, tokens = ?new.admin.tokens.keys().collect::<Vec<_>>(), "config reloaded: new admin tokens in force");
+            }
+            if changed_outside_reloadable(&new, &app.config) {
+                tracing::warn!(trigger, "config changes outside [traffic] and [admin] take effect on restart only");
             }
             metrics::counter!("gateway_config_reloads_total", "result" => "ok").increment(1);
         }
@@ -102,8 +106,9 @@ pub fn reload(app: &App, path: &Path, trigger: &str) {
     }
 }
 
-fn changed_outside_traffic(new: &Config, running: &Config) -> bool {
+fn changed_outside_reloadable(new: &Config, running: &Config) -> bool {
     let mut comparable = new.clone();
     comparable.traffic = running.traffic.clone();
-    serde_json::to_value(&comparable).ok() != serde_json::to_value(running).ok()
+    comparable.admin = running.admin.clone();
+    comparable != *running
 }

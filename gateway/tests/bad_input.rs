@@ -207,7 +207,7 @@ async fn malformed_bodies_on_the_notify_and_admin_routes_get_400() {
     let secret = gateway.app.config.payments.secret.clone();
     for body in ["{\"payment_id\":", "{\"unexpected\": 1}", "[]", "\u{0}"] {
         // Signed, so the refusal is about the body itself.
-        let signature = paychannel::signature::sign(secret.as_bytes(), body.as_bytes());
+        let signature = paychannel::signature::sign(secret.expose().as_bytes(), body.as_bytes());
         let headers = [JSON, ("x-pay-signature", signature.as_str())];
         let answer = gateway.request(Method::POST, "/v1/payments/notify", &headers, body).await;
         assert_eq!(

@@ -120,7 +120,13 @@ fn write_config(path: &PathBuf, base: &Config, burst: u32) {
     config.server.listen = ([127, 0, 0, 1], 0).into();
     // Written elsewhere and renamed into place, as editors do.
     let staging = path.with_extension("tmp");
-    std::fs::write(&staging, toml::to_string(&config).unwrap()).unwrap();
+    // Secrets serialize masked: put the real ones back.
+    let mut file = toml::Value::try_from(&config).unwrap();
+    let tokens: std::collections::BTreeMap<_, _> =
+        config.admin.tokens.iter().map(|(name, token)| (name.clone(), token.expose().to_owned())).collect();
+    file["admin"]["tokens"] = toml::Value::try_from(tokens).unwrap();
+    file["payments"]["secret"] = config.payments.secret.expose().into();
+    std::fs::write(&staging, toml::to_string(&file).unwrap()).unwrap();
     std::fs::rename(&staging, path).unwrap();
 }
 
@@ -171,7 +177,8 @@ async fn limits_reload_from_the_file_and_on_sighup_and_a_broken_file_changes_not
     .await;
     let shown = gateway.admin(Method::GET, "/admin/config", "").await;
     assert_eq!(shown.json["config"]["traffic"]["routes"]["place_order"]["user"]["burst"], 5);
-    assert_eq!(shown.json["config"]["admin"]["token"], "***", "secrets are masked");
+    assert_eq!(shown.json["config"]["admin"]["tokens"]["tests"], "***", "secrets are masked");
+    assert_eq!(shown.json["config"]["payments"]["secret"], "***", "secrets are masked");
     assert_eq!(accepted_of(&gateway, &sku, 2, 8).await, 5);
 
     // A broken file is refused and counted; the last good limits stay.
@@ -233,6 +240,37 @@ async fn limits_reload_from_the_file_and_on_sighup_and_a_broken_file_changes_not
     })
     .await;
     assert_eq!(accepted_of(&gateway, &sku, 5, 8).await, 3, "the last good config is still in force");
+    std::fs::remove_dir_all(&folder).unwrap();
+}
+
+/// Admin tokens are rotated by editing the file: the new one works and the
+/// old one is refused from the reload on, without a restart.
+#[tokio::test]
+async fn admin_tokens_rotate_with_a_reload() {
+    let topic = fresh_topic(1).await;
+    let mut base = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
+    let folder = std::env::temp_dir().join(unique("rotate"));
+    std::fs::create_dir_all(&folder).unwrap();
+    let path = folder.join("gateway.toml");
+    write_config(&path, &base, 2);
+    let gateway = TestGateway::start_with_file(Config::load(Some(&path)).unwrap(), Some(path.clone())).await;
+    let get_config = |token: &'static str| {
+        let gateway = &gateway;
+        async move {
+            let auth = format!("Bearer {token}");
+            gateway.request(Method::GET, "/admin/config", &[("authorization", &auth)], "").await.status
+        }
+    };
+    assert_eq!(get_config(ADMIN_TOKEN).await, StatusCode::OK);
+    assert_eq!(get_config("rotated-admin-token-2").await, StatusCode::UNAUTHORIZED);
+
+    base.admin.tokens = [("ops".to_owned(), "rotated-admin-token-2".into())].into();
+    write_config(&path, &base, 2);
+    eventually(Duration::from_secs(10), "the new token", || async {
+        (get_config("rotated-admin-token-2").await == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert_eq!(get_config(ADMIN_TOKEN).await, StatusCode::UNAUTHORIZED, "the old token is gone");
     std::fs::remove_dir_all(&folder).unwrap();
 }
 

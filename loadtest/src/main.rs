@@ -61,7 +61,7 @@ struct BenchArgs {
     /// buckets (scripts/bench.sh does), or they measure themselves.
     #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
     target: String,
-    #[arg(long, env = "GATEWAY_ADMIN__TOKEN", default_value = "dev-admin-token")]
+    #[arg(long, env = "ADMIN_TOKEN", default_value = "dev-admin-token")]
     admin_token: String,
     /// Requests per HTTP phase, and calls of the Redis floor.
     #[arg(long, default_value_t = 50_000)]
@@ -118,7 +118,7 @@ struct ChaosBuyersArgs {
 struct ChaosCheckArgs {
     #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
     target: String,
-    #[arg(long, env = "GATEWAY_ADMIN__TOKEN", default_value = "dev-admin-token")]
+    #[arg(long, env = "ADMIN_TOKEN", default_value = "dev-admin-token")]
     admin_token: String,
     /// The answers chaos-buyers wrote.
     #[arg(long)]
@@ -144,7 +144,7 @@ struct Common {
     #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
     target: String,
     /// Admin token of the gateway (to load the sale and read its counters).
-    #[arg(long, env = "GATEWAY_ADMIN__TOKEN", default_value = "dev-admin-token")]
+    #[arg(long, env = "ADMIN_TOKEN", default_value = "dev-admin-token")]
     admin_token: String,
     /// SKU to sell; a fresh one per run when not given.
     #[arg(long)]

@@ -76,6 +76,7 @@ pub struct Kafka {
 #[serde(default, deny_unknown_fields)]
 pub struct Mysql {
     /// One DSN per physical shard, in shard order (the gateway's list).
+    #[serde(serialize_with = "startup::secret::masked_urls")]
     pub shards: Vec<String>,
     /// Connections per shard pool.
     pub pool_size: u32,
@@ -137,7 +138,7 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, overlaid by `file` (if given) and then by `SETTLER_*` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let config: Config = startup::load_config(Config::default(), file, "SETTLER_")?;
+        let config: Config = startup::load_config(file, "SETTLER_")?;
         config.validate()?;
         Ok(config)
     }

@@ -1,26 +1,28 @@
 //! What every binary does at start: layered config loading, log set-up,
-//! and the shutdown signal.
+//! and the shutdown signal; [`secret`]: config values that print masked.
+
+pub mod secret;
 
 use std::path::Path;
 
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 
 /// Why a config file or variable could not be read.
 pub use figment::Error as ConfigFileError;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
-/// Loads `T`: `defaults`, overlaid by `file` (if given), then by variables
-/// `<env_prefix><SECTION>__<FIELD>` (e.g. `GATEWAY_REDIS__URL`). Tables
-/// merge key by key; arrays replace (`GATEWAY_MYSQL__SHARDS='["mysql://…", …]'`).
-/// Variables with the prefix but no `__` (`GATEWAY_CONFIG`, the scripts'
-/// `GATEWAY_PORT`) are not settings and are left alone.
-pub fn load_config<T>(defaults: T, file: Option<&Path>, env_prefix: &str) -> Result<T, Box<ConfigFileError>>
-where
-    T: Serialize + DeserializeOwned,
-{
-    let mut figment = Figment::from(Serialized::defaults(defaults));
+/// Loads `T` from `file` (if given), overlaid by variables
+/// `<env_prefix><SECTION>__<FIELD>` (e.g. `GATEWAY_REDIS__URL`). What
+/// neither sets is `T`'s default: every section must be
+/// `#[serde(default)]`. (The defaults are not a layer of their own: secrets
+/// serialize masked, so a serialized copy of them would not load back.)
+/// Tables merge key by key; arrays replace
+/// (`GATEWAY_MYSQL__SHARDS='["mysql://…", …]'`). Variables with the prefix
+/// but no `__` (`GATEWAY_CONFIG`, the scripts' `GATEWAY_PORT`) are not
+/// settings and are left alone.
+pub fn load_config<T: DeserializeOwned>(file: Option<&Path>, env_prefix: &str) -> Result<T, Box<ConfigFileError>> {
+    let mut figment = Figment::new();
     if let Some(file) = file {
         figment = figment.merge(Toml::file_exact(file));
     }
@@ -51,13 +53,13 @@ pub async fn shutdown_signal() {
 mod tests {
     use super::*;
 
-    #[derive(Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+    #[derive(Debug, Default, PartialEq, serde::Deserialize)]
     #[serde(default, deny_unknown_fields)]
     struct Settings {
         server: Server,
     }
 
-    #[derive(Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+    #[derive(Debug, Default, PartialEq, serde::Deserialize)]
     #[serde(default, deny_unknown_fields)]
     struct Server {
         listen: String,
@@ -72,7 +74,7 @@ mod tests {
             jail.set_env("APP_CONFIG", "/nowhere.toml");
             jail.set_env("APP_SERVER__LISTEN", "127.0.0.1:8091");
             jail.set_env("APP_SERVER__SHARDS", r#"["mysql://a:b@127.0.0.1:3391/orders_0", "mysql://x"]"#);
-            let loaded: Settings = load_config(Settings::default(), None, "APP_").map_err(|e| e.to_string())?;
+            let loaded: Settings = load_config(None, "APP_").map_err(|e| e.to_string())?;
             assert_eq!(loaded.server.listen, "127.0.0.1:8091");
             assert_eq!(loaded.server.shards, ["mysql://a:b@127.0.0.1:3391/orders_0", "mysql://x"]);
             Ok(())

@@ -3,10 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 /// Where Redis is and how long to wait for it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://host:port[/db]`; `redis-cluster://host:port?node=...` for a cluster.
+    #[serde(serialize_with = "startup::secret::masked_url")]
     pub url: String,
     /// Connections in the pool; each one pipelines many requests.
     pub pool_size: usize,

@@ -42,7 +42,7 @@ pub struct SaleTerms {
 
 /// A change to a live sale (the body of the admin API's PATCH); `None`
 /// leaves a term as it is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SaleChange {
     /// Units to add; negative removes units still for sale.

@@ -1,5 +1,7 @@
 //! The admin API: load a sale, change a live one, look at its counters.
-//! Behind a bearer token.
+//! Behind named bearer tokens (`admin.tokens`, reloaded while running).
+//! Every change writes one audit line (log target `audit`): which token,
+//! what, the sale before → after.
 
 use hyper::body::Incoming;
 use hyper::header::AUTHORIZATION;
@@ -10,7 +12,8 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{self, Reply};
 use crate::refusal::Dependency;
-use stock::{SaleChange, SaleLoad, SaleTerms, SaleUpdate};
+use serde::Serialize;
+use stock::{SaleChange, SaleLoad, SaleStatus, SaleTerms, SaleUpdate};
 
 /// Largest stock, limit or price a sale takes: the products of price and
 /// quantity stay below 2^53, exact in Lua's numbers.
@@ -20,7 +23,7 @@ const MAX_FIGURE: i64 = 1_000_000_000_000;
 /// "starts_at"?, "ends_at"?}`: loads the sale, or replaces one with no
 /// orders outstanding (else 409 `sale_busy`); answers its counters.
 pub async fn put_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    authorize(app, req.headers())?;
+    let admin = authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
     let terms: SaleTerms = json_body(req).await?;
     if !in_range(terms.stock, 0) || !in_range(terms.per_user_limit, 1) || !in_range(terms.price_cents, 0) {
@@ -29,14 +32,16 @@ pub async fn put_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Rep
     if !terms.window.is_valid() {
         return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
     }
+    let before = sale_status(app, sku).await?;
     let loaded = app.sales.load_sale(sku, &terms).await.map_err(|err| redis_down("loading a sale", err))?;
     if let SaleLoad::Busy { reservations, outbox, unsettled_payments } = loaded {
         return Err(ApiError::SaleBusy { reservations, outbox, unsettled_payments });
     }
     app.sold_out.clear(sku);
     app.sale_windows.remember(sku, terms.window);
-    tracing::info!(sku, stock = terms.stock, per_user_limit = terms.per_user_limit, "sale loaded");
-    sale_reply(app, sku).await
+    let after = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
+    audit(&admin, "load_sale", sku, &terms, before, &after);
+    Ok(sale_reply(sku, &after))
 }
 
 /// `PATCH /admin/skus/{sku}` `{"add_units"?, "per_user_limit"?,
@@ -44,7 +49,7 @@ pub async fn put_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Rep
 /// reservations, payments and buyers' counts stay as they are. Answers its
 /// counters; 409 `sale_changed` when `if_total` no longer matches.
 pub async fn patch_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    authorize(app, req.headers())?;
+    let admin = authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
     let change: SaleChange = json_body(req).await?;
     let add_ok = change.add_units.is_none_or(|add| add.abs() <= MAX_FIGURE);
@@ -59,6 +64,7 @@ pub async fn patch_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<R
     if !change.window.is_none_or(|window| window.is_valid()) {
         return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
     }
+    let before = sale_status(app, sku).await?;
     match app.sales.update_sale(sku, &change).await.map_err(|err| redis_down("changing a sale", err))? {
         SaleUpdate::Updated => {}
         SaleUpdate::UnknownSku => return Err(ApiError::UnknownSku),
@@ -69,15 +75,17 @@ pub async fn patch_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<R
     if let Some(window) = change.window {
         app.sale_windows.remember(sku, window);
     }
-    tracing::info!(sku, ?change, "sale changed");
-    sale_reply(app, sku).await
+    let after = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
+    audit(&admin, "change_sale", sku, &change, before, &after);
+    Ok(sale_reply(sku, &after))
 }
 
 /// `GET /admin/skus/{sku}`: stock left, reserved, sold, limit and price.
 pub async fn get_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
     authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
-    sale_reply(app, sku).await
+    let status = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
+    Ok(sale_reply(sku, &status))
 }
 
 /// `GET /admin/config`: the config in force, with the traffic section as
@@ -86,20 +94,42 @@ pub fn get_config(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
     authorize(app, req.headers())?;
     let mut config = app.config.clone();
     config.traffic = app.traffic.load().config.clone();
-    config.admin.token = "***".into();
-    config.payments.secret = "***".into();
+    config.admin = app.admin.load().as_ref().clone();
     let loaded = app.loaded.load_full();
     Ok(http::json(StatusCode::OK, &serde_json::json!({"loaded": *loaded, "config": config})))
 }
 
-async fn sale_reply(app: &App, sku: &str) -> Result<Reply, ApiError> {
-    let status = app
-        .sales
-        .sale_status(sku)
-        .await
-        .map_err(|err| redis_down("reading a sale", err))?
-        .ok_or(ApiError::UnknownSku)?;
-    Ok(http::json(StatusCode::OK, &serde_json::json!({"sku": sku, "sale": status})))
+async fn sale_status(app: &App, sku: &str) -> Result<Option<SaleStatus>, ApiError> {
+    app.sales.sale_status(sku).await.map_err(|err| redis_down("reading a sale", err))
+}
+
+fn sale_reply(sku: &str, status: &SaleStatus) -> Reply {
+    http::json(StatusCode::OK, &serde_json::json!({"sku": sku, "sale": status}))
+}
+
+/// The audit line of one admin change.
+fn audit(
+    admin: &str,
+    action: &str,
+    sku: &str,
+    request: &impl Serialize,
+    before: Option<SaleStatus>,
+    after: &SaleStatus,
+) {
+    tracing::info!(
+        target: "audit",
+        admin,
+        action,
+        sku,
+        request = %json_text(request),
+        before = %json_text(&before),
+        after = %json_text(after),
+        "admin change"
+    );
+}
+
+fn json_text(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// Redis scripts count in doubles: keep every figure exact.
@@ -119,17 +149,22 @@ fn redis_down(what: &str, err: stock::StoreError) -> ApiError {
     ApiError::Unavailable(Dependency::Redis)
 }
 
-fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+/// The name of the admin token presented, if it is one of `admin.tokens`.
+fn authorize(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
     let presented = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .unwrap_or("");
-    if constant_time_eq(presented.as_bytes(), app.config.admin.token.as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
+    // Every token is compared, so the time taken says nothing about which matched.
+    let admin = app.admin.load();
+    let mut matched = None;
+    for (name, token) in &admin.tokens {
+        if constant_time_eq(presented.as_bytes(), token.expose().as_bytes()) {
+            matched = Some(name.clone());
+        }
     }
+    matched.ok_or(ApiError::Unauthorized)
 }
 
 /// Compares without stopping at the first difference, so response time does

@@ -33,7 +33,7 @@ pub async fn notify(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError
     let (parts, body) = req.into_parts();
     let body = http::read_body(&parts.headers, body).await?;
     let signature = parts.headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !signature::verify(app.config.payments.secret.as_bytes(), &body, signature) {
+    if !signature::verify(app.config.payments.secret.expose().as_bytes(), &body, signature) {
         metrics::counter!("gateway_payments_total", "outcome" => "bad_signature").increment(1);
         return Err(ApiError::BadSignature);
     }

@@ -89,7 +89,8 @@ pub fn gateway_config(topic: &str, shards: &[String]) -> Config {
     let mut config = Config::default();
     config.server.listen = ([127, 0, 0, 1], 0).into();
     config.server.shutdown_grace_secs = 2;
-    config.admin.token = ADMIN_TOKEN.into();
+    config.server.development = true;
+    config.admin.tokens = [("tests".to_owned(), ADMIN_TOKEN.into())].into();
     config.redis.url = redis_url();
     config.redis.namespace = namespace(topic);
     config.kafka.bootstrap = kafka_bootstrap();
