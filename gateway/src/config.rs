@@ -43,6 +43,17 @@ pub struct Server {
     pub node_id: u8,
     /// How long shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_secs: u64,
+    /// A client must send a request's whole header within this, ms, counted
+    /// from the connection's start or the end of the previous answer: it
+    /// also closes idle keep-alive connections.
+    pub header_read_timeout_ms: u64,
+    /// A client must send a request's whole body within this, ms (else 408).
+    pub body_read_timeout_ms: u64,
+    /// Connections open at once; past it new ones are closed at accept.
+    pub max_connections: usize,
+    /// Connections open at once from one peer address; trusted proxies
+    /// (`traffic.trusted_proxies`) are not capped. 0 switches it off.
+    pub max_connections_per_ip: usize,
     /// Development mode: the development admin token, payment secret and
     /// token-signing key are accepted. The local scripts set it; outside
     /// it, the gateway refuses to start with any of them.
@@ -206,7 +217,16 @@ pub struct Bucket {
 
 impl Default for Server {
     fn default() -> Self {
-        Self { listen: ([127, 0, 0, 1], 8080).into(), node_id: 0, shutdown_grace_secs: 10, development: false }
+        Self {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            node_id: 0,
+            shutdown_grace_secs: 10,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            max_connections: 10_000,
+            max_connections_per_ip: 500,
+            development: false,
+        }
     }
 }
 
@@ -319,6 +339,12 @@ impl Config {
         if self.server.node_id > order::id::MAX_NODE {
             return invalid("server.node_id", "must be between 0 and 15");
         }
+        if self.server.header_read_timeout_ms == 0 || self.server.body_read_timeout_ms == 0 {
+            return invalid("server", "header_read_timeout_ms and body_read_timeout_ms must be positive");
+        }
+        if self.server.max_connections == 0 {
+            return invalid("server.max_connections", "must be positive");
+        }
         if !self.server.development {
             if self.admin.tokens.values().any(|token| token.expose() == DEV_ADMIN_TOKEN) {
                 return invalid(
@@ -382,6 +408,16 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.server.shutdown_grace_secs)
+    }
+}
+
+impl Server {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
     }
 }
 

@@ -18,6 +18,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
     #[error("missing or wrong admin token")]
@@ -66,6 +68,7 @@ impl ApiError {
             Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized | Self::BadSignature => StatusCode::UNAUTHORIZED,
             Self::NotFound | Self::UnknownSku | Self::UnknownOrder => StatusCode::NOT_FOUND,
@@ -97,6 +100,7 @@ impl ApiError {
                 json!({"error": "unsupported_media_type", "detail": self.to_string()})
             }
             Self::PayloadTooLarge { .. } => json!({"error": "payload_too_large", "detail": self.to_string()}),
+            Self::RequestTimeout => json!({"error": "request_timeout", "detail": self.to_string()}),
             Self::MethodNotAllowed { .. } => json!({"error": "method_not_allowed"}),
             Self::Unauthorized => json!({"error": "unauthorized"}),
             Self::NotFound => json!({"error": "not_found"}),

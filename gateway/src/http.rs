@@ -1,10 +1,12 @@
-//! Small HTTP helpers: JSON answers and bounded body reading.
+//! Small HTTP helpers: JSON answers and bounded, timed body reading.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
-use hyper::{HeaderMap, Response, StatusCode};
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{HeaderMap, Request, Response, StatusCode};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -30,6 +32,10 @@ pub fn error(err: &ApiError) -> Reply {
     if let ApiError::MethodNotAllowed { allow } = err {
         reply.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
     }
+    // The body was not (all) read: the connection cannot carry another request.
+    if matches!(err, ApiError::PayloadTooLarge { .. } | ApiError::RequestTimeout) {
+        reply.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     reply
 }
 
@@ -47,18 +53,64 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Reads the whole body, refusing more than [`MAX_BODY_BYTES`]: at once when
-/// `Content-Length` says so, otherwise as soon as the limit is crossed.
-pub async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, ApiError> {
-    let too_large = ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES };
-    let declared =
-        headers.get(CONTENT_LENGTH).and_then(|value| value.to_str().ok()).and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(too_large);
+/// Most bytes of an oversized body read and thrown away so that its 413 is
+/// read by the client: a connection closed with unread input is reset, and
+/// the answer lost with it. A larger body gets its 413 without the wait.
+pub const DRAIN_BYTES: u64 = 2 * 1024 * 1024;
+
+/// A request whose body has been read.
+pub type Read = Request<Bytes>;
+
+/// Reads the whole body within `timeout` (else 408), refusing more than
+/// [`MAX_BODY_BYTES`] (413): at once when `Content-Length` says so,
+/// otherwise as soon as the limit is crossed; either way up to
+/// [`DRAIN_BYTES`] are read and discarded first.
+pub async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Read, ApiError> {
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let read = async {
+        if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+            if declared.is_some_and(|len| len <= DRAIN_BYTES) {
+                drain(body, 0).await;
+            }
+            return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+        }
+        collect_limited(body).await
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(body) => Ok(Request::from_parts(parts, body?)),
+        Err(_) => {
+            metrics::counter!("gateway_slow_clients_total", "stage" => "body").increment(1);
+            Err(ApiError::RequestTimeout)
+        }
     }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(too_large),
-        Err(err) => Err(ApiError::Invalid(format!("could not read body: {err}"))),
+}
+
+async fn collect_limited(mut body: Incoming) -> Result<Bytes, ApiError> {
+    let mut collected = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| ApiError::Invalid(format!("could not read body: {err}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        if collected.len() + data.len() > MAX_BODY_BYTES {
+            drain(body, (collected.len() + data.len()) as u64).await;
+            return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+        }
+        collected.extend_from_slice(&data);
+    }
+    Ok(collected.freeze())
+}
+
+/// Reads and discards the rest of a body, `seen` bytes of it read already,
+/// until it ends or [`DRAIN_BYTES`] have gone by.
+async fn drain(mut body: Incoming, mut seen: u64) {
+    while seen <= DRAIN_BYTES {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |data| data.len() as u64),
+            _ => return,
+        }
     }
 }

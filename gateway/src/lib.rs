@@ -2,7 +2,8 @@
 //! shopper's click to an acknowledged event on Kafka in milliseconds.
 //!
 //! Layout, in the order imports run (each layer uses only those below it):
-//! - HTTP: [`server`] (the hyper accept loop and graceful drain), [`routes`]
+//! - HTTP: [`server`] (the hyper accept loop, header timeouts and graceful
+//!   drain), [`connections`] (caps on open connections), [`routes`]
 //!   (parse, call a workflow, map its outcome), [`http`] (bodies and
 //!   replies), [`error`] (every refusal and its HTTP status, in one place).
 //! - Workflows: [`placement`] (the hot path), [`cancellation`] (a buyer
@@ -26,6 +27,7 @@
 pub mod app;
 pub mod cancellation;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod http;
 pub mod metrics;

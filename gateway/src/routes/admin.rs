@@ -3,14 +3,13 @@
 //! Every change writes one audit line (log target `audit`): which token,
 //! what, the sale before → after.
 
-use hyper::body::Incoming;
 use hyper::header::AUTHORIZATION;
-use hyper::{HeaderMap, Request, StatusCode};
+use hyper::{HeaderMap, StatusCode};
 use order::request::check_sku;
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::http::{self, Reply};
+use crate::http::{self, Read, Reply};
 use crate::refusal::Dependency;
 use serde::Serialize;
 use stock::{SaleChange, SaleLoad, SaleStatus, SaleTerms, SaleUpdate};
@@ -22,10 +21,10 @@ const MAX_FIGURE: i64 = 1_000_000_000_000;
 /// `PUT /admin/skus/{sku}` `{"stock", "per_user_limit", "price_cents",
 /// "starts_at"?, "ends_at"?}`: loads the sale, or replaces one with no
 /// orders outstanding (else 409 `sale_busy`); answers its counters.
-pub async fn put_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
+pub async fn put_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError> {
     let admin = authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
-    let terms: SaleTerms = json_body(req).await?;
+    let terms: SaleTerms = json_body(&req)?;
     if !in_range(terms.stock, 0) || !in_range(terms.per_user_limit, 1) || !in_range(terms.price_cents, 0) {
         return Err(ApiError::Invalid("stock and price_cents must be 0 to 10^12, per_user_limit 1 to 10^12".into()));
     }
@@ -48,10 +47,10 @@ pub async fn put_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Rep
 /// "price_cents"?, "window"?, "if_total"?}`: changes a live sale; its
 /// reservations, payments and buyers' counts stay as they are. Answers its
 /// counters; 409 `sale_changed` when `if_total` no longer matches.
-pub async fn patch_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
+pub async fn patch_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError> {
     let admin = authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
-    let change: SaleChange = json_body(req).await?;
+    let change: SaleChange = json_body(&req)?;
     let add_ok = change.add_units.is_none_or(|add| add.abs() <= MAX_FIGURE);
     if !add_ok
         || !change.per_user_limit.is_none_or(|v| in_range(v, 1))
@@ -81,7 +80,7 @@ pub async fn patch_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<R
 }
 
 /// `GET /admin/skus/{sku}`: stock left, reserved, sold, limit and price.
-pub async fn get_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
+pub async fn get_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError> {
     authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
     let status = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
@@ -90,7 +89,7 @@ pub async fn get_sku(app: &App, sku: &str, req: Request<Incoming>) -> Result<Rep
 
 /// `GET /admin/config`: the config in force, with the traffic section as
 /// last reloaded and when, secrets masked.
-pub fn get_config(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> {
+pub fn get_config(app: &App, req: Read) -> Result<Reply, ApiError> {
     authorize(app, req.headers())?;
     let mut config = app.config.clone();
     config.traffic = app.traffic.load().config.clone();
@@ -137,11 +136,9 @@ fn in_range(value: i64, min: i64) -> bool {
     (min..=MAX_FIGURE).contains(&value)
 }
 
-async fn json_body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
+fn json_body<T: serde::de::DeserializeOwned>(req: &Read) -> Result<T, ApiError> {
     http::require_json(req.headers())?;
-    let (parts, body) = req.into_parts();
-    let body = http::read_body(&parts.headers, body).await?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(format!("body: {e}")))
+    serde_json::from_slice(req.body()).map_err(|e| ApiError::Invalid(format!("body: {e}")))
 }
 
 fn redis_down(what: &str, err: stock::StoreError) -> ApiError {

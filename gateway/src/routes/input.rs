@@ -2,24 +2,21 @@
 //! order id in the path, the `{"user_id", "sku"}` body of the buyer's
 //! actions on an order, the `Idempotency-Key` header.
 
-use hyper::body::Incoming;
-use hyper::{HeaderMap, Request};
+use hyper::HeaderMap;
 use order::id::OrderId;
 use order::request::{check_idempotency_key, OrderOwner};
 
 use crate::error::ApiError;
-use crate::http;
+use crate::http::{self, Read};
 
 pub fn order_id(text: &str) -> Result<OrderId, ApiError> {
     text.parse().map_err(|e: order::id::BadOrderId| ApiError::Invalid(e.to_string()))
 }
 
 /// Reads `{"user_id", "sku"}` from a JSON body.
-pub async fn owner(req: Request<Incoming>) -> Result<OrderOwner, ApiError> {
+pub fn owner(req: &Read) -> Result<OrderOwner, ApiError> {
     http::require_json(req.headers())?;
-    let (parts, body) = req.into_parts();
-    let body = http::read_body(&parts.headers, body).await?;
-    OrderOwner::from_json(&body).map_err(|e| ApiError::Invalid(e.0))
+    OrderOwner::from_json(req.body()).map_err(|e| ApiError::Invalid(e.0))
 }
 
 pub fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {

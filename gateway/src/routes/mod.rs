@@ -1,6 +1,7 @@
 //! Routing: one match on the path, then for the business routes the traffic
-//! checks that need no body (in-flight cap, IP deny list, global and per-IP
-//! buckets), then the handler. Health, metrics and admin routes skip those
+//! checks that need no body (IP deny list, global and per-IP buckets), then
+//! the body, read within `server.body_read_timeout_ms`, then the in-flight
+//! cap, then the handler. Health, metrics and admin routes skip those
 //! checks, so the SRE can still see and steer an overloaded gateway.
 
 pub mod admin;
@@ -117,13 +118,15 @@ async fn dispatch(
         });
     }
     let policy = app.traffic.load_full();
+    if let Some(route) = target.limited() {
+        let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        policy.admit(route, policy.client_ip(peer.ip(), forwarded_for))?;
+    }
+    // A slow client waits here on its own time: the in-flight slot is taken
+    // only once the body is in.
+    let req = http::read_body(req, app.config.server.body_read_timeout()).await?;
     let _slot = match target.limited() {
-        Some(route) => {
-            let slot = app.in_flight.enter(policy.config.max_in_flight)?;
-            let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-            policy.admit(route, policy.client_ip(peer.ip(), forwarded_for))?;
-            Some(slot)
-        }
+        Some(_) => Some(app.in_flight.enter(policy.config.max_in_flight)?),
         None => None,
     };
     match target {

@@ -3,28 +3,25 @@
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
 use hyper::header::HeaderValue;
-use hyper::{Request, StatusCode};
+use hyper::StatusCode;
 use order::request::PlaceOrder;
 use order::status::OrderStatus;
 
 use crate::app::App;
 use crate::config::LimitedRoute;
 use crate::error::ApiError;
-use crate::http::{self, Reply};
+use crate::http::{self, Read, Reply};
 use crate::refusal::Dependency;
 use crate::routes::input;
 use crate::{cancellation, placement};
 
 /// 202 for the request that made the order; 200 with `Idempotent-Replayed`
 /// for a repeat of its key; 422 if the repeat changed the request.
-pub async fn place(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    let (parts, body) = req.into_parts();
-    let key = input::idempotency_key(&parts.headers)?;
-    http::require_json(&parts.headers)?;
-    let body = http::read_body(&parts.headers, body).await?;
-    let order = PlaceOrder::from_json(&body).map_err(|e| ApiError::Invalid(e.0))?;
+pub async fn place(app: Arc<App>, req: Read) -> Result<Reply, ApiError> {
+    let key = input::idempotency_key(req.headers())?;
+    http::require_json(req.headers())?;
+    let order = PlaceOrder::from_json(req.body()).map_err(|e| ApiError::Invalid(e.0))?;
     app.traffic.load().admit_user(LimitedRoute::PlaceOrder, order.user_id)?;
     app.sale_windows.check(&order.sku)?;
     let placed = placement::place(app, order, key).await?;
@@ -39,9 +36,9 @@ pub async fn place(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiEr
 
 /// `{"user_id", "sku"}`: the buyer cancels a pending order; its units go
 /// back at once. 409 once paid or cancelled.
-pub async fn cancel(app: &App, order_id: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
+pub async fn cancel(app: &App, order_id: &str, req: Read) -> Result<Reply, ApiError> {
     let order_id = input::order_id(order_id)?;
-    let owner = input::owner(req).await?;
+    let owner = input::owner(&req)?;
     app.traffic.load().admit_user(LimitedRoute::CancelOrder, owner.user_id)?;
     cancellation::cancel(app, &owner.sku, order_id, owner.user_id).await?;
     Ok(http::json(StatusCode::OK, &serde_json::json!({"order_id": order_id, "status": OrderStatus::Cancelled})))

@@ -2,8 +2,7 @@
 //! `POST /v1/payments/notify` (the channel's asynchronous notification).
 
 use chrono::Utc;
-use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
+use hyper::StatusCode;
 use order::request::check_token;
 use paychannel::messages::{PaymentState, PaymentStatus};
 use paychannel::{signature, SIGNATURE_HEADER};
@@ -12,15 +11,15 @@ use serde_json::json;
 use crate::app::App;
 use crate::config::LimitedRoute;
 use crate::error::ApiError;
-use crate::http::{self, Reply};
+use crate::http::{self, Read, Reply};
 use crate::payments;
 use crate::routes::input;
 
 /// The buyer starts paying a pending order of theirs: what the shopper's
 /// device needs to pay.
-pub async fn pay(app: &App, order_id: &str, req: Request<Incoming>) -> Result<Reply, ApiError> {
+pub async fn pay(app: &App, order_id: &str, req: Read) -> Result<Reply, ApiError> {
     let order_id = input::order_id(order_id)?;
-    let owner = input::owner(req).await?;
+    let owner = input::owner(&req)?;
     app.traffic.load().admit_user(LimitedRoute::PayOrder, owner.user_id)?;
     let started = payments::start(app, &owner.sku, order_id, owner.user_id).await?;
     Ok(http::json(StatusCode::OK, &started))
@@ -29,16 +28,15 @@ pub async fn pay(app: &App, order_id: &str, req: Request<Incoming>) -> Result<Re
 /// The channel's notification. The signature over the raw body is checked
 /// before anything is parsed; the channel gets its 200 only once the
 /// resulting event is acknowledged by the broker (so it retries otherwise).
-pub async fn notify(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    let (parts, body) = req.into_parts();
-    let body = http::read_body(&parts.headers, body).await?;
-    let signature = parts.headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !signature::verify(app.config.payments.secret.expose().as_bytes(), &body, signature) {
+pub async fn notify(app: &App, req: Read) -> Result<Reply, ApiError> {
+    let body = req.body();
+    let signature = req.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !signature::verify(app.config.payments.secret.expose().as_bytes(), body, signature) {
         metrics::counter!("gateway_payments_total", "outcome" => "bad_signature").increment(1);
         return Err(ApiError::BadSignature);
     }
     let state: PaymentState =
-        serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(format!("notification: {e}")))?;
+        serde_json::from_slice(body).map_err(|e| ApiError::Invalid(format!("notification: {e}")))?;
     if state.status == PaymentStatus::Success {
         let order_id = input::order_id(&state.merchant_order_id)?;
         check_token("attach", &state.attach).map_err(|e| ApiError::Invalid(e.0))?;

@@ -90,6 +90,8 @@ pub fn gateway_config(topic: &str, shards: &[String]) -> Config {
     config.server.listen = ([127, 0, 0, 1], 0).into();
     config.server.shutdown_grace_secs = 2;
     config.server.development = true;
+    // Every test client is 127.0.0.1.
+    config.server.max_connections_per_ip = 0;
     config.admin.tokens = [("tests".to_owned(), ADMIN_TOKEN.into())].into();
     config.redis.url = redis_url();
     config.redis.namespace = namespace(topic);
