@@ -1,10 +1,25 @@
 // Shared by the k6 scenarios: the target, the sale to load, the order call.
 import http from 'k6/http';
 import { check } from 'k6';
+import crypto from 'k6/crypto';
+import encoding from 'k6/encoding';
 
 export const BASE_URL = __ENV.BASE_URL || 'http://127.0.0.1:8080';
 export const ADMIN_TOKEN = __ENV.ADMIN_TOKEN || 'dev-admin-token';
 const JSON_HEADERS = { 'content-type': 'application/json' };
+// Buyer tokens are signed like a storefront's login would (HS256), by
+// default with the gateway's development key.
+const TOKEN_SECRET = __ENV.BUYER_TOKEN_SECRET || 'dev-buyer-token-signing-key';
+const TOKEN_KID = __ENV.BUYER_TOKEN_KID || 'dev';
+
+// A buyer token (JWT, HS256) naming `userId`, valid for an hour.
+export function buyerToken(userId) {
+  const part = (value) => encoding.b64encode(JSON.stringify(value), 'rawurl');
+  const head = part({ alg: 'HS256', typ: 'JWT', kid: TOKEN_KID });
+  const claims = part({ sub: String(userId), exp: Math.floor(Date.now() / 1000) + 3600 });
+  const signature = crypto.hmac('sha256', TOKEN_SECRET, `${head}.${claims}`, 'base64rawurl');
+  return `${head}.${claims}.${signature}`;
+}
 
 // Loads a sale of `stock` units (per-user limit 1 unless given); returns the SKU.
 export function loadSale(prefix, stock, perUserLimit = 1) {
@@ -22,7 +37,10 @@ export function loadSale(prefix, stock, perUserLimit = 1) {
 export function placeOrder(userId, sku, key) {
   return http.post(`${BASE_URL}/v1/orders`,
     JSON.stringify({ user_id: userId, sku, qty: 1 }),
-    { headers: { ...JSON_HEADERS, 'idempotency-key': key }, tags: { name: 'place_order' } });
+    {
+      headers: { ...JSON_HEADERS, 'idempotency-key': key, authorization: `Bearer ${buyerToken(userId)}` },
+      tags: { name: 'place_order' },
+    });
 }
 
 // In a flash sale these are answers, not errors: accepted, replayed, sold

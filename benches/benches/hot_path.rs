@@ -21,7 +21,7 @@ fn request_parsing(c: &mut Criterion) {
     let body = br#"{"user_id": 1234567, "sku": "iphone-17-pro-256", "qty": 1}"#;
     let mut group = c.benchmark_group("request");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("parse_and_validate", |b| b.iter(|| PlaceOrder::from_json(black_box(body)).unwrap()));
+    group.bench_function("parse_and_validate", |b| b.iter(|| PlaceOrder::from_json(black_box(body), 1).unwrap()));
     group.finish();
 }
 

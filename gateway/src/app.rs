@@ -15,6 +15,7 @@ use orderdb::ShardPools;
 use paychannel::client::{HttpChannel, PaymentChannel};
 use stock::{SaleStore, Windows};
 
+use crate::auth::Verifier;
 use crate::config::{self, Config};
 use crate::node_lease::NodeLease;
 use crate::outcomes::{PlaceError, Placed, SettleError, Settled, Unpublished};
@@ -32,6 +33,8 @@ pub struct App {
     pub traffic: ArcSwap<TrafficPolicy>,
     /// The admin tokens in force.
     pub admin: ArcSwap<config::Admin>,
+    /// How buyers are identified, as in force.
+    pub auth: ArcSwap<Verifier>,
     /// When and from what the traffic policy in force was loaded.
     pub loaded: ArcSwap<Loaded>,
     pub in_flight: InFlight,
@@ -74,6 +77,9 @@ impl App {
         Ok(Self {
             traffic: ArcSwap::from_pointee(TrafficPolicy::build(config.traffic.clone(), None)),
             admin: ArcSwap::from_pointee(config.admin.clone()),
+            auth: ArcSwap::from_pointee(
+                Verifier::build(&config.auth, config.server.development).expect("validated with the config"),
+            ),
             loaded: ArcSwap::from_pointee(Loaded::new(&config.traffic, source)),
             in_flight: InFlight::default(),
             sale_windows: SaleWindows::default(),

@@ -18,6 +18,9 @@ pub use stock::RedisConfig;
 pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
 /// The payment secret of the defaults (and of `paysim`), accepted only in development mode.
 pub const DEV_PAYMENT_SECRET: &str = "dev-payment-secret";
+/// The buyer-token key of the defaults (kid `dev`, HS256), accepted only in
+/// development mode; the load generator, k6 and the tests sign with it.
+pub const DEV_TOKEN_SECRET: &str = "dev-buyer-token-signing-key";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -29,6 +32,8 @@ pub struct Config {
     pub mysql: Mysql,
     pub orders: Orders,
     pub payments: Payments,
+    /// Who the buyer is: reloaded while running (key rotation).
+    pub auth: Auth,
     /// Limits, deny lists, breakers and load shedding: reloaded while running.
     pub traffic: Traffic,
 }
@@ -95,6 +100,57 @@ pub struct Orders {
     /// How long a SKU seen sold out is answered 409 from memory before one
     /// request is let through to Redis to look again, milliseconds.
     pub sold_out_recheck_ms: u64,
+}
+
+/// How buyers are identified on the buyer routes (`/v1/orders…`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    pub mode: AuthMode,
+    /// `jwt`: the keys buyer tokens may be signed with. A token names its
+    /// key in its header's `kid`; one without `kid` is taken only while a
+    /// single key is configured. Rotate by adding the new key, moving the
+    /// issuer to it, then removing the old one.
+    pub keys: Vec<TokenKey>,
+    /// Clock skew allowed on `exp` and `nbf`, seconds.
+    pub leeway_secs: u64,
+    /// `jwt`: the `iss` tokens must carry, if set.
+    pub issuer: Option<String>,
+    /// `jwt`: the `aud` tokens must carry, if set.
+    pub audience: Option<String>,
+    /// `trusted_header`: the header holding the user id, believed only from
+    /// a peer in `traffic.trusted_proxies`.
+    pub user_header: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// `Authorization: Bearer <JWT>`; the buyer is the token's `sub`.
+    Jwt,
+    /// A storefront backend that authenticated the buyer sets `user_header`.
+    TrustedHeader,
+}
+
+/// A key buyer tokens may be signed with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenKey {
+    pub kid: String,
+    pub algorithm: KeyAlgorithm,
+    /// HS256: the shared secret (at least 32 bytes outside development mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    /// RS256, ES256: the issuer's public key, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_pem: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyAlgorithm {
+    HS256,
+    RS256,
+    ES256,
 }
 
 /// The payment channel and how lost notifications are chased.
@@ -266,6 +322,24 @@ impl Default for Payments {
     }
 }
 
+impl Default for Auth {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::Jwt,
+            keys: vec![TokenKey {
+                kid: "dev".into(),
+                algorithm: KeyAlgorithm::HS256,
+                secret: Some(Secret::from(DEV_TOKEN_SECRET)),
+                public_key_pem: None,
+            }],
+            leeway_secs: 5,
+            issuer: None,
+            audience: None,
+            user_header: "x-user-id".into(),
+        }
+    }
+}
+
 /// The buckets when the config names no routes at all.
 fn default_routes() -> BTreeMap<LimitedRoute, RouteLimits> {
     let bucket = |per_second, burst| {
@@ -358,6 +432,16 @@ impl Config {
                     "is the development secret: set the channel's (or server.development = true on a laptop)",
                 );
             }
+            let dev_key = |key: &TokenKey| key.secret.as_ref().is_some_and(|s| s.expose() == DEV_TOKEN_SECRET);
+            if self.auth.mode == AuthMode::Jwt && self.auth.keys.iter().any(dev_key) {
+                return invalid(
+                    "auth.keys",
+                    "holds the development signing key: set your issuer's (or server.development = true on a laptop)",
+                );
+            }
+        }
+        if let Err(problem) = crate::auth::Verifier::build(&self.auth, self.server.development) {
+            return Err(ConfigError::Invalid { field: "auth", problem });
         }
         // Real secrets are long; the development ones only need to be there.
         let shortest = if self.server.development { 8 } else { 16 };
@@ -444,6 +528,9 @@ mod tests {
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("payments.secret is the development secret"), "{err}");
         config.payments.secret = Secret::from("the-channel-secret-0123");
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("auth.keys holds the development signing key"), "{err}");
+        config.auth.keys[0].secret = Some(Secret::from("an-issuer-secret-of-32-bytes-or-more"));
         config.validate().unwrap();
         config.admin.tokens.insert("short".to_owned(), Secret::from("too-short"));
         assert!(config.validate().is_err(), "a short token outside development mode");

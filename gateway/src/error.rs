@@ -7,6 +7,9 @@ use order::id::OrderId;
 use order::status::OrderStatus;
 use serde_json::{json, Value};
 
+use order::request::RequestError;
+
+use crate::auth::AuthError;
 use crate::outcomes::{OrderError, PlaceError, SettleError};
 use crate::refusal::{Dependency, Refusal};
 
@@ -24,6 +27,12 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("missing or wrong admin token")]
     Unauthorized,
+    /// A buyer route without a valid buyer token (or trusted user header).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The body names a user other than the authenticated buyer.
+    #[error("user_id is not the authenticated buyer")]
+    UserMismatch,
     #[error("no such route")]
     NotFound,
     #[error("unknown sku")]
@@ -70,7 +79,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unauthorized | Self::BadSignature => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::Unauthenticated(_) | Self::BadSignature => StatusCode::UNAUTHORIZED,
+            Self::UserMismatch => StatusCode::FORBIDDEN,
             Self::NotFound | Self::UnknownSku | Self::UnknownOrder => StatusCode::NOT_FOUND,
             Self::SoldOut
             | Self::InsufficientStock { .. }
@@ -103,6 +113,8 @@ impl ApiError {
             Self::RequestTimeout => json!({"error": "request_timeout", "detail": self.to_string()}),
             Self::MethodNotAllowed { .. } => json!({"error": "method_not_allowed"}),
             Self::Unauthorized => json!({"error": "unauthorized"}),
+            Self::Unauthenticated(detail) => json!({"error": "unauthenticated", "detail": detail}),
+            Self::UserMismatch => json!({"error": "user_mismatch", "detail": self.to_string()}),
             Self::NotFound => json!({"error": "not_found"}),
             Self::UnknownSku => json!({"error": "unknown_sku"}),
             Self::UnknownOrder => json!({"error": "unknown_order"}),
@@ -161,6 +173,21 @@ impl ApiError {
             | Self::Refused(Refusal::Overloaded | Refusal::BreakerOpen(_)) => Some(1),
             _ => None,
         }
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(err: RequestError) -> Self {
+        match err {
+            RequestError::Invalid(invalid) => Self::Invalid(invalid.0),
+            RequestError::OtherUser => Self::UserMismatch,
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        Self::Unauthenticated(err.to_string())
     }
 }
 

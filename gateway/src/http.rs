@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use serde::Serialize;
 
@@ -31,6 +31,9 @@ pub fn error(err: &ApiError) -> Reply {
     }
     if let ApiError::MethodNotAllowed { allow } = err {
         reply.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    if let ApiError::Unauthenticated(_) = err {
+        reply.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     // The body was not (all) read: the connection cannot carry another request.
     if matches!(err, ApiError::PayloadTooLarge { .. } | ApiError::RequestTimeout) {
@@ -88,6 +91,12 @@ pub async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Read
             Err(ApiError::RequestTimeout)
         }
     }
+}
+
+/// Reads and discards a body that will not be used, within `timeout`, up
+/// to [`DRAIN_BYTES`].
+pub async fn discard_body(req: Request<Incoming>, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, drain(req.into_body(), 0)).await;
 }
 
 async fn collect_limited(mut body: Incoming) -> Result<Bytes, ApiError> {

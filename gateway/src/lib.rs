@@ -25,6 +25,7 @@
 //!   `paychannel`, the domain types in `order`.
 
 pub mod app;
+pub mod auth;
 pub mod cancellation;
 pub mod config;
 pub mod connections;

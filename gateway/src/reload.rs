@@ -1,5 +1,5 @@
-//! Hot reload of the traffic and admin sections of the config file, on a
-//! change of the file and on SIGHUP. The folder is watched (editors replace files by
+//! Hot reload of the traffic, admin and auth sections of the config file,
+//! on a change of the file and on SIGHUP. The folder is watched (editors replace files by
 //! rename) and events are debounced. A file that does not parse or fails
 //! validation is refused with an error log and a metric; the last good
 //! config stays in force. Other sections need a restart: a reload that
@@ -14,6 +14,7 @@ use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 use tokio::sync::mpsc;
 
 use crate::app::App;
+use crate::auth::Verifier;
 use crate::config::Config;
 use crate::traffic::{Loaded, TrafficPolicy};
 
@@ -90,12 +91,22 @@ pub fn reload(app: &App, path: &Path, trigger: &str) {
                 tracing::info!(trigger, from = %previous.traffic_hash, to = %loaded.traffic_hash, "config reloaded: new traffic limits in force");
                 app.loaded.store(Arc::new(loaded));
             }
+            if app.auth.load().config != new.auth {
+                // Built when the config was validated: cannot fail here.
+                if let Ok(verifier) = Verifier::build(&new.auth, new.server.development) {
+                    app.auth.store(Arc::new(verifier));
+                    tracing::info!(trigger, keys = ?new.auth.keys.iter().map(|k| &k.kid).collect::<Vec<_>>(), "config reloaded: new buyer auth in force");
+                }
+            }
             if **app.admin.load() != new.admin {
                 app.admin.store(Arc::new(new.admin.clone()));
                 tracing::info!(trigger, tokens = ?new.admin.tokens.keys().collect::<Vec<_>>(), "config reloaded: new admin tokens in force");
             }
             if changed_outside_reloadable(&new, &app.config) {
-                tracing::warn!(trigger, "config changes outside [traffic] and [admin] take effect on restart only");
+                tracing::warn!(
+                    trigger,
+                    "config changes outside [traffic], [admin] and [auth] take effect on restart only"
+                );
             }
             metrics::counter!("gateway_config_reloads_total", "result" => "ok").increment(1);
         }
@@ -110,5 +121,6 @@ fn changed_outside_reloadable(new: &Config, running: &Config) -> bool {
     let mut comparable = new.clone();
     comparable.traffic = running.traffic.clone();
     comparable.admin = running.admin.clone();
+    comparable.auth = running.auth.clone();
     comparable != *running
 }

@@ -187,8 +187,11 @@ async fn raw_exchange(gateway: &TestGateway, head: &str, chunks: &[Vec<u8>]) -> 
 async fn a_chunked_body_past_the_limit_is_refused_with_413() {
     let gateway = gateway().await;
     // No Content-Length: the limit must hold while streaming.
-    let head = "POST /v1/orders HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
-                Idempotency-Key: chunky\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let head = &format!(
+        "POST /v1/orders HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
+         Authorization: Bearer {}\r\nIdempotency-Key: chunky\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        buyer_token(1)
+    );
     let chunk = |size: usize| [format!("{size:x}\r\n").into_bytes(), vec![b' '; size], b"\r\n".to_vec()].concat();
     let chunks: Vec<Vec<u8>> = (0..20).map(|_| chunk(1_024)).chain([b"0\r\n\r\n".to_vec()]).collect();
     let (status, body) = raw_exchange(&gateway, head, &chunks).await;

@@ -77,7 +77,9 @@ async fn stock_is_never_oversold_and_every_order_reaches_its_shard() {
 
     // An accepted order reads back from the shard its id names.
     let some_id = accepted.iter().next().unwrap();
-    let read = gateway.request(Method::GET, &format!("/v1/orders/{some_id}"), &[], "").await;
+    let buyer = stored.iter().flatten().find(|(id, _)| id == some_id).map(|(_, user)| *user).unwrap();
+    let auth = format!("Bearer {}", buyer_token(buyer));
+    let read = gateway.request(Method::GET, &format!("/v1/orders/{some_id}"), &[("authorization", &auth)], "").await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.json);
     assert_eq!(read.json["order_id"], some_id.to_string());
     assert_eq!(read.json["sku"], sku.as_str());

@@ -99,12 +99,14 @@ impl Stack {
 
     /// The order's status in MySQL, once it is `want`.
     async fn stored_status(&self, order_id: &str, want: &str) {
-        let path = format!("/v1/orders/{order_id}");
+        let shards = pools(&self.shards);
+        let id: order::id::OrderId = order_id.parse().unwrap();
         eventually(Duration::from_secs(30), &format!("order {order_id} {want}"), || async {
-            let answer = self.gateway.request(Method::GET, &path, &[], "").await;
-            (answer.json["status"] == want).then_some(())
+            let stored = shards.get(id).await.unwrap()?;
+            (stored.status.as_str() == want).then_some(())
         })
         .await;
+        shards.close().await;
     }
 
     async fn query_shards<T>(&self, sql: &str, order_id: &str) -> Vec<T>

@@ -41,8 +41,14 @@ async fn read_until_closed(stream: &mut TcpStream) -> Option<String> {
     read.ok().map(|_| String::from_utf8_lossy(&seen).into_owned())
 }
 
-const ORDER_HEAD: &str = "POST /v1/orders HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
-                          Idempotency-Key: slow-1\r\nContent-Length: 100\r\n\r\n";
+/// The head of an order of user 1 with a 100-byte body.
+fn order_head() -> String {
+    format!(
+        "POST /v1/orders HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
+         Authorization: Bearer {}\r\nIdempotency-Key: slow-1\r\nContent-Length: 100\r\n\r\n",
+        buyer_token(1)
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_connections_are_closed_and_never_keep_a_buyer_out() {
@@ -53,24 +59,25 @@ async fn slow_and_idle_connections_are_closed_and_never_keep_a_buyer_out() {
     let sku = unique("slow");
     gateway.load_sale(&sku, 10, 10, 100).await;
 
+    let head = order_head();
     let mut slow_headers = Vec::new();
     let mut slow_bodies = Vec::new();
     let mut idle = Vec::new();
     for _ in 0..20 {
         let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
-        stream.write_all(&ORDER_HEAD.as_bytes()[..20]).await.unwrap();
+        stream.write_all(&head.as_bytes()[..20]).await.unwrap();
         slow_headers.push(stream);
         let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
-        stream.write_all(ORDER_HEAD.as_bytes()).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
         stream.write_all(b"{").await.unwrap();
         slow_bodies.push(stream);
         idle.push(TcpStream::connect(gateway.addr).await.unwrap());
     }
     // The slow header keeps dribbling, a byte at a time.
     let dribble = tokio::spawn(async move {
-        for i in 20..ORDER_HEAD.len() {
+        for i in 20..head.len() {
             for stream in &mut slow_headers {
-                if stream.write_all(&ORDER_HEAD.as_bytes()[i..i + 1]).await.is_err() {
+                if stream.write_all(&head.as_bytes()[i..i + 1]).await.is_err() {
                     return slow_headers;
                 }
             }
@@ -119,7 +126,8 @@ async fn an_oversized_body_always_gets_its_413() {
         let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
         let head = format!(
             "POST /v1/orders HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
-             Idempotency-Key: big-{attempt}\r\nContent-Length: {}\r\n\r\n",
+             Authorization: Bearer {}\r\nIdempotency-Key: big-{attempt}\r\nContent-Length: {}\r\n\r\n",
+            buyer_token(1),
             body.len()
         );
         stream.write_all(head.as_bytes()).await.unwrap();

@@ -126,6 +126,11 @@ fn write_config(path: &PathBuf, base: &Config, burst: u32) {
         config.admin.tokens.iter().map(|(name, token)| (name.clone(), token.expose().to_owned())).collect();
     file["admin"]["tokens"] = toml::Value::try_from(tokens).unwrap();
     file["payments"]["secret"] = config.payments.secret.expose().into();
+    for (i, key) in config.auth.keys.iter().enumerate() {
+        if let Some(secret) = &key.secret {
+            file["auth"]["keys"][i]["secret"] = secret.expose().into();
+        }
+    }
     std::fs::write(&staging, toml::to_string(&file).unwrap()).unwrap();
     std::fs::rename(&staging, path).unwrap();
 }
@@ -272,6 +277,51 @@ async fn admin_tokens_rotate_with_a_reload() {
     .await;
     assert_eq!(get_config(ADMIN_TOKEN).await, StatusCode::UNAUTHORIZED, "the old token is gone");
     std::fs::remove_dir_all(&folder).unwrap();
+}
+
+/// Every admin change writes one audit line: which token, what, the sale
+/// before and after.
+#[tokio::test]
+async fn admin_changes_write_one_audit_line_each() {
+    #[derive(Clone, Default)]
+    struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("off,audit=info")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+
+    let topic = fresh_topic(1).await;
+    let gateway = TestGateway::start(gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()])).await;
+    let sku = unique("audit");
+    gateway.load_sale(&sku, 10, 2, 100).await;
+    let changed = gateway.admin(Method::PATCH, &format!("/admin/skus/{sku}"), r#"{"add_units": 5}"#).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.json);
+    let refused = gateway.admin(Method::PATCH, &format!("/admin/skus/{sku}"), r#"{"add_units": -100}"#).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "a refused change is not a change");
+
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let audit: Vec<&str> = text.lines().filter(|line| line.contains(&sku)).collect();
+    assert_eq!(audit.len(), 2, "{text}");
+    assert!(audit[0].contains("admin=\"tests\"") || audit[0].contains("admin=tests"), "{}", audit[0]);
+    assert!(audit[0].contains("action=\"load_sale\"") || audit[0].contains("action=load_sale"), "{}", audit[0]);
+    assert!(audit[0].contains("before=null"), "{}", audit[0]);
+    assert!(
+        audit[1].contains("change_sale") && audit[1].contains("\"total\":10") && audit[1].contains("\"total\":15"),
+        "{}",
+        audit[1]
+    );
 }
 
 /// A TCP proxy to Redis that can be cut and restored, to take Redis away

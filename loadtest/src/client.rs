@@ -15,7 +15,42 @@ use serde_json::{json, Value};
 pub struct Gateway {
     base: String,
     admin_token: String,
+    buyers: Signer,
     client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// Signs buyer tokens (HS256) the way a storefront's login would: with
+/// `BUYER_TOKEN_SECRET` under key id `BUYER_TOKEN_KID`, by default the
+/// gateway's development key.
+#[derive(Clone)]
+pub struct Signer {
+    header: jsonwebtoken::Header,
+    key: jsonwebtoken::EncodingKey,
+}
+
+/// Lifetime of the tokens signed here, seconds.
+const TOKEN_LIFETIME_SECS: i64 = 3_600;
+
+impl Signer {
+    pub fn from_env() -> Self {
+        let secret = std::env::var("BUYER_TOKEN_SECRET").unwrap_or_else(|_| "dev-buyer-token-signing-key".into());
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(std::env::var("BUYER_TOKEN_KID").unwrap_or_else(|_| "dev".into()));
+        Self { header, key: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()) }
+    }
+
+    /// A token naming `user_id`, valid for an hour.
+    pub fn token(&self, user_id: u64) -> String {
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |now| now.as_secs() as i64 + TOKEN_LIFETIME_SECS);
+        let claims = json!({"sub": user_id.to_string(), "exp": exp});
+        jsonwebtoken::encode(&self.header, &claims, &self.key).expect("HS256 signing does not fail")
+    }
+
+    fn bearer(&self, user_id: u64) -> String {
+        format!("Bearer {}", self.token(user_id))
+    }
 }
 
 /// A sale's counters as `GET /admin/skus/{sku}` shows them.
@@ -47,13 +82,19 @@ impl Gateway {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(connections).build(connector);
-        Ok(Self { base: base.trim_end_matches('/').to_owned(), admin_token: admin_token.to_owned(), client })
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            admin_token: admin_token.to_owned(),
+            buyers: Signer::from_env(),
+            client,
+        })
     }
 
     /// `POST /v1/orders`; the status and the body.
     pub async fn place(&self, user_id: u64, sku: &str, qty: u32, key: &str) -> anyhow::Result<(StatusCode, Bytes)> {
         let body = json!({"user_id": user_id, "sku": sku, "qty": qty}).to_string();
         let req = Request::post(format!("{}/v1/orders", self.base))
+            .header("authorization", self.buyers.bearer(user_id))
             .header("content-type", "application/json")
             .header("idempotency-key", key)
             .body(Full::new(Bytes::from(body)))?;
@@ -64,6 +105,7 @@ impl Gateway {
     pub async fn pay(&self, order_id: &str, user_id: u64, sku: &str) -> anyhow::Result<String> {
         let body = json!({"user_id": user_id, "sku": sku}).to_string();
         let req = Request::post(format!("{}/v1/orders/{order_id}/pay", self.base))
+            .header("authorization", self.buyers.bearer(user_id))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))?;
         let (status, reply) = self.send(req).await?;
@@ -78,14 +120,17 @@ impl Gateway {
     pub async fn cancel(&self, order_id: &str, user_id: u64, sku: &str) -> anyhow::Result<StatusCode> {
         let body = json!({"user_id": user_id, "sku": sku}).to_string();
         let req = Request::post(format!("{}/v1/orders/{order_id}/cancel", self.base))
+            .header("authorization", self.buyers.bearer(user_id))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))?;
         Ok(self.send(req).await?.0)
     }
 
-    /// `GET /v1/orders/{id}`; the status.
-    pub async fn order(&self, order_id: &str) -> anyhow::Result<StatusCode> {
-        let req = Request::get(format!("{}/v1/orders/{order_id}", self.base)).body(Full::new(Bytes::new()))?;
+    /// `GET /v1/orders/{id}` as its buyer; the status.
+    pub async fn order(&self, order_id: &str, user_id: u64) -> anyhow::Result<StatusCode> {
+        let req = Request::get(format!("{}/v1/orders/{order_id}", self.base))
+            .header("authorization", self.buyers.bearer(user_id))
+            .body(Full::new(Bytes::new()))?;
         Ok(self.send(req).await?.0)
     }
 

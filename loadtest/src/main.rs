@@ -6,6 +6,9 @@
 //! invariant check of `scripts/chaos.sh`; [`burst`] the closed-loop generator; [`bench`]
 //! the floors; [`client`] the HTTP calls; [`report`] and [`timeline`] the
 //! figures and the chart; [`shards`] the MySQL counts.
+//!
+//! Buyers present tokens signed with `BUYER_TOKEN_SECRET` (key id
+//! `BUYER_TOKEN_KID`), by default the gateway's development key (`dev`).
 
 mod bench;
 mod burst;
@@ -53,6 +56,14 @@ enum Scenario {
     /// The floors (bare HTTP, pipelined Redis, plain INSERT) and the stack's
     /// figures as ratios against them, in one run, as one table.
     Bench(BenchArgs),
+    /// Prints a buyer token for `--user`, signed like the scenarios' (for curl).
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    #[arg(long)]
+    user: u64,
 }
 
 #[derive(clap::Args)]
@@ -290,6 +301,10 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Bench(args) => bench(args).await,
         Scenario::ChaosBuyers(args) => chaos_buyers(args).await,
         Scenario::ChaosCheck(args) => chaos_check(args).await,
+        Scenario::Token(args) => {
+            println!("{}", client::Signer::from_env().token(args.user));
+            Ok(())
+        }
     }
 }
 

@@ -100,7 +100,7 @@ impl Mixed {
                             }
                         }
                         // And the buyer looks at the order (it may not be stored yet).
-                        let _ = gateway.order(&order_id).await;
+                        let _ = gateway.order(&order_id, user).await;
                     }
                     tally.lock().unwrap().absorb(mine);
                 })

@@ -1,5 +1,6 @@
-//! The place-order request: `{"user_id": u64, "sku": "...", "qty": 1..=100}`
-//! plus the `Idempotency-Key` header, validated before any I/O.
+//! The place-order request: `{"sku": "...", "qty": 1..=100, "user_id"?: u64}`
+//! plus the `Idempotency-Key` header, validated before any I/O. The buyer
+//! is the authenticated one; a `user_id` in the body, if any, must be theirs.
 
 use serde::Deserialize;
 
@@ -21,10 +22,30 @@ pub struct PlaceOrder {
 #[error("{0}")]
 pub struct InvalidRequest(pub String);
 
+/// Why a buyer's request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Malformed or out of range.
+    #[error(transparent)]
+    Invalid(#[from] InvalidRequest),
+    /// The body names a user other than the authenticated buyer.
+    #[error("user_id is not the authenticated buyer")]
+    OtherUser,
+}
+
+/// The buyer: the authenticated one, which a `user_id` in the body must match.
+fn buyer_of(claimed: Option<u64>, buyer: u64) -> Result<u64, RequestError> {
+    match claimed {
+        Some(0) => Err(InvalidRequest("user_id must be a positive integer".into()).into()),
+        Some(claimed) if claimed != buyer => Err(RequestError::OtherUser),
+        _ => Ok(buyer),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPlaceOrder {
-    user_id: u64,
+    user_id: Option<u64>,
     sku: String,
     // Wider than the accepted range so that `-1` or `0` gets a range message
     // rather than a type error.
@@ -32,36 +53,42 @@ struct RawPlaceOrder {
 }
 
 impl PlaceOrder {
-    /// Parses and validates a JSON body.
-    pub fn from_json(body: &[u8]) -> Result<Self, InvalidRequest> {
+    /// Parses and validates a JSON body of `buyer`.
+    pub fn from_json(body: &[u8], buyer: u64) -> Result<Self, RequestError> {
         let raw: RawPlaceOrder = serde_json::from_slice(body).map_err(|e| InvalidRequest(format!("body: {e}")))?;
-        if raw.user_id == 0 {
-            return Err(InvalidRequest("user_id must be a positive integer".into()));
-        }
+        let user_id = buyer_of(raw.user_id, buyer)?;
         check_token("sku", &raw.sku)?;
         let qty = u32::try_from(raw.qty)
             .ok()
             .filter(|qty| (1..=MAX_QTY).contains(qty))
             .ok_or_else(|| InvalidRequest(format!("qty must be between 1 and {MAX_QTY}")))?;
-        Ok(Self { user_id: raw.user_id, sku: raw.sku, qty })
+        Ok(Self { user_id, sku: raw.sku, qty })
     }
 }
 
 /// Who asks to pay or cancel an order, and the order's SKU:
-/// `{"user_id": u64, "sku": "..."}`. The SKU names where the order's
-/// reservation lives; the user must be the order's.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `{"sku": "...", "user_id"?: u64}`. The SKU names where the order's
+/// reservation lives; the buyer must be the order's.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderOwner {
     pub user_id: u64,
     pub sku: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrderOwner {
+    user_id: Option<u64>,
+    sku: String,
+}
+
 impl OrderOwner {
-    pub fn from_json(body: &[u8]) -> Result<Self, InvalidRequest> {
-        let owner: OrderOwner = serde_json::from_slice(body).map_err(|e| InvalidRequest(format!("body: {e}")))?;
-        check_token("sku", &owner.sku)?;
-        Ok(owner)
+    /// Parses a JSON body of `buyer`.
+    pub fn from_json(body: &[u8], buyer: u64) -> Result<Self, RequestError> {
+        let raw: RawOrderOwner = serde_json::from_slice(body).map_err(|e| InvalidRequest(format!("body: {e}")))?;
+        let user_id = buyer_of(raw.user_id, buyer)?;
+        check_token("sku", &raw.sku)?;
+        Ok(Self { user_id, sku: raw.sku })
     }
 }
 
@@ -91,14 +118,22 @@ pub fn check_token(name: &str, value: &str) -> Result<(), InvalidRequest> {
 mod tests {
     use super::*;
 
-    fn parse(body: &str) -> Result<PlaceOrder, InvalidRequest> {
-        PlaceOrder::from_json(body.as_bytes())
+    fn parse(body: &str) -> Result<PlaceOrder, RequestError> {
+        PlaceOrder::from_json(body.as_bytes(), 7)
     }
 
     #[test]
     fn accepts_a_good_request() {
         let order = parse(r#"{"user_id": 7, "sku": "iphone-17_pro", "qty": 2}"#).unwrap();
         assert_eq!(order, PlaceOrder { user_id: 7, sku: "iphone-17_pro".into(), qty: 2 });
+        let order = parse(r#"{"sku": "tv", "qty": 1}"#).unwrap();
+        assert_eq!(order.user_id, 7, "no user_id in the body: the buyer's");
+    }
+
+    #[test]
+    fn another_users_id_is_refused() {
+        assert_eq!(parse(r#"{"user_id": 8, "sku": "tv", "qty": 1}"#), Err(RequestError::OtherUser));
+        assert_eq!(OrderOwner::from_json(br#"{"user_id": 8, "sku": "tv"}"#, 7), Err(RequestError::OtherUser));
     }
 
     #[test]
@@ -106,7 +141,7 @@ mod tests {
         let cases = [
             ("{", "EOF"),
             ("[]", "expected struct"),
-            (r#"{"sku": "a", "qty": 1}"#, "missing field `user_id`"),
+            (r#"{"user_id": 7, "qty": 1}"#, "missing field `sku`"),
             (r#"{"user_id": "7", "sku": "a", "qty": 1}"#, "invalid type"),
             (r#"{"user_id": -7, "sku": "a", "qty": 1}"#, "invalid value"),
             (r#"{"user_id": 0, "sku": "a", "qty": 1}"#, "user_id must be"),
@@ -119,18 +154,19 @@ mod tests {
             (r#"{"user_id": 7, "sku": "a", "qty": 1, "coupon": "x"}"#, "unknown field `coupon`"),
         ];
         for (body, expected) in cases {
-            let err = parse(body).unwrap_err();
-            assert!(err.0.contains(expected), "{body}: {err}");
+            let err = parse(body).unwrap_err().to_string();
+            assert!(err.contains(expected), "{body}: {err}");
         }
         assert!(parse(&format!(r#"{{"user_id": 1, "sku": "{}", "qty": 1}}"#, "x".repeat(65))).is_err());
     }
 
     #[test]
     fn order_owners_name_user_and_sku() {
-        let owner = OrderOwner::from_json(br#"{"user_id": 3, "sku": "tv"}"#).unwrap();
+        let owner = OrderOwner::from_json(br#"{"user_id": 3, "sku": "tv"}"#, 3).unwrap();
         assert_eq!((owner.user_id, owner.sku.as_str()), (3, "tv"));
-        assert!(OrderOwner::from_json(br#"{"user_id": 3}"#).is_err());
-        assert!(OrderOwner::from_json(br#"{"user_id": 3, "sku": "a/b"}"#).is_err());
+        assert_eq!(OrderOwner::from_json(br#"{"sku": "tv"}"#, 3).unwrap().user_id, 3);
+        assert!(OrderOwner::from_json(br#"{"user_id": 3}"#, 3).is_err());
+        assert!(OrderOwner::from_json(br#"{"user_id": 3, "sku": "a/b"}"#, 3).is_err());
     }
 
     #[test]

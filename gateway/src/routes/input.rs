@@ -13,10 +13,10 @@ pub fn order_id(text: &str) -> Result<OrderId, ApiError> {
     text.parse().map_err(|e: order::id::BadOrderId| ApiError::Invalid(e.to_string()))
 }
 
-/// Reads `{"user_id", "sku"}` from a JSON body.
-pub fn owner(req: &Read) -> Result<OrderOwner, ApiError> {
+/// Reads `{"sku", "user_id"?}` from a JSON body of `buyer`.
+pub fn owner(req: &Read, buyer: u64) -> Result<OrderOwner, ApiError> {
     http::require_json(req.headers())?;
-    OrderOwner::from_json(req.body()).map_err(|e| ApiError::Invalid(e.0))
+    Ok(OrderOwner::from_json(req.body(), buyer)?)
 }
 
 pub fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {

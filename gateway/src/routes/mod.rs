@@ -21,6 +21,7 @@ use crate::app::App;
 use crate::config::LimitedRoute;
 use crate::error::ApiError;
 use crate::http::{self, Reply};
+use crate::traffic::TrafficPolicy;
 
 /// What a request is for, from its path.
 enum Target<'a> {
@@ -82,6 +83,11 @@ impl<'a> Target<'a> {
         })
     }
 
+    /// The buyer routes: they act for an authenticated buyer.
+    fn for_buyers(&self) -> bool {
+        matches!(self, Self::PlaceOrder | Self::GetOrder(_) | Self::PayOrder(_) | Self::CancelOrder(_))
+    }
+
     fn allow(&self) -> &'static str {
         match self {
             Self::PlaceOrder | Self::PayOrder(_) | Self::CancelOrder(_) | Self::PaymentNotify => "POST",
@@ -89,6 +95,32 @@ impl<'a> Target<'a> {
             _ => "GET",
         }
     }
+}
+
+/// What is decided from the head alone: the method, the IP deny list and
+/// buckets, and for the buyer routes the buyer (0 for the other routes:
+/// never a user id, they are positive).
+fn before_body(
+    app: &App,
+    policy: &TrafficPolicy,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+    target: &Target<'_>,
+) -> Result<u64, ApiError> {
+    if matches!(target, Target::Unknown) {
+        return Err(ApiError::NotFound);
+    }
+    if !target.allow().split(", ").any(|method| method == req.method().as_str()) {
+        return Err(ApiError::MethodNotAllowed { allow: target.allow() });
+    }
+    if let Some(route) = target.limited() {
+        let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        policy.admit(route, policy.client_ip(peer.ip(), forwarded_for))?;
+    }
+    if !target.for_buyers() {
+        return Ok(0);
+    }
+    Ok(app.auth.load().buyer(req.headers(), peer.ip(), &policy.config.trusted_proxies)?)
 }
 
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
@@ -109,19 +141,16 @@ async fn dispatch(
     peer: SocketAddr,
     target: Target<'_>,
 ) -> Result<Reply, ApiError> {
-    let allowed = target.allow().split(", ").any(|method| method == req.method().as_str());
-    if !allowed || matches!(target, Target::Unknown) {
-        return Err(if matches!(target, Target::Unknown) {
-            ApiError::NotFound
-        } else {
-            ApiError::MethodNotAllowed { allow: target.allow() }
-        });
-    }
     let policy = app.traffic.load_full();
-    if let Some(route) = target.limited() {
-        let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        policy.admit(route, policy.client_ip(peer.ip(), forwarded_for))?;
-    }
+    let buyer = match before_body(&app, &policy, &req, peer, &target) {
+        Ok(buyer) => buyer,
+        Err(err) => {
+            // Read what was sent anyway (bounded), so the answer is not lost
+            // to a connection reset.
+            http::discard_body(req, app.config.server.body_read_timeout()).await;
+            return Err(err);
+        }
+    };
     // A slow client waits here on its own time: the in-flight slot is taken
     // only once the body is in.
     let req = http::read_body(req, app.config.server.body_read_timeout()).await?;
@@ -130,10 +159,10 @@ async fn dispatch(
         None => None,
     };
     match target {
-        Target::PlaceOrder => orders::place(app.clone(), req).await,
-        Target::GetOrder(order_id) => orders::get(&app, order_id).await,
-        Target::PayOrder(order_id) => payments::pay(&app, order_id, req).await,
-        Target::CancelOrder(order_id) => orders::cancel(&app, order_id, req).await,
+        Target::PlaceOrder => orders::place(app.clone(), req, buyer).await,
+        Target::GetOrder(order_id) => orders::get(&app, order_id, buyer).await,
+        Target::PayOrder(order_id) => payments::pay(&app, order_id, req, buyer).await,
+        Target::CancelOrder(order_id) => orders::cancel(&app, order_id, req, buyer).await,
         Target::PaymentNotify => payments::notify(&app, req).await,
         Target::AdminSku(sku) if req.method() == Method::PUT => admin::put_sku(&app, sku, req).await,
         Target::AdminSku(sku) if req.method() == Method::PATCH => admin::patch_sku(&app, sku, req).await,

@@ -18,10 +18,10 @@ use crate::{cancellation, placement};
 
 /// 202 for the request that made the order; 200 with `Idempotent-Replayed`
 /// for a repeat of its key; 422 if the repeat changed the request.
-pub async fn place(app: Arc<App>, req: Read) -> Result<Reply, ApiError> {
+pub async fn place(app: Arc<App>, req: Read, buyer: u64) -> Result<Reply, ApiError> {
     let key = input::idempotency_key(req.headers())?;
     http::require_json(req.headers())?;
-    let order = PlaceOrder::from_json(req.body()).map_err(|e| ApiError::Invalid(e.0))?;
+    let order = PlaceOrder::from_json(req.body(), buyer)?;
     app.traffic.load().admit_user(LimitedRoute::PlaceOrder, order.user_id)?;
     app.sale_windows.check(&order.sku)?;
     let placed = placement::place(app, order, key).await?;
@@ -34,17 +34,19 @@ pub async fn place(app: Arc<App>, req: Read) -> Result<Reply, ApiError> {
     }
 }
 
-/// `{"user_id", "sku"}`: the buyer cancels a pending order; its units go
-/// back at once. 409 once paid or cancelled.
-pub async fn cancel(app: &App, order_id: &str, req: Read) -> Result<Reply, ApiError> {
+/// `{"sku", "user_id"?}`: the buyer cancels a pending order of theirs; its
+/// units go back at once. 409 once paid or cancelled.
+pub async fn cancel(app: &App, order_id: &str, req: Read, buyer: u64) -> Result<Reply, ApiError> {
     let order_id = input::order_id(order_id)?;
-    let owner = input::owner(&req)?;
+    let owner = input::owner(&req, buyer)?;
     app.traffic.load().admit_user(LimitedRoute::CancelOrder, owner.user_id)?;
     cancellation::cancel(app, &owner.sku, order_id, owner.user_id).await?;
     Ok(http::json(StatusCode::OK, &serde_json::json!({"order_id": order_id, "status": OrderStatus::Cancelled})))
 }
 
-pub async fn get(app: &App, order_id: &str) -> Result<Reply, ApiError> {
+/// The buyer's order; another buyer's is answered 404 like an unknown one,
+/// so order ids say nothing.
+pub async fn get(app: &App, order_id: &str, buyer: u64) -> Result<Reply, ApiError> {
     let order_id = input::order_id(order_id)?;
     let order = app
         .orders
@@ -54,6 +56,7 @@ pub async fn get(app: &App, order_id: &str) -> Result<Reply, ApiError> {
             tracing::warn!(%order_id, error = %err, "order lookup failed");
             ApiError::Unavailable(Dependency::Mysql)
         })?
+        .filter(|order| order.user_id == buyer)
         .ok_or(ApiError::UnknownOrder)?;
     Ok(http::json(StatusCode::OK, &order))
 }
