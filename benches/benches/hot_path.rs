@@ -71,7 +71,8 @@ fn limiter(c: &mut Criterion) {
     group.bench_function("admit_ip_then_user", |b| {
         b.iter(|| {
             user = (user + 1) % 100_000;
-            policy.admit(LimitedRoute::PlaceOrder, black_box(ip)).unwrap();
+            policy.admit_ip(LimitedRoute::PlaceOrder, black_box(ip)).unwrap();
+            policy.admit_global(LimitedRoute::PlaceOrder).unwrap();
             policy.admit_user(LimitedRoute::PlaceOrder, black_box(user)).unwrap();
         })
     });

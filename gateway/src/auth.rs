@@ -19,6 +19,8 @@ use crate::config::{self, AuthMode, KeyAlgorithm};
 
 /// Shortest HS256 secret outside development mode (RFC 7518: the hash size).
 const MIN_HS256_SECRET: usize = 32;
+/// Most clock skew allowed on `exp` and `nbf`, seconds.
+const MAX_LEEWAY_SECS: u64 = 300;
 
 /// Why a request names no buyer (401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +70,9 @@ impl Verifier {
     pub fn build(config: &config::Auth, development: bool) -> Result<Self, String> {
         let user_header = HeaderName::try_from(config.user_header.as_str())
             .map_err(|_| format!("user_header {:?} is not a header name", config.user_header))?;
+        if config.leeway_secs > MAX_LEEWAY_SECS {
+            return Err(format!("leeway_secs must be at most {MAX_LEEWAY_SECS}"));
+        }
         if config.mode == AuthMode::Jwt && config.keys.is_empty() {
             return Err("keys must name at least one key in jwt mode".into());
         }
@@ -118,7 +123,12 @@ impl Verifier {
         if !trusted.iter().any(|net| net.contains(&peer)) {
             return Err(AuthError::UntrustedPeer);
         }
-        let value = headers.get(&self.user_header).ok_or(AuthError::Missing)?;
+        let mut values = headers.get_all(&self.user_header).iter();
+        let value = values.next().ok_or(AuthError::Missing)?;
+        // A client's own copy in front of the proxy's must not pass.
+        if values.next().is_some() {
+            return Err(AuthError::Invalid(format!("more than one {} header", self.user_header)));
+        }
         value
             .to_str()
             .ok()
@@ -151,14 +161,23 @@ fn build_key(key: &config::TokenKey, config: &config::Auth, development: bool) -
     // Only the key's own algorithm: a token cannot pick a weaker one (or none).
     let mut validation = Validation::new(algorithm);
     validation.leeway = config.leeway_secs;
-    validation.set_required_spec_claims(&["exp", "sub"]);
+    validation.validate_nbf = true;
+    // A configured issuer or audience must be in the token, not just match when present.
+    let mut required = vec!["exp", "sub"];
     match &config.issuer {
-        Some(issuer) => validation.set_issuer(&[issuer]),
+        Some(issuer) => {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
         None => validation.iss = None,
     }
     match &config.audience {
-        Some(audience) => validation.set_audience(&[audience]),
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
         None => validation.validate_aud = false,
     }
+    validation.set_required_spec_claims(&required);
     Ok(Key { decoding, validation })
 }

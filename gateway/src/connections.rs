@@ -39,6 +39,7 @@ impl Connections {
         }
         let mut admitted = Admitted { connections: self.clone(), ip: None };
         if caps.per_ip > 0 && !exempt {
+            let ip = address_block(ip);
             let mut count = self.per_ip.entry(ip).or_insert(0);
             if *count >= caps.per_ip {
                 drop(count);
@@ -50,6 +51,15 @@ impl Connections {
         }
         metrics::gauge!("gateway_connections_open").set(self.open.load(Ordering::Relaxed) as f64);
         Some(admitted)
+    }
+}
+
+/// What counts as one address: an IPv4 address, or an IPv6 /64 (one host
+/// is handed a whole /64 and can pick a new address per connection).
+fn address_block(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
     }
 }
 
@@ -85,5 +95,10 @@ mod tests {
         drop(first);
         assert!(connections.admit(a, caps, false).is_some(), "a closed connection frees its place");
         assert_eq!(connections.open.load(Ordering::Relaxed), 2);
+
+        let (x, y): (IpAddr, IpAddr) = ("2001:db8::1".parse().unwrap(), "2001:db8::2:3".parse().unwrap());
+        let v6 = Caps { total: 10, per_ip: 1 };
+        let _held = connections.admit(x, v6, false).unwrap();
+        assert!(connections.admit(y, v6, false).is_none(), "one /64 is one address");
     }
 }

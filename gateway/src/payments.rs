@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use order::event::{OrderEvent, OrderPaid, RefundRequired};
 use order::id::OrderId;
+use order::status::OrderStatus;
 use paychannel::messages::CreatePayment;
 use serde::Serialize;
 use stock::{Confirmation, PaymentQuery, ReservationRecord};
@@ -30,15 +31,13 @@ pub struct PaymentStarted {
 /// Creates the payment at the channel for a pending order of `user_id`. The
 /// channel is asked about it later in case its notification gets lost.
 pub async fn start(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Result<PaymentStarted, OrderError> {
-    let reservation = app
-        .sales
-        .reservation(sku, order_id)
-        .await
-        .map_err(|err| {
-            tracing::warn!(%order_id, error = %err, "reservation lookup failed");
-            OrderError::Unavailable(Dependency::Redis)
-        })?
-        .ok_or(OrderError::NotPending { status: None })?;
+    let reservation = app.sales.reservation(sku, order_id).await.map_err(|err| {
+        tracing::warn!(%order_id, error = %err, "reservation lookup failed");
+        OrderError::Unavailable(Dependency::Redis)
+    })?;
+    let Some(reservation) = reservation else {
+        return Err(no_longer_held_status(app, order_id, user_id).await);
+    };
     if reservation.user_id != user_id {
         return Err(OrderError::UnknownOrder);
     }
@@ -68,6 +67,22 @@ pub async fn start(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Res
         pay_url: created.pay_url,
         qr_payload: created.qr_payload,
     })
+}
+
+/// Why an order holds no reservation, told only to its buyer: its stored
+/// status if it is theirs, else unknown (so nobody learns others' orders).
+async fn no_longer_held_status(app: &App, order_id: OrderId, user_id: u64) -> OrderError {
+    match app.orders.get(order_id).await {
+        // Still pending in MySQL: its end (paid or cancelled) is on its way there.
+        Ok(Some(order)) if order.user_id == user_id => {
+            OrderError::NotPending { status: (order.status != OrderStatus::PendingPayment).then_some(order.status) }
+        }
+        Ok(_) => OrderError::UnknownOrder,
+        Err(err) => {
+            tracing::warn!(%order_id, error = %err, "order lookup failed");
+            OrderError::Unavailable(Dependency::Mysql)
+        }
+    }
 }
 
 /// A successful payment the channel reported, verified.

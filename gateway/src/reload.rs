@@ -78,6 +78,12 @@ fn watch_file(
 /// Reads the file and swaps in its traffic section, or keeps the last good one.
 pub fn reload(app: &App, path: &Path, trigger: &str) {
     match Config::load(Some(path)) {
+        // Validated against its own flag: a reload must not switch the gate
+        // that keeps development secrets out of a deployment.
+        Ok(new) if new.server.development != app.config.server.development => {
+            tracing::error!(trigger, "config reload refused: server.development changes on restart only");
+            metrics::counter!("gateway_config_reloads_total", "result" => "failed").increment(1);
+        }
         Ok(new) => {
             let current = app.traffic.load_full();
             if new.traffic == current.config {

@@ -135,8 +135,42 @@ async fn a_user_header_is_believed_only_from_a_trusted_proxy() {
     let body = json!({"sku": "tv", "qty": 1}).to_string();
     let answer = untrusted.request(Method::POST, "/v1/orders", &headers, body.clone()).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "from an untrusted peer: {}", answer.json);
-    let answer = behind_proxy.request(Method::POST, "/v1/orders", &headers, body).await;
+    let answer = behind_proxy.request(Method::POST, "/v1/orders", &headers, body.clone()).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "from the proxy: {}", answer.json);
+    // A client's own header in front of the proxy's is not believed.
+    let twice = [JSON, ("idempotency-key", "hdr-2"), ("x-user-id", "8"), ("x-user-id", "7"), ("authorization", "none")];
+    let answer = behind_proxy.request(Method::POST, "/v1/orders", &twice, body).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "two user headers: {}", answer.json);
+}
+
+#[tokio::test]
+async fn a_configured_issuer_and_audience_must_be_in_the_token() {
+    let mut config = gateway_config("unused", &["mysql://unused@127.0.0.1:1/x".into()]);
+    config.redis.url = "redis://127.0.0.1:1".into();
+    config.auth.issuer = Some("shop".into());
+    config.auth.audience = Some("flash-sale".into());
+    let gateway = TestGateway::start(config).await;
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let hs = json!({"alg": "HS256", "kid": "dev"});
+    let body = json!({"sku": "tv", "qty": 1});
+    for (case, claims, status) in [
+        ("neither", json!({"sub": "1", "exp": exp}), StatusCode::UNAUTHORIZED),
+        ("no aud", json!({"sub": "1", "exp": exp, "iss": "shop"}), StatusCode::UNAUTHORIZED),
+        (
+            "another issuer",
+            json!({"sub": "1", "exp": exp, "iss": "other", "aud": "flash-sale"}),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "not valid yet",
+            json!({"sub": "1", "exp": exp, "iss": "shop", "aud": "flash-sale", "nbf": exp}),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("both", json!({"sub": "1", "exp": exp, "iss": "shop", "aud": "flash-sale"}), StatusCode::SERVICE_UNAVAILABLE),
+    ] {
+        let answer = place_with(&gateway, Some(token(hs.clone(), claims, DEV_TOKEN_SECRET)), body.clone()).await;
+        assert_eq!(answer.status, status, "{case}: {}", answer.json);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,8 +203,22 @@ async fn only_its_buyer_sees_pays_or_cancels_an_order() {
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "another buyer's {action}: {}", answer.json);
     }
     let path = format!("/v1/orders/{order_id}/cancel");
-    let answer = gateway.request(Method::POST, &path, &[JSON, ("authorization", &as_user(1))], body).await;
+    let answer = gateway.request(Method::POST, &path, &[JSON, ("authorization", &as_user(1))], body.clone()).await;
     assert_eq!(answer.status, StatusCode::OK, "its buyer cancels: {}", answer.json);
+
+    // No longer held: its buyer is told why, anyone else learns nothing.
+    let path = format!("/v1/orders/{order_id}/pay");
+    let status_for = |user: u64| {
+        let (gateway, path, body, auth) = (&gateway, path.clone(), body.clone(), as_user(user));
+        async move { gateway.request(Method::POST, &path, &[JSON, ("authorization", &auth)], body).await }
+    };
+    let mine = eventually(Duration::from_secs(30), "the cancellation stored", || async {
+        let answer = status_for(1).await;
+        (answer.status == StatusCode::CONFLICT && answer.json["status"] == "CANCELLED").then_some(answer)
+    })
+    .await;
+    assert_eq!(mine.json["error"], "order_not_pending");
+    assert_eq!(status_for(2).await.status, StatusCode::NOT_FOUND, "another buyer cannot tell");
     settler.stop().await;
     drop_shards(&shards).await;
 }

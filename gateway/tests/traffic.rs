@@ -279,6 +279,37 @@ async fn admin_tokens_rotate_with_a_reload() {
     std::fs::remove_dir_all(&folder).unwrap();
 }
 
+/// Development mode is fixed at start: a reload that switches it is
+/// refused whole, even when the new file is valid on its own.
+#[tokio::test]
+async fn a_reload_cannot_switch_development_mode() {
+    let topic = fresh_topic(1).await;
+    let mut base = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
+    let folder = std::env::temp_dir().join(unique("devflip"));
+    std::fs::create_dir_all(&folder).unwrap();
+    let path = folder.join("gateway.toml");
+    write_config(&path, &base, 2);
+    let gateway = TestGateway::start_with_file(Config::load(Some(&path)).unwrap(), Some(path.clone())).await;
+    let failures = || async {
+        let text = gateway.request(Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned();
+        metric(&text, "gateway_config_reloads_total{result=\"failed\"}")
+    };
+    let before = failures().await;
+    base.server.development = false;
+    base.admin.tokens = [("ops".to_owned(), "a-production-admin-token".into())].into();
+    base.payments.secret = "the-channel-secret-0123".into();
+    base.auth.keys[0].secret = Some("an-issuer-secret-of-32-bytes-or-more".into());
+    base.validate().expect("valid on its own");
+    write_config(&path, &base, 2);
+    eventually(Duration::from_secs(10), "the refused reload", || async { (failures().await > before).then_some(()) })
+        .await;
+    let still =
+        gateway.request(Method::GET, "/admin/config", &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))], "").await;
+    assert_eq!(still.status, StatusCode::OK, "the running admin tokens stay");
+    assert_eq!(still.json["config"]["server"]["development"], true);
+    std::fs::remove_dir_all(&folder).unwrap();
+}
+
 /// Every admin change writes one audit line: which token, what, the sale
 /// before and after.
 #[tokio::test]

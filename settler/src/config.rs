@@ -72,7 +72,7 @@ pub struct Kafka {
     pub partitions: i32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Mysql {
     /// One DSN per physical shard, in shard order (the gateway's list).
@@ -104,6 +104,13 @@ impl Default for Kafka {
             session_timeout_ms: 6_000,
             partitions: 8,
         }
+    }
+}
+
+impl std::fmt::Debug for Mysql {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shards: Vec<String> = self.shards.iter().map(|dsn| startup::secret::mask_password(dsn)).collect();
+        f.debug_struct("Mysql").field("shards", &shards).field("pool_size", &self.pool_size).finish()
     }
 }
 

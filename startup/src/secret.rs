@@ -43,8 +43,22 @@ impl Serialize for Secret {
 }
 
 impl<'de> Deserialize<'de> for Secret {
+    /// From a string, or a number (an all-digit secret set in the
+    /// environment arrives as one): never an error that quotes the value.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Self)
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Scalar {
+            Text(String),
+            Signed(i64),
+            Unsigned(u64),
+        }
+        match Scalar::deserialize(deserializer) {
+            Ok(Scalar::Text(text)) => Ok(Self(text)),
+            Ok(Scalar::Signed(n)) => Ok(Self(n.to_string())),
+            Ok(Scalar::Unsigned(n)) => Ok(Self(n.to_string())),
+            Err(_) => Err(serde::de::Error::custom("a secret must be a string")),
+        }
     }
 }
 
@@ -90,6 +104,10 @@ mod tests {
         assert_eq!(serde_json::to_string(&secret).unwrap(), "\"***\"");
         let back: Secret = serde_json::from_str("\"hunter22\"").unwrap();
         assert_eq!(back.expose(), "hunter22");
+        let digits: Secret = serde_json::from_str("12345678901234567").unwrap();
+        assert_eq!(digits.expose(), "12345678901234567");
+        let err = serde_json::from_str::<Secret>("[\"hunter22\"]").unwrap_err().to_string();
+        assert!(!err.contains("hunter22"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where Redis is and how long to wait for it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://host:port[/db]`; `redis-cluster://host:port?node=...` for a cluster.
@@ -15,6 +15,17 @@ pub struct RedisConfig {
     pub command_timeout_ms: u64,
     /// Prefix of every key, to share one Redis between deployments (`staging:`).
     pub namespace: String,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &startup::secret::mask_password(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("command_timeout_ms", &self.command_timeout_ms)
+            .field("namespace", &self.namespace)
+            .finish()
+    }
 }
 
 impl Default for RedisConfig {

@@ -94,6 +94,7 @@ pub fn get_config(app: &App, req: Read) -> Result<Reply, ApiError> {
     let mut config = app.config.clone();
     config.traffic = app.traffic.load().config.clone();
     config.admin = app.admin.load().as_ref().clone();
+    config.auth = app.auth.load().config.clone();
     let loaded = app.loaded.load_full();
     Ok(http::json(StatusCode::OK, &serde_json::json!({"loaded": *loaded, "config": config})))
 }

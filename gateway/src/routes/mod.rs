@@ -35,6 +35,7 @@ enum Target<'a> {
     Healthz,
     Readyz,
     Metrics,
+    OpenApi,
     Unknown,
 }
 
@@ -52,6 +53,7 @@ impl<'a> Target<'a> {
             ["healthz"] => Self::Healthz,
             ["readyz"] => Self::Readyz,
             ["metrics"] => Self::Metrics,
+            ["openapi.json"] => Self::OpenApi,
             _ => Self::Unknown,
         }
     }
@@ -66,6 +68,7 @@ impl<'a> Target<'a> {
                 Self::Healthz => "healthz",
                 Self::Readyz => "readyz",
                 Self::Metrics => "metrics",
+                Self::OpenApi => "openapi",
                 _ => "unknown",
             },
         }
@@ -98,8 +101,8 @@ impl<'a> Target<'a> {
 }
 
 /// What is decided from the head alone: the method, the IP deny list and
-/// buckets, and for the buyer routes the buyer (0 for the other routes:
-/// never a user id, they are positive).
+/// per-IP bucket, for the buyer routes the buyer (0 for the other routes:
+/// never a user id, they are positive), then the global bucket.
 fn before_body(
     app: &App,
     policy: &TrafficPolicy,
@@ -113,14 +116,19 @@ fn before_body(
     if !target.allow().split(", ").any(|method| method == req.method().as_str()) {
         return Err(ApiError::MethodNotAllowed { allow: target.allow() });
     }
-    if let Some(route) = target.limited() {
-        let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        policy.admit(route, policy.client_ip(peer.ip(), forwarded_for))?;
-    }
-    if !target.for_buyers() {
-        return Ok(0);
-    }
-    Ok(app.auth.load().buyer(req.headers(), peer.ip(), &policy.config.trusted_proxies)?)
+    let Some(route) = target.limited() else { return Ok(0) };
+    // Every X-Forwarded-For line, in order: a client's own line in front of
+    // the proxy's must not choose the address.
+    let forwarded_for: Vec<&str> =
+        req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    let forwarded_for = (!forwarded_for.is_empty()).then(|| forwarded_for.join(","));
+    policy.admit_ip(route, policy.client_ip(peer.ip(), forwarded_for.as_deref()))?;
+    let buyer = match target.for_buyers() {
+        true => app.auth.load().buyer(req.headers(), peer.ip(), &policy.config.trusted_proxies)?,
+        false => 0,
+    };
+    policy.admit_global(route)?;
+    Ok(buyer)
 }
 
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
@@ -171,6 +179,91 @@ async fn dispatch(
         Target::Healthz => Ok(ops::healthz()),
         Target::Readyz => Ok(ops::readyz(&app).await),
         Target::Metrics => Ok(ops::metrics(&app)),
+        Target::OpenApi => Ok(ops::openapi()),
         Target::Unknown => Err(ApiError::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::*;
+
+    /// A path of each target; a new target fails to compile here until it has one.
+    fn sample(target: &Target<'_>) -> &'static str {
+        match target {
+            Target::PlaceOrder => "/v1/orders",
+            Target::GetOrder(_) => "/v1/orders/1",
+            Target::PayOrder(_) => "/v1/orders/1/pay",
+            Target::CancelOrder(_) => "/v1/orders/1/cancel",
+            Target::PaymentNotify => "/v1/payments/notify",
+            Target::AdminSku(_) => "/admin/skus/tv",
+            Target::AdminConfig => "/admin/config",
+            Target::Healthz => "/healthz",
+            Target::Readyz => "/readyz",
+            Target::Metrics => "/metrics",
+            Target::OpenApi => "/openapi.json",
+            Target::Unknown => "/nowhere",
+        }
+    }
+
+    /// The routes and methods served, as (route label, METHOD).
+    fn served() -> BTreeSet<(&'static str, String)> {
+        let all = [
+            Target::PlaceOrder,
+            Target::GetOrder(""),
+            Target::PayOrder(""),
+            Target::CancelOrder(""),
+            Target::PaymentNotify,
+            Target::AdminSku(""),
+            Target::AdminConfig,
+            Target::Healthz,
+            Target::Readyz,
+            Target::Metrics,
+            Target::OpenApi,
+        ];
+        let mut served = BTreeSet::new();
+        for target in all {
+            let routed = Target::of(sample(&target));
+            assert_eq!(routed.label(), target.label(), "{} routes elsewhere", sample(&target));
+            for method in target.allow().split(", ") {
+                served.insert((target.label(), method.to_owned()));
+            }
+        }
+        served
+    }
+
+    #[test]
+    fn the_openapi_description_lists_exactly_the_routes_served() {
+        let spec: Value = serde_json::from_str(ops::OPENAPI).expect("docs/openapi.json is JSON");
+        let mut described = BTreeSet::new();
+        for (path, item) in spec["paths"].as_object().expect("paths") {
+            let concrete = path.replace("{order_id}", "1").replace("{sku}", "tv");
+            let target = Target::of(&concrete);
+            assert!(!matches!(target, Target::Unknown), "{path} is described but not routed");
+            for method in item.as_object().expect("operations").keys() {
+                described.insert((target.label(), method.to_uppercase()));
+            }
+        }
+        assert_eq!(described, served());
+    }
+
+    #[test]
+    fn every_error_code_the_gateway_answers_is_described() {
+        let sources = [include_str!("../error.rs"), include_str!("../server.rs")];
+        let codes: BTreeSet<&str> = sources
+            .iter()
+            .flat_map(|source| source.split("\"error\": \"").skip(1).chain(source.split("\\\"error\\\":\\\"").skip(1)))
+            .filter_map(|rest| rest.split(['"', '\\']).next())
+            .collect();
+        assert!(codes.len() > 20, "{codes:?}");
+        // Answers to a path or method that is not served at all.
+        let off_the_map = ["not_found", "method_not_allowed", "too_many_connections"];
+        for code in codes.iter().filter(|code| !off_the_map.contains(code)) {
+            assert!(ops::OPENAPI.contains(&format!("\"{code}\"")), "error code {code} is not in docs/openapi.json");
+        }
     }
 }

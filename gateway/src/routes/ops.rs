@@ -37,6 +37,16 @@ pub async fn readyz(app: &App) -> Reply {
     )
 }
 
+/// The API's OpenAPI 3.1 description (`docs/openapi.json`), kept in step
+/// with the routes by the test below.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+pub fn openapi() -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+    reply.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    reply
+}
+
 pub fn metrics(app: &App) -> Reply {
     let mut reply = Response::new(Full::new(Bytes::from(app.metrics.render())));
     reply.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));

@@ -60,18 +60,25 @@ impl TrafficPolicy {
         client_ip::client_ip(peer, forwarded_for, &self.config.trusted_proxies)
     }
 
-    /// What can be decided before the body is read: the IP deny list, then
-    /// the route's global and per-IP buckets.
-    pub fn admit(&self, route: LimitedRoute, ip: IpAddr) -> Result<(), Refusal> {
+    /// The client's own checks, before anything else: the IP deny list,
+    /// then the route's per-IP bucket.
+    pub fn admit_ip(&self, route: LimitedRoute, ip: IpAddr) -> Result<(), Refusal> {
         if self.config.deny.ips.iter().any(|net: &IpNet| net.contains(&ip)) {
             metrics::counter!("gateway_denied_total", "scope" => "ip").increment(1);
             return Err(Refusal::Denied { scope: Scope::Ip });
         }
         match self.routes.get(&route) {
-            Some(buckets) => {
-                buckets.check_global()?;
-                buckets.check_ip(ip)
-            }
+            Some(buckets) => buckets.check_ip(ip),
+            None => Ok(()),
+        }
+    }
+
+    /// The route's global bucket: taken only by requests that passed the
+    /// client's checks and authentication, so a flood without tokens does
+    /// not empty it for the buyers.
+    pub fn admit_global(&self, route: LimitedRoute) -> Result<(), Refusal> {
+        match self.routes.get(&route) {
+            Some(buckets) => buckets.check_global(),
             None => Ok(()),
         }
     }
