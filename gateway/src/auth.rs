@@ -4,7 +4,8 @@
 //! key, so several can be in force during a rotation); `exp` and `sub` are
 //! required, and `sub` is the user id. In `trusted_header` mode a storefront
 //! backend that authenticated the buyer names them in a header, believed
-//! only from a trusted proxy. Rebuilt on every config reload.
+//! only from a trusted proxy. Rebuilt on every config reload. The `[auth]`
+//! section is defined here (and re-exported by `config`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,9 +14,81 @@ use hyper::header::{HeaderName, AUTHORIZATION};
 use hyper::HeaderMap;
 use ipnet::IpNet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use startup::secret::Secret;
 
-use crate::config::{self, AuthMode, KeyAlgorithm};
+/// The buyer-token key of the defaults (kid `dev`, HS256), accepted only in
+/// development mode; the load generator, k6 and the tests sign with it.
+pub const DEV_TOKEN_SECRET: &str = "dev-buyer-token-signing-key";
+
+/// How buyers are identified on the buyer routes (`/v1/orders…`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    pub mode: AuthMode,
+    /// `jwt`: the keys buyer tokens may be signed with. A token names its
+    /// key in its header's `kid`; one without `kid` is taken only while a
+    /// single key is configured. Rotate by adding the new key, moving the
+    /// issuer to it, then removing the old one.
+    pub keys: Vec<TokenKey>,
+    /// Clock skew allowed on `exp` and `nbf`, seconds.
+    pub leeway_secs: u64,
+    /// `jwt`: the `iss` tokens must carry, if set.
+    pub issuer: Option<String>,
+    /// `jwt`: the `aud` tokens must carry, if set.
+    pub audience: Option<String>,
+    /// `trusted_header`: the header holding the user id, believed only from
+    /// a peer in `traffic.trusted_proxies`.
+    pub user_header: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// `Authorization: Bearer <JWT>`; the buyer is the token's `sub`.
+    Jwt,
+    /// A storefront backend that authenticated the buyer sets `user_header`.
+    TrustedHeader,
+}
+
+/// A key buyer tokens may be signed with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenKey {
+    pub kid: String,
+    pub algorithm: KeyAlgorithm,
+    /// HS256: the shared secret (at least 32 bytes outside development mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    /// RS256, ES256: the issuer's public key, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_pem: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyAlgorithm {
+    HS256,
+    RS256,
+    ES256,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::Jwt,
+            keys: vec![TokenKey {
+                kid: "dev".into(),
+                algorithm: KeyAlgorithm::HS256,
+                secret: Some(Secret::from(DEV_TOKEN_SECRET)),
+                public_key_pem: None,
+            }],
+            leeway_secs: 5,
+            issuer: None,
+            audience: None,
+            user_header: "x-user-id".into(),
+        }
+    }
+}
 
 /// Shortest HS256 secret outside development mode (RFC 7518: the hash size).
 const MIN_HS256_SECRET: usize = 32;
@@ -59,7 +132,7 @@ struct Key {
 
 pub struct Verifier {
     /// The section it was built from, to tell whether a reload changes it.
-    pub config: config::Auth,
+    pub config: Auth,
     mode: AuthMode,
     keys: HashMap<String, Key>,
     user_header: HeaderName,
@@ -67,7 +140,7 @@ pub struct Verifier {
 
 impl Verifier {
     /// The verifier of `config`, or what is wrong with it.
-    pub fn build(config: &config::Auth, development: bool) -> Result<Self, String> {
+    pub fn build(config: &Auth, development: bool) -> Result<Self, String> {
         let user_header = HeaderName::try_from(config.user_header.as_str())
             .map_err(|_| format!("user_header {:?} is not a header name", config.user_header))?;
         if config.leeway_secs > MAX_LEEWAY_SECS {
@@ -141,7 +214,7 @@ fn user_id(text: &str) -> Option<u64> {
     text.parse().ok().filter(|id| *id > 0)
 }
 
-fn build_key(key: &config::TokenKey, config: &config::Auth, development: bool) -> Result<Key, String> {
+fn build_key(key: &TokenKey, config: &Auth, development: bool) -> Result<Key, String> {
     let (algorithm, decoding) = match (key.algorithm, &key.secret, &key.public_key_pem) {
         (KeyAlgorithm::HS256, Some(secret), None) => {
             if !development && secret.expose().len() < MIN_HS256_SECRET {

@@ -8,6 +8,7 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
+pub use crate::auth::{Auth, AuthMode, KeyAlgorithm, TokenKey, DEV_TOKEN_SECRET};
 pub use events::producer::KafkaConfig;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -18,9 +19,6 @@ pub use stock::RedisConfig;
 pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
 /// The payment secret of the defaults (and of `paysim`), accepted only in development mode.
 pub const DEV_PAYMENT_SECRET: &str = "dev-payment-secret";
-/// The buyer-token key of the defaults (kid `dev`, HS256), accepted only in
-/// development mode; the load generator, k6 and the tests sign with it.
-pub const DEV_TOKEN_SECRET: &str = "dev-buyer-token-signing-key";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -100,57 +98,6 @@ pub struct Orders {
     /// How long a SKU seen sold out is answered 409 from memory before one
     /// request is let through to Redis to look again, milliseconds.
     pub sold_out_recheck_ms: u64,
-}
-
-/// How buyers are identified on the buyer routes (`/v1/orders…`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Auth {
-    pub mode: AuthMode,
-    /// `jwt`: the keys buyer tokens may be signed with. A token names its
-    /// key in its header's `kid`; one without `kid` is taken only while a
-    /// single key is configured. Rotate by adding the new key, moving the
-    /// issuer to it, then removing the old one.
-    pub keys: Vec<TokenKey>,
-    /// Clock skew allowed on `exp` and `nbf`, seconds.
-    pub leeway_secs: u64,
-    /// `jwt`: the `iss` tokens must carry, if set.
-    pub issuer: Option<String>,
-    /// `jwt`: the `aud` tokens must carry, if set.
-    pub audience: Option<String>,
-    /// `trusted_header`: the header holding the user id, believed only from
-    /// a peer in `traffic.trusted_proxies`.
-    pub user_header: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMode {
-    /// `Authorization: Bearer <JWT>`; the buyer is the token's `sub`.
-    Jwt,
-    /// A storefront backend that authenticated the buyer sets `user_header`.
-    TrustedHeader,
-}
-
-/// A key buyer tokens may be signed with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenKey {
-    pub kid: String,
-    pub algorithm: KeyAlgorithm,
-    /// HS256: the shared secret (at least 32 bytes outside development mode).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<Secret>,
-    /// RS256, ES256: the issuer's public key, PEM.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_key_pem: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum KeyAlgorithm {
-    HS256,
-    RS256,
-    ES256,
 }
 
 /// The payment channel and how lost notifications are chased.
@@ -325,24 +272,6 @@ impl Default for Payments {
             channel_timeout_ms: 3_000,
             query_every_secs: 60,
             query_for_secs: 1_800,
-        }
-    }
-}
-
-impl Default for Auth {
-    fn default() -> Self {
-        Self {
-            mode: AuthMode::Jwt,
-            keys: vec![TokenKey {
-                kid: "dev".into(),
-                algorithm: KeyAlgorithm::HS256,
-                secret: Some(Secret::from(DEV_TOKEN_SECRET)),
-                public_key_pem: None,
-            }],
-            leeway_secs: 5,
-            issuer: None,
-            audience: None,
-            user_header: "x-user-id".into(),
         }
     }
 }
