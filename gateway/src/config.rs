@@ -30,6 +30,8 @@ pub struct Config {
     pub mysql: Mysql,
     pub orders: Orders,
     pub payments: Payments,
+    /// Buyers who hoard units: refused for a while.
+    pub abuse: Abuse,
     /// Who the buyer is: reloaded while running (key rotation).
     pub auth: Auth,
     /// Limits, deny lists, breakers and load shedding: reloaded while running.
@@ -98,6 +100,24 @@ pub struct Orders {
     /// How long a SKU seen sold out is answered 409 from memory before one
     /// request is let through to Redis to look again, milliseconds.
     pub sold_out_recheck_ms: u64,
+}
+
+/// The security check before an order: a buyer with more than
+/// `max_strikes` orders cancelled or let expire within `window_secs` (the
+/// window starts at their first strike) is refused until it ends. The
+/// settler counts the expiries with its own `abuse.window_secs`: keep them equal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Abuse {
+    /// 0 switches the check off (and its Redis read on every order).
+    pub max_strikes: u32,
+    pub window_secs: u64,
+}
+
+impl Default for Abuse {
+    fn default() -> Self {
+        Self { max_strikes: 5, window_secs: 3_600 }
+    }
 }
 
 /// The payment channel and how lost notifications are chased.

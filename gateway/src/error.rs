@@ -45,6 +45,8 @@ pub enum ApiError {
     InsufficientStock { available: i64 },
     #[error("purchase limit exceeded")]
     PurchaseLimitExceeded,
+    #[error("too many orders cancelled or left unpaid lately; try again later")]
+    CoolingDown { retry_after_secs: u64 },
     #[error("an earlier request with this key is still being processed")]
     InProgress { order_id: OrderId },
     #[error("the order is no longer pending payment")]
@@ -80,7 +82,7 @@ impl ApiError {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized | Self::Unauthenticated(_) | Self::BadSignature => StatusCode::UNAUTHORIZED,
-            Self::UserMismatch => StatusCode::FORBIDDEN,
+            Self::UserMismatch | Self::CoolingDown { .. } => StatusCode::FORBIDDEN,
             Self::NotFound | Self::UnknownSku | Self::UnknownOrder => StatusCode::NOT_FOUND,
             Self::SoldOut
             | Self::InsufficientStock { .. }
@@ -123,6 +125,11 @@ impl ApiError {
                 json!({"error": "insufficient_stock", "available": available})
             }
             Self::PurchaseLimitExceeded => json!({"error": "purchase_limit_exceeded"}),
+            Self::CoolingDown { retry_after_secs } => json!({
+                "error": "cooling_down",
+                "retry_after_secs": retry_after_secs,
+                "detail": self.to_string(),
+            }),
             Self::InProgress { order_id } => json!({"error": "request_in_progress", "order_id": order_id}),
             Self::IdempotencyKeyReused => json!({"error": "idempotency_key_reused"}),
             Self::NotPending { status } => json!({"error": "order_not_pending", "status": status}),
@@ -167,7 +174,8 @@ impl ApiError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Self::Refused(Refusal::RateLimited { retry_after_secs, .. })
-            | Self::OutcomeUnknown { retry_after_secs, .. } => Some(*retry_after_secs),
+            | Self::OutcomeUnknown { retry_after_secs, .. }
+            | Self::CoolingDown { retry_after_secs } => Some(*retry_after_secs),
             Self::Unavailable(_)
             | Self::InProgress { .. }
             | Self::Refused(Refusal::Overloaded | Refusal::BreakerOpen(_)) => Some(1),
@@ -205,6 +213,7 @@ impl From<PlaceError> for ApiError {
             PlaceError::SoldOut => Self::SoldOut,
             PlaceError::InsufficientStock { available } => Self::InsufficientStock { available },
             PlaceError::LimitExceeded => Self::PurchaseLimitExceeded,
+            PlaceError::CoolingDown { retry_after_secs } => Self::CoolingDown { retry_after_secs },
             PlaceError::KeyReused => Self::IdempotencyKeyReused,
             PlaceError::InProgress { order_id } => Self::InProgress { order_id },
             PlaceError::Unavailable(dependency) => Self::Unavailable(dependency),

@@ -44,6 +44,9 @@ pub enum PlaceError {
     InsufficientStock { available: i64 },
     #[error("purchase limit exceeded")]
     LimitExceeded,
+    /// Too many orders cancelled or let expire lately.
+    #[error("the buyer is cooling down")]
+    CoolingDown { retry_after_secs: u64 },
     /// The key belongs to another request (another buyer or quantity).
     #[error("idempotency key reused with a different request")]
     KeyReused,

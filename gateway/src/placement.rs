@@ -43,6 +43,8 @@ pub async fn place(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Plac
         }
     }
 
+    cooling_down(&app, order.user_id).await?;
+
     let (task_app, task_order, task_key) = (app.clone(), order.clone(), key.clone());
     let (outcome, ran_here) = app
         .placing
@@ -61,6 +63,28 @@ pub async fn place(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Plac
     }
     // A request that joined another's placement of its key is a repeat.
     same_request(&order, Placed { replayed: placed.replayed || !ran_here, ..placed })
+}
+
+/// The security check before an order: a buyer with more than
+/// `abuse.max_strikes` orders cancelled or let expire in the current window
+/// waits for its end. If Redis cannot say, the order goes on (reserving
+/// needs Redis anyway).
+async fn cooling_down(app: &App, user_id: u64) -> Result<(), PlaceError> {
+    let max = app.config.abuse.max_strikes;
+    if max == 0 {
+        return Ok(());
+    }
+    match app.sales.strikes(user_id).await {
+        Ok((strikes, left_ms)) if strikes > i64::from(max) => {
+            metrics::counter!("gateway_cooling_down_total").increment(1);
+            Err(PlaceError::CoolingDown { retry_after_secs: (left_ms as u64).div_ceil(1_000).max(1) })
+        }
+        Ok(_) => Ok(()),
+        Err(err) => {
+            tracing::warn!(user_id, error = %err, "could not read the buyer's strikes; letting the order through");
+            Ok(())
+        }
+    }
 }
 
 /// The placement, if it was made for this buyer and quantity.

@@ -29,6 +29,10 @@ struct Stack {
 
 impl Stack {
     async fn start(payment_window_secs: u64) -> Self {
+        Self::start_configured(payment_window_secs, |_| {}).await
+    }
+
+    async fn start_configured(payment_window_secs: u64, tweak: impl FnOnce(&mut gateway::config::Config)) -> Self {
         let topic = fresh_topic(2).await;
         let shards = fresh_shards(2).await;
         let paysim = start_paysim().await;
@@ -46,6 +50,7 @@ impl Stack {
             assert!(payment_window_secs > 3, "the payment window must exceed the confirm window");
         }
         config.orders.idempotency_ttl_secs = payment_window_secs.max(600);
+        tweak(&mut config);
         let gateway = Arc::new(TestGateway::start(config).await);
         let settler = TestSettler::start(settler_config(&topic, &shards));
         Self { topic, shards, gateway, settler, paysim }
@@ -173,6 +178,45 @@ async fn a_paid_order_is_sold_and_stored_paid() {
     assert_eq!(stack.owner_request(&order_id, "pay", 1, &sku).await.status, StatusCode::CONFLICT);
     let cancel = stack.owner_request(&order_id, "cancel", 1, &sku).await;
     assert_eq!((cancel.status, cancel.json["status"].as_str()), (StatusCode::CONFLICT, Some("PAID")));
+    stack.stop().await;
+}
+
+/// The security check before an order: cancellations (counted by the
+/// gateway) and expiries (counted by the sweeper) add up; past the limit the
+/// buyer is refused with the time left, and nobody else is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_who_cancels_and_lets_orders_expire_cools_down() {
+    let stack = Stack::start_configured(4, |config| config.abuse.max_strikes = 2).await;
+    let sku = unique("strikes");
+    stack.gateway.load_sale(&sku, 100, 100, 100).await;
+    let place = |user: u64, key: &str| {
+        let (gateway, sku, key) = (&stack.gateway, sku.clone(), key.to_owned());
+        async move { gateway.place(user, &sku, 1, &key).await }
+    };
+    for key in ["c1", "c2"] {
+        let placed = place(31, key).await;
+        assert_eq!(placed.status, StatusCode::ACCEPTED, "{}", placed.json);
+        let order_id = placed.json["order_id"].as_str().unwrap().to_owned();
+        assert_eq!(stack.owner_request(&order_id, "cancel", 31, &sku).await.status, StatusCode::OK);
+    }
+    assert_eq!(place(31, "at-the-limit").await.status, StatusCode::ACCEPTED, "two strikes are allowed");
+
+    // That order is left unpaid: the sweeper's expiry is the third strike.
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(stack.sweeper().run(async move {
+        let _ = stopped.changed().await;
+    }));
+    let refused = eventually(Duration::from_secs(30), "the third strike", || async {
+        let answer = place(31, "after").await;
+        (answer.status == StatusCode::FORBIDDEN).then_some(answer)
+    })
+    .await;
+    assert_eq!(refused.json["error"], "cooling_down", "{}", refused.json);
+    let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3_600).contains(&wait), "{wait}");
+    assert_eq!(place(32, "someone-else").await.status, StatusCode::ACCEPTED, "other buyers are not affected");
+    let _ = stop.send(true);
+    sweeper.await.unwrap();
     stack.stop().await;
 }
 

@@ -81,6 +81,12 @@ impl CancelReason {
     pub fn parse(name: &str) -> Option<Self> {
         [Self::User, Self::Timeout, Self::Unconfirmed].into_iter().find(|reason| reason.as_str() == name)
     }
+
+    /// Whether the buyer is to blame: they cancelled or let it expire (a
+    /// strike against them). An unconfirmed order is the gateway's failure.
+    pub fn is_strike(self) -> bool {
+        matches!(self, Self::User | Self::Timeout)
+    }
 }
 
 /// A pending order was cancelled and its units went back to stock.

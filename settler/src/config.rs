@@ -16,7 +16,23 @@ pub struct Config {
     pub batch: Batch,
     pub redis: RedisConfig,
     pub sweeper: Sweeper,
+    pub abuse: Abuse,
     pub ops: Ops,
+}
+
+/// Strikes against buyers: each order they let expire or cancelled counts
+/// for `window_secs` from their first (the gateway's `abuse.window_secs`:
+/// keep them equal).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Abuse {
+    pub window_secs: u64,
+}
+
+impl Default for Abuse {
+    fn default() -> Self {
+        Self { window_secs: 3_600 }
+    }
 }
 
 /// The health and metrics endpoint.

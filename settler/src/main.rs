@@ -73,6 +73,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         every: Duration::from_millis(config.sweeper.every_ms),
         rescan_every: Duration::from_millis(config.sweeper.rescan_every_ms),
         batch: config.sweeper.batch,
+        strike_window_secs: config.abuse.window_secs,
     };
     let sweep = config.sweeper.enabled;
     tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, sweep, "settler starting");

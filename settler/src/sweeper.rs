@@ -33,6 +33,9 @@ pub struct Sweeper {
     pub every: Duration,
     pub rescan_every: Duration,
     pub batch: usize,
+    /// The window of a buyer's strikes (`abuse.window_secs`): each timeout
+    /// or buyer cancellation the sweeper sends counts against the buyer.
+    pub strike_window_secs: u64,
 }
 
 /// What one round did.
@@ -125,11 +128,17 @@ impl Sweeper {
                 self.store.remove_from_outbox(sku, entry).await?;
                 continue;
             };
+            let (user_id, strike) = (cancelled.order.user_id, cancelled.reason.is_strike());
             if self.events.send(&OrderEvent::OrderCancelled(cancelled)).await.is_err() {
                 // The broker is down: the entry stays, the next round tries again.
                 return Ok((sent, false));
             }
-            self.store.remove_from_outbox(sku, entry).await?;
+            // Whoever removes the entry counts the strike: exactly once.
+            if self.store.remove_from_outbox(sku, entry).await? && strike {
+                if let Err(err) = self.store.add_strike(user_id, self.strike_window_secs).await {
+                    tracing::warn!(user_id, error = %err, "strike not counted");
+                }
+            }
             sent += 1;
         }
         Ok((sent, entries.len() < OUTBOX_AT_ONCE))

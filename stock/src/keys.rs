@@ -128,6 +128,12 @@ impl GlobalKeys {
         vec![format!("{}gateway_node:{node_id}", self.namespace)]
     }
 
+    /// String: a buyer's strikes (orders they cancelled or let expire) in
+    /// the window that began with the first; its TTL is the window's rest.
+    pub fn strikes(&self, user_id: u64) -> String {
+        format!("{}strikes:{{u{user_id}}}", self.namespace)
+    }
+
     pub fn claim_queries(&self) -> Vec<String> {
         vec![self.payment_queries.clone()]
     }

@@ -258,10 +258,33 @@ impl SaleStore {
         Ok(self.pool.next().lrange(self.keys(sku).outbox, 0, max as i64 - 1).await?)
     }
 
-    /// Drops an outbox entry once its event is acknowledged.
-    pub async fn remove_from_outbox(&self, sku: &str, entry: &str) -> Result<(), StoreError> {
-        let _: i64 = self.pool.next().lrem(self.keys(sku).outbox, 1, entry).await?;
-        Ok(())
+    /// Drops an outbox entry once its event is acknowledged. True if this
+    /// call removed it: of several senders, exactly one acts on its removal.
+    pub async fn remove_from_outbox(&self, sku: &str, entry: &str) -> Result<bool, StoreError> {
+        let removed: i64 = self.pool.next().lrem(self.keys(sku).outbox, 1, entry).await?;
+        Ok(removed == 1)
+    }
+
+    /// Counts a strike against a buyer; the count in the window that began
+    /// with their first strike (`window_secs` long).
+    pub async fn add_strike(&self, user_id: u64, window_secs: u64) -> Result<i64, StoreError> {
+        let key = self.global.strikes(user_id);
+        let pipeline = self.pool.next().pipeline();
+        let expire = Some(Expiration::EX(window_secs.max(1) as i64));
+        let () = pipeline.set(&key, 0, expire, Some(SetOptions::NX), false).await?;
+        let () = pipeline.incr(&key).await?;
+        let (_, count): (Option<String>, i64) = pipeline.all().await?;
+        Ok(count)
+    }
+
+    /// A buyer's strikes in the current window, and the ms until it ends.
+    pub async fn strikes(&self, user_id: u64) -> Result<(i64, i64), StoreError> {
+        let key = self.global.strikes(user_id);
+        let pipeline = self.pool.next().pipeline();
+        let () = pipeline.get(&key).await?;
+        let () = pipeline.pttl(&key).await?;
+        let (count, left_ms): (Option<i64>, i64) = pipeline.all().await?;
+        Ok((count.unwrap_or(0), left_ms.max(0)))
     }
 
     /// A payment of `amount_cents` arrived for the order.

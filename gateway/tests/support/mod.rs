@@ -385,6 +385,7 @@ pub fn sweeper(config: &settler::config::Config, every: Duration, batch: usize) 
         every,
         rescan_every: Duration::from_secs(60),
         batch,
+        strike_window_secs: config.abuse.window_secs,
     }
 }
 
