@@ -54,6 +54,9 @@ pub struct Server {
     pub header_read_timeout_ms: u64,
     /// A client must send a request's whole body within this, ms (else 408).
     pub body_read_timeout_ms: u64,
+    /// A write to a client that makes no progress for this long (it stopped
+    /// reading) closes the connection, ms.
+    pub write_timeout_ms: u64,
     /// Connections open at once; past it new ones are closed at accept.
     pub max_connections: usize,
     /// Connections open at once from one peer address; trusted proxies
@@ -109,14 +112,15 @@ pub struct Orders {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Abuse {
-    /// 0 switches the check off (and its Redis read on every order).
+    /// 0 (the default) switches the check off. On, it costs one Redis read
+    /// on every order, in series before the reservation.
     pub max_strikes: u32,
     pub window_secs: u64,
 }
 
 impl Default for Abuse {
     fn default() -> Self {
-        Self { max_strikes: 5, window_secs: 3_600 }
+        Self { max_strikes: 0, window_secs: 3_600 }
     }
 }
 
@@ -246,6 +250,7 @@ impl Default for Server {
             shutdown_grace_secs: 10,
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 10_000,
+            write_timeout_ms: 10_000,
             max_connections: 10_000,
             max_connections_per_ip: 500,
             development: false,
@@ -369,8 +374,14 @@ impl Config {
         if self.server.node_id > order::id::MAX_NODE {
             return invalid("server.node_id", "must be between 0 and 15");
         }
-        if self.server.header_read_timeout_ms == 0 || self.server.body_read_timeout_ms == 0 {
-            return invalid("server", "header_read_timeout_ms and body_read_timeout_ms must be positive");
+        if self.server.header_read_timeout_ms == 0
+            || self.server.body_read_timeout_ms == 0
+            || self.server.write_timeout_ms == 0
+        {
+            return invalid(
+                "server",
+                "header_read_timeout_ms, body_read_timeout_ms and write_timeout_ms must be positive",
+            );
         }
         if self.server.max_connections == 0 {
             return invalid("server.max_connections", "must be positive");
@@ -458,6 +469,10 @@ impl Server {
 
     pub fn body_read_timeout(&self) -> Duration {
         Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Layout, in the order imports run (each layer uses only those below it):
 //! - HTTP: [`server`] (the hyper accept loop, header timeouts and graceful
-//!   drain), [`connections`] (caps on open connections), [`routes`]
+//!   drain), [`connections`] (caps on open connections), [`write_timeout`]
+//!   (clients that stop reading), [`routes`]
 //!   (parse, call a workflow, map its outcome), [`http`] (bodies and
 //!   replies), [`error`] (every refusal and its HTTP status, in one place).
 //! - Workflows: [`placement`] (the hot path), [`cancellation`] (a buyer
@@ -47,6 +48,7 @@ pub mod shedding;
 pub mod single_flight;
 pub mod sold_out;
 pub mod traffic;
+pub mod write_timeout;
 
 use std::future::Future;
 use std::path::PathBuf;

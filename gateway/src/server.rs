@@ -1,7 +1,9 @@
 //! The HTTP/1 server: accept loop, per-connection tasks, graceful drain.
 //! A connection must send each request's header within
 //! `server.header_read_timeout_ms` (from its start or the previous answer),
-//! so slow and idle sockets are closed; open connections are capped.
+//! so slow and idle sockets are closed; a client that stops reading its
+//! answers is dropped after `server.write_timeout_ms`; open connections are
+//! capped.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,6 +19,7 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::connections::{Caps, Connections};
 use crate::routes;
+use crate::write_timeout::WriteTimeout;
 
 /// The answer to a connection over a cap, written once and closed.
 const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
@@ -29,6 +32,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     let connections = Arc::new(Connections::default());
     let server = &app.config.server;
     let caps = Caps { total: server.max_connections, per_ip: server.max_connections_per_ip };
+    let write_timeout = server.write_timeout();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(server.header_read_timeout());
     tokio::pin!(shutdown);
@@ -56,7 +60,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                     let app = app.clone();
                     async move { Ok::<_, Infallible>(routes::handle(app, req, peer).await) }
                 });
-                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                let io = TokioIo::new(WriteTimeout::new(stream, write_timeout));
+                let conn = graceful.watch(http.serve_connection(io, service));
                 tokio::spawn(async move {
                     if let Err(err) = conn.await {
                         if err.is_timeout() {

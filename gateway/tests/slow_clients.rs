@@ -106,6 +106,32 @@ async fn slow_and_idle_connections_are_closed_and_never_keep_a_buyer_out() {
     drop_shards(&shards).await;
 }
 
+/// A client that pipelines requests and never reads the answers is dropped
+/// once the socket buffers are full and the gateway's write stalls.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped() {
+    let gateway = gateway(&["mysql://unused@127.0.0.1:1/x".into()], |config| {
+        config.server.write_timeout_ms = 500;
+        config.server.header_read_timeout_ms = 60_000;
+    })
+    .await;
+    let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
+    // Far more answer than loopback buffers hold (each /openapi.json is ~20 KiB).
+    let request = b"GET /openapi.json HTTP/1.1\r\nHost: gateway\r\n\r\n";
+    for _ in 0..2_000 {
+        if stream.write_all(request).await.is_err() {
+            break;
+        }
+    }
+    let metrics =
+        || async { gateway.request(hyper::Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned() };
+    eventually(Duration::from_secs(20), "the stalled write given up", || async {
+        metrics().await.contains("gateway_slow_clients_total{stage=\"write\"}").then_some(())
+    })
+    .await;
+    drop(stream);
+}
+
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_its_answer() {
     let gateway = gateway(&["mysql://unused@127.0.0.1:1/x".into()], |_| {}).await;
