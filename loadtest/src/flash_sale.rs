@@ -16,7 +16,7 @@ use order::status::OrderStatus;
 use crate::burst::{burst, Tally};
 use crate::client::{Gateway, SaleCounters};
 use crate::report::{check, Latency, Lifecycle, Report};
-use crate::shards::{at_least, exactly, wait_for_orders, StatusCounts};
+use crate::shards::{at_least, describe, exactly, wait_for_orders, StatusCounts};
 use crate::timeline::latency_histogram;
 use crate::timeline::per_second;
 
@@ -87,7 +87,7 @@ impl FlashSale {
                 checks.push(check(
                     "every order in MySQL exactly once, in its status",
                     exactly(&stored, &expected) && stored.values().sum::<u64>() == accepted + lifecycle.resold,
-                    format!("{stored:?}"),
+                    describe(&stored),
                 ));
                 stored
             }

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use crate::burst::{status_of, Tally};
 use crate::client::Gateway;
 use crate::report::{check, Latency, Report};
-use crate::shards::{at_least, exactly, wait_for_orders};
+use crate::shards::{at_least, describe, exactly, wait_for_orders};
 use crate::timeline::latency_histogram;
 use crate::timeline::per_second;
 
@@ -134,7 +134,11 @@ impl Mixed {
                 sale.reserved == pending as i64,
                 format!("redis reserved {} for {pending} left unpaid, {} cancelled", sale.reserved, actions.cancelled),
             ),
-            check("MySQL has what the buyers did", exactly(&stored, &expected), format!("{stored:?} for {actions:?}")),
+            check(
+                "MySQL has what the buyers did",
+                exactly(&stored, &expected),
+                format!("{} for {actions:?}", describe(&stored)),
+            ),
             check(
                 "every session ordered",
                 accepted == latency.len(),

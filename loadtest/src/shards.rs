@@ -30,6 +30,11 @@ pub async fn wait_for_orders(
     Ok(stored)
 }
 
+/// `PAID 700, CANCELLED 300` for a report line.
+pub fn describe(stored: &StatusCounts) -> String {
+    stored.iter().map(|(status, n)| format!("{status} {n}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Whether `stored` has at least the `expected` orders in each status.
 pub fn at_least(stored: &StatusCounts, expected: &[(OrderStatus, u64)]) -> bool {
     expected.iter().all(|(status, n)| stored.get(status).copied().unwrap_or(0) >= *n)

@@ -13,7 +13,7 @@ use hyper::StatusCode;
 use crate::burst::Tally;
 use crate::client::Gateway;
 use crate::report::{check, Latency, Report};
-use crate::shards::wait_for_orders;
+use crate::shards::{describe, wait_for_orders};
 use crate::timeline::latency_histogram;
 use crate::timeline::per_second;
 
@@ -120,7 +120,7 @@ impl Storm {
             check(
                 "every order in MySQL once",
                 stored.values().sum::<u64>() == made,
-                format!("{stored:?} for {made} orders"),
+                format!("{} for {made} orders", describe(&stored)),
             ),
         ];
         Ok(Report {
