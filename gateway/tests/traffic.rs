@@ -135,6 +135,23 @@ fn write_config(path: &PathBuf, base: &Config, burst: u32) {
     std::fs::rename(&staging, path).unwrap();
 }
 
+/// A gateway started from a config file of its own (written from `base`,
+/// in a fresh folder named after `prefix`) that it watches for reloads.
+async fn gateway_from_file(prefix: &str, base: &Config) -> (TestGateway, PathBuf) {
+    let folder = std::env::temp_dir().join(unique(prefix));
+    std::fs::create_dir_all(&folder).unwrap();
+    let path = folder.join("gateway.toml");
+    write_config(&path, base, 2);
+    let gateway = TestGateway::start_with_file(Config::load(Some(&path)).unwrap(), Some(path.clone())).await;
+    (gateway, path)
+}
+
+/// The gateway's count of config reloads ended with `result` (`ok`, `failed`).
+async fn reloads(gateway: &TestGateway, result: &str) -> f64 {
+    let text = gateway.request(Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned();
+    metric(&text, &format!("gateway_config_reloads_total{{result=\"{result}\"}}"))
+}
+
 /// How many of `n` orders by one new user get past the user bucket. They
 /// go to a SKU with no sale: answered at once (404), so the bucket does not
 /// refill between them.
@@ -162,12 +179,7 @@ fn metric(text: &str, name_and_labels: &str) -> f64 {
 async fn limits_reload_from_the_file_and_on_sighup_and_a_broken_file_changes_nothing() {
     let topic = fresh_topic(1).await;
     let base = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
-    let folder = std::env::temp_dir().join(unique("reload"));
-    std::fs::create_dir_all(&folder).unwrap();
-    let path = folder.join("gateway.toml");
-    write_config(&path, &base, 2);
-    let config = Config::load(Some(&path)).unwrap();
-    let gateway = TestGateway::start_with_file(config, Some(path.clone())).await;
+    let (gateway, path) = gateway_from_file("reload", &base).await;
     let sku = unique("reload");
     gateway.load_sale(&sku, 1_000, 1_000, 100).await;
     let hash_before = gateway.admin(Method::GET, "/admin/config", "").await.json["loaded"]["traffic_hash"].clone();
@@ -189,8 +201,7 @@ async fn limits_reload_from_the_file_and_on_sighup_and_a_broken_file_changes_not
     // A broken file is refused and counted; the last good limits stay.
     std::fs::write(&path, "[traffic.routes.place_order]\nuser = { per_second = 0, burst = 1 }\n").unwrap();
     eventually(Duration::from_secs(10), "the refused reload", || async {
-        let text = gateway.request(Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned();
-        (metric(&text, "gateway_config_reloads_total{result=\"failed\"}") >= 1.0).then_some(())
+        (reloads(&gateway, "failed").await >= 1.0).then_some(())
     })
     .await;
     assert_eq!(accepted_of(&gateway, &sku, 3, 8).await, 5, "the last good config is in force");
@@ -205,22 +216,17 @@ async fn limits_reload_from_the_file_and_on_sighup_and_a_broken_file_changes_not
     assert_eq!(accepted_of(&gateway, &sku, 4, 8).await, 3);
 
     // SIGHUP reloads on its own (here an unchanged file: the count moves).
-    let reloads = || async {
-        let text = gateway.request(Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned();
-        metric(&text, "gateway_config_reloads_total{result=\"ok\"}")
-    };
-    let before = reloads().await;
+    let before = reloads(&gateway, "ok").await;
     let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status().unwrap();
     assert!(status.success());
-    eventually(Duration::from_secs(10), "the SIGHUP reload", || async { (reloads().await > before).then_some(()) })
-        .await;
+    eventually(Duration::from_secs(10), "the SIGHUP reload", || async {
+        (reloads(&gateway, "ok").await > before).then_some(())
+    })
+    .await;
 
     // Not TOML at all, then SIGHUP with that file in place, then the file
     // gone and SIGHUP: each refused and counted, the last good limits stay.
-    let failures = || async {
-        let text = gateway.request(Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned();
-        metric(&text, "gateway_config_reloads_total{result=\"failed\"}")
-    };
+    let failures = || reloads(&gateway, "failed");
     let sighup = || {
         let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status();
         assert!(status.unwrap().success());
@@ -245,7 +251,7 @@ async fn limits_reload_from_the_file_and_on_sighup_and_a_broken_file_changes_not
     })
     .await;
     assert_eq!(accepted_of(&gateway, &sku, 5, 8).await, 3, "the last good config is still in force");
-    std::fs::remove_dir_all(&folder).unwrap();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
 /// Admin tokens are rotated by editing the file: the new one works and the
@@ -254,11 +260,7 @@ async fn limits_reload_from_the_file_and_on_sighup_and_a_broken_file_changes_not
 async fn admin_tokens_rotate_with_a_reload() {
     let topic = fresh_topic(1).await;
     let mut base = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
-    let folder = std::env::temp_dir().join(unique("rotate"));
-    std::fs::create_dir_all(&folder).unwrap();
-    let path = folder.join("gateway.toml");
-    write_config(&path, &base, 2);
-    let gateway = TestGateway::start_with_file(Config::load(Some(&path)).unwrap(), Some(path.clone())).await;
+    let (gateway, path) = gateway_from_file("rotate", &base).await;
     let get_config = |token: &'static str| {
         let gateway = &gateway;
         async move {
@@ -276,7 +278,7 @@ async fn admin_tokens_rotate_with_a_reload() {
     })
     .await;
     assert_eq!(get_config(ADMIN_TOKEN).await, StatusCode::UNAUTHORIZED, "the old token is gone");
-    std::fs::remove_dir_all(&folder).unwrap();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
 /// Development mode is fixed at start: a reload that switches it is
@@ -285,29 +287,23 @@ async fn admin_tokens_rotate_with_a_reload() {
 async fn a_reload_cannot_switch_development_mode() {
     let topic = fresh_topic(1).await;
     let mut base = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
-    let folder = std::env::temp_dir().join(unique("devflip"));
-    std::fs::create_dir_all(&folder).unwrap();
-    let path = folder.join("gateway.toml");
-    write_config(&path, &base, 2);
-    let gateway = TestGateway::start_with_file(Config::load(Some(&path)).unwrap(), Some(path.clone())).await;
-    let failures = || async {
-        let text = gateway.request(Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned();
-        metric(&text, "gateway_config_reloads_total{result=\"failed\"}")
-    };
-    let before = failures().await;
+    let (gateway, path) = gateway_from_file("devflip", &base).await;
+    let before = reloads(&gateway, "failed").await;
     base.server.development = false;
     base.admin.tokens = [("ops".to_owned(), "a-production-admin-token".into())].into();
     base.payments.secret = "the-channel-secret-0123".into();
     base.auth.keys[0].secret = Some("an-issuer-secret-of-32-bytes-or-more".into());
     base.validate().expect("valid on its own");
     write_config(&path, &base, 2);
-    eventually(Duration::from_secs(10), "the refused reload", || async { (failures().await > before).then_some(()) })
-        .await;
+    eventually(Duration::from_secs(10), "the refused reload", || async {
+        (reloads(&gateway, "failed").await > before).then_some(())
+    })
+    .await;
     let still =
         gateway.request(Method::GET, "/admin/config", &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))], "").await;
     assert_eq!(still.status, StatusCode::OK, "the running admin tokens stay");
     assert_eq!(still.json["config"]["server"]["development"], true);
-    std::fs::remove_dir_all(&folder).unwrap();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
 /// Every admin change writes one audit line: which token, what, the sale
