@@ -7,18 +7,11 @@ use chrono::Utc;
 use order::event::{CancelReason, OrderCancelled, OrderEvent};
 use order::id::OrderId;
 use order::status::OrderStatus;
-use stock::Cancellation;
+use stock::{Cancellation, Strike};
 
 use crate::app::App;
 use crate::outcomes::OrderError;
 use crate::refusal::Dependency;
-
-/// Counts a cancellation against the buyer (`abuse`); a failure only logs.
-async fn strike(app: &App, user_id: u64) {
-    if let Err(err) = app.sales.add_strike(user_id, app.config.abuse.window_secs).await {
-        tracing::warn!(user_id, error = %err, "strike not counted");
-    }
-}
 
 pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Result<(), OrderError> {
     let cancellation = app.sales.cancel(sku, order_id, user_id).await.map_err(|err| {
@@ -36,13 +29,9 @@ pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Re
             // The cancellation stands either way: if the event cannot go
             // now, the settler's sweeper sends it from the outbox.
             if app.publish(&event).await.is_ok() {
-                match app.sales.remove_from_outbox(sku, &outbox_entry).await {
-                    // Whoever removes the entry counts the strike: exactly once.
-                    Ok(true) => strike(app, user_id).await,
-                    Ok(false) => {}
-                    Err(err) => {
-                        tracing::warn!(%order_id, error = %err, "cancellation left in the outbox; it will be sent again");
-                    }
+                let strike = Strike { user_id, window_secs: app.config.abuse.window_secs };
+                if let Err(err) = app.sales.cancellation_sent(sku, &outbox_entry, Some(strike)).await {
+                    tracing::warn!(%order_id, error = %err, "cancellation left in the outbox; it will be sent again");
                 }
             }
             Ok(())

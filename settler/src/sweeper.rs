@@ -22,7 +22,7 @@ use std::time::Duration;
 use events::producer::EventProducer;
 use order::event::OrderEvent;
 use stock::records::parse_outbox_entry;
-use stock::{SaleStore, StoreError};
+use stock::{SaleStore, StoreError, Strike};
 
 /// Most outbox entries sent per sale per round.
 const OUTBOX_AT_ONCE: usize = 500;
@@ -128,17 +128,15 @@ impl Sweeper {
                 self.store.remove_from_outbox(sku, entry).await?;
                 continue;
             };
-            let (user_id, strike) = (cancelled.order.user_id, cancelled.reason.is_strike());
+            let strike = cancelled
+                .reason
+                .is_strike()
+                .then_some(Strike { user_id: cancelled.order.user_id, window_secs: self.strike_window_secs });
             if self.events.send(&OrderEvent::OrderCancelled(cancelled)).await.is_err() {
                 // The broker is down: the entry stays, the next round tries again.
                 return Ok((sent, false));
             }
-            // Whoever removes the entry counts the strike: exactly once.
-            if self.store.remove_from_outbox(sku, entry).await? && strike {
-                if let Err(err) = self.store.add_strike(user_id, self.strike_window_secs).await {
-                    tracing::warn!(user_id, error = %err, "strike not counted");
-                }
-            }
+            self.store.cancellation_sent(sku, entry, strike).await?;
             sent += 1;
         }
         Ok((sent, entries.len() < OUTBOX_AT_ONCE))

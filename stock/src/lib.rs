@@ -29,6 +29,6 @@ pub use error::StoreError;
 pub use payment_queries::PaymentQuery;
 pub use records::{IdempotencyRecord, ReservationRecord};
 pub use replies::{Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept};
-pub use requests::{ReserveRequest, SaleChange, SaleTerms, Windows};
+pub use requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
 pub use scripts::RESERVE_LUA;
 pub use store::SaleStore;

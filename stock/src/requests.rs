@@ -16,6 +16,14 @@ pub struct Windows {
     pub in_flight_ms: u64,
 }
 
+/// A cancellation the buyer is to blame for (they cancelled, or let the
+/// order expire), counted against them for `window_secs` from their first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Strike {
+    pub user_id: u64,
+    pub window_secs: u64,
+}
+
 /// One reservation request, as the gateway hands it to `reserve.lua`.
 pub struct ReserveRequest<'a> {
     pub sku: &'a str,

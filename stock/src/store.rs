@@ -17,7 +17,7 @@ use crate::records::{IdempotencyRecord, ReservationRecord};
 use crate::replies::{
     parse_repair, Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept,
 };
-use crate::requests::{ReserveRequest, SaleChange, SaleTerms, Windows};
+use crate::requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
 use crate::scripts::Scripts;
 
 /// Sales in Redis, through a pool of pipelining connections.
@@ -258,11 +258,25 @@ impl SaleStore {
         Ok(self.pool.next().lrange(self.keys(sku).outbox, 0, max as i64 - 1).await?)
     }
 
-    /// Drops an outbox entry once its event is acknowledged. True if this
-    /// call removed it: of several senders, exactly one acts on its removal.
+    /// Drops an outbox entry (its event is acknowledged, or it cannot be read).
+    /// True if this call removed it: of several senders, exactly one.
     pub async fn remove_from_outbox(&self, sku: &str, entry: &str) -> Result<bool, StoreError> {
         let removed: i64 = self.pool.next().lrem(self.keys(sku).outbox, 1, entry).await?;
         Ok(removed == 1)
+    }
+
+    /// A cancellation's event was acknowledged: drops its outbox entry, and
+    /// the sender that removed it counts the `strike`, if the buyer was to
+    /// blame, so each counts once whoever sent it (gateway or sweeper). A
+    /// strike that cannot be counted is logged: the cancellation stands.
+    pub async fn cancellation_sent(&self, sku: &str, entry: &str, strike: Option<Strike>) -> Result<(), StoreError> {
+        let removed = self.remove_from_outbox(sku, entry).await?;
+        if let Some(strike) = strike.filter(|_| removed) {
+            if let Err(err) = self.add_strike(strike.user_id, strike.window_secs).await {
+                tracing::warn!(user_id = strike.user_id, error = %err, "strike not counted");
+            }
+        }
+        Ok(())
     }
 
     /// Counts a strike against a buyer; the count in the window that began
