@@ -78,6 +78,11 @@ wait_port() {
   done
 }
 
+# port_pid PORT: the pid of the process listening on 127.0.0.1:PORT (empty if none).
+port_pid() {
+  ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+}
+
 # What answers on a port, by the protocol it speaks: is_redis, is_mysql, is_kafka.
 is_redis() {
   timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; printf 'PING\r\n' >&3; head -c 5 <&3" 2>/dev/null | grep -q '^+PONG'

@@ -6,12 +6,25 @@
 # ports; installs (Debian packages) and starts what is missing. Safe to run
 # again. Ports: REDIS_PORT, MYSQL_PORT, KAFKA_PORT (scripts/lib.sh).
 #
-#   scripts/setup.sh [--release | --services-only]
+#   scripts/setup.sh [--release | --services-only] [--fresh-broker]
+#
+# --fresh-broker restarts the tansu this script started, which keeps every
+# message it was sent in memory and slows as it fills (before a benchmark);
+# the topics are created again. A broker it did not start is left alone.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PROFILE=debug
-[ "${1:-}" = "--release" ] && PROFILE=release
+SERVICES_ONLY=0
+FRESH_BROKER=0
+for arg in "$@"; do
+  case "$arg" in
+    --release) PROFILE=release ;;
+    --services-only) SERVICES_ONLY=1 ;;
+    --fresh-broker) FRESH_BROKER=1 ;;
+    *) die "unknown argument $arg" ;;
+  esac
+done
 
 # Each tool the scripts and the build use, checked itself; the missing ones
 # installed in one go.
@@ -101,6 +114,18 @@ ensure_tansu() {
   ln -sf "$bin" "$TANSU"
 }
 
+# Stops the tansu this script started on KAFKA_PORT, if it runs.
+stop_own_broker() {
+  local pidfile="$RUN/tansu-$KAFKA_PORT.pid"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    log "kafka: restarting tansu on 127.0.0.1:$KAFKA_PORT (it keeps what it was sent in memory)"
+    kill "$(cat "$pidfile")"
+    for _ in $(seq 1 100); do port_open "$KAFKA_PORT" || break; sleep 0.1; done
+  elif port_open "$KAFKA_PORT"; then
+    log "kafka: the broker on 127.0.0.1:$KAFKA_PORT was not started here; not restarting it"
+  fi
+}
+
 ensure_broker() {
   ensure_tansu
   if port_open "$KAFKA_PORT"; then
@@ -136,8 +161,9 @@ ensure_schemathesis() {
 ensure_tools
 ensure_redis
 ensure_mariadb
+[ "$FRESH_BROKER" = 1 ] && stop_own_broker
 ensure_broker
-[ "${1:-}" = "--services-only" ] && exit 0
+[ "$SERVICES_ONLY" = 1 ] && exit 0
 ensure_k6
 ensure_schemathesis
 

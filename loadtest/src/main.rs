@@ -53,9 +53,14 @@ enum Scenario {
     ChaosBuyers(ChaosBuyersArgs),
     /// Chaos: waits for the stack to settle and checks the invariants against the buyers' answers.
     ChaosCheck(ChaosCheckArgs),
-    /// The floors (bare HTTP, pipelined Redis, plain INSERT) and the stack's
-    /// figures as ratios against them, in one run, as one table.
+    /// The floors (bare HTTP, Redis, Kafka, the two composed, plain INSERT)
+    /// and the stack's figures as ratios against them, with CPU per 1,000
+    /// operations, in one run.
     Bench(BenchArgs),
+    /// The bench's bare hyper floor: serves the sold-out answer on a free
+    /// loopback port, printed first; runs until killed.
+    #[command(hide = true)]
+    HyperFloor,
     /// Prints a buyer token for `--user`, signed like the scenarios' (for curl).
     Token(TokenArgs),
 }
@@ -90,9 +95,18 @@ struct BenchArgs {
     /// MySQL server DSN without a database; the bench makes its own.
     #[arg(long, env = "MYSQL_URL", default_value = "mysql://flashsale:flashsale@127.0.0.1:3306")]
     mysql: String,
-    /// The gateway's pid, to read its peak RSS.
+    /// The gateway's pid, to read its CPU time and peak RSS.
     #[arg(long)]
     gateway_pid: Option<u32>,
+    /// The stack's settler: its CPU time is read, and it is paused
+    /// (SIGSTOP) for one accepted phase, to show what its drain costs.
+    #[arg(long)]
+    settler_pid: Option<u32>,
+    /// The broker's and Redis's pids, to read their CPU time.
+    #[arg(long)]
+    broker_pid: Option<u32>,
+    #[arg(long)]
+    redis_pid: Option<u32>,
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -299,6 +313,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::IdempotencyStorm(args) => storm(args).await,
         Scenario::Mixed(args) => mixed(args).await,
         Scenario::Bench(args) => bench(args).await,
+        Scenario::HyperFloor => bench::floors::serve_hyper_floor().await,
         Scenario::ChaosBuyers(args) => chaos_buyers(args).await,
         Scenario::ChaosCheck(args) => chaos_check(args).await,
         Scenario::Token(args) => {
@@ -369,6 +384,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         kafka_bootstrap: args.kafka,
         mysql_server: args.mysql,
         gateway_pid: args.gateway_pid,
+        settler_pid: args.settler_pid,
+        broker_pid: args.broker_pid,
+        redis_pid: args.redis_pid,
         settler_bin,
     }
     .run()
