@@ -1,37 +1,48 @@
--- acknowledge.lua: the broker acknowledged an order's OrderCreated event.
+-- acknowledge.lua: the broker acknowledged orders' OrderCreated events.
 --
--- Moves the reservation's deadline from its confirm deadline to its payment
--- deadline and marks the idempotency record acknowledged ("R" -> "A",
--- keeping its TTL), atomically. An order the sweeper already cancelled as
--- unconfirmed, or released by another request, stays gone: its buyer must
--- not be told it was accepted.
+-- For each order, atomically: moves the reservation's deadline from its
+-- confirm deadline to its payment deadline and marks the idempotency
+-- record acknowledged ("R" -> "A", keeping its TTL). An order the sweeper
+-- already cancelled as unconfirmed, or released by another request, stays
+-- gone: its buyer must not be told it was accepted. One call takes the
+-- orders of one SKU acknowledged at about the same time (a group commit).
 --
--- KEYS[1] resv:{sku}  KEYS[2] deadlines:{sku}  KEYS[3] idem:{sku}:<key>  KEYS[4] closed:{sku}
--- KEYS[5] payments:{sku}
--- ARGV[1] order id   ARGV[2] payment deadline (Unix ms)   ARGV[3] the acknowledged record
+-- KEYS[1] resv:{sku}  KEYS[2] deadlines:{sku}  KEYS[3] closed:{sku}  KEYS[4] payments:{sku}
+-- KEYS[5] idem:{sku}:<key>   order i's idempotency record is KEYS[4 + i]
+-- ARGV per order i, at 3 * (i - 1): order id, payment deadline (Unix ms), the acknowledged record
 --
--- Returns 1 when the order stands (pending, paid, or cancelled by its buyer),
--- 0 when it was cancelled as unconfirmed or released first.
+-- Returns one number per order: 1 when it stands (pending, paid, or
+-- cancelled by its buyer), 0 when it was cancelled as unconfirmed or
+-- released first.
 --
--- Example: EVALSHA <sha> 5 resv:{tv} deadlines:{tv} idem:{tv}:k1 closed:{tv} payments:{tv}
+-- Example: EVALSHA <sha> 5 resv:{tv} deadlines:{tv} closed:{tv} payments:{tv} idem:{tv}:k1
 --          81234 1790000900000 A:42:1:81234:19900:1790000900000:1790000000000
---   -> 1
+--   -> {1}
 
-if #KEYS ~= 5 or #ARGV ~= 3 then
-  return redis.error_reply('acknowledge.lua takes 5 keys and 3 arguments')
+local orders = #KEYS - 4
+if orders < 1 or #ARGV ~= 3 * orders then
+  return redis.error_reply('acknowledge.lua takes 4 keys, then one key and 3 arguments per order')
 end
 
-local order_id = ARGV[1]
-if redis.call('HEXISTS', KEYS[1], order_id) == 1 then
-  redis.call('ZADD', KEYS[2], 'XX', ARGV[2], order_id)
-elseif redis.call('HEXISTS', KEYS[5], order_id) == 0 then
-  local closed = redis.call('HGET', KEYS[4], order_id)
-  if not closed or string.find(closed, '^unconfirmed:') then
-    return 0
+local function acknowledge(idempotency, order_id, pay_by, acknowledged)
+  if redis.call('HEXISTS', KEYS[1], order_id) == 1 then
+    redis.call('ZADD', KEYS[2], 'XX', pay_by, order_id)
+  elseif redis.call('HEXISTS', KEYS[4], order_id) == 0 then
+    local closed = redis.call('HGET', KEYS[3], order_id)
+    if not closed or string.find(closed, '^unconfirmed:') then
+      return 0
+    end
   end
+  local record = redis.call('GET', idempotency)
+  if record and string.match(record, '^%a:[^:]+:[^:]+:([^:]+):') == order_id then
+    redis.call('SET', idempotency, acknowledged, 'KEEPTTL')
+  end
+  return 1
 end
-local record = redis.call('GET', KEYS[3])
-if record and string.match(record, '^%a:[^:]+:[^:]+:([^:]+):') == order_id then
-  redis.call('SET', KEYS[3], ARGV[3], 'KEEPTTL')
+
+local stands = {}
+for i = 1, orders do
+  local arg = 3 * (i - 1)
+  stands[i] = acknowledge(KEYS[4 + i], ARGV[arg + 1], ARGV[arg + 2], ARGV[arg + 3])
 end
-return 1
+return stands

@@ -32,7 +32,9 @@
 -- acknowledged the OrderCreated event.
 --
 -- Returns one of
---   {"ok", amount_cents, stock_left, sale generation}
+--   {"ok", amount_cents, stock_left, sale generation, first}
+--                                     first is "1" when the sale held no other reservation:
+--                                     the caller then adds it to the sweeper's active sales
 --   {"dup", record}                   the key was seen before (an unacknowledged
 --                                     one is past its in-flight window: re-send it)
 --   {"in_progress", record}           the key's first request may still be in flight
@@ -44,7 +46,7 @@
 --
 -- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} idem:{tv}:k1 closed:{tv}
 --          42 1 81234 1790000000000 1790000900000 86400 k1 30000 7000
---   -> {"ok", "19900", "99", "1789999000000"}
+--   -> {"ok", "19900", "99", "1789999000000", "1"}
 
 if #KEYS ~= 6 or #ARGV ~= 9 then
   return redis.error_reply('reserve.lua takes 6 keys and 9 arguments')
@@ -96,6 +98,7 @@ if held + qty > limit then
 end
 
 local amount = price * qty
+local first = redis.call('HLEN', KEYS[3]) == 0
 redis.call('HINCRBY', KEYS[1], 'stock', -qty)
 redis.call('HINCRBY', KEYS[1], 'reserved', qty)
 redis.call('HINCRBY', KEYS[2], user, qty)
@@ -103,4 +106,4 @@ local generation = sale[6] or '0'
 redis.call('HSET', KEYS[3], order_id, table.concat({user, qty, amount, now, pay_by, generation, ARGV[7]}, ':'))
 redis.call('ZADD', KEYS[4], now_ms() + confirm_ms, order_id)
 redis.call('SET', KEYS[5], table.concat({'R', user, qty, order_id, amount, pay_by, now, generation}, ':'), 'EX', ARGV[6])
-return {'ok', tostring(amount), tostring(stock - qty), generation}
+return {'ok', tostring(amount), tostring(stock - qty), generation, first and '1' or '0'}

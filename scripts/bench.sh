@@ -21,6 +21,7 @@ trap 'bash "$ROOT/scripts/stack.sh" stop' EXIT
 log "benchmark on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; load generator and stack share them"
 broker_pid=$(port_pid "$KAFKA_PORT")
 redis_pid=$(port_pid "$REDIS_PORT")
+mysql_pid=$(port_pid "$MYSQL_PORT")
 "$(cat "$STATE/bin-dir")/loadtest" bench --target "$GATEWAY_URL" --gateway-pid "$(cat "$RUN/gateway.pid")" \
   --settler-pid "$(cat "$RUN/settler.pid")" ${broker_pid:+--broker-pid "$broker_pid"} \
-  ${redis_pid:+--redis-pid "$redis_pid"} --json "$STATE/bench.json" "$@"
+  ${redis_pid:+--redis-pid "$redis_pid"} ${mysql_pid:+--mysql-pid "$mysql_pid"} --json "$STATE/bench.json" "$@"

@@ -8,15 +8,17 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use events::producer::EventProducer;
+use futures::FutureExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use order::event::OrderEvent;
 use order::id::IdGenerator;
 use orderdb::ShardPools;
 use paychannel::client::{HttpChannel, PaymentChannel};
-use stock::{SaleStore, Windows};
+use stock::{IdempotencyRecord, SaleStore, StoreError, Windows};
 
 use crate::auth::Verifier;
 use crate::config::{self, Config};
+use crate::group_commit::GroupCommit;
 use crate::node_lease::NodeLease;
 use crate::outcomes::{PlaceError, Placed, SettleError, Settled, Unpublished};
 use crate::recent_orders::RecentOrders;
@@ -39,7 +41,10 @@ pub struct App {
     pub loaded: ArcSwap<Loaded>,
     pub in_flight: InFlight,
     pub sale_windows: SaleWindows,
-    pub sales: SaleStore,
+    pub sales: Arc<SaleStore>,
+    /// Acknowledgements of accepted orders (`acknowledge.lua`), one script
+    /// call per SKU for those that arrive together.
+    pub acknowledgements: Acknowledgements,
     pub events: EventProducer,
     /// The orders database, for lookups.
     pub orders: ShardPools,
@@ -55,6 +60,28 @@ pub struct App {
     /// notification arriving together settle once and share the answer.
     pub settling: SingleFlight<Result<Settled, SettleError>>,
     pub metrics: PrometheusHandle,
+}
+
+/// (idempotency key, record) in; whether the order stands out.
+pub type Acknowledgements = GroupCommit<(String, IdempotencyRecord), Result<bool, Arc<StoreError>>>;
+
+/// Most orders one `acknowledge.lua` call takes.
+const ACKNOWLEDGE_BATCH: usize = 256;
+
+fn acknowledgements(sales: Arc<SaleStore>) -> Acknowledgements {
+    GroupCommit::new(ACKNOWLEDGE_BATCH, move |sku, orders| {
+        let sales = sales.clone();
+        async move {
+            match sales.acknowledge_many(&sku, &orders).await {
+                Ok(stands) => stands.into_iter().map(Ok).collect(),
+                Err(err) => {
+                    let err = Arc::new(err);
+                    orders.iter().map(|_| Err(err.clone())).collect()
+                }
+            }
+        }
+        .boxed()
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +101,7 @@ impl App {
     pub fn new(config: Config, source: Option<PathBuf>) -> Result<Self, StartError> {
         // First: what the constructors below record must reach the recorder.
         let metrics = crate::metrics::handle();
+        let sales = Arc::new(SaleStore::connect(&config.redis)?);
         Ok(Self {
             traffic: ArcSwap::from_pointee(TrafficPolicy::build(config.traffic.clone(), None)),
             admin: ArcSwap::from_pointee(config.admin.clone()),
@@ -83,7 +111,8 @@ impl App {
             loaded: ArcSwap::from_pointee(Loaded::new(&config.traffic, source)),
             in_flight: InFlight::default(),
             sale_windows: SaleWindows::default(),
-            sales: SaleStore::connect(&config.redis)?,
+            acknowledgements: acknowledgements(sales.clone()),
+            sales,
             events: EventProducer::new(&config.kafka)?,
             orders: ShardPools::connect_lazy(&config.mysql.shards, 8, Duration::from_secs(2))?,
             channel: Arc::new(HttpChannel::new(

@@ -31,6 +31,7 @@ pub mod cancellation;
 pub mod config;
 pub mod connections;
 pub mod error;
+pub mod group_commit;
 pub mod http;
 pub mod metrics;
 pub mod node_lease;

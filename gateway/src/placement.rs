@@ -233,18 +233,20 @@ async fn queue(
         tracing::warn!(sku, order_id = %record.order_id, "order event not delivered; units given back");
         return Err(PlaceError::Unavailable(Dependency::Kafka));
     }
-    match app.sales.acknowledge(sku, key, &record).await {
-        Ok(true) => Ok(placed(sku, &record, replayed)),
-        Ok(false) => {
+    // With the other orders of the SKU acknowledged at the same time.
+    match app.acknowledgements.call(sku, (key.to_owned(), record.clone())).await {
+        Some(Ok(true)) => Ok(placed(sku, &record, replayed)),
+        Some(Ok(false)) => {
             // Cancelled as unconfirmed, or released, meanwhile; a retry with
             // the same key places a fresh order.
             tracing::warn!(sku, order_id = %record.order_id, "order gone before its acknowledgement; it stays gone");
             Err(outcome_unknown())
         }
-        Err(err) => {
+        failed => {
             // Until acknowledged, the order would be cancelled at its confirm
             // deadline: the buyer must not be told it was accepted.
-            tracing::warn!(sku, order_id = %record.order_id, error = %err, "could not acknowledge the order in Redis");
+            let error = failed.and_then(Result::err).map_or("its batch failed".into(), |err| err.to_string());
+            tracing::warn!(sku, order_id = %record.order_id, error, "could not acknowledge the order in Redis");
             Err(outcome_unknown())
         }
     }

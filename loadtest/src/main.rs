@@ -102,11 +102,13 @@ struct BenchArgs {
     /// (SIGSTOP) for one accepted phase, to show what its drain costs.
     #[arg(long)]
     settler_pid: Option<u32>,
-    /// The broker's and Redis's pids, to read their CPU time.
+    /// The broker's, Redis's and MySQL's pids, to read their CPU time.
     #[arg(long)]
     broker_pid: Option<u32>,
     #[arg(long)]
     redis_pid: Option<u32>,
+    #[arg(long)]
+    mysql_pid: Option<u32>,
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -387,6 +389,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         settler_pid: args.settler_pid,
         broker_pid: args.broker_pid,
         redis_pid: args.redis_pid,
+        mysql_pid: args.mysql_pid,
         settler_bin,
     }
     .run()

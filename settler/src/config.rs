@@ -86,6 +86,12 @@ pub struct Kafka {
     pub session_timeout_ms: u64,
     /// Partitions `settler setup` creates the topic with.
     pub partitions: i32,
+    /// The broker holds a fetch until this many bytes are ready
+    /// (librdkafka `fetch.min.bytes`) or `fetch_wait_max_ms` passed: fewer,
+    /// fuller fetches cost the broker less CPU beside the gateway's produces.
+    pub fetch_min_bytes: u32,
+    /// Longest a fetch waits at the broker (`fetch.wait.max.ms`), ms.
+    pub fetch_wait_max_ms: u32,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -119,6 +125,8 @@ impl Default for Kafka {
             group_id: "settler".into(),
             session_timeout_ms: 6_000,
             partitions: 8,
+            fetch_min_bytes: 64 * 1024,
+            fetch_wait_max_ms: 100,
         }
     }
 }
@@ -146,7 +154,7 @@ impl Mysql {
 
 impl Default for Batch {
     fn default() -> Self {
-        Self { max_messages: 500, max_wait_ms: 20, retry_min_ms: 100, retry_max_ms: 5_000 }
+        Self { max_messages: 2_000, max_wait_ms: 20, retry_min_ms: 100, retry_max_ms: 5_000 }
     }
 }
 

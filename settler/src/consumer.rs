@@ -65,6 +65,8 @@ impl Settler {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", config.kafka.session_timeout_ms.to_string())
             .set("heartbeat.interval.ms", (config.kafka.session_timeout_ms / 4).max(100).to_string())
+            .set("fetch.min.bytes", config.kafka.fetch_min_bytes.to_string())
+            .set("fetch.wait.max.ms", config.kafka.fetch_wait_max_ms.to_string())
             .create()?;
         consumer.subscribe(&[&config.kafka.topic])?;
         let dead_letters = EventProducer::new(&config.producer())?;

@@ -60,9 +60,12 @@ impl SaleKeys {
         vec![self.sale, self.buyers, self.reservations, self.deadlines, idempotency]
     }
 
-    pub fn acknowledge(self, key: &str) -> Vec<String> {
-        let idempotency = self.idempotency(key);
-        vec![self.reservations, self.deadlines, idempotency, self.closed, self.payments]
+    /// The sale's keys, then one idempotency record per order.
+    pub fn acknowledge<'a>(self, keys: impl Iterator<Item = &'a str>) -> Vec<String> {
+        let records: Vec<String> = keys.map(|key| self.idempotency(key)).collect();
+        let mut all = vec![self.reservations, self.deadlines, self.closed, self.payments];
+        all.extend(records);
+        all
     }
 
     pub fn cancel(self) -> Vec<String> {
@@ -166,7 +169,7 @@ mod tests {
         let built: [(&str, Vec<String>); 11] = [
             ("reserve.lua", sale().reserve("<key>")),
             ("release.lua", sale().release("<key>")),
-            ("acknowledge.lua", sale().acknowledge("<key>")),
+            ("acknowledge.lua", sale().acknowledge(["<key>"].into_iter())),
             ("cancel.lua", sale().cancel()),
             ("sweep.lua", sale().sweep()),
             ("confirm.lua", sale().confirm()),

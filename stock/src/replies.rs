@@ -135,7 +135,7 @@ impl Reservation {
     pub(crate) fn parse(reply: &[String]) -> Option<Self> {
         let number = |text: &String| text.parse::<i64>().ok();
         Some(match reply {
-            [tag, amount, left, generation] if tag == "ok" => Self::Reserved {
+            [tag, amount, left, generation, _first] if tag == "ok" => Self::Reserved {
                 amount_cents: number(amount)?,
                 stock_left: number(left)?,
                 sale_generation: number(generation)?,

@@ -89,12 +89,14 @@ impl SaleStore {
                 ],
             )
             .await?;
+        let first_held = reply.get(4).is_some_and(|first| first == "1");
         let reservation = Reservation::parse(&reply).ok_or(StoreError::Reply { script: "reserve.lua", reply })?;
-        if let Reservation::Reserved { .. } = reservation {
-            // After the reservation exists, so a sweeper that just found the
-            // sale idle and dropped it sees the SKU again (see `sweep`). The
-            // units are taken either way: a failure here must not fail the
-            // order; the sweeper's rescan finds the sale.
+        // Only the reservation that found its sale holding none adds it to
+        // the active sales, after it exists: a sweeper drops a sale only
+        // when it holds none (and re-adds it otherwise, see `sweep`), so a
+        // sale holding others is already there. The units are taken either
+        // way: a failure here must not fail the order; the rescan finds the sale.
+        if first_held && matches!(reservation, Reservation::Reserved { .. }) {
             if let Err(err) = self.set_active(req.sku, true).await {
                 tracing::warn!(sku = req.sku, error = %err, "sale not marked active; the next rescan finds it");
             }
@@ -133,17 +135,28 @@ impl SaleStore {
         idempotency_key: &str,
         record: &IdempotencyRecord,
     ) -> Result<bool, StoreError> {
-        let acknowledged = IdempotencyRecord { acknowledged: true, ..record.clone() };
-        let stands: i64 = self
-            .scripts
-            .acknowledge
-            .evalsha_with_reload(
-                self.pool.next(),
-                self.keys(sku).acknowledge(idempotency_key),
-                vec![record.order_id.to_string(), record.pay_by_ms.to_string(), acknowledged.encode()],
-            )
-            .await?;
-        Ok(stands == 1)
+        let stands = self.acknowledge_many(sku, &[(idempotency_key.to_owned(), record.clone())]).await?;
+        Ok(stands == [true])
+    }
+
+    /// [`Self::acknowledge`] for several orders of one SKU (idempotency
+    /// key, record) in one script call; whether each stands, in order.
+    pub async fn acknowledge_many(
+        &self,
+        sku: &str,
+        orders: &[(String, IdempotencyRecord)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut args = Vec::with_capacity(3 * orders.len());
+        for (_, record) in orders {
+            let acknowledged = IdempotencyRecord { acknowledged: true, ..record.clone() };
+            args.extend([record.order_id.to_string(), record.pay_by_ms.to_string(), acknowledged.encode()]);
+        }
+        let keys = self.keys(sku).acknowledge(orders.iter().map(|(key, _)| key.as_str()));
+        let stands: Vec<i64> = self.scripts.acknowledge.evalsha_with_reload(self.pool.next(), keys, args).await?;
+        if stands.len() != orders.len() {
+            return Err(StoreError::numbers("acknowledge.lua", &stands));
+        }
+        Ok(stands.into_iter().map(|stands| stands == 1).collect())
     }
 
     /// Claims or renews the lease on a gateway node id for `lease_ms` (0

@@ -369,6 +369,37 @@ async fn a_reservation_makes_its_sale_active_and_a_rescan_finds_lost_ones() {
     assert_eq!(active().await, (true, false));
 }
 
+/// The settler's sweeper visit, reduced to reservations: drop the sale,
+/// sweep it, add it back unless it holds none.
+async fn visit(store: &SaleStore, sku: &str, now_ms: i64) {
+    store.set_active(sku, false).await.unwrap();
+    if store.sweep(sku, now_ms, 100).await.unwrap().reservations_left > 0 {
+        store.set_active(sku, true).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_sale_holding_reservations_stays_active_between_sweeps_and_the_next_first_one_adds_it_again() {
+    let store = store().await;
+    let sku = sale(&store, 10, 5).await;
+    let active = || async { store.active_sales().await.unwrap().contains(&sku) };
+    reserved(&store, &sku, 1, 1).await;
+    assert!(active().await, "the first reservation adds its sale");
+
+    // Later reservations leave the set alone: a sweep between them re-adds
+    // the sale, because it still holds the first.
+    visit(&store, &sku, NOW).await;
+    reserved(&store, &sku, 2, 1).await;
+    assert!(active().await);
+
+    // Every reservation timed out: the sweep drops the idle sale, and the
+    // next reservation is a first again.
+    visit(&store, &sku, PAY_BY + 1).await;
+    assert!(!active().await, "an idle sale is dropped");
+    reserved(&store, &sku, 3, 1).await;
+    assert!(active().await, "the first reservation after the drop adds the sale back");
+}
+
 #[tokio::test]
 async fn payment_queries_are_claimed_once_per_round() {
     let store = store().await;
@@ -439,8 +470,10 @@ async fn an_unacknowledged_order_is_cancelled_at_its_confirm_deadline_and_frees_
     assert!(outbox[0].starts_with(&format!("{unconfirmed}:unconfirmed:")), "{outbox:?}");
     assert!(store.reservation(&sku, confirmed).await.unwrap().is_some());
 
-    // A late acknowledgement does not bring it back...
-    assert!(!store.acknowledge(&sku, "click", &record(1, unconfirmed, 3_998)).await.unwrap());
+    // A late acknowledgement does not bring it back, also in one call with
+    // an order that stands (the gateway acknowledges a SKU's orders together)...
+    let late = [("click".to_owned(), record(1, unconfirmed, 3_998)), ("other".to_owned(), record(2, confirmed, 3_998))];
+    assert_eq!(store.acknowledge_many(&sku, &late).await.unwrap(), [false, true]);
     // ...and the buyer's retry of the same key places a fresh order.
     let fresh = order_id(1);
     assert!(matches!(place("click", 1, fresh).await, Reservation::Reserved { stock_left: 6, .. }));

@@ -36,6 +36,7 @@ pub struct Bench {
     pub settler_pid: Option<u32>,
     pub broker_pid: Option<u32>,
     pub redis_pid: Option<u32>,
+    pub mysql_pid: Option<u32>,
     pub settler_bin: PathBuf,
 }
 
@@ -162,7 +163,12 @@ impl Bench {
 
     /// The stack's processes, and `worker` (the one doing the phase's work).
     fn watched(&self, worker: (&'static str, u32)) -> Vec<Watched> {
-        let stack = [("settler", self.settler_pid), ("redis", self.redis_pid), ("broker", self.broker_pid)];
+        let stack = [
+            ("settler", self.settler_pid),
+            ("redis", self.redis_pid),
+            ("broker", self.broker_pid),
+            ("mysql", self.mysql_pid),
+        ];
         let mut watched = vec![Watched { name: worker.0, pid: worker.1 }];
         if worker.0 != "loadtest" {
             watched.push(Watched { name: "loadtest", pid: std::process::id() });

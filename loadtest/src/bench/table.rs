@@ -4,7 +4,7 @@
 use super::{BenchReport, Phase};
 
 /// The processes of the CPU table, in its column order.
-const PROCESSES: [&str; 6] = ["hyper", "gateway", "settler", "redis", "broker", "loadtest"];
+const PROCESSES: [&str; 7] = ["hyper", "gateway", "settler", "redis", "broker", "mysql", "loadtest"];
 
 impl BenchReport {
     /// Each phase, its floor where it has one, and the target ratio.
