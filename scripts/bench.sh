@@ -8,12 +8,25 @@
 # every process of the stack, and the gateway's and settler's peak RSS.
 # Restarts the memory-only broker (it slows as it fills) and the stack with
 # config/gateway.bench.toml (no token buckets), and stops the stack afterwards.
+# The stack runs on Redis keys under `bench:` and shard databases
+# bench_orders_0..3 of its own, emptied first: orders an earlier run left
+# would time out during this one and be measured with it.
 #
 #   scripts/bench.sh [loadtest bench arguments, e.g. --requests 100000 --concurrency 128]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+export GATEWAY_REDIS__NAMESPACE=bench: SETTLER_REDIS__NAMESPACE=bench:
+export MYSQL_SHARDS="$MYSQL_URL/bench_orders_0,$MYSQL_URL/bench_orders_1,$MYSQL_URL/bench_orders_2,$MYSQL_URL/bench_orders_3"
 bash "$ROOT/scripts/stack.sh" stop
+if command -v redis-cli >/dev/null; then
+  redis-cli -p "$REDIS_PORT" --scan --pattern 'bench:*' | xargs -r -n 500 redis-cli -p "$REDIS_PORT" unlink >/dev/null
+else
+  log "no redis-cli: keys under bench: from earlier runs stay"
+fi
+mariadb -h 127.0.0.1 -P "$MYSQL_PORT" -u flashsale -pflashsale -e \
+  "DROP DATABASE IF EXISTS bench_orders_0; DROP DATABASE IF EXISTS bench_orders_1;
+   DROP DATABASE IF EXISTS bench_orders_2; DROP DATABASE IF EXISTS bench_orders_3;"
 bash "$ROOT/scripts/setup.sh" --release --fresh-broker
 GATEWAY_CONFIG="$ROOT/config/gateway.bench.toml" bash "$ROOT/scripts/stack.sh" start
 trap 'bash "$ROOT/scripts/stack.sh" stop' EXIT

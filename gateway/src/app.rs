@@ -45,6 +45,9 @@ pub struct App {
     /// Acknowledgements of accepted orders (`acknowledge.lua`), one script
     /// call per SKU for those that arrive together.
     pub acknowledgements: Acknowledgements,
+    /// Whether idempotency keys were used, for retries that arrive after
+    /// their SKU sold out: one `MGET` per SKU for those that arrive together.
+    pub key_lookups: KeyLookups,
     pub events: EventProducer,
     /// The orders database, for lookups.
     pub orders: ShardPools,
@@ -65,23 +68,32 @@ pub struct App {
 /// (idempotency key, record) in; whether the order stands out.
 pub type Acknowledgements = GroupCommit<(String, IdempotencyRecord), Result<bool, Arc<StoreError>>>;
 
-/// Most orders one `acknowledge.lua` call takes.
-const ACKNOWLEDGE_BATCH: usize = 256;
+/// An idempotency key in; whether an order was placed with it out.
+pub type KeyLookups = GroupCommit<String, Result<bool, Arc<StoreError>>>;
+
+/// Most items one batched Redis call takes.
+const REDIS_BATCH: usize = 256;
 
 fn acknowledgements(sales: Arc<SaleStore>) -> Acknowledgements {
-    GroupCommit::new(ACKNOWLEDGE_BATCH, move |sku, orders| {
+    GroupCommit::new(REDIS_BATCH, move |sku, orders| {
         let sales = sales.clone();
-        async move {
-            match sales.acknowledge_many(&sku, &orders).await {
-                Ok(stands) => stands.into_iter().map(Ok).collect(),
-                Err(err) => {
-                    let err = Arc::new(err);
-                    orders.iter().map(|_| Err(err.clone())).collect()
-                }
-            }
-        }
-        .boxed()
+        async move { each(sales.acknowledge_many(&sku, &orders).await, orders.len()) }.boxed()
     })
+}
+
+fn key_lookups(sales: Arc<SaleStore>) -> KeyLookups {
+    GroupCommit::new(REDIS_BATCH, move |sku, keys| {
+        let sales = sales.clone();
+        async move { each(sales.idempotency_keys_used(&sku, &keys).await, keys.len()) }.boxed()
+    })
+}
+
+/// A batch's answers, one per item; a failed batch fails each item.
+fn each(answers: Result<Vec<bool>, StoreError>, items: usize) -> Vec<Result<bool, Arc<StoreError>>> {
+    match answers {
+        Ok(answers) => answers.into_iter().map(Ok).collect(),
+        Err(err) => vec![Err(Arc::new(err)); items],
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +124,7 @@ impl App {
             in_flight: InFlight::default(),
             sale_windows: SaleWindows::default(),
             acknowledgements: acknowledgements(sales.clone()),
+            key_lookups: key_lookups(sales.clone()),
             sales,
             events: EventProducer::new(&config.kafka)?,
             orders: ShardPools::connect_lazy(&config.mysql.shards, 8, Duration::from_secs(2))?,

@@ -15,7 +15,7 @@ use order::request::PlaceOrder;
 use order::shard::bucket_for_user;
 use order::status::OrderStatus;
 use stock::records::from_ms;
-use stock::{IdempotencyRecord, Release, Reservation, ReserveRequest};
+use stock::{IdempotencyRecord, Release, Reservation, ReserveRequest, StoreError};
 
 use crate::app::App;
 use crate::outcomes::{flight_key, Accepted, PlaceError, Placed};
@@ -33,10 +33,14 @@ pub async fn place(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Plac
         if let Some(placed) = app.recent_orders.get(&order.sku, &key) {
             return same_request(&order, Placed { replayed: true, ..placed });
         }
-        let used = app.sales.idempotency_key_used(&order.sku, &key).await.unwrap_or_else(|err| {
-            tracing::warn!(sku = %order.sku, error = %err, "idempotency lookup failed; answering sold out");
-            false
-        });
+        let used = match app.key_lookups.call(&order.sku, key.clone()).await {
+            Some(Ok(used)) => used,
+            failed => {
+                let error = batch_error(failed);
+                tracing::warn!(sku = %order.sku, error, "idempotency lookup failed; answering sold out");
+                false
+            }
+        };
         if !used {
             metrics::counter!("gateway_sold_out_answers_total", "source" => "local").increment(1);
             return Err(PlaceError::SoldOut);
@@ -245,11 +249,17 @@ async fn queue(
         failed => {
             // Until acknowledged, the order would be cancelled at its confirm
             // deadline: the buyer must not be told it was accepted.
-            let error = failed.and_then(Result::err).map_or("its batch failed".into(), |err| err.to_string());
+            let error = batch_error(failed);
             tracing::warn!(sku, order_id = %record.order_id, error, "could not acknowledge the order in Redis");
             Err(outcome_unknown())
         }
     }
+}
+
+/// Why a batched Redis call gave no answer: its error, or its batch ended
+/// without one.
+fn batch_error(failed: Option<Result<bool, Arc<StoreError>>>) -> String {
+    failed.and_then(Result::err).map_or("its batch failed".into(), |err| err.to_string())
 }
 
 fn placed(sku: &str, record: &IdempotencyRecord, replayed: bool) -> Placed {

@@ -86,7 +86,7 @@ struct BenchArgs {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Orders the database floor and the settler write.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 100_000)]
     rows: u64,
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis: String,

@@ -89,28 +89,44 @@ impl Settler {
         }
     }
 
-    async fn consume(&self, mut stopping: watch::Receiver<bool>) -> Result<(), SettleError> {
-        loop {
-            let first = tokio::select! {
-                message = self.consumer.recv() => message,
-                _ = stopping.wait_for(|stop| *stop) => break,
-            };
-            let mut batch = match first {
-                Ok(message) => vec![message.detach()],
-                Err(err) => {
-                    tracing::warn!(error = %err, "consume failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            self.fill(&mut batch).await;
-            if self.settle(&batch, &stopping).await.is_err() {
+    /// Settles batch after batch, in order; while one is written and
+    /// committed, the next one fills, so receiving never waits for MySQL.
+    /// A filled batch left behind by a stop was not committed: it is
+    /// delivered again.
+    async fn consume(&self, stopping: watch::Receiver<bool>) -> Result<(), SettleError> {
+        let mut next = self.next_batch(stopping.clone()).await;
+        while let Some(batch) = next {
+            let settled;
+            (settled, next) = tokio::join!(self.settle(&batch, &stopping), self.next_batch(stopping.clone()));
+            if settled.is_err() {
                 tracing::info!(messages = batch.len(), "stopping mid-batch; it will be delivered again");
                 break;
             }
         }
         tracing::info!("settler stopped");
         Ok(())
+    }
+
+    /// Waits for a first message (`None` once stopping), then adds what
+    /// arrives within the batch's wait, up to its size.
+    async fn next_batch(&self, mut stopping: watch::Receiver<bool>) -> Option<Vec<OwnedMessage>> {
+        loop {
+            let first = tokio::select! {
+                message = self.consumer.recv() => message,
+                _ = stopping.wait_for(|stop| *stop) => return None,
+            };
+            match first {
+                Ok(message) => {
+                    let mut batch = vec![message.detach()];
+                    self.fill(&mut batch).await;
+                    return Some(batch);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "consume failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
     }
 
     /// Adds messages until the batch is full or its wait is over.

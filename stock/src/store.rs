@@ -189,11 +189,14 @@ impl SaleStore {
         }
     }
 
-    /// Whether an idempotency key of `sku` has a record (an order was
-    /// placed with it, on any gateway).
-    pub async fn idempotency_key_used(&self, sku: &str, idempotency_key: &str) -> Result<bool, StoreError> {
-        let found: i64 = self.pool.next().exists(self.keys(sku).idempotency(idempotency_key)).await?;
-        Ok(found == 1)
+    /// Whether each idempotency key of `sku` has a record (an order was
+    /// placed with it, on any gateway), in one `MGET` (the records share
+    /// the SKU's slot).
+    pub async fn idempotency_keys_used(&self, sku: &str, keys: &[String]) -> Result<Vec<bool>, StoreError> {
+        let sale = self.keys(sku);
+        let records: Vec<String> = keys.iter().map(|key| sale.idempotency(key)).collect();
+        let found: Vec<Option<String>> = self.pool.next().mget(records).await?;
+        Ok(found.iter().map(Option::is_some).collect())
     }
 
     /// The buyer cancels a pending order of theirs.

@@ -369,6 +369,16 @@ async fn a_reservation_makes_its_sale_active_and_a_rescan_finds_lost_ones() {
     assert_eq!(active().await, (true, false));
 }
 
+#[tokio::test]
+async fn idempotency_keys_are_looked_up_together() {
+    let store = store().await;
+    let sku = sale(&store, 10, 5).await;
+    let id = reserved(&store, &sku, 1, 1).await;
+    let used = format!("key-{id}");
+    let keys = [used.clone(), "never-sent".to_owned(), used];
+    assert_eq!(store.idempotency_keys_used(&sku, &keys).await.unwrap(), [true, false, true]);
+}
+
 /// The settler's sweeper visit, reduced to reservations: drop the sale,
 /// sweep it, add it back unless it holds none.
 async fn visit(store: &SaleStore, sku: &str, now_ms: i64) {

@@ -240,7 +240,7 @@ impl Bench {
         let topic = format!("bench_{run}");
         settler::setup::create_topics(&self.kafka_bootstrap, &[(&topic, 8), (&format!("{topic}.dlq"), 1)]).await?;
         let producer = floors::floor_producer(&self.kafka_bootstrap, &topic)?;
-        let produced = floors::produce_floor(&producer, 1, self.rows, self.concurrency).await;
+        let produced = floors::produce_floor(&producer, 1, self.rows, 1_024).await;
         anyhow::ensure!(produced.failed == 0, "{} of the settler's orders were not produced", produced.failed);
         let mut settler = tokio::process::Command::new(&self.settler_bin)
             .env("SETTLER_KAFKA__BOOTSTRAP", &self.kafka_bootstrap)
