@@ -1,12 +1,14 @@
--- reserve.lua: take units of one SKU for one order, atomically.
+-- reserve.lua: take units of one SKU for one or more orders, atomically,
+-- one order after the other in the order given (the gateway groups the
+-- requests that arrive together for one SKU into one call).
 --
--- Does, in order: idempotency check, SKU exists, sale window open, stock >= qty, per-user
+-- Does, per order: idempotency check, SKU exists, sale window open, stock >= qty, per-user
 -- limit, then decrements stock, counts the user's units, records the
 -- reservation and stores the idempotency record.
 -- Every key shares the SKU's hash tag, so the script runs on Redis Cluster.
 --
 -- The reservation's deadline starts as its confirm deadline (Redis TIME +
--- ARGV[8]): until the broker acknowledges the OrderCreated event
+-- the confirm window): until the broker acknowledges the OrderCreated event
 -- (acknowledge.lua moves it to the payment deadline) the order may never
 -- reach anyone, so it must not hold units for the whole payment window.
 -- Past it the sweeper cancels the order as "unconfirmed" — and a retry of
@@ -17,13 +19,13 @@
 -- KEYS[2] buyers:{sku}      hash: user id -> units reserved or bought
 -- KEYS[3] resv:{sku}        hash: order id -> reservation (see lib/reservation.lua)
 -- KEYS[4] deadlines:{sku}   zset: order id scored by its confirm, then payment, deadline (ms)
--- KEYS[5] idem:{sku}:<key>  string: the idempotency record (below)
--- KEYS[6] closed:{sku}      hash: order id -> "<reason>:<reservation>" (see cancel.lua)
--- ARGV[1] user id   ARGV[2] qty   ARGV[3] order id   ARGV[4] now (Unix ms)
--- ARGV[5] payment deadline (Unix ms)   ARGV[6] idempotency record TTL (s)
--- ARGV[7] idempotency key   ARGV[8] confirm window (ms)
--- ARGV[9] in-flight window (ms): how long the request that reserved may
---         still be waiting for the broker
+-- KEYS[5] closed:{sku}      hash: order id -> "<reason>:<reservation>" (see cancel.lua)
+-- KEYS[6] idem:{sku}:<key>  string: the idempotency record (below); order i's is KEYS[5 + i]
+-- ARGV per order i, at 9 * (i - 1):
+--   1 user id   2 qty   3 order id   4 now (Unix ms)   5 payment deadline (Unix ms)
+--   6 idempotency record TTL (s)   7 idempotency key   8 confirm window (ms)
+--   9 in-flight window (ms): how long the request that reserved may still
+--     be waiting for the broker
 --
 -- Idempotency record: "R:<user>:<qty>:<order id>:<amount cents>:<pay by ms>:<created ms>:<sale generation>".
 -- The sale generation is the sale's `loaded_ms`: the orders carry it, so
@@ -31,7 +33,7 @@
 -- "R" means reserved; the gateway rewrites it to "A" once the broker has
 -- acknowledged the OrderCreated event.
 --
--- Returns one of
+-- Returns one reply per order, each one of
 --   {"ok", amount_cents, stock_left, sale generation, first}
 --                                     first is "1" when the sale held no other reservation:
 --                                     the caller then adds it to the sweeper's active sales
@@ -44,66 +46,75 @@
 --   {"sold_out", stock_left}          stock_left < qty (0 means sold out)
 --   {"limit", units_already_held}
 --
--- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} idem:{tv}:k1 closed:{tv}
+-- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} closed:{tv} idem:{tv}:k1
 --          42 1 81234 1790000000000 1790000900000 86400 k1 30000 7000
---   -> {"ok", "19900", "99", "1789999000000", "1"}
+--   -> {{"ok", "19900", "99", "1789999000000", "1"}}
 
-if #KEYS ~= 6 or #ARGV ~= 9 then
-  return redis.error_reply('reserve.lua takes 6 keys and 9 arguments')
+local orders = #KEYS - 5
+if orders < 1 or #ARGV ~= 9 * orders then
+  return redis.error_reply('reserve.lua takes 5 keys, then one key and 9 arguments per order')
 end
 
-local confirm_ms, in_flight_ms = tonumber(ARGV[8]), tonumber(ARGV[9])
+local function reserve(idempotency, arg)
+  local confirm_ms, in_flight_ms = tonumber(ARGV[arg + 8]), tonumber(ARGV[arg + 9])
 
-local record = redis.call('GET', KEYS[5])
-if record then
-  local first_order = string.match(record, '^R:[^:]+:[^:]+:([^:]+):')
-  if not first_order then
-    return {'dup', record}
-  end
-  -- An unacknowledged order cancelled at its confirm deadline frees its key.
-  local closed = redis.call('HGET', KEYS[6], first_order)
-  if not (closed and string.find(closed, '^unconfirmed:')) then
-    -- Unacknowledged, and its request may still be waiting for the broker.
-    if still_in_flight(first_order, confirm_ms, in_flight_ms) then
-      return {'in_progress', record}
+  local record = redis.call('GET', idempotency)
+  if record then
+    local first_order = string.match(record, '^R:[^:]+:[^:]+:([^:]+):')
+    if not first_order then
+      return {'dup', record}
     end
-    return {'dup', record}
+    -- An unacknowledged order cancelled at its confirm deadline frees its key.
+    local closed = redis.call('HGET', KEYS[5], first_order)
+    if not (closed and string.find(closed, '^unconfirmed:')) then
+      -- Unacknowledged, and its request may still be waiting for the broker.
+      if still_in_flight(first_order, confirm_ms, in_flight_ms) then
+        return {'in_progress', record}
+      end
+      return {'dup', record}
+    end
   end
+
+  local sale = redis.call('HMGET', KEYS[1], 'stock', 'per_user_limit', 'price_cents', 'starts_ms', 'ends_ms', 'loaded_ms')
+  if not sale[1] then
+    return {'unknown_sku'}
+  end
+
+  local user, qty, order_id, now, pay_by = ARGV[arg + 1], tonumber(ARGV[arg + 2]), ARGV[arg + 3], ARGV[arg + 4], ARGV[arg + 5]
+  if redis.call('HEXISTS', KEYS[3], order_id) == 1 then
+    return {'id_taken'}
+  end
+  local stock, limit, price = tonumber(sale[1]), tonumber(sale[2]), tonumber(sale[3])
+  local starts, ends = tonumber(sale[4] or '0'), tonumber(sale[5] or '0')
+  if starts > 0 and tonumber(now) < starts then
+    return {'not_started', tostring(starts), tostring(ends)}
+  end
+  if ends > 0 and tonumber(now) >= ends then
+    return {'ended', tostring(starts), tostring(ends)}
+  end
+  if stock < qty then
+    return {'sold_out', tostring(stock)}
+  end
+
+  local held = tonumber(redis.call('HGET', KEYS[2], user) or '0')
+  if held + qty > limit then
+    return {'limit', tostring(held)}
+  end
+
+  local amount = price * qty
+  local first = redis.call('HLEN', KEYS[3]) == 0
+  redis.call('HINCRBY', KEYS[1], 'stock', -qty)
+  redis.call('HINCRBY', KEYS[1], 'reserved', qty)
+  redis.call('HINCRBY', KEYS[2], user, qty)
+  local generation = sale[6] or '0'
+  redis.call('HSET', KEYS[3], order_id, table.concat({user, qty, amount, now, pay_by, generation, ARGV[arg + 7]}, ':'))
+  redis.call('ZADD', KEYS[4], now_ms() + confirm_ms, order_id)
+  redis.call('SET', idempotency, table.concat({'R', user, qty, order_id, amount, pay_by, now, generation}, ':'), 'EX', ARGV[arg + 6])
+  return {'ok', tostring(amount), tostring(stock - qty), generation, first and '1' or '0'}
 end
 
-local sale = redis.call('HMGET', KEYS[1], 'stock', 'per_user_limit', 'price_cents', 'starts_ms', 'ends_ms', 'loaded_ms')
-if not sale[1] then
-  return {'unknown_sku'}
+local replies = {}
+for i = 1, orders do
+  replies[i] = reserve(KEYS[5 + i], 9 * (i - 1))
 end
-
-local user, qty, order_id, now, pay_by = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
-if redis.call('HEXISTS', KEYS[3], order_id) == 1 then
-  return {'id_taken'}
-end
-local stock, limit, price = tonumber(sale[1]), tonumber(sale[2]), tonumber(sale[3])
-local starts, ends = tonumber(sale[4] or '0'), tonumber(sale[5] or '0')
-if starts > 0 and tonumber(now) < starts then
-  return {'not_started', tostring(starts), tostring(ends)}
-end
-if ends > 0 and tonumber(now) >= ends then
-  return {'ended', tostring(starts), tostring(ends)}
-end
-if stock < qty then
-  return {'sold_out', tostring(stock)}
-end
-
-local held = tonumber(redis.call('HGET', KEYS[2], user) or '0')
-if held + qty > limit then
-  return {'limit', tostring(held)}
-end
-
-local amount = price * qty
-local first = redis.call('HLEN', KEYS[3]) == 0
-redis.call('HINCRBY', KEYS[1], 'stock', -qty)
-redis.call('HINCRBY', KEYS[1], 'reserved', qty)
-redis.call('HINCRBY', KEYS[2], user, qty)
-local generation = sale[6] or '0'
-redis.call('HSET', KEYS[3], order_id, table.concat({user, qty, amount, now, pay_by, generation, ARGV[7]}, ':'))
-redis.call('ZADD', KEYS[4], now_ms() + confirm_ms, order_id)
-redis.call('SET', KEYS[5], table.concat({'R', user, qty, order_id, amount, pay_by, now, generation}, ':'), 'EX', ARGV[6])
-return {'ok', tostring(amount), tostring(stock - qty), generation, first and '1' or '0'}
+return replies

@@ -106,8 +106,8 @@ fn reserve_script(c: &mut Criterion) {
             n += 1;
             let key = format!("k{n}");
             let req = ReserveRequest {
-                sku: &sku,
-                idempotency_key: &key,
+                sku: sku.as_str().into(),
+                idempotency_key: key.into(),
                 user_id: n,
                 qty: 1,
                 order_id: ids.next(bucket_for_user(n), 1_790_000_000_000),

@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use events::producer::EventProducer;
+use futures::future::BoxFuture;
 use futures::FutureExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use order::event::OrderEvent;
 use order::id::IdGenerator;
 use orderdb::ShardPools;
 use paychannel::client::{HttpChannel, PaymentChannel};
-use stock::{IdempotencyRecord, SaleStore, StoreError, Windows};
+use stock::{IdempotencyRecord, Reservation, ReserveRequest, SaleStore, StoreError, Windows};
 
 use crate::auth::Verifier;
 use crate::config::{self, Config};
@@ -42,12 +43,15 @@ pub struct App {
     pub in_flight: InFlight,
     pub sale_windows: SaleWindows,
     pub sales: Arc<SaleStore>,
-    /// Acknowledgements of accepted orders (`acknowledge.lua`), one script
-    /// call per SKU for those that arrive together.
-    pub acknowledgements: Acknowledgements,
+    /// Reservations (`reserve.lua`): one script call per SKU for the
+    /// requests that arrive together.
+    pub reservations: RedisBatch<ReserveRequest<'static>, Reservation>,
+    /// Acknowledgements of accepted orders (`acknowledge.lua`), (idempotency
+    /// key, record) → whether the order stands; grouped the same way.
+    pub acknowledgements: RedisBatch<(String, IdempotencyRecord), bool>,
     /// Whether idempotency keys were used, for retries that arrive after
     /// their SKU sold out: one `MGET` per SKU for those that arrive together.
-    pub key_lookups: KeyLookups,
+    pub key_lookups: RedisBatch<String, bool>,
     pub events: EventProducer,
     /// The orders database, for lookups.
     pub orders: ShardPools,
@@ -65,36 +69,48 @@ pub struct App {
     pub metrics: PrometheusHandle,
 }
 
-/// (idempotency key, record) in; whether the order stands out.
-pub type Acknowledgements = GroupCommit<(String, IdempotencyRecord), Result<bool, Arc<StoreError>>>;
+/// Why a batched Redis call gave one item no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Redis(Arc<StoreError>),
+    #[error("its batch ended without an answer")]
+    Lost,
+}
 
-/// An idempotency key in; whether an order was placed with it out.
-pub type KeyLookups = GroupCommit<String, Result<bool, Arc<StoreError>>>;
+/// Calls of one script for one SKU, grouped (see [`GroupCommit`]).
+pub struct RedisBatch<I, T>(GroupCommit<I, Result<T, BatchError>>);
+
+impl<I: Send + 'static, T: Clone + Send + 'static> RedisBatch<I, T> {
+    /// `call` runs one batch for one SKU: one answer per item, in order.
+    fn new<F>(sales: Arc<SaleStore>, call: F) -> Self
+    where
+        F: for<'a> Fn(&'a SaleStore, &'a str, &'a [I]) -> BoxFuture<'a, Result<Vec<T>, StoreError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let call = Arc::new(call);
+        Self(GroupCommit::new(REDIS_BATCH, move |sku, items: Vec<I>| {
+            let (sales, call) = (sales.clone(), call.clone());
+            async move {
+                match call(&sales, &sku, &items).await {
+                    Ok(answers) => answers.into_iter().map(Ok).collect(),
+                    Err(err) => vec![Err(BatchError::Redis(Arc::new(err))); items.len()],
+                }
+            }
+            .boxed()
+        }))
+    }
+
+    /// `item`'s answer, from its SKU's next batch.
+    pub async fn call(&self, sku: &str, item: I) -> Result<T, BatchError> {
+        self.0.call(sku, item).await.unwrap_or(Err(BatchError::Lost))
+    }
+}
 
 /// Most items one batched Redis call takes.
 const REDIS_BATCH: usize = 256;
-
-fn acknowledgements(sales: Arc<SaleStore>) -> Acknowledgements {
-    GroupCommit::new(REDIS_BATCH, move |sku, orders| {
-        let sales = sales.clone();
-        async move { each(sales.acknowledge_many(&sku, &orders).await, orders.len()) }.boxed()
-    })
-}
-
-fn key_lookups(sales: Arc<SaleStore>) -> KeyLookups {
-    GroupCommit::new(REDIS_BATCH, move |sku, keys| {
-        let sales = sales.clone();
-        async move { each(sales.idempotency_keys_used(&sku, &keys).await, keys.len()) }.boxed()
-    })
-}
-
-/// A batch's answers, one per item; a failed batch fails each item.
-fn each(answers: Result<Vec<bool>, StoreError>, items: usize) -> Vec<Result<bool, Arc<StoreError>>> {
-    match answers {
-        Ok(answers) => answers.into_iter().map(Ok).collect(),
-        Err(err) => vec![Err(Arc::new(err)); items],
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -123,8 +139,15 @@ impl App {
             loaded: ArcSwap::from_pointee(Loaded::new(&config.traffic, source)),
             in_flight: InFlight::default(),
             sale_windows: SaleWindows::default(),
-            acknowledgements: acknowledgements(sales.clone()),
-            key_lookups: key_lookups(sales.clone()),
+            reservations: RedisBatch::new(sales.clone(), |sales, sku, requests| {
+                sales.reserve_many(sku, requests).boxed()
+            }),
+            acknowledgements: RedisBatch::new(sales.clone(), |sales, sku, orders| {
+                sales.acknowledge_many(sku, orders).boxed()
+            }),
+            key_lookups: RedisBatch::new(sales.clone(), |sales, sku, keys| {
+                sales.idempotency_keys_used(sku, keys).boxed()
+            }),
             sales,
             events: EventProducer::new(&config.kafka)?,
             orders: ShardPools::connect_lazy(&config.mysql.shards, 8, Duration::from_secs(2))?,

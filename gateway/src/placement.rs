@@ -15,7 +15,7 @@ use order::request::PlaceOrder;
 use order::shard::bucket_for_user;
 use order::status::OrderStatus;
 use stock::records::from_ms;
-use stock::{IdempotencyRecord, Release, Reservation, ReserveRequest, StoreError};
+use stock::{IdempotencyRecord, Release, Reservation, ReserveRequest};
 
 use crate::app::App;
 use crate::outcomes::{flight_key, Accepted, PlaceError, Placed};
@@ -33,14 +33,10 @@ pub async fn place(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Plac
         if let Some(placed) = app.recent_orders.get(&order.sku, &key) {
             return same_request(&order, Placed { replayed: true, ..placed });
         }
-        let used = match app.key_lookups.call(&order.sku, key.clone()).await {
-            Some(Ok(used)) => used,
-            failed => {
-                let error = batch_error(failed);
-                tracing::warn!(sku = %order.sku, error, "idempotency lookup failed; answering sold out");
-                false
-            }
-        };
+        let used = app.key_lookups.call(&order.sku, key.clone()).await.unwrap_or_else(|err| {
+            tracing::warn!(sku = %order.sku, error = %err, "idempotency lookup failed; answering sold out");
+            false
+        });
         if !used {
             metrics::counter!("gateway_sold_out_answers_total", "source" => "local").increment(1);
             return Err(PlaceError::SoldOut);
@@ -113,20 +109,19 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
     policy.redis.permit()?;
     policy.kafka.permit()?;
     let started = Instant::now();
-    let reserved = app
-        .sales
-        .reserve(&ReserveRequest {
-            sku: &order.sku,
-            idempotency_key: &key,
-            user_id: order.user_id,
-            qty: order.qty,
-            order_id,
-            now_ms,
-            pay_by_ms,
-            idempotency_ttl_secs: app.config.orders.idempotency_ttl_secs,
-            windows: app.windows(),
-        })
-        .await;
+    let request = ReserveRequest {
+        sku: order.sku.clone().into(),
+        idempotency_key: key.clone().into(),
+        user_id: order.user_id,
+        qty: order.qty,
+        order_id,
+        now_ms,
+        pay_by_ms,
+        idempotency_ttl_secs: app.config.orders.idempotency_ttl_secs,
+        windows: app.windows(),
+    };
+    // With the other requests for the SKU that arrive together: one script call.
+    let reserved = app.reservations.call(&order.sku, request).await;
     policy.redis.record(&reserved);
     let reservation = reserved.map_err(|err| {
         tracing::warn!(sku = %order.sku, error = %err, "reserve failed");
@@ -239,27 +234,20 @@ async fn queue(
     }
     // With the other orders of the SKU acknowledged at the same time.
     match app.acknowledgements.call(sku, (key.to_owned(), record.clone())).await {
-        Some(Ok(true)) => Ok(placed(sku, &record, replayed)),
-        Some(Ok(false)) => {
+        Ok(true) => Ok(placed(sku, &record, replayed)),
+        Ok(false) => {
             // Cancelled as unconfirmed, or released, meanwhile; a retry with
             // the same key places a fresh order.
             tracing::warn!(sku, order_id = %record.order_id, "order gone before its acknowledgement; it stays gone");
             Err(outcome_unknown())
         }
-        failed => {
+        Err(err) => {
             // Until acknowledged, the order would be cancelled at its confirm
             // deadline: the buyer must not be told it was accepted.
-            let error = batch_error(failed);
-            tracing::warn!(sku, order_id = %record.order_id, error, "could not acknowledge the order in Redis");
+            tracing::warn!(sku, order_id = %record.order_id, error = %err, "could not acknowledge the order in Redis");
             Err(outcome_unknown())
         }
     }
-}
-
-/// Why a batched Redis call gave no answer: its error, or its batch ended
-/// without one.
-fn batch_error(failed: Option<Result<bool, Arc<StoreError>>>) -> String {
-    failed.and_then(Result::err).map_or("its batch failed".into(), |err| err.to_string())
 }
 
 fn placed(sku: &str, record: &IdempotencyRecord, replayed: bool) -> Placed {

@@ -50,9 +50,12 @@ impl SaleKeys {
         format!("{}{key}", self.idempotency_prefix)
     }
 
-    pub fn reserve(self, key: &str) -> Vec<String> {
-        let idempotency = self.idempotency(key);
-        vec![self.sale, self.buyers, self.reservations, self.deadlines, idempotency, self.closed]
+    /// The sale's keys, then one idempotency record per order.
+    pub fn reserve<'a>(self, keys: impl Iterator<Item = &'a str>) -> Vec<String> {
+        let records: Vec<String> = keys.map(|key| self.idempotency(key)).collect();
+        let mut all = vec![self.sale, self.buyers, self.reservations, self.deadlines, self.closed];
+        all.extend(records);
+        all
     }
 
     pub fn release(self, key: &str) -> Vec<String> {
@@ -167,7 +170,7 @@ mod tests {
         let sale = || SaleKeys::new("", "sku");
         let global = GlobalKeys::new("");
         let built: [(&str, Vec<String>); 11] = [
-            ("reserve.lua", sale().reserve("<key>")),
+            ("reserve.lua", sale().reserve(["<key>"].into_iter())),
             ("release.lua", sale().release("<key>")),
             ("acknowledge.lua", sale().acknowledge(["<key>"].into_iter())),
             ("cancel.lua", sale().cancel()),

@@ -1,6 +1,8 @@
 //! What callers hand to the scripts: a reservation request, the windows of
 //! an unacknowledged order, a sale's terms and a change to a live sale.
 
+use std::borrow::Cow;
+
 use order::id::OrderId;
 use order::sale::SaleWindow;
 use serde::{Deserialize, Serialize};
@@ -24,10 +26,11 @@ pub struct Strike {
     pub window_secs: u64,
 }
 
-/// One reservation request, as the gateway hands it to `reserve.lua`.
+/// One reservation request, as the gateway hands it to `reserve.lua`
+/// (borrowed, or owned while it waits in a batch).
 pub struct ReserveRequest<'a> {
-    pub sku: &'a str,
-    pub idempotency_key: &'a str,
+    pub sku: Cow<'a, str>,
+    pub idempotency_key: Cow<'a, str>,
     pub user_id: u64,
     pub qty: u32,
     pub order_id: OrderId,

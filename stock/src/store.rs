@@ -70,38 +70,54 @@ impl SaleStore {
     }
 
     pub async fn reserve(&self, req: &ReserveRequest<'_>) -> Result<Reservation, StoreError> {
-        let reply: Vec<String> = self
-            .scripts
-            .reserve
-            .evalsha_with_reload(
-                self.pool.next(),
-                self.keys(req.sku).reserve(req.idempotency_key),
-                vec![
-                    req.user_id.to_string(),
-                    req.qty.to_string(),
-                    req.order_id.to_string(),
-                    req.now_ms.to_string(),
-                    req.pay_by_ms.to_string(),
-                    req.idempotency_ttl_secs.to_string(),
-                    req.idempotency_key.to_string(),
-                    req.windows.confirm_ms.to_string(),
-                    req.windows.in_flight_ms.to_string(),
-                ],
-            )
-            .await?;
-        let first_held = reply.get(4).is_some_and(|first| first == "1");
-        let reservation = Reservation::parse(&reply).ok_or(StoreError::Reply { script: "reserve.lua", reply })?;
-        // Only the reservation that found its sale holding none adds it to
+        let mut reservations = self.reserve_many(&req.sku, std::slice::from_ref(req)).await?;
+        Ok(reservations.remove(0))
+    }
+
+    /// [`Self::reserve`] for several requests for `sku` in one script call,
+    /// one after the other in their order; a reservation each, in order.
+    pub async fn reserve_many(
+        &self,
+        sku: &str,
+        requests: &[ReserveRequest<'_>],
+    ) -> Result<Vec<Reservation>, StoreError> {
+        let mut args = Vec::with_capacity(9 * requests.len());
+        for req in requests {
+            debug_assert_eq!(req.sku, sku, "one SKU per call");
+            args.extend([
+                req.user_id.to_string(),
+                req.qty.to_string(),
+                req.order_id.to_string(),
+                req.now_ms.to_string(),
+                req.pay_by_ms.to_string(),
+                req.idempotency_ttl_secs.to_string(),
+                req.idempotency_key.to_string(),
+                req.windows.confirm_ms.to_string(),
+                req.windows.in_flight_ms.to_string(),
+            ]);
+        }
+        let keys = self.keys(sku).reserve(requests.iter().map(|req| req.idempotency_key.as_ref()));
+        let replies: Vec<Vec<String>> = self.scripts.reserve.evalsha_with_reload(self.pool.next(), keys, args).await?;
+        if replies.len() != requests.len() {
+            return Err(StoreError::Reply { script: "reserve.lua", reply: replies.concat() });
+        }
+        let mut first_held = false;
+        let mut reservations = Vec::with_capacity(replies.len());
+        for reply in replies {
+            first_held |= reply.get(4).is_some_and(|first| first == "1");
+            reservations.push(Reservation::parse(&reply).ok_or(StoreError::Reply { script: "reserve.lua", reply })?);
+        }
+        // Only a reservation that found its sale holding none adds it to
         // the active sales, after it exists: a sweeper drops a sale only
         // when it holds none (and re-adds it otherwise, see `sweep`), so a
         // sale holding others is already there. The units are taken either
         // way: a failure here must not fail the order; the rescan finds the sale.
-        if first_held && matches!(reservation, Reservation::Reserved { .. }) {
-            if let Err(err) = self.set_active(req.sku, true).await {
-                tracing::warn!(sku = req.sku, error = %err, "sale not marked active; the next rescan finds it");
+        if first_held {
+            if let Err(err) = self.set_active(sku, true).await {
+                tracing::warn!(sku, error = %err, "sale not marked active; the next rescan finds it");
             }
         }
-        Ok(reservation)
+        Ok(reservations)
     }
 
     /// Gives an unqueued order's units back, unless the in-flight window

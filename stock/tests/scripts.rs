@@ -47,8 +47,8 @@ fn order_id(user: u64) -> OrderId {
 
 fn request<'a>(sku: &'a str, key: &'a str, user_id: u64, qty: u32, order_id: OrderId) -> ReserveRequest<'a> {
     ReserveRequest {
-        sku,
-        idempotency_key: key,
+        sku: sku.into(),
+        idempotency_key: key.into(),
         user_id,
         qty,
         order_id,
@@ -221,11 +221,39 @@ async fn release_gives_units_back_once_and_frees_the_key() {
 }
 
 #[tokio::test]
+async fn one_call_reserves_several_requests_in_their_order() {
+    let store = store().await;
+    let sku = sale(&store, 3, 2).await;
+    let batch = [
+        request(&sku, "a", 1, 1, order_id(1)),
+        request(&sku, "b", 1, 2, order_id(1)),
+        request(&sku, "c", 2, 2, order_id(2)),
+        request(&sku, "d", 3, 1, order_id(3)),
+        request(&sku, "a", 1, 1, order_id(1)),
+    ];
+    let replies = store.reserve_many(&sku, &batch).await.unwrap();
+    assert!(matches!(replies[0], Reservation::Reserved { stock_left: 2, .. }), "{replies:?}");
+    assert_eq!(replies[1], Reservation::LimitExceeded, "the first request's unit counts for the second");
+    assert!(matches!(replies[2], Reservation::Reserved { stock_left: 0, .. }), "{replies:?}");
+    assert_eq!(replies[3], Reservation::OutOfStock { stock_left: 0 });
+    assert!(
+        matches!(&replies[4], Reservation::InProgress(record) if record.order_id == batch[0].order_id),
+        "a key repeated in the batch finds the first's order: {replies:?}"
+    );
+    assert_eq!(counters(&store, &sku).await, (0, 3, 0));
+}
+
+#[tokio::test]
 async fn scripts_refuse_wrong_argument_counts() {
     let client = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
     client.init().await.unwrap();
+    let refusal = "reserve.lua takes 5 keys, then one key and 9 arguments per order";
     let err = client.eval::<Value, _, _, _>(RESERVE_LUA, vec!["a"], vec!["1"]).await.unwrap_err();
-    assert!(err.details().contains("reserve.lua takes 6 keys and 9 arguments"), "{err}");
+    assert!(err.details().contains(refusal), "{err}");
+    // Two orders' keys with one order's arguments.
+    let keys = vec!["a", "b", "c", "d", "e", "f", "g"];
+    let err = client.eval::<Value, _, _, _>(RESERVE_LUA, keys, vec!["1"; 9]).await.unwrap_err();
+    assert!(err.details().contains(refusal), "{err}");
 }
 
 /// A reserved order whose creation the broker acknowledged.

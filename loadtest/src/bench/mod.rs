@@ -117,10 +117,13 @@ impl Bench {
             })
             .await?;
 
-        let shards = self.fresh_shards(run).await?;
-        let database_floor = self.phase("plain batched INSERT", this, floors::plain_insert(&shards, self.rows)).await?;
-        let (settler_drain, settler_rss) = self.settler_drain(run, &shards).await?;
-        orderdb::shards::drop_databases(&shards).await?;
+        let floor_shards = self.fresh_shards(&format!("{run}_floor")).await?;
+        let database_floor =
+            self.phase("plain batched INSERT", this, floors::plain_insert(&floor_shards, self.rows)).await?;
+        let settler_shards = self.fresh_shards(&run.to_string()).await?;
+        let (settler_drain, settler_rss) = self.settler_drain(run, &settler_shards).await?;
+        orderdb::shards::drop_databases(&floor_shards).await?;
+        orderdb::shards::drop_databases(&settler_shards).await?;
 
         let plenty = format!("bench_accept_{run}");
         self.gateway.load_sale(&plenty, PLENTY, 1, 100).await?;
@@ -225,8 +228,9 @@ impl Bench {
         .await
     }
 
-    async fn fresh_shards(&self, run: u64) -> anyhow::Result<Vec<String>> {
-        let dsns: Vec<String> = (0..4).map(|i| format!("{}/bench_{run}_{i}", self.mysql_server)).collect();
+    /// Four empty shard databases `bench_<name>_<n>`.
+    async fn fresh_shards(&self, name: &str) -> anyhow::Result<Vec<String>> {
+        let dsns: Vec<String> = (0..4).map(|i| format!("{}/bench_{name}_{i}", self.mysql_server)).collect();
         orderdb::shards::create_databases(&dsns).await?;
         let pools = orderdb::ShardPools::connect_lazy(&dsns, 1, Duration::from_secs(5))?;
         pools.migrate().await?;
