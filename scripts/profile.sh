@@ -6,11 +6,12 @@
 # Restarts the memory-only broker and the stack with config/gateway.bench.toml
 # (no token buckets), as scripts/bench.sh does, and stops the stack afterwards.
 #
-#   scripts/profile.sh [requests per path, default 40000]
+#   scripts/profile.sh [accepted requests, default 40000] [sold-out requests, default 200000]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-REQUESTS="${1:-40000}"
+ACCEPTED="${1:-40000}"
+SOLD_OUT="${2:-200000}"
 command -v perf >/dev/null || apt_install linux-perf
 TOOLS="$STATE/tools"
 if [ ! -x "$TOOLS/bin/inferno-flamegraph" ]; then
@@ -40,7 +41,7 @@ profile() {
   log "$name: docs/flame-$name.svg"
 }
 
-profile accepted "gateway, accepted path: $REQUESTS distinct buyers, plenty of stock, 64 connections" \
-  --stock 1000000000 --buyers "$REQUESTS"
-profile sold-out "gateway, sold-out path: $REQUESTS distinct buyers, 1 unit, 64 connections" \
-  --stock 1 --buyers "$REQUESTS"
+profile accepted "gateway, accepted path: $ACCEPTED distinct buyers, plenty of stock, 64 connections" \
+  --stock 1000000000 --buyers "$ACCEPTED"
+profile sold-out "gateway, sold-out path: $SOLD_OUT distinct buyers, 1 unit, 64 connections" \
+  --stock 1 --buyers "$SOLD_OUT"

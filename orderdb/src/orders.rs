@@ -61,6 +61,34 @@ pub fn insert<'a>(orders: &'a [&'a OrderCreated], status: OrderStatus) -> QueryB
     insert
 }
 
+/// Most rows one INSERT statement takes.
+const CHUNK: usize = 512;
+
+/// `rows` in one transaction, in statements of [`chunk_sizes`], each
+/// followed by `on_duplicate`.
+async fn insert_chunks(pool: &MySqlPool, rows: &[&OrderCreated], on_duplicate: &str) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut rest = rows;
+    for size in chunk_sizes(rows.len()) {
+        let (chunk, tail) = rest.split_at(size);
+        let mut statement = insert(chunk, OrderStatus::PendingPayment);
+        statement.push(on_duplicate);
+        statement.build().execute(&mut *tx).await?;
+        rest = tail;
+    }
+    tx.commit().await
+}
+
+/// How `rows` split into statements: full chunks, then the rest as powers
+/// of two. Each statement text is prepared once per connection, so a batch
+/// of any size reuses a handful of texts instead of making the server
+/// parse a new one for every batch size.
+fn chunk_sizes(rows: usize) -> impl Iterator<Item = usize> {
+    let rest = rows % CHUNK;
+    let halves = (0..CHUNK.trailing_zeros()).rev().map(|bit| 1 << bit).filter(move |size| rest & size != 0);
+    std::iter::repeat_n(CHUNK, rows / CHUNK).chain(halves)
+}
+
 /// MySQL's "duplicate entry" (ER_DUP_ENTRY).
 fn is_duplicate(err: &sqlx::Error) -> bool {
     err.as_database_error()
@@ -74,26 +102,24 @@ fn status(name: &str) -> Result<OrderStatus, sqlx::Error> {
 }
 
 impl ShardPools {
-    /// Inserts new orders pending payment, each into its user's shard, one
-    /// multi-row statement per shard, shards concurrently. Idempotent on
-    /// the order id: a row that exists already (a redelivered event) is
-    /// left as it is, since its status may have moved on. Fails if any
-    /// shard fails; rows already written are skipped on the retry.
+    /// Inserts new orders pending payment, each into its user's shard, in
+    /// one transaction per shard, shards concurrently. Idempotent on the
+    /// order id: a row that exists already (a redelivered event) is left as
+    /// it is, since its status may have moved on. Fails if any shard fails;
+    /// rows already written are skipped on the retry.
     pub async fn insert_new(&self, orders: &[&OrderCreated]) -> Result<(), sqlx::Error> {
         let mut by_shard: Vec<Vec<&OrderCreated>> = vec![Vec::new(); self.pools.len()];
         for order in orders {
             by_shard[self.router.shard_for_user(order.user_id)].push(*order);
         }
-        // A plain INSERT costs the shard least. A statement that meets an
+        // Plain INSERTs cost the shard least. A transaction that meets an
         // order already stored (a redelivery) is rolled back whole and
-        // written again as an upsert that leaves stored orders alone.
+        // written again with upserts that leave stored orders alone.
         let writes = by_shard.iter().enumerate().filter(|(_, rows)| !rows.is_empty()).map(|(shard, rows)| async move {
             let pool = &self.pools[shard];
-            match insert(rows, OrderStatus::PendingPayment).build().execute(pool).await {
+            match insert_chunks(pool, rows, "").await {
                 Err(err) if is_duplicate(&err) => {
-                    let mut upsert = insert(rows, OrderStatus::PendingPayment);
-                    upsert.push(" ON DUPLICATE KEY UPDATE order_id = order_id");
-                    upsert.build().execute(pool).await
+                    insert_chunks(pool, rows, " ON DUPLICATE KEY UPDATE order_id = order_id").await
                 }
                 written => written,
             }
@@ -197,4 +223,20 @@ pub async fn insert_plain(pool: &MySqlPool, orders: &[&OrderCreated], chunk: usi
         insert(rows, OrderStatus::PendingPayment).build().execute(pool).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_split_into_few_statement_sizes_that_add_up() {
+        let sizes: Vec<usize> = chunk_sizes(1_300).collect();
+        assert_eq!(sizes, [512, 512, 256, 16, 4]);
+        for rows in 0..2_000 {
+            let sizes: Vec<usize> = chunk_sizes(rows).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), rows);
+            assert!(sizes.iter().all(|size| size.is_power_of_two() && *size <= CHUNK), "{sizes:?}");
+        }
+    }
 }

@@ -154,7 +154,7 @@ impl Mysql {
 
 impl Default for Batch {
     fn default() -> Self {
-        Self { max_messages: 2_000, max_wait_ms: 20, retry_min_ms: 100, retry_max_ms: 5_000 }
+        Self { max_messages: 4_000, max_wait_ms: 20, retry_min_ms: 100, retry_max_ms: 5_000 }
     }
 }
 

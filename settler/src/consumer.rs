@@ -67,6 +67,8 @@ impl Settler {
             .set("heartbeat.interval.ms", (config.kafka.session_timeout_ms / 4).max(100).to_string())
             .set("fetch.min.bytes", config.kafka.fetch_min_bytes.to_string())
             .set("fetch.wait.max.ms", config.kafka.fetch_wait_max_ms.to_string())
+            // What it fetches ahead is held in memory: 16 MiB is many batches.
+            .set("queued.max.messages.kbytes", "16384")
             .create()?;
         consumer.subscribe(&[&config.kafka.topic])?;
         let dead_letters = EventProducer::new(&config.producer())?;

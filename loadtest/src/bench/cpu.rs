@@ -47,6 +47,22 @@ impl CpuStart {
     }
 }
 
+/// Waits until the watched processes together use less than a tenth of a
+/// core (what the last phase left them doing, e.g. a database flushing,
+/// must not be counted in the next), at most `limit`.
+pub async fn wait_quiet(watched: &[Watched], limit: std::time::Duration) {
+    const SAMPLE: std::time::Duration = std::time::Duration::from_millis(300);
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        let before = start(watched);
+        tokio::time::sleep(SAMPLE).await;
+        let busy_ms: f64 = before.per_thousand(1_000).iter().map(|cpu| cpu.ms_per_1k).sum();
+        if busy_ms < 0.1 * SAMPLE.as_millis() as f64 {
+            return;
+        }
+    }
+}
+
 /// A process's user + system time so far, ms (all its threads).
 fn cpu_ms(pid: u32) -> Option<f64> {
     let stat = procfs::process::Process::new(pid as i32).ok()?.stat().ok()?;

@@ -74,6 +74,8 @@ pub struct BenchReport {
 }
 
 const RUN_LIMIT: Duration = Duration::from_secs(120);
+/// Longest wait for the stack to go quiet before a phase.
+const QUIET_LIMIT: Duration = Duration::from_secs(15);
 
 impl Bench {
     pub async fn run(self) -> anyhow::Result<BenchReport> {
@@ -98,6 +100,7 @@ impl Bench {
         let this = ("loadtest", std::process::id());
         let redis = RedisFloor::connect(&self.redis_url, run).await?;
         let requests = (self.requests, self.concurrency);
+        self.quiet().await;
         let redis_floor = self
             .phase("reserve.lua, gateway's Redis client", this, async {
                 Ok(floors::redis_floor(&redis, first_user, requests.0, requests.1).await)
@@ -106,11 +109,13 @@ impl Bench {
         let topic = format!("bench_floor_{run}");
         settler::setup::create_topics(&self.kafka_bootstrap, &[(&topic, 8)]).await?;
         let producer = floors::floor_producer(&self.kafka_bootstrap, &topic)?;
+        self.quiet().await;
         let produce_floor = self
             .phase("produce, gateway's Kafka producer", this, async {
                 Ok(floors::produce_floor(&producer, first_user, requests.0, requests.1).await)
             })
             .await?;
+        self.quiet().await;
         let composed_floor = self
             .phase("reserve.lua + produce, no HTTP", this, async {
                 Ok(floors::composed_floor(&redis, &producer, first_user + self.requests, requests.0, requests.1).await)
@@ -118,6 +123,7 @@ impl Bench {
             .await?;
 
         let floor_shards = self.fresh_shards(&format!("{run}_floor")).await?;
+        self.quiet().await;
         let database_floor =
             self.phase("plain batched INSERT", this, floors::plain_insert(&floor_shards, self.rows)).await?;
         let settler_shards = self.fresh_shards(&run.to_string()).await?;
@@ -180,8 +186,14 @@ impl Bench {
         watched
     }
 
+    /// Waits for the stack to finish what the last phase left it doing.
+    async fn quiet(&self) {
+        cpu::wait_quiet(&self.watched(("loadtest", std::process::id())), QUIET_LIMIT).await;
+    }
+
     /// Runs `work` with the CPU of every process and the worker's
-    /// instructions counted around it.
+    /// instructions counted around it. Callers first let the stack go
+    /// quiet ([`Self::quiet`]).
     async fn phase(
         &self,
         name: &'static str,
@@ -217,6 +229,7 @@ impl Bench {
         first_user: u64,
         expected_status: &str,
     ) -> anyhow::Result<Phase> {
+        self.quiet().await;
         self.phase(name, worker, async {
             let started = Instant::now();
             let tally = burst(target, sku, first_user, self.requests, self.concurrency, RUN_LIMIT).await?;
@@ -246,6 +259,7 @@ impl Bench {
         let producer = floors::floor_producer(&self.kafka_bootstrap, &topic)?;
         let produced = floors::produce_floor(&producer, 1, self.rows, 1_024).await;
         anyhow::ensure!(produced.failed == 0, "{} of the settler's orders were not produced", produced.failed);
+        self.quiet().await;
         let mut settler = tokio::process::Command::new(&self.settler_bin)
             .env("SETTLER_KAFKA__BOOTSTRAP", &self.kafka_bootstrap)
             .env("SETTLER_KAFKA__TOPIC", &topic)
