@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use crate::outcomes::{flight_key, Placed};
 
 /// Most orders remembered, about 250 bytes each.
-const CAPACITY: usize = 50_000;
+const CAPACITY: usize = 10_000;
 
 pub struct RecentOrders {
     orders: DashMap<String, (Placed, Instant)>,
