@@ -19,7 +19,7 @@ use stock::{IdempotencyRecord, Reservation, ReserveRequest, SaleStore, StoreErro
 
 use crate::auth::Verifier;
 use crate::config::{self, Config};
-use crate::group_commit::GroupCommit;
+use crate::group_commit::{GroupCommit, Unanswered};
 use crate::node_lease::NodeLease;
 use crate::outcomes::{PlaceError, Placed, SettleError, Settled, Unpublished};
 use crate::recent_orders::RecentOrders;
@@ -74,6 +74,8 @@ pub struct App {
 pub enum BatchError {
     #[error(transparent)]
     Redis(Arc<StoreError>),
+    #[error("it waited longer than the Redis command timeout for its batch and was not sent")]
+    Expired,
     #[error("its batch ended without an answer")]
     Lost,
 }
@@ -83,7 +85,8 @@ pub struct RedisBatch<I, T>(GroupCommit<I, Result<T, BatchError>>);
 
 impl<I: Send + 'static, T: Clone + Send + 'static> RedisBatch<I, T> {
     /// `call` runs one batch for one SKU: one answer per item, in order.
-    fn new<F>(sales: Arc<SaleStore>, call: F) -> Self
+    /// An item that waited `max_wait` for its batch is not sent.
+    fn new<F>(sales: Arc<SaleStore>, max_wait: Duration, call: F) -> Self
     where
         F: for<'a> Fn(&'a SaleStore, &'a str, &'a [I]) -> BoxFuture<'a, Result<Vec<T>, StoreError>>
             + Send
@@ -91,7 +94,7 @@ impl<I: Send + 'static, T: Clone + Send + 'static> RedisBatch<I, T> {
             + 'static,
     {
         let call = Arc::new(call);
-        Self(GroupCommit::new(REDIS_BATCH, move |sku, items: Vec<I>| {
+        Self(GroupCommit::new(REDIS_BATCH, max_wait, move |sku, items: Vec<I>| {
             let (sales, call) = (sales.clone(), call.clone());
             async move {
                 match call(&sales, &sku, &items).await {
@@ -105,7 +108,11 @@ impl<I: Send + 'static, T: Clone + Send + 'static> RedisBatch<I, T> {
 
     /// `item`'s answer, from its SKU's next batch.
     pub async fn call(&self, sku: &str, item: I) -> Result<T, BatchError> {
-        self.0.call(sku, item).await.unwrap_or(Err(BatchError::Lost))
+        match self.0.call(sku, item).await {
+            Ok(answer) => answer,
+            Err(Unanswered::Expired) => Err(BatchError::Expired),
+            Err(Unanswered::Lost) => Err(BatchError::Lost),
+        }
     }
 }
 
@@ -130,6 +137,9 @@ impl App {
         // First: what the constructors below record must reach the recorder.
         let metrics = crate::metrics::handle();
         let sales = Arc::new(SaleStore::connect(&config.redis)?);
+        // As long as a call of its own could take: the in-flight window
+        // allows each Redis step of a placement twice the command timeout.
+        let max_wait = Duration::from_millis(config.redis.command_timeout_ms);
         Ok(Self {
             traffic: ArcSwap::from_pointee(TrafficPolicy::build(config.traffic.clone(), None)),
             admin: ArcSwap::from_pointee(config.admin.clone()),
@@ -139,13 +149,13 @@ impl App {
             loaded: ArcSwap::from_pointee(Loaded::new(&config.traffic, source)),
             in_flight: InFlight::default(),
             sale_windows: SaleWindows::default(),
-            reservations: RedisBatch::new(sales.clone(), |sales, sku, requests| {
+            reservations: RedisBatch::new(sales.clone(), max_wait, |sales, sku, requests| {
                 sales.reserve_many(sku, requests).boxed()
             }),
-            acknowledgements: RedisBatch::new(sales.clone(), |sales, sku, orders| {
+            acknowledgements: RedisBatch::new(sales.clone(), max_wait, |sales, sku, orders| {
                 sales.acknowledge_many(sku, orders).boxed()
             }),
-            key_lookups: RedisBatch::new(sales.clone(), |sales, sku, keys| {
+            key_lookups: RedisBatch::new(sales.clone(), max_wait, |sales, sku, keys| {
                 sales.idempotency_keys_used(sku, keys).boxed()
             }),
             sales,

@@ -250,8 +250,8 @@ async fn scripts_refuse_wrong_argument_counts() {
     let refusal = "reserve.lua takes 5 keys, then one key and 9 arguments per order";
     let err = client.eval::<Value, _, _, _>(RESERVE_LUA, vec!["a"], vec!["1"]).await.unwrap_err();
     assert!(err.details().contains(refusal), "{err}");
-    // Two orders' keys with one order's arguments.
-    let keys = vec!["a", "b", "c", "d", "e", "f", "g"];
+    // Two orders' keys (in one slot, as on a cluster) with one order's arguments.
+    let keys = vec!["{t}a", "{t}b", "{t}c", "{t}d", "{t}e", "{t}f", "{t}g"];
     let err = client.eval::<Value, _, _, _>(RESERVE_LUA, keys, vec!["1"; 9]).await.unwrap_err();
     assert!(err.details().contains(refusal), "{err}");
 }
