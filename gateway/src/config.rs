@@ -445,16 +445,18 @@ impl Config {
         {
             return invalid(
                 "orders.confirm_window_secs",
-                "must exceed kafka.message_timeout_ms + 2 × redis.command_timeout_ms + 1 s, and be below payment_window_secs",
+                "must exceed kafka.message_timeout_ms + 3 × redis.command_timeout_ms + 1 s, and be below payment_window_secs",
             );
         }
         self.traffic.validate()
     }
 
     /// How long the request that reserved an order may still be waiting
-    /// for the broker: its produce timeout and two Redis calls, plus a second.
+    /// for the broker: its produce timeout and three Redis command timeouts
+    /// (adding the sale to the active sales; the acknowledgement's wait for
+    /// its batch, and its call), plus a second.
     pub fn in_flight_window_ms(&self) -> u64 {
-        self.kafka.message_timeout_ms + 2 * self.redis.command_timeout_ms + 1_000
+        self.kafka.message_timeout_ms + 3 * self.redis.command_timeout_ms + 1_000
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -20,7 +20,8 @@ use tokio::sync::oneshot;
 type Run<T, R> = Arc<dyn Fn(String, Vec<T>) -> BoxFuture<'static, Vec<R>> + Send + Sync>;
 
 pub struct GroupCommit<T, R> {
-    queues: DashMap<String, Arc<Mutex<Queue<T, R>>>>,
+    /// One queue per key while it has calls; a drained queue is removed.
+    queues: Arc<Queues<T, R>>,
     run: Run<T, R>,
     limits: Limits,
 }
@@ -30,6 +31,8 @@ struct Limits {
     max_batch: usize,
     max_wait: Duration,
 }
+
+type Queues<T, R> = DashMap<String, Arc<Mutex<Queue<T, R>>>>;
 
 /// Why a call got no result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +67,7 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
         run: impl Fn(String, Vec<T>) -> BoxFuture<'static, Vec<R>> + Send + Sync + 'static,
     ) -> Self {
         let limits = Limits { max_batch: max_batch.max(1), max_wait };
-        Self { queues: DashMap::new(), run: Arc::new(run), limits }
+        Self { queues: Arc::new(DashMap::new()), run: Arc::new(run), limits }
     }
 
     /// Queues `item` for `key`'s next batch and waits for its result.
@@ -81,20 +84,28 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
         };
         // Its own task: a caller that goes away must not strand the others.
         if start {
-            tokio::spawn(drain(key.to_owned(), queue, self.run.clone(), self.limits));
+            tokio::spawn(drain(key.to_owned(), queue, self.queues.clone(), self.run.clone(), self.limits));
         }
         result.await.unwrap_or(Err(Unanswered::Lost))
     }
 }
 
-/// Runs batches off `queue` until it is empty.
-async fn drain<T, R>(key: String, queue: Arc<Mutex<Queue<T, R>>>, run: Run<T, R>, limits: Limits) {
+/// Runs batches off `queue` until it is empty, then drops it from `queues`
+/// unless a call came meanwhile: keys come and go (a SKU nobody sells any
+/// more, or one that never existed) and leave nothing behind.
+async fn drain<T, R>(
+    key: String,
+    queue: Arc<Mutex<Queue<T, R>>>,
+    queues: Arc<Queues<T, R>>,
+    run: Run<T, R>,
+    limits: Limits,
+) {
     loop {
         let batch: Vec<_> = {
             let mut queue = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if queue.waiting.is_empty() {
                 queue.draining = false;
-                return;
+                break;
             }
             let take = queue.waiting.len().min(limits.max_batch);
             queue.waiting.drain(..take).collect()
@@ -120,6 +131,12 @@ async fn drain<T, R>(key: String, queue: Arc<Mutex<Queue<T, R>>>, run: Run<T, R>
             }
         }
     }
+    // A caller holding this queue from before the removal still gets its
+    // answer: finding it idle, it drains it itself.
+    queues.remove_if(&key, |_, queue| {
+        let queue = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        queue.waiting.is_empty() && !queue.draining
+    });
 }
 
 #[cfg(test)]
@@ -220,5 +237,21 @@ mod tests {
         }
         assert_eq!(*sent.lock().unwrap(), [0], "the expired calls never reached the batch");
         assert_eq!(commit.call("sku", 9).await, Ok(9), "a fresh call goes through");
+    }
+
+    #[tokio::test]
+    async fn a_drained_key_leaves_nothing_behind() {
+        let commit =
+            GroupCommit::new(10, Duration::from_secs(1), |_key: String, items: Vec<u32>| async move { items }.boxed());
+        for n in 0..100 {
+            assert_eq!(commit.call(&format!("sku-{n}"), n).await, Ok(n));
+        }
+        for _ in 0..100 {
+            if commit.queues.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("{} queues left after their calls were answered", commit.queues.len());
     }
 }

@@ -33,9 +33,11 @@ pub async fn place(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Plac
         if let Some(placed) = app.recent_orders.get(&order.sku, &key) {
             return same_request(&order, Placed { replayed: true, ..placed });
         }
+        // A lookup that fails says nothing: the placement asks Redis again
+        // (a used key gets its order) or answers 503.
         let used = app.key_lookups.call(&order.sku, key.clone()).await.unwrap_or_else(|err| {
-            tracing::warn!(sku = %order.sku, error = %err, "idempotency lookup failed; answering sold out");
-            false
+            tracing::warn!(sku = %order.sku, error = %err, "idempotency lookup failed; trying the placement");
+            true
         });
         if !used {
             metrics::counter!("gateway_sold_out_answers_total", "source" => "local").increment(1);

@@ -4,7 +4,9 @@
 //! builder of the same name in [`crate::keys`] and parses the reply with
 //! [`crate::replies`].
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use fred::prelude::*;
 use order::id::OrderId;
@@ -20,12 +22,19 @@ use crate::replies::{
 use crate::requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
 use crate::scripts::Scripts;
 
+/// How often a sale that keeps taking reservations is added to
+/// `active_sales` again by this store, so an add lost to a timeout or a
+/// failover is made good within this, not at the sweeper's next rescan.
+const REACTIVATE_EVERY: Duration = Duration::from_secs(1);
+
 /// Sales in Redis, through a pool of pipelining connections.
 pub struct SaleStore {
     pub(crate) pool: Pool,
     namespace: String,
     pub(crate) global: GlobalKeys,
     pub(crate) scripts: Scripts,
+    /// When this store last added each SKU to `active_sales`.
+    activated: Mutex<HashMap<String, Instant>>,
 }
 
 impl SaleStore {
@@ -52,6 +61,7 @@ impl SaleStore {
             namespace: config.namespace.clone(),
             global: GlobalKeys::new(&config.namespace),
             scripts: Scripts::new(),
+            activated: Mutex::new(HashMap::new()),
         })
     }
 
@@ -107,17 +117,30 @@ impl SaleStore {
             first_held |= reply.get(4).is_some_and(|first| first == "1");
             reservations.push(Reservation::parse(&reply).ok_or(StoreError::Reply { script: "reserve.lua", reply })?);
         }
-        // Only a reservation that found its sale holding none adds it to
-        // the active sales, after it exists: a sweeper drops a sale only
-        // when it holds none (and re-adds it otherwise, see `sweep`), so a
-        // sale holding others is already there. The units are taken either
-        // way: a failure here must not fail the order; the rescan finds the sale.
-        if first_held {
+        // The sale goes into the active sales after its reservations exist.
+        // A reservation that found its sale holding none always adds it (a
+        // sweeper drops a sale only when it holds none, and re-adds it
+        // otherwise, see `sweep`); other batches add it at most once a
+        // second, in case an add was lost. The units are taken either way:
+        // a failure here must not fail the order; the rescan finds the sale.
+        let reserved = reservations.iter().any(|reservation| matches!(reservation, Reservation::Reserved { .. }));
+        if reserved && self.activation_due(sku, first_held) {
             if let Err(err) = self.set_active(sku, true).await {
                 tracing::warn!(sku, error = %err, "sale not marked active; the next rescan finds it");
             }
         }
         Ok(reservations)
+    }
+
+    /// Whether a batch that reserved should add `sku` to the active sales
+    /// now; notes the add if so.
+    fn activation_due(&self, sku: &str, first_held: bool) -> bool {
+        let mut activated = self.activated.lock().unwrap_or_else(PoisonError::into_inner);
+        let due = first_held || activated.get(sku).is_none_or(|at| at.elapsed() >= REACTIVATE_EVERY);
+        if due {
+            activated.insert(sku.to_owned(), Instant::now());
+        }
+        due
     }
 
     /// Gives an unqueued order's units back, unless the in-flight window

@@ -439,6 +439,19 @@ async fn a_sale_holding_reservations_stays_active_between_sweeps_and_the_next_fi
 }
 
 #[tokio::test]
+async fn an_add_to_the_active_sales_that_was_lost_is_made_good_by_a_later_reservation() {
+    let store = store().await;
+    let sku = sale(&store, 10, 5).await;
+    let active = || async { store.active_sales().await.unwrap().contains(&sku) };
+    reserved(&store, &sku, 1, 1).await;
+    // The add is lost (a timeout, a failover) while the sale holds a reservation.
+    store.set_active(&sku, false).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    reserved(&store, &sku, 2, 1).await;
+    assert!(active().await, "a reservation a second later adds the sale again");
+}
+
+#[tokio::test]
 async fn payment_queries_are_claimed_once_per_round() {
     let store = store().await;
     let query = PaymentQuery { sku: unique("q"), order_id: order_id(5), started_ms: NOW };
