@@ -19,6 +19,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export GATEWAY_REDIS__NAMESPACE=bench: SETTLER_REDIS__NAMESPACE=bench:
 export MYSQL_SHARDS="$MYSQL_URL/bench_orders_0,$MYSQL_URL/bench_orders_1,$MYSQL_URL/bench_orders_2,$MYSQL_URL/bench_orders_3"
 bash "$ROOT/scripts/stack.sh" stop
+# The services first (a fresh machine has none), then last run's leftovers
+# out, then the build, the shard databases and the topics.
+bash "$ROOT/scripts/setup.sh" --services-only
 if command -v redis-cli >/dev/null; then
   redis-cli -p "$REDIS_PORT" --scan --pattern 'bench:*' | xargs -r -n 500 redis-cli -p "$REDIS_PORT" unlink >/dev/null
 else
