@@ -138,7 +138,8 @@ impl App {
         let metrics = crate::metrics::handle();
         let sales = Arc::new(SaleStore::connect(&config.redis)?);
         // As long as a call of its own could take: the in-flight window
-        // allows each Redis step of a placement twice the command timeout.
+        // counts the acknowledgement's wait for its batch as one more
+        // Redis timeout (`Config::in_flight_window_ms`).
         let max_wait = Duration::from_millis(config.redis.command_timeout_ms);
         Ok(Self {
             traffic: ArcSwap::from_pointee(TrafficPolicy::build(config.traffic.clone(), None)),

@@ -89,11 +89,14 @@ fn chunk_sizes(rows: usize) -> impl Iterator<Item = usize> {
     std::iter::repeat_n(CHUNK, rows / CHUNK).chain(halves)
 }
 
+/// The MySQL / MariaDB error number of a refusal by the server, if `err` is one.
+pub fn error_number(err: &sqlx::Error) -> Option<u16> {
+    Some(err.as_database_error()?.try_downcast_ref::<MySqlDatabaseError>()?.number())
+}
+
 /// MySQL's "duplicate entry" (ER_DUP_ENTRY).
 fn is_duplicate(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .and_then(|db| db.try_downcast_ref::<MySqlDatabaseError>())
-        .is_some_and(|mysql| mysql.number() == 1062)
+    error_number(err) == Some(1062)
 }
 
 /// A status read back from a row; a name this build does not know is a decode error.

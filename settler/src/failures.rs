@@ -6,7 +6,7 @@
 //! forever, so that event goes to the dead-letter topic with the reason,
 //! and the batch goes on.
 
-use sqlx::mysql::MySqlDatabaseError;
+use orderdb::orders::error_number;
 
 /// MySQL / MariaDB error numbers that single out one row: the same event
 /// fails the same way on any retry. Anything else — the server down, full,
@@ -27,13 +27,7 @@ const ROW_REFUSED_CODES: &[u16] = &[
 
 /// Whether retrying `err` may succeed: everything but a row's own refusal.
 pub fn is_transient(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Database(db) => match db.try_downcast_ref::<MySqlDatabaseError>() {
-            Some(mysql) => !ROW_REFUSED_CODES.contains(&mysql.number()),
-            None => true,
-        },
-        _ => true,
-    }
+    !error_number(err).is_some_and(|number| ROW_REFUSED_CODES.contains(&number))
 }
 
 #[cfg(test)]

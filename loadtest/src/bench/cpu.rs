@@ -33,17 +33,16 @@ pub fn start(watched: &[Watched]) -> CpuStart {
 }
 
 impl CpuStart {
-    /// CPU each process spent since the start, per 1,000 of `operations`;
-    /// a process that went away (or was never there) is left out.
+    /// CPU each process spent since the start, ms; a process that went
+    /// away (or was never there) is left out.
+    fn spent(self) -> impl Iterator<Item = (&'static str, f64)> {
+        self.0.into_iter().filter_map(|(watched, before)| Some((watched.name, cpu_ms(watched.pid)? - before?)))
+    }
+
+    /// CPU each process spent since the start, per 1,000 of `operations`.
     pub fn per_thousand(self, operations: u64) -> Vec<ProcessCpu> {
         let thousands = operations.max(1) as f64 / 1_000.0;
-        self.0
-            .into_iter()
-            .filter_map(|(watched, before)| {
-                let spent = cpu_ms(watched.pid)? - before?;
-                Some(ProcessCpu { process: watched.name, ms_per_1k: spent / thousands })
-            })
-            .collect()
+        self.spent().map(|(process, ms)| ProcessCpu { process, ms_per_1k: ms / thousands }).collect()
     }
 }
 
@@ -56,7 +55,7 @@ pub async fn wait_quiet(watched: &[Watched], limit: std::time::Duration) {
     while tokio::time::Instant::now() < deadline {
         let before = start(watched);
         tokio::time::sleep(SAMPLE).await;
-        let busy_ms: f64 = before.per_thousand(1_000).iter().map(|cpu| cpu.ms_per_1k).sum();
+        let busy_ms: f64 = before.spent().map(|(_, ms)| ms).sum();
         if busy_ms < 0.1 * SAMPLE.as_millis() as f64 {
             return;
         }
@@ -67,6 +66,19 @@ pub async fn wait_quiet(watched: &[Watched], limit: std::time::Duration) {
 fn cpu_ms(pid: u32) -> Option<f64> {
     let stat = procfs::process::Process::new(pid as i32).ok()?.stat().ok()?;
     Some((stat.utime + stat.stime) as f64 * 1_000.0 / procfs::ticks_per_second() as f64)
+}
+
+/// A process's peak resident memory (VmHWM), MiB.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let kib = procfs::process::Process::new(pid as i32).ok()?.status().ok()?.vmhwm?;
+    Some(kib as f64 / 1024.0)
+}
+
+/// Sends `signal` (a name: STOP, CONT, INT) to `pid`.
+pub async fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().await?;
+    anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+    Ok(())
 }
 
 /// `perf stat` counting one process's instructions over a phase; `None`
@@ -89,7 +101,7 @@ impl InstructionCount {
     pub async fn per_operation(mut self, operations: u64) -> Option<f64> {
         let pid = self.0.id()?;
         // perf prints its counts when interrupted.
-        Command::new("kill").args(["-INT", &pid.to_string()]).status().await.ok()?;
+        signal(pid, "INT").await.ok()?;
         let mut printed = String::new();
         self.0.stderr.take()?.read_to_string(&mut printed).await.ok()?;
         self.0.wait().await.ok()?;

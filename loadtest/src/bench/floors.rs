@@ -180,7 +180,7 @@ pub async fn redis_floor(redis: &RedisFloor, first_user: u64, count: u64, concur
 }
 
 /// The gateway's producer (same settings: idempotent, `acks=all`, its
-/// linger) on a topic of its own, `concurrency` events in flight.
+/// linger) on a topic of its own.
 pub fn floor_producer(bootstrap: &str, topic: &str) -> anyhow::Result<EventProducer> {
     Ok(EventProducer::new(&KafkaConfig {
         bootstrap: bootstrap.to_owned(),

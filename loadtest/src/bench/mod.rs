@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde::Serialize;
 
-use self::cpu::{InstructionCount, ProcessCpu, Watched};
+use self::cpu::{peak_rss_mib, signal, InstructionCount, ProcessCpu, Watched};
 use self::floors::{Calls, HyperFloor, RedisFloor, PLENTY};
 use crate::burst::burst;
 use crate::client::Gateway;
@@ -99,11 +99,10 @@ impl Bench {
         // The floors run inside this process: it is the one doing their work.
         let this = ("loadtest", std::process::id());
         let redis = RedisFloor::connect(&self.redis_url, run).await?;
-        let requests = (self.requests, self.concurrency);
         self.quiet().await;
         let redis_floor = self
             .phase("reserve.lua, gateway's Redis client", this, async {
-                Ok(floors::redis_floor(&redis, first_user, requests.0, requests.1).await)
+                Ok(floors::redis_floor(&redis, first_user, self.requests, self.concurrency).await)
             })
             .await?;
         let topic = format!("bench_floor_{run}");
@@ -112,13 +111,20 @@ impl Bench {
         self.quiet().await;
         let produce_floor = self
             .phase("produce, gateway's Kafka producer", this, async {
-                Ok(floors::produce_floor(&producer, first_user, requests.0, requests.1).await)
+                Ok(floors::produce_floor(&producer, first_user, self.requests, self.concurrency).await)
             })
             .await?;
         self.quiet().await;
         let composed_floor = self
             .phase("reserve.lua + produce, no HTTP", this, async {
-                Ok(floors::composed_floor(&redis, &producer, first_user + self.requests, requests.0, requests.1).await)
+                Ok(floors::composed_floor(
+                    &redis,
+                    &producer,
+                    first_user + self.requests,
+                    self.requests,
+                    self.concurrency,
+                )
+                .await)
             })
             .await?;
 
@@ -276,9 +282,11 @@ impl Bench {
             .kill_on_drop(true)
             .spawn()?;
         let pid = settler.id().expect("running");
+        // One connection per shard for the whole count, not one per look.
+        let counted = orderdb::ShardPools::connect_lazy(shards, 1, Duration::from_secs(5))?;
         // The clock starts at the first stored row: the group join is not drain time.
         let deadline = Instant::now() + RUN_LIMIT;
-        while count_rows(shards).await? == 0 && Instant::now() < deadline {
+        while counted.count_all().await? == 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let phase = self
@@ -287,35 +295,16 @@ impl Bench {
                 let mut stored = 0;
                 while stored < self.rows && Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    stored = count_rows(shards).await.unwrap_or(stored);
+                    stored = counted.count_all().await.unwrap_or(stored);
                 }
                 let failed = self.rows - stored.min(self.rows);
                 Ok(Calls { operations: self.rows, failed, elapsed: started.elapsed(), latency: latency_histogram() })
             })
             .await?;
+        counted.close().await;
         let rss = peak_rss_mib(pid);
         settler.start_kill()?;
         settler.wait().await?;
         Ok((phase, rss))
     }
-}
-
-async fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
-    let status = tokio::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().await?;
-    anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
-    Ok(())
-}
-
-async fn count_rows(shards: &[String]) -> anyhow::Result<u64> {
-    let pools = orderdb::ShardPools::connect_lazy(shards, 1, Duration::from_secs(5))?;
-    let counted = pools.count_all().await;
-    pools.close().await;
-    Ok(counted?)
-}
-
-/// A process's peak resident memory (VmHWM), MiB.
-fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
