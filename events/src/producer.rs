@@ -130,6 +130,12 @@ impl EventProducer {
         sent
     }
 
+    /// Sends an event encoded earlier (a transactional outbox's row) to the
+    /// order-events topic, keyed by its user, and waits for the acknowledgement.
+    pub async fn send_encoded(&self, user_id: u64, payload: &[u8]) -> Result<(), SendError> {
+        self.send_to(&self.topic, Some(user_id.to_string().as_bytes()), payload, None).await
+    }
+
     /// Sends one message to `topic` and waits for the broker's acknowledgement.
     pub async fn send_to(
         &self,

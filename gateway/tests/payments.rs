@@ -503,13 +503,7 @@ async fn events_of(topic: &str, order_id: &str) -> Vec<OrderEvent> {
             remaining.remove(&message.partition());
         }
         let event = OrderEvent::decode(message.payload().unwrap_or_default()).unwrap();
-        let id = match &event {
-            OrderEvent::OrderCreated(o) => o.order_id,
-            OrderEvent::OrderPaid(p) => p.order.order_id,
-            OrderEvent::OrderCancelled(c) => c.order.order_id,
-            OrderEvent::RefundRequired(r) => r.order_id,
-        };
-        if id.to_string() == order_id {
+        if event.order_id().to_string() == order_id {
             events.push(event);
         }
     }

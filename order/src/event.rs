@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::id::OrderId;
+use crate::lifecycle::{Action, Actor};
+use crate::status::OrderStatus;
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -25,6 +27,7 @@ pub enum OrderEvent {
     OrderPaid(OrderPaid),
     OrderCancelled(OrderCancelled),
     RefundRequired(RefundRequired),
+    OrderStatusChanged(OrderStatusChanged),
 }
 
 /// Units were reserved for an order that now awaits payment. Later events
@@ -67,6 +70,8 @@ pub enum CancelReason {
     /// The broker never confirmed the order's creation before its confirm
     /// deadline (the buyer was answered 503, never 202).
     Unconfirmed,
+    /// The buyer cancelled a paid order before it shipped: refunded.
+    AfterPayment,
 }
 
 impl CancelReason {
@@ -75,11 +80,14 @@ impl CancelReason {
             Self::User => "user",
             Self::Timeout => "timeout",
             Self::Unconfirmed => "unconfirmed",
+            Self::AfterPayment => "after_payment",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::User, Self::Timeout, Self::Unconfirmed].into_iter().find(|reason| reason.as_str() == name)
+        [Self::User, Self::Timeout, Self::Unconfirmed, Self::AfterPayment]
+            .into_iter()
+            .find(|reason| reason.as_str() == name)
     }
 
     /// Whether the buyer is to blame: they cancelled or let it expire (a
@@ -111,6 +119,42 @@ pub struct RefundRequired {
     pub at: DateTime<Utc>,
 }
 
+/// A move of a paid order (pushed to the warehouse, shipped, received,
+/// completed, cancelled after payment), written to the order's shard with
+/// the move itself and relayed from there (the transactional outbox).
+/// Consumers apply it once: a move whose `from` is no longer the order's
+/// status has been applied already.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderStatusChanged {
+    #[serde(flatten)]
+    pub order: OrderCreated,
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+    pub action: Action,
+    pub actor: Actor,
+    /// The parcel, once shipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment: Option<Shipment>,
+    /// The payment given back, for a cancellation after payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<Refund>,
+    pub at: DateTime<Utc>,
+}
+
+/// Where a parcel went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    pub carrier: String,
+    pub tracking_no: String,
+}
+
+/// A payment to give back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    pub payment_id: String,
+    pub amount_cents: i64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("not an order event: {0}")]
@@ -131,6 +175,7 @@ impl OrderEvent {
             Self::OrderPaid(paid) => paid.order.order_id,
             Self::OrderCancelled(cancelled) => cancelled.order.order_id,
             Self::RefundRequired(refund) => refund.order_id,
+            Self::OrderStatusChanged(changed) => changed.order.order_id,
         }
     }
 
@@ -140,6 +185,7 @@ impl OrderEvent {
             Self::OrderPaid(paid) => paid.order.user_id,
             Self::OrderCancelled(cancelled) => cancelled.order.user_id,
             Self::RefundRequired(refund) => refund.user_id,
+            Self::OrderStatusChanged(changed) => changed.order.user_id,
         }
     }
 

@@ -6,10 +6,12 @@
 //! - [`request`]: the place-order request and its validation.
 //! - [`event`]: the events carried on the `order-events` topic.
 //! - [`status`]: the statuses an order moves through.
+//! - [`lifecycle`]: the state machine: (status, action, actor) → next status.
 //! - [`sale`]: a sale's window.
 
 pub mod event;
 pub mod id;
+pub mod lifecycle;
 pub mod request;
 pub mod sale;
 pub mod shard;

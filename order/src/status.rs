@@ -2,27 +2,31 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Forward flow: pending payment → paid (awaiting shipment) → shipped
-/// (awaiting receipt) → completed; a pending order may be cancelled.
+/// Forward flow: pending payment → paid (awaiting shipment) → in the
+/// warehouse (pushed, still awaiting shipment) → shipped (awaiting receipt)
+/// → completed; an order may be cancelled until it ships. The moves between
+/// them are [`crate::lifecycle::TRANSITIONS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     PendingPayment,
     Paid,
+    InWarehouse,
     Shipped,
     Completed,
     Cancelled,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 5] =
-        [Self::PendingPayment, Self::Paid, Self::Shipped, Self::Completed, Self::Cancelled];
+    pub const ALL: [OrderStatus; 6] =
+        [Self::PendingPayment, Self::Paid, Self::InWarehouse, Self::Shipped, Self::Completed, Self::Cancelled];
 
     /// The name stored in the database and shown in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PendingPayment => "PENDING_PAYMENT",
             Self::Paid => "PAID",
+            Self::InWarehouse => "IN_WAREHOUSE",
             Self::Shipped => "SHIPPED",
             Self::Completed => "COMPLETED",
             Self::Cancelled => "CANCELLED",
@@ -31,6 +35,11 @@ impl OrderStatus {
 
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|status| status.as_str() == name)
+    }
+
+    /// Whether the order's units count as sold: paid and not cancelled.
+    pub fn is_sold(self) -> bool {
+        matches!(self, Self::Paid | Self::InWarehouse | Self::Shipped | Self::Completed)
     }
 }
 

@@ -6,9 +6,12 @@
 //! - [`shards`]: the pools, routing by user and order id, migrations,
 //!   creating and dropping the databases.
 //! - [`orders`]: the order rows: the column list, inserts, lookups, counts.
-//! - [`transitions`]: an order's moves (paid, cancelled, refund), each a
-//!   conditional update with its history row.
+//! - [`transitions`]: the events that move an order (paid, cancelled,
+//!   refund, replayed moves), each a conditional update with its history row.
+//! - [`lifecycle`]: moves that start in MySQL (fulfilment, cancellation
+//!   after payment, auto-completion) with their outbox, history and refunds.
 
+pub mod lifecycle;
 pub mod orders;
 pub mod shards;
 pub mod transitions;

@@ -100,7 +100,7 @@ fn is_duplicate(err: &sqlx::Error) -> bool {
 }
 
 /// A status read back from a row; a name this build does not know is a decode error.
-fn status(name: &str) -> Result<OrderStatus, sqlx::Error> {
+pub(crate) fn status(name: &str) -> Result<OrderStatus, sqlx::Error> {
     OrderStatus::parse(name).ok_or_else(|| sqlx::Error::Decode(format!("unknown order status {name:?}").into()))
 }
 

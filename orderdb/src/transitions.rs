@@ -1,7 +1,9 @@
 //! Applies the events that move an order on: paid, cancelled, refund
-//! required. Each is a conditional update (`WHERE status = 'PENDING_PAYMENT'`)
-//! in its own transaction with its history row, so a replayed or late event
-//! is a no-op and an order never moves backwards.
+//! required, and the moves made in MySQL itself (`OrderStatusChanged`).
+//! Each is a move of the state machine's table, made as a conditional
+//! update (`WHERE status = from`) in its own transaction with its history
+//! row, so a replayed or late event is a no-op and an order never moves
+//! backwards.
 //!
 //! An event for an order the shard has not seen (its `OrderCreated` was
 //! never sent because the gateway died after reserving) is not dropped:
@@ -9,11 +11,13 @@
 //! into its final status, with a history row saying so.
 
 use chrono::NaiveDateTime;
-use order::event::{OrderCreated, OrderEvent, RefundRequired};
+use order::event::{CancelReason, OrderCreated, OrderEvent, OrderStatusChanged, Refund, RefundRequired};
+use order::lifecycle::{self, Action, Actor};
 use order::status::OrderStatus;
 use sqlx::mysql::MySqlPool;
 use sqlx::{MySql, Transaction};
 
+use crate::lifecycle::{history, record_refund};
 use crate::orders::insert;
 
 /// Applies one non-create event to the shard of its user.
@@ -22,7 +26,7 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<(), sqlx::Err
         OrderEvent::OrderCreated(_) => Ok(()),
         OrderEvent::OrderPaid(paid) => {
             let change = Change {
-                to: OrderStatus::Paid,
+                by: (Action::Pay, Actor::Channel),
                 cause: format!("payment {}", paid.payment_id),
                 at: paid.paid_at.naive_utc(),
                 set: "payment_id = ?, paid_at = ?",
@@ -31,8 +35,12 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<(), sqlx::Err
             move_order(pool, &paid.order, &change).await
         }
         OrderEvent::OrderCancelled(cancelled) => {
+            let by = match cancelled.reason {
+                CancelReason::User | CancelReason::AfterPayment => (Action::Cancel, Actor::Buyer),
+                CancelReason::Timeout | CancelReason::Unconfirmed => (Action::Expire, Actor::System),
+            };
             let change = Change {
-                to: OrderStatus::Cancelled,
+                by,
                 cause: format!("cancelled: {}", cancelled.reason.as_str()),
                 at: cancelled.cancelled_at.naive_utc(),
                 set: "cancel_reason = ?, cancelled_at = ?",
@@ -40,13 +48,14 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<(), sqlx::Err
             };
             move_order(pool, &cancelled.order, &change).await
         }
-        OrderEvent::RefundRequired(refund) => record_refund(pool, refund).await,
+        OrderEvent::RefundRequired(refund) => refund_required(pool, refund).await,
+        OrderEvent::OrderStatusChanged(changed) => replay(pool, changed).await,
     }
 }
 
 /// A move out of `PENDING_PAYMENT`, with the two columns it sets.
 struct Change {
-    to: OrderStatus,
+    by: (Action, Actor),
     cause: String,
     /// When it happened; also the value of the second column.
     at: NaiveDateTime,
@@ -57,13 +66,17 @@ struct Change {
 }
 
 async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: &Change) -> Result<(), sqlx::Error> {
+    let (action, actor) = change.by;
+    let to = lifecycle::next(OrderStatus::PendingPayment, action, actor)
+        .map_err(|refused| poison(refused.to_string()))?
+        .to;
     let order_id = order.order_id.raw() as i64;
     let mut tx = pool.begin().await?;
     let updated = sqlx::query(&format!(
         "UPDATE orders SET status = ?, {} WHERE order_id = ? AND status = 'PENDING_PAYMENT'",
         change.set
     ))
-    .bind(change.to.as_str())
+    .bind(to.as_str())
     .bind(&change.detail)
     .bind(change.at)
     .bind(order_id)
@@ -71,16 +84,16 @@ async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: &Change) -> 
     .await?
     .rows_affected();
     if updated == 1 {
-        history(&mut tx, order_id, Some(OrderStatus::PendingPayment), change.to, &change.cause, change.at).await?;
+        history(&mut tx, order_id, Some(OrderStatus::PendingPayment), to, Some(change.by), &change.cause, change.at).await?;
     } else {
         let known: Option<(String,)> = sqlx::query_as("SELECT status FROM orders WHERE order_id = ? FOR UPDATE")
             .bind(order_id)
             .fetch_optional(&mut *tx)
             .await?;
         if known.is_none() {
-            insert_in_status(&mut tx, order, change).await?;
+            insert_in_status(&mut tx, order, to, change).await?;
             let cause = format!("{} (the order's creation was never seen)", change.cause);
-            history(&mut tx, order_id, None, change.to, &cause, change.at).await?;
+            history(&mut tx, order_id, None, to, Some(change.by), &cause, change.at).await?;
         }
         // Otherwise the order has moved on already: a replay, or a loser of a race.
     }
@@ -90,9 +103,10 @@ async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: &Change) -> 
 async fn insert_in_status(
     tx: &mut Transaction<'_, MySql>,
     order: &OrderCreated,
+    to: OrderStatus,
     change: &Change,
 ) -> Result<(), sqlx::Error> {
-    insert(&[order], change.to).build().execute(&mut **tx).await?;
+    insert(&[order], to).build().execute(&mut **tx).await?;
     sqlx::query(&format!("UPDATE orders SET {} WHERE order_id = ?", change.set))
         .bind(&change.detail)
         .bind(change.at)
@@ -102,41 +116,53 @@ async fn insert_in_status(
     Ok(())
 }
 
-async fn history(
-    tx: &mut Transaction<'_, MySql>,
-    order_id: i64,
-    from: Option<OrderStatus>,
-    to: OrderStatus,
-    cause: &str,
-    at: NaiveDateTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO order_status_history (order_id, from_status, to_status, cause, at) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(order_id)
-    .bind(from.map(OrderStatus::as_str))
-    .bind(to.as_str())
-    .bind(cause)
-    .bind(at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// An event naming a move the table refuses: it fails the same way on
+/// every retry (the settler sets it aside), like a row the shard refuses.
+fn poison(reason: String) -> sqlx::Error {
+    sqlx::Error::Decode(reason.into())
 }
 
 /// A refund is its own row, once per payment; the order is not touched.
-async fn record_refund(pool: &MySqlPool, refund: &RefundRequired) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO refunds (order_id, payment_id, user_id, sku, amount_cents, reason, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE order_id = order_id",
-    )
-    .bind(refund.order_id.raw() as i64)
-    .bind(&refund.payment_id)
-    .bind(refund.user_id)
-    .bind(&refund.sku)
-    .bind(refund.amount_cents)
-    .bind(&refund.reason)
-    .bind(refund.at.naive_utc())
-    .execute(pool)
-    .await?;
-    Ok(())
+async fn refund_required(pool: &MySqlPool, refund: &RefundRequired) -> Result<(), sqlx::Error> {
+    let order = OrderCreated {
+        order_id: refund.order_id,
+        user_id: refund.user_id,
+        sku: refund.sku.clone(),
+        qty: 0,
+        amount_cents: refund.amount_cents,
+        idempotency_key: String::new(),
+        created_at: refund.at,
+        pay_by: refund.at,
+        sale_generation: 0,
+    };
+    let money = Refund { payment_id: refund.payment_id.clone(), amount_cents: refund.amount_cents };
+    let mut tx = pool.begin().await?;
+    record_refund(&mut tx, &order, &money, &refund.reason, refund.at.naive_utc()).await?;
+    tx.commit().await
+}
+
+/// A move made in MySQL (by this shard, or by another deployment's): made
+/// here too unless the order is past it already. An order this shard does
+/// not hold is left alone: the move was made where the order lives.
+async fn replay(pool: &MySqlPool, changed: &OrderStatusChanged) -> Result<(), sqlx::Error> {
+    let allowed = lifecycle::next(changed.from, changed.action, changed.actor)
+        .map_err(|refused| poison(refused.to_string()))?;
+    if allowed.to != changed.to {
+        return Err(poison(format!("{:?} by {:?} leads to {}", changed.action, changed.actor, allowed.to)));
+    }
+    let order_id = changed.order.order_id.raw() as i64;
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query("UPDATE orders SET status = ? WHERE order_id = ? AND status = ?")
+        .bind(changed.to.as_str())
+        .bind(order_id)
+        .bind(changed.from.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if updated == 1 {
+        let cause = format!("{} by {} (replayed)", changed.action.as_str(), changed.actor.as_str());
+        let by = Some((changed.action, changed.actor));
+        history(&mut tx, order_id, Some(changed.from), changed.to, by, &cause, changed.at.naive_utc()).await?;
+    }
+    tx.commit().await
 }

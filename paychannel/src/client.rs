@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
+use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -37,24 +37,14 @@ pub trait PaymentChannel: Send + Sync {
 
 /// A channel spoken to over HTTP (the simulator's API).
 pub struct HttpChannel {
-    base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-    timeout: Duration,
+    http: Http,
     /// Shared with the channel; signs notifications and lookup answers.
     secret: Vec<u8>,
 }
 
 impl HttpChannel {
     pub fn new(base_url: &str, timeout: Duration, secret: &[u8]) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeout));
-        connector.set_nodelay(true);
-        Self {
-            base: base_url.trim_end_matches('/').to_owned(),
-            client: Client::builder(TokioExecutor::new()).build(connector),
-            timeout,
-            secret: secret.to_vec(),
-        }
+        Self { http: Http::new(base_url, timeout), secret: secret.to_vec() }
     }
 
     /// The answer's status, signature header and body.
@@ -64,22 +54,53 @@ impl HttpChannel {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Option<String>, Bytes), ChannelError> {
+        let (status, headers, body) = self.http.call(method, path, body).await.map_err(ChannelError::Unreachable)?;
+        let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok((status, signature, body))
+    }
+}
+
+/// JSON over HTTP to one partner (the channel, the warehouse), each
+/// exchange bounded by a timeout.
+pub(crate) struct Http {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl Http {
+    pub(crate) fn new(base_url: &str, timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeout));
+        connector.set_nodelay(true);
+        Self {
+            base: base_url.trim_end_matches('/').to_owned(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            timeout,
+        }
+    }
+
+    /// The answer's status, headers and body; an error text if there was none in time.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
         let req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| ChannelError::Unreachable(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         let exchange = async {
-            let response = self.client.request(req).await.map_err(|e| ChannelError::Unreachable(e.to_string()))?;
+            let response = self.client.request(req).await.map_err(|e| e.to_string())?;
             let status = response.status();
-            let signature = response.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let body = response.into_body().collect().await.map_err(|e| ChannelError::Unreachable(e.to_string()))?;
-            Ok((status, signature, body.to_bytes()))
+            let headers = response.headers().clone();
+            let body = response.into_body().collect().await.map_err(|e| e.to_string())?;
+            Ok((status, headers, body.to_bytes()))
         };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| ChannelError::Unreachable(format!("no answer within {:?}", self.timeout)))?
+        tokio::time::timeout(self.timeout, exchange).await.map_err(|_| format!("no answer within {:?}", self.timeout))?
     }
 }
 

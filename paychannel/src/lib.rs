@@ -1,14 +1,16 @@
-//! The payment channel, as the gateway sees it. A simulator of one is the
-//! `paysim` crate.
+//! The partners the gateway calls: the payment channel and the warehouse.
+//! A simulator of both is the `paysim` crate.
 //!
 //! Layout:
 //! - [`messages`]: what goes over the wire: create, query, notification.
 //! - [`signature`]: HMAC-SHA256 over the raw body of notifications and lookup answers.
 //! - [`client`]: the [`client::PaymentChannel`] trait and its HTTP implementation.
+//! - [`warehouse`]: the warehouse's client: push, ship, intercept.
 
 pub mod client;
 pub mod messages;
 pub mod signature;
+pub mod warehouse;
 
 /// The header carrying the signature of a notification or a lookup answer:
 /// hex HMAC-SHA256 of the body.

@@ -9,6 +9,7 @@
 //!   and retried on the back-off schedule until a 2xx answers it — unless
 //!   the plan drops, delays or duplicates it.
 //! - `GET /v1/stats` → notifications attempted and acknowledged.
+//! - `/v1/warehouse/…`: the warehouse simulator ([`warehouse`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -37,8 +38,11 @@ use paychannel::{signature, SIGNATURE_HEADER};
 /// channels wait minutes; tests and demos want seconds).
 pub const DEFAULT_RETRY_SCHEDULE_MS: &[u64] = &[250, 500, 1_000, 2_000, 5_000, 10_000, 30_000];
 
+pub mod warehouse;
+
 pub struct Simulator {
     secret: Vec<u8>,
+    warehouse: warehouse::Warehouse,
     retry_schedule: Vec<Duration>,
     payments: DashMap<String, (PaymentState, String)>,
     by_order: DashMap<String, String>,
@@ -51,6 +55,7 @@ impl Simulator {
     pub fn new(secret: &[u8], retry_schedule: &[Duration]) -> Arc<Self> {
         Arc::new(Self {
             secret: secret.to_vec(),
+            warehouse: warehouse::Warehouse::default(),
             retry_schedule: retry_schedule.to_vec(),
             payments: DashMap::new(),
             by_order: DashMap::new(),
@@ -89,6 +94,12 @@ impl Simulator {
             Err(_) => return reply(StatusCode::BAD_REQUEST, json!({"error": "unreadable body"})),
         };
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        if let ["v1", "warehouse", rest @ ..] = segments.as_slice() {
+            return match self.warehouse.handle(method == Method::POST, rest, &body) {
+                Some((status, answer)) => reply(status, answer),
+                None => reply(StatusCode::NOT_FOUND, json!({"error": "no such route"})),
+            };
+        }
         match (method, segments.as_slice()) {
             (Method::POST, ["v1", "payments"]) => match serde_json::from_slice::<CreatePayment>(&body) {
                 Ok(create) => reply(StatusCode::OK, self.create(create)),

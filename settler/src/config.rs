@@ -16,6 +16,7 @@ pub struct Config {
     pub batch: Batch,
     pub redis: RedisConfig,
     pub sweeper: Sweeper,
+    pub lifecycle: Lifecycle,
     pub abuse: Abuse,
     pub ops: Ops,
 }
@@ -46,6 +47,25 @@ pub struct Ops {
 impl Default for Ops {
     fn default() -> Self {
         Self { listen: ([127, 0, 0, 1], 9101).into() }
+    }
+}
+
+/// The order lifecycle's background work: the outbox relay and auto-completion.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Lifecycle {
+    /// How often every shard's outbox is sent and its shipped orders looked at, ms.
+    pub every_ms: u64,
+    /// A shipped order the buyer has not confirmed completes after this long (10 days).
+    pub auto_complete_after_secs: u64,
+    /// Whether the units of a paid order cancelled before shipping go back
+    /// on sale while the sale runs (otherwise they leave the sale).
+    pub restock_cancelled_paid: bool,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self { every_ms: 200, auto_complete_after_secs: 10 * 24 * 3_600, restock_cancelled_paid: true }
     }
 }
 

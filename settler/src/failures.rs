@@ -25,8 +25,12 @@ const ROW_REFUSED_CODES: &[u16] = &[
     4025, // constraint failed (MariaDB)
 ];
 
-/// Whether retrying `err` may succeed: everything but a row's own refusal.
+/// Whether retrying `err` may succeed: everything but a row's own refusal
+/// and an event or row that does not decode to a valid order or move.
 pub fn is_transient(err: &sqlx::Error) -> bool {
+    if matches!(err, sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. }) {
+        return false;
+    }
     !error_number(err).is_some_and(|number| ROW_REFUSED_CODES.contains(&number))
 }
 
@@ -39,5 +43,10 @@ mod tests {
         let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert!(is_transient(&io));
         assert!(is_transient(&sqlx::Error::PoolTimedOut));
+    }
+
+    #[test]
+    fn a_move_the_table_refuses_is_not() {
+        assert!(!is_transient(&sqlx::Error::Decode("Ship by Buyer is not allowed from PAID".into())));
     }
 }

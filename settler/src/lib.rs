@@ -5,6 +5,7 @@
 //! - [`consumer`]: the pipeline: batch → decode → write → dead letters aside → commit.
 //! - [`failures`]: which database errors are retried and which set an event aside.
 //! - [`sweeper`]: cancels orders whose payment deadline passed and sends the outbox.
+//! - [`lifecycle`]: relays the shards' outboxes and completes shipped orders.
 //! - [`ops`]: `GET /healthz` and `GET /metrics`.
 //! - [`reconcile`]: compares a sale's counters in Redis with its orders in MySQL.
 //! - [`setup`]: `settler setup`: databases, schema and topics for a deployment.
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod consumer;
 pub mod failures;
+pub mod lifecycle;
 pub mod ops;
 pub mod reconcile;
 pub mod setup;

@@ -75,6 +75,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         batch: config.sweeper.batch,
         strike_window_secs: config.abuse.window_secs,
     };
+    let lifecycle = settler::lifecycle::Lifecycle {
+        shards: config.mysql.connect_lazy()?,
+        store: stock::SaleStore::connect(&config.redis)?,
+        events: events::producer::EventProducer::new(&config.producer())?,
+        every: Duration::from_millis(config.lifecycle.every_ms),
+        auto_complete_after: Duration::from_secs(config.lifecycle.auto_complete_after_secs),
+        restock: config.lifecycle.restock_cancelled_paid,
+    };
     let sweep = config.sweeper.enabled;
     tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, sweep, "settler starting");
     let consumer = settler::Settler::new(config)?;
@@ -83,6 +91,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let _ = stopped.changed().await;
     };
     let sweeping = sweep.then(|| tokio::spawn(sweeper.run(until_stopped(stopped.clone()))));
+    let relaying = tokio::spawn(lifecycle.run(until_stopped(stopped.clone())));
     let mut consuming = tokio::spawn(consumer.run(until_stopped(stopped)));
     // The consumer ends only when asked to; ending on its own (an error, a
     // panic) means nothing is being stored: exit non-zero so a supervisor
@@ -103,6 +112,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(sweeping) = sweeping {
         sweeping.await?;
     }
+    relaying.await?;
     consuming.await??;
     Ok(())
 }

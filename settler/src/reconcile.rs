@@ -63,10 +63,10 @@ pub async fn reconcile(
     let status: SaleStatus = store.sale_status(sku).await?.ok_or_else(|| ReconcileError::UnknownSku(sku.to_owned()))?;
     let (mut reserved, mut sold) = (0i64, 0i64);
     for (order_status, qty) in shards.units_of_sale(sku, status.loaded_ms).await? {
-        match order_status {
-            OrderStatus::PendingPayment => reserved += qty,
-            OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed => sold += qty,
-            OrderStatus::Cancelled => {}
+        if order_status == OrderStatus::PendingPayment {
+            reserved += qty;
+        } else if order_status.is_sold() {
+            sold += qty;
         }
     }
     let mut reconciliation = Reconciliation {

@@ -24,6 +24,8 @@ pub struct SaleKeys {
     pub closed: String,
     /// List: cancellations whose event is not acknowledged yet.
     pub outbox: String,
+    /// Hash: order id → units of a paid order cancelled, once they left `sold`.
+    pub returned: String,
     /// Prefix of the SKU's idempotency records.
     idempotency_prefix: String,
 }
@@ -40,6 +42,7 @@ impl SaleKeys {
             payment_events: format!("{namespace}payment_events:{{{sku}}}"),
             closed: format!("{namespace}closed:{{{sku}}}"),
             outbox: format!("{namespace}outbox:{{{sku}}}"),
+            returned: format!("{namespace}returned:{{{sku}}}"),
             idempotency_prefix: format!("{namespace}idem:{{{sku}}}:"),
         }
     }
@@ -102,6 +105,10 @@ impl SaleKeys {
 
     pub fn repair_sale(self) -> Vec<String> {
         vec![self.sale, self.reservations]
+    }
+
+    pub fn return_units(self) -> Vec<String> {
+        vec![self.sale, self.buyers, self.returned]
     }
 }
 
@@ -169,7 +176,7 @@ mod tests {
     fn each_script_gets_the_keys_its_header_names_in_that_order() {
         let sale = || SaleKeys::new("", "sku");
         let global = GlobalKeys::new("");
-        let built: [(&str, Vec<String>); 11] = [
+        let built: [(&str, Vec<String>); 12] = [
             ("reserve.lua", sale().reserve(["<key>"].into_iter())),
             ("release.lua", sale().release("<key>")),
             ("acknowledge.lua", sale().acknowledge(["<key>"].into_iter())),
@@ -179,6 +186,7 @@ mod tests {
             ("load_sale.lua", sale().load_sale()),
             ("update_sale.lua", sale().update_sale()),
             ("repair_sale.lua", sale().repair_sale()),
+            ("return_units.lua", sale().return_units()),
             ("node_lease.lua", global.node_lease(7)),
             ("claim_queries.lua", global.claim_queries()),
         ];

@@ -114,6 +114,31 @@ pub enum SaleUpdate {
     },
 }
 
+/// What `return_units.lua` did with a cancelled paid order's units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitsReturned {
+    /// Back on sale; `stock` is the sale's stock after.
+    Restocked { stock: i64 },
+    /// Out of the sale (it ended, or the operator keeps them off).
+    Withdrawn,
+    /// Done before, for this order.
+    Already,
+    /// The order belongs to an earlier sale of the SKU.
+    OtherSale,
+}
+
+impl UnitsReturned {
+    pub(crate) fn parse(reply: &[String]) -> Option<Self> {
+        match reply {
+            [tag, stock] if tag == "restocked" => stock.parse().ok().map(|stock| Self::Restocked { stock }),
+            [tag, _] if tag == "withdrawn" => Some(Self::Withdrawn),
+            [tag, _] if tag == "already" => Some(Self::Already),
+            [tag, _] if tag == "other_sale" => Some(Self::OtherSale),
+            _ => None,
+        }
+    }
+}
+
 /// A sale's counters: units left to sell, held by unpaid orders, paid for,
 /// and loaded in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ const RESERVATION_LIB: &str = include_str!("../../lua/lib/reservation.lua");
 pub const RESERVE_LUA: &str = include_str!("../../lua/reserve.lua");
 
 /// Every script by file name, as written (without the lib).
-const SOURCES: [(&str, &str); 11] = [
+const SOURCES: [(&str, &str); 12] = [
     ("reserve.lua", RESERVE_LUA),
     ("release.lua", include_str!("../../lua/release.lua")),
     ("acknowledge.lua", include_str!("../../lua/acknowledge.lua")),
@@ -18,6 +18,7 @@ const SOURCES: [(&str, &str); 11] = [
     ("load_sale.lua", include_str!("../../lua/load_sale.lua")),
     ("update_sale.lua", include_str!("../../lua/update_sale.lua")),
     ("repair_sale.lua", include_str!("../../lua/repair_sale.lua")),
+    ("return_units.lua", include_str!("../../lua/return_units.lua")),
     ("node_lease.lua", include_str!("../../lua/node_lease.lua")),
     ("claim_queries.lua", include_str!("../../lua/claim_queries.lua")),
 ];
@@ -38,6 +39,7 @@ pub(crate) struct Scripts {
     pub load_sale: Script,
     pub update_sale: Script,
     pub repair_sale: Script,
+    pub return_units: Script,
     pub node_lease: Script,
     pub claim_queries: Script,
 }
@@ -56,6 +58,7 @@ impl Scripts {
             load_sale: with_lib("load_sale.lua"),
             update_sale: alone("update_sale.lua"),
             repair_sale: alone("repair_sale.lua"),
+            return_units: alone("return_units.lua"),
             node_lease: alone("node_lease.lua"),
             claim_queries: alone("claim_queries.lua"),
         }

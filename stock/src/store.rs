@@ -9,6 +9,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use fred::prelude::*;
+use order::event::OrderCreated;
 use order::id::OrderId;
 use order::sale::SaleWindow;
 
@@ -17,7 +18,7 @@ use crate::error::StoreError;
 use crate::keys::{GlobalKeys, SaleKeys};
 use crate::records::{IdempotencyRecord, ReservationRecord};
 use crate::replies::{
-    parse_repair, Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept,
+    parse_repair, Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept, UnitsReturned,
 };
 use crate::requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
 use crate::scripts::Scripts;
@@ -432,6 +433,28 @@ impl SaleStore {
             )
             .await?;
         SaleUpdate::parse(&reply).ok_or(StoreError::Reply { script: "update_sale.lua", reply })
+    }
+
+    /// Takes a cancelled paid order's units out of `sold`, once: back on
+    /// sale if `back_on_sale` and the sale still runs, else out of it
+    /// (`return_units.lua`).
+    pub async fn return_units(&self, order: &OrderCreated, back_on_sale: bool) -> Result<UnitsReturned, StoreError> {
+        let reply: Vec<String> = self
+            .scripts
+            .return_units
+            .evalsha_with_reload(
+                self.pool.next(),
+                self.keys(&order.sku).return_units(),
+                vec![
+                    order.order_id.to_string(),
+                    order.user_id.to_string(),
+                    order.qty.to_string(),
+                    order.sale_generation.to_string(),
+                    if back_on_sale { "1" } else { "0" }.to_owned(),
+                ],
+            )
+            .await?;
+        UnitsReturned::parse(&reply).ok_or(StoreError::Reply { script: "return_units.lua", reply })
     }
 
     /// The SKUs with a sale loaded.

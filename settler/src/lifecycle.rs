@@ -1,0 +1,122 @@
+//! The lifecycle's background work, on every shard each round:
+//!
+//! - **The outbox relay.** Events of moves made in MySQL (fulfilment,
+//!   cancellation after payment, auto-completion) wait in their shard's
+//!   `order_outbox`; the relay sends them, oldest first, and deletes a row
+//!   only after the broker acknowledged its event. A cancelled paid order's
+//!   units leave `sold` first (`return_units.lua`, once per order), so a row
+//!   gone means its effects are done. Relays on several settlers, or a
+//!   round after a failed send, may send one row twice; consumers apply an
+//!   event once (a move whose `from` is no longer the order's status).
+//! - **Auto-completion.** A shipped order whose buyer did not confirm
+//!   receipt within `lifecycle.auto_complete_after_secs` completes, a move
+//!   of the same table by the system.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::Utc;
+use events::producer::EventProducer;
+use futures::future::join_all;
+use order::event::OrderEvent;
+use order::lifecycle::{Action, Actor};
+use orderdb::lifecycle::{Move, Moved, OutboxEntry};
+use orderdb::ShardPools;
+use stock::SaleStore;
+
+/// Most outbox rows sent, and most orders completed, per shard per round.
+const AT_ONCE: u32 = 500;
+
+pub struct Lifecycle {
+    pub shards: ShardPools,
+    pub store: SaleStore,
+    pub events: EventProducer,
+    pub every: Duration,
+    pub auto_complete_after: Duration,
+    /// Whether a cancelled paid order's units go back on sale while it runs.
+    pub restock: bool,
+}
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Relayed {
+    pub sent: u64,
+    pub completed: u64,
+}
+
+impl Lifecycle {
+    /// A round every `every` until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = &mut shutdown => return,
+            }
+            let round = self.round().await;
+            if round != Relayed::default() {
+                tracing::debug!(sent = round.sent, completed = round.completed, "lifecycle round");
+            }
+        }
+    }
+
+    /// One pass over every shard; a shard that fails is logged and tried
+    /// again next round.
+    pub async fn round(&self) -> Relayed {
+        let mut round = Relayed::default();
+        for shard in 0..self.shards.pools.len() {
+            match self.complete_shipped(shard).await {
+                Ok(completed) => round.completed += completed,
+                Err(err) => tracing::warn!(shard, error = %err, "auto-completion failed; trying again next round"),
+            }
+            match self.relay(shard).await {
+                Ok(sent) => round.sent += sent,
+                Err(err) => tracing::warn!(shard, error = %err, "outbox relay failed; trying again next round"),
+            }
+        }
+        metrics::counter!("settler_outbox_sent_total").increment(round.sent);
+        metrics::counter!("settler_auto_completed_total").increment(round.completed);
+        round
+    }
+
+    async fn complete_shipped(&self, shard: usize) -> Result<u64, sqlx::Error> {
+        let after = chrono::Duration::from_std(self.auto_complete_after).unwrap_or(chrono::Duration::MAX);
+        let cutoff = Utc::now() - after;
+        let mut completed = 0;
+        for order_id in self.shards.shipped_before(shard, cutoff, AT_ONCE).await? {
+            let request =
+                Move { order_id, action: Action::AutoComplete, actor: Actor::System, owner: None, shipment: None, at: Utc::now() };
+            // A buyer's confirmation or an after-sale move that came first wins.
+            if let Moved::Done(_) = self.shards.transition(&request).await? {
+                completed += 1;
+            }
+        }
+        Ok(completed)
+    }
+
+    /// Sends the shard's outbox. Only the rows before the first failure are
+    /// deleted: the rest are sent again next round, so a consumer never
+    /// sees a later move of an order without the earlier one after it.
+    async fn relay(&self, shard: usize) -> Result<u64, sqlx::Error> {
+        let entries = self.shards.outbox(shard, AT_ONCE).await?;
+        let sent = join_all(entries.iter().map(|entry| self.deliver(entry))).await;
+        let done: Vec<i64> = entries.iter().zip(sent).take_while(|(_, sent)| *sent).map(|(entry, _)| entry.id).collect();
+        self.shards.outbox_sent(shard, &done).await?;
+        Ok(done.len() as u64)
+    }
+
+    /// The entry's effects in Redis, then its event; true once both are done.
+    async fn deliver(&self, entry: &OutboxEntry) -> bool {
+        if let Ok(OrderEvent::OrderStatusChanged(changed)) = OrderEvent::decode(&entry.payload) {
+            if changed.refund.is_some() {
+                if let Err(err) = self.store.return_units(&changed.order, self.restock).await {
+                    tracing::warn!(order_id = %changed.order.order_id, error = %err, "units of a cancelled paid order not returned yet");
+                    return false;
+                }
+            }
+        }
+        self.events.send_encoded(entry.user_id, &entry.payload).await.is_ok()
+    }
+}
