@@ -15,6 +15,7 @@ use order::event::OrderEvent;
 use order::id::IdGenerator;
 use orderdb::ShardPools;
 use paychannel::client::{HttpChannel, PaymentChannel};
+use paychannel::warehouse::HttpWarehouse;
 use stock::{IdempotencyRecord, Reservation, ReserveRequest, SaleStore, StoreError, Windows};
 
 use crate::auth::Verifier;
@@ -53,9 +54,10 @@ pub struct App {
     /// their SKU sold out: one `MGET` per SKU for those that arrive together.
     pub key_lookups: RedisBatch<String, bool>,
     pub events: EventProducer,
-    /// The orders database, for lookups.
+    /// The orders database: lookups, and the moves after payment.
     pub orders: ShardPools,
     pub channel: Arc<dyn PaymentChannel>,
+    pub warehouse: HttpWarehouse,
     pub sold_out: SoldOutCache,
     pub recent_orders: RecentOrders,
     pub ids: IdGenerator,
@@ -167,6 +169,7 @@ impl App {
                 Duration::from_millis(config.payments.channel_timeout_ms),
                 config.payments.secret.expose().as_bytes(),
             )),
+            warehouse: HttpWarehouse::new(&config.warehouse.url, Duration::from_millis(config.warehouse.timeout_ms)),
             sold_out: SoldOutCache::new(Duration::from_millis(config.orders.sold_out_recheck_ms)),
             recent_orders: RecentOrders::new(Duration::from_secs(config.orders.payment_window_secs)),
             ids: IdGenerator::new(config.server.node_id).expect("validated node id"),

@@ -1,19 +1,31 @@
-//! A buyer cancelling a pending order of theirs: `cancel.lua` gives the
-//! units back at once and puts the cancellation in the sale's outbox; the
-//! event goes to Kafka now if it can, else the settler's sweeper sends it
-//! from the outbox. Paid or cancelled orders stay as they are.
+//! A buyer cancelling an order of theirs.
+//!
+//! Pending payment: `cancel.lua` gives the units back at once and puts the
+//! cancellation in the sale's outbox; the event goes to Kafka now if it
+//! can, else the settler's sweeper sends it from the outbox.
+//!
+//! Paid, not shipped (seed 002's "cancel while pending shipment"): if the
+//! order was not pushed to the warehouse, the move itself stops the push
+//! (a push is a move from PAID too, and only one of them is made); if it
+//! was, the warehouse must intercept it first, and a refused interception
+//! (picking started) refuses the cancellation. The move records the refund
+//! and its event in the order's shard; the settler's relay returns the
+//! units to the sale and sends the event.
 
 use chrono::Utc;
-use order::event::{CancelReason, OrderCancelled, OrderEvent};
+use order::event::{CancelReason, OrderCancelled, OrderEvent, Refund};
 use order::id::OrderId;
+use order::lifecycle::{Action, Actor};
 use order::status::OrderStatus;
 use stock::{Cancellation, Strike};
 
 use crate::app::App;
+use crate::fulfilment::{current_status, make, warehouse_error};
 use crate::outcomes::OrderError;
 use crate::refusal::Dependency;
 
-pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Result<(), OrderError> {
+/// Cancels the order; the refund started, for a paid one.
+pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Result<Option<Refund>, OrderError> {
     let cancellation = app.sales.cancel(sku, order_id, user_id).await.map_err(|err| {
         tracing::warn!(%order_id, error = %err, "cancel failed");
         OrderError::Unavailable(Dependency::Redis)
@@ -34,11 +46,26 @@ pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Re
                     tracing::warn!(%order_id, error = %err, "cancellation left in the outbox; it will be sent again");
                 }
             }
-            Ok(())
+            Ok(None)
         }
-        Cancellation::NotPending { paid } => {
-            Err(OrderError::NotPending { status: Some(if paid { OrderStatus::Paid } else { OrderStatus::Cancelled }) })
+        Cancellation::NotPending { paid: false } => Err(OrderError::NotPending { status: Some(OrderStatus::Cancelled) }),
+        // Paid, or unknown to the sale (replaced since): the order's shard knows.
+        Cancellation::NotPending { paid: true } | Cancellation::NotFound => {
+            cancel_after_payment(app, order_id, user_id).await.map(Some)
         }
-        Cancellation::NotFound => Err(OrderError::UnknownOrder),
     }
+}
+
+async fn cancel_after_payment(app: &App, order_id: OrderId, user_id: u64) -> Result<Refund, OrderError> {
+    let status = current_status(app, order_id, Some(user_id)).await?;
+    match status {
+        // Paid in Redis, its event not stored yet: ask again in a moment.
+        OrderStatus::PendingPayment => return Err(OrderError::NotPending { status: Some(OrderStatus::Paid) }),
+        OrderStatus::InWarehouse => {
+            app.warehouse.intercept(&order_id.to_string()).await.map_err(warehouse_error)?;
+        }
+        _ => {}
+    }
+    let changed = make(app, order_id, Action::Cancel, Actor::Buyer, Some(user_id), None).await?;
+    changed.refund.ok_or(OrderError::InvalidTransition { status, action: Action::Cancel })
 }

@@ -30,6 +30,7 @@ pub struct Config {
     pub mysql: Mysql,
     pub orders: Orders,
     pub payments: Payments,
+    pub warehouse: Warehouse,
     /// Buyers who hoard units: refused for a while.
     pub abuse: Abuse,
     /// Who the buyer is: reloaded while running (key rotation).
@@ -143,6 +144,22 @@ pub struct Payments {
     pub query_for_secs: u64,
 }
 
+/// The warehouse (WMS) paid orders are pushed to, shipped from and intercepted at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Warehouse {
+    /// Base URL of the warehouse's API.
+    pub url: String,
+    /// A call to the warehouse slower than this fails, ms.
+    pub timeout_ms: u64,
+}
+
+impl Default for Warehouse {
+    fn default() -> Self {
+        Self { url: "http://127.0.0.1:9700".into(), timeout_ms: 3_000 }
+    }
+}
+
 /// Traffic control, reloaded from the file (and on SIGHUP) without a
 /// restart. Everything here is per gateway instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +190,7 @@ pub enum LimitedRoute {
     GetOrder,
     PayOrder,
     CancelOrder,
+    ReceiveOrder,
     PaymentNotify,
 }
 
@@ -183,6 +201,7 @@ impl LimitedRoute {
             Self::GetOrder => "get_order",
             Self::PayOrder => "pay_order",
             Self::CancelOrder => "cancel_order",
+            Self::ReceiveOrder => "receive_order",
             Self::PaymentNotify => "payment_notify",
         }
     }

@@ -4,6 +4,7 @@
 
 use hyper::StatusCode;
 use order::id::OrderId;
+use order::lifecycle::Action;
 use order::status::OrderStatus;
 use serde_json::{json, Value};
 
@@ -51,6 +52,10 @@ pub enum ApiError {
     InProgress { order_id: OrderId },
     #[error("the order is no longer pending payment")]
     NotPending { status: Option<OrderStatus> },
+    #[error("{} is not allowed while the order is {status}", .action.as_str())]
+    InvalidTransition { status: OrderStatus, action: Action },
+    #[error("the warehouse refused: the order is {state} there")]
+    WarehouseRefused { state: String },
     #[error("missing or wrong notification signature")]
     BadSignature,
     #[error("paid amount {paid} differs from the order's {expected}")]
@@ -89,6 +94,8 @@ impl ApiError {
             | Self::PurchaseLimitExceeded
             | Self::InProgress { .. }
             | Self::NotPending { .. }
+            | Self::InvalidTransition { .. }
+            | Self::WarehouseRefused { .. }
             | Self::SaleBusy { .. }
             | Self::TooFewUnits { .. }
             | Self::SaleChanged { .. } => StatusCode::CONFLICT,
@@ -133,6 +140,12 @@ impl ApiError {
             Self::InProgress { order_id } => json!({"error": "request_in_progress", "order_id": order_id}),
             Self::IdempotencyKeyReused => json!({"error": "idempotency_key_reused"}),
             Self::NotPending { status } => json!({"error": "order_not_pending", "status": status}),
+            Self::InvalidTransition { status, action } => {
+                json!({"error": "invalid_transition", "status": status, "action": action, "detail": self.to_string()})
+            }
+            Self::WarehouseRefused { state } => {
+                json!({"error": "warehouse_refused", "state": state, "detail": self.to_string()})
+            }
             Self::BadSignature => json!({"error": "bad_signature"}),
             Self::AmountMismatch { paid, expected } => {
                 json!({"error": "amount_mismatch", "paid_cents": paid, "expected_cents": expected})
@@ -238,6 +251,8 @@ impl From<OrderError> for ApiError {
         match err {
             OrderError::UnknownOrder => Self::UnknownOrder,
             OrderError::NotPending { status } => Self::NotPending { status },
+            OrderError::InvalidTransition { status, action } => Self::InvalidTransition { status, action },
+            OrderError::WarehouseRefused { state } => Self::WarehouseRefused { state },
             OrderError::Unavailable(dependency) => Self::Unavailable(dependency),
         }
     }

@@ -8,7 +8,8 @@
 //!   (parse, call a workflow, map its outcome), [`http`] (bodies and
 //!   replies), [`error`] (every refusal and its HTTP status, in one place).
 //! - Workflows: [`placement`] (the hot path), [`cancellation`] (a buyer
-//!   cancels), [`payments`] (starting and settling payments),
+//!   cancels, before or after paying), [`fulfilment`] (push, ship,
+//!   receive), [`payments`] (starting and settling payments),
 //!   [`payment_queries`] (asking the channel about late notifications),
 //!   [`reload`] (hot reload of the traffic section); their answers and
 //!   errors are in [`outcomes`].
@@ -22,8 +23,9 @@
 //! - [`config`]: TOML + environment configuration, validated once;
 //!   [`metrics`]: the Prometheus recorder.
 //! - Elsewhere: the Redis scripts in the `stock` crate, the orders database
-//!   in `orderdb`, the event producer in `events`, the channel client in
-//!   `paychannel`, the domain types in `order`.
+//!   in `orderdb`, the event producer in `events`, the channel's and the
+//!   warehouse's clients in `paychannel`, the domain types and the state
+//!   machine in `order`.
 
 pub mod app;
 pub mod auth;
@@ -31,6 +33,7 @@ pub mod cancellation;
 pub mod config;
 pub mod connections;
 pub mod error;
+pub mod fulfilment;
 pub mod group_commit;
 pub mod http;
 pub mod metrics;

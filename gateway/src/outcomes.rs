@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use order::id::OrderId;
+use order::lifecycle::{Action, Refused};
 use order::status::OrderStatus;
 use serde::Serialize;
 
@@ -97,8 +98,8 @@ impl From<Unpublished> for SettleError {
     }
 }
 
-/// Why a buyer's action on a pending order (pay, cancel) was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why an action on an order (pay, cancel, push, ship, receive) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OrderError {
     /// No such order of this buyer.
     #[error("unknown order")]
@@ -106,8 +107,20 @@ pub enum OrderError {
     /// Paid or cancelled already (`None`: no longer held, status unknown here).
     #[error("the order is no longer pending payment")]
     NotPending { status: Option<OrderStatus> },
+    /// The state machine's table has no such move from the order's status.
+    #[error("{action:?} is not allowed from {status}")]
+    InvalidTransition { status: OrderStatus, action: Action },
+    /// The warehouse shipped, is picking, or intercepted the order (`state`).
+    #[error("the warehouse refused: the order is {state}")]
+    WarehouseRefused { state: String },
     #[error("{} unavailable", .0.as_str())]
     Unavailable(Dependency),
+}
+
+impl From<Refused> for OrderError {
+    fn from(refused: Refused) -> Self {
+        Self::InvalidTransition { status: refused.status, action: refused.action }
+    }
 }
 
 /// One key per SKU and idempotency key (SKUs and keys hold no newline).

@@ -12,6 +12,7 @@ pub enum Dependency {
     Kafka,
     Mysql,
     PaymentChannel,
+    Warehouse,
 }
 
 impl Dependency {
@@ -21,6 +22,7 @@ impl Dependency {
             Self::Kafka => "kafka",
             Self::Mysql => "mysql",
             Self::PaymentChannel => "payment_channel",
+            Self::Warehouse => "warehouse",
         }
     }
 }

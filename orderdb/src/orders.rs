@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::future::try_join_all;
-use order::event::OrderCreated;
+use order::event::{OrderCreated, Shipment};
 use order::id::OrderId;
 use order::status::OrderStatus;
 use serde::Serialize;
@@ -25,6 +25,9 @@ pub struct StoredOrder {
     pub status: OrderStatus,
     pub created_at: DateTime<Utc>,
     pub pay_by: DateTime<Utc>,
+    /// The parcel, once shipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipment: Option<Shipment>,
 }
 
 /// One stored copy of an order of a sale, as the fault checks count them.
@@ -133,13 +136,17 @@ impl ShardPools {
 
     /// The order, from the shard its id names.
     pub async fn get(&self, order_id: OrderId) -> Result<Option<StoredOrder>, sqlx::Error> {
-        let row: Option<(u64, String, u32, i64, String, NaiveDateTime, NaiveDateTime)> = sqlx::query_as(
-            "SELECT user_id, sku, qty, amount_cents, status, created_at, pay_by FROM orders WHERE order_id = ?",
+        type Row = (u64, String, u32, i64, String, NaiveDateTime, NaiveDateTime, Option<String>, Option<String>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT user_id, sku, qty, amount_cents, status, created_at, pay_by, carrier, tracking_no \
+             FROM orders WHERE order_id = ?",
         )
         .bind(order_id.raw() as i64)
         .fetch_optional(self.for_order(order_id))
         .await?;
-        let Some((user_id, sku, qty, amount_cents, status_name, created_at, pay_by)) = row else { return Ok(None) };
+        let Some((user_id, sku, qty, amount_cents, status_name, created_at, pay_by, carrier, tracking_no)) = row else {
+            return Ok(None);
+        };
         Ok(Some(StoredOrder {
             order_id,
             user_id,
@@ -149,6 +156,7 @@ impl ShardPools {
             status: status(&status_name)?,
             created_at: created_at.and_utc(),
             pay_by: pay_by.and_utc(),
+            shipment: carrier.zip(tracking_no).map(|(carrier, tracking_no)| Shipment { carrier, tracking_no }),
         }))
     }
 

@@ -137,7 +137,7 @@ fn in_range(value: i64, min: i64) -> bool {
     (min..=MAX_FIGURE).contains(&value)
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(req: &Read) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(req: &Read) -> Result<T, ApiError> {
     http::require_json(req.headers())?;
     serde_json::from_slice(req.body()).map_err(|e| ApiError::Invalid(format!("body: {e}")))
 }
@@ -148,7 +148,7 @@ fn redis_down(what: &str, err: stock::StoreError) -> ApiError {
 }
 
 /// The name of the admin token presented, if it is one of `admin.tokens`.
-fn authorize(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn authorize(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
     let presented = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

@@ -5,6 +5,7 @@
 //! checks, so the SRE can still see and steer an overloaded gateway.
 
 pub mod admin;
+pub mod fulfilment;
 pub mod input;
 pub mod ops;
 pub mod orders;
@@ -29,8 +30,11 @@ enum Target<'a> {
     GetOrder(&'a str),
     PayOrder(&'a str),
     CancelOrder(&'a str),
+    ReceiveOrder(&'a str),
     PaymentNotify,
     AdminSku(&'a str),
+    /// The merchant's move of an order: (order id, `push` or `ship`).
+    AdminOrder(&'a str, &'a str),
     AdminConfig,
     Healthz,
     Readyz,
@@ -47,8 +51,10 @@ impl<'a> Target<'a> {
             ["v1", "orders", id] => Self::GetOrder(id),
             ["v1", "orders", id, "pay"] => Self::PayOrder(id),
             ["v1", "orders", id, "cancel"] => Self::CancelOrder(id),
+            ["v1", "orders", id, "receive"] => Self::ReceiveOrder(id),
             ["v1", "payments", "notify"] => Self::PaymentNotify,
             ["admin", "skus", sku] => Self::AdminSku(sku),
+            ["admin", "orders", id, action @ ("push" | "ship")] => Self::AdminOrder(id, action),
             ["admin", "config"] => Self::AdminConfig,
             ["healthz"] => Self::Healthz,
             ["readyz"] => Self::Readyz,
@@ -64,6 +70,7 @@ impl<'a> Target<'a> {
             Some(route) => route.as_str(),
             None => match self {
                 Self::AdminSku(_) => "admin_sku",
+                Self::AdminOrder(..) => "admin_order",
                 Self::AdminConfig => "admin_config",
                 Self::Healthz => "healthz",
                 Self::Readyz => "readyz",
@@ -81,6 +88,7 @@ impl<'a> Target<'a> {
             Self::GetOrder(_) => LimitedRoute::GetOrder,
             Self::PayOrder(_) => LimitedRoute::PayOrder,
             Self::CancelOrder(_) => LimitedRoute::CancelOrder,
+            Self::ReceiveOrder(_) => LimitedRoute::ReceiveOrder,
             Self::PaymentNotify => LimitedRoute::PaymentNotify,
             _ => return None,
         })
@@ -88,12 +96,20 @@ impl<'a> Target<'a> {
 
     /// The buyer routes: they act for an authenticated buyer.
     fn for_buyers(&self) -> bool {
-        matches!(self, Self::PlaceOrder | Self::GetOrder(_) | Self::PayOrder(_) | Self::CancelOrder(_))
+        matches!(
+            self,
+            Self::PlaceOrder | Self::GetOrder(_) | Self::PayOrder(_) | Self::CancelOrder(_) | Self::ReceiveOrder(_)
+        )
     }
 
     fn allow(&self) -> &'static str {
         match self {
-            Self::PlaceOrder | Self::PayOrder(_) | Self::CancelOrder(_) | Self::PaymentNotify => "POST",
+            Self::PlaceOrder
+            | Self::PayOrder(_)
+            | Self::CancelOrder(_)
+            | Self::ReceiveOrder(_)
+            | Self::PaymentNotify
+            | Self::AdminOrder(..) => "POST",
             Self::AdminSku(_) => "GET, PUT, PATCH",
             _ => "GET",
         }
@@ -171,6 +187,8 @@ async fn dispatch(
         Target::GetOrder(order_id) => orders::get(&app, order_id, buyer).await,
         Target::PayOrder(order_id) => payments::pay(&app, order_id, req, buyer).await,
         Target::CancelOrder(order_id) => orders::cancel(&app, order_id, req, buyer).await,
+        Target::ReceiveOrder(order_id) => fulfilment::receive(&app, order_id, buyer).await,
+        Target::AdminOrder(order_id, action) => fulfilment::admin_action(&app, order_id, action, req).await,
         Target::PaymentNotify => payments::notify(&app, req).await,
         Target::AdminSku(sku) if req.method() == Method::PUT => admin::put_sku(&app, sku, req).await,
         Target::AdminSku(sku) if req.method() == Method::PATCH => admin::patch_sku(&app, sku, req).await,
@@ -199,6 +217,8 @@ mod tests {
             Target::GetOrder(_) => "/v1/orders/1",
             Target::PayOrder(_) => "/v1/orders/1/pay",
             Target::CancelOrder(_) => "/v1/orders/1/cancel",
+            Target::ReceiveOrder(_) => "/v1/orders/1/receive",
+            Target::AdminOrder(..) => "/admin/orders/1/ship",
             Target::PaymentNotify => "/v1/payments/notify",
             Target::AdminSku(_) => "/admin/skus/tv",
             Target::AdminConfig => "/admin/config",
@@ -217,8 +237,10 @@ mod tests {
             Target::GetOrder(""),
             Target::PayOrder(""),
             Target::CancelOrder(""),
+            Target::ReceiveOrder(""),
             Target::PaymentNotify,
             Target::AdminSku(""),
+            Target::AdminOrder("", ""),
             Target::AdminConfig,
             Target::Healthz,
             Target::Readyz,

@@ -34,18 +34,21 @@ pub async fn place(app: Arc<App>, req: Read, buyer: u64) -> Result<Reply, ApiErr
     }
 }
 
-/// `{"sku", "user_id"?}`: the buyer cancels a pending order of theirs; its
-/// units go back at once. 409 once paid or cancelled.
+/// `{"sku", "user_id"?}`: the buyer cancels an order of theirs. A pending
+/// one's units go back at once; a paid one not shipped yet is refunded
+/// (`refund` in the answer), once the warehouse intercepted it if it was
+/// pushed there. 409 once shipped, cancelled or completed.
 pub async fn cancel(app: &App, order_id: &str, req: Read, buyer: u64) -> Result<Reply, ApiError> {
     let order_id = input::order_id(order_id)?;
     let owner = input::owner(&req, buyer)?;
     app.traffic.load().admit_user(LimitedRoute::CancelOrder, owner.user_id)?;
-    cancellation::cancel(app, &owner.sku, order_id, owner.user_id).await?;
-    Ok(http::json(StatusCode::OK, &serde_json::json!({"order_id": order_id, "status": OrderStatus::Cancelled})))
+    let refund = cancellation::cancel(app, &owner.sku, order_id, owner.user_id).await?;
+    let answer = serde_json::json!({"order_id": order_id, "status": OrderStatus::Cancelled, "refund": refund});
+    Ok(http::json(StatusCode::OK, &answer))
 }
 
-/// The buyer's order; another buyer's is answered 404 like an unknown one,
-/// so order ids say nothing.
+/// The buyer's order with its history; another buyer's is answered 404
+/// like an unknown one, so order ids say nothing.
 pub async fn get(app: &App, order_id: &str, buyer: u64) -> Result<Reply, ApiError> {
     let order_id = input::order_id(order_id)?;
     let order = app
@@ -58,5 +61,11 @@ pub async fn get(app: &App, order_id: &str, buyer: u64) -> Result<Reply, ApiErro
         })?
         .filter(|order| order.user_id == buyer)
         .ok_or(ApiError::UnknownOrder)?;
-    Ok(http::json(StatusCode::OK, &order))
+    let history = app.orders.history(order_id).await.map_err(|err| {
+        tracing::warn!(%order_id, error = %err, "order history lookup failed");
+        ApiError::Unavailable(Dependency::Mysql)
+    })?;
+    let mut answer = serde_json::to_value(&order).expect("orders serialise");
+    answer["history"] = serde_json::to_value(&history).expect("history serialises");
+    Ok(http::json(StatusCode::OK, &answer))
 }

@@ -1,0 +1,100 @@
+//! A paid order's road to the buyer: the merchant pushes it to the
+//! warehouse and ships it, the buyer confirms receipt (or the settler
+//! completes it after `lifecycle.auto_complete_after_secs`). Every move is
+//! the state machine's (`order::lifecycle`), made in the order's shard with
+//! its history and outbox rows (`orderdb::lifecycle`).
+//!
+//! The warehouse decides a parcel's fate once: shipped or intercepted. So a
+//! shipment is asked of the warehouse before the order moves to SHIPPED,
+//! and a cancellation of a pushed order asks for the interception first
+//! (`cancellation.rs`): whichever the warehouse grants is the one that can
+//! move the order. Both are safe to repeat: the warehouse answers a repeat
+//! like the first, and a move already made is refused by the table.
+
+use chrono::Utc;
+use order::event::{OrderStatusChanged, Shipment};
+use order::id::OrderId;
+use order::lifecycle::{self, Action, Actor};
+use order::status::OrderStatus;
+use orderdb::lifecycle::{Move, Moved};
+use paychannel::warehouse::{Parcel, WarehouseError, WarehouseOrder};
+
+use crate::app::App;
+use crate::outcomes::OrderError;
+use crate::refusal::Dependency;
+
+/// Hands a paid order to the warehouse. A pushed order is pushed again (the
+/// warehouse answers a repeat like the first), so a push whose warehouse
+/// call failed is completed by asking again.
+pub async fn push(app: &App, order_id: OrderId) -> Result<OrderStatus, OrderError> {
+    let status = current_status(app, order_id, None).await?;
+    let (sku, qty) = if status == OrderStatus::InWarehouse {
+        let order = stored(app, order_id).await?;
+        (order.sku, order.qty)
+    } else {
+        let changed = make(app, order_id, Action::Push, Actor::Merchant, None, None).await?;
+        (changed.order.sku, changed.order.qty)
+    };
+    let handed = WarehouseOrder { order_id: order_id.to_string(), sku, qty };
+    app.warehouse.push(&handed).await.map_err(warehouse_error)?;
+    Ok(OrderStatus::InWarehouse)
+}
+
+/// Ships a pushed order: the warehouse first (it refuses an intercepted
+/// order), then the move.
+pub async fn ship(app: &App, order_id: OrderId, shipment: Shipment) -> Result<OrderStatus, OrderError> {
+    let status = current_status(app, order_id, None).await?;
+    lifecycle::next(status, Action::Ship, Actor::Merchant)?;
+    let parcel = Parcel { carrier: shipment.carrier.clone(), tracking_no: shipment.tracking_no.clone() };
+    app.warehouse.ship(&order_id.to_string(), &parcel).await.map_err(warehouse_error)?;
+    Ok(make(app, order_id, Action::Ship, Actor::Merchant, None, Some(shipment)).await?.to)
+}
+
+/// The buyer confirms receipt: the order completes.
+pub async fn receive(app: &App, order_id: OrderId, buyer: u64) -> Result<OrderStatus, OrderError> {
+    Ok(make(app, order_id, Action::Receive, Actor::Buyer, Some(buyer), None).await?.to)
+}
+
+/// The order's status in its shard; unknown if it is not `owner`'s.
+pub async fn current_status(app: &App, order_id: OrderId, owner: Option<u64>) -> Result<OrderStatus, OrderError> {
+    app.orders.status_of(order_id, owner).await.map_err(mysql_down)?.ok_or(OrderError::UnknownOrder)
+}
+
+/// Makes one move of the table in the order's shard.
+pub async fn make(
+    app: &App,
+    order_id: OrderId,
+    action: Action,
+    actor: Actor,
+    owner: Option<u64>,
+    shipment: Option<Shipment>,
+) -> Result<OrderStatusChanged, OrderError> {
+    let request = Move { order_id, action, actor, owner, shipment, at: Utc::now() };
+    match app.orders.transition(&request).await.map_err(mysql_down)? {
+        Moved::Done(changed) => {
+            metrics::counter!("gateway_order_moves_total", "action" => action.as_str()).increment(1);
+            Ok(*changed)
+        }
+        Moved::Refused(refused) => Err(refused.into()),
+        Moved::Unknown => Err(OrderError::UnknownOrder),
+    }
+}
+
+async fn stored(app: &App, order_id: OrderId) -> Result<orderdb::StoredOrder, OrderError> {
+    app.orders.get(order_id).await.map_err(mysql_down)?.ok_or(OrderError::UnknownOrder)
+}
+
+pub fn warehouse_error(err: WarehouseError) -> OrderError {
+    match err {
+        WarehouseError::Refused { state } => OrderError::WarehouseRefused { state },
+        err => {
+            tracing::warn!(error = %err, "warehouse call failed");
+            OrderError::Unavailable(Dependency::Warehouse)
+        }
+    }
+}
+
+fn mysql_down(err: sqlx::Error) -> OrderError {
+    tracing::warn!(error = %err, "order move failed");
+    OrderError::Unavailable(Dependency::Mysql)
+}
