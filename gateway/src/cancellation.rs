@@ -48,7 +48,9 @@ pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Re
             }
             Ok(None)
         }
-        Cancellation::NotPending { paid: false } => Err(OrderError::NotPending { status: Some(OrderStatus::Cancelled) }),
+        Cancellation::NotPending { paid: false } => {
+            Err(OrderError::InvalidTransition { status: OrderStatus::Cancelled, action: Action::Cancel })
+        }
         // Paid, or unknown to the sale (replaced since): the order's shard knows.
         Cancellation::NotPending { paid: true } | Cancellation::NotFound => {
             cancel_after_payment(app, order_id, user_id).await.map(Some)

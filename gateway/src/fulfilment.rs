@@ -23,21 +23,17 @@ use crate::app::App;
 use crate::outcomes::OrderError;
 use crate::refusal::Dependency;
 
-/// Hands a paid order to the warehouse. A pushed order is pushed again (the
-/// warehouse answers a repeat like the first), so a push whose warehouse
-/// call failed is completed by asking again.
+/// Hands a paid order to the warehouse: the move, then the warehouse at
+/// once. If the warehouse does not answer, the settler's relay hands it
+/// over from the move's outbox row (the warehouse answers a repeat like
+/// the first), so the push stands either way.
 pub async fn push(app: &App, order_id: OrderId) -> Result<OrderStatus, OrderError> {
-    let status = current_status(app, order_id, None).await?;
-    let (sku, qty) = if status == OrderStatus::InWarehouse {
-        let order = stored(app, order_id).await?;
-        (order.sku, order.qty)
-    } else {
-        let changed = make(app, order_id, Action::Push, Actor::Merchant, None, None).await?;
-        (changed.order.sku, changed.order.qty)
-    };
-    let handed = WarehouseOrder { order_id: order_id.to_string(), sku, qty };
-    app.warehouse.push(&handed).await.map_err(warehouse_error)?;
-    Ok(OrderStatus::InWarehouse)
+    let changed = make(app, order_id, Action::Push, Actor::Merchant, None, None).await?;
+    let handed = WarehouseOrder { order_id: order_id.to_string(), sku: changed.order.sku, qty: changed.order.qty };
+    if let Err(err) = app.warehouse.push(&handed).await {
+        tracing::warn!(%order_id, error = %err, "warehouse push failed; the relay hands the order over");
+    }
+    Ok(changed.to)
 }
 
 /// Ships a pushed order: the warehouse first (it refuses an intercepted
@@ -78,10 +74,6 @@ pub async fn make(
         Moved::Refused(refused) => Err(refused.into()),
         Moved::Unknown => Err(OrderError::UnknownOrder),
     }
-}
-
-async fn stored(app: &App, order_id: OrderId) -> Result<orderdb::StoredOrder, OrderError> {
-    app.orders.get(order_id).await.map_err(mysql_down)?.ok_or(OrderError::UnknownOrder)
 }
 
 pub fn warehouse_error(err: WarehouseError) -> OrderError {

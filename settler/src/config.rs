@@ -61,11 +61,21 @@ pub struct Lifecycle {
     /// Whether the units of a paid order cancelled before shipping go back
     /// on sale while the sale runs (otherwise they leave the sale).
     pub restock_cancelled_paid: bool,
+    /// Base URL of the warehouse a pushed order is handed to (the gateway's `warehouse.url`).
+    pub warehouse_url: String,
+    /// A call to the warehouse slower than this fails, ms.
+    pub warehouse_timeout_ms: u64,
 }
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Self { every_ms: 200, auto_complete_after_secs: 10 * 24 * 3_600, restock_cancelled_paid: true }
+        Self {
+            every_ms: 200,
+            auto_complete_after_secs: 10 * 24 * 3_600,
+            restock_cancelled_paid: true,
+            warehouse_url: "http://127.0.0.1:9700".into(),
+            warehouse_timeout_ms: 3_000,
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 //!   `order_outbox`; the relay sends them, oldest first, and deletes a row
 //!   only after the broker acknowledged its event. A cancelled paid order's
 //!   units leave `sold` first (`return_units.lua`, once per order), so a row
-//!   gone means its effects are done. Relays on several settlers, or a
+//!   gone means its effects are done. So does a push's hand-over to the
+//!   warehouse (the gateway tries it at once; the relay makes sure of it).
+//!   Relays on several settlers, or a
 //!   round after a failed send, may send one row twice; consumers apply an
 //!   event once (a move whose `from` is no longer the order's status).
 //! - **Auto-completion.** A shipped order whose buyer did not confirm
@@ -22,6 +24,7 @@ use order::event::OrderEvent;
 use order::lifecycle::{Action, Actor};
 use orderdb::lifecycle::{Move, Moved, OutboxEntry};
 use orderdb::ShardPools;
+use paychannel::warehouse::{HttpWarehouse, WarehouseError, WarehouseOrder};
 use stock::SaleStore;
 
 /// Most outbox rows sent, and most orders completed, per shard per round.
@@ -35,6 +38,7 @@ pub struct Lifecycle {
     pub auto_complete_after: Duration,
     /// Whether a cancelled paid order's units go back on sale while it runs.
     pub restock: bool,
+    pub warehouse: HttpWarehouse,
 }
 
 /// What one round did.
@@ -107,12 +111,23 @@ impl Lifecycle {
         Ok(done.len() as u64)
     }
 
-    /// The entry's effects in Redis, then its event; true once both are done.
+    /// The entry's effects (units back to the sale, the warehouse's
+    /// hand-over), then its event; true once all are done.
     async fn deliver(&self, entry: &OutboxEntry) -> bool {
         if let Ok(OrderEvent::OrderStatusChanged(changed)) = OrderEvent::decode(&entry.payload) {
+            let order_id = changed.order.order_id;
             if changed.refund.is_some() {
                 if let Err(err) = self.store.return_units(&changed.order, self.restock).await {
-                    tracing::warn!(order_id = %changed.order.order_id, error = %err, "units of a cancelled paid order not returned yet");
+                    tracing::warn!(%order_id, error = %err, "units of a cancelled paid order not returned yet");
+                    return false;
+                }
+            }
+            if changed.action == Action::Push {
+                let handed =
+                    WarehouseOrder { order_id: order_id.to_string(), sku: changed.order.sku.clone(), qty: changed.order.qty };
+                // Refused means intercepted first: the warehouse has decided, nothing is left to hand over.
+                if let Err(WarehouseError::Unreachable(_) | WarehouseError::Failed { .. }) = self.warehouse.push(&handed).await {
+                    tracing::warn!(%order_id, "warehouse did not take the pushed order yet");
                     return false;
                 }
             }

@@ -82,6 +82,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         every: Duration::from_millis(config.lifecycle.every_ms),
         auto_complete_after: Duration::from_secs(config.lifecycle.auto_complete_after_secs),
         restock: config.lifecycle.restock_cancelled_paid,
+        warehouse: paychannel::warehouse::HttpWarehouse::new(
+            &config.lifecycle.warehouse_url,
+            Duration::from_millis(config.lifecycle.warehouse_timeout_ms),
+        ),
     };
     let sweep = config.sweeper.enabled;
     tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, sweep, "settler starting");

@@ -1,0 +1,394 @@
+//! The order after payment, end to end: push, ship, receive, auto-complete;
+//! cancellation after payment with and without the warehouse's
+//! interception; every move of the API checked against the state machine's
+//! table; races decided once. Real Redis, broker and MariaDB; the
+//! simulator as the payment channel and the warehouse; the settler's
+//! consumer and its lifecycle loop (outbox relay, auto-completion).
+
+mod support;
+
+use std::time::Duration;
+
+use futures::future::join;
+use hyper::{Method, StatusCode};
+use order::lifecycle::{self, Action, Actor};
+use order::status::OrderStatus;
+use serde_json::{json, Value};
+use support::*;
+use tokio::sync::oneshot;
+
+struct Stack {
+    shards: Vec<String>,
+    gateway: TestGateway,
+    settler: TestSettler,
+    lifecycle: (oneshot::Sender<()>, tokio::task::JoinHandle<()>),
+    paysim: String,
+    sku: String,
+}
+
+impl Stack {
+    /// A stack whose shipped orders complete on their own after `auto_complete_after`.
+    async fn start(auto_complete_after: Duration) -> Self {
+        Self::start_configured(auto_complete_after, |_| {}).await
+    }
+
+    async fn start_configured(auto_complete_after: Duration, tweak: impl FnOnce(&mut gateway::config::Config)) -> Self {
+        let topic = fresh_topic(2).await;
+        let shards = fresh_shards(2).await;
+        let paysim = start_paysim().await;
+        let mut config = gateway_config(&topic, &shards);
+        config.payments.channel_url = paysim.clone();
+        config.payments.secret = PAYMENT_SECRET.into();
+        config.warehouse.url = paysim.clone();
+        tweak(&mut config);
+        let gateway = TestGateway::start(config).await;
+        let settler_config = settler_config(&topic, &shards);
+        let looping = settler::lifecycle::Lifecycle {
+            shards: pools(&shards),
+            store: stock::SaleStore::connect(&settler_config.redis).unwrap(),
+            events: events::producer::EventProducer::new(&settler_config.producer()).unwrap(),
+            every: Duration::from_millis(100),
+            auto_complete_after,
+            restock: true,
+            warehouse: paychannel::warehouse::HttpWarehouse::new(&paysim, Duration::from_secs(3)),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let lifecycle = tokio::spawn(looping.run(async {
+            let _ = stopped.await;
+        }));
+        let settler = TestSettler::start(settler_config);
+        let sku = unique("life");
+        gateway.load_sale(&sku, 100, 100, 2_500).await;
+        Self { shards, gateway, settler, lifecycle: (stop, lifecycle), paysim, sku }
+    }
+
+    async fn stop(self) {
+        let (stop, task) = self.lifecycle;
+        let _ = stop.send(());
+        task.await.unwrap();
+        self.settler.stop().await;
+        drop_shards(&self.shards).await;
+    }
+
+    async fn buyer(&self, method: Method, path: &str, user: u64, body: Value) -> Answer {
+        let auth = format!("Bearer {}", buyer_token(user));
+        let headers = [("content-type", "application/json"), ("authorization", auth.as_str())];
+        self.gateway.request(method, path, &headers, body.to_string()).await
+    }
+
+    async fn merchant(&self, order_id: &str, action: &str, body: Value) -> Answer {
+        let path = format!("/admin/orders/{order_id}/{action}");
+        self.gateway.admin(Method::POST, &path, body.to_string()).await
+    }
+
+    /// The API call that asks for `action` on the order (`None`: the API has
+    /// none, the move is the settler's or the channel's).
+    async fn act(&self, order_id: &str, user: u64, action: Action) -> Option<Answer> {
+        let owner = json!({"sku": self.sku});
+        Some(match action {
+            Action::Push => self.merchant(order_id, "push", json!({})).await,
+            Action::Ship => self.merchant(order_id, "ship", json!({"carrier": "sf", "tracking_no": "SF123"})).await,
+            Action::Receive => self.buyer(Method::POST, &format!("/v1/orders/{order_id}/receive"), user, json!({})).await,
+            Action::Cancel => self.buyer(Method::POST, &format!("/v1/orders/{order_id}/cancel"), user, owner).await,
+            Action::Pay | Action::Expire | Action::AutoComplete => return None,
+        })
+    }
+
+    /// A new order of `user`, stored in its shard.
+    async fn placed(&self, user: u64) -> String {
+        let answer = self.gateway.place(user, &self.sku, 1, &unique("k")).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.json);
+        let order_id = answer.json["order_id"].as_str().unwrap().to_owned();
+        self.stored_status(&order_id, OrderStatus::PendingPayment).await;
+        order_id
+    }
+
+    async fn paid(&self, user: u64) -> String {
+        let order_id = self.placed(user).await;
+        let path = format!("/v1/orders/{order_id}/pay");
+        let started = self.buyer(Method::POST, &path, user, json!({"sku": self.sku})).await;
+        assert_eq!(started.status, StatusCode::OK, "{}", started.json);
+        let payment_id = started.json["payment_id"].as_str().unwrap();
+        let (status, body) = paysim(&self.paysim, Method::POST, &format!("/v1/payments/{payment_id}/complete"), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        self.stored_status(&order_id, OrderStatus::Paid).await;
+        order_id
+    }
+
+    /// A new order of `user` brought to `status` through the API.
+    async fn order_in(&self, status: OrderStatus, user: u64) -> String {
+        let order_id = match status {
+            OrderStatus::PendingPayment => return self.placed(user).await,
+            OrderStatus::Paid => return self.paid(user).await,
+            OrderStatus::Cancelled => self.placed(user).await,
+            OrderStatus::InWarehouse => self.paid(user).await,
+            OrderStatus::Shipped => Box::pin(self.order_in(OrderStatus::InWarehouse, user)).await,
+            OrderStatus::Completed => Box::pin(self.order_in(OrderStatus::Shipped, user)).await,
+        };
+        let action = match status {
+            OrderStatus::Cancelled => Action::Cancel,
+            OrderStatus::InWarehouse => Action::Push,
+            OrderStatus::Shipped => Action::Ship,
+            _ => Action::Receive,
+        };
+        let answer = self.act(&order_id, user, action).await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK, "{action:?} towards {status}: {}", answer.json);
+        self.stored_status(&order_id, status).await;
+        order_id
+    }
+
+    async fn stored_status(&self, order_id: &str, want: OrderStatus) {
+        let shards = pools(&self.shards);
+        let id: order::id::OrderId = order_id.parse().unwrap();
+        eventually(Duration::from_secs(30), &format!("order {order_id} {want}"), || async {
+            (shards.get(id).await.unwrap()?.status == want).then_some(())
+        })
+        .await;
+        shards.close().await;
+    }
+
+    async fn get(&self, order_id: &str, user: u64) -> Value {
+        let answer = self.buyer(Method::GET, &format!("/v1/orders/{order_id}"), user, json!({})).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+        answer.json
+    }
+
+    /// `SELECT` over every shard.
+    async fn query<T>(&self, sql: &str, order_id: &str) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::mysql::MySqlRow> + Send + Unpin,
+    {
+        let shards = pools(&self.shards);
+        let mut rows = Vec::new();
+        for pool in &shards.pools {
+            rows.extend(sqlx::query_as(sql).bind(order_id.parse::<i64>().unwrap()).fetch_all(pool).await.unwrap());
+        }
+        shards.close().await;
+        rows
+    }
+
+    async fn counters(&self) -> (i64, i64, i64) {
+        let sale = self.gateway.sale(&self.sku).await;
+        (sale["stock"].as_i64().unwrap(), sale["reserved"].as_i64().unwrap(), sale["sold"].as_i64().unwrap())
+    }
+
+    async fn outbox_empty(&self) {
+        let shards = pools(&self.shards);
+        eventually(Duration::from_secs(30), "the outbox relayed", || async {
+            let mut left = 0;
+            for shard in 0..shards.pools.len() {
+                left += shards.outbox(shard, 10).await.unwrap().len();
+            }
+            (left == 0).then_some(())
+        })
+        .await;
+        shards.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_is_paid_pushed_shipped_and_received_with_its_history_and_events() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    let order_id = stack.order_in(OrderStatus::Completed, 7).await;
+
+    let order = stack.get(&order_id, 7).await;
+    assert_eq!(order["status"], "COMPLETED");
+    assert_eq!(order["shipment"], json!({"carrier": "sf", "tracking_no": "SF123"}));
+    let moves: Vec<(Value, Value, Value, Value)> = order["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| (entry["from"].clone(), entry["to"].clone(), entry["action"].clone(), entry["actor"].clone()))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (json!("PENDING_PAYMENT"), json!("PAID"), json!("pay"), json!("channel")),
+            (json!("PAID"), json!("IN_WAREHOUSE"), json!("push"), json!("merchant")),
+            (json!("IN_WAREHOUSE"), json!("SHIPPED"), json!("ship"), json!("merchant")),
+            (json!("SHIPPED"), json!("COMPLETED"), json!("receive"), json!("buyer")),
+        ]
+    );
+    // Another buyer learns nothing, and cannot receive it.
+    let stranger = stack.buyer(Method::GET, &format!("/v1/orders/{order_id}"), 8, json!({})).await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND);
+    // The relay sent every move's event and emptied the outbox; the units stay sold.
+    stack.outbox_empty().await;
+    assert_eq!(stack.counters().await, (99, 0, 1));
+    stack.stop().await;
+}
+
+/// Every (status, action) the API can ask for, against the table: allowed
+/// moves answer the table's next status, refused ones 409
+/// `invalid_transition` naming the status and action, and leave the order as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_move_the_api_asks_for_is_allowed_or_refused_as_the_table_says() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    let actors = [
+        (Action::Push, Actor::Merchant),
+        (Action::Ship, Actor::Merchant),
+        (Action::Receive, Actor::Buyer),
+        (Action::Cancel, Actor::Buyer),
+    ];
+    let mut user = 100;
+    for status in OrderStatus::ALL {
+        // One order for the refusals (they change nothing), a fresh one per allowed move.
+        let (refusable, owner) = (stack.order_in(status, user).await, user);
+        for (action, actor) in actors {
+            match lifecycle::next(status, action, actor) {
+                Err(_) => {
+                    let answer = stack.act(&refusable, owner, action).await.unwrap();
+                    assert_eq!(answer.status, StatusCode::CONFLICT, "{status} {action:?}: {}", answer.json);
+                    assert_eq!(answer.json["error"], "invalid_transition", "{status} {action:?}");
+                    assert_eq!(answer.json["status"], status.as_str());
+                    assert_eq!(answer.json["action"], action.as_str());
+                    stack.stored_status(&refusable, status).await;
+                }
+                Ok(transition) => {
+                    user += 1;
+                    let order_id = stack.order_in(status, user).await;
+                    let answer = stack.act(&order_id, user, action).await.unwrap();
+                    assert_eq!(answer.status, StatusCode::OK, "{status} {action:?}: {}", answer.json);
+                    assert_eq!(answer.json["status"], transition.to.as_str());
+                    stack.stored_status(&order_id, transition.to).await;
+                }
+            }
+        }
+        user += 1;
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_order_cancelled_before_the_push_is_refunded_and_its_unit_goes_back_on_sale() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    let order_id = stack.paid(11).await;
+    assert_eq!(stack.counters().await, (99, 0, 1));
+
+    let cancel = stack.act(&order_id, 11, Action::Cancel).await.unwrap();
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.json);
+    assert_eq!(cancel.json["refund"]["amount_cents"], 2_500);
+    let payment_id = cancel.json["refund"]["payment_id"].as_str().unwrap().to_owned();
+    stack.stored_status(&order_id, OrderStatus::Cancelled).await;
+    // The payment row is as it was; the refund is a row of its own.
+    let refunds: Vec<(String, i64)> =
+        stack.query("SELECT payment_id, amount_cents FROM refunds WHERE order_id = ?", &order_id).await;
+    assert_eq!(refunds, [(payment_id.clone(), 2_500)]);
+    let paid: Vec<(Option<String>, i64)> =
+        stack.query("SELECT payment_id, amount_cents FROM orders WHERE order_id = ?", &order_id).await;
+    assert_eq!(paid, [(Some(payment_id), 2_500)]);
+    // The relay gives the unit back to the running sale, once.
+    eventually(Duration::from_secs(30), "the unit back on sale", || async {
+        (stack.counters().await == (100, 0, 0)).then_some(())
+    })
+    .await;
+    stack.outbox_empty().await;
+    assert_eq!(stack.counters().await, (100, 0, 0));
+    // The push that comes too late is refused by the table.
+    let late = stack.act(&order_id, 11, Action::Push).await.unwrap();
+    assert_eq!((late.status, late.json["error"].as_str()), (StatusCode::CONFLICT, Some("invalid_transition")));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_order_is_cancelled_only_if_the_warehouse_intercepts_it() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    // Not picked yet: intercepted, cancelled, and the warehouse will not ship it.
+    let intercepted = stack.order_in(OrderStatus::InWarehouse, 12).await;
+    let cancel = stack.act(&intercepted, 12, Action::Cancel).await.unwrap();
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.json);
+    stack.stored_status(&intercepted, OrderStatus::Cancelled).await;
+    let (_, state) = paysim(&stack.paysim, Method::GET, &format!("/v1/warehouse/orders/{intercepted}"), json!(null)).await;
+    assert_eq!(state["state"], "intercepted");
+
+    // Picking started: the interception fails, so does the cancellation; the order ships.
+    let picked = stack.order_in(OrderStatus::InWarehouse, 13).await;
+    let (status, _) = paysim(&stack.paysim, Method::POST, &format!("/v1/warehouse/orders/{picked}/pick"), json!(null)).await;
+    assert_eq!(status, StatusCode::OK);
+    let refused = stack.act(&picked, 13, Action::Cancel).await.unwrap();
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.json);
+    assert_eq!((refused.json["error"].as_str(), refused.json["state"].as_str()), (Some("warehouse_refused"), Some("picking")));
+    stack.stored_status(&picked, OrderStatus::InWarehouse).await;
+    let shipped = stack.act(&picked, 13, Action::Ship).await.unwrap();
+    assert_eq!(shipped.status, StatusCode::OK, "{}", shipped.json);
+
+    eventually(Duration::from_secs(30), "one unit back, one sold", || async {
+        (stack.counters().await == (99, 0, 1)).then_some(())
+    })
+    .await;
+    stack.stop().await;
+}
+
+/// The gateway's call to the warehouse fails (it points at a closed
+/// port): the push stands, and the relay hands the order over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_the_warehouse_did_not_hear_is_handed_over_by_the_relay() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let stack = Stack::start_configured(Duration::from_secs(3_600), |config| {
+        config.warehouse.url = format!("http://{closed}");
+        config.warehouse.timeout_ms = 500;
+    })
+    .await;
+    let order_id = stack.order_in(OrderStatus::InWarehouse, 15).await;
+    eventually(Duration::from_secs(30), "the warehouse has the order", || async {
+        let (status, state) =
+            paysim(&stack.paysim, Method::GET, &format!("/v1/warehouse/orders/{order_id}"), json!(null)).await;
+        (status == StatusCode::OK && state["state"] == "received").then_some(())
+    })
+    .await;
+    stack.outbox_empty().await;
+    stack.stop().await;
+}
+
+/// Ship and cancel-after-paying race on one pushed order many times: the
+/// warehouse grants one of them, the order moves once, and the loser is
+/// refused; a cancelled one's unit comes back, a shipped one's stays sold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ship_and_cancel_race_and_exactly_one_wins() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    let mut outcomes = (0, 0);
+    for user in 200..206 {
+        let order_id = stack.order_in(OrderStatus::InWarehouse, user).await;
+        let (ship, cancel) =
+            join(stack.act(&order_id, user, Action::Ship), stack.act(&order_id, user, Action::Cancel)).await;
+        let (ship, cancel) = (ship.unwrap(), cancel.unwrap());
+        let winner = match (ship.status, cancel.status) {
+            (StatusCode::OK, StatusCode::CONFLICT) => OrderStatus::Shipped,
+            (StatusCode::CONFLICT, StatusCode::OK) => OrderStatus::Cancelled,
+            other => panic!("both or neither won: {other:?} {} {}", ship.json, cancel.json),
+        };
+        stack.stored_status(&order_id, winner).await;
+        let history: Vec<(String,)> =
+            stack.query("SELECT to_status FROM order_status_history WHERE order_id = ? ORDER BY id", &order_id).await;
+        assert_eq!(history.len(), 3, "paid, pushed, then one move: {history:?}");
+        if winner == OrderStatus::Shipped {
+            outcomes.0 += 1;
+        } else {
+            outcomes.1 += 1;
+        }
+    }
+    let (shipped, cancelled) = outcomes;
+    eventually(Duration::from_secs(30), "units of the cancelled back", || async {
+        (stack.counters().await == (100 - shipped, 0, shipped)).then_some(())
+    })
+    .await;
+    assert_eq!(shipped + cancelled, 6);
+    stack.stop().await;
+}
+
+/// A shipped order the buyer never confirms completes on its own; one the
+/// buyer confirms at the same moment completes once, by whoever came first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_shipped_order_completes_on_its_own() {
+    let stack = Stack::start(Duration::from_secs(2)).await;
+    let order_id = stack.order_in(OrderStatus::Shipped, 14).await;
+    stack.stored_status(&order_id, OrderStatus::Completed).await;
+    let history: Vec<(String, Option<String>, Option<String>)> = stack
+        .query("SELECT to_status, action, actor FROM order_status_history WHERE order_id = ? ORDER BY id", &order_id)
+        .await;
+    assert_eq!(history.last().unwrap(), &("COMPLETED".to_owned(), Some("auto_complete".into()), Some("system".into())));
+    // Confirming now is refused: completion is final.
+    let late = stack.act(&order_id, 14, Action::Receive).await.unwrap();
+    assert_eq!((late.status, late.json["status"].as_str()), (StatusCode::CONFLICT, Some("COMPLETED")));
+    stack.stop().await;
+}
