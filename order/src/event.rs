@@ -257,6 +257,14 @@ mod tests {
     }
 
     #[test]
+    fn every_event_type_is_documented_with_its_version() {
+        let docs = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.md"));
+        for name in ["OrderCreated", "OrderPaid", "OrderCancelled", "RefundRequired", "OrderStatusChanged"] {
+            assert!(docs.contains(&format!("## `{name}` (v{SCHEMA_VERSION})")), "{name} is not in docs/events.md");
+        }
+    }
+
+    #[test]
     fn refuses_garbage_and_unknown_versions() {
         assert!(matches!(OrderEvent::decode(b"not json"), Err(DecodeError::Json(_))));
         assert!(matches!(OrderEvent::decode(br#"{"v":1,"type":"Nope"}"#), Err(DecodeError::Json(_))));

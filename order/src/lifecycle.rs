@@ -202,6 +202,13 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_draws_this_table() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let drawn = format!("```mermaid\n{}```", mermaid());
+        assert!(readme.contains(&drawn), "README.md's lifecycle diagram differs from the table; put this in:\n{drawn}");
+    }
+
+    #[test]
     fn names_parse_back() {
         for action in Action::ALL {
             assert_eq!(Action::parse(action.as_str()), Some(action));
