@@ -192,6 +192,7 @@ pub enum LimitedRoute {
     CancelOrder,
     ReceiveOrder,
     PaymentNotify,
+    RefundNotify,
 }
 
 impl LimitedRoute {
@@ -203,6 +204,7 @@ impl LimitedRoute {
             Self::CancelOrder => "cancel_order",
             Self::ReceiveOrder => "receive_order",
             Self::PaymentNotify => "payment_notify",
+            Self::RefundNotify => "refund_notify",
         }
     }
 }

@@ -56,6 +56,8 @@ pub enum ApiError {
     InvalidTransition { status: OrderStatus, action: Action },
     #[error("the warehouse refused: the order is {state} there")]
     WarehouseRefused { state: String },
+    #[error("no stuck refund with this id")]
+    RefundNotStuck,
     #[error("missing or wrong notification signature")]
     BadSignature,
     #[error("paid amount {paid} differs from the order's {expected}")]
@@ -96,6 +98,7 @@ impl ApiError {
             | Self::NotPending { .. }
             | Self::InvalidTransition { .. }
             | Self::WarehouseRefused { .. }
+            | Self::RefundNotStuck
             | Self::SaleBusy { .. }
             | Self::TooFewUnits { .. }
             | Self::SaleChanged { .. } => StatusCode::CONFLICT,
@@ -143,6 +146,7 @@ impl ApiError {
             Self::InvalidTransition { status, action } => {
                 json!({"error": "invalid_transition", "status": status, "action": action, "detail": self.to_string()})
             }
+            Self::RefundNotStuck => json!({"error": "refund_not_stuck", "detail": self.to_string()}),
             Self::WarehouseRefused { state } => {
                 json!({"error": "warehouse_refused", "state": state, "detail": self.to_string()})
             }

@@ -29,10 +29,15 @@ struct Stack {
 impl Stack {
     /// A stack whose shipped orders complete on their own after `auto_complete_after`.
     async fn start(auto_complete_after: Duration) -> Self {
-        Self::start_configured(auto_complete_after, |_| {}).await
+        Self::start_configured(auto_complete_after, 10, |_| {}).await
     }
 
-    async fn start_configured(auto_complete_after: Duration, tweak: impl FnOnce(&mut gateway::config::Config)) -> Self {
+    /// Refunds are asked about every 300 ms, `max_attempts` times before they are stuck.
+    async fn start_configured(
+        auto_complete_after: Duration,
+        max_attempts: u32,
+        tweak: impl FnOnce(&mut gateway::config::Config),
+    ) -> Self {
         let topic = fresh_topic(2).await;
         let shards = fresh_shards(2).await;
         let paysim = start_paysim().await;
@@ -51,6 +56,12 @@ impl Stack {
             auto_complete_after,
             restock: true,
             warehouse: paychannel::warehouse::HttpWarehouse::new(&paysim, Duration::from_secs(3)),
+            refunds: settler::refunds::RefundDriver {
+                channel: paychannel::client::HttpChannel::new(&paysim, Duration::from_secs(3), PAYMENT_SECRET.as_bytes()),
+                notify_url: format!("http://{}/v1/refunds/notify", gateway.addr),
+                retry_every: Duration::from_millis(300),
+                max_attempts,
+            },
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let lifecycle = tokio::spawn(looping.run(async {
@@ -172,6 +183,35 @@ impl Stack {
         (sale["stock"].as_i64().unwrap(), sale["reserved"].as_i64().unwrap(), sale["sold"].as_i64().unwrap())
     }
 
+    /// The order's refund once its job reaches `state` (`DONE`, `STUCK`).
+    async fn refund_in(&self, order_id: &str, user: u64, state: &str) -> Value {
+        eventually(Duration::from_secs(30), &format!("a refund of {order_id} {state}"), || async {
+            let order = self.get(order_id, user).await;
+            order["refunds"].as_array().unwrap().iter().find(|refund| refund["state"] == state).cloned()
+        })
+        .await
+    }
+
+    async fn attempts(&self, refund_id: &str) -> Vec<String> {
+        let shards = pools(&self.shards);
+        let mut outcomes = Vec::new();
+        for pool in &shards.pools {
+            let rows: Vec<(String,)> = sqlx::query_as("SELECT outcome FROM refund_attempts WHERE refund_id = ? ORDER BY id")
+                .bind(refund_id)
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            outcomes.extend(rows.into_iter().map(|(outcome,)| outcome));
+        }
+        shards.close().await;
+        outcomes
+    }
+
+    async fn refund_faults(&self, faults: Value) {
+        let (status, body) = paysim(&self.paysim, Method::POST, "/v1/faults/refunds", faults).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
     async fn outbox_empty(&self) {
         let shards = pools(&self.shards);
         eventually(Duration::from_secs(30), "the outbox relayed", || async {
@@ -277,6 +317,13 @@ async fn a_paid_order_cancelled_before_the_push_is_refunded_and_its_unit_goes_ba
     let paid: Vec<(Option<String>, i64)> =
         stack.query("SELECT payment_id, amount_cents FROM orders WHERE order_id = ?", &order_id).await;
     assert_eq!(paid, [(Some(payment_id), 2_500)]);
+    // The refund goes through the channel and is confirmed once.
+    let refund = stack.refund_in(&order_id, 11, "DONE").await;
+    assert_eq!(refund["amount_cents"], 2_500);
+    let refund_id = refund["refund_id"].as_str().unwrap();
+    assert_eq!(stack.attempts(refund_id).await, ["REQUESTED", "SUCCEEDED"]);
+    let (_, at_channel) = paysim(&stack.paysim, Method::GET, &format!("/v1/refunds/{refund_id}"), json!(null)).await;
+    assert_eq!(at_channel["status"], "SUCCESS");
     // The relay gives the unit back to the running sale, once.
     eventually(Duration::from_secs(30), "the unit back on sale", || async {
         (stack.counters().await == (100, 0, 0)).then_some(())
@@ -324,7 +371,7 @@ async fn a_pushed_order_is_cancelled_only_if_the_warehouse_intercepts_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_the_warehouse_did_not_hear_is_handed_over_by_the_relay() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let stack = Stack::start_configured(Duration::from_secs(3_600), |config| {
+    let stack = Stack::start_configured(Duration::from_secs(3_600), 10, |config| {
         config.warehouse.url = format!("http://{closed}");
         config.warehouse.timeout_ms = 500;
     })
@@ -390,5 +437,101 @@ async fn an_unconfirmed_shipped_order_completes_on_its_own() {
     // Confirming now is refused: completion is final.
     let late = stack.act(&order_id, 14, Action::Receive).await.unwrap();
     assert_eq!((late.status, late.json["status"].as_str()), (StatusCode::CONFLICT, Some("COMPLETED")));
+    stack.stop().await;
+}
+
+/// The channel refuses a refund twice (busy), then takes it: every attempt
+/// is a row of its own, the refund is confirmed once, and its money row
+/// and the order's payment are as they were written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_that_fails_twice_then_succeeds_is_confirmed_once() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    let order_id = stack.paid(21).await;
+    stack.refund_faults(json!({"fail_first": 2})).await;
+    assert_eq!(stack.act(&order_id, 21, Action::Cancel).await.unwrap().status, StatusCode::OK);
+    let refund = stack.refund_in(&order_id, 21, "DONE").await;
+    let refund_id = refund["refund_id"].as_str().unwrap().to_owned();
+    assert_eq!(stack.attempts(&refund_id).await, ["FAILED", "FAILED", "REQUESTED", "SUCCEEDED"]);
+
+    // A second notification of the same outcome changes nothing.
+    let (_, state) = paysim(&stack.paysim, Method::GET, &format!("/v1/refunds/{refund_id}"), json!(null)).await;
+    let bytes = serde_json::to_vec(&state).unwrap();
+    let signature = paychannel::signature::sign(PAYMENT_SECRET.as_bytes(), &bytes);
+    let headers = [("content-type", "application/json"), ("x-pay-signature", signature.as_str())];
+    let again = stack.gateway.request(Method::POST, "/v1/refunds/notify", &headers, bytes.clone()).await;
+    assert_eq!(again.status, StatusCode::OK);
+    let forged = [("content-type", "application/json"), ("x-pay-signature", "00")];
+    assert_eq!(stack.gateway.request(Method::POST, "/v1/refunds/notify", &forged, bytes).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(stack.attempts(&refund_id).await, ["FAILED", "FAILED", "REQUESTED", "SUCCEEDED"]);
+
+    // Money rows are written once: the refund as decided, the payment as paid.
+    let refunds: Vec<(String, String, i64)> =
+        stack.query("SELECT refund_id, payment_id, amount_cents FROM refunds WHERE order_id = ?", &order_id).await;
+    let payment_id = refund["payment_id"].as_str().unwrap().to_owned();
+    assert_eq!(refunds, [(refund_id, payment_id.clone(), 2_500)]);
+    let paid: Vec<(Option<String>, i64)> =
+        stack.query("SELECT payment_id, amount_cents FROM orders WHERE order_id = ?", &order_id).await;
+    assert_eq!(paid, [(Some(payment_id), 2_500)]);
+    stack.stop().await;
+}
+
+/// Its notification lost, a refund is found done by the settler's lookup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_whose_notification_is_lost_is_settled_by_a_lookup() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    let order_id = stack.paid(22).await;
+    stack.refund_faults(json!({"drop_notifications": 1})).await;
+    assert_eq!(stack.act(&order_id, 22, Action::Cancel).await.unwrap().status, StatusCode::OK);
+    let refund = stack.refund_in(&order_id, 22, "DONE").await;
+    let attempts = stack.attempts(refund["refund_id"].as_str().unwrap()).await;
+    assert_eq!(attempts, ["REQUESTED", "SUCCEEDED"], "requested once, then looked up");
+    stack.stop().await;
+}
+
+/// The channel keeps refusing: out of attempts the refund is stuck, listed
+/// for the operator, and the operator's retry sends it through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_out_of_attempts_waits_in_the_compensation_queue_for_an_operator() {
+    let stack = Stack::start_configured(Duration::from_secs(3_600), 2, |_| {}).await;
+    let order_id = stack.paid(23).await;
+    stack.refund_faults(json!({"fail_first": 1000})).await;
+    assert_eq!(stack.act(&order_id, 23, Action::Cancel).await.unwrap().status, StatusCode::OK);
+    let refund = stack.refund_in(&order_id, 23, "STUCK").await;
+    let refund_id = refund["refund_id"].as_str().unwrap().to_owned();
+
+    let stuck = stack.gateway.admin(Method::GET, "/admin/refunds?status=stuck", "").await;
+    assert_eq!(stuck.status, StatusCode::OK, "{}", stuck.json);
+    let listed: Vec<&str> = stuck.json["refunds"].as_array().unwrap().iter().filter_map(|r| r["refund_id"].as_str()).collect();
+    assert_eq!(listed, [refund_id.as_str()]);
+    let retry_path = format!("/admin/refunds/{refund_id}/retry");
+    assert_eq!(stack.gateway.request(Method::POST, &retry_path, &[], "").await.status, StatusCode::UNAUTHORIZED);
+
+    stack.refund_faults(json!({})).await;
+    let retried = stack.gateway.admin(Method::POST, &retry_path, "").await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.json);
+    stack.refund_in(&order_id, 23, "DONE").await;
+    let again = stack.gateway.admin(Method::POST, &retry_path, "").await;
+    assert_eq!((again.status, again.json["error"].as_str()), (StatusCode::CONFLICT, Some("refund_not_stuck")));
+    let attempts = stack.attempts(&refund_id).await;
+    assert_eq!(attempts, ["FAILED", "FAILED", "STUCK", "RETRIED", "REQUESTED", "SUCCEEDED"]);
+    stack.stop().await;
+}
+
+/// A payment that arrives after its order was cancelled is refunded
+/// through the same path as every other refund.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_for_a_cancelled_order_is_refunded_through_the_channel() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    let order_id = stack.placed(24).await;
+    let path = format!("/v1/orders/{order_id}/pay");
+    let started = stack.buyer(Method::POST, &path, 24, json!({"sku": stack.sku})).await;
+    let payment_id = started.json["payment_id"].as_str().unwrap().to_owned();
+    assert_eq!(stack.act(&order_id, 24, Action::Cancel).await.unwrap().status, StatusCode::OK);
+    let (status, _) =
+        paysim(&stack.paysim, Method::POST, &format!("/v1/payments/{payment_id}/complete"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let refund = stack.refund_in(&order_id, 24, "DONE").await;
+    assert_eq!((refund["payment_id"].as_str(), refund["amount_cents"].as_i64()), (Some(payment_id.as_str()), Some(2_500)));
+    stack.stored_status(&order_id, OrderStatus::Cancelled).await;
     stack.stop().await;
 }

@@ -28,6 +28,7 @@ pub enum OrderEvent {
     OrderCancelled(OrderCancelled),
     RefundRequired(RefundRequired),
     OrderStatusChanged(OrderStatusChanged),
+    RefundCompleted(RefundCompleted),
 }
 
 /// Units were reserved for an order that now awaits payment. Later events
@@ -141,6 +142,17 @@ pub struct OrderStatusChanged {
     pub at: DateTime<Utc>,
 }
 
+/// The channel confirmed a refund: the money is back with the buyer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundCompleted {
+    pub refund_id: String,
+    pub order_id: OrderId,
+    pub user_id: u64,
+    pub payment_id: String,
+    pub amount_cents: i64,
+    pub at: DateTime<Utc>,
+}
+
 /// Where a parcel went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shipment {
@@ -176,6 +188,7 @@ impl OrderEvent {
             Self::OrderCancelled(cancelled) => cancelled.order.order_id,
             Self::RefundRequired(refund) => refund.order_id,
             Self::OrderStatusChanged(changed) => changed.order.order_id,
+            Self::RefundCompleted(refund) => refund.order_id,
         }
     }
 
@@ -186,6 +199,7 @@ impl OrderEvent {
             Self::OrderCancelled(cancelled) => cancelled.order.user_id,
             Self::RefundRequired(refund) => refund.user_id,
             Self::OrderStatusChanged(changed) => changed.order.user_id,
+            Self::RefundCompleted(refund) => refund.user_id,
         }
     }
 
@@ -259,7 +273,7 @@ mod tests {
     #[test]
     fn every_event_type_is_documented_with_its_version() {
         let docs = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.md"));
-        for name in ["OrderCreated", "OrderPaid", "OrderCancelled", "RefundRequired", "OrderStatusChanged"] {
+        for name in ["OrderCreated", "OrderPaid", "OrderCancelled", "RefundRequired", "OrderStatusChanged", "RefundCompleted"] {
             assert!(docs.contains(&format!("## `{name}` (v{SCHEMA_VERSION})")), "{name} is not in docs/events.md");
         }
     }

@@ -10,9 +10,11 @@
 //!   refund, replayed moves), each a conditional update with its history row.
 //! - [`lifecycle`]: moves that start in MySQL (fulfilment, cancellation
 //!   after payment, auto-completion) with their outbox, history and refunds.
+//! - [`refunds`]: refund rows, their attempts and jobs, settling one once.
 
 pub mod lifecycle;
 pub mod orders;
+pub mod refunds;
 pub mod shards;
 pub mod transitions;
 

@@ -13,6 +13,7 @@ use serde::Serialize;
 use sqlx::{MySql, Transaction};
 
 use crate::orders::status;
+use crate::refunds::{record_refund, NewRefund};
 use crate::shards::ShardPools;
 
 /// A move asked for.
@@ -126,7 +127,17 @@ impl ShardPools {
             }
         };
         if let Some(refund) = &refund {
-            record_refund(&mut tx, &locked.order, refund, "cancelled after payment", at).await?;
+            let new = NewRefund {
+                order_id: request.order_id,
+                user_id: locked.order.user_id,
+                sku: &locked.order.sku,
+                payment_id: &refund.payment_id,
+                amount_cents: refund.amount_cents,
+                cause: "cancel",
+                reason: "cancelled after payment",
+                at,
+            };
+            record_refund(&mut tx, &new).await?;
         }
         let changed = OrderStatusChanged {
             order: locked.order,
@@ -268,30 +279,6 @@ pub(crate) async fn history(
     .bind(by.map(|(action, _)| action.as_str()))
     .bind(by.map(|(_, actor)| actor.as_str()))
     .bind(cause)
-    .bind(at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// A refund is its own row, once per payment; the order's money is not touched.
-pub(crate) async fn record_refund(
-    tx: &mut Transaction<'_, MySql>,
-    order: &OrderCreated,
-    refund: &Refund,
-    reason: &str,
-    at: NaiveDateTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO refunds (order_id, payment_id, user_id, sku, amount_cents, reason, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE order_id = order_id",
-    )
-    .bind(order.order_id.raw() as i64)
-    .bind(&refund.payment_id)
-    .bind(order.user_id)
-    .bind(&order.sku)
-    .bind(refund.amount_cents)
-    .bind(reason)
     .bind(at)
     .execute(&mut **tx)
     .await?;

@@ -11,13 +11,14 @@
 //! into its final status, with a history row saying so.
 
 use chrono::NaiveDateTime;
-use order::event::{CancelReason, OrderCreated, OrderEvent, OrderStatusChanged, Refund, RefundRequired};
+use order::event::{CancelReason, OrderCreated, OrderEvent, OrderStatusChanged, RefundRequired};
 use order::lifecycle::{self, Action, Actor};
 use order::status::OrderStatus;
 use sqlx::mysql::MySqlPool;
 use sqlx::{MySql, Transaction};
 
-use crate::lifecycle::{history, record_refund};
+use crate::lifecycle::history;
+use crate::refunds::{record_refund, NewRefund};
 use crate::orders::insert;
 
 /// Applies one non-create event to the shard of its user.
@@ -50,6 +51,8 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<(), sqlx::Err
         }
         OrderEvent::RefundRequired(refund) => refund_required(pool, refund).await,
         OrderEvent::OrderStatusChanged(changed) => replay(pool, changed).await,
+        // Recorded where it was decided, in this shard.
+        OrderEvent::RefundCompleted(_) => Ok(()),
     }
 }
 
@@ -122,22 +125,21 @@ fn poison(reason: String) -> sqlx::Error {
     sqlx::Error::Decode(reason.into())
 }
 
-/// A refund is its own row, once per payment; the order is not touched.
+/// A refund is its own row, once per payment, driven through the channel
+/// like every other; the order is not touched.
 async fn refund_required(pool: &MySqlPool, refund: &RefundRequired) -> Result<(), sqlx::Error> {
-    let order = OrderCreated {
+    let new = NewRefund {
         order_id: refund.order_id,
         user_id: refund.user_id,
-        sku: refund.sku.clone(),
-        qty: 0,
+        sku: &refund.sku,
+        payment_id: &refund.payment_id,
         amount_cents: refund.amount_cents,
-        idempotency_key: String::new(),
-        created_at: refund.at,
-        pay_by: refund.at,
-        sale_generation: 0,
+        cause: "payment",
+        reason: &refund.reason,
+        at: refund.at.naive_utc(),
     };
-    let money = Refund { payment_id: refund.payment_id.clone(), amount_cents: refund.amount_cents };
     let mut tx = pool.begin().await?;
-    record_refund(&mut tx, &order, &money, &refund.reason, refund.at.naive_utc()).await?;
+    record_refund(&mut tx, &new).await?;
     tx.commit().await
 }
 

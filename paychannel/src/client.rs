@@ -10,7 +10,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::messages::{CreatePayment, CreatedPayment, PaymentState};
+use crate::messages::{CreatePayment, CreateRefund, CreatedPayment, PaymentState, RefundState};
 use crate::{signature, SIGNATURE_HEADER};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,12 @@ pub trait PaymentChannel: Send + Sync {
     /// The state of the payment for an order; `None` if the channel has none.
     /// An answer is believed only with a valid signature, like a notification.
     fn query<'a>(&'a self, merchant_order_id: &'a str) -> BoxFuture<'a, Result<Option<PaymentState>, ChannelError>>;
+
+    /// Asks for a refund (or returns the state of the one with its id).
+    fn refund<'a>(&'a self, refund: &'a CreateRefund) -> BoxFuture<'a, Result<RefundState, ChannelError>>;
+
+    /// The state of a refund; `None` if the channel has none. Believed only signed.
+    fn query_refund<'a>(&'a self, refund_id: &'a str) -> BoxFuture<'a, Result<Option<RefundState>, ChannelError>>;
 }
 
 /// A channel spoken to over HTTP (the simulator's API).
@@ -104,6 +110,23 @@ impl Http {
     }
 }
 
+impl HttpChannel {
+    /// A lookup whose answer counts only with the channel's signature.
+    async fn signed_lookup<T: serde::de::DeserializeOwned>(&self, path: String) -> Result<Option<T>, ChannelError> {
+        let (status, signature, body) = self.call(Method::GET, &path, None).await?;
+        match status {
+            StatusCode::NOT_FOUND => Ok(None),
+            status if status.is_success() => {
+                if !signature.is_some_and(|signature| signature::verify(&self.secret, &body, &signature)) {
+                    return Err(ChannelError::BadSignature);
+                }
+                Ok(Some(serde_json::from_slice(&body)?))
+            }
+            status => Err(refused(status, &body)),
+        }
+    }
+}
+
 fn refused(status: StatusCode, body: &Bytes) -> ChannelError {
     ChannelError::Refused { status, body: String::from_utf8_lossy(body).into_owned() }
 }
@@ -120,19 +143,20 @@ impl PaymentChannel for HttpChannel {
     }
 
     fn query<'a>(&'a self, merchant_order_id: &'a str) -> BoxFuture<'a, Result<Option<PaymentState>, ChannelError>> {
+        Box::pin(self.signed_lookup(format!("/v1/payments?merchant_order_id={merchant_order_id}")))
+    }
+
+    fn refund<'a>(&'a self, refund: &'a CreateRefund) -> BoxFuture<'a, Result<RefundState, ChannelError>> {
         Box::pin(async move {
-            let path = format!("/v1/payments?merchant_order_id={merchant_order_id}");
-            let (status, signature, body) = self.call(Method::GET, &path, None).await?;
-            match status {
-                StatusCode::NOT_FOUND => Ok(None),
-                status if status.is_success() => {
-                    if !signature.is_some_and(|signature| signature::verify(&self.secret, &body, &signature)) {
-                        return Err(ChannelError::BadSignature);
-                    }
-                    Ok(Some(serde_json::from_slice(&body)?))
-                }
-                status => Err(refused(status, &body)),
+            let (status, _, body) = self.call(Method::POST, "/v1/refunds", Some(serde_json::to_vec(refund)?)).await?;
+            if !status.is_success() {
+                return Err(refused(status, &body));
             }
+            Ok(serde_json::from_slice(&body)?)
         })
+    }
+
+    fn query_refund<'a>(&'a self, refund_id: &'a str) -> BoxFuture<'a, Result<Option<RefundState>, ChannelError>> {
+        Box::pin(self.signed_lookup(format!("/v1/refunds/{refund_id}")))
     }
 }

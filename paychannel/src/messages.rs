@@ -53,3 +53,48 @@ pub struct NotifyPlan {
     /// Send this many copies at once (at least 1).
     pub copies: u32,
 }
+
+/// Give back (part of) a payment. One refund per `refund_id`: a repeat
+/// returns the first's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRefund {
+    pub refund_id: String,
+    pub payment_id: String,
+    pub merchant_order_id: String,
+    pub amount_cents: i64,
+    /// Where the channel sends the refund's asynchronous notification.
+    pub notify_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefundStatus {
+    /// Accepted; the money is on its way back.
+    Processing,
+    Success,
+    /// The channel gave up on it (the payment cannot take it back).
+    Failed,
+}
+
+/// A refund's state: the body of its notification and of a query's answer,
+/// both signed like a payment's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundState {
+    pub refund_id: String,
+    pub payment_id: String,
+    pub merchant_order_id: String,
+    pub amount_cents: i64,
+    pub status: RefundStatus,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Faults the simulator injects into the refunds it is asked for next.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RefundFaults {
+    /// Refuse this many refund requests (500) before taking one.
+    pub fail_first: u32,
+    /// Send no notification for the next refunds taken (their outcome is
+    /// only found by asking).
+    pub drop_notifications: u32,
+}

@@ -8,6 +8,12 @@
 //!   `notify_url`, signed (`x-pay-signature`, hex HMAC-SHA256 of the body),
 //!   and retried on the back-off schedule until a 2xx answers it — unless
 //!   the plan drops, delays or duplicates it.
+//! - `POST /v1/refunds` `CreateRefund` → `RefundState` (PROCESSING; one
+//!   refund per id, at most what is left of a successful payment); it
+//!   succeeds a moment later and its signed notification is sent like a
+//!   payment's. `GET /v1/refunds/{refund_id}` → signed `RefundState`.
+//!   `POST /v1/faults/refunds` `RefundFaults` → refuse the next requests,
+//!   or drop the next notifications.
 //! - `GET /v1/stats` → notifications attempted and acknowledged.
 //! - `/v1/warehouse/…`: the warehouse simulator ([`warehouse`]).
 
@@ -15,7 +21,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,7 +37,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use paychannel::messages::{CreatePayment, CreatedPayment, NotifyPlan, PaymentState, PaymentStatus};
+use paychannel::messages::{
+    CreatePayment, CreateRefund, CreatedPayment, NotifyPlan, PaymentState, PaymentStatus, RefundFaults, RefundState,
+    RefundStatus,
+};
 use paychannel::{signature, SIGNATURE_HEADER};
 
 /// Waits before each retry of an unacknowledged notification, ms (the real
@@ -46,6 +55,9 @@ pub struct Simulator {
     retry_schedule: Vec<Duration>,
     payments: DashMap<String, (PaymentState, String)>,
     by_order: DashMap<String, String>,
+    /// Refund id → its state and notify URL.
+    refunds: DashMap<String, (RefundState, String)>,
+    refund_faults: Mutex<RefundFaults>,
     attempts: AtomicU64,
     acknowledged: AtomicU64,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -59,6 +71,8 @@ impl Simulator {
             retry_schedule: retry_schedule.to_vec(),
             payments: DashMap::new(),
             by_order: DashMap::new(),
+            refunds: DashMap::new(),
+            refund_faults: Mutex::new(RefundFaults::default()),
             attempts: AtomicU64::new(0),
             acknowledged: AtomicU64::new(0),
             client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
@@ -113,16 +127,7 @@ impl Simulator {
                     .and_then(|id| self.payments.get(&id).map(|entry| entry.0.clone()));
                 match state {
                     // Signed like a notification: the gateway acts on it the same way.
-                    Some(state) => {
-                        let body = serde_json::to_vec(&state).expect("serialisable");
-                        let signature = signature::sign(&self.secret, &body);
-                        let mut answer = Response::new(Full::new(Bytes::from(body)));
-                        answer.headers_mut().insert("content-type", "application/json".parse().expect("valid header"));
-                        answer
-                            .headers_mut()
-                            .insert(SIGNATURE_HEADER, signature.parse().expect("hex is a valid header"));
-                        answer
-                    }
+                    Some(state) => self.signed(&state),
                     None => reply(StatusCode::NOT_FOUND, json!({"error": "no such payment"})),
                 }
             }
@@ -140,6 +145,24 @@ impl Simulator {
                     None => reply(StatusCode::NOT_FOUND, json!({"error": "no such payment"})),
                 }
             }
+            (Method::POST, ["v1", "refunds"]) => match serde_json::from_slice::<CreateRefund>(&body) {
+                Ok(create) => match self.clone().refund(create) {
+                    Ok(state) => reply(StatusCode::OK, state),
+                    Err((status, why)) => reply(status, json!({"error": why})),
+                },
+                Err(err) => reply(StatusCode::BAD_REQUEST, json!({"error": err.to_string()})),
+            },
+            (Method::GET, ["v1", "refunds", refund_id]) => match self.refunds.get(*refund_id) {
+                Some(entry) => self.signed(&entry.0),
+                None => reply(StatusCode::NOT_FOUND, json!({"error": "no such refund"})),
+            },
+            (Method::POST, ["v1", "faults", "refunds"]) => match serde_json::from_slice::<RefundFaults>(&body) {
+                Ok(faults) => {
+                    *self.refund_faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+                    reply(StatusCode::OK, faults)
+                }
+                Err(err) => reply(StatusCode::BAD_REQUEST, json!({"error": err.to_string()})),
+            },
             (Method::GET, ["v1", "stats"]) => reply(
                 StatusCode::OK,
                 json!({
@@ -192,16 +215,82 @@ impl Simulator {
                 let (state, notify_url) = (state.clone(), notify_url.clone());
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(plan.delay_ms)).await;
-                    sim.notify(&state, &notify_url).await;
+                    sim.notify(serde_json::to_vec(&state).expect("states serialise"), &notify_url).await;
                 });
             }
         }
         Some(state)
     }
 
+    /// Takes a refund of a successful payment, at most what is left of it;
+    /// it succeeds a moment later and its notification is sent. A repeat
+    /// of a refund id answers the first's state.
+    fn refund(self: Arc<Self>, create: CreateRefund) -> Result<RefundState, (StatusCode, String)> {
+        if let Some(known) = self.refunds.get(&create.refund_id) {
+            return Ok(known.0.clone());
+        }
+        let drop_notification = {
+            let mut faults = self.refund_faults.lock().unwrap_or_else(|e| e.into_inner());
+            if faults.fail_first > 0 {
+                faults.fail_first -= 1;
+                return Err((StatusCode::INTERNAL_SERVER_ERROR, "the channel is busy; try again".into()));
+            }
+            let drop = faults.drop_notifications > 0;
+            faults.drop_notifications = faults.drop_notifications.saturating_sub(1);
+            drop
+        };
+        let paid = self
+            .payments
+            .get(&create.payment_id)
+            .filter(|entry| entry.0.status == PaymentStatus::Success)
+            .map(|entry| entry.0.amount_cents)
+            .ok_or((StatusCode::BAD_REQUEST, "no such successful payment".to_owned()))?;
+        let refunded: i64 = self
+            .refunds
+            .iter()
+            .filter(|entry| entry.0.payment_id == create.payment_id && entry.0.status != RefundStatus::Failed)
+            .map(|entry| entry.0.amount_cents)
+            .sum();
+        if create.amount_cents <= 0 || refunded + create.amount_cents > paid {
+            return Err((StatusCode::BAD_REQUEST, format!("{} cents exceed what is left of the payment", create.amount_cents)));
+        }
+        let state = RefundState {
+            refund_id: create.refund_id.clone(),
+            payment_id: create.payment_id,
+            merchant_order_id: create.merchant_order_id,
+            amount_cents: create.amount_cents,
+            status: RefundStatus::Processing,
+            finished_at: None,
+        };
+        self.refunds.insert(create.refund_id.clone(), (state.clone(), create.notify_url.clone()));
+        let sim = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let done = {
+                let Some(mut entry) = sim.refunds.get_mut(&create.refund_id) else { return };
+                entry.0.status = RefundStatus::Success;
+                entry.0.finished_at = Some(chrono::Utc::now());
+                entry.0.clone()
+            };
+            if !drop_notification {
+                sim.notify(serde_json::to_vec(&done).expect("states serialise"), &create.notify_url).await;
+            }
+        });
+        Ok(state)
+    }
+
+    /// `state` as JSON, signed like a notification.
+    fn signed(&self, state: &impl serde::Serialize) -> Response<Full<Bytes>> {
+        let body = serde_json::to_vec(state).expect("serialisable");
+        let signature = signature::sign(&self.secret, &body);
+        let mut answer = Response::new(Full::new(Bytes::from(body)));
+        answer.headers_mut().insert("content-type", "application/json".parse().expect("valid header"));
+        answer.headers_mut().insert(SIGNATURE_HEADER, signature.parse().expect("hex is a valid header"));
+        answer
+    }
+
     /// Sends one notification until a 2xx acknowledges it or the schedule ends.
-    async fn notify(&self, state: &PaymentState, notify_url: &str) {
-        let body = serde_json::to_vec(state).expect("states serialise");
+    async fn notify(&self, body: Vec<u8>, notify_url: &str) {
         let signature = signature::sign(&self.secret, &body);
         let mut waits = self.retry_schedule.iter();
         loop {
@@ -219,7 +308,7 @@ impl Simulator {
             match waits.next() {
                 Some(wait) => tokio::time::sleep(*wait).await,
                 None => {
-                    tracing::warn!(payment_id = %state.payment_id, "notification never acknowledged; giving up");
+                    tracing::warn!(notify_url, "notification never acknowledged; giving up");
                     return;
                 }
             }

@@ -17,6 +17,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub sweeper: Sweeper,
     pub lifecycle: Lifecycle,
+    pub refunds: Refunds,
     pub abuse: Abuse,
     pub ops: Ops,
 }
@@ -75,6 +76,37 @@ impl Default for Lifecycle {
             restock_cancelled_paid: true,
             warehouse_url: "http://127.0.0.1:9700".into(),
             warehouse_timeout_ms: 3_000,
+        }
+    }
+}
+
+/// Refunds through the payment channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Refunds {
+    /// Base URL of the payment channel's API (the gateway's `payments.channel_url`).
+    pub channel_url: String,
+    /// The secret the channel signs with (the gateway's `payments.secret`).
+    pub secret: startup::secret::Secret,
+    /// The gateway's `/v1/refunds/notify`, as the channel reaches it.
+    pub notify_url: String,
+    /// A call to the channel slower than this fails, ms.
+    pub channel_timeout_ms: u64,
+    /// Wait before asking about a refund whose outcome is not known yet, ms.
+    pub retry_every_ms: u64,
+    /// Attempts before a refund is STUCK for an operator.
+    pub max_attempts: u32,
+}
+
+impl Default for Refunds {
+    fn default() -> Self {
+        Self {
+            channel_url: "http://127.0.0.1:9700".into(),
+            secret: startup::secret::Secret::from("dev-payment-secret"),
+            notify_url: "http://127.0.0.1:8080/v1/refunds/notify".into(),
+            channel_timeout_ms: 3_000,
+            retry_every_ms: 30_000,
+            max_attempts: 10,
         }
     }
 }

@@ -5,7 +5,8 @@
 //! - [`consumer`]: the pipeline: batch → decode → write → dead letters aside → commit.
 //! - [`failures`]: which database errors are retried and which set an event aside.
 //! - [`sweeper`]: cancels orders whose payment deadline passed and sends the outbox.
-//! - [`lifecycle`]: relays the shards' outboxes and completes shipped orders.
+//! - [`lifecycle`]: relays the shards' outboxes, drives refunds, completes shipped orders.
+//! - [`refunds`]: asks the payment channel for refunds until each is settled.
 //! - [`ops`]: `GET /healthz` and `GET /metrics`.
 //! - [`reconcile`]: compares a sale's counters in Redis with its orders in MySQL.
 //! - [`setup`]: `settler setup`: databases, schema and topics for a deployment.
@@ -19,6 +20,7 @@ pub mod failures;
 pub mod lifecycle;
 pub mod ops;
 pub mod reconcile;
+pub mod refunds;
 pub mod setup;
 pub mod sweeper;
 

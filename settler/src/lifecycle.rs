@@ -10,6 +10,7 @@
 //!   Relays on several settlers, or a
 //!   round after a failed send, may send one row twice; consumers apply an
 //!   event once (a move whose `from` is no longer the order's status).
+//! - **Refunds** ([`crate::refunds`]): the due ones asked of the channel.
 //! - **Auto-completion.** A shipped order whose buyer did not confirm
 //!   receipt within `lifecycle.auto_complete_after_secs` completes, a move
 //!   of the same table by the system.
@@ -27,6 +28,8 @@ use orderdb::ShardPools;
 use paychannel::warehouse::{HttpWarehouse, WarehouseError, WarehouseOrder};
 use stock::SaleStore;
 
+use crate::refunds::RefundDriver;
+
 /// Most outbox rows sent, and most orders completed, per shard per round.
 const AT_ONCE: u32 = 500;
 
@@ -39,6 +42,7 @@ pub struct Lifecycle {
     /// Whether a cancelled paid order's units go back on sale while it runs.
     pub restock: bool,
     pub warehouse: HttpWarehouse,
+    pub refunds: RefundDriver,
 }
 
 /// What one round did.
@@ -46,6 +50,7 @@ pub struct Lifecycle {
 pub struct Relayed {
     pub sent: u64,
     pub completed: u64,
+    pub refunded: u64,
 }
 
 impl Lifecycle {
@@ -61,7 +66,7 @@ impl Lifecycle {
             }
             let round = self.round().await;
             if round != Relayed::default() {
-                tracing::debug!(sent = round.sent, completed = round.completed, "lifecycle round");
+                tracing::debug!(sent = round.sent, completed = round.completed, refunded = round.refunded, "lifecycle round");
             }
         }
     }
@@ -75,6 +80,10 @@ impl Lifecycle {
                 Ok(completed) => round.completed += completed,
                 Err(err) => tracing::warn!(shard, error = %err, "auto-completion failed; trying again next round"),
             }
+            match self.refunds.round(&self.shards, shard).await {
+                Ok(refunded) => round.refunded += refunded,
+                Err(err) => tracing::warn!(shard, error = %err, "refund round failed; trying again next round"),
+            }
             match self.relay(shard).await {
                 Ok(sent) => round.sent += sent,
                 Err(err) => tracing::warn!(shard, error = %err, "outbox relay failed; trying again next round"),
@@ -82,6 +91,7 @@ impl Lifecycle {
         }
         metrics::counter!("settler_outbox_sent_total").increment(round.sent);
         metrics::counter!("settler_auto_completed_total").increment(round.completed);
+        metrics::counter!("settler_refunds_completed_total").increment(round.refunded);
         round
     }
 

@@ -86,6 +86,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
             &config.lifecycle.warehouse_url,
             Duration::from_millis(config.lifecycle.warehouse_timeout_ms),
         ),
+        refunds: settler::refunds::RefundDriver {
+            channel: paychannel::client::HttpChannel::new(
+                &config.refunds.channel_url,
+                Duration::from_millis(config.refunds.channel_timeout_ms),
+                config.refunds.secret.expose().as_bytes(),
+            ),
+            notify_url: config.refunds.notify_url.clone(),
+            retry_every: Duration::from_millis(config.refunds.retry_every_ms),
+            max_attempts: config.refunds.max_attempts,
+        },
     };
     let sweep = config.sweeper.enabled;
     tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, sweep, "settler starting");

@@ -10,6 +10,7 @@ pub mod input;
 pub mod ops;
 pub mod orders;
 pub mod payments;
+pub mod refunds;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,7 +33,10 @@ enum Target<'a> {
     CancelOrder(&'a str),
     ReceiveOrder(&'a str),
     PaymentNotify,
+    RefundNotify,
     AdminSku(&'a str),
+    AdminRefunds,
+    AdminRefundRetry(&'a str),
     /// The merchant's move of an order: (order id, `push` or `ship`).
     AdminOrder(&'a str, &'a str),
     AdminConfig,
@@ -53,6 +57,9 @@ impl<'a> Target<'a> {
             ["v1", "orders", id, "cancel"] => Self::CancelOrder(id),
             ["v1", "orders", id, "receive"] => Self::ReceiveOrder(id),
             ["v1", "payments", "notify"] => Self::PaymentNotify,
+            ["v1", "refunds", "notify"] => Self::RefundNotify,
+            ["admin", "refunds"] => Self::AdminRefunds,
+            ["admin", "refunds", id, "retry"] => Self::AdminRefundRetry(id),
             ["admin", "skus", sku] => Self::AdminSku(sku),
             ["admin", "orders", id, action @ ("push" | "ship")] => Self::AdminOrder(id, action),
             ["admin", "config"] => Self::AdminConfig,
@@ -71,6 +78,8 @@ impl<'a> Target<'a> {
             None => match self {
                 Self::AdminSku(_) => "admin_sku",
                 Self::AdminOrder(..) => "admin_order",
+                Self::AdminRefunds => "admin_refunds",
+                Self::AdminRefundRetry(_) => "admin_refund_retry",
                 Self::AdminConfig => "admin_config",
                 Self::Healthz => "healthz",
                 Self::Readyz => "readyz",
@@ -90,6 +99,7 @@ impl<'a> Target<'a> {
             Self::CancelOrder(_) => LimitedRoute::CancelOrder,
             Self::ReceiveOrder(_) => LimitedRoute::ReceiveOrder,
             Self::PaymentNotify => LimitedRoute::PaymentNotify,
+            Self::RefundNotify => LimitedRoute::RefundNotify,
             _ => return None,
         })
     }
@@ -109,6 +119,8 @@ impl<'a> Target<'a> {
             | Self::CancelOrder(_)
             | Self::ReceiveOrder(_)
             | Self::PaymentNotify
+            | Self::RefundNotify
+            | Self::AdminRefundRetry(_)
             | Self::AdminOrder(..) => "POST",
             Self::AdminSku(_) => "GET, PUT, PATCH",
             _ => "GET",
@@ -190,6 +202,9 @@ async fn dispatch(
         Target::ReceiveOrder(order_id) => fulfilment::receive(&app, order_id, buyer).await,
         Target::AdminOrder(order_id, action) => fulfilment::admin_action(&app, order_id, action, req).await,
         Target::PaymentNotify => payments::notify(&app, req).await,
+        Target::RefundNotify => refunds::notify(&app, req).await,
+        Target::AdminRefunds => refunds::list(&app, req).await,
+        Target::AdminRefundRetry(refund_id) => refunds::retry(&app, refund_id, req).await,
         Target::AdminSku(sku) if req.method() == Method::PUT => admin::put_sku(&app, sku, req).await,
         Target::AdminSku(sku) if req.method() == Method::PATCH => admin::patch_sku(&app, sku, req).await,
         Target::AdminSku(sku) => admin::get_sku(&app, sku, req).await,
@@ -220,6 +235,9 @@ mod tests {
             Target::ReceiveOrder(_) => "/v1/orders/1/receive",
             Target::AdminOrder(..) => "/admin/orders/1/ship",
             Target::PaymentNotify => "/v1/payments/notify",
+            Target::RefundNotify => "/v1/refunds/notify",
+            Target::AdminRefunds => "/admin/refunds",
+            Target::AdminRefundRetry(_) => "/admin/refunds/rf1-ab/retry",
             Target::AdminSku(_) => "/admin/skus/tv",
             Target::AdminConfig => "/admin/config",
             Target::Healthz => "/healthz",
@@ -239,6 +257,9 @@ mod tests {
             Target::CancelOrder(""),
             Target::ReceiveOrder(""),
             Target::PaymentNotify,
+            Target::RefundNotify,
+            Target::AdminRefunds,
+            Target::AdminRefundRetry(""),
             Target::AdminSku(""),
             Target::AdminOrder("", ""),
             Target::AdminConfig,
@@ -263,7 +284,7 @@ mod tests {
         let spec: Value = serde_json::from_str(ops::OPENAPI).expect("docs/openapi.json is JSON");
         let mut described = BTreeSet::new();
         for (path, item) in spec["paths"].as_object().expect("paths") {
-            let concrete = path.replace("{order_id}", "1").replace("{sku}", "tv");
+            let concrete = path.replace("{order_id}", "1").replace("{sku}", "tv").replace("{refund_id}", "rf1-ab");
             let target = Target::of(&concrete);
             assert!(!matches!(target, Target::Unknown), "{path} is described but not routed");
             for method in item.as_object().expect("operations").keys() {

@@ -47,7 +47,7 @@ pub async fn cancel(app: &App, order_id: &str, req: Read, buyer: u64) -> Result<
     Ok(http::json(StatusCode::OK, &answer))
 }
 
-/// The buyer's order with its history; another buyer's is answered 404
+/// The buyer's order with its history and refunds; another buyer's is answered 404
 /// like an unknown one, so order ids say nothing.
 pub async fn get(app: &App, order_id: &str, buyer: u64) -> Result<Reply, ApiError> {
     let order_id = input::order_id(order_id)?;
@@ -61,11 +61,14 @@ pub async fn get(app: &App, order_id: &str, buyer: u64) -> Result<Reply, ApiErro
         })?
         .filter(|order| order.user_id == buyer)
         .ok_or(ApiError::UnknownOrder)?;
-    let history = app.orders.history(order_id).await.map_err(|err| {
+    let mysql_down = |err: sqlx::Error| {
         tracing::warn!(%order_id, error = %err, "order history lookup failed");
         ApiError::Unavailable(Dependency::Mysql)
-    })?;
+    };
+    let history = app.orders.history(order_id).await.map_err(mysql_down)?;
+    let refunds = app.orders.refunds_of(order_id).await.map_err(mysql_down)?;
     let mut answer = serde_json::to_value(&order).expect("orders serialise");
     answer["history"] = serde_json::to_value(&history).expect("history serialises");
+    answer["refunds"] = serde_json::to_value(&refunds).expect("refunds serialise");
     Ok(http::json(StatusCode::OK, &answer))
 }

@@ -1,0 +1,96 @@
+//! The refund driver: every pending refund whose attempt is due is asked
+//! of the payment channel, and asked about again until the channel settles
+//! it (its signed notification reaches the gateway, or a lookup here finds
+//! it done). An attempt whose answer never came is unknown, not failed: the
+//! next one looks the refund up before asking again, and the channel takes
+//! one refund per id, so nothing is refunded twice. Out of attempts, the
+//! refund is STUCK, logged, and waits for an operator (`/admin/refunds`).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use orderdb::refunds::{DueRefund, Settled};
+use orderdb::ShardPools;
+use paychannel::client::{ChannelError, HttpChannel, PaymentChannel};
+use paychannel::messages::{CreateRefund, RefundState, RefundStatus};
+
+/// Most refunds asked about per shard per round.
+const AT_ONCE: u32 = 100;
+
+pub struct RefundDriver {
+    pub channel: HttpChannel,
+    /// The gateway's `/v1/refunds/notify`, as the channel reaches it.
+    pub notify_url: String,
+    /// Wait before asking about a refund again.
+    pub retry_every: Duration,
+    /// Attempts before a refund is STUCK.
+    pub max_attempts: u32,
+}
+
+impl RefundDriver {
+    /// One round over shard `shard`'s due refunds; how many were settled.
+    pub async fn round(&self, shards: &ShardPools, shard: usize) -> Result<u64, sqlx::Error> {
+        let mut settled = 0;
+        for due in shards.due_refunds(shard, AT_ONCE).await? {
+            let next_at = Utc::now() + chrono::Duration::from_std(self.retry_every).unwrap_or(chrono::Duration::MAX);
+            if !shards.claim_refund(&due, next_at, self.max_attempts).await? {
+                if due.attempts >= self.max_attempts {
+                    metrics::counter!("settler_refunds_stuck_total").increment(1);
+                    tracing::error!(refund_id = due.refund_id, "refund stuck: no outcome after its attempts; an operator must retry it");
+                }
+                continue;
+            }
+            if self.attempt(shards, &due).await? == Some(Settled::Recorded) {
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+
+    async fn attempt(&self, shards: &ShardPools, due: &DueRefund) -> Result<Option<Settled>, sqlx::Error> {
+        let id = due.refund_id.as_str();
+        // After an attempt, the channel may have it already: look first.
+        if due.attempts > 0 {
+            match self.channel.query_refund(id).await {
+                Ok(Some(state)) if state.status != RefundStatus::Failed => return self.found(shards, &state).await,
+                Ok(_) => {}
+                Err(err) => {
+                    shards.refund_attempted(id, "UNKNOWN", &format!("lookup: {err}")).await?;
+                    return Ok(None);
+                }
+            }
+        }
+        let request = CreateRefund {
+            refund_id: id.to_owned(),
+            payment_id: due.payment_id.clone(),
+            merchant_order_id: due.order_id.to_string(),
+            amount_cents: due.amount_cents,
+            notify_url: self.notify_url.clone(),
+        };
+        match self.channel.refund(&request).await {
+            Ok(state) => {
+                shards.refund_attempted(id, "REQUESTED", "the channel took it").await?;
+                self.found(shards, &state).await
+            }
+            Err(ChannelError::Refused { status, body }) => {
+                tracing::warn!(refund_id = id, %status, body, "the channel refused a refund");
+                shards.refund_attempted(id, "FAILED", &format!("{status}: {body}")).await?;
+                Ok(None)
+            }
+            Err(err) => {
+                tracing::warn!(refund_id = id, error = %err, "refund outcome unknown; asking again later");
+                shards.refund_attempted(id, "UNKNOWN", &err.to_string()).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Settles a refund the channel reports done; one still processing waits.
+    async fn found(&self, shards: &ShardPools, state: &RefundState) -> Result<Option<Settled>, sqlx::Error> {
+        match state.status {
+            RefundStatus::Processing => Ok(None),
+            RefundStatus::Success => shards.refund_settled(&state.refund_id, true, "lookup").await.map(Some),
+            RefundStatus::Failed => shards.refund_settled(&state.refund_id, false, "lookup").await.map(Some),
+        }
+    }
+}
