@@ -191,6 +191,7 @@ pub enum LimitedRoute {
     PayOrder,
     CancelOrder,
     ReceiveOrder,
+    AfterSale,
     PaymentNotify,
     RefundNotify,
 }
@@ -203,6 +204,7 @@ impl LimitedRoute {
             Self::PayOrder => "pay_order",
             Self::CancelOrder => "cancel_order",
             Self::ReceiveOrder => "receive_order",
+            Self::AfterSale => "after_sale",
             Self::PaymentNotify => "payment_notify",
             Self::RefundNotify => "refund_notify",
         }

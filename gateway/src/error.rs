@@ -4,6 +4,7 @@
 
 use hyper::StatusCode;
 use order::id::OrderId;
+use order::after_sale;
 use order::lifecycle::Action;
 use order::status::OrderStatus;
 use serde_json::{json, Value};
@@ -58,6 +59,12 @@ pub enum ApiError {
     WarehouseRefused { state: String },
     #[error("no stuck refund with this id")]
     RefundNotStuck,
+    #[error("{} is not allowed for an after-sale request in {}", .action.as_str(), .status.as_str())]
+    InvalidAfterSaleTransition { status: after_sale::Status, action: after_sale::Action },
+    #[error("no such after-sale request while the order is {status}")]
+    AfterSaleNotAllowed { status: OrderStatus },
+    #[error("{left} units are left to return; a refund before shipment is of the whole order")]
+    NotReturnable { left: u32 },
     #[error("missing or wrong notification signature")]
     BadSignature,
     #[error("paid amount {paid} differs from the order's {expected}")]
@@ -99,6 +106,9 @@ impl ApiError {
             | Self::InvalidTransition { .. }
             | Self::WarehouseRefused { .. }
             | Self::RefundNotStuck
+            | Self::InvalidAfterSaleTransition { .. }
+            | Self::AfterSaleNotAllowed { .. }
+            | Self::NotReturnable { .. }
             | Self::SaleBusy { .. }
             | Self::TooFewUnits { .. }
             | Self::SaleChanged { .. } => StatusCode::CONFLICT,
@@ -147,6 +157,13 @@ impl ApiError {
                 json!({"error": "invalid_transition", "status": status, "action": action, "detail": self.to_string()})
             }
             Self::RefundNotStuck => json!({"error": "refund_not_stuck", "detail": self.to_string()}),
+            Self::InvalidAfterSaleTransition { status, action } => {
+                json!({"error": "invalid_transition", "status": status, "action": action, "detail": self.to_string()})
+            }
+            Self::AfterSaleNotAllowed { status } => {
+                json!({"error": "after_sale_not_allowed", "status": status, "detail": self.to_string()})
+            }
+            Self::NotReturnable { left } => json!({"error": "not_returnable", "left": left, "detail": self.to_string()}),
             Self::WarehouseRefused { state } => {
                 json!({"error": "warehouse_refused", "state": state, "detail": self.to_string()})
             }
@@ -257,6 +274,11 @@ impl From<OrderError> for ApiError {
             OrderError::NotPending { status } => Self::NotPending { status },
             OrderError::InvalidTransition { status, action } => Self::InvalidTransition { status, action },
             OrderError::WarehouseRefused { state } => Self::WarehouseRefused { state },
+            OrderError::InvalidAfterSaleTransition { status, action } => {
+                Self::InvalidAfterSaleTransition { status, action }
+            }
+            OrderError::AfterSaleNotAllowed { status } => Self::AfterSaleNotAllowed { status },
+            OrderError::NotReturnable { left } => Self::NotReturnable { left },
             OrderError::Unavailable(dependency) => Self::Unavailable(dependency),
         }
     }

@@ -27,6 +27,7 @@
 //!   warehouse's clients in `paychannel`, the domain types and the state
 //!   machine in `order`.
 
+pub mod after_sales;
 pub mod app;
 pub mod auth;
 pub mod cancellation;

@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use order::id::OrderId;
+use order::after_sale;
 use order::lifecycle::{Action, Refused};
 use order::status::OrderStatus;
 use serde::Serialize;
@@ -110,11 +111,26 @@ pub enum OrderError {
     /// The state machine's table has no such move from the order's status.
     #[error("{action:?} is not allowed from {status}")]
     InvalidTransition { status: OrderStatus, action: Action },
+    /// The after-sale table has no such move from the request's status.
+    #[error("{action:?} is not allowed for an after-sale request in {status:?}")]
+    InvalidAfterSaleTransition { status: after_sale::Status, action: after_sale::Action },
+    /// The order's status does not allow this kind of after-sale request.
+    #[error("no such after-sale request while the order is {status}")]
+    AfterSaleNotAllowed { status: OrderStatus },
+    /// More units asked for than are left to return (or, before shipment, not the whole order).
+    #[error("{left} units are left to return")]
+    NotReturnable { left: u32 },
     /// The warehouse shipped, is picking, or intercepted the order (`state`).
     #[error("the warehouse refused: the order is {state}")]
     WarehouseRefused { state: String },
     #[error("{} unavailable", .0.as_str())]
     Unavailable(Dependency),
+}
+
+impl From<after_sale::Refused> for OrderError {
+    fn from(refused: after_sale::Refused) -> Self {
+        Self::InvalidAfterSaleTransition { status: refused.status, action: refused.action }
+    }
 }
 
 impl From<Refused> for OrderError {

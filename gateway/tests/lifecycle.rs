@@ -29,13 +29,15 @@ struct Stack {
 impl Stack {
     /// A stack whose shipped orders complete on their own after `auto_complete_after`.
     async fn start(auto_complete_after: Duration) -> Self {
-        Self::start_configured(auto_complete_after, 10, |_| {}).await
+        Self::start_configured(auto_complete_after, 10, Duration::from_secs(3_600), |_| {}).await
     }
 
-    /// Refunds are asked about every 300 ms, `max_attempts` times before they are stuck.
+    /// Refunds are asked about every 300 ms, `max_attempts` times before
+    /// they are stuck; after-sale requests not reviewed within `review_within` are approved.
     async fn start_configured(
         auto_complete_after: Duration,
         max_attempts: u32,
+        review_within: Duration,
         tweak: impl FnOnce(&mut gateway::config::Config),
     ) -> Self {
         let topic = fresh_topic(2).await;
@@ -56,6 +58,8 @@ impl Stack {
             auto_complete_after,
             restock: true,
             warehouse: paychannel::warehouse::HttpWarehouse::new(&paysim, Duration::from_secs(3)),
+            review_within,
+            escalate_unreviewed: false,
             refunds: settler::refunds::RefundDriver {
                 channel: paychannel::client::HttpChannel::new(&paysim, Duration::from_secs(3), PAYMENT_SECRET.as_bytes()),
                 notify_url: format!("http://{}/v1/refunds/notify", gateway.addr),
@@ -101,13 +105,17 @@ impl Stack {
             Action::Ship => self.merchant(order_id, "ship", json!({"carrier": "sf", "tracking_no": "SF123"})).await,
             Action::Receive => self.buyer(Method::POST, &format!("/v1/orders/{order_id}/receive"), user, json!({})).await,
             Action::Cancel => self.buyer(Method::POST, &format!("/v1/orders/{order_id}/cancel"), user, owner).await,
-            Action::Pay | Action::Expire | Action::AutoComplete => return None,
+            Action::Pay | Action::Expire | Action::AutoComplete | Action::Close => return None,
         })
     }
 
     /// A new order of `user`, stored in its shard.
     async fn placed(&self, user: u64) -> String {
-        let answer = self.gateway.place(user, &self.sku, 1, &unique("k")).await;
+        self.placed_units(user, 1).await
+    }
+
+    async fn placed_units(&self, user: u64, qty: u32) -> String {
+        let answer = self.gateway.place(user, &self.sku, qty, &unique("k")).await;
         assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.json);
         let order_id = answer.json["order_id"].as_str().unwrap().to_owned();
         self.stored_status(&order_id, OrderStatus::PendingPayment).await;
@@ -115,7 +123,11 @@ impl Stack {
     }
 
     async fn paid(&self, user: u64) -> String {
-        let order_id = self.placed(user).await;
+        self.paid_units(user, 1).await
+    }
+
+    async fn paid_units(&self, user: u64, qty: u32) -> String {
+        let order_id = self.placed_units(user, qty).await;
         let path = format!("/v1/orders/{order_id}/pay");
         let started = self.buyer(Method::POST, &path, user, json!({"sku": self.sku})).await;
         assert_eq!(started.status, StatusCode::OK, "{}", started.json);
@@ -135,6 +147,14 @@ impl Stack {
             OrderStatus::InWarehouse => self.paid(user).await,
             OrderStatus::Shipped => Box::pin(self.order_in(OrderStatus::InWarehouse, user)).await,
             OrderStatus::Completed => Box::pin(self.order_in(OrderStatus::Shipped, user)).await,
+            OrderStatus::Closed => {
+                let order_id = Box::pin(self.order_in(OrderStatus::Shipped, user)).await;
+                let request = self.after_sale(&order_id, user, "RETURN_REFUND", 1).await;
+                self.review(&request, "approve", json!({"return_address": "Dock 4"})).await;
+                self.review(&request, "receive", json!({})).await;
+                self.stored_status(&order_id, OrderStatus::Closed).await;
+                return order_id;
+            }
         };
         let action = match status {
             OrderStatus::Cancelled => Action::Cancel,
@@ -146,6 +166,26 @@ impl Stack {
         assert_eq!(answer.status, StatusCode::OK, "{action:?} towards {status}: {}", answer.json);
         self.stored_status(&order_id, status).await;
         order_id
+    }
+
+    /// The buyer's after-sale request on the order; its id.
+    async fn after_sale(&self, order_id: &str, user: u64, kind: &str, qty: u32) -> String {
+        let body = json!({"kind": kind, "qty": qty, "reason": "not as described"});
+        let answer = self.buyer(Method::POST, &format!("/v1/orders/{order_id}/after-sales"), user, body).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+        answer.json["after_sale_id"].as_str().unwrap().to_owned()
+    }
+
+    /// The merchant's move of a request; the answer.
+    async fn review_answer(&self, after_sale_id: &str, action: &str, body: Value) -> Answer {
+        self.gateway.admin(Method::POST, &format!("/admin/after-sales/{after_sale_id}/{action}"), body.to_string()).await
+    }
+
+    /// As [`Stack::review_answer`], which must succeed; the request's status after.
+    async fn review(&self, after_sale_id: &str, action: &str, body: Value) -> String {
+        let answer = self.review_answer(after_sale_id, action, body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{action}: {}", answer.json);
+        answer.json["status"].as_str().unwrap().to_owned()
     }
 
     async fn stored_status(&self, order_id: &str, want: OrderStatus) {
@@ -371,7 +411,7 @@ async fn a_pushed_order_is_cancelled_only_if_the_warehouse_intercepts_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_the_warehouse_did_not_hear_is_handed_over_by_the_relay() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let stack = Stack::start_configured(Duration::from_secs(3_600), 10, |config| {
+    let stack = Stack::start_configured(Duration::from_secs(3_600), 10, Duration::from_secs(3_600), |config| {
         config.warehouse.url = format!("http://{closed}");
         config.warehouse.timeout_ms = 500;
     })
@@ -492,7 +532,7 @@ async fn a_refund_whose_notification_is_lost_is_settled_by_a_lookup() {
 /// for the operator, and the operator's retry sends it through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refund_out_of_attempts_waits_in_the_compensation_queue_for_an_operator() {
-    let stack = Stack::start_configured(Duration::from_secs(3_600), 2, |_| {}).await;
+    let stack = Stack::start_configured(Duration::from_secs(3_600), 2, Duration::from_secs(3_600), |_| {}).await;
     let order_id = stack.paid(23).await;
     stack.refund_faults(json!({"fail_first": 1000})).await;
     assert_eq!(stack.act(&order_id, 23, Action::Cancel).await.unwrap().status, StatusCode::OK);
@@ -533,5 +573,179 @@ async fn a_payment_for_a_cancelled_order_is_refunded_through_the_channel() {
     let refund = stack.refund_in(&order_id, 24, "DONE").await;
     assert_eq!((refund["payment_id"].as_str(), refund["amount_cents"].as_i64()), (Some(payment_id.as_str()), Some(2_500)));
     stack.stored_status(&order_id, OrderStatus::Cancelled).await;
+    stack.stop().await;
+}
+
+/// Three units, returned one then two: each return refunds its share, the
+/// last what is left, and only the full return closes the order. Money
+/// rows are only ever added: refunds sum to the payment, the payment is as paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_return_refunds_its_share_and_the_full_return_closes_the_order() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    let order_id = stack.paid_units(31, 3).await;
+    for action in [Action::Push, Action::Ship] {
+        assert_eq!(stack.act(&order_id, 31, action).await.unwrap().status, StatusCode::OK);
+    }
+    let first = stack.after_sale(&order_id, 31, "RETURN_REFUND", 1).await;
+    assert_eq!(stack.review(&first, "approve", json!({"return_address": "Dock 4"})).await, "AWAITING_RETURN");
+    assert_eq!(stack.review(&first, "receive", json!({})).await, "REFUNDED");
+    stack.stored_status(&order_id, OrderStatus::Shipped).await;
+
+    let too_many = stack.buyer(Method::POST, &format!("/v1/orders/{order_id}/after-sales"), 31, json!({"kind": "RETURN_REFUND", "qty": 3, "reason": "all"})).await;
+    assert_eq!((too_many.status, too_many.json["error"].as_str(), too_many.json["left"].as_u64()), (StatusCode::CONFLICT, Some("not_returnable"), Some(2)));
+    let rest = stack.after_sale(&order_id, 31, "RETURN_REFUND", 2).await;
+    stack.review(&rest, "approve", json!({})).await;
+    assert_eq!(stack.review(&rest, "receive", json!({})).await, "REFUNDED");
+    stack.stored_status(&order_id, OrderStatus::Closed).await;
+
+    eventually(Duration::from_secs(30), "both refunds confirmed", || async {
+        let order = stack.get(&order_id, 31).await;
+        let refunds = order["refunds"].as_array().unwrap().clone();
+        (refunds.len() == 2 && refunds.iter().all(|r| r["state"] == "DONE")).then_some(())
+    })
+    .await;
+    let mut amounts: Vec<(i64,)> = stack.query("SELECT amount_cents FROM refunds WHERE order_id = ?", &order_id).await;
+    amounts.sort();
+    assert_eq!(amounts, [(2_500,), (5_000,)]);
+    let paid: Vec<(i64, String)> = stack.query("SELECT amount_cents, status FROM orders WHERE order_id = ?", &order_id).await;
+    assert_eq!(paid, [(7_500, "CLOSED".to_owned())]);
+    let after: Vec<(String,)> = stack.query("SELECT status FROM after_sales WHERE order_id = ? ORDER BY after_sale_id", &order_id).await;
+    assert_eq!(after, [("REFUNDED".to_owned(),), ("REFUNDED".to_owned(),)]);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchange_ships_a_replacement_and_refunds_nothing() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    let order_id = stack.order_in(OrderStatus::Completed, 32).await;
+    let request = stack.after_sale(&order_id, 32, "EXCHANGE", 1).await;
+    assert_eq!(stack.review(&request, "approve", json!({"return_address": "Dock 4"})).await, "AWAITING_EXCHANGE_RETURN");
+    assert_eq!(stack.review(&request, "receive", json!({})).await, "EXCHANGE_OUTBOUND");
+    let (status, state) = paysim(&stack.paysim, Method::GET, &format!("/v1/warehouse/orders/x{request}"), json!(null)).await;
+    assert_eq!((status, state["state"].as_str()), (StatusCode::OK, Some("received")), "the outbound order is at the warehouse");
+    let parcel = json!({"carrier": "sf", "tracking_no": "SF999"});
+    assert_eq!(stack.review(&request, "ship", parcel).await, "AFTER_SALE_SUCCESS");
+    let order = stack.get(&order_id, 32).await;
+    assert_eq!(order["status"], "COMPLETED", "an exchange leaves the order as it was");
+    assert_eq!(order["refunds"], json!([]));
+    assert_eq!(order["after_sales"][0]["status"], "AFTER_SALE_SUCCESS");
+    stack.stop().await;
+}
+
+/// A rejected request carries its reason; the order carries on and its
+/// units can be asked for again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_request_leaves_the_order_as_it_was() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    let order_id = stack.order_in(OrderStatus::Shipped, 33).await;
+    let request = stack.after_sale(&order_id, 33, "RETURN_REFUND", 1).await;
+    let no_reason = stack.review_answer(&request, "reject", json!({})).await;
+    assert_eq!(no_reason.status, StatusCode::BAD_REQUEST);
+    assert_eq!(stack.review(&request, "reject", json!({"reason": "worn"})).await, "REJECTED");
+    let order = stack.get(&order_id, 33).await;
+    assert_eq!((order["status"].as_str(), order["after_sales"][0]["reject_reason"].as_str()), (Some("SHIPPED"), Some("worn")));
+    assert_eq!(order["refunds"], json!([]));
+    stack.after_sale(&order_id, 33, "RETURN_REFUND", 1).await;
+    stack.stop().await;
+}
+
+/// Refund only, before shipment: not pushed, approved at once and the order
+/// cancelled with its refund; pushed and being picked, the approval is
+/// refused by the warehouse and the order ships.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_before_shipment_is_approved_at_once_unless_the_warehouse_has_the_order() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    let unpushed = stack.paid(34).await;
+    let request = stack.buyer(Method::POST, &format!("/v1/orders/{unpushed}/after-sales"), 34, json!({"kind": "REFUND_ONLY", "qty": 1, "reason": "changed my mind"})).await;
+    assert_eq!((request.status, request.json["status"].as_str()), (StatusCode::CREATED, Some("REFUNDED")), "{}", request.json);
+    stack.stored_status(&unpushed, OrderStatus::Cancelled).await;
+    stack.refund_in(&unpushed, 34, "DONE").await;
+
+    let picked = stack.order_in(OrderStatus::InWarehouse, 35).await;
+    paysim(&stack.paysim, Method::POST, &format!("/v1/warehouse/orders/{picked}/pick"), json!(null)).await;
+    let pending = stack.after_sale(&picked, 35, "REFUND_ONLY", 1).await;
+    let refused = stack.review_answer(&pending, "approve", json!({})).await;
+    assert_eq!((refused.status, refused.json["error"].as_str()), (StatusCode::CONFLICT, Some("warehouse_refused")));
+    assert_eq!(stack.review(&pending, "reject", json!({"reason": "already picked"})).await, "REJECTED");
+    assert_eq!(stack.act(&picked, 35, Action::Ship).await.unwrap().status, StatusCode::OK);
+    eventually(Duration::from_secs(30), "one unit back, one sold", || async {
+        (stack.counters().await == (99, 0, 1)).then_some(())
+    })
+    .await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_nobody_reviews_in_time_is_approved_by_the_system() {
+    let stack = Stack::start_configured(Duration::from_secs(3_600), 10, Duration::from_secs(1), |_| {}).await;
+    let order_id = stack.order_in(OrderStatus::Shipped, 36).await;
+    stack.after_sale(&order_id, 36, "RETURN_REFUND", 1).await;
+    let approved = eventually(Duration::from_secs(30), "the request approved", || async {
+        let order = stack.get(&order_id, 36).await;
+        (order["after_sales"][0]["status"] == "AWAITING_RETURN").then_some(order)
+    })
+    .await;
+    let id = approved["after_sales"][0]["after_sale_id"].as_str().unwrap();
+    let history: Vec<(Option<String>, Option<String>)> =
+        stack.query("SELECT action, actor FROM after_sale_history WHERE after_sale_id = ? ORDER BY id", id).await;
+    assert_eq!(history, [(Some("request".into()), Some("buyer".into())), (Some("approve".into()), Some("system".into()))]);
+    stack.stop().await;
+}
+
+/// Walks a request of each kind through its table with the merchant's
+/// actions: at every status each action the table refuses is 409
+/// `invalid_transition` naming the status and action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_merchant_move_on_a_request_is_allowed_or_refused_as_its_table_says() {
+    use order::after_sale::{self, Kind, Status};
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    let actions = [
+        (after_sale::Action::Approve, "approve", json!({"return_address": "Dock 4"})),
+        (after_sale::Action::ReceiveReturn, "receive", json!({})),
+        (after_sale::Action::ShipReplacement, "ship", json!({"carrier": "sf", "tracking_no": "X1"})),
+        (after_sale::Action::Reject, "reject", json!({"reason": "no"})),
+    ];
+    for (user, kind) in [(40, Kind::ReturnRefund), (41, Kind::Exchange)] {
+        let order_id = stack.order_in(OrderStatus::Shipped, user).await;
+        let request = stack.after_sale(&order_id, user, kind.as_str(), 1).await;
+        let mut status = Status::PendingReview;
+        while !status.is_final() {
+            for (action, path, body) in &actions {
+                if after_sale::next(kind, status, *action, Actor::Merchant).is_err() {
+                    let refused = stack.review_answer(&request, path, body.clone()).await;
+                    assert_eq!(refused.status, StatusCode::CONFLICT, "{kind:?} {status:?} {path}: {}", refused.json);
+                    assert_eq!((refused.json["error"].as_str(), refused.json["status"].as_str()), (Some("invalid_transition"), Some(status.as_str())));
+                    assert_eq!(refused.json["action"], action.as_str());
+                }
+            }
+            // Onwards by the first allowed move that is not a rejection.
+            let (_, path, body) = actions
+                .iter()
+                .find(|(action, ..)| *action != after_sale::Action::Reject && after_sale::next(kind, status, *action, Actor::Merchant).is_ok())
+                .expect("a way on");
+            status = Status::parse(&stack.review(&request, path, body.clone()).await).unwrap();
+        }
+        assert_eq!(status, if kind == Kind::Exchange { Status::AfterSaleSuccess } else { Status::Refunded });
+    }
+    stack.stop().await;
+}
+
+/// The buyer asks for a return just as the settler completes the shipped
+/// order on its own: both are made, each once, whichever came first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_completion_and_a_return_request_are_decided_once() {
+    let stack = Stack::start(Duration::from_secs(1)).await;
+    for user in 50..54 {
+        let order_id = stack.order_in(OrderStatus::Shipped, user).await;
+        tokio::time::sleep(Duration::from_millis(900 + (user as u64 - 50) * 50)).await;
+        stack.after_sale(&order_id, user, "RETURN_REFUND", 1).await;
+        stack.stored_status(&order_id, OrderStatus::Completed).await;
+        let completions: Vec<(String,)> = stack
+            .query("SELECT to_status FROM order_status_history WHERE order_id = ? AND to_status = 'COMPLETED'", &order_id)
+            .await;
+        assert_eq!(completions.len(), 1);
+        let requests: Vec<(String,)> = stack.query("SELECT status FROM after_sales WHERE order_id = ?", &order_id).await;
+        assert_eq!(requests, [("PENDING_REVIEW".to_owned(),)]);
+    }
     stack.stop().await;
 }

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::after_sale;
 use crate::id::OrderId;
 use crate::lifecycle::{Action, Actor};
 use crate::status::OrderStatus;
@@ -29,6 +30,7 @@ pub enum OrderEvent {
     RefundRequired(RefundRequired),
     OrderStatusChanged(OrderStatusChanged),
     RefundCompleted(RefundCompleted),
+    AfterSaleChanged(AfterSaleChanged),
 }
 
 /// Units were reserved for an order that now awaits payment. Later events
@@ -153,6 +155,28 @@ pub struct RefundCompleted {
     pub at: DateTime<Utc>,
 }
 
+/// An after-sale request was made or moved. Sent from the shard's outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AfterSaleChanged {
+    /// An id like an order's, in the buyer's shard bucket.
+    pub after_sale_id: OrderId,
+    pub order_id: OrderId,
+    pub user_id: u64,
+    pub sku: String,
+    pub kind: after_sale::Kind,
+    pub qty: u32,
+    /// `None` when the request was made.
+    pub from: Option<after_sale::Status>,
+    pub to: after_sale::Status,
+    /// `None` when the request was made (by the buyer).
+    pub action: Option<after_sale::Action>,
+    pub actor: Actor,
+    /// The money given back, when refunded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<Refund>,
+    pub at: DateTime<Utc>,
+}
+
 /// Where a parcel went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shipment {
@@ -189,6 +213,7 @@ impl OrderEvent {
             Self::RefundRequired(refund) => refund.order_id,
             Self::OrderStatusChanged(changed) => changed.order.order_id,
             Self::RefundCompleted(refund) => refund.order_id,
+            Self::AfterSaleChanged(changed) => changed.order_id,
         }
     }
 
@@ -200,6 +225,7 @@ impl OrderEvent {
             Self::RefundRequired(refund) => refund.user_id,
             Self::OrderStatusChanged(changed) => changed.order.user_id,
             Self::RefundCompleted(refund) => refund.user_id,
+            Self::AfterSaleChanged(changed) => changed.user_id,
         }
     }
 
@@ -273,7 +299,7 @@ mod tests {
     #[test]
     fn every_event_type_is_documented_with_its_version() {
         let docs = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.md"));
-        for name in ["OrderCreated", "OrderPaid", "OrderCancelled", "RefundRequired", "OrderStatusChanged", "RefundCompleted"] {
+        for name in ["OrderCreated", "OrderPaid", "OrderCancelled", "RefundRequired", "OrderStatusChanged", "RefundCompleted", "AfterSaleChanged"] {
             assert!(docs.contains(&format!("## `{name}` (v{SCHEMA_VERSION})")), "{name} is not in docs/events.md");
         }
     }

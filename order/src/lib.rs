@@ -7,8 +7,10 @@
 //! - [`event`]: the events carried on the `order-events` topic.
 //! - [`status`]: the statuses an order moves through.
 //! - [`lifecycle`]: the state machine: (status, action, actor) → next status.
+//! - [`after_sale`]: after-sale requests' own state machine.
 //! - [`sale`]: a sale's window.
 
+pub mod after_sale;
 pub mod event;
 pub mod id;
 pub mod lifecycle;

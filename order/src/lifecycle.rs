@@ -26,6 +26,8 @@ pub enum Action {
     Receive,
     /// Shipped long enough ago (`lifecycle.auto_complete_after_secs`) without a confirmation.
     AutoComplete,
+    /// Every unit came back in after-sale returns, refunded.
+    Close,
 }
 
 /// Who does it.
@@ -68,8 +70,9 @@ const fn allow(from: OrderStatus, action: Action, actor: Actor, to: OrderStatus,
     Transition { from, action, actor, to, effect }
 }
 
-/// Every allowed move; anything else is refused. Completion and
-/// cancellation are final for the forward flow.
+/// Every allowed move; anything else is refused. Completion is final for
+/// the forward flow (only a full after-sale return closes a completed
+/// order); cancellation and closing are final.
 pub const TRANSITIONS: &[Transition] = &[
     allow(PendingPayment, Action::Pay, Actor::Channel, Paid, Effect::None),
     allow(PendingPayment, Action::Cancel, Actor::Buyer, Cancelled, Effect::None),
@@ -80,6 +83,8 @@ pub const TRANSITIONS: &[Transition] = &[
     allow(InWarehouse, Action::Cancel, Actor::Buyer, Cancelled, Effect::InterceptThenRefund),
     allow(Shipped, Action::Receive, Actor::Buyer, Completed, Effect::None),
     allow(Shipped, Action::AutoComplete, Actor::System, Completed, Effect::None),
+    allow(Shipped, Action::Close, Actor::System, Closed, Effect::None),
+    allow(Completed, Action::Close, Actor::System, Closed, Effect::None),
 ];
 
 /// `action` by `actor` is not allowed while the order is in `status`.
@@ -100,8 +105,8 @@ pub fn next(status: OrderStatus, action: Action, actor: Actor) -> Result<&'stati
 }
 
 impl Action {
-    pub const ALL: [Action; 7] =
-        [Self::Pay, Self::Cancel, Self::Expire, Self::Push, Self::Ship, Self::Receive, Self::AutoComplete];
+    pub const ALL: [Action; 8] =
+        [Self::Pay, Self::Cancel, Self::Expire, Self::Push, Self::Ship, Self::Receive, Self::AutoComplete, Self::Close];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -112,6 +117,7 @@ impl Action {
             Self::Ship => "ship",
             Self::Receive => "receive",
             Self::AutoComplete => "auto_complete",
+            Self::Close => "close",
         }
     }
 
@@ -155,7 +161,7 @@ pub fn mermaid() -> String {
             t.actor.as_str()
         ));
     }
-    diagram.push_str("    COMPLETED --> [*]\n    CANCELLED --> [*]\n");
+    diagram.push_str("    CANCELLED --> [*]\n    CLOSED --> [*]\n");
     diagram
 }
 
@@ -185,7 +191,8 @@ mod tests {
             for b in &TRANSITIONS[i + 1..] {
                 assert!((a.from, a.action, a.actor) != (b.from, b.action, b.actor), "{a:?} and {b:?}");
             }
-            assert!(a.from != Completed && a.from != Cancelled, "{a:?} leaves a final status");
+            assert!(a.from != Cancelled && a.from != Closed, "{a:?} leaves a final status");
+            assert!(a.from != Completed || a.action == Action::Close, "only a full return reopens {a:?}");
             assert!(a.from != a.to, "{a:?} goes nowhere");
         }
     }

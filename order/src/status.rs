@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// Forward flow: pending payment → paid (awaiting shipment) → in the
 /// warehouse (pushed, still awaiting shipment) → shipped (awaiting receipt)
-/// → completed; an order may be cancelled until it ships. The moves between
+/// → completed; an order may be cancelled until it ships, and is closed
+/// once every unit came back in after-sale returns. The moves between
 /// them are [`crate::lifecycle::TRANSITIONS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -15,11 +16,20 @@ pub enum OrderStatus {
     Shipped,
     Completed,
     Cancelled,
+    /// Every unit came back in after-sale returns and was refunded.
+    Closed,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 6] =
-        [Self::PendingPayment, Self::Paid, Self::InWarehouse, Self::Shipped, Self::Completed, Self::Cancelled];
+    pub const ALL: [OrderStatus; 7] = [
+        Self::PendingPayment,
+        Self::Paid,
+        Self::InWarehouse,
+        Self::Shipped,
+        Self::Completed,
+        Self::Cancelled,
+        Self::Closed,
+    ];
 
     /// The name stored in the database and shown in the API.
     pub fn as_str(self) -> &'static str {
@@ -30,6 +40,7 @@ impl OrderStatus {
             Self::Shipped => "SHIPPED",
             Self::Completed => "COMPLETED",
             Self::Cancelled => "CANCELLED",
+            Self::Closed => "CLOSED",
         }
     }
 
@@ -37,9 +48,10 @@ impl OrderStatus {
         Self::ALL.into_iter().find(|status| status.as_str() == name)
     }
 
-    /// Whether the order's units count as sold: paid and not cancelled.
+    /// Whether the order's units count as sold by its sale: paid and not
+    /// cancelled (goods returned after shipping do not go back on the sale).
     pub fn is_sold(self) -> bool {
-        matches!(self, Self::Paid | Self::InWarehouse | Self::Shipped | Self::Completed)
+        matches!(self, Self::Paid | Self::InWarehouse | Self::Shipped | Self::Completed | Self::Closed)
     }
 }
 

@@ -11,7 +11,9 @@
 //! - [`lifecycle`]: moves that start in MySQL (fulfilment, cancellation
 //!   after payment, auto-completion) with their outbox, history and refunds.
 //! - [`refunds`]: refund rows, their attempts and jobs, settling one once.
+//! - [`after_sales`]: after-sale requests and their moves, refunds included.
 
+pub mod after_sales;
 pub mod lifecycle;
 pub mod orders;
 pub mod refunds;

@@ -81,85 +81,14 @@ impl ShardPools {
     /// Makes `request` if the table allows it from the order's status, in
     /// one transaction; decided once however many ask at the same time.
     pub async fn transition(&self, request: &Move) -> Result<Moved, sqlx::Error> {
-        let pool = self.for_order(request.order_id);
-        let mut tx = pool.begin().await?;
-        let Some(locked) = lock(&mut tx, request.order_id).await? else { return Ok(Moved::Unknown) };
-        if request.owner.is_some_and(|owner| owner != locked.order.user_id) {
-            return Ok(Moved::Unknown);
+        let mut tx = self.for_order(request.order_id).begin().await?;
+        let moved = transition_in(&mut tx, request).await?;
+        if matches!(moved, Moved::Done(_)) {
+            tx.commit().await?;
         }
-        let transition = match lifecycle::next(locked.status, request.action, request.actor) {
-            Ok(transition) => transition,
-            Err(refused) => return Ok(Moved::Refused(refused)),
-        };
-        let at = request.at.naive_utc();
-        let order_id = request.order_id.raw() as i64;
-        let (set, value): (&str, Option<String>) = match transition.to {
-            OrderStatus::InWarehouse => ("pushed_at = ?", None),
-            OrderStatus::Shipped => ("shipped_at = ?", None),
-            OrderStatus::Completed => ("completed_at = ?", None),
-            OrderStatus::Cancelled => ("cancelled_at = ?, cancel_reason = ?", Some(CancelReason::AfterPayment.as_str().into())),
-            other => unreachable!("no move into {other} starts in MySQL"),
-        };
-        let statement = format!("UPDATE orders SET status = ?, {set} WHERE order_id = ? AND status = ?");
-        let mut update = sqlx::query(&statement)
-            .bind(transition.to.as_str())
-            .bind(at);
-        if let Some(value) = value {
-            update = update.bind(value);
-        }
-        update.bind(order_id).bind(transition.from.as_str()).execute(&mut *tx).await?;
-        if let Some(shipment) = &request.shipment {
-            sqlx::query("UPDATE orders SET carrier = ?, tracking_no = ? WHERE order_id = ?")
-                .bind(&shipment.carrier)
-                .bind(&shipment.tracking_no)
-                .bind(order_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let cause = format!("{} by {}", request.action.as_str(), request.actor.as_str());
-        history(&mut tx, order_id, Some(transition.from), transition.to, Some((request.action, request.actor)), &cause, at)
-            .await?;
-        let refund = match (transition.effect, &locked.payment_id) {
-            (Effect::None, _) => None,
-            (_, Some(payment_id)) => Some(Refund { payment_id: payment_id.clone(), amount_cents: locked.order.amount_cents }),
-            (_, None) => {
-                return Err(sqlx::Error::Decode(format!("paid order {} has no payment id", request.order_id).into()));
-            }
-        };
-        if let Some(refund) = &refund {
-            let new = NewRefund {
-                order_id: request.order_id,
-                user_id: locked.order.user_id,
-                sku: &locked.order.sku,
-                payment_id: &refund.payment_id,
-                amount_cents: refund.amount_cents,
-                cause: "cancel",
-                reason: "cancelled after payment",
-                at,
-            };
-            record_refund(&mut tx, &new).await?;
-        }
-        let changed = OrderStatusChanged {
-            order: locked.order,
-            from: transition.from,
-            to: transition.to,
-            action: request.action,
-            actor: request.actor,
-            shipment: request.shipment.clone(),
-            refund,
-            at: request.at,
-        };
-        let event = OrderEvent::OrderStatusChanged(changed.clone());
-        sqlx::query("INSERT INTO order_outbox (order_id, user_id, payload, created_at) VALUES (?, ?, ?, ?)")
-            .bind(order_id)
-            .bind(changed.order.user_id)
-            .bind(event.encode())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Moved::Done(Box::new(changed)))
+        Ok(moved)
     }
+
 
     /// The order's moves, oldest first.
     pub async fn history(&self, order_id: OrderId) -> Result<Vec<HistoryEntry>, sqlx::Error> {
@@ -226,6 +155,87 @@ impl ShardPools {
         delete.build().execute(&self.pools[shard]).await?;
         Ok(())
     }
+}
+
+/// [`ShardPools::transition`] inside `tx`, which the caller commits (with
+/// more writes of its own) if the move was made, and drops otherwise.
+pub(crate) async fn transition_in(tx: &mut Transaction<'_, MySql>, request: &Move) -> Result<Moved, sqlx::Error> {
+    let Some(locked) = lock(tx, request.order_id).await? else { return Ok(Moved::Unknown) };
+    if request.owner.is_some_and(|owner| owner != locked.order.user_id) {
+        return Ok(Moved::Unknown);
+    }
+    let transition = match lifecycle::next(locked.status, request.action, request.actor) {
+        Ok(transition) => transition,
+        Err(refused) => return Ok(Moved::Refused(refused)),
+    };
+    let at = request.at.naive_utc();
+    let order_id = request.order_id.raw() as i64;
+    let (set, value): (&str, Option<String>) = match transition.to {
+        OrderStatus::InWarehouse => ("pushed_at = ?", None),
+        OrderStatus::Shipped => ("shipped_at = ?", None),
+        OrderStatus::Completed => ("completed_at = ?", None),
+    OrderStatus::Closed => ("closed_at = ?", None),
+        OrderStatus::Cancelled => ("cancelled_at = ?, cancel_reason = ?", Some(CancelReason::AfterPayment.as_str().into())),
+        other => unreachable!("no move into {other} starts in MySQL"),
+    };
+    let statement = format!("UPDATE orders SET status = ?, {set} WHERE order_id = ? AND status = ?");
+    let mut update = sqlx::query(&statement)
+        .bind(transition.to.as_str())
+        .bind(at);
+    if let Some(value) = value {
+        update = update.bind(value);
+    }
+    update.bind(order_id).bind(transition.from.as_str()).execute(&mut **tx).await?;
+    if let Some(shipment) = &request.shipment {
+        sqlx::query("UPDATE orders SET carrier = ?, tracking_no = ? WHERE order_id = ?")
+            .bind(&shipment.carrier)
+            .bind(&shipment.tracking_no)
+            .bind(order_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let cause = format!("{} by {}", request.action.as_str(), request.actor.as_str());
+    history(tx, order_id, Some(transition.from), transition.to, Some((request.action, request.actor)), &cause, at)
+        .await?;
+    let refund = match (transition.effect, &locked.payment_id) {
+        (Effect::None, _) => None,
+        (_, Some(payment_id)) => Some(Refund { payment_id: payment_id.clone(), amount_cents: locked.order.amount_cents }),
+        (_, None) => {
+            return Err(sqlx::Error::Decode(format!("paid order {} has no payment id", request.order_id).into()));
+        }
+    };
+    if let Some(refund) = &refund {
+        let new = NewRefund {
+            order_id: request.order_id,
+            user_id: locked.order.user_id,
+            sku: &locked.order.sku,
+            payment_id: &refund.payment_id,
+            amount_cents: refund.amount_cents,
+            cause: "cancel",
+            reason: "cancelled after payment",
+            at,
+        };
+        record_refund(tx, &new).await?;
+    }
+    let changed = OrderStatusChanged {
+        order: locked.order,
+        from: transition.from,
+        to: transition.to,
+        action: request.action,
+        actor: request.actor,
+        shipment: request.shipment.clone(),
+        refund,
+        at: request.at,
+    };
+    let event = OrderEvent::OrderStatusChanged(changed.clone());
+    sqlx::query("INSERT INTO order_outbox (order_id, user_id, payload, created_at) VALUES (?, ?, ?, ?)")
+        .bind(order_id)
+        .bind(changed.order.user_id)
+        .bind(event.encode())
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(Moved::Done(Box::new(changed)))
 }
 
 async fn lock(tx: &mut Transaction<'_, MySql>, order_id: OrderId) -> Result<Option<Locked>, sqlx::Error> {

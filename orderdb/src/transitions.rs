@@ -51,8 +51,8 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<(), sqlx::Err
         }
         OrderEvent::RefundRequired(refund) => refund_required(pool, refund).await,
         OrderEvent::OrderStatusChanged(changed) => replay(pool, changed).await,
-        // Recorded where it was decided, in this shard.
-        OrderEvent::RefundCompleted(_) => Ok(()),
+        // Recorded where they were decided, in this shard.
+        OrderEvent::RefundCompleted(_) | OrderEvent::AfterSaleChanged(_) => Ok(()),
     }
 }
 

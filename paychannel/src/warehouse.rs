@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::Http;
 
+/// The warehouse's name of the outbound order that ships an exchange's
+/// replacement (its after-sale request's id, marked).
+pub fn outbound_order_id(after_sale_id: impl std::fmt::Display) -> String {
+    format!("x{after_sale_id}")
+}
+
 /// An order handed to the warehouse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WarehouseOrder {

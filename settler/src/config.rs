@@ -66,6 +66,18 @@ pub struct Lifecycle {
     pub warehouse_url: String,
     /// A call to the warehouse slower than this fails, ms.
     pub warehouse_timeout_ms: u64,
+    /// An after-sale request must be reviewed within this long (24 h)...
+    pub review_within_secs: u64,
+    /// ...or it is approved (`approve`) or escalated to customer service (`escalate`).
+    pub unreviewed: Unreviewed,
+}
+
+/// What becomes of an after-sale request nobody reviewed in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unreviewed {
+    Approve,
+    Escalate,
 }
 
 impl Default for Lifecycle {
@@ -76,6 +88,8 @@ impl Default for Lifecycle {
             restock_cancelled_paid: true,
             warehouse_url: "http://127.0.0.1:9700".into(),
             warehouse_timeout_ms: 3_000,
+            review_within_secs: 24 * 3_600,
+            unreviewed: Unreviewed::Approve,
         }
     }
 }

@@ -11,6 +11,8 @@
 //!   round after a failed send, may send one row twice; consumers apply an
 //!   event once (a move whose `from` is no longer the order's status).
 //! - **Refunds** ([`crate::refunds`]): the due ones asked of the channel.
+//! - **Overdue reviews**: after-sale requests nobody reviewed within
+//!   `lifecycle.review_within_secs` are approved (or escalated).
 //! - **Auto-completion.** A shipped order whose buyer did not confirm
 //!   receipt within `lifecycle.auto_complete_after_secs` completes, a move
 //!   of the same table by the system.
@@ -22,10 +24,13 @@ use chrono::Utc;
 use events::producer::EventProducer;
 use futures::future::join_all;
 use order::event::OrderEvent;
+use order::after_sale;
 use order::lifecycle::{Action, Actor};
+use order::status::OrderStatus;
+use orderdb::after_sales::{AfterSaleMove, AfterSaleMoved};
 use orderdb::lifecycle::{Move, Moved, OutboxEntry};
 use orderdb::ShardPools;
-use paychannel::warehouse::{HttpWarehouse, WarehouseError, WarehouseOrder};
+use paychannel::warehouse::{outbound_order_id, HttpWarehouse, WarehouseError, WarehouseOrder};
 use stock::SaleStore;
 
 use crate::refunds::RefundDriver;
@@ -43,6 +48,10 @@ pub struct Lifecycle {
     pub restock: bool,
     pub warehouse: HttpWarehouse,
     pub refunds: RefundDriver,
+    /// After-sale requests not reviewed within this long are approved, or
+    /// escalated if `escalate_unreviewed`.
+    pub review_within: Duration,
+    pub escalate_unreviewed: bool,
 }
 
 /// What one round did.
@@ -51,6 +60,7 @@ pub struct Relayed {
     pub sent: u64,
     pub completed: u64,
     pub refunded: u64,
+    pub reviewed: u64,
 }
 
 impl Lifecycle {
@@ -80,6 +90,10 @@ impl Lifecycle {
                 Ok(completed) => round.completed += completed,
                 Err(err) => tracing::warn!(shard, error = %err, "auto-completion failed; trying again next round"),
             }
+            match self.review_overdue(shard).await {
+                Ok(reviewed) => round.reviewed += reviewed,
+                Err(err) => tracing::warn!(shard, error = %err, "after-sale reviews failed; trying again next round"),
+            }
             match self.refunds.round(&self.shards, shard).await {
                 Ok(refunded) => round.refunded += refunded,
                 Err(err) => tracing::warn!(shard, error = %err, "refund round failed; trying again next round"),
@@ -93,6 +107,37 @@ impl Lifecycle {
         metrics::counter!("settler_auto_completed_total").increment(round.completed);
         metrics::counter!("settler_refunds_completed_total").increment(round.refunded);
         round
+    }
+
+    /// Approves (or escalates) the requests nobody reviewed in time. A
+    /// refund before shipment of a pushed order needs the warehouse to
+    /// intercept it first; if it cannot, the request is escalated.
+    async fn review_overdue(&self, shard: usize) -> Result<u64, sqlx::Error> {
+        let after = chrono::Duration::from_std(self.review_within).unwrap_or(chrono::Duration::MAX);
+        let mut reviewed = 0;
+        for after_sale_id in self.shards.reviews_due(shard, Utc::now() - after, AT_ONCE).await? {
+            let Some(request) = self.shards.after_sale(after_sale_id).await? else { continue };
+            let mut action = if self.escalate_unreviewed { after_sale::Action::Escalate } else { after_sale::Action::Approve };
+            if action == after_sale::Action::Approve
+                && request.kind == after_sale::Kind::RefundOnly
+                && self.shards.status_of(request.order_id, None).await? == Some(OrderStatus::InWarehouse)
+                && self.warehouse.intercept(&request.order_id.to_string()).await.is_err()
+            {
+                action = after_sale::Action::Escalate;
+            }
+            let step = AfterSaleMove {
+                after_sale_id,
+                action,
+                actor: Actor::System,
+                return_address: None,
+                reject_reason: None,
+                at: Utc::now(),
+            };
+            if let AfterSaleMoved::Done(_) = self.shards.after_sale_move(&step).await? {
+                reviewed += 1;
+            }
+        }
+        Ok(reviewed)
     }
 
     async fn complete_shipped(&self, shard: usize) -> Result<u64, sqlx::Error> {
@@ -124,6 +169,19 @@ impl Lifecycle {
     /// The entry's effects (units back to the sale, the warehouse's
     /// hand-over), then its event; true once all are done.
     async fn deliver(&self, entry: &OutboxEntry) -> bool {
+        if let Ok(OrderEvent::AfterSaleChanged(changed)) = OrderEvent::decode(&entry.payload) {
+            if changed.to == after_sale::Status::ExchangeOutbound {
+                let outbound = WarehouseOrder {
+                    order_id: outbound_order_id(changed.after_sale_id),
+                    sku: changed.sku.clone(),
+                    qty: changed.qty,
+                };
+                if let Err(WarehouseError::Unreachable(_) | WarehouseError::Failed { .. }) = self.warehouse.push(&outbound).await {
+                    tracing::warn!(after_sale_id = %changed.after_sale_id, "warehouse did not take the exchange's outbound order yet");
+                    return false;
+                }
+            }
+        }
         if let Ok(OrderEvent::OrderStatusChanged(changed)) = OrderEvent::decode(&entry.payload) {
             let order_id = changed.order.order_id;
             if changed.refund.is_some() {

@@ -86,6 +86,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             &config.lifecycle.warehouse_url,
             Duration::from_millis(config.lifecycle.warehouse_timeout_ms),
         ),
+        review_within: Duration::from_secs(config.lifecycle.review_within_secs),
+        escalate_unreviewed: config.lifecycle.unreviewed == settler::config::Unreviewed::Escalate,
         refunds: settler::refunds::RefundDriver {
             channel: paychannel::client::HttpChannel::new(
                 &config.refunds.channel_url,

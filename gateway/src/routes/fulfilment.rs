@@ -35,7 +35,7 @@ pub async fn admin_action(app: &App, order_id: &str, action: &str, req: Read) ->
 }
 
 /// `{"carrier", "tracking_no"}`.
-fn shipment(req: &Read) -> Result<Shipment, ApiError> {
+pub(crate) fn shipment(req: &Read) -> Result<Shipment, ApiError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {

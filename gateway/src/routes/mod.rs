@@ -5,6 +5,7 @@
 //! checks, so the SRE can still see and steer an overloaded gateway.
 
 pub mod admin;
+pub mod after_sales;
 pub mod fulfilment;
 pub mod input;
 pub mod ops;
@@ -32,11 +33,14 @@ enum Target<'a> {
     PayOrder(&'a str),
     CancelOrder(&'a str),
     ReceiveOrder(&'a str),
+    OpenAfterSale(&'a str),
     PaymentNotify,
     RefundNotify,
     AdminSku(&'a str),
     AdminRefunds,
     AdminRefundRetry(&'a str),
+    /// The merchant's move of an after-sale request: (its id, the move).
+    AdminAfterSale(&'a str, &'a str),
     /// The merchant's move of an order: (order id, `push` or `ship`).
     AdminOrder(&'a str, &'a str),
     AdminConfig,
@@ -56,10 +60,14 @@ impl<'a> Target<'a> {
             ["v1", "orders", id, "pay"] => Self::PayOrder(id),
             ["v1", "orders", id, "cancel"] => Self::CancelOrder(id),
             ["v1", "orders", id, "receive"] => Self::ReceiveOrder(id),
+            ["v1", "orders", id, "after-sales"] => Self::OpenAfterSale(id),
             ["v1", "payments", "notify"] => Self::PaymentNotify,
             ["v1", "refunds", "notify"] => Self::RefundNotify,
             ["admin", "refunds"] => Self::AdminRefunds,
             ["admin", "refunds", id, "retry"] => Self::AdminRefundRetry(id),
+            ["admin", "after-sales", id, action @ ("approve" | "reject" | "receive" | "ship")] => {
+                Self::AdminAfterSale(id, action)
+            }
             ["admin", "skus", sku] => Self::AdminSku(sku),
             ["admin", "orders", id, action @ ("push" | "ship")] => Self::AdminOrder(id, action),
             ["admin", "config"] => Self::AdminConfig,
@@ -80,6 +88,7 @@ impl<'a> Target<'a> {
                 Self::AdminOrder(..) => "admin_order",
                 Self::AdminRefunds => "admin_refunds",
                 Self::AdminRefundRetry(_) => "admin_refund_retry",
+                Self::AdminAfterSale(..) => "admin_after_sale",
                 Self::AdminConfig => "admin_config",
                 Self::Healthz => "healthz",
                 Self::Readyz => "readyz",
@@ -98,6 +107,7 @@ impl<'a> Target<'a> {
             Self::PayOrder(_) => LimitedRoute::PayOrder,
             Self::CancelOrder(_) => LimitedRoute::CancelOrder,
             Self::ReceiveOrder(_) => LimitedRoute::ReceiveOrder,
+            Self::OpenAfterSale(_) => LimitedRoute::AfterSale,
             Self::PaymentNotify => LimitedRoute::PaymentNotify,
             Self::RefundNotify => LimitedRoute::RefundNotify,
             _ => return None,
@@ -108,7 +118,12 @@ impl<'a> Target<'a> {
     fn for_buyers(&self) -> bool {
         matches!(
             self,
-            Self::PlaceOrder | Self::GetOrder(_) | Self::PayOrder(_) | Self::CancelOrder(_) | Self::ReceiveOrder(_)
+            Self::PlaceOrder
+                | Self::GetOrder(_)
+                | Self::PayOrder(_)
+                | Self::CancelOrder(_)
+                | Self::ReceiveOrder(_)
+                | Self::OpenAfterSale(_)
         )
     }
 
@@ -118,6 +133,8 @@ impl<'a> Target<'a> {
             | Self::PayOrder(_)
             | Self::CancelOrder(_)
             | Self::ReceiveOrder(_)
+            | Self::OpenAfterSale(_)
+            | Self::AdminAfterSale(..)
             | Self::PaymentNotify
             | Self::RefundNotify
             | Self::AdminRefundRetry(_)
@@ -200,6 +217,8 @@ async fn dispatch(
         Target::PayOrder(order_id) => payments::pay(&app, order_id, req, buyer).await,
         Target::CancelOrder(order_id) => orders::cancel(&app, order_id, req, buyer).await,
         Target::ReceiveOrder(order_id) => fulfilment::receive(&app, order_id, buyer).await,
+        Target::OpenAfterSale(order_id) => after_sales::open(&app, order_id, req, buyer).await,
+        Target::AdminAfterSale(id, action) => after_sales::act(&app, id, action, req).await,
         Target::AdminOrder(order_id, action) => fulfilment::admin_action(&app, order_id, action, req).await,
         Target::PaymentNotify => payments::notify(&app, req).await,
         Target::RefundNotify => refunds::notify(&app, req).await,
@@ -233,6 +252,8 @@ mod tests {
             Target::PayOrder(_) => "/v1/orders/1/pay",
             Target::CancelOrder(_) => "/v1/orders/1/cancel",
             Target::ReceiveOrder(_) => "/v1/orders/1/receive",
+            Target::OpenAfterSale(_) => "/v1/orders/1/after-sales",
+            Target::AdminAfterSale(..) => "/admin/after-sales/1/approve",
             Target::AdminOrder(..) => "/admin/orders/1/ship",
             Target::PaymentNotify => "/v1/payments/notify",
             Target::RefundNotify => "/v1/refunds/notify",
@@ -256,6 +277,8 @@ mod tests {
             Target::PayOrder(""),
             Target::CancelOrder(""),
             Target::ReceiveOrder(""),
+            Target::OpenAfterSale(""),
+            Target::AdminAfterSale("", ""),
             Target::PaymentNotify,
             Target::RefundNotify,
             Target::AdminRefunds,
@@ -284,7 +307,7 @@ mod tests {
         let spec: Value = serde_json::from_str(ops::OPENAPI).expect("docs/openapi.json is JSON");
         let mut described = BTreeSet::new();
         for (path, item) in spec["paths"].as_object().expect("paths") {
-            let concrete = path.replace("{order_id}", "1").replace("{sku}", "tv").replace("{refund_id}", "rf1-ab");
+            let concrete = path.replace("{order_id}", "1").replace("{sku}", "tv").replace("{refund_id}", "rf1-ab").replace("{after_sale_id}", "1");
             let target = Target::of(&concrete);
             assert!(!matches!(target, Target::Unknown), "{path} is described but not routed");
             for method in item.as_object().expect("operations").keys() {

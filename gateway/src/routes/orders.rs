@@ -47,7 +47,7 @@ pub async fn cancel(app: &App, order_id: &str, req: Read, buyer: u64) -> Result<
     Ok(http::json(StatusCode::OK, &answer))
 }
 
-/// The buyer's order with its history and refunds; another buyer's is answered 404
+/// The buyer's order with its history, refunds and after-sale requests; another buyer's is answered 404
 /// like an unknown one, so order ids say nothing.
 pub async fn get(app: &App, order_id: &str, buyer: u64) -> Result<Reply, ApiError> {
     let order_id = input::order_id(order_id)?;
@@ -67,8 +67,10 @@ pub async fn get(app: &App, order_id: &str, buyer: u64) -> Result<Reply, ApiErro
     };
     let history = app.orders.history(order_id).await.map_err(mysql_down)?;
     let refunds = app.orders.refunds_of(order_id).await.map_err(mysql_down)?;
+    let after_sales = app.orders.after_sales_of(order_id).await.map_err(mysql_down)?;
     let mut answer = serde_json::to_value(&order).expect("orders serialise");
     answer["history"] = serde_json::to_value(&history).expect("history serialises");
     answer["refunds"] = serde_json::to_value(&refunds).expect("refunds serialise");
+    answer["after_sales"] = serde_json::to_value(&after_sales).expect("after-sales serialise");
     Ok(http::json(StatusCode::OK, &answer))
 }

@@ -1,0 +1,129 @@
+//! After-sale requests (seed 002): the buyer asks for a refund before
+//! shipment, a return with refund, or an exchange; the merchant reviews,
+//! the warehouse receives the goods back, the refund goes through the
+//! channel, an exchange's replacement ships. The request's own table
+//! (`order::after_sale`) decides every move (`orderdb::after_sales`).
+//!
+//! A refund before shipment of an order not pushed to the warehouse is
+//! approved at once; one already pushed needs the warehouse to intercept
+//! it, asked on approval (a refused interception refuses the approval).
+
+use chrono::Utc;
+use order::after_sale::{Action, Kind, Status};
+use order::event::Shipment;
+use order::id::OrderId;
+use order::lifecycle::Actor;
+use order::shard::bucket_for_user;
+use order::status::OrderStatus;
+use orderdb::after_sales::{AfterSaleMove, AfterSaleMoved, AfterSaleView, NewAfterSale, Opened};
+use paychannel::warehouse::{outbound_order_id, Parcel, WarehouseOrder};
+
+use crate::app::App;
+use crate::fulfilment::{current_status, warehouse_error};
+use crate::outcomes::OrderError;
+use crate::refusal::Dependency;
+
+/// What the buyer asks.
+pub struct Request {
+    pub kind: Kind,
+    pub qty: u32,
+    pub reason: String,
+}
+
+/// Opens a request on an order of `buyer`'s.
+pub async fn open(app: &App, order_id: OrderId, buyer: u64, request: Request) -> Result<AfterSaleView, OrderError> {
+    if !app.node.held() {
+        return Err(OrderError::Unavailable(Dependency::Redis));
+    }
+    let now = Utc::now();
+    let new = NewAfterSale {
+        after_sale_id: app.ids.next(bucket_for_user(buyer), now.timestamp_millis()),
+        order_id,
+        owner: buyer,
+        kind: request.kind,
+        qty: request.qty,
+        reason: request.reason,
+        at: now,
+    };
+    let opened = match app.orders.open_after_sale(&new).await.map_err(mysql_down)? {
+        Opened::Done(opened) => opened,
+        Opened::NotNow { status } => return Err(OrderError::AfterSaleNotAllowed { status }),
+        Opened::TooMany { left } => return Err(OrderError::NotReturnable { left }),
+        Opened::Unknown => return Err(OrderError::UnknownOrder),
+    };
+    metrics::counter!("gateway_after_sales_total", "kind" => opened.kind.as_str()).increment(1);
+    // Not pushed to the warehouse: nothing to stop, approved at once.
+    if opened.kind == Kind::RefundOnly && current_status(app, order_id, None).await? == OrderStatus::Paid {
+        if let Ok(approved) = make(app, opened.after_sale_id, Action::Approve, Actor::System, None).await {
+            return Ok(approved);
+        }
+    }
+    Ok(opened)
+}
+
+/// The merchant's (or warehouse's) move of a request: `approve`
+/// (`return_address`), `reject` (`reason`), `receive` (the goods came
+/// back), `ship` (an exchange's replacement, with its parcel).
+pub async fn act(
+    app: &App,
+    after_sale_id: OrderId,
+    action: Action,
+    text: Option<String>,
+    parcel: Option<Shipment>,
+) -> Result<AfterSaleView, OrderError> {
+    let request = app.orders.after_sale(after_sale_id).await.map_err(mysql_down)?.ok_or(OrderError::UnknownOrder)?;
+    if action == Action::Approve
+        && request.kind == Kind::RefundOnly
+        && current_status(app, request.order_id, None).await? == OrderStatus::InWarehouse
+    {
+        app.warehouse.intercept(&request.order_id.to_string()).await.map_err(warehouse_error)?;
+    }
+    if let (Action::ShipReplacement, Some(parcel)) = (action, &parcel) {
+        order::after_sale::next(request.kind, request.status, action, Actor::Merchant)?;
+        let parcel = Parcel { carrier: parcel.carrier.clone(), tracking_no: parcel.tracking_no.clone() };
+        app.warehouse.ship(&outbound_order_id(after_sale_id), &parcel).await.map_err(warehouse_error)?;
+    }
+    let moved = make(app, after_sale_id, action, Actor::Merchant, text).await?;
+    if moved.status == Status::ExchangeOutbound {
+        // The relay hands it over too, if this does not reach the warehouse.
+        let outbound = WarehouseOrder { order_id: outbound_order_id(after_sale_id), sku: order_sku(app, &moved).await?, qty: moved.qty };
+        if let Err(err) = app.warehouse.push(&outbound).await {
+            tracing::warn!(%after_sale_id, error = %err, "exchange outbound not handed over; the relay will");
+        }
+    }
+    Ok(moved)
+}
+
+async fn order_sku(app: &App, request: &AfterSaleView) -> Result<String, OrderError> {
+    let order = app.orders.get(request.order_id).await.map_err(mysql_down)?.ok_or(OrderError::UnknownOrder)?;
+    Ok(order.sku)
+}
+
+async fn make(
+    app: &App,
+    after_sale_id: OrderId,
+    action: Action,
+    actor: Actor,
+    text: Option<String>,
+) -> Result<AfterSaleView, OrderError> {
+    let (return_address, reject_reason) = match action {
+        Action::Approve => (text, None),
+        Action::Reject => (None, text),
+        _ => (None, None),
+    };
+    let request = AfterSaleMove { after_sale_id, action, actor, return_address, reject_reason, at: Utc::now() };
+    match app.orders.after_sale_move(&request).await.map_err(mysql_down)? {
+        AfterSaleMoved::Done(moved) => {
+            metrics::counter!("gateway_after_sale_moves_total", "action" => action.as_str()).increment(1);
+            Ok(moved)
+        }
+        AfterSaleMoved::Refused(refused) => Err(refused.into()),
+        AfterSaleMoved::OrderRefused(refused) => Err(refused.into()),
+        AfterSaleMoved::Unknown => Err(OrderError::UnknownOrder),
+    }
+}
+
+fn mysql_down(err: sqlx::Error) -> OrderError {
+    tracing::warn!(error = %err, "after-sale write failed");
+    OrderError::Unavailable(Dependency::Mysql)
+}
