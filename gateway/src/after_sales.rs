@@ -86,7 +86,11 @@ pub async fn act(
     let moved = make(app, after_sale_id, action, Actor::Merchant, text).await?;
     if moved.status == Status::ExchangeOutbound {
         // The relay hands it over too, if this does not reach the warehouse.
-        let outbound = WarehouseOrder { order_id: outbound_order_id(after_sale_id), sku: order_sku(app, &moved).await?, qty: moved.qty };
+        let outbound = WarehouseOrder {
+            order_id: outbound_order_id(after_sale_id),
+            sku: order_sku(app, &moved).await?,
+            qty: moved.qty,
+        };
         if let Err(err) = app.warehouse.push(&outbound).await {
             tracing::warn!(%after_sale_id, error = %err, "exchange outbound not handed over; the relay will");
         }

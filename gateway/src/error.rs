@@ -3,8 +3,8 @@
 //! nowhere else.
 
 use hyper::StatusCode;
-use order::id::OrderId;
 use order::after_sale;
+use order::id::OrderId;
 use order::lifecycle::Action;
 use order::status::OrderStatus;
 use serde_json::{json, Value};
@@ -163,7 +163,9 @@ impl ApiError {
             Self::AfterSaleNotAllowed { status } => {
                 json!({"error": "after_sale_not_allowed", "status": status, "detail": self.to_string()})
             }
-            Self::NotReturnable { left } => json!({"error": "not_returnable", "left": left, "detail": self.to_string()}),
+            Self::NotReturnable { left } => {
+                json!({"error": "not_returnable", "left": left, "detail": self.to_string()})
+            }
             Self::WarehouseRefused { state } => {
                 json!({"error": "warehouse_refused", "state": state, "detail": self.to_string()})
             }

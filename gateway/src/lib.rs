@@ -9,7 +9,8 @@
 //!   replies), [`error`] (every refusal and its HTTP status, in one place).
 //! - Workflows: [`placement`] (the hot path), [`cancellation`] (a buyer
 //!   cancels, before or after paying), [`fulfilment`] (push, ship,
-//!   receive), [`payments`] (starting and settling payments),
+//!   receive), [`after_sales`] (refund-only, return, exchange requests),
+//!   [`payments`] (starting and settling payments),
 //!   [`payment_queries`] (asking the channel about late notifications),
 //!   [`reload`] (hot reload of the traffic section); their answers and
 //!   errors are in [`outcomes`].

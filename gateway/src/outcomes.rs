@@ -5,8 +5,8 @@
 //! workflows; `error.rs` maps the errors to HTTP.
 
 use chrono::{DateTime, Utc};
-use order::id::OrderId;
 use order::after_sale;
+use order::id::OrderId;
 use order::lifecycle::{Action, Refused};
 use order::status::OrderStatus;
 use serde::Serialize;

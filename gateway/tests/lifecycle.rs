@@ -61,7 +61,11 @@ impl Stack {
             review_within,
             escalate_unreviewed: false,
             refunds: settler::refunds::RefundDriver {
-                channel: paychannel::client::HttpChannel::new(&paysim, Duration::from_secs(3), PAYMENT_SECRET.as_bytes()),
+                channel: paychannel::client::HttpChannel::new(
+                    &paysim,
+                    Duration::from_secs(3),
+                    PAYMENT_SECRET.as_bytes(),
+                ),
                 notify_url: format!("http://{}/v1/refunds/notify", gateway.addr),
                 retry_every: Duration::from_millis(300),
                 max_attempts,
@@ -103,7 +107,9 @@ impl Stack {
         Some(match action {
             Action::Push => self.merchant(order_id, "push", json!({})).await,
             Action::Ship => self.merchant(order_id, "ship", json!({"carrier": "sf", "tracking_no": "SF123"})).await,
-            Action::Receive => self.buyer(Method::POST, &format!("/v1/orders/{order_id}/receive"), user, json!({})).await,
+            Action::Receive => {
+                self.buyer(Method::POST, &format!("/v1/orders/{order_id}/receive"), user, json!({})).await
+            }
             Action::Cancel => self.buyer(Method::POST, &format!("/v1/orders/{order_id}/cancel"), user, owner).await,
             Action::Pay | Action::Expire | Action::AutoComplete | Action::Close => return None,
         })
@@ -132,7 +138,8 @@ impl Stack {
         let started = self.buyer(Method::POST, &path, user, json!({"sku": self.sku})).await;
         assert_eq!(started.status, StatusCode::OK, "{}", started.json);
         let payment_id = started.json["payment_id"].as_str().unwrap();
-        let (status, body) = paysim(&self.paysim, Method::POST, &format!("/v1/payments/{payment_id}/complete"), json!({})).await;
+        let (status, body) =
+            paysim(&self.paysim, Method::POST, &format!("/v1/payments/{payment_id}/complete"), json!({})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         self.stored_status(&order_id, OrderStatus::Paid).await;
         order_id
@@ -178,7 +185,9 @@ impl Stack {
 
     /// The merchant's move of a request; the answer.
     async fn review_answer(&self, after_sale_id: &str, action: &str, body: Value) -> Answer {
-        self.gateway.admin(Method::POST, &format!("/admin/after-sales/{after_sale_id}/{action}"), body.to_string()).await
+        self.gateway
+            .admin(Method::POST, &format!("/admin/after-sales/{after_sale_id}/{action}"), body.to_string())
+            .await
     }
 
     /// As [`Stack::review_answer`], which must succeed; the request's status after.
@@ -236,11 +245,12 @@ impl Stack {
         let shards = pools(&self.shards);
         let mut outcomes = Vec::new();
         for pool in &shards.pools {
-            let rows: Vec<(String,)> = sqlx::query_as("SELECT outcome FROM refund_attempts WHERE refund_id = ? ORDER BY id")
-                .bind(refund_id)
-                .fetch_all(pool)
-                .await
-                .unwrap();
+            let rows: Vec<(String,)> =
+                sqlx::query_as("SELECT outcome FROM refund_attempts WHERE refund_id = ? ORDER BY id")
+                    .bind(refund_id)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
             outcomes.extend(rows.into_iter().map(|(outcome,)| outcome));
         }
         shards.close().await;
@@ -385,16 +395,21 @@ async fn a_pushed_order_is_cancelled_only_if_the_warehouse_intercepts_it() {
     let cancel = stack.act(&intercepted, 12, Action::Cancel).await.unwrap();
     assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.json);
     stack.stored_status(&intercepted, OrderStatus::Cancelled).await;
-    let (_, state) = paysim(&stack.paysim, Method::GET, &format!("/v1/warehouse/orders/{intercepted}"), json!(null)).await;
+    let (_, state) =
+        paysim(&stack.paysim, Method::GET, &format!("/v1/warehouse/orders/{intercepted}"), json!(null)).await;
     assert_eq!(state["state"], "intercepted");
 
     // Picking started: the interception fails, so does the cancellation; the order ships.
     let picked = stack.order_in(OrderStatus::InWarehouse, 13).await;
-    let (status, _) = paysim(&stack.paysim, Method::POST, &format!("/v1/warehouse/orders/{picked}/pick"), json!(null)).await;
+    let (status, _) =
+        paysim(&stack.paysim, Method::POST, &format!("/v1/warehouse/orders/{picked}/pick"), json!(null)).await;
     assert_eq!(status, StatusCode::OK);
     let refused = stack.act(&picked, 13, Action::Cancel).await.unwrap();
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.json);
-    assert_eq!((refused.json["error"].as_str(), refused.json["state"].as_str()), (Some("warehouse_refused"), Some("picking")));
+    assert_eq!(
+        (refused.json["error"].as_str(), refused.json["state"].as_str()),
+        (Some("warehouse_refused"), Some("picking"))
+    );
     stack.stored_status(&picked, OrderStatus::InWarehouse).await;
     let shipped = stack.act(&picked, 13, Action::Ship).await.unwrap();
     assert_eq!(shipped.status, StatusCode::OK, "{}", shipped.json);
@@ -501,7 +516,10 @@ async fn a_refund_that_fails_twice_then_succeeds_is_confirmed_once() {
     let again = stack.gateway.request(Method::POST, "/v1/refunds/notify", &headers, bytes.clone()).await;
     assert_eq!(again.status, StatusCode::OK);
     let forged = [("content-type", "application/json"), ("x-pay-signature", "00")];
-    assert_eq!(stack.gateway.request(Method::POST, "/v1/refunds/notify", &forged, bytes).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        stack.gateway.request(Method::POST, "/v1/refunds/notify", &forged, bytes).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(stack.attempts(&refund_id).await, ["FAILED", "FAILED", "REQUESTED", "SUCCEEDED"]);
 
     // Money rows are written once: the refund as decided, the payment as paid.
@@ -541,7 +559,8 @@ async fn a_refund_out_of_attempts_waits_in_the_compensation_queue_for_an_operato
 
     let stuck = stack.gateway.admin(Method::GET, "/admin/refunds?status=stuck", "").await;
     assert_eq!(stuck.status, StatusCode::OK, "{}", stuck.json);
-    let listed: Vec<&str> = stuck.json["refunds"].as_array().unwrap().iter().filter_map(|r| r["refund_id"].as_str()).collect();
+    let listed: Vec<&str> =
+        stuck.json["refunds"].as_array().unwrap().iter().filter_map(|r| r["refund_id"].as_str()).collect();
     assert_eq!(listed, [refund_id.as_str()]);
     let retry_path = format!("/admin/refunds/{refund_id}/retry");
     assert_eq!(stack.gateway.request(Method::POST, &retry_path, &[], "").await.status, StatusCode::UNAUTHORIZED);
@@ -571,7 +590,10 @@ async fn a_payment_for_a_cancelled_order_is_refunded_through_the_channel() {
         paysim(&stack.paysim, Method::POST, &format!("/v1/payments/{payment_id}/complete"), json!({})).await;
     assert_eq!(status, StatusCode::OK);
     let refund = stack.refund_in(&order_id, 24, "DONE").await;
-    assert_eq!((refund["payment_id"].as_str(), refund["amount_cents"].as_i64()), (Some(payment_id.as_str()), Some(2_500)));
+    assert_eq!(
+        (refund["payment_id"].as_str(), refund["amount_cents"].as_i64()),
+        (Some(payment_id.as_str()), Some(2_500))
+    );
     stack.stored_status(&order_id, OrderStatus::Cancelled).await;
     stack.stop().await;
 }
@@ -591,8 +613,18 @@ async fn a_partial_return_refunds_its_share_and_the_full_return_closes_the_order
     assert_eq!(stack.review(&first, "receive", json!({})).await, "REFUNDED");
     stack.stored_status(&order_id, OrderStatus::Shipped).await;
 
-    let too_many = stack.buyer(Method::POST, &format!("/v1/orders/{order_id}/after-sales"), 31, json!({"kind": "RETURN_REFUND", "qty": 3, "reason": "all"})).await;
-    assert_eq!((too_many.status, too_many.json["error"].as_str(), too_many.json["left"].as_u64()), (StatusCode::CONFLICT, Some("not_returnable"), Some(2)));
+    let too_many = stack
+        .buyer(
+            Method::POST,
+            &format!("/v1/orders/{order_id}/after-sales"),
+            31,
+            json!({"kind": "RETURN_REFUND", "qty": 3, "reason": "all"}),
+        )
+        .await;
+    assert_eq!(
+        (too_many.status, too_many.json["error"].as_str(), too_many.json["left"].as_u64()),
+        (StatusCode::CONFLICT, Some("not_returnable"), Some(2))
+    );
     let rest = stack.after_sale(&order_id, 31, "RETURN_REFUND", 2).await;
     stack.review(&rest, "approve", json!({})).await;
     assert_eq!(stack.review(&rest, "receive", json!({})).await, "REFUNDED");
@@ -607,9 +639,11 @@ async fn a_partial_return_refunds_its_share_and_the_full_return_closes_the_order
     let mut amounts: Vec<(i64,)> = stack.query("SELECT amount_cents FROM refunds WHERE order_id = ?", &order_id).await;
     amounts.sort();
     assert_eq!(amounts, [(2_500,), (5_000,)]);
-    let paid: Vec<(i64, String)> = stack.query("SELECT amount_cents, status FROM orders WHERE order_id = ?", &order_id).await;
+    let paid: Vec<(i64, String)> =
+        stack.query("SELECT amount_cents, status FROM orders WHERE order_id = ?", &order_id).await;
     assert_eq!(paid, [(7_500, "CLOSED".to_owned())]);
-    let after: Vec<(String,)> = stack.query("SELECT status FROM after_sales WHERE order_id = ? ORDER BY after_sale_id", &order_id).await;
+    let after: Vec<(String,)> =
+        stack.query("SELECT status FROM after_sales WHERE order_id = ? ORDER BY after_sale_id", &order_id).await;
     assert_eq!(after, [("REFUNDED".to_owned(),), ("REFUNDED".to_owned(),)]);
     stack.stop().await;
 }
@@ -619,10 +653,18 @@ async fn an_exchange_ships_a_replacement_and_refunds_nothing() {
     let stack = Stack::start(Duration::from_secs(3_600)).await;
     let order_id = stack.order_in(OrderStatus::Completed, 32).await;
     let request = stack.after_sale(&order_id, 32, "EXCHANGE", 1).await;
-    assert_eq!(stack.review(&request, "approve", json!({"return_address": "Dock 4"})).await, "AWAITING_EXCHANGE_RETURN");
+    assert_eq!(
+        stack.review(&request, "approve", json!({"return_address": "Dock 4"})).await,
+        "AWAITING_EXCHANGE_RETURN"
+    );
     assert_eq!(stack.review(&request, "receive", json!({})).await, "EXCHANGE_OUTBOUND");
-    let (status, state) = paysim(&stack.paysim, Method::GET, &format!("/v1/warehouse/orders/x{request}"), json!(null)).await;
-    assert_eq!((status, state["state"].as_str()), (StatusCode::OK, Some("received")), "the outbound order is at the warehouse");
+    let (status, state) =
+        paysim(&stack.paysim, Method::GET, &format!("/v1/warehouse/orders/x{request}"), json!(null)).await;
+    assert_eq!(
+        (status, state["state"].as_str()),
+        (StatusCode::OK, Some("received")),
+        "the outbound order is at the warehouse"
+    );
     let parcel = json!({"carrier": "sf", "tracking_no": "SF999"});
     assert_eq!(stack.review(&request, "ship", parcel).await, "AFTER_SALE_SUCCESS");
     let order = stack.get(&order_id, 32).await;
@@ -643,7 +685,10 @@ async fn a_rejected_request_leaves_the_order_as_it_was() {
     assert_eq!(no_reason.status, StatusCode::BAD_REQUEST);
     assert_eq!(stack.review(&request, "reject", json!({"reason": "worn"})).await, "REJECTED");
     let order = stack.get(&order_id, 33).await;
-    assert_eq!((order["status"].as_str(), order["after_sales"][0]["reject_reason"].as_str()), (Some("SHIPPED"), Some("worn")));
+    assert_eq!(
+        (order["status"].as_str(), order["after_sales"][0]["reject_reason"].as_str()),
+        (Some("SHIPPED"), Some("worn"))
+    );
     assert_eq!(order["refunds"], json!([]));
     stack.after_sale(&order_id, 33, "RETURN_REFUND", 1).await;
     stack.stop().await;
@@ -656,8 +701,20 @@ async fn a_rejected_request_leaves_the_order_as_it_was() {
 async fn a_refund_before_shipment_is_approved_at_once_unless_the_warehouse_has_the_order() {
     let stack = Stack::start(Duration::from_secs(3_600)).await;
     let unpushed = stack.paid(34).await;
-    let request = stack.buyer(Method::POST, &format!("/v1/orders/{unpushed}/after-sales"), 34, json!({"kind": "REFUND_ONLY", "qty": 1, "reason": "changed my mind"})).await;
-    assert_eq!((request.status, request.json["status"].as_str()), (StatusCode::CREATED, Some("REFUNDED")), "{}", request.json);
+    let request = stack
+        .buyer(
+            Method::POST,
+            &format!("/v1/orders/{unpushed}/after-sales"),
+            34,
+            json!({"kind": "REFUND_ONLY", "qty": 1, "reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(
+        (request.status, request.json["status"].as_str()),
+        (StatusCode::CREATED, Some("REFUNDED")),
+        "{}",
+        request.json
+    );
     stack.stored_status(&unpushed, OrderStatus::Cancelled).await;
     stack.refund_in(&unpushed, 34, "DONE").await;
 
@@ -688,7 +745,10 @@ async fn a_request_nobody_reviews_in_time_is_approved_by_the_system() {
     let id = approved["after_sales"][0]["after_sale_id"].as_str().unwrap();
     let history: Vec<(Option<String>, Option<String>)> =
         stack.query("SELECT action, actor FROM after_sale_history WHERE after_sale_id = ? ORDER BY id", id).await;
-    assert_eq!(history, [(Some("request".into()), Some("buyer".into())), (Some("approve".into()), Some("system".into()))]);
+    assert_eq!(
+        history,
+        [(Some("request".into()), Some("buyer".into())), (Some("approve".into()), Some("system".into()))]
+    );
     stack.stop().await;
 }
 
@@ -714,14 +774,20 @@ async fn every_merchant_move_on_a_request_is_allowed_or_refused_as_its_table_say
                 if after_sale::next(kind, status, *action, Actor::Merchant).is_err() {
                     let refused = stack.review_answer(&request, path, body.clone()).await;
                     assert_eq!(refused.status, StatusCode::CONFLICT, "{kind:?} {status:?} {path}: {}", refused.json);
-                    assert_eq!((refused.json["error"].as_str(), refused.json["status"].as_str()), (Some("invalid_transition"), Some(status.as_str())));
+                    assert_eq!(
+                        (refused.json["error"].as_str(), refused.json["status"].as_str()),
+                        (Some("invalid_transition"), Some(status.as_str()))
+                    );
                     assert_eq!(refused.json["action"], action.as_str());
                 }
             }
             // Onwards by the first allowed move that is not a rejection.
             let (_, path, body) = actions
                 .iter()
-                .find(|(action, ..)| *action != after_sale::Action::Reject && after_sale::next(kind, status, *action, Actor::Merchant).is_ok())
+                .find(|(action, ..)| {
+                    *action != after_sale::Action::Reject
+                        && after_sale::next(kind, status, *action, Actor::Merchant).is_ok()
+                })
                 .expect("a way on");
             status = Status::parse(&stack.review(&request, path, body.clone()).await).unwrap();
         }
@@ -737,14 +803,18 @@ async fn auto_completion_and_a_return_request_are_decided_once() {
     let stack = Stack::start(Duration::from_secs(1)).await;
     for user in 50..54 {
         let order_id = stack.order_in(OrderStatus::Shipped, user).await;
-        tokio::time::sleep(Duration::from_millis(900 + (user as u64 - 50) * 50)).await;
+        tokio::time::sleep(Duration::from_millis(900 + (user - 50) * 50)).await;
         stack.after_sale(&order_id, user, "RETURN_REFUND", 1).await;
         stack.stored_status(&order_id, OrderStatus::Completed).await;
         let completions: Vec<(String,)> = stack
-            .query("SELECT to_status FROM order_status_history WHERE order_id = ? AND to_status = 'COMPLETED'", &order_id)
+            .query(
+                "SELECT to_status FROM order_status_history WHERE order_id = ? AND to_status = 'COMPLETED'",
+                &order_id,
+            )
             .await;
         assert_eq!(completions.len(), 1);
-        let requests: Vec<(String,)> = stack.query("SELECT status FROM after_sales WHERE order_id = ?", &order_id).await;
+        let requests: Vec<(String,)> =
+            stack.query("SELECT status FROM after_sales WHERE order_id = ?", &order_id).await;
         assert_eq!(requests, [("PENDING_REVIEW".to_owned(),)]);
     }
     stack.stop().await;

@@ -164,8 +164,14 @@ impl Status {
 }
 
 impl Action {
-    pub const ALL: [Action; 6] =
-        [Action::Approve, Action::Reject, Action::Escalate, Action::ReceiveReturn, Action::Refund, Action::ShipReplacement];
+    pub const ALL: [Action; 6] = [
+        Action::Approve,
+        Action::Reject,
+        Action::Escalate,
+        Action::ReceiveReturn,
+        Action::Refund,
+        Action::ShipReplacement,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -215,7 +221,10 @@ mod tests {
                         let matching = TRANSITIONS
                             .iter()
                             .filter(|t| {
-                                t.kind.is_none_or(|k| k == kind) && t.from == status && t.action == action && t.actor == actor
+                                t.kind.is_none_or(|k| k == kind)
+                                    && t.from == status
+                                    && t.action == action
+                                    && t.actor == actor
                             })
                             .count();
                         assert!(matching <= 1, "{kind:?} {status:?} {action:?} {actor:?}");
@@ -248,7 +257,10 @@ mod tests {
     fn the_readme_draws_this_table() {
         let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
         let drawn = format!("```mermaid\n{}```", mermaid());
-        assert!(readme.contains(&drawn), "README.md's after-sale diagram differs from the table; put this in:\n{drawn}");
+        assert!(
+            readme.contains(&drawn),
+            "README.md's after-sale diagram differs from the table; put this in:\n{drawn}"
+        );
     }
 
     #[test]

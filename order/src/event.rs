@@ -299,7 +299,15 @@ mod tests {
     #[test]
     fn every_event_type_is_documented_with_its_version() {
         let docs = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.md"));
-        for name in ["OrderCreated", "OrderPaid", "OrderCancelled", "RefundRequired", "OrderStatusChanged", "RefundCompleted", "AfterSaleChanged"] {
+        for name in [
+            "OrderCreated",
+            "OrderPaid",
+            "OrderCancelled",
+            "RefundRequired",
+            "OrderStatusChanged",
+            "RefundCompleted",
+            "AfterSaleChanged",
+        ] {
             assert!(docs.contains(&format!("## `{name}` (v{SCHEMA_VERSION})")), "{name} is not in docs/events.md");
         }
     }

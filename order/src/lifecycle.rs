@@ -98,10 +98,11 @@ pub struct Refused {
 
 /// The move `action` by `actor` makes from `status`, or why not.
 pub fn next(status: OrderStatus, action: Action, actor: Actor) -> Result<&'static Transition, Refused> {
-    TRANSITIONS
-        .iter()
-        .find(|t| t.from == status && t.action == action && t.actor == actor)
-        .ok_or(Refused { status, action, actor })
+    TRANSITIONS.iter().find(|t| t.from == status && t.action == action && t.actor == actor).ok_or(Refused {
+        status,
+        action,
+        actor,
+    })
 }
 
 impl Action {
@@ -174,7 +175,8 @@ mod tests {
         for status in OrderStatus::ALL {
             for action in Action::ALL {
                 for actor in Actor::ALL {
-                    let listed = TRANSITIONS.iter().find(|t| t.from == status && t.action == action && t.actor == actor);
+                    let listed =
+                        TRANSITIONS.iter().find(|t| t.from == status && t.action == action && t.actor == actor);
                     match (next(status, action, actor), listed) {
                         (Ok(t), Some(listed)) => assert_eq!(t, listed),
                         (Err(refused), None) => assert_eq!(refused, Refused { status, action, actor }),

@@ -52,9 +52,13 @@ pub struct NewAfterSale {
 pub enum Opened {
     Done(AfterSaleView),
     /// The order's status does not allow this kind of request.
-    NotNow { status: OrderStatus },
+    NotNow {
+        status: OrderStatus,
+    },
     /// More units than the order has left to return.
-    TooMany { left: u32 },
+    TooMany {
+        left: u32,
+    },
     Unknown,
 }
 
@@ -96,8 +100,19 @@ const COLUMNS: &str = "after_sale_id, order_id, user_id, kind, qty, reason, stat
 type Row = (i64, i64, u64, String, u32, String, String, Option<String>, Option<String>, Option<String>, NaiveDateTime);
 
 fn view(row: Row) -> Result<AfterSaleView, sqlx::Error> {
-    let (after_sale_id, order_id, user_id, kind, qty, reason, status, return_address, reject_reason, refund_id, created_at) =
-        row;
+    let (
+        after_sale_id,
+        order_id,
+        user_id,
+        kind,
+        qty,
+        reason,
+        status,
+        return_address,
+        reject_reason,
+        refund_id,
+        created_at,
+    ) = row;
     let bad = |what: &str, name: &str| sqlx::Error::Decode(format!("unknown after-sale {what} {name:?}").into());
     Ok(AfterSaleView {
         after_sale_id: OrderId::from_raw(after_sale_id as u64),
@@ -125,7 +140,9 @@ impl ShardPools {
         }
         let allowed = match new.kind {
             Kind::RefundOnly => matches!(order.status, OrderStatus::Paid | OrderStatus::InWarehouse),
-            Kind::ReturnRefund | Kind::Exchange => matches!(order.status, OrderStatus::Shipped | OrderStatus::Completed),
+            Kind::ReturnRefund | Kind::Exchange => {
+                matches!(order.status, OrderStatus::Shipped | OrderStatus::Completed)
+            }
         };
         if !allowed {
             return Ok(Opened::NotNow { status: order.status });
@@ -202,7 +219,8 @@ impl ShardPools {
             let awaiting = moved.status;
             moved = read_locked(&mut tx, request.after_sale_id).await?.expect("locked above");
             let by = Some(Action::Refund);
-            record_move(&mut tx, &moved, &order.sku, Some(awaiting), by, Actor::System, Some(refund), request.at).await?;
+            record_move(&mut tx, &moved, &order.sku, Some(awaiting), by, Actor::System, Some(refund), request.at)
+                .await?;
         }
         tx.commit().await?;
         Ok(AfterSaleMoved::Done(moved))
@@ -228,7 +246,12 @@ impl ShardPools {
     }
 
     /// Requests of shard `shard` still awaiting review since before `cutoff`.
-    pub async fn reviews_due(&self, shard: usize, cutoff: DateTime<Utc>, limit: u32) -> Result<Vec<OrderId>, sqlx::Error> {
+    pub async fn reviews_due(
+        &self,
+        shard: usize,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, sqlx::Error> {
         let rows: Vec<(i64,)> = sqlx::query_as(
             "SELECT after_sale_id FROM after_sales WHERE status = 'PENDING_REVIEW' AND created_at < ? LIMIT ?",
         )
@@ -271,7 +294,9 @@ async fn refund(
         return Ok(match transition_in(tx, &cancel).await? {
             Moved::Done(changed) => Ok(changed.refund.expect("a paid order's cancellation refunds")),
             Moved::Refused(refused) => Err(refused),
-            Moved::Unknown => Err(lifecycle::Refused { status: order.status, action: cancel.action, actor: cancel.actor }),
+            Moved::Unknown => {
+                Err(lifecycle::Refused { status: order.status, action: cancel.action, actor: cancel.actor })
+            }
         });
     }
     let (returned_qty, refunded_cents): (i64, i64) = sqlx::query_as(
@@ -283,8 +308,11 @@ async fn refund(
     .fetch_one(&mut **tx)
     .await?;
     let last = returned_qty + request.qty as i64 == order.qty as i64;
-    let amount_cents =
-        if last { order.amount_cents - refunded_cents } else { order.amount_cents * request.qty as i64 / order.qty as i64 };
+    let amount_cents = if last {
+        order.amount_cents - refunded_cents
+    } else {
+        order.amount_cents * request.qty as i64 / order.qty as i64
+    };
     let refund = Refund { payment_id: payment_id.clone(), amount_cents };
     let cause = refund_cause(request);
     let new = NewRefund {
@@ -299,8 +327,14 @@ async fn refund(
     };
     record_refund(tx, &new).await?;
     if last {
-        let close =
-            Move { order_id: request.order_id, action: lifecycle::Action::Close, actor: Actor::System, owner: None, shipment: None, at };
+        let close = Move {
+            order_id: request.order_id,
+            action: lifecycle::Action::Close,
+            actor: Actor::System,
+            owner: None,
+            shipment: None,
+            at,
+        };
         match transition_in(tx, &close).await? {
             Moved::Done(_) => {}
             Moved::Refused(refused) => return Ok(Err(refused)),
@@ -321,7 +355,10 @@ async fn lock_order(tx: &mut Transaction<'_, MySql>, order_id: OrderId) -> Resul
     Ok(Some(LockedOrder { user_id, sku, qty, amount_cents, status: order_status(&status)?, payment_id }))
 }
 
-async fn read_locked(tx: &mut Transaction<'_, MySql>, after_sale_id: OrderId) -> Result<Option<AfterSaleView>, sqlx::Error> {
+async fn read_locked(
+    tx: &mut Transaction<'_, MySql>,
+    after_sale_id: OrderId,
+) -> Result<Option<AfterSaleView>, sqlx::Error> {
     let row: Option<Row> =
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM after_sales WHERE after_sale_id = ? FOR UPDATE"))
             .bind(after_sale_id.raw() as i64)

@@ -89,7 +89,6 @@ impl ShardPools {
         Ok(moved)
     }
 
-
     /// The order's moves, oldest first.
     pub async fn history(&self, order_id: OrderId) -> Result<Vec<HistoryEntry>, sqlx::Error> {
         type Row = (Option<String>, String, Option<String>, Option<String>, String, NaiveDateTime);
@@ -174,14 +173,14 @@ pub(crate) async fn transition_in(tx: &mut Transaction<'_, MySql>, request: &Mov
         OrderStatus::InWarehouse => ("pushed_at = ?", None),
         OrderStatus::Shipped => ("shipped_at = ?", None),
         OrderStatus::Completed => ("completed_at = ?", None),
-    OrderStatus::Closed => ("closed_at = ?", None),
-        OrderStatus::Cancelled => ("cancelled_at = ?, cancel_reason = ?", Some(CancelReason::AfterPayment.as_str().into())),
+        OrderStatus::Closed => ("closed_at = ?", None),
+        OrderStatus::Cancelled => {
+            ("cancelled_at = ?, cancel_reason = ?", Some(CancelReason::AfterPayment.as_str().into()))
+        }
         other => unreachable!("no move into {other} starts in MySQL"),
     };
     let statement = format!("UPDATE orders SET status = ?, {set} WHERE order_id = ? AND status = ?");
-    let mut update = sqlx::query(&statement)
-        .bind(transition.to.as_str())
-        .bind(at);
+    let mut update = sqlx::query(&statement).bind(transition.to.as_str()).bind(at);
     if let Some(value) = value {
         update = update.bind(value);
     }
@@ -199,7 +198,9 @@ pub(crate) async fn transition_in(tx: &mut Transaction<'_, MySql>, request: &Mov
         .await?;
     let refund = match (transition.effect, &locked.payment_id) {
         (Effect::None, _) => None,
-        (_, Some(payment_id)) => Some(Refund { payment_id: payment_id.clone(), amount_cents: locked.order.amount_cents }),
+        (_, Some(payment_id)) => {
+            Some(Refund { payment_id: payment_id.clone(), amount_cents: locked.order.amount_cents })
+        }
         (_, None) => {
             return Err(sqlx::Error::Decode(format!("paid order {} has no payment id", request.order_id).into()));
         }

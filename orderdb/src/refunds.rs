@@ -82,7 +82,10 @@ pub enum Settled {
 }
 
 /// Writes the refund and its job, once (a second insert of the same id is a no-op).
-pub(crate) async fn record_refund(tx: &mut Transaction<'_, MySql>, refund: &NewRefund<'_>) -> Result<String, sqlx::Error> {
+pub(crate) async fn record_refund(
+    tx: &mut Transaction<'_, MySql>,
+    refund: &NewRefund<'_>,
+) -> Result<String, sqlx::Error> {
     let refund_id = refund_id(refund.order_id, refund.payment_id, refund.cause);
     let inserted = sqlx::query(
         "INSERT IGNORE INTO refunds (refund_id, order_id, payment_id, user_id, sku, amount_cents, reason, created_at) \
@@ -224,7 +227,10 @@ impl ShardPools {
             return Ok(Settled::Recorded);
         }
         attempt(&mut tx, refund_id, "SUCCEEDED", detail).await?;
-        sqlx::query("UPDATE refund_jobs SET state = 'DONE' WHERE refund_id = ?").bind(refund_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE refund_jobs SET state = 'DONE' WHERE refund_id = ?")
+            .bind(refund_id)
+            .execute(&mut *tx)
+            .await?;
         let (user_id, payment_id, amount_cents): (u64, String, i64) =
             sqlx::query_as("SELECT user_id, payment_id, amount_cents FROM refunds WHERE refund_id = ?")
                 .bind(refund_id)

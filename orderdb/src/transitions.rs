@@ -18,8 +18,8 @@ use sqlx::mysql::MySqlPool;
 use sqlx::{MySql, Transaction};
 
 use crate::lifecycle::history;
-use crate::refunds::{record_refund, NewRefund};
 use crate::orders::insert;
+use crate::refunds::{record_refund, NewRefund};
 
 /// Applies one non-create event to the shard of its user.
 pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<(), sqlx::Error> {
@@ -70,9 +70,8 @@ struct Change {
 
 async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: &Change) -> Result<(), sqlx::Error> {
     let (action, actor) = change.by;
-    let to = lifecycle::next(OrderStatus::PendingPayment, action, actor)
-        .map_err(|refused| poison(refused.to_string()))?
-        .to;
+    let to =
+        lifecycle::next(OrderStatus::PendingPayment, action, actor).map_err(|refused| poison(refused.to_string()))?.to;
     let order_id = order.order_id.raw() as i64;
     let mut tx = pool.begin().await?;
     let updated = sqlx::query(&format!(
@@ -87,7 +86,8 @@ async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: &Change) -> 
     .await?
     .rows_affected();
     if updated == 1 {
-        history(&mut tx, order_id, Some(OrderStatus::PendingPayment), to, Some(change.by), &change.cause, change.at).await?;
+        history(&mut tx, order_id, Some(OrderStatus::PendingPayment), to, Some(change.by), &change.cause, change.at)
+            .await?;
     } else {
         let known: Option<(String,)> = sqlx::query_as("SELECT status FROM orders WHERE order_id = ? FOR UPDATE")
             .bind(order_id)
@@ -147,8 +147,8 @@ async fn refund_required(pool: &MySqlPool, refund: &RefundRequired) -> Result<()
 /// here too unless the order is past it already. An order this shard does
 /// not hold is left alone: the move was made where the order lives.
 async fn replay(pool: &MySqlPool, changed: &OrderStatusChanged) -> Result<(), sqlx::Error> {
-    let allowed = lifecycle::next(changed.from, changed.action, changed.actor)
-        .map_err(|refused| poison(refused.to_string()))?;
+    let allowed =
+        lifecycle::next(changed.from, changed.action, changed.actor).map_err(|refused| poison(refused.to_string()))?;
     if allowed.to != changed.to {
         return Err(poison(format!("{:?} by {:?} leads to {}", changed.action, changed.actor, allowed.to)));
     }

@@ -106,7 +106,9 @@ impl Http {
             let body = response.into_body().collect().await.map_err(|e| e.to_string())?;
             Ok((status, headers, body.to_bytes()))
         };
-        tokio::time::timeout(self.timeout, exchange).await.map_err(|_| format!("no answer within {:?}", self.timeout))?
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| format!("no answer within {:?}", self.timeout))?
     }
 }
 

@@ -252,7 +252,10 @@ impl Simulator {
             .map(|entry| entry.0.amount_cents)
             .sum();
         if create.amount_cents <= 0 || refunded + create.amount_cents > paid {
-            return Err((StatusCode::BAD_REQUEST, format!("{} cents exceed what is left of the payment", create.amount_cents)));
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("{} cents exceed what is left of the payment", create.amount_cents),
+            ));
         }
         let state = RefundState {
             refund_id: create.refund_id.clone(),

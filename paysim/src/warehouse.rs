@@ -120,12 +120,18 @@ mod tests {
         let parcel = json!({"carrier": "sf", "tracking_no": "T1"});
         assert_eq!(post(&warehouse, &["orders"], order.clone()).0, StatusCode::OK);
         assert_eq!(post(&warehouse, &["orders", "1", "intercept"], json!(null)).0, StatusCode::OK);
-        assert_eq!(post(&warehouse, &["orders", "1", "ship"], parcel.clone()), state(StatusCode::CONFLICT, "intercepted"));
+        assert_eq!(
+            post(&warehouse, &["orders", "1", "ship"], parcel.clone()),
+            state(StatusCode::CONFLICT, "intercepted")
+        );
 
         let order = json!({"order_id": "2", "sku": "tv", "qty": 1});
         assert_eq!(post(&warehouse, &["orders"], order).0, StatusCode::OK);
         assert_eq!(post(&warehouse, &["orders", "2", "pick"], json!(null)).0, StatusCode::OK);
-        assert_eq!(post(&warehouse, &["orders", "2", "intercept"], json!(null)), state(StatusCode::CONFLICT, "picking"));
+        assert_eq!(
+            post(&warehouse, &["orders", "2", "intercept"], json!(null)),
+            state(StatusCode::CONFLICT, "picking")
+        );
         assert_eq!(post(&warehouse, &["orders", "2", "ship"], parcel.clone()).0, StatusCode::OK);
         assert_eq!(post(&warehouse, &["orders", "2", "ship"], parcel).0, StatusCode::OK, "a repeat");
     }

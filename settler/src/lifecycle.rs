@@ -23,8 +23,8 @@ use std::time::Duration;
 use chrono::Utc;
 use events::producer::EventProducer;
 use futures::future::join_all;
-use order::event::OrderEvent;
 use order::after_sale;
+use order::event::OrderEvent;
 use order::lifecycle::{Action, Actor};
 use order::status::OrderStatus;
 use orderdb::after_sales::{AfterSaleMove, AfterSaleMoved};
@@ -76,7 +76,12 @@ impl Lifecycle {
             }
             let round = self.round().await;
             if round != Relayed::default() {
-                tracing::debug!(sent = round.sent, completed = round.completed, refunded = round.refunded, "lifecycle round");
+                tracing::debug!(
+                    sent = round.sent,
+                    completed = round.completed,
+                    refunded = round.refunded,
+                    "lifecycle round"
+                );
             }
         }
     }
@@ -117,7 +122,8 @@ impl Lifecycle {
         let mut reviewed = 0;
         for after_sale_id in self.shards.reviews_due(shard, Utc::now() - after, AT_ONCE).await? {
             let Some(request) = self.shards.after_sale(after_sale_id).await? else { continue };
-            let mut action = if self.escalate_unreviewed { after_sale::Action::Escalate } else { after_sale::Action::Approve };
+            let mut action =
+                if self.escalate_unreviewed { after_sale::Action::Escalate } else { after_sale::Action::Approve };
             if action == after_sale::Action::Approve
                 && request.kind == after_sale::Kind::RefundOnly
                 && self.shards.status_of(request.order_id, None).await? == Some(OrderStatus::InWarehouse)
@@ -145,8 +151,14 @@ impl Lifecycle {
         let cutoff = Utc::now() - after;
         let mut completed = 0;
         for order_id in self.shards.shipped_before(shard, cutoff, AT_ONCE).await? {
-            let request =
-                Move { order_id, action: Action::AutoComplete, actor: Actor::System, owner: None, shipment: None, at: Utc::now() };
+            let request = Move {
+                order_id,
+                action: Action::AutoComplete,
+                actor: Actor::System,
+                owner: None,
+                shipment: None,
+                at: Utc::now(),
+            };
             // A buyer's confirmation or an after-sale move that came first wins.
             if let Moved::Done(_) = self.shards.transition(&request).await? {
                 completed += 1;
@@ -161,7 +173,8 @@ impl Lifecycle {
     async fn relay(&self, shard: usize) -> Result<u64, sqlx::Error> {
         let entries = self.shards.outbox(shard, AT_ONCE).await?;
         let sent = join_all(entries.iter().map(|entry| self.deliver(entry))).await;
-        let done: Vec<i64> = entries.iter().zip(sent).take_while(|(_, sent)| *sent).map(|(entry, _)| entry.id).collect();
+        let done: Vec<i64> =
+            entries.iter().zip(sent).take_while(|(_, sent)| *sent).map(|(entry, _)| entry.id).collect();
         self.shards.outbox_sent(shard, &done).await?;
         Ok(done.len() as u64)
     }
@@ -176,7 +189,9 @@ impl Lifecycle {
                     sku: changed.sku.clone(),
                     qty: changed.qty,
                 };
-                if let Err(WarehouseError::Unreachable(_) | WarehouseError::Failed { .. }) = self.warehouse.push(&outbound).await {
+                if let Err(WarehouseError::Unreachable(_) | WarehouseError::Failed { .. }) =
+                    self.warehouse.push(&outbound).await
+                {
                     tracing::warn!(after_sale_id = %changed.after_sale_id, "warehouse did not take the exchange's outbound order yet");
                     return false;
                 }
@@ -191,10 +206,15 @@ impl Lifecycle {
                 }
             }
             if changed.action == Action::Push {
-                let handed =
-                    WarehouseOrder { order_id: order_id.to_string(), sku: changed.order.sku.clone(), qty: changed.order.qty };
+                let handed = WarehouseOrder {
+                    order_id: order_id.to_string(),
+                    sku: changed.order.sku.clone(),
+                    qty: changed.order.qty,
+                };
                 // Refused means intercepted first: the warehouse has decided, nothing is left to hand over.
-                if let Err(WarehouseError::Unreachable(_) | WarehouseError::Failed { .. }) = self.warehouse.push(&handed).await {
+                if let Err(WarehouseError::Unreachable(_) | WarehouseError::Failed { .. }) =
+                    self.warehouse.push(&handed).await
+                {
                     tracing::warn!(%order_id, "warehouse did not take the pushed order yet");
                     return false;
                 }

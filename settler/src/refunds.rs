@@ -36,7 +36,10 @@ impl RefundDriver {
             if !shards.claim_refund(&due, next_at, self.max_attempts).await? {
                 if due.attempts >= self.max_attempts {
                     metrics::counter!("settler_refunds_stuck_total").increment(1);
-                    tracing::error!(refund_id = due.refund_id, "refund stuck: no outcome after its attempts; an operator must retry it");
+                    tracing::error!(
+                        refund_id = due.refund_id,
+                        "refund stuck: no outcome after its attempts; an operator must retry it"
+                    );
                 }
                 continue;
             }

@@ -28,8 +28,8 @@ pub use config::RedisConfig;
 pub use error::StoreError;
 pub use payment_queries::PaymentQuery;
 pub use records::{IdempotencyRecord, ReservationRecord};
-pub use replies::{Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept,
-    UnitsReturned,
+pub use replies::{
+    Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept, UnitsReturned,
 };
 pub use requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
 pub use scripts::RESERVE_LUA;

@@ -18,7 +18,8 @@ use crate::error::StoreError;
 use crate::keys::{GlobalKeys, SaleKeys};
 use crate::records::{IdempotencyRecord, ReservationRecord};
 use crate::replies::{
-    parse_repair, Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept, UnitsReturned,
+    parse_repair, Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept,
+    UnitsReturned,
 };
 use crate::requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
 use crate::scripts::Scripts;

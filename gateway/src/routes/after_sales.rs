@@ -52,7 +52,11 @@ pub async fn act(app: &App, after_sale_id: &str, action: &str, req: Read) -> Res
     let admin = authorize(app, req.headers())?;
     let after_sale_id = input::order_id(after_sale_id)?;
     let words = |req: &Read| -> Result<Words, ApiError> {
-        if req.body().is_empty() { Ok(Words::default()) } else { json_body(req) }
+        if req.body().is_empty() {
+            Ok(Words::default())
+        } else {
+            json_body(req)
+        }
     };
     let moved = match action {
         "approve" => {

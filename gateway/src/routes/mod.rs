@@ -307,7 +307,12 @@ mod tests {
         let spec: Value = serde_json::from_str(ops::OPENAPI).expect("docs/openapi.json is JSON");
         let mut described = BTreeSet::new();
         for (path, item) in spec["paths"].as_object().expect("paths") {
-            let concrete = path.replace("{order_id}", "1").replace("{sku}", "tv").replace("{refund_id}", "rf1-ab").replace("{after_sale_id}", "1");
+            let concrete = path
+                .replace("{order_id}", "1")
+                .replace("{sku}", "tv")
+                .replace("{refund_id}", "rf1-ab")
+                .replace("{after_sale_id}", "1")
+                .replace("{action}", "approve");
             let target = Target::of(&concrete);
             assert!(!matches!(target, Target::Unknown), "{path} is described but not routed");
             for method in item.as_object().expect("operations").keys() {
