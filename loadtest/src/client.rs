@@ -134,6 +134,52 @@ impl Gateway {
         Ok(self.send(req).await?.0)
     }
 
+    /// `POST /admin/orders/{id}/push|ship` (ship with a parcel); fails unless 200.
+    pub async fn merchant(&self, order_id: &str, action: &str) -> anyhow::Result<()> {
+        let body = if action == "ship" { json!({"carrier": "sf", "tracking_no": format!("T{order_id}")}) } else { json!({}) };
+        self.expect_ok(&format!("/admin/orders/{order_id}/{action}"), None, body).await.map(|_| ())
+    }
+
+    /// `POST /v1/orders/{id}/receive` as its buyer; fails unless 200.
+    pub async fn receive(&self, order_id: &str, user_id: u64) -> anyhow::Result<()> {
+        self.expect_ok(&format!("/v1/orders/{order_id}/receive"), Some(user_id), json!({})).await.map(|_| ())
+    }
+
+    /// `POST /v1/orders/{id}/after-sales` as its buyer; the request's id.
+    pub async fn after_sale(&self, order_id: &str, user_id: u64, kind: &str, qty: u32) -> anyhow::Result<String> {
+        let body = json!({"kind": kind, "qty": qty, "reason": "load test"});
+        let path = format!("/v1/orders/{order_id}/after-sales");
+        let reply = self.expect(StatusCode::CREATED, &path, Some(user_id), body).await?;
+        Ok(reply["after_sale_id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// `POST /admin/after-sales/{id}/{action}`; the request's status after.
+    pub async fn review(&self, after_sale_id: &str, action: &str, body: Value) -> anyhow::Result<String> {
+        let reply = self.expect_ok(&format!("/admin/after-sales/{after_sale_id}/{action}"), None, body).await?;
+        Ok(reply["status"].as_str().unwrap_or_default().to_owned())
+    }
+
+    async fn expect_ok(&self, path: &str, buyer: Option<u64>, body: Value) -> anyhow::Result<Value> {
+        self.expect(StatusCode::OK, path, buyer, body).await
+    }
+
+    /// A POST as `buyer` (else with the admin token) that must answer `want`; its JSON.
+    async fn expect(&self, want: StatusCode, path: &str, buyer: Option<u64>, body: Value) -> anyhow::Result<Value> {
+        let auth = match buyer {
+            Some(user_id) => self.buyers.bearer(user_id),
+            None => format!("Bearer {}", self.admin_token),
+        };
+        let req = Request::post(format!("{}{path}", self.base))
+            .header("authorization", auth)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))?;
+        let (status, reply) = self.send(req).await?;
+        if status != want {
+            bail!("{path}: {status} {}", String::from_utf8_lossy(&reply));
+        }
+        Ok(serde_json::from_slice(&reply)?)
+    }
+
     /// The shopper pays at the channel (the simulator's `complete`).
     pub async fn complete_payment(&self, channel_url: &str, payment_id: &str) -> anyhow::Result<()> {
         let req = Request::post(format!("{}/v1/payments/{payment_id}/complete", channel_url.trim_end_matches('/')))

@@ -3,8 +3,11 @@
 //! `pay_fraction`, the order lifecycle follows: that share of the buyers
 //! pays through the channel, the rest let their payment window pass, the
 //! sweeper gives their units back, and a second wave of buyers buys them.
-//! Then the invariants: nothing oversold or stuck, every order in MySQL
-//! exactly once in the status it should have, Redis's counters adding up.
+//! Then the paid orders live on (`after_payment`): shipped and received,
+//! cancelled before shipping, returned, exchanged, a return rejected, left
+//! in the warehouse. Then the invariants: nothing oversold or stuck, every
+//! order in MySQL exactly once in the status it should have, Redis's
+//! counters adding up, refunds confirmed and never above the payment.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -13,9 +16,10 @@ use anyhow::Context;
 use futures::stream::{self, StreamExt};
 use order::status::OrderStatus;
 
+use crate::after_payment::{self, Fate};
 use crate::burst::{burst, Tally};
 use crate::client::{Gateway, SaleCounters};
-use crate::report::{check, Latency, Lifecycle, Report};
+use crate::report::{check, Check, Latency, Lifecycle, Report};
 use crate::shards::{at_least, describe, exactly, wait_for_orders, StatusCounts};
 use crate::timeline::latency_histogram;
 use crate::timeline::per_second;
@@ -57,9 +61,9 @@ impl FlashSale {
             ),
         ];
 
-        let lifecycle = if self.pay_fraction > 0.0 { Some(self.lifecycle(&tally).await?) } else { None };
-        let orders_in_mysql = match &lifecycle {
-            Some(lifecycle) => {
+        let mut lifecycle = if self.pay_fraction > 0.0 { Some(self.lifecycle(&tally).await?) } else { None };
+        let orders_in_mysql = match &mut lifecycle {
+            Some((lifecycle, paid_orders)) => {
                 let expected = [
                     (OrderStatus::Paid, lifecycle.paid),
                     (OrderStatus::Cancelled, lifecycle.timed_out),
@@ -89,6 +93,8 @@ impl FlashSale {
                     exactly(&stored, &expected) && stored.values().sum::<u64>() == accepted + lifecycle.resold,
                     describe(&stored),
                 ));
+                let (stored, more) = self.after_payment(lifecycle, paid_orders).await?;
+                checks.extend(more);
                 stored
             }
             None => {
@@ -126,7 +132,7 @@ impl FlashSale {
             throughput_rps: latency.len() as f64 / elapsed.as_secs_f64(),
             answers: tally.answers,
             latency: Latency::from_histogram(&latency),
-            lifecycle,
+            lifecycle: lifecycle.map(|(lifecycle, _)| lifecycle),
             orders_in_mysql,
             checks,
         })
@@ -137,19 +143,66 @@ impl FlashSale {
         burst(&self.gateway, &self.sku, first_user, buyers, self.concurrency, self.max_duration).await
     }
 
+    /// The paid orders live on; then the statuses they lead to (the second
+    /// wave's orders pending or timed out by now), the counters and the money.
+    async fn after_payment(
+        &self,
+        lifecycle: &mut Lifecycle,
+        paid_orders: &[(String, u64)],
+    ) -> anyhow::Result<(StatusCounts, Vec<Check>)> {
+        self.wait_for_orders_paid(paid_orders.len() as u64).await?;
+        let (fates, failed) = after_payment::drive(&self.gateway, &self.sku, paid_orders, 32).await;
+        lifecycle.after_payment = fates.iter().map(|(fate, n)| (format!("{fate:?}"), *n)).collect();
+        let cancelled_after_paying = fates.get(&Fate::CancelledAfterPaying).copied().unwrap_or(0);
+        let mut expected = after_payment::expected(&fates);
+        expected.retain(|(status, _)| *status != OrderStatus::Cancelled);
+        let unpaid = lifecycle.timed_out + lifecycle.resold + cancelled_after_paying;
+        let stored = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| {
+            exactly(s, &expected) && unpaid_count(s) == unpaid
+        })
+        .await?;
+        let sold = (lifecycle.paid - cancelled_after_paying) as i64;
+        let sale = self.wait_for("the units of cancelled paid orders back", |sale| sale.sold == sold).await?;
+        let mut checks = vec![
+            check("every after-payment call worked", failed == 0, format!("{failed} paid orders' calls failed")),
+            check(
+                "after paying, every order in MySQL exactly once, in its status",
+                exactly(&stored, &expected) && unpaid_count(&stored) == unpaid,
+                describe(&stored),
+            ),
+            check(
+                "units of orders cancelled after paying are back on sale",
+                sale.sold == sold && sale.stock + sale.reserved + sale.sold == self.stock,
+                format!("redis: {} left + {} reserved + {} sold of {}", sale.stock, sale.reserved, sale.sold, self.stock),
+            ),
+        ];
+        checks.extend(after_payment::checks(&self.shards, &self.sku, &fates, self.settle_timeout).await?);
+        Ok((stored, checks))
+    }
+
+    /// Waits until MySQL holds every paid order as paid: the moves after
+    /// payment start from the order's shard.
+    async fn wait_for_orders_paid(&self, paid: u64) -> anyhow::Result<()> {
+        wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, &[(OrderStatus::Paid, paid)])).await?;
+        Ok(())
+    }
+
     /// Pays for a share of the orders, waits for the rest to time out, and
-    /// sends a second wave of buyers at the units that came back.
-    async fn lifecycle(&self, burst: &Tally) -> anyhow::Result<Lifecycle> {
+    /// sends a second wave of buyers at the units that came back; also the
+    /// orders paid, with their buyers.
+    async fn lifecycle(&self, burst: &Tally) -> anyhow::Result<(Lifecycle, Vec<(String, u64)>)> {
         let paying = ((burst.accepted.len() as f64) * self.pay_fraction).round() as usize;
         let payments = stream::iter(&burst.accepted[..paying])
             .map(|(order_id, user)| async move {
                 let payment_id = self.gateway.pay(order_id, *user, &self.sku).await?;
-                self.gateway.complete_payment(&self.channel_url, &payment_id).await
+                self.gateway.complete_payment(&self.channel_url, &payment_id).await?;
+                Ok((order_id.clone(), *user))
             })
             .buffer_unordered(32)
-            .collect::<Vec<anyhow::Result<()>>>()
+            .collect::<Vec<anyhow::Result<(String, u64)>>>()
             .await;
-        let paid = payments.iter().filter(|result| result.is_ok()).count() as u64;
+        let paid_orders: Vec<(String, u64)> = payments.iter().filter_map(|result| result.as_ref().ok().cloned()).collect();
+        let paid = paid_orders.len() as u64;
         let pay_failures = payments.len() as u64 - paid;
         if let Some(Err(err)) = payments.iter().find(|result| result.is_err()) {
             eprintln!("{pay_failures} payments failed, e.g.: {err:#}");
@@ -166,13 +219,15 @@ impl FlashSale {
         tokio::time::sleep(Duration::from_millis(1_200)).await;
         let second = self.burst(self.first_user + self.buyers, self.buyers / 4).await?;
         println!("second wave: {} buyers, {} bought the returned units", self.buyers / 4, second.count("202"));
-        Ok(Lifecycle {
+        let lifecycle = Lifecycle {
             paid,
             pay_failures,
             timed_out,
             second_wave_buyers: self.buyers / 4,
             resold: second.count("202"),
-        })
+            after_payment: Default::default(),
+        };
+        Ok((lifecycle, paid_orders))
     }
 
     /// Waits until the sale's counters satisfy `done`.
@@ -196,4 +251,10 @@ impl FlashSale {
         let stored = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, expected)).await?;
         Ok((self.gateway.sale(&self.sku).await?, stored))
     }
+}
+
+/// Orders pending payment or cancelled: the timed-out, the second wave
+/// (pending, or timed out by now) and the cancelled after paying.
+fn unpaid_count(stored: &StatusCounts) -> u64 {
+    [OrderStatus::PendingPayment, OrderStatus::Cancelled].iter().map(|status| stored.get(status).copied().unwrap_or(0)).sum()
 }

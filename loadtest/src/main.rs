@@ -10,6 +10,7 @@
 //! Buyers present tokens signed with `BUYER_TOKEN_SECRET` (key id
 //! `BUYER_TOKEN_KID`), by default the gateway's development key (`dev`).
 
+mod after_payment;
 mod bench;
 mod burst;
 mod chaos;

@@ -44,6 +44,8 @@ pub struct Lifecycle {
     pub second_wave_buyers: u64,
     /// Units bought again by the second wave.
     pub resold: u64,
+    /// What the paid orders went on to do (`after_payment`), by fate.
+    pub after_payment: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -115,6 +117,10 @@ impl Report {
                 "then         {} paid, {} timed out (units back), {} of {} second-wave buyers bought them",
                 l.paid, l.timed_out, l.resold, l.second_wave_buyers
             );
+            let fates: Vec<String> = l.after_payment.iter().map(|(fate, n)| format!("{n} {fate}")).collect();
+            if !fates.is_empty() {
+                println!("after paying {}", fates.join(", "));
+            }
         }
         let stored: Vec<String> = self.orders_in_mysql.iter().map(|(status, n)| format!("{n} {status}")).collect();
         println!("in MySQL     {}", if stored.is_empty() { "no orders".into() } else { stored.join(", ") });
