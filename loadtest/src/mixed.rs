@@ -1,8 +1,12 @@
 //! The mixed scenario: sessions as a storefront sees them. Each buyer
 //! places an order, then pays (paying through the channel simulator),
 //! cancels, or walks away, and looks the order up; closed loop over
-//! `concurrency` connections. Then the invariants: Redis's counters and
-//! MySQL's statuses agree with what the buyers did.
+//! `concurrency` connections. Then the paid orders live on
+//! (`after_payment`): shipped and received, cancelled before shipping,
+//! returned, exchanged, a return rejected, left in the warehouse. Then the
+//! invariants: Redis's counters and MySQL's statuses agree with what the
+//! buyers and the merchant did, history rows = moves, refunds confirmed
+//! and never above the payment.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,6 +15,7 @@ use std::time::{Duration, Instant};
 use order::status::OrderStatus;
 use rand::{Rng, SeedableRng};
 
+use crate::after_payment::{self, Fate};
 use crate::burst::{status_of, Tally};
 use crate::client::Gateway;
 use crate::report::{check, Latency, Report};
@@ -33,7 +38,8 @@ pub struct Mixed {
 /// What the buyers did, to check the stack against.
 #[derive(Default, Debug)]
 struct Actions {
-    paid: u64,
+    /// The orders paid, with their buyers.
+    paid: Vec<(String, u64)>,
     cancelled: u64,
     /// Walked away: the order waits for its payment window to pass.
     left: u64,
@@ -93,7 +99,7 @@ impl Mixed {
                         {
                             let mut done_so_far = actions.lock().unwrap();
                             match done {
-                                "paid" => done_so_far.paid += 1,
+                                "paid" => done_so_far.paid.push((order_id.clone(), user)),
                                 "cancelled" => done_so_far.cancelled += 1,
                                 "left" => done_so_far.left += 1,
                                 _ => done_so_far.failed += 1,
@@ -116,18 +122,24 @@ impl Mixed {
         let accepted = tally.count("202");
 
         let pending = actions.left + actions.failed;
-        let expected = [
-            (OrderStatus::Paid, actions.paid),
-            (OrderStatus::Cancelled, actions.cancelled),
-            (OrderStatus::PendingPayment, pending),
-        ];
-        let stored = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, &expected)).await?;
+        let paid = actions.paid.len() as u64;
+        let before = [(OrderStatus::Paid, paid), (OrderStatus::Cancelled, actions.cancelled)];
+        wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, &before)).await?;
+        let (fates, after_failed) = after_payment::drive(&self.gateway, &self.sku, &actions.paid, self.concurrency).await;
+        let cancelled_after_paying = fates.get(&Fate::CancelledAfterPaying).copied().unwrap_or(0);
+        let mut expected = after_payment::expected(&fates);
+        expected.retain(|(status, _)| *status != OrderStatus::Cancelled);
+        expected.push((OrderStatus::Cancelled, actions.cancelled + cancelled_after_paying));
+        expected.push((OrderStatus::PendingPayment, pending));
+        let stored = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| exactly(s, &expected)).await?;
+        let sold = (paid - cancelled_after_paying) as i64;
         let sale = self.gateway.sale(&self.sku).await?;
-        let checks = vec![
+        let fates_seen: Vec<String> = fates.iter().map(|(fate, n)| format!("{n} {fate:?}")).collect();
+        let mut checks = vec![
             check(
-                "paid orders are sold",
-                sale.sold == actions.paid as i64,
-                format!("redis sold {} for {} paid", sale.sold, actions.paid),
+                "paid orders are sold, less those cancelled after paying",
+                sale.sold == sold,
+                format!("redis sold {} for {paid} paid, {cancelled_after_paying} cancelled after paying", sale.sold),
             ),
             check(
                 "cancelled units are back",
@@ -135,9 +147,9 @@ impl Mixed {
                 format!("redis reserved {} for {pending} left unpaid, {} cancelled", sale.reserved, actions.cancelled),
             ),
             check(
-                "MySQL has what the buyers did",
+                "MySQL has what the buyers and the merchant did",
                 exactly(&stored, &expected),
-                format!("{} for {actions:?}", describe(&stored)),
+                format!("{}; after paying: {}", describe(&stored), fates_seen.join(", ")),
             ),
             check(
                 "every session ordered",
@@ -145,7 +157,9 @@ impl Mixed {
                 format!("{accepted} of {} orders accepted", latency.len()),
             ),
             check("every pay and cancel call worked", actions.failed == 0, format!("{} failed", actions.failed)),
+            check("every after-payment call worked", after_failed == 0, format!("{after_failed} paid orders' calls failed")),
         ];
+        checks.extend(after_payment::checks(&self.shards, &self.sku, &fates, self.settle_timeout).await?);
         Ok(Report {
             scenario: "mixed",
             knee_rps: None,
