@@ -4,9 +4,14 @@
 # sends a flash-sale burst of 20,000 distinct buyers at it. Then 70% of the
 # buyers who got an order pay; the others let their 10-second payment window
 # pass, the sweeper gives their units back, and a second wave of buyers buys
-# them. Prints what happened and checks that nothing was oversold or left
-# stuck and that MySQL holds every order once, in the right status. Stops
-# the stack afterwards unless KEEP_RUNNING=1.
+# them. Then the paid orders live on: most are pushed to the warehouse,
+# shipped and received; some are cancelled before shipping (refunded, their
+# units back on sale), returned (refunded, closed), exchanged, or have a
+# return rejected; the rest wait in the warehouse. Prints what happened and
+# checks that nothing was oversold or left stuck, that MySQL holds every
+# order once, in the right status, with a history row per move, and that
+# every refund was confirmed by the channel and none exceeds its payment.
+# Stops the stack afterwards unless KEEP_RUNNING=1.
 #
 #   scripts/demo.sh [extra loadtest flash-sale arguments, e.g. --buyers 50000]
 set -euo pipefail

@@ -19,7 +19,7 @@ use orderdb::after_sales::{AfterSaleMove, AfterSaleMoved, AfterSaleView, NewAfte
 use paychannel::warehouse::{outbound_order_id, Parcel, WarehouseOrder};
 
 use crate::app::App;
-use crate::fulfilment::{current_status, warehouse_error};
+use crate::fulfilment::{current_status, warehouse_error, NOT_INTERCEPTED};
 use crate::outcomes::OrderError;
 use crate::refusal::Dependency;
 
@@ -54,7 +54,7 @@ pub async fn open(app: &App, order_id: OrderId, buyer: u64, request: Request) ->
     metrics::counter!("gateway_after_sales_total", "kind" => opened.kind.as_str()).increment(1);
     // Not pushed to the warehouse: nothing to stop, approved at once.
     if opened.kind == Kind::RefundOnly && current_status(app, order_id, None).await? == OrderStatus::Paid {
-        if let Ok(approved) = make(app, opened.after_sale_id, Action::Approve, Actor::System, None).await {
+        if let Ok(approved) = make(app, opened.after_sale_id, Action::Approve, Actor::System, None, false).await {
             return Ok(approved);
         }
     }
@@ -72,18 +72,15 @@ pub async fn act(
     parcel: Option<Shipment>,
 ) -> Result<AfterSaleView, OrderError> {
     let request = app.orders.after_sale(after_sale_id).await.map_err(mysql_down)?.ok_or(OrderError::UnknownOrder)?;
-    if action == Action::Approve
-        && request.kind == Kind::RefundOnly
-        && current_status(app, request.order_id, None).await? == OrderStatus::InWarehouse
-    {
-        app.warehouse.intercept(&request.order_id.to_string()).await.map_err(warehouse_error)?;
+    if action == Action::Approve && request.kind == Kind::RefundOnly {
+        return approve_refund_before_shipment(app, &request, text).await;
     }
     if let (Action::ShipReplacement, Some(parcel)) = (action, &parcel) {
         order::after_sale::next(request.kind, request.status, action, Actor::Merchant)?;
         let parcel = Parcel { carrier: parcel.carrier.clone(), tracking_no: parcel.tracking_no.clone() };
         app.warehouse.ship(&outbound_order_id(after_sale_id), &parcel).await.map_err(warehouse_error)?;
     }
-    let moved = make(app, after_sale_id, action, Actor::Merchant, text).await?;
+    let moved = make(app, after_sale_id, action, Actor::Merchant, text, false).await?;
     if moved.status == Status::ExchangeOutbound {
         // The relay hands it over too, if this does not reach the warehouse.
         let outbound = WarehouseOrder {
@@ -98,6 +95,25 @@ pub async fn act(
     Ok(moved)
 }
 
+/// A pushed order is intercepted first; if it was pushed between the read
+/// of its status and the move, the move says so and the approval starts again.
+async fn approve_refund_before_shipment(
+    app: &App,
+    request: &AfterSaleView,
+    text: Option<String>,
+) -> Result<AfterSaleView, OrderError> {
+    loop {
+        let pushed = current_status(app, request.order_id, None).await? == OrderStatus::InWarehouse;
+        if pushed {
+            app.warehouse.intercept(&request.order_id.to_string()).await.map_err(warehouse_error)?;
+        }
+        match make(app, request.after_sale_id, Action::Approve, Actor::Merchant, text.clone(), pushed).await {
+            Err(OrderError::WarehouseRefused { state }) if state == NOT_INTERCEPTED => continue,
+            approved => return approved,
+        }
+    }
+}
+
 async fn order_sku(app: &App, request: &AfterSaleView) -> Result<String, OrderError> {
     let order = app.orders.get(request.order_id).await.map_err(mysql_down)?.ok_or(OrderError::UnknownOrder)?;
     Ok(order.sku)
@@ -109,13 +125,15 @@ async fn make(
     action: Action,
     actor: Actor,
     text: Option<String>,
+    intercepted: bool,
 ) -> Result<AfterSaleView, OrderError> {
     let (return_address, reject_reason) = match action {
         Action::Approve => (text, None),
         Action::Reject => (None, text),
         _ => (None, None),
     };
-    let request = AfterSaleMove { after_sale_id, action, actor, return_address, reject_reason, at: Utc::now() };
+    let request =
+        AfterSaleMove { after_sale_id, action, actor, return_address, reject_reason, intercepted, at: Utc::now() };
     match app.orders.after_sale_move(&request).await.map_err(mysql_down)? {
         AfterSaleMoved::Done(moved) => {
             metrics::counter!("gateway_after_sale_moves_total", "action" => action.as_str()).increment(1);
@@ -124,6 +142,7 @@ async fn make(
         AfterSaleMoved::Refused(refused) => Err(refused.into()),
         AfterSaleMoved::OrderRefused(refused) => Err(refused.into()),
         AfterSaleMoved::Unknown => Err(OrderError::UnknownOrder),
+        AfterSaleMoved::NeedsInterception => Err(OrderError::WarehouseRefused { state: NOT_INTERCEPTED.into() }),
     }
 }
 

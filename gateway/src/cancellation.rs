@@ -17,10 +17,11 @@ use order::event::{CancelReason, OrderCancelled, OrderEvent, Refund};
 use order::id::OrderId;
 use order::lifecycle::{Action, Actor};
 use order::status::OrderStatus;
+use orderdb::lifecycle::{Move, Moved};
 use stock::{Cancellation, Strike};
 
 use crate::app::App;
-use crate::fulfilment::{current_status, make, warehouse_error};
+use crate::fulfilment::{current_status, moved, mysql_down, warehouse_error};
 use crate::outcomes::OrderError;
 use crate::refusal::Dependency;
 
@@ -58,16 +59,34 @@ pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Re
     }
 }
 
+/// A pushed order is intercepted first. If it was pushed between the read
+/// of its status and the move, the move says so and the cancellation
+/// starts again: it is never made without the interception.
 async fn cancel_after_payment(app: &App, order_id: OrderId, user_id: u64) -> Result<Refund, OrderError> {
-    let status = current_status(app, order_id, Some(user_id)).await?;
-    match status {
-        // Paid in Redis, its event not stored yet: ask again in a moment.
-        OrderStatus::PendingPayment => return Err(OrderError::NotPending { status: Some(OrderStatus::Paid) }),
-        OrderStatus::InWarehouse => {
-            app.warehouse.intercept(&order_id.to_string()).await.map_err(warehouse_error)?;
+    loop {
+        let status = current_status(app, order_id, Some(user_id)).await?;
+        match status {
+            // Paid in Redis, its event not stored yet: ask again in a moment.
+            OrderStatus::PendingPayment => return Err(OrderError::NotPending { status: Some(OrderStatus::Paid) }),
+            OrderStatus::InWarehouse => {
+                app.warehouse.intercept(&order_id.to_string()).await.map_err(warehouse_error)?;
+            }
+            _ => {}
         }
-        _ => {}
+        let request = Move {
+            order_id,
+            action: Action::Cancel,
+            actor: Actor::Buyer,
+            owner: Some(user_id),
+            shipment: None,
+            intercepted: status == OrderStatus::InWarehouse,
+            at: Utc::now(),
+        };
+        let outcome = app.orders.transition(&request).await.map_err(mysql_down)?;
+        if matches!(outcome, Moved::NeedsInterception) {
+            continue;
+        }
+        let changed = moved(outcome, Action::Cancel)?;
+        return changed.refund.ok_or(OrderError::InvalidTransition { status, action: Action::Cancel });
     }
-    let changed = make(app, order_id, Action::Cancel, Actor::Buyer, Some(user_id), None).await?;
-    changed.refund.ok_or(OrderError::InvalidTransition { status, action: Action::Cancel })
 }

@@ -65,14 +65,26 @@ pub async fn make(
     owner: Option<u64>,
     shipment: Option<Shipment>,
 ) -> Result<OrderStatusChanged, OrderError> {
-    let request = Move { order_id, action, actor, owner, shipment, at: Utc::now() };
-    match app.orders.transition(&request).await.map_err(mysql_down)? {
+    let request = Move { order_id, action, actor, owner, shipment, intercepted: false, at: Utc::now() };
+    moved(app.orders.transition(&request).await.map_err(mysql_down)?, action)
+}
+
+/// The warehouse state a move reports when the order was pushed after its
+/// status was read, so nobody asked the warehouse to intercept it.
+pub const NOT_INTERCEPTED: &str = "not_intercepted";
+
+/// A move's outcome as the API answers it. Only a cancellation of a pushed
+/// order needs an interception first, and its workflow asks for one and
+/// tries again before it gets here.
+pub fn moved(moved: Moved, action: Action) -> Result<OrderStatusChanged, OrderError> {
+    match moved {
         Moved::Done(changed) => {
             metrics::counter!("gateway_order_moves_total", "action" => action.as_str()).increment(1);
             Ok(*changed)
         }
         Moved::Refused(refused) => Err(refused.into()),
         Moved::Unknown => Err(OrderError::UnknownOrder),
+        Moved::NeedsInterception => Err(OrderError::WarehouseRefused { state: NOT_INTERCEPTED.into() }),
     }
 }
 
@@ -86,7 +98,7 @@ pub fn warehouse_error(err: WarehouseError) -> OrderError {
     }
 }
 
-fn mysql_down(err: sqlx::Error) -> OrderError {
+pub fn mysql_down(err: sqlx::Error) -> OrderError {
     tracing::warn!(error = %err, "order move failed");
     OrderError::Unavailable(Dependency::Mysql)
 }

@@ -117,7 +117,10 @@ async fn live(gateway: &Gateway, sku: &str, order_id: &str, user: u64, fate: Fat
             let request = gateway.after_sale(order_id, user, "EXCHANGE", 1).await?;
             gateway.review(&request, "approve", json!({"return_address": "Dock 4"})).await?;
             gateway.review(&request, "receive", json!({})).await?;
-            gateway.review(&request, "ship", json!({"carrier": "sf", "tracking_no": format!("X{order_id}")})).await.map(|_| ())
+            gateway
+                .review(&request, "ship", json!({"carrier": "sf", "tracking_no": format!("X{order_id}")}))
+                .await
+                .map(|_| ())
         }
         Fate::ReturnRejected => {
             let request = gateway.after_sale(order_id, user, "RETURN_REFUND", 1).await?;

@@ -136,7 +136,8 @@ impl Gateway {
 
     /// `POST /admin/orders/{id}/push|ship` (ship with a parcel); fails unless 200.
     pub async fn merchant(&self, order_id: &str, action: &str) -> anyhow::Result<()> {
-        let body = if action == "ship" { json!({"carrier": "sf", "tracking_no": format!("T{order_id}")}) } else { json!({}) };
+        let body =
+            if action == "ship" { json!({"carrier": "sf", "tracking_no": format!("T{order_id}")}) } else { json!({}) };
         self.expect_ok(&format!("/admin/orders/{order_id}/{action}"), None, body).await.map(|_| ())
     }
 

@@ -173,7 +173,10 @@ impl FlashSale {
             check(
                 "units of orders cancelled after paying are back on sale",
                 sale.sold == sold && sale.stock + sale.reserved + sale.sold == self.stock,
-                format!("redis: {} left + {} reserved + {} sold of {}", sale.stock, sale.reserved, sale.sold, self.stock),
+                format!(
+                    "redis: {} left + {} reserved + {} sold of {}",
+                    sale.stock, sale.reserved, sale.sold, self.stock
+                ),
             ),
         ];
         checks.extend(after_payment::checks(&self.shards, &self.sku, &fates, self.settle_timeout).await?);
@@ -183,7 +186,8 @@ impl FlashSale {
     /// Waits until MySQL holds every paid order as paid: the moves after
     /// payment start from the order's shard.
     async fn wait_for_orders_paid(&self, paid: u64) -> anyhow::Result<()> {
-        wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, &[(OrderStatus::Paid, paid)])).await?;
+        wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, &[(OrderStatus::Paid, paid)]))
+            .await?;
         Ok(())
     }
 
@@ -201,7 +205,8 @@ impl FlashSale {
             .buffer_unordered(32)
             .collect::<Vec<anyhow::Result<(String, u64)>>>()
             .await;
-        let paid_orders: Vec<(String, u64)> = payments.iter().filter_map(|result| result.as_ref().ok().cloned()).collect();
+        let paid_orders: Vec<(String, u64)> =
+            payments.iter().filter_map(|result| result.as_ref().ok().cloned()).collect();
         let paid = paid_orders.len() as u64;
         let pay_failures = payments.len() as u64 - paid;
         if let Some(Err(err)) = payments.iter().find(|result| result.is_err()) {
@@ -256,5 +261,8 @@ impl FlashSale {
 /// Orders pending payment or cancelled: the timed-out, the second wave
 /// (pending, or timed out by now) and the cancelled after paying.
 fn unpaid_count(stored: &StatusCounts) -> u64 {
-    [OrderStatus::PendingPayment, OrderStatus::Cancelled].iter().map(|status| stored.get(status).copied().unwrap_or(0)).sum()
+    [OrderStatus::PendingPayment, OrderStatus::Cancelled]
+        .iter()
+        .map(|status| stored.get(status).copied().unwrap_or(0))
+        .sum()
 }

@@ -125,7 +125,8 @@ impl Mixed {
         let paid = actions.paid.len() as u64;
         let before = [(OrderStatus::Paid, paid), (OrderStatus::Cancelled, actions.cancelled)];
         wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, &before)).await?;
-        let (fates, after_failed) = after_payment::drive(&self.gateway, &self.sku, &actions.paid, self.concurrency).await;
+        let (fates, after_failed) =
+            after_payment::drive(&self.gateway, &self.sku, &actions.paid, self.concurrency).await;
         let cancelled_after_paying = fates.get(&Fate::CancelledAfterPaying).copied().unwrap_or(0);
         let mut expected = after_payment::expected(&fates);
         expected.retain(|(status, _)| *status != OrderStatus::Cancelled);
@@ -157,7 +158,11 @@ impl Mixed {
                 format!("{accepted} of {} orders accepted", latency.len()),
             ),
             check("every pay and cancel call worked", actions.failed == 0, format!("{} failed", actions.failed)),
-            check("every after-payment call worked", after_failed == 0, format!("{after_failed} paid orders' calls failed")),
+            check(
+                "every after-payment call worked",
+                after_failed == 0,
+                format!("{after_failed} paid orders' calls failed"),
+            ),
         ];
         checks.extend(after_payment::checks(&self.shards, &self.sku, &fates, self.settle_timeout).await?);
         Ok(Report {

@@ -72,6 +72,8 @@ pub struct AfterSaleMove {
     pub return_address: Option<String>,
     /// Given on rejection.
     pub reject_reason: Option<String>,
+    /// The warehouse intercepted the order (a refund before shipment of a pushed order).
+    pub intercepted: bool,
     pub at: DateTime<Utc>,
 }
 
@@ -82,6 +84,9 @@ pub enum AfterSaleMoved {
     /// The request's move needs a move of the order that its table refuses.
     OrderRefused(lifecycle::Refused),
     Unknown,
+    /// The order was pushed to the warehouse since the caller read it: the
+    /// warehouse must intercept it first.
+    NeedsInterception,
 }
 
 /// The order, locked, as a request needs it.
@@ -205,9 +210,10 @@ impl ShardPools {
         let by = Some(request.action);
         record_move(&mut tx, &moved, &order.sku, Some(current.status), by, request.actor, None, request.at).await?;
         if moved.status == Status::AwaitingRefund {
-            let refund = match refund(&mut tx, &moved, &order, request.at).await? {
-                Ok(refund) => refund,
-                Err(refused) => return Ok(AfterSaleMoved::OrderRefused(refused)),
+            let refund = match refund(&mut tx, &moved, &order, request).await? {
+                Refunded::Done(refund) => refund,
+                Refunded::Refused(refused) => return Ok(AfterSaleMoved::OrderRefused(refused)),
+                Refunded::NeedsInterception => return Ok(AfterSaleMoved::NeedsInterception),
             };
             let id = refund_id(moved.order_id, &refund.payment_id, &refund_cause(&moved));
             sqlx::query("UPDATE after_sales SET status = ?, refund_id = ? WHERE after_sale_id = ?")
@@ -272,6 +278,14 @@ fn refund_cause(request: &AfterSaleView) -> String {
     }
 }
 
+/// What a request's refund came to.
+enum Refunded {
+    Done(Refund),
+    /// The order's move it needs is refused by the order's table.
+    Refused(lifecycle::Refused),
+    NeedsInterception,
+}
+
 /// The refund a request reaching AWAITING_REFUND makes, in `tx`: a refund
 /// before shipment cancels the order (its move records the refund); a
 /// return refunds its share, the last one what is left, and closes the order.
@@ -279,8 +293,9 @@ async fn refund(
     tx: &mut Transaction<'_, MySql>,
     request: &AfterSaleView,
     order: &LockedOrder,
-    at: DateTime<Utc>,
-) -> Result<Result<Refund, lifecycle::Refused>, sqlx::Error> {
+    asked: &AfterSaleMove,
+) -> Result<Refunded, sqlx::Error> {
+    let at = asked.at;
     let payment_id = order.payment_id.clone().unwrap_or_default();
     if request.kind == Kind::RefundOnly {
         let cancel = Move {
@@ -289,14 +304,14 @@ async fn refund(
             actor: Actor::Buyer,
             owner: None,
             shipment: None,
+            intercepted: asked.intercepted,
             at,
         };
         return Ok(match transition_in(tx, &cancel).await? {
-            Moved::Done(changed) => Ok(changed.refund.expect("a paid order's cancellation refunds")),
-            Moved::Refused(refused) => Err(refused),
-            Moved::Unknown => {
-                Err(lifecycle::Refused { status: order.status, action: cancel.action, actor: cancel.actor })
-            }
+            Moved::Done(changed) => Refunded::Done(changed.refund.expect("a paid order's cancellation refunds")),
+            Moved::Refused(refused) => Refunded::Refused(refused),
+            Moved::NeedsInterception => Refunded::NeedsInterception,
+            Moved::Unknown => unreachable!("the order is locked"),
         });
     }
     let (returned_qty, refunded_cents): (i64, i64) = sqlx::query_as(
@@ -333,15 +348,18 @@ async fn refund(
             actor: Actor::System,
             owner: None,
             shipment: None,
+            intercepted: false,
             at,
         };
         match transition_in(tx, &close).await? {
             Moved::Done(_) => {}
-            Moved::Refused(refused) => return Ok(Err(refused)),
-            Moved::Unknown => unreachable!("the order is locked"),
+            Moved::Refused(refused) => return Ok(Refunded::Refused(refused)),
+            Moved::NeedsInterception | Moved::Unknown => {
+                unreachable!("the order is locked; closing intercepts nothing")
+            }
         }
     }
-    Ok(Ok(refund))
+    Ok(Refunded::Done(refund))
 }
 
 async fn lock_order(tx: &mut Transaction<'_, MySql>, order_id: OrderId) -> Result<Option<LockedOrder>, sqlx::Error> {

@@ -27,6 +27,9 @@ pub struct Move {
     pub owner: Option<u64>,
     /// The parcel, for `ship`.
     pub shipment: Option<Shipment>,
+    /// The warehouse intercepted the order: a cancellation of a pushed
+    /// order is made only then.
+    pub intercepted: bool,
     pub at: DateTime<Utc>,
 }
 
@@ -36,6 +39,9 @@ pub enum Moved {
     Refused(Refused),
     /// No such order (or not the owner's).
     Unknown,
+    /// The order was pushed to the warehouse since the caller read it: the
+    /// warehouse must intercept it before it can be cancelled.
+    NeedsInterception,
 }
 
 /// A row of an order's history.
@@ -167,6 +173,9 @@ pub(crate) async fn transition_in(tx: &mut Transaction<'_, MySql>, request: &Mov
         Ok(transition) => transition,
         Err(refused) => return Ok(Moved::Refused(refused)),
     };
+    if transition.effect == Effect::InterceptThenRefund && !request.intercepted {
+        return Ok(Moved::NeedsInterception);
+    }
     let at = request.at.naive_utc();
     let order_id = request.order_id.raw() as i64;
     let (set, value): (&str, Option<String>) = match transition.to {

@@ -124,12 +124,15 @@ impl Lifecycle {
             let Some(request) = self.shards.after_sale(after_sale_id).await? else { continue };
             let mut action =
                 if self.escalate_unreviewed { after_sale::Action::Escalate } else { after_sale::Action::Approve };
+            let mut intercepted = false;
             if action == after_sale::Action::Approve
                 && request.kind == after_sale::Kind::RefundOnly
                 && self.shards.status_of(request.order_id, None).await? == Some(OrderStatus::InWarehouse)
-                && self.warehouse.intercept(&request.order_id.to_string()).await.is_err()
             {
-                action = after_sale::Action::Escalate;
+                intercepted = self.warehouse.intercept(&request.order_id.to_string()).await.is_ok();
+                if !intercepted {
+                    action = after_sale::Action::Escalate;
+                }
             }
             let step = AfterSaleMove {
                 after_sale_id,
@@ -137,8 +140,10 @@ impl Lifecycle {
                 actor: Actor::System,
                 return_address: None,
                 reject_reason: None,
+                intercepted,
                 at: Utc::now(),
             };
+            // Pushed since it was read (it needs an interception): next round.
             if let AfterSaleMoved::Done(_) = self.shards.after_sale_move(&step).await? {
                 reviewed += 1;
             }
@@ -157,6 +162,7 @@ impl Lifecycle {
                 actor: Actor::System,
                 owner: None,
                 shipment: None,
+                intercepted: false,
                 at: Utc::now(),
             };
             // A buyer's confirmation or an after-sale move that came first wins.
@@ -179,45 +185,42 @@ impl Lifecycle {
         Ok(done.len() as u64)
     }
 
-    /// The entry's effects (units back to the sale, the warehouse's
-    /// hand-over), then its event; true once all are done.
+    /// The entry's effects (units back to the sale, a pushed order or an
+    /// exchange's outbound order handed to the warehouse), then its event;
+    /// true once all are done.
     async fn deliver(&self, entry: &OutboxEntry) -> bool {
-        if let Ok(OrderEvent::AfterSaleChanged(changed)) = OrderEvent::decode(&entry.payload) {
-            if changed.to == after_sale::Status::ExchangeOutbound {
-                let outbound = WarehouseOrder {
+        let handover = match OrderEvent::decode(&entry.payload) {
+            Ok(OrderEvent::OrderStatusChanged(changed)) => {
+                if changed.refund.is_some() {
+                    if let Err(err) = self.store.return_units(&changed.order, self.restock).await {
+                        let order_id = changed.order.order_id;
+                        tracing::warn!(%order_id, error = %err, "units of a cancelled paid order not returned yet");
+                        return false;
+                    }
+                }
+                let order = &changed.order;
+                (changed.action == Action::Push).then(|| WarehouseOrder {
+                    order_id: order.order_id.to_string(),
+                    sku: order.sku.clone(),
+                    qty: order.qty,
+                })
+            }
+            Ok(OrderEvent::AfterSaleChanged(changed)) => {
+                (changed.to == after_sale::Status::ExchangeOutbound).then(|| WarehouseOrder {
                     order_id: outbound_order_id(changed.after_sale_id),
-                    sku: changed.sku.clone(),
+                    sku: changed.sku,
                     qty: changed.qty,
-                };
-                if let Err(WarehouseError::Unreachable(_) | WarehouseError::Failed { .. }) =
-                    self.warehouse.push(&outbound).await
-                {
-                    tracing::warn!(after_sale_id = %changed.after_sale_id, "warehouse did not take the exchange's outbound order yet");
-                    return false;
-                }
+                })
             }
-        }
-        if let Ok(OrderEvent::OrderStatusChanged(changed)) = OrderEvent::decode(&entry.payload) {
-            let order_id = changed.order.order_id;
-            if changed.refund.is_some() {
-                if let Err(err) = self.store.return_units(&changed.order, self.restock).await {
-                    tracing::warn!(%order_id, error = %err, "units of a cancelled paid order not returned yet");
-                    return false;
-                }
-            }
-            if changed.action == Action::Push {
-                let handed = WarehouseOrder {
-                    order_id: order_id.to_string(),
-                    sku: changed.order.sku.clone(),
-                    qty: changed.order.qty,
-                };
-                // Refused means intercepted first: the warehouse has decided, nothing is left to hand over.
-                if let Err(WarehouseError::Unreachable(_) | WarehouseError::Failed { .. }) =
-                    self.warehouse.push(&handed).await
-                {
-                    tracing::warn!(%order_id, "warehouse did not take the pushed order yet");
-                    return false;
-                }
+            _ => None,
+        };
+        if let Some(handover) = handover {
+            // Refused means intercepted first: the warehouse has decided, nothing is left to hand over.
+            if let Err(WarehouseError::Unreachable(_) | WarehouseError::Failed { .. }) =
+                self.warehouse.push(&handover).await
+            {
+                tracing::warn!(order = handover.order_id, "the warehouse did not take the order yet");
+                return false;
             }
         }
         self.events.send_encoded(entry.user_id, &entry.payload).await.is_ok()
