@@ -5,16 +5,21 @@
 -- reservations Redis holds right now (what the sweeper and the payment
 -- scripts will act on), and `stock` is what is left of the units loaded.
 -- One script, so no reservation or payment lands between reading and writing.
+-- MySQL's `sold` already leaves out the paid orders cancelled before
+-- shipping: each is marked in returned:{sku} here (units in ARGV after the
+-- first), so the relay's `return_units.lua` for it, still to come, finds
+-- it done instead of taking its units out of `sold` a second time.
 --
--- KEYS[1] sale:{sku}  KEYS[2] resv:{sku}
+-- KEYS[1] sale:{sku}  KEYS[2] resv:{sku}  KEYS[3] returned:{sku}
 -- ARGV[1] units sold, per MySQL
+-- ARGV[2], ARGV[3], ... order id, units, order id, units, ... of this sale's orders cancelled after payment
 --
 -- Returns {stock, reserved, sold} as set, or {"unknown_sku"}.
 --
--- Example: EVALSHA <sha> 2 sale:{tv} resv:{tv} 700   -> {0, 300, 700}
+-- Example: EVALSHA <sha> 3 sale:{tv} resv:{tv} returned:{tv} 700 81234 1   -> {1, 299, 700}
 
-if #KEYS ~= 2 or #ARGV ~= 1 then
-  return redis.error_reply('repair_sale.lua takes 2 keys and 1 argument')
+if #KEYS ~= 3 or #ARGV % 2 ~= 1 then
+  return redis.error_reply('repair_sale.lua takes 3 keys and 1 + 2n arguments')
 end
 
 local total = tonumber(redis.call('HGET', KEYS[1], 'total'))
@@ -24,6 +29,9 @@ end
 local reserved = 0
 for _, reservation in ipairs(redis.call('HVALS', KEYS[2])) do
   reserved = reserved + tonumber(string.match(reservation, '^%d+:(%d+):'))
+end
+for i = 2, #ARGV, 2 do
+  redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1])
 end
 local sold = tonumber(ARGV[1])
 local stock = total - reserved - sold

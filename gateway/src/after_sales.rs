@@ -102,6 +102,9 @@ async fn approve_refund_before_shipment(
     request: &AfterSaleView,
     text: Option<String>,
 ) -> Result<AfterSaleView, OrderError> {
+    // The request's own table first: an interception for a request that
+    // cannot be approved would stop a parcel nobody refunds.
+    order::after_sale::next(request.kind, request.status, Action::Approve, Actor::Merchant)?;
     loop {
         let pushed = current_status(app, request.order_id, None).await? == OrderStatus::InWarehouse;
         if pushed {

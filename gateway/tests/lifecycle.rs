@@ -819,3 +819,31 @@ async fn auto_completion_and_a_return_request_are_decided_once() {
     }
     stack.stop().await;
 }
+
+/// A refund-only request on a pushed order that ships before anyone
+/// reviews it: the settler cannot approve it (the order's table refuses the
+/// cancellation) and escalates it instead of trying for ever; an approval of
+/// a request already rejected never reaches the warehouse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_only_request_on_an_order_that_shipped_is_escalated_not_retried() {
+    let stack = Stack::start_configured(Duration::from_secs(3_600), 10, Duration::from_secs(1), |_| {}).await;
+    let order_id = stack.order_in(OrderStatus::InWarehouse, 37).await;
+    let request = stack.after_sale(&order_id, 37, "REFUND_ONLY", 1).await;
+    assert_eq!(stack.act(&order_id, 37, Action::Ship).await.unwrap().status, StatusCode::OK);
+    eventually(Duration::from_secs(30), "the request escalated", || async {
+        let order = stack.get(&order_id, 37).await;
+        (order["after_sales"][0]["status"] == "ESCALATED").then_some(())
+    })
+    .await;
+    assert_eq!(stack.review(&request, "reject", json!({"reason": "shipped already"})).await, "REJECTED");
+
+    let other = stack.order_in(OrderStatus::InWarehouse, 38).await;
+    let rejected = stack.after_sale(&other, 38, "REFUND_ONLY", 1).await;
+    assert_eq!(stack.review(&rejected, "reject", json!({"reason": "no"})).await, "REJECTED");
+    let late = stack.review_answer(&rejected, "approve", json!({})).await;
+    assert_eq!((late.status, late.json["error"].as_str()), (StatusCode::CONFLICT, Some("invalid_transition")));
+    let (_, state) = paysim(&stack.paysim, Method::GET, &format!("/v1/warehouse/orders/{other}"), json!(null)).await;
+    assert_eq!(state["state"], "received", "not intercepted");
+    assert_eq!(stack.act(&other, 38, Action::Ship).await.unwrap().status, StatusCode::OK);
+    stack.stop().await;
+}

@@ -4,8 +4,12 @@
 -- The row itself is money: written once, never updated. What became of it
 -- is appended to `refund_attempts`; when to ask the channel next, and
 -- whether an operator must look (STUCK), is `refund_jobs`.
+-- Refunds recorded before were all of payments no order could take
+-- (`RefundRequired`): their ids are the ones `refunds::refund_id` gives
+-- such a refund (cause "payment"), so a replayed event finds its row.
 ALTER TABLE refunds ADD COLUMN IF NOT EXISTS refund_id VARCHAR(40) NOT NULL DEFAULT '';
-UPDATE refunds SET refund_id = CONCAT('rf', order_id, '-', LEFT(MD5(payment_id), 8)) WHERE refund_id = '';
+UPDATE refunds SET refund_id = CONCAT('rf', order_id, '-', LEFT(SHA2(CONCAT(payment_id, '\npayment'), 256), 8))
+    WHERE refund_id = '';
 ALTER TABLE refunds DROP PRIMARY KEY, ADD PRIMARY KEY (refund_id);
 CREATE INDEX IF NOT EXISTS idx_refunds_order ON refunds (order_id);
 ALTER TABLE refunds DROP COLUMN IF EXISTS status;

@@ -259,7 +259,8 @@ impl ShardPools {
         limit: u32,
     ) -> Result<Vec<OrderId>, sqlx::Error> {
         let rows: Vec<(i64,)> = sqlx::query_as(
-            "SELECT after_sale_id FROM after_sales WHERE status = 'PENDING_REVIEW' AND created_at < ? LIMIT ?",
+            "SELECT after_sale_id FROM after_sales WHERE status = 'PENDING_REVIEW' AND created_at < ? \
+             ORDER BY created_at LIMIT ?",
         )
         .bind(cutoff.naive_utc())
         .bind(limit)

@@ -59,6 +59,7 @@ pub struct HistoryEntry {
 #[derive(Debug, Clone)]
 pub struct OutboxEntry {
     pub id: i64,
+    pub order_id: i64,
     pub user_id: u64,
     pub payload: Vec<u8>,
 }
@@ -138,12 +139,15 @@ impl ShardPools {
 
     /// The oldest `limit` events in shard `shard`'s outbox.
     pub async fn outbox(&self, shard: usize, limit: u32) -> Result<Vec<OutboxEntry>, sqlx::Error> {
-        let rows: Vec<(i64, u64, Vec<u8>)> =
-            sqlx::query_as("SELECT id, user_id, payload FROM order_outbox ORDER BY id LIMIT ?")
+        let rows: Vec<(i64, i64, u64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, order_id, user_id, payload FROM order_outbox ORDER BY id LIMIT ?")
                 .bind(limit)
                 .fetch_all(&self.pools[shard])
                 .await?;
-        Ok(rows.into_iter().map(|(id, user_id, payload)| OutboxEntry { id, user_id, payload }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(id, order_id, user_id, payload)| OutboxEntry { id, order_id, user_id, payload })
+            .collect())
     }
 
     /// Drops outbox entries whose events the broker acknowledged.

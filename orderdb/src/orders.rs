@@ -199,6 +199,28 @@ impl ShardPools {
         Ok(units)
     }
 
+    /// (id, units) of the orders of one sale of `sku` cancelled after
+    /// payment, over all shards (the sale as in [`ShardPools::units_of_sale`]).
+    pub async fn cancelled_after_payment(
+        &self,
+        sku: &str,
+        generation: i64,
+    ) -> Result<Vec<(OrderId, u32)>, sqlx::Error> {
+        let mut found = Vec::new();
+        for pool in &self.pools {
+            let rows: Vec<(i64, u32)> = sqlx::query_as(
+                "SELECT order_id, qty FROM orders WHERE sku = ? AND sale_generation = ? \
+                 AND status = 'CANCELLED' AND cancel_reason = 'after_payment'",
+            )
+            .bind(sku)
+            .bind(generation)
+            .fetch_all(pool)
+            .await?;
+            found.extend(rows.into_iter().map(|(id, qty)| (OrderId::from_raw(id as u64), qty)));
+        }
+        Ok(found)
+    }
+
     /// Every stored copy of every order of `sku`, with the shard it is on.
     pub async fn orders_of_sku(&self, sku: &str) -> Result<Vec<SaleOrder>, sqlx::Error> {
         let mut found = Vec::new();

@@ -81,12 +81,44 @@ pub enum Settled {
     Unknown,
 }
 
-/// Writes the refund and its job, once (a second insert of the same id is a no-op).
+/// Writes the refund and its job, once (a second insert of the same id is a
+/// no-op). Never more than was paid: the refunds of one payment add up to
+/// at most the order's amount when it is the order's own payment, else to
+/// that payment's amount (the first refund of it asked for all of it); a
+/// refund past that is not written (logged), as that money went back already.
 pub(crate) async fn record_refund(
     tx: &mut Transaction<'_, MySql>,
     refund: &NewRefund<'_>,
 ) -> Result<String, sqlx::Error> {
     let refund_id = refund_id(refund.order_id, refund.payment_id, refund.cause);
+    let order: Option<(i64, Option<String>)> =
+        sqlx::query_as("SELECT amount_cents, payment_id FROM orders WHERE order_id = ? FOR UPDATE")
+            .bind(refund.order_id.raw() as i64)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let (refunded, largest): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(amount_cents), 0) AS SIGNED), CAST(COALESCE(MAX(amount_cents), 0) AS SIGNED) \
+         FROM refunds WHERE order_id = ? AND payment_id = ? AND refund_id <> ?",
+    )
+    .bind(refund.order_id.raw() as i64)
+    .bind(refund.payment_id)
+    .bind(&refund_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let paid = match order {
+        Some((amount, Some(payment_id))) if payment_id == refund.payment_id => amount,
+        _ => largest.max(refund.amount_cents),
+    };
+    if refunded + refund.amount_cents > paid {
+        tracing::error!(
+            refund_id,
+            refunded,
+            asked = refund.amount_cents,
+            paid,
+            "a refund past what the payment paid is not written: that money went back already"
+        );
+        return Ok(refund_id);
+    }
     let inserted = sqlx::query(
         "INSERT IGNORE INTO refunds (refund_id, order_id, payment_id, user_id, sku, amount_cents, reason, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -64,7 +64,9 @@ pub struct Relayed {
 }
 
 impl Lifecycle {
-    /// A round every `every` until `shutdown` resolves.
+    /// A round every `every` until `shutdown` resolves. A shutdown stops a
+    /// round where it is (a shard that is down may hold it for long): every
+    /// step is a transaction or safe to redo, and the next start redoes it.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(self.every);
@@ -74,7 +76,10 @@ impl Lifecycle {
                 _ = tick.tick() => {}
                 _ = &mut shutdown => return,
             }
-            let round = self.round().await;
+            let round = tokio::select! {
+                round = self.round() => round,
+                _ = &mut shutdown => return,
+            };
             if round != Relayed::default() {
                 tracing::debug!(
                     sent = round.sent,
@@ -125,6 +130,10 @@ impl Lifecycle {
             let mut action =
                 if self.escalate_unreviewed { after_sale::Action::Escalate } else { after_sale::Action::Approve };
             let mut intercepted = false;
+            // Still pending review (a merchant may have moved it since it was listed)?
+            if after_sale::next(request.kind, request.status, action, Actor::System).is_err() {
+                continue;
+            }
             if action == after_sale::Action::Approve
                 && request.kind == after_sale::Kind::RefundOnly
                 && self.shards.status_of(request.order_id, None).await? == Some(OrderStatus::InWarehouse)
@@ -143,9 +152,18 @@ impl Lifecycle {
                 intercepted,
                 at: Utc::now(),
             };
-            // Pushed since it was read (it needs an interception): next round.
-            if let AfterSaleMoved::Done(_) = self.shards.after_sale_move(&step).await? {
-                reviewed += 1;
+            match self.shards.after_sale_move(&step).await? {
+                AfterSaleMoved::Done(_) => reviewed += 1,
+                // The order moved on (shipped before a refund-only request
+                // was reviewed): customer service decides.
+                AfterSaleMoved::OrderRefused(_) => {
+                    let escalate = AfterSaleMove { action: after_sale::Action::Escalate, intercepted: false, ..step };
+                    if let AfterSaleMoved::Done(_) = self.shards.after_sale_move(&escalate).await? {
+                        reviewed += 1;
+                    }
+                }
+                // Pushed since it was read (it needs an interception): next round.
+                AfterSaleMoved::NeedsInterception | AfterSaleMoved::Refused(_) | AfterSaleMoved::Unknown => {}
             }
         }
         Ok(reviewed)
@@ -173,14 +191,32 @@ impl Lifecycle {
         Ok(completed)
     }
 
-    /// Sends the shard's outbox. Only the rows before the first failure are
-    /// deleted: the rest are sent again next round, so a consumer never
-    /// sees a later move of an order without the earlier one after it.
+    /// Sends the shard's outbox. An order's rows go one after the other and
+    /// stop at its first failure; only the rows sent are deleted, so a
+    /// consumer never sees a later move of an order before an earlier one,
+    /// and one order that cannot be delivered holds up no other.
     async fn relay(&self, shard: usize) -> Result<u64, sqlx::Error> {
         let entries = self.shards.outbox(shard, AT_ONCE).await?;
-        let sent = join_all(entries.iter().map(|entry| self.deliver(entry))).await;
-        let done: Vec<i64> =
-            entries.iter().zip(sent).take_while(|(_, sent)| *sent).map(|(entry, _)| entry.id).collect();
+        // Orders side by side; one order's rows one after the other, stopping at its first failure.
+        let mut by_order: Vec<Vec<&OutboxEntry>> = Vec::new();
+        for entry in &entries {
+            match by_order.iter_mut().find(|rows| rows[0].order_id == entry.order_id) {
+                Some(rows) => rows.push(entry),
+                None => by_order.push(vec![entry]),
+            }
+        }
+        let sent = join_all(by_order.iter().map(|rows| async move {
+            let mut done = Vec::new();
+            for entry in rows {
+                if !self.deliver(entry).await {
+                    break;
+                }
+                done.push(entry.id);
+            }
+            done
+        }))
+        .await;
+        let done: Vec<i64> = sent.into_iter().flatten().collect();
         self.shards.outbox_sent(shard, &done).await?;
         Ok(done.len() as u64)
     }
@@ -215,12 +251,18 @@ impl Lifecycle {
             _ => None,
         };
         if let Some(handover) = handover {
-            // Refused means intercepted first: the warehouse has decided, nothing is left to hand over.
-            if let Err(WarehouseError::Unreachable(_) | WarehouseError::Failed { .. }) =
-                self.warehouse.push(&handover).await
-            {
-                tracing::warn!(order = handover.order_id, "the warehouse did not take the order yet");
-                return false;
+            match self.warehouse.push(&handover).await {
+                // Refused means intercepted first: the warehouse has decided, nothing is left to hand over.
+                Ok(()) | Err(WarehouseError::Refused { .. }) => {}
+                Err(WarehouseError::Failed { status, body }) if status.is_client_error() => {
+                    // It will refuse it the same way every time: not a reason to hold the outbox.
+                    metrics::counter!("settler_warehouse_refusals_total").increment(1);
+                    tracing::error!(order = handover.order_id, %status, body, "the warehouse refused an order for good");
+                }
+                Err(err) => {
+                    tracing::warn!(order = handover.order_id, error = %err, "the warehouse did not take the order yet");
+                    return false;
+                }
             }
         }
         self.events.send_encoded(entry.user_id, &entry.payload).await.is_ok()

@@ -78,7 +78,11 @@ pub async fn reconcile(
     };
     if repair && reconciliation.drifted() {
         let (stock, reserved, sold) = store
-            .repair_counters(sku, reconciliation.mysql.sold)
+            .repair_counters(
+                sku,
+                reconciliation.mysql.sold,
+                &shards.cancelled_after_payment(sku, status.loaded_ms).await?,
+            )
             .await?
             .ok_or_else(|| ReconcileError::UnknownSku(sku.to_owned()))?;
         reconciliation.redis = Counters { stock, reserved, sold };

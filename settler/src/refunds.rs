@@ -55,7 +55,9 @@ impl RefundDriver {
         // After an attempt, the channel may have it already: look first.
         if due.attempts > 0 {
             match self.channel.query_refund(id).await {
-                Ok(Some(state)) if state.status != RefundStatus::Failed => return self.found(shards, &state).await,
+                Ok(Some(state)) if state.refund_id == id && state.status != RefundStatus::Failed => {
+                    return self.found(shards, &state).await;
+                }
                 Ok(_) => {}
                 Err(err) => {
                     shards.refund_attempted(id, "UNKNOWN", &format!("lookup: {err}")).await?;
@@ -71,9 +73,20 @@ impl RefundDriver {
             notify_url: self.notify_url.clone(),
         };
         match self.channel.refund(&request).await {
+            // Only a signed notification or lookup settles a refund: an
+            // unsigned answer here only says the channel took it.
+            Ok(state) if state.refund_id == id => {
+                shards.refund_attempted(id, "REQUESTED", &format!("the channel took it ({:?})", state.status)).await?;
+                Ok(None)
+            }
             Ok(state) => {
-                shards.refund_attempted(id, "REQUESTED", "the channel took it").await?;
-                self.found(shards, &state).await
+                tracing::error!(
+                    refund_id = id,
+                    answered = state.refund_id,
+                    "the channel answered about another refund"
+                );
+                shards.refund_attempted(id, "UNKNOWN", "the answer named another refund").await?;
+                Ok(None)
             }
             Err(ChannelError::Refused { status, body }) => {
                 tracing::warn!(refund_id = id, %status, body, "the channel refused a refund");

@@ -104,7 +104,7 @@ impl SaleKeys {
     }
 
     pub fn repair_sale(self) -> Vec<String> {
-        vec![self.sale, self.reservations]
+        vec![self.sale, self.reservations, self.returned]
     }
 
     pub fn return_units(self) -> Vec<String> {

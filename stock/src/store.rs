@@ -500,14 +500,22 @@ impl SaleStore {
     }
 
     /// Reconciliation's repair: `sold` as MySQL says, `reserved` as the
-    /// reservations held now, `stock` the rest (`repair_sale.lua`). Returns
+    /// reservations held now, `stock` the rest (`repair_sale.lua`); the
+    /// sale's orders cancelled after payment (`returned`: id, units) are
+    /// marked as returned, as MySQL's `sold` counts them out already. Returns
     /// (stock, reserved, sold) as set, `None` for an unknown SKU.
-    pub async fn repair_counters(&self, sku: &str, sold: i64) -> Result<Option<(i64, i64, i64)>, StoreError> {
-        let reply: Vec<String> = self
-            .scripts
-            .repair_sale
-            .evalsha_with_reload(self.pool.next(), self.keys(sku).repair_sale(), vec![sold.to_string()])
-            .await?;
+    pub async fn repair_counters(
+        &self,
+        sku: &str,
+        sold: i64,
+        returned: &[(OrderId, u32)],
+    ) -> Result<Option<(i64, i64, i64)>, StoreError> {
+        let mut args = vec![sold.to_string()];
+        for (order_id, units) in returned {
+            args.extend([order_id.to_string(), units.to_string()]);
+        }
+        let reply: Vec<String> =
+            self.scripts.repair_sale.evalsha_with_reload(self.pool.next(), self.keys(sku).repair_sale(), args).await?;
         parse_repair(&reply).ok_or(StoreError::Reply { script: "repair_sale.lua", reply })
     }
 }

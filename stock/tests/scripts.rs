@@ -3,12 +3,12 @@
 //! its own.
 
 use fred::prelude::*;
-use order::event::CancelReason;
+use order::event::{CancelReason, OrderCreated};
 use order::id::{IdGenerator, OrderId};
 use order::shard::bucket_for_user;
 use stock::{
     Cancellation, Confirmation, IdempotencyRecord, PaymentQuery, RedisConfig, Release, Reservation, ReserveRequest,
-    SaleStore, SaleTerms, Windows, RESERVE_LUA,
+    SaleStore, SaleTerms, UnitsReturned, Windows, RESERVE_LUA,
 };
 
 fn redis_url() -> String {
@@ -530,4 +530,54 @@ async fn an_unacknowledged_order_is_cancelled_at_its_confirm_deadline_and_frees_
     assert!(matches!(place("click", 1, fresh).await, Reservation::Reserved { stock_left: 6, .. }));
     let again = place("click", 1, order_id(1)).await;
     assert!(matches!(again, Reservation::InProgress(IdempotencyRecord { order_id, .. }) if order_id == fresh));
+}
+
+/// The paid order, as the relay hands it to `return_units.lua`.
+async fn paid(store: &SaleStore, sku: &str, user: u64, qty: u32) -> OrderCreated {
+    let id = reserved(store, sku, user, qty).await;
+    let Confirmation::Paid(reservation) = store.confirm(sku, id, "pay", qty as i64 * 1_999).await.unwrap() else {
+        panic!("not paid");
+    };
+    reservation.order(id, sku)
+}
+
+#[tokio::test]
+async fn a_cancelled_paid_orders_units_leave_sold_once_back_on_sale_or_out_of_it() {
+    let store = store().await;
+    let sku = sale(&store, 10, 5).await;
+    let order = paid(&store, &sku, 7, 2).await;
+    assert_eq!(counters(&store, &sku).await, (8, 0, 2));
+    assert_eq!(store.return_units(&order, true).await.unwrap(), UnitsReturned::Restocked { stock: 10 });
+    assert_eq!(store.return_units(&order, true).await.unwrap(), UnitsReturned::Already, "once per order");
+    assert_eq!(counters(&store, &sku).await, (10, 0, 0));
+
+    // Kept off the sale: the units leave it, the total with them.
+    let other = paid(&store, &sku, 8, 1).await;
+    assert_eq!(store.return_units(&other, false).await.unwrap(), UnitsReturned::Withdrawn);
+    let status = store.sale_status(&sku).await.unwrap().unwrap();
+    assert_eq!((status.stock, status.sold, status.total), (9, 0, 9));
+
+    // An order of an earlier sale of the SKU is left alone.
+    let mut earlier = paid(&store, &sku, 9, 1).await;
+    earlier.sale_generation -= 1;
+    assert_eq!(store.return_units(&earlier, true).await.unwrap(), UnitsReturned::OtherSale);
+    assert_eq!(counters(&store, &sku).await, (8, 0, 1));
+}
+
+/// A repair that ran before the relay returned a cancelled paid order's
+/// units took them out of `sold` already (MySQL counts the order out): the
+/// relay's return afterwards must not take them out again.
+#[tokio::test]
+async fn a_repair_before_the_relay_returns_a_cancelled_paid_orders_units_once() {
+    let store = store().await;
+    let sku = sale(&store, 10, 5).await;
+    let kept = paid(&store, &sku, 7, 1).await;
+    let cancelled = paid(&store, &sku, 8, 2).await;
+    assert_eq!(counters(&store, &sku).await, (7, 0, 3));
+    // MySQL: one order sold, one cancelled after payment.
+    let repaired = store.repair_counters(&sku, 1, &[(cancelled.order_id, 2)]).await.unwrap();
+    assert_eq!(repaired, Some((9, 0, 1)));
+    assert_eq!(store.return_units(&cancelled, true).await.unwrap(), UnitsReturned::Already);
+    assert_eq!(counters(&store, &sku).await, (9, 0, 1), "the units came back once");
+    assert_eq!(store.return_units(&kept, true).await.unwrap(), UnitsReturned::Restocked { stock: 10 });
 }
