@@ -7,9 +7,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use order::event::{OrderCreated, OrderEvent};
+use order::event::{OrderCreated, OrderEvent, OrderStatusChanged};
 use order::id::IdGenerator;
+use order::lifecycle::{Action, Actor};
 use order::shard::{bucket_for_user, ShardRouter};
+use order::status::OrderStatus;
 use orderdb::shards::{create_databases, drop_databases};
 use orderdb::ShardPools;
 use rdkafka::config::ClientConfig;
@@ -152,7 +154,24 @@ async fn produce_garbage(bootstrap: &str, topic: &str) {
         sale_generation: 0,
     });
     let future_version = String::from_utf8(future_version.encode()).unwrap().replace(r#""v":1"#, r#""v":99"#);
-    for payload in ["not json at all", future_version.as_str()] {
+    // A move the state machine does not have: completed back to paid.
+    let OrderEvent::OrderCreated(order) =
+        OrderEvent::decode(future_version.replace(r#""v":99"#, r#""v":1"#).as_bytes()).unwrap()
+    else {
+        unreachable!()
+    };
+    let backwards = OrderEvent::OrderStatusChanged(OrderStatusChanged {
+        order,
+        from: OrderStatus::Completed,
+        to: OrderStatus::Paid,
+        action: Action::Pay,
+        actor: Actor::Channel,
+        shipment: None,
+        refund: None,
+        at: now,
+    });
+    let backwards = String::from_utf8(backwards.encode()).unwrap();
+    for payload in ["not json at all", future_version.as_str(), backwards.as_str()] {
         producer.send(FutureRecord::to(topic).key("garbage").payload(payload), Timeout::Never).await.unwrap();
     }
 }
@@ -214,6 +233,10 @@ async fn a_killed_settler_loses_and_duplicates_nothing() {
     })
     .await;
     dead_letter(&fx.bootstrap, &fx.dlq, |_, error| error.contains("schema version 99")).await;
+    dead_letter(&fx.bootstrap, &fx.dlq, |payload, error| {
+        payload.contains("OrderStatusChanged") && error.contains("not allowed from COMPLETED")
+    })
+    .await;
     fx.drop_databases().await;
 }
 
