@@ -299,9 +299,13 @@ async fn an_order_is_paid_pushed_shipped_and_received_with_its_history_and_event
             (json!("SHIPPED"), json!("COMPLETED"), json!("receive"), json!("buyer")),
         ]
     );
-    // Another buyer learns nothing, and cannot receive it.
+    // Another buyer learns nothing; the merchant sees what the buyer sees.
     let stranger = stack.buyer(Method::GET, &format!("/v1/orders/{order_id}"), 8, json!({})).await;
     assert_eq!(stranger.status, StatusCode::NOT_FOUND);
+    let merchant = stack.gateway.admin(Method::GET, &format!("/admin/orders/{order_id}"), "").await;
+    assert_eq!((merchant.status, &merchant.json), (StatusCode::OK, &order));
+    let anonymous = stack.gateway.request(Method::GET, &format!("/admin/orders/{order_id}"), &[], "").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     // The relay sent every move's event and emptied the outbox; the units stay sold.
     stack.outbox_empty().await;
     assert_eq!(stack.counters().await, (99, 0, 1));

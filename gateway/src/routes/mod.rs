@@ -41,6 +41,8 @@ enum Target<'a> {
     AdminRefundRetry(&'a str),
     /// The merchant's move of an after-sale request: (its id, the move).
     AdminAfterSale(&'a str, &'a str),
+    /// The merchant's view of an order.
+    AdminOrderView(&'a str),
     /// The merchant's move of an order: (order id, `push` or `ship`).
     AdminOrder(&'a str, &'a str),
     AdminConfig,
@@ -69,6 +71,7 @@ impl<'a> Target<'a> {
                 Self::AdminAfterSale(id, action)
             }
             ["admin", "skus", sku] => Self::AdminSku(sku),
+            ["admin", "orders", id] => Self::AdminOrderView(id),
             ["admin", "orders", id, action @ ("push" | "ship")] => Self::AdminOrder(id, action),
             ["admin", "config"] => Self::AdminConfig,
             ["healthz"] => Self::Healthz,
@@ -86,6 +89,7 @@ impl<'a> Target<'a> {
             None => match self {
                 Self::AdminSku(_) => "admin_sku",
                 Self::AdminOrder(..) => "admin_order",
+                Self::AdminOrderView(_) => "admin_order_view",
                 Self::AdminRefunds => "admin_refunds",
                 Self::AdminRefundRetry(_) => "admin_refund_retry",
                 Self::AdminAfterSale(..) => "admin_after_sale",
@@ -220,6 +224,7 @@ async fn dispatch(
         Target::OpenAfterSale(order_id) => after_sales::open(&app, order_id, req, buyer).await,
         Target::AdminAfterSale(id, action) => after_sales::act(&app, id, action, req).await,
         Target::AdminOrder(order_id, action) => fulfilment::admin_action(&app, order_id, action, req).await,
+        Target::AdminOrderView(order_id) => orders::get_as_merchant(&app, order_id, req).await,
         Target::PaymentNotify => payments::notify(&app, req).await,
         Target::RefundNotify => refunds::notify(&app, req).await,
         Target::AdminRefunds => refunds::list(&app, req).await,
@@ -255,6 +260,7 @@ mod tests {
             Target::OpenAfterSale(_) => "/v1/orders/1/after-sales",
             Target::AdminAfterSale(..) => "/admin/after-sales/1/approve",
             Target::AdminOrder(..) => "/admin/orders/1/ship",
+            Target::AdminOrderView(_) => "/admin/orders/1",
             Target::PaymentNotify => "/v1/payments/notify",
             Target::RefundNotify => "/v1/refunds/notify",
             Target::AdminRefunds => "/admin/refunds",
@@ -285,6 +291,7 @@ mod tests {
             Target::AdminRefundRetry(""),
             Target::AdminSku(""),
             Target::AdminOrder("", ""),
+            Target::AdminOrderView(""),
             Target::AdminConfig,
             Target::Healthz,
             Target::Readyz,

@@ -13,6 +13,7 @@ use crate::config::LimitedRoute;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
 use crate::refusal::Dependency;
+use crate::routes::admin::authorize;
 use crate::routes::input;
 use crate::{cancellation, placement};
 
@@ -50,6 +51,19 @@ pub async fn cancel(app: &App, order_id: &str, req: Read, buyer: u64) -> Result<
 /// The buyer's order with its history, refunds and after-sale requests; another buyer's is answered 404
 /// like an unknown one, so order ids say nothing.
 pub async fn get(app: &App, order_id: &str, buyer: u64) -> Result<Reply, ApiError> {
+    view(app, order_id, Some(buyer)).await
+}
+
+/// `GET /admin/orders/{id}`: the merchant's view of any order, the same
+/// answer as its buyer's.
+pub async fn get_as_merchant(app: &App, order_id: &str, req: Read) -> Result<Reply, ApiError> {
+    authorize(app, req.headers())?;
+    view(app, order_id, None).await
+}
+
+/// The order with its history, refunds and after-sale requests; unknown if
+/// it is not `owner`'s.
+async fn view(app: &App, order_id: &str, owner: Option<u64>) -> Result<Reply, ApiError> {
     let order_id = input::order_id(order_id)?;
     let order = app
         .orders
@@ -59,7 +73,7 @@ pub async fn get(app: &App, order_id: &str, buyer: u64) -> Result<Reply, ApiErro
             tracing::warn!(%order_id, error = %err, "order lookup failed");
             ApiError::Unavailable(Dependency::Mysql)
         })?
-        .filter(|order| order.user_id == buyer)
+        .filter(|order| owner.is_none_or(|owner| order.user_id == owner))
         .ok_or(ApiError::UnknownOrder)?;
     let mysql_down = |err: sqlx::Error| {
         tracing::warn!(%order_id, error = %err, "order history lookup failed");
