@@ -1,4 +1,4 @@
-//! `paysim`: the payment channel simulator, for the demo and for storefront
+//! `paysim`: the payment channel and warehouse simulator, for the demo and for storefront
 //! developers. See the library (`src/lib.rs`) for its API.
 
 use std::net::SocketAddr;
@@ -8,7 +8,10 @@ use clap::Parser;
 use paysim::{Simulator, DEFAULT_RETRY_SCHEDULE_MS};
 
 #[derive(Parser)]
-#[command(version, about = "Payment channel simulator: signed notifications, retries, a query API, faults on request")]
+#[command(
+    version,
+    about = "Payment channel and warehouse simulator: payments and refunds with signed notifications, retries, lookups and faults on request; a warehouse that ships or intercepts"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9700")]
