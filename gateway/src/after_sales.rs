@@ -110,9 +110,9 @@ async fn approve_refund_before_shipment(
         if pushed {
             app.warehouse.intercept(&request.order_id.to_string()).await.map_err(warehouse_error)?;
         }
-        match make(app, request.after_sale_id, Action::Approve, Actor::Merchant, text.clone(), pushed).await {
-            Err(OrderError::WarehouseRefused { state }) if state == NOT_INTERCEPTED => continue,
-            approved => return approved,
+        match attempt(app, request.after_sale_id, Action::Approve, Actor::Merchant, text.clone(), pushed).await? {
+            AfterSaleMoved::NeedsInterception => continue,
+            moved => return answer(moved, Action::Approve),
         }
     }
 }
@@ -130,6 +130,18 @@ async fn make(
     text: Option<String>,
     intercepted: bool,
 ) -> Result<AfterSaleView, OrderError> {
+    answer(attempt(app, after_sale_id, action, actor, text, intercepted).await?, action)
+}
+
+/// One move of a request in its shard, as `orderdb` answers it.
+async fn attempt(
+    app: &App,
+    after_sale_id: OrderId,
+    action: Action,
+    actor: Actor,
+    text: Option<String>,
+    intercepted: bool,
+) -> Result<AfterSaleMoved, OrderError> {
     let (return_address, reject_reason) = match action {
         Action::Approve => (text, None),
         Action::Reject => (None, text),
@@ -137,7 +149,14 @@ async fn make(
     };
     let request =
         AfterSaleMove { after_sale_id, action, actor, return_address, reject_reason, intercepted, at: Utc::now() };
-    match app.orders.after_sale_move(&request).await.map_err(mysql_down)? {
+    app.orders.after_sale_move(&request).await.map_err(mysql_down)
+}
+
+/// A request's move as the API answers it. Only an approval of a refund
+/// before shipment needs an interception first, and its workflow asks for
+/// one and tries again before it gets here.
+fn answer(moved: AfterSaleMoved, action: Action) -> Result<AfterSaleView, OrderError> {
+    match moved {
         AfterSaleMoved::Done(moved) => {
             metrics::counter!("gateway_after_sale_moves_total", "action" => action.as_str()).increment(1);
             Ok(moved)
