@@ -70,6 +70,26 @@ async fn a_pushed_order_is_cancelled_only_once_the_warehouse_intercepted_it() {
     assert_eq!(history, ["PAID", "IN_WAREHOUSE", "CANCELLED"]);
     assert_eq!(pools.outbox(0, 10).await.unwrap().len(), 2, "the push's and the cancellation's events");
 
+    // Refund drivers on two settlers see the same due refund: one takes the attempt.
+    let due = pools.due_refunds(0, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let later = Utc::now() + chrono::Duration::seconds(60);
+    let (a, b) = tokio::join!(pools.claim_refund(&due[0], later, 5), pools.claim_refund(&due[0], later, 5));
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|claimed| **claimed).count(), 1, "one claim of one attempt");
+    assert!(pools.due_refunds(0, 10).await.unwrap().is_empty(), "not due again before its next attempt");
+    // Out of attempts: stuck once, whoever notices.
+    let mut spent = due[0].clone();
+    spent.attempts = 1;
+    let (a, b) = tokio::join!(pools.claim_refund(&spent, later, 1), pools.claim_refund(&spent, later, 1));
+    assert!(!a.unwrap() && !b.unwrap());
+    let stuck = pools.refunds_in_state("STUCK", 10).await.unwrap();
+    assert_eq!(stuck.len(), 1);
+    let (stuck_rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM refund_attempts WHERE outcome = 'STUCK'")
+        .fetch_one(&pools.pools[0])
+        .await
+        .unwrap();
+    assert_eq!(stuck_rows, 1, "the attempts say stuck once");
+
     pools.close().await;
     shards::drop_databases(&dsns).await.unwrap();
 }
