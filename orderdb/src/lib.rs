@@ -12,10 +12,12 @@
 //!   after payment, auto-completion) with their outbox, history and refunds.
 //! - [`refunds`]: refund rows, their attempts and jobs, settling one once.
 //! - [`after_sales`]: after-sale requests and their moves, refunds included.
+//! - [`queries`]: order lists paged by a cursor on the order id.
 
 pub mod after_sales;
 pub mod lifecycle;
 pub mod orders;
+pub mod queries;
 pub mod refunds;
 pub mod shards;
 pub mod transitions;

@@ -102,6 +102,28 @@ fn is_duplicate(err: &sqlx::Error) -> bool {
     error_number(err) == Some(1062)
 }
 
+/// The columns of a [`StoredOrder`], as [`OrderRow`] reads them.
+pub(crate) const COLUMNS: &str =
+    "order_id, user_id, sku, qty, amount_cents, status, created_at, pay_by, carrier, tracking_no";
+
+pub(crate) type OrderRow =
+    (i64, u64, String, u32, i64, String, NaiveDateTime, NaiveDateTime, Option<String>, Option<String>);
+
+pub(crate) fn stored(row: OrderRow) -> Result<StoredOrder, sqlx::Error> {
+    let (order_id, user_id, sku, qty, amount_cents, status_name, created_at, pay_by, carrier, tracking_no) = row;
+    Ok(StoredOrder {
+        order_id: OrderId::from_raw(order_id as u64),
+        user_id,
+        sku,
+        qty,
+        amount_cents,
+        status: status(&status_name)?,
+        created_at: created_at.and_utc(),
+        pay_by: pay_by.and_utc(),
+        shipment: carrier.zip(tracking_no).map(|(carrier, tracking_no)| Shipment { carrier, tracking_no }),
+    })
+}
+
 /// A status read back from a row; a name this build does not know is a decode error.
 pub(crate) fn status(name: &str) -> Result<OrderStatus, sqlx::Error> {
     OrderStatus::parse(name).ok_or_else(|| sqlx::Error::Decode(format!("unknown order status {name:?}").into()))
@@ -136,28 +158,11 @@ impl ShardPools {
 
     /// The order, from the shard its id names.
     pub async fn get(&self, order_id: OrderId) -> Result<Option<StoredOrder>, sqlx::Error> {
-        type Row = (u64, String, u32, i64, String, NaiveDateTime, NaiveDateTime, Option<String>, Option<String>);
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT user_id, sku, qty, amount_cents, status, created_at, pay_by, carrier, tracking_no \
-             FROM orders WHERE order_id = ?",
-        )
-        .bind(order_id.raw() as i64)
-        .fetch_optional(self.for_order(order_id))
-        .await?;
-        let Some((user_id, sku, qty, amount_cents, status_name, created_at, pay_by, carrier, tracking_no)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(StoredOrder {
-            order_id,
-            user_id,
-            sku,
-            qty,
-            amount_cents,
-            status: status(&status_name)?,
-            created_at: created_at.and_utc(),
-            pay_by: pay_by.and_utc(),
-            shipment: carrier.zip(tracking_no).map(|(carrier, tracking_no)| Shipment { carrier, tracking_no }),
-        }))
+        let row: Option<OrderRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE order_id = ?"))
+            .bind(order_id.raw() as i64)
+            .fetch_optional(self.for_order(order_id))
+            .await?;
+        row.map(stored).transpose()
     }
 
     /// Orders of `sku` by status, over all shards.
