@@ -46,7 +46,10 @@ pub async fn open(app: &App, order_id: OrderId, buyer: u64, request: Request) ->
         at: now,
     };
     let opened = match app.orders.open_after_sale(&new).await.map_err(mysql_down)? {
-        Opened::Done(opened) => opened,
+        Opened::Done(opened) => {
+            app.forget_order(order_id).await;
+            opened
+        }
         Opened::NotNow { status } => return Err(OrderError::AfterSaleNotAllowed { status }),
         Opened::TooMany { left } => return Err(OrderError::NotReturnable { left }),
         Opened::Unknown => return Err(OrderError::UnknownOrder),
@@ -112,7 +115,7 @@ async fn approve_refund_before_shipment(
         }
         match attempt(app, request.after_sale_id, Action::Approve, Actor::Merchant, text.clone(), pushed).await? {
             AfterSaleMoved::NeedsInterception => continue,
-            moved => return answer(moved, Action::Approve),
+            moved => return answer(app, moved, Action::Approve).await,
         }
     }
 }
@@ -130,7 +133,7 @@ async fn make(
     text: Option<String>,
     intercepted: bool,
 ) -> Result<AfterSaleView, OrderError> {
-    answer(attempt(app, after_sale_id, action, actor, text, intercepted).await?, action)
+    answer(app, attempt(app, after_sale_id, action, actor, text, intercepted).await?, action).await
 }
 
 /// One move of a request in its shard, as `orderdb` answers it.
@@ -155,9 +158,11 @@ async fn attempt(
 /// A request's move as the API answers it. Only an approval of a refund
 /// before shipment needs an interception first, and its workflow asks for
 /// one and tries again before it gets here.
-fn answer(moved: AfterSaleMoved, action: Action) -> Result<AfterSaleView, OrderError> {
+/// A move made drops its order's cached view.
+async fn answer(app: &App, moved: AfterSaleMoved, action: Action) -> Result<AfterSaleView, OrderError> {
     match moved {
         AfterSaleMoved::Done(moved) => {
+            app.forget_order(moved.order_id).await;
             metrics::counter!("gateway_after_sale_moves_total", "action" => action.as_str()).increment(1);
             Ok(moved)
         }

@@ -18,6 +18,7 @@ use paychannel::client::{HttpChannel, PaymentChannel};
 use paychannel::warehouse::HttpWarehouse;
 use stock::{IdempotencyRecord, Reservation, ReserveRequest, SaleStore, StoreError, Windows};
 
+use crate::replicas::Replicas;
 use crate::auth::Verifier;
 use crate::config::{self, Config};
 use crate::group_commit::{GroupCommit, Unanswered};
@@ -56,6 +57,8 @@ pub struct App {
     pub events: EventProducer,
     /// The orders database: lookups, and the moves after payment.
     pub orders: ShardPools,
+    /// The shards' read replicas, for lists and searches.
+    pub replicas: Replicas,
     pub channel: Arc<dyn PaymentChannel>,
     pub warehouse: HttpWarehouse,
     pub sold_out: SoldOutCache,
@@ -164,6 +167,7 @@ impl App {
             sales,
             events: EventProducer::new(&config.kafka)?,
             orders: ShardPools::connect_lazy(&config.mysql.shards, 8, Duration::from_secs(2))?,
+            replicas: Replicas::connect_lazy(&config.mysql.replicas, 4, Duration::from_secs(1))?,
             channel: Arc::new(HttpChannel::new(
                 &config.payments.channel_url,
                 Duration::from_millis(config.payments.channel_timeout_ms),

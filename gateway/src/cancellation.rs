@@ -34,6 +34,8 @@ pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Re
     match cancellation {
         Cancellation::Cancelled { outbox_entry, reservation } => {
             app.sold_out.clear(sku);
+            // MySQL hears of it through Kafka; readers see it now.
+            app.cache_status(order_id, OrderStatus::Cancelled).await;
             let event = OrderEvent::OrderCancelled(OrderCancelled {
                 order: reservation.order(order_id, sku),
                 reason: CancelReason::User,
@@ -86,7 +88,7 @@ async fn cancel_after_payment(app: &App, order_id: OrderId, user_id: u64) -> Res
         if matches!(outcome, Moved::NeedsInterception) {
             continue;
         }
-        let changed = moved(outcome, Action::Cancel)?;
+        let changed = moved(app, outcome, Action::Cancel).await?;
         return changed.refund.ok_or(OrderError::InvalidTransition { status, action: Action::Cancel });
     }
 }

@@ -31,6 +31,10 @@ pub struct Config {
     pub orders: Orders,
     pub payments: Payments,
     pub warehouse: Warehouse,
+    /// The hot-order cache in Redis.
+    pub cache: Cache,
+    /// Order lists and the merchant's search.
+    pub queries: Queries,
     /// Buyers who hoard units: refused for a while.
     pub abuse: Abuse,
     /// Who the buyer is: reloaded while running (key rotation).
@@ -86,6 +90,14 @@ pub struct Mysql {
     /// Passwords in them are shown masked.
     #[serde(serialize_with = "startup::secret::masked_urls")]
     pub shards: Vec<String>,
+    /// A read replica per shard, in shard order ("" for none; an empty list
+    /// for none at all). Lists and searches read there while it is less
+    /// than `queries.replica_max_lag_secs` behind; reads of one order by id
+    /// never do (the cache or the primary answer them). Its user needs the
+    /// `REPLICATION CLIENT` (MariaDB ≥ 10.5: `SLAVE MONITOR`) privilege to
+    /// read its lag.
+    #[serde(serialize_with = "startup::secret::masked_urls")]
+    pub replicas: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +172,45 @@ impl Default for Warehouse {
     }
 }
 
+/// The hot-order cache: an order's view, readable from its 202 on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cache {
+    /// How long an order's view stays cached after it was written or read,
+    /// seconds; 0 switches the cache off. It bounds the cache's size (the
+    /// orders accepted or read within it) and how stale a read can be when
+    /// a cache write failed or a read raced a move.
+    pub ttl_secs: u64,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self { ttl_secs: 60 }
+    }
+}
+
+/// Order lists (`GET /v1/orders`) and the merchant's search (`GET /admin/orders`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Queries {
+    /// Most orders on one page (`limit` above it is refused).
+    pub max_page: u32,
+    /// The search waits this long for each shard, ms; a shard slower than
+    /// this is left out of the answer, which is marked partial.
+    pub shard_timeout_ms: u64,
+    /// A replica further behind its primary than this (or not replicating)
+    /// is not read; its shard's lists go to the primary, seconds.
+    pub replica_max_lag_secs: u64,
+    /// How often each replica's lag is read, ms.
+    pub replica_check_ms: u64,
+}
+
+impl Default for Queries {
+    fn default() -> Self {
+        Self { max_page: 100, shard_timeout_ms: 1_000, replica_max_lag_secs: 5, replica_check_ms: 1_000 }
+    }
+}
+
 /// Traffic control, reloaded from the file (and on SIGHUP) without a
 /// restart. Everything here is per gateway instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,6 +239,7 @@ pub struct Traffic {
 pub enum LimitedRoute {
     PlaceOrder,
     GetOrder,
+    ListOrders,
     PayOrder,
     CancelOrder,
     ReceiveOrder,
@@ -201,6 +253,7 @@ impl LimitedRoute {
         match self {
             Self::PlaceOrder => "place_order",
             Self::GetOrder => "get_order",
+            Self::ListOrders => "list_orders",
             Self::PayOrder => "pay_order",
             Self::CancelOrder => "cancel_order",
             Self::ReceiveOrder => "receive_order",
@@ -290,13 +343,14 @@ impl Default for Admin {
 impl std::fmt::Debug for Mysql {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let shards: Vec<String> = self.shards.iter().map(|dsn| startup::secret::mask_password(dsn)).collect();
-        f.debug_struct("Mysql").field("shards", &shards).finish()
+        let replicas: Vec<String> = self.replicas.iter().map(|dsn| startup::secret::mask_password(dsn)).collect();
+        f.debug_struct("Mysql").field("shards", &shards).field("replicas", &replicas).finish()
     }
 }
 
 impl Default for Mysql {
     fn default() -> Self {
-        Self { shards: orderdb::shards::local_dsns() }
+        Self { shards: orderdb::shards::local_dsns(), replicas: Vec::new() }
     }
 }
 
@@ -446,6 +500,12 @@ impl Config {
         }
         if order::shard::ShardRouter::new(self.mysql.shards.len()).is_none() {
             return invalid("mysql.shards", "must list between 1 and 1024 DSNs");
+        }
+        if !self.mysql.replicas.is_empty() && self.mysql.replicas.len() != self.mysql.shards.len() {
+            return invalid("mysql.replicas", "must be empty or list one DSN (or \"\") per shard");
+        }
+        if self.queries.max_page == 0 || self.queries.shard_timeout_ms == 0 || self.queries.replica_check_ms == 0 {
+            return invalid("queries", "max_page, shard_timeout_ms and replica_check_ms must be positive");
         }
         if self.payments.secret.expose().len() < shortest {
             return invalid("payments.secret", "must be at least 16 characters");

@@ -66,19 +66,21 @@ pub async fn make(
     shipment: Option<Shipment>,
 ) -> Result<OrderStatusChanged, OrderError> {
     let request = Move { order_id, action, actor, owner, shipment, intercepted: false, at: Utc::now() };
-    moved(app.orders.transition(&request).await.map_err(mysql_down)?, action)
+    moved(app, app.orders.transition(&request).await.map_err(mysql_down)?, action).await
 }
 
 /// The warehouse state a move reports when the order was pushed after its
 /// status was read, so nobody asked the warehouse to intercept it.
 pub const NOT_INTERCEPTED: &str = "not_intercepted";
 
-/// A move's outcome as the API answers it. Only a cancellation of a pushed
-/// order needs an interception first, and its workflow asks for one and
-/// tries again before it gets here.
-pub fn moved(moved: Moved, action: Action) -> Result<OrderStatusChanged, OrderError> {
+/// A move's outcome as the API answers it; a move made drops the order's
+/// cached view. Only a cancellation of a pushed order needs an
+/// interception first, and its workflow asks for one and tries again
+/// before it gets here.
+pub async fn moved(app: &App, moved: Moved, action: Action) -> Result<OrderStatusChanged, OrderError> {
     match moved {
         Moved::Done(changed) => {
+            app.forget_order(changed.order.order_id).await;
             metrics::counter!("gateway_order_moves_total", "action" => action.as_str()).increment(1);
             Ok(*changed)
         }

@@ -12,9 +12,12 @@
 //!   receive), [`after_sales`] (refund-only, return, exchange requests),
 //!   [`payments`] (starting and settling payments),
 //!   [`payment_queries`] (asking the channel about late notifications),
+//!   [`queries`] (a buyer's orders, the merchant's search over the shards),
 //!   [`reload`] (hot reload of the traffic section); their answers and
 //!   errors are in [`outcomes`].
-//! - Shared state: [`app`] (what every request needs, built once).
+//! - Shared state: [`app`] (what every request needs, built once),
+//!   [`order_views`] (an order as the API shows it, through the hot-order
+//!   cache), [`replicas`] (the read replicas and whether each keeps up).
 //! - Local decisions: [`traffic`] (token buckets, deny lists, client IPs,
 //!   circuit breakers), [`shedding`] (the in-flight cap), [`sold_out`],
 //!   [`sale_windows`] and [`recent_orders`] (what is answered from memory),
@@ -40,13 +43,16 @@ pub mod group_commit;
 pub mod http;
 pub mod metrics;
 pub mod node_lease;
+pub mod order_views;
 pub mod outcomes;
 pub mod payment_queries;
 pub mod payments;
 pub mod placement;
+pub mod queries;
 pub mod recent_orders;
 pub mod refusal;
 pub mod reload;
+pub mod replicas;
 pub mod routes;
 pub mod sale_windows;
 pub mod server;
@@ -99,6 +105,7 @@ pub async fn run(
         })
     };
     let lookups = tokio::spawn(payment_queries::run(app.clone()));
+    let replica_checks = tokio::spawn(replicas::watch(app.clone()));
     let reloads = config_file.map(|path| tokio::spawn(reload::watch(app.clone(), path)));
     let clash = std::sync::Mutex::new(None);
     let stop = async {
@@ -113,6 +120,7 @@ pub async fn run(
     server::serve(listener, app.clone(), stop, app.config.shutdown_grace()).await;
     pruner.abort();
     lookups.abort();
+    replica_checks.abort();
     lease.abort();
     if let Some(reloads) = reloads {
         reloads.abort();

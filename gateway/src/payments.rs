@@ -154,6 +154,10 @@ async fn settle_once(app: &App, payment: &Payment) -> Result<Settled, SettleErro
         // A repeat of this payment will send the event once more; harmless.
         tracing::warn!(%order_id, error = %err, "could not record the payment event as sent");
     }
+    if settled == Settled::Paid {
+        // MySQL hears of it through Kafka; readers see it now.
+        app.cache_status(order_id, OrderStatus::Paid).await;
+    }
     let outcome = if settled == Settled::Paid { "paid" } else { "refund_required" };
     metrics::counter!("gateway_payments_total", "outcome" => outcome).increment(1);
     Ok(settled)

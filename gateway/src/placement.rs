@@ -14,6 +14,7 @@ use order::event::{OrderCreated, OrderEvent};
 use order::request::PlaceOrder;
 use order::shard::bucket_for_user;
 use order::status::OrderStatus;
+use orderdb::StoredOrder;
 use stock::records::from_ms;
 use stock::{IdempotencyRecord, Release, Reservation, ReserveRequest};
 
@@ -236,7 +237,10 @@ async fn queue(
     }
     // With the other orders of the SKU acknowledged at the same time.
     match app.acknowledgements.call(sku, (key.to_owned(), record.clone())).await {
-        Ok(true) => Ok(placed(sku, &record, replayed)),
+        Ok(true) => {
+            app.cache_accepted(&stored_order(sku, &record)).await;
+            Ok(placed(sku, &record, replayed))
+        }
         Ok(false) => {
             // Cancelled as unconfirmed, or released, meanwhile; a retry with
             // the same key places a fresh order.
@@ -249,6 +253,21 @@ async fn queue(
             tracing::warn!(sku, order_id = %record.order_id, error = %err, "could not acknowledge the order in Redis");
             Err(outcome_unknown())
         }
+    }
+}
+
+/// The order as the settler will store it.
+fn stored_order(sku: &str, record: &IdempotencyRecord) -> StoredOrder {
+    StoredOrder {
+        order_id: record.order_id,
+        user_id: record.user_id,
+        sku: sku.to_owned(),
+        qty: record.qty,
+        amount_cents: record.amount_cents,
+        status: OrderStatus::PendingPayment,
+        created_at: from_ms(record.created_ms),
+        pay_by: from_ms(record.pay_by_ms),
+        shipment: None,
     }
 }
 

@@ -5,6 +5,8 @@
 //! namespace (empty by default; e.g. `staging:` to share one Redis between
 //! deployments).
 
+use order::id::OrderId;
+
 /// The keys of one SKU's sale.
 pub struct SaleKeys {
     /// Hash: `stock`, `reserved`, `sold`, `total`, `per_user_limit`, `price_cents`.
@@ -145,6 +147,11 @@ impl GlobalKeys {
     /// the window that began with the first; its TTL is the window's rest.
     pub fn strikes(&self, user_id: u64) -> String {
         format!("{}strikes:{{u{user_id}}}", self.namespace)
+    }
+
+    /// String: an order's view as the API answers it (`order_cache`).
+    pub fn cached_order(&self, order_id: OrderId) -> String {
+        format!("{}order:{{o{order_id}}}", self.namespace)
     }
 
     pub fn claim_queries(&self) -> Vec<String> {

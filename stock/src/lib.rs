@@ -12,11 +12,12 @@
 //! - [`requests`]: what callers hand to the scripts; [`replies`]: what the
 //!   scripts answer, typed and parsed; [`records`]: the records they store.
 //! - [`store`]: [`SaleStore`], the calls; [`payment_queries`]: the payments
-//!   the channel is to be asked about.
+//!   the channel is to be asked about; [`order_cache`]: the hot-order cache.
 
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod order_cache;
 pub mod payment_queries;
 pub mod records;
 pub mod replies;

@@ -11,6 +11,7 @@ pub mod input;
 pub mod ops;
 pub mod orders;
 pub mod payments;
+pub mod queries;
 pub mod refunds;
 
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use crate::traffic::TrafficPolicy;
 /// What a request is for, from its path.
 enum Target<'a> {
     PlaceOrder,
+    ListOrders,
     GetOrder(&'a str),
     PayOrder(&'a str),
     CancelOrder(&'a str),
@@ -38,6 +40,8 @@ enum Target<'a> {
     RefundNotify,
     AdminSku(&'a str),
     AdminRefunds,
+    /// The merchant's search over every shard.
+    AdminSearch,
     AdminRefundRetry(&'a str),
     /// The merchant's move of an after-sale request: (its id, the move).
     AdminAfterSale(&'a str, &'a str),
@@ -54,9 +58,10 @@ enum Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    fn of(path: &'a str) -> Self {
+    fn of(method: &Method, path: &'a str) -> Self {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match segments.as_slice() {
+            ["v1", "orders"] if method == Method::GET => Self::ListOrders,
             ["v1", "orders"] => Self::PlaceOrder,
             ["v1", "orders", id] => Self::GetOrder(id),
             ["v1", "orders", id, "pay"] => Self::PayOrder(id),
@@ -71,6 +76,7 @@ impl<'a> Target<'a> {
                 Self::AdminAfterSale(id, action)
             }
             ["admin", "skus", sku] => Self::AdminSku(sku),
+            ["admin", "orders"] => Self::AdminSearch,
             ["admin", "orders", id] => Self::AdminOrderView(id),
             ["admin", "orders", id, action @ ("push" | "ship")] => Self::AdminOrder(id, action),
             ["admin", "config"] => Self::AdminConfig,
@@ -91,6 +97,7 @@ impl<'a> Target<'a> {
                 Self::AdminOrder(..) => "admin_order",
                 Self::AdminOrderView(_) => "admin_order_view",
                 Self::AdminRefunds => "admin_refunds",
+                Self::AdminSearch => "admin_search",
                 Self::AdminRefundRetry(_) => "admin_refund_retry",
                 Self::AdminAfterSale(..) => "admin_after_sale",
                 Self::AdminConfig => "admin_config",
@@ -108,6 +115,7 @@ impl<'a> Target<'a> {
         Some(match self {
             Self::PlaceOrder => LimitedRoute::PlaceOrder,
             Self::GetOrder(_) => LimitedRoute::GetOrder,
+            Self::ListOrders => LimitedRoute::ListOrders,
             Self::PayOrder(_) => LimitedRoute::PayOrder,
             Self::CancelOrder(_) => LimitedRoute::CancelOrder,
             Self::ReceiveOrder(_) => LimitedRoute::ReceiveOrder,
@@ -123,6 +131,7 @@ impl<'a> Target<'a> {
         matches!(
             self,
             Self::PlaceOrder
+                | Self::ListOrders
                 | Self::GetOrder(_)
                 | Self::PayOrder(_)
                 | Self::CancelOrder(_)
@@ -133,8 +142,9 @@ impl<'a> Target<'a> {
 
     fn allow(&self) -> &'static str {
         match self {
-            Self::PlaceOrder
-            | Self::PayOrder(_)
+            // One path: the method chose the target.
+            Self::PlaceOrder | Self::ListOrders => "GET, POST",
+            Self::PayOrder(_)
             | Self::CancelOrder(_)
             | Self::ReceiveOrder(_)
             | Self::OpenAfterSale(_)
@@ -183,7 +193,7 @@ fn before_body(
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
     let started = Instant::now();
     let path = req.uri().path().to_owned();
-    let target = Target::of(&path);
+    let target = Target::of(req.method(), &path);
     let route = target.label();
     let reply = dispatch(app, req, peer, target).await.unwrap_or_else(|err| http::error(&err));
     metrics::counter!("gateway_requests_total", "route" => route, "status" => reply.status().as_str().to_owned())
@@ -218,6 +228,8 @@ async fn dispatch(
     match target {
         Target::PlaceOrder => orders::place(app.clone(), req, buyer).await,
         Target::GetOrder(order_id) => orders::get(&app, order_id, buyer).await,
+        Target::ListOrders => queries::mine(&app, req, buyer).await,
+        Target::AdminSearch => queries::search(&app, req).await,
         Target::PayOrder(order_id) => payments::pay(&app, order_id, req, buyer).await,
         Target::CancelOrder(order_id) => orders::cancel(&app, order_id, req, buyer).await,
         Target::ReceiveOrder(order_id) => fulfilment::receive(&app, order_id, buyer).await,
@@ -252,7 +264,8 @@ mod tests {
     /// A path of each target; a new target fails to compile here until it has one.
     fn sample(target: &Target<'_>) -> &'static str {
         match target {
-            Target::PlaceOrder => "/v1/orders",
+            Target::PlaceOrder | Target::ListOrders => "/v1/orders",
+            Target::AdminSearch => "/admin/orders",
             Target::GetOrder(_) => "/v1/orders/1",
             Target::PayOrder(_) => "/v1/orders/1/pay",
             Target::CancelOrder(_) => "/v1/orders/1/cancel",
@@ -279,6 +292,7 @@ mod tests {
     fn served() -> BTreeSet<(&'static str, String)> {
         let all = [
             Target::PlaceOrder,
+            Target::ListOrders,
             Target::GetOrder(""),
             Target::PayOrder(""),
             Target::CancelOrder(""),
@@ -288,6 +302,7 @@ mod tests {
             Target::PaymentNotify,
             Target::RefundNotify,
             Target::AdminRefunds,
+            Target::AdminSearch,
             Target::AdminRefundRetry(""),
             Target::AdminSku(""),
             Target::AdminOrder("", ""),
@@ -300,10 +315,13 @@ mod tests {
         ];
         let mut served = BTreeSet::new();
         for target in all {
-            let routed = Target::of(sample(&target));
+            let method = if matches!(target, Target::PlaceOrder) { Method::POST } else { Method::GET };
+            let routed = Target::of(&method, sample(&target));
             assert_eq!(routed.label(), target.label(), "{} routes elsewhere", sample(&target));
+            served.insert((target.label(), method.to_string()));
             for method in target.allow().split(", ") {
-                served.insert((target.label(), method.to_owned()));
+                let method: Method = method.parse().unwrap();
+                served.insert((Target::of(&method, sample(&target)).label(), method.to_string()));
             }
         }
         served
@@ -320,10 +338,11 @@ mod tests {
                 .replace("{refund_id}", "rf1-ab")
                 .replace("{after_sale_id}", "1")
                 .replace("{action}", "approve");
-            let target = Target::of(&concrete);
-            assert!(!matches!(target, Target::Unknown), "{path} is described but not routed");
             for method in item.as_object().expect("operations").keys() {
-                described.insert((target.label(), method.to_uppercase()));
+                let method: Method = method.to_uppercase().parse().unwrap();
+                let target = Target::of(&method, &concrete);
+                assert!(!matches!(target, Target::Unknown), "{path} is described but not routed");
+                described.insert((target.label(), method.to_string()));
             }
         }
         assert_eq!(described, served());

@@ -61,30 +61,18 @@ pub async fn get_as_merchant(app: &App, order_id: &str, req: Read) -> Result<Rep
     view(app, order_id, None).await
 }
 
-/// The order with its history, refunds and after-sale requests; unknown if
-/// it is not `owner`'s.
+/// The order with its history, refunds and after-sale requests (through the
+/// hot-order cache); unknown if it is not `owner`'s.
 async fn view(app: &App, order_id: &str, owner: Option<u64>) -> Result<Reply, ApiError> {
     let order_id = input::order_id(order_id)?;
-    let order = app
-        .orders
-        .get(order_id)
+    let view = app
+        .order_view(order_id)
         .await
         .map_err(|err| {
             tracing::warn!(%order_id, error = %err, "order lookup failed");
             ApiError::Unavailable(Dependency::Mysql)
         })?
-        .filter(|order| owner.is_none_or(|owner| order.user_id == owner))
+        .filter(|view| owner.is_none_or(|owner| view["user_id"].as_u64() == Some(owner)))
         .ok_or(ApiError::UnknownOrder)?;
-    let mysql_down = |err: sqlx::Error| {
-        tracing::warn!(%order_id, error = %err, "order history lookup failed");
-        ApiError::Unavailable(Dependency::Mysql)
-    };
-    let history = app.orders.history(order_id).await.map_err(mysql_down)?;
-    let refunds = app.orders.refunds_of(order_id).await.map_err(mysql_down)?;
-    let after_sales = app.orders.after_sales_of(order_id).await.map_err(mysql_down)?;
-    let mut answer = serde_json::to_value(&order).expect("orders serialise");
-    answer["history"] = serde_json::to_value(&history).expect("history serialises");
-    answer["refunds"] = serde_json::to_value(&refunds).expect("refunds serialise");
-    answer["after_sales"] = serde_json::to_value(&after_sales).expect("after-sales serialise");
-    Ok(http::json(StatusCode::OK, &answer))
+    Ok(http::json(StatusCode::OK, &view))
 }
