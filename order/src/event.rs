@@ -150,6 +150,9 @@ pub struct RefundCompleted {
     pub refund_id: String,
     pub order_id: OrderId,
     pub user_id: u64,
+    /// Empty in events written before it was added.
+    #[serde(default)]
+    pub sku: String,
     pub payment_id: String,
     pub amount_cents: i64,
     pub at: DateTime<Utc>,

@@ -9,6 +9,7 @@
 //! - [`lifecycle`]: the state machine: (status, action, actor) → next status.
 //! - [`after_sale`]: after-sale requests' own state machine.
 //! - [`sale`]: a sale's window.
+//! - [`sale_stats`]: a SKU's sale figures, counted from its events.
 
 pub mod after_sale;
 pub mod event;
@@ -16,5 +17,6 @@ pub mod id;
 pub mod lifecycle;
 pub mod request;
 pub mod sale;
+pub mod sale_stats;
 pub mod shard;
 pub mod status;

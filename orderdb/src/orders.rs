@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::future::try_join_all;
-use order::event::{OrderCreated, Shipment};
+use order::event::{CancelReason, OrderCreated, Shipment};
 use order::id::OrderId;
+use order::sale_stats::SaleStats;
 use order::status::OrderStatus;
 use serde::Serialize;
 use sqlx::mysql::{MySqlDatabaseError, MySqlPool};
@@ -241,6 +242,44 @@ impl ShardPools {
             }
         }
         Ok(found)
+    }
+
+    /// `sku`'s sale figures recomputed from every shard: orders stored,
+    /// paid (with a payment recorded), cancelled by reason, refunds the
+    /// channel confirmed.
+    pub async fn sale_stats(&self, sku: &str) -> Result<SaleStats, sqlx::Error> {
+        let mut stats = SaleStats::default();
+        for pool in &self.pools {
+            let (accepted, accepted_cents, paid, paid_cents): (i64, i64, i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(amount_cents), 0) AS SIGNED), COUNT(paid_at), \
+                 CAST(COALESCE(SUM(IF(paid_at IS NULL, 0, amount_cents)), 0) AS SIGNED) FROM orders WHERE sku = ?",
+            )
+            .bind(sku)
+            .fetch_one(pool)
+            .await?;
+            let cancelled: Vec<(Option<String>, i64)> = sqlx::query_as(
+                "SELECT cancel_reason, COUNT(*) FROM orders WHERE sku = ? AND status = 'CANCELLED' GROUP BY cancel_reason",
+            )
+            .bind(sku)
+            .fetch_all(pool)
+            .await?;
+            let (refunded, refunded_cents): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(r.amount_cents), 0) AS SIGNED) FROM refunds r \
+                 JOIN refund_jobs j ON j.refund_id = r.refund_id WHERE r.sku = ? AND j.state = 'DONE'",
+            )
+            .bind(sku)
+            .fetch_one(pool)
+            .await?;
+            let mut shard = SaleStats { accepted, accepted_cents, paid, paid_cents, refunded, refunded_cents, ..SaleStats::default() };
+            for (reason, count) in cancelled {
+                let reason = reason.as_deref().and_then(CancelReason::parse).ok_or_else(|| {
+                    sqlx::Error::Decode(format!("cancelled order of {sku} with cancel reason {reason:?}").into())
+                })?;
+                *shard.cancelled(reason) += count;
+            }
+            stats.add(&shard);
+        }
+        Ok(stats)
     }
 
     /// Orders on all shards.

@@ -263,8 +263,8 @@ impl ShardPools {
             .bind(refund_id)
             .execute(&mut *tx)
             .await?;
-        let (user_id, payment_id, amount_cents): (u64, String, i64) =
-            sqlx::query_as("SELECT user_id, payment_id, amount_cents FROM refunds WHERE refund_id = ?")
+        let (user_id, sku, payment_id, amount_cents): (u64, String, String, i64) =
+            sqlx::query_as("SELECT user_id, sku, payment_id, amount_cents FROM refunds WHERE refund_id = ?")
                 .bind(refund_id)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -272,6 +272,7 @@ impl ShardPools {
             refund_id: refund_id.to_owned(),
             order_id,
             user_id,
+            sku,
             payment_id,
             amount_cents,
             at: now,

@@ -13,14 +13,23 @@
 //! with the reason, counted in `settler_dead_letters_total`, and the batch
 //! goes on: one poison event never halts the pipeline. A shutdown during a
 //! retry leaves the batch uncommitted, to be delivered again.
+//!
+//! Once a batch is written, two things follow in Redis, at best effort:
+//! its orders that moved leave the gateway's hot-order cache (the next read
+//! finds them in their shard), and its events are added to the live sale
+//! figures (`stats:{sku}`, and `settler_sale_*` in `/metrics`). A batch
+//! delivered again is counted again: `settler sale-report` recomputes the
+//! figures from MySQL and shows the drift.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
 use events::producer::EventProducer;
 use order::event::{OrderCreated, OrderEvent};
+use order::sale_stats::SaleStats;
 use orderdb::{transitions, ShardPools};
+use stock::SaleStore;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
@@ -37,6 +46,8 @@ pub enum SettleError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("mysql: {0}")]
     Mysql(#[from] sqlx::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] stock::StoreError),
 }
 
 /// A shutdown arrived while the batch was being retried.
@@ -54,6 +65,8 @@ pub struct Settler {
     consumer: StreamConsumer,
     dead_letters: EventProducer,
     shards: ShardPools,
+    /// The hot-order cache and the live sale figures.
+    store: SaleStore,
 }
 
 impl Settler {
@@ -73,7 +86,8 @@ impl Settler {
         consumer.subscribe(&[&config.kafka.topic])?;
         let dead_letters = EventProducer::new(&config.producer())?;
         let shards = config.mysql.connect_lazy()?;
-        Ok(Self { config, consumer, dead_letters, shards })
+        let store = SaleStore::connect(&config.redis)?;
+        Ok(Self { config, consumer, dead_letters, shards, store })
     }
 
     /// Settles batches until `shutdown` resolves. A batch under way when it
@@ -168,11 +182,33 @@ impl Settler {
         for rejected in &rejected {
             self.dead_letter(rejected, stopping).await?;
         }
+        let moved: Vec<_> = moves.iter().map(|(_, event)| event.order_id()).collect();
+        if let Err(err) = self.store.forget_orders(&moved).await {
+            tracing::warn!(error = %err, orders = moved.len(), "moved orders left in the hot-order cache until their TTL");
+        }
+        self.count(orders.iter().map(|(_, order)| SaleStats::of_created(order)).chain(moves.iter().filter_map(|(_, event)| SaleStats::of(event)))).await;
         self.commit(batch);
         metrics::counter!("settler_batches_total").increment(1);
         metrics::counter!("settler_events_total").increment(batch.len() as u64);
         tracing::debug!(messages = batch.len(), orders = orders.len(), transitions = moves.len(), "batch settled");
         Ok(())
+    }
+
+    /// Adds a batch's figures to the live sale figures.
+    async fn count<'a>(&self, figures: impl Iterator<Item = (&'a str, SaleStats)>) {
+        let mut by_sku: BTreeMap<String, SaleStats> = BTreeMap::new();
+        for (sku, stats) in figures {
+            by_sku.entry(sku.to_owned()).or_default().add(&stats);
+        }
+        for (sku, stats) in &by_sku {
+            for (figure, value) in stats.fields().into_iter().filter(|(_, value)| *value != 0) {
+                metrics::counter!("settler_sale_figures_total", "sku" => sku.clone(), "figure" => figure)
+                    .increment(value as u64);
+            }
+        }
+        if let Err(err) = self.store.add_sale_stats(&by_sku).await {
+            tracing::warn!(error = %err, "live sale figures missed a batch; settler sale-report shows the drift");
+        }
     }
 
     /// Writes the new orders, one insert per shard. If a shard refuses its

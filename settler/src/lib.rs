@@ -9,6 +9,7 @@
 //! - [`refunds`]: asks the payment channel for refunds until each is settled.
 //! - [`ops`]: `GET /healthz` and `GET /metrics`.
 //! - [`reconcile`]: compares a sale's counters in Redis with its orders in MySQL.
+//! - [`sale_report`]: the daily report: live sale figures against MySQL's.
 //! - [`setup`]: `settler setup`: databases, schema and topics for a deployment.
 //!
 //! The orders database itself (pools, schema, every statement) is the
@@ -21,6 +22,7 @@ pub mod lifecycle;
 pub mod ops;
 pub mod reconcile;
 pub mod refunds;
+pub mod sale_report;
 pub mod setup;
 pub mod sweeper;
 

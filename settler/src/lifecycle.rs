@@ -25,6 +25,7 @@ use events::producer::EventProducer;
 use futures::future::join_all;
 use order::after_sale;
 use order::event::OrderEvent;
+use order::id::OrderId;
 use order::lifecycle::{Action, Actor};
 use order::status::OrderStatus;
 use orderdb::after_sales::{AfterSaleMove, AfterSaleMoved};
@@ -194,7 +195,10 @@ impl Lifecycle {
     /// Sends the shard's outbox. An order's rows go one after the other and
     /// stop at its first failure; only the rows sent are deleted, so a
     /// consumer never sees a later move of an order before an earlier one,
-    /// and one order that cannot be delivered holds up no other.
+    /// and one order that cannot be delivered holds up no other. The orders
+    /// sent leave the gateway's hot-order cache: a second delete after the
+    /// gateway's own, which ends any entry a read cached while the move ran
+    /// (and covers the moves made here, by timers).
     async fn relay(&self, shard: usize) -> Result<u64, sqlx::Error> {
         let entries = self.shards.outbox(shard, AT_ONCE).await?;
         // Orders side by side; one order's rows one after the other, stopping at its first failure.
@@ -211,13 +215,18 @@ impl Lifecycle {
                 if !self.deliver(entry).await {
                     break;
                 }
-                done.push(entry.id);
+                done.push(entry);
             }
             done
         }))
         .await;
-        let done: Vec<i64> = sent.into_iter().flatten().collect();
-        self.shards.outbox_sent(shard, &done).await?;
+        let done: Vec<&OutboxEntry> = sent.into_iter().flatten().copied().collect();
+        let ids: Vec<i64> = done.iter().map(|entry| entry.id).collect();
+        self.shards.outbox_sent(shard, &ids).await?;
+        let moved: Vec<OrderId> = done.iter().map(|entry| OrderId::from_raw(entry.order_id as u64)).collect();
+        if let Err(err) = self.store.forget_orders(&moved).await {
+            tracing::warn!(shard, error = %err, "moved orders left in the hot-order cache until their TTL");
+        }
         Ok(done.len() as u64)
     }
 

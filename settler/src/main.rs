@@ -33,6 +33,13 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// The daily sale report: live sale figures against the same recomputed
+    /// from MySQL, as JSON; exit 1 if any differ.
+    SaleReport {
+        /// One SKU (default: every SKU with a sale loaded).
+        #[arg(long)]
+        sku: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -53,6 +60,16 @@ async fn main() -> anyhow::Result<()> {
             let result = settler::reconcile::reconcile(&shards, &store, &sku, repair).await?;
             println!("{}", serde_json::to_string_pretty(&result)?);
             if result.drifted() && !result.repaired {
+                std::process::exit(1);
+            }
+        }
+        Command::SaleReport { sku } => {
+            let shards = config.mysql.connect_lazy()?;
+            let store = stock::SaleStore::connect(&config.redis)?;
+            store.wait_connected(Duration::from_secs(5)).await;
+            let reports = settler::sale_report::report(&shards, &store, sku).await?;
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+            if reports.iter().any(|report| !report.drift.is_empty()) {
                 std::process::exit(1);
             }
         }

@@ -28,6 +28,8 @@ pub struct SaleKeys {
     pub outbox: String,
     /// Hash: order id → units of a paid order cancelled, once they left `sold`.
     pub returned: String,
+    /// Hash: the SKU's live sale figures (`order::sale_stats`), by name.
+    pub stats: String,
     /// Prefix of the SKU's idempotency records.
     idempotency_prefix: String,
 }
@@ -45,6 +47,7 @@ impl SaleKeys {
             closed: format!("{namespace}closed:{{{sku}}}"),
             outbox: format!("{namespace}outbox:{{{sku}}}"),
             returned: format!("{namespace}returned:{{{sku}}}"),
+            stats: format!("{namespace}stats:{{{sku}}}"),
             idempotency_prefix: format!("{namespace}idem:{{{sku}}}:"),
         }
     }

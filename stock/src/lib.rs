@@ -12,7 +12,8 @@
 //! - [`requests`]: what callers hand to the scripts; [`replies`]: what the
 //!   scripts answer, typed and parsed; [`records`]: the records they store.
 //! - [`store`]: [`SaleStore`], the calls; [`payment_queries`]: the payments
-//!   the channel is to be asked about; [`order_cache`]: the hot-order cache.
+//!   the channel is to be asked about; [`order_cache`]: the hot-order cache;
+//!   [`sale_stats`]: the live sale figures.
 
 pub mod config;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod payment_queries;
 pub mod records;
 pub mod replies;
 pub mod requests;
+pub mod sale_stats;
 pub mod scripts;
 pub mod store;
 

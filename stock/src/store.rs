@@ -67,7 +67,7 @@ impl SaleStore {
         })
     }
 
-    fn keys(&self, sku: &str) -> SaleKeys {
+    pub(crate) fn keys(&self, sku: &str) -> SaleKeys {
         SaleKeys::new(&self.namespace, sku)
     }
 

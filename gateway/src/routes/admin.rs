@@ -87,6 +87,21 @@ pub async fn get_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError>
     Ok(sale_reply(sku, &status))
 }
 
+/// `GET /admin/sales/{sku}/stats`: the SKU's live sale figures, counted by
+/// the settler from the event stream (every sale of the SKU), with the
+/// conversion (paid per order created). `settler sale-report` checks them
+/// against MySQL.
+pub async fn sale_stats(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError> {
+    authorize(app, req.headers())?;
+    check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
+    sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
+    let stats = app.sales.sale_stats(sku).await.map_err(|err| redis_down("reading sale figures", err))?;
+    let mut answer = serde_json::to_value(stats).expect("figures serialise");
+    answer["sku"] = serde_json::json!(sku);
+    answer["conversion"] = serde_json::json!(stats.conversion());
+    Ok(http::json(StatusCode::OK, &answer))
+}
+
 /// `GET /admin/config`: the config in force, with the traffic section as
 /// last reloaded and when, secrets masked.
 pub fn get_config(app: &App, req: Read) -> Result<Reply, ApiError> {
