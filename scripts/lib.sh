@@ -38,6 +38,8 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
 PAYSIM_PORT="${PAYSIM_PORT:-9700}"
 SETTLER_PORT="${SETTLER_PORT:-9101}"                # the settler's /healthz and /metrics
+REPLICA_PRIMARY_PORT="${REPLICA_PRIMARY_PORT:-3307}" # scripts/replica.sh: a primary with a binary log
+REPLICA_PORT="${REPLICA_PORT:-3308}"                 # and its replica
 
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
 export MYSQL_URL="${MYSQL_URL:-mysql://flashsale:flashsale@127.0.0.1:$MYSQL_PORT}"
@@ -45,6 +47,8 @@ export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
 export MYSQL_SHARDS="${MYSQL_SHARDS:-$MYSQL_URL/orders_0,$MYSQL_URL/orders_1,$MYSQL_URL/orders_2,$MYSQL_URL/orders_3}"
 export GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT"
 export PAYSIM_URL="http://127.0.0.1:$PAYSIM_PORT"
+export MYSQL_REPLICATION_PRIMARY="mysql://flashsale:flashsale@127.0.0.1:$REPLICA_PRIMARY_PORT"
+export MYSQL_REPLICA="mysql://flashsale:flashsale@127.0.0.1:$REPLICA_PORT"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { log "$*"; exit 1; }

@@ -58,7 +58,8 @@ impl App {
         Ok(view)
     }
 
-    async fn view_from_shard(&self, order_id: OrderId) -> Result<Option<Value>, sqlx::Error> {
+    /// The order's view as its primary shard has it.
+    pub async fn view_from_shard(&self, order_id: OrderId) -> Result<Option<Value>, sqlx::Error> {
         let Some(order) = self.orders.get(order_id).await? else { return Ok(None) };
         let (history, refunds, after_sales) = tokio::try_join!(
             self.orders.history(order_id),
