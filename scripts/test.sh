@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test against real services: sets up the machine (scripts/setup.sh),
-# drops databases and Redis keys that earlier test runs left, runs the
-# workspace's tests with cargo-nextest (cargo test where nextest is missing),
-# then the Lua scripts and the hot path again on a Redis Cluster of three
-# masters (scripts/cluster_test.sh), then scripts/ports_test.sh (the stack
-# just built, on spare ports with services of its own: k6 smoke runs with
-# their thresholds enforced, a small flash sale), then the short form of
+# Runs every test against real services: sets up the machine (scripts/setup.sh,
+# and scripts/replica.sh for the read-replica tests), drops databases and
+# Redis keys that earlier test runs left, runs the workspace's tests with
+# cargo-nextest (cargo test where nextest is missing), then the Lua scripts
+# and the hot path again on a Redis Cluster of three masters
+# (scripts/cluster_test.sh), then scripts/ports_test.sh (the stack just
+# built, on spare ports with services of its own: k6 smoke runs with their
+# thresholds enforced, a small flash sale), then the short form of
 # scripts/chaos.sh (faults injected mid-sale, invariants checked after).
 #
 #   scripts/test.sh [extra nextest/cargo test arguments]
@@ -13,11 +14,16 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bash "$ROOT/scripts/setup.sh"
+bash "$ROOT/scripts/replica.sh"
 
-stale=$(mariadb -uflashsale -pflashsale -h127.0.0.1 -P"$MYSQL_PORT" -N -e \
-  "SELECT schema_name FROM information_schema.schemata WHERE schema_name REGEXP '^t_[0-9a-f]{12}_[0-9]+$'")
-for db in $stale; do
-  mariadb -uflashsale -pflashsale -h127.0.0.1 -P"$MYSQL_PORT" -e "DROP DATABASE \`$db\`"
+# Shard databases earlier runs' tests left (on the replicated pair's primary
+# too: the drop replicates).
+for port in "$MYSQL_PORT" "$REPLICA_PRIMARY_PORT"; do
+  stale=$(mariadb -uflashsale -pflashsale -h127.0.0.1 -P"$port" -N -e \
+    "SELECT schema_name FROM information_schema.schemata WHERE schema_name REGEXP '^t_[0-9a-f]{12}_[0-9]+$'")
+  for db in $stale; do
+    mariadb -uflashsale -pflashsale -h127.0.0.1 -P"$port" -e "DROP DATABASE IF EXISTS \`$db\`"
+  done
 done
 
 # Redis keys of earlier runs' tests (each test has a `test_…:` namespace).
