@@ -33,8 +33,14 @@ start_server() {
   wait_port "$port" 60 "mariadb ($port)" || { tail -20 "$data.log"; exit 1; }
 }
 
-# sql PORT STATEMENTS: as root over the server's own socket.
-sql() { mariadb -uroot -S "$RUN/mariadb-repl-$1.sock" -N -e "$2"; }
+# sql PORT STATEMENTS: as root over the socket of a server started here,
+# else (a pair another checkout started) over TCP as root, then as flashsale.
+sql() {
+  local socket="$RUN/mariadb-repl-$1.sock"
+  if [ -S "$socket" ]; then mariadb -uroot -S "$socket" -N -e "$2"; return; fi
+  mariadb -uroot -h127.0.0.1 -P"$1" -N -e "$2" 2>/dev/null \
+    || mariadb -uflashsale -pflashsale -h127.0.0.1 -P"$1" -N -e "$2"
+}
 
 start_server "$REPLICA_PRIMARY_PORT" 1 --log-bin=primary-bin --binlog-format=ROW
 start_server "$REPLICA_PORT" 2 --relay-log=replica-relay
