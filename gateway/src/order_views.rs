@@ -11,7 +11,9 @@
 //!   they are answered;
 //! - every move made in MySQL first drops the cached view once committed,
 //!   here in the gateway's routes, again in the settler's outbox relay, and
-//!   in the settler after it applied a move from Kafka.
+//!   in the settler after it applied a move from Kafka;
+//! - the settler's refund driver drops the views of the orders whose
+//!   refunds it handled, each round.
 //!
 //! A read therefore shows every acknowledged move. A cache write that
 //! failed, or a read of the shard that raced a move and cached what it

@@ -851,3 +851,140 @@ async fn a_refund_only_request_on_an_order_that_shipped_is_escalated_not_retried
     assert_eq!(stack.act(&other, 38, Action::Ship).await.unwrap().status, StatusCode::OK);
     stack.stop().await;
 }
+
+/// A read agrees with the order's primary shard after every move: at once
+/// for the moves the API makes in MySQL; for a payment, which reaches MySQL
+/// through Kafka, the read shows PAID first and agrees once the settler
+/// applied it; and after a move the settler makes on its own (here the
+/// auto-completion), which only the settler's deletes bring to a cached view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_agree_with_the_primary_after_every_move() {
+    let stack = Stack::start(Duration::from_secs(4)).await;
+    let agrees = |order_id: String, user: u64| {
+        let stack = &stack;
+        async move {
+            let primary = stack.gateway.app.view_from_shard(order_id.parse().unwrap()).await.unwrap().unwrap();
+            (stack.get(&order_id, user).await == primary).then_some(primary)
+        }
+    };
+    let placed = stack.gateway.place(31, &stack.sku, 1, &unique("k")).await;
+    let received = placed.json["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(stack.get(&received, 31).await["status"], "PENDING_PAYMENT", "readable from the 202 on");
+    let left_shipped = stack.placed(32).await;
+    for (order_id, user) in [(&received, 31), (&left_shipped, 32)] {
+        // Cached before the payment: the payment's own update must reach it.
+        stack.get(order_id, user).await;
+        let path = format!("/v1/orders/{order_id}/pay");
+        let started = stack.buyer(Method::POST, &path, user, json!({"sku": stack.sku})).await;
+        let payment_id = started.json["payment_id"].as_str().unwrap();
+        let (status, _) =
+            paysim(&stack.paysim, Method::POST, &format!("/v1/payments/{payment_id}/complete"), json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+        eventually(Duration::from_secs(10), "the read to show the payment", || async {
+            (stack.get(order_id, user).await["status"] == "PAID").then_some(())
+        })
+        .await;
+        let primary = eventually(Duration::from_secs(20), "the read to agree after the payment", || {
+            agrees(order_id.clone(), user)
+        })
+        .await;
+        assert_eq!(primary["status"], "PAID");
+        for action in [Action::Push, Action::Ship] {
+            let answer = stack.act(order_id, user, action).await.unwrap();
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+            let primary = agrees(order_id.clone(), user).await;
+            assert!(primary.is_some(), "{action:?}: the read shows the move at once");
+        }
+    }
+    let answer = stack.act(&received, 31, Action::Receive).await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(agrees(received.clone(), 31).await.unwrap()["status"], "COMPLETED");
+    // The other one is cached as shipped; the settler completes it.
+    assert_eq!(stack.get(&left_shipped, 32).await["status"], "SHIPPED");
+    let primary = eventually(Duration::from_secs(30), "the auto-completion read", || async {
+        agrees(left_shipped.clone(), 32).await.filter(|view| view["status"] == "COMPLETED")
+    })
+    .await;
+    assert_eq!(primary["history"].as_array().unwrap().len(), 4);
+    stack.stop().await;
+}
+
+/// A change the cache never heard of (as when a delete was lost) is read
+/// late by at most `cache.ttl_secs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_the_cache_missed_is_read_within_its_ttl() {
+    let ttl = Duration::from_secs(2);
+    let stack =
+        Stack::start_configured(Duration::from_secs(3_600), 10, Duration::from_secs(3_600), |config| {
+            config.cache.ttl_secs = ttl.as_secs();
+        })
+        .await;
+    let order_id = stack.paid(33).await;
+    let read = stack.get(&order_id, 33).await;
+    assert_eq!(read["status"], "PAID");
+    // Behind the gateway's and the settler's backs: nothing drops the view.
+    let shards = pools(&stack.shards);
+    let id: order::id::OrderId = order_id.parse().unwrap();
+    sqlx::query("UPDATE orders SET qty = 2 WHERE order_id = ?")
+        .bind(id.raw() as i64)
+        .execute(shards.for_order(id))
+        .await
+        .unwrap();
+    let changed_at = std::time::Instant::now();
+    assert_eq!(stack.get(&order_id, 33).await["qty"], 1, "the cached view, until it expires");
+    tokio::time::sleep(ttl.saturating_sub(changed_at.elapsed()) + Duration::from_millis(50)).await;
+    assert_eq!(stack.get(&order_id, 33).await["qty"], 2, "read from the shard once the TTL passed");
+    shards.close().await;
+    stack.stop().await;
+}
+
+/// The live figures of a sale follow its events (orders, payments,
+/// cancellations by reason, refunds); the report recomputes them from
+/// MySQL, agrees, and shows a count made twice as drift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_sale_figures_follow_the_events_and_the_report_shows_drift() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    stack.paid(41).await;
+    let refunded = stack.paid(42).await;
+    stack.order_in(OrderStatus::Cancelled, 43).await;
+    let cancel = stack.act(&refunded, 42, Action::Cancel).await.unwrap();
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.json);
+    stack.refund_in(&refunded, 42, "DONE").await;
+    let expected = order::sale_stats::SaleStats {
+        accepted: 3,
+        accepted_cents: 7_500,
+        paid: 2,
+        paid_cents: 5_000,
+        cancelled_user: 1,
+        cancelled_after_payment: 1,
+        refunded: 1,
+        refunded_cents: 2_500,
+        ..Default::default()
+    };
+    let path = format!("/admin/sales/{}/stats", stack.sku);
+    let figures = eventually(Duration::from_secs(30), "the live figures", || async {
+        let answer = stack.gateway.admin(Method::GET, &path, "").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+        let mut want = serde_json::to_value(expected).unwrap();
+        want["sku"] = json!(stack.sku);
+        want["conversion"] = json!(2.0 / 3.0);
+        (answer.json == want).then_some(answer.json)
+    })
+    .await;
+    assert_eq!(figures["paid_cents"], 5_000, "the GMV");
+
+    let shards = pools(&stack.shards);
+    let store = &stack.gateway.app.sales;
+    let report = settler::sale_report::report(&shards, store, Some(stack.sku.clone())).await.unwrap();
+    assert_eq!((report[0].recomputed, report[0].drift.len()), (expected, 0));
+    // A batch counted twice, as after a settler restart before its commit.
+    let twice = order::sale_stats::SaleStats { paid: 1, paid_cents: 2_500, ..Default::default() };
+    store.add_sale_stats(&[(stack.sku.clone(), twice)].into()).await.unwrap();
+    let report = settler::sale_report::report(&shards, store, Some(stack.sku.clone())).await.unwrap();
+    let drift: Vec<_> = report[0].drift.iter().map(|d| (d.figure, d.live, d.recomputed)).collect();
+    assert_eq!(drift, [("paid", 3, 2), ("paid_cents", 7_500, 5_000)]);
+    let unknown = stack.gateway.admin(Method::GET, "/admin/sales/nothing_here/stats", "").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    shards.close().await;
+    stack.stop().await;
+}

@@ -106,7 +106,10 @@ impl Lifecycle {
                 Err(err) => tracing::warn!(shard, error = %err, "after-sale reviews failed; trying again next round"),
             }
             match self.refunds.round(&self.shards, shard).await {
-                Ok(refunded) => round.refunded += refunded,
+                Ok((refunded, touched)) => {
+                    round.refunded += refunded;
+                    self.forget(shard, &touched).await;
+                }
                 Err(err) => tracing::warn!(shard, error = %err, "refund round failed; trying again next round"),
             }
             match self.relay(shard).await {
@@ -224,10 +227,15 @@ impl Lifecycle {
         let ids: Vec<i64> = done.iter().map(|entry| entry.id).collect();
         self.shards.outbox_sent(shard, &ids).await?;
         let moved: Vec<OrderId> = done.iter().map(|entry| OrderId::from_raw(entry.order_id as u64)).collect();
-        if let Err(err) = self.store.forget_orders(&moved).await {
-            tracing::warn!(shard, error = %err, "moved orders left in the hot-order cache until their TTL");
-        }
+        self.forget(shard, &moved).await;
         Ok(done.len() as u64)
+    }
+
+    /// Drops changed orders' views from the gateway's hot-order cache.
+    async fn forget(&self, shard: usize, orders: &[OrderId]) {
+        if let Err(err) = self.store.forget_orders(orders).await {
+            tracing::warn!(shard, error = %err, "changed orders left in the hot-order cache until their TTL");
+        }
     }
 
     /// The entry's effects (units back to the sale, a pushed order or an

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use order::id::OrderId;
 use orderdb::refunds::{DueRefund, Settled};
 use orderdb::ShardPools;
 use paychannel::client::{ChannelError, HttpChannel, PaymentChannel};
@@ -28,10 +29,13 @@ pub struct RefundDriver {
 }
 
 impl RefundDriver {
-    /// One round over shard `shard`'s due refunds; how many were settled.
-    pub async fn round(&self, shards: &ShardPools, shard: usize) -> Result<u64, sqlx::Error> {
+    /// One round over shard `shard`'s due refunds: how many were settled,
+    /// and the orders whose refunds it looked at (their views changed).
+    pub async fn round(&self, shards: &ShardPools, shard: usize) -> Result<(u64, Vec<OrderId>), sqlx::Error> {
         let mut settled = 0;
-        for due in shards.due_refunds(shard, AT_ONCE).await? {
+        let due_now = shards.due_refunds(shard, AT_ONCE).await?;
+        let touched = due_now.iter().map(|due| due.order_id).collect();
+        for due in due_now {
             let next_at = Utc::now() + chrono::Duration::from_std(self.retry_every).unwrap_or(chrono::Duration::MAX);
             if !shards.claim_refund(&due, next_at, self.max_attempts).await? {
                 if due.attempts >= self.max_attempts {
@@ -47,7 +51,7 @@ impl RefundDriver {
                 settled += 1;
             }
         }
-        Ok(settled)
+        Ok((settled, touched))
     }
 
     async fn attempt(&self, shards: &ShardPools, due: &DueRefund) -> Result<Option<Settled>, sqlx::Error> {
