@@ -18,13 +18,13 @@ use paychannel::client::{HttpChannel, PaymentChannel};
 use paychannel::warehouse::HttpWarehouse;
 use stock::{IdempotencyRecord, Reservation, ReserveRequest, SaleStore, StoreError, Windows};
 
-use crate::replicas::Replicas;
 use crate::auth::Verifier;
 use crate::config::{self, Config};
 use crate::group_commit::{GroupCommit, Unanswered};
 use crate::node_lease::NodeLease;
 use crate::outcomes::{PlaceError, Placed, SettleError, Settled, Unpublished};
 use crate::recent_orders::RecentOrders;
+use crate::replicas::Replicas;
 use crate::sale_windows::SaleWindows;
 use crate::shedding::InFlight;
 use crate::single_flight::SingleFlight;

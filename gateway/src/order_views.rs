@@ -92,7 +92,9 @@ impl App {
         }
         let changed = async {
             let Some(text) = self.sales.cached_order(order_id).await? else { return Ok(()) };
-            let Ok(mut view) = serde_json::from_str::<Value>(&text) else { return self.sales.forget_orders(&[order_id]).await };
+            let Ok(mut view) = serde_json::from_str::<Value>(&text) else {
+                return self.sales.forget_orders(&[order_id]).await;
+            };
             view["status"] = json!(status);
             self.sales.recache_order(order_id, &view.to_string()).await
         };

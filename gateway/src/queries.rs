@@ -23,7 +23,12 @@ pub struct Page {
 }
 
 /// A page of the buyer's orders: one shard, one range scan.
-pub async fn of_buyer(app: &App, filter: OrderFilter, before: Option<OrderId>, limit: u32) -> Result<Page, sqlx::Error> {
+pub async fn of_buyer(
+    app: &App,
+    filter: OrderFilter,
+    before: Option<OrderId>,
+    limit: u32,
+) -> Result<Page, sqlx::Error> {
     let user_id = filter.user_id.expect("a buyer's list names the buyer");
     let shard = app.orders.router.shard_for_user(user_id);
     let orders = shard_page(app, shard, &filter, before, limit).await?;

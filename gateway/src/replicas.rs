@@ -29,8 +29,10 @@ impl Replicas {
             .map(|dsn| {
                 (!dsn.is_empty())
                     .then(|| {
-                        let pool =
-                            MySqlPoolOptions::new().max_connections(size).acquire_timeout(acquire_timeout).connect_lazy(dsn)?;
+                        let pool = MySqlPoolOptions::new()
+                            .max_connections(size)
+                            .acquire_timeout(acquire_timeout)
+                            .connect_lazy(dsn)?;
                         // Not read until a check found it keeping up.
                         Ok(Replica { pool, keeping_up: AtomicBool::new(false) })
                     })

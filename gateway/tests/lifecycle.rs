@@ -914,11 +914,10 @@ async fn reads_agree_with_the_primary_after_every_move() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_the_cache_missed_is_read_within_its_ttl() {
     let ttl = Duration::from_secs(2);
-    let stack =
-        Stack::start_configured(Duration::from_secs(3_600), 10, Duration::from_secs(3_600), |config| {
-            config.cache.ttl_secs = ttl.as_secs();
-        })
-        .await;
+    let stack = Stack::start_configured(Duration::from_secs(3_600), 10, Duration::from_secs(3_600), |config| {
+        config.cache.ttl_secs = ttl.as_secs();
+    })
+    .await;
     let order_id = stack.paid(33).await;
     let read = stack.get(&order_id, 33).await;
     assert_eq!(read["status"], "PAID");

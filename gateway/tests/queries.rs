@@ -172,7 +172,7 @@ async fn the_merchant_search_merges_the_shards_and_marks_a_slow_one_partial() {
             }
         }
     }
-    expected.sort_by(|a, b| b.0.cmp(&a.0));
+    expected.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
     let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
     let first = format!("sku={sku}&min_amount_cents=600&limit=4");
     let merged = walk(&format!("/admin/orders?{first}"), async |path| {

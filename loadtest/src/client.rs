@@ -134,6 +134,30 @@ impl Gateway {
         Ok(self.send(req).await?.0)
     }
 
+    /// A GET of `path_and_query` as `buyer` (else with the admin token); the status and the body.
+    pub async fn get(&self, path_and_query: &str, buyer: Option<u64>) -> anyhow::Result<(StatusCode, Bytes)> {
+        let auth = match buyer {
+            Some(user_id) => self.buyers.bearer(user_id),
+            None => format!("Bearer {}", self.admin_token),
+        };
+        let req = Request::get(format!("{}{path_and_query}", self.base))
+            .header("authorization", auth)
+            .body(Full::new(Bytes::new()))?;
+        self.send(req).await
+    }
+
+    /// The value of one sample of the gateway's `/metrics` (0 if absent),
+    /// e.g. `gateway_order_cache_total{outcome="hit"}`.
+    pub async fn metric(&self, sample: &str) -> anyhow::Result<f64> {
+        let (_, text) = self.get("/metrics", None).await?;
+        let text = String::from_utf8_lossy(&text);
+        let value = text
+            .lines()
+            .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(Ok(0.0), |value| value.trim().parse())?;
+        Ok(value)
+    }
+
     /// `POST /admin/orders/{id}/push|ship` (ship with a parcel); fails unless 200.
     pub async fn merchant(&self, order_id: &str, action: &str) -> anyhow::Result<()> {
         let body =

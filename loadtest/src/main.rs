@@ -2,7 +2,7 @@
 //! checks the stock invariants afterwards. Exits non-zero when one fails.
 //!
 //! Layout: the scenarios [`flash_sale`], [`open_loop`] (steady, ramp),
-//! [`storm`] (idempotency) and [`mixed`]; [`chaos`] the buyers and the
+//! [`storm`] (idempotency), [`mixed`] and [`queries`] (order reads against their floors); [`chaos`] the buyers and the
 //! invariant check of `scripts/chaos.sh`; [`burst`] the closed-loop generator; [`bench`]
 //! the floors; [`client`] the HTTP calls; [`report`] and [`timeline`] the
 //! figures and the chart; [`shards`] the MySQL counts.
@@ -18,6 +18,7 @@ mod client;
 mod flash_sale;
 mod mixed;
 mod open_loop;
+mod queries;
 mod report;
 mod shards;
 mod storm;
@@ -58,6 +59,10 @@ enum Scenario {
     /// and the stack's figures as ratios against them, with CPU per 1,000
     /// operations, in one run.
     Bench(BenchArgs),
+    /// Order reads (one order, a buyer's list, the merchant's search) with a
+    /// sale beside them, against a plain Redis GET and a plain primary-key
+    /// SELECT measured in the same run, with the cache hit ratio.
+    Queries(QueriesArgs),
     /// The bench's bare hyper floor: serves the sold-out answer on a free
     /// loopback port, printed first; runs until killed.
     #[command(hide = true)]
@@ -110,6 +115,42 @@ struct BenchArgs {
     redis_pid: Option<u32>,
     #[arg(long)]
     mysql_pid: Option<u32>,
+    /// Also write the figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct QueriesArgs {
+    /// Gateway base URL; must be a loopback address. Run it without token
+    /// buckets (scripts/bench.sh does), or they measure themselves.
+    #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
+    target: String,
+    #[arg(long, env = "ADMIN_TOKEN", default_value = "dev-admin-token")]
+    admin_token: String,
+    /// Buyers, one order each: the orders read.
+    #[arg(long, default_value_t = 2_000)]
+    buyers: u64,
+    /// Calls per phase (the search makes a tenth as many), and per floor.
+    #[arg(long, default_value_t = 20_000)]
+    reads: u64,
+    /// Calls in flight, the same for every phase and floor.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Orders a second the sale beside the reads places.
+    #[arg(long, default_value_t = 200.0)]
+    sale_rate: f64,
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    /// The gateway's `redis.namespace`, to empty its cache before the cold phase.
+    #[arg(long, env = "GATEWAY_REDIS__NAMESPACE", default_value = "")]
+    namespace: String,
+    /// Shard DSNs (the settler's list); or MYSQL_SHARDS, comma-separated.
+    #[arg(long = "shard", env = "MYSQL_SHARDS", value_delimiter = ',', default_values_t = orderdb::shards::local_dsns())]
+    shards: Vec<String>,
+    /// How long to wait for the settler to store the orders, seconds.
+    #[arg(long, default_value_t = 120)]
+    settle_secs: u64,
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -316,6 +357,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::IdempotencyStorm(args) => storm(args).await,
         Scenario::Mixed(args) => mixed(args).await,
         Scenario::Bench(args) => bench(args).await,
+        Scenario::Queries(args) => query_bench(args).await,
         Scenario::HyperFloor => bench::floors::serve_hyper_floor().await,
         Scenario::ChaosBuyers(args) => chaos_buyers(args).await,
         Scenario::ChaosCheck(args) => chaos_check(args).await,
@@ -324,6 +366,30 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn query_bench(args: QueriesArgs) -> anyhow::Result<()> {
+    let run = Common::run_id()?;
+    let report = queries::Queries {
+        gateway: client::Gateway::new(&args.target, &args.admin_token, args.concurrency * 2)?,
+        sku: format!("queries_{run}"),
+        // Clear of the ids earlier runs used, as the other scenarios' are.
+        first_user: run * 1_000_000,
+        buyers: args.buyers,
+        reads: args.reads,
+        concurrency: args.concurrency,
+        redis: stock::RedisConfig { url: args.redis, namespace: args.namespace, ..Default::default() },
+        shards: args.shards,
+        sale_rate: args.sale_rate,
+        settle: Duration::from_secs(args.settle_secs),
+    }
+    .run()
+    .await?;
+    report.print();
+    if let Some(path) = args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+    }
+    Ok(())
 }
 
 async fn chaos_buyers(args: ChaosBuyersArgs) -> anyhow::Result<()> {

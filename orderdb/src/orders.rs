@@ -270,7 +270,15 @@ impl ShardPools {
             .bind(sku)
             .fetch_one(pool)
             .await?;
-            let mut shard = SaleStats { accepted, accepted_cents, paid, paid_cents, refunded, refunded_cents, ..SaleStats::default() };
+            let mut shard = SaleStats {
+                accepted,
+                accepted_cents,
+                paid,
+                paid_cents,
+                refunded,
+                refunded_cents,
+                ..SaleStats::default()
+            };
             for (reason, count) in cancelled {
                 let reason = reason.as_deref().and_then(CancelReason::parse).ok_or_else(|| {
                     sqlx::Error::Decode(format!("cancelled order of {sku} with cancel reason {reason:?}").into())

@@ -70,7 +70,7 @@ pub async fn page(
 /// the last id on this one, if it is full.
 pub fn merge(parts: Vec<Vec<StoredOrder>>, limit: u32) -> (Vec<StoredOrder>, Option<OrderId>) {
     let mut orders: Vec<StoredOrder> = parts.into_iter().flatten().collect();
-    orders.sort_unstable_by(|a, b| b.order_id.cmp(&a.order_id));
+    orders.sort_unstable_by_key(|order| std::cmp::Reverse(order.order_id));
     orders.truncate(limit as usize);
     let next = (orders.len() == limit as usize).then(|| orders.last().map(|order| order.order_id)).flatten();
     (orders, next)

@@ -22,8 +22,7 @@ struct Shards {
 
 impl Shards {
     async fn new(name: &str, count: usize) -> Self {
-        let server =
-            std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://flashsale:flashsale@127.0.0.1:3306".into());
+        let server = std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://flashsale:flashsale@127.0.0.1:3306".into());
         let run = format!("{}_{}", std::process::id(), Utc::now().timestamp_micros());
         let dsns: Vec<String> = (0..count).map(|n| format!("{server}/test_{name}_{run}_{n}")).collect();
         shards::create_databases(&dsns).await.unwrap();
@@ -85,7 +84,8 @@ async fn a_buyers_pages_cover_each_order_once_while_new_orders_arrive() {
     let now = Utc::now();
     let before: Vec<OrderCreated> = (0..150).map(|n| order(&ids, buyer, "tv", n, now)).collect();
     // Another buyer on the same shard, whose orders must not show.
-    let neighbour = (8..).find(|user| pools.router.shard_for_user(*user) == pools.router.shard_for_user(buyer)).unwrap();
+    let neighbour =
+        (8..).find(|user| pools.router.shard_for_user(*user) == pools.router.shard_for_user(buyer)).unwrap();
     let theirs: Vec<OrderCreated> = (0..30).map(|n| order(&ids, neighbour, "tv", n, now)).collect();
     pools.insert_new(&before.iter().chain(&theirs).collect::<Vec<_>>()).await.unwrap();
     for paid in before.iter().step_by(3) {
@@ -152,14 +152,19 @@ async fn the_merged_search_over_shards_equals_a_brute_force_scan() {
             max_amount_cents: Some(8_000),
             ..OrderFilter::default()
         },
-        OrderFilter { status: Some(OrderStatus::PendingPayment), max_amount_cents: Some(3_000), ..OrderFilter::default() },
+        OrderFilter {
+            status: Some(OrderStatus::PendingPayment),
+            max_amount_cents: Some(3_000),
+            ..OrderFilter::default()
+        },
     ];
     for filter in filters {
         let brute: Vec<OrderId> = {
             let mut kept: Vec<OrderId> = all
                 .iter()
                 .filter(|o| {
-                    let status = if paid.contains(&o.order_id) { OrderStatus::Paid } else { OrderStatus::PendingPayment };
+                    let status =
+                        if paid.contains(&o.order_id) { OrderStatus::Paid } else { OrderStatus::PendingPayment };
                     filter.sku.as_deref().is_none_or(|sku| o.sku == sku)
                         && filter.status.is_none_or(|s| s == status)
                         && filter.created_from.is_none_or(|from| o.created_at >= from)

@@ -29,12 +29,12 @@ use events::producer::EventProducer;
 use order::event::{OrderCreated, OrderEvent};
 use order::sale_stats::SaleStats;
 use orderdb::{transitions, ShardPools};
-use stock::SaleStore;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
+use stock::SaleStore;
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -186,7 +186,13 @@ impl Settler {
         if let Err(err) = self.store.forget_orders(&moved).await {
             tracing::warn!(error = %err, orders = moved.len(), "moved orders left in the hot-order cache until their TTL");
         }
-        self.count(orders.iter().map(|(_, order)| SaleStats::of_created(order)).chain(moves.iter().filter_map(|(_, event)| SaleStats::of(event)))).await;
+        self.count(
+            orders
+                .iter()
+                .map(|(_, order)| SaleStats::of_created(order))
+                .chain(moves.iter().filter_map(|(_, event)| SaleStats::of(event))),
+        )
+        .await;
         self.commit(batch);
         metrics::counter!("settler_batches_total").increment(1);
         metrics::counter!("settler_events_total").increment(batch.len() as u64);

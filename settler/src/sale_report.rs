@@ -36,7 +36,11 @@ pub enum ReportError {
 }
 
 /// The report of `sku`, or of every SKU with a sale loaded.
-pub async fn report(shards: &ShardPools, store: &SaleStore, sku: Option<String>) -> Result<Vec<SaleReport>, ReportError> {
+pub async fn report(
+    shards: &ShardPools,
+    store: &SaleStore,
+    sku: Option<String>,
+) -> Result<Vec<SaleReport>, ReportError> {
     let mut skus = match sku {
         Some(sku) => vec![sku],
         None => store.sales().await?,

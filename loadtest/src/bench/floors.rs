@@ -90,7 +90,7 @@ pub struct Calls {
 }
 
 /// Runs `call(0..count)` with `concurrency` in flight, timing each.
-async fn timed_calls<F, Fut>(count: u64, concurrency: usize, call: F) -> Calls
+pub async fn timed_calls<F, Fut>(count: u64, concurrency: usize, call: F) -> Calls
 where
     F: Fn(u64) -> Fut,
     Fut: Future<Output = Result<(), String>>,
