@@ -5,7 +5,9 @@
 # the two composed (no HTTP) vs the gateway's accepted path, with the
 # settler draining beside it and paused; a plain batched INSERT vs the
 # settler's drain rate; then each phase's CPU time per 1,000 operations in
-# every process of the stack, and the gateway's and settler's peak RSS.
+# every process of the stack, and the gateway's and settler's peak RSS;
+# then order reads beside a sale against a plain Redis GET and a plain
+# primary-key SELECT (loadtest queries, also .local/queries.json).
 # Restarts the memory-only broker (it slows as it fills) and the stack with
 # config/gateway.bench.toml (no token buckets), and stops the stack afterwards.
 # The stack runs on Redis keys under `bench:` and shard databases
@@ -13,6 +15,7 @@
 # would time out during this one and be measured with it.
 #
 #   scripts/bench.sh [loadtest bench arguments, e.g. --requests 100000 --concurrency 128]
+#   BENCH=queries scripts/bench.sh     # the order reads only
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -38,6 +41,10 @@ log "benchmark on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; load
 broker_pid=$(port_pid "$KAFKA_PORT")
 redis_pid=$(port_pid "$REDIS_PORT")
 mysql_pid=$(port_pid "$MYSQL_PORT")
-"$(cat "$STATE/bin-dir")/loadtest" bench --target "$GATEWAY_URL" --gateway-pid "$(cat "$RUN/gateway.pid")" \
-  --settler-pid "$(cat "$RUN/settler.pid")" ${broker_pid:+--broker-pid "$broker_pid"} \
-  ${redis_pid:+--redis-pid "$redis_pid"} ${mysql_pid:+--mysql-pid "$mysql_pid"} --json "$STATE/bench.json" "$@"
+if [ "${BENCH:-all}" != queries ]; then
+  "$(cat "$STATE/bin-dir")/loadtest" bench --target "$GATEWAY_URL" --gateway-pid "$(cat "$RUN/gateway.pid")" \
+    --settler-pid "$(cat "$RUN/settler.pid")" ${broker_pid:+--broker-pid "$broker_pid"} \
+    ${redis_pid:+--redis-pid "$redis_pid"} ${mysql_pid:+--mysql-pid "$mysql_pid"} --json "$STATE/bench.json" "$@"
+fi
+log "order reads beside a sale, against a Redis GET and a primary-key SELECT"
+"$(cat "$STATE/bin-dir")/loadtest" queries --target "$GATEWAY_URL" --json "$STATE/queries.json"
