@@ -316,3 +316,38 @@ async fn lists_read_a_replica_that_keeps_up_and_the_primary_when_it_lags_or_is_d
     // Dropped on the primary, the drop replicates (the planted row goes with it).
     drop_shards(&on_primary).await;
 }
+
+/// With Redis down, a read goes to the shard; with the shard gone, a cached
+/// order is still read, and one that is not is a 503 naming MySQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_go_on_with_the_cache_or_the_shard_down() {
+    let shards = fresh_shards(1).await;
+    let minter = order::id::IdGenerator::new(8).unwrap();
+    let (cached, uncached) = (order_of(&minter, 3, "down"), order_of(&minter, 3, "down"));
+    let shard_pools = pools(&shards);
+    shard_pools.insert_new(&[&cached, &uncached]).await.unwrap();
+    shard_pools.close().await;
+
+    let topic = unique("unused");
+    let mut config = gateway_config(&topic, &shards);
+    config.redis.url = "redis://127.0.0.1:1".into();
+    config.redis.command_timeout_ms = 200;
+    let without_redis = TestGateway::start(config).await;
+    let read = get(&without_redis, &format!("/v1/orders/{}", cached.order_id), 3).await;
+    assert_eq!((read.status, read.json["status"].as_str()), (StatusCode::OK, Some("PENDING_PAYMENT")), "{}", read.json);
+    without_redis.shutdown().await;
+
+    // The cache holds one order's view; then the shard goes away.
+    let gateway = TestGateway::start(gateway_config(&topic, &shards)).await;
+    let read = get(&gateway, &format!("/v1/orders/{}", cached.order_id), 3).await;
+    assert_eq!(read.status, StatusCode::OK);
+    gateway.shutdown().await;
+    drop_shards(&shards).await;
+    let gateway = TestGateway::start(gateway_config(&topic, &shards)).await;
+    let again = get(&gateway, &format!("/v1/orders/{}", cached.order_id), 3).await;
+    assert_eq!((again.status, &again.json), (StatusCode::OK, &read.json), "read from the cache");
+    let missing = get(&gateway, &format!("/v1/orders/{}", uncached.order_id), 3).await;
+    assert_eq!(missing.status, StatusCode::SERVICE_UNAVAILABLE, "{}", missing.json);
+    assert_eq!(missing.json["dependency"], "mysql");
+    gateway.shutdown().await;
+}

@@ -4,7 +4,7 @@
 //! the warehouse — and afterwards the invariants are read from MySQL:
 //! every order in exactly the status its fate leads to, as many history
 //! rows as moves, refunds never above the payment, every refund confirmed
-//! by the channel.
+//! by the channel; and the sale's live figures equal to MySQL's.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -161,6 +161,42 @@ pub async fn checks(shards: &[String], sku: &str, fates: &Fates, timeout: Durati
         check("history rows = moves of the paid orders", history == moves, format!("{history} rows for {moves} moves")),
         check("refunds never above the payment", over_refunded == 0, format!("{over_refunded} orders over-refunded")),
     ])
+}
+
+/// Waits (up to `timeout`) for the sale's live figures
+/// (`GET /admin/sales/{sku}/stats`, counted from the events) to equal
+/// those recomputed from MySQL, and checks that they do.
+pub async fn figures_check(
+    gateway: &Gateway,
+    shards: &[String],
+    sku: &str,
+    timeout: Duration,
+) -> anyhow::Result<Check> {
+    let pools = ShardPools::connect_lazy(shards, 1, Duration::from_secs(5))?;
+    let deadline = Instant::now() + timeout;
+    let (live, recomputed) = loop {
+        let recomputed = serde_json::to_value(pools.sale_stats(sku).await?)?;
+        let (_, body) = gateway.get(&format!("/admin/sales/{sku}/stats"), None).await?;
+        let mut live: serde_json::Value = serde_json::from_slice(&body)?;
+        if let Some(figures) = live.as_object_mut() {
+            figures.remove("sku");
+            figures.remove("conversion");
+        }
+        if live == recomputed || Instant::now() > deadline {
+            break (live, recomputed);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    pools.close().await;
+    let figure = |name: &str| live[name].as_i64().unwrap_or_default();
+    let detail = format!(
+        "{} orders, {} paid, GMV {:.2}, {} refunded",
+        figure("accepted"),
+        figure("paid"),
+        figure("paid_cents") as f64 / 100.0,
+        figure("refunded")
+    );
+    Ok(check("live sale figures = MySQL's", live == recomputed, detail))
 }
 
 async fn count(pools: &ShardPools, sku: &str, sql: &str) -> anyhow::Result<u64> {

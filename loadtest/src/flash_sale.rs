@@ -180,6 +180,7 @@ impl FlashSale {
             ),
         ];
         checks.extend(after_payment::checks(&self.shards, &self.sku, &fates, self.settle_timeout).await?);
+        checks.push(after_payment::figures_check(&self.gateway, &self.shards, &self.sku, self.settle_timeout).await?);
         Ok((stored, checks))
     }
 

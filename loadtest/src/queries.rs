@@ -1,7 +1,8 @@
 //! `loadtest queries`: order reads at peak, with a sale taking orders
 //! beside them, against floors measured in the same run: a plain Redis GET
-//! of an order-sized value (what a cache hit asks of Redis) and a plain
-//! primary-key SELECT on a shard (the first of a cache miss's reads).
+//! of an order-sized value (what a cache hit asks of Redis), a plain
+//! primary-key SELECT on a shard (the first of a cache miss's reads), and a
+//! bare hyper server answering every GET (what HTTP alone costs).
 //!
 //! Phases, each `--concurrency` calls in flight:
 //! - `get_order, cache emptied`: every order read once after its cached
@@ -24,7 +25,7 @@ use orderdb::ShardPools;
 use serde::Serialize;
 use stock::{RedisConfig, SaleStore};
 
-use crate::bench::floors::{timed_calls, Calls};
+use crate::bench::floors::{timed_calls, Calls, HyperFloor};
 use crate::client::Gateway;
 use crate::report::Latency;
 
@@ -53,6 +54,8 @@ pub struct Row {
     /// The floor this row is compared with, and the ratio of their rates.
     pub floor: Option<&'static str>,
     pub ratio: Option<f64>,
+    /// Of a gateway phase: its rate over the bare HTTP floor's.
+    pub http_ratio: Option<f64>,
     pub cache_hit_ratio: Option<f64>,
 }
 
@@ -66,6 +69,7 @@ pub struct QueriesReport {
 
 const REDIS_FLOOR: &str = "Redis GET floor";
 const SELECT_FLOOR: &str = "primary-key SELECT floor";
+const HTTP_FLOOR: &str = "bare HTTP floor";
 
 impl Queries {
     pub async fn run(self) -> anyhow::Result<QueriesReport> {
@@ -73,7 +77,7 @@ impl Queries {
         let pools = ShardPools::connect_lazy(&self.shards, self.concurrency as u32, Duration::from_secs(5))?;
         self.wait_stored(&pools, orders.len()).await?;
 
-        let mut rows = vec![self.redis_floor(&orders).await?];
+        let mut rows = vec![self.http_floor().await?, self.redis_floor(&orders).await?];
         rows.push(row(SELECT_FLOOR, self.select_floor(&pools, &orders).await, None));
 
         let mut sale = Sale::start(
@@ -115,11 +119,16 @@ impl Queries {
         let (sale_accepted, sale_sent) = sale.stop().await;
         pools.close().await;
 
-        for index in 0..rows.len() {
-            if let Some(floor) = rows[index].floor {
-                let floor_rate = rows.iter().find(|r| r.name == floor).map_or(0.0, |r| r.per_second);
-                rows[index].ratio = (floor_rate > 0.0).then(|| rows[index].per_second / floor_rate);
-            }
+        let rate_of = |name: &str| rows.iter().find(|r| r.name == name).map_or(0.0, |r| r.per_second);
+        let ratios: Vec<(Option<f64>, Option<f64>)> = rows
+            .iter()
+            .map(|row| {
+                let over = |floor: f64| (floor > 0.0).then(|| row.per_second / floor);
+                (row.floor.and_then(|floor| over(rate_of(floor))), row.floor.and_then(|_| over(rate_of(HTTP_FLOOR))))
+            })
+            .collect();
+        for (row, (ratio, http_ratio)) in rows.iter_mut().zip(ratios) {
+            (row.ratio, row.http_ratio) = (ratio, http_ratio);
         }
         Ok(QueriesReport { rows, sale_accepted, sale_sent })
     }
@@ -153,6 +162,17 @@ impl Queries {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Ok(())
+    }
+
+    /// GETs answered by a bare hyper server (its own process), through the same client.
+    async fn http_floor(&self) -> anyhow::Result<Row> {
+        let floor = HyperFloor::start().await?;
+        let client = Gateway::new(&floor.url, "", self.concurrency * 2)?;
+        let calls = timed_calls(self.reads, self.concurrency, |_| async {
+            client.get("/v1/orders/1", Some(1)).await.map(|_| ()).map_err(|err| err.to_string())
+        })
+        .await;
+        Ok(row(HTTP_FLOOR, calls, None))
     }
 
     /// GETs of one cached view of a real order's size, through the gateway's Redis client.
@@ -212,6 +232,7 @@ fn row(name: &'static str, calls: Calls, floor: Option<&'static str>) -> Row {
         latency: (!calls.latency.is_empty()).then(|| Latency::from_histogram(&calls.latency)),
         floor,
         ratio: None,
+        http_ratio: None,
         cache_hit_ratio: None,
     }
 }
@@ -293,9 +314,9 @@ impl Sale {
 impl QueriesReport {
     pub fn print(&self) {
         println!(
-            "\n| measurement | ops | errors | per second | p50 ms | p99 ms | ratio to its floor | cache hit ratio |"
+            "\n| measurement | ops | errors | per second | p50 ms | p99 ms | ratio to its floor | ratio to bare HTTP | cache hit ratio |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for row in &self.rows {
             let (p50, p99) = row
                 .latency
@@ -305,9 +326,10 @@ impl QueriesReport {
                 (Some(ratio), Some(floor)) => format!("{ratio:.2} of the {floor}"),
                 _ => "floor".into(),
             };
+            let http = row.http_ratio.map_or("–".into(), |ratio| format!("{ratio:.2}"));
             let hits = row.cache_hit_ratio.map_or("–".into(), |ratio| format!("{ratio:.2}"));
             println!(
-                "| {} | {} | {} | {:.0} | {p50} | {p99} | {ratio} | {hits} |",
+                "| {} | {} | {} | {:.0} | {p50} | {p99} | {ratio} | {http} | {hits} |",
                 row.name, row.operations, row.errors, row.per_second
             );
         }

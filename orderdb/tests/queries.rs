@@ -195,3 +195,35 @@ async fn the_merged_search_over_shards_equals_a_brute_force_scan() {
     }
     shards.drop().await;
 }
+
+/// The plans of a buyer's list and of the search by SKU: one index range
+/// scan in order id order, never a sort.
+#[tokio::test]
+async fn lists_are_one_index_range_scan_without_a_sort() {
+    let shards = Shards::new("plans", 1).await;
+    let pool = &shards.pools.pools[0];
+    let ids = IdGenerator::new(3).unwrap();
+    let now = Utc::now();
+    let all: Vec<OrderCreated> =
+        (0..3_000).map(|n| order(&ids, 1 + n % 60, ["tv", "phone", "lamp"][n as usize % 3], 100, now)).collect();
+    shards.pools.insert_new(&all.iter().collect::<Vec<_>>()).await.unwrap();
+    sqlx::query("ANALYZE TABLE orders").execute(pool).await.unwrap();
+    let cursor = all[1_500].order_id.raw() as i64;
+    let plans = [
+        ("user_id = 7", "idx_user_order"),
+        ("user_id = 7 AND status = 'PAID'", "idx_user_status_order"),
+        ("sku = 'tv'", ""),
+    ];
+    for (condition, index) in plans {
+        let sql = format!("EXPLAIN SELECT order_id FROM orders WHERE {condition} AND order_id < {cursor} ORDER BY order_id DESC LIMIT 20");
+        let rows = sqlx::query(&sql).fetch_all(pool).await.unwrap();
+        assert_eq!(rows.len(), 1, "{condition}");
+        let key: Option<String> = sqlx::Row::try_get(&rows[0], "key").unwrap();
+        let extra: Option<String> = sqlx::Row::try_get(&rows[0], "Extra").unwrap();
+        assert!(!extra.clone().unwrap_or_default().contains("filesort"), "{condition}: {key:?} {extra:?}");
+        if !index.is_empty() {
+            assert_eq!(key.as_deref(), Some(index), "{condition}: {extra:?}");
+        }
+    }
+    shards.drop().await;
+}
