@@ -57,6 +57,9 @@ pub struct App {
     pub events: EventProducer,
     /// The orders database: lookups, and the moves after payment.
     pub orders: ShardPools,
+    /// Pools of their own on the same primaries for reads (an order, a
+    /// list), so a flood of reads cannot take the connections moves need.
+    pub reads: ShardPools,
     /// The shards' read replicas, for lists and searches.
     pub replicas: Replicas,
     pub channel: Arc<dyn PaymentChannel>,
@@ -167,6 +170,7 @@ impl App {
             sales,
             events: EventProducer::new(&config.kafka)?,
             orders: ShardPools::connect_lazy(&config.mysql.shards, 8, Duration::from_secs(2))?,
+            reads: ShardPools::connect_lazy(&config.mysql.shards, 4, Duration::from_secs(1))?,
             replicas: Replicas::connect_lazy(&config.mysql.replicas, 4, Duration::from_secs(1))?,
             channel: Arc::new(HttpChannel::new(
                 &config.payments.channel_url,

@@ -35,7 +35,7 @@ pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Re
         Cancellation::Cancelled { outbox_entry, reservation } => {
             app.sold_out.clear(sku);
             // MySQL hears of it through Kafka; readers see it now.
-            app.cache_status(order_id, OrderStatus::Cancelled).await;
+            app.record_move(order_id, OrderStatus::Cancelled).await;
             let event = OrderEvent::OrderCancelled(OrderCancelled {
                 order: reservation.order(order_id, sku),
                 reason: CancelReason::User,

@@ -387,7 +387,13 @@ fn default_routes() -> BTreeMap<LimitedRoute, RouteLimits> {
         })
     };
     let place_order = RouteLimits { global: bucket(50_000, 50_000), ip: bucket(50, 100), user: bucket(5, 10) };
-    BTreeMap::from([(LimitedRoute::PlaceOrder, place_order)])
+    let get_order = RouteLimits { user: bucket(20, 40), ..RouteLimits::default() };
+    let list_orders = RouteLimits { user: bucket(5, 20), ..RouteLimits::default() };
+    BTreeMap::from([
+        (LimitedRoute::PlaceOrder, place_order),
+        (LimitedRoute::GetOrder, get_order),
+        (LimitedRoute::ListOrders, list_orders),
+    ])
 }
 
 impl Default for Traffic {
@@ -503,6 +509,9 @@ impl Config {
         }
         if !self.mysql.replicas.is_empty() && self.mysql.replicas.len() != self.mysql.shards.len() {
             return invalid("mysql.replicas", "must be empty or list one DSN (or \"\") per shard");
+        }
+        if self.cache.ttl_secs > 86_400 {
+            return invalid("cache.ttl_secs", "must be at most 86400 (a day)");
         }
         if self.queries.max_page == 0 || self.queries.shard_timeout_ms == 0 || self.queries.replica_check_ms == 0 {
             return invalid("queries", "max_page, shard_timeout_ms and replica_check_ms must be positive");

@@ -7,8 +7,8 @@
 //! - an accepted order is cached before its 202 (`placement.rs`), so it is
 //!   readable before the settler has stored it;
 //! - the moves that reach MySQL later, through Kafka (a payment, a pending
-//!   order's cancellation), change the cached view's status in place before
-//!   they are answered;
+//!   order's cancellation), are recorded beside the view before their event
+//!   is sent, and laid over a view that still says `PENDING_PAYMENT`;
 //! - every move made in MySQL first drops the cached view once committed,
 //!   here in the gateway's routes, again in the settler's outbox relay, and
 //!   in the settler after it applied a move from Kafka;
@@ -17,7 +17,7 @@
 //!
 //! A read therefore shows every acknowledged move. A cache write that
 //! failed, or a read of the shard that raced a move and cached what it
-//! read, can show an older status until the relay's next delete of that
+//! read, can show an older status until the settler's next delete of that
 //! order, and never longer than `cache.ttl_secs`.
 
 use std::time::Duration;
@@ -34,39 +34,49 @@ impl App {
         (self.config.cache.ttl_secs > 0).then(|| Duration::from_secs(self.config.cache.ttl_secs))
     }
 
-    /// The order's view, from the cache or else its shard (then cached).
-    pub async fn order_view(&self, order_id: OrderId) -> Result<Option<Value>, sqlx::Error> {
-        let Some(ttl) = self.cache_ttl() else { return self.view_from_shard(order_id).await };
-        match self.sales.cached_order(order_id).await {
-            Ok(Some(text)) => match serde_json::from_str(&text) {
-                Ok(view) => {
-                    metrics::counter!("gateway_order_cache_total", "outcome" => "hit").increment(1);
-                    return Ok(Some(view));
-                }
-                Err(err) => tracing::warn!(%order_id, error = %err, "cached order view unreadable; reading the shard"),
-            },
-            Ok(None) => metrics::counter!("gateway_order_cache_total", "outcome" => "miss").increment(1),
+    /// The order's view, from the cache or else its shard (then cached);
+    /// `None` if it is unknown or, with `owner`, not theirs.
+    pub async fn order_view(&self, order_id: OrderId, owner: Option<u64>) -> Result<Option<Value>, sqlx::Error> {
+        let owned = |view: &Value| owner.is_none_or(|owner| view["user_id"].as_u64() == Some(owner));
+        let Some(ttl) = self.cache_ttl() else {
+            return Ok(self.view_from_shard(order_id).await?.filter(owned));
+        };
+        let (cached, moved) = match self.sales.cached_order(order_id).await {
+            Ok(found) => found,
             Err(err) => {
                 metrics::counter!("gateway_order_cache_total", "outcome" => "error").increment(1);
                 tracing::debug!(%order_id, error = %err, "order cache unreadable; reading the shard");
+                (None, None)
             }
-        }
-        let view = self.view_from_shard(order_id).await?;
-        if let Some(view) = &view {
-            if let Err(err) = self.sales.cache_order(order_id, &view.to_string(), ttl).await {
-                tracing::debug!(%order_id, error = %err, "order view not cached");
+        };
+        let view = match cached.and_then(|text| serde_json::from_str::<Value>(&text).ok()) {
+            Some(view) => {
+                metrics::counter!("gateway_order_cache_total", "outcome" => "hit").increment(1);
+                view
             }
-        }
-        Ok(view)
+            None => {
+                metrics::counter!("gateway_order_cache_total", "outcome" => "miss").increment(1);
+                let Some(view) = self.view_from_shard(order_id).await?.filter(owned) else { return Ok(None) };
+                // Off the answer's path: a slow Redis does not slow the read.
+                let (sales, text) = (self.sales.clone(), view.to_string());
+                tokio::spawn(async move {
+                    if let Err(err) = sales.cache_order(order_id, &text, ttl).await {
+                        tracing::debug!(%order_id, error = %err, "order view not cached");
+                    }
+                });
+                view
+            }
+        };
+        Ok(owned(&view).then(|| with_move(view, moved)))
     }
 
     /// The order's view as its primary shard has it.
     pub async fn view_from_shard(&self, order_id: OrderId) -> Result<Option<Value>, sqlx::Error> {
-        let Some(order) = self.orders.get(order_id).await? else { return Ok(None) };
+        let Some(order) = self.reads.get(order_id).await? else { return Ok(None) };
         let (history, refunds, after_sales) = tokio::try_join!(
-            self.orders.history(order_id),
-            self.orders.refunds_of(order_id),
-            self.orders.after_sales_of(order_id),
+            self.reads.history(order_id),
+            self.reads.refunds_of(order_id),
+            self.reads.after_sales_of(order_id),
         )?;
         let mut view = new_view(&order);
         view["history"] = serde_json::to_value(&history).expect("history serialises");
@@ -75,7 +85,7 @@ impl App {
         Ok(Some(view))
     }
 
-    /// Caches a just-accepted order's view, unless a move cached one first.
+    /// Caches a just-accepted order's view, unless one is cached already.
     pub async fn cache_accepted(&self, order: &StoredOrder) {
         let Some(ttl) = self.cache_ttl() else { return };
         if let Err(err) = self.sales.cache_new_order(order.order_id, &new_view(order).to_string(), ttl).await {
@@ -84,23 +94,15 @@ impl App {
         }
     }
 
-    /// Sets the cached view's status (a move on its way to MySQL through
-    /// Kafka); nothing if the order is not cached.
-    pub async fn cache_status(&self, order_id: OrderId, status: OrderStatus) {
+    /// Records a pending order's move made in Redis, before its event goes
+    /// to Kafka: reads show it until the settler has applied it.
+    pub async fn record_move(&self, order_id: OrderId, status: OrderStatus) {
         if self.cache_ttl().is_none() {
             return;
         }
-        let changed = async {
-            let Some(text) = self.sales.cached_order(order_id).await? else { return Ok(()) };
-            let Ok(mut view) = serde_json::from_str::<Value>(&text) else {
-                return self.sales.forget_orders(&[order_id]).await;
-            };
-            view["status"] = json!(status);
-            self.sales.recache_order(order_id, &view.to_string()).await
-        };
-        if let Err(err) = changed.await {
+        if let Err(err) = self.sales.record_order_move(order_id, status.as_str()).await {
             metrics::counter!("gateway_order_cache_writes_failed_total").increment(1);
-            tracing::warn!(%order_id, error = %err, "cached order view not updated; the settler's relay or its TTL ends it");
+            tracing::warn!(%order_id, error = %err, "order move not recorded; reads show it once the settler applied it");
         }
     }
 
@@ -111,7 +113,7 @@ impl App {
         }
         if let Err(err) = self.sales.forget_orders(&[order_id]).await {
             metrics::counter!("gateway_order_cache_writes_failed_total").increment(1);
-            tracing::warn!(%order_id, error = %err, "cached order view not dropped; the settler's relay or its TTL ends it");
+            tracing::warn!(%order_id, error = %err, "cached order view not dropped; the settler or its TTL ends it");
         }
     }
 }
@@ -123,4 +125,29 @@ pub fn new_view(order: &StoredOrder) -> Value {
     view["refunds"] = json!([]);
     view["after_sales"] = json!([]);
     view
+}
+
+/// A recorded move out of `PENDING_PAYMENT` laid over a view still there.
+fn with_move(mut view: Value, moved: Option<String>) -> Value {
+    if let Some(status) = moved.as_deref().and_then(OrderStatus::parse) {
+        if view["status"] == OrderStatus::PendingPayment.as_str() {
+            view["status"] = json!(status);
+        }
+    }
+    view
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_move_shows_only_over_a_pending_view() {
+        let view = |status: &str| json!({"status": status, "order_id": "1"});
+        assert_eq!(with_move(view("PENDING_PAYMENT"), Some("PAID".into()))["status"], "PAID");
+        assert_eq!(with_move(view("PENDING_PAYMENT"), Some("CANCELLED".into()))["status"], "CANCELLED");
+        assert_eq!(with_move(view("SHIPPED"), Some("PAID".into()))["status"], "SHIPPED", "never backwards");
+        assert_eq!(with_move(view("PENDING_PAYMENT"), None)["status"], "PENDING_PAYMENT");
+        assert_eq!(with_move(view("PENDING_PAYMENT"), Some("LOST".into()))["status"], "PENDING_PAYMENT");
+    }
 }

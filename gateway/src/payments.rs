@@ -146,6 +146,10 @@ async fn settle_once(app: &App, payment: &Payment) -> Result<Settled, SettleErro
             return Err(SettleError::AmountMismatch { paid: amount_cents, expected });
         }
     };
+    if settled == Settled::Paid {
+        // MySQL hears of it through Kafka; readers see it now.
+        app.record_move(order_id, OrderStatus::Paid).await;
+    }
     app.publish(&event(payment, refund, &reservation)).await.map_err(|err| {
         tracing::warn!(%order_id, payment_id, error = %err, "payment event not acknowledged; the channel will retry");
         SettleError::from(err)
@@ -153,10 +157,6 @@ async fn settle_once(app: &App, payment: &Payment) -> Result<Settled, SettleErro
     if let Err(err) = app.sales.mark_payment_event(sku, order_id, payment_id).await {
         // A repeat of this payment will send the event once more; harmless.
         tracing::warn!(%order_id, error = %err, "could not record the payment event as sent");
-    }
-    if settled == Settled::Paid {
-        // MySQL hears of it through Kafka; readers see it now.
-        app.cache_status(order_id, OrderStatus::Paid).await;
     }
     let outcome = if settled == Settled::Paid { "paid" } else { "refund_required" };
     metrics::counter!("gateway_payments_total", "outcome" => outcome).increment(1);

@@ -238,7 +238,10 @@ async fn queue(
     // With the other orders of the SKU acknowledged at the same time.
     match app.acknowledgements.call(sku, (key.to_owned(), record.clone())).await {
         Ok(true) => {
-            app.cache_accepted(&stored_order(sku, &record)).await;
+            // A re-send may follow moves that made the view stale.
+            if !replayed {
+                app.cache_accepted(&stored_order(sku, &record)).await;
+            }
             Ok(placed(sku, &record, replayed))
         }
         Ok(false) => {

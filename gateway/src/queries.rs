@@ -22,7 +22,8 @@ pub struct Page {
     pub missing_shards: Vec<usize>,
 }
 
-/// A page of the buyer's orders: one shard, one range scan.
+/// A page of the buyer's orders: one shard, one range scan, within
+/// `queries.shard_timeout_ms`.
 pub async fn of_buyer(
     app: &App,
     filter: OrderFilter,
@@ -30,8 +31,11 @@ pub async fn of_buyer(
     limit: u32,
 ) -> Result<Page, sqlx::Error> {
     let user_id = filter.user_id.expect("a buyer's list names the buyer");
-    let shard = app.orders.router.shard_for_user(user_id);
-    let orders = shard_page(app, shard, &filter, before, limit).await?;
+    let shard = app.reads.router.shard_for_user(user_id);
+    let timeout = Duration::from_millis(app.config.queries.shard_timeout_ms);
+    let orders = tokio::time::timeout(timeout, shard_page(app, shard, &filter, before, limit))
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut))?;
     let (orders, next) = queries::merge(vec![orders], limit);
     Ok(Page { orders, next, missing_shards: Vec::new() })
 }
@@ -39,7 +43,7 @@ pub async fn of_buyer(
 /// A page of the search over every shard, each given `queries.shard_timeout_ms`.
 pub async fn search(app: &App, filter: OrderFilter, before: Option<OrderId>, limit: u32) -> Page {
     let timeout = Duration::from_millis(app.config.queries.shard_timeout_ms);
-    let parts = join_all((0..app.orders.pools.len()).map(|shard| {
+    let parts = join_all((0..app.reads.pools.len()).map(|shard| {
         let filter = &filter;
         async move { tokio::time::timeout(timeout, shard_page(app, shard, filter, before, limit)).await }
     }))
@@ -64,7 +68,8 @@ pub async fn search(app: &App, filter: OrderFilter, before: Option<OrderId>, lim
     Page { orders, next, missing_shards }
 }
 
-/// One shard's page: its replica if it keeps up, else its primary.
+/// One shard's page: its replica if it keeps up, else (or if the replica
+/// fails, or takes half the shard's time) its primary.
 async fn shard_page(
     app: &App,
     shard: usize,
@@ -73,7 +78,9 @@ async fn shard_page(
     limit: u32,
 ) -> Result<Vec<StoredOrder>, sqlx::Error> {
     if let Some(replica) = app.replicas.keeping_up(shard) {
-        match queries::page(replica, filter, before, limit).await {
+        let patience = Duration::from_millis(app.config.queries.shard_timeout_ms / 2);
+        let read = tokio::time::timeout(patience, queries::page(replica, filter, before, limit));
+        match read.await.unwrap_or(Err(sqlx::Error::PoolTimedOut)) {
             Ok(orders) => {
                 metrics::counter!("gateway_list_reads_total", "source" => "replica").increment(1);
                 return Ok(orders);
@@ -84,7 +91,7 @@ async fn shard_page(
             }
         }
     }
-    let orders = queries::page(&app.orders.pools[shard], filter, before, limit).await?;
+    let orders = queries::page(&app.reads.pools[shard], filter, before, limit).await?;
     metrics::counter!("gateway_list_reads_total", "source" => "primary").increment(1);
     Ok(orders)
 }

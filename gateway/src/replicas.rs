@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::join_all;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use sqlx::Row;
 
@@ -56,10 +57,12 @@ impl Replicas {
         }
     }
 
-    async fn check(&self, max_lag: Duration) {
-        for (shard, replica) in self.0.iter().enumerate() {
-            let Some(replica) = replica else { continue };
-            let lag = lag(&replica.pool).await;
+    /// Reads every replica's lag at once; one that does not answer within
+    /// `timeout` is not keeping up.
+    async fn check(&self, max_lag: Duration, timeout: Duration) {
+        let replicas = self.0.iter().enumerate().filter_map(|(shard, replica)| Some((shard, replica.as_ref()?)));
+        join_all(replicas.map(|(shard, replica)| async move {
+            let lag = tokio::time::timeout(timeout, lag(&replica.pool)).await.unwrap_or(Err(sqlx::Error::PoolTimedOut));
             let keeping_up = matches!(lag, Ok(Some(lag)) if lag <= max_lag);
             if keeping_up != replica.keeping_up.swap(keeping_up, Ordering::Relaxed) {
                 tracing::warn!(shard, ?lag, keeping_up, "read replica changed state");
@@ -69,7 +72,8 @@ impl Replicas {
                 _ => -1.0,
             };
             metrics::gauge!("gateway_replica_lag_seconds", "shard" => shard.to_string()).set(seconds);
-        }
+        }))
+        .await;
     }
 }
 
@@ -88,9 +92,10 @@ async fn lag(pool: &MySqlPool) -> Result<Option<Duration>, sqlx::Error> {
 /// Checks every replica until the gateway stops.
 pub async fn watch(app: Arc<App>) {
     let max_lag = Duration::from_secs(app.config.queries.replica_max_lag_secs);
-    let mut every = tokio::time::interval(Duration::from_millis(app.config.queries.replica_check_ms));
+    let every = Duration::from_millis(app.config.queries.replica_check_ms);
+    let mut ticks = tokio::time::interval(every);
     loop {
-        every.tick().await;
-        app.replicas.check(max_lag).await;
+        ticks.tick().await;
+        app.replicas.check(max_lag, every).await;
     }
 }

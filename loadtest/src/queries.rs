@@ -1,8 +1,9 @@
 //! `loadtest queries`: order reads at peak, with a sale taking orders
-//! beside them, against floors measured in the same run: a plain Redis GET
-//! of an order-sized value (what a cache hit asks of Redis), a plain
-//! primary-key SELECT on a shard (the first of a cache miss's reads), and a
-//! bare hyper server answering every GET (what HTTP alone costs).
+//! beside them, against floors measured in the same run: a plain Redis read
+//! of an order-sized cached view (the one `MGET` a cache hit asks of Redis,
+//! through the gateway's client), a plain primary-key SELECT on a shard
+//! (the first of a cache miss's reads), and a bare hyper server answering
+//! every GET (what HTTP alone costs).
 //!
 //! Phases, each `--concurrency` calls in flight:
 //! - `get_order, cache emptied`: every order read once after its cached
@@ -67,7 +68,7 @@ pub struct QueriesReport {
     pub sale_sent: u64,
 }
 
-const REDIS_FLOOR: &str = "Redis GET floor";
+const REDIS_FLOOR: &str = "Redis read floor";
 const SELECT_FLOOR: &str = "primary-key SELECT floor";
 const HTTP_FLOOR: &str = "bare HTTP floor";
 
@@ -175,7 +176,7 @@ impl Queries {
         Ok(row(HTTP_FLOOR, calls, None))
     }
 
-    /// GETs of one cached view of a real order's size, through the gateway's Redis client.
+    /// Reads of one cached view of a real order's size, through the gateway's Redis client.
     async fn redis_floor(&self, orders: &[(u64, String)]) -> anyhow::Result<Row> {
         let (user, order_id) = &orders[0];
         let (_, view) = self.gateway.get(&format!("/v1/orders/{order_id}"), Some(*user)).await?;
@@ -185,7 +186,7 @@ impl Queries {
         store.cache_order(key, &String::from_utf8_lossy(&view), Duration::from_secs(600)).await?;
         let calls = timed_calls(self.reads, self.concurrency, |_| async {
             match store.cached_order(key).await {
-                Ok(Some(_)) => Ok(()),
+                Ok((Some(_), _)) => Ok(()),
                 other => Err(format!("{other:?}")),
             }
         })

@@ -65,6 +65,22 @@ pub fn insert<'a>(orders: &'a [&'a OrderCreated], status: OrderStatus) -> QueryB
     insert
 }
 
+/// Which of `rows` the shard holds already.
+async fn stored_already(pool: &MySqlPool, rows: &[&OrderCreated]) -> Result<Vec<OrderId>, sqlx::Error> {
+    let mut stored = Vec::new();
+    for chunk in rows.chunks(CHUNK) {
+        let mut query = QueryBuilder::<MySql>::new("SELECT order_id FROM orders WHERE order_id IN (");
+        let mut ids = query.separated(", ");
+        for order in chunk {
+            ids.push_bind(order.order_id.raw() as i64);
+        }
+        query.push(")");
+        let found: Vec<(i64,)> = query.build_query_as().fetch_all(pool).await?;
+        stored.extend(found.into_iter().map(|(id,)| OrderId::from_raw(id as u64)));
+    }
+    Ok(stored)
+}
+
 /// Most rows one INSERT statement takes.
 const CHUNK: usize = 512;
 
@@ -135,8 +151,9 @@ impl ShardPools {
     /// one transaction per shard, shards concurrently. Idempotent on the
     /// order id: a row that exists already (a redelivered event) is left as
     /// it is, since its status may have moved on. Fails if any shard fails;
-    /// rows already written are skipped on the retry.
-    pub async fn insert_new(&self, orders: &[&OrderCreated]) -> Result<(), sqlx::Error> {
+    /// rows already written are skipped on the retry. The ids of the orders
+    /// this call stored (not those it found stored already).
+    pub async fn insert_new(&self, orders: &[&OrderCreated]) -> Result<Vec<OrderId>, sqlx::Error> {
         let mut by_shard: Vec<Vec<&OrderCreated>> = vec![Vec::new(); self.pools.len()];
         for order in orders {
             by_shard[self.router.shard_for_user(order.user_id)].push(*order);
@@ -146,15 +163,19 @@ impl ShardPools {
         // written again with upserts that leave stored orders alone.
         let writes = by_shard.iter().enumerate().filter(|(_, rows)| !rows.is_empty()).map(|(shard, rows)| async move {
             let pool = &self.pools[shard];
+            let ids = || rows.iter().map(|order| order.order_id);
             match insert_chunks(pool, rows, "").await {
+                Ok(()) => Ok(ids().collect()),
                 Err(err) if is_duplicate(&err) => {
-                    insert_chunks(pool, rows, " ON DUPLICATE KEY UPDATE order_id = order_id").await
+                    let stored = stored_already(pool, rows).await?;
+                    insert_chunks(pool, rows, " ON DUPLICATE KEY UPDATE order_id = order_id").await?;
+                    Ok(ids().filter(|id| !stored.contains(id)).collect())
                 }
-                written => written,
+                Err(err) => Err(err),
             }
         });
-        try_join_all(writes).await?;
-        Ok(())
+        let stored: Vec<Vec<OrderId>> = try_join_all(writes).await?;
+        Ok(stored.concat())
     }
 
     /// The order, from the shard its id names.

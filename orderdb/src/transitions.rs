@@ -21,10 +21,12 @@ use crate::lifecycle::history;
 use crate::orders::insert;
 use crate::refunds::{record_refund, NewRefund};
 
-/// Applies one non-create event to the shard of its user.
-pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<(), sqlx::Error> {
+/// Applies one non-create event to the shard of its user; true if it
+/// changed the shard (false for a replay, a loser of a race, or an event
+/// recorded where it was decided).
+pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<bool, sqlx::Error> {
     match event {
-        OrderEvent::OrderCreated(_) => Ok(()),
+        OrderEvent::OrderCreated(_) => Ok(false),
         OrderEvent::OrderPaid(paid) => {
             let change = Change {
                 by: (Action::Pay, Actor::Channel),
@@ -52,7 +54,7 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<(), sqlx::Err
         OrderEvent::RefundRequired(refund) => refund_required(pool, refund).await,
         OrderEvent::OrderStatusChanged(changed) => replay(pool, changed).await,
         // Recorded where they were decided, in this shard.
-        OrderEvent::RefundCompleted(_) | OrderEvent::AfterSaleChanged(_) => Ok(()),
+        OrderEvent::RefundCompleted(_) | OrderEvent::AfterSaleChanged(_) => Ok(false),
     }
 }
 
@@ -68,7 +70,7 @@ struct Change {
     detail: String,
 }
 
-async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: &Change) -> Result<(), sqlx::Error> {
+async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: &Change) -> Result<bool, sqlx::Error> {
     let (action, actor) = change.by;
     let to =
         lifecycle::next(OrderStatus::PendingPayment, action, actor).map_err(|refused| poison(refused.to_string()))?.to;
@@ -85,7 +87,8 @@ async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: &Change) -> 
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    if updated == 1 {
+    let mut changed = updated == 1;
+    if changed {
         history(&mut tx, order_id, Some(OrderStatus::PendingPayment), to, Some(change.by), &change.cause, change.at)
             .await?;
     } else {
@@ -97,10 +100,12 @@ async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: &Change) -> 
             insert_in_status(&mut tx, order, to, change).await?;
             let cause = format!("{} (the order's creation was never seen)", change.cause);
             history(&mut tx, order_id, None, to, Some(change.by), &cause, change.at).await?;
+            changed = true;
         }
         // Otherwise the order has moved on already: a replay, or a loser of a race.
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(changed)
 }
 
 async fn insert_in_status(
@@ -127,7 +132,7 @@ fn poison(reason: String) -> sqlx::Error {
 
 /// A refund is its own row, once per payment, driven through the channel
 /// like every other; the order is not touched.
-async fn refund_required(pool: &MySqlPool, refund: &RefundRequired) -> Result<(), sqlx::Error> {
+async fn refund_required(pool: &MySqlPool, refund: &RefundRequired) -> Result<bool, sqlx::Error> {
     let new = NewRefund {
         order_id: refund.order_id,
         user_id: refund.user_id,
@@ -140,13 +145,14 @@ async fn refund_required(pool: &MySqlPool, refund: &RefundRequired) -> Result<()
     };
     let mut tx = pool.begin().await?;
     record_refund(&mut tx, &new).await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(false)
 }
 
 /// A move made in MySQL (by this shard, or by another deployment's): made
 /// here too unless the order is past it already. An order this shard does
 /// not hold is left alone: the move was made where the order lives.
-async fn replay(pool: &MySqlPool, changed: &OrderStatusChanged) -> Result<(), sqlx::Error> {
+async fn replay(pool: &MySqlPool, changed: &OrderStatusChanged) -> Result<bool, sqlx::Error> {
     let allowed =
         lifecycle::next(changed.from, changed.action, changed.actor).map_err(|refused| poison(refused.to_string()))?;
     if allowed.to != changed.to {
@@ -166,5 +172,6 @@ async fn replay(pool: &MySqlPool, changed: &OrderStatusChanged) -> Result<(), sq
         let by = Some((changed.action, changed.actor));
         history(&mut tx, order_id, Some(changed.from), changed.to, by, &cause, changed.at.naive_utc()).await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(updated == 1)
 }

@@ -37,7 +37,12 @@ async fn a_redelivered_batch_stores_each_order_once_and_leaves_stored_ones_alone
 
     let ids = IdGenerator::new(3).unwrap();
     let first: Vec<OrderCreated> = (1..=20).map(|user| order(&ids, user)).collect();
-    pools.insert_new(&first.iter().collect::<Vec<_>>()).await.unwrap();
+    let sorted = |mut ids: Vec<order::id::OrderId>| {
+        ids.sort_unstable();
+        ids
+    };
+    let stored = pools.insert_new(&first.iter().collect::<Vec<_>>()).await.unwrap();
+    assert_eq!(sorted(stored), sorted(first.iter().map(|o| o.order_id).collect()), "all new");
     let paid =
         OrderEvent::OrderPaid(OrderPaid { order: first[0].clone(), payment_id: "p1".into(), paid_at: Utc::now() });
     transitions::apply(pools.for_order(first[0].order_id), &paid).await.unwrap();
@@ -45,7 +50,8 @@ async fn a_redelivered_batch_stores_each_order_once_and_leaves_stored_ones_alone
     // The same batch again, with two new orders among the old ones.
     let mut again: Vec<OrderCreated> = first.clone();
     again.extend([order(&ids, 21), order(&ids, 22)]);
-    pools.insert_new(&again.iter().collect::<Vec<_>>()).await.unwrap();
+    let stored = pools.insert_new(&again.iter().collect::<Vec<_>>()).await.unwrap();
+    assert_eq!(sorted(stored), sorted(vec![again[20].order_id, again[21].order_id]), "only the orders stored now");
 
     assert_eq!(pools.count_all().await.unwrap(), 22, "each order once");
     let stored = pools.get(first[0].order_id).await.unwrap().unwrap();

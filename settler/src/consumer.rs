@@ -14,19 +14,23 @@
 //! goes on: one poison event never halts the pipeline. A shutdown during a
 //! retry leaves the batch uncommitted, to be delivered again.
 //!
-//! Once a batch is written, two things follow in Redis, at best effort:
-//! its orders that moved leave the gateway's hot-order cache (the next read
-//! finds them in their shard), and its events are added to the live sale
-//! figures (`stats:{sku}`, and `settler_sale_*` in `/metrics`). A batch
-//! delivered again is counted again: `settler sale-report` recomputes the
-//! figures from MySQL and shows the drift.
+//! Once a batch is written, two things follow in Redis, at best effort and
+//! off the pipeline's path: its orders that moved leave the gateway's
+//! hot-order cache (the next read finds them in their shard), and what it
+//! changed is added to the live sale figures (`stats:{sku}`, and
+//! `settler_sale_figures_total` in `/metrics`): orders stored now, payments
+//! and cancellations that moved an order, and the outbox's moves and
+//! refunds. `settler sale-report` recomputes the figures from MySQL and
+//! shows any drift.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use events::producer::EventProducer;
 use order::event::{OrderCreated, OrderEvent};
+use order::id::OrderId;
 use order::sale_stats::SaleStats;
 use orderdb::{transitions, ShardPools};
 use rdkafka::config::ClientConfig;
@@ -50,6 +54,14 @@ pub enum SettleError {
     Redis(#[from] stock::StoreError),
 }
 
+/// Whether an event counts in the live figures: a payment or cancellation
+/// when it moved the order (not a replay, nor the loser of a race); a move
+/// made in MySQL and a refund's completion, sent once per move from the
+/// shard's outbox, always.
+fn counted(event: &OrderEvent, changed: bool) -> bool {
+    matches!(event, OrderEvent::OrderStatusChanged(_) | OrderEvent::RefundCompleted(_)) || changed
+}
+
 /// A shutdown arrived while the batch was being retried.
 struct Interrupted;
 
@@ -66,7 +78,7 @@ pub struct Settler {
     dead_letters: EventProducer,
     shards: ShardPools,
     /// The hot-order cache and the live sale figures.
-    store: SaleStore,
+    store: Arc<SaleStore>,
 }
 
 impl Settler {
@@ -86,7 +98,7 @@ impl Settler {
         consumer.subscribe(&[&config.kafka.topic])?;
         let dead_letters = EventProducer::new(&config.producer())?;
         let shards = config.mysql.connect_lazy()?;
-        let store = SaleStore::connect(&config.redis)?;
+        let store = Arc::new(SaleStore::connect(&config.redis)?);
         Ok(Self { config, consumer, dead_letters, shards, store })
     }
 
@@ -172,27 +184,26 @@ impl Settler {
                 Err(err) => rejected.push(Rejected { message, kind: "undecodable", reason: err.to_string() }),
             }
         }
-        rejected.extend(self.store_orders(&orders, stopping).await?);
+        let (refused, stored) = self.store_orders(&orders, stopping).await?;
+        rejected.extend(refused);
+        let mut figures: Vec<(&str, SaleStats)> = orders
+            .iter()
+            .filter(|(_, order)| stored.contains(&order.order_id))
+            .map(|(_, order)| SaleStats::of_created(order))
+            .collect();
         for (message, event) in &moves {
             let shard = self.shards.for_order(event.order_id());
-            if let Err(err) = self.retrying("order transition", stopping, || transitions::apply(shard, event)).await? {
-                rejected.push(Rejected { message, kind: "refused", reason: format!("refused by its shard: {err}") });
+            match self.retrying("order transition", stopping, || transitions::apply(shard, event)).await? {
+                Ok(changed) => figures.extend(counted(event, changed).then(|| SaleStats::of(event)).flatten()),
+                Err(err) => {
+                    rejected.push(Rejected { message, kind: "refused", reason: format!("refused by its shard: {err}") })
+                }
             }
         }
         for rejected in &rejected {
             self.dead_letter(rejected, stopping).await?;
         }
-        let moved: Vec<_> = moves.iter().map(|(_, event)| event.order_id()).collect();
-        if let Err(err) = self.store.forget_orders(&moved).await {
-            tracing::warn!(error = %err, orders = moved.len(), "moved orders left in the hot-order cache until their TTL");
-        }
-        self.count(
-            orders
-                .iter()
-                .map(|(_, order)| SaleStats::of_created(order))
-                .chain(moves.iter().filter_map(|(_, event)| SaleStats::of(event))),
-        )
-        .await;
+        self.after_stored(moves.iter().map(|(_, event)| event.order_id()).collect(), figures);
         self.commit(batch);
         metrics::counter!("settler_batches_total").increment(1);
         metrics::counter!("settler_events_total").increment(batch.len() as u64);
@@ -200,8 +211,12 @@ impl Settler {
         Ok(())
     }
 
-    /// Adds a batch's figures to the live sale figures.
-    async fn count<'a>(&self, figures: impl Iterator<Item = (&'a str, SaleStats)>) {
+    /// Once a batch is stored: the orders it moved leave the gateway's
+    /// hot-order cache, and its figures are added to the live sale figures.
+    /// In a task of its own, so a slow Redis does not hold up the pipeline;
+    /// what does not reach Redis ends with the cache's TTL, or shows as
+    /// drift in `settler sale-report`.
+    fn after_stored(&self, moved: Vec<OrderId>, figures: Vec<(&str, SaleStats)>) {
         let mut by_sku: BTreeMap<String, SaleStats> = BTreeMap::new();
         for (sku, stats) in figures {
             by_sku.entry(sku.to_owned()).or_default().add(&stats);
@@ -212,52 +227,63 @@ impl Settler {
                     .increment(value as u64);
             }
         }
-        if let Err(err) = self.store.add_sale_stats(&by_sku).await {
-            tracing::warn!(error = %err, "live sale figures missed a batch; settler sale-report shows the drift");
-        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(err) = store.forget_orders(&moved).await {
+                tracing::warn!(error = %err, orders = moved.len(), "moved orders left in the hot-order cache until their TTL");
+            }
+            if let Err(err) = store.add_sale_stats(&by_sku).await {
+                tracing::warn!(error = %err, "live sale figures missed a batch; settler sale-report shows the drift");
+            }
+        });
     }
 
     /// Writes the new orders, one insert per shard. If a shard refuses its
     /// insert for good, that shard's orders are written one by one, so only
-    /// the poison ones are set aside.
+    /// the poison ones are set aside. Also the ids of the orders stored now
+    /// (not those found stored already).
     async fn store_orders<'a>(
         &self,
         orders: &[(&'a OwnedMessage, OrderCreated)],
         stopping: &watch::Receiver<bool>,
-    ) -> Result<Vec<Rejected<'a>>, Interrupted> {
+    ) -> Result<(Vec<Rejected<'a>>, Vec<OrderId>), Interrupted> {
         let all: Vec<&OrderCreated> = orders.iter().map(|(_, order)| order).collect();
-        let Err(err) = self.retrying("new orders", stopping, || self.shards.insert_new(&all)).await? else {
-            return Ok(Vec::new());
+        let err = match self.retrying("new orders", stopping, || self.shards.insert_new(&all)).await? {
+            Ok(stored) => return Ok((Vec::new(), stored)),
+            Err(err) => err,
         };
         tracing::warn!(error = %err, orders = orders.len(), "a shard refused a batch insert; writing its orders one by one");
-        let mut rejected = Vec::new();
+        let (mut rejected, mut stored) = (Vec::new(), Vec::new());
         for (message, order) in orders {
             let one = [order];
-            if let Err(err) = self.retrying("new order", stopping, || self.shards.insert_new(&one)).await? {
-                rejected.push(Rejected { message, kind: "refused", reason: format!("refused by its shard: {err}") });
+            match self.retrying("new order", stopping, || self.shards.insert_new(&one)).await? {
+                Ok(new) => stored.extend(new),
+                Err(err) => {
+                    rejected.push(Rejected { message, kind: "refused", reason: format!("refused by its shard: {err}") })
+                }
             }
         }
-        Ok(rejected)
+        Ok((rejected, stored))
     }
 
     /// Runs `write` until it succeeds or fails for good (the inner result).
     /// Transient failures are retried with capped exponential backoff:
     /// offsets must not move past events that are not stored.
-    async fn retrying<F, Fut>(
+    async fn retrying<T, F, Fut>(
         &self,
         what: &str,
         stopping: &watch::Receiver<bool>,
         mut write: F,
-    ) -> Result<Result<(), sqlx::Error>, Interrupted>
+    ) -> Result<Result<T, sqlx::Error>, Interrupted>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<(), sqlx::Error>>,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
     {
         let mut backoff = Duration::from_millis(self.config.batch.retry_min_ms);
         let max = Duration::from_millis(self.config.batch.retry_max_ms);
         loop {
             match write().await {
-                Ok(()) => return Ok(Ok(())),
+                Ok(done) => return Ok(Ok(done)),
                 Err(err) if !is_transient(&err) => return Ok(Err(err)),
                 Err(err) => {
                     tracing::warn!(error = %err, what, retry_in = ?backoff, "shard write failed");

@@ -1,9 +1,12 @@
-//! The daily sale report: each SKU's live figures (counted from the event
-//! stream as the settler consumed it) next to the same figures recomputed
-//! from MySQL, and where they differ. Live figures count an event again
-//! when a batch is delivered again (a settler restart before its commit)
-//! and miss a batch whose count did not reach Redis; MySQL is the truth.
-//! Orders still on their way to MySQL show as drift for a moment.
+//! The daily sale report: each SKU's live figures (counted by the settler
+//! from what each batch changed) next to the same figures recomputed from
+//! MySQL, and where they differ. MySQL is the truth. Live figures miss a
+//! batch whose count did not reach Redis (Redis down, or the settler killed
+//! between its commit and the count), count an outbox event the relay sent
+//! twice (killed between sending and deleting it) twice, and do not count
+//! as created an order whose creation never reached the broker (cancelled
+//! `unconfirmed`: MySQL holds it from its cancellation). Orders still on
+//! their way to MySQL show as drift for a moment.
 
 use order::sale_stats::SaleStats;
 use orderdb::ShardPools;

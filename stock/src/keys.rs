@@ -157,6 +157,13 @@ impl GlobalKeys {
         format!("{}order:{{o{order_id}}}", self.namespace)
     }
 
+    /// String: the status a pending order moved to in Redis (paid,
+    /// cancelled), until the settler applied the move (`order_cache`).
+    /// Same slot as the order's view.
+    pub fn order_move(&self, order_id: OrderId) -> String {
+        format!("{}order_move:{{o{order_id}}}", self.namespace)
+    }
+
     pub fn claim_queries(&self) -> Vec<String> {
         vec![self.payment_queries.clone()]
     }

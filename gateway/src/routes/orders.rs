@@ -51,6 +51,7 @@ pub async fn cancel(app: &App, order_id: &str, req: Read, buyer: u64) -> Result<
 /// The buyer's order with its history, refunds and after-sale requests; another buyer's is answered 404
 /// like an unknown one, so order ids say nothing.
 pub async fn get(app: &App, order_id: &str, buyer: u64) -> Result<Reply, ApiError> {
+    app.traffic.load().admit_user(LimitedRoute::GetOrder, buyer)?;
     view(app, order_id, Some(buyer)).await
 }
 
@@ -66,13 +67,12 @@ pub async fn get_as_merchant(app: &App, order_id: &str, req: Read) -> Result<Rep
 async fn view(app: &App, order_id: &str, owner: Option<u64>) -> Result<Reply, ApiError> {
     let order_id = input::order_id(order_id)?;
     let view = app
-        .order_view(order_id)
+        .order_view(order_id, owner)
         .await
         .map_err(|err| {
             tracing::warn!(%order_id, error = %err, "order lookup failed");
             ApiError::Unavailable(Dependency::Mysql)
         })?
-        .filter(|view| owner.is_none_or(|owner| view["user_id"].as_u64() == Some(owner)))
         .ok_or(ApiError::UnknownOrder)?;
     Ok(http::json(StatusCode::OK, &view))
 }

@@ -4,7 +4,7 @@
 //! left out). Every parameter is checked; an unknown one is a 400, so a
 //! misspelt filter is not silently a search of everything.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use hyper::StatusCode;
 use order::id::OrderId;
 use order::request::check_token;
@@ -13,6 +13,7 @@ use orderdb::queries::OrderFilter;
 use serde_json::json;
 
 use crate::app::App;
+use crate::config::LimitedRoute;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
 use crate::queries::{self, Page};
@@ -27,12 +28,13 @@ const DEFAULT_LIMIT: u32 = 20;
 pub async fn mine(app: &App, req: Read, buyer: u64) -> Result<Reply, ApiError> {
     let mut filter = OrderFilter { user_id: Some(buyer), ..OrderFilter::default() };
     let mut paging = Paging::default();
-    for (name, value) in form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()) {
+    for (name, value) in parameters(&req)? {
         match name.as_ref() {
             "status" => filter.status = Some(status(&value)?),
             _ => paging.read(app, &name, &value)?,
         }
     }
+    app.traffic.load().admit_user(LimitedRoute::ListOrders, buyer)?;
     let page = queries::of_buyer(app, filter, paging.cursor, paging.limit).await.map_err(|err| {
         tracing::warn!(buyer, error = %err, "order list failed");
         ApiError::Unavailable(Dependency::Mysql)
@@ -47,11 +49,11 @@ pub async fn search(app: &App, req: Read) -> Result<Reply, ApiError> {
     authorize(app, req.headers())?;
     let mut filter = OrderFilter::default();
     let mut paging = Paging::default();
-    for (name, value) in form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()) {
+    for (name, value) in parameters(&req)? {
         match name.as_ref() {
             "sku" => {
                 check_token("sku", &value).map_err(|e| ApiError::Invalid(e.0))?;
-                filter.sku = Some(value.into_owned());
+                filter.sku = Some(value);
             }
             "status" => filter.status = Some(status(&value)?),
             "from" => filter.created_from = Some(time(&name, &value)?),
@@ -69,6 +71,19 @@ pub async fn search(app: &App, req: Read) -> Result<Reply, ApiError> {
     answer["partial"] = json!(!page.missing_shards.is_empty());
     answer["missing_shards"] = json!(page.missing_shards);
     Ok(http::json(StatusCode::OK, &answer))
+}
+
+/// The query string's parameters; one named twice is a 400 (which one
+/// would count is a guess).
+fn parameters(req: &Read) -> Result<Vec<(String, String)>, ApiError> {
+    let mut parameters: Vec<(String, String)> = Vec::new();
+    for (name, value) in form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()) {
+        if parameters.iter().any(|(seen, _)| *seen == name) {
+            return Err(ApiError::Invalid(format!("query parameter {name:?} given twice")));
+        }
+        parameters.push((name.into_owned(), value.into_owned()));
+    }
+    Ok(parameters)
 }
 
 struct Paging {
@@ -108,10 +123,17 @@ fn status(value: &str) -> Result<OrderStatus, ApiError> {
     OrderStatus::parse(value).ok_or_else(|| ApiError::Invalid(format!("unknown status {value:?}")))
 }
 
+/// An RFC 3339 time, in UTC within the years the database stores (1000–9999).
 fn time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(value)
         .map(|time| time.with_timezone(&Utc))
-        .map_err(|_| ApiError::Invalid(format!("{name} must be an RFC 3339 time, e.g. 2026-12-03T10:00:00Z")))
+        .ok()
+        .filter(|time| (1_000..=9_999).contains(&time.year()))
+        .ok_or_else(|| {
+            ApiError::Invalid(format!(
+                "{name} must be an RFC 3339 time in the years 1000-9999 UTC, e.g. 2026-12-03T10:00:00Z"
+            ))
+        })
 }
 
 fn number(name: &str, value: &str) -> Result<i64, ApiError> {
