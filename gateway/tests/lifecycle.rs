@@ -919,11 +919,17 @@ async fn a_change_the_cache_missed_is_read_within_its_ttl() {
     })
     .await;
     let order_id = stack.paid(33).await;
-    let read = stack.get(&order_id, 33).await;
-    assert_eq!(read["status"], "PAID");
+    let id: order::id::OrderId = order_id.parse().unwrap();
+    // Read until the view stays cached (the settler drops it once, after
+    // applying the payment, off its pipeline's path).
+    eventually(Duration::from_secs(10), "the view cached", || async {
+        assert_eq!(stack.get(&order_id, 33).await["status"], "PAID");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stack.gateway.app.sales.cached_order(id).await.unwrap().0.map(|_| ())
+    })
+    .await;
     // Behind the gateway's and the settler's backs: nothing drops the view.
     let shards = pools(&stack.shards);
-    let id: order::id::OrderId = order_id.parse().unwrap();
     sqlx::query("UPDATE orders SET qty = 2 WHERE order_id = ?")
         .bind(id.raw() as i64)
         .execute(shards.for_order(id))
