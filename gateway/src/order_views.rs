@@ -41,14 +41,22 @@ impl App {
         let Some(ttl) = self.cache_ttl() else {
             return Ok(self.view_from_shard(order_id).await?.filter(owned));
         };
-        let (cached, moved) = match self.sales.cached_order(order_id).await {
-            Ok(found) => found,
-            Err(err) => {
-                metrics::counter!("gateway_order_cache_total", "outcome" => "error").increment(1);
-                tracing::debug!(%order_id, error = %err, "order cache unreadable; reading the shard");
-                (None, None)
+        // Redis's breaker (fed by placements and these reads): while it is
+        // open, reads go straight to the shard instead of waiting out a timeout.
+        let breaker = self.traffic.load().redis.clone();
+        let found = match breaker.permit() {
+            Ok(()) => {
+                let found = self.sales.cached_order(order_id).await;
+                breaker.record(&found);
+                found.map_err(|err| err.to_string())
             }
+            Err(_) => Err("its breaker is open".to_owned()),
         };
+        let (cached, moved) = found.unwrap_or_else(|err| {
+            metrics::counter!("gateway_order_cache_total", "outcome" => "error").increment(1);
+            tracing::debug!(%order_id, error = %err, "order cache unreadable; reading the shard");
+            (None, None)
+        });
         let view = match cached.and_then(|text| serde_json::from_str::<Value>(&text).ok()) {
             Some(view) => {
                 metrics::counter!("gateway_order_cache_total", "outcome" => "hit").increment(1);
