@@ -1,7 +1,7 @@
 //! Order lists: a buyer's own orders on their shard, and the merchant's
 //! search over every shard at once (scatter-gather), both newest first and
 //! paged by the last order id seen. Each shard's part reads its replica
-//! while it keeps up, else (or if the replica fails the query) its primary.
+//! while it keeps up, else (or if the replica fails or is slow) its primary.
 
 use std::time::Duration;
 
