@@ -8,10 +8,12 @@
 //! - [`status`]: the statuses an order moves through.
 //! - [`lifecycle`]: the state machine: (status, action, actor) → next status.
 //! - [`after_sale`]: after-sale requests' own state machine.
+//! - [`allocation`]: a cart's discounts spread over its lines, in cents.
 //! - [`sale`]: a sale's window.
 //! - [`sale_stats`]: a SKU's sale figures, counted from its events.
 
 pub mod after_sale;
+pub mod allocation;
 pub mod event;
 pub mod id;
 pub mod lifecycle;
