@@ -168,6 +168,7 @@ mod tests {
     ///   E 2000 → floors come to 9998; the two cents go to D (.71) and, of B
     ///   and C tied at .5714, to B, the earlier line: A 2805, B 1559,
     ///   C 1298, D 2338, E 2000.
+    ///
     /// Each line: A 4987, B 2104, C 1753, D 4156, E 2000 = 15000, the 150 off.
     #[test]
     fn the_seeds_example_worked_by_hand() {
