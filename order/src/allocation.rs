@@ -124,28 +124,36 @@ pub fn allocate(
 /// `discount` split over `amounts` by the largest remainder; `None` if it
 /// is more than they come to.
 pub fn spread(discount: i64, amounts: &[i64]) -> Option<Vec<i64>> {
-    let total: i64 = amounts.iter().sum();
-    if discount > total {
-        return None;
+    (discount <= amounts.iter().sum()).then(|| shares(discount, amounts))
+}
+
+/// `total` (not negative) split in proportion to `weights` (not
+/// negative) by the largest remainder, ties to the earlier one; evenly if
+/// the weights are all zero. The parts add up exactly to `total` (no parts
+/// for no weights).
+pub fn shares(total: i64, weights: &[i64]) -> Vec<i64> {
+    let sum: i64 = weights.iter().sum();
+    if weights.is_empty() {
+        return Vec::new();
     }
-    if discount == 0 {
-        return Some(vec![0; amounts.len()]);
+    if sum == 0 {
+        return shares(total, &vec![1; weights.len()]);
     }
-    let (discount, total) = (i128::from(discount), i128::from(total));
-    let mut parts: Vec<i64> = Vec::with_capacity(amounts.len());
-    let mut remainders: Vec<(i128, usize)> = Vec::with_capacity(amounts.len());
-    for (line, &amount) in amounts.iter().enumerate() {
-        let exact = discount * i128::from(amount);
-        parts.push((exact / total) as i64);
-        remainders.push((exact % total, line));
+    let (total_wide, sum) = (i128::from(total), i128::from(sum));
+    let mut parts: Vec<i64> = Vec::with_capacity(weights.len());
+    let mut remainders: Vec<(i128, usize)> = Vec::with_capacity(weights.len());
+    for (index, &weight) in weights.iter().enumerate() {
+        let exact = total_wide * i128::from(weight);
+        parts.push((exact / sum) as i64);
+        remainders.push((exact % sum, index));
     }
-    let left = discount as i64 - parts.iter().sum::<i64>();
-    // Largest remainder first; ties to the earlier line.
+    let left = total - parts.iter().sum::<i64>();
+    // Largest remainder first; ties to the earlier one.
     remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    for &(_, line) in remainders.iter().take(left as usize) {
-        parts[line] += 1;
+    for &(_, index) in remainders.iter().take(left as usize) {
+        parts[index] += 1;
     }
-    Some(parts)
+    parts
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! - [`allocation`]: a cart's discounts spread over its lines, in cents.
 //! - [`sale`]: a sale's window.
 //! - [`sale_stats`]: a SKU's sale figures, counted from its events.
+//! - [`splitting`]: a cart's lines into packages (sub-orders), and freight.
 
 pub mod after_sale;
 pub mod allocation;
@@ -21,4 +22,5 @@ pub mod request;
 pub mod sale;
 pub mod sale_stats;
 pub mod shard;
+pub mod splitting;
 pub mod status;
