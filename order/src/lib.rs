@@ -3,7 +3,8 @@
 //! Layout:
 //! - [`id`]: 64-bit time-ordered order ids that name their shard bucket.
 //! - [`shard`]: user id → logical bucket → physical shard.
-//! - [`request`]: the place-order request and its validation.
+//! - [`request`]: the place-order request and its validation; [`cart`]:
+//!   the checkout request's.
 //! - [`event`]: the events carried on the `order-events` topic.
 //! - [`status`]: the statuses an order moves through.
 //! - [`lifecycle`]: the state machine: (status, action, actor) → next status.
@@ -15,6 +16,7 @@
 
 pub mod after_sale;
 pub mod allocation;
+pub mod cart;
 pub mod event;
 pub mod id;
 pub mod lifecycle;

@@ -34,7 +34,7 @@ pub enum RequestError {
 }
 
 /// The buyer: the authenticated one, which a `user_id` in the body must match.
-fn buyer_of(claimed: Option<u64>, buyer: u64) -> Result<u64, RequestError> {
+pub(crate) fn buyer_of(claimed: Option<u64>, buyer: u64) -> Result<u64, RequestError> {
     match claimed {
         Some(0) => Err(InvalidRequest("user_id must be a positive integer".into()).into()),
         Some(claimed) if claimed != buyer => Err(RequestError::OtherUser),

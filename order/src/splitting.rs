@@ -146,7 +146,8 @@ mod tests {
             item("b", "bj", Handling::Oversized, 1, 9_000),
         ];
         let packages = split(&cart, LIMITS).unwrap();
-        let shape: Vec<(&str, &str, Handling, Vec<(usize, u32)>)> =
+        type Shape<'a> = (&'a str, &'a str, Handling, Vec<(usize, u32)>);
+        let shape: Vec<Shape> =
             packages.iter().map(|p| (p.store.as_str(), p.warehouse.as_str(), p.handling, p.lines.clone())).collect();
         assert_eq!(
             shape,
