@@ -155,10 +155,10 @@ async fn attempt(
     app.orders.after_sale_move(&request).await.map_err(mysql_down)
 }
 
-/// A request's move as the API answers it. Only an approval of a refund
-/// before shipment needs an interception first, and its workflow asks for
-/// one and tries again before it gets here.
-/// A move made drops its order's cached view.
+/// A request's move as the API answers it; a move made drops its order's
+/// cached view. Only an approval of a refund before shipment needs an
+/// interception first, and its workflow asks for one and tries again
+/// before it gets here.
 async fn answer(app: &App, moved: AfterSaleMoved, action: Action) -> Result<AfterSaleView, OrderError> {
     match moved {
         AfterSaleMoved::Done(moved) => {
