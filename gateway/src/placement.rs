@@ -235,15 +235,22 @@ async fn queue(
         tracing::warn!(sku, order_id = %record.order_id, "order event not delivered; units given back");
         return Err(PlaceError::Unavailable(Dependency::Kafka));
     }
-    // With the other orders of the SKU acknowledged at the same time.
-    match app.acknowledgements.call(sku, (key.to_owned(), record.clone())).await {
-        Ok(true) => {
-            // A re-send may follow moves that made the view stale.
-            if !replayed {
-                app.cache_accepted(&stored_order(sku, &record)).await;
-            }
-            Ok(placed(sku, &record, replayed))
+    // With the other orders of the SKU acknowledged at the same time, and
+    // the order's view cached beside the acknowledgement, not after it. A
+    // re-send caches nothing: it may follow moves that made the view stale.
+    let acknowledged = app.acknowledgements.call(sku, (key.to_owned(), record.clone()));
+    let cached = async {
+        if !replayed {
+            app.cache_accepted(&stored_order(sku, &record)).await;
         }
+    };
+    let (acknowledged, ()) = tokio::join!(acknowledged, cached);
+    if !replayed && !matches!(acknowledged, Ok(true)) {
+        // Not accepted after all: no view of it to read.
+        app.forget_order(record.order_id).await;
+    }
+    match acknowledged {
+        Ok(true) => Ok(placed(sku, &record, replayed)),
         Ok(false) => {
             // Cancelled as unconfirmed, or released, meanwhile; a retry with
             // the same key places a fresh order.
