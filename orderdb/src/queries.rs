@@ -27,8 +27,9 @@ pub struct OrderFilter {
 }
 
 /// Up to `limit` orders of one shard that `filter` keeps, with ids below
-/// `before`, newest first. With a user (and a status) it is one range scan
-/// of `idx_user_order` (`idx_user_status_order`).
+/// `before`, newest first. With a user it is one range scan of
+/// `idx_user_order` (`idx_user_status_order` with a status); with a SKU and
+/// a status, of `idx_sku_status`. Other searches read newest first.
 pub async fn page(
     pool: &MySqlPool,
     filter: &OrderFilter,
