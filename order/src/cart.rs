@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::request::{buyer_of, check_token, InvalidRequest, RequestError, MAX_QTY};
+use crate::request::{buyer_of, check_token, quantity, InvalidRequest, RequestError, MAX_QTY};
 
 /// Most lines one checkout may carry.
 pub const MAX_LINES: usize = 50;
@@ -54,9 +54,7 @@ impl Checkout {
             if lines.iter().any(|seen| seen.sku == line.sku) {
                 return Err(InvalidRequest(format!("lines[{index}]: {} is in the cart twice", line.sku)).into());
             }
-            let qty = u32::try_from(line.qty)
-                .ok()
-                .filter(|qty| (1..=MAX_QTY).contains(qty))
+            let qty = quantity(line.qty)
                 .ok_or_else(|| InvalidRequest(format!("lines[{index}]: qty must be between 1 and {MAX_QTY}")))?;
             lines.push(CartLine { sku: line.sku, qty });
         }

@@ -58,12 +58,15 @@ impl PlaceOrder {
         let raw: RawPlaceOrder = serde_json::from_slice(body).map_err(|e| InvalidRequest(format!("body: {e}")))?;
         let user_id = buyer_of(raw.user_id, buyer)?;
         check_token("sku", &raw.sku)?;
-        let qty = u32::try_from(raw.qty)
-            .ok()
-            .filter(|qty| (1..=MAX_QTY).contains(qty))
-            .ok_or_else(|| InvalidRequest(format!("qty must be between 1 and {MAX_QTY}")))?;
+        let qty = quantity(raw.qty).ok_or_else(|| InvalidRequest(format!("qty must be between 1 and {MAX_QTY}")))?;
         Ok(Self { user_id, sku: raw.sku, qty })
     }
+}
+
+/// A line's quantity, if it is within 1..=[`MAX_QTY`] (read wider, so that
+/// `-1` or `0` gets a range message rather than a type error).
+pub(crate) fn quantity(raw: i64) -> Option<u32> {
+    u32::try_from(raw).ok().filter(|qty| (1..=MAX_QTY).contains(qty))
 }
 
 /// Who asks to pay or cancel an order, and the order's SKU:
