@@ -208,6 +208,14 @@ impl App {
     /// How long after its reservation an unacknowledged order may still be
     /// in flight in another request. Past this, the request that made it has
     /// certainly finished or died.
+    /// How long a checkout's records live: past its payment window and
+    /// its key's TTL by a day, so a late payment still finds its items (to
+    /// refund them) and a late repeat of the key its answer.
+    pub fn checkout_ttl(&self) -> Duration {
+        let orders = &self.config.orders;
+        Duration::from_secs(orders.payment_window_secs.max(orders.idempotency_ttl_secs) + 86_400)
+    }
+
     pub fn in_flight_window(&self) -> Duration {
         Duration::from_millis(self.config.in_flight_window_ms())
     }

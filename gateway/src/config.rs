@@ -35,6 +35,8 @@ pub struct Config {
     pub cache: Cache,
     /// Order lists and the merchant's search.
     pub queries: Queries,
+    /// Cart checkouts: the carrier's package limits.
+    pub checkout: CheckoutConfig,
     /// Buyers who hoard units: refused for a while.
     pub abuse: Abuse,
     /// Who the buyer is: reloaded while running (key rotation).
@@ -211,6 +213,30 @@ impl Default for Queries {
     }
 }
 
+/// Cart checkouts (`POST /v1/checkout`): a sub-order is split further
+/// until each package is within the carrier's limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckoutConfig {
+    pub max_package_weight_grams: u64,
+    pub max_package_volume_cm3: u64,
+}
+
+impl Default for CheckoutConfig {
+    fn default() -> Self {
+        Self { max_package_weight_grams: 20_000, max_package_volume_cm3: 120_000 }
+    }
+}
+
+impl CheckoutConfig {
+    pub fn limits(&self) -> order::splitting::Limits {
+        order::splitting::Limits {
+            max_weight_grams: self.max_package_weight_grams,
+            max_volume_cm3: self.max_package_volume_cm3,
+        }
+    }
+}
+
 /// Traffic control, reloaded from the file (and on SIGHUP) without a
 /// restart. Everything here is per gateway instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,6 +264,7 @@ pub struct Traffic {
 #[serde(rename_all = "snake_case")]
 pub enum LimitedRoute {
     PlaceOrder,
+    Checkout,
     GetOrder,
     ListOrders,
     PayOrder,
@@ -252,6 +279,7 @@ impl LimitedRoute {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PlaceOrder => "place_order",
+            Self::Checkout => "checkout",
             Self::GetOrder => "get_order",
             Self::ListOrders => "list_orders",
             Self::PayOrder => "pay_order",
@@ -389,8 +417,10 @@ fn default_routes() -> BTreeMap<LimitedRoute, RouteLimits> {
     let place_order = RouteLimits { global: bucket(50_000, 50_000), ip: bucket(50, 100), user: bucket(5, 10) };
     let get_order = RouteLimits { user: bucket(20, 40), ..RouteLimits::default() };
     let list_orders = RouteLimits { user: bucket(5, 20), ..RouteLimits::default() };
+    let checkout = RouteLimits { global: bucket(5_000, 5_000), ip: bucket(20, 40), user: bucket(2, 5) };
     BTreeMap::from([
         (LimitedRoute::PlaceOrder, place_order),
+        (LimitedRoute::Checkout, checkout),
         (LimitedRoute::GetOrder, get_order),
         (LimitedRoute::ListOrders, list_orders),
     ])
@@ -515,6 +545,9 @@ impl Config {
         }
         if self.queries.max_page == 0 || self.queries.shard_timeout_ms == 0 || self.queries.replica_check_ms == 0 {
             return invalid("queries", "max_page, shard_timeout_ms and replica_check_ms must be positive");
+        }
+        if self.checkout.max_package_weight_grams == 0 || self.checkout.max_package_volume_cm3 == 0 {
+            return invalid("checkout", "max_package_weight_grams and max_package_volume_cm3 must be positive");
         }
         if self.payments.secret.expose().len() < shortest {
             return invalid("payments.secret", "must be at least 16 characters");

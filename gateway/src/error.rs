@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use order::request::RequestError;
 
 use crate::auth::AuthError;
-use crate::outcomes::{OrderError, PlaceError, SettleError};
+use crate::outcomes::{CheckoutError, OrderError, PlaceError, SettleError};
 use crate::refusal::{Dependency, Refusal};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +85,9 @@ pub enum ApiError {
     /// come in time: it may exist. Retrying with the same key is safe.
     #[error("the broker did not confirm the order in time; retry with the same Idempotency-Key")]
     OutcomeUnknown { order_id: OrderId, retry_after_secs: u64 },
+    /// A checkout's own refusals (those naming a SKU, a coupon's).
+    #[error(transparent)]
+    Checkout(CheckoutError),
 }
 
 impl ApiError {
@@ -115,6 +118,19 @@ impl ApiError {
             Self::AmountMismatch { .. } => StatusCode::BAD_REQUEST,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) | Self::OutcomeUnknown { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Checkout(err) => match err {
+                CheckoutError::UnknownSku { .. } | CheckoutError::UnknownCoupon => StatusCode::NOT_FOUND,
+                CheckoutError::CouponNotYours => StatusCode::FORBIDDEN,
+                CheckoutError::TooLarge { .. } | CheckoutError::BelowMinimumSpend { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                CheckoutError::OutcomeUnknown { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                CheckoutError::Refused(_)
+                | CheckoutError::KeyReused
+                | CheckoutError::InProgress { .. }
+                | CheckoutError::Unavailable(_) => ApiError::from(err.clone()).status(),
+                _ => StatusCode::CONFLICT,
+            },
             Self::Refused(refusal) => match refusal {
                 Refusal::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
                 Refusal::Denied { .. } => StatusCode::FORBIDDEN,
@@ -203,6 +219,40 @@ impl ApiError {
                 "order_id": order_id,
                 "detail": self.to_string(),
             }),
+            Self::Checkout(err) => {
+                let detail = err.to_string();
+                match err {
+                    CheckoutError::UnknownSku { sku } => json!({"error": "unknown_sku", "sku": sku}),
+                    CheckoutError::OutOfStock { sku, available: 0 } => json!({"error": "sold_out", "sku": sku}),
+                    CheckoutError::OutOfStock { sku, available } => {
+                        json!({"error": "insufficient_stock", "sku": sku, "available": available})
+                    }
+                    CheckoutError::LimitExceeded { sku } => json!({"error": "purchase_limit_exceeded", "sku": sku}),
+                    CheckoutError::OutsideWindow { sku, refusal: Refusal::SaleNotStarted { starts_at } } => {
+                        json!({"error": "sale_not_started", "sku": sku, "starts_at": starts_at})
+                    }
+                    CheckoutError::OutsideWindow { sku, .. } => json!({"error": "sale_ended", "sku": sku}),
+                    CheckoutError::PriceChanged { sku, price_cents } => {
+                        json!({"error": "price_changed", "sku": sku, "price_cents": price_cents, "detail": detail})
+                    }
+                    CheckoutError::TooLarge { sku } => json!({"error": "item_too_large", "sku": sku, "detail": detail}),
+                    CheckoutError::UnknownCoupon => json!({"error": "unknown_coupon"}),
+                    CheckoutError::CouponNotYours => json!({"error": "coupon_not_yours", "detail": detail}),
+                    CheckoutError::CouponUsed => json!({"error": "coupon_used", "detail": detail}),
+                    CheckoutError::BelowMinimumSpend { left_cents } => {
+                        json!({"error": "below_minimum_spend", "left_cents": left_cents, "detail": detail})
+                    }
+                    CheckoutError::Cancelled => json!({"error": "checkout_cancelled", "detail": detail}),
+                    CheckoutError::OutcomeUnknown { order_id, .. } => json!({
+                        "error": "outcome_unknown",
+                        "dependency": Dependency::Kafka.as_str(),
+                        "order_id": order_id,
+                        "detail": detail,
+                    }),
+                    // Answered as the single-order refusals are.
+                    other => ApiError::from(other.clone()).body(),
+                }
+            }
         }
     }
 
@@ -211,6 +261,7 @@ impl ApiError {
         match self {
             Self::Refused(Refusal::RateLimited { retry_after_secs, .. })
             | Self::OutcomeUnknown { retry_after_secs, .. }
+            | Self::Checkout(CheckoutError::OutcomeUnknown { retry_after_secs, .. })
             | Self::CoolingDown { retry_after_secs } => Some(*retry_after_secs),
             Self::Unavailable(_)
             | Self::InProgress { .. }
@@ -256,6 +307,18 @@ impl From<PlaceError> for ApiError {
             PlaceError::OutcomeUnknown { order_id, retry_after_secs } => {
                 Self::OutcomeUnknown { order_id, retry_after_secs }
             }
+        }
+    }
+}
+
+impl From<CheckoutError> for ApiError {
+    fn from(err: CheckoutError) -> Self {
+        match err {
+            CheckoutError::Refused(refusal) => Self::Refused(refusal),
+            CheckoutError::KeyReused => Self::IdempotencyKeyReused,
+            CheckoutError::InProgress { order_id } => Self::InProgress { order_id },
+            CheckoutError::Unavailable(dependency) => Self::Unavailable(dependency),
+            other => Self::Checkout(other),
         }
     }
 }

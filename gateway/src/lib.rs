@@ -12,6 +12,8 @@
 //!   receive), [`after_sales`] (refund-only, return, exchange requests),
 //!   [`payments`] (starting and settling payments),
 //!   [`payment_queries`] (asking the channel about late notifications),
+//!   [`checkout`] (a cart: priced, tried SKU by SKU, accepted or cancelled)
+//!   and [`checkout_payments`] (its one payment, and its cancellation),
 //!   [`queries`] (a buyer's orders, the merchant's search over the shards),
 //!   [`reload`] (hot reload of the traffic section); their answers and
 //!   errors are in [`outcomes`].
@@ -35,6 +37,8 @@ pub mod after_sales;
 pub mod app;
 pub mod auth;
 pub mod cancellation;
+pub mod checkout;
+pub mod checkout_payments;
 pub mod config;
 pub mod connections;
 pub mod error;

@@ -139,6 +139,46 @@ impl From<Refused> for OrderError {
     }
 }
 
+/// Why a checkout was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckoutError {
+    #[error(transparent)]
+    Refused(Refusal),
+    #[error("no sale for {sku}")]
+    UnknownSku { sku: String },
+    #[error("{sku} has {available} units left")]
+    OutOfStock { sku: String, available: i64 },
+    #[error("the purchase limit of {sku} would be exceeded")]
+    LimitExceeded { sku: String },
+    #[error("{sku}: {refusal}")]
+    OutsideWindow { sku: String, refusal: Refusal },
+    /// The operator changed the price after the cart was priced.
+    #[error("the price of {sku} changed to {price_cents}")]
+    PriceChanged { sku: String, price_cents: i64 },
+    /// One unit is heavier or larger than a package may be.
+    #[error("one unit of {sku} exceeds the package limits")]
+    TooLarge { sku: String },
+    #[error("no such coupon")]
+    UnknownCoupon,
+    #[error("the coupon is not this buyer's")]
+    CouponNotYours,
+    #[error("the coupon is used, or frozen by another checkout")]
+    CouponUsed,
+    #[error("the cart comes to {left_cents} after promotions, below the coupon's minimum spend")]
+    BelowMinimumSpend { left_cents: i64 },
+    /// The checkout was cancelled while this request tried it.
+    #[error("the checkout was cancelled")]
+    Cancelled,
+    #[error("idempotency key reused with a different cart")]
+    KeyReused,
+    #[error("an earlier request with this key is still being processed")]
+    InProgress { order_id: OrderId },
+    #[error("{} unavailable", .0.as_str())]
+    Unavailable(Dependency),
+    #[error("the broker did not confirm checkout {order_id} in time")]
+    OutcomeUnknown { order_id: OrderId, retry_after_secs: u64 },
+}
+
 /// One key per SKU and idempotency key (SKUs and keys hold no newline).
 pub fn flight_key(sku: &str, key: &str) -> String {
     format!("{sku}\n{key}")

@@ -15,6 +15,7 @@ use serde::Serialize;
 use stock::{Confirmation, PaymentQuery, ReservationRecord};
 
 use crate::app::App;
+use crate::checkout_payments::{self, CHECKOUT_ATTACH};
 use crate::outcomes::{OrderError, SettleError, Settled};
 use crate::refusal::Dependency;
 
@@ -88,7 +89,8 @@ async fn no_longer_held_status(app: &App, order_id: OrderId, user_id: u64) -> Or
 /// A successful payment the channel reported, verified.
 #[derive(Debug, Clone)]
 pub struct Payment {
-    /// The SKU of the order's sale (the channel's `attach`).
+    /// The SKU of the order's sale (the channel's `attach`), or
+    /// [`CHECKOUT_ATTACH`] for a checkout's.
     pub sku: String,
     pub order_id: OrderId,
     pub payment_id: String,
@@ -105,6 +107,11 @@ pub async fn settle(app: &App, payment: &Payment) -> Result<Settled, SettleError
 }
 
 async fn settle_once(app: &App, payment: &Payment) -> Result<Settled, SettleError> {
+    if payment.sku == CHECKOUT_ATTACH {
+        if let Some(settled) = checkout_payments::settle(app, payment).await? {
+            return Ok(settled);
+        }
+    }
     let Payment { sku, order_id, payment_id, amount_cents, .. } = payment;
     let (sku, order_id, amount_cents) = (sku.as_str(), *order_id, *amount_cents);
     let confirmation = app.sales.confirm(sku, order_id, payment_id, amount_cents).await.map_err(|err| {

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::after_sale;
+use crate::checkout::CheckoutOrder;
 use crate::id::OrderId;
 use crate::lifecycle::{Action, Actor};
 use crate::status::OrderStatus;
@@ -31,6 +32,10 @@ pub enum OrderEvent {
     OrderStatusChanged(OrderStatusChanged),
     RefundCompleted(RefundCompleted),
     AfterSaleChanged(AfterSaleChanged),
+    /// A cart checkout was accepted: the parent order, its sub-orders and
+    /// items. Each item is an order of its own; its later events are the
+    /// single-order ones (`OrderPaid`, `OrderCancelled`, ...).
+    CheckoutCreated(CheckoutOrder),
 }
 
 /// Units were reserved for an order that now awaits payment. Later events
@@ -217,6 +222,7 @@ impl OrderEvent {
             Self::OrderStatusChanged(changed) => changed.order.order_id,
             Self::RefundCompleted(refund) => refund.order_id,
             Self::AfterSaleChanged(changed) => changed.order_id,
+            Self::CheckoutCreated(checkout) => checkout.order_id,
         }
     }
 
@@ -229,6 +235,7 @@ impl OrderEvent {
             Self::OrderStatusChanged(changed) => changed.order.user_id,
             Self::RefundCompleted(refund) => refund.user_id,
             Self::AfterSaleChanged(changed) => changed.user_id,
+            Self::CheckoutCreated(checkout) => checkout.user_id,
         }
     }
 

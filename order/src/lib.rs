@@ -13,10 +13,13 @@
 //! - [`sale`]: a sale's window.
 //! - [`sale_stats`]: a SKU's sale figures, counted from its events.
 //! - [`splitting`]: a cart's lines into packages (sub-orders), and freight.
+//! - [`checkout`]: a cart's plan: its catalogue terms, discounts, packages,
+//!   freight, and the items reserved and paid like single orders.
 
 pub mod after_sale;
 pub mod allocation;
 pub mod cart;
+pub mod checkout;
 pub mod event;
 pub mod id;
 pub mod lifecycle;

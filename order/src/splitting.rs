@@ -6,14 +6,27 @@
 //! Each store's freight, from its template, is shared over its packages in
 //! proportion to their goods.
 
+use serde::{Deserialize, Serialize};
+
 use crate::allocation::shares;
 
 /// How a line's goods must be packed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Handling {
     Regular,
     Fragile,
     Oversized,
+}
+
+impl Handling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Regular => "regular",
+            Self::Fragile => "fragile",
+            Self::Oversized => "oversized",
+        }
+    }
 }
 
 /// One cart line as splitting sees it.
@@ -106,7 +119,8 @@ fn load(package: &Package, items: &[Item]) -> (u64, u64) {
 }
 
 /// A store's freight: free once its goods reach `free_over_cents`, else `fee_cents`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FreightTemplate {
     pub free_over_cents: i64,
     pub fee_cents: i64,

@@ -13,8 +13,10 @@
 //! - [`refunds`]: refund rows, their attempts and jobs, settling one once.
 //! - [`after_sales`]: after-sale requests and their moves, refunds included.
 //! - [`queries`]: order lists paged by a cursor on the order id.
+//! - [`checkouts`]: cart checkouts: the parent, lines, sub-orders and items.
 
 pub mod after_sales;
+pub mod checkouts;
 pub mod lifecycle;
 pub mod orders;
 pub mod queries;

@@ -55,6 +55,8 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<bool, sqlx::E
         OrderEvent::OrderStatusChanged(changed) => replay(pool, changed).await,
         // Recorded where they were decided, in this shard.
         OrderEvent::RefundCompleted(_) | OrderEvent::AfterSaleChanged(_) => Ok(false),
+        // Stored whole by `insert_checkout`.
+        OrderEvent::CheckoutCreated(_) => Ok(false),
     }
 }
 

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use events::producer::EventProducer;
+use order::checkout::CheckoutOrder;
 use order::event::{OrderCreated, OrderEvent};
 use order::id::OrderId;
 use order::sale_stats::SaleStats;
@@ -175,11 +176,13 @@ impl Settler {
     /// written before its later events.
     async fn settle(&self, batch: &[OwnedMessage], stopping: &watch::Receiver<bool>) -> Result<(), Interrupted> {
         let mut orders: Vec<(&OwnedMessage, OrderCreated)> = Vec::with_capacity(batch.len());
+        let mut checkouts: Vec<(&OwnedMessage, CheckoutOrder)> = Vec::new();
         let mut moves: Vec<(&OwnedMessage, OrderEvent)> = Vec::new();
         let mut rejected = Vec::new();
         for message in batch {
             match OrderEvent::decode(message.payload().unwrap_or_default()) {
                 Ok(OrderEvent::OrderCreated(created)) => orders.push((message, created)),
+                Ok(OrderEvent::CheckoutCreated(checkout)) => checkouts.push((message, checkout)),
                 Ok(event) => moves.push((message, event)),
                 Err(err) => rejected.push(Rejected { message, kind: "undecodable", reason: err.to_string() }),
             }
@@ -191,6 +194,22 @@ impl Settler {
             .filter(|(_, order)| stored.contains(&order.order_id))
             .map(|(_, order)| SaleStats::of_created(order))
             .collect();
+        // Before the moves: a batch may hold an item's payment after its checkout.
+        let mut new_items = Vec::new();
+        for (message, checkout) in &checkouts {
+            match self.retrying("new checkout", stopping, || self.shards.insert_checkout(checkout)).await? {
+                Ok(stored) => new_items.extend(
+                    checkout
+                        .items()
+                        .filter(|(_, item)| stored.contains(&item.order_id))
+                        .map(|(sub, item)| checkout.item_order(sub, item)),
+                ),
+                Err(err) => {
+                    rejected.push(Rejected { message, kind: "refused", reason: format!("refused by its shard: {err}") })
+                }
+            }
+        }
+        figures.extend(new_items.iter().map(SaleStats::of_created));
         for (message, event) in &moves {
             let shard = self.shards.for_order(event.order_id());
             match self.retrying("order transition", stopping, || transitions::apply(shard, event)).await? {

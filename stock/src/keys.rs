@@ -91,6 +91,18 @@ impl SaleKeys {
         vec![self.sale, self.buyers, self.reservations, self.deadlines, self.payments, self.closed, self.payment_events]
     }
 
+    pub fn tcc(self) -> Vec<String> {
+        vec![self.sale, self.buyers, self.reservations, self.deadlines, self.closed, self.payments]
+    }
+
+    /// `acknowledge.lua` for cart items: they have no idempotency record of
+    /// their own (the cart's lies in the buyer's slot), so each gets a key
+    /// in this slot that is never written.
+    pub fn acknowledge_items(self, items: &[OrderId]) -> Vec<String> {
+        let unused: Vec<String> = items.iter().map(|item| self.idempotency(&format!("cart-item.{item}"))).collect();
+        self.acknowledge(unused.iter().map(String::as_str))
+    }
+
     pub fn load_sale(self) -> Vec<String> {
         vec![
             self.sale,
@@ -164,6 +176,30 @@ impl GlobalKeys {
         format!("{}order_move:{{o{order_id}}}", self.namespace)
     }
 
+    /// String: a buyer's checkout under one idempotency key:
+    /// `"<R|A>:<parent order id>:<created ms>"` (see `checkout_records`).
+    pub fn checkout_key(&self, user_id: u64, key: &str) -> String {
+        format!("{}checkout:{{u{user_id}}}:{key}", self.namespace)
+    }
+
+    /// Hash: a buyer's coupons, code → the parent order that froze or used it.
+    pub fn coupon_uses(&self, user_id: u64) -> String {
+        format!("{}coupon_uses:{{u{user_id}}}", self.namespace)
+    }
+
+    /// String: a checkout as answered, with its items (JSON), for its
+    /// payment and its cancellation.
+    pub fn checkout(&self, parent: OrderId) -> String {
+        format!("{}cart:{{o{parent}}}", self.namespace)
+    }
+
+    /// Hashes of the catalogue a checkout prices with (JSON values):
+    /// SKU → its shipping facts, promotion id → promotion, coupon code →
+    /// coupon, store → freight template.
+    pub fn catalogue(&self) -> [String; 4] {
+        ["catalogue", "promotions", "coupons", "freight"].map(|name| format!("{}{name}", self.namespace))
+    }
+
     pub fn claim_queries(&self) -> Vec<String> {
         vec![self.payment_queries.clone()]
     }
@@ -193,7 +229,7 @@ mod tests {
     fn each_script_gets_the_keys_its_header_names_in_that_order() {
         let sale = || SaleKeys::new("", "sku");
         let global = GlobalKeys::new("");
-        let built: [(&str, Vec<String>); 12] = [
+        let built: [(&str, Vec<String>); 14] = [
             ("reserve.lua", sale().reserve(["<key>"].into_iter())),
             ("release.lua", sale().release("<key>")),
             ("acknowledge.lua", sale().acknowledge(["<key>"].into_iter())),
@@ -204,6 +240,8 @@ mod tests {
             ("update_sale.lua", sale().update_sale()),
             ("repair_sale.lua", sale().repair_sale()),
             ("return_units.lua", sale().return_units()),
+            ("tcc_try.lua", sale().tcc()),
+            ("tcc_cancel.lua", sale().tcc()),
             ("node_lease.lua", global.node_lease(7)),
             ("claim_queries.lua", global.claim_queries()),
         ];

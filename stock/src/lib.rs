@@ -14,7 +14,11 @@
 //! - [`store`]: [`SaleStore`], the calls; [`payment_queries`]: the payments
 //!   the channel is to be asked about; [`order_cache`]: the hot-order cache;
 //!   [`sale_stats`]: the live sale figures.
+//! - [`tcc`]: a cart checkout's Try and Cancel per SKU; [`checkouts`]: its
+//!   records in the buyer's slot; [`catalogue`]: what a checkout prices with.
 
+pub mod catalogue;
+pub mod checkouts;
 pub mod config;
 pub mod error;
 pub mod keys;
@@ -26,6 +30,7 @@ pub mod requests;
 pub mod sale_stats;
 pub mod scripts;
 pub mod store;
+pub mod tcc;
 
 pub use config::RedisConfig;
 pub use error::StoreError;
@@ -37,3 +42,5 @@ pub use replies::{
 pub use requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
 pub use scripts::RESERVE_LUA;
 pub use store::SaleStore;
+pub use tcc::{CancelledItem, TccItem, Tried, TryRequest};
+pub use checkouts::CheckoutRecord;

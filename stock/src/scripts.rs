@@ -8,7 +8,7 @@ const RESERVATION_LIB: &str = include_str!("../../lua/lib/reservation.lua");
 pub const RESERVE_LUA: &str = include_str!("../../lua/reserve.lua");
 
 /// Every script by file name, as written (without the lib).
-const SOURCES: [(&str, &str); 12] = [
+const SOURCES: [(&str, &str); 14] = [
     ("reserve.lua", RESERVE_LUA),
     ("release.lua", include_str!("../../lua/release.lua")),
     ("acknowledge.lua", include_str!("../../lua/acknowledge.lua")),
@@ -19,6 +19,8 @@ const SOURCES: [(&str, &str); 12] = [
     ("update_sale.lua", include_str!("../../lua/update_sale.lua")),
     ("repair_sale.lua", include_str!("../../lua/repair_sale.lua")),
     ("return_units.lua", include_str!("../../lua/return_units.lua")),
+    ("tcc_try.lua", include_str!("../../lua/tcc_try.lua")),
+    ("tcc_cancel.lua", include_str!("../../lua/tcc_cancel.lua")),
     ("node_lease.lua", include_str!("../../lua/node_lease.lua")),
     ("claim_queries.lua", include_str!("../../lua/claim_queries.lua")),
 ];
@@ -40,6 +42,8 @@ pub(crate) struct Scripts {
     pub update_sale: Script,
     pub repair_sale: Script,
     pub return_units: Script,
+    pub tcc_try: Script,
+    pub tcc_cancel: Script,
     pub node_lease: Script,
     pub claim_queries: Script,
 }
@@ -59,6 +63,8 @@ impl Scripts {
             update_sale: alone("update_sale.lua"),
             repair_sale: alone("repair_sale.lua"),
             return_units: alone("return_units.lua"),
+            tcc_try: with_lib("tcc_try.lua"),
+            tcc_cancel: with_lib("tcc_cancel.lua"),
             node_lease: alone("node_lease.lua"),
             claim_queries: alone("claim_queries.lua"),
         }

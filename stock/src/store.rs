@@ -136,7 +136,7 @@ impl SaleStore {
 
     /// Whether a batch that reserved should add `sku` to the active sales
     /// now; notes the add if so.
-    fn activation_due(&self, sku: &str, first_held: bool) -> bool {
+    pub(crate) fn activation_due(&self, sku: &str, first_held: bool) -> bool {
         let mut activated = self.activated.lock().unwrap_or_else(PoisonError::into_inner);
         let due = first_held || activated.get(sku).is_none_or(|at| at.elapsed() >= REACTIVATE_EVERY);
         if due {

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod after_sales;
+pub mod checkout;
 pub mod fulfilment;
 pub mod input;
 pub mod ops;
@@ -30,6 +31,12 @@ use crate::traffic::TrafficPolicy;
 /// What a request is for, from its path.
 enum Target<'a> {
     PlaceOrder,
+    Checkout,
+    GetCheckout(&'a str),
+    PayCheckout(&'a str),
+    CancelCheckout(&'a str),
+    /// An entry of the checkout catalogue: (kind, id).
+    AdminCatalogue(&'a str, &'a str),
     ListOrders,
     GetOrder(&'a str),
     PayOrder(&'a str),
@@ -65,6 +72,11 @@ impl<'a> Target<'a> {
         match segments.as_slice() {
             ["v1", "orders"] if method == Method::GET => Self::ListOrders,
             ["v1", "orders"] => Self::PlaceOrder,
+            ["v1", "checkout"] => Self::Checkout,
+            ["v1", "checkouts", id] => Self::GetCheckout(id),
+            ["v1", "checkouts", id, "pay"] => Self::PayCheckout(id),
+            ["v1", "checkouts", id, "cancel"] => Self::CancelCheckout(id),
+            ["admin", "catalogue", kind, id] => Self::AdminCatalogue(kind, id),
             ["v1", "orders", id] => Self::GetOrder(id),
             ["v1", "orders", id, "pay"] => Self::PayOrder(id),
             ["v1", "orders", id, "cancel"] => Self::CancelOrder(id),
@@ -93,10 +105,18 @@ impl<'a> Target<'a> {
 
     /// The label of the route in metrics.
     fn label(&self) -> &'static str {
+        // Limited as the order routes are, labelled apart.
+        match self {
+            Self::GetCheckout(_) => return "get_checkout",
+            Self::PayCheckout(_) => return "pay_checkout",
+            Self::CancelCheckout(_) => return "cancel_checkout",
+            _ => {}
+        }
         match self.limited() {
             Some(route) => route.as_str(),
             None => match self {
                 Self::AdminSku(_) => "admin_sku",
+                Self::AdminCatalogue(..) => "admin_catalogue",
                 Self::AdminSaleStats(_) => "admin_sale_stats",
                 Self::AdminOrder(..) => "admin_order",
                 Self::AdminOrderView(_) => "admin_order_view",
@@ -118,10 +138,11 @@ impl<'a> Target<'a> {
     fn limited(&self) -> Option<LimitedRoute> {
         Some(match self {
             Self::PlaceOrder => LimitedRoute::PlaceOrder,
-            Self::GetOrder(_) => LimitedRoute::GetOrder,
+            Self::Checkout => LimitedRoute::Checkout,
+            Self::GetOrder(_) | Self::GetCheckout(_) => LimitedRoute::GetOrder,
             Self::ListOrders => LimitedRoute::ListOrders,
-            Self::PayOrder(_) => LimitedRoute::PayOrder,
-            Self::CancelOrder(_) => LimitedRoute::CancelOrder,
+            Self::PayOrder(_) | Self::PayCheckout(_) => LimitedRoute::PayOrder,
+            Self::CancelOrder(_) | Self::CancelCheckout(_) => LimitedRoute::CancelOrder,
             Self::ReceiveOrder(_) => LimitedRoute::ReceiveOrder,
             Self::OpenAfterSale(_) => LimitedRoute::AfterSale,
             Self::PaymentNotify => LimitedRoute::PaymentNotify,
@@ -135,6 +156,10 @@ impl<'a> Target<'a> {
         matches!(
             self,
             Self::PlaceOrder
+                | Self::Checkout
+                | Self::GetCheckout(_)
+                | Self::PayCheckout(_)
+                | Self::CancelCheckout(_)
                 | Self::ListOrders
                 | Self::GetOrder(_)
                 | Self::PayOrder(_)
@@ -149,6 +174,9 @@ impl<'a> Target<'a> {
             // One path: the method chose the target.
             Self::PlaceOrder | Self::ListOrders => "GET, POST",
             Self::PayOrder(_)
+            | Self::Checkout
+            | Self::PayCheckout(_)
+            | Self::CancelCheckout(_)
             | Self::CancelOrder(_)
             | Self::ReceiveOrder(_)
             | Self::OpenAfterSale(_)
@@ -158,6 +186,7 @@ impl<'a> Target<'a> {
             | Self::AdminRefundRetry(_)
             | Self::AdminOrder(..) => "POST",
             Self::AdminSku(_) => "GET, PUT, PATCH",
+            Self::AdminCatalogue(..) => "GET, PUT, DELETE",
             _ => "GET",
         }
     }
@@ -231,6 +260,11 @@ async fn dispatch(
     };
     match target {
         Target::PlaceOrder => orders::place(app.clone(), req, buyer).await,
+        Target::Checkout => checkout::place(app.clone(), req, buyer).await,
+        Target::GetCheckout(id) => checkout::get(&app, id, buyer).await,
+        Target::PayCheckout(id) => checkout::pay(&app, id, buyer).await,
+        Target::CancelCheckout(id) => checkout::cancel(&app, id, buyer).await,
+        Target::AdminCatalogue(kind, id) => checkout::catalogue(&app, kind, id, req).await,
         Target::GetOrder(order_id) => orders::get(&app, order_id, buyer).await,
         Target::ListOrders => queries::mine(&app, req, buyer).await,
         Target::AdminSearch => queries::search(&app, req).await,
@@ -270,6 +304,11 @@ mod tests {
     fn sample(target: &Target<'_>) -> &'static str {
         match target {
             Target::PlaceOrder | Target::ListOrders => "/v1/orders",
+            Target::Checkout => "/v1/checkout",
+            Target::GetCheckout(_) => "/v1/checkouts/1",
+            Target::PayCheckout(_) => "/v1/checkouts/1/pay",
+            Target::CancelCheckout(_) => "/v1/checkouts/1/cancel",
+            Target::AdminCatalogue(..) => "/admin/catalogue/coupons/c1",
             Target::AdminSearch => "/admin/orders",
             Target::GetOrder(_) => "/v1/orders/1",
             Target::PayOrder(_) => "/v1/orders/1/pay",
@@ -298,6 +337,11 @@ mod tests {
     fn served() -> BTreeSet<(&'static str, String)> {
         let all = [
             Target::PlaceOrder,
+            Target::Checkout,
+            Target::GetCheckout(""),
+            Target::PayCheckout(""),
+            Target::CancelCheckout(""),
+            Target::AdminCatalogue("", ""),
             Target::ListOrders,
             Target::GetOrder(""),
             Target::PayOrder(""),
@@ -341,7 +385,9 @@ mod tests {
                 .replace("{sku}", "tv")
                 .replace("{refund_id}", "rf1-ab")
                 .replace("{after_sale_id}", "1")
-                .replace("{action}", "approve");
+                .replace("{action}", "approve")
+                .replace("{kind}", "coupons")
+                .replace("{id}", "c1");
             for method in item.as_object().expect("operations").keys() {
                 let method: Method = method.to_uppercase().parse().unwrap();
                 let target = Target::of(&method, &concrete);

@@ -1,0 +1,381 @@
+//! Cart checkout, behind `POST /v1/checkout`: the buyer's key is claimed →
+//! the cart is priced and planned (`order::checkout`) and stored → each SKU
+//! is tried in SKU order (`tcc_try.lua`) → `CheckoutCreated` to Kafka →
+//! each SKU's items move on to the payment deadline → the key answers the
+//! checkout. A refused Try cancels every SKU tried (`tcc_cancel.lua`) and
+//! frees the key and the coupon. As for single orders, a broker that may
+//! have the event (a timeout) leaves the outcome unknown: the items stay
+//! held until their confirm deadline, and a retry with the same key
+//! sends the same checkout again.
+//!
+//! Trying in SKU order makes two carts that want the same SKUs meet on the
+//! first one they share: one gets it, the other is refused there, before
+//! it holds anything the first still needs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::Utc;
+use order::cart::Checkout;
+use order::checkout::{plan, CheckoutOrder, CouponTerms, PlanError, PricedLine, PromotionTerms, ShippingFacts};
+use order::event::OrderEvent;
+use order::id::OrderId;
+use order::allocation::AllocationError;
+use order::shard::bucket_for_user;
+use order::splitting::{FreightTemplate, SplitError};
+use stock::catalogue::Catalogue;
+use stock::{CancelledItem, CheckoutRecord, TccItem, Tried, TryRequest};
+
+use crate::app::App;
+use crate::outcomes::CheckoutError;
+use crate::refusal::Dependency;
+
+/// The checkout placed under `key`, and whether it was placed before (a replay).
+pub async fn checkout(app: Arc<App>, cart: Checkout, key: String) -> Result<(CheckoutOrder, bool), CheckoutError> {
+    // Its own task: a client hanging up must not stop a checkout between
+    // its Tries and their Confirm or Cancel.
+    tokio::spawn(checkout_once(app, cart, key)).await.unwrap_or_else(|err| {
+        tracing::error!(error = %err, "checkout task failed");
+        Err(CheckoutError::Unavailable(Dependency::Redis))
+    })
+}
+
+async fn checkout_once(app: Arc<App>, cart: Checkout, key: String) -> Result<(CheckoutOrder, bool), CheckoutError> {
+    if !app.node.held() {
+        return Err(CheckoutError::Unavailable(Dependency::Redis));
+    }
+    let policy = app.traffic.load_full();
+    policy.redis.permit().map_err(CheckoutError::Refused)?;
+    policy.kafka.permit().map_err(CheckoutError::Refused)?;
+    let now_ms = Utc::now().timestamp_millis();
+    let parent = app.ids.next(bucket_for_user(cart.user_id), now_ms);
+    let record = CheckoutRecord { accepted: false, parent, created_ms: now_ms };
+    let claimed = app.sales.claim_checkout(cart.user_id, &key, &record, app.checkout_ttl()).await.map_err(redis_down)?;
+    if let Some(first) = claimed {
+        return again(&app, &cart, &key, first).await;
+    }
+    let order = match priced(&app, &cart, &key, parent, now_ms).await {
+        Ok(order) => order,
+        Err(err) => {
+            free_key(&app, cart.user_id, &key, parent).await;
+            return Err(err);
+        }
+    };
+    drive(&app, order, &key, false).await.map(|order| (order, false))
+}
+
+/// A repeat of a key: the first checkout's answer, or (once its request is
+/// surely over, unanswered) its checkout sent again.
+async fn again(
+    app: &App,
+    cart: &Checkout,
+    key: &str,
+    first: CheckoutRecord,
+) -> Result<(CheckoutOrder, bool), CheckoutError> {
+    let Some(order) = load(app, first.parent).await? else {
+        // Claimed, but its checkout was never stored (its request failed
+        // or is storing it right now).
+        return Err(CheckoutError::InProgress { order_id: first.parent });
+    };
+    let lines: Vec<(String, u32)> = cart.lines.iter().map(|line| (line.sku.clone(), line.qty)).collect();
+    if !order.is_same_request(cart.user_id, &lines, cart.coupon.as_deref()) {
+        return Err(CheckoutError::KeyReused);
+    }
+    if first.accepted {
+        return Ok((order, true));
+    }
+    let age_ms = Utc::now().timestamp_millis() - first.created_ms;
+    if age_ms < app.in_flight_window().as_millis() as i64 {
+        return Err(CheckoutError::InProgress { order_id: first.parent });
+    }
+    drive(app, order, key, true).await.map(|order| (order, true))
+}
+
+async fn load(app: &App, parent: OrderId) -> Result<Option<CheckoutOrder>, CheckoutError> {
+    let Some(json) = app.sales.checkout(parent).await.map_err(redis_down)? else { return Ok(None) };
+    serde_json::from_str(&json).map(Some).map_err(|err| {
+        tracing::error!(%parent, error = %err, "stored checkout unreadable");
+        CheckoutError::Unavailable(Dependency::Redis)
+    })
+}
+
+async fn save(app: &App, order: &CheckoutOrder) -> Result<(), CheckoutError> {
+    let json = serde_json::to_string(order).expect("a checkout serializes");
+    app.sales.save_checkout(order.order_id, &json, app.checkout_ttl()).await.map_err(redis_down)
+}
+
+/// Prices and plans the cart from the catalogue, freezes its coupon and
+/// stores the checkout, before any unit is taken.
+async fn priced(
+    app: &App,
+    cart: &Checkout,
+    key: &str,
+    parent: OrderId,
+    now_ms: i64,
+) -> Result<CheckoutOrder, CheckoutError> {
+    let skus: Vec<String> = cart.lines.iter().map(|line| line.sku.clone()).collect();
+    let prices = app.sales.sale_prices(&skus).await.map_err(redis_down)?;
+    let facts = app.sales.catalogue_entries(Catalogue::Skus, &skus).await.map_err(redis_down)?;
+    let mut lines = Vec::with_capacity(cart.lines.len());
+    for ((line, price), facts) in cart.lines.iter().zip(prices).zip(facts) {
+        let unit_price_cents = price.ok_or_else(|| CheckoutError::UnknownSku { sku: line.sku.clone() })?;
+        let facts = match facts {
+            Some(json) => parse_entry::<ShippingFacts>(&json, &line.sku)?,
+            None => ShippingFacts::unlisted(),
+        };
+        lines.push(PricedLine { sku: line.sku.clone(), qty: line.qty, unit_price_cents, facts });
+    }
+    let promotions = parsed_all::<PromotionTerms>(app, Catalogue::Promotions).await?;
+    let freight: HashMap<String, FreightTemplate> =
+        parsed_all::<FreightTemplate>(app, Catalogue::Freight).await?.into_iter().collect();
+    let coupon = match &cart.coupon {
+        Some(code) => Some(coupon_terms(app, cart.user_id, code).await?),
+        None => None,
+    };
+    let plan = plan(&lines, &promotions, coupon.as_ref(), &freight, app.config.checkout.limits()).map_err(|err| match err {
+        PlanError::Allocation(AllocationError::BelowMinimumSpend { left_cents }) => {
+            CheckoutError::BelowMinimumSpend { left_cents }
+        }
+        PlanError::Split(SplitError::UnitTooLarge { line }) => CheckoutError::TooLarge { sku: lines[line].sku.clone() },
+        PlanError::Allocation(err) => {
+            tracing::error!(error = %err, "the catalogue's promotions do not price this cart");
+            CheckoutError::Unavailable(Dependency::Redis)
+        }
+    })?;
+    let pay_by_ms = now_ms + app.config.orders.payment_window_secs as i64 * 1_000;
+    let order = CheckoutOrder::new(
+        plan,
+        parent,
+        cart.user_id,
+        key.to_owned(),
+        cart.coupon.clone(),
+        stock::records::from_ms(now_ms),
+        stock::records::from_ms(pay_by_ms),
+        || app.ids.next(bucket_for_user(cart.user_id), now_ms),
+    );
+    if let Some(code) = &cart.coupon {
+        freeze_coupon(app, cart.user_id, code, parent).await?;
+    }
+    if let Err(err) = save(app, &order).await {
+        unfreeze_coupon(app, &order).await;
+        return Err(err);
+    }
+    Ok(order)
+}
+
+fn parse_entry<T: serde::de::DeserializeOwned>(json: &str, id: &str) -> Result<T, CheckoutError> {
+    serde_json::from_str(json).map_err(|err| {
+        tracing::error!(id, error = %err, "catalogue entry unreadable");
+        CheckoutError::Unavailable(Dependency::Redis)
+    })
+}
+
+async fn parsed_all<T: serde::de::DeserializeOwned>(
+    app: &App,
+    catalogue: Catalogue,
+) -> Result<Vec<(String, T)>, CheckoutError> {
+    let entries = app.sales.catalogue_all(catalogue).await.map_err(redis_down)?;
+    entries.into_iter().map(|(id, json)| parse_entry(&json, &id).map(|entry| (id, entry))).collect()
+}
+
+/// The coupon's terms, if it is the buyer's to use.
+async fn coupon_terms(app: &App, user_id: u64, code: &str) -> Result<CouponTerms, CheckoutError> {
+    let found = app.sales.catalogue_entries(Catalogue::Coupons, &[code.to_owned()]).await.map_err(redis_down)?;
+    let terms: CouponTerms = match found.into_iter().next().flatten() {
+        Some(json) => parse_entry(&json, code)?,
+        None => return Err(CheckoutError::UnknownCoupon),
+    };
+    if !terms.is_for(user_id) {
+        return Err(CheckoutError::CouponNotYours);
+    }
+    Ok(terms)
+}
+
+/// Freezes the buyer's coupon for `parent`: refused while another checkout
+/// holds it (pending or paid); one that was cancelled or expired frees it.
+async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> Result<(), CheckoutError> {
+    let holder = app.sales.coupon_holder(user_id, code).await.map_err(redis_down)?;
+    if let Some(holder) = holder {
+        let live = match load(app, holder).await? {
+            Some(order) => {
+                let items: Vec<(String, OrderId)> =
+                    order.items().map(|(_, item)| (item.sku.clone(), item.order_id)).collect();
+                app.sales.any_item_live(&items).await.map_err(redis_down)?
+            }
+            // Its record outlives any hold and any payment window: long over.
+            None => false,
+        };
+        if live {
+            return Err(CheckoutError::CouponUsed);
+        }
+    }
+    if !app.sales.swap_coupon_holder(user_id, code, holder, Some(parent)).await.map_err(redis_down)? {
+        return Err(CheckoutError::CouponUsed);
+    }
+    Ok(())
+}
+
+async fn unfreeze_coupon(app: &App, order: &CheckoutOrder) {
+    let Some(code) = &order.coupon else { return };
+    if let Err(err) = app.sales.swap_coupon_holder(order.user_id, code, Some(order.order_id), None).await {
+        // Its next use finds the checkout dead and takes it over.
+        tracing::warn!(order_id = %order.order_id, error = %err, "coupon left frozen by a refused checkout");
+    }
+}
+
+async fn free_key(app: &App, user_id: u64, key: &str, parent: OrderId) {
+    if let Err(err) = app.sales.drop_checkout(user_id, key, parent).await {
+        tracing::warn!(%parent, error = %err, "idempotency key left claimed by a refused checkout until its TTL");
+    }
+}
+
+/// Each SKU's items, in SKU order.
+fn by_sku(order: &CheckoutOrder) -> BTreeMap<String, Vec<TccItem>> {
+    let mut skus: BTreeMap<String, Vec<TccItem>> = BTreeMap::new();
+    for (sub_order, item) in order.items() {
+        skus.entry(item.sku.clone()).or_default().push(TccItem {
+            order_id: item.order_id,
+            qty: item.qty,
+            amount_cents: item.amount_cents,
+            key: order::checkout::item_key(order.order_id, sub_order),
+        });
+    }
+    skus
+}
+
+/// Tries every SKU, then sends the checkout and confirms its acceptance.
+async fn drive(app: &App, mut order: CheckoutOrder, key: &str, replayed: bool) -> Result<CheckoutOrder, CheckoutError> {
+    let skus = by_sku(&order);
+    let mut generations: HashMap<String, i64> = HashMap::new();
+    let mut tried: Vec<&str> = Vec::with_capacity(skus.len());
+    for (sku, items) in &skus {
+        tried.push(sku);
+        let unit_price_cents =
+            order.lines.iter().find(|line| line.sku == *sku).map(|line| line.unit_price_cents).unwrap_or_default();
+        let request = TryRequest {
+            user_id: order.user_id,
+            unit_price_cents,
+            now_ms: order.created_at.timestamp_millis(),
+            pay_by_ms: order.pay_by.timestamp_millis(),
+            confirm_ms: app.windows().confirm_ms,
+            items,
+        };
+        let refusal = match app.sales.tcc_try(sku, &request).await {
+            Ok(Tried::Held { sale_generation }) => {
+                generations.insert(sku.clone(), sale_generation);
+                continue;
+            }
+            Ok(refused) => refused_try(app, sku, refused),
+            Err(err) => {
+                tracing::warn!(order_id = %order.order_id, sku, error = %err, "try failed; cancelling the checkout");
+                CheckoutError::Unavailable(Dependency::Redis)
+            }
+        };
+        return Err(abort(app, &order, key, &skus, &tried, refusal).await);
+    }
+    for sub in &mut order.sub_orders {
+        for item in &mut sub.items {
+            item.sale_generation = generations[&item.sku];
+        }
+    }
+    save(app, &order).await?;
+    let outcome_unknown = || CheckoutError::OutcomeUnknown {
+        order_id: order.order_id,
+        retry_after_secs: app.in_flight_window().as_secs().max(1),
+    };
+    if let Err(unpublished) = app.publish(&OrderEvent::CheckoutCreated(order.clone())).await {
+        if unpublished.delivered_maybe || replayed {
+            tracing::warn!(order_id = %order.order_id, "checkout event outcome unknown; its items stay until the confirm deadline");
+            return Err(outcome_unknown());
+        }
+        let all: Vec<&str> = skus.keys().map(String::as_str).collect();
+        return Err(abort(app, &order, key, &skus, &all, CheckoutError::Unavailable(Dependency::Kafka)).await);
+    }
+    let pay_by_ms = order.pay_by.timestamp_millis();
+    for (sku, items) in &skus {
+        let ids: Vec<OrderId> = items.iter().map(|item| item.order_id).collect();
+        match app.sales.acknowledge_items(sku, &ids, pay_by_ms).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(order_id = %order.order_id, sku, "checkout item gone before its acknowledgement; it stays gone");
+                return Err(outcome_unknown());
+            }
+            Err(err) => {
+                tracing::warn!(order_id = %order.order_id, sku, error = %err, "could not acknowledge the checkout in Redis");
+                return Err(outcome_unknown());
+            }
+        }
+    }
+    let record = CheckoutRecord {
+        accepted: false,
+        parent: order.order_id,
+        created_ms: order.created_at.timestamp_millis(),
+    };
+    if let Err(err) = app.sales.accept_checkout(order.user_id, key, &record).await {
+        // A repeat of the key sends it once more (all idempotent) and is answered then.
+        tracing::warn!(order_id = %order.order_id, error = %err, "checkout key not marked answered");
+    }
+    metrics::counter!("gateway_checkouts_total", "outcome" => "accepted").increment(1);
+    Ok(order)
+}
+
+fn refused_try(app: &App, sku: &str, tried: Tried) -> CheckoutError {
+    let sku = sku.to_owned();
+    match tried {
+        Tried::Held { .. } => unreachable!("a held Try is not a refusal"),
+        Tried::Cancelled(_) => CheckoutError::Cancelled,
+        Tried::UnknownSku => CheckoutError::UnknownSku { sku },
+        Tried::OutsideWindow(window) => CheckoutError::OutsideWindow { refusal: app.sale_windows.refusal(&sku, window), sku },
+        Tried::PriceChanged { price_cents } => CheckoutError::PriceChanged { sku, price_cents },
+        Tried::OutOfStock { stock_left } => CheckoutError::OutOfStock { sku, available: stock_left },
+        Tried::LimitExceeded => CheckoutError::LimitExceeded { sku },
+    }
+}
+
+/// Cancels the items of every SKU tried (the one refused too: its Try may
+/// have taken effect unseen). When everything came back, the key and the
+/// coupon are free again and `refusal` is the answer; otherwise (too late,
+/// or Redis failing) the items wait for their confirm deadline and the
+/// outcome is unknown to the buyer.
+async fn abort(
+    app: &App,
+    order: &CheckoutOrder,
+    key: &str,
+    skus: &BTreeMap<String, Vec<TccItem>>,
+    tried: &[&str],
+    refusal: CheckoutError,
+) -> CheckoutError {
+    let mut all_back = true;
+    for sku in tried {
+        let ids: Vec<OrderId> = skus[*sku].iter().map(|item| item.order_id).collect();
+        match app.sales.tcc_cancel(sku, &ids, &app.windows()).await {
+            Ok(outcomes) => {
+                all_back &= outcomes.iter().all(|outcome| {
+                    matches!(outcome, CancelledItem::Released | CancelledItem::Empty | CancelledItem::Closed)
+                });
+            }
+            Err(err) => {
+                tracing::warn!(order_id = %order.order_id, sku, error = %err, "cancel failed; its items wait for their confirm deadline");
+                all_back = false;
+            }
+        }
+    }
+    if !all_back {
+        return CheckoutError::OutcomeUnknown {
+            order_id: order.order_id,
+            retry_after_secs: app.in_flight_window().as_secs().max(1),
+        };
+    }
+    for sku in tried {
+        app.sold_out.clear(sku);
+    }
+    free_key(app, order.user_id, key, order.order_id).await;
+    unfreeze_coupon(app, order).await;
+    metrics::counter!("gateway_checkouts_total", "outcome" => "refused").increment(1);
+    refusal
+}
+
+fn redis_down(err: stock::StoreError) -> CheckoutError {
+    tracing::warn!(error = %err, "checkout: redis call failed");
+    CheckoutError::Unavailable(Dependency::Redis)
+}

@@ -1,0 +1,181 @@
+//! A checkout's one payment and its cancellation, item by item: the
+//! payment is for the parent order (`attach` is [`CHECKOUT_ATTACH`]) and
+//! confirms each item's reservation (`confirm.lua`, TCC's Confirm) with
+//! the item's amount; an item cancelled first gets its amount refunded,
+//! as a single order's late payment does.
+
+use chrono::Utc;
+use order::checkout::CheckoutOrder;
+use order::event::{OrderEvent, OrderPaid, Refund, RefundRequired};
+use order::id::OrderId;
+use order::status::OrderStatus;
+use paychannel::messages::CreatePayment;
+use stock::{Confirmation, PaymentQuery};
+
+use crate::app::App;
+use crate::cancellation;
+use crate::outcomes::{OrderError, SettleError, Settled};
+use crate::payments::{Payment, PaymentStarted};
+use crate::refusal::Dependency;
+
+/// The channel's `attach` of a checkout's payment (a SKU's otherwise).
+pub const CHECKOUT_ATTACH: &str = "checkout";
+
+/// The buyer's checkout, if it is theirs.
+pub async fn owned(app: &App, parent: OrderId, user_id: u64) -> Result<CheckoutOrder, OrderError> {
+    let json = app.sales.checkout(parent).await.map_err(|err| {
+        tracing::warn!(%parent, error = %err, "checkout lookup failed");
+        OrderError::Unavailable(Dependency::Redis)
+    })?;
+    match json.and_then(|json| serde_json::from_str::<CheckoutOrder>(&json).ok()) {
+        Some(order) if order.user_id == user_id => Ok(order),
+        _ => Err(OrderError::UnknownOrder),
+    }
+}
+
+/// Creates the checkout's payment at the channel while any item is still held.
+pub async fn start(app: &App, parent: OrderId, user_id: u64) -> Result<PaymentStarted, OrderError> {
+    let order = owned(app, parent, user_id).await?;
+    let held = order.items().map(|(_, item)| (item.sku.clone(), item.order_id)).collect::<Vec<_>>();
+    let mut any_held = false;
+    for (sku, item) in &held {
+        let reservation = app.sales.reservation(sku, *item).await.map_err(|err| {
+            tracing::warn!(%parent, error = %err, "reservation lookup failed");
+            OrderError::Unavailable(Dependency::Redis)
+        })?;
+        any_held |= reservation.is_some();
+    }
+    if !any_held {
+        return Err(OrderError::NotPending { status: None });
+    }
+    let created = app
+        .channel
+        .create(&CreatePayment {
+            merchant_order_id: parent.to_string(),
+            amount_cents: order.payable_cents,
+            attach: CHECKOUT_ATTACH.to_owned(),
+            notify_url: app.config.payments.notify_url.clone(),
+        })
+        .await
+        .map_err(|err| {
+            tracing::warn!(%parent, error = %err, "creating the payment failed");
+            OrderError::Unavailable(Dependency::PaymentChannel)
+        })?;
+    let now_ms = Utc::now().timestamp_millis();
+    let query = PaymentQuery { sku: CHECKOUT_ATTACH.to_owned(), order_id: parent, started_ms: now_ms };
+    let due_ms = now_ms + app.config.payments.query_every_secs as i64 * 1_000;
+    if let Err(err) = app.sales.queue_payment_query(&query, due_ms).await {
+        tracing::warn!(%parent, error = %err, "payment not queued for lookups; only its notification will settle it");
+    }
+    Ok(PaymentStarted {
+        order_id: parent,
+        payment_id: created.payment_id,
+        amount_cents: order.payable_cents,
+        pay_url: created.pay_url,
+        qr_payload: created.qr_payload,
+    })
+}
+
+/// Settles a checkout's payment: each item confirmed (or refunded), then
+/// every event sent, then each item's payment marked acknowledged. `None`
+/// when no checkout has this id (settled as a single order's payment).
+pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, SettleError> {
+    let json = app.sales.checkout(payment.order_id).await.map_err(|err| {
+        tracing::warn!(order_id = %payment.order_id, error = %err, "checkout lookup failed");
+        SettleError::Unavailable(Dependency::Redis)
+    })?;
+    let Some(order) = json.and_then(|json| serde_json::from_str::<CheckoutOrder>(&json).ok()) else {
+        return Ok(None);
+    };
+    if payment.amount_cents != order.payable_cents {
+        tracing::error!(order_id = %order.order_id, paid = payment.amount_cents, "payment amount differs from the checkout's");
+        return Err(SettleError::AmountMismatch { paid: payment.amount_cents, expected: order.payable_cents });
+    }
+    let mut events = Vec::new();
+    let mut sent = Vec::new();
+    let (mut paid, mut refunded) = (0, 0);
+    for (sub_order, item) in order.items() {
+        let confirmation =
+            app.sales.confirm(&item.sku, item.order_id, &payment.payment_id, item.amount_cents).await.map_err(|err| {
+                tracing::warn!(order_id = %item.order_id, error = %err, "confirm failed");
+                SettleError::Unavailable(Dependency::Redis)
+            })?;
+        let refund = match confirmation {
+            Confirmation::Paid(_) | Confirmation::Duplicate { refund: false, acknowledged: false, .. } => None,
+            Confirmation::Duplicate { acknowledged: true, .. } => continue,
+            Confirmation::Refund { .. } | Confirmation::Duplicate { refund: true, .. } => {
+                Some("checkout item cancelled before its payment")
+            }
+            Confirmation::SecondPayment(_) => Some("a second payment for a checkout already paid"),
+            Confirmation::Orphan => Some("no such item in the sale"),
+            Confirmation::AmountMismatch { expected } => {
+                return Err(SettleError::AmountMismatch { paid: item.amount_cents, expected });
+            }
+        };
+        let item_order = order.item_order(sub_order, item);
+        match refund {
+            None => {
+                paid += 1;
+                app.record_move(item.order_id, OrderStatus::Paid).await;
+                events.push(OrderEvent::OrderPaid(OrderPaid {
+                    order: item_order,
+                    payment_id: payment.payment_id.clone(),
+                    paid_at: payment.paid_at,
+                }));
+            }
+            Some(reason) => {
+                refunded += 1;
+                events.push(OrderEvent::RefundRequired(RefundRequired {
+                    order_id: item.order_id,
+                    user_id: order.user_id,
+                    sku: item.sku.clone(),
+                    payment_id: payment.payment_id.clone(),
+                    amount_cents: item.amount_cents,
+                    reason: reason.to_owned(),
+                    at: Utc::now(),
+                }));
+            }
+        }
+        sent.push((item.sku.clone(), item.order_id));
+    }
+    if sent.is_empty() {
+        metrics::counter!("gateway_payments_total", "outcome" => "duplicate").increment(1);
+        return Ok(Some(Settled::AlreadySettled));
+    }
+    for event in &events {
+        app.publish(event).await.map_err(|err| {
+            tracing::warn!(order_id = %order.order_id, error = %err, "checkout payment event not acknowledged; the channel will retry");
+            SettleError::from(err)
+        })?;
+    }
+    for (sku, item) in &sent {
+        if let Err(err) = app.sales.mark_payment_event(sku, *item, &payment.payment_id).await {
+            tracing::warn!(order_id = %item, error = %err, "could not record the payment event as sent");
+        }
+    }
+    metrics::counter!("gateway_payments_total", "outcome" => "paid").increment(paid);
+    metrics::counter!("gateway_payments_total", "outcome" => "refund_required").increment(refunded);
+    Ok(Some(if paid > 0 { Settled::Paid } else { Settled::Refunded }))
+}
+
+/// The buyer cancels the whole checkout: each item as a single order is
+/// (a pending one's units back at once, a paid one refunded once the
+/// warehouse let it go). Stops at the first item refused; the refunds started.
+pub async fn cancel(app: &App, parent: OrderId, user_id: u64) -> Result<Vec<Refund>, OrderError> {
+    let order = owned(app, parent, user_id).await?;
+    let mut refunds = Vec::new();
+    for (_, item) in order.items() {
+        match cancellation::cancel(app, &item.sku, item.order_id, user_id).await {
+            Ok(refund) => refunds.extend(refund),
+            // Cancelled before (by a timeout, or an earlier request).
+            Err(OrderError::InvalidTransition { status: OrderStatus::Cancelled, .. }) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    if let Some(code) = &order.coupon {
+        if let Err(err) = app.sales.swap_coupon_holder(user_id, code, Some(parent), None).await {
+            tracing::warn!(%parent, error = %err, "coupon not unfrozen; its next use finds the checkout cancelled");
+        }
+    }
+    Ok(refunds)
+}

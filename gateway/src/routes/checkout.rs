@@ -1,0 +1,196 @@
+//! Cart checkout routes: the buyer's checkout, its payment and its
+//! cancellation, and the admin API's catalogue (shipping facts,
+//! promotions, coupons, freight templates) that checkouts price with.
+
+use std::sync::Arc;
+
+use hyper::header::HeaderValue;
+use hyper::{Method, StatusCode};
+use order::cart::Checkout;
+use order::checkout::{CouponTerms, PromotionTerms, ShippingFacts};
+use order::request::check_token;
+use order::splitting::FreightTemplate;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+use stock::catalogue::Catalogue;
+
+use crate::app::App;
+use crate::checkout::checkout;
+use crate::checkout_payments;
+use crate::config::LimitedRoute;
+use crate::error::ApiError;
+use crate::http::{self, Read, Reply};
+use crate::refusal::Dependency;
+use crate::routes::admin::{authorize, json_body};
+use crate::routes::input;
+
+/// Largest amount in cents the catalogue takes (as a sale's price).
+const MAX_CENTS: i64 = 1_000_000_000_000;
+
+/// `POST /v1/checkout` `{"lines": [{"sku", "qty"}], "coupon"?}` with an
+/// `Idempotency-Key`: 201 with the checkout (200 and `Idempotent-Replayed`
+/// for a repeat of the key).
+pub async fn place(app: Arc<App>, req: Read, buyer: u64) -> Result<Reply, ApiError> {
+    let key = input::idempotency_key(req.headers())?;
+    http::require_json(req.headers())?;
+    let cart = Checkout::from_json(req.body(), buyer)?;
+    app.traffic.load().admit_user(LimitedRoute::Checkout, cart.user_id)?;
+    let (order, replayed) = checkout(app, cart, key).await?;
+    let answer = answer(&order);
+    if replayed {
+        let mut reply = http::json(StatusCode::OK, &answer);
+        reply.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        Ok(reply)
+    } else {
+        Ok(http::json(StatusCode::CREATED, &answer))
+    }
+}
+
+/// The checkout as answered: the parent order awaiting its one payment.
+fn answer(order: &order::checkout::CheckoutOrder) -> Value {
+    let mut answer = serde_json::to_value(order).expect("a checkout serializes");
+    answer["status"] = json!("PENDING_PAYMENT");
+    answer
+}
+
+/// `GET /v1/checkouts/{id}`: the buyer's checkout as placed (each item's
+/// status is its order's, `GET /v1/orders/{item id}`).
+pub async fn get(app: &App, parent: &str, buyer: u64) -> Result<Reply, ApiError> {
+    app.traffic.load().admit_user(LimitedRoute::GetOrder, buyer)?;
+    let parent = input::order_id(parent)?;
+    let order = checkout_payments::owned(app, parent, buyer).await?;
+    let mut answer = serde_json::to_value(&order).expect("a checkout serializes");
+    answer.as_object_mut().expect("an object").remove("idempotency_key");
+    Ok(http::json(StatusCode::OK, &answer))
+}
+
+/// `POST /v1/checkouts/{id}/pay`: starts the one payment of the checkout.
+pub async fn pay(app: &App, parent: &str, buyer: u64) -> Result<Reply, ApiError> {
+    app.traffic.load().admit_user(LimitedRoute::PayOrder, buyer)?;
+    let parent = input::order_id(parent)?;
+    let started = checkout_payments::start(app, parent, buyer).await?;
+    Ok(http::json(StatusCode::OK, &started))
+}
+
+/// `POST /v1/checkouts/{id}/cancel`: cancels every item of the checkout;
+/// the refunds of those already paid.
+pub async fn cancel(app: &App, parent: &str, buyer: u64) -> Result<Reply, ApiError> {
+    app.traffic.load().admit_user(LimitedRoute::CancelOrder, buyer)?;
+    let parent = input::order_id(parent)?;
+    let refunds = checkout_payments::cancel(app, parent, buyer).await?;
+    Ok(http::json(StatusCode::OK, &json!({"order_id": parent, "status": "CANCELLED", "refunds": refunds})))
+}
+
+/// `GET | PUT | DELETE /admin/catalogue/{kind}/{id}`, kind one of `skus`
+/// (`{"store", "warehouse", "handling"?, "weight_grams", "volume_cm3"}`),
+/// `promotions` (`{"threshold_cents", "discount_cents", "skus"}`),
+/// `coupons` (`{"discount_cents", "min_spend_cents", "users"?}`) and
+/// `freight` (per store, `{"free_over_cents", "fee_cents"}`).
+pub async fn catalogue(app: &App, kind: &str, id: &str, req: Read) -> Result<Reply, ApiError> {
+    let admin = authorize(app, req.headers())?;
+    check_token("id", id).map_err(|e| ApiError::Invalid(e.0))?;
+    let catalogue = match kind {
+        "skus" => Catalogue::Skus,
+        "promotions" => Catalogue::Promotions,
+        "coupons" => Catalogue::Coupons,
+        "freight" => Catalogue::Freight,
+        _ => return Err(ApiError::NotFound),
+    };
+    let entry = if req.method() == Method::PUT {
+        let json = match catalogue {
+            Catalogue::Skus => checked(&req, check_facts)?,
+            Catalogue::Promotions => {
+                let terms: PromotionTerms = json_body(&req)?;
+                check_promotion(&terms)?;
+                in_no_other_promotion(app, id, &terms).await?;
+                serde_json::to_string(&terms).expect("serializes")
+            }
+            Catalogue::Coupons => checked(&req, check_coupon)?,
+            Catalogue::Freight => checked(&req, check_freight)?,
+        };
+        Some(json)
+    } else if req.method() == Method::DELETE {
+        None
+    } else {
+        let found = app.sales.catalogue_entries(catalogue, &[id.to_owned()]).await.map_err(redis_down)?;
+        let json = found.into_iter().next().flatten().ok_or(ApiError::NotFound)?;
+        let value: Value = serde_json::from_str(&json).map_err(|_| ApiError::Unavailable(Dependency::Redis))?;
+        return Ok(http::json(StatusCode::OK, &value));
+    };
+    app.sales.put_catalogue(catalogue, id, entry.as_deref()).await.map_err(redis_down)?;
+    tracing::info!(target: "audit", admin, action = "catalogue", kind, id, entry = entry.as_deref().unwrap_or("deleted"));
+    match entry {
+        Some(json) => Ok(http::json(StatusCode::OK, &serde_json::from_str::<Value>(&json).expect("just written"))),
+        None => Ok(http::json(StatusCode::OK, &json!({"deleted": id}))),
+    }
+}
+
+/// The body as `T`, checked, back to JSON.
+fn checked<T: DeserializeOwned + Serialize>(req: &Read, check: fn(&T) -> Result<(), String>) -> Result<String, ApiError> {
+    let entry: T = json_body(req)?;
+    check(&entry).map_err(ApiError::Invalid)?;
+    Ok(serde_json::to_string(&entry).expect("serializes"))
+}
+
+fn cents(value: i64) -> bool {
+    (0..=MAX_CENTS).contains(&value)
+}
+
+fn check_facts(facts: &ShippingFacts) -> Result<(), String> {
+    check_token("store", &facts.store).map_err(|e| e.0)?;
+    check_token("warehouse", &facts.warehouse).map_err(|e| e.0)?;
+    if facts.weight_grams > 1_000_000_000 || facts.volume_cm3 > 1_000_000_000 {
+        return Err("weight_grams and volume_cm3 must be at most 10^9".into());
+    }
+    Ok(())
+}
+
+/// A discount no larger than its threshold: reaching the threshold then
+/// always leaves the discount within what the lines cost.
+fn check_promotion(terms: &PromotionTerms) -> Result<(), ApiError> {
+    if !cents(terms.threshold_cents) || !cents(terms.discount_cents) || terms.discount_cents > terms.threshold_cents {
+        return Err(ApiError::Invalid("need 0 <= discount_cents <= threshold_cents <= 10^12".into()));
+    }
+    if terms.skus.is_empty() || terms.skus.len() > 1_000 {
+        return Err(ApiError::Invalid("skus must name 1 to 1000 SKUs".into()));
+    }
+    for sku in &terms.skus {
+        check_token("skus", sku).map_err(|e| ApiError::Invalid(e.0))?;
+    }
+    Ok(())
+}
+
+/// A SKU is in one promotion at most: 409 naming the other one.
+async fn in_no_other_promotion(app: &App, id: &str, terms: &PromotionTerms) -> Result<(), ApiError> {
+    let all = app.sales.catalogue_all(Catalogue::Promotions).await.map_err(redis_down)?;
+    for (other, json) in all.iter().filter(|(other, _)| *other != id) {
+        let Ok(other_terms) = serde_json::from_str::<PromotionTerms>(json) else { continue };
+        if let Some(sku) = terms.skus.iter().find(|sku| other_terms.skus.contains(sku)) {
+            return Err(ApiError::Invalid(format!("{sku} is in promotion {other} already; a SKU is in one promotion")));
+        }
+    }
+    Ok(())
+}
+
+fn check_coupon(terms: &CouponTerms) -> Result<(), String> {
+    if !cents(terms.discount_cents) || !cents(terms.min_spend_cents) || terms.discount_cents > terms.min_spend_cents {
+        return Err("need 0 <= discount_cents <= min_spend_cents <= 10^12".into());
+    }
+    if terms.users.len() > 10_000 {
+        return Err("users must name at most 10000 buyers".into());
+    }
+    Ok(())
+}
+
+fn check_freight(template: &FreightTemplate) -> Result<(), String> {
+    if !cents(template.free_over_cents) || !cents(template.fee_cents) {
+        return Err("free_over_cents and fee_cents must be 0 to 10^12".into());
+    }
+    Ok(())
+}
+
+fn redis_down(err: stock::StoreError) -> ApiError {
+    tracing::warn!(error = %err, "catalogue: redis call failed");
+    ApiError::Unavailable(Dependency::Redis)
+}

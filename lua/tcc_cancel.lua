@@ -1,0 +1,52 @@
+-- tcc_cancel.lua: the Cancel of a cart checkout for one SKU, atomically:
+-- the order was not accepted (another SKU's Try was refused, or its reply
+-- was lost), so every item of this SKU gives its units back.
+--
+-- Each item is left cancelled as "unconfirmed" in closed:{sku}, whether
+-- it held units or not: a Cancel with no Try before it (its Try was
+-- delayed or lost) leaves that record too, and tcc_try.lua refuses a Try
+-- that finds it. No event is sent: nobody was told of the order. Safe to
+-- repeat. Too late once the in-flight window has passed since the item's
+-- Try (Redis's clock): a retry on another gateway may be accepting the
+-- order by then, so its units stay until the confirm deadline, where the
+-- sweeper cancels them if the order was never accepted.
+--
+-- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
+-- KEYS[5] closed:{sku}  KEYS[6] payments:{sku}
+-- ARGV[1] confirm window (ms)   ARGV[2] in-flight window (ms)   ARGV[3..] item order ids
+--
+-- Returns one word per item: "released" (its units came back), "empty" (it
+-- held none; the record now refuses its Try), "closed" (cancelled before),
+-- "paid", or "too_late" (left to the sweeper).
+--
+-- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} closed:{tv} payments:{tv}
+--          30000 7000 81235 81236
+--   -> {"released", "empty"}
+
+if #KEYS ~= 6 or #ARGV < 3 then
+  return redis.error_reply('tcc_cancel.lua takes 6 keys, 2 arguments, then the item ids')
+end
+
+local confirm_ms, in_flight_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
+local outcomes = {}
+for i = 3, #ARGV do
+  local item = ARGV[i]
+  local reservation = redis.call('HGET', KEYS[3], item)
+  if reservation then
+    if still_in_flight(item, confirm_ms, in_flight_ms) == false then
+      outcomes[#outcomes + 1] = 'too_late'
+    else
+      release_units(item, reservation)
+      redis.call('HSET', KEYS[5], item, 'unconfirmed:' .. reservation)
+      outcomes[#outcomes + 1] = 'released'
+    end
+  elseif redis.call('HEXISTS', KEYS[6], item) == 1 then
+    outcomes[#outcomes + 1] = 'paid'
+  elseif redis.call('HEXISTS', KEYS[5], item) == 1 then
+    outcomes[#outcomes + 1] = 'closed'
+  else
+    redis.call('HSET', KEYS[5], item, 'unconfirmed:0:0:0:0:0:0:')
+    outcomes[#outcomes + 1] = 'empty'
+  end
+end
+return outcomes

@@ -1,0 +1,98 @@
+-- tcc_try.lua: the Try of a cart checkout for one SKU, atomically: reserve
+-- the units of every item of the cart that is of this SKU (a cart's items
+-- are its lines split into packages; one SKU may lie in several).
+--
+-- A cart spans SKUs, and each SKU has its own cluster slot, so no one
+-- script can take a whole cart: the gateway calls this once per SKU, then
+-- either the order is accepted (acknowledge.lua moves the deadlines on) or
+-- it calls tcc_cancel.lua for every SKU it tried. The records per (item,
+-- SKU) are the reservation (resv:{sku}) and, once cancelled, closed:{sku};
+-- they make the three TCC anomalies safe:
+-- - a repeated Try (a retry, a re-drive on another gateway) finds its
+--   items held and changes nothing;
+-- - a Try arriving after its Cancel (a "hanging" Try) finds the
+--   cancellation and is refused, so nothing is held for a dead order;
+-- - an empty Cancel (no Try before it) leaves the record a Try then finds.
+--
+-- Each item is a reservation like a single order's, so the sweeper cancels
+-- it at its confirm deadline ("unconfirmed") if the order was never
+-- accepted (a gateway killed midway), and confirm.lua sells it on payment.
+--
+-- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
+-- KEYS[5] closed:{sku}  KEYS[6] payments:{sku}                   (as in reserve.lua, confirm.lua)
+-- ARGV[1] user id   ARGV[2] unit price the cart was priced at (cents)   ARGV[3] now (Unix ms)
+-- ARGV[4] payment deadline (Unix ms)   ARGV[5] confirm window (ms)
+-- then per item i, at 5 + 4 * (i - 1): item order id, qty, amount (cents), its key
+--   (recorded as the reservation's idempotency key: "cart.<parent id>.<package>")
+--
+-- Returns one of
+--   {"held", sale generation, first}      every item holds its units (first: "1" when the
+--                                         sale held no other reservation before)
+--   {"cancelled", item id}                an item was cancelled first: refused, nothing taken
+--   {"unknown_sku"}
+--   {"not_started", starts_ms, ends_ms} / {"ended", starts_ms, ends_ms}
+--   {"price_changed", price_cents}        the sale's price is no longer the cart's
+--   {"sold_out", stock_left}
+--   {"limit", units_already_held}
+--
+-- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} closed:{tv} payments:{tv}
+--          42 19900 1790000000000 1790000900000 30000 81235 2 37810 cart.81234.1
+--   -> {"held", "1789999000000", "1"}
+
+local items = (#ARGV - 5) / 4
+if #KEYS ~= 6 or items < 1 or items ~= math.floor(items) then
+  return redis.error_reply('tcc_try.lua takes 6 keys, 5 arguments, then 4 per item')
+end
+
+local user, price, now, pay_by, confirm_ms = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+local missing, wanted = {}, 0
+for i = 1, items do
+  local item = ARGV[5 + 4 * (i - 1) + 1]
+  if redis.call('HEXISTS', KEYS[5], item) == 1 then
+    return {'cancelled', item}
+  end
+  if redis.call('HEXISTS', KEYS[3], item) == 0 and redis.call('HEXISTS', KEYS[6], item) == 0 then
+    missing[#missing + 1] = 5 + 4 * (i - 1)
+    wanted = wanted + tonumber(ARGV[5 + 4 * (i - 1) + 2])
+  end
+end
+
+local sale = redis.call('HMGET', KEYS[1], 'stock', 'per_user_limit', 'price_cents', 'starts_ms', 'ends_ms', 'loaded_ms')
+if not sale[1] then
+  return {'unknown_sku'}
+end
+local generation = sale[6] or '0'
+if #missing == 0 then
+  return {'held', generation, '0'}
+end
+
+local stock, limit = tonumber(sale[1]), tonumber(sale[2])
+local starts, ends = tonumber(sale[4] or '0'), tonumber(sale[5] or '0')
+if starts > 0 and tonumber(now) < starts then
+  return {'not_started', tostring(starts), tostring(ends)}
+end
+if ends > 0 and tonumber(now) >= ends then
+  return {'ended', tostring(starts), tostring(ends)}
+end
+if tonumber(sale[3]) ~= price then
+  return {'price_changed', sale[3]}
+end
+if stock < wanted then
+  return {'sold_out', tostring(stock)}
+end
+local held = tonumber(redis.call('HGET', KEYS[2], user) or '0')
+if held + wanted > limit then
+  return {'limit', tostring(held)}
+end
+
+local first = redis.call('HLEN', KEYS[3]) == 0
+local deadline = now_ms() + confirm_ms
+redis.call('HINCRBY', KEYS[1], 'stock', -wanted)
+redis.call('HINCRBY', KEYS[1], 'reserved', wanted)
+redis.call('HINCRBY', KEYS[2], user, wanted)
+for _, at in ipairs(missing) do
+  local item, qty, amount, key = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
+  redis.call('HSET', KEYS[3], item, table.concat({user, qty, amount, now, pay_by, generation, key}, ':'))
+  redis.call('ZADD', KEYS[4], deadline, item)
+end
+return {'held', generation, first and '1' or '0'}
