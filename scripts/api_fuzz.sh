@@ -33,7 +33,7 @@ pass() { # NAME AUTH SCHEMATHESIS-ARGS...
   grep -E "generated|passed|failed" "$RUN/api-fuzz-$name.log" | tail -1 | sed "s/^/  $name: /" >&2
 }
 
-pass buyers "$("$LOADTEST" token --user 990001)" --include-path-regex '^/v1/orders'
+pass buyers "$("$LOADTEST" token --user 990001)" --include-path-regex '^/v1/(orders|checkout)'
 pass admin "${ADMIN_TOKEN:-dev-admin-token}" --include-path-regex '^/admin/'
-pass others none --exclude-path-regex '^/(v1/orders|admin/)'
+pass others none --exclude-path-regex '^/(v1/orders|v1/checkout|admin/)'
 log "api fuzz: every answer kept to the description"

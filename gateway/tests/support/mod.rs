@@ -210,7 +210,7 @@ impl TestGateway {
         // A buyer route gets the token of the user its body names (user 1
         // if none), unless the test brings its own Authorization.
         let names_auth = headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
-        if path.starts_with("/v1/orders") && !names_auth {
+        if (path.starts_with("/v1/orders") || path.starts_with("/v1/checkout")) && !names_auth {
             let user = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["user_id"].as_u64()).unwrap_or(1);
             req = req.header("authorization", format!("Bearer {}", buyer_token(user)));
         }

@@ -1,0 +1,367 @@
+//! Cart checkout end to end against real Redis, broker and MariaDB: the
+//! seed's cart priced to the cent and stored in one shard, every bad cart
+//! refused with its 4xx and holding nothing, carts racing for the last
+//! units, a stalled broker, a retry landing on another gateway.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::*;
+
+struct Stack {
+    shards: Vec<String>,
+    gateway: Arc<TestGateway>,
+    settler: TestSettler,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let topic = fresh_topic(2).await;
+        let shards = fresh_shards(2).await;
+        let gateway = Arc::new(TestGateway::start(gateway_config(&topic, &shards)).await);
+        let settler = TestSettler::start(settler_config(&topic, &shards));
+        Self { shards, gateway, settler }
+    }
+
+    async fn stop(self) {
+        self.settler.stop().await;
+        self.gateway.shutdown().await;
+        drop_shards(&self.shards).await;
+    }
+
+    async fn catalogue(&self, kind: &str, id: &str, entry: Value) {
+        let answer = self.gateway.admin(Method::PUT, &format!("/admin/catalogue/{kind}/{id}"), entry.to_string()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{kind}/{id}: {}", answer.json);
+    }
+
+    /// SKUs of this test's own, each with a sale of `stock` units at its price.
+    async fn sales(&self, prices: &[i64], stock: i64) -> Vec<String> {
+        let mut skus = Vec::new();
+        for price in prices {
+            let sku = unique("cart");
+            self.gateway.load_sale(&sku, stock, 100, *price).await;
+            skus.push(sku);
+        }
+        skus
+    }
+}
+
+async fn checkout(gateway: &TestGateway, user: u64, key: &str, body: Value) -> Answer {
+    let auth = format!("Bearer {}", buyer_token(user));
+    let headers = [("content-type", "application/json"), ("idempotency-key", key), ("authorization", auth.as_str())];
+    gateway.request(Method::POST, "/v1/checkout", &headers, body.to_string()).await
+}
+
+fn cart(lines: &[(&str, u32)]) -> Value {
+    json!({"lines": lines.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect::<Vec<_>>()})
+}
+
+/// (stock, reserved, sold), checked to add up.
+async fn counters(gateway: &TestGateway, sku: &str) -> (i64, i64, i64) {
+    let sale = gateway.sale(sku).await;
+    let figure = |name: &str| sale[name].as_i64().unwrap();
+    assert_eq!(figure("stock") + figure("reserved") + figure("sold"), figure("total"), "units add up: {sale}");
+    (figure("stock"), figure("reserved"), figure("sold"))
+}
+
+/// The seed's cart (items A–E from two stores; 40 off over 200 on A and D,
+/// 10 off over 100 on B and C; a 100 coupon), priced as
+/// `order::checkout`'s unit test works it by hand, then stored whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_cart_is_priced_to_the_cent_split_and_stored_in_the_buyers_shard() {
+    let stack = Stack::start().await;
+    let skus = stack.sales(&[12_000, 6_000, 5_000, 10_000, 7_000], 10).await;
+    let (a, b, c, d, e) = (&skus[0], &skus[1], &skus[2], &skus[3], &skus[4]);
+    let (s1, s2) = (unique("store"), unique("store"));
+    for (sku, store, handling) in [(a, &s1, "regular"), (b, &s1, "fragile"), (c, &s2, "regular"), (d, &s2, "regular"), (e, &s2, "regular")] {
+        let facts = json!({"store": store, "warehouse": format!("{store}-wh"), "handling": handling, "weight_grams": 500, "volume_cm3": 1_000});
+        stack.catalogue("skus", sku, facts).await;
+    }
+    let (p1, p2, coupon) = (unique("promo"), unique("promo"), unique("coupon"));
+    stack.catalogue("promotions", &p1, json!({"threshold_cents": 20_000, "discount_cents": 4_000, "skus": [a, d]})).await;
+    stack.catalogue("promotions", &p2, json!({"threshold_cents": 10_000, "discount_cents": 1_000, "skus": [b, c]})).await;
+    stack.catalogue("coupons", &coupon, json!({"discount_cents": 10_000, "min_spend_cents": 20_000, "users": [7]})).await;
+    stack.catalogue("freight", &s1, json!({"free_over_cents": 10_000, "fee_cents": 600})).await;
+    stack.catalogue("freight", &s2, json!({"free_over_cents": 30_000, "fee_cents": 800})).await;
+
+    let mut body = cart(&[(a, 1), (b, 1), (c, 1), (d, 1), (e, 1)]);
+    body["coupon"] = json!(coupon);
+    let answer = checkout(&stack.gateway, 7, "seed-cart", body.clone()).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    let placed = answer.json;
+    let discounts: Vec<(i64, i64)> = placed["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| (line["promotions_cents"].as_i64().unwrap(), line["coupon_cents"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(discounts, [(2_182, 2_805), (545, 1_559), (455, 1_298), (1_818, 2_338), (0, 2_000)]);
+    let total = |name: &str| placed[name].as_i64().unwrap();
+    assert_eq!(
+        [total("goods_cents"), total("promotions_cents"), total("coupon_cents"), total("freight_cents"), total("payable_cents")],
+        [40_000, 5_000, 10_000, 800, 25_800]
+    );
+    let subs = placed["sub_orders"].as_array().unwrap();
+    let shape: Vec<(&str, &str, i64, usize)> = subs
+        .iter()
+        .map(|sub| {
+            (sub["store"].as_str().unwrap(), sub["handling"].as_str().unwrap(), sub["freight_cents"].as_i64().unwrap(), sub["items"].as_array().unwrap().len())
+        })
+        .collect();
+    assert_eq!(shape, [(s1.as_str(), "regular", 0, 1), (s1.as_str(), "fragile", 0, 1), (s2.as_str(), "regular", 800, 3)]);
+    let items: Vec<&Value> = subs.iter().flat_map(|sub| sub["items"].as_array().unwrap()).collect();
+    assert_eq!(items.iter().map(|item| item["amount_cents"].as_i64().unwrap()).sum::<i64>(), 25_800);
+    for sku in &skus {
+        assert_eq!(counters(&stack.gateway, sku).await, (9, 1, 0), "{sku}: one unit held");
+    }
+
+    // A repeat of the key: the same checkout; another cart under it: 422.
+    let again = checkout(&stack.gateway, 7, "seed-cart", body).await;
+    assert_eq!((again.status, again.header("idempotent-replayed")), (StatusCode::OK, Some("true")));
+    assert_eq!(again.json, placed);
+    let other = checkout(&stack.gateway, 7, "seed-cart", cart(&[(a, 2)])).await;
+    assert_eq!((other.status, other.json["error"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_key_reused")));
+    for sku in &skus {
+        assert_eq!(counters(&stack.gateway, sku).await, (9, 1, 0), "{sku}: nothing taken twice");
+    }
+
+    // Stored once, parent, lines, sub-orders and items, in user 7's shard;
+    // each item an order of its own awaiting the one payment.
+    let parent: i64 = placed["order_id"].as_str().unwrap().parse().unwrap();
+    let shards = pools(&stack.shards);
+    let pool = shards.for_user(7);
+    eventually(Duration::from_secs(30), "the checkout stored", || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM checkouts WHERE order_id = ?").bind(parent).fetch_one(pool).await.unwrap();
+        (n == 1).then_some(())
+    })
+    .await;
+    let count = |table: &'static str| async move {
+        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table} WHERE order_id = ?"))
+            .bind(parent)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        n
+    };
+    assert_eq!((count("checkout_lines").await, count("sub_orders").await, count("checkout_items").await), (5, 3, 5));
+    let stored = shards.checkout_items(placed["order_id"].as_str().unwrap().parse().unwrap()).await.unwrap();
+    assert_eq!(stored.len(), 5);
+    for (stored, item) in stored.iter().zip(&items) {
+        assert_eq!(stored.order.order_id.to_string(), item["order_id"].as_str().unwrap());
+        assert_eq!(stored.order.amount_cents, item["amount_cents"].as_i64().unwrap());
+        assert_eq!(stored.order.status.as_str(), "PENDING_PAYMENT");
+    }
+    shards.close().await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_cart_gets_its_4xx_and_holds_nothing() {
+    let stack = Stack::start().await;
+    let skus = stack.sales(&[5_000, 3_000], 10).await;
+    let (a, b) = (&skus[0], &skus[1]);
+    let later = stack.sales(&[1_000], 10).await.remove(0);
+    let starts_at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let window = json!({"stock": 10, "per_user_limit": 5, "price_cents": 1_000, "starts_at": starts_at});
+    assert_eq!(stack.gateway.admin(Method::PUT, &format!("/admin/skus/{later}"), window.to_string()).await.status, StatusCode::OK);
+    let (mine, theirs) = (unique("coupon"), unique("coupon"));
+    stack.catalogue("coupons", &mine, json!({"discount_cents": 500, "min_spend_cents": 6_000})).await;
+    stack.catalogue("coupons", &theirs, json!({"discount_cents": 500, "min_spend_cents": 1_000, "users": [99]})).await;
+    let with_coupon = |lines: &[(&str, u32)], code: &str| {
+        let mut body = cart(lines);
+        body["coupon"] = json!(code);
+        body
+    };
+
+    let too_many: Vec<Value> = (0..51).map(|i| json!({"sku": format!("s{i}"), "qty": 1})).collect();
+    let cases = [
+        (cart(&[(a, 1), (a, 2)]), StatusCode::BAD_REQUEST, "invalid_request"),
+        (json!({"lines": too_many}), StatusCode::BAD_REQUEST, "invalid_request"),
+        (json!({"lines": []}), StatusCode::BAD_REQUEST, "invalid_request"),
+        (cart(&[(a, 0)]), StatusCode::BAD_REQUEST, "invalid_request"),
+        (json!({"lines": [{"sku": a, "qty": 1}], "user_id": 8}), StatusCode::FORBIDDEN, "user_mismatch"),
+        (cart(&[(a, 1), ("no-such-sku", 1)]), StatusCode::NOT_FOUND, "unknown_sku"),
+        (with_coupon(&[(a, 1)], "no-such-coupon"), StatusCode::NOT_FOUND, "unknown_coupon"),
+        (with_coupon(&[(a, 2)], &theirs), StatusCode::FORBIDDEN, "coupon_not_yours"),
+        (with_coupon(&[(a, 1)], &mine), StatusCode::UNPROCESSABLE_ENTITY, "below_minimum_spend"),
+        (cart(&[(a, 1), (&later, 1)]), StatusCode::CONFLICT, "sale_not_started"),
+        (cart(&[(a, 1), (b, 11)]), StatusCode::CONFLICT, "insufficient_stock"),
+    ];
+    for (i, (body, status, code)) in cases.into_iter().enumerate() {
+        let answer = checkout(&stack.gateway, 7, &format!("bad-{i}"), body.clone()).await;
+        assert_eq!((answer.status, answer.json["error"].as_str()), (status, Some(code)), "{body}: {}", answer.json);
+    }
+    let refused_on = checkout(&stack.gateway, 7, "window", cart(&[(a, 1), (&later, 1)])).await;
+    assert_eq!(refused_on.json["sku"].as_str(), Some(later.as_str()), "the refusal names the SKU");
+    for sku in [a, b, &later] {
+        assert_eq!(counters(&stack.gateway, sku).await.1, 0, "{sku}: nothing held");
+    }
+
+    // A coupon is frozen by the checkout that uses it, refused to a second
+    // one, and free again once the first is cancelled.
+    let first = checkout(&stack.gateway, 7, "c1", with_coupon(&[(a, 2)], &mine)).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.json);
+    assert_eq!(first.json["coupon_cents"], 500);
+    let second = checkout(&stack.gateway, 7, "c2", with_coupon(&[(a, 2)], &mine)).await;
+    assert_eq!((second.status, second.json["error"].as_str()), (StatusCode::CONFLICT, Some("coupon_used")));
+    let parent = first.json["order_id"].as_str().unwrap();
+    let auth = format!("Bearer {}", buyer_token(7));
+    let headers = [("authorization", auth.as_str())];
+    let stranger = format!("Bearer {}", buyer_token(8));
+    let cancel = stack.gateway.request(Method::POST, &format!("/v1/checkouts/{parent}/cancel"), &[("authorization", stranger.as_str())], "").await;
+    assert_eq!(cancel.status, StatusCode::NOT_FOUND, "another buyer's checkout is unknown to them");
+    let cancel = stack.gateway.request(Method::POST, &format!("/v1/checkouts/{parent}/cancel"), &headers, "").await;
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.json);
+    assert_eq!(counters(&stack.gateway, a).await, (10, 0, 0), "the cancelled checkout's units are back");
+    let third = checkout(&stack.gateway, 7, "c3", with_coupon(&[(a, 2)], &mine)).await;
+    assert_eq!(third.status, StatusCode::CREATED, "{}", third.json);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cart_whose_third_line_is_sold_out_holds_nothing_and_its_key_places_it_later() {
+    let stack = Stack::start().await;
+    let skus = stack.sales(&[1_000, 2_000], 5).await;
+    let gone = stack.sales(&[3_000], 0).await.remove(0);
+    let body = cart(&[(&skus[0], 2), (&skus[1], 3), (&gone, 1)]);
+    let answer = checkout(&stack.gateway, 7, "third", body.clone()).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.json);
+    assert_eq!((answer.json["error"].as_str(), answer.json["sku"].as_str()), (Some("sold_out"), Some(gone.as_str())));
+    for sku in skus.iter().chain([&gone]) {
+        assert_eq!(counters(&stack.gateway, sku).await.1, 0, "{sku}: nothing held");
+    }
+    assert_eq!(counters(&stack.gateway, &skus[1]).await, (5, 0, 0));
+    // The refusal freed the key: once there is stock, the same key checks out.
+    let change = json!({"add_units": 1});
+    assert_eq!(stack.gateway.admin(Method::PATCH, &format!("/admin/skus/{gone}"), change.to_string()).await.status, StatusCode::OK);
+    let answer = checkout(&stack.gateway, 7, "third", body).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    assert_eq!(counters(&stack.gateway, &gone).await, (0, 1, 0));
+    stack.stop().await;
+}
+
+/// Two buyers each want the last unit of X and of Y, one cart listing X
+/// first, the other Y: never a deadlock, never both, never a unit left
+/// held by the loser, never more sold than there is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn carts_racing_in_opposite_order_for_the_last_units_leave_no_partial_hold() {
+    let stack = Stack::start().await;
+    let mut wins = 0;
+    for round in 0..20 {
+        let skus = stack.sales(&[1_000, 1_000], 1).await;
+        let (x, y) = (skus[0].clone(), skus[1].clone());
+        let carts = [(1, cart(&[(&x, 1), (&y, 1)])), (2, cart(&[(&y, 1), (&x, 1)]))];
+        let answers = join_all(carts.into_iter().map(|(user, body)| {
+            let gateway = stack.gateway.clone();
+            async move { checkout(&gateway, user, &format!("race-{round}"), body).await }
+        }))
+        .await;
+        let won: Vec<&Answer> = answers.iter().filter(|answer| answer.status == StatusCode::CREATED).collect();
+        for answer in &answers {
+            assert!(matches!(answer.status, StatusCode::CREATED | StatusCode::CONFLICT), "{}", answer.json);
+        }
+        assert!(won.len() <= 1, "both carts got the last units: {:?}", answers.iter().map(|a| &a.json).collect::<Vec<_>>());
+        let held = u64::from(won.len() == 1);
+        for sku in [&x, &y] {
+            let (stock, reserved, _) = counters(&stack.gateway, sku).await;
+            assert_eq!((stock, reserved), (1 - held as i64, held as i64), "round {round}, {sku}: a partial hold");
+        }
+        wins += won.len();
+    }
+    eprintln!("{wins} of 20 rounds had a winner");
+    stack.stop().await;
+}
+
+/// A retry of the key landing on another gateway while the first is still
+/// at it is told it is in progress; after the first answered, a replay.
+/// Either way the units are taken once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_on_another_gateway_never_takes_the_units_twice() {
+    let stack = Stack::start().await;
+    let mut other_config = stack.gateway.app.config.clone();
+    other_config.server.node_id = 1;
+    let other = Arc::new(TestGateway::start(other_config).await);
+    let skus = stack.sales(&[1_000, 2_000, 3_000], 10).await;
+    let body = cart(&[(&skus[0], 1), (&skus[1], 2), (&skus[2], 3)]);
+    let answers = join_all([stack.gateway.clone(), other.clone()].into_iter().map(|gateway| {
+        let body = body.clone();
+        async move { checkout(&gateway, 7, "twice", body).await }
+    }))
+    .await;
+    let placed: Vec<&Answer> = answers.iter().filter(|a| a.status.is_success()).collect();
+    assert!(!placed.is_empty(), "{:?}", answers.iter().map(|a| &a.json).collect::<Vec<_>>());
+    for answer in &answers {
+        assert!(
+            answer.status.is_success() || answer.json["error"] == "request_in_progress",
+            "{}: {}",
+            answer.status,
+            answer.json
+        );
+    }
+    let again = checkout(&other, 7, "twice", body).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.json);
+    assert_eq!(again.json["order_id"], placed[0].json["order_id"]);
+    for (sku, qty) in skus.iter().zip([1, 2, 3]) {
+        assert_eq!(counters(&stack.gateway, sku).await, (10 - qty, qty, 0), "{sku}");
+    }
+    other.shutdown().await;
+    stack.stop().await;
+}
+
+/// The broker stalls while a checkout is sent: the buyer is told the
+/// outcome is unknown, its items hold until their confirm deadline and no
+/// longer (the sweeper cancels them), and the checkout stored late is
+/// cancelled item by item in MySQL too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checkout_the_broker_stalled_on_holds_nothing_past_its_confirm_deadline() {
+    let broker = TestBroker::start().await;
+    let topic = unique("cart_stall");
+    settler::setup::create_topics(&broker.bootstrap, &[(&topic, 2), (&format!("{topic}.dlq"), 1)]).await.unwrap();
+    let shards = fresh_shards(2).await;
+    let mut config = gateway_config(&topic, &shards);
+    config.kafka.bootstrap = broker.bootstrap.clone();
+    config.kafka.message_timeout_ms = 1_500;
+    config.orders.confirm_window_secs = 5;
+    let gateway = TestGateway::start(config).await;
+    let mut settler_config = settler_config(&topic, &shards);
+    settler_config.kafka.bootstrap = broker.bootstrap.clone();
+    let settler = TestSettler::start(settler_config.clone());
+    let (stop_sweeping, sweeping) = tokio::sync::oneshot::channel::<()>();
+    let sweeper = tokio::spawn(sweeper(&settler_config, Duration::from_millis(100), 100).run(async {
+        let _ = sweeping.await;
+    }));
+
+    let mut skus = Vec::new();
+    for price in [1_000, 2_000] {
+        let sku = unique("cart_stall");
+        gateway.load_sale(&sku, 10, 10, price).await;
+        skus.push(sku);
+    }
+    broker.stall();
+    let answer = checkout(&gateway, 7, "stalled", cart(&[(&skus[0], 1), (&skus[1], 2)])).await;
+    broker.resume();
+    assert_eq!((answer.status, answer.json["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("outcome_unknown")), "{}", answer.json);
+    assert_eq!(counters(&gateway, &skus[1]).await.1, 2, "held while the outcome is unknown");
+    for sku in &skus {
+        eventually(Duration::from_secs(30), "the items released at their confirm deadline", || async {
+            (counters(&gateway, sku).await == (10, 0, 0)).then_some(())
+        })
+        .await;
+    }
+    // Whatever reached MySQL is cancelled there: no item left pending.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for sku in &skus {
+        let statuses = order_statuses(&shards, sku).await;
+        assert!(statuses.values().all(|status| status == "CANCELLED"), "{sku}: {statuses:?}");
+    }
+    let _ = stop_sweeping.send(());
+    sweeper.await.unwrap();
+    settler.stop().await;
+    gateway.shutdown().await;
+    drop_shards(&shards).await;
+}
