@@ -993,3 +993,81 @@ async fn live_sale_figures_follow_the_events_and_the_report_shows_drift() {
     shards.close().await;
     stack.stop().await;
 }
+
+/// A checkout over two stores, paid with one payment: every item is paid.
+/// One sub-order comes back (each of its items shipped, then returned
+/// whole): each item's refund is exactly its allocated amount, goods less
+/// its discounts plus its freight, and the other sub-order stays sold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_checkout_with_one_sub_order_returned_refunds_exactly_its_allocated_amounts() {
+    let stack = Stack::start(Duration::from_secs(3_600)).await;
+    let (s1, s2) = (unique("store"), unique("store"));
+    let mut skus = Vec::new();
+    for (price, store) in [(3_000, &s1), (2_000, &s1), (5_000, &s2)] {
+        let sku = unique("cart");
+        stack.gateway.load_sale(&sku, 10, 10, price).await;
+        let facts = json!({"store": store, "warehouse": "wh", "weight_grams": 100, "volume_cm3": 100});
+        let answer = stack.gateway.admin(Method::PUT, &format!("/admin/catalogue/skus/{sku}"), facts.to_string()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+        skus.push(sku);
+    }
+    let promotion = json!({"threshold_cents": 10_000, "discount_cents": 1_000, "skus": skus});
+    let answer = stack.gateway.admin(Method::PUT, &format!("/admin/catalogue/promotions/{}", unique("p")), promotion.to_string()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let freight = json!({"free_over_cents": 100_000, "fee_cents": 500});
+    let answer = stack.gateway.admin(Method::PUT, &format!("/admin/catalogue/freight/{s1}"), freight.to_string()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+
+    let lines = json!({"lines": [{"sku": skus[0], "qty": 2}, {"sku": skus[1], "qty": 1}, {"sku": skus[2], "qty": 1}]});
+    let auth = format!("Bearer {}", buyer_token(7));
+    let headers = [("content-type", "application/json"), ("idempotency-key", "returned"), ("authorization", auth.as_str())];
+    let placed = stack.gateway.request(Method::POST, "/v1/checkout", &headers, lines.to_string()).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.json);
+    let placed = placed.json;
+    assert_eq!(placed["payable_cents"], 13_000 - 1_000 + 500);
+    let parent = placed["order_id"].as_str().unwrap();
+
+    let started = stack.buyer(Method::POST, &format!("/v1/checkouts/{parent}/pay"), 7, json!({})).await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.json);
+    assert_eq!(started.json["amount_cents"], placed["payable_cents"]);
+    let payment_id = started.json["payment_id"].as_str().unwrap();
+    let (status, body) =
+        paysim(&stack.paysim, Method::POST, &format!("/v1/payments/{payment_id}/complete"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let items = |sub: usize| placed["sub_orders"][sub]["items"].as_array().unwrap().clone();
+    for item in items(0).iter().chain(&items(1)) {
+        stack.stored_status(item["order_id"].as_str().unwrap(), OrderStatus::Paid).await;
+    }
+
+    // Sub-order 1 (store 1: two items) is shipped and comes back whole.
+    let returned = items(0);
+    assert_eq!(returned.len(), 2);
+    for item in &returned {
+        let order_id = item["order_id"].as_str().unwrap();
+        for action in [Action::Push, Action::Ship] {
+            let answer = stack.act(order_id, 7, action).await.unwrap();
+            assert_eq!(answer.status, StatusCode::OK, "{action:?}: {}", answer.json);
+        }
+        stack.stored_status(order_id, OrderStatus::Shipped).await;
+        let qty = item["qty"].as_u64().unwrap() as u32;
+        let request = stack.after_sale(order_id, 7, "RETURN_REFUND", qty).await;
+        stack.review(&request, "approve", json!({"return_address": "Dock 4"})).await;
+        stack.review(&request, "receive", json!({})).await;
+    }
+    let mut refunded = 0;
+    for item in &returned {
+        let order_id = item["order_id"].as_str().unwrap();
+        let refund = stack.refund_in(order_id, 7, "DONE").await;
+        assert_eq!(refund["amount_cents"], item["amount_cents"], "item {order_id}: its allocated amount back");
+        let allocated = item["goods_cents"].as_i64().unwrap() - item["discount_cents"].as_i64().unwrap()
+            + item["freight_cents"].as_i64().unwrap();
+        assert_eq!(item["amount_cents"].as_i64().unwrap(), allocated);
+        refunded += refund["amount_cents"].as_i64().unwrap();
+        stack.stored_status(order_id, OrderStatus::Closed).await;
+    }
+    let sub_total: i64 = returned.iter().map(|item| item["amount_cents"].as_i64().unwrap()).sum();
+    assert_eq!(refunded, sub_total, "the sub-order's allocated amount, to the cent");
+    let kept = items(1)[0]["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(stack.get(&kept, 7).await["status"], "PAID", "the other sub-order is untouched");
+    stack.stop().await;
+}

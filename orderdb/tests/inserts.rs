@@ -61,3 +61,50 @@ async fn a_redelivered_batch_stores_each_order_once_and_leaves_stored_ones_alone
     pools.close().await;
     shards::drop_databases(&dsns).await.unwrap();
 }
+
+/// A checkout is stored whole once: a redelivered `CheckoutCreated`
+/// changes nothing, and an item an earlier event recorded (cancelled at
+/// its confirm deadline before the checkout arrived) stays as it is.
+#[tokio::test]
+async fn a_checkout_is_stored_once_and_leaves_an_item_recorded_first_alone() {
+    use order::checkout::{plan, CheckoutOrder, PricedLine, ShippingFacts};
+    use order::event::{CancelReason, OrderCancelled};
+    use order::splitting::Limits;
+
+    let server = std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://flashsale:flashsale@127.0.0.1:3306".into());
+    let run = format!("{}_{}", std::process::id(), Utc::now().timestamp_micros());
+    let dsns: Vec<String> = (0..2).map(|n| format!("{server}/test_checkouts_{run}_{n}")).collect();
+    shards::create_databases(&dsns).await.unwrap();
+    let pools = ShardPools::connect_lazy(&dsns, 2, Duration::from_secs(5)).unwrap();
+    pools.migrate().await.unwrap();
+
+    let ids = IdGenerator::new(4).unwrap();
+    let lines: Vec<PricedLine> = ["a", "b", "c"]
+        .iter()
+        .map(|sku| PricedLine { sku: (*sku).into(), qty: 2, unit_price_cents: 1_000, facts: ShippingFacts::unlisted() })
+        .collect();
+    let limits = Limits { max_weight_grams: 1, max_volume_cm3: 1 };
+    let plan = plan(&lines, &[], None, &Default::default(), limits).unwrap();
+    let now = Utc::now();
+    let next = || ids.next(bucket_for_user(9), now.timestamp_millis());
+    let checkout = CheckoutOrder::new(plan, next(), 9, "key".into(), None, now, now, next);
+    let items: Vec<OrderCreated> = checkout.items().map(|(sub, item)| checkout.item_order(sub, item)).collect();
+    let early = OrderEvent::OrderCancelled(OrderCancelled {
+        order: items[2].clone(),
+        reason: CancelReason::Unconfirmed,
+        cancelled_at: now,
+    });
+    transitions::apply(pools.for_order(items[2].order_id), &early).await.unwrap();
+
+    let stored = pools.insert_checkout(&checkout).await.unwrap();
+    assert_eq!(stored, vec![items[0].order_id, items[1].order_id], "the items stored now");
+    assert_eq!(pools.insert_checkout(&checkout).await.unwrap(), vec![], "redelivered: nothing");
+    let stored = pools.checkout_items(checkout.order_id).await.unwrap();
+    let statuses: Vec<OrderStatus> = stored.iter().map(|item| item.order.status).collect();
+    assert_eq!(statuses, [OrderStatus::PendingPayment, OrderStatus::PendingPayment, OrderStatus::Cancelled]);
+    assert_eq!(stored.iter().map(|item| item.goods_cents).sum::<i64>(), checkout.goods_cents);
+    assert_eq!(pools.count_all().await.unwrap(), 3, "each item once");
+
+    pools.close().await;
+    shards::drop_databases(&dsns).await.unwrap();
+}
