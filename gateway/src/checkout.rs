@@ -23,6 +23,8 @@ use order::id::OrderId;
 use order::allocation::AllocationError;
 use order::shard::bucket_for_user;
 use order::splitting::{FreightTemplate, SplitError};
+use order::status::OrderStatus;
+use orderdb::StoredOrder;
 use stock::catalogue::Catalogue;
 use stock::{CancelledItem, CheckoutRecord, TccItem, Tried, TryRequest};
 
@@ -44,6 +46,7 @@ async fn checkout_once(app: Arc<App>, cart: Checkout, key: String) -> Result<(Ch
     if !app.node.held() {
         return Err(CheckoutError::Unavailable(Dependency::Redis));
     }
+    cooling_down(&app, cart.user_id).await?;
     let policy = app.traffic.load_full();
     policy.redis.permit().map_err(CheckoutError::Refused)?;
     policy.kafka.permit().map_err(CheckoutError::Refused)?;
@@ -62,6 +65,27 @@ async fn checkout_once(app: Arc<App>, cart: Checkout, key: String) -> Result<(Ch
         }
     };
     drive(&app, order, &key, false).await.map(|order| (order, false))
+}
+
+/// The security check before a checkout, as before an order: a buyer
+/// with more than `abuse.max_strikes` orders cancelled or let expire in the
+/// current window waits for its end. If Redis cannot say, it goes on.
+async fn cooling_down(app: &App, user_id: u64) -> Result<(), CheckoutError> {
+    let max = app.config.abuse.max_strikes;
+    if max == 0 {
+        return Ok(());
+    }
+    match app.sales.strikes(user_id).await {
+        Ok((strikes, left_ms)) if strikes > i64::from(max) => {
+            metrics::counter!("gateway_cooling_down_total").increment(1);
+            Err(CheckoutError::CoolingDown { retry_after_secs: (left_ms as u64).div_ceil(1_000).max(1) })
+        }
+        Ok(_) => Ok(()),
+        Err(err) => {
+            tracing::warn!(user_id, error = %err, "could not read the buyer's strikes; letting the checkout through");
+            Ok(())
+        }
+    }
 }
 
 /// A repeat of a key: the first checkout's answer, or (once its request is
@@ -191,23 +215,34 @@ async fn coupon_terms(app: &App, user_id: u64, code: &str) -> Result<CouponTerms
     Ok(terms)
 }
 
-/// Freezes the buyer's coupon for `parent`: refused while another checkout
-/// holds it (pending or paid); one that was cancelled or expired frees it.
+/// Freezes the buyer's coupon for `parent`. Refused while another
+/// checkout holds it: one still being placed (younger than the in-flight
+/// window), or one with an item held or paid. A holder that is neither is
+/// cancelled for good first (its items' records then refuse a late Try,
+/// e.g. from a retry of its key), so two checkouts never both use it.
 async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> Result<(), CheckoutError> {
     let holder = app.sales.coupon_holder(user_id, code).await.map_err(redis_down)?;
     if let Some(holder) = holder {
-        let live = match load(app, holder).await? {
-            Some(order) => {
-                let items: Vec<(String, OrderId)> =
-                    order.items().map(|(_, item)| (item.sku.clone(), item.order_id)).collect();
-                app.sales.any_item_live(&items).await.map_err(redis_down)?
+        if let Some(order) = load(app, holder).await? {
+            let age_ms = Utc::now().timestamp_millis() - order.created_at.timestamp_millis();
+            let items: Vec<(String, OrderId)> =
+                order.items().map(|(_, item)| (item.sku.clone(), item.order_id)).collect();
+            if age_ms < app.in_flight_window().as_millis() as i64
+                || app.sales.any_item_live(&items).await.map_err(redis_down)?
+            {
+                return Err(CheckoutError::CouponUsed);
             }
-            // Its record outlives any hold and any payment window: long over.
-            None => false,
-        };
-        if live {
-            return Err(CheckoutError::CouponUsed);
+            for (sku, items) in by_sku(&order) {
+                let ids: Vec<OrderId> = items.iter().map(|item| item.order_id).collect();
+                let cancelled = app.sales.tcc_cancel(&sku, &ids, &app.windows()).await.map_err(redis_down)?;
+                if cancelled.iter().any(|item| !matches!(item, CancelledItem::Empty | CancelledItem::Closed)) {
+                    // Held or paid since the look above: it lives.
+                    return Err(CheckoutError::CouponUsed);
+                }
+            }
         }
+        // A holder whose record expired is long over (the record outlives
+        // any hold and any payment window).
     }
     if !app.sales.swap_coupon_holder(user_id, code, holder, Some(parent)).await.map_err(redis_down)? {
         return Err(CheckoutError::CouponUsed);
@@ -304,6 +339,23 @@ async fn drive(app: &App, mut order: CheckoutOrder, key: &str, replayed: bool) -
                 tracing::warn!(order_id = %order.order_id, sku, error = %err, "could not acknowledge the checkout in Redis");
                 return Err(outcome_unknown());
             }
+        }
+    }
+    if !replayed {
+        for (sub_order, item) in order.items() {
+            let item = order.item_order(sub_order, item);
+            app.cache_accepted(&StoredOrder {
+                order_id: item.order_id,
+                user_id: item.user_id,
+                sku: item.sku,
+                qty: item.qty,
+                amount_cents: item.amount_cents,
+                status: OrderStatus::PendingPayment,
+                created_at: item.created_at,
+                pay_by: item.pay_by,
+                shipment: None,
+            })
+            .await;
         }
     }
     let record = CheckoutRecord {

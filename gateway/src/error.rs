@@ -126,6 +126,7 @@ impl ApiError {
                 }
                 CheckoutError::OutcomeUnknown { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 CheckoutError::Refused(_)
+                | CheckoutError::CoolingDown { .. }
                 | CheckoutError::KeyReused
                 | CheckoutError::InProgress { .. }
                 | CheckoutError::Unavailable(_) => ApiError::from(err.clone()).status(),
@@ -316,6 +317,7 @@ impl From<CheckoutError> for ApiError {
         match err {
             CheckoutError::Refused(refusal) => Self::Refused(refusal),
             CheckoutError::KeyReused => Self::IdempotencyKeyReused,
+            CheckoutError::CoolingDown { retry_after_secs } => Self::CoolingDown { retry_after_secs },
             CheckoutError::InProgress { order_id } => Self::InProgress { order_id },
             CheckoutError::Unavailable(dependency) => Self::Unavailable(dependency),
             other => Self::Checkout(other),

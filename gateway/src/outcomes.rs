@@ -148,6 +148,8 @@ pub enum CheckoutError {
     UnknownSku { sku: String },
     #[error("{sku} has {available} units left")]
     OutOfStock { sku: String, available: i64 },
+    #[error("too many orders cancelled or left unpaid lately")]
+    CoolingDown { retry_after_secs: u64 },
     #[error("the purchase limit of {sku} would be exceeded")]
     LimitExceeded { sku: String },
     #[error("{sku}: {refusal}")]
