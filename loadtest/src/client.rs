@@ -101,6 +101,43 @@ impl Gateway {
         self.send(req).await
     }
 
+    /// `POST /v1/checkout` as `user_id`; the status and the body.
+    pub async fn checkout(&self, user_id: u64, key: &str, body: &Value) -> anyhow::Result<(StatusCode, Bytes)> {
+        let req = Request::post(format!("{}/v1/checkout", self.base))
+            .header("authorization", self.buyers.bearer(user_id))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(Full::new(Bytes::from(body.to_string())))?;
+        self.send(req).await
+    }
+
+    /// `POST /v1/checkouts/{id}/pay`; the channel's payment id.
+    pub async fn pay_checkout(&self, parent: &str, user_id: u64) -> anyhow::Result<String> {
+        let reply = self.expect_ok(&format!("/v1/checkouts/{parent}/pay"), Some(user_id), json!({})).await?;
+        Ok(reply["payment_id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// `POST /v1/checkouts/{id}/cancel`; the status.
+    pub async fn cancel_checkout(&self, parent: &str, user_id: u64) -> anyhow::Result<StatusCode> {
+        let req = Request::post(format!("{}/v1/checkouts/{parent}/cancel", self.base))
+            .header("authorization", self.buyers.bearer(user_id))
+            .body(Full::new(Bytes::new()))?;
+        Ok(self.send(req).await?.0)
+    }
+
+    /// `PUT /admin/catalogue/{kind}/{id}`; fails unless 200.
+    pub async fn catalogue(&self, kind: &str, id: &str, entry: &Value) -> anyhow::Result<()> {
+        let req = Request::put(format!("{}/admin/catalogue/{kind}/{id}", self.base))
+            .header("authorization", format!("Bearer {}", self.admin_token))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(entry.to_string())))?;
+        let (status, reply) = self.send(req).await?;
+        if status != StatusCode::OK {
+            bail!("catalogue {kind}/{id}: {status} {}", String::from_utf8_lossy(&reply));
+        }
+        Ok(())
+    }
+
     /// `POST /v1/orders/{id}/pay`; the channel's payment id.
     pub async fn pay(&self, order_id: &str, user_id: u64, sku: &str) -> anyhow::Result<String> {
         let body = json!({"user_id": user_id, "sku": sku}).to_string();

@@ -2,7 +2,8 @@
 //! checks the stock invariants afterwards. Exits non-zero when one fails.
 //!
 //! Layout: the scenarios [`flash_sale`], [`open_loop`] (steady, ramp),
-//! [`storm`] (idempotency), [`mixed`] and [`queries`] (order reads against their floors); [`chaos`] the buyers and the
+//! [`storm`] (idempotency), [`mixed`], [`cart`] (checkouts against single orders) and
+//! [`queries`] (order reads against their floors); [`chaos`] the buyers and the
 //! invariant check of `scripts/chaos.sh`; [`burst`] the closed-loop generator; [`bench`]
 //! the floors; [`client`] the HTTP calls; [`report`] and [`timeline`] the
 //! figures and the chart; [`shards`] the MySQL counts.
@@ -13,6 +14,7 @@
 mod after_payment;
 mod bench;
 mod burst;
+mod cart;
 mod chaos;
 mod client;
 mod flash_sale;
@@ -47,6 +49,9 @@ enum Scenario {
     Steady(RateArgs),
     /// An arrival rate rising from --rate to --to-rate, to find the knee.
     Ramp(RateArgs),
+    /// Cart checkouts of 2 to 4 SKUs racing for stock, then cancels and
+    /// payments, against single orders placed in the same run.
+    Cart(CartArgs),
     /// Many racing retries of few idempotency keys.
     IdempotencyStorm(StormArgs),
     /// Sessions that order, then pay, cancel or walk away, and look the order up.
@@ -320,6 +325,33 @@ struct MixedArgs {
 }
 
 #[derive(clap::Args)]
+struct CartArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Buyers, one checkout each (and as many single orders for the floor).
+    #[arg(long, default_value_t = 2_000)]
+    buyers: u64,
+    /// SKUs the carts pick from.
+    #[arg(long, default_value_t = 6)]
+    skus: usize,
+    /// Units of each SKU: carts run out of some.
+    #[arg(long, default_value_t = 600)]
+    stock: i64,
+    /// Connections sending at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Share of the accepted checkouts cancelled.
+    #[arg(long, default_value_t = 0.2)]
+    cancel_fraction: f64,
+    /// Share of the others paid.
+    #[arg(long, default_value_t = 0.5)]
+    pay_fraction: f64,
+    /// The payment channel (simulator) the payers pay at.
+    #[arg(long, env = "PAYSIM_URL", default_value = "http://127.0.0.1:9700")]
+    channel: String,
+}
+
+#[derive(clap::Args)]
 struct StormArgs {
     #[command(flatten)]
     common: Common,
@@ -355,6 +387,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Steady(args) => rate(args, "steady").await,
         Scenario::Ramp(args) => rate(args, "ramp").await,
         Scenario::IdempotencyStorm(args) => storm(args).await,
+        Scenario::Cart(args) => cart(args).await,
         Scenario::Mixed(args) => mixed(args).await,
         Scenario::Bench(args) => bench(args).await,
         Scenario::Queries(args) => query_bench(args).await,
@@ -507,6 +540,29 @@ async fn rate(args: RateArgs, scenario: &'static str) -> anyhow::Result<()> {
         shards: args.common.shards.clone(),
         settle_timeout: Duration::from_secs(args.common.settle_secs),
         knee_p99_ms: args.knee_p99_ms,
+    }
+    .run()
+    .await?;
+    args.common.finish(report)
+}
+
+async fn cart(args: CartArgs) -> anyhow::Result<()> {
+    let run_id = Common::run_id()?;
+    client::require_loopback(&args.channel)?;
+    let report = cart::Cart {
+        gateway: args.common.gateway(args.concurrency)?,
+        run: args.common.sku("cart", run_id),
+        first_user: run_id * 1_000_000,
+        buyers: args.buyers,
+        skus: args.skus.clamp(2, 50),
+        stock_per_sku: args.stock,
+        concurrency: args.concurrency.max(1),
+        max_duration: Duration::from_secs(args.common.max_secs),
+        cancel_fraction: args.cancel_fraction.clamp(0.0, 1.0),
+        pay_fraction: args.pay_fraction.clamp(0.0, 1.0),
+        channel_url: args.channel,
+        shards: args.common.shards.clone(),
+        settle_timeout: Duration::from_secs(args.common.settle_secs),
     }
     .run()
     .await?;
