@@ -681,7 +681,7 @@ mod tests {
         for bad in [
             "[traffic.routes.place_order]\nglobal = { per_second = 0, burst = 3 }",
             "[traffic.routes.place_order]\nglobal = { per_second = 1, burst = 0 }",
-            "[traffic.routes.checkout]\nglobal = { per_second = 1, burst = 1 }",
+            "[traffic.routes.teleport]\nglobal = { per_second = 1, burst = 1 }",
             "[traffic.breakers.redis]\nfailure_ratio = 1.5",
             "[traffic.deny]\nips = [\"not-an-ip\"]",
         ] {
