@@ -11,6 +11,9 @@
 # checks that nothing was oversold or left stuck, that MySQL holds every
 # order once, in the right status, with a history row per move, and that
 # every refund was confirmed by the channel and none exceeds its payment.
+# Then a thousand buyers check out carts of several SKUs racing for their
+# stock; some cancel, the others pay; no SKU may hold a unit more or less
+# than the live checkouts' items, and MySQL must hold each item once.
 # Stops the stack afterwards unless KEEP_RUNNING=1.
 #
 #   scripts/demo.sh [extra loadtest flash-sale arguments, e.g. --buyers 50000]
@@ -29,3 +32,7 @@ log "flash sale: 1,000 units, 20,000 buyers; 70% of the winners pay"
 "$(cat "$STATE/bin-dir")/loadtest" flash-sale --target "$GATEWAY_URL" \
   --stock 1000 --buyers 20000 --pay-fraction 0.7 --json "$RUN/flash-sale-report.json" \
   --chart "$RUN/flash-sale.svg" "$@"
+
+log "cart checkouts: 1,000 buyers, carts of 2 to 4 of 6 SKUs over two stores, racing for 300 units each; 20% cancel, the rest pay"
+"$(cat "$STATE/bin-dir")/loadtest" cart --target "$GATEWAY_URL" --buyers 1000 --stock 300 \
+  --cancel-fraction 0.2 --pay-fraction 1 --json "$RUN/cart-report.json"

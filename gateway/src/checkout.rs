@@ -18,9 +18,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use order::cart::Checkout;
 use order::checkout::{plan, CheckoutOrder, CouponTerms, PlanError, PricedLine, PromotionTerms, ShippingFacts};
+use order::allocation::AllocationError;
 use order::event::OrderEvent;
 use order::id::OrderId;
-use order::allocation::AllocationError;
 use order::shard::bucket_for_user;
 use order::splitting::{FreightTemplate, SplitError};
 use order::status::OrderStatus;
@@ -96,9 +96,14 @@ async fn again(
     key: &str,
     first: CheckoutRecord,
 ) -> Result<(CheckoutOrder, bool), CheckoutError> {
+    let over = Utc::now().timestamp_millis() - first.created_ms >= app.in_flight_window().as_millis() as i64;
     let Some(order) = load(app, first.parent).await? else {
-        // Claimed, but its checkout was never stored (its request failed
-        // or is storing it right now).
+        // Claimed, its checkout not stored: its request is storing it now,
+        // or died before (then nothing was held, and the key is freed for
+        // the next retry).
+        if over {
+            free_key(app, cart.user_id, key, first.parent).await;
+        }
         return Err(CheckoutError::InProgress { order_id: first.parent });
     };
     let lines: Vec<(String, u32)> = cart.lines.iter().map(|line| (line.sku.clone(), line.qty)).collect();
@@ -108,8 +113,7 @@ async fn again(
     if first.accepted {
         return Ok((order, true));
     }
-    let age_ms = Utc::now().timestamp_millis() - first.created_ms;
-    if age_ms < app.in_flight_window().as_millis() as i64 {
+    if !over {
         return Err(CheckoutError::InProgress { order_id: first.parent });
     }
     drive(app, order, key, true).await.map(|order| (order, true))
@@ -128,8 +132,8 @@ async fn save(app: &App, order: &CheckoutOrder) -> Result<(), CheckoutError> {
     app.sales.save_checkout(order.order_id, &json, app.checkout_ttl()).await.map_err(redis_down)
 }
 
-/// Prices and plans the cart from the catalogue, freezes its coupon and
-/// stores the checkout, before any unit is taken.
+/// Prices and plans the cart from the catalogue, stores the checkout and
+/// freezes its coupon, before any unit is taken.
 async fn priced(
     app: &App,
     cart: &Checkout,
@@ -177,12 +181,11 @@ async fn priced(
         stock::records::from_ms(pay_by_ms),
         || app.ids.next(bucket_for_user(cart.user_id), now_ms),
     );
+    // Stored before the coupon is frozen: a checkout holding a coupon
+    // always has a record, which is what others judge the hold by.
+    save(app, &order).await?;
     if let Some(code) = &cart.coupon {
         freeze_coupon(app, cart.user_id, code, parent).await?;
-    }
-    if let Err(err) = save(app, &order).await {
-        unfreeze_coupon(app, &order).await;
-        return Err(err);
     }
     Ok(order)
 }
@@ -241,8 +244,8 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
                 }
             }
         }
-        // A holder whose record expired is long over (the record outlives
-        // any hold and any payment window).
+        // A holder is stored before it freezes the coupon, and its record
+        // outlives any hold and any payment window: without one, it is long over.
     }
     if !app.sales.swap_coupon_holder(user_id, code, holder, Some(parent)).await.map_err(redis_down)? {
         return Err(CheckoutError::CouponUsed);

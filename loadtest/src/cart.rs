@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::stream::{self, StreamExt};
 use hyper::StatusCode;
 use order::status::OrderStatus;
 use rand::rngs::StdRng;
@@ -244,25 +245,37 @@ impl Cart {
     }
 
     /// Cancels `cancel_fraction` of the checkouts and pays `pay_fraction`
-    /// of the rest; the ids cancelled, the ids paid, and how many failed.
+    /// of the rest, `concurrency` at a time (a short payment window must
+    /// not pass first); the ids cancelled, the ids paid, and how many failed.
     async fn cancel_and_pay(&self, accepted: &[Accepted]) -> (Vec<String>, Vec<String>, u64) {
-        let (mut cancelled, mut paid, mut failed) = (Vec::new(), Vec::new(), 0);
         let mut rng = StdRng::seed_from_u64(self.first_user);
-        for checkout in accepted {
+        let moves = accepted.iter().filter_map(|checkout| {
             let roll: f64 = rng.gen();
-            if roll < self.cancel_fraction {
-                match self.gateway.cancel_checkout(&checkout.parent, checkout.user).await {
-                    Ok(StatusCode::OK) => cancelled.push(checkout.parent.clone()),
-                    _ => failed += 1,
-                }
-            } else if roll < self.cancel_fraction + (1.0 - self.cancel_fraction) * self.pay_fraction {
-                let payment = self.gateway.pay_checkout(&checkout.parent, checkout.user).await;
-                match payment {
-                    Ok(payment_id) if self.gateway.complete_payment(&self.channel_url, &payment_id).await.is_ok() => {
-                        paid.push(checkout.parent.clone())
+            let cancel = roll < self.cancel_fraction;
+            let pay = !cancel && roll < self.cancel_fraction + (1.0 - self.cancel_fraction) * self.pay_fraction;
+            (cancel || pay).then_some((checkout, cancel))
+        });
+        let outcomes: Vec<(bool, &str, bool)> = stream::iter(moves)
+            .map(|(checkout, cancel)| async move {
+                let done = if cancel {
+                    matches!(self.gateway.cancel_checkout(&checkout.parent, checkout.user).await, Ok(StatusCode::OK))
+                } else {
+                    match self.gateway.pay_checkout(&checkout.parent, checkout.user).await {
+                        Ok(payment_id) => self.gateway.complete_payment(&self.channel_url, &payment_id).await.is_ok(),
+                        Err(_) => false,
                     }
-                    _ => failed += 1,
-                }
+                };
+                (cancel, checkout.parent.as_str(), done)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        let (mut cancelled, mut paid, mut failed) = (Vec::new(), Vec::new(), 0);
+        for (cancel, parent, done) in outcomes {
+            match (done, cancel) {
+                (false, _) => failed += 1,
+                (true, true) => cancelled.push(parent.to_owned()),
+                (true, false) => paid.push(parent.to_owned()),
             }
         }
         (cancelled, paid, failed)
