@@ -6,8 +6,9 @@
 -- it held units or not: a Cancel with no Try before it (its Try was
 -- delayed or lost) leaves that record too, and tcc_try.lua refuses a Try
 -- that finds it. No event is sent: nobody was told of the order. Safe to
--- repeat. Too late once the in-flight window has passed since the item's
--- Try (Redis's clock): a retry on another gateway may be accepting the
+-- repeat. Too late once the item was accepted (its deadline moved on to
+-- the payment deadline), or once the in-flight window has passed since
+-- its Try (Redis's clock): a retry on another gateway may be accepting the
 -- order by then, so its units stay until the confirm deadline, where the
 -- sweeper cancels them if the order was never accepted.
 --
@@ -16,8 +17,9 @@
 -- ARGV[1] confirm window (ms)   ARGV[2] in-flight window (ms)   ARGV[3..] item order ids
 --
 -- Returns one word per item: "released" (its units came back), "empty" (it
--- held none; the record now refuses its Try), "closed" (cancelled before),
--- "paid", or "too_late" (left to the sweeper).
+-- held none, or was paid for without being held, a payment to refund; the
+-- record now refuses its Try), "closed" (cancelled before), "paid", or
+-- "too_late" (accepted, or left to the sweeper).
 --
 -- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} closed:{tv} payments:{tv}
 --          30000 7000 81235 81236
@@ -33,14 +35,18 @@ for i = 3, #ARGV do
   local item = ARGV[i]
   local reservation = redis.call('HGET', KEYS[3], item)
   if reservation then
-    if still_in_flight(item, confirm_ms, in_flight_ms) == false then
+    -- Accepted (acknowledge.lua moved its deadline to the payment
+    -- deadline): its checkout was announced, so only the sweeper or the
+    -- buyer's cancellation, both of which send the event, may end it.
+    local accepted = tonumber(redis.call('ZSCORE', KEYS[4], item) or '0') >= reservation_pay_by(reservation)
+    if accepted or still_in_flight(item, confirm_ms, in_flight_ms) == false then
       outcomes[#outcomes + 1] = 'too_late'
     else
       release_units(item, reservation)
       redis.call('HSET', KEYS[5], item, 'unconfirmed:' .. reservation)
       outcomes[#outcomes + 1] = 'released'
     end
-  elseif redis.call('HEXISTS', KEYS[6], item) == 1 then
+  elseif string.find(redis.call('HGET', KEYS[6], item) or '', '^paid:') then
     outcomes[#outcomes + 1] = 'paid'
   elseif redis.call('HEXISTS', KEYS[5], item) == 1 then
     outcomes[#outcomes + 1] = 'closed'

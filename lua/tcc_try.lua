@@ -28,7 +28,8 @@
 -- Returns one of
 --   {"held", sale generation, first}      every item holds its units (first: "1" when the
 --                                         sale held no other reservation before)
---   {"cancelled", item id}                an item was cancelled first: refused, nothing taken
+--   {"cancelled", item id}                an item was cancelled (or paid for unheld) first:
+--                                         refused, nothing taken
 --   {"unknown_sku"}
 --   {"not_started", starts_ms, ends_ms} / {"ended", starts_ms, ends_ms}
 --   {"price_changed", price_cents}        the sale's price is no longer the cart's
@@ -48,10 +49,13 @@ local user, price, now, pay_by, confirm_ms = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local missing, wanted = {}, 0
 for i = 1, items do
   local item = ARGV[5 + 4 * (i - 1) + 1]
-  if redis.call('HEXISTS', KEYS[5], item) == 1 then
+  -- A payment recorded to refund (it came before the item was held) ends
+  -- the item as surely as a cancellation.
+  local payment = redis.call('HGET', KEYS[6], item)
+  if redis.call('HEXISTS', KEYS[5], item) == 1 or (payment and not string.find(payment, '^paid:')) then
     return {'cancelled', item}
   end
-  if redis.call('HEXISTS', KEYS[3], item) == 0 and redis.call('HEXISTS', KEYS[6], item) == 0 then
+  if redis.call('HEXISTS', KEYS[3], item) == 0 and not payment then
     missing[#missing + 1] = 5 + 4 * (i - 1)
     wanted = wanted + tonumber(ARGV[5 + 4 * (i - 1) + 2])
   end

@@ -26,7 +26,7 @@ use order::splitting::{FreightTemplate, SplitError};
 use order::status::OrderStatus;
 use orderdb::StoredOrder;
 use stock::catalogue::Catalogue;
-use stock::{CancelledItem, CheckoutRecord, TccItem, Tried, TryRequest};
+use stock::{CancelledItem, CheckoutRecord, CouponHolder, TccItem, Tried, TryRequest};
 
 use crate::app::App;
 use crate::outcomes::CheckoutError;
@@ -60,11 +60,11 @@ async fn checkout_once(app: Arc<App>, cart: Checkout, key: String) -> Result<(Ch
     let order = match priced(&app, &cart, &key, parent, now_ms).await {
         Ok(order) => order,
         Err(err) => {
-            free_key(&app, cart.user_id, &key, parent).await;
+            free_key(&app, cart.user_id, &key, &record).await;
             return Err(err);
         }
     };
-    drive(&app, order, &key, false).await.map(|order| (order, false))
+    drive(&app, order, &key, record, false).await.map(|order| (order, false))
 }
 
 /// The security check before a checkout, as before an order: a buyer
@@ -96,13 +96,14 @@ async fn again(
     key: &str,
     first: CheckoutRecord,
 ) -> Result<(CheckoutOrder, bool), CheckoutError> {
-    let over = Utc::now().timestamp_millis() - first.created_ms >= app.in_flight_window().as_millis() as i64;
+    let now_ms = Utc::now().timestamp_millis();
+    let over = now_ms - first.created_ms >= app.in_flight_window().as_millis() as i64;
     let Some(order) = load(app, first.parent).await? else {
         // Claimed, its checkout not stored: its request is storing it now,
         // or died before (then nothing was held, and the key is freed for
         // the next retry).
         if over {
-            free_key(app, cart.user_id, key, first.parent).await;
+            free_key(app, cart.user_id, key, &first).await;
         }
         return Err(CheckoutError::InProgress { order_id: first.parent });
     };
@@ -116,7 +117,17 @@ async fn again(
     if !over {
         return Err(CheckoutError::InProgress { order_id: first.parent });
     }
-    drive(app, order, key, true).await.map(|order| (order, true))
+    if now_ms >= order.pay_by.timestamp_millis() {
+        // Its payment window passed unanswered: whatever it held is gone.
+        free_key(app, cart.user_id, key, &first).await;
+        return Err(CheckoutError::Cancelled);
+    }
+    // Taken over by this request alone: other repeats now see it in progress.
+    if !app.sales.refresh_checkout(cart.user_id, key, &first, now_ms).await.map_err(redis_down)? {
+        return Err(CheckoutError::InProgress { order_id: first.parent });
+    }
+    let record = CheckoutRecord { created_ms: now_ms, ..first };
+    drive(app, order, key, record, true).await.map(|order| (order, true))
 }
 
 async fn load(app: &App, parent: OrderId) -> Result<Option<CheckoutOrder>, CheckoutError> {
@@ -224,10 +235,20 @@ async fn coupon_terms(app: &App, user_id: u64, code: &str) -> Result<CouponTerms
 /// cancelled for good first (its items' records then refuse a late Try,
 /// e.g. from a retry of its key), so two checkouts never both use it.
 async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> Result<(), CheckoutError> {
-    let holder = app.sales.coupon_holder(user_id, code).await.map_err(redis_down)?;
+    let holder = match app.sales.coupon_holder(user_id, code).await.map_err(redis_down)? {
+        Some(CouponHolder::Used(_)) => return Err(CheckoutError::CouponUsed),
+        Some(CouponHolder::Frozen(holder)) => Some(holder),
+        None => None,
+    };
     if let Some(holder) = holder {
         if let Some(order) = load(app, holder).await? {
-            let age_ms = Utc::now().timestamp_millis() - order.created_at.timestamp_millis();
+            // Its key's claim says when a request last took it on (a repeat
+            // of the key refreshes it).
+            let claim = app.sales.checkout_claim(order.user_id, &order.idempotency_key).await.map_err(redis_down)?;
+            let taken_on = claim
+                .filter(|claim| claim.parent == holder)
+                .map_or(order.created_at.timestamp_millis(), |claim| claim.created_ms);
+            let age_ms = Utc::now().timestamp_millis() - taken_on;
             let items: Vec<(String, OrderId)> =
                 order.items().map(|(_, item)| (item.sku.clone(), item.order_id)).collect();
             if age_ms < app.in_flight_window().as_millis() as i64
@@ -244,8 +265,9 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
                 }
             }
         }
-        // A holder is stored before it freezes the coupon, and its record
-        // outlives any hold and any payment window: without one, it is long over.
+        // A holder is stored before it freezes the coupon, its record
+        // outlives any hold and any payment window, and a paid one marks
+        // the coupon used: a frozen holder without a record is long over.
     }
     if !app.sales.swap_coupon_holder(user_id, code, holder, Some(parent)).await.map_err(redis_down)? {
         return Err(CheckoutError::CouponUsed);
@@ -261,8 +283,9 @@ async fn unfreeze_coupon(app: &App, order: &CheckoutOrder) {
     }
 }
 
-async fn free_key(app: &App, user_id: u64, key: &str, parent: OrderId) {
-    if let Err(err) = app.sales.drop_checkout(user_id, key, parent).await {
+async fn free_key(app: &App, user_id: u64, key: &str, record: &CheckoutRecord) {
+    if let Err(err) = app.sales.drop_checkout(user_id, key, record).await {
+        let parent = record.parent;
         tracing::warn!(%parent, error = %err, "idempotency key left claimed by a refused checkout until its TTL");
     }
 }
@@ -282,7 +305,18 @@ fn by_sku(order: &CheckoutOrder) -> BTreeMap<String, Vec<TccItem>> {
 }
 
 /// Tries every SKU, then sends the checkout and confirms its acceptance.
-async fn drive(app: &App, mut order: CheckoutOrder, key: &str, replayed: bool) -> Result<CheckoutOrder, CheckoutError> {
+/// `record` is the key's claim as this request holds it: from its time
+/// on, a repeat waits the in-flight window before it takes over. The event
+/// is sent only early enough in that window for the broker's answer to
+/// come within it, so a checkout is never sent by this request and
+/// cancelled by a repeat's (or the reverse).
+async fn drive(
+    app: &App,
+    mut order: CheckoutOrder,
+    key: &str,
+    record: CheckoutRecord,
+    replayed: bool,
+) -> Result<CheckoutOrder, CheckoutError> {
     let skus = by_sku(&order);
     let mut generations: HashMap<String, i64> = HashMap::new();
     let mut tried: Vec<&str> = Vec::with_capacity(skus.len());
@@ -309,7 +343,14 @@ async fn drive(app: &App, mut order: CheckoutOrder, key: &str, replayed: bool) -
                 CheckoutError::Unavailable(Dependency::Redis)
             }
         };
-        return Err(abort(app, &order, key, &skus, &tried, refusal).await);
+        return Err(abort(app, &order, key, &record, &skus, &tried, refusal).await);
+    }
+    let send_by_ms = record.created_ms + app.in_flight_window().as_millis() as i64
+        - app.config.kafka.message_timeout_ms as i64;
+    if Utc::now().timestamp_millis() > send_by_ms {
+        tracing::warn!(order_id = %order.order_id, "checkout's tries took too long to send it; cancelling");
+        let all: Vec<&str> = skus.keys().map(String::as_str).collect();
+        return Err(abort(app, &order, key, &record, &skus, &all, CheckoutError::Unavailable(Dependency::Redis)).await);
     }
     for sub in &mut order.sub_orders {
         for item in &mut sub.items {
@@ -327,7 +368,7 @@ async fn drive(app: &App, mut order: CheckoutOrder, key: &str, replayed: bool) -
             return Err(outcome_unknown());
         }
         let all: Vec<&str> = skus.keys().map(String::as_str).collect();
-        return Err(abort(app, &order, key, &skus, &all, CheckoutError::Unavailable(Dependency::Kafka)).await);
+        return Err(abort(app, &order, key, &record, &skus, &all, CheckoutError::Unavailable(Dependency::Kafka)).await);
     }
     let pay_by_ms = order.pay_by.timestamp_millis();
     for (sku, items) in &skus {
@@ -361,11 +402,6 @@ async fn drive(app: &App, mut order: CheckoutOrder, key: &str, replayed: bool) -
             .await;
         }
     }
-    let record = CheckoutRecord {
-        accepted: false,
-        parent: order.order_id,
-        created_ms: order.created_at.timestamp_millis(),
-    };
     if let Err(err) = app.sales.accept_checkout(order.user_id, key, &record).await {
         // A repeat of the key sends it once more (all idempotent) and is answered then.
         tracing::warn!(order_id = %order.order_id, error = %err, "checkout key not marked answered");
@@ -396,10 +432,21 @@ async fn abort(
     app: &App,
     order: &CheckoutOrder,
     key: &str,
+    record: &CheckoutRecord,
     skus: &BTreeMap<String, Vec<TccItem>>,
     tried: &[&str],
     refusal: CheckoutError,
 ) -> CheckoutError {
+    let outcome_unknown = CheckoutError::OutcomeUnknown {
+        order_id: order.order_id,
+        retry_after_secs: app.in_flight_window().as_secs().max(1),
+    };
+    // A repeat of the key took the checkout over (this request ran past the
+    // in-flight window): it may be sending it; its items are its own now.
+    match app.sales.checkout_claim(order.user_id, key).await {
+        Ok(Some(claim)) if claim == *record => {}
+        _ => return outcome_unknown,
+    }
     let mut all_back = true;
     for sku in tried {
         let ids: Vec<OrderId> = skus[*sku].iter().map(|item| item.order_id).collect();
@@ -416,15 +463,12 @@ async fn abort(
         }
     }
     if !all_back {
-        return CheckoutError::OutcomeUnknown {
-            order_id: order.order_id,
-            retry_after_secs: app.in_flight_window().as_secs().max(1),
-        };
+        return outcome_unknown;
     }
     for sku in tried {
         app.sold_out.clear(sku);
     }
-    free_key(app, order.user_id, key, order.order_id).await;
+    free_key(app, order.user_id, key, record).await;
     unfreeze_coupon(app, order).await;
     metrics::counter!("gateway_checkouts_total", "outcome" => "refused").increment(1);
     refusal

@@ -36,6 +36,15 @@ pub async fn owned(app: &App, parent: OrderId, user_id: u64) -> Result<CheckoutO
 /// Creates the checkout's payment at the channel while any item is still held.
 pub async fn start(app: &App, parent: OrderId, user_id: u64) -> Result<PaymentStarted, OrderError> {
     let order = owned(app, parent, user_id).await?;
+    // Not before it was accepted: a payment must not reach an item its
+    // checkout has yet to try (it would be refunded, the item left unpaid).
+    let claim = app.sales.checkout_claim(user_id, &order.idempotency_key).await.map_err(|err| {
+        tracing::warn!(%parent, error = %err, "checkout key lookup failed");
+        OrderError::Unavailable(Dependency::Redis)
+    })?;
+    if !claim.is_some_and(|claim| claim.parent == parent && claim.accepted) {
+        return Err(OrderError::NotPending { status: None });
+    }
     let held = order.items().map(|(_, item)| (item.sku.clone(), item.order_id)).collect::<Vec<_>>();
     let mut any_held = false;
     for (sku, item) in &held {
@@ -85,7 +94,14 @@ pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, Set
         SettleError::Unavailable(Dependency::Redis)
     })?;
     let Some(order) = json.and_then(|json| serde_json::from_str::<CheckoutOrder>(&json).ok()) else {
-        return Ok(None);
+        // Its record expired (days after its payment window): a repeat of a
+        // payment settled then is recognised in MySQL; anything else is a
+        // payment nothing can take, refunded as a single order's would be.
+        let settled = app.orders.checkout_paid_by(payment.order_id, &payment.payment_id).await.map_err(|err| {
+            tracing::warn!(order_id = %payment.order_id, error = %err, "checkout payment lookup failed");
+            SettleError::Unavailable(Dependency::Mysql)
+        })?;
+        return Ok(settled.then_some(Settled::AlreadySettled));
     };
     if payment.amount_cents != order.payable_cents {
         tracing::error!(order_id = %order.order_id, paid = payment.amount_cents, "payment amount differs from the checkout's");
@@ -137,6 +153,17 @@ pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, Set
             }
         }
         sent.push((item.sku.clone(), item.order_id));
+    }
+    if let Some(code) = order.coupon.as_deref().filter(|_| paid > 0) {
+        // Used for good before the payment is acknowledged (the channel
+        // retries until it is recorded).
+        let used = app.sales.use_coupon(order.user_id, code, order.order_id).await.map_err(|err| {
+            tracing::warn!(order_id = %order.order_id, error = %err, "coupon not marked used");
+            SettleError::Unavailable(Dependency::Redis)
+        })?;
+        if !used {
+            tracing::error!(order_id = %order.order_id, code, "a paid checkout's coupon is held by another checkout");
+        }
     }
     if sent.is_empty() {
         metrics::counter!("gateway_payments_total", "outcome" => "duplicate").increment(1);

@@ -17,15 +17,25 @@ struct Stack {
     shards: Vec<String>,
     gateway: Arc<TestGateway>,
     settler: TestSettler,
+    paysim: String,
 }
 
 impl Stack {
     async fn start() -> Self {
         let topic = fresh_topic(2).await;
         let shards = fresh_shards(2).await;
-        let gateway = Arc::new(TestGateway::start(gateway_config(&topic, &shards)).await);
+        let paysim = start_paysim().await;
+        let mut config = gateway_config(&topic, &shards);
+        config.payments.channel_url = paysim.clone();
+        config.payments.secret = PAYMENT_SECRET.into();
+        let gateway = Arc::new(TestGateway::start(config).await);
         let settler = TestSettler::start(settler_config(&topic, &shards));
-        Self { shards, gateway, settler }
+        Self { shards, gateway, settler, paysim }
+    }
+
+    async fn buyer(&self, user: u64, path: &str) -> Answer {
+        let auth = format!("Bearer {}", buyer_token(user));
+        self.gateway.request(Method::POST, path, &[("authorization", auth.as_str())], "").await
     }
 
     async fn stop(self) {
@@ -351,7 +361,13 @@ async fn a_checkout_the_broker_stalled_on_holds_nothing_past_its_confirm_deadlin
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.json);
     match answer.json["error"].as_str() {
         // It may have reached the broker: held until the confirm deadline.
-        Some("outcome_unknown") => assert_eq!(counters(&gateway, &skus[1]).await.1, 2, "held while unknown"),
+        Some("outcome_unknown") => {
+            assert_eq!(counters(&gateway, &skus[1]).await.1, 2, "held while unknown");
+            // Not accepted: it cannot be paid.
+            let (path, auth) = (format!("/v1/checkouts/{}/pay", answer.json["order_id"].as_str().unwrap()), format!("Bearer {}", buyer_token(7)));
+            let pay = gateway.request(Method::POST, &path, &[("authorization", auth.as_str())], "").await;
+            assert_eq!((pay.status, pay.json["error"].as_str()), (StatusCode::CONFLICT, Some("order_not_pending")));
+        }
         // It certainly did not: given back at once.
         Some("unavailable") => assert_eq!(counters(&gateway, &skus[1]).await, (10, 0, 0)),
         other => panic!("{other:?}: {}", answer.json),
@@ -395,5 +411,68 @@ async fn a_coupon_sent_in_concurrent_checkouts_is_used_once() {
     assert_eq!(used.len(), 1, "{:?}", answers.iter().map(|a| &a.json).collect::<Vec<_>>());
     assert!(answers.iter().all(|a| a.status == StatusCode::CREATED || a.json["error"] == "coupon_used"));
     assert_eq!(counters(&stack.gateway, &sku).await, (99, 1, 0), "the refused ones hold nothing");
+    stack.stop().await;
+}
+
+/// A checkout paid with a coupon uses it for good: not after its record
+/// is gone, nor after it is cancelled. A payment cannot start before its
+/// checkout is accepted, and a repeat of the payment's notification days
+/// later (its record gone) changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_checkouts_coupon_stays_used_and_a_late_repeat_of_its_payment_changes_nothing() {
+    let stack = Stack::start().await;
+    let skus = stack.sales(&[5_000, 3_000], 10).await;
+    let code = unique("coupon");
+    stack.catalogue("coupons", &code, json!({"discount_cents": 1_000, "min_spend_cents": 5_000})).await;
+    let mut body = cart(&[(&skus[0], 1), (&skus[1], 1)]);
+    body["coupon"] = json!(code);
+    let placed = checkout(&stack.gateway, 7, "paid", body.clone()).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.json);
+    let parent = placed.json["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(placed.json["payable_cents"], 7_000);
+
+    let started = stack.buyer(7, &format!("/v1/checkouts/{parent}/pay")).await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.json);
+    assert_eq!(stack.buyer(8, &format!("/v1/checkouts/{parent}/pay")).await.status, StatusCode::NOT_FOUND);
+    let payment_id = started.json["payment_id"].as_str().unwrap().to_owned();
+    let (status, reply) = paysim(&stack.paysim, Method::POST, &format!("/v1/payments/{payment_id}/complete"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    for sku in &skus {
+        eventually(Duration::from_secs(30), "the items sold", || async {
+            (counters(&stack.gateway, sku).await == (9, 0, 1)).then_some(())
+        })
+        .await;
+    }
+    let shards = pools(&stack.shards);
+    for sub in placed.json["sub_orders"].as_array().unwrap() {
+        for item in sub["items"].as_array().unwrap() {
+            let id: order::id::OrderId = item["order_id"].as_str().unwrap().parse().unwrap();
+            eventually(Duration::from_secs(30), "the items stored paid", || async {
+                (shards.get(id).await.unwrap()?.status.as_str() == "PAID").then_some(())
+            })
+            .await;
+        }
+    }
+    // Gone from Redis as it is days later: the coupon stays used...
+    let redis = fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&redis_url()).unwrap()).build().unwrap();
+    fred::prelude::ClientLike::init(&redis).await.unwrap();
+    let namespace = &stack.gateway.app.config.redis.namespace;
+    let _: i64 = fred::prelude::KeysInterface::del(&redis, format!("{namespace}cart:{{o{parent}}}")).await.unwrap();
+    let again = checkout(&stack.gateway, 7, "again", body.clone()).await;
+    assert_eq!((again.status, again.json["error"].as_str()), (StatusCode::CONFLICT, Some("coupon_used")));
+    // ...and the channel's repeat of its notification is answered, not refunded.
+    let notification = json!({
+        "payment_id": payment_id, "merchant_order_id": parent, "attach": "checkout",
+        "amount_cents": 7_000, "status": "SUCCESS", "paid_at": "2026-11-24T12:00:00Z"
+    });
+    let bytes = serde_json::to_vec(&notification).unwrap();
+    let signature = paychannel::signature::sign(PAYMENT_SECRET.as_bytes(), &bytes);
+    let headers = [("content-type", "application/json"), ("x-pay-signature", signature.as_str())];
+    let answer = stack.gateway.request(Method::POST, "/v1/payments/notify", &headers, bytes).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (refunds,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM refunds").fetch_one(shards.for_user(7)).await.unwrap();
+    assert_eq!(refunds, 0, "a settled payment is not refunded");
+    shards.close().await;
     stack.stop().await;
 }

@@ -92,20 +92,27 @@ impl Report {
     pub fn print(&self) {
         println!("\n== {} on {} ({} units) ==", self.scenario, self.sku, self.stock);
         println!("requests     {} in {:.2} s = {:.0} req/s", self.requests, self.elapsed_secs, self.throughput_rps);
-        println!(
-            "accepted     {:>7}  (202)\nsold out     {:>7}  (409)\nrate limited {:>7}  (429)\nunavailable  {:>7}  (503)",
-            self.answers_with("202"),
-            self.answers_with("409"),
-            self.answers_with("429"),
-            self.answers_with("503"),
-        );
-        let other: Vec<_> = self
-            .answers
-            .iter()
-            .filter(|(status, _)| !["202", "409", "429", "503"].contains(&status.as_str()))
-            .collect();
-        if !other.is_empty() {
-            println!("other        {other:?}");
+        if self.answers.contains_key("202") || self.answers.is_empty() {
+            println!(
+                "accepted     {:>7}  (202)\nsold out     {:>7}  (409)\nrate limited {:>7}  (429)\nunavailable  {:>7}  (503)",
+                self.answers_with("202"),
+                self.answers_with("409"),
+                self.answers_with("429"),
+                self.answers_with("503"),
+            );
+            let other: Vec<_> = self
+                .answers
+                .iter()
+                .filter(|(status, _)| !["202", "409", "429", "503"].contains(&status.as_str()))
+                .collect();
+            if !other.is_empty() {
+                println!("other        {other:?}");
+            }
+        } else {
+            // Answers labelled by the scenario (e.g. "409 sold_out").
+            for (answer, n) in &self.answers {
+                println!("{answer:<24} {n:>7}");
+            }
         }
         let l = &self.latency;
         println!(

@@ -114,6 +114,19 @@ impl ShardPools {
             .collect())
     }
 
+    /// Whether a stored checkout's items were paid by `payment_id`.
+    pub async fn checkout_paid_by(&self, parent: OrderId, payment_id: &str) -> Result<bool, sqlx::Error> {
+        let (paid,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM checkout_items i JOIN orders o ON o.order_id = i.item_id \
+             WHERE i.order_id = ? AND o.payment_id = ?",
+        )
+        .bind(parent.raw() as i64)
+        .bind(payment_id)
+        .fetch_one(self.for_order(parent))
+        .await?;
+        Ok(paid > 0)
+    }
+
     /// A stored checkout's items with their orders, in sub-order then line order.
     pub async fn checkout_items(&self, parent: OrderId) -> Result<Vec<StoredItem>, sqlx::Error> {
         let rows: Vec<(u32, u32, i64, i64, i64, i64)> = sqlx::query_as(

@@ -38,6 +38,37 @@ impl CheckoutRecord {
     }
 }
 
+/// Who holds a buyer's coupon (`coupon_uses:{u<user>}`): `<parent>` while
+/// a checkout has it frozen, `used:<parent>` once that checkout was paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CouponHolder {
+    Frozen(OrderId),
+    Used(OrderId),
+}
+
+impl CouponHolder {
+    fn parse(text: &str) -> Option<Self> {
+        match text.strip_prefix("used:") {
+            Some(parent) => parent.parse().ok().map(Self::Used),
+            None => text.parse().ok().map(Self::Frozen),
+        }
+    }
+
+    fn encode(&self) -> String {
+        match self {
+            Self::Frozen(parent) => parent.to_string(),
+            Self::Used(parent) => format!("used:{parent}"),
+        }
+    }
+}
+
+/// Sets a string to ARGV[2] ("": deletes it), keeping its TTL, only if it
+/// holds ARGV[1]; 1 if set.
+const SWAP_VALUE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') end
+return 1";
+
 /// Sets a hash field to `new` only if it holds `old` ("" for none); 1 if set.
 const SWAP_FIELD: &str = r"
 local current = redis.call('HGET', KEYS[1], ARGV[1]) or ''
@@ -72,24 +103,53 @@ impl SaleStore {
         }
     }
 
-    /// The broker acknowledged the checkout: its key now answers it (same TTL).
+    /// The broker acknowledged the checkout: its key now answers it (same
+    /// TTL). Only over `record` itself: a key another request claimed since
+    /// is left alone.
     pub async fn accept_checkout(&self, user_id: u64, key: &str, record: &CheckoutRecord) -> Result<(), StoreError> {
         let accepted = CheckoutRecord { accepted: true, ..*record };
-        let set = fred::types::CustomCommand::new_static("SET", None, false);
-        let args = vec![self.global.checkout_key(user_id, key), accepted.encode(), "XX".into(), "KEEPTTL".into()];
-        let _: Option<String> = self.pool.next().custom(set, args).await?;
-        Ok(())
+        self.swap_checkout(user_id, key, record, Some(&accepted)).await.map(|_| ())
     }
 
-    /// Frees a buyer's key after a refused checkout, if it still names `parent`.
-    pub async fn drop_checkout(&self, user_id: u64, key: &str, parent: OrderId) -> Result<(), StoreError> {
-        let name = self.global.checkout_key(user_id, key);
-        let client = self.pool.next();
-        let current: Option<String> = client.get(&name).await?;
-        if current.as_deref().and_then(CheckoutRecord::parse).is_some_and(|record| record.parent == parent) {
-            let _: i64 = client.del(&name).await?;
-        }
-        Ok(())
+    /// A repeat of the key takes the unanswered checkout over: its record's
+    /// time becomes `now_ms`, so other repeats see it in progress. False if
+    /// the record is no longer `record` (another repeat took it over first).
+    pub async fn refresh_checkout(
+        &self,
+        user_id: u64,
+        key: &str,
+        record: &CheckoutRecord,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let fresh = CheckoutRecord { created_ms: now_ms, ..*record };
+        self.swap_checkout(user_id, key, record, Some(&fresh)).await
+    }
+
+    /// Frees a buyer's key after a refused checkout, if it still holds `record`.
+    pub async fn drop_checkout(&self, user_id: u64, key: &str, record: &CheckoutRecord) -> Result<(), StoreError> {
+        self.swap_checkout(user_id, key, record, None).await.map(|_| ())
+    }
+
+    async fn swap_checkout(
+        &self,
+        user_id: u64,
+        key: &str,
+        from: &CheckoutRecord,
+        to: Option<&CheckoutRecord>,
+    ) -> Result<bool, StoreError> {
+        let to = to.map(CheckoutRecord::encode).unwrap_or_default();
+        let swapped: i64 = self
+            .pool
+            .next()
+            .eval(SWAP_VALUE, vec![self.global.checkout_key(user_id, key)], vec![from.encode(), to])
+            .await?;
+        Ok(swapped == 1)
+    }
+
+    /// The checkout a buyer's key placed, if any.
+    pub async fn checkout_claim(&self, user_id: u64, key: &str) -> Result<Option<CheckoutRecord>, StoreError> {
+        let record: Option<String> = self.pool.next().get(self.global.checkout_key(user_id, key)).await?;
+        Ok(record.as_deref().and_then(CheckoutRecord::parse))
     }
 
     /// Stores a checkout as answered (JSON), for `ttl`.
@@ -103,10 +163,24 @@ impl SaleStore {
         Ok(self.pool.next().get(self.global.checkout(parent)).await?)
     }
 
-    /// The checkout that froze or used a buyer's coupon, if any.
-    pub async fn coupon_holder(&self, user_id: u64, code: &str) -> Result<Option<OrderId>, StoreError> {
+    /// Who holds a buyer's coupon, if anyone.
+    pub async fn coupon_holder(&self, user_id: u64, code: &str) -> Result<Option<CouponHolder>, StoreError> {
         let holder: Option<String> = self.pool.next().hget(self.global.coupon_uses(user_id), code).await?;
-        Ok(holder.and_then(|holder| holder.parse().ok()))
+        Ok(holder.as_deref().and_then(CouponHolder::parse))
+    }
+
+    /// A checkout that froze the coupon was paid: the coupon is used for
+    /// good. True if it is (now, or since an earlier call); false if
+    /// another checkout holds it.
+    pub async fn use_coupon(&self, user_id: u64, code: &str, parent: OrderId) -> Result<bool, StoreError> {
+        let used = CouponHolder::Used(parent).encode();
+        // Frozen by it, or freed meanwhile (the buyer cancelled as it paid).
+        for from in [parent.to_string(), String::new()] {
+            if self.swap_coupon_value(user_id, code, &from, &used).await? {
+                return Ok(true);
+            }
+        }
+        Ok(self.coupon_holder(user_id, code).await? == Some(CouponHolder::Used(parent)))
     }
 
     /// Moves a buyer's coupon from `from` (None: free) to `to` (None: free
@@ -119,10 +193,14 @@ impl SaleStore {
         to: Option<OrderId>,
     ) -> Result<bool, StoreError> {
         let name = |id: Option<OrderId>| id.map(|id| id.to_string()).unwrap_or_default();
+        self.swap_coupon_value(user_id, code, &name(from), &name(to)).await
+    }
+
+    async fn swap_coupon_value(&self, user_id: u64, code: &str, from: &str, to: &str) -> Result<bool, StoreError> {
         let swapped: i64 = self
             .pool
             .next()
-            .eval(SWAP_FIELD, vec![self.global.coupon_uses(user_id)], vec![code.to_owned(), name(from), name(to)])
+            .eval(SWAP_FIELD, vec![self.global.coupon_uses(user_id)], vec![code.to_owned(), from.to_owned(), to.to_owned()])
             .await?;
         Ok(swapped == 1)
     }

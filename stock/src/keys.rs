@@ -182,7 +182,8 @@ impl GlobalKeys {
         format!("{}checkout:{{u{user_id}}}:{key}", self.namespace)
     }
 
-    /// Hash: a buyer's coupons, code → the parent order that froze or used it.
+    /// Hash: a buyer's coupons, code → `<parent>` (frozen by that checkout)
+    /// or `used:<parent>` (it was paid).
     pub fn coupon_uses(&self, user_id: u64) -> String {
         format!("{}coupon_uses:{{u{user_id}}}", self.namespace)
     }

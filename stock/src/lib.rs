@@ -43,4 +43,4 @@ pub use requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
 pub use scripts::RESERVE_LUA;
 pub use store::SaleStore;
 pub use tcc::{CancelledItem, TccItem, Tried, TryRequest};
-pub use checkouts::CheckoutRecord;
+pub use checkouts::{CheckoutRecord, CouponHolder};

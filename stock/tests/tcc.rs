@@ -137,6 +137,11 @@ async fn an_accepted_cart_holds_to_its_payment_deadline_and_each_item_is_sold_on
     let redis_now = store.now_ms().await.unwrap();
     assert!(store.acknowledge_items(&sku, &ids(&items), redis_now + 900_000).await.unwrap());
     assert_eq!(store.sweep(&sku, redis_now + 31_000, 10).await.unwrap().cancelled, 0, "past the confirm deadline");
+    // Accepted, so announced: a Cancel (a late retry's, a coupon's takeover)
+    // must not end it silently, however fresh its Try.
+    let cancelled = store.tcc_cancel(&sku, &ids(&items), &WINDOWS).await.unwrap();
+    assert_eq!(cancelled, [CancelledItem::TooLate, CancelledItem::TooLate]);
+    assert_eq!(counters(&store, &sku).await, (7, 3, 0));
     for item in &items {
         let paid = store.confirm(&sku, item.order_id, "pay_1", item.amount_cents).await.unwrap();
         assert!(matches!(paid, Confirmation::Paid(_)), "{paid:?}");
@@ -167,4 +172,17 @@ async fn a_try_takes_nothing_it_cannot_take_whole() {
     store.update_sale(&sku, &change).await.unwrap();
     assert_eq!(try_items(&store, &sku, &[item(1)]).await, Tried::PriceChanged { price_cents: 2_499 });
     assert_eq!(counters(&store, &sku).await, (4, 0, 0));
+}
+
+#[tokio::test]
+async fn a_payment_for_an_item_not_held_yet_ends_it() {
+    let store = store().await;
+    let sku = sale(&store, 10).await;
+    let items = [item(1)];
+    // Paid before its Try: the payment is kept to refund...
+    assert_eq!(store.confirm(&sku, items[0].order_id, "pay_1", PRICE).await.unwrap(), Confirmation::Orphan);
+    // ...and the Try that follows takes nothing for it.
+    assert_eq!(try_items(&store, &sku, &items).await, Tried::Cancelled(items[0].order_id));
+    assert_eq!(store.tcc_cancel(&sku, &ids(&items), &WINDOWS).await.unwrap(), [CancelledItem::Empty]);
+    assert_eq!(counters(&store, &sku).await, (10, 0, 0));
 }
