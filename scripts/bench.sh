@@ -7,7 +7,9 @@
 # settler's drain rate; then each phase's CPU time per 1,000 operations in
 # every process of the stack, and the gateway's and settler's peak RSS;
 # then order reads beside a sale against a plain Redis GET and a plain
-# primary-key SELECT (loadtest queries, also .local/queries.json).
+# primary-key SELECT (loadtest queries, also .local/queries.json); then cart
+# checkouts against single orders placed in the same run (loadtest cart,
+# also .local/cart.json).
 # Restarts the memory-only broker (it slows as it fills) and the stack with
 # config/gateway.bench.toml (no token buckets), and stops the stack afterwards.
 # The stack runs on Redis keys under `bench:` and shard databases
@@ -16,6 +18,7 @@
 #
 #   scripts/bench.sh [loadtest bench arguments, e.g. --requests 100000 --concurrency 128]
 #   BENCH=queries scripts/bench.sh     # the order reads only
+#   BENCH=cart scripts/bench.sh        # the cart checkouts only
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -41,10 +44,16 @@ log "benchmark on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; load
 broker_pid=$(port_pid "$KAFKA_PORT")
 redis_pid=$(port_pid "$REDIS_PORT")
 mysql_pid=$(port_pid "$MYSQL_PORT")
-if [ "${BENCH:-all}" != queries ]; then
+if [ "${BENCH:-all}" = all ]; then
   "$(cat "$STATE/bin-dir")/loadtest" bench --target "$GATEWAY_URL" --gateway-pid "$(cat "$RUN/gateway.pid")" \
     --settler-pid "$(cat "$RUN/settler.pid")" ${broker_pid:+--broker-pid "$broker_pid"} \
     ${redis_pid:+--redis-pid "$redis_pid"} ${mysql_pid:+--mysql-pid "$mysql_pid"} --json "$STATE/bench.json" "$@"
 fi
-log "order reads beside a sale, against a Redis GET and a primary-key SELECT"
-"$(cat "$STATE/bin-dir")/loadtest" queries --target "$GATEWAY_URL" --json "$STATE/queries.json"
+if [ "${BENCH:-all}" != cart ]; then
+  log "order reads beside a sale, against a Redis GET and a primary-key SELECT"
+  "$(cat "$STATE/bin-dir")/loadtest" queries --target "$GATEWAY_URL" --json "$STATE/queries.json"
+fi
+if [ "${BENCH:-all}" != queries ]; then
+  log "cart checkouts of 2 to 4 SKUs racing for stock, against single orders in the same run"
+  "$(cat "$STATE/bin-dir")/loadtest" cart --target "$GATEWAY_URL" --buyers 5000 --stock 2000 --json "$STATE/cart.json"
+fi
