@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode};
 use order::cart::Checkout;
-use order::checkout::{CouponTerms, PromotionTerms, ShippingFacts};
+use order::checkout::{CheckoutOrder, CouponTerms, PromotionTerms, ShippingFacts};
 use order::request::check_token;
 use order::splitting::FreightTemplate;
 use serde::de::DeserializeOwned;
@@ -37,7 +37,7 @@ pub async fn place(app: Arc<App>, req: Read, buyer: u64) -> Result<Reply, ApiErr
     let cart = Checkout::from_json(req.body(), buyer)?;
     app.traffic.load().admit_user(LimitedRoute::Checkout, cart.user_id)?;
     let (order, replayed) = checkout(app, cart, key).await?;
-    let answer = answer(&order);
+    let answer = Answer { checkout: &order, status: Some("PENDING_PAYMENT") };
     if replayed {
         let mut reply = http::json(StatusCode::OK, &answer);
         reply.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -47,11 +47,14 @@ pub async fn place(app: Arc<App>, req: Read, buyer: u64) -> Result<Reply, ApiErr
     }
 }
 
-/// The checkout as answered: the parent order awaiting its one payment.
-fn answer(order: &order::checkout::CheckoutOrder) -> Value {
-    let mut answer = serde_json::to_value(order).expect("a checkout serializes");
-    answer["status"] = json!("PENDING_PAYMENT");
-    answer
+/// A checkout as answered, its fields in their order; a new one awaits
+/// its one payment (`status`).
+#[derive(Serialize)]
+struct Answer<'a> {
+    #[serde(flatten)]
+    checkout: &'a CheckoutOrder,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
 }
 
 /// `GET /v1/checkouts/{id}`: the buyer's checkout as placed (each item's
@@ -60,9 +63,7 @@ pub async fn get(app: &App, parent: &str, buyer: u64) -> Result<Reply, ApiError>
     app.traffic.load().admit_user(LimitedRoute::GetOrder, buyer)?;
     let parent = input::order_id(parent)?;
     let order = checkout_payments::owned(app, parent, buyer).await?;
-    let mut answer = serde_json::to_value(&order).expect("a checkout serializes");
-    answer.as_object_mut().expect("an object").remove("idempotency_key");
-    Ok(http::json(StatusCode::OK, &answer))
+    Ok(http::json(StatusCode::OK, &Answer { checkout: &order, status: None }))
 }
 
 /// `POST /v1/checkouts/{id}/pay`: starts the one payment of the checkout.
