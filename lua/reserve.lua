@@ -85,27 +85,21 @@ local function reserve(idempotency, arg)
     return {'id_taken'}
   end
   local stock, limit, price = tonumber(sale[1]), tonumber(sale[2]), tonumber(sale[3])
-  local starts, ends = tonumber(sale[4] or '0'), tonumber(sale[5] or '0')
-  if starts > 0 and tonumber(now) < starts then
-    return {'not_started', tostring(starts), tostring(ends)}
-  end
-  if ends > 0 and tonumber(now) >= ends then
-    return {'ended', tostring(starts), tostring(ends)}
+  local outside = window_refusal(sale, now)
+  if outside then
+    return outside
   end
   if stock < qty then
     return {'sold_out', tostring(stock)}
   end
-
-  local held = tonumber(redis.call('HGET', KEYS[2], user) or '0')
-  if held + qty > limit then
-    return {'limit', tostring(held)}
+  local over = limit_refusal(user, qty, limit)
+  if over then
+    return over
   end
 
   local amount = price * qty
   local first = redis.call('HLEN', KEYS[3]) == 0
-  redis.call('HINCRBY', KEYS[1], 'stock', -qty)
-  redis.call('HINCRBY', KEYS[1], 'reserved', qty)
-  redis.call('HINCRBY', KEYS[2], user, qty)
+  take_units(user, qty)
   local generation = sale[6] or '0'
   redis.call('HSET', KEYS[3], order_id, table.concat({user, qty, amount, now, pay_by, generation, ARGV[arg + 7]}, ':'))
   redis.call('ZADD', KEYS[4], now_ms() + confirm_ms, order_id)

@@ -71,12 +71,9 @@ if #missing == 0 then
 end
 
 local stock, limit = tonumber(sale[1]), tonumber(sale[2])
-local starts, ends = tonumber(sale[4] or '0'), tonumber(sale[5] or '0')
-if starts > 0 and tonumber(now) < starts then
-  return {'not_started', tostring(starts), tostring(ends)}
-end
-if ends > 0 and tonumber(now) >= ends then
-  return {'ended', tostring(starts), tostring(ends)}
+local outside = window_refusal(sale, now)
+if outside then
+  return outside
 end
 if tonumber(sale[3]) ~= price then
   return {'price_changed', sale[3]}
@@ -84,16 +81,14 @@ end
 if stock < wanted then
   return {'sold_out', tostring(stock)}
 end
-local held = tonumber(redis.call('HGET', KEYS[2], user) or '0')
-if held + wanted > limit then
-  return {'limit', tostring(held)}
+local over = limit_refusal(user, wanted, limit)
+if over then
+  return over
 end
 
 local first = redis.call('HLEN', KEYS[3]) == 0
 local deadline = now_ms() + confirm_ms
-redis.call('HINCRBY', KEYS[1], 'stock', -wanted)
-redis.call('HINCRBY', KEYS[1], 'reserved', wanted)
-redis.call('HINCRBY', KEYS[2], user, wanted)
+take_units(user, wanted)
 for _, at in ipairs(missing) do
   local item, qty, amount, key = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
   redis.call('HSET', KEYS[3], item, table.concat({user, qty, amount, now, pay_by, generation, key}, ':'))

@@ -39,6 +39,37 @@ local function reservation_pay_by(value)
   return tonumber(string.match(value, '^%d+:%d+:%-?%d+:%d+:(%d+):'))
 end
 
+-- Why a sale (an HMGET with starts_ms and ends_ms at 4 and 5) takes no
+-- reservation at `now` (Unix ms): the reply to give, or nil while it is open.
+local function window_refusal(sale, now)
+  local starts, ends = tonumber(sale[4] or '0'), tonumber(sale[5] or '0')
+  if starts > 0 and tonumber(now) < starts then
+    return {'not_started', tostring(starts), tostring(ends)}
+  end
+  if ends > 0 and tonumber(now) >= ends then
+    return {'ended', tostring(starts), tostring(ends)}
+  end
+  return nil
+end
+
+-- The reply refusing `qty` more units to `user` past the per-user `limit`,
+-- or nil within it.
+local function limit_refusal(user, qty, limit)
+  local held = tonumber(redis.call('HGET', KEYS[2], user) or '0')
+  if held + qty > limit then
+    return {'limit', tostring(held)}
+  end
+  return nil
+end
+
+-- Takes `qty` units from stock into `reserved` and the buyer's count; the
+-- reservation's records are the caller's to write.
+local function take_units(user, qty)
+  redis.call('HINCRBY', KEYS[1], 'stock', -qty)
+  redis.call('HINCRBY', KEYS[1], 'reserved', qty)
+  redis.call('HINCRBY', KEYS[2], user, qty)
+end
+
 -- Forgets a reservation and its deadline; the units are the caller's to place.
 local function end_reservation(order_id, value)
   redis.call('HDEL', KEYS[3], order_id)
