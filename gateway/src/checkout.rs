@@ -30,6 +30,7 @@ use stock::{CancelledItem, CheckoutRecord, CouponHolder, TccItem, Tried, TryRequ
 
 use crate::app::App;
 use crate::outcomes::CheckoutError;
+use crate::placement::cooling_down;
 use crate::refusal::Dependency;
 
 /// The checkout placed under `key`, and whether it was placed before (a replay).
@@ -46,7 +47,9 @@ async fn checkout_once(app: Arc<App>, cart: Checkout, key: String) -> Result<(Ch
     if !app.node.held() {
         return Err(CheckoutError::Unavailable(Dependency::Redis));
     }
-    cooling_down(&app, cart.user_id).await?;
+    if let Some(retry_after_secs) = cooling_down(&app, cart.user_id).await {
+        return Err(CheckoutError::CoolingDown { retry_after_secs });
+    }
     let policy = app.traffic.load_full();
     policy.redis.permit().map_err(CheckoutError::Refused)?;
     policy.kafka.permit().map_err(CheckoutError::Refused)?;
@@ -65,27 +68,6 @@ async fn checkout_once(app: Arc<App>, cart: Checkout, key: String) -> Result<(Ch
         }
     };
     drive(&app, order, &key, record, false).await.map(|order| (order, false))
-}
-
-/// The security check before a checkout, as before an order: a buyer
-/// with more than `abuse.max_strikes` orders cancelled or let expire in the
-/// current window waits for its end. If Redis cannot say, it goes on.
-async fn cooling_down(app: &App, user_id: u64) -> Result<(), CheckoutError> {
-    let max = app.config.abuse.max_strikes;
-    if max == 0 {
-        return Ok(());
-    }
-    match app.sales.strikes(user_id).await {
-        Ok((strikes, left_ms)) if strikes > i64::from(max) => {
-            metrics::counter!("gateway_cooling_down_total").increment(1);
-            Err(CheckoutError::CoolingDown { retry_after_secs: (left_ms as u64).div_ceil(1_000).max(1) })
-        }
-        Ok(_) => Ok(()),
-        Err(err) => {
-            tracing::warn!(user_id, error = %err, "could not read the buyer's strikes; letting the checkout through");
-            Ok(())
-        }
-    }
 }
 
 /// A repeat of a key: the first checkout's answer, or (once its request is
@@ -171,7 +153,9 @@ async fn priced(
         Some(code) => Some(coupon_terms(app, cart.user_id, code).await?),
         None => None,
     };
-    let plan = plan(&lines, &promotions, coupon.as_ref(), &freight, app.config.checkout.limits()).map_err(|err| match err {
+    let next_id = || app.ids.next(bucket_for_user(cart.user_id), now_ms);
+    let limits = app.config.checkout.limits();
+    let plan = plan(&lines, &promotions, coupon.as_ref(), &freight, limits, next_id).map_err(|err| match err {
         PlanError::Allocation(AllocationError::BelowMinimumSpend { left_cents }) => {
             CheckoutError::BelowMinimumSpend { left_cents }
         }
@@ -190,7 +174,6 @@ async fn priced(
         cart.coupon.clone(),
         stock::records::from_ms(now_ms),
         stock::records::from_ms(pay_by_ms),
-        || app.ids.next(bucket_for_user(cart.user_id), now_ms),
     );
     // Stored before the coupon is frozen: a checkout holding a coupon
     // always has a record, which is what others judge the hold by.

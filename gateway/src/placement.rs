@@ -46,7 +46,9 @@ pub async fn place(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Plac
         }
     }
 
-    cooling_down(&app, order.user_id).await?;
+    if let Some(retry_after_secs) = cooling_down(&app, order.user_id).await {
+        return Err(PlaceError::CoolingDown { retry_after_secs });
+    }
 
     let (task_app, task_order, task_key) = (app.clone(), order.clone(), key.clone());
     let (outcome, ran_here) = app
@@ -68,24 +70,24 @@ pub async fn place(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Plac
     same_request(&order, Placed { replayed: placed.replayed || !ran_here, ..placed })
 }
 
-/// The security check before an order: a buyer with more than
-/// `abuse.max_strikes` orders cancelled or let expire in the current window
-/// waits for its end. If Redis cannot say, the order goes on (reserving
-/// needs Redis anyway).
-async fn cooling_down(app: &App, user_id: u64) -> Result<(), PlaceError> {
+/// The security check before an order (and a checkout): a buyer with
+/// more than `abuse.max_strikes` orders cancelled or let expire in the
+/// current window waits for its end; the seconds left, if so. If Redis
+/// cannot say, the order goes on (reserving needs Redis anyway).
+pub(crate) async fn cooling_down(app: &App, user_id: u64) -> Option<u64> {
     let max = app.config.abuse.max_strikes;
     if max == 0 {
-        return Ok(());
+        return None;
     }
     match app.sales.strikes(user_id).await {
         Ok((strikes, left_ms)) if strikes > i64::from(max) => {
             metrics::counter!("gateway_cooling_down_total").increment(1);
-            Err(PlaceError::CoolingDown { retry_after_secs: (left_ms as u64).div_ceil(1_000).max(1) })
+            Some((left_ms as u64).div_ceil(1_000).max(1))
         }
-        Ok(_) => Ok(()),
+        Ok(_) => None,
         Err(err) => {
             tracing::warn!(user_id, error = %err, "could not read the buyer's strikes; letting the order through");
-            Ok(())
+            None
         }
     }
 }

@@ -98,30 +98,6 @@ pub struct PlannedLine {
     pub coupon_cents: i64,
 }
 
-/// One SKU's units in one package.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlannedItem {
-    /// Index of its line in the cart.
-    pub line: usize,
-    pub sku: String,
-    pub qty: u32,
-    pub goods_cents: i64,
-    pub discount_cents: i64,
-    pub freight_cents: i64,
-    /// goods − discount + freight: what its payment and its refund are.
-    pub amount_cents: i64,
-}
-
-/// A package: a sub-order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlannedPackage {
-    pub store: String,
-    pub warehouse: String,
-    pub handling: Handling,
-    pub freight_cents: i64,
-    pub items: Vec<PlannedItem>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub goods_cents: i64,
@@ -131,7 +107,8 @@ pub struct Plan {
     /// goods + freight − discounts: the one payment that covers the cart.
     pub payable_cents: i64,
     pub lines: Vec<PlannedLine>,
-    pub packages: Vec<PlannedPackage>,
+    /// The packages, numbered from 1, their items' ids minted.
+    pub sub_orders: Vec<SubOrder>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,13 +121,15 @@ pub enum PlanError {
 
 /// Plans a cart of `lines` with the promotions (by id; each applies to the
 /// cart's lines of its SKUs), the coupon, each store's freight template (a
-/// store without one ships free) and the package limits.
+/// store without one ships free) and the package limits; its items' ids
+/// minted by `next_id`, in cart order.
 pub fn plan(
     lines: &[PricedLine],
     promotions: &[(String, PromotionTerms)],
     coupon: Option<&CouponTerms>,
     freight: &HashMap<String, FreightTemplate>,
     limits: Limits,
+    mut next_id: impl FnMut() -> OrderId,
 ) -> Result<Plan, PlanError> {
     let goods: Vec<i64> = lines.iter().map(|line| line.unit_price_cents * i64::from(line.qty)).collect();
     let mut ordered: Vec<&(String, PromotionTerms)> = promotions.iter().collect();
@@ -217,10 +196,11 @@ pub fn plan(
         }
     }
 
-    let planned_packages: Vec<PlannedPackage> = packages
+    let sub_orders: Vec<SubOrder> = packages
         .iter()
         .zip(&package_freight)
-        .map(|(package, &freight_cents)| {
+        .zip(1..)
+        .map(|((package, &freight_cents), sub_order)| {
             let goods: Vec<i64> =
                 package.lines.iter().map(|&(line, units)| lines[line].unit_price_cents * i64::from(units)).collect();
             let freights = shares(freight_cents, &goods);
@@ -230,7 +210,8 @@ pub fn plan(
                 .zip(goods.iter().zip(freights))
                 .map(|(&(line, units), (&goods_cents, freight_cents))| {
                     let discount_cents = item_discounts[line].next().expect("a discount part per item");
-                    PlannedItem {
+                    CheckoutItem {
+                        order_id: next_id(),
                         line,
                         sku: lines[line].sku.clone(),
                         qty: units,
@@ -238,10 +219,12 @@ pub fn plan(
                         discount_cents,
                         freight_cents,
                         amount_cents: goods_cents - discount_cents + freight_cents,
+                        sale_generation: 0,
                     }
                 })
                 .collect();
-            PlannedPackage {
+            SubOrder {
+                sub_order,
                 store: package.store.clone(),
                 warehouse: package.warehouse.clone(),
                 handling: package.handling,
@@ -274,7 +257,7 @@ pub fn plan(
         freight_cents,
         payable_cents: goods_cents - promotions_cents - coupon_cents + freight_cents,
         lines: planned_lines,
-        packages: planned_packages,
+        sub_orders,
     })
 }
 
@@ -321,6 +304,7 @@ pub struct CheckoutItem {
     pub goods_cents: i64,
     pub discount_cents: i64,
     pub freight_cents: i64,
+    /// goods − discount + freight: what its payment and its refund are.
     pub amount_cents: i64,
     /// The sale the units were reserved from (0 until its Try held them).
     #[serde(default)]
@@ -328,7 +312,7 @@ pub struct CheckoutItem {
 }
 
 impl CheckoutOrder {
-    /// The checkout of `plan`, its items' ids minted by `next_id` in cart order.
+    /// The checkout of `plan`.
     pub fn new(
         plan: Plan,
         order_id: OrderId,
@@ -337,35 +321,7 @@ impl CheckoutOrder {
         coupon: Option<String>,
         created_at: DateTime<Utc>,
         pay_by: DateTime<Utc>,
-        mut next_id: impl FnMut() -> OrderId,
     ) -> Self {
-        let sub_orders = plan
-            .packages
-            .into_iter()
-            .zip(1..)
-            .map(|(package, sub_order)| SubOrder {
-                sub_order,
-                store: package.store,
-                warehouse: package.warehouse,
-                handling: package.handling,
-                freight_cents: package.freight_cents,
-                items: package
-                    .items
-                    .into_iter()
-                    .map(|item| CheckoutItem {
-                        order_id: next_id(),
-                        line: item.line,
-                        sku: item.sku,
-                        qty: item.qty,
-                        goods_cents: item.goods_cents,
-                        discount_cents: item.discount_cents,
-                        freight_cents: item.freight_cents,
-                        amount_cents: item.amount_cents,
-                        sale_generation: 0,
-                    })
-                    .collect(),
-            })
-            .collect();
         Self {
             order_id,
             user_id,
@@ -379,7 +335,7 @@ impl CheckoutOrder {
             freight_cents: plan.freight_cents,
             payable_cents: plan.payable_cents,
             lines: plan.lines,
-            sub_orders,
+            sub_orders: plan.sub_orders,
         }
     }
 
@@ -439,6 +395,15 @@ mod tests {
 
     const LIMITS: Limits = Limits { max_weight_grams: 10_000, max_volume_cm3: 100_000 };
 
+    /// Item ids 1, 2, 3, ...
+    fn ids() -> impl FnMut() -> OrderId {
+        let mut next = 0;
+        move || {
+            next += 1;
+            OrderId::from_raw(next)
+        }
+    }
+
     /// The seed's cart: A–E from two stores, 40 off over 200 on A and D,
     /// 10 off over 100 on B and C, a 100 coupon; store 1 ships free over
     /// 100, store 2 charges 8 under 300. Worked by hand in the comments.
@@ -460,7 +425,7 @@ mod tests {
             ("s1".to_owned(), FreightTemplate { free_over_cents: 10_000, fee_cents: 600 }),
             ("s2".to_owned(), FreightTemplate { free_over_cents: 30_000, fee_cents: 800 }),
         ]);
-        let plan = plan(&lines, &promotions, Some(&coupon), &freight, LIMITS).unwrap();
+        let plan = plan(&lines, &promotions, Some(&coupon), &freight, LIMITS, ids()).unwrap();
         // Promotions: A,D 220 ≥ 200 → 40 as 120:100 → 21.82 / 18.18 → 2181.8 → 2181 + 1 = 2182, 1818.
         // B,C 110 ≥ 100 → 10 as 60:50 → 5.45 / 4.55 → 545, 455.
         // Left: A 9818, B 5455, C 4545, D 8182, E 7000 = 35000; the 100 coupon ≥ min 200:
@@ -471,16 +436,16 @@ mod tests {
         // Packages: s1 regular (A), s1 fragile (B), s2 regular (C, D, E).
         // s1's goods 180 ≥ 100: free. s2's 220 < 300: 8.
         let shape: Vec<(&str, Handling, i64, usize)> =
-            plan.packages.iter().map(|p| (p.store.as_str(), p.handling, p.freight_cents, p.items.len())).collect();
+            plan.sub_orders.iter().map(|p| (p.store.as_str(), p.handling, p.freight_cents, p.items.len())).collect();
         assert_eq!(shape, [("s1", Handling::Regular, 0, 1), ("s1", Handling::Fragile, 0, 1), ("s2", Handling::Regular, 800, 3)]);
         // s2's 800 over C, D, E by goods 50:100:70 → 181.8, 363.6, 254.5 → floors 798, +1 to C and D.
-        let freights: Vec<i64> = plan.packages[2].items.iter().map(|i| i.freight_cents).collect();
+        let freights: Vec<i64> = plan.sub_orders[2].items.iter().map(|i| i.freight_cents).collect();
         assert_eq!(freights, [182, 364, 254]);
         assert_eq!(
             (plan.goods_cents, plan.promotions_cents, plan.coupon_cents, plan.freight_cents, plan.payable_cents),
             (40_000, 5_000, 10_000, 800, 25_800)
         );
-        let amounts: i64 = plan.packages.iter().flat_map(|p| &p.items).map(|i| i.amount_cents).sum();
+        let amounts: i64 = plan.sub_orders.iter().flat_map(|p| &p.items).map(|i| i.amount_cents).sum();
         assert_eq!(amounts, plan.payable_cents, "the items' amounts are the payment");
     }
 
@@ -512,18 +477,18 @@ mod tests {
                 ("s0".to_owned(), FreightTemplate { free_over_cents: rng.gen_range(0..200_000), fee_cents: rng.gen_range(0..2_000) }),
                 ("s1".to_owned(), FreightTemplate { free_over_cents: 0, fee_cents: 900 }),
             ]);
-            let Ok(plan) = plan(&lines, &promotions, coupon.as_ref(), &freight, LIMITS) else { continue };
-            let items: Vec<&PlannedItem> = plan.packages.iter().flat_map(|p| &p.items).collect();
+            let Ok(plan) = plan(&lines, &promotions, coupon.as_ref(), &freight, LIMITS, ids()) else { continue };
+            let items: Vec<&CheckoutItem> = plan.sub_orders.iter().flat_map(|p| &p.items).collect();
             assert_eq!(items.iter().map(|i| i.amount_cents).sum::<i64>(), plan.payable_cents);
             for (index, line) in plan.lines.iter().enumerate() {
-                let of_line: Vec<&&PlannedItem> = items.iter().filter(|i| i.line == index).collect();
+                let of_line: Vec<&&CheckoutItem> = items.iter().filter(|i| i.line == index).collect();
                 assert_eq!(of_line.iter().map(|i| i.qty).sum::<u32>(), line.qty);
                 assert_eq!(of_line.iter().map(|i| i.goods_cents).sum::<i64>(), line.goods_cents);
                 let discount = line.promotions_cents + line.coupon_cents;
                 assert_eq!(of_line.iter().map(|i| i.discount_cents).sum::<i64>(), discount);
                 assert!(of_line.iter().all(|i| (0..=i.goods_cents).contains(&i.discount_cents)), "{of_line:?}");
             }
-            for package in &plan.packages {
+            for package in &plan.sub_orders {
                 assert_eq!(package.items.iter().map(|i| i.freight_cents).sum::<i64>(), package.freight_cents);
                 assert!(package.items.iter().all(|i| i.freight_cents >= 0 && i.amount_cents >= 0));
             }

@@ -84,10 +84,10 @@ async fn a_checkout_is_stored_once_and_leaves_an_item_recorded_first_alone() {
         .map(|sku| PricedLine { sku: (*sku).into(), qty: 2, unit_price_cents: 1_000, facts: ShippingFacts::unlisted() })
         .collect();
     let limits = Limits { max_weight_grams: 1, max_volume_cm3: 1 };
-    let plan = plan(&lines, &[], None, &Default::default(), limits).unwrap();
     let now = Utc::now();
     let next = || ids.next(bucket_for_user(9), now.timestamp_millis());
-    let checkout = CheckoutOrder::new(plan, next(), 9, "key".into(), None, now, now, next);
+    let plan = plan(&lines, &[], None, &Default::default(), limits, next).unwrap();
+    let checkout = CheckoutOrder::new(plan, next(), 9, "key".into(), None, now, now);
     let items: Vec<OrderCreated> = checkout.items().map(|(sub, item)| checkout.item_order(sub, item)).collect();
     let early = OrderEvent::OrderCancelled(OrderCancelled {
         order: items[2].clone(),
