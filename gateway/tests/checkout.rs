@@ -476,3 +476,95 @@ async fn a_paid_checkouts_coupon_stays_used_and_a_late_repeat_of_its_payment_cha
     shards.close().await;
     stack.stop().await;
 }
+
+/// A gateway SIGKILLed after its Tries, before the event: what it leaves
+/// is the key's claim, the stored checkout and the held items. A retry
+/// within the in-flight window is told it is in progress; the sweeper
+/// frees the items at their confirm deadline; a retry after that is told
+/// the checkout is gone, and frees the key; the next one checks out
+/// afresh, taking the units once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_whose_gateway_died_after_its_tries_holds_nothing_past_the_confirm_deadline() {
+    use order::checkout::{plan, CheckoutOrder, PricedLine, ShippingFacts};
+    use order::shard::bucket_for_user;
+    use stock::{CheckoutRecord, TccItem, Tried, TryRequest};
+
+    let topic = fresh_topic(2).await;
+    let shards = fresh_shards(2).await;
+    let mut config = gateway_config(&topic, &shards);
+    config.kafka.message_timeout_ms = 1_000;
+    config.redis.command_timeout_ms = 250;
+    config.orders.confirm_window_secs = 3;
+    let gateway = TestGateway::start(config).await;
+    let settler_config = settler_config(&topic, &shards);
+    let settler = TestSettler::start(settler_config.clone());
+    let (stop_sweeping, sweeping) = tokio::sync::oneshot::channel::<()>();
+    let sweeper = tokio::spawn(sweeper(&settler_config, Duration::from_millis(100), 100).run(async {
+        let _ = sweeping.await;
+    }));
+    let mut skus = Vec::new();
+    for price in [1_000, 2_000] {
+        let sku = unique("cart_killed");
+        gateway.load_sale(&sku, 10, 10, price).await;
+        skus.push(sku);
+    }
+
+    // What the dead gateway did: claimed the key, stored the checkout, tried each SKU.
+    let (app, user, key) = (&gateway.app, 7, "killed");
+    let lines: Vec<PricedLine> = skus
+        .iter()
+        .zip([1_000, 2_000])
+        .map(|(sku, price)| PricedLine { sku: sku.clone(), qty: 2, unit_price_cents: price, facts: ShippingFacts::unlisted() })
+        .collect();
+    let now_ms = app.sales.now_ms().await.unwrap();
+    let next_id = || app.ids.next(bucket_for_user(user), now_ms);
+    let plan = plan(&lines, &[], None, &Default::default(), app.config.checkout.limits(), next_id).unwrap();
+    let at = stock::records::from_ms(now_ms);
+    let dead = CheckoutOrder::new(plan, next_id(), user, key.into(), None, at, at + chrono::Duration::minutes(15));
+    let claim = CheckoutRecord { accepted: false, parent: dead.order_id, created_ms: now_ms };
+    assert_eq!(app.sales.claim_checkout(user, key, &claim, app.checkout_ttl()).await.unwrap(), None);
+    app.sales.save_checkout(dead.order_id, &serde_json::to_string(&dead).unwrap(), app.checkout_ttl()).await.unwrap();
+    for (sub_order, item) in dead.items() {
+        let items = [TccItem {
+            order_id: item.order_id,
+            qty: item.qty,
+            amount_cents: item.amount_cents,
+            key: order::checkout::item_key(dead.order_id, sub_order),
+        }];
+        let request = TryRequest {
+            user_id: user,
+            unit_price_cents: dead.lines[item.line].unit_price_cents,
+            now_ms,
+            pay_by_ms: dead.pay_by.timestamp_millis(),
+            confirm_ms: app.windows().confirm_ms,
+            items: &items,
+        };
+        assert!(matches!(app.sales.tcc_try(&item.sku, &request).await.unwrap(), Tried::Held { .. }));
+    }
+    let body = cart(&[(&skus[0], 2), (&skus[1], 2)]);
+    let soon = checkout(&gateway, user, key, body.clone()).await;
+    assert_eq!((soon.status, soon.json["error"].as_str()), (StatusCode::CONFLICT, Some("request_in_progress")));
+    assert_eq!(counters(&gateway, &skus[0]).await, (8, 2, 0), "held while it may be in flight");
+
+    for sku in &skus {
+        eventually(Duration::from_secs(30), "the dead checkout's items released", || async {
+            (counters(&gateway, sku).await == (10, 0, 0)).then_some(())
+        })
+        .await;
+    }
+    let late = checkout(&gateway, user, key, body.clone()).await;
+    assert_eq!((late.status, late.json["error"].as_str()), (StatusCode::CONFLICT, Some("checkout_cancelled")), "{}", late.json);
+    assert_eq!(counters(&gateway, &skus[1]).await, (10, 0, 0), "its late Tries were refused");
+    let fresh = checkout(&gateway, user, key, body).await;
+    assert_eq!(fresh.status, StatusCode::CREATED, "{}", fresh.json);
+    assert_ne!(fresh.json["order_id"].as_str().unwrap(), dead.order_id.to_string());
+    for sku in &skus {
+        assert_eq!(counters(&gateway, sku).await, (8, 2, 0), "{sku}: taken once");
+    }
+
+    let _ = stop_sweeping.send(());
+    sweeper.await.unwrap();
+    settler.stop().await;
+    gateway.shutdown().await;
+    drop_shards(&shards).await;
+}
