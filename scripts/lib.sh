@@ -19,7 +19,7 @@ free_port() {
 # ports (whatever the caller's ports are), with its logs, pids and data in
 # a fresh .local/<name>. Exported, so the scripts it runs use the same.
 if [ -n "${SPARE_STACK:-}" ]; then
-  for port in REDIS_PORT MYSQL_PORT KAFKA_PORT GATEWAY_PORT PAYSIM_PORT SETTLER_PORT; do
+  for port in REDIS_PORT MYSQL_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT GATEWAY_PORT PAYSIM_PORT SETTLER_PORT; do
     export "$port=$(free_port)"
   done
   unset REDIS_URL MYSQL_URL KAFKA_BOOTSTRAP MYSQL_SHARDS
@@ -35,6 +35,7 @@ mkdir -p "$STATE" "$RUN"
 REDIS_PORT="${REDIS_PORT:-6379}"
 MYSQL_PORT="${MYSQL_PORT:-3306}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}" # scripts/kafka.sh: node 1's KRaft controller
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
 PAYSIM_PORT="${PAYSIM_PORT:-9700}"
 SETTLER_PORT="${SETTLER_PORT:-9101}"                # the settler's /healthz and /metrics
@@ -110,6 +111,32 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3) as s:
     head = s.recv(8)
 sys.exit(0 if len(head) == 8 and struct.unpack(">ii", head)[1] == 7 else 1)
 PY
+}
+
+# metadata_brokers PORT: how many live brokers the broker on PORT knows of
+# (a Metadata v4 request for no topic).
+metadata_brokers() {
+  python3 - "$1" <<'PY'
+import socket, struct, sys
+client = b"probe"
+body = struct.pack(">hhih", 3, 4, 9, len(client)) + client + struct.pack(">ib", 0, 0)
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3) as s:
+    s.sendall(struct.pack(">i", len(body)) + body)
+    head = b""
+    while len(head) < 16:
+        chunk = s.recv(16 - len(head))
+        if not chunk:
+            sys.exit(1)
+        head += chunk
+# size, correlation id, throttle time, broker count
+_, correlation, _, brokers = struct.unpack(">iiii", head)
+sys.exit(1) if correlation != 9 else print(brokers)
+PY
+}
+
+# pid_alive PID: the process runs (a zombie that no init reaped does not count).
+pid_alive() {
+  kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null
 }
 
 # refuse_port PORT VARIABLE WHAT: stops with a message naming the variable
