@@ -150,7 +150,11 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_install() {
   command -v apt-get >/dev/null || die "cannot install $*: no apt-get here; install them yourself (README: Set-up)"
-  if [ -z "${APT_UPDATED:-}" ]; then as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq; APT_UPDATED=1; fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  local out="$STATE/apt.log"
+  {
+    if [ -z "${APT_UPDATED:-}" ]; then as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq; fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  } >"$out" 2>&1 || { tail -20 "$out" >&2; die "installing Debian packages $* failed"; }
+  APT_UPDATED=1
   log "installed Debian packages: $*"
 }

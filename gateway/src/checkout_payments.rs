@@ -112,10 +112,12 @@ pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, Set
     let (mut paid, mut refunded) = (0, 0);
     for (sub_order, item) in order.items() {
         let confirmation =
-            app.sales.confirm(&item.sku, item.order_id, &payment.payment_id, item.amount_cents).await.map_err(|err| {
-                tracing::warn!(order_id = %item.order_id, error = %err, "confirm failed");
-                SettleError::Unavailable(Dependency::Redis)
-            })?;
+            app.sales.confirm(&item.sku, item.order_id, &payment.payment_id, item.amount_cents).await.map_err(
+                |err| {
+                    tracing::warn!(order_id = %item.order_id, error = %err, "confirm failed");
+                    SettleError::Unavailable(Dependency::Redis)
+                },
+            )?;
         let refund = match confirmation {
             Confirmation::Paid(_) | Confirmation::Duplicate { refund: false, acknowledged: false, .. } => None,
             Confirmation::Duplicate { acknowledged: true, .. } => continue,

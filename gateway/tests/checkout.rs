@@ -88,14 +88,22 @@ async fn the_seed_cart_is_priced_to_the_cent_split_and_stored_in_the_buyers_shar
     let skus = stack.sales(&[12_000, 6_000, 5_000, 10_000, 7_000], 10).await;
     let (a, b, c, d, e) = (&skus[0], &skus[1], &skus[2], &skus[3], &skus[4]);
     let (s1, s2) = (unique("store"), unique("store"));
-    for (sku, store, handling) in [(a, &s1, "regular"), (b, &s1, "fragile"), (c, &s2, "regular"), (d, &s2, "regular"), (e, &s2, "regular")] {
+    for (sku, store, handling) in
+        [(a, &s1, "regular"), (b, &s1, "fragile"), (c, &s2, "regular"), (d, &s2, "regular"), (e, &s2, "regular")]
+    {
         let facts = json!({"store": store, "warehouse": format!("{store}-wh"), "handling": handling, "weight_grams": 500, "volume_cm3": 1_000});
         stack.catalogue("skus", sku, facts).await;
     }
     let (p1, p2, coupon) = (unique("promo"), unique("promo"), unique("coupon"));
-    stack.catalogue("promotions", &p1, json!({"threshold_cents": 20_000, "discount_cents": 4_000, "skus": [a, d]})).await;
-    stack.catalogue("promotions", &p2, json!({"threshold_cents": 10_000, "discount_cents": 1_000, "skus": [b, c]})).await;
-    stack.catalogue("coupons", &coupon, json!({"discount_cents": 10_000, "min_spend_cents": 20_000, "users": [7]})).await;
+    stack
+        .catalogue("promotions", &p1, json!({"threshold_cents": 20_000, "discount_cents": 4_000, "skus": [a, d]}))
+        .await;
+    stack
+        .catalogue("promotions", &p2, json!({"threshold_cents": 10_000, "discount_cents": 1_000, "skus": [b, c]}))
+        .await;
+    stack
+        .catalogue("coupons", &coupon, json!({"discount_cents": 10_000, "min_spend_cents": 20_000, "users": [7]}))
+        .await;
     stack.catalogue("freight", &s1, json!({"free_over_cents": 10_000, "fee_cents": 600})).await;
     stack.catalogue("freight", &s2, json!({"free_over_cents": 30_000, "fee_cents": 800})).await;
 
@@ -113,17 +121,31 @@ async fn the_seed_cart_is_priced_to_the_cent_split_and_stored_in_the_buyers_shar
     assert_eq!(discounts, [(2_182, 2_805), (545, 1_559), (455, 1_298), (1_818, 2_338), (0, 2_000)]);
     let total = |name: &str| placed[name].as_i64().unwrap();
     assert_eq!(
-        [total("goods_cents"), total("promotions_cents"), total("coupon_cents"), total("freight_cents"), total("payable_cents")],
+        [
+            total("goods_cents"),
+            total("promotions_cents"),
+            total("coupon_cents"),
+            total("freight_cents"),
+            total("payable_cents")
+        ],
         [40_000, 5_000, 10_000, 800, 25_800]
     );
     let subs = placed["sub_orders"].as_array().unwrap();
     let shape: Vec<(&str, &str, i64, usize)> = subs
         .iter()
         .map(|sub| {
-            (sub["store"].as_str().unwrap(), sub["handling"].as_str().unwrap(), sub["freight_cents"].as_i64().unwrap(), sub["items"].as_array().unwrap().len())
+            (
+                sub["store"].as_str().unwrap(),
+                sub["handling"].as_str().unwrap(),
+                sub["freight_cents"].as_i64().unwrap(),
+                sub["items"].as_array().unwrap().len(),
+            )
         })
         .collect();
-    assert_eq!(shape, [(s1.as_str(), "regular", 0, 1), (s1.as_str(), "fragile", 0, 1), (s2.as_str(), "regular", 800, 3)]);
+    assert_eq!(
+        shape,
+        [(s1.as_str(), "regular", 0, 1), (s1.as_str(), "fragile", 0, 1), (s2.as_str(), "regular", 800, 3)]
+    );
     let items: Vec<&Value> = subs.iter().flat_map(|sub| sub["items"].as_array().unwrap()).collect();
     assert_eq!(items.iter().map(|item| item["amount_cents"].as_i64().unwrap()).sum::<i64>(), 25_800);
     for sku in &skus {
@@ -135,7 +157,10 @@ async fn the_seed_cart_is_priced_to_the_cent_split_and_stored_in_the_buyers_shar
     assert_eq!((again.status, again.header("idempotent-replayed")), (StatusCode::OK, Some("true")));
     assert_eq!(again.json, placed);
     let other = checkout(&stack.gateway, 7, "seed-cart", cart(&[(a, 2)])).await;
-    assert_eq!((other.status, other.json["error"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_key_reused")));
+    assert_eq!(
+        (other.status, other.json["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_key_reused"))
+    );
     for sku in &skus {
         assert_eq!(counters(&stack.gateway, sku).await, (9, 1, 0), "{sku}: nothing taken twice");
     }
@@ -146,7 +171,11 @@ async fn the_seed_cart_is_priced_to_the_cent_split_and_stored_in_the_buyers_shar
     let shards = pools(&stack.shards);
     let pool = shards.for_user(7);
     eventually(Duration::from_secs(30), "the checkout stored", || async {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM checkouts WHERE order_id = ?").bind(parent).fetch_one(pool).await.unwrap();
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM checkouts WHERE order_id = ?")
+            .bind(parent)
+            .fetch_one(pool)
+            .await
+            .unwrap();
         (n == 1).then_some(())
     })
     .await;
@@ -178,7 +207,10 @@ async fn every_bad_cart_gets_its_4xx_and_holds_nothing() {
     let later = stack.sales(&[1_000], 10).await.remove(0);
     let starts_at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let window = json!({"stock": 10, "per_user_limit": 5, "price_cents": 1_000, "starts_at": starts_at});
-    assert_eq!(stack.gateway.admin(Method::PUT, &format!("/admin/skus/{later}"), window.to_string()).await.status, StatusCode::OK);
+    assert_eq!(
+        stack.gateway.admin(Method::PUT, &format!("/admin/skus/{later}"), window.to_string()).await.status,
+        StatusCode::OK
+    );
     let (mine, theirs) = (unique("coupon"), unique("coupon"));
     stack.catalogue("coupons", &mine, json!({"discount_cents": 500, "min_spend_cents": 6_000})).await;
     stack.catalogue("coupons", &theirs, json!({"discount_cents": 500, "min_spend_cents": 1_000, "users": [99]})).await;
@@ -223,7 +255,10 @@ async fn every_bad_cart_gets_its_4xx_and_holds_nothing() {
     let auth = format!("Bearer {}", buyer_token(7));
     let headers = [("authorization", auth.as_str())];
     let stranger = format!("Bearer {}", buyer_token(8));
-    let cancel = stack.gateway.request(Method::POST, &format!("/v1/checkouts/{parent}/cancel"), &[("authorization", stranger.as_str())], "").await;
+    let cancel = stack
+        .gateway
+        .request(Method::POST, &format!("/v1/checkouts/{parent}/cancel"), &[("authorization", stranger.as_str())], "")
+        .await;
     assert_eq!(cancel.status, StatusCode::NOT_FOUND, "another buyer's checkout is unknown to them");
     let cancel = stack.gateway.request(Method::POST, &format!("/v1/checkouts/{parent}/cancel"), &headers, "").await;
     assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.json);
@@ -248,7 +283,10 @@ async fn a_cart_whose_third_line_is_sold_out_holds_nothing_and_its_key_places_it
     assert_eq!(counters(&stack.gateway, &skus[1]).await, (5, 0, 0));
     // The refusal freed the key: once there is stock, the same key checks out.
     let change = json!({"add_units": 1});
-    assert_eq!(stack.gateway.admin(Method::PATCH, &format!("/admin/skus/{gone}"), change.to_string()).await.status, StatusCode::OK);
+    assert_eq!(
+        stack.gateway.admin(Method::PATCH, &format!("/admin/skus/{gone}"), change.to_string()).await.status,
+        StatusCode::OK
+    );
     let answer = checkout(&stack.gateway, 7, "third", body).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
     assert_eq!(counters(&stack.gateway, &gone).await, (0, 1, 0));
@@ -275,7 +313,11 @@ async fn carts_racing_in_opposite_order_for_the_last_units_leave_no_partial_hold
         for answer in &answers {
             assert!(matches!(answer.status, StatusCode::CREATED | StatusCode::CONFLICT), "{}", answer.json);
         }
-        assert!(won.len() <= 1, "both carts got the last units: {:?}", answers.iter().map(|a| &a.json).collect::<Vec<_>>());
+        assert!(
+            won.len() <= 1,
+            "both carts got the last units: {:?}",
+            answers.iter().map(|a| &a.json).collect::<Vec<_>>()
+        );
         let held = u64::from(won.len() == 1);
         for sku in [&x, &y] {
             let (stock, reserved, _) = counters(&stack.gateway, sku).await;
@@ -331,7 +373,12 @@ async fn a_retry_on_another_gateway_never_takes_the_units_twice() {
 async fn a_checkout_the_broker_stalled_on_holds_nothing_past_its_confirm_deadline() {
     let broker = TestBroker::start().await;
     let topic = unique("cart_stall");
-    settler::setup::create_topics(&broker.bootstrap, &[(&topic, 2), (&format!("{topic}.dlq"), 1)]).await.unwrap();
+    settler::setup::ensure_topics(
+        &broker.bootstrap,
+        &[settler::setup::TopicSpec::new(&topic, 2), settler::setup::TopicSpec::new(&format!("{topic}.dlq"), 1)],
+    )
+    .await
+    .unwrap();
     let shards = fresh_shards(2).await;
     let mut config = gateway_config(&topic, &shards);
     config.kafka.bootstrap = broker.bootstrap.clone();
@@ -355,16 +402,19 @@ async fn a_checkout_the_broker_stalled_on_holds_nothing_past_its_confirm_deadlin
     // Connected first, so the stall catches the event after it was sent.
     let warm = checkout(&gateway, 8, "warm", cart(&[(&skus[0], 1)])).await;
     assert_eq!(warm.status, StatusCode::CREATED, "{}", warm.json);
-    broker.stall();
+    broker.stall().await;
     let answer = checkout(&gateway, 7, "stalled", cart(&[(&skus[0], 1), (&skus[1], 2)])).await;
-    broker.resume();
+    broker.resume().await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.json);
     match answer.json["error"].as_str() {
         // It may have reached the broker: held until the confirm deadline.
         Some("outcome_unknown") => {
             assert_eq!(counters(&gateway, &skus[1]).await.1, 2, "held while unknown");
             // Not accepted: it cannot be paid.
-            let (path, auth) = (format!("/v1/checkouts/{}/pay", answer.json["order_id"].as_str().unwrap()), format!("Bearer {}", buyer_token(7)));
+            let (path, auth) = (
+                format!("/v1/checkouts/{}/pay", answer.json["order_id"].as_str().unwrap()),
+                format!("Bearer {}", buyer_token(7)),
+            );
             let pay = gateway.request(Method::POST, &path, &[("authorization", auth.as_str())], "").await;
             assert_eq!((pay.status, pay.json["error"].as_str()), (StatusCode::CONFLICT, Some("order_not_pending")));
         }
@@ -372,8 +422,14 @@ async fn a_checkout_the_broker_stalled_on_holds_nothing_past_its_confirm_deadlin
         Some("unavailable") => assert_eq!(counters(&gateway, &skus[1]).await, (10, 0, 0)),
         other => panic!("{other:?}: {}", answer.json),
     }
-    let (path, auth) = (format!("/v1/checkouts/{}/cancel", warm.json["order_id"].as_str().unwrap()), format!("Bearer {}", buyer_token(8)));
-    assert_eq!(gateway.request(Method::POST, &path, &[("authorization", auth.as_str())], "").await.status, StatusCode::OK);
+    let (path, auth) = (
+        format!("/v1/checkouts/{}/cancel", warm.json["order_id"].as_str().unwrap()),
+        format!("Bearer {}", buyer_token(8)),
+    );
+    assert_eq!(
+        gateway.request(Method::POST, &path, &[("authorization", auth.as_str())], "").await.status,
+        StatusCode::OK
+    );
     for sku in &skus {
         eventually(Duration::from_secs(30), "the items released at their confirm deadline", || async {
             (counters(&gateway, sku).await == (10, 0, 0)).then_some(())
@@ -435,7 +491,8 @@ async fn a_paid_checkouts_coupon_stays_used_and_a_late_repeat_of_its_payment_cha
     assert_eq!(started.status, StatusCode::OK, "{}", started.json);
     assert_eq!(stack.buyer(8, &format!("/v1/checkouts/{parent}/pay")).await.status, StatusCode::NOT_FOUND);
     let payment_id = started.json["payment_id"].as_str().unwrap().to_owned();
-    let (status, reply) = paysim(&stack.paysim, Method::POST, &format!("/v1/payments/{payment_id}/complete"), json!({})).await;
+    let (status, reply) =
+        paysim(&stack.paysim, Method::POST, &format!("/v1/payments/{payment_id}/complete"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{reply}");
     for sku in &skus {
         eventually(Duration::from_secs(30), "the items sold", || async {
@@ -454,7 +511,8 @@ async fn a_paid_checkouts_coupon_stays_used_and_a_late_repeat_of_its_payment_cha
         }
     }
     // Gone from Redis as it is days later: the coupon stays used...
-    let redis = fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&redis_url()).unwrap()).build().unwrap();
+    let redis =
+        fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&redis_url()).unwrap()).build().unwrap();
     fred::prelude::ClientLike::init(&redis).await.unwrap();
     let namespace = &stack.gateway.app.config.redis.namespace;
     let _: i64 = fred::prelude::KeysInterface::del(&redis, format!("{namespace}cart:{{o{parent}}}")).await.unwrap();
@@ -471,7 +529,8 @@ async fn a_paid_checkouts_coupon_stays_used_and_a_late_repeat_of_its_payment_cha
     let answer = stack.gateway.request(Method::POST, "/v1/payments/notify", &headers, bytes).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (refunds,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM refunds").fetch_one(shards.for_user(7)).await.unwrap();
+    let (refunds,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM refunds").fetch_one(shards.for_user(7)).await.unwrap();
     assert_eq!(refunds, 0, "a settled payment is not refunded");
     shards.close().await;
     stack.stop().await;
@@ -514,7 +573,12 @@ async fn a_checkout_whose_gateway_died_after_its_tries_holds_nothing_past_the_co
     let lines: Vec<PricedLine> = skus
         .iter()
         .zip([1_000, 2_000])
-        .map(|(sku, price)| PricedLine { sku: sku.clone(), qty: 2, unit_price_cents: price, facts: ShippingFacts::unlisted() })
+        .map(|(sku, price)| PricedLine {
+            sku: sku.clone(),
+            qty: 2,
+            unit_price_cents: price,
+            facts: ShippingFacts::unlisted(),
+        })
         .collect();
     let now_ms = app.sales.now_ms().await.unwrap();
     let next_id = || app.ids.next(bucket_for_user(user), now_ms);
@@ -553,7 +617,12 @@ async fn a_checkout_whose_gateway_died_after_its_tries_holds_nothing_past_the_co
         .await;
     }
     let late = checkout(&gateway, user, key, body.clone()).await;
-    assert_eq!((late.status, late.json["error"].as_str()), (StatusCode::CONFLICT, Some("checkout_cancelled")), "{}", late.json);
+    assert_eq!(
+        (late.status, late.json["error"].as_str()),
+        (StatusCode::CONFLICT, Some("checkout_cancelled")),
+        "{}",
+        late.json
+    );
     assert_eq!(counters(&gateway, &skus[1]).await, (10, 0, 0), "its late Tries were refused");
     let fresh = checkout(&gateway, user, key, body).await;
     assert_eq!(fresh.status, StatusCode::CREATED, "{}", fresh.json);

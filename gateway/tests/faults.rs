@@ -45,7 +45,12 @@ async fn a_broker_stalled_past_the_message_timeout_neither_oversells_nor_stays_b
     let _ = tracing_subscriber::fmt().with_env_filter("info,rdkafka=info").try_init();
     let broker = TestBroker::start().await;
     let topic = unique("stall");
-    settler::setup::create_topics(&broker.bootstrap, &[(&topic, 2), (&format!("{topic}.dlq"), 1)]).await.unwrap();
+    settler::setup::ensure_topics(
+        &broker.bootstrap,
+        &[settler::setup::TopicSpec::new(&topic, 2), settler::setup::TopicSpec::new(&format!("{topic}.dlq"), 1)],
+    )
+    .await
+    .unwrap();
     let shards = fresh_shards(2).await;
     let mut config = gateway_config(&topic, &shards);
     config.kafka.bootstrap = broker.bootstrap.clone();
@@ -70,7 +75,7 @@ async fn a_broker_stalled_past_the_message_timeout_neither_oversells_nor_stays_b
     }
 
     // Orders sent into a stalled broker: their outcome is unknown.
-    broker.stall();
+    broker.stall().await;
     let during: Vec<_> = (6..=15u64)
         .map(|user| {
             let gateway = gateway.clone();
@@ -79,7 +84,7 @@ async fn a_broker_stalled_past_the_message_timeout_neither_oversells_nor_stays_b
         })
         .collect();
     let during = join_all(during).await;
-    broker.resume();
+    broker.resume().await;
     let mut unknown = Vec::new();
     for answer in during {
         let (user, answer) = answer.unwrap();
@@ -144,7 +149,9 @@ async fn a_broker_stalled_past_the_message_timeout_neither_oversells_nor_stays_b
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_key_reused_after_its_record_expired_is_a_new_order_and_a_poison_event_never_halts_the_settler() {
     let topic = fresh_topic(1).await;
-    settler::setup::create_topics(&kafka_bootstrap(), &[(&format!("{topic}.dlq"), 1)]).await.unwrap();
+    settler::setup::ensure_topics(&kafka_bootstrap(), &[settler::setup::TopicSpec::new(&format!("{topic}.dlq"), 1)])
+        .await
+        .unwrap();
     let shards = fresh_shards(2).await;
     let gateway = TestGateway::start(gateway_config(&topic, &shards)).await;
     let settler = TestSettler::start(settler_config(&topic, &shards));

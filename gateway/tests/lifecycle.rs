@@ -1012,7 +1012,10 @@ async fn a_paid_checkout_with_one_sub_order_returned_refunds_exactly_its_allocat
         skus.push(sku);
     }
     let promotion = json!({"threshold_cents": 10_000, "discount_cents": 1_000, "skus": skus});
-    let answer = stack.gateway.admin(Method::PUT, &format!("/admin/catalogue/promotions/{}", unique("p")), promotion.to_string()).await;
+    let answer = stack
+        .gateway
+        .admin(Method::PUT, &format!("/admin/catalogue/promotions/{}", unique("p")), promotion.to_string())
+        .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     let freight = json!({"free_over_cents": 100_000, "fee_cents": 500});
     let answer = stack.gateway.admin(Method::PUT, &format!("/admin/catalogue/freight/{s1}"), freight.to_string()).await;
@@ -1020,7 +1023,8 @@ async fn a_paid_checkout_with_one_sub_order_returned_refunds_exactly_its_allocat
 
     let lines = json!({"lines": [{"sku": skus[0], "qty": 2}, {"sku": skus[1], "qty": 1}, {"sku": skus[2], "qty": 1}]});
     let auth = format!("Bearer {}", buyer_token(7));
-    let headers = [("content-type", "application/json"), ("idempotency-key", "returned"), ("authorization", auth.as_str())];
+    let headers =
+        [("content-type", "application/json"), ("idempotency-key", "returned"), ("authorization", auth.as_str())];
     let placed = stack.gateway.request(Method::POST, "/v1/checkout", &headers, lines.to_string()).await;
     assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.json);
     let placed = placed.json;

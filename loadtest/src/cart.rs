@@ -297,7 +297,11 @@ fn accepted_of(reply: &Value, user: u64) -> Option<(Accepted, bool)> {
     for sub in reply["sub_orders"].as_array()? {
         for item in sub["items"].as_array()? {
             amounts += cents(&item["amount_cents"])?;
-            items.push((item["order_id"].as_str()?.to_owned(), item["sku"].as_str()?.to_owned(), item["qty"].as_i64()?));
+            items.push((
+                item["order_id"].as_str()?.to_owned(),
+                item["sku"].as_str()?.to_owned(),
+                item["qty"].as_i64()?,
+            ));
         }
     }
     let payable = cents(&reply["payable_cents"])?;

@@ -137,9 +137,8 @@ pub fn plan(
     let mut covered = vec![false; lines.len()];
     let mut cart_promotions = Vec::new();
     for (_, terms) in ordered {
-        let of_it: Vec<usize> = (0..lines.len())
-            .filter(|&line| !covered[line] && terms.skus.contains(&lines[line].sku))
-            .collect();
+        let of_it: Vec<usize> =
+            (0..lines.len()).filter(|&line| !covered[line] && terms.skus.contains(&lines[line].sku)).collect();
         if of_it.is_empty() {
             continue;
         }
@@ -150,7 +149,8 @@ pub fn plan(
             lines: of_it,
         });
     }
-    let coupon = coupon.map(|terms| Coupon { discount_cents: terms.discount_cents, min_spend_cents: terms.min_spend_cents });
+    let coupon =
+        coupon.map(|terms| Coupon { discount_cents: terms.discount_cents, min_spend_cents: terms.min_spend_cents });
     let allocation = allocate(&goods, &cart_promotions, coupon)?;
 
     let split_items: Vec<Item> = lines
@@ -417,8 +417,14 @@ mod tests {
             line("E", 1, 7_000, "s2", Handling::Regular, 500),
         ];
         let promotions = [
-            ("p1".to_owned(), PromotionTerms { threshold_cents: 20_000, discount_cents: 4_000, skus: vec!["A".into(), "D".into()] }),
-            ("p2".to_owned(), PromotionTerms { threshold_cents: 10_000, discount_cents: 1_000, skus: vec!["B".into(), "C".into()] }),
+            (
+                "p1".to_owned(),
+                PromotionTerms { threshold_cents: 20_000, discount_cents: 4_000, skus: vec!["A".into(), "D".into()] },
+            ),
+            (
+                "p2".to_owned(),
+                PromotionTerms { threshold_cents: 10_000, discount_cents: 1_000, skus: vec!["B".into(), "C".into()] },
+            ),
         ];
         let coupon = CouponTerms { discount_cents: 10_000, min_spend_cents: 20_000, users: vec![] };
         let freight = HashMap::from([
@@ -437,7 +443,10 @@ mod tests {
         // s1's goods 180 ≥ 100: free. s2's 220 < 300: 8.
         let shape: Vec<(&str, Handling, i64, usize)> =
             plan.sub_orders.iter().map(|p| (p.store.as_str(), p.handling, p.freight_cents, p.items.len())).collect();
-        assert_eq!(shape, [("s1", Handling::Regular, 0, 1), ("s1", Handling::Fragile, 0, 1), ("s2", Handling::Regular, 800, 3)]);
+        assert_eq!(
+            shape,
+            [("s1", Handling::Regular, 0, 1), ("s1", Handling::Fragile, 0, 1), ("s2", Handling::Regular, 800, 3)]
+        );
         // s2's 800 over C, D, E by goods 50:100:70 → 181.8, 363.6, 254.5 → floors 798, +1 to C and D.
         let freights: Vec<i64> = plan.sub_orders[2].items.iter().map(|i| i.freight_cents).collect();
         assert_eq!(freights, [182, 364, 254]);
@@ -463,18 +472,39 @@ mod tests {
                 .map(|i| {
                     let store = format!("s{}", rng.gen_range(0..3));
                     let handling = handlings[rng.gen_range(0..3)];
-                    line(&format!("k{i}"), rng.gen_range(1..=20), rng.gen_range(0..50_000), &store, handling, rng.gen_range(0..4_000))
+                    line(
+                        &format!("k{i}"),
+                        rng.gen_range(1..=20),
+                        rng.gen_range(0..50_000),
+                        &store,
+                        handling,
+                        rng.gen_range(0..4_000),
+                    )
                 })
                 .collect();
             let promotions: Vec<(String, PromotionTerms)> = (0..rng.gen_range(0..3))
                 .map(|p| {
                     let skus = (0..n).filter(|_| rng.gen_bool(0.5)).map(|i| format!("k{i}")).collect();
-                    (format!("p{p}"), PromotionTerms { threshold_cents: rng.gen_range(0..100_000), discount_cents: rng.gen_range(0..5_000), skus })
+                    (
+                        format!("p{p}"),
+                        PromotionTerms {
+                            threshold_cents: rng.gen_range(0..100_000),
+                            discount_cents: rng.gen_range(0..5_000),
+                            skus,
+                        },
+                    )
                 })
                 .collect();
-            let coupon = rng.gen_bool(0.5).then(|| CouponTerms { discount_cents: rng.gen_range(0..20_000), min_spend_cents: rng.gen_range(0..50_000), users: vec![] });
+            let coupon = rng.gen_bool(0.5).then(|| CouponTerms {
+                discount_cents: rng.gen_range(0..20_000),
+                min_spend_cents: rng.gen_range(0..50_000),
+                users: vec![],
+            });
             let freight = HashMap::from([
-                ("s0".to_owned(), FreightTemplate { free_over_cents: rng.gen_range(0..200_000), fee_cents: rng.gen_range(0..2_000) }),
+                (
+                    "s0".to_owned(),
+                    FreightTemplate { free_over_cents: rng.gen_range(0..200_000), fee_cents: rng.gen_range(0..2_000) },
+                ),
                 ("s1".to_owned(), FreightTemplate { free_over_cents: 0, fee_cents: 900 }),
             ]);
             let Ok(plan) = plan(&lines, &promotions, coupon.as_ref(), &freight, LIMITS, ids()) else { continue };

@@ -160,8 +160,20 @@ pub struct Kafka {
     /// Consumer session timeout. Short enough that a dead settler's
     /// partitions move quickly; also how long a first join may take.
     pub session_timeout_ms: u64,
-    /// Partitions `settler setup` creates the topic with.
+    /// Partitions `settler setup` creates the topic with. Events are keyed
+    /// by user; changing the count moves users to other partitions, so an
+    /// existing topic with another count is refused, not changed.
     pub partitions: i32,
+    /// Copies of each partition `settler setup` asks for; 0: as many as the
+    /// cluster has brokers, at most 3. More than the brokers is refused.
+    pub replication_factor: i32,
+    /// The topics' `min.insync.replicas`: how many copies an acknowledged
+    /// event is on (the producer asks `acks=all`); 0: 2 where there are 3
+    /// replicas or more, else 1.
+    pub min_insync_replicas: i32,
+    /// How long the broker keeps events (`retention.ms`): longer than any
+    /// settler outage the pipeline must survive without losing an order.
+    pub retention_ms: i64,
     /// The broker holds a fetch until this many bytes are ready
     /// (librdkafka `fetch.min.bytes`) or `fetch_wait_max_ms` passed: fewer,
     /// fuller fetches cost the broker less CPU beside the gateway's produces.
@@ -201,6 +213,9 @@ impl Default for Kafka {
             group_id: "settler".into(),
             session_timeout_ms: 6_000,
             partitions: 8,
+            replication_factor: 0,
+            min_insync_replicas: 0,
+            retention_ms: 7 * 24 * 3_600_000,
             fetch_min_bytes: 64 * 1024,
             fetch_wait_max_ms: 100,
         }
@@ -257,6 +272,17 @@ impl Config {
         if self.batch.max_messages == 0 || self.mysql.pool_size == 0 || self.kafka.partitions < 1 {
             return Err(ConfigError::Invalid(
                 "batch.max_messages, mysql.pool_size and kafka.partitions must be positive",
+            ));
+        }
+        let kafka = &self.kafka;
+        if kafka.replication_factor < 0
+            || kafka.min_insync_replicas < 0
+            || kafka.retention_ms < 1
+            || (kafka.replication_factor > 0 && kafka.min_insync_replicas > kafka.replication_factor)
+        {
+            return Err(ConfigError::Invalid(
+                "kafka.replication_factor and min_insync_replicas must be 0 (automatic) or positive, \
+                 min_insync_replicas at most replication_factor, and retention_ms positive",
             ));
         }
         if self.sweeper.every_ms == 0 || self.sweeper.rescan_every_ms == 0 || self.sweeper.batch == 0 {

@@ -46,7 +46,12 @@ impl Fixture {
         let bootstrap = env("KAFKA_BOOTSTRAP", "127.0.0.1:9092");
         let topic = unique("crash_test");
         let dlq = format!("{topic}.dlq");
-        settler::setup::create_topics(&bootstrap, &[(&topic, 4), (&dlq, 1)]).await.unwrap();
+        settler::setup::ensure_topics(
+            &bootstrap,
+            &[settler::setup::TopicSpec::new(&topic, 4), settler::setup::TopicSpec::new(&dlq, 1)],
+        )
+        .await
+        .unwrap();
         let server = env("MYSQL_URL", "mysql://flashsale:flashsale@127.0.0.1:3306");
         let prefix = unique("t");
         let shards: Vec<String> = (0..SHARDS).map(|i| format!("{server}/{prefix}_{i}")).collect();

@@ -39,7 +39,11 @@ impl SaleStore {
     }
 
     /// The entries of `ids`, in order.
-    pub async fn catalogue_entries(&self, catalogue: Catalogue, ids: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+    pub async fn catalogue_entries(
+        &self,
+        catalogue: Catalogue,
+        ids: &[String],
+    ) -> Result<Vec<Option<String>>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }

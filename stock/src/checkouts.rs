@@ -28,8 +28,7 @@ impl CheckoutRecord {
             "R" => false,
             _ => return None,
         };
-        let record =
-            Self { accepted, parent: parts.next()?.parse().ok()?, created_ms: parts.next()?.parse().ok()? };
+        let record = Self { accepted, parent: parts.next()?.parse().ok()?, created_ms: parts.next()?.parse().ok()? };
         parts.next().is_none().then_some(record)
     }
 
@@ -155,7 +154,8 @@ impl SaleStore {
     /// Stores a checkout as answered (JSON), for `ttl`.
     pub async fn save_checkout(&self, parent: OrderId, checkout: &str, ttl: Duration) -> Result<(), StoreError> {
         let expire = Some(Expiration::PX(ttl.as_millis() as i64));
-        let _: Option<String> = self.pool.next().set(self.global.checkout(parent), checkout, expire, None, false).await?;
+        let _: Option<String> =
+            self.pool.next().set(self.global.checkout(parent), checkout, expire, None, false).await?;
         Ok(())
     }
 
@@ -200,7 +200,11 @@ impl SaleStore {
         let swapped: i64 = self
             .pool
             .next()
-            .eval(SWAP_FIELD, vec![self.global.coupon_uses(user_id)], vec![code.to_owned(), from.to_owned(), to.to_owned()])
+            .eval(
+                SWAP_FIELD,
+                vec![self.global.coupon_uses(user_id)],
+                vec![code.to_owned(), from.to_owned(), to.to_owned()],
+            )
             .await?;
         Ok(swapped == 1)
     }

@@ -32,6 +32,7 @@ pub mod scripts;
 pub mod store;
 pub mod tcc;
 
+pub use checkouts::{CheckoutRecord, CouponHolder};
 pub use config::RedisConfig;
 pub use error::StoreError;
 pub use payment_queries::PaymentQuery;
@@ -43,4 +44,3 @@ pub use requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
 pub use scripts::RESERVE_LUA;
 pub use store::SaleStore;
 pub use tcc::{CancelledItem, TccItem, Tried, TryRequest};
-pub use checkouts::{CheckoutRecord, CouponHolder};

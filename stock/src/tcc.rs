@@ -39,13 +39,19 @@ pub struct TryRequest<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tried {
     /// Every item holds its units (now, or since an earlier Try).
-    Held { sale_generation: i64 },
+    Held {
+        sale_generation: i64,
+    },
     /// The item was cancelled first: a hanging Try, refused.
     Cancelled(OrderId),
     UnknownSku,
     OutsideWindow(SaleWindow),
-    PriceChanged { price_cents: i64 },
-    OutOfStock { stock_left: i64 },
+    PriceChanged {
+        price_cents: i64,
+    },
+    OutOfStock {
+        stock_left: i64,
+    },
     LimitExceeded,
 }
 
@@ -107,7 +113,12 @@ impl SaleStore {
             req.confirm_ms.to_string(),
         ];
         for item in req.items {
-            args.extend([item.order_id.to_string(), item.qty.to_string(), item.amount_cents.to_string(), item.key.clone()]);
+            args.extend([
+                item.order_id.to_string(),
+                item.qty.to_string(),
+                item.amount_cents.to_string(),
+                item.key.clone(),
+            ]);
         }
         let reply: Vec<String> =
             self.scripts.tcc_try.evalsha_with_reload(self.pool.next(), self.keys(sku).tcc(), args).await?;

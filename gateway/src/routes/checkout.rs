@@ -128,7 +128,10 @@ pub async fn catalogue(app: &App, kind: &str, id: &str, req: Read) -> Result<Rep
 }
 
 /// The body as `T`, checked, back to JSON.
-fn checked<T: DeserializeOwned + Serialize>(req: &Read, check: fn(&T) -> Result<(), String>) -> Result<String, ApiError> {
+fn checked<T: DeserializeOwned + Serialize>(
+    req: &Read,
+    check: fn(&T) -> Result<(), String>,
+) -> Result<String, ApiError> {
     let entry: T = json_body(req)?;
     check(&entry).map_err(ApiError::Invalid)?;
     Ok(serde_json::to_string(&entry).expect("serializes"))

@@ -1,4 +1,4 @@
-//! Test support: real Redis, broker and MariaDB on loopback, each test with
+//! Test support: real Redis, Kafka and MariaDB on loopback, each test with
 //! its own SKUs, topic and shard databases, and a gateway on 127.0.0.1:0.
 //!
 //! Services come from `REDIS_URL`, `KAFKA_BOOTSTRAP` and `MYSQL_URL`
@@ -20,6 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use settler::setup::{ensure_topics, TopicSpec};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -56,10 +57,12 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
 
-/// A topic of its own, with `partitions` partitions.
+/// A topic of its own, with `partitions` partitions, and its dead-letter
+/// topic (`<topic>.dlq`, as [`settler_config`] names it).
 pub async fn fresh_topic(partitions: i32) -> String {
     let topic = unique("order_events_test");
-    settler::setup::create_topics(&kafka_bootstrap(), &[(&topic, partitions)]).await.expect("creating topic");
+    let topics = [TopicSpec::new(&topic, partitions), TopicSpec::new(format!("{topic}.dlq"), 1)];
+    ensure_topics(&kafka_bootstrap(), &topics).await.expect("creating topics");
     topic
 }
 
@@ -389,55 +392,73 @@ pub fn sweeper(config: &settler::config::Config, every: Duration, batch: usize) 
     }
 }
 
-/// A Kafka-protocol broker of the test's own (tansu, in memory), for
-/// faults that must not touch other tests: stalls and restarts. The binary
-/// is `TANSU_BIN`, else the one `scripts/setup.sh` installs.
+/// A Kafka node of the test's own (`scripts/kafka.sh`, its data in a
+/// directory of its own under `.local/test-brokers`), for faults that must
+/// not touch other tests: stalls, kills and restarts. Removed when dropped.
 pub struct TestBroker {
     pub bootstrap: String,
-    child: std::process::Child,
+    port: u16,
+    run_dir: std::path::PathBuf,
 }
 
 impl TestBroker {
     pub async fn start() -> Self {
-        let binary = std::env::var("TANSU_BIN")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/venv/bin/tansu").into());
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = std::process::Command::new(&binary)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| panic!("starting tansu at {binary} (run scripts/setup.sh): {err}"));
-        let bootstrap = format!("127.0.0.1:{port}");
-        eventually(Duration::from_secs(20), "tansu listening", || async {
-            tokio::net::TcpStream::connect(&bootstrap).await.ok().map(|_| ())
-        })
-        .await;
-        Self { bootstrap, child }
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (port, controller) = (free(), free());
+        let run_dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.local/test-brokers").join(unique("kafka"));
+        let broker = Self { bootstrap: format!("127.0.0.1:{port}"), port, run_dir };
+        broker.script(&["start"], Some(controller)).await;
+        broker
     }
 
     /// SIGSTOP: the broker keeps its connections but answers nothing.
-    pub fn stall(&self) {
-        self.signal("-STOP");
+    pub async fn stall(&self) {
+        self.script(&["stall", "1"], None).await;
     }
 
     /// SIGCONT: it answers again, late requests included.
-    pub fn resume(&self) {
-        self.signal("-CONT");
+    pub async fn resume(&self) {
+        self.script(&["resume", "1"], None).await;
     }
 
-    fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
+    /// SIGKILL: no controlled shutdown, nothing flushed by the broker.
+    pub async fn kill(&self) {
+        self.script(&["kill", "1"], None).await;
+    }
+
+    /// Starts the node again on its data; returns once it serves.
+    pub async fn restart(&self) {
+        self.script(&["start"], None).await;
+    }
+
+    /// Runs `scripts/kafka.sh` on this node's cluster directory.
+    async fn script(&self, args: &[&str], controller_port: Option<u16>) {
+        let mut command = tokio::process::Command::new("bash");
+        command
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/kafka.sh"))
+            .args(args)
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("RUN_DIR", &self.run_dir)
+            .kill_on_drop(true);
+        if let Some(port) = controller_port {
+            command.env("KAFKA_CONTROLLER_PORT", port.to_string());
+        }
+        let output = command.output().await.expect("running scripts/kafka.sh");
+        assert!(
+            output.status.success(),
+            "scripts/kafka.sh {args:?} failed (run scripts/setup.sh first): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
 
 impl Drop for TestBroker {
     fn drop(&mut self) {
-        self.resume();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let pid_file = self.run_dir.join(format!("kafka-{}/node-1/pid", self.port));
+        if let Ok(pid) = std::fs::read_to_string(pid_file) {
+            let _ = std::process::Command::new("kill").args(["-KILL", pid.trim()]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.run_dir);
     }
 }

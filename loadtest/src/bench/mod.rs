@@ -106,7 +106,7 @@ impl Bench {
             })
             .await?;
         let topic = format!("bench_floor_{run}");
-        settler::setup::create_topics(&self.kafka_bootstrap, &[(&topic, 8)]).await?;
+        settler::setup::ensure_topics(&self.kafka_bootstrap, &[settler::setup::TopicSpec::new(&topic, 8)]).await?;
         let producer = floors::floor_producer(&self.kafka_bootstrap, &topic)?;
         self.quiet().await;
         let produce_floor = self
@@ -261,7 +261,11 @@ impl Bench {
     /// times until every order is in MySQL.
     async fn settler_drain(&self, run: u64, shards: &[String]) -> anyhow::Result<(Phase, Option<f64>)> {
         let topic = format!("bench_{run}");
-        settler::setup::create_topics(&self.kafka_bootstrap, &[(&topic, 8), (&format!("{topic}.dlq"), 1)]).await?;
+        settler::setup::ensure_topics(
+            &self.kafka_bootstrap,
+            &[settler::setup::TopicSpec::new(&topic, 8), settler::setup::TopicSpec::new(&format!("{topic}.dlq"), 1)],
+        )
+        .await?;
         let producer = floors::floor_producer(&self.kafka_bootstrap, &topic)?;
         let produced = floors::produce_floor(&producer, 1, self.rows, 1_024).await;
         anyhow::ensure!(produced.failed == 0, "{} of the settler's orders were not produced", produced.failed);
