@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The fault suite: a stack of its own on spare ports — a Redis with an
-# append-only file, two MariaDB servers (shard 3 on the second), a tansu,
-# two gateways (node ids 0 and 1) and two settlers — and, per scenario, a
+# append-only file, two MariaDB servers (shard 3 on the second), an Apache
+# Kafka cluster of three nodes (replication factor 3, min.insync.replicas 2;
+# CHAOS_BROKERS=1 for a single node), two gateways (node ids 0 and 1) and
+# two settlers — and, per scenario, a
 # fresh sale, buyers who retry with their key on the other gateway, a fault
 # injected mid-sale, then the same invariants (loadtest chaos-check): Redis's
 # units add up; MySQL's live orders hold exactly what Redis holds; every
 # order answered 2xx is stored once, live, on its user's shard; the
-# settlers' consumer group has no lag. Prints one table; exits non-zero if
-# any invariant failed.
+# settlers' consumer group has no lag. Prints one table, with the longest
+# stretch in which no order was accepted; exits non-zero if any invariant
+# failed.
 #
 #   scripts/chaos.sh            every scenario
 #   scripts/chaos.sh --short    the test command's subset
@@ -15,10 +18,9 @@
 #   CHAOS_SEED=7 scripts/chaos.sh mix mix mix
 #                               three faults drawn at random per sale (seeded)
 #
-# Scenarios: broker_stall, gateway_kill, settler_kill, kill_one_of_each,
-# redis_restart, shard_down, key_reuse, live_change, mix. A broker restart is
-# left out: the broker the set-up installs keeps messages in memory only,
-# so restarting it loses what it held (production runs Kafka).
+# Scenarios: broker_stall, broker_kill, brokers_below_isr, settler_rebalance,
+# gateway_kill, settler_kill, kill_one_of_each, redis_restart, shard_down,
+# key_reuse, live_change, mix.
 set -euo pipefail
 
 SPARE_STACK=chaos
@@ -27,16 +29,20 @@ MYSQL_PORT_2="$(free_port)"
 GATEWAY_PORT_2="$(free_port)"
 export MYSQL_SHARDS="$MYSQL_URL/orders_0,$MYSQL_URL/orders_1,$MYSQL_URL/orders_2,mysql://flashsale:flashsale@127.0.0.1:$MYSQL_PORT_2/orders_3"
 
+BROKERS="${CHAOS_BROKERS:-3}"
+
 case "${1:-}" in
-  --short) SCENARIOS=(broker_stall kill_one_of_each key_reuse) ;;
-  "") SCENARIOS=(broker_stall gateway_kill settler_kill kill_one_of_each redis_restart shard_down key_reuse live_change) ;;
+  --short) SCENARIOS=(broker_kill brokers_below_isr kill_one_of_each key_reuse) ;;
+  "") SCENARIOS=(broker_stall broker_kill brokers_below_isr settler_rebalance gateway_kill settler_kill kill_one_of_each
+    redis_restart shard_down key_reuse live_change) ;;
   *) SCENARIOS=("$@") ;;
 esac
 
 # --- processes -------------------------------------------------------------
 
 pid_of() { cat "$RUN/$1.pid"; }
-alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(pid_of "$1")" 2>/dev/null; }
+alive() { [ -f "$RUN/$1.pid" ] && pid_alive "$(pid_of "$1")"; }
+kafka() { bash "$ROOT/scripts/kafka.sh" "$@"; }
 
 # spawn NAME COMMAND...: in the background, log in $RUN/NAME.log.
 spawn() {
@@ -70,10 +76,11 @@ start_gateway() { # NAME NODE PORT
 start_settler() { spawn "$1" "$BIN/settler"; }
 
 stop_all() {
-  for name in gateway_a gateway_b settler_a settler_b redis; do
+  for name in gateway_a gateway_b settler_a settler_b settler_c redis; do
     alive "$name" && kill -CONT "$(pid_of "$name")" 2>/dev/null && kill "$(pid_of "$name")" 2>/dev/null || true
   done
-  for pid_file in "$RUN"/tansu-*.pid "$RUN"/mariadb-*.pid; do
+  kafka stop >/dev/null 2>&1 || true
+  for pid_file in "$RUN"/mariadb-*.pid; do
     [ -f "$pid_file" ] && kill -CONT "$(cat "$pid_file")" 2>/dev/null && kill "$(cat "$pid_file")" 2>/dev/null || true
   done
 }
@@ -81,9 +88,12 @@ trap stop_all EXIT
 
 # --- set-up ----------------------------------------------------------------
 
-log "chaos stack: redis $REDIS_PORT, mariadb $MYSQL_PORT + $MYSQL_PORT_2, kafka $KAFKA_PORT, gateways $GATEWAY_PORT + $GATEWAY_PORT_2"
 start_redis
 MYSQL_PORT="$MYSQL_PORT_2" bash "$ROOT/scripts/setup.sh" --services-only
+kafka start "$BROKERS"
+KAFKA_BOOTSTRAP="$(kafka bootstrap)"
+export KAFKA_BOOTSTRAP
+log "chaos stack: redis $REDIS_PORT, mariadb $MYSQL_PORT + $MYSQL_PORT_2, kafka $KAFKA_BOOTSTRAP, gateways $GATEWAY_PORT + $GATEWAY_PORT_2"
 bash "$ROOT/scripts/setup.sh"
 BIN="$(cat "$STATE/bin-dir")"
 export SETTLER_OPS__LISTEN=127.0.0.1:0   # two settlers: any free port each
@@ -97,7 +107,6 @@ start_settler settler_b
 start_gateway gateway_a 0 "$GATEWAY_PORT"
 start_gateway gateway_b 1 "$GATEWAY_PORT_2"
 TARGETS="http://127.0.0.1:$GATEWAY_PORT,http://127.0.0.1:$GATEWAY_PORT_2"
-TANSU_PID=$(cat "$RUN/tansu-$KAFKA_PORT.pid")
 MARIADB_2_PID=$(cat "$RUN/mariadb-$MYSQL_PORT_2.pid" 2>/dev/null || pgrep -f "mariadbd.*--port=$MYSQL_PORT_2")
 
 admin() { # METHOD SKU BODY
@@ -113,7 +122,40 @@ buyers() {
 
 # --- scenarios: each injects its fault while the buyers click ---------------
 
-broker_stall() { kill -STOP "$TANSU_PID"; sleep 4; kill -CONT "$TANSU_PID"; }
+# A broker answers nothing for twice the message timeout, then resumes.
+broker_stall() { kafka stall 1; sleep 4; kafka resume 1; }
+# The broker leading the most partitions SIGKILLed, back 5 s later: its
+# partitions' leadership moves (on one node, the topic is away meanwhile).
+broker_kill() {
+  local node
+  node=$(kafka leader order-events)
+  kafka kill "${node:-1}"
+  sleep 5
+  kafka start-node "${node:-1}"
+}
+# Two of three brokers SIGKILLed: fewer in-sync replicas than
+# min.insync.replicas (and no controller quorum), so nothing can be
+# acknowledged; one back after 8 s, the other 4 s later. On one node: a kill.
+brokers_below_isr() {
+  if [ "$BROKERS" -lt 3 ]; then broker_kill; return; fi
+  kafka kill 2
+  kafka kill 3
+  sleep 8
+  kafka start-node 2
+  sleep 4
+  kafka start-node 3
+}
+# A third settler joins mid-drain, then one of the first two leaves and comes
+# back, then the third leaves: partitions move while batches are in flight.
+settler_rebalance() {
+  start_settler settler_c
+  sleep 2
+  kill -TERM "$(pid_of settler_a)"
+  sleep 2
+  start_settler settler_a
+  sleep 2
+  kill -TERM "$(pid_of settler_c)"
+}
 gateway_kill() { kill -KILL "$(pid_of gateway_a)"; sleep 1; start_gateway gateway_a 0 "$GATEWAY_PORT"; }
 settler_kill() { kill -KILL "$(pid_of settler_a)"; sleep 2; start_settler settler_a; }
 kill_one_of_each() {
@@ -150,7 +192,8 @@ live_change() {
 }
 
 # mix: three faults one after the other, drawn with CHAOS_SEED.
-FAULTS=(broker_stall gateway_kill settler_kill kill_one_of_each redis_restart shard_down key_reuse live_change)
+FAULTS=(broker_stall broker_kill brokers_below_isr settler_rebalance gateway_kill settler_kill kill_one_of_each
+  redis_restart shard_down key_reuse live_change)
 RANDOM="${CHAOS_SEED:-$$}"
 log "chaos seed ${CHAOS_SEED:-$$}"
 mix() {
@@ -186,11 +229,12 @@ PY
   if out=$("$BIN/loadtest" chaos-check --answers "$answers" --settle-secs 60 2>&1); then result=held; else result=BROKEN; failed=1; fi
   echo "$out" | sed "s/^/  $scenario /" >&2
   cells=$(echo "$out" | grep -E '^\[' | sed -E 's/^\[ ok \].*/held/; s/^\[FAIL\].*/BROKEN/' | paste -sd'|')
-  ROWS+=("| $scenario | ${cells//|/ | } | $(head -1 "$RUN/$SKU.json.log" | sed 's/|/\//g') |")
+  gap=$(grep -o 'longest gap without an acceptance [0-9]* ms' "$RUN/$SKU.json.log" | grep -o '[0-9]* ms' || echo "?")
+  ROWS+=("| $scenario | ${cells//|/ | } | $gap | $(head -1 "$RUN/$SKU.json.log" | sed 's/, longest gap.*//; s/|/\//g') |")
 done
 
 echo
-echo "| scenario | units add up | MySQL live = Redis held | every 2xx stored once, live | consumer lag 0 | buyers |"
-echo "|---|---|---|---|---|---|"
+echo "| scenario ($BROKERS broker(s)) | units add up | MySQL live = Redis held | every 2xx stored once, live | consumer lag 0 | no order accepted for | buyers |"
+echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 exit "$failed"

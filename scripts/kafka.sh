@@ -12,6 +12,7 @@
 #   scripts/kafka.sh bootstrap        the cluster's bootstrap list, host:port,...
 #   scripts/kafka.sh kill N | stall N | resume N | start-node N | pid N
 #                                     faults on one node (SIGKILL, SIGSTOP, SIGCONT, start it again)
+#   scripts/kafka.sh leader TOPIC     the node leading the most partitions of TOPIC
 #   scripts/kafka.sh wipe             stop and delete the cluster's directory (its data)
 #   scripts/kafka.sh delete-topics REGEX
 #
@@ -185,6 +186,15 @@ case "${1:-}" in
     ;;
   bootstrap) need_cluster; bootstrap ;;
   pid) need_cluster; node_pid "$2" ;;
+  leader)
+    need_cluster
+    for id in $(node_ids); do
+      node_up "$id" || continue
+      kafka_metadata "$(node_field "$id" 2)" "$2" | awk '$1 == "partition" { print $4 }' | sort | uniq -c \
+        | sort -rn | awk 'NR == 1 { print $2 }'
+      break
+    done
+    ;;
   kill) need_cluster; node_up "$2" && kill -KILL "$(node_pid "$2")"; rm -f "$CLUSTER/node-$2/pid" ;;
   stall) need_cluster; kill -STOP "$(node_pid "$2")" ;;
   resume) need_cluster; kill -CONT "$(node_pid "$2")" ;;
@@ -194,5 +204,5 @@ case "${1:-}" in
     "${JAVA[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap)" --delete --topic "$2" \
       --if-exists >/dev/null 2>&1 || true
     ;;
-  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d' >&2; exit 2 ;;
 esac

@@ -113,26 +113,54 @@ sys.exit(0 if len(head) == 8 and struct.unpack(">ii", head)[1] == 7 else 1)
 PY
 }
 
-# metadata_brokers PORT: how many live brokers the broker on PORT knows of
-# (a Metadata v4 request for no topic).
-metadata_brokers() {
-  python3 - "$1" <<'PY'
+# kafka_metadata PORT [TOPIC]: what the broker on PORT knows (Metadata v4):
+# "brokers N", then "partition P leader L" for each partition of TOPIC.
+kafka_metadata() {
+  python3 - "$@" <<'PY'
 import socket, struct, sys
-client = b"probe"
-body = struct.pack(">hhih", 3, 4, 9, len(client)) + client + struct.pack(">ib", 0, 0)
+
+def string(s):
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+topics = sys.argv[2:]
+body = struct.pack(">hhi", 3, 4, 9) + string("probe")
+body += struct.pack(">i", len(topics)) + b"".join(string(t) for t in topics) + b"\0"
 with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3) as s:
     s.sendall(struct.pack(">i", len(body)) + body)
-    head = b""
-    while len(head) < 16:
-        chunk = s.recv(16 - len(head))
-        if not chunk:
-            sys.exit(1)
-        head += chunk
-# size, correlation id, throttle time, broker count
-_, correlation, _, brokers = struct.unpack(">iiii", head)
-sys.exit(1) if correlation != 9 else print(brokers)
+    size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+    data = s.recv(size, socket.MSG_WAITALL)
+at = 0
+def take(fmt):
+    global at
+    values = struct.unpack_from(fmt, data, at)
+    at += struct.calcsize(fmt)
+    return values
+def skip_string():
+    (n,) = take(">h")
+    take(f">{max(n, 0)}s")
+correlation, _throttle, brokers = take(">iii")
+if correlation != 9:
+    sys.exit(1)
+print("brokers", brokers)
+for _ in range(brokers):
+    take(">i"); skip_string(); take(">i"); skip_string()
+skip_string()  # cluster id
+take(">i")  # controller
+(count,) = take(">i")
+for _ in range(count):
+    take(">h"); skip_string(); take(">b")
+    (partitions,) = take(">i")
+    for _ in range(partitions):
+        _error, partition, leader = take(">hii")
+        for _array in range(2):
+            (n,) = take(">i"); take(f">{n}i")
+        print("partition", partition, "leader", leader)
 PY
 }
+
+# metadata_brokers PORT: how many live brokers the broker on PORT knows of.
+metadata_brokers() { kafka_metadata "$1" | awk '$1 == "brokers" { print $2 }'; }
 
 # pid_alive PID: the process runs (a zombie that no init reaped does not count).
 pid_alive() {

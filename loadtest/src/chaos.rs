@@ -41,6 +41,13 @@ pub struct Answers {
     pub unanswered: u64,
     /// Attempts that got a 503 or no answer and were retried.
     pub retries: u64,
+    /// The longest stretch between two acceptances, ms: how long a fault
+    /// kept every order out.
+    #[serde(default)]
+    pub longest_gap_ms: u64,
+    /// When each acceptance came, since the first click.
+    #[serde(skip)]
+    accepted_at: Vec<Duration>,
 }
 
 pub struct Buyers {
@@ -66,16 +73,20 @@ impl Buyers {
                 async move {
                     // Open loop: each click at its due time.
                     tokio::time::sleep_until((started + interval.mul_f64(n as f64)).into()).await;
-                    this.click(n, &answers).await;
+                    this.click(n, &answers, started).await;
                 }
             })
             .buffer_unordered(self.concurrency.max(1))
             .collect::<Vec<()>>()
             .await;
-        Arc::try_unwrap(answers).map(Mutex::into_inner).unwrap_or_default()
+        let mut answers = Arc::try_unwrap(answers).map(Mutex::into_inner).unwrap_or_default();
+        answers.accepted_at.sort();
+        let gaps = answers.accepted_at.windows(2).map(|pair| pair[1] - pair[0]);
+        answers.longest_gap_ms = gaps.max().unwrap_or_default().as_millis() as u64;
+        answers
     }
 
-    async fn click(&self, n: u64, answers: &Mutex<Answers>) {
+    async fn click(&self, n: u64, answers: &Mutex<Answers>, started: Instant) {
         let user = self.first_user + n;
         let key = format!("chaos-{user}");
         let deadline = Instant::now() + self.retry_for;
@@ -106,6 +117,7 @@ impl Buyers {
             if status == StatusCode::OK || status == StatusCode::ACCEPTED {
                 if let Some(order_id) = json["order_id"].as_str() {
                     answers.accepted.insert(order_id.to_owned(), user);
+                    answers.accepted_at.push(started.elapsed());
                 }
             }
             return;

@@ -443,12 +443,13 @@ async fn chaos_buyers(args: ChaosBuyersArgs) -> anyhow::Result<()> {
     .run()
     .await;
     println!(
-        "{} clicks: {} orders answered, finals {:?}, {} retries, {} unanswered",
+        "{} clicks: {} orders answered, finals {:?}, {} retries, {} unanswered, longest gap without an acceptance {} ms",
         args.buyers,
         answers.accepted.len(),
         answers.finals,
         answers.retries,
-        answers.unanswered
+        answers.unanswered,
+        answers.longest_gap_ms
     );
     std::fs::write(&args.out, serde_json::to_vec_pretty(&answers)?)?;
     Ok(())

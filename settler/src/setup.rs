@@ -134,7 +134,8 @@ pub async fn ensure_topics(bootstrap: &str, topics: &[TopicSpec]) -> Result<(), 
         );
     }
     let mut raced = false;
-    for result in admin.create_topics(&new_topics, &options).await? {
+    let created = if new_topics.is_empty() { Vec::new() } else { admin.create_topics(&new_topics, &options).await? };
+    for result in created {
         match result {
             Ok(_) => {}
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => raced = true,
@@ -147,7 +148,7 @@ pub async fn ensure_topics(bootstrap: &str, topics: &[TopicSpec]) -> Result<(), 
     }
     for spec in topics {
         if let Some((_, replicas)) = view.topics.iter().find(|(name, _)| *name == spec.name) {
-            check(&admin, spec, view.brokers, replicas, &options).await?;
+            check(&admin, spec, view.brokers, replicas).await?;
         }
     }
     Ok(())
@@ -170,7 +171,6 @@ async fn check(
     spec: &TopicSpec,
     brokers: usize,
     replicas: &[usize],
-    options: &AdminOptions,
 ) -> Result<(), SetupError> {
     let mut differences = Vec::new();
     if replicas.len() != spec.partitions as usize {
@@ -180,7 +180,8 @@ async fn check(
     if let Some(found) = replicas.iter().find(|&&n| n != replication_factor as usize) {
         differences.push(format!("replication factor {found}, configured {replication_factor}"));
     }
-    let described = admin.describe_configs(&[ResourceSpecifier::Topic(&spec.name)], options).await?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let described = admin.describe_configs(&[ResourceSpecifier::Topic(&spec.name)], &options).await?;
     let resource = described.into_iter().next().and_then(Result::ok);
     let setting = |name: &str| resource.as_ref().and_then(|r| r.get(name)).and_then(|e| e.value.clone());
     let wanted = [
