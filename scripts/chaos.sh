@@ -89,10 +89,10 @@ trap stop_all EXIT
 # --- set-up ----------------------------------------------------------------
 
 start_redis
-MYSQL_PORT="$MYSQL_PORT_2" bash "$ROOT/scripts/setup.sh" --services-only
 kafka start "$BROKERS"
 KAFKA_BOOTSTRAP="$(kafka bootstrap)"
 export KAFKA_BOOTSTRAP
+MYSQL_PORT="$MYSQL_PORT_2" bash "$ROOT/scripts/setup.sh" --services-only
 log "chaos stack: redis $REDIS_PORT, mariadb $MYSQL_PORT + $MYSQL_PORT_2, kafka $KAFKA_BOOTSTRAP, gateways $GATEWAY_PORT + $GATEWAY_PORT_2"
 bash "$ROOT/scripts/setup.sh"
 BIN="$(cat "$STATE/bin-dir")"

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test against real services: sets up the machine (scripts/setup.sh,
-# and scripts/replica.sh for the read-replica tests), drops databases and
-# Redis keys that earlier test runs left, runs the workspace's tests with
+# Runs every test against real services: sets up the machine (scripts/setup.sh:
+# Redis, MariaDB and an Apache Kafka node, installed where missing; and
+# scripts/replica.sh for the read-replica tests), drops the databases, Redis
+# keys, topics and Kafka nodes that earlier test runs left, runs the
+# workspace's tests with
 # cargo-nextest (cargo test where nextest is missing), then the Lua scripts
 # and the hot path again on a Redis Cluster of three masters
 # (scripts/cluster_test.sh), then scripts/ports_test.sh (the stack just
 # built, on spare ports with services of its own: k6 smoke runs with their
 # thresholds enforced, a small flash sale), then the short form of
-# scripts/chaos.sh (faults injected mid-sale, invariants checked after).
+# scripts/chaos.sh (faults injected mid-sale on a three-broker Kafka cluster,
+# invariants checked after).
 #
 #   scripts/test.sh [extra nextest/cargo test arguments]
 set -euo pipefail
@@ -30,6 +33,15 @@ done
 if command -v redis-cli >/dev/null; then
   redis-cli -p "$REDIS_PORT" --scan --pattern 'test_*' | xargs -r -n 500 redis-cli -p "$REDIS_PORT" del >/dev/null
 fi
+
+# Topics of earlier runs' tests (each named `<prefix>_<12 hex digits>`), on
+# the Kafka node the set-up started; and Kafka nodes of tests that were
+# killed before they could stop their own.
+if [ -f "$RUN/kafka-$KAFKA_PORT/nodes" ]; then
+  bash "$ROOT/scripts/kafka.sh" delete-topics '.*_[0-9a-f]{12}(\.dlq)?'
+fi
+pkill -KILL -f "$STATE/test-brokers/" 2>/dev/null || true
+rm -rf "$STATE/test-brokers"
 
 cd "$ROOT"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -104,12 +104,18 @@ pub struct EventProducer {
 
 impl EventProducer {
     pub fn new(config: &KafkaConfig) -> Result<Self, KafkaError> {
+        // Each setting and the failure it guards against: ARCHITECTURE.md,
+        // "The producer and the consumer on Kafka".
         let mut settings = ClientConfig::new();
         settings
             .set("bootstrap.servers", &config.bootstrap)
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            .set("max.in.flight.requests.per.connection", "5")
             .set("message.timeout.ms", config.message_timeout_ms.to_string())
+            .set("request.timeout.ms", config.message_timeout_ms.min(30_000).to_string())
+            .set("retry.backoff.ms", "50")
+            .set("retry.backoff.max.ms", "500")
             .set("linger.ms", config.linger_ms.to_string());
         let producer = settings.create_with_context(DeliveryReports)?;
         Ok(Self {

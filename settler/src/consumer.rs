@@ -80,15 +80,28 @@ pub struct Settler {
     shards: ShardPools,
     /// The hot-order cache and the live sale figures.
     store: Arc<SaleStore>,
+    /// Next offset per partition of what is settled but not yet committed
+    /// (a commit failed: a rebalance under way, the coordinator moving).
+    /// Committed with the next batch, or after [`COMMIT_RETRY`] without one:
+    /// a partition kept through a cooperative rebalance is not read again
+    /// from its last commit, so an offset left behind would stay behind.
+    uncommitted: std::sync::Mutex<HashMap<(String, i32), i64>>,
 }
+
+/// How long a failed commit waits for the next batch before it is retried alone.
+const COMMIT_RETRY: Duration = Duration::from_secs(1);
 
 impl Settler {
     pub fn new(config: Config) -> Result<Self, SettleError> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &config.kafka.bootstrap)
             .set("group.id", &config.kafka.group_id)
+            // Offsets are committed by hand, after the shard commit.
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
+            // A settler joining or leaving moves only the partitions that
+            // change hands; the others keep settling through the rebalance.
+            .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", config.kafka.session_timeout_ms.to_string())
             .set("heartbeat.interval.ms", (config.kafka.session_timeout_ms / 4).max(100).to_string())
             .set("fetch.min.bytes", config.kafka.fetch_min_bytes.to_string())
@@ -100,7 +113,7 @@ impl Settler {
         let dead_letters = EventProducer::new(&config.producer())?;
         let shards = config.mysql.connect_lazy()?;
         let store = Arc::new(SaleStore::connect(&config.redis)?);
-        Ok(Self { config, consumer, dead_letters, shards, store })
+        Ok(Self { config, consumer, dead_letters, shards, store, uncommitted: Default::default() })
     }
 
     /// Settles batches until `shutdown` resolves. A batch under way when it
@@ -137,23 +150,25 @@ impl Settler {
     }
 
     /// Waits for a first message (`None` once stopping), then adds what
-    /// arrives within the batch's wait, up to its size.
+    /// arrives within the batch's wait, up to its size. Offsets a commit
+    /// left behind are committed again while waiting.
     async fn next_batch(&self, mut stopping: watch::Receiver<bool>) -> Option<Vec<OwnedMessage>> {
         loop {
             let first = tokio::select! {
-                message = self.consumer.recv() => message,
+                message = tokio::time::timeout(COMMIT_RETRY, self.consumer.recv()) => message,
                 _ = stopping.wait_for(|stop| *stop) => return None,
             };
             match first {
-                Ok(message) => {
+                Ok(Ok(message)) => {
                     let mut batch = vec![message.detach()];
                     self.fill(&mut batch).await;
                     return Some(batch);
                 }
-                Err(err) => {
+                Ok(Err(err)) => {
                     tracing::warn!(error = %err, "consume failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+                Err(_) => self.commit(&[]),
             }
         }
     }
@@ -360,23 +375,31 @@ impl Settler {
         }
     }
 
-    /// Commits, per partition, the offset after the batch's last message.
+    /// Commits, per partition, the offset after the batch's last message,
+    /// with any a failed commit left behind, for the partitions this
+    /// settler still holds (a revoked one's new owner reads it again from
+    /// its last commit; the inserts are idempotent).
     fn commit(&self, batch: &[OwnedMessage]) {
-        let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+        let mut uncommitted = self.uncommitted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for message in batch {
-            let entry = next.entry((message.topic(), message.partition())).or_insert(0);
+            let entry = uncommitted.entry((message.topic().to_owned(), message.partition())).or_insert(0);
             *entry = (*entry).max(message.offset() + 1);
         }
+        if let Ok(held) = self.consumer.assignment() {
+            uncommitted.retain(|(topic, partition), _| held.find_partition(topic, *partition).is_some());
+        }
+        if uncommitted.is_empty() {
+            return;
+        }
         let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), offset) in next {
-            if let Err(err) = offsets.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+        for ((topic, partition), offset) in uncommitted.iter() {
+            if let Err(err) = offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
                 tracing::warn!(error = %err, topic, partition, "bad offset; the batch will be settled again");
             }
         }
-        if let Err(err) = self.consumer.commit(&offsets, CommitMode::Sync) {
-            // After a rebalance the partition's new owner re-reads from the
-            // last commit; the inserts are idempotent, so this is only work.
-            tracing::warn!(error = %err, "offset commit failed; the batch will be settled again");
+        match self.consumer.commit(&offsets, CommitMode::Sync) {
+            Ok(()) => uncommitted.clear(),
+            Err(err) => tracing::warn!(error = %err, "offset commit failed; retried with the next batch"),
         }
     }
 }

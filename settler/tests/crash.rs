@@ -15,10 +15,11 @@ use order::status::OrderStatus;
 use orderdb::shards::{create_databases, drop_databases};
 use orderdb::ShardPools;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
 use sqlx::mysql::MySqlPool;
 use tokio::process::{Child, Command};
 
@@ -243,6 +244,64 @@ async fn a_killed_settler_loses_and_duplicates_nothing() {
     })
     .await;
     fx.drop_databases().await;
+}
+
+#[tokio::test]
+async fn settlers_joining_and_leaving_mid_drain_store_every_order_once_and_commit_it() {
+    let fx = Fixture::new().await;
+    let mut expected = produce_orders(&fx.bootstrap, &fx.topic, 1..=ORDERS / 2).await;
+    let first = fx.spawn_settler();
+    wait_for("the first rows", Duration::from_secs(60), async || fx.count().await > 0).await;
+    // A second settler joins mid-drain: some partitions change hands.
+    let mut second = fx.spawn_settler();
+    let joined_at = fx.count().await;
+    wait_for("rows after the join", Duration::from_secs(60), async || fx.count().await > joined_at).await;
+    // The first leaves (SIGTERM: it finishes its batch and leaves the group).
+    let status = std::process::Command::new("kill").args(["-TERM", &first.id().unwrap().to_string()]).status();
+    assert!(status.unwrap().success());
+    expected.extend(produce_orders(&fx.bootstrap, &fx.topic, ORDERS / 2 + 1..=ORDERS).await);
+    wait_for("every order", Duration::from_secs(120), async || fx.count().await >= ORDERS as usize).await;
+
+    // Every settled batch is committed in the end, whatever commit failed
+    // during the rebalances: nothing left to deliver again.
+    wait_for("the group's lag to reach 0", Duration::from_secs(30), async || {
+        lag(&fx.bootstrap, &fx.topic, &fx.group) == 0
+    })
+    .await;
+    second.start_kill().unwrap();
+    let mut stored = HashSet::new();
+    for rows in fx.stored().await {
+        for (order_id, _) in rows {
+            assert!(stored.insert(order_id), "order {order_id} stored twice");
+        }
+    }
+    assert_eq!(stored, expected, "every order exactly once");
+    fx.drop_databases().await;
+}
+
+/// Messages of `topic` the group has not committed.
+fn lag(bootstrap: &str, topic: &str, group: &str) -> i64 {
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", group).create().unwrap();
+    let timeout = Duration::from_secs(5);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for partition in metadata.topics()[0].partitions() {
+        partitions.add_partition(topic, partition.id());
+    }
+    let committed = consumer.committed_offsets(partitions, timeout).unwrap();
+    committed
+        .elements()
+        .iter()
+        .map(|element| {
+            let (low, high) = consumer.fetch_watermarks(topic, element.partition(), timeout).unwrap();
+            let at = match element.offset() {
+                Offset::Offset(offset) => offset,
+                _ => low,
+            };
+            high - at
+        })
+        .sum()
 }
 
 /// Reads the dead-letter topic until a message's payload and error header match.
