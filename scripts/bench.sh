@@ -19,6 +19,8 @@
 #   scripts/bench.sh [loadtest bench arguments, e.g. --requests 100000 --concurrency 128]
 #   BENCH=queries scripts/bench.sh     # the order reads only
 #   BENCH=cart scripts/bench.sh        # the cart checkouts only
+#   BENCH=brokers scripts/bench.sh     # tansu (memory) against a Kafka node, side by side:
+#                                      # start-up, RSS, the accepted path three rounds in a row
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -36,7 +38,45 @@ fi
 mariadb -h 127.0.0.1 -P "$MYSQL_PORT" -u flashsale -pflashsale -e \
   "DROP DATABASE IF EXISTS bench_orders_0; DROP DATABASE IF EXISTS bench_orders_1;
    DROP DATABASE IF EXISTS bench_orders_2; DROP DATABASE IF EXISTS bench_orders_3;"
-bash "$ROOT/scripts/setup.sh" --release --fresh-broker
+bash "$ROOT/scripts/setup.sh" --release --fresh-broker --with-tansu
+BIN="$(cat "$STATE/bin-dir")"
+
+# brokers: each broker on a spare port of its own, the stack pointed at it,
+# the accepted path three rounds of 10 s-ish in a row (does it slow as its
+# log fills?), with the broker's start-up time, CPU per order and peak RSS.
+if [ "${BENCH:-all}" = brokers ]; then
+  bash "$ROOT/scripts/stack.sh" stop
+  trap 'bash "$ROOT/scripts/stack.sh" stop' EXIT
+  for broker in tansu kafka; do
+    port=$(free_port)
+    started=$(date +%s%N)
+    if [ "$broker" = tansu ]; then
+      nohup "$STATE/venv/bin/tansu" broker --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/ \
+        >"$RUN/bench-tansu.log" 2>&1 &
+      broker_pid=$!
+    else
+      export KAFKA_PORT=$port KAFKA_CONTROLLER_PORT=$(free_port)
+      RUN_DIR="$RUN/bench-kafka" bash "$ROOT/scripts/kafka.sh" wipe
+      RUN_DIR="$RUN/bench-kafka" bash "$ROOT/scripts/kafka.sh" start
+      broker_pid=$(RUN_DIR="$RUN/bench-kafka" bash "$ROOT/scripts/kafka.sh" pid 1)
+    fi
+    until [ "$(metadata_brokers "$port" 2>/dev/null)" = 1 ]; do sleep 0.05; done
+    startup_ms=$((($(date +%s%N) - started) / 1000000))
+    export GATEWAY_KAFKA__BOOTSTRAP="127.0.0.1:$port" SETTLER_KAFKA__BOOTSTRAP="127.0.0.1:$port"
+    "$BIN/settler" setup
+    GATEWAY_CONFIG="$ROOT/config/gateway.bench.toml" bash "$ROOT/scripts/stack.sh" start
+    log "$broker: serving in $startup_ms ms; the accepted path, three rounds"
+    "$BIN/loadtest" bench --target "$GATEWAY_URL" --gateway-pid "$(cat "$RUN/gateway.pid")" \
+      --broker-pid "$broker_pid" --accepted-rounds 3 --json "$STATE/bench-$broker.json" "$@"
+    echo "$broker start-up $startup_ms ms, peak RSS $(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$broker_pid/status") MiB"
+    bash "$ROOT/scripts/stack.sh" stop
+    kill "$broker_pid"
+    [ "$broker" = kafka ] && RUN_DIR="$RUN/bench-kafka" bash "$ROOT/scripts/kafka.sh" wipe
+  done
+  exit 0
+fi
+
 GATEWAY_CONFIG="$ROOT/config/gateway.bench.toml" bash "$ROOT/scripts/stack.sh" start
 trap 'bash "$ROOT/scripts/stack.sh" stop' EXIT
 
@@ -45,7 +85,7 @@ broker_pid=$(port_pid "$KAFKA_PORT")
 redis_pid=$(port_pid "$REDIS_PORT")
 mysql_pid=$(port_pid "$MYSQL_PORT")
 if [ "${BENCH:-all}" = all ]; then
-  "$(cat "$STATE/bin-dir")/loadtest" bench --target "$GATEWAY_URL" --gateway-pid "$(cat "$RUN/gateway.pid")" \
+  "$BIN/loadtest" bench --target "$GATEWAY_URL" --gateway-pid "$(cat "$RUN/gateway.pid")" \
     --settler-pid "$(cat "$RUN/settler.pid")" ${broker_pid:+--broker-pid "$broker_pid"} \
     ${redis_pid:+--redis-pid "$redis_pid"} ${mysql_pid:+--mysql-pid "$mysql_pid"} --json "$STATE/bench.json" "$@"
 fi

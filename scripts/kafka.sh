@@ -94,8 +94,13 @@ share.coordinator.state.topic.replication.factor=$replicas
 share.coordinator.state.topic.min.isr=$isr
 # A consumer group's first member gets its partitions at once.
 group.initial.rebalance.delay.ms=0
-# A follower that stops fetching leaves the in-sync set after 10 s (30 s by default).
+# A follower that stops fetching leaves the in-sync set after 10 s (30 s by
+# default), and a broker that stops heartbeating is fenced after 6 s (9 s):
+# its partitions' leadership moves and acks=all stops waiting for it.
+# Shorter would fence brokers that a busy 2-core machine merely slowed.
 replica.lag.time.max.ms=10000
+broker.session.timeout.ms=6000
+broker.heartbeat.interval.ms=1500
 EOF
     "${JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
       || { cat "$dir/format.log" >&2; die "kafka: formatting node $id failed"; }

@@ -7,14 +7,14 @@
 # and starts what is missing. Safe to run again. Ports: REDIS_PORT,
 # MYSQL_PORT, KAFKA_PORT, KAFKA_CONTROLLER_PORT (scripts/lib.sh).
 #
-#   scripts/setup.sh [--release | --services-only] [--fresh-broker]
+#   scripts/setup.sh [--release | --services-only] [--fresh-broker] [--with-tansu]
 #   scripts/setup.sh --stop
 #
 # KAFKA_BROKER=tansu starts tansu (a Kafka-protocol broker from PyPI that
 # keeps messages in memory only) instead of Kafka, where no broker runs yet.
 # --fresh-broker restarts a tansu this script started, which slows as it
 # fills (before a benchmark); Kafka and a broker it did not start are left
-# alone. --stop stops what the set-up and scripts/replica.sh started here
+# alone. --with-tansu installs tansu as well (the brokers' benchmark). --stop stops what the set-up and scripts/replica.sh started here
 # (Redis, MariaDB, the replica pair, the broker), and nothing else.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -28,6 +28,7 @@ for arg in "$@"; do
     --release) PROFILE=release ;;
     --services-only) SERVICES_ONLY=1 ;;
     --fresh-broker) FRESH_BROKER=1 ;;
+    --with-tansu) KAFKA_BROKER_ALSO=tansu ;;
     --stop) ;;
     *) die "unknown argument $arg" ;;
   esac
@@ -207,6 +208,7 @@ ensure_redis
 ensure_mariadb
 [ "$FRESH_BROKER" = 1 ] && stop_own_broker
 ensure_broker
+[ "${KAFKA_BROKER_ALSO:-}" = tansu ] && ensure_tansu
 [ "$SERVICES_ONLY" = 1 ] && exit 0
 ensure_k6
 ensure_schemathesis

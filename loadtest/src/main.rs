@@ -123,6 +123,10 @@ struct BenchArgs {
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Only the accepted path, this many rounds in a row on one sale (the
+    /// broker comparison of `BENCH=brokers scripts/bench.sh`).
+    #[arg(long)]
+    accepted_rounds: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -415,9 +419,28 @@ async fn query_bench(args: QueriesArgs) -> anyhow::Result<()> {
         shards: args.shards,
         sale_rate: args.sale_rate,
         settle: Duration::from_secs(args.settle_secs),
+    };
+    if let Some(rounds) = args.accepted_rounds {
+        let phases = bench.accepted_rounds(rounds).await?;
+        println!("| round | orders/s | p99 ms | gateway µs/order | broker µs/order |");
+        println!("|---:|---:|---:|---:|---:|");
+        for (round, phase) in phases.iter().enumerate() {
+            let cpu = |name| phase.cpu.iter().find(|c| c.process == name).map_or(f64::NAN, |c| c.ms_per_1k);
+            let p99 = phase.latency.as_ref().map_or(f64::NAN, |l| l.p99_ms);
+            println!(
+                "| {} | {:.0} | {p99:.2} | {:.1} | {:.1} |",
+                round + 1,
+                phase.per_second,
+                cpu("gateway"),
+                cpu("broker")
+            );
+        }
+        if let Some(path) = args.json {
+            std::fs::write(&path, serde_json::to_vec_pretty(&phases)?)?;
+        }
+        return Ok(());
     }
-    .run()
-    .await?;
+    let report = bench.run().await?;
     report.print();
     if let Some(path) = args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
@@ -478,7 +501,7 @@ async fn chaos_check(args: ChaosCheckArgs) -> anyhow::Result<()> {
 
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let settler_bin = std::env::current_exe()?.with_file_name("settler");
-    let report = bench::Bench {
+    let bench = bench::Bench {
         gateway: client::Gateway::new(&args.target, &args.admin_token, args.concurrency)?,
         requests: args.requests,
         concurrency: args.concurrency.max(1),
@@ -492,9 +515,28 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         redis_pid: args.redis_pid,
         mysql_pid: args.mysql_pid,
         settler_bin,
+    };
+    if let Some(rounds) = args.accepted_rounds {
+        let phases = bench.accepted_rounds(rounds).await?;
+        println!("| round | orders/s | p99 ms | gateway µs/order | broker µs/order |");
+        println!("|---:|---:|---:|---:|---:|");
+        for (round, phase) in phases.iter().enumerate() {
+            let cpu = |name| phase.cpu.iter().find(|c| c.process == name).map_or(f64::NAN, |c| c.ms_per_1k);
+            let p99 = phase.latency.as_ref().map_or(f64::NAN, |l| l.p99_ms);
+            println!(
+                "| {} | {:.0} | {p99:.2} | {:.1} | {:.1} |",
+                round + 1,
+                phase.per_second,
+                cpu("gateway"),
+                cpu("broker")
+            );
+        }
+        if let Some(path) = args.json {
+            std::fs::write(&path, serde_json::to_vec_pretty(&phases)?)?;
+        }
+        return Ok(());
     }
-    .run()
-    .await?;
+    let report = bench.run().await?;
     report.print();
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;

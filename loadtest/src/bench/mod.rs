@@ -176,6 +176,22 @@ impl Bench {
         })
     }
 
+    /// The accepted path `rounds` times in a row on one sale, the settler
+    /// draining beside it: whether the stack (the broker above all) keeps
+    /// its rate and CPU per order as the log fills.
+    pub async fn accepted_rounds(&self, rounds: u32) -> anyhow::Result<Vec<Phase>> {
+        let run = Utc::now().timestamp_millis() as u64;
+        let plenty = format!("bench_rounds_{run}");
+        self.gateway.load_sale(&plenty, PLENTY, 1, 100).await?;
+        let gateway = ("gateway", self.gateway_pid.unwrap_or(0));
+        let mut phases = Vec::new();
+        for round in 0..rounds as u64 {
+            let first_user = run * 1_000 + round * self.requests;
+            phases.push(self.http_phase("accepted path", gateway, &self.gateway, &plenty, first_user, "202").await?);
+        }
+        Ok(phases)
+    }
+
     /// The stack's processes, and `worker` (the one doing the phase's work).
     fn watched(&self, worker: (&'static str, u32)) -> Vec<Watched> {
         let stack = [
