@@ -419,28 +419,9 @@ async fn query_bench(args: QueriesArgs) -> anyhow::Result<()> {
         shards: args.shards,
         sale_rate: args.sale_rate,
         settle: Duration::from_secs(args.settle_secs),
-    };
-    if let Some(rounds) = args.accepted_rounds {
-        let phases = bench.accepted_rounds(rounds).await?;
-        println!("| round | orders/s | p99 ms | gateway µs/order | broker µs/order |");
-        println!("|---:|---:|---:|---:|---:|");
-        for (round, phase) in phases.iter().enumerate() {
-            let cpu = |name| phase.cpu.iter().find(|c| c.process == name).map_or(f64::NAN, |c| c.ms_per_1k);
-            let p99 = phase.latency.as_ref().map_or(f64::NAN, |l| l.p99_ms);
-            println!(
-                "| {} | {:.0} | {p99:.2} | {:.1} | {:.1} |",
-                round + 1,
-                phase.per_second,
-                cpu("gateway"),
-                cpu("broker")
-            );
-        }
-        if let Some(path) = args.json {
-            std::fs::write(&path, serde_json::to_vec_pretty(&phases)?)?;
-        }
-        return Ok(());
     }
-    let report = bench.run().await?;
+    .run()
+    .await?;
     report.print();
     if let Some(path) = args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
@@ -518,19 +499,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     };
     if let Some(rounds) = args.accepted_rounds {
         let phases = bench.accepted_rounds(rounds).await?;
-        println!("| round | orders/s | p99 ms | gateway µs/order | broker µs/order |");
-        println!("|---:|---:|---:|---:|---:|");
-        for (round, phase) in phases.iter().enumerate() {
-            let cpu = |name| phase.cpu.iter().find(|c| c.process == name).map_or(f64::NAN, |c| c.ms_per_1k);
-            let p99 = phase.latency.as_ref().map_or(f64::NAN, |l| l.p99_ms);
-            println!(
-                "| {} | {:.0} | {p99:.2} | {:.1} | {:.1} |",
-                round + 1,
-                phase.per_second,
-                cpu("gateway"),
-                cpu("broker")
-            );
-        }
+        bench::table::print_rounds(&phases);
         if let Some(path) = args.json {
             std::fs::write(&path, serde_json::to_vec_pretty(&phases)?)?;
         }

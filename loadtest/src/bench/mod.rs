@@ -6,7 +6,7 @@
 
 pub mod cpu;
 pub mod floors;
-mod table;
+pub mod table;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -1,7 +1,25 @@
 //! The bench's two tables: rates against their floors, and CPU per 1,000
-//! operations by process.
+//! operations by process; and the accepted path's rounds.
 
 use super::{BenchReport, Phase};
+
+/// The accepted path round after round: rate, p99, and the gateway's and
+/// the broker's CPU per order.
+pub fn print_rounds(phases: &[Phase]) {
+    println!("| round | orders/s | p99 ms | gateway µs/order | broker µs/order |");
+    println!("|---:|---:|---:|---:|---:|");
+    for (round, phase) in phases.iter().enumerate() {
+        let cpu = |name| phase.cpu.iter().find(|c| c.process == name).map_or(f64::NAN, |c| c.ms_per_1k);
+        let p99 = phase.latency.as_ref().map_or(f64::NAN, |l| l.p99_ms);
+        println!(
+            "| {} | {:.0} | {p99:.2} | {:.1} | {:.1} |",
+            round + 1,
+            phase.per_second,
+            cpu("gateway"),
+            cpu("broker")
+        );
+    }
+}
 
 /// The processes of the CPU table, in its column order.
 const PROCESSES: [&str; 7] = ["hyper", "gateway", "settler", "redis", "broker", "mysql", "loadtest"];
