@@ -214,7 +214,9 @@ for scenario in "${SCENARIOS[@]}"; do
   buyers "$SKU" "$FIRST_USER" "$RUN/$SKU.json"
   buyers_pid=$!
   sleep 2
+  fault_from=$(date +%s%3N)
   "$scenario"
+  fault_to=$(date +%s%3N)
   wait "$buyers_pid" || die "the buyers of $scenario failed: $(tail -3 "$RUN/$SKU.json.log")"
   answers="$RUN/$SKU.json"
   for again in "$RUN/$SKU".again.*.json; do
@@ -230,11 +232,14 @@ PY
   echo "$out" | sed "s/^/  $scenario /" >&2
   cells=$(echo "$out" | grep -E '^\[' | sed -E 's/^\[ ok \].*/held/; s/^\[FAIL\].*/BROKEN/' | paste -sd'|')
   gap=$(grep -o 'longest gap without an acceptance [0-9]* ms' "$RUN/$SKU.json.log" | grep -o '[0-9]* ms' || echo "?")
-  ROWS+=("| $scenario | ${cells//|/ | } | $gap | $(head -1 "$RUN/$SKU.json.log" | sed 's/, longest gap.*//; s/|/\//g') |")
+  during=$(python3 -c 'import json, sys
+times = json.load(open(sys.argv[1])).get("accepted_at_ms", [])
+print(sum(int(sys.argv[2]) <= t <= int(sys.argv[3]) for t in times))' "$RUN/$SKU.json" "$fault_from" "$fault_to")
+  ROWS+=("| $scenario | ${cells//|/ | } | $during in $(((fault_to - fault_from) / 1000)) s | $gap | $(head -1 "$RUN/$SKU.json.log" | sed 's/, longest gap.*//; s/|/\//g') |")
 done
 
 echo
-echo "| scenario ($BROKERS broker(s)) | units add up | MySQL live = Redis held | every 2xx stored once, live | consumer lag 0 | no order accepted for | buyers |"
-echo "|---|---|---|---|---|---|---|"
+echo "| scenario ($BROKERS broker(s)) | units add up | MySQL live = Redis held | every 2xx stored once, live | consumer lag 0 | accepted during the fault | no order accepted for | buyers |"
+echo "|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 exit "$failed"

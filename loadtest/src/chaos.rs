@@ -41,13 +41,18 @@ pub struct Answers {
     pub unanswered: u64,
     /// Attempts that got a 503 or no answer and were retried.
     pub retries: u64,
+    /// When each acceptance came (Unix time, ms), in order: what a fault
+    /// let through while it lasted.
+    #[serde(default)]
+    pub accepted_at_ms: Vec<u64>,
+}
+
+impl Answers {
     /// The longest stretch between two acceptances, ms: how long a fault
     /// kept every order out.
-    #[serde(default)]
-    pub longest_gap_ms: u64,
-    /// When each acceptance came, since the first click.
-    #[serde(skip)]
-    accepted_at: Vec<Duration>,
+    pub fn longest_gap_ms(&self) -> u64 {
+        self.accepted_at_ms.windows(2).map(|pair| pair[1] - pair[0]).max().unwrap_or_default()
+    }
 }
 
 pub struct Buyers {
@@ -73,20 +78,18 @@ impl Buyers {
                 async move {
                     // Open loop: each click at its due time.
                     tokio::time::sleep_until((started + interval.mul_f64(n as f64)).into()).await;
-                    this.click(n, &answers, started).await;
+                    this.click(n, &answers).await;
                 }
             })
             .buffer_unordered(self.concurrency.max(1))
             .collect::<Vec<()>>()
             .await;
         let mut answers = Arc::try_unwrap(answers).map(Mutex::into_inner).unwrap_or_default();
-        answers.accepted_at.sort();
-        let gaps = answers.accepted_at.windows(2).map(|pair| pair[1] - pair[0]);
-        answers.longest_gap_ms = gaps.max().unwrap_or_default().as_millis() as u64;
+        answers.accepted_at_ms.sort_unstable();
         answers
     }
 
-    async fn click(&self, n: u64, answers: &Mutex<Answers>, started: Instant) {
+    async fn click(&self, n: u64, answers: &Mutex<Answers>) {
         let user = self.first_user + n;
         let key = format!("chaos-{user}");
         let deadline = Instant::now() + self.retry_for;
@@ -117,7 +120,7 @@ impl Buyers {
             if status == StatusCode::OK || status == StatusCode::ACCEPTED {
                 if let Some(order_id) = json["order_id"].as_str() {
                     answers.accepted.insert(order_id.to_owned(), user);
-                    answers.accepted_at.push(started.elapsed());
+                    answers.accepted_at_ms.push(chrono::Utc::now().timestamp_millis() as u64);
                 }
             }
             return;

@@ -453,7 +453,7 @@ async fn chaos_buyers(args: ChaosBuyersArgs) -> anyhow::Result<()> {
         answers.finals,
         answers.retries,
         answers.unanswered,
-        answers.longest_gap_ms
+        answers.longest_gap_ms()
     );
     std::fs::write(&args.out, serde_json::to_vec_pretty(&answers)?)?;
     Ok(())
