@@ -2,7 +2,8 @@
 # The fault suite: a stack of its own on spare ports — a Redis with an
 # append-only file, two MariaDB servers (shard 3 on the second), an Apache
 # Kafka cluster of three nodes (replication factor 3, min.insync.replicas 2;
-# CHAOS_BROKERS=1 for a single node), two gateways (node ids 0 and 1) and
+# CHAOS_BROKERS=1 for a single node; as root, each node runs as a uid of its
+# own, so that broker_cut can cut one off with iptables), two gateways (node ids 0 and 1) and
 # two settlers — and, per scenario, a
 # fresh sale, buyers who retry with their key on the other gateway, a fault
 # injected mid-sale, then the same invariants (loadtest chaos-check): Redis's
@@ -18,7 +19,7 @@
 #   CHAOS_SEED=7 scripts/chaos.sh mix mix mix
 #                               three faults drawn at random per sale (seeded)
 #
-# Scenarios: broker_stall, broker_kill, brokers_below_isr, settler_rebalance,
+# Scenarios: broker_stall, broker_kill, broker_cut, brokers_below_isr, settler_rebalance,
 # gateway_kill, settler_kill, kill_one_of_each, redis_restart, shard_down,
 # key_reuse, live_change, mix.
 set -euo pipefail
@@ -32,9 +33,9 @@ export MYSQL_SHARDS="$MYSQL_URL/orders_0,$MYSQL_URL/orders_1,$MYSQL_URL/orders_2
 BROKERS="${CHAOS_BROKERS:-3}"
 
 case "${1:-}" in
-  --short) SCENARIOS=(broker_kill brokers_below_isr kill_one_of_each key_reuse) ;;
-  "") SCENARIOS=(broker_stall broker_kill brokers_below_isr settler_rebalance gateway_kill settler_kill kill_one_of_each
-    redis_restart shard_down key_reuse live_change) ;;
+  --short) SCENARIOS=(broker_kill broker_cut brokers_below_isr kill_one_of_each key_reuse) ;;
+  "") SCENARIOS=(broker_stall broker_kill broker_cut brokers_below_isr settler_rebalance gateway_kill settler_kill
+    kill_one_of_each redis_restart shard_down key_reuse live_change) ;;
   *) SCENARIOS=("$@") ;;
 esac
 
@@ -89,6 +90,8 @@ trap stop_all EXIT
 # --- set-up ----------------------------------------------------------------
 
 start_redis
+# As root, a broker can be cut off the network (scripts/kafka.sh cut).
+[ "$(id -u)" = 0 ] && export KAFKA_CUTTABLE=1
 kafka start "$BROKERS"
 KAFKA_BOOTSTRAP="$(kafka bootstrap)"
 export KAFKA_BOOTSTRAP
@@ -132,6 +135,23 @@ broker_kill() {
   kafka kill "${node:-1}"
   sleep 5
   kafka start-node "${node:-1}"
+}
+# The broker leading the most partitions cut off from every other process
+# (alive, its packets dropped) for 10 s: the others fence it and take its
+# partitions; back, it finds it is no longer leader and catches up. Where
+# no broker can be cut off (not root), a stall stands in for it.
+broker_cut() {
+  local node
+  node=$(kafka leader order-events)
+  if ! kafka cut "${node:-1}"; then
+    log "broker_cut: cannot cut a broker off here (needs root and iptables); stalling it instead"
+    kafka stall "${node:-1}"
+    sleep 10
+    kafka resume "${node:-1}"
+    return
+  fi
+  sleep 10
+  kafka heal "${node:-1}"
 }
 # Two of three brokers SIGKILLed: fewer in-sync replicas than
 # min.insync.replicas (and no controller quorum), so nothing can be
@@ -192,8 +212,8 @@ live_change() {
 }
 
 # mix: three faults one after the other, drawn with CHAOS_SEED.
-FAULTS=(broker_stall broker_kill brokers_below_isr settler_rebalance gateway_kill settler_kill kill_one_of_each
-  redis_restart shard_down key_reuse live_change)
+FAULTS=(broker_stall broker_kill broker_cut brokers_below_isr settler_rebalance gateway_kill settler_kill
+  kill_one_of_each redis_restart shard_down key_reuse live_change)
 RANDOM="${CHAOS_SEED:-$$}"
 log "chaos seed ${CHAOS_SEED:-$$}"
 mix() {

@@ -13,13 +13,18 @@
 #   scripts/kafka.sh kill N | stall N | resume N | start-node N | pid N
 #                                     faults on one node (SIGKILL, SIGSTOP, SIGCONT, start it again)
 #   scripts/kafka.sh leader TOPIC     the node leading the most partitions of TOPIC
+#   scripts/kafka.sh cut N | heal N   node N cut off from every other process (its packets
+#                                     dropped, its connections hanging, the process alive) and back;
+#                                     needs a cluster made with KAFKA_CUTTABLE=1, as root, and iptables
 #   scripts/kafka.sh wipe             stop and delete the cluster's directory (its data)
 #   scripts/kafka.sh delete-topics REGEX
 #
 # Ports: node 1 serves clients on KAFKA_PORT (9092) and its controller on
 # KAFKA_CONTROLLER_PORT (9093); nodes 2..N take free ports, recorded in the
 # cluster's `nodes` file so a restarted node comes back where it was.
-# KAFKA_HEAP_OPTS sets the JVM heap (-Xms256m -Xmx512m).
+# KAFKA_HEAP_OPTS sets the JVM heap (-Xms256m -Xmx512m). KAFKA_CUTTABLE=1,
+# when a cluster is made, runs node N as uid 64000+N (no login, owning only
+# its directory), so that an iptables rule on that uid cuts it off.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -53,11 +58,17 @@ node_field() { awk -v id="$1" -v col="$2" '$1 == id { print $col }' "$CLUSTER/no
 node_ids() { cut -d' ' -f1 "$CLUSTER/nodes"; }
 node_pid() { cat "$CLUSTER/node-$1/pid" 2>/dev/null || true; }
 node_up() { local pid; pid=$(node_pid "$1"); [ -n "$pid" ] && pid_alive "$pid"; }
+cuttable() { [ -f "$CLUSTER/cuttable" ]; }
+node_uid() { echo $((64000 + $1)); }
 
 # Lays out a new cluster of N nodes: ports, settings, formatted storage.
 create() {
   local nodes=$1 id voters="" cluster_id
   mkdir -p "$CLUSTER"
+  if [ "${KAFKA_CUTTABLE:-0}" = 1 ]; then
+    [ "$(id -u)" = 0 ] || die "kafka: KAFKA_CUTTABLE=1 needs root (each node runs as a uid of its own)"
+    touch "$CLUSTER/cuttable"
+  fi
   : >"$CLUSTER/nodes"
   for id in $(seq 1 "$nodes"); do
     if [ "$id" = 1 ]; then
@@ -111,7 +122,12 @@ start_node() {
   local id=$1 dir="$CLUSTER/node-$1"
   node_up "$id" && return
   port_open "$(node_field "$id" 2)" && refuse_port "$(node_field "$id" 2)" KAFKA_PORT "this cluster's node $id"
-  nohup "${JAVA[@]}" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.log" 2>&1 &
+  local as=()
+  if cuttable; then
+    chown -R "$(node_uid "$id"):$(node_uid "$id")" "$dir"
+    as=(setpriv --reuid="$(node_uid "$id")" --regid="$(node_uid "$id")" --clear-groups)
+  fi
+  nohup "${as[@]}" "${JAVA[@]}" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.log" 2>&1 &
   echo $! >"$dir/pid"
 }
 
@@ -161,9 +177,25 @@ bootstrap() {
   echo "$list"
 }
 
+# The rule that drops every packet node N sends (replies included).
+cut_rule() { echo "OUTPUT -o lo -m owner --uid-owner $(node_uid "$1") -j DROP"; }
+
+cut_off() {
+  cuttable || die "kafka: $CLUSTER was not made with KAFKA_CUTTABLE=1"
+  command -v iptables >/dev/null || apt_install iptables
+  # shellcheck disable=SC2046 # the rule is words
+  iptables -w -C $(cut_rule "$1") 2>/dev/null || iptables -w -I $(cut_rule "$1")
+}
+
+reconnect() {
+  # shellcheck disable=SC2046
+  while iptables -w -D $(cut_rule "$1") 2>/dev/null; do :; done
+}
+
 stop() {
   [ -f "$CLUSTER/nodes" ] || return 0
   local id pids=()
+  if cuttable; then for id in $(node_ids); do reconnect "$id"; done; fi
   for id in $(node_ids); do node_up "$id" && kill -CONT "$(node_pid "$id")" && kill -TERM "$(node_pid "$id")" && pids+=("$id"); done
   local deadline=$((SECONDS + 30))
   for id in "${pids[@]}"; do
@@ -202,6 +234,8 @@ case "${1:-}" in
     ;;
   kill) need_cluster; node_up "$2" && kill -KILL "$(node_pid "$2")"; rm -f "$CLUSTER/node-$2/pid" ;;
   stall) need_cluster; kill -STOP "$(node_pid "$2")" ;;
+  cut) need_cluster; cut_off "$2" ;;
+  heal) need_cluster; reconnect "$2" ;;
   resume) need_cluster; kill -CONT "$(node_pid "$2")" ;;
   start-node) need_cluster; start_node "$2"; wait_port "$(node_field "$2" 2)" 60 "kafka node $2" ;;
   delete-topics)
