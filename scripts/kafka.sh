@@ -232,7 +232,17 @@ case "${1:-}" in
       break
     done
     ;;
-  kill) need_cluster; node_up "$2" && kill -KILL "$(node_pid "$2")"; rm -f "$CLUSTER/node-$2/pid" ;;
+  kill)
+    need_cluster
+    if node_up "$2"; then
+      pid=$(node_pid "$2")
+      kill -KILL "$pid"
+      # Until it is gone: a dying JVM's socket still takes connections, and
+      # a start right after would find its port taken.
+      for _ in $(seq 100); do pid_alive "$pid" || break; sleep 0.1; done
+    fi
+    rm -f "$CLUSTER/node-$2/pid"
+    ;;
   stall) need_cluster; kill -STOP "$(node_pid "$2")" ;;
   cut) need_cluster; cut_off "$2" ;;
   heal) need_cluster; reconnect "$2" ;;
