@@ -177,7 +177,7 @@ refuse_port() {
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_install() {
-  command -v apt-get >/dev/null || die "cannot install $*: no apt-get here; install them yourself (README: Set-up)"
+  command -v apt-get >/dev/null || die "cannot install $*: no apt-get here; install them yourself (docs/setup.md)"
   local out="$STATE/apt.log"
   {
     if [ -z "${APT_UPDATED:-}" ]; then as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq; fi

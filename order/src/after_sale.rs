@@ -189,7 +189,7 @@ impl Action {
     }
 }
 
-/// The table as a Mermaid state diagram (checked against the README).
+/// The table as a Mermaid state diagram (checked against docs/lifecycle.md).
 pub fn mermaid() -> String {
     let mut diagram = String::from("stateDiagram-v2\n    [*] --> PENDING_REVIEW\n");
     for t in TRANSITIONS {
@@ -255,11 +255,11 @@ mod tests {
 
     #[test]
     fn the_readme_draws_this_table() {
-        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/lifecycle.md"));
         let drawn = format!("```mermaid\n{}```", mermaid());
         assert!(
             readme.contains(&drawn),
-            "README.md's after-sale diagram differs from the table; put this in:\n{drawn}"
+            "docs/lifecycle.md's after-sale diagram differs from the table; put this in:\n{drawn}"
         );
     }
 

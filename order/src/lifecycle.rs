@@ -144,7 +144,7 @@ impl Actor {
     }
 }
 
-/// The table as a Mermaid state diagram (the README's lifecycle section is
+/// The table as a Mermaid state diagram (docs/lifecycle.md is
 /// checked against it).
 pub fn mermaid() -> String {
     let mut diagram = String::from("stateDiagram-v2\n    [*] --> PENDING_PAYMENT\n");
@@ -212,9 +212,12 @@ mod tests {
 
     #[test]
     fn the_readme_draws_this_table() {
-        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/lifecycle.md"));
         let drawn = format!("```mermaid\n{}```", mermaid());
-        assert!(readme.contains(&drawn), "README.md's lifecycle diagram differs from the table; put this in:\n{drawn}");
+        assert!(
+            readme.contains(&drawn),
+            "docs/lifecycle.md's lifecycle diagram differs from the table; put this in:\n{drawn}"
+        );
     }
 
     #[test]
