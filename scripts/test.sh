@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test against real services: sets up the machine (scripts/setup.sh:
+# Checks that no module imports another that imports it back
+# (scripts/import_cycles.py), then runs every test against real services:
+# sets up the machine (scripts/setup.sh:
 # Redis, MariaDB and an Apache Kafka node, installed where missing; and
 # scripts/replica.sh for the read-replica tests), drops the databases, Redis
 # keys, topics and Kafka nodes that earlier test runs left, runs the
@@ -15,6 +17,9 @@
 #   scripts/test.sh [extra nextest/cargo test arguments]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# No module of a crate imports one that imports it back.
+python3 "$ROOT/scripts/import_cycles.py"
 
 bash "$ROOT/scripts/setup.sh"
 bash "$ROOT/scripts/replica.sh"

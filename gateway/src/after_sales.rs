@@ -18,6 +18,7 @@ use order::status::OrderStatus;
 use orderdb::after_sales::{AfterSaleMove, AfterSaleMoved, AfterSaleView, NewAfterSale, Opened};
 use paychannel::warehouse::{outbound_order_id, Parcel, WarehouseOrder};
 
+use crate::answers::down;
 use crate::app::App;
 use crate::fulfilment::{current_status, warehouse_error, NOT_INTERCEPTED};
 use crate::outcomes::OrderError;
@@ -45,7 +46,7 @@ pub async fn open(app: &App, order_id: OrderId, buyer: u64, request: Request) ->
         reason: request.reason,
         at: now,
     };
-    let opened = match app.orders.open_after_sale(&new).await.map_err(mysql_down)? {
+    let opened = match app.orders.open_after_sale(&new).await.map_err(down(Dependency::Mysql, "an after-sale write"))? {
         Opened::Done(opened) => {
             app.forget_order(order_id).await;
             opened
@@ -74,7 +75,12 @@ pub async fn act(
     text: Option<String>,
     parcel: Option<Shipment>,
 ) -> Result<AfterSaleView, OrderError> {
-    let request = app.orders.after_sale(after_sale_id).await.map_err(mysql_down)?.ok_or(OrderError::UnknownOrder)?;
+    let request = app
+        .orders
+        .after_sale(after_sale_id)
+        .await
+        .map_err(down(Dependency::Mysql, "an after-sale write"))?
+        .ok_or(OrderError::UnknownOrder)?;
     if action == Action::Approve && request.kind == Kind::RefundOnly {
         return approve_refund_before_shipment(app, &request, text).await;
     }
@@ -121,7 +127,12 @@ async fn approve_refund_before_shipment(
 }
 
 async fn order_sku(app: &App, request: &AfterSaleView) -> Result<String, OrderError> {
-    let order = app.orders.get(request.order_id).await.map_err(mysql_down)?.ok_or(OrderError::UnknownOrder)?;
+    let order = app
+        .orders
+        .get(request.order_id)
+        .await
+        .map_err(down(Dependency::Mysql, "an after-sale write"))?
+        .ok_or(OrderError::UnknownOrder)?;
     Ok(order.sku)
 }
 
@@ -152,7 +163,7 @@ async fn attempt(
     };
     let request =
         AfterSaleMove { after_sale_id, action, actor, return_address, reject_reason, intercepted, at: Utc::now() };
-    app.orders.after_sale_move(&request).await.map_err(mysql_down)
+    Ok(app.orders.after_sale_move(&request).await.map_err(down(Dependency::Mysql, "an after-sale write"))?)
 }
 
 /// A request's move as the API answers it; a move made drops its order's
@@ -171,9 +182,4 @@ async fn answer(app: &App, moved: AfterSaleMoved, action: Action) -> Result<Afte
         AfterSaleMoved::Unknown => Err(OrderError::UnknownOrder),
         AfterSaleMoved::NeedsInterception => Err(OrderError::WarehouseRefused { state: NOT_INTERCEPTED.into() }),
     }
-}
-
-fn mysql_down(err: sqlx::Error) -> OrderError {
-    tracing::warn!(error = %err, "after-sale write failed");
-    OrderError::Unavailable(Dependency::Mysql)
 }

@@ -17,20 +17,18 @@ use order::event::{CancelReason, OrderCancelled, OrderEvent, Refund};
 use order::id::OrderId;
 use order::lifecycle::{Action, Actor};
 use order::status::OrderStatus;
-use orderdb::lifecycle::{Move, Moved};
+use orderdb::moves::{Move, Moved};
 use stock::{Cancellation, Strike};
 
+use crate::answers::down;
 use crate::app::App;
-use crate::fulfilment::{current_status, moved, mysql_down, warehouse_error};
+use crate::fulfilment::{current_status, moved, warehouse_error};
 use crate::outcomes::OrderError;
 use crate::refusal::Dependency;
 
 /// Cancels the order; the refund started, for a paid one.
 pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Result<Option<Refund>, OrderError> {
-    let cancellation = app.sales.cancel(sku, order_id, user_id).await.map_err(|err| {
-        tracing::warn!(%order_id, error = %err, "cancel failed");
-        OrderError::Unavailable(Dependency::Redis)
-    })?;
+    let cancellation = app.sales.cancel(sku, order_id, user_id).await.map_err(down(Dependency::Redis, "cancel"))?;
     match cancellation {
         Cancellation::Cancelled { outbox_entry, reservation } => {
             app.sold_out.clear(sku);
@@ -84,7 +82,7 @@ async fn cancel_after_payment(app: &App, order_id: OrderId, user_id: u64) -> Res
             intercepted: status == OrderStatus::InWarehouse,
             at: Utc::now(),
         };
-        let outcome = app.orders.transition(&request).await.map_err(mysql_down)?;
+        let outcome = app.orders.transition(&request).await.map_err(down(Dependency::Mysql, "an order move"))?;
         if matches!(outcome, Moved::NeedsInterception) {
             continue;
         }

@@ -19,7 +19,7 @@ use chrono::Utc;
 use order::allocation::AllocationError;
 use order::cart::Checkout;
 use order::checkout::{plan, CheckoutOrder, CouponTerms, PlanError, PricedLine, PromotionTerms, ShippingFacts};
-use order::event::OrderEvent;
+use order::event::{OrderCreated, OrderEvent};
 use order::id::OrderId;
 use order::shard::bucket_for_user;
 use order::splitting::{FreightTemplate, SplitError};
@@ -28,6 +28,7 @@ use orderdb::StoredOrder;
 use stock::catalogue::Catalogue;
 use stock::{CancelledItem, CheckoutRecord, CouponHolder, TccItem, Tried, TryRequest};
 
+use crate::answers::down;
 use crate::app::App;
 use crate::outcomes::CheckoutError;
 use crate::placement::cooling_down;
@@ -56,8 +57,11 @@ async fn checkout_once(app: Arc<App>, cart: Checkout, key: String) -> Result<(Ch
     let now_ms = Utc::now().timestamp_millis();
     let parent = app.ids.next(bucket_for_user(cart.user_id), now_ms);
     let record = CheckoutRecord { accepted: false, parent, created_ms: now_ms };
-    let claimed =
-        app.sales.claim_checkout(cart.user_id, &key, &record, app.checkout_ttl()).await.map_err(redis_down)?;
+    let claimed = app
+        .sales
+        .claim_checkout(cart.user_id, &key, &record, app.checkout_ttl())
+        .await
+        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
     if let Some(first) = claimed {
         return again(&app, &cart, &key, first).await;
     }
@@ -106,7 +110,12 @@ async fn again(
         return Err(CheckoutError::Cancelled);
     }
     // Taken over by this request alone: other repeats now see it in progress.
-    if !app.sales.refresh_checkout(cart.user_id, key, &first, now_ms).await.map_err(redis_down)? {
+    if !app
+        .sales
+        .refresh_checkout(cart.user_id, key, &first, now_ms)
+        .await
+        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?
+    {
         return Err(CheckoutError::InProgress { order_id: first.parent });
     }
     let record = CheckoutRecord { created_ms: now_ms, ..first };
@@ -114,7 +123,10 @@ async fn again(
 }
 
 async fn load(app: &App, parent: OrderId) -> Result<Option<CheckoutOrder>, CheckoutError> {
-    let Some(json) = app.sales.checkout(parent).await.map_err(redis_down)? else { return Ok(None) };
+    let Some(json) = app.sales.checkout(parent).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?
+    else {
+        return Ok(None);
+    };
     serde_json::from_str(&json).map(Some).map_err(|err| {
         tracing::error!(%parent, error = %err, "stored checkout unreadable");
         CheckoutError::Unavailable(Dependency::Redis)
@@ -123,7 +135,11 @@ async fn load(app: &App, parent: OrderId) -> Result<Option<CheckoutOrder>, Check
 
 async fn save(app: &App, order: &CheckoutOrder) -> Result<(), CheckoutError> {
     let json = serde_json::to_string(order).expect("a checkout serializes");
-    app.sales.save_checkout(order.order_id, &json, app.checkout_ttl()).await.map_err(redis_down)
+    Ok(app
+        .sales
+        .save_checkout(order.order_id, &json, app.checkout_ttl())
+        .await
+        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?)
 }
 
 /// Prices and plans the cart from the catalogue, stores the checkout and
@@ -136,8 +152,12 @@ async fn priced(
     now_ms: i64,
 ) -> Result<CheckoutOrder, CheckoutError> {
     let skus: Vec<String> = cart.lines.iter().map(|line| line.sku.clone()).collect();
-    let prices = app.sales.sale_prices(&skus).await.map_err(redis_down)?;
-    let facts = app.sales.catalogue_entries(Catalogue::Skus, &skus).await.map_err(redis_down)?;
+    let prices = app.sales.sale_prices(&skus).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
+    let facts = app
+        .sales
+        .catalogue_entries(Catalogue::Skus, &skus)
+        .await
+        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
     let mut lines = Vec::with_capacity(cart.lines.len());
     for ((line, price), facts) in cart.lines.iter().zip(prices).zip(facts) {
         let unit_price_cents = price.ok_or_else(|| CheckoutError::UnknownSku { sku: line.sku.clone() })?;
@@ -196,13 +216,18 @@ async fn parsed_all<T: serde::de::DeserializeOwned>(
     app: &App,
     catalogue: Catalogue,
 ) -> Result<Vec<(String, T)>, CheckoutError> {
-    let entries = app.sales.catalogue_all(catalogue).await.map_err(redis_down)?;
+    let entries =
+        app.sales.catalogue_all(catalogue).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
     entries.into_iter().map(|(id, json)| parse_entry(&json, &id).map(|entry| (id, entry))).collect()
 }
 
 /// The coupon's terms, if it is the buyer's to use.
 async fn coupon_terms(app: &App, user_id: u64, code: &str) -> Result<CouponTerms, CheckoutError> {
-    let found = app.sales.catalogue_entries(Catalogue::Coupons, &[code.to_owned()]).await.map_err(redis_down)?;
+    let found = app
+        .sales
+        .catalogue_entries(Catalogue::Coupons, &[code.to_owned()])
+        .await
+        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
     let terms: CouponTerms = match found.into_iter().next().flatten() {
         Some(json) => parse_entry(&json, code)?,
         None => return Err(CheckoutError::UnknownCoupon),
@@ -219,7 +244,12 @@ async fn coupon_terms(app: &App, user_id: u64, code: &str) -> Result<CouponTerms
 /// cancelled for good first (its items' records then refuse a late Try,
 /// e.g. from a retry of its key), so two checkouts never both use it.
 async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> Result<(), CheckoutError> {
-    let holder = match app.sales.coupon_holder(user_id, code).await.map_err(redis_down)? {
+    let holder = match app
+        .sales
+        .coupon_holder(user_id, code)
+        .await
+        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?
+    {
         Some(CouponHolder::Used(_)) => return Err(CheckoutError::CouponUsed),
         Some(CouponHolder::Frozen(holder)) => Some(holder),
         None => None,
@@ -228,7 +258,11 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
         if let Some(order) = load(app, holder).await? {
             // Its key's claim says when a request last took it on (a repeat
             // of the key refreshes it).
-            let claim = app.sales.checkout_claim(order.user_id, &order.idempotency_key).await.map_err(redis_down)?;
+            let claim = app
+                .sales
+                .checkout_claim(order.user_id, &order.idempotency_key)
+                .await
+                .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
             let taken_on = claim
                 .filter(|claim| claim.parent == holder)
                 .map_or(order.created_at.timestamp_millis(), |claim| claim.created_ms);
@@ -236,13 +270,17 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
             let items: Vec<(String, OrderId)> =
                 order.items().map(|(_, item)| (item.sku.clone(), item.order_id)).collect();
             if age_ms < app.in_flight_window().as_millis() as i64
-                || app.sales.any_item_live(&items).await.map_err(redis_down)?
+                || app.sales.any_item_live(&items).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?
             {
                 return Err(CheckoutError::CouponUsed);
             }
             for (sku, items) in by_sku(&order) {
                 let ids: Vec<OrderId> = items.iter().map(|item| item.order_id).collect();
-                let cancelled = app.sales.tcc_cancel(&sku, &ids, &app.windows()).await.map_err(redis_down)?;
+                let cancelled = app
+                    .sales
+                    .tcc_cancel(&sku, &ids, &app.windows())
+                    .await
+                    .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
                 if cancelled.iter().any(|item| !matches!(item, CancelledItem::Empty | CancelledItem::Closed)) {
                     // Held or paid since the look above: it lives.
                     return Err(CheckoutError::CouponUsed);
@@ -253,7 +291,12 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
         // outlives any hold and any payment window, and a paid one marks
         // the coupon used: a frozen holder without a record is long over.
     }
-    if !app.sales.swap_coupon_holder(user_id, code, holder, Some(parent)).await.map_err(redis_down)? {
+    if !app
+        .sales
+        .swap_coupon_holder(user_id, code, holder, Some(parent))
+        .await
+        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?
+    {
         return Err(CheckoutError::CouponUsed);
     }
     Ok(())
@@ -371,7 +414,7 @@ async fn drive(
     }
     if !replayed {
         for (sub_order, item) in order.items() {
-            let item = order.item_order(sub_order, item);
+            let item = OrderCreated::of_checkout_item(&order, sub_order, item);
             app.cache_accepted(&StoredOrder {
                 order_id: item.order_id,
                 user_id: item.user_id,
@@ -458,9 +501,4 @@ async fn abort(
     unfreeze_coupon(app, order).await;
     metrics::counter!("gateway_checkouts_total", "outcome" => "refused").increment(1);
     refusal
-}
-
-fn redis_down(err: stock::StoreError) -> CheckoutError {
-    tracing::warn!(error = %err, "checkout: redis call failed");
-    CheckoutError::Unavailable(Dependency::Redis)
 }

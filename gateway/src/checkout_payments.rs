@@ -6,27 +6,21 @@
 
 use chrono::Utc;
 use order::checkout::CheckoutOrder;
-use order::event::{OrderEvent, OrderPaid, Refund, RefundRequired};
+use order::event::{OrderCreated, OrderEvent, OrderPaid, Refund, RefundRequired};
 use order::id::OrderId;
 use order::status::OrderStatus;
 use paychannel::messages::CreatePayment;
 use stock::{Confirmation, PaymentQuery};
 
+use crate::answers::down;
 use crate::app::App;
 use crate::cancellation;
-use crate::outcomes::{OrderError, SettleError, Settled};
-use crate::payments::{Payment, PaymentStarted};
+use crate::outcomes::{OrderError, Payment, PaymentStarted, SettleError, Settled, CHECKOUT_ATTACH};
 use crate::refusal::Dependency;
-
-/// The channel's `attach` of a checkout's payment (a SKU's otherwise).
-pub const CHECKOUT_ATTACH: &str = "checkout";
 
 /// The buyer's checkout, if it is theirs.
 pub async fn owned(app: &App, parent: OrderId, user_id: u64) -> Result<CheckoutOrder, OrderError> {
-    let json = app.sales.checkout(parent).await.map_err(|err| {
-        tracing::warn!(%parent, error = %err, "checkout lookup failed");
-        OrderError::Unavailable(Dependency::Redis)
-    })?;
+    let json = app.sales.checkout(parent).await.map_err(down(Dependency::Redis, "checkout lookup"))?;
     match json.and_then(|json| serde_json::from_str::<CheckoutOrder>(&json).ok()) {
         Some(order) if order.user_id == user_id => Ok(order),
         _ => Err(OrderError::UnknownOrder),
@@ -38,20 +32,19 @@ pub async fn start(app: &App, parent: OrderId, user_id: u64) -> Result<PaymentSt
     let order = owned(app, parent, user_id).await?;
     // Not before it was accepted: a payment must not reach an item its
     // checkout has yet to try (it would be refunded, the item left unpaid).
-    let claim = app.sales.checkout_claim(user_id, &order.idempotency_key).await.map_err(|err| {
-        tracing::warn!(%parent, error = %err, "checkout key lookup failed");
-        OrderError::Unavailable(Dependency::Redis)
-    })?;
+    let claim = app
+        .sales
+        .checkout_claim(user_id, &order.idempotency_key)
+        .await
+        .map_err(down(Dependency::Redis, "checkout key lookup"))?;
     if !claim.is_some_and(|claim| claim.parent == parent && claim.accepted) {
         return Err(OrderError::NotPending { status: None });
     }
     let held = order.items().map(|(_, item)| (item.sku.clone(), item.order_id)).collect::<Vec<_>>();
     let mut any_held = false;
     for (sku, item) in &held {
-        let reservation = app.sales.reservation(sku, *item).await.map_err(|err| {
-            tracing::warn!(%parent, error = %err, "reservation lookup failed");
-            OrderError::Unavailable(Dependency::Redis)
-        })?;
+        let reservation =
+            app.sales.reservation(sku, *item).await.map_err(down(Dependency::Redis, "reservation lookup"))?;
         any_held |= reservation.is_some();
     }
     if !any_held {
@@ -66,10 +59,7 @@ pub async fn start(app: &App, parent: OrderId, user_id: u64) -> Result<PaymentSt
             notify_url: app.config.payments.notify_url.clone(),
         })
         .await
-        .map_err(|err| {
-            tracing::warn!(%parent, error = %err, "creating the payment failed");
-            OrderError::Unavailable(Dependency::PaymentChannel)
-        })?;
+        .map_err(down(Dependency::PaymentChannel, "creating the payment"))?;
     let now_ms = Utc::now().timestamp_millis();
     let query = PaymentQuery { sku: CHECKOUT_ATTACH.to_owned(), order_id: parent, started_ms: now_ms };
     let due_ms = now_ms + app.config.payments.query_every_secs as i64 * 1_000;
@@ -89,18 +79,16 @@ pub async fn start(app: &App, parent: OrderId, user_id: u64) -> Result<PaymentSt
 /// every event sent, then each item's payment marked acknowledged. `None`
 /// when no checkout has this id (settled as a single order's payment).
 pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, SettleError> {
-    let json = app.sales.checkout(payment.order_id).await.map_err(|err| {
-        tracing::warn!(order_id = %payment.order_id, error = %err, "checkout lookup failed");
-        SettleError::Unavailable(Dependency::Redis)
-    })?;
+    let json = app.sales.checkout(payment.order_id).await.map_err(down(Dependency::Redis, "checkout lookup"))?;
     let Some(order) = json.and_then(|json| serde_json::from_str::<CheckoutOrder>(&json).ok()) else {
         // Its record expired (days after its payment window): a repeat of a
         // payment settled then is recognised in MySQL; anything else is a
         // payment nothing can take, refunded as a single order's would be.
-        let settled = app.orders.checkout_paid_by(payment.order_id, &payment.payment_id).await.map_err(|err| {
-            tracing::warn!(order_id = %payment.order_id, error = %err, "checkout payment lookup failed");
-            SettleError::Unavailable(Dependency::Mysql)
-        })?;
+        let settled = app
+            .orders
+            .checkout_paid_by(payment.order_id, &payment.payment_id)
+            .await
+            .map_err(down(Dependency::Mysql, "checkout payment lookup"))?;
         return Ok(settled.then_some(Settled::AlreadySettled));
     };
     if payment.amount_cents != order.payable_cents {
@@ -130,7 +118,7 @@ pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, Set
                 return Err(SettleError::AmountMismatch { paid: item.amount_cents, expected });
             }
         };
-        let item_order = order.item_order(sub_order, item);
+        let item_order = OrderCreated::of_checkout_item(&order, sub_order, item);
         match refund {
             None => {
                 paid += 1;
@@ -159,10 +147,11 @@ pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, Set
     if let Some(code) = order.coupon.as_deref().filter(|_| paid > 0) {
         // Used for good before the payment is acknowledged (the channel
         // retries until it is recorded).
-        let used = app.sales.use_coupon(order.user_id, code, order.order_id).await.map_err(|err| {
-            tracing::warn!(order_id = %order.order_id, error = %err, "coupon not marked used");
-            SettleError::Unavailable(Dependency::Redis)
-        })?;
+        let used = app
+            .sales
+            .use_coupon(order.user_id, code, order.order_id)
+            .await
+            .map_err(down(Dependency::Redis, "marking the coupon used"))?;
         if !used {
             tracing::error!(order_id = %order.order_id, code, "a paid checkout's coupon is held by another checkout");
         }

@@ -2,7 +2,7 @@
 //! warehouse and ships it, the buyer confirms receipt (or the settler
 //! completes it after `lifecycle.auto_complete_after_secs`). Every move is
 //! the state machine's (`order::lifecycle`), made in the order's shard with
-//! its history and outbox rows (`orderdb::lifecycle`).
+//! its history and outbox rows (`orderdb::moves`).
 //!
 //! The warehouse decides a parcel's fate once: shipped or intercepted. So a
 //! shipment is asked of the warehouse before the order moves to SHIPPED,
@@ -16,9 +16,10 @@ use order::event::{OrderStatusChanged, Shipment};
 use order::id::OrderId;
 use order::lifecycle::{self, Action, Actor};
 use order::status::OrderStatus;
-use orderdb::lifecycle::{Move, Moved};
+use orderdb::moves::{Move, Moved};
 use paychannel::warehouse::{Parcel, WarehouseError, WarehouseOrder};
 
+use crate::answers::down;
 use crate::app::App;
 use crate::outcomes::OrderError;
 use crate::refusal::Dependency;
@@ -53,7 +54,11 @@ pub async fn receive(app: &App, order_id: OrderId, buyer: u64) -> Result<OrderSt
 
 /// The order's status in its shard; unknown if it is not `owner`'s.
 pub async fn current_status(app: &App, order_id: OrderId, owner: Option<u64>) -> Result<OrderStatus, OrderError> {
-    app.orders.status_of(order_id, owner).await.map_err(mysql_down)?.ok_or(OrderError::UnknownOrder)
+    app.orders
+        .status_of(order_id, owner)
+        .await
+        .map_err(down(Dependency::Mysql, "an order move"))?
+        .ok_or(OrderError::UnknownOrder)
 }
 
 /// Makes one move of the table in the order's shard.
@@ -66,7 +71,7 @@ pub async fn make(
     shipment: Option<Shipment>,
 ) -> Result<OrderStatusChanged, OrderError> {
     let request = Move { order_id, action, actor, owner, shipment, intercepted: false, at: Utc::now() };
-    moved(app, app.orders.transition(&request).await.map_err(mysql_down)?, action).await
+    moved(app, app.orders.transition(&request).await.map_err(down(Dependency::Mysql, "an order move"))?, action).await
 }
 
 /// The warehouse state a move reports when the order was pushed after its
@@ -98,9 +103,4 @@ pub fn warehouse_error(err: WarehouseError) -> OrderError {
             OrderError::Unavailable(Dependency::Warehouse)
         }
     }
-}
-
-pub fn mysql_down(err: sqlx::Error) -> OrderError {
-    tracing::warn!(error = %err, "order move failed");
-    OrderError::Unavailable(Dependency::Mysql)
 }

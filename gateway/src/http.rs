@@ -9,6 +9,7 @@ use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use serde::Serialize;
 
+use crate::answers::Answer;
 use crate::error::ApiError;
 
 pub type Reply = Response<Full<Bytes>>;

@@ -34,6 +34,7 @@
 //!   machine in `order`.
 
 pub mod after_sales;
+pub mod answers;
 pub mod app;
 pub mod auth;
 pub mod cancellation;
@@ -109,7 +110,12 @@ pub async fn run(
         })
     };
     let lookups = tokio::spawn(payment_queries::run(app.clone()));
-    let replica_checks = tokio::spawn(replicas::watch(app.clone()));
+    let replica_checks = {
+        let app = app.clone();
+        let max_lag = Duration::from_secs(app.config.queries.replica_max_lag_secs);
+        let every = Duration::from_millis(app.config.queries.replica_check_ms);
+        tokio::spawn(async move { app.replicas.watch(max_lag, every).await })
+    };
     let reloads = config_file.map(|path| tokio::spawn(reload::watch(app.clone(), path)));
     let clash = std::sync::Mutex::new(None);
     let stop = async {

@@ -2,7 +2,7 @@
 //! buyer's action on an order, a publish; each with its own error type.
 //! Apart from the workflows themselves, so that the state shared by every
 //! request (`App`) can hold them without importing the
-//! workflows; `error.rs` maps the errors to HTTP.
+//! workflows; `answers.rs` says how each is answered.
 
 use chrono::{DateTime, Utc};
 use order::after_sale;
@@ -47,18 +47,18 @@ pub enum PlaceError {
     #[error("purchase limit exceeded")]
     LimitExceeded,
     /// Too many orders cancelled or let expire lately.
-    #[error("the buyer is cooling down")]
+    #[error("too many orders cancelled or left unpaid lately; try again later")]
     CoolingDown { retry_after_secs: u64 },
     /// The key belongs to another request (another buyer or quantity).
     #[error("idempotency key reused with a different request")]
     KeyReused,
     #[error("an earlier request with this key is still being processed")]
     InProgress { order_id: OrderId },
-    #[error("{} unavailable", .0.as_str())]
-    Unavailable(Dependency),
+    #[error(transparent)]
+    Unavailable(#[from] Dependency),
     /// The order was reserved and sent, but the broker's answer did not
     /// come in time: it may exist. Retrying with the same key is safe.
-    #[error("the broker did not confirm order {order_id} in time")]
+    #[error("the broker did not confirm the order in time; retry with the same Idempotency-Key")]
     OutcomeUnknown { order_id: OrderId, retry_after_secs: u64 },
 }
 
@@ -82,12 +82,44 @@ pub enum Settled {
     AlreadySettled,
 }
 
+/// The channel's `attach` of a checkout's payment (a SKU's otherwise).
+pub const CHECKOUT_ATTACH: &str = "checkout";
+
+/// What the shopper's device needs to pay.
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentStarted {
+    pub order_id: OrderId,
+    pub payment_id: String,
+    pub amount_cents: i64,
+    pub pay_url: String,
+    pub qr_payload: String,
+}
+
+/// A successful payment the channel reported, verified.
+#[derive(Debug, Clone)]
+pub struct Payment {
+    /// The SKU of the order's sale (the channel's `attach`), or
+    /// [`CHECKOUT_ATTACH`] for a checkout's.
+    pub sku: String,
+    pub order_id: OrderId,
+    pub payment_id: String,
+    pub amount_cents: i64,
+    pub paid_at: DateTime<Utc>,
+}
+
+impl Payment {
+    /// Whether it pays for a checkout (its parent order) rather than an order of a sale.
+    pub fn is_for_checkout(&self) -> bool {
+        self.sku == CHECKOUT_ATTACH
+    }
+}
+
 /// Why a payment was not settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SettleError {
     /// Redis or the broker failed: the channel retries, the poller looks again.
-    #[error("{} unavailable", .0.as_str())]
-    Unavailable(Dependency),
+    #[error(transparent)]
+    Unavailable(#[from] Dependency),
     /// Nothing changed; a payment of the wrong amount is not settled.
     #[error("paid amount {paid} differs from the order's {expected}")]
     AmountMismatch { paid: i64, expected: i64 },
@@ -109,22 +141,22 @@ pub enum OrderError {
     #[error("the order is no longer pending payment")]
     NotPending { status: Option<OrderStatus> },
     /// The state machine's table has no such move from the order's status.
-    #[error("{action:?} is not allowed from {status}")]
+    #[error("{} is not allowed while the order is {status}", .action.as_str())]
     InvalidTransition { status: OrderStatus, action: Action },
     /// The after-sale table has no such move from the request's status.
-    #[error("{action:?} is not allowed for an after-sale request in {status:?}")]
+    #[error("{} is not allowed for an after-sale request in {}", .action.as_str(), .status.as_str())]
     InvalidAfterSaleTransition { status: after_sale::Status, action: after_sale::Action },
     /// The order's status does not allow this kind of after-sale request.
     #[error("no such after-sale request while the order is {status}")]
     AfterSaleNotAllowed { status: OrderStatus },
     /// More units asked for than are left to return (or, before shipment, not the whole order).
-    #[error("{left} units are left to return")]
+    #[error("{left} units are left to return; a refund before shipment is of the whole order")]
     NotReturnable { left: u32 },
     /// The warehouse shipped, is picking, or intercepted the order (`state`).
-    #[error("the warehouse refused: the order is {state}")]
+    #[error("the warehouse refused: the order is {state} there")]
     WarehouseRefused { state: String },
-    #[error("{} unavailable", .0.as_str())]
-    Unavailable(Dependency),
+    #[error(transparent)]
+    Unavailable(#[from] Dependency),
 }
 
 impl From<after_sale::Refused> for OrderError {
@@ -143,12 +175,12 @@ impl From<Refused> for OrderError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckoutError {
     #[error(transparent)]
-    Refused(Refusal),
+    Refused(#[from] Refusal),
     #[error("no sale for {sku}")]
     UnknownSku { sku: String },
     #[error("{sku} has {available} units left")]
     OutOfStock { sku: String, available: i64 },
-    #[error("too many orders cancelled or left unpaid lately")]
+    #[error("too many orders cancelled or left unpaid lately; try again later")]
     CoolingDown { retry_after_secs: u64 },
     #[error("the purchase limit of {sku} would be exceeded")]
     LimitExceeded { sku: String },
@@ -175,8 +207,8 @@ pub enum CheckoutError {
     KeyReused,
     #[error("an earlier request with this key is still being processed")]
     InProgress { order_id: OrderId },
-    #[error("{} unavailable", .0.as_str())]
-    Unavailable(Dependency),
+    #[error(transparent)]
+    Unavailable(#[from] Dependency),
     #[error("the broker did not confirm checkout {order_id} in time")]
     OutcomeUnknown { order_id: OrderId, retry_after_secs: u64 },
 }

@@ -12,8 +12,9 @@ use paychannel::messages::PaymentStatus;
 use stock::PaymentQuery;
 
 use crate::app::App;
+use crate::outcomes::Payment;
 use crate::outcomes::SettleError;
-use crate::payments::{settle, Payment};
+use crate::payments::settle;
 
 /// Most lookups claimed per round.
 const CLAIM_AT_ONCE: usize = 100;

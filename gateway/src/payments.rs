@@ -6,36 +6,24 @@
 //! already paid by another payment, unknown to the sale) becomes a
 //! `RefundRequired` with its own record.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use order::event::{OrderEvent, OrderPaid, RefundRequired};
 use order::id::OrderId;
 use order::status::OrderStatus;
 use paychannel::messages::CreatePayment;
-use serde::Serialize;
 use stock::{Confirmation, PaymentQuery, ReservationRecord};
 
+use crate::answers::down;
 use crate::app::App;
-use crate::checkout_payments::{self, CHECKOUT_ATTACH};
-use crate::outcomes::{OrderError, SettleError, Settled};
+use crate::checkout_payments;
+use crate::outcomes::{OrderError, Payment, PaymentStarted, SettleError, Settled};
 use crate::refusal::Dependency;
-
-/// What the shopper's device needs to pay.
-#[derive(Debug, Clone, Serialize)]
-pub struct PaymentStarted {
-    pub order_id: OrderId,
-    pub payment_id: String,
-    pub amount_cents: i64,
-    pub pay_url: String,
-    pub qr_payload: String,
-}
 
 /// Creates the payment at the channel for a pending order of `user_id`. The
 /// channel is asked about it later in case its notification gets lost.
 pub async fn start(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Result<PaymentStarted, OrderError> {
-    let reservation = app.sales.reservation(sku, order_id).await.map_err(|err| {
-        tracing::warn!(%order_id, error = %err, "reservation lookup failed");
-        OrderError::Unavailable(Dependency::Redis)
-    })?;
+    let reservation =
+        app.sales.reservation(sku, order_id).await.map_err(down(Dependency::Redis, "reservation lookup"))?;
     let Some(reservation) = reservation else {
         return Err(no_longer_held_status(app, order_id, user_id).await);
     };
@@ -51,10 +39,7 @@ pub async fn start(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Res
             notify_url: app.config.payments.notify_url.clone(),
         })
         .await
-        .map_err(|err| {
-            tracing::warn!(%order_id, error = %err, "creating the payment failed");
-            OrderError::Unavailable(Dependency::PaymentChannel)
-        })?;
+        .map_err(down(Dependency::PaymentChannel, "creating the payment"))?;
     let now_ms = Utc::now().timestamp_millis();
     let query = PaymentQuery { sku: sku.to_owned(), order_id, started_ms: now_ms };
     let due_ms = now_ms + app.config.payments.query_every_secs as i64 * 1_000;
@@ -86,18 +71,6 @@ async fn no_longer_held_status(app: &App, order_id: OrderId, user_id: u64) -> Or
     }
 }
 
-/// A successful payment the channel reported, verified.
-#[derive(Debug, Clone)]
-pub struct Payment {
-    /// The SKU of the order's sale (the channel's `attach`), or
-    /// [`CHECKOUT_ATTACH`] for a checkout's.
-    pub sku: String,
-    pub order_id: OrderId,
-    pub payment_id: String,
-    pub amount_cents: i64,
-    pub paid_at: DateTime<Utc>,
-}
-
 /// Settles a payment. Copies of one payment settling at once in this
 /// gateway share one settlement.
 pub async fn settle(app: &App, payment: &Payment) -> Result<Settled, SettleError> {
@@ -107,17 +80,15 @@ pub async fn settle(app: &App, payment: &Payment) -> Result<Settled, SettleError
 }
 
 async fn settle_once(app: &App, payment: &Payment) -> Result<Settled, SettleError> {
-    if payment.sku == CHECKOUT_ATTACH {
+    if payment.is_for_checkout() {
         if let Some(settled) = checkout_payments::settle(app, payment).await? {
             return Ok(settled);
         }
     }
     let Payment { sku, order_id, payment_id, amount_cents, .. } = payment;
     let (sku, order_id, amount_cents) = (sku.as_str(), *order_id, *amount_cents);
-    let confirmation = app.sales.confirm(sku, order_id, payment_id, amount_cents).await.map_err(|err| {
-        tracing::warn!(%order_id, error = %err, "confirm failed");
-        SettleError::Unavailable(Dependency::Redis)
-    })?;
+    let confirmation =
+        app.sales.confirm(sku, order_id, payment_id, amount_cents).await.map_err(down(Dependency::Redis, "confirm"))?;
     let (settled, refund, reservation) = match confirmation {
         Confirmation::Paid(reservation) => (Settled::Paid, None, reservation),
         Confirmation::Refund { reason, reservation } => {

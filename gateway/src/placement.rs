@@ -18,6 +18,7 @@ use orderdb::StoredOrder;
 use stock::records::from_ms;
 use stock::{IdempotencyRecord, Release, Reservation, ReserveRequest};
 
+use crate::answers::down;
 use crate::app::App;
 use crate::outcomes::{flight_key, Accepted, PlaceError, Placed};
 use crate::refusal::Dependency;
@@ -128,10 +129,7 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
     // With the other requests for the SKU that arrive together: one script call.
     let reserved = app.reservations.call(&order.sku, request).await;
     policy.redis.record(&reserved);
-    let reservation = reserved.map_err(|err| {
-        tracing::warn!(sku = %order.sku, error = %err, "reserve failed");
-        PlaceError::Unavailable(Dependency::Redis)
-    })?;
+    let reservation = reserved.map_err(down(Dependency::Redis, "reserve"))?;
     metrics::histogram!("gateway_redis_reserve_seconds").record(started.elapsed());
     metrics::counter!("gateway_reservations_total", "outcome" => outcome_name(&reservation)).increment(1);
 

@@ -1,12 +1,13 @@
 //! Refusals decided before an order is placed, from what this instance
 //! knows: the token buckets and deny lists, the in-flight cap, a sale window
 //! known locally, an open circuit breaker. One type for all of them;
-//! `error.rs` maps it to HTTP.
+//! `answers.rs` says how it is answered.
 
 use chrono::{DateTime, Utc};
 
 /// A dependency whose failure turns into a 503.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{} unavailable", self.as_str())]
 pub enum Dependency {
     Redis,
     Kafka,

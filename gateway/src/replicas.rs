@@ -5,14 +5,11 @@
 //! is passed over for its primary until a later check finds it keeping up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use sqlx::Row;
-
-use crate::app::App;
 
 struct Replica {
     pool: MySqlPool,
@@ -57,6 +54,16 @@ impl Replicas {
         }
     }
 
+    /// Checks every replica each `every` until the gateway stops; one lagging
+    /// more than `max_lag` is not read until it catches up.
+    pub async fn watch(&self, max_lag: Duration, every: Duration) {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            self.check(max_lag, every).await;
+        }
+    }
+
     /// Reads every replica's lag at once; one that does not answer within
     /// `timeout` is not keeping up.
     async fn check(&self, max_lag: Duration, timeout: Duration) {
@@ -87,15 +94,4 @@ async fn lag(pool: &MySqlPool) -> Result<Option<Duration>, sqlx::Error> {
     }
     let seconds: Option<u64> = status.try_get("Seconds_Behind_Master")?;
     Ok(seconds.map(Duration::from_secs))
-}
-
-/// Checks every replica until the gateway stops.
-pub async fn watch(app: Arc<App>) {
-    let max_lag = Duration::from_secs(app.config.queries.replica_max_lag_secs);
-    let every = Duration::from_millis(app.config.queries.replica_check_ms);
-    let mut ticks = tokio::time::interval(every);
-    loop {
-        ticks.tick().await;
-        app.replicas.check(max_lag, every).await;
-    }
 }

@@ -17,7 +17,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::allocation::{allocate, shares, AllocationError, Coupon, Promotion};
-use crate::event::OrderCreated;
 use crate::id::OrderId;
 use crate::splitting::{split, FreightTemplate, Handling, Item, Limits, SplitError};
 
@@ -342,22 +341,6 @@ impl CheckoutOrder {
     /// Every item, with the number of its sub-order.
     pub fn items(&self) -> impl Iterator<Item = (u32, &CheckoutItem)> {
         self.sub_orders.iter().flat_map(|sub| sub.items.iter().map(move |item| (sub.sub_order, item)))
-    }
-
-    /// An item as the order its events describe: its key names the
-    /// checkout and its package (`cart.<parent>.<sub-order>`).
-    pub fn item_order(&self, sub_order: u32, item: &CheckoutItem) -> OrderCreated {
-        OrderCreated {
-            order_id: item.order_id,
-            user_id: self.user_id,
-            sku: item.sku.clone(),
-            qty: item.qty,
-            amount_cents: item.amount_cents,
-            idempotency_key: item_key(self.order_id, sub_order),
-            created_at: self.created_at,
-            pay_by: self.pay_by,
-            sale_generation: item.sale_generation,
-        }
     }
 
     /// Whether a repeat of the request asks for the same cart.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::after_sale;
-use crate::checkout::CheckoutOrder;
+use crate::checkout::{item_key, CheckoutItem, CheckoutOrder};
 use crate::id::OrderId;
 use crate::lifecycle::{Action, Actor};
 use crate::status::OrderStatus;
@@ -56,6 +56,24 @@ pub struct OrderCreated {
     /// events from before it was recorded.
     #[serde(default)]
     pub sale_generation: i64,
+}
+
+impl OrderCreated {
+    /// An item of a checkout as the order its events describe: its key
+    /// names the checkout and its package (`cart.<parent>.<sub-order>`).
+    pub fn of_checkout_item(checkout: &CheckoutOrder, sub_order: u32, item: &CheckoutItem) -> Self {
+        Self {
+            order_id: item.order_id,
+            user_id: checkout.user_id,
+            sku: item.sku.clone(),
+            qty: item.qty,
+            amount_cents: item.amount_cents,
+            idempotency_key: item_key(checkout.order_id, sub_order),
+            created_at: checkout.created_at,
+            pay_by: checkout.pay_by,
+            sale_generation: item.sale_generation,
+        }
+    }
 }
 
 /// The channel confirmed the payment: the reserved units are sold.

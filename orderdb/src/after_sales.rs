@@ -15,7 +15,7 @@ use order::status::OrderStatus;
 use serde::Serialize;
 use sqlx::{MySql, Transaction};
 
-use crate::lifecycle::{transition_in, Move, Moved};
+use crate::moves::{transition_in, Move, Moved};
 use crate::orders::status as order_status;
 use crate::refunds::{record_refund, refund_id, NewRefund};
 use crate::shards::ShardPools;

@@ -94,7 +94,8 @@ impl ShardPools {
         });
         items.build().execute(&mut *tx).await?;
 
-        let orders: Vec<OrderCreated> = checkout.items().map(|(sub, item)| checkout.item_order(sub, item)).collect();
+        let orders: Vec<OrderCreated> =
+            checkout.items().map(|(sub, item)| OrderCreated::of_checkout_item(&checkout, sub, item)).collect();
         let mut known = QueryBuilder::<MySql>::new("SELECT order_id FROM orders WHERE order_id IN (");
         let mut ids = known.separated(", ");
         for order in &orders {

@@ -6,10 +6,12 @@
 //! - [`shards`]: the pools, routing by user and order id, migrations,
 //!   creating and dropping the databases.
 //! - [`orders`]: the order rows: the column list, inserts, lookups, counts.
+//! - [`moves`]: the one writer of an order's moves (conditional update,
+//!   time column, history row, outbox row) and the moves that start in
+//!   MySQL (fulfilment, cancellation after payment, auto-completion).
 //! - [`transitions`]: the events that move an order (paid, cancelled,
-//!   refund, replayed moves), each a conditional update with its history row.
-//! - [`lifecycle`]: moves that start in MySQL (fulfilment, cancellation
-//!   after payment, auto-completion) with their outbox, history and refunds.
+//!   refund, replayed moves), each made through [`moves`].
+//! - [`outbox`]: the events of moves made in MySQL, waiting for the relay.
 //! - [`refunds`]: refund rows, their attempts and jobs, settling one once.
 //! - [`after_sales`]: after-sale requests and their moves, refunds included.
 //! - [`queries`]: order lists paged by a cursor on the order id.
@@ -17,8 +19,9 @@
 
 pub mod after_sales;
 pub mod checkouts;
-pub mod lifecycle;
+pub mod moves;
 pub mod orders;
+pub mod outbox;
 pub mod queries;
 pub mod refunds;
 pub mod shards;

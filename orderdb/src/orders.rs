@@ -147,6 +147,36 @@ pub(crate) fn status(name: &str) -> Result<OrderStatus, sqlx::Error> {
 }
 
 impl ShardPools {
+    /// The status of the order now, for a caller that must act before the
+    /// move (the warehouse's interception); the move itself checks again.
+    pub async fn status_of(&self, order_id: OrderId, owner: Option<u64>) -> Result<Option<OrderStatus>, sqlx::Error> {
+        let row: Option<(u64, String)> = sqlx::query_as("SELECT user_id, status FROM orders WHERE order_id = ?")
+            .bind(order_id.raw() as i64)
+            .fetch_optional(self.for_order(order_id))
+            .await?;
+        match row {
+            Some((user_id, name)) if owner.is_none_or(|owner| owner == user_id) => Ok(Some(status(&name)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Shipped orders of shard `shard` not confirmed since before `cutoff`,
+    /// at most `limit`: the sweeper completes them.
+    pub async fn shipped_before(
+        &self,
+        shard: usize,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, sqlx::Error> {
+        let rows: Vec<(i64,)> =
+            sqlx::query_as("SELECT order_id FROM orders WHERE status = 'SHIPPED' AND shipped_at < ? LIMIT ?")
+                .bind(cutoff.naive_utc())
+                .bind(limit)
+                .fetch_all(&self.pools[shard])
+                .await?;
+        Ok(rows.into_iter().map(|(id,)| OrderId::from_raw(id as u64)).collect())
+    }
+
     /// Inserts new orders pending payment, each into its user's shard, in
     /// one transaction per shard, shards concurrently. Idempotent on the
     /// order id: a row that exists already (a redelivered event) is left as

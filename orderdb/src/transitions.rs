@@ -1,9 +1,8 @@
 //! Applies the events that move an order on: paid, cancelled, refund
 //! required, and the moves made in MySQL itself (`OrderStatusChanged`).
-//! Each is a move of the state machine's table, made as a conditional
-//! update (`WHERE status = from`) in its own transaction with its history
-//! row, so a replayed or late event is a no-op and an order never moves
-//! backwards.
+//! Each is a move of the state machine's table, made by [`crate::moves`]
+//! (a conditional update with its history row) in its own transaction, so
+//! a replayed or late event is a no-op and an order never moves backwards.
 //!
 //! An event for an order the shard has not seen (its `OrderCreated` was
 //! never sent because the gateway died after reserving) is not dropped:
@@ -15,9 +14,8 @@ use order::event::{CancelReason, OrderCreated, OrderEvent, OrderStatusChanged, R
 use order::lifecycle::{self, Action, Actor};
 use order::status::OrderStatus;
 use sqlx::mysql::MySqlPool;
-use sqlx::{MySql, Transaction};
 
-use crate::lifecycle::history;
+use crate::moves::{columns_of, step, Step};
 use crate::orders::insert;
 use crate::refunds::{record_refund, NewRefund};
 
@@ -32,10 +30,9 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<bool, sqlx::E
                 by: (Action::Pay, Actor::Channel),
                 cause: format!("payment {}", paid.payment_id),
                 at: paid.paid_at.naive_utc(),
-                set: "payment_id = ?, paid_at = ?",
-                detail: paid.payment_id.clone(),
+                column: ("payment_id", paid.payment_id.clone()),
             };
-            move_order(pool, &paid.order, &change).await
+            move_order(pool, &paid.order, change).await
         }
         OrderEvent::OrderCancelled(cancelled) => {
             let by = match cancelled.reason {
@@ -46,10 +43,9 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<bool, sqlx::E
                 by,
                 cause: format!("cancelled: {}", cancelled.reason.as_str()),
                 at: cancelled.cancelled_at.naive_utc(),
-                set: "cancel_reason = ?, cancelled_at = ?",
-                detail: cancelled.reason.as_str().to_owned(),
+                column: ("cancel_reason", cancelled.reason.as_str().to_owned()),
             };
-            move_order(pool, &cancelled.order, &change).await
+            move_order(pool, &cancelled.order, change).await
         }
         OrderEvent::RefundRequired(refund) => refund_required(pool, refund).await,
         OrderEvent::OrderStatusChanged(changed) => replay(pool, changed).await,
@@ -60,70 +56,47 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<bool, sqlx::E
     }
 }
 
-/// A move out of `PENDING_PAYMENT`, with the two columns it sets.
+/// A move out of `PENDING_PAYMENT` and the column it sets besides its time.
 struct Change {
     by: (Action, Actor),
     cause: String,
-    /// When it happened; also the value of the second column.
     at: NaiveDateTime,
-    /// `detail_column = ?, time_column = ?`.
-    set: &'static str,
-    /// The value of the first column (payment id, cancel reason).
-    detail: String,
+    /// The payment id, or the cancel reason.
+    column: (&'static str, String),
 }
 
-async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: &Change) -> Result<bool, sqlx::Error> {
+async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: Change) -> Result<bool, sqlx::Error> {
     let (action, actor) = change.by;
     let to =
         lifecycle::next(OrderStatus::PendingPayment, action, actor).map_err(|refused| poison(refused.to_string()))?.to;
     let order_id = order.order_id.raw() as i64;
+    let columns = [change.column];
+    let made = Step {
+        order_id,
+        from: Some(OrderStatus::PendingPayment),
+        to,
+        by: change.by,
+        cause: &change.cause,
+        at: change.at,
+        columns: &columns,
+        announce: None,
+    };
     let mut tx = pool.begin().await?;
-    let updated = sqlx::query(&format!(
-        "UPDATE orders SET status = ?, {} WHERE order_id = ? AND status = 'PENDING_PAYMENT'",
-        change.set
-    ))
-    .bind(to.as_str())
-    .bind(&change.detail)
-    .bind(change.at)
-    .bind(order_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let mut changed = updated == 1;
-    if changed {
-        history(&mut tx, order_id, Some(OrderStatus::PendingPayment), to, Some(change.by), &change.cause, change.at)
-            .await?;
-    } else {
+    let mut changed = step(&mut tx, &made).await?;
+    if !changed {
         let known: Option<(String,)> = sqlx::query_as("SELECT status FROM orders WHERE order_id = ? FOR UPDATE")
             .bind(order_id)
             .fetch_optional(&mut *tx)
             .await?;
         if known.is_none() {
-            insert_in_status(&mut tx, order, to, change).await?;
+            insert(&[order], to).build().execute(&mut *tx).await?;
             let cause = format!("{} (the order's creation was never seen)", change.cause);
-            history(&mut tx, order_id, None, to, Some(change.by), &cause, change.at).await?;
-            changed = true;
+            changed = step(&mut tx, &Step { from: None, cause: &cause, ..made }).await?;
         }
         // Otherwise the order has moved on already: a replay, or a loser of a race.
     }
     tx.commit().await?;
     Ok(changed)
-}
-
-async fn insert_in_status(
-    tx: &mut Transaction<'_, MySql>,
-    order: &OrderCreated,
-    to: OrderStatus,
-    change: &Change,
-) -> Result<(), sqlx::Error> {
-    insert(&[order], to).build().execute(&mut **tx).await?;
-    sqlx::query(&format!("UPDATE orders SET {} WHERE order_id = ?", change.set))
-        .bind(&change.detail)
-        .bind(change.at)
-        .bind(order.order_id.raw() as i64)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 /// An event naming a move the table refuses: it fails the same way on
@@ -160,20 +133,20 @@ async fn replay(pool: &MySqlPool, changed: &OrderStatusChanged) -> Result<bool, 
     if allowed.to != changed.to {
         return Err(poison(format!("{:?} by {:?} leads to {}", changed.action, changed.actor, allowed.to)));
     }
-    let order_id = changed.order.order_id.raw() as i64;
+    let cause = format!("{} by {} (replayed)", changed.action.as_str(), changed.actor.as_str());
+    let columns = columns_of(changed.to, changed.shipment.as_ref());
+    let made = Step {
+        order_id: changed.order.order_id.raw() as i64,
+        from: Some(changed.from),
+        to: changed.to,
+        by: (changed.action, changed.actor),
+        cause: &cause,
+        at: changed.at.naive_utc(),
+        columns: &columns,
+        announce: None,
+    };
     let mut tx = pool.begin().await?;
-    let updated = sqlx::query("UPDATE orders SET status = ? WHERE order_id = ? AND status = ?")
-        .bind(changed.to.as_str())
-        .bind(order_id)
-        .bind(changed.from.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if updated == 1 {
-        let cause = format!("{} by {} (replayed)", changed.action.as_str(), changed.actor.as_str());
-        let by = Some((changed.action, changed.actor));
-        history(&mut tx, order_id, Some(changed.from), changed.to, by, &cause, changed.at.naive_utc()).await?;
-    }
+    let moved = step(&mut tx, &made).await?;
     tx.commit().await?;
-    Ok(updated == 1)
+    Ok(moved)
 }

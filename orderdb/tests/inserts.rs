@@ -88,7 +88,8 @@ async fn a_checkout_is_stored_once_and_leaves_an_item_recorded_first_alone() {
     let next = || ids.next(bucket_for_user(9), now.timestamp_millis());
     let plan = plan(&lines, &[], None, &Default::default(), limits, next).unwrap();
     let checkout = CheckoutOrder::new(plan, next(), 9, "key".into(), None, now, now);
-    let items: Vec<OrderCreated> = checkout.items().map(|(sub, item)| checkout.item_order(sub, item)).collect();
+    let items: Vec<OrderCreated> =
+        checkout.items().map(|(sub, item)| OrderCreated::of_checkout_item(&checkout, sub, item)).collect();
     let early = OrderEvent::OrderCancelled(OrderCancelled {
         order: items[2].clone(),
         reason: CancelReason::Unconfirmed,

@@ -11,7 +11,7 @@ use order::id::{IdGenerator, OrderId};
 use order::lifecycle::{Action, Actor};
 use order::shard::bucket_for_user;
 use order::status::OrderStatus;
-use orderdb::lifecycle::{Move, Moved};
+use orderdb::moves::{Move, Moved};
 use orderdb::{shards, transitions, ShardPools};
 
 fn request(order_id: OrderId, action: Action, actor: Actor, intercepted: bool) -> Move {

@@ -217,7 +217,7 @@ impl Settler {
                     checkout
                         .items()
                         .filter(|(_, item)| stored.contains(&item.order_id))
-                        .map(|(sub, item)| checkout.item_order(sub, item)),
+                        .map(|(sub, item)| OrderCreated::of_checkout_item(&checkout, sub, item)),
                 ),
                 Err(err) => {
                     rejected.push(Rejected { message, kind: "refused", reason: format!("refused by its shard: {err}") })

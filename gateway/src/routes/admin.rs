@@ -7,6 +7,7 @@ use hyper::header::AUTHORIZATION;
 use hyper::{HeaderMap, StatusCode};
 use order::request::check_sku;
 
+use crate::answers::down;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
@@ -32,7 +33,7 @@ pub async fn put_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError>
         return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
     }
     let before = sale_status(app, sku).await?;
-    let loaded = app.sales.load_sale(sku, &terms).await.map_err(|err| redis_down("loading a sale", err))?;
+    let loaded = app.sales.load_sale(sku, &terms).await.map_err(down(Dependency::Redis, "loading a sale"))?;
     if let SaleLoad::Busy { reservations, outbox, unsettled_payments } = loaded {
         return Err(ApiError::SaleBusy { reservations, outbox, unsettled_payments });
     }
@@ -64,7 +65,7 @@ pub async fn patch_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiErro
         return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
     }
     let before = sale_status(app, sku).await?;
-    match app.sales.update_sale(sku, &change).await.map_err(|err| redis_down("changing a sale", err))? {
+    match app.sales.update_sale(sku, &change).await.map_err(down(Dependency::Redis, "changing a sale"))? {
         SaleUpdate::Updated => {}
         SaleUpdate::UnknownSku => return Err(ApiError::UnknownSku),
         SaleUpdate::TooFewUnits { stock } => return Err(ApiError::TooFewUnits { stock }),
@@ -95,7 +96,7 @@ pub async fn sale_stats(app: &App, sku: &str, req: Read) -> Result<Reply, ApiErr
     authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
     sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
-    let stats = app.sales.sale_stats(sku).await.map_err(|err| redis_down("reading sale figures", err))?;
+    let stats = app.sales.sale_stats(sku).await.map_err(down(Dependency::Redis, "reading sale figures"))?;
     let mut answer = serde_json::to_value(stats).expect("figures serialise");
     answer["sku"] = serde_json::json!(sku);
     answer["conversion"] = serde_json::json!(stats.conversion());
@@ -115,7 +116,7 @@ pub fn get_config(app: &App, req: Read) -> Result<Reply, ApiError> {
 }
 
 async fn sale_status(app: &App, sku: &str) -> Result<Option<SaleStatus>, ApiError> {
-    app.sales.sale_status(sku).await.map_err(|err| redis_down("reading a sale", err))
+    Ok(app.sales.sale_status(sku).await.map_err(down(Dependency::Redis, "reading a sale"))?)
 }
 
 fn sale_reply(sku: &str, status: &SaleStatus) -> Reply {
@@ -155,11 +156,6 @@ fn in_range(value: i64, min: i64) -> bool {
 pub(crate) fn json_body<T: serde::de::DeserializeOwned>(req: &Read) -> Result<T, ApiError> {
     http::require_json(req.headers())?;
     serde_json::from_slice(req.body()).map_err(|e| ApiError::Invalid(format!("body: {e}")))
-}
-
-fn redis_down(what: &str, err: stock::StoreError) -> ApiError {
-    tracing::warn!(error = %err, what, "redis failed");
-    ApiError::Unavailable(Dependency::Redis)
 }
 
 /// The name of the admin token presented, if it is one of `admin.tokens`.

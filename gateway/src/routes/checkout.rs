@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use stock::catalogue::Catalogue;
 
+use crate::answers::down;
 use crate::app::App;
 use crate::checkout::checkout;
 use crate::checkout_payments;
@@ -114,12 +115,19 @@ pub async fn catalogue(app: &App, kind: &str, id: &str, req: Read) -> Result<Rep
     } else if req.method() == Method::DELETE {
         None
     } else {
-        let found = app.sales.catalogue_entries(catalogue, &[id.to_owned()]).await.map_err(redis_down)?;
+        let found = app
+            .sales
+            .catalogue_entries(catalogue, &[id.to_owned()])
+            .await
+            .map_err(down(Dependency::Redis, "a catalogue call"))?;
         let json = found.into_iter().next().flatten().ok_or(ApiError::NotFound)?;
         let value: Value = serde_json::from_str(&json).map_err(|_| ApiError::Unavailable(Dependency::Redis))?;
         return Ok(http::json(StatusCode::OK, &value));
     };
-    app.sales.put_catalogue(catalogue, id, entry.as_deref()).await.map_err(redis_down)?;
+    app.sales
+        .put_catalogue(catalogue, id, entry.as_deref())
+        .await
+        .map_err(down(Dependency::Redis, "a catalogue call"))?;
     tracing::info!(target: "audit", admin, action = "catalogue", kind, id, entry = entry.as_deref().unwrap_or("deleted"));
     match entry {
         Some(json) => Ok(http::json(StatusCode::OK, &serde_json::from_str::<Value>(&json).expect("just written"))),
@@ -167,7 +175,8 @@ fn check_promotion(terms: &PromotionTerms) -> Result<(), ApiError> {
 
 /// A SKU is in one promotion at most: 409 naming the other one.
 async fn in_no_other_promotion(app: &App, id: &str, terms: &PromotionTerms) -> Result<(), ApiError> {
-    let all = app.sales.catalogue_all(Catalogue::Promotions).await.map_err(redis_down)?;
+    let all =
+        app.sales.catalogue_all(Catalogue::Promotions).await.map_err(down(Dependency::Redis, "a catalogue call"))?;
     for (other, json) in all.iter().filter(|(other, _)| *other != id) {
         let Ok(other_terms) = serde_json::from_str::<PromotionTerms>(json) else { continue };
         if let Some(sku) = terms.skus.iter().find(|sku| other_terms.skus.contains(sku)) {
@@ -192,9 +201,4 @@ fn check_freight(template: &FreightTemplate) -> Result<(), String> {
         return Err("free_over_cents and fee_cents must be 0 to 10^12".into());
     }
     Ok(())
-}
-
-fn redis_down(err: stock::StoreError) -> ApiError {
-    tracing::warn!(error = %err, "catalogue: redis call failed");
-    ApiError::Unavailable(Dependency::Redis)
 }

@@ -8,10 +8,12 @@ use hyper::StatusCode;
 use order::request::PlaceOrder;
 use order::status::OrderStatus;
 
+use crate::answers::down;
 use crate::app::App;
 use crate::config::LimitedRoute;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
+use crate::outcomes::OrderError;
 use crate::refusal::Dependency;
 use crate::routes::admin::authorize;
 use crate::routes::input;
@@ -69,10 +71,7 @@ async fn view(app: &App, order_id: &str, owner: Option<u64>) -> Result<Reply, Ap
     let view = app
         .order_view(order_id, owner)
         .await
-        .map_err(|err| {
-            tracing::warn!(%order_id, error = %err, "order lookup failed");
-            ApiError::Unavailable(Dependency::Mysql)
-        })?
-        .ok_or(ApiError::UnknownOrder)?;
+        .map_err(down(Dependency::Mysql, "order lookup"))?
+        .ok_or(OrderError::UnknownOrder)?;
     Ok(http::json(StatusCode::OK, &view))
 }

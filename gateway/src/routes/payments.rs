@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::config::LimitedRoute;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
+use crate::outcomes::Payment;
 use crate::payments;
 use crate::routes::input;
 
@@ -41,7 +42,7 @@ pub async fn notify(app: &App, req: Read) -> Result<Reply, ApiError> {
         let order_id = input::order_id(&state.merchant_order_id)?;
         check_token("attach", &state.attach).map_err(|e| ApiError::Invalid(e.0))?;
         check_token("payment_id", &state.payment_id).map_err(|e| ApiError::Invalid(e.0))?;
-        let payment = payments::Payment {
+        let payment = Payment {
             sku: state.attach,
             order_id,
             payment_id: state.payment_id,

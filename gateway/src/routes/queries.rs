@@ -12,6 +12,7 @@ use order::status::OrderStatus;
 use orderdb::queries::OrderFilter;
 use serde_json::json;
 
+use crate::answers::down;
 use crate::app::App;
 use crate::config::LimitedRoute;
 use crate::error::ApiError;
@@ -35,10 +36,9 @@ pub async fn mine(app: &App, req: Read, buyer: u64) -> Result<Reply, ApiError> {
         }
     }
     app.traffic.load().admit_user(LimitedRoute::ListOrders, buyer)?;
-    let page = queries::of_buyer(app, filter, paging.cursor, paging.limit).await.map_err(|err| {
-        tracing::warn!(buyer, error = %err, "order list failed");
-        ApiError::Unavailable(Dependency::Mysql)
-    })?;
+    let page = queries::of_buyer(app, filter, paging.cursor, paging.limit)
+        .await
+        .map_err(down(Dependency::Mysql, "order list"))?;
     Ok(http::json(StatusCode::OK, &answer(&page)))
 }
 

@@ -8,6 +8,7 @@ use paychannel::messages::{RefundState, RefundStatus};
 use paychannel::{signature, SIGNATURE_HEADER};
 use serde_json::json;
 
+use crate::answers::down;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
@@ -34,10 +35,11 @@ pub async fn notify(app: &App, req: Read) -> Result<Reply, ApiError> {
         RefundStatus::Success => true,
         RefundStatus::Failed => false,
     };
-    let settled = app.orders.refund_settled(&state.refund_id, succeeded, "notification").await.map_err(|err| {
-        tracing::warn!(refund_id = state.refund_id, error = %err, "refund outcome not recorded; the channel will retry");
-        ApiError::Unavailable(Dependency::Mysql)
-    })?;
+    let settled = app
+        .orders
+        .refund_settled(&state.refund_id, succeeded, "notification")
+        .await
+        .map_err(down(Dependency::Mysql, "recording the refund outcome (the channel retries)"))?;
     let outcome = format!("{settled:?}").to_lowercase();
     metrics::counter!("gateway_refund_notifications_total", "outcome" => outcome).increment(1);
     Ok(http::json(StatusCode::OK, &json!({"code": "SUCCESS"})))
@@ -59,7 +61,8 @@ pub async fn list(app: &App, req: Read) -> Result<Reply, ApiError> {
         "done" => "DONE",
         _ => return Err(ApiError::Invalid("status must be stuck, pending or done".into())),
     };
-    let refunds = app.orders.refunds_in_state(state, LIST_LIMIT).await.map_err(mysql_down)?;
+    let refunds =
+        app.orders.refunds_in_state(state, LIST_LIMIT).await.map_err(down(Dependency::Mysql, "a refunds lookup"))?;
     Ok(http::json(StatusCode::OK, &json!({"status": wanted, "refunds": refunds})))
 }
 
@@ -67,14 +70,9 @@ pub async fn list(app: &App, req: Read) -> Result<Reply, ApiError> {
 pub async fn retry(app: &App, refund_id: &str, req: Read) -> Result<Reply, ApiError> {
     let admin = authorize(app, req.headers())?;
     check_token("refund_id", refund_id).map_err(|e| ApiError::Invalid(e.0))?;
-    if !app.orders.retry_refund(refund_id, &admin).await.map_err(mysql_down)? {
+    if !app.orders.retry_refund(refund_id, &admin).await.map_err(down(Dependency::Mysql, "a refunds lookup"))? {
         return Err(ApiError::RefundNotStuck);
     }
     tracing::info!(target: "audit", admin, refund_id, "stuck refund retried");
     Ok(http::json(StatusCode::OK, &json!({"refund_id": refund_id, "state": "PENDING"})))
-}
-
-fn mysql_down(err: sqlx::Error) -> ApiError {
-    tracing::warn!(error = %err, "refunds lookup failed");
-    ApiError::Unavailable(Dependency::Mysql)
 }

@@ -1,8 +1,11 @@
-//! Moves of an order that start in MySQL (fulfilment, cancellation after
-//! payment, auto-completion): the state machine's table decides, then one
-//! transaction in the order's shard holds the conditional update, its
-//! history row, any refund row and the event in the outbox. The settler's
-//! relay sends the outbox to Kafka ([`ShardPools::outbox`]).
+//! The moves of an order in its shard. One function writes every move
+//! ([`step`]): the conditional update of the status, the status's time
+//! column (from [`ENTERED_AT`]), the columns the move sets, its history row
+//! and, for a move made in MySQL, its event in the outbox. The events the
+//! settler applies ([`crate::transitions`]) and the moves asked for here
+//! ([`ShardPools::transition`]: fulfilment, cancellation after payment,
+//! auto-completion, an after-sale's cancellation or closing) both go
+//! through it; the state machine's table decides each one before.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use order::event::{CancelReason, OrderCreated, OrderEvent, OrderStatusChanged, Refund, Shipment};
@@ -10,11 +13,80 @@ use order::id::OrderId;
 use order::lifecycle::{self, Action, Actor, Effect, Refused};
 use order::status::OrderStatus;
 use serde::Serialize;
-use sqlx::{MySql, Transaction};
+use sqlx::{MySql, QueryBuilder, Transaction};
 
 use crate::orders::status;
+use crate::outbox;
 use crate::refunds::{record_refund, NewRefund};
 use crate::shards::ShardPools;
+
+/// The column each status stamps with the time an order entered it.
+pub const ENTERED_AT: [(OrderStatus, &str); 6] = [
+    (OrderStatus::Paid, "paid_at"),
+    (OrderStatus::InWarehouse, "pushed_at"),
+    (OrderStatus::Shipped, "shipped_at"),
+    (OrderStatus::Completed, "completed_at"),
+    (OrderStatus::Cancelled, "cancelled_at"),
+    (OrderStatus::Closed, "closed_at"),
+];
+
+/// One move of the table, applied to one order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Step<'a> {
+    pub order_id: i64,
+    /// The status the order must be in; `None` for an order just inserted
+    /// in `to` (its history row then has no `from`).
+    pub from: Option<OrderStatus>,
+    pub to: OrderStatus,
+    pub by: (Action, Actor),
+    pub cause: &'a str,
+    pub at: NaiveDateTime,
+    /// Columns the move sets besides the status and its time (payment id,
+    /// cancel reason, parcel).
+    pub columns: &'a [(&'static str, String)],
+    /// The event announcing a move made in MySQL, for the outbox.
+    pub announce: Option<&'a OrderEvent>,
+}
+
+/// Applies `step` in `tx`; false (and nothing written) when the order was
+/// not in `step.from`: a replay, or the loser of a race.
+pub(crate) async fn step(tx: &mut Transaction<'_, MySql>, step: &Step<'_>) -> Result<bool, sqlx::Error> {
+    let mut update = QueryBuilder::<MySql>::new("UPDATE orders SET status = ");
+    update.push_bind(step.to.as_str());
+    if let Some((_, column)) = ENTERED_AT.iter().find(|(status, _)| *status == step.to) {
+        update.push(format_args!(", {column} = ")).push_bind(step.at);
+    }
+    for (column, value) in step.columns {
+        update.push(format_args!(", {column} = ")).push_bind(value);
+    }
+    update.push(" WHERE order_id = ").push_bind(step.order_id);
+    if let Some(from) = step.from {
+        update.push(" AND status = ").push_bind(from.as_str());
+    }
+    let updated = update.build().execute(&mut **tx).await?.rows_affected();
+    if step.from.is_some() && updated == 0 {
+        return Ok(false);
+    }
+    history(tx, step.order_id, step.from, step.to, step.by, step.cause, step.at).await?;
+    if let Some(event) = step.announce {
+        outbox::put(tx, step.order_id, event.user_id(), event, step.at).await?;
+    }
+    Ok(true)
+}
+
+/// The columns a move into `to` sets besides its time: a cancellation's
+/// reason (a move made in MySQL cancels a paid order), a shipment's parcel.
+pub(crate) fn columns_of(to: OrderStatus, shipment: Option<&Shipment>) -> Vec<(&'static str, String)> {
+    let mut columns = Vec::new();
+    if to == OrderStatus::Cancelled {
+        columns.push(("cancel_reason", CancelReason::AfterPayment.as_str().to_owned()));
+    }
+    if let Some(shipment) = shipment {
+        columns.push(("carrier", shipment.carrier.clone()));
+        columns.push(("tracking_no", shipment.tracking_no.clone()));
+    }
+    columns
+}
 
 /// A move asked for.
 #[derive(Debug, Clone)]
@@ -55,16 +127,7 @@ pub struct HistoryEntry {
     pub at: DateTime<Utc>,
 }
 
-/// An event waiting in a shard's outbox.
-#[derive(Debug, Clone)]
-pub struct OutboxEntry {
-    pub id: i64,
-    pub order_id: i64,
-    pub user_id: u64,
-    pub payload: Vec<u8>,
-}
-
-/// An order as the lifecycle reads it, locked for its move.
+/// An order as a move reads it, locked for the move.
 struct Locked {
     order: OrderCreated,
     status: OrderStatus,
@@ -72,19 +135,6 @@ struct Locked {
 }
 
 impl ShardPools {
-    /// The status of the order now, for a caller that must act before the
-    /// move (the warehouse's interception); the move itself checks again.
-    pub async fn status_of(&self, order_id: OrderId, owner: Option<u64>) -> Result<Option<OrderStatus>, sqlx::Error> {
-        let row: Option<(u64, String)> = sqlx::query_as("SELECT user_id, status FROM orders WHERE order_id = ?")
-            .bind(order_id.raw() as i64)
-            .fetch_optional(self.for_order(order_id))
-            .await?;
-        match row {
-            Some((user_id, name)) if owner.is_none_or(|owner| owner == user_id) => Ok(Some(status(&name)?)),
-            _ => Ok(None),
-        }
-    }
-
     /// Makes `request` if the table allows it from the order's status, in
     /// one transaction; decided once however many ask at the same time.
     pub async fn transition(&self, request: &Move) -> Result<Moved, sqlx::Error> {
@@ -119,51 +169,6 @@ impl ShardPools {
             })
             .collect()
     }
-
-    /// Shipped orders of shard `shard` not confirmed since before `cutoff`,
-    /// at most `limit`: the sweeper completes them.
-    pub async fn shipped_before(
-        &self,
-        shard: usize,
-        cutoff: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<OrderId>, sqlx::Error> {
-        let rows: Vec<(i64,)> =
-            sqlx::query_as("SELECT order_id FROM orders WHERE status = 'SHIPPED' AND shipped_at < ? LIMIT ?")
-                .bind(cutoff.naive_utc())
-                .bind(limit)
-                .fetch_all(&self.pools[shard])
-                .await?;
-        Ok(rows.into_iter().map(|(id,)| OrderId::from_raw(id as u64)).collect())
-    }
-
-    /// The oldest `limit` events in shard `shard`'s outbox.
-    pub async fn outbox(&self, shard: usize, limit: u32) -> Result<Vec<OutboxEntry>, sqlx::Error> {
-        let rows: Vec<(i64, i64, u64, Vec<u8>)> =
-            sqlx::query_as("SELECT id, order_id, user_id, payload FROM order_outbox ORDER BY id LIMIT ?")
-                .bind(limit)
-                .fetch_all(&self.pools[shard])
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, order_id, user_id, payload)| OutboxEntry { id, order_id, user_id, payload })
-            .collect())
-    }
-
-    /// Drops outbox entries whose events the broker acknowledged.
-    pub async fn outbox_sent(&self, shard: usize, ids: &[i64]) -> Result<(), sqlx::Error> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut delete = sqlx::QueryBuilder::new("DELETE FROM order_outbox WHERE id IN (");
-        let mut list = delete.separated(", ");
-        for id in ids {
-            list.push_bind(id);
-        }
-        delete.push(")");
-        delete.build().execute(&self.pools[shard]).await?;
-        Ok(())
-    }
 }
 
 /// [`ShardPools::transition`] inside `tx`, which the caller commits (with
@@ -181,34 +186,6 @@ pub(crate) async fn transition_in(tx: &mut Transaction<'_, MySql>, request: &Mov
         return Ok(Moved::NeedsInterception);
     }
     let at = request.at.naive_utc();
-    let order_id = request.order_id.raw() as i64;
-    let (set, value): (&str, Option<String>) = match transition.to {
-        OrderStatus::InWarehouse => ("pushed_at = ?", None),
-        OrderStatus::Shipped => ("shipped_at = ?", None),
-        OrderStatus::Completed => ("completed_at = ?", None),
-        OrderStatus::Closed => ("closed_at = ?", None),
-        OrderStatus::Cancelled => {
-            ("cancelled_at = ?, cancel_reason = ?", Some(CancelReason::AfterPayment.as_str().into()))
-        }
-        other => unreachable!("no move into {other} starts in MySQL"),
-    };
-    let statement = format!("UPDATE orders SET status = ?, {set} WHERE order_id = ? AND status = ?");
-    let mut update = sqlx::query(&statement).bind(transition.to.as_str()).bind(at);
-    if let Some(value) = value {
-        update = update.bind(value);
-    }
-    update.bind(order_id).bind(transition.from.as_str()).execute(&mut **tx).await?;
-    if let Some(shipment) = &request.shipment {
-        sqlx::query("UPDATE orders SET carrier = ?, tracking_no = ? WHERE order_id = ?")
-            .bind(&shipment.carrier)
-            .bind(&shipment.tracking_no)
-            .bind(order_id)
-            .execute(&mut **tx)
-            .await?;
-    }
-    let cause = format!("{} by {}", request.action.as_str(), request.actor.as_str());
-    history(tx, order_id, Some(transition.from), transition.to, Some((request.action, request.actor)), &cause, at)
-        .await?;
     let refund = match (transition.effect, &locked.payment_id) {
         (Effect::None, _) => None,
         (_, Some(payment_id)) => {
@@ -242,13 +219,20 @@ pub(crate) async fn transition_in(tx: &mut Transaction<'_, MySql>, request: &Mov
         at: request.at,
     };
     let event = OrderEvent::OrderStatusChanged(changed.clone());
-    sqlx::query("INSERT INTO order_outbox (order_id, user_id, payload, created_at) VALUES (?, ?, ?, ?)")
-        .bind(order_id)
-        .bind(changed.order.user_id)
-        .bind(event.encode())
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
+    let cause = format!("{} by {}", request.action.as_str(), request.actor.as_str());
+    let columns = columns_of(transition.to, request.shipment.as_ref());
+    let made = Step {
+        order_id: request.order_id.raw() as i64,
+        from: Some(transition.from),
+        to: transition.to,
+        by: (request.action, request.actor),
+        cause: &cause,
+        at,
+        columns: &columns,
+        announce: Some(&event),
+    };
+    // The row is locked in `transition.from`: the step is made.
+    step(tx, &made).await?;
     Ok(Moved::Done(Box::new(changed)))
 }
 
@@ -284,12 +268,12 @@ async fn lock(tx: &mut Transaction<'_, MySql>, order_id: OrderId) -> Result<Opti
 }
 
 /// One row of an order's history.
-pub(crate) async fn history(
+async fn history(
     tx: &mut Transaction<'_, MySql>,
     order_id: i64,
     from: Option<OrderStatus>,
     to: OrderStatus,
-    by: Option<(Action, Actor)>,
+    (action, actor): (Action, Actor),
     cause: &str,
     at: NaiveDateTime,
 ) -> Result<(), sqlx::Error> {
@@ -300,8 +284,8 @@ pub(crate) async fn history(
     .bind(order_id)
     .bind(from.map(OrderStatus::as_str))
     .bind(to.as_str())
-    .bind(by.map(|(action, _)| action.as_str()))
-    .bind(by.map(|(_, actor)| actor.as_str()))
+    .bind(action.as_str())
+    .bind(actor.as_str())
     .bind(cause)
     .bind(at)
     .execute(&mut **tx)
