@@ -173,7 +173,6 @@ impl Check {
 
     async fn read(&self, answers: &Answers) -> anyhow::Result<Vec<Invariant>> {
         let sale = self.gateway.sale(&answers.sku).await?;
-        let held = sale.stock + sale.reserved + sale.sold;
         let stored = stored_orders(&self.shards, &answers.sku).await?;
         let live_units: i64 = stored.values().filter(|o| o.status != OrderStatus::Cancelled).map(|o| o.qty).sum();
         let lost: Vec<&String> = answers
@@ -187,16 +186,20 @@ impl Check {
         Ok(vec![
             Invariant {
                 name: "units add up",
-                held: held == sale.total && sale.stock >= 0 && sale.reserved >= 0 && sale.sold >= 0,
+                held: sale.add_up(),
                 detail: format!(
-                    "stock {} + reserved {} + sold {} = {held} of {} loaded",
-                    sale.stock, sale.reserved, sale.sold, sale.total
+                    "stock {} + reserved {} + sold {} = {} of {} loaded",
+                    sale.stock,
+                    sale.reserved,
+                    sale.sold,
+                    sale.stock + sale.reserved + sale.sold,
+                    sale.total
                 ),
             },
             Invariant {
                 name: "MySQL live = Redis held",
-                held: live_units == sale.reserved + sale.sold,
-                detail: format!("{live_units} live units in MySQL, {} held in Redis", sale.reserved + sale.sold),
+                held: live_units == sale.held(),
+                detail: format!("{live_units} live units in MySQL, {} held in Redis", sale.held()),
             },
             Invariant {
                 name: "every 2xx stored once, live",

@@ -10,6 +10,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+use stock::Units;
 
 #[derive(Clone)]
 pub struct Gateway {
@@ -51,16 +52,6 @@ impl Signer {
     fn bearer(&self, user_id: u64) -> String {
         format!("Bearer {}", self.token(user_id))
     }
-}
-
-/// A sale's counters as `GET /admin/skus/{sku}` shows them.
-#[derive(Debug, Clone, Copy, serde::Deserialize, serde::Serialize)]
-pub struct SaleCounters {
-    pub stock: i64,
-    pub reserved: i64,
-    pub sold: i64,
-    /// Units loaded in all.
-    pub total: i64,
 }
 
 /// Load goes to loopback (127.0.0.0/8, ::1) only.
@@ -263,7 +254,7 @@ impl Gateway {
         Ok(())
     }
 
-    pub async fn sale(&self, sku: &str) -> anyhow::Result<SaleCounters> {
+    pub async fn sale(&self, sku: &str) -> anyhow::Result<Units> {
         let (status, reply) = self.admin(Method::GET, sku, String::new()).await?;
         if status != StatusCode::OK {
             bail!("reading the sale: {status} {}", String::from_utf8_lossy(&reply));

@@ -18,7 +18,9 @@ use order::status::OrderStatus;
 
 use crate::after_payment::{self, Fate};
 use crate::burst::{burst, Tally};
-use crate::client::{Gateway, SaleCounters};
+use stock::Units;
+
+use crate::client::Gateway;
 use crate::report::{check, Check, Latency, Lifecycle, Report};
 use crate::shards::{at_least, describe, exactly, wait_for_orders, StatusCounts};
 use crate::timeline::latency_histogram;
@@ -237,7 +239,7 @@ impl FlashSale {
     }
 
     /// Waits until the sale's counters satisfy `done`.
-    async fn wait_for(&self, what: &str, done: impl Fn(&SaleCounters) -> bool) -> anyhow::Result<SaleCounters> {
+    async fn wait_for(&self, what: &str, done: impl Fn(&Units) -> bool) -> anyhow::Result<Units> {
         let deadline = Instant::now() + self.settle_timeout;
         loop {
             let sale = self.gateway.sale(&self.sku).await?;
@@ -253,7 +255,7 @@ impl FlashSale {
 
     /// Waits until MySQL holds `expected` orders per status (or the settle
     /// timeout passes); the sale's counters and the stored counts.
-    async fn settled(&self, expected: &[(OrderStatus, u64)]) -> anyhow::Result<(SaleCounters, StatusCounts)> {
+    async fn settled(&self, expected: &[(OrderStatus, u64)]) -> anyhow::Result<(Units, StatusCounts)> {
         let stored = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, expected)).await?;
         Ok((self.gateway.sale(&self.sku).await?, stored))
     }

@@ -1,14 +1,16 @@
 //! The sales in Redis. Redis holds the live stock of every sale; the Lua
-//! scripts in `lua/` change it atomically, one script per decision:
+//! scripts in `stock/lua/` change it atomically, one script per decision:
 //! reserve, release (unqueued order), acknowledge (the broker has it),
 //! cancel (buyer), sweep (timeout), confirm (payment), load, update and
-//! repair a sale. `stock + reserved + sold` equals the units loaded at
-//! every instant.
+//! repair a sale. Every move of units goes through one Lua library, the
+//! unit ledger (`stock/lua/lib/units.lua`), so `stock + reserved + sold`
+//! equals the units loaded at every instant ([`units`] says it in Rust).
 //!
 //! Layout:
 //! - [`config`]: where Redis is; [`error`]: why a call failed.
 //! - [`keys`]: the key names, and each script's key list as its header gives it.
-//! - [`scripts`]: the Lua sources, embedded.
+//! - [`scripts`]: the Lua sources, embedded; [`units`]: a sale's four counts
+//!   and their invariant.
 //! - [`requests`]: what callers hand to the scripts; [`replies`]: what the
 //!   scripts answer, typed and parsed; [`records`]: the records they store.
 //! - [`store`]: [`SaleStore`], the calls; [`payment_queries`]: the payments
@@ -31,6 +33,7 @@ pub mod sale_stats;
 pub mod scripts;
 pub mod store;
 pub mod tcc;
+pub mod units;
 
 pub use checkouts::{CheckoutRecord, CouponHolder};
 pub use config::RedisConfig;
@@ -44,3 +47,4 @@ pub use requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
 pub use scripts::RESERVE_LUA;
 pub use store::SaleStore;
 pub use tcc::{CancelledItem, TccItem, Tried, TryRequest};
+pub use units::Units;

@@ -1,12 +1,12 @@
 //! The values the scripts store, parsed: reservations, idempotency records,
-//! payments and cancellations. Their formats are documented in `lua/`.
+//! payments and cancellations. Their formats are documented in `stock/lua/`.
 
 use chrono::{DateTime, Utc};
 use order::event::{CancelReason, OrderCancelled, OrderCreated};
 use order::id::OrderId;
 
 /// `<user>:<qty>:<amount cents>:<created ms>:<pay by ms>:<sale generation>:<idempotency key>`,
-/// the value of a reservation (see `lua/lib/reservation.lua`). Reservations
+/// the value of a reservation (see `stock/lua/lib/reservation.lua`). Reservations
 /// made before generations were recorded lack that field: generation 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservationRecord {

@@ -156,6 +156,12 @@ pub struct SaleStatus {
     pub loaded_ms: i64,
 }
 
+impl SaleStatus {
+    pub fn units(&self) -> crate::Units {
+        crate::Units { stock: self.stock, reserved: self.reserved, sold: self.sold, total: self.total }
+    }
+}
+
 impl Reservation {
     pub(crate) fn parse(reply: &[String]) -> Option<Self> {
         let number = |text: &String| text.parse::<i64>().ok();

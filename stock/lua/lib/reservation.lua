@@ -1,5 +1,5 @@
 -- Shared by the scripts that make or end a reservation; the store loads it
--- in front of each of them. Those scripts pass these keys first, in this order:
+-- in front of each of them, after the unit ledger (lib/units.lua). Those scripts pass these keys first, in this order:
 -- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
 --
 -- A reservation (a field of resv:{sku}, keyed by order id) reads
@@ -65,25 +65,24 @@ end
 -- Takes `qty` units from stock into `reserved` and the buyer's count; the
 -- reservation's records are the caller's to write.
 local function take_units(user, qty)
-  redis.call('HINCRBY', KEYS[1], 'stock', -qty)
-  redis.call('HINCRBY', KEYS[1], 'reserved', qty)
+  move_units('take', qty)
   redis.call('HINCRBY', KEYS[2], user, qty)
 end
 
--- Forgets a reservation and its deadline; the units are the caller's to place.
-local function end_reservation(order_id, value)
+-- Forgets a reservation and its deadline; its units are the caller's to
+-- move out of `reserved` (released or sold).
+local function end_reservation(order_id)
   redis.call('HDEL', KEYS[3], order_id)
   redis.call('ZREM', KEYS[4], order_id)
-  redis.call('HINCRBY', KEYS[1], 'reserved', -reservation_qty(value))
 end
 
 -- Ends a reservation and gives its units back to stock and to the buyer's
 -- per-user allowance. Returns the stock after.
 local function release_units(order_id, value)
-  end_reservation(order_id, value)
+  end_reservation(order_id)
   local user, qty = reservation_user(value), reservation_qty(value)
   if redis.call('HINCRBY', KEYS[2], user, -qty) <= 0 then
     redis.call('HDEL', KEYS[2], user)
   end
-  return redis.call('HINCRBY', KEYS[1], 'stock', qty)
+  return move_units('release', qty)
 end

@@ -30,7 +30,6 @@ if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[3]) == 0 then
   return {'already', tonumber(redis.call('HGET', KEYS[1], 'stock'))}
 end
 local units = tonumber(ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'sold', -units)
 if redis.call('HINCRBY', KEYS[2], ARGV[2], -units) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[2])
 end
@@ -38,7 +37,6 @@ local time = redis.call('TIME')
 local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local ends_ms = tonumber(redis.call('HGET', KEYS[1], 'ends_ms') or '0')
 if ARGV[5] == '1' and (ends_ms == 0 or now_ms < ends_ms) then
-  return {'restocked', redis.call('HINCRBY', KEYS[1], 'stock', units)}
+  return {'restocked', move_units('restock', units)}
 end
-redis.call('HINCRBY', KEYS[1], 'total', -units)
-return {'withdrawn', tonumber(redis.call('HGET', KEYS[1], 'stock'))}
+return {'withdrawn', move_units('unsell', units)}

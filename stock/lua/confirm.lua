@@ -55,8 +55,8 @@ if reservation then
   if expected ~= paid then
     return {'amount_mismatch', expected}
   end
-  end_reservation(order_id, reservation)
-  redis.call('HINCRBY', KEYS[1], 'sold', reservation_qty(reservation))
+  end_reservation(order_id)
+  move_units('sell', reservation_qty(reservation))
   redis.call('HSET', KEYS[5], order_id, 'paid:' .. payment_id .. ':' .. reservation)
   return {'paid', reservation}
 end

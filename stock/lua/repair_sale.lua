@@ -35,5 +35,5 @@ for i = 2, #ARGV, 2 do
 end
 local sold = tonumber(ARGV[1])
 local stock = total - reserved - sold
-redis.call('HSET', KEYS[1], 'stock', stock, 'reserved', reserved, 'sold', sold)
+set_units(stock, reserved, sold, total)
 return {stock, reserved, sold}

@@ -38,8 +38,7 @@ if stock + add < 0 then
   return {'too_few_units', stock}
 end
 if add ~= 0 then
-  redis.call('HINCRBY', KEYS[1], 'total', add)
-  stock = redis.call('HINCRBY', KEYS[1], 'stock', add)
+  stock = move_units('add', add)
 end
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], 'per_user_limit', ARGV[2])

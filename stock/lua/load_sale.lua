@@ -48,7 +48,7 @@ end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 -- When this sale began (Redis TIME): its generation, carried by its orders.
 local loaded_ms = now_ms()
-redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'total', ARGV[1], 'reserved', 0, 'sold', 0,
-  'per_user_limit', ARGV[2], 'price_cents', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
+set_units(tonumber(ARGV[1]), 0, 0, tonumber(ARGV[1]))
+redis.call('HSET', KEYS[1], 'per_user_limit', ARGV[2], 'price_cents', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
   'loaded_ms', loaded_ms)
 return {'loaded', tonumber(ARGV[1])}

@@ -1,0 +1,64 @@
+-- The unit ledger: the one place a sale's units move between `stock`,
+-- `reserved` and `sold`, or into and out of its `total`, all four fields
+-- of sale:{sku}, KEYS[1] of every script the store loads this in front of.
+-- Every move keeps
+--
+--     stock + reserved + sold = total
+--
+-- and is checked to here, before anything is written: a move whose changes
+-- do not balance is refused with an error. Whether a move may be made
+-- (enough stock, the buyer's limit, the sale's window) is the caller's to
+-- decide; a deduction strategy (at order or at payment) changes which moves
+-- the scripts make, here.
+
+-- What each move adds to each count, per unit.
+local MOVES = {
+  -- An order reserves units for sale.
+  take = {stock = -1, reserved = 1},
+  -- A reservation ends unpaid (cancelled, timed out, released).
+  release = {reserved = -1, stock = 1},
+  -- A reservation is paid.
+  sell = {reserved = -1, sold = 1},
+  -- A paid order's units come back on sale.
+  restock = {sold = -1, stock = 1},
+  -- A paid order's units leave the sale (it has ended).
+  unsell = {sold = -1, total = -1},
+  -- The operator adds units for sale (negative: removes some).
+  add = {stock = 1, total = 1},
+}
+
+local COUNTS = {'stock', 'reserved', 'sold', 'total'}
+
+local function balanced(stock, reserved, sold, total)
+  return stock + reserved + sold == total
+end
+
+-- Makes `move` of `units` units; returns the stock after.
+local function move_units(move, units)
+  local per_unit = MOVES[move]
+  if not per_unit then
+    error('unit ledger: no move named ' .. tostring(move))
+  end
+  if not balanced(per_unit.stock or 0, per_unit.reserved or 0, per_unit.sold or 0, per_unit.total or 0) then
+    error('unit ledger: move ' .. move .. ' does not keep stock + reserved + sold = total')
+  end
+  local stock
+  for _, count in ipairs(COUNTS) do
+    local by = (per_unit[count] or 0) * units
+    if by ~= 0 then
+      local after = redis.call('HINCRBY', KEYS[1], count, by)
+      if count == 'stock' then
+        stock = after
+      end
+    end
+  end
+  return stock or tonumber(redis.call('HGET', KEYS[1], 'stock'))
+end
+
+-- Sets all four counts of a sale being loaded or repaired.
+local function set_units(stock, reserved, sold, total)
+  if not balanced(stock, reserved, sold, total) then
+    error('unit ledger: ' .. stock .. ' + ' .. reserved .. ' + ' .. sold .. ' is not ' .. total)
+  end
+  redis.call('HSET', KEYS[1], 'stock', stock, 'reserved', reserved, 'sold', sold, 'total', total)
+end
