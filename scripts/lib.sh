@@ -10,9 +10,20 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# free_port: a port nothing listens on now.
+# free_port: a port nothing listens on now, below the ephemeral range
+# (32768 and up), so no outgoing connection is given it while a broker or
+# server the fault suite killed is down and its restart finds it free.
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 -c '
+import random, socket
+while True:
+    port = random.randrange(20000, 32000)
+    try:
+        socket.socket().bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    print(port)
+    break'
 }
 
 # SPARE_STACK=<name>, set before sourcing: a stack of a test's own, on free

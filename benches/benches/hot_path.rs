@@ -85,7 +85,7 @@ fn reserve_script(c: &mut Criterion) {
     let config = RedisConfig { url: url.clone(), namespace: "bench:".into(), ..RedisConfig::default() };
     let store = runtime.block_on(async {
         let store = SaleStore::connect(&config).ok()?;
-        store.wait_connected(Duration::from_secs(2)).await.then_some(store)
+        store.redis().wait_connected(Duration::from_secs(2)).await.then_some(store)
     });
     let Some(store) = store else {
         eprintln!("skipping reserve_script: no Redis answers at {url}");

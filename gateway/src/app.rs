@@ -16,7 +16,10 @@ use order::id::IdGenerator;
 use orderdb::ShardPools;
 use paychannel::client::{HttpChannel, PaymentChannel};
 use paychannel::warehouse::HttpWarehouse;
-use stock::{IdempotencyRecord, Reservation, ReserveRequest, SaleStore, StoreError, Windows};
+use stock::{
+    Checkouts, IdempotencyRecord, NodeLeases, OrderCache, PaymentQueries, Redis, Reservation, ReserveRequest,
+    SaleFigures, SaleStore, StoreError, Strikes, Windows,
+};
 
 use crate::auth::Verifier;
 use crate::config::{self, Config};
@@ -44,7 +47,15 @@ pub struct App {
     pub loaded: ArcSwap<Loaded>,
     pub in_flight: InFlight,
     pub sale_windows: SaleWindows,
+    /// Sales: their units and reservations.
     pub sales: Arc<SaleStore>,
+    /// The other stores in Redis, on the same connection, one per job.
+    pub order_cache: OrderCache,
+    pub checkouts: Checkouts,
+    pub payment_queries: PaymentQueries,
+    pub strikes: Strikes,
+    pub sale_figures: SaleFigures,
+    pub node_leases: NodeLeases,
     /// Reservations (`reserve.lua`): one script call per SKU for the
     /// requests that arrive together.
     pub reservations: RedisBatch<ReserveRequest<'static>, Reservation>,
@@ -144,7 +155,8 @@ impl App {
     pub fn new(config: Config, source: Option<PathBuf>) -> Result<Self, StartError> {
         // First: what the constructors below record must reach the recorder.
         let metrics = crate::metrics::handle();
-        let sales = Arc::new(SaleStore::connect(&config.redis)?);
+        let redis = Redis::connect(&config.redis)?;
+        let sales = Arc::new(SaleStore::new(redis.clone()));
         // As long as a call of its own could take: the in-flight window
         // counts the acknowledgement's wait for its batch as one more
         // Redis timeout (`Config::in_flight_window_ms`).
@@ -168,6 +180,12 @@ impl App {
                 sales.idempotency_keys_used(sku, keys).boxed()
             }),
             sales,
+            order_cache: OrderCache::new(redis.clone()),
+            checkouts: Checkouts::new(redis.clone()),
+            payment_queries: PaymentQueries::new(redis.clone()),
+            strikes: Strikes::new(redis.clone()),
+            sale_figures: SaleFigures::new(redis.clone()),
+            node_leases: NodeLeases::new(redis),
             events: EventProducer::new(&config.kafka)?,
             orders: ShardPools::connect_lazy(&config.mysql.shards, 8, Duration::from_secs(2))?,
             reads: ShardPools::connect_lazy(&config.mysql.shards, 4, Duration::from_secs(1))?,

@@ -58,7 +58,7 @@ async fn checkout_once(app: Arc<App>, cart: Checkout, key: String) -> Result<(Ch
     let parent = app.ids.next(bucket_for_user(cart.user_id), now_ms);
     let record = CheckoutRecord { accepted: false, parent, created_ms: now_ms };
     let claimed = app
-        .sales
+        .checkouts
         .claim_checkout(cart.user_id, &key, &record, app.checkout_ttl())
         .await
         .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
@@ -111,7 +111,7 @@ async fn again(
     }
     // Taken over by this request alone: other repeats now see it in progress.
     if !app
-        .sales
+        .checkouts
         .refresh_checkout(cart.user_id, key, &first, now_ms)
         .await
         .map_err(down(Dependency::Redis, "a checkout's Redis call"))?
@@ -123,7 +123,8 @@ async fn again(
 }
 
 async fn load(app: &App, parent: OrderId) -> Result<Option<CheckoutOrder>, CheckoutError> {
-    let Some(json) = app.sales.checkout(parent).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?
+    let Some(json) =
+        app.checkouts.checkout(parent).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?
     else {
         return Ok(None);
     };
@@ -136,7 +137,7 @@ async fn load(app: &App, parent: OrderId) -> Result<Option<CheckoutOrder>, Check
 async fn save(app: &App, order: &CheckoutOrder) -> Result<(), CheckoutError> {
     let json = serde_json::to_string(order).expect("a checkout serializes");
     Ok(app
-        .sales
+        .checkouts
         .save_checkout(order.order_id, &json, app.checkout_ttl())
         .await
         .map_err(down(Dependency::Redis, "a checkout's Redis call"))?)
@@ -152,9 +153,9 @@ async fn priced(
     now_ms: i64,
 ) -> Result<CheckoutOrder, CheckoutError> {
     let skus: Vec<String> = cart.lines.iter().map(|line| line.sku.clone()).collect();
-    let prices = app.sales.sale_prices(&skus).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
+    let prices = app.checkouts.sale_prices(&skus).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
     let facts = app
-        .sales
+        .checkouts
         .catalogue_entries(Catalogue::Skus, &skus)
         .await
         .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
@@ -217,14 +218,14 @@ async fn parsed_all<T: serde::de::DeserializeOwned>(
     catalogue: Catalogue,
 ) -> Result<Vec<(String, T)>, CheckoutError> {
     let entries =
-        app.sales.catalogue_all(catalogue).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
+        app.checkouts.catalogue_all(catalogue).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
     entries.into_iter().map(|(id, json)| parse_entry(&json, &id).map(|entry| (id, entry))).collect()
 }
 
 /// The coupon's terms, if it is the buyer's to use.
 async fn coupon_terms(app: &App, user_id: u64, code: &str) -> Result<CouponTerms, CheckoutError> {
     let found = app
-        .sales
+        .checkouts
         .catalogue_entries(Catalogue::Coupons, &[code.to_owned()])
         .await
         .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
@@ -245,7 +246,7 @@ async fn coupon_terms(app: &App, user_id: u64, code: &str) -> Result<CouponTerms
 /// e.g. from a retry of its key), so two checkouts never both use it.
 async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> Result<(), CheckoutError> {
     let holder = match app
-        .sales
+        .checkouts
         .coupon_holder(user_id, code)
         .await
         .map_err(down(Dependency::Redis, "a checkout's Redis call"))?
@@ -259,7 +260,7 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
             // Its key's claim says when a request last took it on (a repeat
             // of the key refreshes it).
             let claim = app
-                .sales
+                .checkouts
                 .checkout_claim(order.user_id, &order.idempotency_key)
                 .await
                 .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
@@ -270,7 +271,11 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
             let items: Vec<(String, OrderId)> =
                 order.items().map(|(_, item)| (item.sku.clone(), item.order_id)).collect();
             if age_ms < app.in_flight_window().as_millis() as i64
-                || app.sales.any_item_live(&items).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?
+                || app
+                    .checkouts
+                    .any_item_live(&items)
+                    .await
+                    .map_err(down(Dependency::Redis, "a checkout's Redis call"))?
             {
                 return Err(CheckoutError::CouponUsed);
             }
@@ -292,7 +297,7 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
         // the coupon used: a frozen holder without a record is long over.
     }
     if !app
-        .sales
+        .checkouts
         .swap_coupon_holder(user_id, code, holder, Some(parent))
         .await
         .map_err(down(Dependency::Redis, "a checkout's Redis call"))?
@@ -304,14 +309,14 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
 
 async fn unfreeze_coupon(app: &App, order: &CheckoutOrder) {
     let Some(code) = &order.coupon else { return };
-    if let Err(err) = app.sales.swap_coupon_holder(order.user_id, code, Some(order.order_id), None).await {
+    if let Err(err) = app.checkouts.swap_coupon_holder(order.user_id, code, Some(order.order_id), None).await {
         // Its next use finds the checkout dead and takes it over.
         tracing::warn!(order_id = %order.order_id, error = %err, "coupon left frozen by a refused checkout");
     }
 }
 
 async fn free_key(app: &App, user_id: u64, key: &str, record: &CheckoutRecord) {
-    if let Err(err) = app.sales.drop_checkout(user_id, key, record).await {
+    if let Err(err) = app.checkouts.drop_checkout(user_id, key, record).await {
         let parent = record.parent;
         tracing::warn!(%parent, error = %err, "idempotency key left claimed by a refused checkout until its TTL");
     }
@@ -429,7 +434,7 @@ async fn drive(
             .await;
         }
     }
-    if let Err(err) = app.sales.accept_checkout(order.user_id, key, &record).await {
+    if let Err(err) = app.checkouts.accept_checkout(order.user_id, key, &record).await {
         // A repeat of the key sends it once more (all idempotent) and is answered then.
         tracing::warn!(order_id = %order.order_id, error = %err, "checkout key not marked answered");
     }
@@ -472,7 +477,7 @@ async fn abort(
     };
     // A repeat of the key took the checkout over (this request ran past the
     // in-flight window): it may be sending it; its items are its own now.
-    match app.sales.checkout_claim(order.user_id, key).await {
+    match app.checkouts.checkout_claim(order.user_id, key).await {
         Ok(Some(claim)) if claim == *record => {}
         _ => return outcome_unknown,
     }

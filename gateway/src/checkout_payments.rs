@@ -20,7 +20,7 @@ use crate::refusal::Dependency;
 
 /// The buyer's checkout, if it is theirs.
 pub async fn owned(app: &App, parent: OrderId, user_id: u64) -> Result<CheckoutOrder, OrderError> {
-    let json = app.sales.checkout(parent).await.map_err(down(Dependency::Redis, "checkout lookup"))?;
+    let json = app.checkouts.checkout(parent).await.map_err(down(Dependency::Redis, "checkout lookup"))?;
     match json.and_then(|json| serde_json::from_str::<CheckoutOrder>(&json).ok()) {
         Some(order) if order.user_id == user_id => Ok(order),
         _ => Err(OrderError::UnknownOrder),
@@ -33,7 +33,7 @@ pub async fn start(app: &App, parent: OrderId, user_id: u64) -> Result<PaymentSt
     // Not before it was accepted: a payment must not reach an item its
     // checkout has yet to try (it would be refunded, the item left unpaid).
     let claim = app
-        .sales
+        .checkouts
         .checkout_claim(user_id, &order.idempotency_key)
         .await
         .map_err(down(Dependency::Redis, "checkout key lookup"))?;
@@ -63,7 +63,7 @@ pub async fn start(app: &App, parent: OrderId, user_id: u64) -> Result<PaymentSt
     let now_ms = Utc::now().timestamp_millis();
     let query = PaymentQuery { sku: CHECKOUT_ATTACH.to_owned(), order_id: parent, started_ms: now_ms };
     let due_ms = now_ms + app.config.payments.query_every_secs as i64 * 1_000;
-    if let Err(err) = app.sales.queue_payment_query(&query, due_ms).await {
+    if let Err(err) = app.payment_queries.queue_payment_query(&query, due_ms).await {
         tracing::warn!(%parent, error = %err, "payment not queued for lookups; only its notification will settle it");
     }
     Ok(PaymentStarted {
@@ -79,7 +79,7 @@ pub async fn start(app: &App, parent: OrderId, user_id: u64) -> Result<PaymentSt
 /// every event sent, then each item's payment marked acknowledged. `None`
 /// when no checkout has this id (settled as a single order's payment).
 pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, SettleError> {
-    let json = app.sales.checkout(payment.order_id).await.map_err(down(Dependency::Redis, "checkout lookup"))?;
+    let json = app.checkouts.checkout(payment.order_id).await.map_err(down(Dependency::Redis, "checkout lookup"))?;
     let Some(order) = json.and_then(|json| serde_json::from_str::<CheckoutOrder>(&json).ok()) else {
         // Its record expired (days after its payment window): a repeat of a
         // payment settled then is recognised in MySQL; anything else is a
@@ -148,7 +148,7 @@ pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, Set
         // Used for good before the payment is acknowledged (the channel
         // retries until it is recorded).
         let used = app
-            .sales
+            .checkouts
             .use_coupon(order.user_id, code, order.order_id)
             .await
             .map_err(down(Dependency::Redis, "marking the coupon used"))?;
@@ -191,7 +191,7 @@ pub async fn cancel(app: &App, parent: OrderId, user_id: u64) -> Result<Vec<Refu
         }
     }
     if let Some(code) = &order.coupon {
-        if let Err(err) = app.sales.swap_coupon_holder(user_id, code, Some(parent), None).await {
+        if let Err(err) = app.checkouts.swap_coupon_holder(user_id, code, Some(parent), None).await {
             tracing::warn!(%parent, error = %err, "coupon not unfrozen; its next use finds the checkout cancelled");
         }
     }

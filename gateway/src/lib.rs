@@ -106,7 +106,7 @@ pub async fn run(
     let lease = {
         let app = app.clone();
         tokio::spawn(async move {
-            let _ = taken_tx.send(app.node.keep(&app.sales).await);
+            let _ = taken_tx.send(app.node.keep(&app.node_leases).await);
         })
     };
     let lookups = tokio::spawn(payment_queries::run(app.clone()));
@@ -141,7 +141,7 @@ pub async fn run(
     match clash.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()) {
         Some(taken) => Err(taken),
         None => {
-            app.node.release(&app.sales).await;
+            app.node.release(&app.node_leases).await;
             Ok(())
         }
     }

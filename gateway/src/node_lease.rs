@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use stock::SaleStore;
+use stock::NodeLeases;
 
 /// How long a lease lasts without renewal.
 pub const LEASE: Duration = Duration::from_secs(15);
@@ -44,12 +44,12 @@ impl NodeLease {
 
     /// Claims the lease and keeps renewing it; returns only when another
     /// live instance holds the id.
-    pub async fn keep(&self, sales: &SaleStore) -> NodeIdTaken {
+    pub async fn keep(&self, leases: &NodeLeases) -> NodeIdTaken {
         // A holder that stopped renewing lets go within one lease.
         let mut others_live_since: Option<Instant> = None;
         loop {
             let attempt = self.elapsed_ms();
-            match sales.lease_node(self.node_id, &self.token, LEASE.as_millis() as u64).await {
+            match leases.lease_node(self.node_id, &self.token, LEASE.as_millis() as u64).await {
                 Ok(Ok(())) => {
                     others_live_since = None;
                     let margin = LEASE.as_millis() as u64 / 5;
@@ -74,9 +74,9 @@ impl NodeLease {
     }
 
     /// Gives the lease up, so a restarted instance need not wait it out.
-    pub async fn release(&self, sales: &SaleStore) {
+    pub async fn release(&self, leases: &NodeLeases) {
         self.held_until_ms.store(0, Ordering::Release);
-        if let Err(err) = sales.lease_node(self.node_id, &self.token, 0).await {
+        if let Err(err) = leases.lease_node(self.node_id, &self.token, 0).await {
             tracing::warn!(node_id = self.node_id, error = %err, "node id lease not given up; it expires by itself");
         }
     }

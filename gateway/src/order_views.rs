@@ -46,7 +46,7 @@ impl App {
         let breaker = self.traffic.load().redis.clone();
         let found = match breaker.permit() {
             Ok(()) => {
-                let found = self.sales.cached_order(order_id).await;
+                let found = self.order_cache.cached_order(order_id).await;
                 breaker.record(&found);
                 found.map_err(|err| err.to_string())
             }
@@ -66,9 +66,9 @@ impl App {
                 metrics::counter!("gateway_order_cache_total", "outcome" => "miss").increment(1);
                 let Some(view) = self.view_from_shard(order_id).await?.filter(owned) else { return Ok(None) };
                 // Off the answer's path: a slow Redis does not slow the read.
-                let (sales, text) = (self.sales.clone(), view.to_string());
+                let (cache, text) = (self.order_cache.clone(), view.to_string());
                 tokio::spawn(async move {
-                    if let Err(err) = sales.cache_order(order_id, &text, ttl).await {
+                    if let Err(err) = cache.cache_order(order_id, &text, ttl).await {
                         tracing::debug!(%order_id, error = %err, "order view not cached");
                     }
                 });
@@ -97,7 +97,7 @@ impl App {
     /// Caches a just-accepted order's view, unless one is cached already.
     pub async fn cache_accepted(&self, order: &StoredOrder) {
         let Some(ttl) = self.cache_ttl() else { return };
-        if let Err(err) = self.sales.cache_new_order(order.order_id, &new_view(order).to_string(), ttl).await {
+        if let Err(err) = self.order_cache.cache_new_order(order.order_id, &new_view(order).to_string(), ttl).await {
             metrics::counter!("gateway_order_cache_writes_failed_total").increment(1);
             tracing::warn!(order_id = %order.order_id, error = %err, "accepted order not cached; reads go to its shard");
         }
@@ -109,7 +109,7 @@ impl App {
         if self.cache_ttl().is_none() {
             return;
         }
-        if let Err(err) = self.sales.record_order_move(order_id, status.as_str()).await {
+        if let Err(err) = self.order_cache.record_order_move(order_id, status.as_str()).await {
             metrics::counter!("gateway_order_cache_writes_failed_total").increment(1);
             tracing::warn!(%order_id, error = %err, "order move not recorded; reads show it once the settler applied it");
         }
@@ -120,7 +120,7 @@ impl App {
         if self.cache_ttl().is_none() {
             return;
         }
-        if let Err(err) = self.sales.forget_orders(&[order_id]).await {
+        if let Err(err) = self.order_cache.forget_orders(&[order_id]).await {
             metrics::counter!("gateway_order_cache_writes_failed_total").increment(1);
             tracing::warn!(%order_id, error = %err, "cached order view not dropped; the settler or its TTL ends it");
         }

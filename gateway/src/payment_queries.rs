@@ -27,7 +27,7 @@ pub async fn run(app: Arc<App>) {
         tick.tick().await;
         let now_ms = Utc::now().timestamp_millis();
         let next_due_ms = now_ms + app.config.payments.query_every_secs as i64 * 1_000;
-        match app.sales.claim_payment_queries(now_ms, next_due_ms, CLAIM_AT_ONCE).await {
+        match app.payment_queries.claim_payment_queries(now_ms, next_due_ms, CLAIM_AT_ONCE).await {
             Ok(queries) => {
                 for query in queries {
                     look_up(&app, &query, now_ms).await;
@@ -67,7 +67,7 @@ async fn look_up(app: &App, query: &PaymentQuery, now_ms: i64) {
         }
     };
     if finished {
-        if let Err(err) = app.sales.drop_payment_query(query).await {
+        if let Err(err) = app.payment_queries.drop_payment_query(query).await {
             tracing::warn!(%order_id, error = %err, "could not drop a finished payment lookup");
         }
     }

@@ -43,7 +43,7 @@ pub async fn start(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Res
     let now_ms = Utc::now().timestamp_millis();
     let query = PaymentQuery { sku: sku.to_owned(), order_id, started_ms: now_ms };
     let due_ms = now_ms + app.config.payments.query_every_secs as i64 * 1_000;
-    if let Err(err) = app.sales.queue_payment_query(&query, due_ms).await {
+    if let Err(err) = app.payment_queries.queue_payment_query(&query, due_ms).await {
         tracing::warn!(%order_id, error = %err, "payment not queued for lookups; only its notification will settle it");
     }
     Ok(PaymentStarted {

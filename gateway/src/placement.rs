@@ -80,7 +80,7 @@ pub(crate) async fn cooling_down(app: &App, user_id: u64) -> Option<u64> {
     if max == 0 {
         return None;
     }
-    match app.sales.strikes(user_id).await {
+    match app.strikes.strikes(user_id).await {
         Ok((strikes, left_ms)) if strikes > i64::from(max) => {
             metrics::counter!("gateway_cooling_down_total").increment(1);
             Some((left_ms as u64).div_ceil(1_000).max(1))

@@ -375,7 +375,7 @@ async fn a_checkout_the_broker_stalled_on_holds_nothing_past_its_confirm_deadlin
     let topic = unique("cart_stall");
     settler::setup::ensure_topics(
         &broker.bootstrap,
-        &[settler::setup::TopicSpec::new(&topic, 2), settler::setup::TopicSpec::new(&format!("{topic}.dlq"), 1)],
+        &[settler::setup::TopicSpec::new(&topic, 2), settler::setup::TopicSpec::new(format!("{topic}.dlq"), 1)],
     )
     .await
     .unwrap();
@@ -580,14 +580,17 @@ async fn a_checkout_whose_gateway_died_after_its_tries_holds_nothing_past_the_co
             facts: ShippingFacts::unlisted(),
         })
         .collect();
-    let now_ms = app.sales.now_ms().await.unwrap();
+    let now_ms = app.sales.redis().now_ms().await.unwrap();
     let next_id = || app.ids.next(bucket_for_user(user), now_ms);
     let plan = plan(&lines, &[], None, &Default::default(), app.config.checkout.limits(), next_id).unwrap();
     let at = stock::records::from_ms(now_ms);
     let dead = CheckoutOrder::new(plan, next_id(), user, key.into(), None, at, at + chrono::Duration::minutes(15));
     let claim = CheckoutRecord { accepted: false, parent: dead.order_id, created_ms: now_ms };
-    assert_eq!(app.sales.claim_checkout(user, key, &claim, app.checkout_ttl()).await.unwrap(), None);
-    app.sales.save_checkout(dead.order_id, &serde_json::to_string(&dead).unwrap(), app.checkout_ttl()).await.unwrap();
+    assert_eq!(app.checkouts.claim_checkout(user, key, &claim, app.checkout_ttl()).await.unwrap(), None);
+    app.checkouts
+        .save_checkout(dead.order_id, &serde_json::to_string(&dead).unwrap(), app.checkout_ttl())
+        .await
+        .unwrap();
     for (sub_order, item) in dead.items() {
         let items = [TccItem {
             order_id: item.order_id,

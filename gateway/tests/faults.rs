@@ -47,7 +47,7 @@ async fn a_broker_stalled_past_the_message_timeout_neither_oversells_nor_stays_b
     let topic = unique("stall");
     settler::setup::ensure_topics(
         &broker.bootstrap,
-        &[settler::setup::TopicSpec::new(&topic, 2), settler::setup::TopicSpec::new(&format!("{topic}.dlq"), 1)],
+        &[settler::setup::TopicSpec::new(&topic, 2), settler::setup::TopicSpec::new(format!("{topic}.dlq"), 1)],
     )
     .await
     .unwrap();
@@ -149,7 +149,7 @@ async fn a_broker_stalled_past_the_message_timeout_neither_oversells_nor_stays_b
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_key_reused_after_its_record_expired_is_a_new_order_and_a_poison_event_never_halts_the_settler() {
     let topic = fresh_topic(1).await;
-    settler::setup::ensure_topics(&kafka_bootstrap(), &[settler::setup::TopicSpec::new(&format!("{topic}.dlq"), 1)])
+    settler::setup::ensure_topics(&kafka_bootstrap(), &[settler::setup::TopicSpec::new(format!("{topic}.dlq"), 1)])
         .await
         .unwrap();
     let shards = fresh_shards(2).await;

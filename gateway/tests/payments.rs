@@ -443,7 +443,7 @@ async fn reconcile_finds_and_repairs_a_drifted_counter() {
 
     let config = settler_config(&stack.topic, &stack.shards);
     let store = stock::SaleStore::connect(&config.redis).unwrap();
-    assert!(store.wait_connected(Duration::from_secs(5)).await, "redis at {}", config.redis.url);
+    assert!(store.redis().wait_connected(Duration::from_secs(5)).await, "redis at {}", config.redis.url);
     let shards = pools(&stack.shards);
     let clean = settler::reconcile::reconcile(&shards, &store, &sku, false).await.unwrap();
     assert!(!clean.drifted(), "{clean:?}");

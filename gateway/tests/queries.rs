@@ -76,7 +76,7 @@ async fn an_order_is_readable_from_its_202_and_its_cancellation_at_once() {
     })
     .await;
     settler.stop().await;
-    gateway.app.sales.forget_orders(&[id]).await.unwrap();
+    gateway.app.order_cache.forget_orders(&[id]).await.unwrap();
     assert_eq!(get(&gateway, &path, 7).await.json, stored, "read from the shard");
 
     let body = json!({"sku": sku, "user_id": 7}).to_string();

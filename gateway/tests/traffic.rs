@@ -446,7 +446,7 @@ async fn the_redis_breaker_opens_answers_fast_and_closes_when_redis_is_back() {
         ..Default::default()
     })
     .unwrap();
-    status.wait_connected(Duration::from_secs(2)).await;
+    status.redis().wait_connected(Duration::from_secs(2)).await;
     assert_eq!(status.sale_status(&sku).await.unwrap().unwrap().stock, 99, "no stock moved while Redis was away");
 
     // After the open time a probe goes through, succeeds, and orders flow.

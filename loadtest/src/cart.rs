@@ -9,7 +9,7 @@
 //! accepted checkout's items are stored once, cancelled ones cancelled and
 //! paid ones paid.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -324,7 +324,7 @@ fn expected_items(accepted: &[Accepted], cancelled: &[String], paid: &[String]) 
             OrderStatus::PendingPayment
         };
         for (_, sku, _) in &checkout.items {
-            *expected.entry(sku.clone()).or_insert_with(BTreeMap::new).entry(status).or_default() += 1;
+            *expected.entry(sku.clone()).or_default().entry(status).or_default() += 1;
         }
     }
     expected

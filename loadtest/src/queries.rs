@@ -24,7 +24,7 @@ use hyper::StatusCode;
 use order::id::OrderId;
 use orderdb::ShardPools;
 use serde::Serialize;
-use stock::{RedisConfig, SaleStore};
+use stock::{OrderCache, Redis, RedisConfig};
 
 use crate::bench::floors::{timed_calls, Calls, HyperFloor};
 use crate::client::Gateway;
@@ -88,8 +88,9 @@ impl Queries {
             self.first_user + self.buyers,
         );
         sale.load().await?;
-        let cache = SaleStore::connect(&self.redis)?;
-        cache.wait_connected(Duration::from_secs(5)).await;
+        let redis = Redis::connect(&self.redis)?;
+        redis.wait_connected(Duration::from_secs(5)).await;
+        let cache = OrderCache::new(redis);
         let ids: Vec<OrderId> = orders.iter().map(|(_, id)| id.parse()).collect::<Result<_, _>>()?;
         for chunk in ids.chunks(500) {
             cache.forget_orders(chunk).await?;
@@ -180,8 +181,9 @@ impl Queries {
     async fn redis_floor(&self, orders: &[(u64, String)]) -> anyhow::Result<Row> {
         let (user, order_id) = &orders[0];
         let (_, view) = self.gateway.get(&format!("/v1/orders/{order_id}"), Some(*user)).await?;
-        let store = SaleStore::connect(&RedisConfig { namespace: "bench:queries:".into(), ..self.redis.clone() })?;
-        store.wait_connected(Duration::from_secs(5)).await;
+        let redis = Redis::connect(&RedisConfig { namespace: "bench:queries:".into(), ..self.redis.clone() })?;
+        redis.wait_connected(Duration::from_secs(5)).await;
+        let store = OrderCache::new(redis);
         let key = OrderId::from_raw(1);
         store.cache_order(key, &String::from_utf8_lossy(&view), Duration::from_secs(600)).await?;
         let calls = timed_calls(self.reads, self.concurrency, |_| async {

@@ -95,7 +95,7 @@ impl ShardPools {
         items.build().execute(&mut *tx).await?;
 
         let orders: Vec<OrderCreated> =
-            checkout.items().map(|(sub, item)| OrderCreated::of_checkout_item(&checkout, sub, item)).collect();
+            checkout.items().map(|(sub, item)| OrderCreated::of_checkout_item(checkout, sub, item)).collect();
         let mut known = QueryBuilder::<MySql>::new("SELECT order_id FROM orders WHERE order_id IN (");
         let mut ids = known.separated(", ");
         for order in &orders {

@@ -25,7 +25,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use events::producer::EventProducer;
@@ -39,7 +38,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
-use stock::SaleStore;
+use stock::{OrderCache, Redis, SaleFigures};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -78,8 +77,10 @@ pub struct Settler {
     consumer: StreamConsumer,
     dead_letters: EventProducer,
     shards: ShardPools,
-    /// The hot-order cache and the live sale figures.
-    store: Arc<SaleStore>,
+    /// The hot-order cache, where moved orders' views are dropped.
+    cache: OrderCache,
+    /// The live sale figures.
+    figures: SaleFigures,
     /// Next offset per partition of what is settled but not yet committed
     /// (a commit failed: a rebalance under way, the coordinator moving).
     /// Committed with the next batch, or after [`COMMIT_RETRY`] without one:
@@ -112,8 +113,9 @@ impl Settler {
         consumer.subscribe(&[&config.kafka.topic])?;
         let dead_letters = EventProducer::new(&config.producer())?;
         let shards = config.mysql.connect_lazy()?;
-        let store = Arc::new(SaleStore::connect(&config.redis)?);
-        Ok(Self { config, consumer, dead_letters, shards, store, uncommitted: Default::default() })
+        let redis = Redis::connect(&config.redis)?;
+        let (cache, figures) = (OrderCache::new(redis.clone()), SaleFigures::new(redis));
+        Ok(Self { config, consumer, dead_letters, shards, cache, figures, uncommitted: Default::default() })
     }
 
     /// Settles batches until `shutdown` resolves. A batch under way when it
@@ -217,7 +219,7 @@ impl Settler {
                     checkout
                         .items()
                         .filter(|(_, item)| stored.contains(&item.order_id))
-                        .map(|(sub, item)| OrderCreated::of_checkout_item(&checkout, sub, item)),
+                        .map(|(sub, item)| OrderCreated::of_checkout_item(checkout, sub, item)),
                 ),
                 Err(err) => {
                     rejected.push(Rejected { message, kind: "refused", reason: format!("refused by its shard: {err}") })
@@ -261,12 +263,12 @@ impl Settler {
                     .increment(value as u64);
             }
         }
-        let store = self.store.clone();
+        let (cache, figures) = (self.cache.clone(), self.figures.clone());
         tokio::spawn(async move {
-            if let Err(err) = store.forget_orders(&moved).await {
+            if let Err(err) = cache.forget_orders(&moved).await {
                 tracing::warn!(error = %err, orders = moved.len(), "moved orders left in the hot-order cache until their TTL");
             }
-            if let Err(err) = store.add_sale_stats(&by_sku).await {
+            if let Err(err) = figures.add_sale_stats(&by_sku).await {
                 tracing::warn!(error = %err, "live sale figures missed a batch; settler sale-report shows the drift");
             }
         });

@@ -33,7 +33,7 @@ use orderdb::moves::{Move, Moved};
 use orderdb::outbox::OutboxEntry;
 use orderdb::ShardPools;
 use paychannel::warehouse::{outbound_order_id, HttpWarehouse, WarehouseError, WarehouseOrder};
-use stock::SaleStore;
+use stock::{OrderCache, SaleStore};
 
 use crate::refunds::RefundDriver;
 
@@ -234,7 +234,7 @@ impl Lifecycle {
 
     /// Drops changed orders' views from the gateway's hot-order cache.
     async fn forget(&self, shard: usize, orders: &[OrderId]) {
-        if let Err(err) = self.store.forget_orders(orders).await {
+        if let Err(err) = OrderCache::new(self.store.redis().clone()).forget_orders(orders).await {
             tracing::warn!(shard, error = %err, "changed orders left in the hot-order cache until their TTL");
         }
     }

@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Reconcile { sku, repair } => {
             let shards = config.mysql.connect_lazy()?;
             let store = stock::SaleStore::connect(&config.redis)?;
-            store.wait_connected(Duration::from_secs(5)).await;
+            store.redis().wait_connected(Duration::from_secs(5)).await;
             let result = settler::reconcile::reconcile(&shards, &store, &sku, repair).await?;
             println!("{}", serde_json::to_string_pretty(&result)?);
             if result.drifted() && !result.repaired {
@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
         Command::SaleReport { sku } => {
             let shards = config.mysql.connect_lazy()?;
             let store = stock::SaleStore::connect(&config.redis)?;
-            store.wait_connected(Duration::from_secs(5)).await;
+            store.redis().wait_connected(Duration::from_secs(5)).await;
             let reports = settler::sale_report::report(&shards, &store, sku).await?;
             println!("{}", serde_json::to_string_pretty(&reports)?);
             if reports.iter().any(|report| !report.drift.is_empty()) {

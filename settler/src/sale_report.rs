@@ -11,7 +11,7 @@
 use order::sale_stats::SaleStats;
 use orderdb::ShardPools;
 use serde::Serialize;
-use stock::{SaleStore, StoreError};
+use stock::{SaleFigures, SaleStore, StoreError};
 
 #[derive(Debug, Serialize)]
 pub struct SaleReport {
@@ -51,7 +51,7 @@ pub async fn report(
     skus.sort();
     let mut reports = Vec::with_capacity(skus.len());
     for sku in skus {
-        let live = store.sale_stats(&sku).await?;
+        let live = SaleFigures::new(store.redis().clone()).sale_stats(&sku).await?;
         let recomputed = shards.sale_stats(&sku).await?;
         let drift = live
             .drift(&recomputed)

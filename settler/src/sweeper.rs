@@ -83,7 +83,7 @@ impl Sweeper {
         let mut swept = Swept::default();
         // Redis's clock: the gateways' confirm deadlines come from it, and
         // this machine's clock may be off theirs.
-        let now_ms = self.store.now_ms().await?;
+        let now_ms = self.store.redis().now_ms().await?;
         for sku in self.store.active_sales().await? {
             match self.visit(&sku, now_ms).await {
                 Ok(sale) => {

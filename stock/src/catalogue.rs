@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use fred::prelude::*;
 
+use crate::checkouts::Checkouts;
 use crate::error::StoreError;
-use crate::store::SaleStore;
 
 /// One of the catalogue's hashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,17 +23,17 @@ pub enum Catalogue {
     Freight = 3,
 }
 
-impl SaleStore {
+impl Checkouts {
     fn catalogue_key(&self, catalogue: Catalogue) -> String {
-        self.global.catalogue()[catalogue as usize].clone()
+        self.redis.global.catalogue()[catalogue as usize].clone()
     }
 
     /// Writes one entry (`None` removes it).
     pub async fn put_catalogue(&self, catalogue: Catalogue, id: &str, json: Option<&str>) -> Result<(), StoreError> {
         let key = self.catalogue_key(catalogue);
         let _: i64 = match json {
-            Some(json) => self.pool.next().hset(key, (id, json)).await?,
-            None => self.pool.next().hdel(key, id).await?,
+            Some(json) => self.redis.pool.next().hset(key, (id, json)).await?,
+            None => self.redis.pool.next().hdel(key, id).await?,
         };
         Ok(())
     }
@@ -47,21 +47,21 @@ impl SaleStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self.pool.next().hmget(self.catalogue_key(catalogue), ids.to_vec()).await?)
+        Ok(self.redis.pool.next().hmget(self.catalogue_key(catalogue), ids.to_vec()).await?)
     }
 
     /// Every entry.
     pub async fn catalogue_all(&self, catalogue: Catalogue) -> Result<HashMap<String, String>, StoreError> {
-        Ok(self.pool.next().hgetall(self.catalogue_key(catalogue)).await?)
+        Ok(self.redis.pool.next().hgetall(self.catalogue_key(catalogue)).await?)
     }
 }
 
-impl SaleStore {
+impl Checkouts {
     /// Each SKU's sale price now (`None`: no sale loaded), pipelined.
     pub async fn sale_prices(&self, skus: &[String]) -> Result<Vec<Option<i64>>, StoreError> {
-        let pipeline = self.pool.next().pipeline();
+        let pipeline = self.redis.pool.next().pipeline();
         for sku in skus {
-            let () = pipeline.hget(self.keys(sku).sale, "price_cents").await?;
+            let () = pipeline.hget(self.redis.keys(sku).sale, "price_cents").await?;
         }
         Ok(pipeline.all().await?)
     }
@@ -69,9 +69,9 @@ impl SaleStore {
     /// Whether any of a checkout's items (SKU, item id) is still held or
     /// was paid: whether the checkout still counts as using its coupon.
     pub async fn any_item_live(&self, items: &[(String, order::id::OrderId)]) -> Result<bool, StoreError> {
-        let pipeline = self.pool.next().pipeline();
+        let pipeline = self.redis.pool.next().pipeline();
         for (sku, item) in items {
-            let keys = self.keys(sku);
+            let keys = self.redis.keys(sku);
             let () = pipeline.hexists(keys.reservations, item.to_string()).await?;
             let () = pipeline.hexists(keys.payments, item.to_string()).await?;
         }

@@ -9,7 +9,7 @@ use fred::types::{Expiration, SetOptions};
 use order::id::OrderId;
 
 use crate::error::StoreError;
-use crate::store::SaleStore;
+use crate::redis::Redis;
 
 /// `"<R|A>:<parent order id>:<created ms>"`: the checkout a buyer's key
 /// placed; "A" once the broker acknowledged its creation.
@@ -75,7 +75,18 @@ if current ~= ARGV[2] then return 0 end
 if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
 return 1";
 
-impl SaleStore {
+/// Cart checkouts' records in the buyer's slot, their coupons, and the
+/// catalogue they price with (`catalogue.rs`).
+#[derive(Clone)]
+pub struct Checkouts {
+    pub(crate) redis: Redis,
+}
+
+impl Checkouts {
+    pub fn new(redis: Redis) -> Self {
+        Self { redis }
+    }
+
     /// Claims a buyer's idempotency key for `record` (for `ttl`), or
     /// returns the record that claimed it first.
     pub async fn claim_checkout(
@@ -85,9 +96,9 @@ impl SaleStore {
         record: &CheckoutRecord,
         ttl: Duration,
     ) -> Result<Option<CheckoutRecord>, StoreError> {
-        let name = self.global.checkout_key(user_id, key);
+        let name = self.redis.global.checkout_key(user_id, key);
         let expire = Some(Expiration::PX(ttl.as_millis() as i64));
-        let client = self.pool.next();
+        let client = self.redis.pool.next();
         let set: Option<String> = client.set(&name, record.encode(), expire, Some(SetOptions::NX), false).await?;
         if set.is_some() {
             return Ok(None);
@@ -138,16 +149,17 @@ impl SaleStore {
     ) -> Result<bool, StoreError> {
         let to = to.map(CheckoutRecord::encode).unwrap_or_default();
         let swapped: i64 = self
+            .redis
             .pool
             .next()
-            .eval(SWAP_VALUE, vec![self.global.checkout_key(user_id, key)], vec![from.encode(), to])
+            .eval(SWAP_VALUE, vec![self.redis.global.checkout_key(user_id, key)], vec![from.encode(), to])
             .await?;
         Ok(swapped == 1)
     }
 
     /// The checkout a buyer's key placed, if any.
     pub async fn checkout_claim(&self, user_id: u64, key: &str) -> Result<Option<CheckoutRecord>, StoreError> {
-        let record: Option<String> = self.pool.next().get(self.global.checkout_key(user_id, key)).await?;
+        let record: Option<String> = self.redis.pool.next().get(self.redis.global.checkout_key(user_id, key)).await?;
         Ok(record.as_deref().and_then(CheckoutRecord::parse))
     }
 
@@ -155,17 +167,17 @@ impl SaleStore {
     pub async fn save_checkout(&self, parent: OrderId, checkout: &str, ttl: Duration) -> Result<(), StoreError> {
         let expire = Some(Expiration::PX(ttl.as_millis() as i64));
         let _: Option<String> =
-            self.pool.next().set(self.global.checkout(parent), checkout, expire, None, false).await?;
+            self.redis.pool.next().set(self.redis.global.checkout(parent), checkout, expire, None, false).await?;
         Ok(())
     }
 
     pub async fn checkout(&self, parent: OrderId) -> Result<Option<String>, StoreError> {
-        Ok(self.pool.next().get(self.global.checkout(parent)).await?)
+        Ok(self.redis.pool.next().get(self.redis.global.checkout(parent)).await?)
     }
 
     /// Who holds a buyer's coupon, if anyone.
     pub async fn coupon_holder(&self, user_id: u64, code: &str) -> Result<Option<CouponHolder>, StoreError> {
-        let holder: Option<String> = self.pool.next().hget(self.global.coupon_uses(user_id), code).await?;
+        let holder: Option<String> = self.redis.pool.next().hget(self.redis.global.coupon_uses(user_id), code).await?;
         Ok(holder.as_deref().and_then(CouponHolder::parse))
     }
 
@@ -198,11 +210,12 @@ impl SaleStore {
 
     async fn swap_coupon_value(&self, user_id: u64, code: &str, from: &str, to: &str) -> Result<bool, StoreError> {
         let swapped: i64 = self
+            .redis
             .pool
             .next()
             .eval(
                 SWAP_FIELD,
-                vec![self.global.coupon_uses(user_id)],
+                vec![self.redis.global.coupon_uses(user_id)],
                 vec![code.to_owned(), from.to_owned(), to.to_owned()],
             )
             .await?;

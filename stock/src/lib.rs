@@ -13,20 +13,26 @@
 //!   and their invariant.
 //! - [`requests`]: what callers hand to the scripts; [`replies`]: what the
 //!   scripts answer, typed and parsed; [`records`]: the records they store.
-//! - [`store`]: [`SaleStore`], the calls; [`payment_queries`]: the payments
-//!   the channel is to be asked about; [`order_cache`]: the hot-order cache;
-//!   [`sale_stats`]: the live sale figures.
-//! - [`tcc`]: a cart checkout's Try and Cancel per SKU; [`checkouts`]: its
-//!   records in the buyer's slot; [`catalogue`]: what a checkout prices with.
+//! - [`redis`]: the connection every store shares. One store per job, each
+//!   with its own keys: [`store`] ([`SaleStore`]: a sale's units and
+//!   reservations) with [`tcc`] (a cart checkout's Try and Cancel per SKU);
+//!   [`order_cache`] ([`OrderCache`]: the hot-order cache); [`checkouts`]
+//!   ([`Checkouts`]: a checkout's records in the buyer's slot) with
+//!   [`catalogue`] (what a checkout prices with); [`payment_queries`]
+//!   ([`PaymentQueries`]: the payments the channel is to be asked about);
+//!   [`sale_stats`] ([`SaleFigures`]: the live sale figures); [`leases`]
+//!   ([`NodeLeases`], [`Strikes`]).
 
 pub mod catalogue;
 pub mod checkouts;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod leases;
 pub mod order_cache;
 pub mod payment_queries;
 pub mod records;
+pub mod redis;
 pub mod replies;
 pub mod requests;
 pub mod sale_stats;
@@ -35,15 +41,19 @@ pub mod store;
 pub mod tcc;
 pub mod units;
 
-pub use checkouts::{CheckoutRecord, CouponHolder};
+pub use checkouts::{CheckoutRecord, Checkouts, CouponHolder};
 pub use config::RedisConfig;
 pub use error::StoreError;
-pub use payment_queries::PaymentQuery;
+pub use leases::{NodeLeases, Strikes};
+pub use order_cache::OrderCache;
+pub use payment_queries::{PaymentQueries, PaymentQuery};
 pub use records::{IdempotencyRecord, ReservationRecord};
+pub use redis::Redis;
 pub use replies::{
     Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept, UnitsReturned,
 };
 pub use requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
+pub use sale_stats::SaleFigures;
 pub use scripts::RESERVE_LUA;
 pub use store::SaleStore;
 pub use tcc::{CancelledItem, TccItem, Tried, TryRequest};

@@ -15,12 +15,22 @@ use fred::types::{Expiration, SetOptions};
 use order::id::OrderId;
 
 use crate::error::StoreError;
-use crate::store::SaleStore;
+use crate::redis::Redis;
 
 /// How long a recorded move waits for the settler to apply it and delete it.
 const MOVE_TTL: Duration = Duration::from_secs(86_400);
 
-impl SaleStore {
+/// The hot-order cache and the moves recorded beside it.
+#[derive(Clone)]
+pub struct OrderCache {
+    redis: Redis,
+}
+
+impl OrderCache {
+    pub fn new(redis: Redis) -> Self {
+        Self { redis }
+    }
+
     /// Caches a view unless the order has one already.
     pub async fn cache_new_order(&self, order_id: OrderId, view: &str, ttl: Duration) -> Result<(), StoreError> {
         self.set_view(order_id, view, ttl, Some(SetOptions::NX)).await
@@ -39,8 +49,12 @@ impl SaleStore {
         options: Option<SetOptions>,
     ) -> Result<(), StoreError> {
         let expire = Expiration::PX(ttl.as_millis() as i64);
-        let _: Option<String> =
-            self.pool.next().set(self.global.cached_order(order_id), view, Some(expire), options, false).await?;
+        let _: Option<String> = self
+            .redis
+            .pool
+            .next()
+            .set(self.redis.global.cached_order(order_id), view, Some(expire), options, false)
+            .await?;
         Ok(())
     }
 
@@ -48,15 +62,19 @@ impl SaleStore {
     /// event is sent (so the settler's delete after applying it comes after).
     pub async fn record_order_move(&self, order_id: OrderId, status: &str) -> Result<(), StoreError> {
         let expire = Expiration::PX(MOVE_TTL.as_millis() as i64);
-        let _: Option<String> =
-            self.pool.next().set(self.global.order_move(order_id), status, Some(expire), None, false).await?;
+        let _: Option<String> = self
+            .redis
+            .pool
+            .next()
+            .set(self.redis.global.order_move(order_id), status, Some(expire), None, false)
+            .await?;
         Ok(())
     }
 
     /// The cached view and the recorded move of an order (one `MGET`: same slot).
     pub async fn cached_order(&self, order_id: OrderId) -> Result<(Option<String>, Option<String>), StoreError> {
-        let keys = vec![self.global.cached_order(order_id), self.global.order_move(order_id)];
-        let mut values: Vec<Option<String>> = self.pool.next().mget(keys).await?;
+        let keys = vec![self.redis.global.cached_order(order_id), self.redis.global.order_move(order_id)];
+        let mut values: Vec<Option<String>> = self.redis.pool.next().mget(keys).await?;
         let moved = values.pop().flatten();
         Ok((values.pop().flatten(), moved))
     }
@@ -68,9 +86,9 @@ impl SaleStore {
         if orders.is_empty() {
             return Ok(());
         }
-        let pipeline = self.pool.next().pipeline();
+        let pipeline = self.redis.pool.next().pipeline();
         for order_id in orders {
-            let keys = vec![self.global.cached_order(*order_id), self.global.order_move(*order_id)];
+            let keys = vec![self.redis.global.cached_order(*order_id), self.redis.global.order_move(*order_id)];
             let _: () = pipeline.del(keys).await?;
         }
         let _: Vec<i64> = pipeline.all().await?;

@@ -6,7 +6,7 @@ use fred::prelude::*;
 use order::id::OrderId;
 
 use crate::error::StoreError;
-use crate::store::SaleStore;
+use crate::redis::Redis;
 
 /// A payment the channel is to be asked about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,13 +32,24 @@ impl PaymentQuery {
     }
 }
 
-impl SaleStore {
+/// The payments the channel is to be asked about, due by time.
+#[derive(Clone)]
+pub struct PaymentQueries {
+    redis: Redis,
+}
+
+impl PaymentQueries {
+    pub fn new(redis: Redis) -> Self {
+        Self { redis }
+    }
+
     /// Asks for the channel to be queried about a payment from `due_ms` on.
     pub async fn queue_payment_query(&self, query: &PaymentQuery, due_ms: i64) -> Result<(), StoreError> {
         let _: i64 = self
+            .redis
             .pool
             .next()
-            .zadd(&self.global.payment_queries, None, None, false, false, (due_ms as f64, query.member()))
+            .zadd(&self.redis.global.payment_queries, None, None, false, false, (due_ms as f64, query.member()))
             .await?;
         Ok(())
     }
@@ -51,11 +62,12 @@ impl SaleStore {
         max: usize,
     ) -> Result<Vec<PaymentQuery>, StoreError> {
         let members: Vec<String> = self
+            .redis
             .scripts
             .claim_queries
             .evalsha_with_reload(
-                self.pool.next(),
-                self.global.claim_queries(),
+                self.redis.pool.next(),
+                self.redis.global.claim_queries(),
                 vec![now_ms.to_string(), next_due_ms.to_string(), max.to_string()],
             )
             .await?;
@@ -64,7 +76,7 @@ impl SaleStore {
 
     /// Stops querying about a payment (settled, or given up on).
     pub async fn drop_payment_query(&self, query: &PaymentQuery) -> Result<(), StoreError> {
-        let _: i64 = self.pool.next().zrem(&self.global.payment_queries, query.member()).await?;
+        let _: i64 = self.redis.pool.next().zrem(&self.redis.global.payment_queries, query.member()).await?;
         Ok(())
     }
 }

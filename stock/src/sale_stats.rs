@@ -7,15 +7,25 @@ use fred::prelude::*;
 use order::sale_stats::SaleStats;
 
 use crate::error::StoreError;
-use crate::store::SaleStore;
+use crate::redis::Redis;
 
-impl SaleStore {
+/// The live sale figures (`stats:{sku}`).
+#[derive(Clone)]
+pub struct SaleFigures {
+    redis: Redis,
+}
+
+impl SaleFigures {
+    pub fn new(redis: Redis) -> Self {
+        Self { redis }
+    }
+
     /// Adds each SKU's figures to its counters, in one pipeline.
     pub async fn add_sale_stats(&self, by_sku: &BTreeMap<String, SaleStats>) -> Result<(), StoreError> {
-        let pipeline = self.pool.next().pipeline();
+        let pipeline = self.redis.pool.next().pipeline();
         let mut commands = 0;
         for (sku, stats) in by_sku {
-            let key = self.keys(sku).stats;
+            let key = self.redis.keys(sku).stats;
             for (name, value) in stats.fields().into_iter().filter(|(_, value)| *value != 0) {
                 let _: () = pipeline.hincrby(&key, name, value).await?;
                 commands += 1;
@@ -28,7 +38,7 @@ impl SaleStore {
     }
 
     pub async fn sale_stats(&self, sku: &str) -> Result<SaleStats, StoreError> {
-        let fields: HashMap<String, i64> = self.pool.next().hgetall(self.keys(sku).stats).await?;
+        let fields: HashMap<String, i64> = self.redis.pool.next().hgetall(self.redis.keys(sku).stats).await?;
         Ok(SaleStats::from_fields(fields.iter().map(|(name, value)| (name.as_str(), *value))))
     }
 }

@@ -1,6 +1,6 @@
-//! [`SaleStore`]: a pool of pipelining Redis connections and the scripts,
-//! loaded once and called by SHA (loaded again on `NOSCRIPT`, e.g. after a
-//! restart or failover). Each call builds its script's keys with the
+//! [`SaleStore`]: a sale's units and reservations (reserve, release,
+//! acknowledge, cancel, sweep, confirm, load, update, repair, return) and
+//! the sales with work pending. Each call builds its script's keys with the
 //! builder of the same name in [`crate::keys`] and parses the reply with
 //! [`crate::replies`].
 
@@ -15,70 +15,41 @@ use order::sale::SaleWindow;
 
 use crate::config::RedisConfig;
 use crate::error::StoreError;
-use crate::keys::{GlobalKeys, SaleKeys};
+use crate::leases::Strikes;
 use crate::records::{IdempotencyRecord, ReservationRecord};
+use crate::redis::Redis;
 use crate::replies::{
     parse_repair, Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept,
     UnitsReturned,
 };
 use crate::requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
-use crate::scripts::Scripts;
 
 /// How often a sale that keeps taking reservations is added to
 /// `active_sales` again by this store, so an add lost to a timeout or a
 /// failover is made good within this, not at the sweeper's next rescan.
 const REACTIVATE_EVERY: Duration = Duration::from_secs(1);
 
-/// Sales in Redis, through a pool of pipelining connections.
+/// The sales: their units and reservations, through the unit ledger's
+/// scripts; each decision about a reservation is one script.
 pub struct SaleStore {
-    pub(crate) pool: Pool,
-    namespace: String,
-    pub(crate) global: GlobalKeys,
-    pub(crate) scripts: Scripts,
+    pub(crate) redis: Redis,
     /// When this store last added each SKU to `active_sales`.
     activated: Mutex<HashMap<String, Instant>>,
 }
 
 impl SaleStore {
-    /// Builds the pool and starts connecting. Does not wait for Redis: a
-    /// service started while Redis is down fails its calls fast (and says
-    /// so in `/readyz`) until the reconnect loop gets through.
+    pub fn new(redis: Redis) -> Self {
+        Self { redis, activated: Mutex::new(HashMap::new()) }
+    }
+
+    /// A store of its own connection.
     pub fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
-        let timeout = Duration::from_millis(config.command_timeout_ms);
-        let mut redis_config = Config::from_url(&config.url)?;
-        redis_config.fail_fast = false;
-        let pool = Builder::from_config(redis_config)
-            .with_performance_config(|perf| perf.default_command_timeout = timeout)
-            .with_connection_config(|conn| {
-                conn.connection_timeout = timeout;
-                // A retried script could run twice; one attempt, and the
-                // idempotency records answer the caller's retry.
-                conn.max_command_attempts = 1;
-            })
-            .set_policy(ReconnectPolicy::new_constant(0, 250))
-            .build_pool(config.pool_size.max(1))?;
-        pool.connect_pool();
-        Ok(Self {
-            pool,
-            namespace: config.namespace.clone(),
-            global: GlobalKeys::new(&config.namespace),
-            scripts: Scripts::new(),
-            activated: Mutex::new(HashMap::new()),
-        })
+        Ok(Self::new(Redis::connect(config)?))
     }
 
-    pub(crate) fn keys(&self, sku: &str) -> SaleKeys {
-        SaleKeys::new(&self.namespace, sku)
-    }
-
-    /// Waits up to `timeout` for the first connections.
-    pub async fn wait_connected(&self, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, self.pool.wait_for_connect()).await.is_ok_and(|r| r.is_ok())
-    }
-
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        let _: String = self.pool.next().ping(None).await?;
-        Ok(())
+    /// The connection, for the other stores to share.
+    pub fn redis(&self) -> &Redis {
+        &self.redis
     }
 
     pub async fn reserve(&self, req: &ReserveRequest<'_>) -> Result<Reservation, StoreError> {
@@ -108,8 +79,9 @@ impl SaleStore {
                 req.windows.in_flight_ms.to_string(),
             ]);
         }
-        let keys = self.keys(sku).reserve(requests.iter().map(|req| req.idempotency_key.as_ref()));
-        let replies: Vec<Vec<String>> = self.scripts.reserve.evalsha_with_reload(self.pool.next(), keys, args).await?;
+        let keys = self.redis.keys(sku).reserve(requests.iter().map(|req| req.idempotency_key.as_ref()));
+        let replies: Vec<Vec<String>> =
+            self.redis.scripts.reserve.evalsha_with_reload(self.redis.pool.next(), keys, args).await?;
         if replies.len() != requests.len() {
             return Err(StoreError::Reply { script: "reserve.lua", reply: replies.concat() });
         }
@@ -155,11 +127,12 @@ impl SaleStore {
         windows: &Windows,
     ) -> Result<Release, StoreError> {
         let reply: Vec<i64> = self
+            .redis
             .scripts
             .release
             .evalsha_with_reload(
-                self.pool.next(),
-                self.keys(sku).release(idempotency_key),
+                self.redis.pool.next(),
+                self.redis.keys(sku).release(idempotency_key),
                 vec![order_id.to_string(), windows.confirm_ms.to_string(), windows.in_flight_ms.to_string()],
             )
             .await?;
@@ -192,62 +165,34 @@ impl SaleStore {
             let acknowledged = IdempotencyRecord { acknowledged: true, ..record.clone() };
             args.extend([record.order_id.to_string(), record.pay_by_ms.to_string(), acknowledged.encode()]);
         }
-        let keys = self.keys(sku).acknowledge(orders.iter().map(|(key, _)| key.as_str()));
-        let stands: Vec<i64> = self.scripts.acknowledge.evalsha_with_reload(self.pool.next(), keys, args).await?;
+        let keys = self.redis.keys(sku).acknowledge(orders.iter().map(|(key, _)| key.as_str()));
+        let stands: Vec<i64> =
+            self.redis.scripts.acknowledge.evalsha_with_reload(self.redis.pool.next(), keys, args).await?;
         if stands.len() != orders.len() {
             return Err(StoreError::numbers("acknowledge.lua", &stands));
         }
         Ok(stands.into_iter().map(|stands| stands == 1).collect())
     }
 
-    /// Claims or renews the lease on a gateway node id for `lease_ms` (0
-    /// gives it up). `Err(ms)`: another holder's lease has that long to run.
-    pub async fn lease_node(&self, node_id: u8, token: &str, lease_ms: u64) -> Result<Result<(), i64>, StoreError> {
-        let reply: Vec<i64> = self
-            .scripts
-            .node_lease
-            .evalsha_with_reload(
-                self.pool.next(),
-                self.global.node_lease(node_id),
-                vec![token.to_owned(), lease_ms.to_string()],
-            )
-            .await?;
-        match reply.as_slice() {
-            [1, _] => Ok(Ok(())),
-            [0, left_ms] => Ok(Err(*left_ms)),
-            _ => Err(StoreError::numbers("node_lease.lua", &reply)),
-        }
-    }
-
-    /// Redis's clock, Unix ms: the one clock every gateway and sweeper
-    /// compares deadlines against.
-    pub async fn now_ms(&self) -> Result<i64, StoreError> {
-        let time = fred::types::CustomCommand::new_static("TIME", None, false);
-        let reply: Vec<String> = self.pool.next().custom(time, Vec::<String>::new()).await?;
-        match reply.iter().map(|part| part.parse::<i64>()).collect::<Result<Vec<_>, _>>().as_deref() {
-            Ok([secs, micros]) => Ok(secs * 1_000 + micros / 1_000),
-            _ => Err(StoreError::Reply { script: "TIME", reply }),
-        }
-    }
-
     /// Whether each idempotency key of `sku` has a record (an order was
     /// placed with it, on any gateway), in one `MGET` (the records share
     /// the SKU's slot).
     pub async fn idempotency_keys_used(&self, sku: &str, keys: &[String]) -> Result<Vec<bool>, StoreError> {
-        let sale = self.keys(sku);
+        let sale = self.redis.keys(sku);
         let records: Vec<String> = keys.iter().map(|key| sale.idempotency(key)).collect();
-        let found: Vec<Option<String>> = self.pool.next().mget(records).await?;
+        let found: Vec<Option<String>> = self.redis.pool.next().mget(records).await?;
         Ok(found.iter().map(Option::is_some).collect())
     }
 
     /// The buyer cancels a pending order of theirs.
     pub async fn cancel(&self, sku: &str, order_id: OrderId, user_id: u64) -> Result<Cancellation, StoreError> {
         let reply: Vec<String> = self
+            .redis
             .scripts
             .cancel
             .evalsha_with_reload(
-                self.pool.next(),
-                self.keys(sku).cancel(),
+                self.redis.pool.next(),
+                self.redis.keys(sku).cancel(),
                 vec![order_id.to_string(), user_id.to_string()],
             )
             .await?;
@@ -263,20 +208,25 @@ impl SaleStore {
     /// either seen by this sweep or puts the SKU back in the set.
     pub async fn sweep(&self, sku: &str, now_ms: i64, max: usize) -> Result<Swept, StoreError> {
         let reply: Vec<u64> = self
+            .redis
             .scripts
             .sweep
-            .evalsha_with_reload(self.pool.next(), self.keys(sku).sweep(), vec![now_ms.to_string(), max.to_string()])
+            .evalsha_with_reload(
+                self.redis.pool.next(),
+                self.redis.keys(sku).sweep(),
+                vec![now_ms.to_string(), max.to_string()],
+            )
             .await?;
         Swept::parse(&reply).ok_or_else(|| StoreError::numbers("sweep.lua", &reply))
     }
 
     /// Adds `sku` to the sales the sweeper visits, or takes it out.
     pub async fn set_active(&self, sku: &str, active: bool) -> Result<(), StoreError> {
-        let client = self.pool.next();
+        let client = self.redis.pool.next();
         let _: i64 = if active {
-            client.sadd(&self.global.active_sales, sku).await?
+            client.sadd(&self.redis.global.active_sales, sku).await?
         } else {
-            client.srem(&self.global.active_sales, sku).await?
+            client.srem(&self.redis.global.active_sales, sku).await?
         };
         Ok(())
     }
@@ -284,7 +234,7 @@ impl SaleStore {
     /// The SKUs the sweeper visits: those that may hold reservations or
     /// unsent cancellations.
     pub async fn active_sales(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self.pool.next().smembers(&self.global.active_sales).await?)
+        Ok(self.redis.pool.next().smembers(&self.redis.global.active_sales).await?)
     }
 
     /// Puts back in the active set every sale that holds reservations or
@@ -293,9 +243,9 @@ impl SaleStore {
     pub async fn activate_pending_sales(&self) -> Result<usize, StoreError> {
         let mut found = 0;
         for chunk in self.sales().await?.chunks(256) {
-            let pipeline = self.pool.next().pipeline();
+            let pipeline = self.redis.pool.next().pipeline();
             for sku in chunk {
-                let keys = self.keys(sku);
+                let keys = self.redis.keys(sku);
                 let () = pipeline.zcard(keys.deadlines).await?;
                 let () = pipeline.llen(keys.outbox).await?;
             }
@@ -312,13 +262,13 @@ impl SaleStore {
 
     /// Cancellations of `sku` whose events are not acknowledged yet, oldest first.
     pub async fn outbox(&self, sku: &str, max: usize) -> Result<Vec<String>, StoreError> {
-        Ok(self.pool.next().lrange(self.keys(sku).outbox, 0, max as i64 - 1).await?)
+        Ok(self.redis.pool.next().lrange(self.redis.keys(sku).outbox, 0, max as i64 - 1).await?)
     }
 
     /// Drops an outbox entry (its event is acknowledged, or it cannot be read).
     /// True if this call removed it: of several senders, exactly one.
     pub async fn remove_from_outbox(&self, sku: &str, entry: &str) -> Result<bool, StoreError> {
-        let removed: i64 = self.pool.next().lrem(self.keys(sku).outbox, 1, entry).await?;
+        let removed: i64 = self.redis.pool.next().lrem(self.redis.keys(sku).outbox, 1, entry).await?;
         Ok(removed == 1)
     }
 
@@ -329,33 +279,11 @@ impl SaleStore {
     pub async fn cancellation_sent(&self, sku: &str, entry: &str, strike: Option<Strike>) -> Result<(), StoreError> {
         let removed = self.remove_from_outbox(sku, entry).await?;
         if let Some(strike) = strike.filter(|_| removed) {
-            if let Err(err) = self.add_strike(strike.user_id, strike.window_secs).await {
+            if let Err(err) = Strikes::new(self.redis.clone()).add_strike(strike.user_id, strike.window_secs).await {
                 tracing::warn!(user_id = strike.user_id, error = %err, "strike not counted");
             }
         }
         Ok(())
-    }
-
-    /// Counts a strike against a buyer; the count in the window that began
-    /// with their first strike (`window_secs` long).
-    pub async fn add_strike(&self, user_id: u64, window_secs: u64) -> Result<i64, StoreError> {
-        let key = self.global.strikes(user_id);
-        let pipeline = self.pool.next().pipeline();
-        let expire = Some(Expiration::EX(window_secs.max(1) as i64));
-        let () = pipeline.set(&key, 0, expire, Some(SetOptions::NX), false).await?;
-        let () = pipeline.incr(&key).await?;
-        let (_, count): (Option<String>, i64) = pipeline.all().await?;
-        Ok(count)
-    }
-
-    /// A buyer's strikes in the current window, and the ms until it ends.
-    pub async fn strikes(&self, user_id: u64) -> Result<(i64, i64), StoreError> {
-        let key = self.global.strikes(user_id);
-        let pipeline = self.pool.next().pipeline();
-        let () = pipeline.get(&key).await?;
-        let () = pipeline.pttl(&key).await?;
-        let (count, left_ms): (Option<i64>, i64) = pipeline.all().await?;
-        Ok((count.unwrap_or(0), left_ms.max(0)))
     }
 
     /// A payment of `amount_cents` arrived for the order.
@@ -367,11 +295,12 @@ impl SaleStore {
         amount_cents: i64,
     ) -> Result<Confirmation, StoreError> {
         let reply: Vec<String> = self
+            .redis
             .scripts
             .confirm
             .evalsha_with_reload(
-                self.pool.next(),
-                self.keys(sku).confirm(),
+                self.redis.pool.next(),
+                self.redis.keys(sku).confirm(),
                 vec![order_id.to_string(), payment_id.to_owned(), amount_cents.to_string()],
             )
             .await?;
@@ -381,13 +310,14 @@ impl SaleStore {
     /// Records that the event of a payment was acknowledged.
     pub async fn mark_payment_event(&self, sku: &str, order_id: OrderId, payment_id: &str) -> Result<(), StoreError> {
         let field = format!("{order_id}:{payment_id}");
-        let _: i64 = self.pool.next().hset(self.keys(sku).payment_events, (field, 1)).await?;
+        let _: i64 = self.redis.pool.next().hset(self.redis.keys(sku).payment_events, (field, 1)).await?;
         Ok(())
     }
 
     /// The reservation an order holds, if it still holds one.
     pub async fn reservation(&self, sku: &str, order_id: OrderId) -> Result<Option<ReservationRecord>, StoreError> {
-        let value: Option<String> = self.pool.next().hget(self.keys(sku).reservations, order_id.to_string()).await?;
+        let value: Option<String> =
+            self.redis.pool.next().hget(self.redis.keys(sku).reservations, order_id.to_string()).await?;
         Ok(value.as_deref().and_then(ReservationRecord::parse))
     }
 
@@ -395,14 +325,15 @@ impl SaleStore {
     /// `load_sale.lua` for what a replace resets.
     pub async fn load_sale(&self, sku: &str, terms: &SaleTerms) -> Result<SaleLoad, StoreError> {
         // First, so a sale whose load timed out is still rescanned.
-        let _: i64 = self.pool.next().sadd(&self.global.sales, sku).await?;
+        let _: i64 = self.redis.pool.next().sadd(&self.redis.global.sales, sku).await?;
         let (starts_ms, ends_ms) = terms.window.to_ms();
         let reply: Vec<String> = self
+            .redis
             .scripts
             .load_sale
             .evalsha_with_reload(
-                self.pool.next(),
-                self.keys(sku).load_sale(),
+                self.redis.pool.next(),
+                self.redis.keys(sku).load_sale(),
                 vec![terms.stock, terms.per_user_limit, terms.price_cents, starts_ms, ends_ms],
             )
             .await?;
@@ -418,11 +349,12 @@ impl SaleStore {
             (starts.to_string(), ends.to_string())
         });
         let reply: Vec<String> = self
+            .redis
             .scripts
             .update_sale
             .evalsha_with_reload(
-                self.pool.next(),
-                self.keys(sku).update_sale(),
+                self.redis.pool.next(),
+                self.redis.keys(sku).update_sale(),
                 vec![
                     text(change.add_units),
                     text(change.per_user_limit),
@@ -441,11 +373,12 @@ impl SaleStore {
     /// (`return_units.lua`).
     pub async fn return_units(&self, order: &OrderCreated, back_on_sale: bool) -> Result<UnitsReturned, StoreError> {
         let reply: Vec<String> = self
+            .redis
             .scripts
             .return_units
             .evalsha_with_reload(
-                self.pool.next(),
-                self.keys(&order.sku).return_units(),
+                self.redis.pool.next(),
+                self.redis.keys(&order.sku).return_units(),
                 vec![
                     order.order_id.to_string(),
                     order.user_id.to_string(),
@@ -460,15 +393,16 @@ impl SaleStore {
 
     /// The SKUs with a sale loaded.
     pub async fn sales(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self.pool.next().smembers(&self.global.sales).await?)
+        Ok(self.redis.pool.next().smembers(&self.redis.global.sales).await?)
     }
 
     pub async fn sale_status(&self, sku: &str) -> Result<Option<SaleStatus>, StoreError> {
         let fields: Vec<Option<i64>> = self
+            .redis
             .pool
             .next()
             .hmget(
-                self.keys(sku).sale,
+                self.redis.keys(sku).sale,
                 vec![
                     "stock",
                     "reserved",
@@ -514,8 +448,12 @@ impl SaleStore {
         for (order_id, units) in returned {
             args.extend([order_id.to_string(), units.to_string()]);
         }
-        let reply: Vec<String> =
-            self.scripts.repair_sale.evalsha_with_reload(self.pool.next(), self.keys(sku).repair_sale(), args).await?;
+        let reply: Vec<String> = self
+            .redis
+            .scripts
+            .repair_sale
+            .evalsha_with_reload(self.redis.pool.next(), self.redis.keys(sku).repair_sale(), args)
+            .await?;
         parse_repair(&reply).ok_or(StoreError::Reply { script: "repair_sale.lua", reply })
     }
 }

@@ -120,8 +120,12 @@ impl SaleStore {
                 item.key.clone(),
             ]);
         }
-        let reply: Vec<String> =
-            self.scripts.tcc_try.evalsha_with_reload(self.pool.next(), self.keys(sku).tcc(), args).await?;
+        let reply: Vec<String> = self
+            .redis
+            .scripts
+            .tcc_try
+            .evalsha_with_reload(self.redis.pool.next(), self.redis.keys(sku).tcc(), args)
+            .await?;
         let (tried, first) = Tried::parse(&reply).ok_or(StoreError::Reply { script: "tcc_try.lua", reply })?;
         // As for single orders (`reserve_many`): the sweeper must visit a
         // sale once it holds items, to cancel them if the cart is never accepted.
@@ -142,8 +146,12 @@ impl SaleStore {
     ) -> Result<Vec<CancelledItem>, StoreError> {
         let mut args = vec![windows.confirm_ms.to_string(), windows.in_flight_ms.to_string()];
         args.extend(items.iter().map(OrderId::to_string));
-        let reply: Vec<String> =
-            self.scripts.tcc_cancel.evalsha_with_reload(self.pool.next(), self.keys(sku).tcc(), args).await?;
+        let reply: Vec<String> = self
+            .redis
+            .scripts
+            .tcc_cancel
+            .evalsha_with_reload(self.redis.pool.next(), self.redis.keys(sku).tcc(), args)
+            .await?;
         let outcomes: Option<Vec<CancelledItem>> = reply.iter().map(|word| CancelledItem::parse(word)).collect();
         match outcomes {
             Some(outcomes) if outcomes.len() == items.len() => Ok(outcomes),
@@ -159,8 +167,9 @@ impl SaleStore {
         for item in items {
             args.extend([item.to_string(), pay_by_ms.to_string(), String::new()]);
         }
-        let keys = self.keys(sku).acknowledge_items(items);
-        let stands: Vec<i64> = self.scripts.acknowledge.evalsha_with_reload(self.pool.next(), keys, args).await?;
+        let keys = self.redis.keys(sku).acknowledge_items(items);
+        let stands: Vec<i64> =
+            self.redis.scripts.acknowledge.evalsha_with_reload(self.redis.pool.next(), keys, args).await?;
         if stands.len() != items.len() {
             return Err(StoreError::numbers("acknowledge.lua", &stands));
         }

@@ -36,7 +36,7 @@ fn fresh_namespace() -> String {
 async fn store_in(namespace: &str) -> SaleStore {
     let config = RedisConfig { url: redis_url(), namespace: namespace.into(), ..RedisConfig::default() };
     let store = SaleStore::connect(&config).unwrap();
-    assert!(store.wait_connected(std::time::Duration::from_secs(5)).await, "redis at {}", redis_url());
+    assert!(store.redis().wait_connected(std::time::Duration::from_secs(5)).await, "redis at {}", redis_url());
     store
 }
 
@@ -98,7 +98,7 @@ async fn reserve_takes_stock_and_records_the_order() {
             client.zscore(format!("{namespace}deadlines:{{{sku}}}"), id.to_string()).await.unwrap();
         score.unwrap() as i64
     };
-    let redis_now = store.now_ms().await.unwrap();
+    let redis_now = store.redis().now_ms().await.unwrap();
     assert!((redis_now + 25_000..=redis_now + 30_000).contains(&deadline().await), "confirm deadline");
     let record = IdempotencyRecord {
         acknowledged: false,
@@ -453,7 +453,7 @@ async fn an_add_to_the_active_sales_that_was_lost_is_made_good_by_a_later_reserv
 
 #[tokio::test]
 async fn payment_queries_are_claimed_once_per_round() {
-    let store = store().await;
+    let store = stock::PaymentQueries::new(store().await.redis().clone());
     let query = PaymentQuery { sku: unique("q"), order_id: order_id(5), started_ms: NOW };
     store.queue_payment_query(&query, NOW + 1_000).await.unwrap();
     let claimed = store.claim_payment_queries(NOW + 1_000, NOW + 61_000, 1_000).await.unwrap();
@@ -488,7 +488,7 @@ async fn an_unacknowledged_order_is_cancelled_at_its_confirm_deadline_and_frees_
     let store = store().await;
     let sku = sale(&store, 10, 5).await;
     // Deadlines on Redis's clock, as the gateway's are.
-    let redis_now = store.now_ms().await.unwrap();
+    let redis_now = store.redis().now_ms().await.unwrap();
     let pay_by_ms = redis_now + 900_000;
     let record = |user_id, order_id, amount_cents| IdempotencyRecord {
         acknowledged: false,

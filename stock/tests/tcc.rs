@@ -23,7 +23,7 @@ async fn store() -> SaleStore {
     let namespace = format!("{}:", unique("test_tcc"));
     let config = RedisConfig { url: redis_url(), namespace, ..RedisConfig::default() };
     let store = SaleStore::connect(&config).unwrap();
-    assert!(store.wait_connected(std::time::Duration::from_secs(5)).await, "redis at {}", redis_url());
+    assert!(store.redis().wait_connected(std::time::Duration::from_secs(5)).await, "redis at {}", redis_url());
     store
 }
 
@@ -41,7 +41,7 @@ fn item(qty: u32) -> TccItem {
 }
 
 async fn try_items(store: &SaleStore, sku: &str, items: &[TccItem]) -> Tried {
-    let now_ms = store.now_ms().await.unwrap();
+    let now_ms = store.redis().now_ms().await.unwrap();
     let req = TryRequest {
         user_id: 7,
         unit_price_cents: PRICE,
@@ -119,7 +119,7 @@ async fn a_cancel_past_the_in_flight_window_leaves_the_units_to_the_confirm_dead
     assert_eq!(store.tcc_cancel(&sku, &ids(&items), &LATER).await.unwrap(), [CancelledItem::TooLate]);
     assert_eq!(counters(&store, &sku).await, (8, 2, 0));
     // Never accepted: the sweeper cancels it at its confirm deadline.
-    let redis_now = store.now_ms().await.unwrap();
+    let redis_now = store.redis().now_ms().await.unwrap();
     assert_eq!(store.sweep(&sku, redis_now, 10).await.unwrap().cancelled, 0, "not before");
     assert_eq!(store.sweep(&sku, redis_now + 31_000, 10).await.unwrap().cancelled, 1);
     assert_eq!(counters(&store, &sku).await, (10, 0, 0));
@@ -134,7 +134,7 @@ async fn an_accepted_cart_holds_to_its_payment_deadline_and_each_item_is_sold_on
     let sku = sale(&store, 10).await;
     let items = [item(1), item(2)];
     assert!(matches!(try_items(&store, &sku, &items).await, Tried::Held { .. }));
-    let redis_now = store.now_ms().await.unwrap();
+    let redis_now = store.redis().now_ms().await.unwrap();
     assert!(store.acknowledge_items(&sku, &ids(&items), redis_now + 900_000).await.unwrap());
     assert_eq!(store.sweep(&sku, redis_now + 31_000, 10).await.unwrap().cancelled, 0, "past the confirm deadline");
     // Accepted, so announced: a Cancel (a late retry's, a coupon's takeover)

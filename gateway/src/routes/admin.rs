@@ -96,7 +96,7 @@ pub async fn sale_stats(app: &App, sku: &str, req: Read) -> Result<Reply, ApiErr
     authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
     sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
-    let stats = app.sales.sale_stats(sku).await.map_err(down(Dependency::Redis, "reading sale figures"))?;
+    let stats = app.sale_figures.sale_stats(sku).await.map_err(down(Dependency::Redis, "reading sale figures"))?;
     let mut answer = serde_json::to_value(stats).expect("figures serialise");
     answer["sku"] = serde_json::json!(sku);
     answer["conversion"] = serde_json::json!(stats.conversion());

@@ -116,7 +116,7 @@ pub async fn catalogue(app: &App, kind: &str, id: &str, req: Read) -> Result<Rep
         None
     } else {
         let found = app
-            .sales
+            .checkouts
             .catalogue_entries(catalogue, &[id.to_owned()])
             .await
             .map_err(down(Dependency::Redis, "a catalogue call"))?;
@@ -124,7 +124,7 @@ pub async fn catalogue(app: &App, kind: &str, id: &str, req: Read) -> Result<Rep
         let value: Value = serde_json::from_str(&json).map_err(|_| ApiError::Unavailable(Dependency::Redis))?;
         return Ok(http::json(StatusCode::OK, &value));
     };
-    app.sales
+    app.checkouts
         .put_catalogue(catalogue, id, entry.as_deref())
         .await
         .map_err(down(Dependency::Redis, "a catalogue call"))?;
@@ -175,8 +175,11 @@ fn check_promotion(terms: &PromotionTerms) -> Result<(), ApiError> {
 
 /// A SKU is in one promotion at most: 409 naming the other one.
 async fn in_no_other_promotion(app: &App, id: &str, terms: &PromotionTerms) -> Result<(), ApiError> {
-    let all =
-        app.sales.catalogue_all(Catalogue::Promotions).await.map_err(down(Dependency::Redis, "a catalogue call"))?;
+    let all = app
+        .checkouts
+        .catalogue_all(Catalogue::Promotions)
+        .await
+        .map_err(down(Dependency::Redis, "a catalogue call"))?;
     for (other, json) in all.iter().filter(|(other, _)| *other != id) {
         let Ok(other_terms) = serde_json::from_str::<PromotionTerms>(json) else { continue };
         if let Some(sku) = terms.skus.iter().find(|sku| other_terms.skus.contains(sku)) {

@@ -22,7 +22,7 @@ pub fn healthz() -> Reply {
 /// Redis and Kafka both answer, neither breaker is open and the node id
 /// lease is held: this instance can take orders.
 pub async fn readyz(app: &App) -> Reply {
-    let redis = async { tokio::time::timeout(PROBE_TIMEOUT, app.sales.ping()).await.is_ok_and(|r| r.is_ok()) };
+    let redis = async { tokio::time::timeout(PROBE_TIMEOUT, app.sales.redis().ping()).await.is_ok_and(|r| r.is_ok()) };
     let (redis, kafka) = tokio::join!(redis, app.events.ready(PROBE_TIMEOUT));
     let policy = app.traffic.load();
     let (redis_breaker, kafka_breaker) = (policy.redis.state(), policy.kafka.state());

@@ -153,7 +153,7 @@ impl TestGateway {
         let addr = listener.local_addr().unwrap();
         config.payments.notify_url = format!("http://{addr}/v1/payments/notify");
         let app = Arc::new(gateway::App::new(config, config_file.clone()).expect("building the gateway"));
-        app.sales.wait_connected(Duration::from_secs(1)).await;
+        app.sales.redis().wait_connected(Duration::from_secs(1)).await;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn({
             let app = app.clone();
@@ -392,6 +392,20 @@ pub fn sweeper(config: &settler::config::Config, every: Duration, batch: usize) 
     }
 }
 
+/// A free port below the ephemeral range (32768 and up): while the test's
+/// node is down, an outgoing connection of any process could otherwise be
+/// given its port, and the restart would find it taken.
+fn spare_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    loop {
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let port = 20_000 + (random % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A Kafka node of the test's own (`scripts/kafka.sh`, its data in a
 /// directory of its own under `.local/test-brokers`), for faults that must
 /// not touch other tests: stalls, kills and restarts. Removed when dropped.
@@ -403,8 +417,7 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub async fn start() -> Self {
-        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let (port, controller) = (free(), free());
+        let (port, controller) = (spare_port(), spare_port());
         let run_dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.local/test-brokers").join(unique("kafka"));
         let broker = Self { bootstrap: format!("127.0.0.1:{port}"), port, run_dir };

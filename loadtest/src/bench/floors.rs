@@ -130,7 +130,7 @@ impl RedisFloor {
     pub async fn connect(redis_url: &str, run: u64) -> anyhow::Result<Self> {
         let config = RedisConfig { url: redis_url.to_owned(), namespace: "bench:".into(), ..RedisConfig::default() };
         let store = SaleStore::connect(&config)?;
-        store.wait_connected(Duration::from_secs(5)).await;
+        store.redis().wait_connected(Duration::from_secs(5)).await;
         let sku = format!("bench_redis_{run}");
         let terms = SaleTerms { stock: PLENTY, per_user_limit: 1, price_cents: 100, window: Default::default() };
         store.load_sale(&sku, &terms).await?;

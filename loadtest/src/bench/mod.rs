@@ -279,7 +279,7 @@ impl Bench {
         let topic = format!("bench_{run}");
         settler::setup::ensure_topics(
             &self.kafka_bootstrap,
-            &[settler::setup::TopicSpec::new(&topic, 8), settler::setup::TopicSpec::new(&format!("{topic}.dlq"), 1)],
+            &[settler::setup::TopicSpec::new(&topic, 8), settler::setup::TopicSpec::new(format!("{topic}.dlq"), 1)],
         )
         .await?;
         let producer = floors::floor_producer(&self.kafka_bootstrap, &topic)?;
