@@ -6,8 +6,8 @@
 
 use serde_json::{json, Value};
 
-use crate::outcomes::{CheckoutError, OrderError, PlaceError, SettleError};
-use crate::refusal::{Dependency, Refusal};
+use ordercenter::outcomes::{CheckoutError, OrderError, PaymentError, PlaceError};
+use ordercenter::refusal::{Dependency, Refusal};
 
 /// What kind of refusal it is, whatever the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,16 +38,6 @@ pub trait Answer: std::fmt::Display {
     /// Seconds for a `Retry-After` header, where retrying later makes sense.
     fn retry_after_secs(&self) -> Option<u64> {
         None
-    }
-}
-
-/// `map_err` for a failed call to `dependency`: logs what was being done
-/// and why it failed, and gives the dependency, which `?` turns into the
-/// caller's "unavailable" (a 503).
-pub fn down<E: std::fmt::Display>(dependency: Dependency, what: &'static str) -> impl FnOnce(E) -> Dependency {
-    move |err| {
-        tracing::warn!(dependency = dependency.as_str(), error = %err, "{what} failed");
-        dependency
     }
 }
 
@@ -287,7 +277,7 @@ impl Answer for OrderError {
     }
 }
 
-impl Answer for SettleError {
+impl Answer for PaymentError {
     fn class(&self) -> Class {
         match self {
             Self::Unavailable(dependency) => dependency.class(),

@@ -17,8 +17,9 @@ pub use stock::RedisConfig;
 
 /// The admin token of the defaults, accepted only in development mode.
 pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
-/// The payment secret of the defaults (and of `paysim`), accepted only in development mode.
-pub const DEV_PAYMENT_SECRET: &str = "dev-payment-secret";
+pub use ordercenter::settings::{
+    Abuse, Breaker, Breakers, Cache, Checkout, Orders, Payments, Queries, Settings, DEV_PAYMENT_SECRET,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -36,7 +37,7 @@ pub struct Config {
     /// Order lists and the merchant's search.
     pub queries: Queries,
     /// Cart checkouts: the carrier's package limits.
-    pub checkout: CheckoutConfig,
+    pub checkout: Checkout,
     /// Buyers who hoard units: refused for a while.
     pub abuse: Abuse,
     /// Who the buyer is: reloaded while running (key rotation).
@@ -102,62 +103,6 @@ pub struct Mysql {
     pub replicas: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Orders {
-    /// How long a buyer has to pay before the reserved units go back, seconds.
-    pub payment_window_secs: u64,
-    /// How long a repeat of an `Idempotency-Key` returns the first answer, seconds.
-    pub idempotency_ttl_secs: u64,
-    /// How long a reserved order may wait for the broker to acknowledge its
-    /// creation before the sweeper cancels it and its units go back,
-    /// seconds (below the payment window). Covers the orders whose buyer
-    /// was answered 503 "outcome unknown" and a gateway that died between
-    /// reserve and publish.
-    pub confirm_window_secs: u64,
-    /// How long a SKU seen sold out is answered 409 from memory before one
-    /// request is let through to Redis to look again, milliseconds.
-    pub sold_out_recheck_ms: u64,
-}
-
-/// The security check before an order: a buyer with more than
-/// `max_strikes` orders cancelled or let expire within `window_secs` (the
-/// window starts at their first strike) is refused until it ends. The
-/// settler counts the expiries with its own `abuse.window_secs`: keep them equal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Abuse {
-    /// 0 (the default) switches the check off. On, it costs one Redis read
-    /// on every order, in series before the reservation.
-    pub max_strikes: u32,
-    pub window_secs: u64,
-}
-
-impl Default for Abuse {
-    fn default() -> Self {
-        Self { max_strikes: 0, window_secs: 3_600 }
-    }
-}
-
-/// The payment channel and how lost notifications are chased.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Payments {
-    /// Base URL of the channel's API.
-    pub channel_url: String,
-    /// Shared secret the channel signs notifications with (HMAC-SHA256).
-    pub secret: Secret,
-    /// The URL of this gateway's `/v1/payments/notify`, as the channel reaches it.
-    pub notify_url: String,
-    /// A call to the channel slower than this fails, ms.
-    pub channel_timeout_ms: u64,
-    /// How often an unpaid order whose payment was started is looked up at
-    /// the channel, in case its notification was lost, seconds.
-    pub query_every_secs: u64,
-    /// How long after the payment started the lookups go on, seconds.
-    pub query_for_secs: u64,
-}
-
 /// The warehouse (WMS) paid orders are pushed to, shipped from and intercepted at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -171,69 +116,6 @@ pub struct Warehouse {
 impl Default for Warehouse {
     fn default() -> Self {
         Self { url: "http://127.0.0.1:9700".into(), timeout_ms: 3_000 }
-    }
-}
-
-/// The hot-order cache: an order's view, readable from its 202 on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Cache {
-    /// How long an order's view stays cached after it was written or read,
-    /// seconds; 0 switches the cache off. It bounds the cache's size (the
-    /// orders accepted or read within it) and how stale a read can be when
-    /// a cache write failed or a read raced a move.
-    pub ttl_secs: u64,
-}
-
-impl Default for Cache {
-    fn default() -> Self {
-        Self { ttl_secs: 60 }
-    }
-}
-
-/// Order lists (`GET /v1/orders`) and the merchant's search (`GET /admin/orders`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Queries {
-    /// Most orders on one page (`limit` above it is refused).
-    pub max_page: u32,
-    /// The search waits this long for each shard, ms; a shard slower than
-    /// this is left out of the answer, which is marked partial.
-    pub shard_timeout_ms: u64,
-    /// A replica further behind its primary than this (or not replicating)
-    /// is not read; its shard's lists go to the primary, seconds.
-    pub replica_max_lag_secs: u64,
-    /// How often each replica's lag is read, ms.
-    pub replica_check_ms: u64,
-}
-
-impl Default for Queries {
-    fn default() -> Self {
-        Self { max_page: 100, shard_timeout_ms: 1_000, replica_max_lag_secs: 5, replica_check_ms: 1_000 }
-    }
-}
-
-/// Cart checkouts (`POST /v1/checkout`): a sub-order is split further
-/// until each package is within the carrier's limits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CheckoutConfig {
-    pub max_package_weight_grams: u64,
-    pub max_package_volume_cm3: u64,
-}
-
-impl Default for CheckoutConfig {
-    fn default() -> Self {
-        Self { max_package_weight_grams: 20_000, max_package_volume_cm3: 120_000 }
-    }
-}
-
-impl CheckoutConfig {
-    pub fn limits(&self) -> order::splitting::Limits {
-        order::splitting::Limits {
-            max_weight_grams: self.max_package_weight_grams,
-            max_volume_cm3: self.max_package_volume_cm3,
-        }
     }
 }
 
@@ -313,31 +195,6 @@ pub struct Deny {
     pub ips: Vec<IpNet>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Breakers {
-    pub redis: Breaker,
-    pub kafka: Breaker,
-}
-
-/// A circuit breaker: opens when the success rate over `window_secs` falls
-/// below `1 - failure_ratio` with at least `min_requests` calls, stays open
-/// `open_ms`, then lets probe calls through (half-open): a success closes
-/// it, a failure opens it again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Breaker {
-    pub enabled: bool,
-    /// Share of failed calls (0–1, exclusive of 0) that opens the breaker.
-    pub failure_ratio: f64,
-    /// Calls in the window before the breaker may open.
-    pub min_requests: u32,
-    /// The sliding window the ratio is measured over, seconds (at least 1).
-    pub window_secs: u64,
-    /// How long an open breaker answers 503 before probing, ms.
-    pub open_ms: u64,
-}
-
 /// A token bucket: refills `per_second` tokens a second, holds at most `burst`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -382,30 +239,6 @@ impl Default for Mysql {
     }
 }
 
-impl Default for Orders {
-    fn default() -> Self {
-        Self {
-            payment_window_secs: 900,
-            idempotency_ttl_secs: 86_400,
-            confirm_window_secs: 30,
-            sold_out_recheck_ms: 1_000,
-        }
-    }
-}
-
-impl Default for Payments {
-    fn default() -> Self {
-        Self {
-            channel_url: "http://127.0.0.1:9700".into(),
-            secret: Secret::from(DEV_PAYMENT_SECRET),
-            notify_url: "http://127.0.0.1:8080/v1/payments/notify".into(),
-            channel_timeout_ms: 3_000,
-            query_every_secs: 60,
-            query_for_secs: 1_800,
-        }
-    }
-}
-
 /// The buckets when the config names no routes at all.
 fn default_routes() -> BTreeMap<LimitedRoute, RouteLimits> {
     let bucket = |per_second, burst| {
@@ -435,12 +268,6 @@ impl Default for Traffic {
             deny: Deny::default(),
             breakers: Breakers::default(),
         }
-    }
-}
-
-impl Default for Breaker {
-    fn default() -> Self {
-        Self { enabled: true, failure_ratio: 0.5, min_requests: 20, window_secs: 10, open_ms: 5_000 }
     }
 }
 
@@ -582,6 +409,21 @@ impl Config {
     /// its batch, and its call), plus a second.
     pub fn in_flight_window_ms(&self) -> u64 {
         self.kafka.message_timeout_ms + 3 * self.redis.command_timeout_ms + 1_000
+    }
+
+    /// What the order center runs with.
+    pub fn center_settings(&self) -> Settings {
+        Settings {
+            node_id: self.server.node_id,
+            orders: self.orders.clone(),
+            payments: self.payments.clone(),
+            abuse: self.abuse.clone(),
+            cache: self.cache.clone(),
+            queries: self.queries.clone(),
+            checkout: self.checkout.clone(),
+            message_timeout_ms: self.kafka.message_timeout_ms,
+            in_flight_window: Duration::from_millis(self.in_flight_window_ms()),
+        }
     }
 
     pub fn shutdown_grace(&self) -> Duration {

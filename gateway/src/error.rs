@@ -10,8 +10,8 @@ use order::request::RequestError;
 
 use crate::answers::{Answer, Class};
 use crate::auth::AuthError;
-use crate::outcomes::{CheckoutError, OrderError, PlaceError, SettleError};
-use crate::refusal::{Dependency, Refusal};
+use ordercenter::outcomes::{CheckoutError, OrderError, PaymentError, PlaceError};
+use ordercenter::refusal::{Dependency, Refusal};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -59,7 +59,7 @@ pub enum ApiError {
     #[error(transparent)]
     Order(#[from] OrderError),
     #[error(transparent)]
-    Settle(#[from] SettleError),
+    Settle(#[from] PaymentError),
 }
 
 impl ApiError {

@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let app = Arc::new(gateway::App::new(config, args.config.clone())?);
-    if !app.sales.redis().wait_connected(std::time::Duration::from_secs(2)).await {
+    if !app.center.sales.redis().wait_connected(std::time::Duration::from_secs(2)).await {
         tracing::warn!("redis not reachable yet; answering 503 until it is");
     }
     tracing::info!(listen = %listener.local_addr()?, "gateway listening");

@@ -91,6 +91,7 @@ pub fn reload(app: &App, path: &Path, trigger: &str) {
             } else {
                 let policy = TrafficPolicy::build(new.traffic.clone(), Some(&current));
                 app.traffic.store(Arc::new(policy));
+                app.center.reload_breakers(&new.traffic.breakers);
                 let previous = app.loaded.load_full();
                 metrics::gauge!("gateway_config_info", "hash" => previous.traffic_hash.clone()).set(0.0);
                 let loaded = Loaded::new(&new.traffic, Some(path.to_path_buf()));

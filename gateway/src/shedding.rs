@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::refusal::Refusal;
+use ordercenter::refusal::Refusal;
 
 #[derive(Default)]
 pub struct InFlight {

@@ -580,15 +580,16 @@ async fn a_checkout_whose_gateway_died_after_its_tries_holds_nothing_past_the_co
             facts: ShippingFacts::unlisted(),
         })
         .collect();
-    let now_ms = app.sales.redis().now_ms().await.unwrap();
-    let next_id = || app.ids.next(bucket_for_user(user), now_ms);
+    let now_ms = app.center.sales.redis().now_ms().await.unwrap();
+    let next_id = || app.center.ids.next(bucket_for_user(user), now_ms);
     let plan = plan(&lines, &[], None, &Default::default(), app.config.checkout.limits(), next_id).unwrap();
     let at = stock::records::from_ms(now_ms);
     let dead = CheckoutOrder::new(plan, next_id(), user, key.into(), None, at, at + chrono::Duration::minutes(15));
     let claim = CheckoutRecord { accepted: false, parent: dead.order_id, created_ms: now_ms };
-    assert_eq!(app.checkouts.claim_checkout(user, key, &claim, app.checkout_ttl()).await.unwrap(), None);
-    app.checkouts
-        .save_checkout(dead.order_id, &serde_json::to_string(&dead).unwrap(), app.checkout_ttl())
+    assert_eq!(app.center.checkouts.claim_checkout(user, key, &claim, app.center.checkout_ttl()).await.unwrap(), None);
+    app.center
+        .checkouts
+        .save_checkout(dead.order_id, &serde_json::to_string(&dead).unwrap(), app.center.checkout_ttl())
         .await
         .unwrap();
     for (sub_order, item) in dead.items() {
@@ -603,10 +604,10 @@ async fn a_checkout_whose_gateway_died_after_its_tries_holds_nothing_past_the_co
             unit_price_cents: dead.lines[item.line].unit_price_cents,
             now_ms,
             pay_by_ms: dead.pay_by.timestamp_millis(),
-            confirm_ms: app.windows().confirm_ms,
+            confirm_ms: app.center.windows().confirm_ms,
             items: &items,
         };
-        assert!(matches!(app.sales.tcc_try(&item.sku, &request).await.unwrap(), Tried::Held { .. }));
+        assert!(matches!(app.center.sales.tcc_try(&item.sku, &request).await.unwrap(), Tried::Held { .. }));
     }
     let body = cart(&[(&skus[0], 2), (&skus[1], 2)]);
     let soon = checkout(&gateway, user, key, body.clone()).await;

@@ -317,7 +317,7 @@ async fn two_gateways_never_mint_ids_with_one_node_id() {
     let second = TestGateway::start(gateway_config(&topic, &shards)).await;
     let sku = unique("nodes");
     first.load_sale(&sku, 10, 5, 100).await;
-    assert!(first.app.node.held() && !second.app.node.held(), "one lease per node id");
+    assert!(first.app.center.node.held() && !second.app.center.node.held(), "one lease per node id");
     assert_eq!(first.place(1, &sku, 1, "a").await.status, StatusCode::ACCEPTED);
     let refused = second.place(2, &sku, 1, "b").await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.json);

@@ -863,7 +863,7 @@ async fn reads_agree_with_the_primary_after_every_move() {
     let agrees = |order_id: String, user: u64| {
         let stack = &stack;
         async move {
-            let primary = stack.gateway.app.view_from_shard(order_id.parse().unwrap()).await.unwrap().unwrap();
+            let primary = stack.gateway.app.center.view_from_shard(order_id.parse().unwrap()).await.unwrap().unwrap();
             (stack.get(&order_id, user).await == primary).then_some(primary)
         }
     };
@@ -925,7 +925,7 @@ async fn a_change_the_cache_missed_is_read_within_its_ttl() {
     eventually(Duration::from_secs(10), "the view cached", || async {
         assert_eq!(stack.get(&order_id, 33).await["status"], "PAID");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        stack.gateway.app.order_cache.cached_order(id).await.unwrap().0.map(|_| ())
+        stack.gateway.app.center.order_cache.cached_order(id).await.unwrap().0.map(|_| ())
     })
     .await;
     // Behind the gateway's and the settler's backs: nothing drops the view.
@@ -979,12 +979,12 @@ async fn live_sale_figures_follow_the_events_and_the_report_shows_drift() {
     assert_eq!(figures["paid_cents"], 5_000, "the GMV");
 
     let shards = pools(&stack.shards);
-    let store = &stack.gateway.app.sales;
+    let store = &stack.gateway.app.center.sales;
     let report = settler::sale_report::report(&shards, store, Some(stack.sku.clone())).await.unwrap();
     assert_eq!((report[0].recomputed, report[0].drift.len()), (expected, 0));
     // A batch counted twice, as after a settler restart before its commit.
     let twice = order::sale_stats::SaleStats { paid: 1, paid_cents: 2_500, ..Default::default() };
-    stack.gateway.app.sale_figures.add_sale_stats(&[(stack.sku.clone(), twice)].into()).await.unwrap();
+    stack.gateway.app.center.sale_figures.add_sale_stats(&[(stack.sku.clone(), twice)].into()).await.unwrap();
     let report = settler::sale_report::report(&shards, store, Some(stack.sku.clone())).await.unwrap();
     let drift: Vec<_> = report[0].drift.iter().map(|d| (d.figure, d.live, d.recomputed)).collect();
     assert_eq!(drift, [("paid", 3, 2), ("paid_cents", 7_500, 5_000)]);

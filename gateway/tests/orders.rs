@@ -320,7 +320,7 @@ async fn shutdown_finishes_the_requests_in_flight() {
         .collect();
     // Shut down once orders are reserved and waiting for the broker.
     eventually(Duration::from_secs(10), "reservations", || async {
-        let sale = gateway.app.sales.sale_status(&sku).await.unwrap().unwrap();
+        let sale = gateway.app.center.sales.sale_status(&sku).await.unwrap().unwrap();
         (sale.reserved > 0).then_some(())
     })
     .await;
@@ -335,7 +335,7 @@ async fn shutdown_finishes_the_requests_in_flight() {
             accepted += 1;
         }
     }
-    let sale = gateway.app.sales.sale_status(&sku).await.unwrap().unwrap();
+    let sale = gateway.app.center.sales.sale_status(&sku).await.unwrap().unwrap();
     assert_eq!(sale.reserved, accepted, "every reservation was answered");
 }
 

@@ -65,18 +65,18 @@ async fn an_order_is_readable_from_its_202_and_its_cancellation_at_once() {
     assert_eq!(read.json["amount_cents"], 2_500);
     assert_eq!(read.json["pay_by"], placed.json["pay_by"]);
     let id: OrderId = order_id.parse().unwrap();
-    assert!(gateway.app.view_from_shard(id).await.unwrap().is_none(), "not stored yet");
+    assert!(gateway.app.center.view_from_shard(id).await.unwrap().is_none(), "not stored yet");
     let theirs = get(&gateway, &path, 8).await;
     assert_eq!(theirs.status, StatusCode::NOT_FOUND, "another buyer's order is unknown to them");
 
     // Stored, then the settler stops and the cached view goes (as at its TTL).
     let settler = TestSettler::start(settler_config(&topic, &shards));
     let stored = eventually(Duration::from_secs(20), "the order stored", || async {
-        gateway.app.view_from_shard(id).await.unwrap()
+        gateway.app.center.view_from_shard(id).await.unwrap()
     })
     .await;
     settler.stop().await;
-    gateway.app.order_cache.forget_orders(&[id]).await.unwrap();
+    gateway.app.center.order_cache.forget_orders(&[id]).await.unwrap();
     assert_eq!(get(&gateway, &path, 7).await.json, stored, "read from the shard");
 
     let body = json!({"sku": sku, "user_id": 7}).to_string();
@@ -85,13 +85,13 @@ async fn an_order_is_readable_from_its_202_and_its_cancellation_at_once() {
     assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.json);
     let read = get(&gateway, &path, 7).await;
     assert_eq!(read.json["status"], "CANCELLED", "the cancellation, read at once");
-    let shard = gateway.app.view_from_shard(id).await.unwrap().unwrap();
+    let shard = gateway.app.center.view_from_shard(id).await.unwrap().unwrap();
     assert_eq!(shard["status"], "PENDING_PAYMENT", "MySQL has not heard of it yet");
 
     // Once the settler applied it, the read and the shard agree.
     let settler = TestSettler::start(settler_config(&topic, &shards));
     let stored = eventually(Duration::from_secs(20), "the cancellation stored", || async {
-        gateway.app.view_from_shard(id).await.unwrap().filter(|view| view["status"] == "CANCELLED")
+        gateway.app.center.view_from_shard(id).await.unwrap().filter(|view| view["status"] == "CANCELLED")
     })
     .await;
     let read = eventually(Duration::from_secs(10), "the read to show the stored order", || async {

@@ -425,7 +425,7 @@ async fn the_redis_breaker_opens_answers_fast_and_closes_when_redis_is_back() {
             assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.json);
             assert_eq!(answer.json["dependency"], "redis");
         }
-        if gateway.app.traffic.load().redis.state().as_str() == "open" {
+        if gateway.app.center.breakers.load().redis.state().as_str() == "open" {
             opened = true;
             break;
         }

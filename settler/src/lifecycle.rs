@@ -26,10 +26,8 @@ use futures::future::join_all;
 use order::after_sale;
 use order::event::OrderEvent;
 use order::id::OrderId;
-use order::lifecycle::{Action, Actor};
-use order::status::OrderStatus;
-use orderdb::after_sales::{AfterSaleMove, AfterSaleMoved};
-use orderdb::moves::{Move, Moved};
+use order::lifecycle::Action;
+use ordercenter::{after_sales, fulfilment};
 use orderdb::outbox::OutboxEntry;
 use orderdb::ShardPools;
 use paychannel::warehouse::{outbound_order_id, HttpWarehouse, WarehouseError, WarehouseOrder};
@@ -124,72 +122,28 @@ impl Lifecycle {
         round
     }
 
-    /// Approves (or escalates) the requests nobody reviewed in time. A
-    /// refund before shipment of a pushed order needs the warehouse to
-    /// intercept it first; if it cannot, the request is escalated.
+    /// Approves (or escalates) the requests nobody reviewed in time
+    /// (`ordercenter::after_sales::review_overdue`).
     async fn review_overdue(&self, shard: usize) -> Result<u64, sqlx::Error> {
         let after = chrono::Duration::from_std(self.review_within).unwrap_or(chrono::Duration::MAX);
         let mut reviewed = 0;
         for after_sale_id in self.shards.reviews_due(shard, Utc::now() - after, AT_ONCE).await? {
-            let Some(request) = self.shards.after_sale(after_sale_id).await? else { continue };
-            let mut action =
-                if self.escalate_unreviewed { after_sale::Action::Escalate } else { after_sale::Action::Approve };
-            let mut intercepted = false;
-            // Still pending review (a merchant may have moved it since it was listed)?
-            if after_sale::next(request.kind, request.status, action, Actor::System).is_err() {
-                continue;
-            }
-            if action == after_sale::Action::Approve
-                && request.kind == after_sale::Kind::RefundOnly
-                && self.shards.status_of(request.order_id, None).await? == Some(OrderStatus::InWarehouse)
+            if after_sales::review_overdue(&self.shards, &self.warehouse, after_sale_id, self.escalate_unreviewed)
+                .await?
             {
-                intercepted = self.warehouse.intercept(&request.order_id.to_string()).await.is_ok();
-                if !intercepted {
-                    action = after_sale::Action::Escalate;
-                }
-            }
-            let step = AfterSaleMove {
-                after_sale_id,
-                action,
-                actor: Actor::System,
-                return_address: None,
-                reject_reason: None,
-                intercepted,
-                at: Utc::now(),
-            };
-            match self.shards.after_sale_move(&step).await? {
-                AfterSaleMoved::Done(_) => reviewed += 1,
-                // The order moved on (shipped before a refund-only request
-                // was reviewed): customer service decides.
-                AfterSaleMoved::OrderRefused(_) => {
-                    let escalate = AfterSaleMove { action: after_sale::Action::Escalate, intercepted: false, ..step };
-                    if let AfterSaleMoved::Done(_) = self.shards.after_sale_move(&escalate).await? {
-                        reviewed += 1;
-                    }
-                }
-                // Pushed since it was read (it needs an interception): next round.
-                AfterSaleMoved::NeedsInterception | AfterSaleMoved::Refused(_) | AfterSaleMoved::Unknown => {}
+                reviewed += 1;
             }
         }
         Ok(reviewed)
     }
 
+    /// Completes the shipped orders whose buyers did not confirm receipt
+    /// in time (`ordercenter::fulfilment::auto_complete`).
     async fn complete_shipped(&self, shard: usize) -> Result<u64, sqlx::Error> {
         let after = chrono::Duration::from_std(self.auto_complete_after).unwrap_or(chrono::Duration::MAX);
-        let cutoff = Utc::now() - after;
         let mut completed = 0;
-        for order_id in self.shards.shipped_before(shard, cutoff, AT_ONCE).await? {
-            let request = Move {
-                order_id,
-                action: Action::AutoComplete,
-                actor: Actor::System,
-                owner: None,
-                shipment: None,
-                intercepted: false,
-                at: Utc::now(),
-            };
-            // A buyer's confirmation or an after-sale move that came first wins.
-            if let Moved::Done(_) = self.shards.transition(&request).await? {
+        for order_id in self.shards.shipped_before(shard, Utc::now() - after, AT_ONCE).await? {
+            if fulfilment::auto_complete(&self.shards, order_id).await? {
                 completed += 1;
             }
         }

@@ -19,6 +19,7 @@ pub struct Redis {
     namespace: Arc<str>,
     pub(crate) global: Arc<GlobalKeys>,
     pub(crate) scripts: Arc<Scripts>,
+    command_timeout: Duration,
 }
 
 impl Redis {
@@ -45,7 +46,13 @@ impl Redis {
             namespace: config.namespace.as_str().into(),
             global: Arc::new(GlobalKeys::new(&config.namespace)),
             scripts: Arc::new(Scripts::new()),
+            command_timeout: timeout,
         })
+    }
+
+    /// How long one command may take before it fails.
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
     }
 
     pub(crate) fn keys(&self, sku: &str) -> SaleKeys {

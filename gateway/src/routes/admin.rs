@@ -7,11 +7,11 @@ use hyper::header::AUTHORIZATION;
 use hyper::{HeaderMap, StatusCode};
 use order::request::check_sku;
 
-use crate::answers::down;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
-use crate::refusal::Dependency;
+use ordercenter::refusal::down;
+use ordercenter::refusal::Dependency;
 use serde::Serialize;
 use stock::{SaleChange, SaleLoad, SaleStatus, SaleTerms, SaleUpdate};
 
@@ -33,12 +33,12 @@ pub async fn put_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError>
         return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
     }
     let before = sale_status(app, sku).await?;
-    let loaded = app.sales.load_sale(sku, &terms).await.map_err(down(Dependency::Redis, "loading a sale"))?;
+    let loaded = app.center.sales.load_sale(sku, &terms).await.map_err(down(Dependency::Redis, "loading a sale"))?;
     if let SaleLoad::Busy { reservations, outbox, unsettled_payments } = loaded {
         return Err(ApiError::SaleBusy { reservations, outbox, unsettled_payments });
     }
-    app.sold_out.clear(sku);
-    app.sale_windows.remember(sku, terms.window);
+    app.center.sold_out.clear(sku);
+    app.center.sale_windows.remember(sku, terms.window);
     let after = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
     audit(&admin, "load_sale", sku, &terms, before, &after);
     Ok(sale_reply(sku, &after))
@@ -65,15 +65,15 @@ pub async fn patch_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiErro
         return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
     }
     let before = sale_status(app, sku).await?;
-    match app.sales.update_sale(sku, &change).await.map_err(down(Dependency::Redis, "changing a sale"))? {
+    match app.center.sales.update_sale(sku, &change).await.map_err(down(Dependency::Redis, "changing a sale"))? {
         SaleUpdate::Updated => {}
         SaleUpdate::UnknownSku => return Err(ApiError::UnknownSku),
         SaleUpdate::TooFewUnits { stock } => return Err(ApiError::TooFewUnits { stock }),
         SaleUpdate::TotalChanged { total } => return Err(ApiError::SaleChanged { total }),
     }
-    app.sold_out.clear(sku);
+    app.center.sold_out.clear(sku);
     if let Some(window) = change.window {
-        app.sale_windows.remember(sku, window);
+        app.center.sale_windows.remember(sku, window);
     }
     let after = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
     audit(&admin, "change_sale", sku, &change, before, &after);
@@ -96,7 +96,8 @@ pub async fn sale_stats(app: &App, sku: &str, req: Read) -> Result<Reply, ApiErr
     authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
     sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
-    let stats = app.sale_figures.sale_stats(sku).await.map_err(down(Dependency::Redis, "reading sale figures"))?;
+    let stats =
+        app.center.sale_figures.sale_stats(sku).await.map_err(down(Dependency::Redis, "reading sale figures"))?;
     let mut answer = serde_json::to_value(stats).expect("figures serialise");
     answer["sku"] = serde_json::json!(sku);
     answer["conversion"] = serde_json::json!(stats.conversion());
@@ -116,7 +117,7 @@ pub fn get_config(app: &App, req: Read) -> Result<Reply, ApiError> {
 }
 
 async fn sale_status(app: &App, sku: &str) -> Result<Option<SaleStatus>, ApiError> {
-    Ok(app.sales.sale_status(sku).await.map_err(down(Dependency::Redis, "reading a sale"))?)
+    Ok(app.center.sales.sale_status(sku).await.map_err(down(Dependency::Redis, "reading a sale"))?)
 }
 
 fn sale_reply(sku: &str, status: &SaleStatus) -> Reply {

@@ -7,7 +7,6 @@ use hyper::StatusCode;
 use order::after_sale::{Action, Kind};
 use serde::Deserialize;
 
-use crate::after_sales::{self, Request};
 use crate::app::App;
 use crate::config::LimitedRoute;
 use crate::error::ApiError;
@@ -15,6 +14,7 @@ use crate::http::{self, Read, Reply};
 use crate::routes::admin::{authorize, json_body};
 use crate::routes::fulfilment::shipment;
 use crate::routes::input;
+use ordercenter::after_sales::{self, Request};
 
 /// Longest reason, return address or rejection reason.
 const MAX_TEXT: usize = 255;
@@ -37,7 +37,7 @@ pub async fn open(app: &App, order_id: &str, req: Read, buyer: u64) -> Result<Re
         return Err(ApiError::Invalid("qty must be at least 1".into()));
     }
     let reason = text("reason", body.reason)?;
-    let opened = after_sales::open(app, order_id, buyer, Request { kind, qty: body.qty, reason }).await?;
+    let opened = after_sales::open(&app.center, order_id, buyer, Request { kind, qty: body.qty, reason }).await?;
     Ok(http::json(StatusCode::CREATED, &opened))
 }
 
@@ -61,14 +61,16 @@ pub async fn act(app: &App, after_sale_id: &str, action: &str, req: Read) -> Res
     let moved = match action {
         "approve" => {
             let address = words(&req)?.return_address.map(|a| text("return_address", a)).transpose()?;
-            after_sales::act(app, after_sale_id, Action::Approve, address, None).await?
+            after_sales::act(&app.center, after_sale_id, Action::Approve, address, None).await?
         }
         "reject" => {
             let reason = words(&req)?.reason.ok_or_else(|| ApiError::Invalid("a rejection needs a reason".into()))?;
-            after_sales::act(app, after_sale_id, Action::Reject, Some(text("reason", reason)?), None).await?
+            after_sales::act(&app.center, after_sale_id, Action::Reject, Some(text("reason", reason)?), None).await?
         }
-        "receive" => after_sales::act(app, after_sale_id, Action::ReceiveReturn, None, None).await?,
-        "ship" => after_sales::act(app, after_sale_id, Action::ShipReplacement, None, Some(shipment(&req)?)).await?,
+        "receive" => after_sales::act(&app.center, after_sale_id, Action::ReceiveReturn, None, None).await?,
+        "ship" => {
+            after_sales::act(&app.center, after_sale_id, Action::ShipReplacement, None, Some(shipment(&req)?)).await?
+        }
         _ => return Err(ApiError::NotFound),
     };
     tracing::info!(target: "audit", admin, action, %after_sale_id, status = moved.status.as_str(), "after-sale moved");

@@ -15,16 +15,16 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use stock::catalogue::Catalogue;
 
-use crate::answers::down;
 use crate::app::App;
-use crate::checkout::checkout;
-use crate::checkout_payments;
 use crate::config::LimitedRoute;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
-use crate::refusal::Dependency;
 use crate::routes::admin::{authorize, json_body};
 use crate::routes::input;
+use ordercenter::checkout::checkout;
+use ordercenter::checkout_payments;
+use ordercenter::refusal::down;
+use ordercenter::refusal::Dependency;
 
 /// Largest amount in cents the catalogue takes (as a sale's price).
 const MAX_CENTS: i64 = 1_000_000_000_000;
@@ -37,7 +37,7 @@ pub async fn place(app: Arc<App>, req: Read, buyer: u64) -> Result<Reply, ApiErr
     http::require_json(req.headers())?;
     let cart = Checkout::from_json(req.body(), buyer)?;
     app.traffic.load().admit_user(LimitedRoute::Checkout, cart.user_id)?;
-    let (order, replayed) = checkout(app, cart, key).await?;
+    let (order, replayed) = checkout(app.center.clone(), cart, key).await?;
     let answer = Answer { checkout: &order, status: Some("PENDING_PAYMENT") };
     if replayed {
         let mut reply = http::json(StatusCode::OK, &answer);
@@ -63,7 +63,7 @@ struct Answer<'a> {
 pub async fn get(app: &App, parent: &str, buyer: u64) -> Result<Reply, ApiError> {
     app.traffic.load().admit_user(LimitedRoute::GetOrder, buyer)?;
     let parent = input::order_id(parent)?;
-    let order = checkout_payments::owned(app, parent, buyer).await?;
+    let order = checkout_payments::owned(&app.center, parent, buyer).await?;
     Ok(http::json(StatusCode::OK, &Answer { checkout: &order, status: None }))
 }
 
@@ -71,7 +71,7 @@ pub async fn get(app: &App, parent: &str, buyer: u64) -> Result<Reply, ApiError>
 pub async fn pay(app: &App, parent: &str, buyer: u64) -> Result<Reply, ApiError> {
     app.traffic.load().admit_user(LimitedRoute::PayOrder, buyer)?;
     let parent = input::order_id(parent)?;
-    let started = checkout_payments::start(app, parent, buyer).await?;
+    let started = checkout_payments::start(&app.center, parent, buyer).await?;
     Ok(http::json(StatusCode::OK, &started))
 }
 
@@ -80,7 +80,7 @@ pub async fn pay(app: &App, parent: &str, buyer: u64) -> Result<Reply, ApiError>
 pub async fn cancel(app: &App, parent: &str, buyer: u64) -> Result<Reply, ApiError> {
     app.traffic.load().admit_user(LimitedRoute::CancelOrder, buyer)?;
     let parent = input::order_id(parent)?;
-    let refunds = checkout_payments::cancel(app, parent, buyer).await?;
+    let refunds = checkout_payments::cancel(&app.center, parent, buyer).await?;
     Ok(http::json(StatusCode::OK, &json!({"order_id": parent, "status": "CANCELLED", "refunds": refunds})))
 }
 
@@ -116,6 +116,7 @@ pub async fn catalogue(app: &App, kind: &str, id: &str, req: Read) -> Result<Rep
         None
     } else {
         let found = app
+            .center
             .checkouts
             .catalogue_entries(catalogue, &[id.to_owned()])
             .await
@@ -124,7 +125,8 @@ pub async fn catalogue(app: &App, kind: &str, id: &str, req: Read) -> Result<Rep
         let value: Value = serde_json::from_str(&json).map_err(|_| ApiError::Unavailable(Dependency::Redis))?;
         return Ok(http::json(StatusCode::OK, &value));
     };
-    app.checkouts
+    app.center
+        .checkouts
         .put_catalogue(catalogue, id, entry.as_deref())
         .await
         .map_err(down(Dependency::Redis, "a catalogue call"))?;
@@ -176,6 +178,7 @@ fn check_promotion(terms: &PromotionTerms) -> Result<(), ApiError> {
 /// A SKU is in one promotion at most: 409 naming the other one.
 async fn in_no_other_promotion(app: &App, id: &str, terms: &PromotionTerms) -> Result<(), ApiError> {
     let all = app
+        .center
         .checkouts
         .catalogue_all(Catalogue::Promotions)
         .await

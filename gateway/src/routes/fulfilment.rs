@@ -13,10 +13,10 @@ use serde_json::json;
 use crate::app::App;
 use crate::config::LimitedRoute;
 use crate::error::ApiError;
-use crate::fulfilment;
 use crate::http::{self, Read, Reply};
 use crate::routes::admin::{authorize, json_body};
 use crate::routes::input;
+use ordercenter::fulfilment;
 
 /// Longest carrier name.
 const MAX_CARRIER_LEN: usize = 32;
@@ -26,8 +26,8 @@ pub async fn admin_action(app: &App, order_id: &str, action: &str, req: Read) ->
     let admin = authorize(app, req.headers())?;
     let order_id = input::order_id(order_id)?;
     let status = match action {
-        "push" => fulfilment::push(app, order_id).await?,
-        "ship" => fulfilment::ship(app, order_id, shipment(&req)?).await?,
+        "push" => fulfilment::push(&app.center, order_id).await?,
+        "ship" => fulfilment::ship(&app.center, order_id, shipment(&req)?).await?,
         _ => return Err(ApiError::NotFound),
     };
     tracing::info!(target: "audit", admin, action, %order_id, %status, "order moved");
@@ -55,6 +55,6 @@ pub(crate) fn shipment(req: &Read) -> Result<Shipment, ApiError> {
 pub async fn receive(app: &App, order_id: &str, buyer: u64) -> Result<Reply, ApiError> {
     let order_id = input::order_id(order_id)?;
     app.traffic.load().admit_user(LimitedRoute::ReceiveOrder, buyer)?;
-    let status = fulfilment::receive(app, order_id, buyer).await?;
+    let status = fulfilment::receive(&app.center, order_id, buyer).await?;
     Ok(http::json(StatusCode::OK, &json!({"order_id": order_id, "status": status})))
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::http::{self, Reply};
-use crate::traffic::breaker::BreakerState;
+use ordercenter::breaker::BreakerState;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -22,13 +22,14 @@ pub fn healthz() -> Reply {
 /// Redis and Kafka both answer, neither breaker is open and the node id
 /// lease is held: this instance can take orders.
 pub async fn readyz(app: &App) -> Reply {
-    let redis = async { tokio::time::timeout(PROBE_TIMEOUT, app.sales.redis().ping()).await.is_ok_and(|r| r.is_ok()) };
-    let (redis, kafka) = tokio::join!(redis, app.events.ready(PROBE_TIMEOUT));
-    let policy = app.traffic.load();
-    let (redis_breaker, kafka_breaker) = (policy.redis.state(), policy.kafka.state());
+    let redis =
+        async { tokio::time::timeout(PROBE_TIMEOUT, app.center.sales.redis().ping()).await.is_ok_and(|r| r.is_ok()) };
+    let (redis, kafka) = tokio::join!(redis, app.center.events.ready(PROBE_TIMEOUT));
+    let breakers = app.center.breakers.load();
+    let (redis_breaker, kafka_breaker) = (breakers.redis.state(), breakers.kafka.state());
     let breakers = json!({"redis": redis_breaker.as_str(), "kafka": kafka_breaker.as_str()});
     let closed = redis_breaker != BreakerState::Open && kafka_breaker != BreakerState::Open;
-    let node_id = app.node.held();
+    let node_id = app.center.node.held();
     let status = if redis && kafka && closed && node_id { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let word = if status == StatusCode::OK { "ready" } else { "unavailable" };
     http::json(

@@ -8,16 +8,16 @@ use hyper::StatusCode;
 use order::request::PlaceOrder;
 use order::status::OrderStatus;
 
-use crate::answers::down;
 use crate::app::App;
 use crate::config::LimitedRoute;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
-use crate::outcomes::OrderError;
-use crate::refusal::Dependency;
 use crate::routes::admin::authorize;
 use crate::routes::input;
-use crate::{cancellation, placement};
+use ordercenter::outcomes::OrderError;
+use ordercenter::refusal::down;
+use ordercenter::refusal::Dependency;
+use ordercenter::{cancellation, placement};
 
 /// 202 for the request that made the order; 200 with `Idempotent-Replayed`
 /// for a repeat of its key; 422 if the repeat changed the request.
@@ -26,8 +26,8 @@ pub async fn place(app: Arc<App>, req: Read, buyer: u64) -> Result<Reply, ApiErr
     http::require_json(req.headers())?;
     let order = PlaceOrder::from_json(req.body(), buyer)?;
     app.traffic.load().admit_user(LimitedRoute::PlaceOrder, order.user_id)?;
-    app.sale_windows.check(&order.sku)?;
-    let placed = placement::place(app, order, key).await?;
+    app.center.sale_windows.check(&order.sku)?;
+    let placed = placement::place(app.center.clone(), order, key).await?;
     if placed.replayed {
         let mut reply = http::json(StatusCode::OK, &placed.accepted);
         reply.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -45,7 +45,7 @@ pub async fn cancel(app: &App, order_id: &str, req: Read, buyer: u64) -> Result<
     let order_id = input::order_id(order_id)?;
     let owner = input::owner(&req, buyer)?;
     app.traffic.load().admit_user(LimitedRoute::CancelOrder, owner.user_id)?;
-    let refund = cancellation::cancel(app, &owner.sku, order_id, owner.user_id).await?;
+    let refund = cancellation::cancel(&app.center, &owner.sku, order_id, owner.user_id).await?;
     let answer = serde_json::json!({"order_id": order_id, "status": OrderStatus::Cancelled, "refund": refund});
     Ok(http::json(StatusCode::OK, &answer))
 }
@@ -69,6 +69,7 @@ pub async fn get_as_merchant(app: &App, order_id: &str, req: Read) -> Result<Rep
 async fn view(app: &App, order_id: &str, owner: Option<u64>) -> Result<Reply, ApiError> {
     let order_id = input::order_id(order_id)?;
     let view = app
+        .center
         .order_view(order_id, owner)
         .await
         .map_err(down(Dependency::Mysql, "order lookup"))?

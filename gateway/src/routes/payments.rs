@@ -12,9 +12,9 @@ use crate::app::App;
 use crate::config::LimitedRoute;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
-use crate::outcomes::Payment;
-use crate::payments;
 use crate::routes::input;
+use ordercenter::outcomes::Payment;
+use ordercenter::payments;
 
 /// The buyer starts paying a pending order of theirs: what the shopper's
 /// device needs to pay.
@@ -22,7 +22,7 @@ pub async fn pay(app: &App, order_id: &str, req: Read, buyer: u64) -> Result<Rep
     let order_id = input::order_id(order_id)?;
     let owner = input::owner(&req, buyer)?;
     app.traffic.load().admit_user(LimitedRoute::PayOrder, owner.user_id)?;
-    let started = payments::start(app, &owner.sku, order_id, owner.user_id).await?;
+    let started = payments::start(&app.center, &owner.sku, order_id, owner.user_id).await?;
     Ok(http::json(StatusCode::OK, &started))
 }
 
@@ -49,7 +49,7 @@ pub async fn notify(app: &App, req: Read) -> Result<Reply, ApiError> {
             amount_cents: state.amount_cents,
             paid_at: state.paid_at.unwrap_or_else(Utc::now),
         };
-        payments::settle(app, &payment).await?;
+        payments::settle(&app.center, &payment).await?;
     }
     Ok(http::json(StatusCode::OK, &json!({"code": "SUCCESS"})))
 }

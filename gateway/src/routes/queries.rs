@@ -12,15 +12,15 @@ use order::status::OrderStatus;
 use orderdb::queries::OrderFilter;
 use serde_json::json;
 
-use crate::answers::down;
 use crate::app::App;
 use crate::config::LimitedRoute;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
-use crate::queries::{self, Page};
-use crate::refusal::Dependency;
 use crate::routes::admin::authorize;
 use crate::routes::input;
+use ordercenter::queries::{self, Page};
+use ordercenter::refusal::down;
+use ordercenter::refusal::Dependency;
 
 /// Orders per page when `limit` is not given.
 const DEFAULT_LIMIT: u32 = 20;
@@ -36,7 +36,7 @@ pub async fn mine(app: &App, req: Read, buyer: u64) -> Result<Reply, ApiError> {
         }
     }
     app.traffic.load().admit_user(LimitedRoute::ListOrders, buyer)?;
-    let page = queries::of_buyer(app, filter, paging.cursor, paging.limit)
+    let page = queries::of_buyer(&app.center, filter, paging.cursor, paging.limit)
         .await
         .map_err(down(Dependency::Mysql, "order list"))?;
     Ok(http::json(StatusCode::OK, &answer(&page)))
@@ -63,8 +63,8 @@ pub async fn search(app: &App, req: Read) -> Result<Reply, ApiError> {
             _ => paging.read(app, &name, &value)?,
         }
     }
-    let page = queries::search(app, filter, paging.cursor, paging.limit).await;
-    if page.missing_shards.len() == app.orders.pools.len() {
+    let page = queries::search(&app.center, filter, paging.cursor, paging.limit).await;
+    if page.missing_shards.len() == app.center.orders.pools.len() {
         return Err(ApiError::Unavailable(Dependency::Mysql));
     }
     let mut answer = answer(&page);

@@ -8,12 +8,12 @@ use paychannel::messages::{RefundState, RefundStatus};
 use paychannel::{signature, SIGNATURE_HEADER};
 use serde_json::json;
 
-use crate::answers::down;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
-use crate::refusal::Dependency;
 use crate::routes::admin::authorize;
+use ordercenter::refusal::down;
+use ordercenter::refusal::Dependency;
 
 /// Most refunds listed per shard.
 const LIST_LIMIT: u32 = 100;
@@ -36,6 +36,7 @@ pub async fn notify(app: &App, req: Read) -> Result<Reply, ApiError> {
         RefundStatus::Failed => false,
     };
     let settled = app
+        .center
         .orders
         .refund_settled(&state.refund_id, succeeded, "notification")
         .await
@@ -61,8 +62,12 @@ pub async fn list(app: &App, req: Read) -> Result<Reply, ApiError> {
         "done" => "DONE",
         _ => return Err(ApiError::Invalid("status must be stuck, pending or done".into())),
     };
-    let refunds =
-        app.orders.refunds_in_state(state, LIST_LIMIT).await.map_err(down(Dependency::Mysql, "a refunds lookup"))?;
+    let refunds = app
+        .center
+        .orders
+        .refunds_in_state(state, LIST_LIMIT)
+        .await
+        .map_err(down(Dependency::Mysql, "a refunds lookup"))?;
     Ok(http::json(StatusCode::OK, &json!({"status": wanted, "refunds": refunds})))
 }
 
@@ -70,7 +75,7 @@ pub async fn list(app: &App, req: Read) -> Result<Reply, ApiError> {
 pub async fn retry(app: &App, refund_id: &str, req: Read) -> Result<Reply, ApiError> {
     let admin = authorize(app, req.headers())?;
     check_token("refund_id", refund_id).map_err(|e| ApiError::Invalid(e.0))?;
-    if !app.orders.retry_refund(refund_id, &admin).await.map_err(down(Dependency::Mysql, "a refunds lookup"))? {
+    if !app.center.orders.retry_refund(refund_id, &admin).await.map_err(down(Dependency::Mysql, "a refunds lookup"))? {
         return Err(ApiError::RefundNotStuck);
     }
     tracing::info!(target: "audit", admin, refund_id, "stuck refund retried");

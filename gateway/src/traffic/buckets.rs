@@ -9,7 +9,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::{Bucket, LimitedRoute, RouteLimits};
-use crate::refusal::{Refusal, Scope};
+use ordercenter::refusal::{Refusal, Scope};
 
 /// A limiter with the bucket it was built from, so a reload can tell
 /// whether to keep it (and its state) or build a new one.

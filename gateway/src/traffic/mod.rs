@@ -1,17 +1,16 @@
 //! Traffic control, rebuilt on every config reload and swapped in whole:
-//! token buckets per route and scope, deny lists, the client-IP rule and
-//! the circuit breakers. The request path reads a snapshot, never a lock.
+//! token buckets per route and scope, deny lists and the client-IP rule.
+//! The request path reads a snapshot, never a lock. (The circuit breakers
+//! of the same section are the order center's: `ordercenter::breaker`.)
 //!
-//! Layout: [`buckets`] (governor), [`breaker`] (failsafe), [`client_ip`].
+//! Layout: [`buckets`] (governor), [`client_ip`].
 
-pub mod breaker;
 pub mod buckets;
 pub mod client_ip;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
@@ -19,21 +18,18 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{self, LimitedRoute, Traffic};
-use crate::refusal::{Dependency, Refusal, Scope};
-use breaker::Breaker;
 use buckets::RouteBuckets;
+use ordercenter::refusal::{Refusal, Scope};
 
 pub struct TrafficPolicy {
     pub config: config::Traffic,
     routes: BTreeMap<LimitedRoute, RouteBuckets>,
     denied_users: HashSet<u64>,
-    pub redis: Arc<Breaker>,
-    pub kafka: Arc<Breaker>,
 }
 
 impl TrafficPolicy {
     /// Builds the policy for `config`, keeping from `previous` every bucket
-    /// and breaker whose settings did not change, with its state.
+    /// whose settings did not change, with its state.
     pub fn build(config: config::Traffic, previous: Option<&TrafficPolicy>) -> Self {
         let routes = config
             .routes
@@ -43,17 +39,7 @@ impl TrafficPolicy {
                 (*route, RouteBuckets::build(*route, limits, kept))
             })
             .collect();
-        let breaker = |dependency, settings: &config::Breaker, kept: Option<&Arc<Breaker>>| match kept {
-            Some(kept) if kept.settings() == settings => kept.clone(),
-            _ => Arc::new(Breaker::new(dependency, settings)),
-        };
-        Self {
-            redis: breaker(Dependency::Redis, &config.breakers.redis, previous.map(|p| &p.redis)),
-            kafka: breaker(Dependency::Kafka, &config.breakers.kafka, previous.map(|p| &p.kafka)),
-            denied_users: config.deny.users.iter().copied().collect(),
-            routes,
-            config,
-        }
+        Self { denied_users: config.deny.users.iter().copied().collect(), routes, config }
     }
 
     pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {

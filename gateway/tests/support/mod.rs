@@ -153,7 +153,7 @@ impl TestGateway {
         let addr = listener.local_addr().unwrap();
         config.payments.notify_url = format!("http://{addr}/v1/payments/notify");
         let app = Arc::new(gateway::App::new(config, config_file.clone()).expect("building the gateway"));
-        app.sales.redis().wait_connected(Duration::from_secs(1)).await;
+        app.center.sales.redis().wait_connected(Duration::from_secs(1)).await;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn({
             let app = app.clone();
@@ -168,7 +168,7 @@ impl TestGateway {
         });
         // Orders are taken once the node id lease is held.
         let waiting = Instant::now();
-        while !app.node.held() && waiting.elapsed() < Duration::from_secs(3) {
+        while !app.center.node.held() && waiting.elapsed() < Duration::from_secs(3) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let mut connector = HttpConnector::new();

@@ -16,13 +16,13 @@ use order::lifecycle::Actor;
 use order::shard::bucket_for_user;
 use order::status::OrderStatus;
 use orderdb::after_sales::{AfterSaleMove, AfterSaleMoved, AfterSaleView, NewAfterSale, Opened};
-use paychannel::warehouse::{outbound_order_id, Parcel, WarehouseOrder};
+use orderdb::ShardPools;
+use paychannel::warehouse::{outbound_order_id, HttpWarehouse, Parcel, WarehouseOrder};
 
-use crate::answers::down;
-use crate::app::App;
-use crate::fulfilment::{current_status, warehouse_error, NOT_INTERCEPTED};
+use crate::center::OrderCenter;
+use crate::order_moves::{current_status, warehouse_error, NOT_INTERCEPTED};
 use crate::outcomes::OrderError;
-use crate::refusal::Dependency;
+use crate::refusal::{down, Dependency};
 
 /// What the buyer asks.
 pub struct Request {
@@ -32,13 +32,18 @@ pub struct Request {
 }
 
 /// Opens a request on an order of `buyer`'s.
-pub async fn open(app: &App, order_id: OrderId, buyer: u64, request: Request) -> Result<AfterSaleView, OrderError> {
-    if !app.node.held() {
+pub async fn open(
+    center: &OrderCenter,
+    order_id: OrderId,
+    buyer: u64,
+    request: Request,
+) -> Result<AfterSaleView, OrderError> {
+    if !center.node.held() {
         return Err(OrderError::Unavailable(Dependency::Redis));
     }
     let now = Utc::now();
     let new = NewAfterSale {
-        after_sale_id: app.ids.next(bucket_for_user(buyer), now.timestamp_millis()),
+        after_sale_id: center.ids.next(bucket_for_user(buyer), now.timestamp_millis()),
         order_id,
         owner: buyer,
         kind: request.kind,
@@ -46,19 +51,20 @@ pub async fn open(app: &App, order_id: OrderId, buyer: u64, request: Request) ->
         reason: request.reason,
         at: now,
     };
-    let opened = match app.orders.open_after_sale(&new).await.map_err(down(Dependency::Mysql, "an after-sale write"))? {
-        Opened::Done(opened) => {
-            app.forget_order(order_id).await;
-            opened
-        }
-        Opened::NotNow { status } => return Err(OrderError::AfterSaleNotAllowed { status }),
-        Opened::TooMany { left } => return Err(OrderError::NotReturnable { left }),
-        Opened::Unknown => return Err(OrderError::UnknownOrder),
-    };
+    let opened =
+        match center.orders.open_after_sale(&new).await.map_err(down(Dependency::Mysql, "an after-sale write"))? {
+            Opened::Done(opened) => {
+                center.forget_order(order_id).await;
+                opened
+            }
+            Opened::NotNow { status } => return Err(OrderError::AfterSaleNotAllowed { status }),
+            Opened::TooMany { left } => return Err(OrderError::NotReturnable { left }),
+            Opened::Unknown => return Err(OrderError::UnknownOrder),
+        };
     metrics::counter!("gateway_after_sales_total", "kind" => opened.kind.as_str()).increment(1);
     // Not pushed to the warehouse: nothing to stop, approved at once.
-    if opened.kind == Kind::RefundOnly && current_status(app, order_id, None).await? == OrderStatus::Paid {
-        if let Ok(approved) = make(app, opened.after_sale_id, Action::Approve, Actor::System, None, false).await {
+    if opened.kind == Kind::RefundOnly && current_status(center, order_id, None).await? == OrderStatus::Paid {
+        if let Ok(approved) = make(center, opened.after_sale_id, Action::Approve, Actor::System, None, false).await {
             return Ok(approved);
         }
     }
@@ -69,45 +75,93 @@ pub async fn open(app: &App, order_id: OrderId, buyer: u64, request: Request) ->
 /// (`return_address`), `reject` (`reason`), `receive` (the goods came
 /// back), `ship` (an exchange's replacement, with its parcel).
 pub async fn act(
-    app: &App,
+    center: &OrderCenter,
     after_sale_id: OrderId,
     action: Action,
     text: Option<String>,
     parcel: Option<Shipment>,
 ) -> Result<AfterSaleView, OrderError> {
-    let request = app
+    let request = center
         .orders
         .after_sale(after_sale_id)
         .await
         .map_err(down(Dependency::Mysql, "an after-sale write"))?
         .ok_or(OrderError::UnknownOrder)?;
     if action == Action::Approve && request.kind == Kind::RefundOnly {
-        return approve_refund_before_shipment(app, &request, text).await;
+        return approve_refund_before_shipment(center, &request, text).await;
     }
     if let (Action::ShipReplacement, Some(parcel)) = (action, &parcel) {
         order::after_sale::next(request.kind, request.status, action, Actor::Merchant)?;
         let parcel = Parcel { carrier: parcel.carrier.clone(), tracking_no: parcel.tracking_no.clone() };
-        app.warehouse.ship(&outbound_order_id(after_sale_id), &parcel).await.map_err(warehouse_error)?;
+        center.warehouse.ship(&outbound_order_id(after_sale_id), &parcel).await.map_err(warehouse_error)?;
     }
-    let moved = make(app, after_sale_id, action, Actor::Merchant, text, false).await?;
+    let moved = make(center, after_sale_id, action, Actor::Merchant, text, false).await?;
     if moved.status == Status::ExchangeOutbound {
         // The relay hands it over too, if this does not reach the warehouse.
         let outbound = WarehouseOrder {
             order_id: outbound_order_id(after_sale_id),
-            sku: order_sku(app, &moved).await?,
+            sku: order_sku(center, &moved).await?,
             qty: moved.qty,
         };
-        if let Err(err) = app.warehouse.push(&outbound).await {
+        if let Err(err) = center.warehouse.push(&outbound).await {
             tracing::warn!(%after_sale_id, error = %err, "exchange outbound not handed over; the relay will");
         }
     }
     Ok(moved)
 }
 
+/// The system's review of a request nobody reviewed in time (the
+/// settler's timer): approved, or escalated if `escalate`. A refund before
+/// shipment of a pushed order needs the warehouse to intercept it first;
+/// if it cannot, the request is escalated. True if the request moved.
+pub async fn review_overdue(
+    orders: &ShardPools,
+    warehouse: &HttpWarehouse,
+    after_sale_id: OrderId,
+    escalate: bool,
+) -> Result<bool, sqlx::Error> {
+    let Some(request) = orders.after_sale(after_sale_id).await? else { return Ok(false) };
+    let mut action = if escalate { Action::Escalate } else { Action::Approve };
+    // Still pending review (a merchant may have moved it since it was listed)?
+    if order::after_sale::next(request.kind, request.status, action, Actor::System).is_err() {
+        return Ok(false);
+    }
+    let mut intercepted = false;
+    if action == Action::Approve
+        && request.kind == Kind::RefundOnly
+        && orders.status_of(request.order_id, None).await? == Some(OrderStatus::InWarehouse)
+    {
+        intercepted = warehouse.intercept(&request.order_id.to_string()).await.is_ok();
+        if !intercepted {
+            action = Action::Escalate;
+        }
+    }
+    let step = AfterSaleMove {
+        after_sale_id,
+        action,
+        actor: Actor::System,
+        return_address: None,
+        reject_reason: None,
+        intercepted,
+        at: Utc::now(),
+    };
+    Ok(match orders.after_sale_move(&step).await? {
+        AfterSaleMoved::Done(_) => true,
+        // The order moved on (shipped before a refund-only request was
+        // reviewed): customer service decides.
+        AfterSaleMoved::OrderRefused(_) => {
+            let escalate = AfterSaleMove { action: Action::Escalate, intercepted: false, ..step };
+            matches!(orders.after_sale_move(&escalate).await?, AfterSaleMoved::Done(_))
+        }
+        // Pushed since it was read (it needs an interception): next round.
+        AfterSaleMoved::NeedsInterception | AfterSaleMoved::Refused(_) | AfterSaleMoved::Unknown => false,
+    })
+}
+
 /// A pushed order is intercepted first; if it was pushed between the read
 /// of its status and the move, the move says so and the approval starts again.
 async fn approve_refund_before_shipment(
-    app: &App,
+    center: &OrderCenter,
     request: &AfterSaleView,
     text: Option<String>,
 ) -> Result<AfterSaleView, OrderError> {
@@ -115,19 +169,19 @@ async fn approve_refund_before_shipment(
     // cannot be approved would stop a parcel nobody refunds.
     order::after_sale::next(request.kind, request.status, Action::Approve, Actor::Merchant)?;
     loop {
-        let pushed = current_status(app, request.order_id, None).await? == OrderStatus::InWarehouse;
+        let pushed = current_status(center, request.order_id, None).await? == OrderStatus::InWarehouse;
         if pushed {
-            app.warehouse.intercept(&request.order_id.to_string()).await.map_err(warehouse_error)?;
+            center.warehouse.intercept(&request.order_id.to_string()).await.map_err(warehouse_error)?;
         }
-        match attempt(app, request.after_sale_id, Action::Approve, Actor::Merchant, text.clone(), pushed).await? {
+        match attempt(center, request.after_sale_id, Action::Approve, Actor::Merchant, text.clone(), pushed).await? {
             AfterSaleMoved::NeedsInterception => continue,
-            moved => return answer(app, moved, Action::Approve).await,
+            moved => return answer(center, moved, Action::Approve).await,
         }
     }
 }
 
-async fn order_sku(app: &App, request: &AfterSaleView) -> Result<String, OrderError> {
-    let order = app
+async fn order_sku(center: &OrderCenter, request: &AfterSaleView) -> Result<String, OrderError> {
+    let order = center
         .orders
         .get(request.order_id)
         .await
@@ -137,19 +191,19 @@ async fn order_sku(app: &App, request: &AfterSaleView) -> Result<String, OrderEr
 }
 
 async fn make(
-    app: &App,
+    center: &OrderCenter,
     after_sale_id: OrderId,
     action: Action,
     actor: Actor,
     text: Option<String>,
     intercepted: bool,
 ) -> Result<AfterSaleView, OrderError> {
-    answer(app, attempt(app, after_sale_id, action, actor, text, intercepted).await?, action).await
+    answer(center, attempt(center, after_sale_id, action, actor, text, intercepted).await?, action).await
 }
 
 /// One move of a request in its shard, as `orderdb` answers it.
 async fn attempt(
-    app: &App,
+    center: &OrderCenter,
     after_sale_id: OrderId,
     action: Action,
     actor: Actor,
@@ -163,17 +217,17 @@ async fn attempt(
     };
     let request =
         AfterSaleMove { after_sale_id, action, actor, return_address, reject_reason, intercepted, at: Utc::now() };
-    Ok(app.orders.after_sale_move(&request).await.map_err(down(Dependency::Mysql, "an after-sale write"))?)
+    Ok(center.orders.after_sale_move(&request).await.map_err(down(Dependency::Mysql, "an after-sale write"))?)
 }
 
 /// A request's move as the API answers it; a move made drops its order's
 /// cached view. Only an approval of a refund before shipment needs an
 /// interception first, and its workflow asks for one and tries again
 /// before it gets here.
-async fn answer(app: &App, moved: AfterSaleMoved, action: Action) -> Result<AfterSaleView, OrderError> {
+async fn answer(center: &OrderCenter, moved: AfterSaleMoved, action: Action) -> Result<AfterSaleView, OrderError> {
     match moved {
         AfterSaleMoved::Done(moved) => {
-            app.forget_order(moved.order_id).await;
+            center.forget_order(moved.order_id).await;
             metrics::counter!("gateway_after_sale_moves_total", "action" => action.as_str()).increment(1);
             Ok(moved)
         }

@@ -1,7 +1,7 @@
 //! What the workflows answer: a placement, a payment's settlement, a
 //! buyer's action on an order, a publish; each with its own error type.
 //! Apart from the workflows themselves, so that the state shared by every
-//! request (`App`) can hold them without importing the
+//! request (`OrderCenter`) can hold them without importing the
 //! workflows; `answers.rs` says how each is answered.
 
 use chrono::{DateTime, Utc};
@@ -116,7 +116,7 @@ impl Payment {
 
 /// Why a payment was not settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SettleError {
+pub enum PaymentError {
     /// Redis or the broker failed: the channel retries, the poller looks again.
     #[error(transparent)]
     Unavailable(#[from] Dependency),
@@ -125,7 +125,7 @@ pub enum SettleError {
     AmountMismatch { paid: i64, expected: i64 },
 }
 
-impl From<Unpublished> for SettleError {
+impl From<Unpublished> for PaymentError {
     fn from(_: Unpublished) -> Self {
         Self::Unavailable(Dependency::Kafka)
     }

@@ -20,20 +20,25 @@ use order::status::OrderStatus;
 use orderdb::moves::{Move, Moved};
 use stock::{Cancellation, Strike};
 
-use crate::answers::down;
-use crate::app::App;
-use crate::fulfilment::{current_status, moved, warehouse_error};
+use crate::center::OrderCenter;
+use crate::order_moves::{current_status, moved, warehouse_error};
 use crate::outcomes::OrderError;
+use crate::refusal::down;
 use crate::refusal::Dependency;
 
 /// Cancels the order; the refund started, for a paid one.
-pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Result<Option<Refund>, OrderError> {
-    let cancellation = app.sales.cancel(sku, order_id, user_id).await.map_err(down(Dependency::Redis, "cancel"))?;
+pub async fn cancel(
+    center: &OrderCenter,
+    sku: &str,
+    order_id: OrderId,
+    user_id: u64,
+) -> Result<Option<Refund>, OrderError> {
+    let cancellation = center.sales.cancel(sku, order_id, user_id).await.map_err(down(Dependency::Redis, "cancel"))?;
     match cancellation {
         Cancellation::Cancelled { outbox_entry, reservation } => {
-            app.sold_out.clear(sku);
+            center.sold_out.clear(sku);
             // MySQL hears of it through Kafka; readers see it now.
-            app.record_move(order_id, OrderStatus::Cancelled).await;
+            center.record_move(order_id, OrderStatus::Cancelled).await;
             let event = OrderEvent::OrderCancelled(OrderCancelled {
                 order: reservation.order(order_id, sku),
                 reason: CancelReason::User,
@@ -41,9 +46,9 @@ pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Re
             });
             // The cancellation stands either way: if the event cannot go
             // now, the settler's sweeper sends it from the outbox.
-            if app.publish(&event).await.is_ok() {
-                let strike = Strike { user_id, window_secs: app.config.abuse.window_secs };
-                if let Err(err) = app.sales.cancellation_sent(sku, &outbox_entry, Some(strike)).await {
+            if center.publish(&event).await.is_ok() {
+                let strike = Strike { user_id, window_secs: center.settings.abuse.window_secs };
+                if let Err(err) = center.sales.cancellation_sent(sku, &outbox_entry, Some(strike)).await {
                     tracing::warn!(%order_id, error = %err, "cancellation left in the outbox; it will be sent again");
                 }
             }
@@ -54,7 +59,7 @@ pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Re
         }
         // Paid, or unknown to the sale (replaced since): the order's shard knows.
         Cancellation::NotPending { paid: true } | Cancellation::NotFound => {
-            cancel_after_payment(app, order_id, user_id).await.map(Some)
+            cancel_after_payment(center, order_id, user_id).await.map(Some)
         }
     }
 }
@@ -62,14 +67,14 @@ pub async fn cancel(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Re
 /// A pushed order is intercepted first. If it was pushed between the read
 /// of its status and the move, the move says so and the cancellation
 /// starts again: it is never made without the interception.
-async fn cancel_after_payment(app: &App, order_id: OrderId, user_id: u64) -> Result<Refund, OrderError> {
+async fn cancel_after_payment(center: &OrderCenter, order_id: OrderId, user_id: u64) -> Result<Refund, OrderError> {
     loop {
-        let status = current_status(app, order_id, Some(user_id)).await?;
+        let status = current_status(center, order_id, Some(user_id)).await?;
         match status {
             // Paid in Redis, its event not stored yet: ask again in a moment.
             OrderStatus::PendingPayment => return Err(OrderError::NotPending { status: Some(OrderStatus::Paid) }),
             OrderStatus::InWarehouse => {
-                app.warehouse.intercept(&order_id.to_string()).await.map_err(warehouse_error)?;
+                center.warehouse.intercept(&order_id.to_string()).await.map_err(warehouse_error)?;
             }
             _ => {}
         }
@@ -82,11 +87,11 @@ async fn cancel_after_payment(app: &App, order_id: OrderId, user_id: u64) -> Res
             intercepted: status == OrderStatus::InWarehouse,
             at: Utc::now(),
         };
-        let outcome = app.orders.transition(&request).await.map_err(down(Dependency::Mysql, "an order move"))?;
+        let outcome = center.orders.transition(&request).await.map_err(down(Dependency::Mysql, "an order move"))?;
         if matches!(outcome, Moved::NeedsInterception) {
             continue;
         }
-        let changed = moved(app, outcome, Action::Cancel).await?;
+        let changed = moved(center, outcome, Action::Cancel).await?;
         return changed.refund.ok_or(OrderError::InvalidTransition { status, action: Action::Cancel });
     }
 }

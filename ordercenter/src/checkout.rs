@@ -28,69 +28,77 @@ use orderdb::StoredOrder;
 use stock::catalogue::Catalogue;
 use stock::{CancelledItem, CheckoutRecord, CouponHolder, TccItem, Tried, TryRequest};
 
-use crate::answers::down;
-use crate::app::App;
+use crate::center::OrderCenter;
 use crate::outcomes::CheckoutError;
 use crate::placement::cooling_down;
+use crate::refusal::down;
 use crate::refusal::Dependency;
 
 /// The checkout placed under `key`, and whether it was placed before (a replay).
-pub async fn checkout(app: Arc<App>, cart: Checkout, key: String) -> Result<(CheckoutOrder, bool), CheckoutError> {
+pub async fn checkout(
+    center: Arc<OrderCenter>,
+    cart: Checkout,
+    key: String,
+) -> Result<(CheckoutOrder, bool), CheckoutError> {
     // Its own task: a client hanging up must not stop a checkout between
     // its Tries and their Confirm or Cancel.
-    tokio::spawn(checkout_once(app, cart, key)).await.unwrap_or_else(|err| {
+    tokio::spawn(checkout_once(center, cart, key)).await.unwrap_or_else(|err| {
         tracing::error!(error = %err, "checkout task failed");
         Err(CheckoutError::Unavailable(Dependency::Redis))
     })
 }
 
-async fn checkout_once(app: Arc<App>, cart: Checkout, key: String) -> Result<(CheckoutOrder, bool), CheckoutError> {
-    if !app.node.held() {
+async fn checkout_once(
+    center: Arc<OrderCenter>,
+    cart: Checkout,
+    key: String,
+) -> Result<(CheckoutOrder, bool), CheckoutError> {
+    if !center.node.held() {
         return Err(CheckoutError::Unavailable(Dependency::Redis));
     }
-    if let Some(retry_after_secs) = cooling_down(&app, cart.user_id).await {
+    if let Some(retry_after_secs) = cooling_down(&center, cart.user_id).await {
         return Err(CheckoutError::CoolingDown { retry_after_secs });
     }
-    let policy = app.traffic.load_full();
+    let policy = center.breakers.load_full();
     policy.redis.permit().map_err(CheckoutError::Refused)?;
     policy.kafka.permit().map_err(CheckoutError::Refused)?;
     let now_ms = Utc::now().timestamp_millis();
-    let parent = app.ids.next(bucket_for_user(cart.user_id), now_ms);
+    let parent = center.ids.next(bucket_for_user(cart.user_id), now_ms);
     let record = CheckoutRecord { accepted: false, parent, created_ms: now_ms };
-    let claimed = app
+    let claimed = center
         .checkouts
-        .claim_checkout(cart.user_id, &key, &record, app.checkout_ttl())
+        .claim_checkout(cart.user_id, &key, &record, center.checkout_ttl())
         .await
         .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
     if let Some(first) = claimed {
-        return again(&app, &cart, &key, first).await;
+        return again(&center, &cart, &key, first).await;
     }
-    let order = match priced(&app, &cart, &key, parent, now_ms).await {
+    let order = match priced(&center, &cart, &key, parent, now_ms).await {
         Ok(order) => order,
         Err(err) => {
-            free_key(&app, cart.user_id, &key, &record).await;
+            free_key(&center, cart.user_id, &key, &record).await;
             return Err(err);
         }
     };
-    drive(&app, order, &key, record, false).await.map(|order| (order, false))
+    drive(&center, order, &key, record, false).await.map(|order| (order, false))
 }
 
 /// A repeat of a key: the first checkout's answer, or (once its request is
 /// surely over, unanswered) its checkout sent again.
 async fn again(
-    app: &App,
+    center: &OrderCenter,
     cart: &Checkout,
     key: &str,
     first: CheckoutRecord,
 ) -> Result<(CheckoutOrder, bool), CheckoutError> {
     let now_ms = Utc::now().timestamp_millis();
-    let over = now_ms - first.created_ms >= app.in_flight_window().as_millis() as i64;
-    let Some(order) = load(app, first.parent).await? else {
+    let over = now_ms - first.created_ms >= center.in_flight_window().as_millis() as i64;
+    let Some(order) = load(center, first.parent).await? else {
         // Claimed, its checkout not stored: its request is storing it now,
         // or died before (then nothing was held, and the key is freed for
         // the next retry).
         if over {
-            free_key(app, cart.user_id, key, &first).await;
+            free_key(center, cart.user_id, key, &first).await;
         }
         return Err(CheckoutError::InProgress { order_id: first.parent });
     };
@@ -106,11 +114,11 @@ async fn again(
     }
     if now_ms >= order.pay_by.timestamp_millis() {
         // Its payment window passed unanswered: whatever it held is gone.
-        free_key(app, cart.user_id, key, &first).await;
+        free_key(center, cart.user_id, key, &first).await;
         return Err(CheckoutError::Cancelled);
     }
     // Taken over by this request alone: other repeats now see it in progress.
-    if !app
+    if !center
         .checkouts
         .refresh_checkout(cart.user_id, key, &first, now_ms)
         .await
@@ -119,12 +127,12 @@ async fn again(
         return Err(CheckoutError::InProgress { order_id: first.parent });
     }
     let record = CheckoutRecord { created_ms: now_ms, ..first };
-    drive(app, order, key, record, true).await.map(|order| (order, true))
+    drive(center, order, key, record, true).await.map(|order| (order, true))
 }
 
-async fn load(app: &App, parent: OrderId) -> Result<Option<CheckoutOrder>, CheckoutError> {
+async fn load(center: &OrderCenter, parent: OrderId) -> Result<Option<CheckoutOrder>, CheckoutError> {
     let Some(json) =
-        app.checkouts.checkout(parent).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?
+        center.checkouts.checkout(parent).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?
     else {
         return Ok(None);
     };
@@ -134,11 +142,11 @@ async fn load(app: &App, parent: OrderId) -> Result<Option<CheckoutOrder>, Check
     })
 }
 
-async fn save(app: &App, order: &CheckoutOrder) -> Result<(), CheckoutError> {
+async fn save(center: &OrderCenter, order: &CheckoutOrder) -> Result<(), CheckoutError> {
     let json = serde_json::to_string(order).expect("a checkout serializes");
-    Ok(app
+    Ok(center
         .checkouts
-        .save_checkout(order.order_id, &json, app.checkout_ttl())
+        .save_checkout(order.order_id, &json, center.checkout_ttl())
         .await
         .map_err(down(Dependency::Redis, "a checkout's Redis call"))?)
 }
@@ -146,15 +154,16 @@ async fn save(app: &App, order: &CheckoutOrder) -> Result<(), CheckoutError> {
 /// Prices and plans the cart from the catalogue, stores the checkout and
 /// freezes its coupon, before any unit is taken.
 async fn priced(
-    app: &App,
+    center: &OrderCenter,
     cart: &Checkout,
     key: &str,
     parent: OrderId,
     now_ms: i64,
 ) -> Result<CheckoutOrder, CheckoutError> {
     let skus: Vec<String> = cart.lines.iter().map(|line| line.sku.clone()).collect();
-    let prices = app.checkouts.sale_prices(&skus).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
-    let facts = app
+    let prices =
+        center.checkouts.sale_prices(&skus).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
+    let facts = center
         .checkouts
         .catalogue_entries(Catalogue::Skus, &skus)
         .await
@@ -168,15 +177,15 @@ async fn priced(
         };
         lines.push(PricedLine { sku: line.sku.clone(), qty: line.qty, unit_price_cents, facts });
     }
-    let promotions = parsed_all::<PromotionTerms>(app, Catalogue::Promotions).await?;
+    let promotions = parsed_all::<PromotionTerms>(center, Catalogue::Promotions).await?;
     let freight: HashMap<String, FreightTemplate> =
-        parsed_all::<FreightTemplate>(app, Catalogue::Freight).await?.into_iter().collect();
+        parsed_all::<FreightTemplate>(center, Catalogue::Freight).await?.into_iter().collect();
     let coupon = match &cart.coupon {
-        Some(code) => Some(coupon_terms(app, cart.user_id, code).await?),
+        Some(code) => Some(coupon_terms(center, cart.user_id, code).await?),
         None => None,
     };
-    let next_id = || app.ids.next(bucket_for_user(cart.user_id), now_ms);
-    let limits = app.config.checkout.limits();
+    let next_id = || center.ids.next(bucket_for_user(cart.user_id), now_ms);
+    let limits = center.settings.checkout.limits();
     let plan = plan(&lines, &promotions, coupon.as_ref(), &freight, limits, next_id).map_err(|err| match err {
         PlanError::Allocation(AllocationError::BelowMinimumSpend { left_cents }) => {
             CheckoutError::BelowMinimumSpend { left_cents }
@@ -187,7 +196,7 @@ async fn priced(
             CheckoutError::Unavailable(Dependency::Redis)
         }
     })?;
-    let pay_by_ms = now_ms + app.config.orders.payment_window_secs as i64 * 1_000;
+    let pay_by_ms = now_ms + center.settings.orders.payment_window_secs as i64 * 1_000;
     let order = CheckoutOrder::new(
         plan,
         parent,
@@ -199,9 +208,9 @@ async fn priced(
     );
     // Stored before the coupon is frozen: a checkout holding a coupon
     // always has a record, which is what others judge the hold by.
-    save(app, &order).await?;
+    save(center, &order).await?;
     if let Some(code) = &cart.coupon {
-        freeze_coupon(app, cart.user_id, code, parent).await?;
+        freeze_coupon(center, cart.user_id, code, parent).await?;
     }
     Ok(order)
 }
@@ -214,17 +223,17 @@ fn parse_entry<T: serde::de::DeserializeOwned>(json: &str, id: &str) -> Result<T
 }
 
 async fn parsed_all<T: serde::de::DeserializeOwned>(
-    app: &App,
+    center: &OrderCenter,
     catalogue: Catalogue,
 ) -> Result<Vec<(String, T)>, CheckoutError> {
     let entries =
-        app.checkouts.catalogue_all(catalogue).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
+        center.checkouts.catalogue_all(catalogue).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
     entries.into_iter().map(|(id, json)| parse_entry(&json, &id).map(|entry| (id, entry))).collect()
 }
 
 /// The coupon's terms, if it is the buyer's to use.
-async fn coupon_terms(app: &App, user_id: u64, code: &str) -> Result<CouponTerms, CheckoutError> {
-    let found = app
+async fn coupon_terms(center: &OrderCenter, user_id: u64, code: &str) -> Result<CouponTerms, CheckoutError> {
+    let found = center
         .checkouts
         .catalogue_entries(Catalogue::Coupons, &[code.to_owned()])
         .await
@@ -244,8 +253,8 @@ async fn coupon_terms(app: &App, user_id: u64, code: &str) -> Result<CouponTerms
 /// window), or one with an item held or paid. A holder that is neither is
 /// cancelled for good first (its items' records then refuse a late Try,
 /// e.g. from a retry of its key), so two checkouts never both use it.
-async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> Result<(), CheckoutError> {
-    let holder = match app
+async fn freeze_coupon(center: &OrderCenter, user_id: u64, code: &str, parent: OrderId) -> Result<(), CheckoutError> {
+    let holder = match center
         .checkouts
         .coupon_holder(user_id, code)
         .await
@@ -256,10 +265,10 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
         None => None,
     };
     if let Some(holder) = holder {
-        if let Some(order) = load(app, holder).await? {
+        if let Some(order) = load(center, holder).await? {
             // Its key's claim says when a request last took it on (a repeat
             // of the key refreshes it).
-            let claim = app
+            let claim = center
                 .checkouts
                 .checkout_claim(order.user_id, &order.idempotency_key)
                 .await
@@ -270,8 +279,8 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
             let age_ms = Utc::now().timestamp_millis() - taken_on;
             let items: Vec<(String, OrderId)> =
                 order.items().map(|(_, item)| (item.sku.clone(), item.order_id)).collect();
-            if age_ms < app.in_flight_window().as_millis() as i64
-                || app
+            if age_ms < center.in_flight_window().as_millis() as i64
+                || center
                     .checkouts
                     .any_item_live(&items)
                     .await
@@ -281,9 +290,9 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
             }
             for (sku, items) in by_sku(&order) {
                 let ids: Vec<OrderId> = items.iter().map(|item| item.order_id).collect();
-                let cancelled = app
+                let cancelled = center
                     .sales
-                    .tcc_cancel(&sku, &ids, &app.windows())
+                    .tcc_cancel(&sku, &ids, &center.windows())
                     .await
                     .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
                 if cancelled.iter().any(|item| !matches!(item, CancelledItem::Empty | CancelledItem::Closed)) {
@@ -296,7 +305,7 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
         // outlives any hold and any payment window, and a paid one marks
         // the coupon used: a frozen holder without a record is long over.
     }
-    if !app
+    if !center
         .checkouts
         .swap_coupon_holder(user_id, code, holder, Some(parent))
         .await
@@ -307,16 +316,16 @@ async fn freeze_coupon(app: &App, user_id: u64, code: &str, parent: OrderId) -> 
     Ok(())
 }
 
-async fn unfreeze_coupon(app: &App, order: &CheckoutOrder) {
+async fn unfreeze_coupon(center: &OrderCenter, order: &CheckoutOrder) {
     let Some(code) = &order.coupon else { return };
-    if let Err(err) = app.checkouts.swap_coupon_holder(order.user_id, code, Some(order.order_id), None).await {
+    if let Err(err) = center.checkouts.swap_coupon_holder(order.user_id, code, Some(order.order_id), None).await {
         // Its next use finds the checkout dead and takes it over.
         tracing::warn!(order_id = %order.order_id, error = %err, "coupon left frozen by a refused checkout");
     }
 }
 
-async fn free_key(app: &App, user_id: u64, key: &str, record: &CheckoutRecord) {
-    if let Err(err) = app.checkouts.drop_checkout(user_id, key, record).await {
+async fn free_key(center: &OrderCenter, user_id: u64, key: &str, record: &CheckoutRecord) {
+    if let Err(err) = center.checkouts.drop_checkout(user_id, key, record).await {
         let parent = record.parent;
         tracing::warn!(%parent, error = %err, "idempotency key left claimed by a refused checkout until its TTL");
     }
@@ -343,7 +352,7 @@ fn by_sku(order: &CheckoutOrder) -> BTreeMap<String, Vec<TccItem>> {
 /// come within it, so a checkout is never sent by this request and
 /// cancelled by a repeat's (or the reverse).
 async fn drive(
-    app: &App,
+    center: &OrderCenter,
     mut order: CheckoutOrder,
     key: &str,
     record: CheckoutRecord,
@@ -361,51 +370,55 @@ async fn drive(
             unit_price_cents,
             now_ms: order.created_at.timestamp_millis(),
             pay_by_ms: order.pay_by.timestamp_millis(),
-            confirm_ms: app.windows().confirm_ms,
+            confirm_ms: center.windows().confirm_ms,
             items,
         };
-        let refusal = match app.sales.tcc_try(sku, &request).await {
+        let refusal = match center.sales.tcc_try(sku, &request).await {
             Ok(Tried::Held { sale_generation }) => {
                 generations.insert(sku.clone(), sale_generation);
                 continue;
             }
-            Ok(refused) => refused_try(app, sku, refused),
+            Ok(refused) => refused_try(center, sku, refused),
             Err(err) => {
                 tracing::warn!(order_id = %order.order_id, sku, error = %err, "try failed; cancelling the checkout");
                 CheckoutError::Unavailable(Dependency::Redis)
             }
         };
-        return Err(abort(app, &order, key, &record, &skus, &tried, refusal).await);
+        return Err(abort(center, &order, key, &record, &skus, &tried, refusal).await);
     }
     let send_by_ms =
-        record.created_ms + app.in_flight_window().as_millis() as i64 - app.config.kafka.message_timeout_ms as i64;
+        record.created_ms + center.in_flight_window().as_millis() as i64 - center.settings.message_timeout_ms as i64;
     if Utc::now().timestamp_millis() > send_by_ms {
         tracing::warn!(order_id = %order.order_id, "checkout's tries took too long to send it; cancelling");
         let all: Vec<&str> = skus.keys().map(String::as_str).collect();
-        return Err(abort(app, &order, key, &record, &skus, &all, CheckoutError::Unavailable(Dependency::Redis)).await);
+        return Err(
+            abort(center, &order, key, &record, &skus, &all, CheckoutError::Unavailable(Dependency::Redis)).await
+        );
     }
     for sub in &mut order.sub_orders {
         for item in &mut sub.items {
             item.sale_generation = generations[&item.sku];
         }
     }
-    save(app, &order).await?;
+    save(center, &order).await?;
     let outcome_unknown = || CheckoutError::OutcomeUnknown {
         order_id: order.order_id,
-        retry_after_secs: app.in_flight_window().as_secs().max(1),
+        retry_after_secs: center.in_flight_window().as_secs().max(1),
     };
-    if let Err(unpublished) = app.publish(&OrderEvent::CheckoutCreated(order.clone())).await {
+    if let Err(unpublished) = center.publish(&OrderEvent::CheckoutCreated(order.clone())).await {
         if unpublished.delivered_maybe || replayed {
             tracing::warn!(order_id = %order.order_id, "checkout event outcome unknown; its items stay until the confirm deadline");
             return Err(outcome_unknown());
         }
         let all: Vec<&str> = skus.keys().map(String::as_str).collect();
-        return Err(abort(app, &order, key, &record, &skus, &all, CheckoutError::Unavailable(Dependency::Kafka)).await);
+        return Err(
+            abort(center, &order, key, &record, &skus, &all, CheckoutError::Unavailable(Dependency::Kafka)).await
+        );
     }
     let pay_by_ms = order.pay_by.timestamp_millis();
     for (sku, items) in &skus {
         let ids: Vec<OrderId> = items.iter().map(|item| item.order_id).collect();
-        match app.sales.acknowledge_items(sku, &ids, pay_by_ms).await {
+        match center.sales.acknowledge_items(sku, &ids, pay_by_ms).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(order_id = %order.order_id, sku, "checkout item gone before its acknowledgement; it stays gone");
@@ -420,21 +433,22 @@ async fn drive(
     if !replayed {
         for (sub_order, item) in order.items() {
             let item = OrderCreated::of_checkout_item(&order, sub_order, item);
-            app.cache_accepted(&StoredOrder {
-                order_id: item.order_id,
-                user_id: item.user_id,
-                sku: item.sku,
-                qty: item.qty,
-                amount_cents: item.amount_cents,
-                status: OrderStatus::PendingPayment,
-                created_at: item.created_at,
-                pay_by: item.pay_by,
-                shipment: None,
-            })
-            .await;
+            center
+                .cache_accepted(&StoredOrder {
+                    order_id: item.order_id,
+                    user_id: item.user_id,
+                    sku: item.sku,
+                    qty: item.qty,
+                    amount_cents: item.amount_cents,
+                    status: OrderStatus::PendingPayment,
+                    created_at: item.created_at,
+                    pay_by: item.pay_by,
+                    shipment: None,
+                })
+                .await;
         }
     }
-    if let Err(err) = app.checkouts.accept_checkout(order.user_id, key, &record).await {
+    if let Err(err) = center.checkouts.accept_checkout(order.user_id, key, &record).await {
         // A repeat of the key sends it once more (all idempotent) and is answered then.
         tracing::warn!(order_id = %order.order_id, error = %err, "checkout key not marked answered");
     }
@@ -442,14 +456,14 @@ async fn drive(
     Ok(order)
 }
 
-fn refused_try(app: &App, sku: &str, tried: Tried) -> CheckoutError {
+fn refused_try(center: &OrderCenter, sku: &str, tried: Tried) -> CheckoutError {
     let sku = sku.to_owned();
     match tried {
         Tried::Held { .. } => unreachable!("a held Try is not a refusal"),
         Tried::Cancelled(_) => CheckoutError::Cancelled,
         Tried::UnknownSku => CheckoutError::UnknownSku { sku },
         Tried::OutsideWindow(window) => {
-            CheckoutError::OutsideWindow { refusal: app.sale_windows.refusal(&sku, window), sku }
+            CheckoutError::OutsideWindow { refusal: center.sale_windows.refusal(&sku, window), sku }
         }
         Tried::PriceChanged { price_cents } => CheckoutError::PriceChanged { sku, price_cents },
         Tried::OutOfStock { stock_left } => CheckoutError::OutOfStock { sku, available: stock_left },
@@ -463,7 +477,7 @@ fn refused_try(app: &App, sku: &str, tried: Tried) -> CheckoutError {
 /// or Redis failing) the items wait for their confirm deadline and the
 /// outcome is unknown to the buyer.
 async fn abort(
-    app: &App,
+    center: &OrderCenter,
     order: &CheckoutOrder,
     key: &str,
     record: &CheckoutRecord,
@@ -473,18 +487,18 @@ async fn abort(
 ) -> CheckoutError {
     let outcome_unknown = CheckoutError::OutcomeUnknown {
         order_id: order.order_id,
-        retry_after_secs: app.in_flight_window().as_secs().max(1),
+        retry_after_secs: center.in_flight_window().as_secs().max(1),
     };
     // A repeat of the key took the checkout over (this request ran past the
     // in-flight window): it may be sending it; its items are its own now.
-    match app.checkouts.checkout_claim(order.user_id, key).await {
+    match center.checkouts.checkout_claim(order.user_id, key).await {
         Ok(Some(claim)) if claim == *record => {}
         _ => return outcome_unknown,
     }
     let mut all_back = true;
     for sku in tried {
         let ids: Vec<OrderId> = skus[*sku].iter().map(|item| item.order_id).collect();
-        match app.sales.tcc_cancel(sku, &ids, &app.windows()).await {
+        match center.sales.tcc_cancel(sku, &ids, &center.windows()).await {
             Ok(outcomes) => {
                 all_back &= outcomes.iter().all(|outcome| {
                     matches!(outcome, CancelledItem::Released | CancelledItem::Empty | CancelledItem::Closed)
@@ -500,10 +514,10 @@ async fn abort(
         return outcome_unknown;
     }
     for sku in tried {
-        app.sold_out.clear(sku);
+        center.sold_out.clear(sku);
     }
-    free_key(app, order.user_id, key, record).await;
-    unfreeze_coupon(app, order).await;
+    free_key(center, order.user_id, key, record).await;
+    unfreeze_coupon(center, order).await;
     metrics::counter!("gateway_checkouts_total", "outcome" => "refused").increment(1);
     refusal
 }

@@ -12,15 +12,15 @@ use order::status::OrderStatus;
 use paychannel::messages::CreatePayment;
 use stock::{Confirmation, PaymentQuery};
 
-use crate::answers::down;
-use crate::app::App;
 use crate::cancellation;
-use crate::outcomes::{OrderError, Payment, PaymentStarted, SettleError, Settled, CHECKOUT_ATTACH};
+use crate::center::OrderCenter;
+use crate::outcomes::{OrderError, Payment, PaymentError, PaymentStarted, Settled, CHECKOUT_ATTACH};
+use crate::refusal::down;
 use crate::refusal::Dependency;
 
 /// The buyer's checkout, if it is theirs.
-pub async fn owned(app: &App, parent: OrderId, user_id: u64) -> Result<CheckoutOrder, OrderError> {
-    let json = app.checkouts.checkout(parent).await.map_err(down(Dependency::Redis, "checkout lookup"))?;
+pub async fn owned(center: &OrderCenter, parent: OrderId, user_id: u64) -> Result<CheckoutOrder, OrderError> {
+    let json = center.checkouts.checkout(parent).await.map_err(down(Dependency::Redis, "checkout lookup"))?;
     match json.and_then(|json| serde_json::from_str::<CheckoutOrder>(&json).ok()) {
         Some(order) if order.user_id == user_id => Ok(order),
         _ => Err(OrderError::UnknownOrder),
@@ -28,11 +28,11 @@ pub async fn owned(app: &App, parent: OrderId, user_id: u64) -> Result<CheckoutO
 }
 
 /// Creates the checkout's payment at the channel while any item is still held.
-pub async fn start(app: &App, parent: OrderId, user_id: u64) -> Result<PaymentStarted, OrderError> {
-    let order = owned(app, parent, user_id).await?;
+pub async fn start(center: &OrderCenter, parent: OrderId, user_id: u64) -> Result<PaymentStarted, OrderError> {
+    let order = owned(center, parent, user_id).await?;
     // Not before it was accepted: a payment must not reach an item its
     // checkout has yet to try (it would be refunded, the item left unpaid).
-    let claim = app
+    let claim = center
         .checkouts
         .checkout_claim(user_id, &order.idempotency_key)
         .await
@@ -44,26 +44,26 @@ pub async fn start(app: &App, parent: OrderId, user_id: u64) -> Result<PaymentSt
     let mut any_held = false;
     for (sku, item) in &held {
         let reservation =
-            app.sales.reservation(sku, *item).await.map_err(down(Dependency::Redis, "reservation lookup"))?;
+            center.sales.reservation(sku, *item).await.map_err(down(Dependency::Redis, "reservation lookup"))?;
         any_held |= reservation.is_some();
     }
     if !any_held {
         return Err(OrderError::NotPending { status: None });
     }
-    let created = app
+    let created = center
         .channel
         .create(&CreatePayment {
             merchant_order_id: parent.to_string(),
             amount_cents: order.payable_cents,
             attach: CHECKOUT_ATTACH.to_owned(),
-            notify_url: app.config.payments.notify_url.clone(),
+            notify_url: center.settings.payments.notify_url.clone(),
         })
         .await
         .map_err(down(Dependency::PaymentChannel, "creating the payment"))?;
     let now_ms = Utc::now().timestamp_millis();
     let query = PaymentQuery { sku: CHECKOUT_ATTACH.to_owned(), order_id: parent, started_ms: now_ms };
-    let due_ms = now_ms + app.config.payments.query_every_secs as i64 * 1_000;
-    if let Err(err) = app.payment_queries.queue_payment_query(&query, due_ms).await {
+    let due_ms = now_ms + center.settings.payments.query_every_secs as i64 * 1_000;
+    if let Err(err) = center.payment_queries.queue_payment_query(&query, due_ms).await {
         tracing::warn!(%parent, error = %err, "payment not queued for lookups; only its notification will settle it");
     }
     Ok(PaymentStarted {
@@ -78,13 +78,13 @@ pub async fn start(app: &App, parent: OrderId, user_id: u64) -> Result<PaymentSt
 /// Settles a checkout's payment: each item confirmed (or refunded), then
 /// every event sent, then each item's payment marked acknowledged. `None`
 /// when no checkout has this id (settled as a single order's payment).
-pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, SettleError> {
-    let json = app.checkouts.checkout(payment.order_id).await.map_err(down(Dependency::Redis, "checkout lookup"))?;
+pub async fn settle(center: &OrderCenter, payment: &Payment) -> Result<Option<Settled>, PaymentError> {
+    let json = center.checkouts.checkout(payment.order_id).await.map_err(down(Dependency::Redis, "checkout lookup"))?;
     let Some(order) = json.and_then(|json| serde_json::from_str::<CheckoutOrder>(&json).ok()) else {
         // Its record expired (days after its payment window): a repeat of a
         // payment settled then is recognised in MySQL; anything else is a
         // payment nothing can take, refunded as a single order's would be.
-        let settled = app
+        let settled = center
             .orders
             .checkout_paid_by(payment.order_id, &payment.payment_id)
             .await
@@ -93,17 +93,17 @@ pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, Set
     };
     if payment.amount_cents != order.payable_cents {
         tracing::error!(order_id = %order.order_id, paid = payment.amount_cents, "payment amount differs from the checkout's");
-        return Err(SettleError::AmountMismatch { paid: payment.amount_cents, expected: order.payable_cents });
+        return Err(PaymentError::AmountMismatch { paid: payment.amount_cents, expected: order.payable_cents });
     }
     let mut events = Vec::new();
     let mut sent = Vec::new();
     let (mut paid, mut refunded) = (0, 0);
     for (sub_order, item) in order.items() {
         let confirmation =
-            app.sales.confirm(&item.sku, item.order_id, &payment.payment_id, item.amount_cents).await.map_err(
+            center.sales.confirm(&item.sku, item.order_id, &payment.payment_id, item.amount_cents).await.map_err(
                 |err| {
                     tracing::warn!(order_id = %item.order_id, error = %err, "confirm failed");
-                    SettleError::Unavailable(Dependency::Redis)
+                    PaymentError::Unavailable(Dependency::Redis)
                 },
             )?;
         let refund = match confirmation {
@@ -115,14 +115,14 @@ pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, Set
             Confirmation::SecondPayment(_) => Some("a second payment for a checkout already paid"),
             Confirmation::Orphan => Some("no such item in the sale"),
             Confirmation::AmountMismatch { expected } => {
-                return Err(SettleError::AmountMismatch { paid: item.amount_cents, expected });
+                return Err(PaymentError::AmountMismatch { paid: item.amount_cents, expected });
             }
         };
         let item_order = OrderCreated::of_checkout_item(&order, sub_order, item);
         match refund {
             None => {
                 paid += 1;
-                app.record_move(item.order_id, OrderStatus::Paid).await;
+                center.record_move(item.order_id, OrderStatus::Paid).await;
                 events.push(OrderEvent::OrderPaid(OrderPaid {
                     order: item_order,
                     payment_id: payment.payment_id.clone(),
@@ -147,7 +147,7 @@ pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, Set
     if let Some(code) = order.coupon.as_deref().filter(|_| paid > 0) {
         // Used for good before the payment is acknowledged (the channel
         // retries until it is recorded).
-        let used = app
+        let used = center
             .checkouts
             .use_coupon(order.user_id, code, order.order_id)
             .await
@@ -161,13 +161,13 @@ pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, Set
         return Ok(Some(Settled::AlreadySettled));
     }
     for event in &events {
-        app.publish(event).await.map_err(|err| {
+        center.publish(event).await.map_err(|err| {
             tracing::warn!(order_id = %order.order_id, error = %err, "checkout payment event not acknowledged; the channel will retry");
-            SettleError::from(err)
+            PaymentError::from(err)
         })?;
     }
     for (sku, item) in &sent {
-        if let Err(err) = app.sales.mark_payment_event(sku, *item, &payment.payment_id).await {
+        if let Err(err) = center.sales.mark_payment_event(sku, *item, &payment.payment_id).await {
             tracing::warn!(order_id = %item, error = %err, "could not record the payment event as sent");
         }
     }
@@ -179,11 +179,11 @@ pub async fn settle(app: &App, payment: &Payment) -> Result<Option<Settled>, Set
 /// The buyer cancels the whole checkout: each item as a single order is
 /// (a pending one's units back at once, a paid one refunded once the
 /// warehouse let it go). Stops at the first item refused; the refunds started.
-pub async fn cancel(app: &App, parent: OrderId, user_id: u64) -> Result<Vec<Refund>, OrderError> {
-    let order = owned(app, parent, user_id).await?;
+pub async fn cancel(center: &OrderCenter, parent: OrderId, user_id: u64) -> Result<Vec<Refund>, OrderError> {
+    let order = owned(center, parent, user_id).await?;
     let mut refunds = Vec::new();
     for (_, item) in order.items() {
-        match cancellation::cancel(app, &item.sku, item.order_id, user_id).await {
+        match cancellation::cancel(center, &item.sku, item.order_id, user_id).await {
             Ok(refund) => refunds.extend(refund),
             // Cancelled before (by a timeout, or an earlier request).
             Err(OrderError::InvalidTransition { status: OrderStatus::Cancelled, .. }) => {}
@@ -191,7 +191,7 @@ pub async fn cancel(app: &App, parent: OrderId, user_id: u64) -> Result<Vec<Refu
         }
     }
     if let Some(code) = &order.coupon {
-        if let Err(err) = app.checkouts.swap_coupon_holder(user_id, code, Some(parent), None).await {
+        if let Err(err) = center.checkouts.swap_coupon_holder(user_id, code, Some(parent), None).await {
             tracing::warn!(%parent, error = %err, "coupon not unfrozen; its next use finds the checkout cancelled");
         }
     }

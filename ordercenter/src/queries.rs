@@ -10,7 +10,7 @@ use order::id::OrderId;
 use orderdb::queries::{self, OrderFilter};
 use orderdb::StoredOrder;
 
-use crate::app::App;
+use crate::center::OrderCenter;
 
 /// One page of a list.
 #[derive(Debug)]
@@ -25,15 +25,15 @@ pub struct Page {
 /// A page of the buyer's orders: one shard, one range scan, within
 /// `queries.shard_timeout_ms`.
 pub async fn of_buyer(
-    app: &App,
+    center: &OrderCenter,
     filter: OrderFilter,
     before: Option<OrderId>,
     limit: u32,
 ) -> Result<Page, sqlx::Error> {
     let user_id = filter.user_id.expect("a buyer's list names the buyer");
-    let shard = app.reads.router.shard_for_user(user_id);
-    let timeout = Duration::from_millis(app.config.queries.shard_timeout_ms);
-    let orders = tokio::time::timeout(timeout, shard_page(app, shard, &filter, before, limit))
+    let shard = center.reads.router.shard_for_user(user_id);
+    let timeout = Duration::from_millis(center.settings.queries.shard_timeout_ms);
+    let orders = tokio::time::timeout(timeout, shard_page(center, shard, &filter, before, limit))
         .await
         .unwrap_or(Err(sqlx::Error::PoolTimedOut))?;
     let (orders, next) = queries::merge(vec![orders], limit);
@@ -41,11 +41,11 @@ pub async fn of_buyer(
 }
 
 /// A page of the search over every shard, each given `queries.shard_timeout_ms`.
-pub async fn search(app: &App, filter: OrderFilter, before: Option<OrderId>, limit: u32) -> Page {
-    let timeout = Duration::from_millis(app.config.queries.shard_timeout_ms);
-    let parts = join_all((0..app.reads.pools.len()).map(|shard| {
+pub async fn search(center: &OrderCenter, filter: OrderFilter, before: Option<OrderId>, limit: u32) -> Page {
+    let timeout = Duration::from_millis(center.settings.queries.shard_timeout_ms);
+    let parts = join_all((0..center.reads.pools.len()).map(|shard| {
         let filter = &filter;
-        async move { tokio::time::timeout(timeout, shard_page(app, shard, filter, before, limit)).await }
+        async move { tokio::time::timeout(timeout, shard_page(center, shard, filter, before, limit)).await }
     }))
     .await;
     let mut pages = Vec::with_capacity(parts.len());
@@ -71,14 +71,14 @@ pub async fn search(app: &App, filter: OrderFilter, before: Option<OrderId>, lim
 /// One shard's page: its replica if it keeps up, else (or if the replica
 /// fails, or takes half the shard's time) its primary.
 async fn shard_page(
-    app: &App,
+    center: &OrderCenter,
     shard: usize,
     filter: &OrderFilter,
     before: Option<OrderId>,
     limit: u32,
 ) -> Result<Vec<StoredOrder>, sqlx::Error> {
-    if let Some(replica) = app.replicas.keeping_up(shard) {
-        let patience = Duration::from_millis(app.config.queries.shard_timeout_ms / 2);
+    if let Some(replica) = center.replicas.keeping_up(shard) {
+        let patience = Duration::from_millis(center.settings.queries.shard_timeout_ms / 2);
         let read = tokio::time::timeout(patience, queries::page(replica, filter, before, limit));
         match read.await.unwrap_or(Err(sqlx::Error::PoolTimedOut)) {
             Ok(orders) => {
@@ -87,11 +87,11 @@ async fn shard_page(
             }
             Err(err) => {
                 tracing::warn!(shard, error = %err, "read replica failed a query; reading the primary");
-                app.replicas.failed(shard);
+                center.replicas.failed(shard);
             }
         }
     }
-    let orders = queries::page(&app.reads.pools[shard], filter, before, limit).await?;
+    let orders = queries::page(&center.reads.pools[shard], filter, before, limit).await?;
     metrics::counter!("gateway_list_reads_total", "source" => "primary").increment(1);
     Ok(orders)
 }

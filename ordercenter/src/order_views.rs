@@ -10,7 +10,7 @@
 //!   order's cancellation), are recorded beside the view before their event
 //!   is sent, and laid over a view that still says `PENDING_PAYMENT`;
 //! - every move made in MySQL first drops the cached view once committed,
-//!   here in the gateway's routes, again in the settler's outbox relay, and
+//!   here in the workflows, again in the settler's outbox relay, and
 //!   in the settler after it applied a move from Kafka;
 //! - the settler's refund driver drops the views of the orders whose
 //!   refunds it handled, each round.
@@ -27,11 +27,11 @@ use order::status::OrderStatus;
 use orderdb::StoredOrder;
 use serde_json::{json, Value};
 
-use crate::app::App;
+use crate::center::OrderCenter;
 
-impl App {
+impl OrderCenter {
     fn cache_ttl(&self) -> Option<Duration> {
-        (self.config.cache.ttl_secs > 0).then(|| Duration::from_secs(self.config.cache.ttl_secs))
+        (self.settings.cache.ttl_secs > 0).then(|| Duration::from_secs(self.settings.cache.ttl_secs))
     }
 
     /// The order's view, from the cache or else its shard (then cached);
@@ -43,7 +43,7 @@ impl App {
         };
         // Redis's breaker (fed by placements and these reads): while it is
         // open, reads go straight to the shard instead of waiting out a timeout.
-        let breaker = self.traffic.load().redis.clone();
+        let breaker = self.breakers.load().redis.clone();
         let found = match breaker.permit() {
             Ok(()) => {
                 let found = self.order_cache.cached_order(order_id).await;

@@ -13,37 +13,42 @@ use order::status::OrderStatus;
 use paychannel::messages::CreatePayment;
 use stock::{Confirmation, PaymentQuery, ReservationRecord};
 
-use crate::answers::down;
-use crate::app::App;
+use crate::center::OrderCenter;
 use crate::checkout_payments;
-use crate::outcomes::{OrderError, Payment, PaymentStarted, SettleError, Settled};
+use crate::outcomes::{OrderError, Payment, PaymentError, PaymentStarted, Settled};
+use crate::refusal::down;
 use crate::refusal::Dependency;
 
 /// Creates the payment at the channel for a pending order of `user_id`. The
 /// channel is asked about it later in case its notification gets lost.
-pub async fn start(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Result<PaymentStarted, OrderError> {
+pub async fn start(
+    center: &OrderCenter,
+    sku: &str,
+    order_id: OrderId,
+    user_id: u64,
+) -> Result<PaymentStarted, OrderError> {
     let reservation =
-        app.sales.reservation(sku, order_id).await.map_err(down(Dependency::Redis, "reservation lookup"))?;
+        center.sales.reservation(sku, order_id).await.map_err(down(Dependency::Redis, "reservation lookup"))?;
     let Some(reservation) = reservation else {
-        return Err(no_longer_held_status(app, order_id, user_id).await);
+        return Err(no_longer_held_status(center, order_id, user_id).await);
     };
     if reservation.user_id != user_id {
         return Err(OrderError::UnknownOrder);
     }
-    let created = app
+    let created = center
         .channel
         .create(&CreatePayment {
             merchant_order_id: order_id.to_string(),
             amount_cents: reservation.amount_cents,
             attach: sku.to_owned(),
-            notify_url: app.config.payments.notify_url.clone(),
+            notify_url: center.settings.payments.notify_url.clone(),
         })
         .await
         .map_err(down(Dependency::PaymentChannel, "creating the payment"))?;
     let now_ms = Utc::now().timestamp_millis();
     let query = PaymentQuery { sku: sku.to_owned(), order_id, started_ms: now_ms };
-    let due_ms = now_ms + app.config.payments.query_every_secs as i64 * 1_000;
-    if let Err(err) = app.payment_queries.queue_payment_query(&query, due_ms).await {
+    let due_ms = now_ms + center.settings.payments.query_every_secs as i64 * 1_000;
+    if let Err(err) = center.payment_queries.queue_payment_query(&query, due_ms).await {
         tracing::warn!(%order_id, error = %err, "payment not queued for lookups; only its notification will settle it");
     }
     Ok(PaymentStarted {
@@ -57,8 +62,8 @@ pub async fn start(app: &App, sku: &str, order_id: OrderId, user_id: u64) -> Res
 
 /// Why an order holds no reservation, told only to its buyer: its stored
 /// status if it is theirs, else unknown (so nobody learns others' orders).
-async fn no_longer_held_status(app: &App, order_id: OrderId, user_id: u64) -> OrderError {
-    match app.orders.get(order_id).await {
+async fn no_longer_held_status(center: &OrderCenter, order_id: OrderId, user_id: u64) -> OrderError {
+    match center.orders.get(order_id).await {
         // Still pending in MySQL: its end (paid or cancelled) is on its way there.
         Ok(Some(order)) if order.user_id == user_id => {
             OrderError::NotPending { status: (order.status != OrderStatus::PendingPayment).then_some(order.status) }
@@ -73,22 +78,25 @@ async fn no_longer_held_status(app: &App, order_id: OrderId, user_id: u64) -> Or
 
 /// Settles a payment. Copies of one payment settling at once in this
 /// gateway share one settlement.
-pub async fn settle(app: &App, payment: &Payment) -> Result<Settled, SettleError> {
+pub async fn settle(center: &OrderCenter, payment: &Payment) -> Result<Settled, PaymentError> {
     let flight = format!("{}\n{}\n{}", payment.sku, payment.order_id, payment.payment_id);
-    let (settled, _) = app.settling.run(flight, || settle_once(app, payment)).await;
+    let (settled, _) = center.settling.run(flight, || settle_once(center, payment)).await;
     settled
 }
 
-async fn settle_once(app: &App, payment: &Payment) -> Result<Settled, SettleError> {
+async fn settle_once(center: &OrderCenter, payment: &Payment) -> Result<Settled, PaymentError> {
     if payment.is_for_checkout() {
-        if let Some(settled) = checkout_payments::settle(app, payment).await? {
+        if let Some(settled) = checkout_payments::settle(center, payment).await? {
             return Ok(settled);
         }
     }
     let Payment { sku, order_id, payment_id, amount_cents, .. } = payment;
     let (sku, order_id, amount_cents) = (sku.as_str(), *order_id, *amount_cents);
-    let confirmation =
-        app.sales.confirm(sku, order_id, payment_id, amount_cents).await.map_err(down(Dependency::Redis, "confirm"))?;
+    let confirmation = center
+        .sales
+        .confirm(sku, order_id, payment_id, amount_cents)
+        .await
+        .map_err(down(Dependency::Redis, "confirm"))?;
     let (settled, refund, reservation) = match confirmation {
         Confirmation::Paid(reservation) => (Settled::Paid, None, reservation),
         Confirmation::Refund { reason, reservation } => {
@@ -121,18 +129,18 @@ async fn settle_once(app: &App, payment: &Payment) -> Result<Settled, SettleErro
         }
         Confirmation::AmountMismatch { expected } => {
             tracing::error!(%order_id, paid = amount_cents, expected, "payment amount differs from the order's");
-            return Err(SettleError::AmountMismatch { paid: amount_cents, expected });
+            return Err(PaymentError::AmountMismatch { paid: amount_cents, expected });
         }
     };
     if settled == Settled::Paid {
         // MySQL hears of it through Kafka; readers see it now.
-        app.record_move(order_id, OrderStatus::Paid).await;
+        center.record_move(order_id, OrderStatus::Paid).await;
     }
-    app.publish(&event(payment, refund, &reservation)).await.map_err(|err| {
+    center.publish(&event(payment, refund, &reservation)).await.map_err(|err| {
         tracing::warn!(%order_id, payment_id, error = %err, "payment event not acknowledged; the channel will retry");
-        SettleError::from(err)
+        PaymentError::from(err)
     })?;
-    if let Err(err) = app.sales.mark_payment_event(sku, order_id, payment_id).await {
+    if let Err(err) = center.sales.mark_payment_event(sku, order_id, payment_id).await {
         // A repeat of this payment will send the event once more; harmless.
         tracing::warn!(%order_id, error = %err, "could not record the payment event as sent");
     }

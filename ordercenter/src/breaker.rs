@@ -11,8 +11,8 @@ use failsafe::backoff::{self, Constant};
 use failsafe::failure_policy::{self, SuccessRateOverTimeWindow};
 use failsafe::{Config, Instrument, StateMachine};
 
-use crate::config;
 use crate::refusal::{Dependency, Refusal};
+use crate::settings;
 
 /// Where a breaker's machine is; the number is the `gateway_breaker_state` gauge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +41,31 @@ impl BreakerState {
     }
 }
 
+/// The breakers of the dependencies an order needs, rebuilt on every
+/// reload of `[traffic.breakers]` and swapped in whole.
+pub struct Breakers {
+    pub redis: Arc<Breaker>,
+    pub kafka: Arc<Breaker>,
+}
+
+impl Breakers {
+    /// Builds the breakers for `settings`, keeping from `previous` each one
+    /// whose settings did not change, with its state.
+    pub fn build(settings: &settings::Breakers, previous: Option<&Breakers>) -> Self {
+        let breaker = |dependency, settings: &settings::Breaker, kept: Option<&Arc<Breaker>>| match kept {
+            Some(kept) if kept.settings() == settings => kept.clone(),
+            _ => Arc::new(Breaker::new(dependency, settings)),
+        };
+        Self {
+            redis: breaker(Dependency::Redis, &settings.redis, previous.map(|p| &p.redis)),
+            kafka: breaker(Dependency::Kafka, &settings.kafka, previous.map(|p| &p.kafka)),
+        }
+    }
+}
+
 pub struct Breaker {
     dependency: Dependency,
-    settings: config::Breaker,
+    settings: settings::Breaker,
     machine: StateMachine<SuccessRateOverTimeWindow<Constant>, Transitions>,
     state: Arc<AtomicU8>,
 }
@@ -87,7 +109,7 @@ impl Instrument for Transitions {
 }
 
 impl Breaker {
-    pub fn new(dependency: Dependency, settings: &config::Breaker) -> Self {
+    pub fn new(dependency: Dependency, settings: &settings::Breaker) -> Self {
         let state = Arc::new(AtomicU8::new(BreakerState::Closed as u8));
         let policy = failure_policy::success_rate_over_time_window(
             1.0 - settings.failure_ratio,
@@ -100,7 +122,7 @@ impl Breaker {
         Self { dependency, settings: settings.clone(), machine, state }
     }
 
-    pub fn settings(&self) -> &config::Breaker {
+    pub fn settings(&self) -> &settings::Breaker {
         &self.settings
     }
 

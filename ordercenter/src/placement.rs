@@ -18,26 +18,26 @@ use orderdb::StoredOrder;
 use stock::records::from_ms;
 use stock::{IdempotencyRecord, Release, Reservation, ReserveRequest};
 
-use crate::answers::down;
-use crate::app::App;
+use crate::center::OrderCenter;
 use crate::outcomes::{flight_key, Accepted, PlaceError, Placed};
+use crate::refusal::down;
 use crate::refusal::Dependency;
 
 /// Places `order` under idempotency key `key`, or answers the order the key
 /// placed before (`replayed`). A repeat that changes the buyer or the
 /// quantity is [`PlaceError::KeyReused`].
-pub async fn place(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Placed, PlaceError> {
+pub async fn place(center: Arc<OrderCenter>, order: PlaceOrder, key: String) -> Result<Placed, PlaceError> {
     let flight = flight_key(&order.sku, &key);
     // A retry of an accepted click still gets its order after the SKU sold
     // out: from memory if this gateway placed it, else from its record in
     // Redis (it may have been placed on another instance).
-    if app.sold_out.is_sold_out(&order.sku) && !app.placing.is_running(&flight) {
-        if let Some(placed) = app.recent_orders.get(&order.sku, &key) {
+    if center.sold_out.is_sold_out(&order.sku) && !center.placing.is_running(&flight) {
+        if let Some(placed) = center.recent_orders.get(&order.sku, &key) {
             return same_request(&order, Placed { replayed: true, ..placed });
         }
         // A lookup that fails says nothing: the placement asks Redis again
         // (a used key gets its order) or answers 503.
-        let used = app.key_lookups.call(&order.sku, key.clone()).await.unwrap_or_else(|err| {
+        let used = center.key_lookups.call(&order.sku, key.clone()).await.unwrap_or_else(|err| {
             tracing::warn!(sku = %order.sku, error = %err, "idempotency lookup failed; trying the placement");
             true
         });
@@ -47,12 +47,12 @@ pub async fn place(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Plac
         }
     }
 
-    if let Some(retry_after_secs) = cooling_down(&app, order.user_id).await {
+    if let Some(retry_after_secs) = cooling_down(&center, order.user_id).await {
         return Err(PlaceError::CoolingDown { retry_after_secs });
     }
 
-    let (task_app, task_order, task_key) = (app.clone(), order.clone(), key.clone());
-    let (outcome, ran_here) = app
+    let (task_app, task_order, task_key) = (center.clone(), order.clone(), key.clone());
+    let (outcome, ran_here) = center
         .placing
         .run(flight, || async move {
             // Its own task: a client hanging up must not cancel a placement
@@ -65,7 +65,7 @@ pub async fn place(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Plac
         .await;
     let placed = outcome?;
     if ran_here && !placed.replayed {
-        app.recent_orders.remember(&order.sku, &key, &placed);
+        center.recent_orders.remember(&order.sku, &key, &placed);
     }
     // A request that joined another's placement of its key is a repeat.
     same_request(&order, Placed { replayed: placed.replayed || !ran_here, ..placed })
@@ -75,12 +75,12 @@ pub async fn place(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Plac
 /// more than `abuse.max_strikes` orders cancelled or let expire in the
 /// current window waits for its end; the seconds left, if so. If Redis
 /// cannot say, the order goes on (reserving needs Redis anyway).
-pub(crate) async fn cooling_down(app: &App, user_id: u64) -> Option<u64> {
-    let max = app.config.abuse.max_strikes;
+pub(crate) async fn cooling_down(center: &OrderCenter, user_id: u64) -> Option<u64> {
+    let max = center.settings.abuse.max_strikes;
     if max == 0 {
         return None;
     }
-    match app.strikes.strikes(user_id).await {
+    match center.strikes.strikes(user_id).await {
         Ok((strikes, left_ms)) if strikes > i64::from(max) => {
             metrics::counter!("gateway_cooling_down_total").increment(1);
             Some((left_ms as u64).div_ceil(1_000).max(1))
@@ -102,16 +102,16 @@ fn same_request(order: &PlaceOrder, placed: Placed) -> Result<Placed, PlaceError
 }
 
 /// Reserves in Redis and queues the event: one placement of one key.
-async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Placed, PlaceError> {
-    if !app.node.held() {
-        tracing::warn!(node_id = app.config.server.node_id, "node id lease not held; refusing to mint order ids");
+async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) -> Result<Placed, PlaceError> {
+    if !center.node.held() {
+        tracing::warn!(node_id = center.settings.node_id, "node id lease not held; refusing to mint order ids");
         return Err(PlaceError::Unavailable(Dependency::Redis));
     }
     let now_ms = Utc::now().timestamp_millis();
-    let pay_by_ms = now_ms + app.config.orders.payment_window_secs as i64 * 1_000;
-    let order_id = app.ids.next(bucket_for_user(order.user_id), now_ms);
+    let pay_by_ms = now_ms + center.settings.orders.payment_window_secs as i64 * 1_000;
+    let order_id = center.ids.next(bucket_for_user(order.user_id), now_ms);
     // An order needs both: with either breaker open, take no stock at all.
-    let policy = app.traffic.load_full();
+    let policy = center.breakers.load_full();
     policy.redis.permit()?;
     policy.kafka.permit()?;
     let started = Instant::now();
@@ -123,11 +123,11 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
         order_id,
         now_ms,
         pay_by_ms,
-        idempotency_ttl_secs: app.config.orders.idempotency_ttl_secs,
-        windows: app.windows(),
+        idempotency_ttl_secs: center.settings.orders.idempotency_ttl_secs,
+        windows: center.windows(),
     };
     // With the other requests for the SKU that arrive together: one script call.
-    let reserved = app.reservations.call(&order.sku, request).await;
+    let reserved = center.reservations.call(&order.sku, request).await;
     policy.redis.record(&reserved);
     let reservation = reserved.map_err(down(Dependency::Redis, "reserve"))?;
     metrics::histogram!("gateway_redis_reserve_seconds").record(started.elapsed());
@@ -136,7 +136,7 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
     match reservation {
         Reservation::Reserved { amount_cents, stock_left, sale_generation } => {
             if stock_left == 0 {
-                app.sold_out.mark(&order.sku);
+                center.sold_out.mark(&order.sku);
             }
             let record = IdempotencyRecord {
                 acknowledged: false,
@@ -148,7 +148,7 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
                 created_ms: now_ms,
                 sale_generation,
             };
-            queue(&app, &order.sku, &key, record, false).await
+            queue(&center, &order.sku, &key, record, false).await
         }
         Reservation::Duplicate(record) => {
             if (record.user_id, record.qty) != (order.user_id, order.qty) {
@@ -160,7 +160,7 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
             // The request that reserved is over without an acknowledgement
             // (it died, or answered outcome unknown): send the event again
             // (the settler is idempotent on order id).
-            queue(&app, &order.sku, &key, record, true).await
+            queue(&center, &order.sku, &key, record, true).await
         }
         Reservation::InProgress(record) => {
             if (record.user_id, record.qty) != (order.user_id, order.qty) {
@@ -169,18 +169,18 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
             Err(PlaceError::InProgress { order_id: record.order_id })
         }
         Reservation::IdTaken => {
-            tracing::error!(%order_id, node_id = app.config.server.node_id, "order id already in use: is another instance running with this node id?");
+            tracing::error!(%order_id, node_id = center.settings.node_id, "order id already in use: is another instance running with this node id?");
             Err(PlaceError::Unavailable(Dependency::Redis))
         }
         Reservation::UnknownSku => Err(PlaceError::UnknownSku),
         Reservation::OutOfStock { stock_left } if stock_left <= 0 => {
-            app.sold_out.mark(&order.sku);
+            center.sold_out.mark(&order.sku);
             metrics::counter!("gateway_sold_out_answers_total", "source" => "redis").increment(1);
             Err(PlaceError::SoldOut)
         }
         Reservation::OutOfStock { stock_left } => Err(PlaceError::InsufficientStock { available: stock_left }),
         Reservation::LimitExceeded => Err(PlaceError::LimitExceeded),
-        Reservation::OutsideWindow(window) => Err(app.sale_windows.refusal(&order.sku, window).into()),
+        Reservation::OutsideWindow(window) => Err(center.sale_windows.refusal(&order.sku, window).into()),
     }
 }
 
@@ -190,7 +190,7 @@ async fn place_once(app: Arc<App>, order: PlaceOrder, key: String) -> Result<Pla
 /// exist keeps them until its confirm deadline, when the sweeper cancels
 /// it if nobody retried.
 async fn queue(
-    app: &App,
+    center: &OrderCenter,
     sku: &str,
     key: &str,
     record: IdempotencyRecord,
@@ -209,17 +209,17 @@ async fn queue(
     });
     let outcome_unknown = || PlaceError::OutcomeUnknown {
         order_id: record.order_id,
-        retry_after_secs: app.in_flight_window().as_secs().max(1),
+        retry_after_secs: center.in_flight_window().as_secs().max(1),
     };
-    if let Err(unpublished) = app.publish(&event).await {
+    if let Err(unpublished) = center.publish(&event).await {
         // A replay re-sends an order an earlier attempt may have delivered:
         // this attempt failing says nothing about that one.
         if unpublished.delivered_maybe || replayed {
             tracing::warn!(sku, order_id = %record.order_id, "order event outcome unknown; its units stay until the confirm deadline");
             return Err(outcome_unknown());
         }
-        match app.sales.release(sku, key, record.order_id, &app.windows()).await {
-            Ok(Release::Released { .. }) => app.sold_out.clear(sku),
+        match center.sales.release(sku, key, record.order_id, &center.windows()).await {
+            Ok(Release::Released { .. }) => center.sold_out.clear(sku),
             Ok(Release::NotHeld) => {}
             // A retry may be re-sending it by now: the order may yet exist.
             Ok(Release::TooLate) => return Err(outcome_unknown()),
@@ -238,16 +238,16 @@ async fn queue(
     // With the other orders of the SKU acknowledged at the same time, and
     // the order's view cached beside the acknowledgement, not after it. A
     // re-send caches nothing: it may follow moves that made the view stale.
-    let acknowledged = app.acknowledgements.call(sku, (key.to_owned(), record.clone()));
+    let acknowledged = center.acknowledgements.call(sku, (key.to_owned(), record.clone()));
     let cached = async {
         if !replayed {
-            app.cache_accepted(&stored_order(sku, &record)).await;
+            center.cache_accepted(&stored_order(sku, &record)).await;
         }
     };
     let (acknowledged, ()) = tokio::join!(acknowledged, cached);
     if !replayed && !matches!(acknowledged, Ok(true)) {
         // Not accepted after all: no view of it to read.
-        app.forget_order(record.order_id).await;
+        center.forget_order(record.order_id).await;
     }
     match acknowledged {
         Ok(true) => Ok(placed(sku, &record, replayed)),

@@ -1,7 +1,7 @@
 //! Refusals decided before an order is placed, from what this instance
 //! knows: the token buckets and deny lists, the in-flight cap, a sale window
 //! known locally, an open circuit breaker. One type for all of them;
-//! `answers.rs` says how it is answered.
+//! the gateway's `answers.rs` says how it is answered.
 
 use chrono::{DateTime, Utc};
 
@@ -25,6 +25,16 @@ impl Dependency {
             Self::PaymentChannel => "payment_channel",
             Self::Warehouse => "warehouse",
         }
+    }
+}
+
+/// `map_err` for a failed call to `dependency`: logs what was being done
+/// and why it failed, and gives the dependency, which `?` turns into the
+/// caller's "unavailable" (a 503).
+pub fn down<E: std::fmt::Display>(dependency: Dependency, what: &'static str) -> impl FnOnce(E) -> Dependency {
+    move |err| {
+        tracing::warn!(dependency = dependency.as_str(), error = %err, "{what} failed");
+        dependency
     }
 }
 

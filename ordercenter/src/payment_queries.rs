@@ -11,26 +11,26 @@ use chrono::Utc;
 use paychannel::messages::PaymentStatus;
 use stock::PaymentQuery;
 
-use crate::app::App;
+use crate::center::OrderCenter;
 use crate::outcomes::Payment;
-use crate::outcomes::SettleError;
+use crate::outcomes::PaymentError;
 use crate::payments::settle;
 
 /// Most lookups claimed per round.
 const CLAIM_AT_ONCE: usize = 100;
 
 /// Polls until the task is aborted.
-pub async fn run(app: Arc<App>) {
-    let every = Duration::from_secs(app.config.payments.query_every_secs).min(Duration::from_secs(1));
+pub async fn run(center: Arc<OrderCenter>) {
+    let every = Duration::from_secs(center.settings.payments.query_every_secs).min(Duration::from_secs(1));
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         let now_ms = Utc::now().timestamp_millis();
-        let next_due_ms = now_ms + app.config.payments.query_every_secs as i64 * 1_000;
-        match app.payment_queries.claim_payment_queries(now_ms, next_due_ms, CLAIM_AT_ONCE).await {
+        let next_due_ms = now_ms + center.settings.payments.query_every_secs as i64 * 1_000;
+        match center.payment_queries.claim_payment_queries(now_ms, next_due_ms, CLAIM_AT_ONCE).await {
             Ok(queries) => {
                 for query in queries {
-                    look_up(&app, &query, now_ms).await;
+                    look_up(&center, &query, now_ms).await;
                 }
             }
             Err(err) => tracing::warn!(error = %err, "could not claim payment lookups"),
@@ -38,9 +38,9 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
-async fn look_up(app: &App, query: &PaymentQuery, now_ms: i64) {
+async fn look_up(center: &OrderCenter, query: &PaymentQuery, now_ms: i64) {
     let order_id = query.order_id;
-    let finished = match app.channel.query(&order_id.to_string()).await {
+    let finished = match center.channel.query(&order_id.to_string()).await {
         Ok(Some(state)) if state.status == PaymentStatus::Success => {
             metrics::counter!("gateway_payment_lookups_total", "found" => "paid").increment(1);
             let payment = Payment {
@@ -50,16 +50,16 @@ async fn look_up(app: &App, query: &PaymentQuery, now_ms: i64) {
                 amount_cents: state.amount_cents,
                 paid_at: state.paid_at.unwrap_or_else(Utc::now),
             };
-            match settle(app, &payment).await {
+            match settle(center, &payment).await {
                 // A wrong amount is logged where it is found; asking again changes nothing.
-                Ok(_) | Err(SettleError::AmountMismatch { .. }) => true,
+                Ok(_) | Err(PaymentError::AmountMismatch { .. }) => true,
                 // Redis or Kafka failed: look again next round.
-                Err(SettleError::Unavailable(_)) => false,
+                Err(PaymentError::Unavailable(_)) => false,
             }
         }
         Ok(_) => {
             metrics::counter!("gateway_payment_lookups_total", "found" => "unpaid").increment(1);
-            now_ms - query.started_ms > app.config.payments.query_for_secs as i64 * 1_000
+            now_ms - query.started_ms > center.settings.payments.query_for_secs as i64 * 1_000
         }
         Err(err) => {
             tracing::warn!(%order_id, error = %err, "payment lookup failed");
@@ -67,7 +67,7 @@ async fn look_up(app: &App, query: &PaymentQuery, now_ms: i64) {
         }
     };
     if finished {
-        if let Err(err) = app.payment_queries.drop_payment_query(query).await {
+        if let Err(err) = center.payment_queries.drop_payment_query(query).await {
             tracing::warn!(%order_id, error = %err, "could not drop a finished payment lookup");
         }
     }

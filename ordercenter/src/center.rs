@@ -1,0 +1,174 @@
+//! [`OrderCenter`]: what every workflow needs, built once: the settings,
+//! the clients of the services, the stores in Redis, and what this
+//! instance remembers between requests.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use events::producer::EventProducer;
+use futures::FutureExt;
+use order::event::OrderEvent;
+use order::id::IdGenerator;
+use orderdb::ShardPools;
+use paychannel::client::PaymentChannel;
+use paychannel::warehouse::HttpWarehouse;
+use stock::{
+    Checkouts, IdempotencyRecord, NodeLeases, OrderCache, PaymentQueries, Redis, Reservation, ReserveRequest,
+    SaleFigures, SaleStore, Strikes, Windows,
+};
+
+use crate::batch::RedisBatch;
+use crate::breaker::Breakers;
+use crate::node_lease::NodeLease;
+use crate::outcomes::{PaymentError, PlaceError, Placed, Settled, Unpublished};
+use crate::recent_orders::RecentOrders;
+use crate::replicas::Replicas;
+use crate::sale_windows::SaleWindows;
+use crate::settings::{self, Settings};
+use crate::single_flight::SingleFlight;
+use crate::sold_out::SoldOutCache;
+
+/// The services the order center talks to, each client built by the caller.
+pub struct Services {
+    pub redis: Redis,
+    pub events: EventProducer,
+    /// The orders database: lookups, and the moves after payment.
+    pub orders: ShardPools,
+    /// Pools of their own on the same primaries for reads (an order, a
+    /// list), so a flood of reads cannot take the connections moves need.
+    pub reads: ShardPools,
+    /// The shards' read replicas, for lists and searches.
+    pub replicas: Replicas,
+    pub channel: Arc<dyn PaymentChannel>,
+    pub warehouse: HttpWarehouse,
+}
+
+pub struct OrderCenter {
+    pub settings: Settings,
+    /// Around Redis and Kafka; replaced by [`OrderCenter::reload_breakers`].
+    pub breakers: ArcSwap<Breakers>,
+    /// Sales: their units and reservations.
+    pub sales: Arc<SaleStore>,
+    /// The other stores in Redis, on the same connection, one per job.
+    pub order_cache: OrderCache,
+    pub checkouts: Checkouts,
+    pub payment_queries: PaymentQueries,
+    pub strikes: Strikes,
+    pub sale_figures: SaleFigures,
+    pub node_leases: NodeLeases,
+    /// Reservations (`reserve.lua`): one script call per SKU for the
+    /// requests that arrive together.
+    pub reservations: RedisBatch<ReserveRequest<'static>, Reservation>,
+    /// Acknowledgements of accepted orders (`acknowledge.lua`), (idempotency
+    /// key, record) → whether the order stands; grouped the same way.
+    pub acknowledgements: RedisBatch<(String, IdempotencyRecord), bool>,
+    /// Whether idempotency keys were used, for retries that arrive after
+    /// their SKU sold out: one `MGET` per SKU for those that arrive together.
+    pub key_lookups: RedisBatch<String, bool>,
+    pub events: EventProducer,
+    pub orders: ShardPools,
+    pub reads: ShardPools,
+    pub replicas: Replicas,
+    pub channel: Arc<dyn PaymentChannel>,
+    pub warehouse: HttpWarehouse,
+    pub sale_windows: SaleWindows,
+    pub sold_out: SoldOutCache,
+    pub recent_orders: RecentOrders,
+    pub ids: IdGenerator,
+    /// The lease on this instance's node id: ids are minted only while it is held.
+    pub node: NodeLease,
+    /// Order placements in progress, by SKU and idempotency key.
+    pub placing: SingleFlight<Result<Placed, PlaceError>>,
+    /// Payments being settled, by order and payment id: copies of one
+    /// notification arriving together settle once and share the answer.
+    pub settling: SingleFlight<Result<Settled, PaymentError>>,
+}
+
+impl OrderCenter {
+    /// None of the clients waits for its service: the center is built (and
+    /// its callers report not ready) while a dependency is still down.
+    pub fn new(settings: Settings, breakers: &settings::Breakers, services: Services) -> Self {
+        let Services { redis, events, orders, reads, replicas, channel, warehouse } = services;
+        let sales = Arc::new(SaleStore::new(redis.clone()));
+        // As long as a call of its own could take: the in-flight window
+        // counts the acknowledgement's wait for its batch as one more
+        // Redis timeout (`Config::in_flight_window_ms`).
+        let max_wait = redis.command_timeout();
+        Self {
+            breakers: ArcSwap::from_pointee(Breakers::build(breakers, None)),
+            reservations: RedisBatch::new(sales.clone(), max_wait, |sales, sku, requests| {
+                sales.reserve_many(sku, requests).boxed()
+            }),
+            acknowledgements: RedisBatch::new(sales.clone(), max_wait, |sales, sku, orders| {
+                sales.acknowledge_many(sku, orders).boxed()
+            }),
+            key_lookups: RedisBatch::new(sales.clone(), max_wait, |sales, sku, keys| {
+                sales.idempotency_keys_used(sku, keys).boxed()
+            }),
+            sales,
+            order_cache: OrderCache::new(redis.clone()),
+            checkouts: Checkouts::new(redis.clone()),
+            payment_queries: PaymentQueries::new(redis.clone()),
+            strikes: Strikes::new(redis.clone()),
+            sale_figures: SaleFigures::new(redis.clone()),
+            node_leases: NodeLeases::new(redis),
+            events,
+            orders,
+            reads,
+            replicas,
+            channel,
+            warehouse,
+            sale_windows: SaleWindows::default(),
+            sold_out: SoldOutCache::new(Duration::from_millis(settings.orders.sold_out_recheck_ms)),
+            recent_orders: RecentOrders::new(Duration::from_secs(settings.orders.payment_window_secs)),
+            ids: IdGenerator::new(settings.node_id).expect("validated node id"),
+            node: NodeLease::new(settings.node_id),
+            placing: SingleFlight::new(),
+            settling: SingleFlight::new(),
+            settings,
+        }
+    }
+
+    /// Swaps in breakers for new settings, keeping those that did not change.
+    pub fn reload_breakers(&self, settings: &settings::Breakers) {
+        let current = self.breakers.load_full();
+        self.breakers.store(Arc::new(Breakers::build(settings, Some(&current))));
+    }
+
+    /// Sends an event and waits for the broker. An open breaker fails at
+    /// once, before sending.
+    pub async fn publish(&self, event: &OrderEvent) -> Result<(), Unpublished> {
+        let breaker = self.breakers.load().kafka.clone();
+        breaker.permit().map_err(|_| Unpublished { delivered_maybe: false })?;
+        let started = Instant::now();
+        let sent = self.events.send(event).await;
+        metrics::histogram!("gateway_kafka_produce_seconds").record(started.elapsed());
+        breaker.record(&sent);
+        sent.map_err(|err| {
+            let outcome = if err.delivered_maybe { "unknown" } else { "not_delivered" };
+            metrics::counter!("gateway_produce_failures_total", "outcome" => outcome).increment(1);
+            Unpublished { delivered_maybe: err.delivered_maybe }
+        })
+    }
+
+    /// How long a checkout's records live: past its payment window and
+    /// its key's TTL by a day, so a late payment still finds its items (to
+    /// refund them) and a late repeat of the key its answer.
+    pub fn checkout_ttl(&self) -> Duration {
+        let orders = &self.settings.orders;
+        Duration::from_secs(orders.payment_window_secs.max(orders.idempotency_ttl_secs) + 86_400)
+    }
+
+    pub fn in_flight_window(&self) -> Duration {
+        self.settings.in_flight_window
+    }
+
+    /// The windows of an unacknowledged order, as the scripts take them.
+    pub fn windows(&self) -> Windows {
+        Windows {
+            confirm_ms: self.settings.orders.confirm_window_secs * 1_000,
+            in_flight_ms: self.settings.in_flight_window.as_millis() as u64,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The order center: every order workflow, from a buyer's click to an
+//! after-sale refund, over Redis, Kafka and MySQL. It knows nothing of
+//! HTTP: the gateway's routes parse a request, call one workflow and map
+//! its outcome; the answers and errors are in [`outcomes`].
+//!
+//! Layout, in the order imports run (each layer uses only those below it):
+//! - Workflows: [`placement`] (the hot path), [`cancellation`] (a buyer
+//!   cancels, before or after paying), [`fulfilment`] (push, ship,
+//!   receive), [`after_sales`] (refund-only, return, exchange requests),
+//!   [`payments`] (starting and settling payments), [`payment_queries`]
+//!   (asking the channel about late notifications), [`checkout`] (a cart:
+//!   priced, tried SKU by SKU, accepted or cancelled) and
+//!   [`checkout_payments`] (its one payment, and its cancellation),
+//!   [`queries`] (a buyer's orders, the merchant's search over the shards).
+//! - Shared state: [`center`] (what every workflow needs, built once),
+//!   [`order_views`] (an order as the API shows it, through the hot-order
+//!   cache), [`replicas`] (the read replicas and whether each keeps up),
+//!   [`batch`] and [`group_commit`] (one Redis script call for the requests
+//!   that arrive together).
+//! - Local decisions: [`breaker`] (circuit breakers around Redis and
+//!   Kafka), [`sold_out`], [`sale_windows`] and [`recent_orders`] (what is
+//!   answered from memory), [`single_flight`] (one placement per key in
+//!   flight), [`node_lease`] (this instance's node id, leased in Redis);
+//!   refusals and the dependency that failed are in [`refusal`].
+//! - [`settings`]: the config sections the workflows read.
+
+pub mod after_sales;
+pub mod batch;
+pub mod breaker;
+pub mod cancellation;
+pub mod center;
+pub mod checkout;
+pub mod checkout_payments;
+pub mod fulfilment;
+pub mod group_commit;
+pub mod node_lease;
+pub mod order_moves;
+pub mod order_views;
+pub mod outcomes;
+pub mod payment_queries;
+pub mod payments;
+pub mod placement;
+pub mod queries;
+pub mod recent_orders;
+pub mod refusal;
+pub mod replicas;
+pub mod sale_windows;
+pub mod settings;
+pub mod single_flight;
+pub mod sold_out;
+
+pub use center::{OrderCenter, Services};
