@@ -121,7 +121,7 @@ EOF
 start_node() {
   local id=$1 dir="$CLUSTER/node-$1"
   node_up "$id" && return
-  port_open "$(node_field "$id" 2)" && refuse_port "$(node_field "$id" 2)" KAFKA_PORT "this cluster's node $id"
+  wait_port_closed "$(node_field "$id" 2)" 10 || refuse_port "$(node_field "$id" 2)" KAFKA_PORT "this cluster's node $id"
   local as=()
   if cuttable; then
     chown -R "$(node_uid "$id"):$(node_uid "$id")" "$dir"
@@ -237,9 +237,10 @@ case "${1:-}" in
     if node_up "$2"; then
       pid=$(node_pid "$2")
       kill -KILL "$pid"
-      # Until it is gone: a dying JVM's socket still takes connections, and
-      # a start right after would find its port taken.
+      # Until it is gone and its ports with it: a dying JVM's socket still
+      # takes connections, and a start right after would find its port taken.
       for _ in $(seq 100); do pid_alive "$pid" || break; sleep 0.1; done
+      wait_port_closed "$(node_field "$2" 2)" 10 && wait_port_closed "$(node_field "$2" 3)" 10 || true
     fi
     rm -f "$CLUSTER/node-$2/pid"
     ;;

@@ -98,6 +98,17 @@ wait_port() {
   done
 }
 
+# wait_port_closed PORT SECONDS: true once nothing listens on PORT, false if
+# something still does after SECONDS (a killed JVM holds its sockets until
+# its last thread is gone).
+wait_port_closed() {
+  local deadline=$((SECONDS + $2))
+  while port_open "$1"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
 # port_pid PORT: the pid of the process listening on 127.0.0.1:PORT (empty if none).
 port_pid() {
   ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2

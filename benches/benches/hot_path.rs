@@ -15,7 +15,7 @@ use order::event::{OrderCreated, OrderEvent};
 use order::id::IdGenerator;
 use order::request::PlaceOrder;
 use order::shard::{bucket_for_user, ShardRouter};
-use stock::{RedisConfig, ReserveRequest, SaleStore, SaleTerms, Windows};
+use stock::{ConfirmWindows, RedisConfig, ReserveRequest, SaleStore, SaleTerms};
 
 fn request_parsing(c: &mut Criterion) {
     let body = br#"{"user_id": 1234567, "sku": "iphone-17-pro-256", "qty": 1}"#;
@@ -114,7 +114,7 @@ fn reserve_script(c: &mut Criterion) {
                 now_ms: 1_790_000_000_000,
                 pay_by_ms: 1_790_000_900_000,
                 idempotency_ttl_secs: 60,
-                windows: Windows { confirm_ms: 30_000, in_flight_ms: 7_000 },
+                confirm_windows: ConfirmWindows { confirm_ms: 30_000, in_flight_ms: 7_000 },
             };
             runtime.block_on(store.reserve(&req)).unwrap()
         })

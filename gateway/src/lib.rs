@@ -44,7 +44,7 @@ use tokio::net::TcpListener;
 
 pub use app::App;
 use ordercenter::node_lease::NodeIdTaken;
-use ordercenter::payment_queries;
+use ordercenter::payment_lookups;
 
 /// How often idle per-user buckets are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
@@ -78,7 +78,7 @@ pub async fn run(
             let _ = taken_tx.send(app.center.node.keep(&app.center.node_leases).await);
         })
     };
-    let lookups = tokio::spawn(payment_queries::run(app.center.clone()));
+    let lookups = tokio::spawn(payment_lookups::run(app.center.clone()));
     let replica_checks = {
         let app = app.clone();
         let max_lag = Duration::from_secs(app.config.queries.replica_max_lag_secs);

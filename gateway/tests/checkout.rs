@@ -604,7 +604,7 @@ async fn a_checkout_whose_gateway_died_after_its_tries_holds_nothing_past_the_co
             unit_price_cents: dead.lines[item.line].unit_price_cents,
             now_ms,
             pay_by_ms: dead.pay_by.timestamp_millis(),
-            confirm_ms: app.center.windows().confirm_ms,
+            confirm_ms: app.center.confirm_windows().confirm_ms,
             items: &items,
         };
         assert!(matches!(app.center.sales.tcc_try(&item.sku, &request).await.unwrap(), Tried::Held { .. }));

@@ -50,7 +50,7 @@ impl Stack {
         tweak(&mut config);
         let gateway = TestGateway::start(config).await;
         let settler_config = settler_config(&topic, &shards);
-        let looping = settler::lifecycle::Lifecycle {
+        let looping = settler::timers::Timers {
             shards: pools(&shards),
             store: stock::SaleStore::connect(&settler_config.redis).unwrap(),
             events: events::producer::EventProducer::new(&settler_config.producer()).unwrap(),

@@ -14,8 +14,8 @@ use orderdb::ShardPools;
 use paychannel::client::PaymentChannel;
 use paychannel::warehouse::HttpWarehouse;
 use stock::{
-    Checkouts, IdempotencyRecord, NodeLeases, OrderCache, PaymentQueries, Redis, Reservation, ReserveRequest,
-    SaleFigures, SaleStore, Strikes, Windows,
+    Checkouts, ConfirmWindows, IdempotencyRecord, NodeLeases, OrderCache, PaymentLookups, Redis, Reservation,
+    ReserveRequest, SaleFigures, SaleStore, Strikes,
 };
 
 use crate::batch::RedisBatch;
@@ -53,7 +53,7 @@ pub struct OrderCenter {
     /// The other stores in Redis, on the same connection, one per job.
     pub order_cache: OrderCache,
     pub checkouts: Checkouts,
-    pub payment_queries: PaymentQueries,
+    pub payment_lookups: PaymentLookups,
     pub strikes: Strikes,
     pub sale_figures: SaleFigures,
     pub node_leases: NodeLeases,
@@ -109,7 +109,7 @@ impl OrderCenter {
             sales,
             order_cache: OrderCache::new(redis.clone()),
             checkouts: Checkouts::new(redis.clone()),
-            payment_queries: PaymentQueries::new(redis.clone()),
+            payment_lookups: PaymentLookups::new(redis.clone()),
             strikes: Strikes::new(redis.clone()),
             sale_figures: SaleFigures::new(redis.clone()),
             node_leases: NodeLeases::new(redis),
@@ -165,8 +165,8 @@ impl OrderCenter {
     }
 
     /// The windows of an unacknowledged order, as the scripts take them.
-    pub fn windows(&self) -> Windows {
-        Windows {
+    pub fn confirm_windows(&self) -> ConfirmWindows {
+        ConfirmWindows {
             confirm_ms: self.settings.orders.confirm_window_secs * 1_000,
             in_flight_ms: self.settings.in_flight_window.as_millis() as u64,
         }

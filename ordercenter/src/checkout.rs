@@ -292,7 +292,7 @@ async fn freeze_coupon(center: &OrderCenter, user_id: u64, code: &str, parent: O
                 let ids: Vec<OrderId> = items.iter().map(|item| item.order_id).collect();
                 let cancelled = center
                     .sales
-                    .tcc_cancel(&sku, &ids, &center.windows())
+                    .tcc_cancel(&sku, &ids, &center.confirm_windows())
                     .await
                     .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
                 if cancelled.iter().any(|item| !matches!(item, CancelledItem::Empty | CancelledItem::Closed)) {
@@ -370,7 +370,7 @@ async fn drive(
             unit_price_cents,
             now_ms: order.created_at.timestamp_millis(),
             pay_by_ms: order.pay_by.timestamp_millis(),
-            confirm_ms: center.windows().confirm_ms,
+            confirm_ms: center.confirm_windows().confirm_ms,
             items,
         };
         let refusal = match center.sales.tcc_try(sku, &request).await {
@@ -498,7 +498,7 @@ async fn abort(
     let mut all_back = true;
     for sku in tried {
         let ids: Vec<OrderId> = skus[*sku].iter().map(|item| item.order_id).collect();
-        match center.sales.tcc_cancel(sku, &ids, &center.windows()).await {
+        match center.sales.tcc_cancel(sku, &ids, &center.confirm_windows()).await {
             Ok(outcomes) => {
                 all_back &= outcomes.iter().all(|outcome| {
                     matches!(outcome, CancelledItem::Released | CancelledItem::Empty | CancelledItem::Closed)

@@ -63,7 +63,7 @@ pub async fn start(center: &OrderCenter, parent: OrderId, user_id: u64) -> Resul
     let now_ms = Utc::now().timestamp_millis();
     let query = PaymentQuery { sku: CHECKOUT_ATTACH.to_owned(), order_id: parent, started_ms: now_ms };
     let due_ms = now_ms + center.settings.payments.query_every_secs as i64 * 1_000;
-    if let Err(err) = center.payment_queries.queue_payment_query(&query, due_ms).await {
+    if let Err(err) = center.payment_lookups.queue_payment_query(&query, due_ms).await {
         tracing::warn!(%parent, error = %err, "payment not queued for lookups; only its notification will settle it");
     }
     Ok(PaymentStarted {

@@ -7,7 +7,7 @@
 //! - Workflows: [`placement`] (the hot path), [`cancellation`] (a buyer
 //!   cancels, before or after paying), [`fulfilment`] (push, ship,
 //!   receive), [`after_sales`] (refund-only, return, exchange requests),
-//!   [`payments`] (starting and settling payments), [`payment_queries`]
+//!   [`payments`] (starting and settling payments), [`payment_lookups`]
 //!   (asking the channel about late notifications), [`checkout`] (a cart:
 //!   priced, tried SKU by SKU, accepted or cancelled) and
 //!   [`checkout_payments`] (its one payment, and its cancellation),
@@ -37,7 +37,7 @@ pub mod node_lease;
 pub mod order_moves;
 pub mod order_views;
 pub mod outcomes;
-pub mod payment_queries;
+pub mod payment_lookups;
 pub mod payments;
 pub mod placement;
 pub mod queries;

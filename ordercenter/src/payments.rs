@@ -48,7 +48,7 @@ pub async fn start(
     let now_ms = Utc::now().timestamp_millis();
     let query = PaymentQuery { sku: sku.to_owned(), order_id, started_ms: now_ms };
     let due_ms = now_ms + center.settings.payments.query_every_secs as i64 * 1_000;
-    if let Err(err) = center.payment_queries.queue_payment_query(&query, due_ms).await {
+    if let Err(err) = center.payment_lookups.queue_payment_query(&query, due_ms).await {
         tracing::warn!(%order_id, error = %err, "payment not queued for lookups; only its notification will settle it");
     }
     Ok(PaymentStarted {

@@ -124,7 +124,7 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
         now_ms,
         pay_by_ms,
         idempotency_ttl_secs: center.settings.orders.idempotency_ttl_secs,
-        windows: center.windows(),
+        confirm_windows: center.confirm_windows(),
     };
     // With the other requests for the SKU that arrive together: one script call.
     let reserved = center.reservations.call(&order.sku, request).await;
@@ -148,7 +148,7 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
                 created_ms: now_ms,
                 sale_generation,
             };
-            queue(&center, &order.sku, &key, record, false).await
+            publish_created(&center, &order.sku, &key, record, false).await
         }
         Reservation::Duplicate(record) => {
             if (record.user_id, record.qty) != (order.user_id, order.qty) {
@@ -160,7 +160,7 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
             // The request that reserved is over without an acknowledgement
             // (it died, or answered outcome unknown): send the event again
             // (the settler is idempotent on order id).
-            queue(&center, &order.sku, &key, record, true).await
+            publish_created(&center, &order.sku, &key, record, true).await
         }
         Reservation::InProgress(record) => {
             if (record.user_id, record.qty) != (order.user_id, order.qty) {
@@ -189,7 +189,7 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
 /// not reach the broker, on the order's first send: an order that may
 /// exist keeps them until its confirm deadline, when the sweeper cancels
 /// it if nobody retried.
-async fn queue(
+async fn publish_created(
     center: &OrderCenter,
     sku: &str,
     key: &str,
@@ -218,7 +218,7 @@ async fn queue(
             tracing::warn!(sku, order_id = %record.order_id, "order event outcome unknown; its units stay until the confirm deadline");
             return Err(outcome_unknown());
         }
-        match center.sales.release(sku, key, record.order_id, &center.windows()).await {
+        match center.sales.release(sku, key, record.order_id, &center.confirm_windows()).await {
             Ok(Release::Released { .. }) => center.sold_out.clear(sku),
             Ok(Release::NotHeld) => {}
             // A retry may be re-sending it by now: the order may yet exist.

@@ -5,7 +5,7 @@
 //! - [`consumer`]: the pipeline: batch → decode → write → dead letters aside → commit.
 //! - [`failures`]: which database errors are retried and which set an event aside.
 //! - [`sweeper`]: cancels orders whose payment deadline passed and sends the outbox.
-//! - [`lifecycle`]: relays the shards' outboxes, drives refunds, completes shipped orders.
+//! - [`timers`]: relays the shards' outboxes, drives refunds, completes shipped orders.
 //! - [`refunds`]: asks the payment channel for refunds until each is settled.
 //! - [`ops`]: `GET /healthz` and `GET /metrics`.
 //! - [`reconcile`]: compares a sale's counters in Redis with its orders in MySQL.
@@ -18,12 +18,12 @@
 pub mod config;
 pub mod consumer;
 pub mod failures;
-pub mod lifecycle;
 pub mod ops;
 pub mod reconcile;
 pub mod refunds;
 pub mod sale_report;
 pub mod setup;
 pub mod sweeper;
+pub mod timers;
 
 pub use consumer::Settler;

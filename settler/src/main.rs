@@ -92,7 +92,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         batch: config.sweeper.batch,
         strike_window_secs: config.abuse.window_secs,
     };
-    let lifecycle = settler::lifecycle::Lifecycle {
+    let lifecycle = settler::timers::Timers {
         shards: config.mysql.connect_lazy()?,
         store: stock::SaleStore::connect(&config.redis)?,
         events: events::producer::EventProducer::new(&config.producer())?,

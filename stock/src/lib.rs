@@ -18,8 +18,8 @@
 //!   reservations) with [`tcc`] (a cart checkout's Try and Cancel per SKU);
 //!   [`order_cache`] ([`OrderCache`]: the hot-order cache); [`checkouts`]
 //!   ([`Checkouts`]: a checkout's records in the buyer's slot) with
-//!   [`catalogue`] (what a checkout prices with); [`payment_queries`]
-//!   ([`PaymentQueries`]: the payments the channel is to be asked about);
+//!   [`catalogue`] (what a checkout prices with); [`payment_lookups`]
+//!   ([`PaymentLookups`]: the payments the channel is to be asked about);
 //!   [`sale_stats`] ([`SaleFigures`]: the live sale figures); [`leases`]
 //!   ([`NodeLeases`], [`Strikes`]).
 
@@ -30,7 +30,7 @@ pub mod error;
 pub mod keys;
 pub mod leases;
 pub mod order_cache;
-pub mod payment_queries;
+pub mod payment_lookups;
 pub mod records;
 pub mod redis;
 pub mod replies;
@@ -46,13 +46,13 @@ pub use config::RedisConfig;
 pub use error::StoreError;
 pub use leases::{NodeLeases, Strikes};
 pub use order_cache::OrderCache;
-pub use payment_queries::{PaymentQueries, PaymentQuery};
+pub use payment_lookups::{PaymentLookups, PaymentQuery};
 pub use records::{IdempotencyRecord, ReservationRecord};
 pub use redis::Redis;
 pub use replies::{
     Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept, UnitsReturned,
 };
-pub use requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
+pub use requests::{ConfirmWindows, ReserveRequest, SaleChange, SaleTerms, Strike};
 pub use sale_stats::SaleFigures;
 pub use scripts::RESERVE_LUA;
 pub use store::SaleStore;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// The windows of an order the broker has not acknowledged yet, ms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Windows {
+pub struct ConfirmWindows {
     /// How long it may hold its units before the sweeper cancels it as
     /// unconfirmed.
     pub confirm_ms: u64,
@@ -37,7 +37,7 @@ pub struct ReserveRequest<'a> {
     pub now_ms: i64,
     pub pay_by_ms: i64,
     pub idempotency_ttl_secs: u64,
-    pub windows: Windows,
+    pub confirm_windows: ConfirmWindows,
 }
 
 /// A sale as loaded by the admin API.

@@ -22,7 +22,7 @@ use crate::replies::{
     parse_repair, Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept,
     UnitsReturned,
 };
-use crate::requests::{ReserveRequest, SaleChange, SaleTerms, Strike, Windows};
+use crate::requests::{ConfirmWindows, ReserveRequest, SaleChange, SaleTerms, Strike};
 
 /// How often a sale that keeps taking reservations is added to
 /// `active_sales` again by this store, so an add lost to a timeout or a
@@ -75,8 +75,8 @@ impl SaleStore {
                 req.pay_by_ms.to_string(),
                 req.idempotency_ttl_secs.to_string(),
                 req.idempotency_key.to_string(),
-                req.windows.confirm_ms.to_string(),
-                req.windows.in_flight_ms.to_string(),
+                req.confirm_windows.confirm_ms.to_string(),
+                req.confirm_windows.in_flight_ms.to_string(),
             ]);
         }
         let keys = self.redis.keys(sku).reserve(requests.iter().map(|req| req.idempotency_key.as_ref()));
@@ -124,7 +124,7 @@ impl SaleStore {
         sku: &str,
         idempotency_key: &str,
         order_id: OrderId,
-        windows: &Windows,
+        confirm_windows: &ConfirmWindows,
     ) -> Result<Release, StoreError> {
         let reply: Vec<i64> = self
             .redis
@@ -133,7 +133,11 @@ impl SaleStore {
             .evalsha_with_reload(
                 self.redis.pool.next(),
                 self.redis.keys(sku).release(idempotency_key),
-                vec![order_id.to_string(), windows.confirm_ms.to_string(), windows.in_flight_ms.to_string()],
+                vec![
+                    order_id.to_string(),
+                    confirm_windows.confirm_ms.to_string(),
+                    confirm_windows.in_flight_ms.to_string(),
+                ],
             )
             .await?;
         Release::parse(&reply).ok_or_else(|| StoreError::numbers("release.lua", &reply))

@@ -7,7 +7,7 @@ use order::id::OrderId;
 use order::sale::SaleWindow;
 
 use crate::error::StoreError;
-use crate::requests::Windows;
+use crate::requests::ConfirmWindows;
 use crate::store::SaleStore;
 
 /// One item of a cart: some units of one SKU in one package, reserved and
@@ -142,9 +142,9 @@ impl SaleStore {
         &self,
         sku: &str,
         items: &[OrderId],
-        windows: &Windows,
+        confirm_windows: &ConfirmWindows,
     ) -> Result<Vec<CancelledItem>, StoreError> {
-        let mut args = vec![windows.confirm_ms.to_string(), windows.in_flight_ms.to_string()];
+        let mut args = vec![confirm_windows.confirm_ms.to_string(), confirm_windows.in_flight_ms.to_string()];
         args.extend(items.iter().map(OrderId::to_string));
         let reply: Vec<String> = self
             .redis

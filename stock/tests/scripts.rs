@@ -7,8 +7,8 @@ use order::event::{CancelReason, OrderCreated};
 use order::id::{IdGenerator, OrderId};
 use order::shard::bucket_for_user;
 use stock::{
-    Cancellation, Confirmation, IdempotencyRecord, PaymentQuery, RedisConfig, Release, Reservation, ReserveRequest,
-    SaleStore, SaleTerms, UnitsReturned, Windows, RESERVE_LUA,
+    Cancellation, ConfirmWindows, Confirmation, IdempotencyRecord, PaymentQuery, RedisConfig, Release, Reservation,
+    ReserveRequest, SaleStore, SaleTerms, UnitsReturned, RESERVE_LUA,
 };
 
 fn redis_url() -> String {
@@ -55,13 +55,13 @@ fn request<'a>(sku: &'a str, key: &'a str, user_id: u64, qty: u32, order_id: Ord
         now_ms: NOW,
         pay_by_ms: PAY_BY,
         idempotency_ttl_secs: 60,
-        windows: WINDOWS,
+        confirm_windows: WINDOWS,
     }
 }
 
-const WINDOWS: Windows = Windows { confirm_ms: 30_000, in_flight_ms: 7_000 };
+const WINDOWS: ConfirmWindows = ConfirmWindows { confirm_ms: 30_000, in_flight_ms: 7_000 };
 /// As if the in-flight window had passed since the reservation.
-const LATER: Windows = Windows { confirm_ms: 30_000, in_flight_ms: 0 };
+const LATER: ConfirmWindows = ConfirmWindows { confirm_ms: 30_000, in_flight_ms: 0 };
 
 async fn sale(store: &SaleStore, stock: i64, per_user_limit: i64) -> String {
     let sku = unique("lua");
@@ -128,8 +128,10 @@ async fn a_repeated_key_returns_the_first_order() {
     // for the broker; past it, a repeat is told to send the order again.
     let soon = store.reserve(&request(&sku, "k1", 7, 2, order_id(7))).await.unwrap();
     assert!(matches!(soon, Reservation::InProgress(IdempotencyRecord { order_id, .. }) if order_id == first));
-    let again =
-        store.reserve(&ReserveRequest { windows: LATER, ..request(&sku, "k1", 7, 2, order_id(7)) }).await.unwrap();
+    let again = store
+        .reserve(&ReserveRequest { confirm_windows: LATER, ..request(&sku, "k1", 7, 2, order_id(7)) })
+        .await
+        .unwrap();
     let Reservation::Duplicate(record) = again else { panic!("expected a duplicate, got {again:?}") };
     assert_eq!(
         record,
@@ -216,7 +218,8 @@ async fn release_gives_units_back_once_and_frees_the_key() {
     store.reserve(&request(&sku, "late", 4, 1, late)).await.unwrap();
     assert_eq!(store.release(&sku, "late", late, &LATER).await.unwrap(), Release::TooLate);
     assert_eq!(store.sale_status(&sku).await.unwrap().unwrap().reserved, 1);
-    let repeat = store.reserve(&ReserveRequest { windows: LATER, ..request(&sku, "late", 4, 1, order_id(4)) }).await;
+    let repeat =
+        store.reserve(&ReserveRequest { confirm_windows: LATER, ..request(&sku, "late", 4, 1, order_id(4)) }).await;
     assert!(matches!(repeat.unwrap(), Reservation::Duplicate(IdempotencyRecord { order_id, .. }) if order_id == late));
 }
 
@@ -452,16 +455,16 @@ async fn an_add_to_the_active_sales_that_was_lost_is_made_good_by_a_later_reserv
 }
 
 #[tokio::test]
-async fn payment_queries_are_claimed_once_per_round() {
-    let store = stock::PaymentQueries::new(store().await.redis().clone());
+async fn payment_lookups_are_claimed_once_per_round() {
+    let store = stock::PaymentLookups::new(store().await.redis().clone());
     let query = PaymentQuery { sku: unique("q"), order_id: order_id(5), started_ms: NOW };
     store.queue_payment_query(&query, NOW + 1_000).await.unwrap();
-    let claimed = store.claim_payment_queries(NOW + 1_000, NOW + 61_000, 1_000).await.unwrap();
+    let claimed = store.claim_payment_lookups(NOW + 1_000, NOW + 61_000, 1_000).await.unwrap();
     assert!(claimed.contains(&query));
-    let again = store.claim_payment_queries(NOW + 1_000, NOW + 61_000, 1_000).await.unwrap();
+    let again = store.claim_payment_lookups(NOW + 1_000, NOW + 61_000, 1_000).await.unwrap();
     assert!(!again.contains(&query), "pushed to its next due time");
     store.drop_payment_query(&query).await.unwrap();
-    assert!(!store.claim_payment_queries(NOW + 100_000, NOW + 160_000, 1_000).await.unwrap().contains(&query));
+    assert!(!store.claim_payment_lookups(NOW + 100_000, NOW + 160_000, 1_000).await.unwrap().contains(&query));
 }
 
 #[tokio::test]

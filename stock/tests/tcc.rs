@@ -4,7 +4,9 @@
 
 use order::id::{IdGenerator, OrderId};
 use order::sale::SaleWindow;
-use stock::{CancelledItem, Confirmation, RedisConfig, SaleStore, SaleTerms, TccItem, Tried, TryRequest, Windows};
+use stock::{
+    CancelledItem, ConfirmWindows, Confirmation, RedisConfig, SaleStore, SaleTerms, TccItem, Tried, TryRequest,
+};
 
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -15,9 +17,9 @@ fn unique(prefix: &str) -> String {
 }
 
 const PRICE: i64 = 1_999;
-const WINDOWS: Windows = Windows { confirm_ms: 30_000, in_flight_ms: 7_000 };
+const WINDOWS: ConfirmWindows = ConfirmWindows { confirm_ms: 30_000, in_flight_ms: 7_000 };
 /// As if the in-flight window had passed since the Try.
-const LATER: Windows = Windows { confirm_ms: 30_000, in_flight_ms: 0 };
+const LATER: ConfirmWindows = ConfirmWindows { confirm_ms: 30_000, in_flight_ms: 0 };
 
 async fn store() -> SaleStore {
     let namespace = format!("{}:", unique("test_tcc"));

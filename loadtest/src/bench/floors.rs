@@ -28,7 +28,7 @@ use order::id::IdGenerator;
 use order::shard::bucket_for_user;
 use orderdb::orders::insert_plain;
 use orderdb::ShardPools;
-use stock::{RedisConfig, Reservation, ReserveRequest, SaleStore, SaleTerms, Windows};
+use stock::{ConfirmWindows, RedisConfig, Reservation, ReserveRequest, SaleStore, SaleTerms};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -151,7 +151,7 @@ impl RedisFloor {
             now_ms,
             pay_by_ms: now_ms + 900_000,
             idempotency_ttl_secs: 60,
-            windows: Windows { confirm_ms: 30_000, in_flight_ms: 7_000 },
+            confirm_windows: ConfirmWindows { confirm_ms: 30_000, in_flight_ms: 7_000 },
         };
         match self.store.reserve(&req).await {
             Ok(Reservation::Reserved { amount_cents, .. }) => Ok(OrderCreated {

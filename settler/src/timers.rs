@@ -1,4 +1,4 @@
-//! The lifecycle's background work, on every shard each round:
+//! The order lifecycle's timers, on every shard each round:
 //!
 //! - **The outbox relay.** Events of moves made in MySQL (fulfilment,
 //!   cancellation after payment, auto-completion) wait in their shard's
@@ -38,7 +38,7 @@ use crate::refunds::RefundDriver;
 /// Most outbox rows sent, and most orders completed, per shard per round.
 const AT_ONCE: u32 = 500;
 
-pub struct Lifecycle {
+pub struct Timers {
     pub shards: ShardPools,
     pub store: SaleStore,
     pub events: EventProducer,
@@ -63,7 +63,7 @@ pub struct Relayed {
     pub reviewed: u64,
 }
 
-impl Lifecycle {
+impl Timers {
     /// A round every `every` until `shutdown` resolves. A shutdown stops a
     /// round where it is (a shard that is down may hold it for long): every
     /// step is a transaction or safe to redo, and the next start redoes it.

@@ -34,11 +34,11 @@ impl PaymentQuery {
 
 /// The payments the channel is to be asked about, due by time.
 #[derive(Clone)]
-pub struct PaymentQueries {
+pub struct PaymentLookups {
     redis: Redis,
 }
 
-impl PaymentQueries {
+impl PaymentLookups {
     pub fn new(redis: Redis) -> Self {
         Self { redis }
     }
@@ -55,7 +55,7 @@ impl PaymentQueries {
     }
 
     /// Claims up to `max` queries due at `now_ms`, pushing them to `next_due_ms`.
-    pub async fn claim_payment_queries(
+    pub async fn claim_payment_lookups(
         &self,
         now_ms: i64,
         next_due_ms: i64,

@@ -27,7 +27,7 @@ pub async fn run(center: Arc<OrderCenter>) {
         tick.tick().await;
         let now_ms = Utc::now().timestamp_millis();
         let next_due_ms = now_ms + center.settings.payments.query_every_secs as i64 * 1_000;
-        match center.payment_queries.claim_payment_queries(now_ms, next_due_ms, CLAIM_AT_ONCE).await {
+        match center.payment_lookups.claim_payment_lookups(now_ms, next_due_ms, CLAIM_AT_ONCE).await {
             Ok(queries) => {
                 for query in queries {
                     look_up(&center, &query, now_ms).await;
@@ -67,7 +67,7 @@ async fn look_up(center: &OrderCenter, query: &PaymentQuery, now_ms: i64) {
         }
     };
     if finished {
-        if let Err(err) = center.payment_queries.drop_payment_query(query).await {
+        if let Err(err) = center.payment_lookups.drop_payment_query(query).await {
             tracing::warn!(%order_id, error = %err, "could not drop a finished payment lookup");
         }
     }
