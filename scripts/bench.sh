@@ -51,10 +51,9 @@ if [ "${BENCH:-all}" = brokers ]; then
     port=$(free_port)
     started=$(date +%s%N)
     if [ "$broker" = tansu ]; then
-      nohup "$STATE/venv/bin/tansu" broker --listener-url "tcp://127.0.0.1:$port" \
-        --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/ \
-        >"$RUN/bench-tansu.log" 2>&1 &
-      broker_pid=$!
+      proc_start bench-tansu "$STATE/venv/bin/tansu" broker --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/
+      broker_pid=$(cat "$RUN/bench-tansu.pid")
     else
       export KAFKA_PORT=$port KAFKA_CONTROLLER_PORT=$(free_port)
       RUN_DIR="$RUN/bench-kafka" bash "$ROOT/scripts/kafka.sh" wipe

@@ -42,21 +42,10 @@ esac
 # --- processes -------------------------------------------------------------
 
 pid_of() { cat "$RUN/$1.pid"; }
-alive() { [ -f "$RUN/$1.pid" ] && pid_alive "$(pid_of "$1")"; }
 kafka() { bash "$ROOT/scripts/kafka.sh" "$@"; }
 
-# spawn NAME COMMAND...: in the background, log in $RUN/NAME.log.
-spawn() {
-  local name=$1
-  shift
-  nohup "$@" >>"$RUN/$name.log" 2>&1 &
-  echo $! >"$RUN/$name.pid"
-}
-
-start_redis() {
-  spawn redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$RUN" --save "" \
-    --appendonly yes --appendfsync always --appendfilename chaos.aof
-  wait_port "$REDIS_PORT" 20 redis
+start_chaos_redis() {
+  start_redis redis "$REDIS_PORT" "$RUN" --appendonly yes --appendfsync always --appendfilename chaos.aof
 }
 
 BIN=""
@@ -64,32 +53,24 @@ start_gateway() { # NAME NODE PORT
   (
     export GATEWAY_SERVER__NODE_ID="$2" GATEWAY_SERVER__LISTEN="127.0.0.1:$3"
     export GATEWAY_CONFIG="$ROOT/config/gateway.local.toml"
-    spawn "$1" "$BIN/gateway"
+    proc_start "$1" "$BIN/gateway"
   )
-  local deadline=$((SECONDS + 40))
-  until curl -fsS "http://127.0.0.1:$3/readyz" >/dev/null 2>&1; do
-    alive "$1" || { tail -20 "$RUN/$1.log" >&2; die "$1 exited"; }
-    ((SECONDS < deadline)) || { tail -20 "$RUN/$1.log" >&2; die "$1 not ready"; }
-    sleep 0.3
-  done
+  wait_ready "$1" "http://127.0.0.1:$3/readyz" 40
 }
 
-start_settler() { spawn "$1" "$BIN/settler"; }
+start_settler() { proc_start "$1" "$BIN/settler"; }
 
 stop_all() {
-  for name in gateway_a gateway_b settler_a settler_b settler_c redis; do
-    alive "$name" && kill -CONT "$(pid_of "$name")" 2>/dev/null && kill "$(pid_of "$name")" 2>/dev/null || true
+  for name in gateway_a gateway_b settler_a settler_b settler_c redis "mariadb-$MYSQL_PORT" "mariadb-$MYSQL_PORT_2"; do
+    proc_stop "$name" 30 || true
   done
   kafka stop >/dev/null 2>&1 || true
-  for pid_file in "$RUN"/mariadb-*.pid; do
-    [ -f "$pid_file" ] && kill -CONT "$(cat "$pid_file")" 2>/dev/null && kill "$(cat "$pid_file")" 2>/dev/null || true
-  done
 }
 trap stop_all EXIT
 
 # --- set-up ----------------------------------------------------------------
 
-start_redis
+start_chaos_redis
 # As root, a broker can be cut off the network (scripts/kafka.sh cut).
 [ "$(id -u)" = 0 ] && export KAFKA_CUTTABLE=1
 kafka start "$BROKERS"
@@ -110,7 +91,6 @@ start_settler settler_b
 start_gateway gateway_a 0 "$GATEWAY_PORT"
 start_gateway gateway_b 1 "$GATEWAY_PORT_2"
 TARGETS="http://127.0.0.1:$GATEWAY_PORT,http://127.0.0.1:$GATEWAY_PORT_2"
-MARIADB_2_PID=$(cat "$RUN/mariadb-$MYSQL_PORT_2.pid" 2>/dev/null || pgrep -f "mariadbd.*--port=$MYSQL_PORT_2")
 
 admin() { # METHOD SKU BODY
   curl -fsS -X "$1" "$GATEWAY_URL/admin/skus/$2" -H 'authorization: Bearer dev-admin-token' \
@@ -187,14 +167,12 @@ kill_one_of_each() {
 redis_restart() {
   redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
   sleep 1
-  start_redis
+  start_chaos_redis
 }
 shard_down() {
-  kill -TERM "$MARIADB_2_PID"
-  while kill -0 "$MARIADB_2_PID" 2>/dev/null; do sleep 0.2; done
+  proc_stop "mariadb-$MYSQL_PORT_2" 60
   sleep 3
   MYSQL_PORT="$MYSQL_PORT_2" bash "$ROOT/scripts/setup.sh" --services-only >/dev/null 2>&1
-  MARIADB_2_PID=$(pgrep -f "mariadbd.*--port=$MYSQL_PORT_2")
 }
 key_reuse() {
   # Some buyers' key records expire mid-sale; those buyers click again with

@@ -30,16 +30,13 @@ PORTS=()
 for _ in 1 2 3; do PORTS+=("$(cluster_port)"); done
 
 stop_cluster() {
-  for port in "${PORTS[@]}"; do redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; done
+  for port in "${PORTS[@]}"; do proc_stop "redis-cluster-$port" 10 || true; done
 }
 trap stop_cluster EXIT
 
 for port in "${PORTS[@]}"; do
-  mkdir -p "$DIR/$port"
-  redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$DIR/$port" --save "" --appendonly no \
-    --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
-    --logfile "$DIR/$port/redis.log"
-  wait_port "$port" 20 "redis cluster node"
+  start_redis "redis-cluster-$port" "$port" "$DIR/$port" --appendonly no \
+    --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000
 done
 nodes=()
 for port in "${PORTS[@]}"; do nodes+=("127.0.0.1:$port"); done

@@ -208,3 +208,86 @@ apt_install() {
   APT_UPDATED=1
   log "installed Debian packages: $*"
 }
+
+# --- processes the scripts start: pid in $RUN/NAME.pid, output in $RUN/NAME.log
+
+# proc_alive NAME: its pid file names a live process.
+proc_alive() { [ -f "$RUN/$1.pid" ] && pid_alive "$(cat "$RUN/$1.pid")"; }
+
+# proc_start NAME COMMAND...: runs COMMAND in the background.
+proc_start() {
+  local name=$1
+  shift
+  nohup "$@" >>"$RUN/$name.log" 2>&1 &
+  echo $! >"$RUN/$name.pid"
+}
+
+# proc_stop NAME [SECONDS]: SIGTERM (after SIGCONT, for a stalled one), then
+# SIGKILL if it still runs after SECONDS (15); false if it was not running.
+proc_stop() {
+  local name=$1 wait=${2:-15} pid
+  if ! proc_alive "$name"; then rm -f "$RUN/$name.pid"; return 1; fi
+  pid=$(cat "$RUN/$name.pid")
+  kill -CONT "$pid" 2>/dev/null || true
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 $((wait * 10))); do pid_alive "$pid" || break; sleep 0.1; done
+  if pid_alive "$pid"; then log "$name: still running after $wait s, killing"; kill -KILL "$pid"; fi
+  rm -f "$RUN/$name.pid"
+}
+
+# proc_failed NAME WHY: stops the script with WHY and the end of NAME's log.
+proc_failed() {
+  log "$1 $2; the end of $RUN/$1.log:"
+  tail -20 "$RUN/$1.log" >&2
+  exit 1
+}
+
+# wait_ready NAME URL SECONDS: until URL answers 2xx, while NAME runs.
+wait_ready() {
+  local deadline=$((SECONDS + $3))
+  until curl -fsS "$2" >/dev/null 2>&1; do
+    proc_alive "$1" || proc_failed "$1" "exited during start-up"
+    ((SECONDS < deadline)) || proc_failed "$1" "not ready after $3 s"
+    sleep 0.3
+  done
+}
+
+# wait_listening NAME PORT SECONDS: until something listens on PORT, while NAME runs.
+wait_listening() {
+  local deadline=$((SECONDS + $3))
+  until port_open "$2"; do
+    proc_alive "$1" || proc_failed "$1" "exited during start-up"
+    ((SECONDS < deadline)) || proc_failed "$1" "did not open port $2 in $3 s"
+    sleep 0.2
+  done
+}
+
+# start_redis NAME PORT DIR [redis-server options]: a Redis of the scripts'
+# own on 127.0.0.1:PORT, files in DIR, no snapshots.
+start_redis() {
+  local name=$1 port=$2 dir=$3
+  shift 3
+  command -v redis-server >/dev/null || apt_install redis-server
+  mkdir -p "$dir"
+  proc_start "$name" redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save "" "$@"
+  wait_listening "$name" "$port" 20
+}
+
+# start_mariadb NAME PORT [mariadbd options]: a MariaDB of the scripts' own
+# on 127.0.0.1:PORT, its data in $RUN/NAME (made on first use, root over
+# the socket $RUN/NAME.sock).
+start_mariadb() {
+  local name=$1 port=$2 data="$RUN/$1"
+  shift 2
+  [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server
+  if [ ! -d "$data/mysql" ]; then
+    log "$name: creating a data directory in $data"
+    mariadb-install-db --no-defaults --force --datadir="$data" --user="$(id -un)" \
+      --auth-root-authentication-method=normal >>"$RUN/$name.log" 2>&1 \
+      || proc_failed "$name" "could not create its data directory (mariadb-install-db)"
+  fi
+  proc_start "$name" /usr/sbin/mariadbd --no-defaults --datadir="$data" --socket="$data.sock" \
+    --pid-file="$data.pid" --bind-address=127.0.0.1 --port="$port" --user="$(id -un)" \
+    --log-error="$RUN/$name.log" "$@"
+  wait_listening "$name" "$port" 60
+}

@@ -19,10 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 stop_all() {
   bash "$ROOT/scripts/stack.sh" stop || true
-  bash "$ROOT/scripts/kafka.sh" stop || true
-  for pid_file in "$RUN"/redis-*.pid "$RUN"/tansu-*.pid "$RUN"/mariadb-*.pid; do
-    [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
-  done
+  bash "$ROOT/scripts/setup.sh" --stop || true
 }
 trap stop_all EXIT
 

@@ -10,27 +10,16 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[ -x /usr/sbin/mariadbd ] || apt_install mariadb-server
-
 # start_server PORT SERVER_ID [extra mariadbd options]
 start_server() {
-  local port=$1 id=$2 data="$RUN/mariadb-repl-$1"
+  local port=$1 id=$2
   shift 2
   if port_open "$port"; then
     is_mysql "$port" || refuse_port "$port" "$([ "$id" = 1 ] && echo REPLICA_PRIMARY_PORT || echo REPLICA_PORT)" MariaDB
     return
   fi
-  if [ ! -d "$data/mysql" ]; then
-    log "mariadb ($port): creating a data directory in $data"
-    mariadb-install-db --no-defaults --force --datadir="$data" --user="$(id -un)" \
-      --auth-root-authentication-method=normal >"$data.log" 2>&1 \
-      || { tail -20 "$data.log"; die "mariadb-install-db failed"; }
-  fi
   log "mariadb ($port): starting, server id $id"
-  nohup /usr/sbin/mariadbd --no-defaults --datadir="$data" --socket="$data.sock" --pid-file="$data.pid" \
-    --bind-address=127.0.0.1 --port="$port" --user="$(id -un)" --server-id="$id" \
-    --log-error="$data.log" --max-connections=200 "$@" >/dev/null 2>&1 &
-  wait_port "$port" 60 "mariadb ($port)" || { tail -20 "$data.log"; exit 1; }
+  start_mariadb "mariadb-repl-$port" "$port" --server-id="$id" --max-connections=200 "$@"
 }
 
 # sql PORT STATEMENTS: as root over the socket of a server started here,

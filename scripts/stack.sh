@@ -18,50 +18,22 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-running() { [ -f "$RUN/$1.pid" ] && pid_alive "$(cat "$RUN/$1.pid")"; }
-
-# died NAME: the process exited during start-up; show why and stop.
-died() {
-  log "$1 exited during start-up; the end of $RUN/$1.log:"
-  tail -20 "$RUN/$1.log" >&2
-  exit 1
-}
-
 start_one() {
   local name=$1
   shift
-  if running "$name"; then log "$name: already running (pid $(cat "$RUN/$name.pid"))"; return; fi
+  if proc_alive "$name"; then log "$name: already running (pid $(cat "$RUN/$name.pid"))"; return; fi
   [ -f "$STATE/bin-dir" ] || die "run scripts/setup.sh first"
-  nohup "$(cat "$STATE/bin-dir")/$name" "$@" >"$RUN/$name.log" 2>&1 &
-  echo $! >"$RUN/$name.pid"
-  log "$name: started (pid $!, log $RUN/$name.log)"
-}
-
-# wait_listening NAME PORT: until NAME answers on PORT; fails loudly if it exits.
-wait_listening() {
-  local deadline=$((SECONDS + 30))
-  until port_open "$2"; do
-    running "$1" || died "$1"
-    ((SECONDS < deadline)) || { log "$1 did not open port $2 in 30 s"; tail -20 "$RUN/$1.log" >&2; exit 1; }
-    sleep 0.2
-  done
+  : >"$RUN/$name.log"
+  proc_start "$name" "$(cat "$STATE/bin-dir")/$name" "$@"
+  log "$name: started (pid $(cat "$RUN/$name.pid"), log $RUN/$name.log)"
 }
 
 # free_for NAME PORT VARIABLE: the port is free, or refuse to start.
 free_for() {
-  if ! running "$1" && port_open "$2"; then refuse_port "$2" "$3" "this stack's $1"; fi
+  if ! proc_alive "$1" && port_open "$2"; then refuse_port "$2" "$3" "this stack's $1"; fi
 }
 
-stop_one() {
-  local name=$1
-  if ! running "$name"; then rm -f "$RUN/$name.pid"; return; fi
-  local pid; pid=$(cat "$RUN/$name.pid")
-  kill -TERM "$pid"
-  for _ in $(seq 1 150); do pid_alive "$pid" || break; sleep 0.1; done
-  if pid_alive "$pid"; then log "$name: still running after 15 s, killing"; kill -KILL "$pid"; fi
-  rm -f "$RUN/$name.pid"
-  log "$name: stopped"
-}
+stop_one() { proc_stop "$1" && log "$1: stopped"; }
 
 case "${1:-}" in
   start)
@@ -71,32 +43,20 @@ case "${1:-}" in
     free_for gateway "$GATEWAY_PORT" GATEWAY_PORT
     free_for settler "$SETTLER_PORT" SETTLER_PORT
     start_one paysim --listen "127.0.0.1:$PAYSIM_PORT"
-    wait_listening paysim "$PAYSIM_PORT"
+    wait_listening paysim "$PAYSIM_PORT" 30
     start_one settler
     start_one gateway
-    deadline=$((SECONDS + 30))
-    until curl -fsS "$GATEWAY_URL/readyz" >/dev/null 2>&1; do
-      running gateway || died gateway
-      running settler || died settler
-      if ((SECONDS > deadline)); then
-        log "gateway not ready after 30 s; the end of $RUN/gateway.log:"
-        tail -20 "$RUN/gateway.log" >&2
-        exit 1
-      fi
-      sleep 0.3
-    done
-    wait_listening settler "$SETTLER_PORT"
-    for name in paysim settler gateway; do running "$name" || died "$name"; done
+    wait_ready gateway "$GATEWAY_URL/readyz" 30
+    wait_listening settler "$SETTLER_PORT" 30
+    for name in paysim settler gateway; do proc_alive "$name" || proc_failed "$name" "exited"; done
     log "ready: $GATEWAY_URL (admin token: dev-admin-token unless configured)"
     ;;
   stop)
-    stop_one gateway
-    stop_one settler
-    stop_one paysim
+    for name in gateway settler paysim; do stop_one "$name" || true; done
     ;;
   status)
     for name in gateway settler paysim; do
-      if running "$name"; then echo "$name: running (pid $(cat "$RUN/$name.pid"))"; else echo "$name: stopped"; fi
+      if proc_alive "$name"; then echo "$name: running (pid $(cat "$RUN/$name.pid"))"; else echo "$name: stopped"; fi
     done
     ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;

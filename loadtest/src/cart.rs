@@ -23,11 +23,11 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::burst::{burst, Tally};
 use crate::client::Gateway;
 use crate::report::{check, Latency, Report};
 use crate::shards::{describe, wait_for_orders, StatusCounts};
-use crate::timeline::{latency_histogram, per_second};
+use crate::timeline::per_second;
+use crate::workers::{burst, closed_loop, Answer};
 
 pub struct Cart {
     pub gateway: Gateway,
@@ -60,71 +60,49 @@ impl Cart {
         let skus = self.set_up().await?;
         let floor = self.floor().await?;
 
-        let next = Arc::new(AtomicU64::new(0));
-        let tally = Arc::new(Mutex::new(Tally::default()));
         let accepted: Arc<Mutex<Vec<Accepted>>> = Arc::default();
         let broken_sums = Arc::new(AtomicU64::new(0));
         let lines_sent = Arc::new(AtomicU64::new(0));
-        let began = Instant::now();
-        let deadline = began + self.max_duration;
-        let workers: Vec<_> = (0..self.concurrency.max(1))
-            .map(|_| {
-                let (gateway, skus, next, tally, accepted, broken_sums, lines_sent) = (
-                    self.gateway.clone(),
-                    skus.clone(),
-                    next.clone(),
-                    tally.clone(),
-                    accepted.clone(),
-                    broken_sums.clone(),
-                    lines_sent.clone(),
-                );
-                let (buyers, first_user, run) = (self.buyers, self.first_user, self.run.clone());
-                tokio::spawn(async move {
-                    let mut mine = Tally::default();
-                    loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        if n >= buyers || Instant::now() >= deadline {
-                            break;
+        let (gateway, first_user, run) = (self.gateway.clone(), self.first_user, self.run.clone());
+        let (kept, broken, lines_counted, cart_skus) =
+            (accepted.clone(), broken_sums.clone(), lines_sent.clone(), skus.clone());
+        let tally = closed_loop(self.buyers, self.concurrency, self.max_duration, move |n| {
+            let (gateway, run, kept, broken, lines_counted) =
+                (gateway.clone(), run.clone(), kept.clone(), broken.clone(), lines_counted.clone());
+            let user = first_user + n;
+            let lines = cart_of(&cart_skus, &mut StdRng::seed_from_u64(user));
+            async move {
+                lines_counted.fetch_add(lines.len() as u64, Ordering::Relaxed);
+                let body = json!({"lines": lines});
+                let sent = Instant::now();
+                let answer = gateway.checkout(user, &format!("{run}-{user}"), &body).await;
+                let label = match &answer {
+                    Ok((status, reply)) if *status == StatusCode::CREATED => {
+                        let reply: Value = serde_json::from_slice(reply).unwrap_or_default();
+                        match accepted_of(&reply, user) {
+                            Some((checkout, adds_up)) => {
+                                broken.fetch_add(u64::from(!adds_up), Ordering::Relaxed);
+                                kept.lock().unwrap().push(checkout);
+                            }
+                            None => {
+                                broken.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
-                        let user = first_user + n;
-                        let lines = cart_of(&skus, &mut StdRng::seed_from_u64(user));
-                        lines_sent.fetch_add(lines.len() as u64, Ordering::Relaxed);
-                        let body = json!({"lines": lines});
-                        let sent = Instant::now();
-                        let answer = gateway.checkout(user, &format!("{run}-{user}"), &body).await;
-                        let label = match &answer {
-                            Ok((status, reply)) if *status == StatusCode::CREATED => {
-                                let reply: Value = serde_json::from_slice(reply).unwrap_or_default();
-                                match accepted_of(&reply, user) {
-                                    Some((checkout, adds_up)) => {
-                                        broken_sums.fetch_add(u64::from(!adds_up), Ordering::Relaxed);
-                                        accepted.lock().unwrap().push(checkout);
-                                    }
-                                    None => {
-                                        broken_sums.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                }
-                                "201".to_owned()
-                            }
-                            Ok((status, reply)) => {
-                                let reply: Value = serde_json::from_slice(reply).unwrap_or_default();
-                                format!("{} {}", status.as_u16(), reply["error"].as_str().unwrap_or("?"))
-                            }
-                            Err(_) => "error".to_owned(),
-                        };
-                        mine.record(began, sent, label);
+                        "201".to_owned()
                     }
-                    tally.lock().unwrap().absorb(mine);
-                })
-            })
-            .collect();
-        for worker in workers {
-            worker.await?;
-        }
-        let elapsed = began.elapsed();
-        let tally = std::mem::take(&mut *tally.lock().unwrap());
+                    Ok((status, reply)) => {
+                        let reply: Value = serde_json::from_slice(reply).unwrap_or_default();
+                        format!("{} {}", status.as_u16(), reply["error"].as_str().unwrap_or("?"))
+                    }
+                    Err(_) => "error".to_owned(),
+                };
+                Answer::timed(sent, label)
+            }
+        })
+        .await?;
+        let elapsed = tally.elapsed;
         let accepted = std::mem::take(&mut *accepted.lock().unwrap());
-        let latency = tally.latency.clone().unwrap_or_else(latency_histogram);
+        let latency = tally.latency();
         let checkouts_per_sec = latency.len() as f64 / elapsed.as_secs_f64();
         let lines_per_sec = lines_sent.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64();
 
@@ -235,13 +213,12 @@ impl Cart {
     async fn floor(&self) -> anyhow::Result<f64> {
         let sku = format!("{}_floor", self.run);
         self.gateway.load_sale(&sku, self.buyers as i64, 1, 1_000).await?;
-        let began = Instant::now();
         let first = self.first_user + 10_000_000;
         let tally = burst(&self.gateway, &sku, first, self.buyers, self.concurrency, self.max_duration)
             .await
             .context("the single-order floor")?;
         let sent: u64 = tally.answers.values().sum();
-        Ok(sent as f64 / began.elapsed().as_secs_f64())
+        Ok(sent as f64 / tally.elapsed.as_secs_f64())
     }
 
     /// Cancels `cancel_fraction` of the checkouts and pays `pay_fraction`

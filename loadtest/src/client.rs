@@ -1,6 +1,6 @@
 //! A keep-alive HTTP/1 client for the gateway, with the calls the scenarios make.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -261,6 +261,28 @@ impl Gateway {
         }
         let reply: Value = serde_json::from_slice(&reply)?;
         Ok(serde_json::from_value(reply["sale"].clone())?)
+    }
+
+    /// The sale's counters once they satisfy `done`, or as they are when
+    /// `timeout` passed (saying what it waited for).
+    pub async fn sale_once(
+        &self,
+        sku: &str,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&Units) -> bool,
+    ) -> anyhow::Result<Units> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let sale = self.sale(sku).await?;
+            if done(&sale) || Instant::now() > deadline {
+                if !done(&sale) {
+                    eprintln!("gave up waiting for {what}: {sale:?}");
+                }
+                return Ok(sale);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     async fn admin(&self, method: Method, sku: &str, body: String) -> anyhow::Result<(StatusCode, Bytes)> {

@@ -10,21 +10,20 @@
 //! counters adding up, refunds confirmed and never above the payment.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use futures::stream::{self, StreamExt};
 use order::status::OrderStatus;
 
-use crate::after_payment::{self, Fate};
-use crate::burst::{burst, Tally};
 use stock::Units;
 
+use crate::after_payment::{self, Fate};
 use crate::client::Gateway;
 use crate::report::{check, Check, Latency, Lifecycle, Report};
 use crate::shards::{at_least, describe, exactly, wait_for_orders, StatusCounts};
-use crate::timeline::latency_histogram;
 use crate::timeline::per_second;
+use crate::workers::{burst, Tally};
 
 pub struct FlashSale {
     pub gateway: Gateway,
@@ -48,10 +47,9 @@ pub struct FlashSale {
 impl FlashSale {
     pub async fn run(self) -> anyhow::Result<Report> {
         self.gateway.load_sale(&self.sku, self.stock, 1, 9_900).await.context("loading the sale")?;
-        let started = Instant::now();
         let tally = self.burst(self.first_user, self.buyers).await?;
-        let elapsed = started.elapsed();
-        let latency = tally.latency.clone().unwrap_or_else(latency_histogram);
+        let elapsed = tally.elapsed;
+        let latency = tally.latency();
         let accepted = tally.count("202");
         let distinct: HashSet<&String> = tally.accepted.iter().map(|(id, _)| id).collect();
         let mut checks = vec![
@@ -240,17 +238,7 @@ impl FlashSale {
 
     /// Waits until the sale's counters satisfy `done`.
     async fn wait_for(&self, what: &str, done: impl Fn(&Units) -> bool) -> anyhow::Result<Units> {
-        let deadline = Instant::now() + self.settle_timeout;
-        loop {
-            let sale = self.gateway.sale(&self.sku).await?;
-            if done(&sale) || Instant::now() > deadline {
-                if !done(&sale) {
-                    eprintln!("gave up waiting for {what}: {sale:?}");
-                }
-                return Ok(sale);
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        self.gateway.sale_once(&self.sku, self.settle_timeout, what, done).await
     }
 
     /// Waits until MySQL holds `expected` orders per status (or the settle

@@ -8,20 +8,18 @@
 //! buyers and the merchant did, history rows = moves, refunds confirmed
 //! and never above the payment.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use order::status::OrderStatus;
 use rand::{Rng, SeedableRng};
 
 use crate::after_payment::{self, Fate};
-use crate::burst::{status_of, Tally};
 use crate::client::Gateway;
 use crate::report::{check, Latency, Report};
 use crate::shards::{at_least, describe, exactly, wait_for_orders};
-use crate::timeline::latency_histogram;
 use crate::timeline::per_second;
+use crate::workers::{closed_loop, place};
 
 pub struct Mixed {
     pub gateway: Gateway,
@@ -50,75 +48,47 @@ struct Actions {
 impl Mixed {
     pub async fn run(self) -> anyhow::Result<Report> {
         self.gateway.load_sale(&self.sku, 1_000_000_000_000, 1, 1_999).await?;
-        let next = Arc::new(AtomicU64::new(0));
-        let tally = Arc::new(Mutex::new(Tally::default()));
         let actions = Arc::new(Mutex::new(Actions::default()));
-        let began = Instant::now();
-        let deadline = began + self.max_duration;
-        let workers: Vec<_> = (0..self.concurrency.max(1) as u64)
-            .map(|worker| {
-                let (gateway, channel, sku) = (self.gateway.clone(), self.channel_url.clone(), self.sku.clone());
-                let (next, tally, actions) = (next.clone(), tally.clone(), actions.clone());
-                let (sessions, first_user) = (self.sessions, self.first_user);
-                tokio::spawn(async move {
-                    let mut rng = rand::rngs::StdRng::seed_from_u64(worker);
-                    let mut mine = Tally::default();
-                    loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        if n >= sessions || Instant::now() >= deadline {
-                            break;
-                        }
-                        let user = first_user + n;
-                        let sent = Instant::now();
-                        let placed = gateway.place(user, &sku, 1, &format!("{sku}-{user}")).await;
-                        let status = status_of(&placed, user, &mut mine);
-                        mine.record(began, sent, status);
-                        let Some((order_id, _)) = mine.accepted.last().filter(|(_, u)| *u == user).cloned() else {
-                            continue;
-                        };
-                        // 60 % pay, 20 % cancel, 20 % walk away (their order times out later).
-                        let roll: f64 = rng.gen();
-                        let done = if roll < 0.6 {
-                            match gateway.pay(&order_id, user, &sku).await {
-                                Ok(payment) => {
-                                    gateway.complete_payment(&channel, &payment).await.is_ok().then_some("paid")
-                                }
-                                Err(_) => None,
-                            }
-                        } else if roll < 0.8 {
-                            gateway
-                                .cancel(&order_id, user, &sku)
-                                .await
-                                .ok()
-                                .filter(|s| s.is_success())
-                                .map(|_| "cancelled")
-                        } else {
-                            Some("left")
-                        };
-                        let done = done.unwrap_or("failed");
-                        {
-                            let mut done_so_far = actions.lock().unwrap();
-                            match done {
-                                "paid" => done_so_far.paid.push((order_id.clone(), user)),
-                                "cancelled" => done_so_far.cancelled += 1,
-                                "left" => done_so_far.left += 1,
-                                _ => done_so_far.failed += 1,
-                            }
-                        }
-                        // And the buyer looks at the order (it may not be stored yet).
-                        let _ = gateway.order(&order_id, user).await;
+        let (gateway, channel, sku) = (self.gateway.clone(), self.channel_url.clone(), self.sku.clone());
+        let (done_so_far, first_user) = (actions.clone(), self.first_user);
+        let tally = closed_loop(self.sessions, self.concurrency, self.max_duration, move |n| {
+            let (gateway, channel, sku, done_so_far) =
+                (gateway.clone(), channel.clone(), sku.clone(), done_so_far.clone());
+            async move {
+                let user = first_user + n;
+                let placed = place(&gateway, &sku, user).await;
+                let Some((order_id, _)) = placed.accepted.clone() else {
+                    return placed;
+                };
+                // 60 % pay, 20 % cancel, 20 % walk away (their order times out later).
+                let roll: f64 = rand::rngs::StdRng::seed_from_u64(user).gen();
+                let done = if roll < 0.6 {
+                    match gateway.pay(&order_id, user, &sku).await {
+                        Ok(payment) => gateway.complete_payment(&channel, &payment).await.is_ok().then_some("paid"),
+                        Err(_) => None,
                     }
-                    tally.lock().unwrap().absorb(mine);
-                })
-            })
-            .collect();
-        for worker in workers {
-            worker.await?;
-        }
-        let elapsed = began.elapsed();
-        let tally = std::mem::take(&mut *tally.lock().unwrap());
+                } else if roll < 0.8 {
+                    gateway.cancel(&order_id, user, &sku).await.ok().filter(|s| s.is_success()).map(|_| "cancelled")
+                } else {
+                    Some("left")
+                };
+                {
+                    let mut done_so_far = done_so_far.lock().unwrap();
+                    match done.unwrap_or("failed") {
+                        "paid" => done_so_far.paid.push((order_id.clone(), user)),
+                        "cancelled" => done_so_far.cancelled += 1,
+                        "left" => done_so_far.left += 1,
+                        _ => done_so_far.failed += 1,
+                    }
+                }
+                // And the buyer looks at the order (it may not be stored yet).
+                let _ = gateway.order(&order_id, user).await;
+                placed
+            }
+        })
+        .await?;
         let actions = std::mem::take(&mut *actions.lock().unwrap());
-        let latency = tally.latency.clone().unwrap_or_else(latency_histogram);
+        let latency = tally.latency();
         let accepted = tally.count("202");
 
         let pending = actions.left + actions.failed;
@@ -134,7 +104,8 @@ impl Mixed {
         expected.push((OrderStatus::PendingPayment, pending));
         let stored = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| exactly(s, &expected)).await?;
         let sold = (paid - cancelled_after_paying) as i64;
-        let sale = self.gateway.sale(&self.sku).await?;
+        // A paid order's units leave `sold` when the settler relays its cancellation.
+        let sale = self.gateway.sale_once(&self.sku, self.settle_timeout, "returned units", |s| s.sold == sold).await?;
         let fates_seen: Vec<String> = fates.iter().map(|(fate, n)| format!("{n} {fate:?}")).collect();
         let mut checks = vec![
             check(
@@ -171,8 +142,8 @@ impl Mixed {
             sku: self.sku,
             stock: 1_000_000_000_000,
             requests: latency.len(),
-            elapsed_secs: elapsed.as_secs_f64(),
-            throughput_rps: latency.len() as f64 / elapsed.as_secs_f64(),
+            elapsed_secs: tally.elapsed.as_secs_f64(),
+            throughput_rps: latency.len() as f64 / tally.elapsed.as_secs_f64(),
             timeline: per_second(&tally.samples),
             answers: tally.answers,
             latency: Latency::from_histogram(&latency),

@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::burst::{status_of, Tally};
 use crate::client::Gateway;
 use crate::report::{check, Latency, Report};
 use crate::shards::wait_for_orders;
-use crate::timeline::latency_histogram;
 use crate::timeline::per_second;
+use crate::workers::{Answer, Tally};
 
 pub struct RateRun {
     pub scenario: &'static str,
@@ -69,9 +68,7 @@ impl RateRun {
                 let due_at = Instant::now();
                 tokio::spawn(async move {
                     let answer = gateway.place(user, &sku, 1, &format!("{sku}-{user}")).await;
-                    let mut tally = tally.lock().unwrap();
-                    let status = status_of(&answer, user, &mut tally);
-                    tally.record(began, due_at, status);
+                    tally.lock().unwrap().record(began, Answer::of_placement(due_at, user, &answer));
                     drop(permit);
                 });
             }
@@ -80,7 +77,7 @@ impl RateRun {
         // Every request answered: all permits back.
         let _all = in_flight.acquire_many(self.max_in_flight as u32).await?;
         let tally = std::mem::take(&mut *tally.lock().unwrap());
-        let latency = tally.latency.clone().unwrap_or_else(latency_histogram);
+        let latency = tally.latency();
         let timeline = per_second(&tally.samples);
         let accepted = tally.count("202");
         let orders_in_mysql = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |stored| {

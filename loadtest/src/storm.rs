@@ -4,18 +4,16 @@
 //! at most one order, and the stock taken must equal the orders made.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
 
-use crate::burst::Tally;
 use crate::client::Gateway;
 use crate::report::{check, Latency, Report};
 use crate::shards::{describe, wait_for_orders};
-use crate::timeline::latency_histogram;
 use crate::timeline::per_second;
+use crate::workers::{closed_loop, Answer};
 
 pub struct Storm {
     pub gateway: Gateway,
@@ -35,50 +33,30 @@ type Answers = HashMap<u64, Vec<(u16, Option<String>)>>;
 impl Storm {
     pub async fn run(self) -> anyhow::Result<Report> {
         self.gateway.load_sale(&self.sku, self.keys as i64, 1, 100).await?;
-        let total = self.keys * self.retries;
-        let next = Arc::new(AtomicU64::new(0));
         let answers: Arc<Mutex<Answers>> = Arc::default();
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let began = Instant::now();
-        let deadline = began + self.max_duration;
-        let workers: Vec<_> = (0..self.concurrency.max(1))
-            .map(|_| {
-                let (gateway, sku, next, answers, tally) =
-                    (self.gateway.clone(), self.sku.clone(), next.clone(), answers.clone(), tally.clone());
-                let (keys, first_user) = (self.keys, self.first_user);
-                tokio::spawn(async move {
-                    let mut mine = Tally::default();
-                    loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        if n >= total || Instant::now() >= deadline {
-                            break;
-                        }
-                        // Retries of one key are spread over the run, so they race.
-                        let key = n % keys;
-                        let sent = Instant::now();
-                        let answer = gateway.place(first_user + key, &sku, 1, &format!("{sku}-storm-{key}")).await;
-                        let (status, order_id) = match &answer {
-                            Ok((status, body)) => {
-                                let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-                                (status.as_u16(), json["order_id"].as_str().map(str::to_owned))
-                            }
-                            Err(_) => (0, None),
-                        };
-                        answers.lock().unwrap().entry(key).or_default().push((status, order_id));
-                        let label = if status == 0 { "error".to_owned() } else { status.to_string() };
-                        mine.record(began, sent, label);
+        let (gateway, sku, keys, first_user) = (self.gateway.clone(), self.sku.clone(), self.keys, self.first_user);
+        let per_key = answers.clone();
+        let tally = closed_loop(self.keys * self.retries, self.concurrency, self.max_duration, move |n| {
+            let (gateway, sku, per_key) = (gateway.clone(), sku.clone(), per_key.clone());
+            async move {
+                // Retries of one key are spread over the run, so they race.
+                let key = n % keys;
+                let sent = Instant::now();
+                let answer = gateway.place(first_user + key, &sku, 1, &format!("{sku}-storm-{key}")).await;
+                let (status, order_id) = match &answer {
+                    Ok((status, body)) => {
+                        let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+                        (status.as_u16(), json["order_id"].as_str().map(str::to_owned))
                     }
-                    tally.lock().unwrap().absorb(mine);
-                })
-            })
-            .collect();
-        for worker in workers {
-            worker.await?;
-        }
-        let elapsed = began.elapsed();
-        let tally = std::mem::take(&mut *tally.lock().unwrap());
+                    Err(_) => (0, None),
+                };
+                per_key.lock().unwrap().entry(key).or_default().push((status, order_id));
+                Answer::timed(sent, if status == 0 { "error".to_owned() } else { status.to_string() })
+            }
+        })
+        .await?;
         let answers = std::mem::take(&mut *answers.lock().unwrap());
-        let latency = tally.latency.clone().unwrap_or_else(latency_histogram);
+        let latency = tally.latency();
 
         let mut orders = HashSet::new();
         let (mut split_keys, mut double_created, mut refused_after) = (0, 0, 0);
@@ -129,8 +107,8 @@ impl Storm {
             sku: self.sku,
             stock: self.keys as i64,
             requests: latency.len(),
-            elapsed_secs: elapsed.as_secs_f64(),
-            throughput_rps: latency.len() as f64 / elapsed.as_secs_f64(),
+            elapsed_secs: tally.elapsed.as_secs_f64(),
+            throughput_rps: latency.len() as f64 / tally.elapsed.as_secs_f64(),
             timeline: per_second(&tally.samples),
             answers: tally.answers,
             latency: Latency::from_histogram(&latency),

@@ -18,10 +18,10 @@ use serde::Serialize;
 
 use self::cpu::{peak_rss_mib, signal, InstructionCount, ProcessCpu, Watched};
 use self::floors::{Calls, HyperFloor, RedisFloor, PLENTY};
-use crate::burst::burst;
 use crate::client::Gateway;
 use crate::report::Latency;
 use crate::timeline::latency_histogram;
+use crate::workers::burst;
 
 pub struct Bench {
     pub gateway: Gateway,
