@@ -15,7 +15,8 @@
 //!   scripts answer, typed and parsed; [`records`]: the records they store.
 //! - [`redis`]: the connection every store shares. One store per job, each
 //!   with its own keys: [`store`] ([`SaleStore`]: a sale's units and
-//!   reservations) with [`tcc`] (a cart checkout's Try and Cancel per SKU);
+//!   reservations) with [`sweeps`] (the sales with work pending, their
+//!   sweeps and outboxes) and [`tcc`] (a cart checkout's Try and Cancel per SKU);
 //!   [`order_cache`] ([`OrderCache`]: the hot-order cache); [`checkouts`]
 //!   ([`Checkouts`]: a checkout's records in the buyer's slot) with
 //!   [`catalogue`] (what a checkout prices with); [`payment_lookups`]
@@ -38,6 +39,7 @@ pub mod requests;
 pub mod sale_stats;
 pub mod scripts;
 pub mod store;
+pub mod sweeps;
 pub mod tcc;
 pub mod units;
 

@@ -11,28 +11,32 @@
 //! Trying in SKU order makes two carts that want the same SKUs meet on the
 //! first one they share: one gets it, the other is refused there, before
 //! it holds anything the first still needs.
+//!
+//! [`pricing`] prices and stores the cart; [`coupons`] holds its coupon.
+
+mod coupons;
+mod pricing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::Utc;
-use order::allocation::AllocationError;
 use order::cart::Checkout;
-use order::checkout::{plan, CheckoutOrder, CouponTerms, PlanError, PricedLine, PromotionTerms, ShippingFacts};
+use order::checkout::CheckoutOrder;
 use order::event::{OrderCreated, OrderEvent};
 use order::id::OrderId;
 use order::shard::bucket_for_user;
-use order::splitting::{FreightTemplate, SplitError};
 use order::status::OrderStatus;
 use orderdb::StoredOrder;
-use stock::catalogue::Catalogue;
-use stock::{CancelledItem, CheckoutRecord, CouponHolder, TccItem, Tried, TryRequest};
+use stock::{CancelledItem, CheckoutRecord, TccItem, Tried, TryRequest};
+
+use coupons::unfreeze_coupon;
+use pricing::priced;
 
 use crate::center::OrderCenter;
 use crate::outcomes::CheckoutError;
 use crate::placement::cooling_down;
-use crate::refusal::down;
-use crate::refusal::Dependency;
+use crate::refusal::{down, Dependency};
 
 /// The checkout placed under `key`, and whether it was placed before (a replay).
 pub async fn checkout(
@@ -69,7 +73,7 @@ async fn checkout_once(
         .checkouts
         .claim_checkout(cart.user_id, &key, &record, center.checkout_ttl())
         .await
-        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
+        .map_err(redis_down)?;
     if let Some(first) = claimed {
         return again(&center, &cart, &key, first).await;
     }
@@ -118,22 +122,15 @@ async fn again(
         return Err(CheckoutError::Cancelled);
     }
     // Taken over by this request alone: other repeats now see it in progress.
-    if !center
-        .checkouts
-        .refresh_checkout(cart.user_id, key, &first, now_ms)
-        .await
-        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?
-    {
+    if !center.checkouts.refresh_checkout(cart.user_id, key, &first, now_ms).await.map_err(redis_down)? {
         return Err(CheckoutError::InProgress { order_id: first.parent });
     }
     let record = CheckoutRecord { created_ms: now_ms, ..first };
     drive(center, order, key, record, true).await.map(|order| (order, true))
 }
 
-async fn load(center: &OrderCenter, parent: OrderId) -> Result<Option<CheckoutOrder>, CheckoutError> {
-    let Some(json) =
-        center.checkouts.checkout(parent).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?
-    else {
+pub(super) async fn load(center: &OrderCenter, parent: OrderId) -> Result<Option<CheckoutOrder>, CheckoutError> {
+    let Some(json) = center.checkouts.checkout(parent).await.map_err(redis_down)? else {
         return Ok(None);
     };
     serde_json::from_str(&json).map(Some).map_err(|err| {
@@ -142,186 +139,9 @@ async fn load(center: &OrderCenter, parent: OrderId) -> Result<Option<CheckoutOr
     })
 }
 
-async fn save(center: &OrderCenter, order: &CheckoutOrder) -> Result<(), CheckoutError> {
+pub(super) async fn save(center: &OrderCenter, order: &CheckoutOrder) -> Result<(), CheckoutError> {
     let json = serde_json::to_string(order).expect("a checkout serializes");
-    Ok(center
-        .checkouts
-        .save_checkout(order.order_id, &json, center.checkout_ttl())
-        .await
-        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?)
-}
-
-/// Prices and plans the cart from the catalogue, stores the checkout and
-/// freezes its coupon, before any unit is taken.
-async fn priced(
-    center: &OrderCenter,
-    cart: &Checkout,
-    key: &str,
-    parent: OrderId,
-    now_ms: i64,
-) -> Result<CheckoutOrder, CheckoutError> {
-    let skus: Vec<String> = cart.lines.iter().map(|line| line.sku.clone()).collect();
-    let prices =
-        center.checkouts.sale_prices(&skus).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
-    let facts = center
-        .checkouts
-        .catalogue_entries(Catalogue::Skus, &skus)
-        .await
-        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
-    let mut lines = Vec::with_capacity(cart.lines.len());
-    for ((line, price), facts) in cart.lines.iter().zip(prices).zip(facts) {
-        let unit_price_cents = price.ok_or_else(|| CheckoutError::UnknownSku { sku: line.sku.clone() })?;
-        let facts = match facts {
-            Some(json) => parse_entry::<ShippingFacts>(&json, &line.sku)?,
-            None => ShippingFacts::unlisted(),
-        };
-        lines.push(PricedLine { sku: line.sku.clone(), qty: line.qty, unit_price_cents, facts });
-    }
-    let promotions = parsed_all::<PromotionTerms>(center, Catalogue::Promotions).await?;
-    let freight: HashMap<String, FreightTemplate> =
-        parsed_all::<FreightTemplate>(center, Catalogue::Freight).await?.into_iter().collect();
-    let coupon = match &cart.coupon {
-        Some(code) => Some(coupon_terms(center, cart.user_id, code).await?),
-        None => None,
-    };
-    let next_id = || center.ids.next(bucket_for_user(cart.user_id), now_ms);
-    let limits = center.settings.checkout.limits();
-    let plan = plan(&lines, &promotions, coupon.as_ref(), &freight, limits, next_id).map_err(|err| match err {
-        PlanError::Allocation(AllocationError::BelowMinimumSpend { left_cents }) => {
-            CheckoutError::BelowMinimumSpend { left_cents }
-        }
-        PlanError::Split(SplitError::UnitTooLarge { line }) => CheckoutError::TooLarge { sku: lines[line].sku.clone() },
-        PlanError::Allocation(err) => {
-            tracing::error!(error = %err, "the catalogue's promotions do not price this cart");
-            CheckoutError::Unavailable(Dependency::Redis)
-        }
-    })?;
-    let pay_by_ms = now_ms + center.settings.orders.payment_window_secs as i64 * 1_000;
-    let order = CheckoutOrder::new(
-        plan,
-        parent,
-        cart.user_id,
-        key.to_owned(),
-        cart.coupon.clone(),
-        stock::records::from_ms(now_ms),
-        stock::records::from_ms(pay_by_ms),
-    );
-    // Stored before the coupon is frozen: a checkout holding a coupon
-    // always has a record, which is what others judge the hold by.
-    save(center, &order).await?;
-    if let Some(code) = &cart.coupon {
-        freeze_coupon(center, cart.user_id, code, parent).await?;
-    }
-    Ok(order)
-}
-
-fn parse_entry<T: serde::de::DeserializeOwned>(json: &str, id: &str) -> Result<T, CheckoutError> {
-    serde_json::from_str(json).map_err(|err| {
-        tracing::error!(id, error = %err, "catalogue entry unreadable");
-        CheckoutError::Unavailable(Dependency::Redis)
-    })
-}
-
-async fn parsed_all<T: serde::de::DeserializeOwned>(
-    center: &OrderCenter,
-    catalogue: Catalogue,
-) -> Result<Vec<(String, T)>, CheckoutError> {
-    let entries =
-        center.checkouts.catalogue_all(catalogue).await.map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
-    entries.into_iter().map(|(id, json)| parse_entry(&json, &id).map(|entry| (id, entry))).collect()
-}
-
-/// The coupon's terms, if it is the buyer's to use.
-async fn coupon_terms(center: &OrderCenter, user_id: u64, code: &str) -> Result<CouponTerms, CheckoutError> {
-    let found = center
-        .checkouts
-        .catalogue_entries(Catalogue::Coupons, &[code.to_owned()])
-        .await
-        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
-    let terms: CouponTerms = match found.into_iter().next().flatten() {
-        Some(json) => parse_entry(&json, code)?,
-        None => return Err(CheckoutError::UnknownCoupon),
-    };
-    if !terms.is_for(user_id) {
-        return Err(CheckoutError::CouponNotYours);
-    }
-    Ok(terms)
-}
-
-/// Freezes the buyer's coupon for `parent`. Refused while another
-/// checkout holds it: one still being placed (younger than the in-flight
-/// window), or one with an item held or paid. A holder that is neither is
-/// cancelled for good first (its items' records then refuse a late Try,
-/// e.g. from a retry of its key), so two checkouts never both use it.
-async fn freeze_coupon(center: &OrderCenter, user_id: u64, code: &str, parent: OrderId) -> Result<(), CheckoutError> {
-    let holder = match center
-        .checkouts
-        .coupon_holder(user_id, code)
-        .await
-        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?
-    {
-        Some(CouponHolder::Used(_)) => return Err(CheckoutError::CouponUsed),
-        Some(CouponHolder::Frozen(holder)) => Some(holder),
-        None => None,
-    };
-    if let Some(holder) = holder {
-        if let Some(order) = load(center, holder).await? {
-            // Its key's claim says when a request last took it on (a repeat
-            // of the key refreshes it).
-            let claim = center
-                .checkouts
-                .checkout_claim(order.user_id, &order.idempotency_key)
-                .await
-                .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
-            let taken_on = claim
-                .filter(|claim| claim.parent == holder)
-                .map_or(order.created_at.timestamp_millis(), |claim| claim.created_ms);
-            let age_ms = Utc::now().timestamp_millis() - taken_on;
-            let items: Vec<(String, OrderId)> =
-                order.items().map(|(_, item)| (item.sku.clone(), item.order_id)).collect();
-            if age_ms < center.in_flight_window().as_millis() as i64
-                || center
-                    .checkouts
-                    .any_item_live(&items)
-                    .await
-                    .map_err(down(Dependency::Redis, "a checkout's Redis call"))?
-            {
-                return Err(CheckoutError::CouponUsed);
-            }
-            for (sku, items) in by_sku(&order) {
-                let ids: Vec<OrderId> = items.iter().map(|item| item.order_id).collect();
-                let cancelled = center
-                    .sales
-                    .tcc_cancel(&sku, &ids, &center.confirm_windows())
-                    .await
-                    .map_err(down(Dependency::Redis, "a checkout's Redis call"))?;
-                if cancelled.iter().any(|item| !matches!(item, CancelledItem::Empty | CancelledItem::Closed)) {
-                    // Held or paid since the look above: it lives.
-                    return Err(CheckoutError::CouponUsed);
-                }
-            }
-        }
-        // A holder is stored before it freezes the coupon, its record
-        // outlives any hold and any payment window, and a paid one marks
-        // the coupon used: a frozen holder without a record is long over.
-    }
-    if !center
-        .checkouts
-        .swap_coupon_holder(user_id, code, holder, Some(parent))
-        .await
-        .map_err(down(Dependency::Redis, "a checkout's Redis call"))?
-    {
-        return Err(CheckoutError::CouponUsed);
-    }
-    Ok(())
-}
-
-async fn unfreeze_coupon(center: &OrderCenter, order: &CheckoutOrder) {
-    let Some(code) = &order.coupon else { return };
-    if let Err(err) = center.checkouts.swap_coupon_holder(order.user_id, code, Some(order.order_id), None).await {
-        // Its next use finds the checkout dead and takes it over.
-        tracing::warn!(order_id = %order.order_id, error = %err, "coupon left frozen by a refused checkout");
-    }
+    Ok(center.checkouts.save_checkout(order.order_id, &json, center.checkout_ttl()).await.map_err(redis_down)?)
 }
 
 async fn free_key(center: &OrderCenter, user_id: u64, key: &str, record: &CheckoutRecord) {
@@ -332,7 +152,7 @@ async fn free_key(center: &OrderCenter, user_id: u64, key: &str, record: &Checko
 }
 
 /// Each SKU's items, in SKU order.
-fn by_sku(order: &CheckoutOrder) -> BTreeMap<String, Vec<TccItem>> {
+pub(super) fn by_sku(order: &CheckoutOrder) -> BTreeMap<String, Vec<TccItem>> {
     let mut skus: BTreeMap<String, Vec<TccItem>> = BTreeMap::new();
     for (sub_order, item) in order.items() {
         skus.entry(item.sku.clone()).or_default().push(TccItem {
@@ -520,4 +340,9 @@ async fn abort(
     unfreeze_coupon(center, order).await;
     metrics::counter!("gateway_checkouts_total", "outcome" => "refused").increment(1);
     refusal
+}
+
+/// `map_err` for a failed Redis call of a checkout (a 503).
+fn redis_down<E: std::fmt::Display>(err: E) -> Dependency {
+    down(Dependency::Redis, "a checkout's Redis call")(err)
 }

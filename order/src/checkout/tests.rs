@@ -1,0 +1,148 @@
+use super::*;
+
+fn line(sku: &str, qty: u32, price: i64, store: &str, handling: Handling, weight_grams: u64) -> PricedLine {
+    PricedLine {
+        sku: sku.into(),
+        qty,
+        unit_price_cents: price,
+        facts: ShippingFacts {
+            store: store.into(),
+            warehouse: format!("{store}-wh"),
+            handling,
+            weight_grams,
+            volume_cm3: 1_000,
+        },
+    }
+}
+
+const LIMITS: Limits = Limits { max_weight_grams: 10_000, max_volume_cm3: 100_000 };
+
+/// Item ids 1, 2, 3, ...
+fn ids() -> impl FnMut() -> OrderId {
+    let mut next = 0;
+    move || {
+        next += 1;
+        OrderId::from_raw(next)
+    }
+}
+
+/// The seed's cart: A–E from two stores, 40 off over 200 on A and D,
+/// 10 off over 100 on B and C, a 100 coupon; store 1 ships free over
+/// 100, store 2 charges 8 under 300. Worked by hand in the comments.
+#[test]
+fn the_seed_cart_plans_to_the_cent() {
+    let lines = [
+        line("A", 1, 12_000, "s1", Handling::Regular, 500),
+        line("B", 1, 6_000, "s1", Handling::Fragile, 500),
+        line("C", 1, 5_000, "s2", Handling::Regular, 500),
+        line("D", 1, 10_000, "s2", Handling::Regular, 500),
+        line("E", 1, 7_000, "s2", Handling::Regular, 500),
+    ];
+    let promotions = [
+        (
+            "p1".to_owned(),
+            PromotionTerms { threshold_cents: 20_000, discount_cents: 4_000, skus: vec!["A".into(), "D".into()] },
+        ),
+        (
+            "p2".to_owned(),
+            PromotionTerms { threshold_cents: 10_000, discount_cents: 1_000, skus: vec!["B".into(), "C".into()] },
+        ),
+    ];
+    let coupon = CouponTerms { discount_cents: 10_000, min_spend_cents: 20_000, users: vec![] };
+    let freight = HashMap::from([
+        ("s1".to_owned(), FreightTemplate { free_over_cents: 10_000, fee_cents: 600 }),
+        ("s2".to_owned(), FreightTemplate { free_over_cents: 30_000, fee_cents: 800 }),
+    ]);
+    let plan = plan(&lines, &promotions, Some(&coupon), &freight, LIMITS, ids()).unwrap();
+    // Promotions: A,D 220 ≥ 200 → 40 as 120:100 → 21.82 / 18.18 → 2181.8 → 2181 + 1 = 2182, 1818.
+    // B,C 110 ≥ 100 → 10 as 60:50 → 5.45 / 4.55 → 545, 455.
+    // Left: A 9818, B 5455, C 4545, D 8182, E 7000 = 35000; the 100 coupon ≥ min 200:
+    // A 2805.14, B 1558.57, C 1298.57, D 2337.71, E 2000 → floors leave 2 cents:
+    // D (.71) and then B (ties with C at .57; the earlier line).
+    let discounts: Vec<(i64, i64)> = plan.lines.iter().map(|l| (l.promotions_cents, l.coupon_cents)).collect();
+    assert_eq!(discounts, [(2_182, 2_805), (545, 1_559), (455, 1_298), (1_818, 2_338), (0, 2_000)]);
+    // Packages: s1 regular (A), s1 fragile (B), s2 regular (C, D, E).
+    // s1's goods 180 ≥ 100: free. s2's 220 < 300: 8.
+    let shape: Vec<(&str, Handling, i64, usize)> =
+        plan.sub_orders.iter().map(|p| (p.store.as_str(), p.handling, p.freight_cents, p.items.len())).collect();
+    assert_eq!(
+        shape,
+        [("s1", Handling::Regular, 0, 1), ("s1", Handling::Fragile, 0, 1), ("s2", Handling::Regular, 800, 3)]
+    );
+    // s2's 800 over C, D, E by goods 50:100:70 → 181.8, 363.6, 254.5 → floors 798, +1 to C and D.
+    let freights: Vec<i64> = plan.sub_orders[2].items.iter().map(|i| i.freight_cents).collect();
+    assert_eq!(freights, [182, 364, 254]);
+    assert_eq!(
+        (plan.goods_cents, plan.promotions_cents, plan.coupon_cents, plan.freight_cents, plan.payable_cents),
+        (40_000, 5_000, 10_000, 800, 25_800)
+    );
+    let amounts: i64 = plan.sub_orders.iter().flat_map(|p| &p.items).map(|i| i.amount_cents).sum();
+    assert_eq!(amounts, plan.payable_cents, "the items' amounts are the payment");
+}
+
+/// Random carts, promotions, coupons and templates: the parts always
+/// add up, to the payment and within each line and package.
+#[test]
+fn random_plans_add_up() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(17);
+    let handlings = [Handling::Regular, Handling::Fragile, Handling::Oversized];
+    for _ in 0..2_000 {
+        let n = rng.gen_range(1..=8);
+        let lines: Vec<PricedLine> = (0..n)
+            .map(|i| {
+                let store = format!("s{}", rng.gen_range(0..3));
+                let handling = handlings[rng.gen_range(0..3)];
+                line(
+                    &format!("k{i}"),
+                    rng.gen_range(1..=20),
+                    rng.gen_range(0..50_000),
+                    &store,
+                    handling,
+                    rng.gen_range(0..4_000),
+                )
+            })
+            .collect();
+        let promotions: Vec<(String, PromotionTerms)> = (0..rng.gen_range(0..3))
+            .map(|p| {
+                let skus = (0..n).filter(|_| rng.gen_bool(0.5)).map(|i| format!("k{i}")).collect();
+                (
+                    format!("p{p}"),
+                    PromotionTerms {
+                        threshold_cents: rng.gen_range(0..100_000),
+                        discount_cents: rng.gen_range(0..5_000),
+                        skus,
+                    },
+                )
+            })
+            .collect();
+        let coupon = rng.gen_bool(0.5).then(|| CouponTerms {
+            discount_cents: rng.gen_range(0..20_000),
+            min_spend_cents: rng.gen_range(0..50_000),
+            users: vec![],
+        });
+        let freight = HashMap::from([
+            (
+                "s0".to_owned(),
+                FreightTemplate { free_over_cents: rng.gen_range(0..200_000), fee_cents: rng.gen_range(0..2_000) },
+            ),
+            ("s1".to_owned(), FreightTemplate { free_over_cents: 0, fee_cents: 900 }),
+        ]);
+        let Ok(plan) = plan(&lines, &promotions, coupon.as_ref(), &freight, LIMITS, ids()) else { continue };
+        let items: Vec<&CheckoutItem> = plan.sub_orders.iter().flat_map(|p| &p.items).collect();
+        assert_eq!(items.iter().map(|i| i.amount_cents).sum::<i64>(), plan.payable_cents);
+        for (index, line) in plan.lines.iter().enumerate() {
+            let of_line: Vec<&&CheckoutItem> = items.iter().filter(|i| i.line == index).collect();
+            assert_eq!(of_line.iter().map(|i| i.qty).sum::<u32>(), line.qty);
+            assert_eq!(of_line.iter().map(|i| i.goods_cents).sum::<i64>(), line.goods_cents);
+            let discount = line.promotions_cents + line.coupon_cents;
+            assert_eq!(of_line.iter().map(|i| i.discount_cents).sum::<i64>(), discount);
+            assert!(of_line.iter().all(|i| (0..=i.goods_cents).contains(&i.discount_cents)), "{of_line:?}");
+        }
+        for package in &plan.sub_orders {
+            assert_eq!(package.items.iter().map(|i| i.freight_cents).sum::<i64>(), package.freight_cents);
+            assert!(package.items.iter().all(|i| i.freight_cents >= 0 && i.amount_cents >= 0));
+        }
+    }
+}
