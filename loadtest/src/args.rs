@@ -2,10 +2,11 @@
 //! [`Common`] holds what the sale scenarios share.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 
+use crate::workers::SaleRun;
 use crate::{client, report};
 
 #[derive(Parser)]
@@ -222,12 +223,17 @@ impl Common {
         Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())
     }
 
-    pub fn sku(&self, scenario: &str, run_id: u64) -> String {
-        self.sku.clone().unwrap_or_else(|| format!("{scenario}_{run_id}"))
-    }
-
-    pub fn gateway(&self, connections: usize) -> anyhow::Result<client::Gateway> {
-        client::Gateway::new(&self.target, &self.admin_token, connections)
+    /// The run's gateway (`connections` at most), sale and buyers.
+    pub fn sale(&self, scenario: &str, connections: usize) -> anyhow::Result<SaleRun> {
+        let run_id = Self::run_id()?;
+        Ok(SaleRun {
+            gateway: client::Gateway::new(&self.target, &self.admin_token, connections)?,
+            sku: self.sku.clone().unwrap_or_else(|| format!("{scenario}_{run_id}")),
+            first_user: run_id * 1_000_000,
+            max_duration: Duration::from_secs(self.max_secs),
+            shards: self.shards.clone(),
+            settle_timeout: Duration::from_secs(self.settle_secs),
+        })
     }
 
     /// Prints and writes the report; an error if an invariant failed.

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use futures::stream::{self, StreamExt};
@@ -23,29 +23,22 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::client::Gateway;
-use crate::report::{check, Latency, Report};
+use crate::report::{check, Report};
 use crate::shards::{describe, wait_for_orders, StatusCounts};
-use crate::timeline::per_second;
-use crate::workers::{burst, closed_loop, Answer};
+use crate::workers::{burst, closed_loop, Answer, SaleRun};
 
 pub struct Cart {
-    pub gateway: Gateway,
-    /// Names this run's SKUs, stores and promotion.
-    pub run: String,
-    pub first_user: u64,
+    /// The gateway, the sale, its buyers and its bounds.
+    pub sale: SaleRun,
     /// Buyers, one checkout each.
     pub buyers: u64,
     pub skus: usize,
     pub stock_per_sku: i64,
     pub concurrency: usize,
-    pub max_duration: Duration,
     /// Of the accepted checkouts: the share cancelled, and of the rest the share paid.
     pub cancel_fraction: f64,
     pub pay_fraction: f64,
     pub channel_url: String,
-    pub shards: Vec<String>,
-    pub settle_timeout: Duration,
 }
 
 /// An accepted checkout: its buyer and its items (order id, SKU, units).
@@ -63,10 +56,10 @@ impl Cart {
         let accepted: Arc<Mutex<Vec<Accepted>>> = Arc::default();
         let broken_sums = Arc::new(AtomicU64::new(0));
         let lines_sent = Arc::new(AtomicU64::new(0));
-        let (gateway, first_user, run) = (self.gateway.clone(), self.first_user, self.run.clone());
+        let (gateway, first_user, run) = (self.sale.gateway.clone(), self.sale.first_user, self.sale.sku.clone());
         let (kept, broken, lines_counted, cart_skus) =
             (accepted.clone(), broken_sums.clone(), lines_sent.clone(), skus.clone());
-        let tally = closed_loop(self.buyers, self.concurrency, self.max_duration, move |n| {
+        let tally = closed_loop(self.buyers, self.concurrency, self.sale.max_duration, move |n| {
             let (gateway, run, kept, broken, lines_counted) =
                 (gateway.clone(), run.clone(), kept.clone(), broken.clone(), lines_counted.clone());
             let user = first_user + n;
@@ -112,11 +105,12 @@ impl Cart {
         let mut units_ok = Vec::new();
         for sku in &skus {
             let want = expected.get(sku).cloned().unwrap_or_default();
-            let counts = wait_for_orders(&self.shards, sku, self.settle_timeout, |stored| *stored == want).await?;
+            let counts =
+                wait_for_orders(&self.sale.shards, sku, self.sale.settle_timeout, |stored| *stored == want).await?;
             for (status, n) in &counts {
                 *stored.entry(*status).or_default() += n;
             }
-            let sale = self.gateway.sale(sku).await?;
+            let sale = self.sale.gateway.sale(sku).await?;
             let live: i64 = accepted
                 .iter()
                 .filter(|checkout| !cancelled.contains(&checkout.parent))
@@ -171,50 +165,44 @@ impl Cart {
             checkouts_per_sec / floor,
             lines_per_sec / floor,
         );
-        Ok(Report {
-            scenario: "cart",
-            knee_rps: None,
-            sku: format!("{} SKUs {}_*", skus.len(), self.run),
-            stock: self.stock_per_sku * skus.len() as i64,
-            requests: latency.len(),
-            elapsed_secs: elapsed.as_secs_f64(),
-            throughput_rps: checkouts_per_sec,
-            timeline: per_second(&tally.samples),
-            answers: tally.answers,
-            latency: Latency::from_histogram(&latency),
-            lifecycle: None,
-            orders_in_mysql: stored,
+        let report = Report::of(
+            "cart",
+            format!("{} SKUs {}_*", skus.len(), self.sale.sku),
+            self.stock_per_sku * skus.len() as i64,
+            tally,
+            stored,
             checks,
-        })
+        );
+        Ok(report)
     }
 
     /// The SKUs' sales and catalogue: two stores (one fragile SKU), a
     /// promotion over the first two, freight for the first store.
     async fn set_up(&self) -> anyhow::Result<Vec<String>> {
-        let (store_a, store_b) = (format!("{}_a", self.run), format!("{}_b", self.run));
+        let (store_a, store_b) = (format!("{}_a", self.sale.sku), format!("{}_b", self.sale.sku));
         let mut skus = Vec::new();
         for i in 0..self.skus {
-            let sku = format!("{}_{i}", self.run);
-            self.gateway.load_sale(&sku, self.stock_per_sku, 10, 1_000 + 700 * i as i64).await?;
+            let sku = format!("{}_{i}", self.sale.sku);
+            self.sale.gateway.load_sale(&sku, self.stock_per_sku, 10, 1_000 + 700 * i as i64).await?;
             let store = if i % 2 == 0 { &store_a } else { &store_b };
             let handling = if i == 1 { "fragile" } else { "regular" };
             let facts = json!({"store": store, "warehouse": format!("{store}_wh"), "handling": handling,
                                "weight_grams": 800, "volume_cm3": 2_000});
-            self.gateway.catalogue("skus", &sku, &facts).await?;
+            self.sale.gateway.catalogue("skus", &sku, &facts).await?;
             skus.push(sku);
         }
         let promotion = json!({"threshold_cents": 3_000, "discount_cents": 300, "skus": [skus[0], skus[1]]});
-        self.gateway.catalogue("promotions", &self.run, &promotion).await?;
-        self.gateway.catalogue("freight", &store_a, &json!({"free_over_cents": 5_000, "fee_cents": 600})).await?;
+        self.sale.gateway.catalogue("promotions", &self.sale.sku, &promotion).await?;
+        self.sale.gateway.catalogue("freight", &store_a, &json!({"free_over_cents": 5_000, "fee_cents": 600})).await?;
         Ok(skus)
     }
 
     /// Single-SKU orders at the same concurrency, as many as carts: orders/s.
     async fn floor(&self) -> anyhow::Result<f64> {
-        let sku = format!("{}_floor", self.run);
-        self.gateway.load_sale(&sku, self.buyers as i64, 1, 1_000).await?;
-        let first = self.first_user + 10_000_000;
-        let tally = burst(&self.gateway, &sku, first, self.buyers, self.concurrency, self.max_duration)
+        let sku = format!("{}_floor", self.sale.sku);
+        self.sale.gateway.load_sale(&sku, self.buyers as i64, 1, 1_000).await?;
+        let first = self.sale.first_user + 10_000_000;
+        let tally = burst(&self.sale.gateway, &sku, first, self.buyers, self.concurrency, self.sale.max_duration)
             .await
             .context("the single-order floor")?;
         let sent: u64 = tally.answers.values().sum();
@@ -225,7 +213,7 @@ impl Cart {
     /// of the rest, `concurrency` at a time (a short payment window must
     /// not pass first); the ids cancelled, the ids paid, and how many failed.
     async fn cancel_and_pay(&self, accepted: &[Accepted]) -> (Vec<String>, Vec<String>, u64) {
-        let mut rng = StdRng::seed_from_u64(self.first_user);
+        let mut rng = StdRng::seed_from_u64(self.sale.first_user);
         let moves = accepted.iter().filter_map(|checkout| {
             let roll: f64 = rng.gen();
             let cancel = roll < self.cancel_fraction;
@@ -235,10 +223,15 @@ impl Cart {
         let outcomes: Vec<(bool, &str, bool)> = stream::iter(moves)
             .map(|(checkout, cancel)| async move {
                 let done = if cancel {
-                    matches!(self.gateway.cancel_checkout(&checkout.parent, checkout.user).await, Ok(StatusCode::OK))
+                    matches!(
+                        self.sale.gateway.cancel_checkout(&checkout.parent, checkout.user).await,
+                        Ok(StatusCode::OK)
+                    )
                 } else {
-                    match self.gateway.pay_checkout(&checkout.parent, checkout.user).await {
-                        Ok(payment_id) => self.gateway.complete_payment(&self.channel_url, &payment_id).await.is_ok(),
+                    match self.sale.gateway.pay_checkout(&checkout.parent, checkout.user).await {
+                        Ok(payment_id) => {
+                            self.sale.gateway.complete_payment(&self.channel_url, &payment_id).await.is_ok()
+                        }
                         Err(_) => false,
                     }
                 };

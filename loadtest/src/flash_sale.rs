@@ -19,25 +19,17 @@ use order::status::OrderStatus;
 use stock::Units;
 
 use crate::after_payment::{self, Fate};
-use crate::client::Gateway;
-use crate::report::{check, Check, Latency, Lifecycle, Report};
+
+use crate::report::{check, Check, Lifecycle, Report};
 use crate::shards::{at_least, describe, exactly, wait_for_orders, StatusCounts};
-use crate::timeline::per_second;
-use crate::workers::{burst, Tally};
+use crate::workers::{burst, SaleRun, Tally};
 
 pub struct FlashSale {
-    pub gateway: Gateway,
-    pub sku: String,
+    /// The gateway, the sale, its buyers and its bounds.
+    pub sale: SaleRun,
     pub stock: i64,
     pub buyers: u64,
-    /// Added to buyer numbers, so runs against one stack use fresh user ids.
-    pub first_user: u64,
     pub concurrency: usize,
-    /// The burst stops when this passes, sent or not.
-    pub max_duration: Duration,
-    pub shards: Vec<String>,
-    /// How long to wait for the settler, the payments and the timeouts.
-    pub settle_timeout: Duration,
     /// Share of accepted orders that pay (0 skips the lifecycle).
     pub pay_fraction: f64,
     /// The payment channel (simulator) the payers pay at.
@@ -46,10 +38,8 @@ pub struct FlashSale {
 
 impl FlashSale {
     pub async fn run(self) -> anyhow::Result<Report> {
-        self.gateway.load_sale(&self.sku, self.stock, 1, 9_900).await.context("loading the sale")?;
-        let tally = self.burst(self.first_user, self.buyers).await?;
-        let elapsed = tally.elapsed;
-        let latency = tally.latency();
+        self.sale.gateway.load_sale(&self.sale.sku, self.stock, 1, 9_900).await.context("loading the sale")?;
+        let tally = self.burst(self.sale.first_user, self.buyers).await?;
         let accepted = tally.count("202");
         let distinct: HashSet<&String> = tally.accepted.iter().map(|(id, _)| id).collect();
         let mut checks = vec![
@@ -121,26 +111,16 @@ impl FlashSale {
             tally.count("409") == 0 || accepted as i64 == self.stock,
             format!("{} sold-out answers, {accepted} of {} units sold in the burst", tally.count("409"), self.stock),
         ));
+        let stock = self.stock;
         Ok(Report {
-            scenario: "flash-sale",
-            knee_rps: None,
-            timeline: per_second(&tally.samples),
-            sku: self.sku,
-            stock: self.stock,
-            requests: latency.len(),
-            elapsed_secs: elapsed.as_secs_f64(),
-            throughput_rps: latency.len() as f64 / elapsed.as_secs_f64(),
-            answers: tally.answers,
-            latency: Latency::from_histogram(&latency),
             lifecycle: lifecycle.map(|(lifecycle, _)| lifecycle),
-            orders_in_mysql,
-            checks,
+            ..Report::of("flash-sale", self.sale.sku, stock, tally, orders_in_mysql, checks)
         })
     }
 
     /// `buyers` distinct users from `first_user` on, one click each.
     async fn burst(&self, first_user: u64, buyers: u64) -> anyhow::Result<Tally> {
-        burst(&self.gateway, &self.sku, first_user, buyers, self.concurrency, self.max_duration).await
+        burst(&self.sale.gateway, &self.sale.sku, first_user, buyers, self.concurrency, self.sale.max_duration).await
     }
 
     /// The paid orders live on; then the statuses they lead to (the second
@@ -151,13 +131,13 @@ impl FlashSale {
         paid_orders: &[(String, u64)],
     ) -> anyhow::Result<(StatusCounts, Vec<Check>)> {
         self.wait_for_orders_paid(paid_orders.len() as u64).await?;
-        let (fates, failed) = after_payment::drive(&self.gateway, &self.sku, paid_orders, 32).await;
+        let (fates, failed) = after_payment::drive(&self.sale.gateway, &self.sale.sku, paid_orders, 32).await;
         lifecycle.after_payment = fates.iter().map(|(fate, n)| (format!("{fate:?}"), *n)).collect();
         let cancelled_after_paying = fates.get(&Fate::CancelledAfterPaying).copied().unwrap_or(0);
         let mut expected = after_payment::expected(&fates);
         expected.retain(|(status, _)| *status != OrderStatus::Cancelled);
         let unpaid = lifecycle.timed_out + lifecycle.resold + cancelled_after_paying;
-        let stored = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| {
+        let stored = wait_for_orders(&self.sale.shards, &self.sale.sku, self.sale.settle_timeout, |s| {
             exactly(s, &expected) && unpaid_count(s) == unpaid
         })
         .await?;
@@ -179,16 +159,27 @@ impl FlashSale {
                 ),
             ),
         ];
-        checks.extend(after_payment::checks(&self.shards, &self.sku, &fates, self.settle_timeout).await?);
-        checks.push(after_payment::figures_check(&self.gateway, &self.shards, &self.sku, self.settle_timeout).await?);
+        checks
+            .extend(after_payment::checks(&self.sale.shards, &self.sale.sku, &fates, self.sale.settle_timeout).await?);
+        checks.push(
+            after_payment::figures_check(
+                &self.sale.gateway,
+                &self.sale.shards,
+                &self.sale.sku,
+                self.sale.settle_timeout,
+            )
+            .await?,
+        );
         Ok((stored, checks))
     }
 
     /// Waits until MySQL holds every paid order as paid: the moves after
     /// payment start from the order's shard.
     async fn wait_for_orders_paid(&self, paid: u64) -> anyhow::Result<()> {
-        wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, &[(OrderStatus::Paid, paid)]))
-            .await?;
+        wait_for_orders(&self.sale.shards, &self.sale.sku, self.sale.settle_timeout, |s| {
+            at_least(s, &[(OrderStatus::Paid, paid)])
+        })
+        .await?;
         Ok(())
     }
 
@@ -199,8 +190,8 @@ impl FlashSale {
         let paying = ((burst.accepted.len() as f64) * self.pay_fraction).round() as usize;
         let payments = stream::iter(&burst.accepted[..paying])
             .map(|(order_id, user)| async move {
-                let payment_id = self.gateway.pay(order_id, *user, &self.sku).await?;
-                self.gateway.complete_payment(&self.channel_url, &payment_id).await?;
+                let payment_id = self.sale.gateway.pay(order_id, *user, &self.sale.sku).await?;
+                self.sale.gateway.complete_payment(&self.channel_url, &payment_id).await?;
                 Ok((order_id.clone(), *user))
             })
             .buffer_unordered(32)
@@ -223,7 +214,7 @@ impl FlashSale {
 
         // The sold-out marks of the gateways expire, then the units sell again.
         tokio::time::sleep(Duration::from_millis(1_200)).await;
-        let second = self.burst(self.first_user + self.buyers, self.buyers / 4).await?;
+        let second = self.burst(self.sale.first_user + self.buyers, self.buyers / 4).await?;
         println!("second wave: {} buyers, {} bought the returned units", self.buyers / 4, second.count("202"));
         let lifecycle = Lifecycle {
             paid,
@@ -238,14 +229,16 @@ impl FlashSale {
 
     /// Waits until the sale's counters satisfy `done`.
     async fn wait_for(&self, what: &str, done: impl Fn(&Units) -> bool) -> anyhow::Result<Units> {
-        self.gateway.sale_once(&self.sku, self.settle_timeout, what, done).await
+        self.sale.gateway.sale_once(&self.sale.sku, self.sale.settle_timeout, what, done).await
     }
 
     /// Waits until MySQL holds `expected` orders per status (or the settle
     /// timeout passes); the sale's counters and the stored counts.
     async fn settled(&self, expected: &[(OrderStatus, u64)]) -> anyhow::Result<(Units, StatusCounts)> {
-        let stored = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, expected)).await?;
-        Ok((self.gateway.sale(&self.sku).await?, stored))
+        let stored =
+            wait_for_orders(&self.sale.shards, &self.sale.sku, self.sale.settle_timeout, |s| at_least(s, expected))
+                .await?;
+        Ok((self.sale.gateway.sale(&self.sale.sku).await?, stored))
     }
 }
 

@@ -170,18 +170,12 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
-    let run_id = Common::run_id()?;
     client::require_loopback(&args.channel)?;
     let report = flash_sale::FlashSale {
-        gateway: args.common.gateway(args.concurrency)?,
-        sku: args.common.sku("flash", run_id),
+        sale: args.common.sale("flash", args.concurrency)?,
         stock: args.stock,
         buyers: args.buyers,
-        first_user: run_id * 1_000_000,
         concurrency: args.concurrency.max(1),
-        max_duration: Duration::from_secs(args.common.max_secs),
-        shards: args.common.shards.clone(),
-        settle_timeout: Duration::from_secs(args.common.settle_secs),
         pay_fraction: args.pay_fraction.clamp(0.0, 1.0),
         channel_url: args.channel,
     }
@@ -191,21 +185,16 @@ async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
 }
 
 async fn rate(args: RateArgs, scenario: &'static str) -> anyhow::Result<()> {
-    let run_id = Common::run_id()?;
     let end_rps = if scenario == "ramp" { args.to_rate } else { args.rate };
     let duration = Duration::from_secs(args.duration_secs.clamp(1, args.common.max_secs.max(1)));
     let report = open_loop::RateRun {
         scenario,
-        gateway: args.common.gateway(args.max_in_flight.min(1_024))?,
-        sku: args.common.sku(scenario, run_id),
-        first_user: run_id * 1_000_000,
+        sale: args.common.sale(scenario, args.max_in_flight.min(1_024))?,
         start_rps: args.rate.max(1.0),
         end_rps: end_rps.max(1.0),
         duration,
         max_requests: args.max_requests,
         max_in_flight: args.max_in_flight.max(1),
-        shards: args.common.shards.clone(),
-        settle_timeout: Duration::from_secs(args.common.settle_secs),
         knee_p99_ms: args.knee_p99_ms,
     }
     .run()
@@ -214,22 +203,16 @@ async fn rate(args: RateArgs, scenario: &'static str) -> anyhow::Result<()> {
 }
 
 async fn cart(args: CartArgs) -> anyhow::Result<()> {
-    let run_id = Common::run_id()?;
     client::require_loopback(&args.channel)?;
     let report = cart::Cart {
-        gateway: args.common.gateway(args.concurrency)?,
-        run: args.common.sku("cart", run_id),
-        first_user: run_id * 1_000_000,
+        sale: args.common.sale("cart", args.concurrency)?,
         buyers: args.buyers,
         skus: args.skus.clamp(2, 50),
         stock_per_sku: args.stock,
         concurrency: args.concurrency.max(1),
-        max_duration: Duration::from_secs(args.common.max_secs),
         cancel_fraction: args.cancel_fraction.clamp(0.0, 1.0),
         pay_fraction: args.pay_fraction.clamp(0.0, 1.0),
         channel_url: args.channel,
-        shards: args.common.shards.clone(),
-        settle_timeout: Duration::from_secs(args.common.settle_secs),
     }
     .run()
     .await?;
@@ -237,17 +220,11 @@ async fn cart(args: CartArgs) -> anyhow::Result<()> {
 }
 
 async fn storm(args: StormArgs) -> anyhow::Result<()> {
-    let run_id = Common::run_id()?;
     let report = storm::Storm {
-        gateway: args.common.gateway(args.concurrency)?,
-        sku: args.common.sku("storm", run_id),
-        first_user: run_id * 1_000_000,
+        sale: args.common.sale("storm", args.concurrency)?,
         keys: args.keys.max(1),
         retries: args.retries.max(1),
         concurrency: args.concurrency.max(1),
-        max_duration: Duration::from_secs(args.common.max_secs),
-        shards: args.common.shards.clone(),
-        settle_timeout: Duration::from_secs(args.common.settle_secs),
     }
     .run()
     .await?;
@@ -255,18 +232,12 @@ async fn storm(args: StormArgs) -> anyhow::Result<()> {
 }
 
 async fn mixed(args: MixedArgs) -> anyhow::Result<()> {
-    let run_id = Common::run_id()?;
     client::require_loopback(&args.channel)?;
     let report = mixed::Mixed {
-        gateway: args.common.gateway(args.concurrency)?,
+        sale: args.common.sale("mixed", args.concurrency)?,
         channel_url: args.channel,
-        sku: args.common.sku("mixed", run_id),
-        first_user: run_id * 1_000_000,
         sessions: args.sessions,
         concurrency: args.concurrency.max(1),
-        max_duration: Duration::from_secs(args.common.max_secs),
-        shards: args.common.shards.clone(),
-        settle_timeout: Duration::from_secs(args.common.settle_secs),
     }
     .run()
     .await?;

@@ -9,28 +9,22 @@
 //! and never above the payment.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use order::status::OrderStatus;
 use rand::{Rng, SeedableRng};
 
 use crate::after_payment::{self, Fate};
-use crate::client::Gateway;
-use crate::report::{check, Latency, Report};
+
+use crate::report::{check, Report};
 use crate::shards::{at_least, describe, exactly, wait_for_orders};
-use crate::timeline::per_second;
-use crate::workers::{closed_loop, place};
+use crate::workers::{closed_loop, place, SaleRun};
 
 pub struct Mixed {
-    pub gateway: Gateway,
+    /// The gateway, the sale, its buyers and its bounds.
+    pub sale: SaleRun,
     pub channel_url: String,
-    pub sku: String,
-    pub first_user: u64,
     pub sessions: u64,
     pub concurrency: usize,
-    pub max_duration: Duration,
-    pub shards: Vec<String>,
-    pub settle_timeout: Duration,
 }
 
 /// What the buyers did, to check the stack against.
@@ -47,11 +41,11 @@ struct Actions {
 
 impl Mixed {
     pub async fn run(self) -> anyhow::Result<Report> {
-        self.gateway.load_sale(&self.sku, 1_000_000_000_000, 1, 1_999).await?;
+        self.sale.gateway.load_sale(&self.sale.sku, 1_000_000_000_000, 1, 1_999).await?;
         let actions = Arc::new(Mutex::new(Actions::default()));
-        let (gateway, channel, sku) = (self.gateway.clone(), self.channel_url.clone(), self.sku.clone());
-        let (done_so_far, first_user) = (actions.clone(), self.first_user);
-        let tally = closed_loop(self.sessions, self.concurrency, self.max_duration, move |n| {
+        let (gateway, channel, sku) = (self.sale.gateway.clone(), self.channel_url.clone(), self.sale.sku.clone());
+        let (done_so_far, first_user) = (actions.clone(), self.sale.first_user);
+        let tally = closed_loop(self.sessions, self.concurrency, self.sale.max_duration, move |n| {
             let (gateway, channel, sku, done_so_far) =
                 (gateway.clone(), channel.clone(), sku.clone(), done_so_far.clone());
             async move {
@@ -94,18 +88,24 @@ impl Mixed {
         let pending = actions.left + actions.failed;
         let paid = actions.paid.len() as u64;
         let before = [(OrderStatus::Paid, paid), (OrderStatus::Cancelled, actions.cancelled)];
-        wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| at_least(s, &before)).await?;
+        wait_for_orders(&self.sale.shards, &self.sale.sku, self.sale.settle_timeout, |s| at_least(s, &before)).await?;
         let (fates, after_failed) =
-            after_payment::drive(&self.gateway, &self.sku, &actions.paid, self.concurrency).await;
+            after_payment::drive(&self.sale.gateway, &self.sale.sku, &actions.paid, self.concurrency).await;
         let cancelled_after_paying = fates.get(&Fate::CancelledAfterPaying).copied().unwrap_or(0);
         let mut expected = after_payment::expected(&fates);
         expected.retain(|(status, _)| *status != OrderStatus::Cancelled);
         expected.push((OrderStatus::Cancelled, actions.cancelled + cancelled_after_paying));
         expected.push((OrderStatus::PendingPayment, pending));
-        let stored = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| exactly(s, &expected)).await?;
+        let stored =
+            wait_for_orders(&self.sale.shards, &self.sale.sku, self.sale.settle_timeout, |s| exactly(s, &expected))
+                .await?;
         let sold = (paid - cancelled_after_paying) as i64;
         // A paid order's units leave `sold` when the settler relays its cancellation.
-        let sale = self.gateway.sale_once(&self.sku, self.settle_timeout, "returned units", |s| s.sold == sold).await?;
+        let sale = self
+            .sale
+            .gateway
+            .sale_once(&self.sale.sku, self.sale.settle_timeout, "returned units", |s| s.sold == sold)
+            .await?;
         let fates_seen: Vec<String> = fates.iter().map(|(fate, n)| format!("{n} {fate:?}")).collect();
         let mut checks = vec![
             check(
@@ -135,21 +135,8 @@ impl Mixed {
                 format!("{after_failed} paid orders' calls failed"),
             ),
         ];
-        checks.extend(after_payment::checks(&self.shards, &self.sku, &fates, self.settle_timeout).await?);
-        Ok(Report {
-            scenario: "mixed",
-            knee_rps: None,
-            sku: self.sku,
-            stock: 1_000_000_000_000,
-            requests: latency.len(),
-            elapsed_secs: tally.elapsed.as_secs_f64(),
-            throughput_rps: latency.len() as f64 / tally.elapsed.as_secs_f64(),
-            timeline: per_second(&tally.samples),
-            answers: tally.answers,
-            latency: Latency::from_histogram(&latency),
-            lifecycle: None,
-            orders_in_mysql: stored,
-            checks,
-        })
+        checks
+            .extend(after_payment::checks(&self.sale.shards, &self.sale.sku, &fates, self.sale.settle_timeout).await?);
+        Ok(Report::of("mixed", self.sale.sku, 1_000_000_000_000, tally, stored, checks))
     }
 }

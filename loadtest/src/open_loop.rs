@@ -9,17 +9,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::client::Gateway;
-use crate::report::{check, Latency, Report};
+use crate::report::{check, Report};
 use crate::shards::wait_for_orders;
 use crate::timeline::per_second;
-use crate::workers::{Answer, Tally};
+use crate::workers::{Answer, SaleRun, Tally};
 
 pub struct RateRun {
     pub scenario: &'static str,
-    pub gateway: Gateway,
-    pub sku: String,
-    pub first_user: u64,
+    /// The gateway, the sale, its buyers and its bounds.
+    pub sale: SaleRun,
     /// Offered rate at the start and at the end (equal for `steady`), req/s.
     pub start_rps: f64,
     pub end_rps: f64,
@@ -28,8 +26,6 @@ pub struct RateRun {
     /// Requests awaiting an answer at most; past it a due request is
     /// counted as dropped by the generator rather than delayed.
     pub max_in_flight: usize,
-    pub shards: Vec<String>,
-    pub settle_timeout: Duration,
     /// The ramp's knee: the highest offered rate whose second kept p99 under this.
     pub knee_p99_ms: f64,
 }
@@ -47,7 +43,7 @@ impl RateRun {
     }
 
     pub async fn run(self) -> anyhow::Result<Report> {
-        self.gateway.load_sale(&self.sku, 1_000_000_000_000, 1, 100).await?;
+        self.sale.gateway.load_sale(&self.sale.sku, 1_000_000_000_000, 1, 100).await?;
         let tally = Arc::new(Mutex::new(Tally::default()));
         let in_flight = Arc::new(Semaphore::new(self.max_in_flight));
         let mut dropped = 0u64;
@@ -58,13 +54,13 @@ impl RateRun {
             tick.tick().await;
             let due = self.due_by(began.elapsed().as_secs_f64()).min(self.max_requests);
             while sent < due {
-                let user = self.first_user + sent;
+                let user = self.sale.first_user + sent;
                 sent += 1;
                 let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                     dropped += 1;
                     continue;
                 };
-                let (gateway, sku, tally) = (self.gateway.clone(), self.sku.clone(), tally.clone());
+                let (gateway, sku, tally) = (self.sale.gateway.clone(), self.sale.sku.clone(), tally.clone());
                 let due_at = Instant::now();
                 tokio::spawn(async move {
                     let answer = gateway.place(user, &sku, 1, &format!("{sku}-{user}")).await;
@@ -73,19 +69,20 @@ impl RateRun {
                 });
             }
         }
-        let elapsed = began.elapsed();
+        let sending = began.elapsed();
         // Every request answered: all permits back.
         let _all = in_flight.acquire_many(self.max_in_flight as u32).await?;
-        let tally = std::mem::take(&mut *tally.lock().unwrap());
+        let mut tally = std::mem::take(&mut *tally.lock().unwrap());
+        tally.elapsed = sending;
         let latency = tally.latency();
         let timeline = per_second(&tally.samples);
         let accepted = tally.count("202");
-        let orders_in_mysql = wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |stored| {
+        let orders_in_mysql = wait_for_orders(&self.sale.shards, &self.sale.sku, self.sale.settle_timeout, |stored| {
             stored.values().sum::<u64>() >= accepted
         })
         .await?;
         let stored: u64 = orders_in_mysql.values().sum();
-        let sale = self.gateway.sale(&self.sku).await?;
+        let sale = self.sale.gateway.sale(&self.sale.sku).await?;
 
         let knee_rps = (self.scenario == "ramp").then(|| {
             timeline
@@ -117,19 +114,8 @@ impl RateRun {
             ),
         ];
         Ok(Report {
-            scenario: self.scenario,
             knee_rps,
-            sku: self.sku,
-            stock: 1_000_000_000_000,
-            requests: latency.len(),
-            elapsed_secs: elapsed.as_secs_f64(),
-            throughput_rps: latency.len() as f64 / elapsed.as_secs_f64(),
-            answers: tally.answers,
-            latency: Latency::from_histogram(&latency),
-            timeline,
-            lifecycle: None,
-            orders_in_mysql,
-            checks,
+            ..Report::of(self.scenario, self.sale.sku, 1_000_000_000_000, tally, orders_in_mysql, checks)
         })
     }
 }

@@ -9,7 +9,9 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::timeline::{write_chart, Second};
+use crate::shards::StatusCounts;
+use crate::timeline::{per_second, write_chart, Second};
+use crate::workers::Tally;
 
 #[derive(Debug, Serialize)]
 pub struct Latency {
@@ -76,11 +78,39 @@ pub struct Report {
     pub timeline: Vec<Second>,
     pub lifecycle: Option<Lifecycle>,
     /// Orders of the SKU in MySQL by status.
-    pub orders_in_mysql: crate::shards::StatusCounts,
+    pub orders_in_mysql: StatusCounts,
     pub checks: Vec<Check>,
 }
 
 impl Report {
+    /// The figures of a run's answers, with the orders MySQL holds and the checks.
+    pub fn of(
+        scenario: &'static str,
+        sku: String,
+        stock: i64,
+        tally: Tally,
+        orders_in_mysql: StatusCounts,
+        checks: Vec<Check>,
+    ) -> Self {
+        let latency = tally.latency();
+        let elapsed_secs = tally.elapsed.as_secs_f64();
+        Self {
+            scenario,
+            knee_rps: None,
+            sku,
+            stock,
+            requests: latency.len(),
+            elapsed_secs,
+            throughput_rps: latency.len() as f64 / elapsed_secs,
+            timeline: per_second(&tally.samples),
+            answers: tally.answers,
+            latency: Latency::from_histogram(&latency),
+            lifecycle: None,
+            orders_in_mysql,
+            checks,
+        }
+    }
+
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|check| check.ok)
     }

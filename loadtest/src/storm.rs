@@ -5,26 +5,20 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hyper::StatusCode;
 
-use crate::client::Gateway;
-use crate::report::{check, Latency, Report};
+use crate::report::{check, Report};
 use crate::shards::{describe, wait_for_orders};
-use crate::timeline::per_second;
-use crate::workers::{closed_loop, Answer};
+use crate::workers::{closed_loop, Answer, SaleRun};
 
 pub struct Storm {
-    pub gateway: Gateway,
-    pub sku: String,
-    pub first_user: u64,
+    /// The gateway, the sale, its buyers and its bounds.
+    pub sale: SaleRun,
     pub keys: u64,
     pub retries: u64,
     pub concurrency: usize,
-    pub max_duration: Duration,
-    pub shards: Vec<String>,
-    pub settle_timeout: Duration,
 }
 
 /// Per key: the statuses answered and the order ids they named.
@@ -32,11 +26,12 @@ type Answers = HashMap<u64, Vec<(u16, Option<String>)>>;
 
 impl Storm {
     pub async fn run(self) -> anyhow::Result<Report> {
-        self.gateway.load_sale(&self.sku, self.keys as i64, 1, 100).await?;
+        self.sale.gateway.load_sale(&self.sale.sku, self.keys as i64, 1, 100).await?;
         let answers: Arc<Mutex<Answers>> = Arc::default();
-        let (gateway, sku, keys, first_user) = (self.gateway.clone(), self.sku.clone(), self.keys, self.first_user);
+        let (gateway, sku, keys, first_user) =
+            (self.sale.gateway.clone(), self.sale.sku.clone(), self.keys, self.sale.first_user);
         let per_key = answers.clone();
-        let tally = closed_loop(self.keys * self.retries, self.concurrency, self.max_duration, move |n| {
+        let tally = closed_loop(self.keys * self.retries, self.concurrency, self.sale.max_duration, move |n| {
             let (gateway, sku, per_key) = (gateway.clone(), sku.clone(), per_key.clone());
             async move {
                 // Retries of one key are spread over the run, so they race.
@@ -56,7 +51,6 @@ impl Storm {
         })
         .await?;
         let answers = std::mem::take(&mut *answers.lock().unwrap());
-        let latency = tally.latency();
 
         let mut orders = HashSet::new();
         let (mut split_keys, mut double_created, mut refused_after) = (0, 0, 0);
@@ -72,9 +66,11 @@ impl Storm {
             orders.extend(ids.into_iter().cloned());
         }
         let made = orders.len() as u64;
-        let stored =
-            wait_for_orders(&self.shards, &self.sku, self.settle_timeout, |s| s.values().sum::<u64>() >= made).await?;
-        let sale = self.gateway.sale(&self.sku).await?;
+        let stored = wait_for_orders(&self.sale.shards, &self.sale.sku, self.sale.settle_timeout, |s| {
+            s.values().sum::<u64>() >= made
+        })
+        .await?;
+        let sale = self.sale.gateway.sale(&self.sale.sku).await?;
         let checks = vec![
             check(
                 "every answer for a key names one order",
@@ -101,20 +97,6 @@ impl Storm {
                 format!("{} for {made} orders", describe(&stored)),
             ),
         ];
-        Ok(Report {
-            scenario: "idempotency-storm",
-            knee_rps: None,
-            sku: self.sku,
-            stock: self.keys as i64,
-            requests: latency.len(),
-            elapsed_secs: tally.elapsed.as_secs_f64(),
-            throughput_rps: latency.len() as f64 / tally.elapsed.as_secs_f64(),
-            timeline: per_second(&tally.samples),
-            answers: tally.answers,
-            latency: Latency::from_histogram(&latency),
-            lifecycle: None,
-            orders_in_mysql: stored,
-            checks,
-        })
+        Ok(Report::of("idempotency-storm", self.sale.sku, self.keys as i64, tally, stored, checks))
     }
 }

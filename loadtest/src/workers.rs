@@ -16,6 +16,21 @@ use hyper::StatusCode;
 use crate::client::Gateway;
 use crate::timeline::latency_histogram;
 
+/// What every sale scenario runs with.
+pub struct SaleRun {
+    pub gateway: Gateway,
+    /// The SKU sold (a fresh one per run), or the prefix of a run's SKUs.
+    pub sku: String,
+    /// Buyer numbers start here: runs against one stack use fresh user ids.
+    pub first_user: u64,
+    /// The load stops when this passes, sent or not.
+    pub max_duration: Duration,
+    /// The shards to count stored orders in.
+    pub shards: Vec<String>,
+    /// How long to wait for the settler (and payments, timeouts).
+    pub settle_timeout: Duration,
+}
+
 /// One job's answer: the label it is counted under, when its measured call
 /// was sent (or due) and how long it took, and the order it made.
 pub struct Answer {
