@@ -11,7 +11,7 @@ import exec from 'k6/execution';
 import http from 'k6/http';
 import { Counter, Rate } from 'k6/metrics';
 import { check } from 'k6';
-import { BASE_URL, buyerToken, loadSale, saleCounters } from './lib.js';
+import { BASE_URL, buyerToken, loadSale, saleCounters, constantRate } from './lib.js';
 
 const RATE = Number(__ENV.RATE || 200);
 const DURATION = __ENV.DURATION || '10s';
@@ -25,14 +25,7 @@ const broken = new Counter('checkout_invariant_broken');
 
 export const options = {
   scenarios: {
-    carts: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      duration: DURATION,
-      preAllocatedVUs: Number(__ENV.VUS || 100),
-      maxVUs: Number(__ENV.MAX_VUS || 500),
-    },
+    carts: constantRate(RATE, DURATION),
   },
   thresholds: {
     unexpected_answers: ['rate==0'],

@@ -7,17 +7,13 @@
 //
 //   k6 run k6/flash_sale.js -e BASE_URL=http://127.0.0.1:8080 -e RATE=2000 -e DURATION=10s -e STOCK=1000
 import exec from 'k6/execution';
-import { Rate, Counter } from 'k6/metrics';
-import { loadSale, placeOrder, checkAnswer, saleCounters } from './lib.js';
+import { loadSale, placeOrder, checkAnswer, saleCounters, saleMetrics } from './lib.js';
 
 const RATE = Number(__ENV.RATE || 2000);
 const DURATION = __ENV.DURATION || '10s';
 const STOCK = Number(__ENV.STOCK || 1000);
 
-const unexpected = new Rate('unexpected_answers');
-const accepted = new Counter('orders_accepted');
-const serverErrors = new Counter('server_errors');
-const broken = new Counter('sale_invariant_broken');
+const { unexpected, accepted, serverErrors, broken } = saleMetrics();
 
 export const options = {
   scenarios: {

@@ -7,27 +7,16 @@
 //
 //   k6 run k6/idempotency.js -e RATE=500 -e DURATION=10s -e KEYS=100
 import { check } from 'k6';
-import { Counter, Rate } from 'k6/metrics';
-import { loadSale, placeOrder, saleCounters } from './lib.js';
+import { loadSale, placeOrder, saleCounters, constantRate, saleMetrics } from './lib.js';
 
 const RATE = Number(__ENV.RATE || 500);
 const DURATION = __ENV.DURATION || '10s';
 const KEYS = Number(__ENV.KEYS || 100);
-const unexpected = new Rate('unexpected_answers');
-const accepted = new Counter('orders_accepted');
-const serverErrors = new Counter('server_errors');
-const broken = new Counter('sale_invariant_broken');
+const { unexpected, accepted, serverErrors, broken } = saleMetrics();
 
 export const options = {
   scenarios: {
-    storm: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      duration: DURATION,
-      preAllocatedVUs: Number(__ENV.VUS || 100),
-      maxVUs: Number(__ENV.MAX_VUS || 500),
-    },
+    storm: constantRate(RATE, DURATION),
   },
   thresholds: {
     unexpected_answers: ['rate==0'],

@@ -3,6 +3,7 @@ import http from 'k6/http';
 import { check } from 'k6';
 import crypto from 'k6/crypto';
 import encoding from 'k6/encoding';
+import { Counter, Rate } from 'k6/metrics';
 
 export const BASE_URL = __ENV.BASE_URL || 'http://127.0.0.1:8080';
 export const ADMIN_TOKEN = __ENV.ADMIN_TOKEN || 'dev-admin-token';
@@ -63,4 +64,27 @@ export function checkAnswer(res, unexpected) {
     'answer is JSON': (r) => (r.headers['Content-Type'] || '').startsWith('application/json'),
   });
   unexpected.add(!ok);
+}
+
+// The executor of the steady scenarios: `rate` arrivals a second for
+// `duration` (open loop), on VUS virtual users (MAX_VUS at most).
+export function constantRate(rate, duration) {
+  return {
+    executor: 'constant-arrival-rate',
+    rate,
+    timeUnit: '1s',
+    duration,
+    preAllocatedVUs: Number(__ENV.VUS || 100),
+    maxVUs: Number(__ENV.MAX_VUS || 500),
+  };
+}
+
+// The metrics a single-order scenario's thresholds are on.
+export function saleMetrics() {
+  return {
+    unexpected: new Rate('unexpected_answers'),
+    accepted: new Counter('orders_accepted'),
+    serverErrors: new Counter('server_errors'),
+    broken: new Counter('sale_invariant_broken'),
+  };
 }

@@ -5,7 +5,7 @@
 //   k6 run k6/steady.js -e RATE=500 -e DURATION=30s
 import exec from 'k6/execution';
 import { Rate } from 'k6/metrics';
-import { loadSale, placeOrder, checkAnswer } from './lib.js';
+import { loadSale, placeOrder, checkAnswer, constantRate } from './lib.js';
 
 const RATE = Number(__ENV.RATE || 500);
 const DURATION = __ENV.DURATION || '30s';
@@ -13,14 +13,7 @@ const unexpected = new Rate('unexpected_answers');
 
 export const options = {
   scenarios: {
-    steady: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      duration: DURATION,
-      preAllocatedVUs: Number(__ENV.VUS || 100),
-      maxVUs: Number(__ENV.MAX_VUS || 500),
-    },
+    steady: constantRate(RATE, DURATION),
   },
   thresholds: {
     unexpected_answers: ['rate<0.01'],

@@ -56,8 +56,8 @@ impl App {
     pub fn new(config: Config, source: Option<PathBuf>) -> Result<Self, StartError> {
         // First: what the constructors below record must reach the recorder.
         let metrics = crate::metrics::handle();
+        let redis = Redis::connect(&config.redis)?;
         let services = Services {
-            redis: Redis::connect(&config.redis)?,
             events: EventProducer::new(&config.kafka)?,
             orders: ShardPools::connect_lazy(&config.mysql.shards, 8, Duration::from_secs(2))?,
             reads: ShardPools::connect_lazy(&config.mysql.shards, 4, Duration::from_secs(1))?,
@@ -69,7 +69,7 @@ impl App {
             )),
             warehouse: HttpWarehouse::new(&config.warehouse.url, Duration::from_millis(config.warehouse.timeout_ms)),
         };
-        let center = OrderCenter::new(config.center_settings(), &config.traffic.breakers, services);
+        let center = OrderCenter::new(config.center_settings(), &config.traffic.breakers, redis, services);
         Ok(Self {
             center: Arc::new(center),
             traffic: ArcSwap::from_pointee(TrafficPolicy::build(config.traffic.clone(), None)),

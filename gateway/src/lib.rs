@@ -83,7 +83,7 @@ pub async fn run(
         let app = app.clone();
         let max_lag = Duration::from_secs(app.config.queries.replica_max_lag_secs);
         let every = Duration::from_millis(app.config.queries.replica_check_ms);
-        tokio::spawn(async move { app.center.replicas.watch(max_lag, every).await })
+        tokio::spawn(async move { app.center.services.replicas.watch(max_lag, every).await })
     };
     let reloads = config_file.map(|path| tokio::spawn(reload::watch(app.clone(), path)));
     let clash = std::sync::Mutex::new(None);
@@ -104,7 +104,7 @@ pub async fn run(
     if let Some(reloads) = reloads {
         reloads.abort();
     }
-    if let Err(err) = app.center.events.flush(app.config.shutdown_grace()).await {
+    if let Err(err) = app.center.services.events.flush(app.config.shutdown_grace()).await {
         tracing::error!(error = %err, "producer flush did not finish");
     }
     match clash.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()) {

@@ -51,16 +51,21 @@ pub async fn open(
         reason: request.reason,
         at: now,
     };
-    let opened =
-        match center.orders.open_after_sale(&new).await.map_err(down(Dependency::Mysql, "an after-sale write"))? {
-            Opened::Done(opened) => {
-                center.forget_order(order_id).await;
-                opened
-            }
-            Opened::NotNow { status } => return Err(OrderError::AfterSaleNotAllowed { status }),
-            Opened::TooMany { left } => return Err(OrderError::NotReturnable { left }),
-            Opened::Unknown => return Err(OrderError::UnknownOrder),
-        };
+    let opened = match center
+        .services
+        .orders
+        .open_after_sale(&new)
+        .await
+        .map_err(down(Dependency::Mysql, "an after-sale write"))?
+    {
+        Opened::Done(opened) => {
+            center.forget_order(order_id).await;
+            opened
+        }
+        Opened::NotNow { status } => return Err(OrderError::AfterSaleNotAllowed { status }),
+        Opened::TooMany { left } => return Err(OrderError::NotReturnable { left }),
+        Opened::Unknown => return Err(OrderError::UnknownOrder),
+    };
     metrics::counter!("gateway_after_sales_total", "kind" => opened.kind.as_str()).increment(1);
     // Not pushed to the warehouse: nothing to stop, approved at once.
     if opened.kind == Kind::RefundOnly && current_status(center, order_id, None).await? == OrderStatus::Paid {
@@ -82,6 +87,7 @@ pub async fn act(
     parcel: Option<Shipment>,
 ) -> Result<AfterSaleView, OrderError> {
     let request = center
+        .services
         .orders
         .after_sale(after_sale_id)
         .await
@@ -93,7 +99,7 @@ pub async fn act(
     if let (Action::ShipReplacement, Some(parcel)) = (action, &parcel) {
         order::after_sale::next(request.kind, request.status, action, Actor::Merchant)?;
         let parcel = Parcel { carrier: parcel.carrier.clone(), tracking_no: parcel.tracking_no.clone() };
-        center.warehouse.ship(&outbound_order_id(after_sale_id), &parcel).await.map_err(warehouse_error)?;
+        center.services.warehouse.ship(&outbound_order_id(after_sale_id), &parcel).await.map_err(warehouse_error)?;
     }
     let moved = make(center, after_sale_id, action, Actor::Merchant, text, false).await?;
     if moved.status == Status::ExchangeOutbound {
@@ -103,7 +109,7 @@ pub async fn act(
             sku: order_sku(center, &moved).await?,
             qty: moved.qty,
         };
-        if let Err(err) = center.warehouse.push(&outbound).await {
+        if let Err(err) = center.services.warehouse.push(&outbound).await {
             tracing::warn!(%after_sale_id, error = %err, "exchange outbound not handed over; the relay will");
         }
     }
@@ -171,7 +177,7 @@ async fn approve_refund_before_shipment(
     loop {
         let pushed = current_status(center, request.order_id, None).await? == OrderStatus::InWarehouse;
         if pushed {
-            center.warehouse.intercept(&request.order_id.to_string()).await.map_err(warehouse_error)?;
+            center.services.warehouse.intercept(&request.order_id.to_string()).await.map_err(warehouse_error)?;
         }
         match attempt(center, request.after_sale_id, Action::Approve, Actor::Merchant, text.clone(), pushed).await? {
             AfterSaleMoved::NeedsInterception => continue,
@@ -182,6 +188,7 @@ async fn approve_refund_before_shipment(
 
 async fn order_sku(center: &OrderCenter, request: &AfterSaleView) -> Result<String, OrderError> {
     let order = center
+        .services
         .orders
         .get(request.order_id)
         .await
@@ -217,7 +224,12 @@ async fn attempt(
     };
     let request =
         AfterSaleMove { after_sale_id, action, actor, return_address, reject_reason, intercepted, at: Utc::now() };
-    Ok(center.orders.after_sale_move(&request).await.map_err(down(Dependency::Mysql, "an after-sale write"))?)
+    Ok(center
+        .services
+        .orders
+        .after_sale_move(&request)
+        .await
+        .map_err(down(Dependency::Mysql, "an after-sale write"))?)
 }
 
 /// A request's move as the API answers it; a move made drops its order's

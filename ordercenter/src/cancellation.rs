@@ -74,7 +74,7 @@ async fn cancel_after_payment(center: &OrderCenter, order_id: OrderId, user_id: 
             // Paid in Redis, its event not stored yet: ask again in a moment.
             OrderStatus::PendingPayment => return Err(OrderError::NotPending { status: Some(OrderStatus::Paid) }),
             OrderStatus::InWarehouse => {
-                center.warehouse.intercept(&order_id.to_string()).await.map_err(warehouse_error)?;
+                center.services.warehouse.intercept(&order_id.to_string()).await.map_err(warehouse_error)?;
             }
             _ => {}
         }
@@ -87,7 +87,8 @@ async fn cancel_after_payment(center: &OrderCenter, order_id: OrderId, user_id: 
             intercepted: status == OrderStatus::InWarehouse,
             at: Utc::now(),
         };
-        let outcome = center.orders.transition(&request).await.map_err(down(Dependency::Mysql, "an order move"))?;
+        let outcome =
+            center.services.orders.transition(&request).await.map_err(down(Dependency::Mysql, "an order move"))?;
         if matches!(outcome, Moved::NeedsInterception) {
             continue;
         }

@@ -29,9 +29,9 @@ use crate::settings::{self, Settings};
 use crate::single_flight::SingleFlight;
 use crate::sold_out::SoldOutCache;
 
-/// The services the order center talks to, each client built by the caller.
+/// The services the order center talks to besides Redis, each client
+/// built by the caller.
 pub struct Services {
-    pub redis: Redis,
     pub events: EventProducer,
     /// The orders database: lookups, and the moves after payment.
     pub orders: ShardPools,
@@ -66,12 +66,7 @@ pub struct OrderCenter {
     /// Whether idempotency keys were used, for retries that arrive after
     /// their SKU sold out: one `MGET` per SKU for those that arrive together.
     pub key_lookups: RedisBatch<String, bool>,
-    pub events: EventProducer,
-    pub orders: ShardPools,
-    pub reads: ShardPools,
-    pub replicas: Replicas,
-    pub channel: Arc<dyn PaymentChannel>,
-    pub warehouse: HttpWarehouse,
+    pub services: Services,
     pub sale_windows: SaleWindows,
     pub sold_out: SoldOutCache,
     pub recent_orders: RecentOrders,
@@ -88,8 +83,7 @@ pub struct OrderCenter {
 impl OrderCenter {
     /// None of the clients waits for its service: the center is built (and
     /// its callers report not ready) while a dependency is still down.
-    pub fn new(settings: Settings, breakers: &settings::Breakers, services: Services) -> Self {
-        let Services { redis, events, orders, reads, replicas, channel, warehouse } = services;
+    pub fn new(settings: Settings, breakers: &settings::Breakers, redis: Redis, services: Services) -> Self {
         let sales = Arc::new(SaleStore::new(redis.clone()));
         // As long as a call of its own could take: the in-flight window
         // counts the acknowledgement's wait for its batch as one more
@@ -113,12 +107,7 @@ impl OrderCenter {
             strikes: Strikes::new(redis.clone()),
             sale_figures: SaleFigures::new(redis.clone()),
             node_leases: NodeLeases::new(redis),
-            events,
-            orders,
-            reads,
-            replicas,
-            channel,
-            warehouse,
+            services,
             sale_windows: SaleWindows::default(),
             sold_out: SoldOutCache::new(Duration::from_millis(settings.orders.sold_out_recheck_ms)),
             recent_orders: RecentOrders::new(Duration::from_secs(settings.orders.payment_window_secs)),
@@ -142,7 +131,7 @@ impl OrderCenter {
         let breaker = self.breakers.load().kafka.clone();
         breaker.permit().map_err(|_| Unpublished { delivered_maybe: false })?;
         let started = Instant::now();
-        let sent = self.events.send(event).await;
+        let sent = self.services.events.send(event).await;
         metrics::histogram!("gateway_kafka_produce_seconds").record(started.elapsed());
         breaker.record(&sent);
         sent.map_err(|err| {

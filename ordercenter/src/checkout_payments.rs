@@ -51,6 +51,7 @@ pub async fn start(center: &OrderCenter, parent: OrderId, user_id: u64) -> Resul
         return Err(OrderError::NotPending { status: None });
     }
     let created = center
+        .services
         .channel
         .create(&CreatePayment {
             merchant_order_id: parent.to_string(),
@@ -85,6 +86,7 @@ pub async fn settle(center: &OrderCenter, payment: &Payment) -> Result<Option<Se
         // payment settled then is recognised in MySQL; anything else is a
         // payment nothing can take, refunded as a single order's would be.
         let settled = center
+            .services
             .orders
             .checkout_paid_by(payment.order_id, &payment.payment_id)
             .await

@@ -31,7 +31,7 @@ use crate::outcomes::OrderError;
 pub async fn push(center: &OrderCenter, order_id: OrderId) -> Result<OrderStatus, OrderError> {
     let changed = make(center, order_id, Action::Push, Actor::Merchant, None, None).await?;
     let handed = WarehouseOrder { order_id: order_id.to_string(), sku: changed.order.sku, qty: changed.order.qty };
-    if let Err(err) = center.warehouse.push(&handed).await {
+    if let Err(err) = center.services.warehouse.push(&handed).await {
         tracing::warn!(%order_id, error = %err, "warehouse push failed; the relay hands the order over");
     }
     Ok(changed.to)
@@ -43,7 +43,7 @@ pub async fn ship(center: &OrderCenter, order_id: OrderId, shipment: Shipment) -
     let status = current_status(center, order_id, None).await?;
     lifecycle::next(status, Action::Ship, Actor::Merchant)?;
     let parcel = Parcel { carrier: shipment.carrier.clone(), tracking_no: shipment.tracking_no.clone() };
-    center.warehouse.ship(&order_id.to_string(), &parcel).await.map_err(warehouse_error)?;
+    center.services.warehouse.ship(&order_id.to_string(), &parcel).await.map_err(warehouse_error)?;
     Ok(make(center, order_id, Action::Ship, Actor::Merchant, None, Some(shipment)).await?.to)
 }
 

@@ -21,6 +21,7 @@ pub async fn current_status(
     owner: Option<u64>,
 ) -> Result<OrderStatus, OrderError> {
     center
+        .services
         .orders
         .status_of(order_id, owner)
         .await
@@ -38,8 +39,12 @@ pub async fn make(
     shipment: Option<Shipment>,
 ) -> Result<OrderStatusChanged, OrderError> {
     let request = Move { order_id, action, actor, owner, shipment, intercepted: false, at: Utc::now() };
-    moved(center, center.orders.transition(&request).await.map_err(down(Dependency::Mysql, "an order move"))?, action)
-        .await
+    moved(
+        center,
+        center.services.orders.transition(&request).await.map_err(down(Dependency::Mysql, "an order move"))?,
+        action,
+    )
+    .await
 }
 
 /// The warehouse state a move reports when the order was pushed after its

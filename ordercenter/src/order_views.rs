@@ -83,10 +83,10 @@ impl OrderCenter {
         // One query after the other: a read holds one connection at a time,
         // so many reads at once cannot each hold some of the pool while
         // waiting for more (and all time out together).
-        let Some(order) = self.reads.get(order_id).await? else { return Ok(None) };
-        let history = self.reads.history(order_id).await?;
-        let refunds = self.reads.refunds_of(order_id).await?;
-        let after_sales = self.reads.after_sales_of(order_id).await?;
+        let Some(order) = self.services.reads.get(order_id).await? else { return Ok(None) };
+        let history = self.services.reads.history(order_id).await?;
+        let refunds = self.services.reads.refunds_of(order_id).await?;
+        let after_sales = self.services.reads.after_sales_of(order_id).await?;
         let mut view = new_view(&order);
         view["history"] = serde_json::to_value(&history).expect("history serialises");
         view["refunds"] = serde_json::to_value(&refunds).expect("refunds serialise");

@@ -40,7 +40,7 @@ pub async fn run(center: Arc<OrderCenter>) {
 
 async fn look_up(center: &OrderCenter, query: &PaymentQuery, now_ms: i64) {
     let order_id = query.order_id;
-    let finished = match center.channel.query(&order_id.to_string()).await {
+    let finished = match center.services.channel.query(&order_id.to_string()).await {
         Ok(Some(state)) if state.status == PaymentStatus::Success => {
             metrics::counter!("gateway_payment_lookups_total", "found" => "paid").increment(1);
             let payment = Payment {

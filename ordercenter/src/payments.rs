@@ -36,6 +36,7 @@ pub async fn start(
         return Err(OrderError::UnknownOrder);
     }
     let created = center
+        .services
         .channel
         .create(&CreatePayment {
             merchant_order_id: order_id.to_string(),
@@ -63,7 +64,7 @@ pub async fn start(
 /// Why an order holds no reservation, told only to its buyer: its stored
 /// status if it is theirs, else unknown (so nobody learns others' orders).
 async fn no_longer_held_status(center: &OrderCenter, order_id: OrderId, user_id: u64) -> OrderError {
-    match center.orders.get(order_id).await {
+    match center.services.orders.get(order_id).await {
         // Still pending in MySQL: its end (paid or cancelled) is on its way there.
         Ok(Some(order)) if order.user_id == user_id => {
             OrderError::NotPending { status: (order.status != OrderStatus::PendingPayment).then_some(order.status) }

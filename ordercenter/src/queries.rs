@@ -31,7 +31,7 @@ pub async fn of_buyer(
     limit: u32,
 ) -> Result<Page, sqlx::Error> {
     let user_id = filter.user_id.expect("a buyer's list names the buyer");
-    let shard = center.reads.router.shard_for_user(user_id);
+    let shard = center.services.reads.router.shard_for_user(user_id);
     let timeout = Duration::from_millis(center.settings.queries.shard_timeout_ms);
     let orders = tokio::time::timeout(timeout, shard_page(center, shard, &filter, before, limit))
         .await
@@ -43,7 +43,7 @@ pub async fn of_buyer(
 /// A page of the search over every shard, each given `queries.shard_timeout_ms`.
 pub async fn search(center: &OrderCenter, filter: OrderFilter, before: Option<OrderId>, limit: u32) -> Page {
     let timeout = Duration::from_millis(center.settings.queries.shard_timeout_ms);
-    let parts = join_all((0..center.reads.pools.len()).map(|shard| {
+    let parts = join_all((0..center.services.reads.pools.len()).map(|shard| {
         let filter = &filter;
         async move { tokio::time::timeout(timeout, shard_page(center, shard, filter, before, limit)).await }
     }))
@@ -77,7 +77,7 @@ async fn shard_page(
     before: Option<OrderId>,
     limit: u32,
 ) -> Result<Vec<StoredOrder>, sqlx::Error> {
-    if let Some(replica) = center.replicas.keeping_up(shard) {
+    if let Some(replica) = center.services.replicas.keeping_up(shard) {
         let patience = Duration::from_millis(center.settings.queries.shard_timeout_ms / 2);
         let read = tokio::time::timeout(patience, queries::page(replica, filter, before, limit));
         match read.await.unwrap_or(Err(sqlx::Error::PoolTimedOut)) {
@@ -87,11 +87,11 @@ async fn shard_page(
             }
             Err(err) => {
                 tracing::warn!(shard, error = %err, "read replica failed a query; reading the primary");
-                center.replicas.failed(shard);
+                center.services.replicas.failed(shard);
             }
         }
     }
-    let orders = queries::page(&center.reads.pools[shard], filter, before, limit).await?;
+    let orders = queries::page(&center.services.reads.pools[shard], filter, before, limit).await?;
     metrics::counter!("gateway_list_reads_total", "source" => "primary").increment(1);
     Ok(orders)
 }

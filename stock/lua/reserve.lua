@@ -75,8 +75,8 @@ local function reserve(idempotency, arg)
     end
   end
 
-  local sale = redis.call('HMGET', KEYS[1], 'stock', 'per_user_limit', 'price_cents', 'starts_ms', 'ends_ms', 'loaded_ms')
-  if not sale[1] then
+  local sale = sale_terms()
+  if not sale then
     return {'unknown_sku'}
   end
 
@@ -89,12 +89,9 @@ local function reserve(idempotency, arg)
   if outside then
     return outside
   end
-  if stock < qty then
-    return {'sold_out', tostring(stock)}
-  end
-  local over = limit_refusal(user, qty, limit)
-  if over then
-    return over
+  local refused = units_refusal(stock, user, qty, limit)
+  if refused then
+    return refused
   end
 
   local amount = price * qty

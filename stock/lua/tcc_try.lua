@@ -61,8 +61,8 @@ for i = 1, items do
   end
 end
 
-local sale = redis.call('HMGET', KEYS[1], 'stock', 'per_user_limit', 'price_cents', 'starts_ms', 'ends_ms', 'loaded_ms')
-if not sale[1] then
+local sale = sale_terms()
+if not sale then
   return {'unknown_sku'}
 end
 local generation = sale[6] or '0'
@@ -78,12 +78,9 @@ end
 if tonumber(sale[3]) ~= price then
   return {'price_changed', sale[3]}
 end
-if stock < wanted then
-  return {'sold_out', tostring(stock)}
-end
-local over = limit_refusal(user, wanted, limit)
-if over then
-  return over
+local refused = units_refusal(stock, user, wanted, limit)
+if refused then
+  return refused
 end
 
 local first = redis.call('HLEN', KEYS[3]) == 0

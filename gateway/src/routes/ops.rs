@@ -24,7 +24,7 @@ pub fn healthz() -> Reply {
 pub async fn readyz(app: &App) -> Reply {
     let redis =
         async { tokio::time::timeout(PROBE_TIMEOUT, app.center.sales.redis().ping()).await.is_ok_and(|r| r.is_ok()) };
-    let (redis, kafka) = tokio::join!(redis, app.center.events.ready(PROBE_TIMEOUT));
+    let (redis, kafka) = tokio::join!(redis, app.center.services.events.ready(PROBE_TIMEOUT));
     let breakers = app.center.breakers.load();
     let (redis_breaker, kafka_breaker) = (breakers.redis.state(), breakers.kafka.state());
     let breakers = json!({"redis": redis_breaker.as_str(), "kafka": kafka_breaker.as_str()});

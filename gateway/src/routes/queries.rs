@@ -64,7 +64,7 @@ pub async fn search(app: &App, req: Read) -> Result<Reply, ApiError> {
         }
     }
     let page = queries::search(&app.center, filter, paging.cursor, paging.limit).await;
-    if page.missing_shards.len() == app.center.orders.pools.len() {
+    if page.missing_shards.len() == app.center.services.orders.pools.len() {
         return Err(ApiError::Unavailable(Dependency::Mysql));
     }
     let mut answer = answer(&page);

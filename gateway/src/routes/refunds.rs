@@ -37,6 +37,7 @@ pub async fn notify(app: &App, req: Read) -> Result<Reply, ApiError> {
     };
     let settled = app
         .center
+        .services
         .orders
         .refund_settled(&state.refund_id, succeeded, "notification")
         .await
@@ -64,6 +65,7 @@ pub async fn list(app: &App, req: Read) -> Result<Reply, ApiError> {
     };
     let refunds = app
         .center
+        .services
         .orders
         .refunds_in_state(state, LIST_LIMIT)
         .await
@@ -75,7 +77,14 @@ pub async fn list(app: &App, req: Read) -> Result<Reply, ApiError> {
 pub async fn retry(app: &App, refund_id: &str, req: Read) -> Result<Reply, ApiError> {
     let admin = authorize(app, req.headers())?;
     check_token("refund_id", refund_id).map_err(|e| ApiError::Invalid(e.0))?;
-    if !app.center.orders.retry_refund(refund_id, &admin).await.map_err(down(Dependency::Mysql, "a refunds lookup"))? {
+    if !app
+        .center
+        .services
+        .orders
+        .retry_refund(refund_id, &admin)
+        .await
+        .map_err(down(Dependency::Mysql, "a refunds lookup"))?
+    {
         return Err(ApiError::RefundNotStuck);
     }
     tracing::info!(target: "audit", admin, refund_id, "stuck refund retried");

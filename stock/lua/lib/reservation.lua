@@ -39,7 +39,18 @@ local function reservation_pay_by(value)
   return tonumber(string.match(value, '^%d+:%d+:%-?%d+:%d+:(%d+):'))
 end
 
--- Why a sale (an HMGET with starts_ms and ends_ms at 4 and 5) takes no
+-- The sale's terms: stock, per_user_limit, price_cents, starts_ms,
+-- ends_ms, loaded_ms (the sale's generation), in that order; nil for a SKU
+-- with no sale loaded.
+local function sale_terms()
+  local sale = redis.call('HMGET', KEYS[1], 'stock', 'per_user_limit', 'price_cents', 'starts_ms', 'ends_ms', 'loaded_ms')
+  if sale[1] then
+    return sale
+  end
+  return nil
+end
+
+-- Why a sale (its terms, starts_ms and ends_ms at 4 and 5) takes no
 -- reservation at `now` (Unix ms): the reply to give, or nil while it is open.
 local function window_refusal(sale, now)
   local starts, ends = tonumber(sale[4] or '0'), tonumber(sale[5] or '0')
@@ -52,9 +63,12 @@ local function window_refusal(sale, now)
   return nil
 end
 
--- The reply refusing `qty` more units to `user` past the per-user `limit`,
--- or nil within it.
-local function limit_refusal(user, qty, limit)
+-- The reply refusing `qty` units to `user`: fewer than that in `stock`,
+-- or past the per-user `limit`; nil if they may be taken.
+local function units_refusal(stock, user, qty, limit)
+  if stock < qty then
+    return {'sold_out', tostring(stock)}
+  end
   local held = tonumber(redis.call('HGET', KEYS[2], user) or '0')
   if held + qty > limit then
     return {'limit', tostring(held)}
