@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Checks that no module imports another that imports it back
-# (scripts/import_cycles.py), then runs every test against real services:
+# Checks the module structure (scripts/module_check.py: no module imports
+# another that imports it back, each crate's layout comment names its
+# modules, no file over 450 lines), then runs every test against real services:
 # sets up the machine (scripts/setup.sh:
 # Redis, MariaDB and an Apache Kafka node, installed where missing; and
 # scripts/replica.sh for the read-replica tests), drops the databases, Redis
@@ -18,8 +19,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# No module of a crate imports one that imports it back.
-python3 "$ROOT/scripts/import_cycles.py"
+# No import circle, every module named in its crate's layout, no file over 450 lines.
+python3 "$ROOT/scripts/module_check.py"
 
 bash "$ROOT/scripts/setup.sh"
 bash "$ROOT/scripts/replica.sh"

@@ -2,9 +2,10 @@
 //! checks the stock invariants afterwards. Exits non-zero when one fails.
 //!
 //! Layout: the scenarios [`flash_sale`], [`open_loop`] (steady, ramp),
-//! [`storm`] (idempotency), [`mixed`], [`cart`] (checkouts against single orders) and
-//! [`queries`] (order reads against their floors); [`chaos`] the buyers and the
-//! invariant check of `scripts/chaos.sh`; [`workers`] the harness they run on;
+//! [`storm`] (idempotency), [`mixed`], [`cart`] (checkouts against single
+//! orders) and [`queries`] (order reads against their floors), with
+//! [`after_payment`] (what paid orders go on to do); [`chaos`] the buyers and
+//! the invariant check of `scripts/chaos.sh`; [`workers`] the harness they run on;
 //! [`bench`] the floors; [`client`] the HTTP calls; [`report`] and
 //! [`timeline`] the figures and the chart; [`shards`] the MySQL counts;
 //! [`args`] the command line.

@@ -11,7 +11,8 @@
 //!   (asking the channel about late notifications), [`checkout`] (a cart:
 //!   priced, tried SKU by SKU, accepted or cancelled) and
 //!   [`checkout_payments`] (its one payment, and its cancellation),
-//!   [`queries`] (a buyer's orders, the merchant's search over the shards).
+//!   [`queries`] (a buyer's orders, the merchant's search over the shards);
+//!   [`order_moves`] (one move of an order in its shard, as they answer it).
 //! - Shared state: [`center`] (what every workflow needs, built once),
 //!   [`order_views`] (an order as the API shows it, through the hot-order
 //!   cache), [`replicas`] (the read replicas and whether each keeps up),

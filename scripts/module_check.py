@@ -1,6 +1,13 @@
 #!/usr/bin/env python3
-"""Fails if, in any crate of the workspace, a module imports another that
-imports it back (directly or through others).
+"""Checks the workspace's module structure; fails if, in any crate:
+
+- a module imports another that imports it back (directly or through
+  others);
+- a crate root (lib.rs, main.rs) declares a module its layout comment
+  (`//!`) does not name;
+- a source file other than tests (`tests/`, `tests.rs`) is over 450 lines.
+
+Import circles:
 
 Every `crate::…` and `super::…` path in a module's source (in `use`
 statements, braces expanded, and inline) is an edge to the deepest module it
@@ -8,7 +15,9 @@ names. An edge is lifted to the two siblings under the modules' closest
 common ancestor (`routes::admin` -> `error` is `routes` -> `error`); a
 module and its own parent or child are not an edge (that is how modules
 are declared and re-exported). A strongly connected set of siblings is a
-circle. Run by scripts/test.sh; `python3 scripts/import_cycles.py [ROOT]`.
+circle.
+
+Run by scripts/test.sh; `python3 scripts/module_check.py [ROOT]`.
 """
 
 import re
@@ -127,6 +136,31 @@ def circles(graph: set) -> list:
     return out
 
 
+MAX_LINES = 450
+MOD = re.compile(r"^(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", re.M)
+
+
+def unnamed_modules(src: Path) -> list:
+    """Modules a crate root declares that its layout comment does not name."""
+    found = []
+    for root in (src / "lib.rs", src / "main.rs"):
+        if not root.is_file():
+            continue
+        text = root.read_text()
+        layout = "\n".join(line for line in text.splitlines() if line.startswith("//!"))
+        found += [f"{root}: {name}" for name in MOD.findall(text) if not re.search(rf"\b{name}\b", layout)]
+    return found
+
+
+def long_files(src: Path) -> list:
+    """Source files, tests aside, over MAX_LINES lines."""
+    return [
+        f"{file}: {lines} lines"
+        for file in sorted(src.rglob("*.rs"))
+        if file.name != "tests.rs" and (lines := len(file.read_text().splitlines())) > MAX_LINES
+    ]
+
+
 def main() -> int:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent)
     failed = False
@@ -142,8 +176,14 @@ def main() -> int:
                 f"{'::'.join(a)} -> {'::'.join(b)}" for a, b in graph if a in group and b in group
             )
             print(f"{manifest.parent.name}: import circle among {', '.join(names)}: {'; '.join(links)}")
+        for name in unnamed_modules(src):
+            failed = True
+            print(f"a module the layout comment does not name: {name}")
+        for name in long_files(src):
+            failed = True
+            print(f"over {MAX_LINES} lines (split it by job): {name}")
     if not failed:
-        print("no import circles")
+        print("modules: no import circles, every one named in its crate's layout, no file over 450 lines")
     return 1 if failed else 0
 
 
