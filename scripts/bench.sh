@@ -55,7 +55,9 @@ if [ "${BENCH:-all}" = brokers ]; then
         --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/
       broker_pid=$(cat "$RUN/bench-tansu.pid")
     else
-      export KAFKA_PORT=$port KAFKA_CONTROLLER_PORT=$(free_port)
+      export KAFKA_PORT=$port
+      KAFKA_CONTROLLER_PORT=$(free_port)
+      export KAFKA_CONTROLLER_PORT
       RUN_DIR="$RUN/bench-kafka" bash "$ROOT/scripts/kafka.sh" wipe
       RUN_DIR="$RUN/bench-kafka" bash "$ROOT/scripts/kafka.sh" start
       broker_pid=$(RUN_DIR="$RUN/bench-kafka" bash "$ROOT/scripts/kafka.sh" pid 1)

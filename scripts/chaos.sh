@@ -27,7 +27,9 @@ set -euo pipefail
 SPARE_STACK=chaos
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 MYSQL_PORT_2="$(free_port)"
+export MYSQL_PORT_2
 GATEWAY_PORT_2="$(free_port)"
+export GATEWAY_PORT_2
 export MYSQL_SHARDS="$MYSQL_URL/orders_0,$MYSQL_URL/orders_1,$MYSQL_URL/orders_2,mysql://flashsale:flashsale@127.0.0.1:$MYSQL_PORT_2/orders_3"
 
 BROKERS="${CHAOS_BROKERS:-3}"

@@ -74,7 +74,11 @@ create() {
     if [ "$id" = 1 ]; then
       echo "1 $KAFKA_PORT $KAFKA_CONTROLLER_PORT" >>"$CLUSTER/nodes"
     else
-      echo "$id $(free_port) $(free_port)" >>"$CLUSTER/nodes"
+      # Exported as soon as picked, so the next pick is another port.
+      export "KAFKA_NODE_${id}_PORT=$(free_port)"
+      export "KAFKA_NODE_${id}_CONTROLLER_PORT=$(free_port)"
+      local broker="KAFKA_NODE_${id}_PORT" controller="KAFKA_NODE_${id}_CONTROLLER_PORT"
+      echo "$id ${!broker} ${!controller}" >>"$CLUSTER/nodes"
     fi
     voters+="${voters:+,}$id@127.0.0.1:$(node_field "$id" 3)"
   done
@@ -203,7 +207,7 @@ stop() {
     node_up "$id" && kill -KILL "$(node_pid "$id")"
     rm -f "$CLUSTER/node-$id/pid"
   done
-  [ ${#pids[@]} -gt 0 ] && log "kafka: stopped node(s) ${pids[*]} of $CLUSTER"
+  if [ ${#pids[@]} -gt 0 ]; then log "kafka: stopped node(s) ${pids[*]} of $CLUSTER"; fi
   return 0
 }
 

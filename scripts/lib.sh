@@ -12,12 +12,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # free_port: a port nothing listens on now, below the ephemeral range
 # (32768 and up), so no outgoing connection is given it while a broker or
-# server the fault suite killed is down and its restart finds it free.
+# server the fault suite killed is down and its restart finds it free; and
+# none that an exported *_PORT* variable already gives to another process
+# (picked, not yet listening). Export each port picked before the next.
 free_port() {
   python3 -c '
-import random, socket
+import os, random, socket
+given = {v for k, v in os.environ.items() if "_PORT" in k}
 while True:
     port = random.randrange(20000, 32000)
+    if str(port) in given:
+        continue
     try:
         socket.socket().bind(("127.0.0.1", port))
     except OSError:
@@ -263,14 +268,17 @@ wait_listening() {
 }
 
 # start_redis NAME PORT DIR [redis-server options]: a Redis of the scripts'
-# own on 127.0.0.1:PORT, files in DIR, no snapshots.
+# own on 127.0.0.1:PORT, files and log (NAME.log) in DIR, no snapshots. A
+# daemon in a session of its own: a Ctrl-C in the script that started it
+# leaves it running.
 start_redis() {
   local name=$1 port=$2 dir=$3
   shift 3
   command -v redis-server >/dev/null || apt_install redis-server
   mkdir -p "$dir"
-  proc_start "$name" redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save "" "$@"
-  wait_listening "$name" "$port" 20
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$dir" --save "" \
+    --logfile "$dir/$name.log" --pidfile "$RUN/$name.pid" "$@"
+  wait_port "$port" 20 "$name" || { tail -20 "$dir/$name.log" >&2; exit 1; }
 }
 
 # start_mariadb NAME PORT [mariadbd options]: a MariaDB of the scripts' own

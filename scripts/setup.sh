@@ -147,7 +147,7 @@ stop_services() {
   local name
   for name in "tansu-$KAFKA_PORT" "redis-$REDIS_PORT" "mariadb-$MYSQL_PORT" "mariadb-repl-$REPLICA_PORT" \
     "mariadb-repl-$REPLICA_PRIMARY_PORT"; do
-    proc_stop "$name" 30 && log "$name: stopped"
+    if proc_stop "$name" 30; then log "$name: stopped"; fi
   done
 }
 

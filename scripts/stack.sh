@@ -33,7 +33,7 @@ free_for() {
   if ! proc_alive "$1" && port_open "$2"; then refuse_port "$2" "$3" "this stack's $1"; fi
 }
 
-stop_one() { proc_stop "$1" && log "$1: stopped"; }
+stop_one() { if proc_stop "$1"; then log "$1: stopped"; fi; }
 
 case "${1:-}" in
   start)
@@ -52,7 +52,7 @@ case "${1:-}" in
     log "ready: $GATEWAY_URL (admin token: dev-admin-token unless configured)"
     ;;
   stop)
-    for name in gateway settler paysim; do stop_one "$name" || true; done
+    for name in gateway settler paysim; do stop_one "$name"; done
     ;;
   status)
     for name in gateway settler paysim; do
