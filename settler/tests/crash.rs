@@ -339,7 +339,14 @@ struct ShardProxy {
 
 impl ShardProxy {
     async fn start(upstream: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Below the ephemeral range (32768 and up): while the shard is down,
+        // an outgoing connection could otherwise be given its port.
+        let port = loop {
+            let port = rand::Rng::gen_range(&mut rand::thread_rng(), 20_000..32_000);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                break port;
+            }
+        };
         let mut proxy = Self { port, upstream: upstream.to_owned(), running: None };
         proxy.up().await;
         proxy

@@ -394,13 +394,17 @@ pub fn sweeper(config: &settler::config::Config, every: Duration, batch: usize) 
 
 /// A free port below the ephemeral range (32768 and up): while the test's
 /// node is down, an outgoing connection of any process could otherwise be
-/// given its port, and the restart would find it taken.
+/// given its port, and the restart would find it taken. Never one this
+/// test binary handed out before (two picks before either is listened on).
 fn spare_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
         let port = 20_000 + (random % 12_000) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }
