@@ -6,8 +6,10 @@
 # settler draining beside it and paused; a plain batched INSERT vs the
 # settler's drain rate; then each phase's CPU time per 1,000 operations in
 # every process of the stack, and the gateway's and settler's peak RSS;
-# then order reads beside a sale against a plain Redis GET and a plain
-# primary-key SELECT (loadtest queries, also .local/queries.json); then cart
+# then order reads beside a sale, while the settler drains a backlog of
+# 100,000 orders placed with it paused (READS_BACKLOG=0 for a quiet stack),
+# against a plain Redis GET and a plain primary-key SELECT (loadtest
+# queries, also .local/queries.json); then cart
 # checkouts against single orders placed in the same run (loadtest cart,
 # also .local/cart.json).
 # Restarts the memory-only broker (it slows as it fills) and the stack with
@@ -92,7 +94,8 @@ if [ "${BENCH:-all}" = all ]; then
 fi
 if [ "${BENCH:-all}" != cart ]; then
   log "order reads beside a sale, against a Redis GET and a primary-key SELECT"
-  "$(cat "$STATE/bin-dir")/loadtest" queries --target "$GATEWAY_URL" --json "$STATE/queries.json"
+  "$(cat "$STATE/bin-dir")/loadtest" queries --target "$GATEWAY_URL" --json "$STATE/queries.json" \
+    --backlog "${READS_BACKLOG:-100000}" --settler-pid "$(cat "$RUN/settler.pid")"
 fi
 if [ "${BENCH:-all}" != queries ]; then
   log "cart checkouts of 2 to 4 SKUs racing for stock, against single orders in the same run"

@@ -135,6 +135,13 @@ pub struct QueriesArgs {
     /// How long to wait for the settler to store the orders, seconds.
     #[arg(long, default_value_t = 120)]
     pub settle_secs: u64,
+    /// Orders placed with the settler paused (SIGSTOP), so the reads run
+    /// while it drains them; needs --settler-pid.
+    #[arg(long, default_value_t = 0)]
+    pub backlog: u64,
+    /// The stack's settler.
+    #[arg(long)]
+    pub settler_pid: Option<u32>,
     /// Also write the figures as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,

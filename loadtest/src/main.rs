@@ -75,6 +75,8 @@ async fn query_bench(args: QueriesArgs) -> anyhow::Result<()> {
         shards: args.shards,
         sale_rate: args.sale_rate,
         settle: Duration::from_secs(args.settle_secs),
+        backlog: args.backlog,
+        settler_pid: args.settler_pid,
     }
     .run()
     .await?;

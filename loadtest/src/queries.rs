@@ -14,6 +14,10 @@
 //!
 //! The cache hit ratio of a phase is read from the gateway's `/metrics`
 //! (`gateway_order_cache_total`) before and after it.
+//!
+//! With `backlog` and the settler's pid, the reads run while the settler
+//! drains: the settler is paused while that many orders are placed on a
+//! SKU of their own, and let go just before the first phase.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,9 +30,11 @@ use orderdb::ShardPools;
 use serde::Serialize;
 use stock::{OrderCache, Redis, RedisConfig};
 
+use crate::bench::cpu::signal;
 use crate::bench::floors::{timed_calls, Calls, HyperFloor};
 use crate::client::Gateway;
 use crate::report::Latency;
+use crate::workers::burst;
 
 pub struct Queries {
     pub gateway: Gateway,
@@ -43,6 +49,18 @@ pub struct Queries {
     /// Orders a second placed on another SKU while the reads run.
     pub sale_rate: f64,
     pub settle: Duration,
+    /// Orders placed with the settler paused, drained beside the reads.
+    pub backlog: u64,
+    pub settler_pid: Option<u32>,
+}
+
+/// The orders the settler drains while the reads run.
+#[derive(Debug, Serialize)]
+pub struct Backlog {
+    pub accepted: u64,
+    /// Of them, stored when the reads began and when they ended.
+    pub stored_at_start: u64,
+    pub stored_at_end: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,7 +84,11 @@ pub struct QueriesReport {
     /// Orders the sale beside the reads took, of those it sent.
     pub sale_accepted: u64,
     pub sale_sent: u64,
+    pub backlog: Option<Backlog>,
 }
+
+/// The backlog's buyers, clear of the readers' and the sale's.
+const BACKLOG_USERS: u64 = 500_000;
 
 const REDIS_FLOOR: &str = "Redis read floor";
 const SELECT_FLOOR: &str = "primary-key SELECT floor";
@@ -95,6 +117,9 @@ impl Queries {
         for chunk in ids.chunks(500) {
             cache.forget_orders(chunk).await?;
         }
+        let backlog_sku = format!("{}_backlog", self.sku);
+        let backlog = self.place_backlog(&backlog_sku).await?;
+        let stored_at_start = stored(&pools, &backlog_sku).await?;
         let gateway = &self.gateway;
         let get = |n: u64| {
             let (user, order_id) = &orders[n as usize % orders.len()];
@@ -119,6 +144,8 @@ impl Queries {
         let search = |_| async { expect_ok(gateway.get(&path, None).await) };
         rows.push(self.measured("search", SELECT_FLOOR, timed_calls(self.reads / 10, self.concurrency, search)).await?);
         let (sale_accepted, sale_sent) = sale.stop().await;
+        let stored_at_end = stored(&pools, &backlog_sku).await?;
+        let backlog = backlog.map(|accepted| Backlog { accepted, stored_at_start, stored_at_end });
         pools.close().await;
 
         let rate_of = |name: &str| rows.iter().find(|r| r.name == name).map_or(0.0, |r| r.per_second);
@@ -132,7 +159,23 @@ impl Queries {
         for (row, (ratio, http_ratio)) in rows.iter_mut().zip(ratios) {
             (row.ratio, row.http_ratio) = (ratio, http_ratio);
         }
-        Ok(QueriesReport { rows, sale_accepted, sale_sent })
+        Ok(QueriesReport { rows, sale_accepted, sale_sent, backlog })
+    }
+
+    /// With a backlog: the settler paused while its orders are placed (as
+    /// fast as the connections allow), then let go; how many were accepted.
+    async fn place_backlog(&self, sku: &str) -> anyhow::Result<Option<u64>> {
+        if self.backlog == 0 {
+            return Ok(None);
+        }
+        let pid = self.settler_pid.ok_or_else(|| anyhow::anyhow!("a backlog needs the settler's pid"))?;
+        self.gateway.load_sale(sku, self.backlog as i64, 1, 1_000).await?;
+        signal(pid, "STOP").await?;
+        let first_user = self.first_user + BACKLOG_USERS;
+        let placed =
+            burst(&self.gateway, sku, first_user, self.backlog, self.concurrency, Duration::from_secs(300)).await;
+        signal(pid, "CONT").await?;
+        Ok(Some(placed?.count("202")))
     }
 
     /// One order per buyer; (buyer, order id) of those accepted.
@@ -224,6 +267,11 @@ impl Queries {
         row.cache_hit_ratio = (hit + miss > 0.0).then(|| hit / (hit + miss));
         Ok(row)
     }
+}
+
+/// Orders of `sku` in MySQL.
+async fn stored(pools: &ShardPools, sku: &str) -> anyhow::Result<u64> {
+    Ok(pools.count_by_status(sku).await?.values().sum())
 }
 
 fn row(name: &'static str, calls: Calls, floor: Option<&'static str>) -> Row {
@@ -337,5 +385,11 @@ impl QueriesReport {
             );
         }
         println!("\nThe sale beside the reads: {} orders accepted of {} sent.", self.sale_accepted, self.sale_sent);
+        if let Some(backlog) = &self.backlog {
+            println!(
+                "The backlog the settler drained beside them: {} orders, {} stored when the reads began, {} when they ended.",
+                backlog.accepted, backlog.stored_at_start, backlog.stored_at_end
+            );
+        }
     }
 }
