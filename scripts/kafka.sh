@@ -74,11 +74,11 @@ create() {
     if [ "$id" = 1 ]; then
       echo "1 $KAFKA_PORT $KAFKA_CONTROLLER_PORT" >>"$CLUSTER/nodes"
     else
-      # Exported as soon as picked, so the next pick is another port.
-      export "KAFKA_NODE_${id}_PORT=$(free_port)"
-      export "KAFKA_NODE_${id}_CONTROLLER_PORT=$(free_port)"
-      local broker="KAFKA_NODE_${id}_PORT" controller="KAFKA_NODE_${id}_CONTROLLER_PORT"
-      echo "$id ${!broker} ${!controller}" >>"$CLUSTER/nodes"
+      # Each exported as soon as picked, so the next pick is another port.
+      local broker controller
+      broker=$(free_port) && export "KAFKA_NODE_${id}_PORT=$broker"
+      controller=$(free_port) && export "KAFKA_NODE_${id}_CONTROLLER_PORT=$controller"
+      echo "$id $broker $controller" >>"$CLUSTER/nodes"
     fi
     voters+="${voters:+,}$id@127.0.0.1:$(node_field "$id" 3)"
   done

@@ -165,15 +165,14 @@ impl Cart {
             checkouts_per_sec / floor,
             lines_per_sec / floor,
         );
-        let report = Report::of(
+        Ok(Report::of(
             "cart",
             format!("{} SKUs {}_*", skus.len(), self.sale.sku),
             self.stock_per_sku * skus.len() as i64,
             tally,
             stored,
             checks,
-        );
-        Ok(report)
+        ))
     }
 
     /// The SKUs' sales and catalogue: two stores (one fragile SKU), a

@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::{self, StreamExt};
 use hyper::StatusCode;
 use order::id::OrderId;
 use orderdb::ShardPools;
@@ -89,6 +88,8 @@ pub struct QueriesReport {
 
 /// The backlog's buyers, clear of the readers' and the sale's.
 const BACKLOG_USERS: u64 = 500_000;
+/// Longest the orders read (or the backlog) take to place.
+const PLACING_BOUND: Duration = Duration::from_secs(300);
 
 const REDIS_FLOOR: &str = "Redis read floor";
 const SELECT_FLOOR: &str = "primary-key SELECT floor";
@@ -181,18 +182,9 @@ impl Queries {
     /// One order per buyer; (buyer, order id) of those accepted.
     async fn place(&self) -> anyhow::Result<Vec<(u64, String)>> {
         self.gateway.load_sale(&self.sku, self.buyers as i64, 1, 1_000).await?;
-        let placed: Vec<Option<(u64, String)>> = stream::iter(0..self.buyers)
-            .map(|n| async move {
-                let user = self.first_user + n;
-                let (status, body) = self.gateway.place(user, &self.sku, 1, &format!("q{n}")).await.ok()?;
-                let body: serde_json::Value = serde_json::from_slice(&body).ok()?;
-                (status == StatusCode::ACCEPTED)
-                    .then(|| (user, body["order_id"].as_str().unwrap_or_default().to_owned()))
-            })
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        let placed: Vec<(u64, String)> = placed.into_iter().flatten().collect();
+        let tally =
+            burst(&self.gateway, &self.sku, self.first_user, self.buyers, self.concurrency, PLACING_BOUND).await?;
+        let placed: Vec<(u64, String)> = tally.accepted.into_iter().map(|(order_id, user)| (user, order_id)).collect();
         anyhow::ensure!(!placed.is_empty(), "no order was accepted");
         Ok(placed)
     }
