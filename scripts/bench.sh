@@ -11,8 +11,13 @@
 # against a plain Redis GET and a plain primary-key SELECT (loadtest
 # queries, also .local/queries.json); then cart
 # checkouts against single orders placed in the same run (loadtest cart,
-# also .local/cart.json).
-# Restarts the memory-only broker (it slows as it fills) and the stack with
+# also .local/cart.json); then a whole sale of SALE_ORDERS (1,000,000)
+# accepted orders on the broker all that wrote to, its rate per 10 s
+# window; then the headline run, HEADLINE_BUYERS (1,000,000) buyers on
+# 10,000 units with the local config and its buckets; then the goals of
+# docs/performance.md beside their targets (scripts/goals.py).
+# Restarts the broker only when it is a tansu the set-up started (it slows as
+# it fills; a Kafka node is left as it is), and the stack with
 # config/gateway.bench.toml (no token buckets), and stops the stack afterwards.
 # The stack runs on Redis keys under `bench:` and shard databases
 # bench_orders_0..3 of its own, emptied first: orders an earlier run left
@@ -72,7 +77,7 @@ if [ "${BENCH:-all}" = brokers ]; then
     log "$broker: serving in $startup_ms ms; the accepted path, three rounds"
     "$BIN/loadtest" bench --target "$GATEWAY_URL" --gateway-pid "$(cat "$RUN/gateway.pid")" \
       --broker-pid "$broker_pid" --accepted-rounds 3 --json "$STATE/bench-$broker.json" "$@"
-    echo "$broker start-up $startup_ms ms, peak RSS $(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$broker_pid/status") MiB"
+    echo "$broker start-up $startup_ms ms, peak RSS $(peak_rss_mib "$broker_pid") MiB"
     bash "$ROOT/scripts/stack.sh" stop
     kill "$broker_pid"
     [ "$broker" = kafka ] && RUN_DIR="$RUN/bench-kafka" bash "$ROOT/scripts/kafka.sh" wipe
@@ -80,6 +85,8 @@ if [ "${BENCH:-all}" = brokers ]; then
   exit 0
 fi
 
+SALE_ORDERS=${SALE_ORDERS:-1000000} HEADLINE_BUYERS=${HEADLINE_BUYERS:-1000000}
+rm -f "$STATE"/{bench,queries,sale,headline,rss}.json
 GATEWAY_CONFIG="$ROOT/config/gateway.bench.toml" bash "$ROOT/scripts/stack.sh" start
 trap 'bash "$ROOT/scripts/stack.sh" stop' EXIT
 
@@ -100,4 +107,25 @@ fi
 if [ "${BENCH:-all}" != queries ]; then
   log "cart checkouts of 2 to 4 SKUs racing for stock, against single orders in the same run"
   "$(cat "$STATE/bin-dir")/loadtest" cart --target "$GATEWAY_URL" --buyers 5000 --stock 2000 --json "$STATE/cart.json"
+fi
+if [ "${BENCH:-all}" = all ]; then
+  # A whole sale on the broker the phases above wrote to: does the rate
+  # hold as its log fills? Stock for every buyer, so each answer is an order.
+  log "a whole sale: $SALE_ORDERS accepted orders in one run, its rate per 10 s window"
+  "$BIN/loadtest" flash-sale --target "$GATEWAY_URL" --buyers "$SALE_ORDERS" --stock "$SALE_ORDERS" \
+    --concurrency 64 --max-secs 1800 --settle-secs 900 --json "$STATE/sale.json" >"$STATE/sale.log"
+  tail -n 25 "$STATE/sale.log"
+  gateway_mib=$(peak_rss_mib "$(cat "$RUN/gateway.pid")")
+  broker_mib=$(peak_rss_mib "$(port_pid "$KAFKA_PORT")")
+  # The headline: the local config with its token buckets, on a fresh gateway.
+  bash "$ROOT/scripts/stack.sh" stop
+  GATEWAY_CONFIG="$ROOT/config/gateway.local.toml" bash "$ROOT/scripts/stack.sh" start
+  log "the headline run: $HEADLINE_BUYERS distinct buyers on 10,000 units, the local config"
+  "$BIN/loadtest" flash-sale --target "$GATEWAY_URL" --buyers "$HEADLINE_BUYERS" --stock 10000 \
+    --concurrency 64 --max-secs 300 --json "$STATE/headline.json" >"$STATE/headline.log"
+  tail -n 25 "$STATE/headline.log"
+  echo "{\"gateway_mib\": $gateway_mib, \"broker_mib\": $broker_mib," \
+    "\"headline_gateway_mib\": $(peak_rss_mib "$(cat "$RUN/gateway.pid")")}" >"$STATE/rss.json"
+  log "the goals of docs/performance.md, from this run"
+  python3 "$ROOT/scripts/goals.py" "$STATE"
 fi

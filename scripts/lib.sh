@@ -119,6 +119,11 @@ port_pid() {
   ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
 }
 
+# peak_rss_mib PID: the process's peak resident set so far, MiB.
+peak_rss_mib() {
+  awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"
+}
+
 # What answers on a port, by the protocol it speaks: is_redis, is_mysql, is_kafka.
 is_redis() {
   timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; printf 'PING\r\n' >&3; head -c 5 <&3" 2>/dev/null | grep -q '^+PONG'

@@ -46,8 +46,12 @@ pub use app::App;
 use ordercenter::node_lease::NodeIdTaken;
 use ordercenter::payment_lookups;
 
-/// How often idle per-user buckets are forgotten.
-const PRUNE_EVERY: Duration = Duration::from_secs(30);
+/// How often idle per-user and per-IP buckets are forgotten: a sale's
+/// crowd is mostly buyers who click once, and a bucket is full again (so
+/// forgettable) within its burst over its rate, a few seconds. Pruned every
+/// 30 s, a million distinct buyers in half a minute took the gateway's peak
+/// RSS to 77 MiB; every second, 43 MiB.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs the gateway on `listener` until `shutdown` resolves, then drains open
 /// requests and flushes the producer, so no acknowledged order is lost.

@@ -22,12 +22,11 @@ use futures::stream::{self, StreamExt};
 use hyper::StatusCode;
 use order::status::OrderStatus;
 use orderdb::ShardPools;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::client::Gateway;
+use crate::group_lag::GroupLag;
 
 /// What the buyers were told, written for [`check`].
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -182,7 +181,7 @@ impl Check {
             .take(5)
             .collect();
         let misplaced = stored.values().filter(|o| !o.on_its_shard).count();
-        let lag = consumer_lag(&self.bootstrap, &self.topic, &self.group).await?;
+        let lag = GroupLag::connect(&self.bootstrap, &self.topic, &self.group)?.lag().await?;
         Ok(vec![
             Invariant {
                 name: "units add up",
@@ -238,34 +237,4 @@ async fn stored_orders(shards: &[String], sku: &str) -> anyhow::Result<HashMap<S
         entry.on_its_shard &= pools.router.shard_for_user(row.user_id) == row.shard;
     }
     Ok(stored)
-}
-
-/// Messages of `topic` the consumer group has not committed yet.
-async fn consumer_lag(bootstrap: &str, topic: &str, group: &str) -> anyhow::Result<i64> {
-    let (bootstrap, topic, group) = (bootstrap.to_owned(), topic.to_owned(), group.to_owned());
-    tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", &group)
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let timeout = Duration::from_secs(5);
-        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
-        let mut partitions = TopicPartitionList::new();
-        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            partitions.add_partition(&topic, partition.id());
-        }
-        let committed = consumer.committed_offsets(partitions, timeout)?;
-        let mut lag = 0;
-        for element in committed.elements() {
-            let (low, high) = consumer.fetch_watermarks(&topic, element.partition(), timeout)?;
-            let at = match element.offset() {
-                Offset::Offset(offset) => offset,
-                _ => low,
-            };
-            lag += (high - at).max(0);
-        }
-        Ok(lag)
-    })
-    .await?
 }

@@ -8,7 +8,7 @@
 //! the invariant check of `scripts/chaos.sh`; [`workers`] the harness they run on;
 //! [`bench`] the floors; [`client`] the HTTP calls; [`report`] and
 //! [`timeline`] the figures and the chart; [`shards`] the MySQL counts;
-//! [`args`] the command line.
+//! [`group_lag`] what the settlers have not committed; [`args`] the command line.
 //!
 //! Buyers present tokens signed with `BUYER_TOKEN_SECRET` (key id
 //! `BUYER_TOKEN_KID`), by default the gateway's development key (`dev`).
@@ -20,6 +20,7 @@ mod cart;
 mod chaos;
 mod client;
 mod flash_sale;
+mod group_lag;
 mod mixed;
 mod open_loop;
 mod queries;

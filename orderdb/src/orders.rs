@@ -1,7 +1,7 @@
 //! The order rows: the one column list of a new order, the insert, the
 //! lookup by id and the counts by sale that reports and checks read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::future::try_join_all;
@@ -66,8 +66,8 @@ pub fn insert<'a>(orders: &'a [&'a OrderCreated], status: OrderStatus) -> QueryB
 }
 
 /// Which of `rows` the shard holds already.
-async fn stored_already(pool: &MySqlPool, rows: &[&OrderCreated]) -> Result<Vec<OrderId>, sqlx::Error> {
-    let mut stored = Vec::new();
+async fn stored_already(pool: &MySqlPool, rows: &[&OrderCreated]) -> Result<HashSet<OrderId>, sqlx::Error> {
+    let mut stored = HashSet::new();
     for chunk in rows.chunks(CHUNK) {
         let mut query = QueryBuilder::<MySql>::new("SELECT order_id FROM orders WHERE order_id IN (");
         let mut ids = query.separated(", ");
@@ -84,29 +84,43 @@ async fn stored_already(pool: &MySqlPool, rows: &[&OrderCreated]) -> Result<Vec<
 /// Most rows one INSERT statement takes.
 const CHUNK: usize = 512;
 
-/// `rows` in one transaction, in statements of [`chunk_sizes`], each
-/// followed by `on_duplicate`.
-async fn insert_chunks(pool: &MySqlPool, rows: &[&OrderCreated], on_duplicate: &str) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+/// Splits `rows` into statements: full chunks, then the rest as powers of
+/// two. Each statement text is prepared once per connection, so a batch of
+/// any size reuses a handful of texts instead of making the server parse a
+/// new one for every batch size.
+fn chunks<'a, 'b>(rows: &'b [&'a OrderCreated]) -> Vec<&'b [&'a OrderCreated]> {
     let mut rest = rows;
-    for size in chunk_sizes(rows.len()) {
-        let (chunk, tail) = rest.split_at(size);
-        let mut statement = insert(chunk, OrderStatus::PendingPayment);
-        statement.push(on_duplicate);
-        statement.build().execute(&mut *tx).await?;
-        rest = tail;
-    }
-    tx.commit().await
+    chunk_sizes(rows.len())
+        .map(|size| {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            chunk
+        })
+        .collect()
 }
 
-/// How `rows` split into statements: full chunks, then the rest as powers
-/// of two. Each statement text is prepared once per connection, so a batch
-/// of any size reuses a handful of texts instead of making the server
-/// parse a new one for every batch size.
 fn chunk_sizes(rows: usize) -> impl Iterator<Item = usize> {
     let rest = rows % CHUNK;
     let halves = (0..CHUNK.trailing_zeros()).rev().map(|bit| 1 << bit).filter(move |size| rest & size != 0);
     std::iter::repeat_n(CHUNK, rows / CHUNK).chain(halves)
+}
+
+/// Inserts `rows` in one statement (atomic on its own), or, if one of them
+/// is stored already (a redelivery), again with an upsert that leaves the
+/// stored ones alone. The ids of the rows stored now.
+async fn insert_chunk(pool: &MySqlPool, rows: &[&OrderCreated]) -> Result<Vec<OrderId>, sqlx::Error> {
+    let ids = || rows.iter().map(|order| order.order_id);
+    match insert(rows, OrderStatus::PendingPayment).build().execute(pool).await {
+        Ok(_) => Ok(ids().collect()),
+        Err(err) if is_duplicate(&err) => {
+            let stored = stored_already(pool, rows).await?;
+            let mut upsert = insert(rows, OrderStatus::PendingPayment);
+            upsert.push(" ON DUPLICATE KEY UPDATE order_id = order_id");
+            upsert.build().execute(pool).await?;
+            Ok(ids().filter(|id| !stored.contains(id)).collect())
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// The MySQL / MariaDB error number of a refusal by the server, if `err` is one.
@@ -178,32 +192,22 @@ impl ShardPools {
     }
 
     /// Inserts new orders pending payment, each into its user's shard, in
-    /// one transaction per shard, shards concurrently. Idempotent on the
+    /// statements of at most [`CHUNK`] rows, all at once (each shard's pool
+    /// bounds how many run on it together): a drain keeps every shard busy
+    /// instead of waiting for one transaction per shard. Idempotent on the
     /// order id: a row that exists already (a redelivered event) is left as
-    /// it is, since its status may have moved on. Fails if any shard fails;
-    /// rows already written are skipped on the retry. The ids of the orders
-    /// this call stored (not those it found stored already).
+    /// it is, since its status may have moved on. Fails if any statement
+    /// fails; rows already written are skipped on the retry. The ids of the
+    /// orders this call stored (not those it found stored already).
     pub async fn insert_new(&self, orders: &[&OrderCreated]) -> Result<Vec<OrderId>, sqlx::Error> {
         let mut by_shard: Vec<Vec<&OrderCreated>> = vec![Vec::new(); self.pools.len()];
         for order in orders {
             by_shard[self.router.shard_for_user(order.user_id)].push(*order);
         }
-        // Plain INSERTs cost the shard least. A transaction that meets an
-        // order already stored (a redelivery) is rolled back whole and
-        // written again with upserts that leave stored orders alone.
-        let writes = by_shard.iter().enumerate().filter(|(_, rows)| !rows.is_empty()).map(|(shard, rows)| async move {
-            let pool = &self.pools[shard];
-            let ids = || rows.iter().map(|order| order.order_id);
-            match insert_chunks(pool, rows, "").await {
-                Ok(()) => Ok(ids().collect()),
-                Err(err) if is_duplicate(&err) => {
-                    let stored = stored_already(pool, rows).await?;
-                    insert_chunks(pool, rows, " ON DUPLICATE KEY UPDATE order_id = order_id").await?;
-                    Ok(ids().filter(|id| !stored.contains(id)).collect())
-                }
-                Err(err) => Err(err),
-            }
-        });
+        let writes = by_shard
+            .iter()
+            .zip(&self.pools)
+            .flat_map(|(rows, pool)| chunks(rows).into_iter().map(move |chunk| insert_chunk(pool, chunk)));
         let stored: Vec<Vec<OrderId>> = try_join_all(writes).await?;
         Ok(stored.concat())
     }

@@ -23,7 +23,7 @@
 //! refunds. `settler sale-report` recomputes the figures from MySQL and
 //! shows any drift.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -205,6 +205,7 @@ impl Settler {
             }
         }
         let (refused, stored) = self.store_orders(&orders, stopping).await?;
+        let stored: HashSet<OrderId> = stored.into_iter().collect();
         rejected.extend(refused);
         let mut figures: Vec<(&str, SaleStats)> = orders
             .iter()

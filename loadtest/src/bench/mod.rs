@@ -19,6 +19,7 @@ use serde::Serialize;
 use self::cpu::{peak_rss_mib, signal, InstructionCount, ProcessCpu, Watched};
 use self::floors::{Calls, HyperFloor, RedisFloor, PLENTY};
 use crate::client::Gateway;
+use crate::group_lag::GroupLag;
 use crate::report::Latency;
 use crate::timeline::latency_histogram;
 use crate::workers::burst;
@@ -302,26 +303,30 @@ impl Bench {
             .kill_on_drop(true)
             .spawn()?;
         let pid = settler.id().expect("running");
-        // One connection per shard for the whole count, not one per look.
-        let counted = orderdb::ShardPools::connect_lazy(shards, 1, Duration::from_secs(5))?;
-        // The clock starts at the first stored row: the group join is not drain time.
+        // Progress is the group's committed offsets (the settler commits a
+        // batch once its shards have it): counting rows as they go in
+        // would load the database the drain is timed on. The clock starts
+        // at the first commit: the group join is not drain time.
+        let lag = GroupLag::connect(&self.kafka_bootstrap, &topic, &format!("bench_{run}"))?;
+        let rows = self.rows as i64;
         let deadline = Instant::now() + RUN_LIMIT;
-        while counted.count_all().await? == 0 && Instant::now() < deadline {
+        while lag.lag().await? >= rows && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let phase = self
             .phase("settler drain", ("settler", pid), async {
                 let started = Instant::now();
-                let mut stored = 0;
-                while stored < self.rows && Instant::now() < deadline {
+                while lag.lag().await.unwrap_or(rows) > 0 && Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    stored = counted.count_all().await.unwrap_or(stored);
                 }
+                let elapsed = started.elapsed();
+                let counted = orderdb::ShardPools::connect_lazy(shards, 1, Duration::from_secs(5))?;
+                let stored = counted.count_all().await?;
+                counted.close().await;
                 let failed = self.rows - stored.min(self.rows);
-                Ok(Calls { operations: self.rows, failed, elapsed: started.elapsed(), latency: latency_histogram() })
+                Ok(Calls { operations: self.rows, failed, elapsed, latency: latency_histogram() })
             })
             .await?;
-        counted.close().await;
         let rss = peak_rss_mib(pid);
         settler.start_kill()?;
         settler.wait().await?;
