@@ -75,6 +75,8 @@ pub async fn run(
             }
         })
     };
+    let used_keys_watch =
+        tokio::spawn(ordercenter::used_keys::keep_fresh(app.center.used_keys.clone(), app.center.sales.clone()));
     let (taken_tx, taken_rx) = tokio::sync::oneshot::channel();
     let lease = {
         let app = app.clone();
@@ -102,6 +104,7 @@ pub async fn run(
     };
     server::serve(listener, app.clone(), stop, app.config.shutdown_grace()).await;
     pruner.abort();
+    used_keys_watch.abort();
     lookups.abort();
     replica_checks.abort();
     lease.abort();

@@ -235,6 +235,51 @@ async fn a_retry_reaching_another_gateway_after_the_sell_out_gets_its_order() {
     drop_shards(&shards).await;
 }
 
+/// B answers a sold-out SKU's clicks from the SKU's used keys in memory.
+/// The unit coming back through A (a cancellation) and being sold again
+/// there must drop B's snapshot, or the new order's retry on B would be
+/// told "sold out".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_unit_sold_again_through_another_gateway_is_found_by_its_retry() {
+    let topic = fresh_topic(1).await;
+    let shards = fresh_shards(1).await;
+    let mut second_config = gateway_config(&topic, &shards);
+    second_config.server.node_id = 1;
+    // B keeps its sold-out mark: only the snapshot's drop lets the retry through.
+    second_config.orders.sold_out_recheck_ms = 600_000;
+    let (a, b) = (TestGateway::start(gateway_config(&topic, &shards)).await, TestGateway::start(second_config).await);
+    let sku = unique("resold");
+    a.load_sale(&sku, 1, 1, 100).await;
+
+    let first = a.place(1, &sku, 1, "click-1").await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.json);
+    assert_eq!(b.place(2, &sku, 1, "late-2").await.json["error"], "sold_out");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while b.app.center.used_keys.contains(&sku, "late-3") != Some(false) {
+        assert!(std::time::Instant::now() < deadline, "B never read the SKU's used keys");
+        assert_eq!(b.place(3, &sku, 1, "late-3").await.json["error"], "sold_out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(b.app.center.used_keys.contains(&sku, "click-1"), Some(true));
+
+    let order_id = first.json["order_id"].as_str().unwrap();
+    let body = serde_json::json!({"user_id": 1, "sku": sku}).to_string();
+    let cancel = format!("/v1/orders/{order_id}/cancel");
+    let cancelled = a.request(hyper::Method::POST, &cancel, &[("content-type", "application/json")], body).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.json);
+    let resold = a.place(4, &sku, 1, "click-4").await;
+    assert_eq!(resold.status, StatusCode::ACCEPTED, "{}", resold.json);
+
+    let retry = b.place(4, &sku, 1, "click-4").await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.json);
+    assert_eq!(retry.json["order_id"], resold.json["order_id"]);
+    assert_eq!(b.place(5, &sku, 1, "late-5").await.json["error"], "sold_out");
+
+    a.shutdown().await;
+    b.shutdown().await;
+    drop_shards(&shards).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_operator_changing_a_live_sale_never_touches_its_orders() {
     let topic = fresh_topic(1).await;

@@ -28,6 +28,7 @@ use crate::sale_windows::SaleWindows;
 use crate::settings::{self, Settings};
 use crate::single_flight::SingleFlight;
 use crate::sold_out::SoldOutCache;
+use crate::used_keys::UsedKeys;
 
 /// The services the order center talks to besides Redis, each client
 /// built by the caller.
@@ -69,6 +70,8 @@ pub struct OrderCenter {
     pub services: Services,
     pub sale_windows: SaleWindows,
     pub sold_out: SoldOutCache,
+    /// Sold-out SKUs' used idempotency keys, to answer their requests from memory.
+    pub used_keys: Arc<UsedKeys>,
     pub recent_orders: RecentOrders,
     pub ids: IdGenerator,
     /// The lease on this instance's node id: ids are minted only while it is held.
@@ -110,6 +113,7 @@ impl OrderCenter {
             services,
             sale_windows: SaleWindows::default(),
             sold_out: SoldOutCache::new(Duration::from_millis(settings.orders.sold_out_recheck_ms)),
+            used_keys: Arc::default(),
             recent_orders: RecentOrders::new(Duration::from_secs(settings.orders.payment_window_secs)),
             ids: IdGenerator::new(settings.node_id).expect("validated node id"),
             node: NodeLease::new(settings.node_id),

@@ -19,8 +19,8 @@
 //!   [`batch`] and [`group_commit`] (one Redis script call for the requests
 //!   that arrive together).
 //! - Local decisions: [`breaker`] (circuit breakers around Redis and
-//!   Kafka), [`sold_out`], [`sale_windows`] and [`recent_orders`] (what is
-//!   answered from memory), [`single_flight`] (one placement per key in
+//!   Kafka), [`sold_out`], [`used_keys`], [`sale_windows`] and
+//!   [`recent_orders`] (what is answered from memory), [`single_flight`] (one placement per key in
 //!   flight), [`node_lease`] (this instance's node id, leased in Redis);
 //!   refusals and the dependency that failed are in [`refusal`].
 //! - [`settings`]: the config sections the workflows read.
@@ -49,5 +49,6 @@ pub mod sale_windows;
 pub mod settings;
 pub mod single_flight;
 pub mod sold_out;
+pub mod used_keys;
 
 pub use center::{OrderCenter, Services};

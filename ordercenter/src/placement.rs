@@ -30,17 +30,24 @@ pub async fn place(center: Arc<OrderCenter>, order: PlaceOrder, key: String) -> 
     let flight = flight_key(&order.sku, &key);
     // A retry of an accepted click still gets its order after the SKU sold
     // out: from memory if this gateway placed it, else from its record in
-    // Redis (it may have been placed on another instance).
+    // Redis (it may have been placed on another instance). A key that never
+    // reserved is sold out: the SKU's used keys in memory say so, or Redis.
     if center.sold_out.is_sold_out(&order.sku) && !center.placing.is_running(&flight) {
         if let Some(placed) = center.recent_orders.get(&order.sku, &key) {
             return same_request(&order, Placed { replayed: true, ..placed });
         }
-        // A lookup that fails says nothing: the placement asks Redis again
-        // (a used key gets its order) or answers 503.
-        let used = center.key_lookups.call(&order.sku, key.clone()).await.unwrap_or_else(|err| {
-            tracing::warn!(sku = %order.sku, error = %err, "idempotency lookup failed; trying the placement");
-            true
-        });
+        let used = match center.used_keys.contains(&order.sku, &key) {
+            Some(used) => used,
+            None => {
+                center.used_keys.load(&center.sales, &order.sku);
+                // A lookup that fails says nothing: the placement asks Redis
+                // again (a used key gets its order) or answers 503.
+                center.key_lookups.call(&order.sku, key.clone()).await.unwrap_or_else(|err| {
+                    tracing::warn!(sku = %order.sku, error = %err, "idempotency lookup failed; trying the placement");
+                    true
+                })
+            }
+        };
         if !used {
             metrics::counter!("gateway_sold_out_answers_total", "source" => "local").increment(1);
             return Err(PlaceError::SoldOut);

@@ -20,7 +20,9 @@
 -- KEYS[3] resv:{sku}        hash: order id -> reservation (see lib/reservation.lua)
 -- KEYS[4] deadlines:{sku}   zset: order id scored by its confirm, then payment, deadline (ms)
 -- KEYS[5] closed:{sku}      hash: order id -> "<reason>:<reservation>" (see cancel.lua)
--- KEYS[6] idem:{sku}:<key>  string: the idempotency record (below); order i's is KEYS[5 + i]
+-- KEYS[6] used_keys:{sku}  set: every idempotency key that reserved, kept as long as
+--                           the newest record (see used_keys.lua)
+-- KEYS[7] idem:{sku}:<key>  string: the idempotency record (below); order i's is KEYS[6 + i]
 -- ARGV per order i, at 9 * (i - 1):
 --   1 user id   2 qty   3 order id   4 now (Unix ms)   5 payment deadline (Unix ms)
 --   6 idempotency record TTL (s)   7 idempotency key   8 confirm window (ms)
@@ -46,13 +48,13 @@
 --   {"sold_out", stock_left}          stock_left < qty (0 means sold out)
 --   {"limit", units_already_held}
 --
--- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} closed:{tv} idem:{tv}:k1
+-- Example: EVALSHA <sha> 7 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} closed:{tv} used_keys:{tv} idem:{tv}:k1
 --          42 1 81234 1790000000000 1790000900000 86400 k1 30000 7000
 --   -> {{"ok", "19900", "99", "1789999000000", "1"}}
 
-local orders = #KEYS - 5
+local orders = #KEYS - 6
 if orders < 1 or #ARGV ~= 9 * orders then
-  return redis.error_reply('reserve.lua takes 5 keys, then one key and 9 arguments per order')
+  return redis.error_reply('reserve.lua takes 6 keys, then one key and 9 arguments per order')
 end
 
 local function reserve(idempotency, arg)
@@ -101,11 +103,15 @@ local function reserve(idempotency, arg)
   redis.call('HSET', KEYS[3], order_id, table.concat({user, qty, amount, now, pay_by, generation, ARGV[arg + 7]}, ':'))
   redis.call('ZADD', KEYS[4], now_ms() + confirm_ms, order_id)
   redis.call('SET', idempotency, table.concat({'R', user, qty, order_id, amount, pay_by, now, generation}, ':'), 'EX', ARGV[arg + 6])
+  redis.call('SADD', KEYS[6], ARGV[arg + 7])
+  if redis.call('TTL', KEYS[6]) < tonumber(ARGV[arg + 6]) then
+    redis.call('EXPIRE', KEYS[6], ARGV[arg + 6])
+  end
   return {'ok', tostring(amount), tostring(stock - qty), generation, first and '1' or '0'}
 end
 
 local replies = {}
 for i = 1, orders do
-  replies[i] = reserve(KEYS[5 + i], 9 * (i - 1))
+  replies[i] = reserve(KEYS[6 + i], 9 * (i - 1))
 end
 return replies

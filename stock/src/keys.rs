@@ -7,6 +7,12 @@
 
 use order::id::OrderId;
 
+/// The SKU whose sale key (`sale:{sku}` behind `namespace`) is `key`: the
+/// message of the unit ledger's `units_back` channel.
+pub fn sku_of_sale_key<'a>(namespace: &str, key: &'a str) -> Option<&'a str> {
+    key.strip_prefix(namespace)?.strip_prefix("sale:{")?.strip_suffix('}')
+}
+
 /// The keys of one SKU's sale.
 pub struct SaleKeys {
     /// Hash: `stock`, `reserved`, `sold`, `total`, `per_user_limit`, `price_cents`.
@@ -30,6 +36,8 @@ pub struct SaleKeys {
     pub returned: String,
     /// Hash: the SKU's live sale figures (`order::sale_stats`), by name.
     pub stats: String,
+    /// Set: every idempotency key that reserved units (`used_keys.lua`).
+    pub used_keys: String,
     /// Prefix of the SKU's idempotency records.
     idempotency_prefix: String,
 }
@@ -48,6 +56,7 @@ impl SaleKeys {
             outbox: format!("{namespace}outbox:{{{sku}}}"),
             returned: format!("{namespace}returned:{{{sku}}}"),
             stats: format!("{namespace}stats:{{{sku}}}"),
+            used_keys: format!("{namespace}used_keys:{{{sku}}}"),
             idempotency_prefix: format!("{namespace}idem:{{{sku}}}:"),
         }
     }
@@ -61,9 +70,13 @@ impl SaleKeys {
     /// The sale's keys, then one idempotency record per order.
     pub fn reserve<'a>(self, keys: impl Iterator<Item = &'a str>) -> Vec<String> {
         let records: Vec<String> = keys.map(|key| self.idempotency(key)).collect();
-        let mut all = vec![self.sale, self.buyers, self.reservations, self.deadlines, self.closed];
+        let mut all = vec![self.sale, self.buyers, self.reservations, self.deadlines, self.closed, self.used_keys];
         all.extend(records);
         all
+    }
+
+    pub fn used_keys(self) -> Vec<String> {
+        vec![self.sale, self.used_keys]
     }
 
     pub fn release(self, key: &str) -> Vec<String> {
@@ -230,8 +243,9 @@ mod tests {
     fn each_script_gets_the_keys_its_header_names_in_that_order() {
         let sale = || SaleKeys::new("", "sku");
         let global = GlobalKeys::new("");
-        let built: [(&str, Vec<String>); 14] = [
+        let built: [(&str, Vec<String>); 15] = [
             ("reserve.lua", sale().reserve(["<key>"].into_iter())),
+            ("used_keys.lua", sale().used_keys()),
             ("release.lua", sale().release("<key>")),
             ("acknowledge.lua", sale().acknowledge(["<key>"].into_iter())),
             ("cancel.lua", sale().cancel()),
@@ -260,5 +274,13 @@ mod tests {
         let keys = SaleKeys::new("staging:", "tv");
         assert_eq!(keys.idempotency("k1"), "staging:idem:{tv}:k1");
         assert!(keys.cancel().iter().all(|key| key.starts_with("staging:") && key.ends_with("{tv}")));
+    }
+
+    #[test]
+    fn a_sale_key_names_its_sku_in_its_namespace_only() {
+        let key = SaleKeys::new("staging:", "tv:55").sale;
+        assert_eq!(sku_of_sale_key("staging:", &key), Some("tv:55"));
+        assert_eq!(sku_of_sale_key("", &key), None);
+        assert_eq!(sku_of_sale_key("staging:", "staging:resv:{tv}"), None);
     }
 }

@@ -10,7 +10,8 @@
 //! - [`config`]: where Redis is; [`error`]: why a call failed.
 //! - [`keys`]: the key names, and each script's key list as its header gives it.
 //! - [`scripts`]: the Lua sources, embedded; [`units`]: a sale's four counts
-//!   and their invariant.
+//!   and their invariant; [`units_back`]: the ledger's channel saying which
+//!   SKUs had units come back on sale.
 //! - [`requests`]: what callers hand to the scripts; [`replies`]: what the
 //!   scripts answer, typed and parsed; [`records`]: the records they store.
 //! - [`redis`]: the connection every store shares. One store per job, each
@@ -42,6 +43,7 @@ pub mod store;
 pub mod sweeps;
 pub mod tcc;
 pub mod units;
+pub mod units_back;
 
 pub use checkouts::{CheckoutRecord, Checkouts, CouponHolder};
 pub use config::RedisConfig;
@@ -60,3 +62,4 @@ pub use scripts::RESERVE_LUA;
 pub use store::SaleStore;
 pub use tcc::{CancelledItem, TccItem, Tried, TryRequest};
 pub use units::Units;
+pub use units_back::UnitsBack;

@@ -16,7 +16,7 @@ use crate::scripts::Scripts;
 #[derive(Clone)]
 pub struct Redis {
     pub(crate) pool: Pool,
-    namespace: Arc<str>,
+    pub(crate) namespace: Arc<str>,
     pub(crate) global: Arc<GlobalKeys>,
     pub(crate) scripts: Arc<Scripts>,
     command_timeout: Duration,

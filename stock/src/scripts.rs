@@ -12,7 +12,7 @@ const RESERVATION_LIB: &str = include_str!("../lua/lib/reservation.lua");
 pub const RESERVE_LUA: &str = include_str!("../lua/reserve.lua");
 
 /// Every script by file name, as written (without the lib).
-const SOURCES: [(&str, &str); 14] = [
+const SOURCES: [(&str, &str); 15] = [
     ("reserve.lua", RESERVE_LUA),
     ("release.lua", include_str!("../lua/release.lua")),
     ("acknowledge.lua", include_str!("../lua/acknowledge.lua")),
@@ -27,6 +27,7 @@ const SOURCES: [(&str, &str); 14] = [
     ("tcc_cancel.lua", include_str!("../lua/tcc_cancel.lua")),
     ("node_lease.lua", include_str!("../lua/node_lease.lua")),
     ("claim_queries.lua", include_str!("../lua/claim_queries.lua")),
+    ("used_keys.lua", include_str!("../lua/used_keys.lua")),
 ];
 
 /// The source of a script by file name; panics on a name not in `stock/lua/`.
@@ -50,6 +51,7 @@ pub(crate) struct Scripts {
     pub tcc_cancel: Script,
     pub node_lease: Script,
     pub claim_queries: Script,
+    pub used_keys: Script,
 }
 
 impl Scripts {
@@ -72,6 +74,7 @@ impl Scripts {
             tcc_cancel: with_lib("tcc_cancel.lua"),
             node_lease: alone("node_lease.lua"),
             claim_queries: alone("claim_queries.lua"),
+            used_keys: alone("used_keys.lua"),
         }
     }
 }

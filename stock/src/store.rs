@@ -4,7 +4,7 @@
 //! keys with the builder of the same name in [`crate::keys`] and parses
 //! the reply with [`crate::replies`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -184,6 +184,23 @@ impl SaleStore {
         let records: Vec<String> = keys.iter().map(|key| sale.idempotency(key)).collect();
         let found: Vec<Option<String>> = self.redis.pool.next().mget(records).await?;
         Ok(found.iter().map(Option::is_some).collect())
+    }
+
+    /// Every idempotency key that reserved units of `sku`, read while it is
+    /// sold out (`used_keys.lua`); `None` while it has stock (or no sale),
+    /// or when it has more than `most` keys.
+    pub async fn used_keys(&self, sku: &str, most: usize) -> Result<Option<HashSet<String>>, StoreError> {
+        let mut reply: Vec<String> = self
+            .redis
+            .scripts
+            .used_keys
+            .evalsha_with_reload(self.redis.pool.next(), self.redis.keys(sku).used_keys(), vec![most.to_string()])
+            .await?;
+        match reply.first().map(String::as_str) {
+            Some("sold_out") => Ok(Some(reply.drain(1..).collect())),
+            Some("in_stock" | "too_many") => Ok(None),
+            _ => Err(StoreError::Reply { script: "used_keys.lua", reply }),
+        }
     }
 
     /// The buyer cancels a pending order of theirs.

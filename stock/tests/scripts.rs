@@ -6,9 +6,10 @@ use fred::prelude::*;
 use order::event::{CancelReason, OrderCreated};
 use order::id::{IdGenerator, OrderId};
 use order::shard::bucket_for_user;
+use stock::units_back;
 use stock::{
     Cancellation, ConfirmWindows, Confirmation, IdempotencyRecord, PaymentQuery, RedisConfig, Release, Reservation,
-    ReserveRequest, SaleStore, SaleTerms, UnitsReturned, RESERVE_LUA,
+    ReserveRequest, SaleStore, SaleTerms, UnitsBack, UnitsReturned, RESERVE_LUA,
 };
 
 fn redis_url() -> String {
@@ -250,11 +251,11 @@ async fn one_call_reserves_several_requests_in_their_order() {
 async fn scripts_refuse_wrong_argument_counts() {
     let client = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
     client.init().await.unwrap();
-    let refusal = "reserve.lua takes 5 keys, then one key and 9 arguments per order";
+    let refusal = "reserve.lua takes 6 keys, then one key and 9 arguments per order";
     let err = client.eval::<Value, _, _, _>(RESERVE_LUA, vec!["a"], vec!["1"]).await.unwrap_err();
     assert!(err.details().contains(refusal), "{err}");
     // Two orders' keys (in one slot, as on a cluster) with one order's arguments.
-    let keys = vec!["{t}a", "{t}b", "{t}c", "{t}d", "{t}e", "{t}f", "{t}g"];
+    let keys = vec!["{t}a", "{t}b", "{t}c", "{t}d", "{t}e", "{t}f", "{t}g", "{t}h"];
     let err = client.eval::<Value, _, _, _>(RESERVE_LUA, keys, vec!["1"; 9]).await.unwrap_err();
     assert!(err.details().contains(refusal), "{err}");
 }
@@ -412,6 +413,31 @@ async fn idempotency_keys_are_looked_up_together() {
 
 /// The settler's sweeper visit, reduced to reservations: drop the sale,
 /// sweep it, add it back unless it holds none.
+/// The used keys are read only while the SKU is sold out, and units coming
+/// back are said on the ledger's channel, in the store's namespace.
+#[tokio::test]
+async fn a_sold_out_skus_used_keys_are_read_with_its_stock_and_units_back_is_said() {
+    let store = store().await;
+    let sku = sale(&store, 2, 5).await;
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let redis = store.redis().clone();
+    let watch = tokio::spawn(async move { units_back::watch(&redis, move |event| drop(tx.send(event))).await });
+    assert_eq!(events.recv().await, Some(UnitsBack::Up));
+
+    let first = reserved(&store, &sku, 1, 1).await;
+    assert_eq!(store.used_keys(&sku, 100).await.unwrap(), None, "a unit left");
+    let second = reserved(&store, &sku, 2, 1).await;
+    let used = store.used_keys(&sku, 100).await.unwrap().expect("sold out");
+    assert_eq!(used, [format!("key-{first}"), format!("key-{second}")].into_iter().collect());
+    assert_eq!(store.used_keys(&sku, 1).await.unwrap(), None, "more keys than asked for");
+    assert_eq!(store.used_keys(&unique("none"), 100).await.unwrap(), None, "no such sale");
+
+    assert!(matches!(store.cancel(&sku, first, 1).await.unwrap(), Cancellation::Cancelled { .. }));
+    assert_eq!(events.recv().await, Some(UnitsBack::Sku(sku.clone())));
+    assert_eq!(store.used_keys(&sku, 100).await.unwrap(), None, "the unit is back");
+    watch.abort();
+}
+
 async fn visit(store: &SaleStore, sku: &str, now_ms: i64) {
     store.set_active(sku, false).await.unwrap();
     if store.sweep(sku, now_ms, 100).await.unwrap().reservations_left > 0 {

@@ -29,6 +29,12 @@ local MOVES = {
 
 local COUNTS = {'stock', 'reserved', 'sold', 'total'}
 
+-- Where the ledger says a sale's stock went up (the message is the sale's
+-- key, KEYS[1]): a gateway that answers a sold-out SKU's retries from a
+-- snapshot of its used idempotency keys drops the snapshot, since units on
+-- sale again may be reserved by keys the snapshot does not hold.
+local UNITS_BACK = 'units_back'
+
 local function balanced(stock, reserved, sold, total)
   return stock + reserved + sold == total
 end
@@ -41,6 +47,9 @@ local function move_units(move, units)
   end
   if not balanced(per_unit.stock or 0, per_unit.reserved or 0, per_unit.sold or 0, per_unit.total or 0) then
     error('unit ledger: move ' .. move .. ' does not keep stock + reserved + sold = total')
+  end
+  if (per_unit.stock or 0) * units > 0 then
+    redis.call('PUBLISH', UNITS_BACK, KEYS[1])
   end
   local stock
   for _, count in ipairs(COUNTS) do
@@ -61,4 +70,5 @@ local function set_units(stock, reserved, sold, total)
     error('unit ledger: ' .. stock .. ' + ' .. reserved .. ' + ' .. sold .. ' is not ' .. total)
   end
   redis.call('HSET', KEYS[1], 'stock', stock, 'reserved', reserved, 'sold', sold, 'total', total)
+  redis.call('PUBLISH', UNITS_BACK, KEYS[1])
 end
