@@ -103,9 +103,12 @@ local function reserve(idempotency, arg)
   redis.call('HSET', KEYS[3], order_id, table.concat({user, qty, amount, now, pay_by, generation, ARGV[arg + 7]}, ':'))
   redis.call('ZADD', KEYS[4], now_ms() + confirm_ms, order_id)
   redis.call('SET', idempotency, table.concat({'R', user, qty, order_id, amount, pay_by, now, generation}, ':'), 'EX', ARGV[arg + 6])
+  -- The set outlives every record in it: at least a record's TTL left
+  -- after each add, renewed to twice that about once per TTL.
   redis.call('SADD', KEYS[6], ARGV[arg + 7])
-  if redis.call('TTL', KEYS[6]) < tonumber(ARGV[arg + 6]) then
-    redis.call('EXPIRE', KEYS[6], ARGV[arg + 6])
+  local keep = tonumber(ARGV[arg + 6])
+  if redis.call('TTL', KEYS[6]) < keep then
+    redis.call('EXPIRE', KEYS[6], 2 * keep)
   end
   return {'ok', tostring(amount), tostring(stock - qty), generation, first and '1' or '0'}
 end
