@@ -21,8 +21,9 @@ use stock::{SaleStore, UnitsBack};
 /// How long a snapshot is trusted without news from the watch.
 pub const MAX_AGE: Duration = Duration::from_secs(10);
 
-/// Most keys held for one SKU; a sale with more answers from Redis.
-const MOST_KEYS: usize = 200_000;
+/// Most keys held for one SKU (about 60 bytes each); a sale with more
+/// answers its sold-out requests from Redis.
+const MOST_KEYS: usize = 50_000;
 
 #[derive(Default)]
 pub struct UsedKeys {

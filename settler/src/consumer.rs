@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use events::producer::EventProducer;
 use order::checkout::CheckoutOrder;
-use order::event::{OrderCreated, OrderEvent};
+use order::event::{DecodeError, OrderCreated, OrderEvent};
 use order::id::OrderId;
 use order::sale_stats::SaleStats;
 use orderdb::{transitions, ShardPools};
@@ -64,6 +64,20 @@ fn counted(event: &OrderEvent, changed: bool) -> bool {
 
 /// A shutdown arrived while the batch was being retried.
 struct Interrupted;
+
+/// A message, decoded as it arrives: the next batch is decoded while the
+/// one before it is written.
+struct Received {
+    message: OwnedMessage,
+    event: Result<OrderEvent, DecodeError>,
+}
+
+impl Received {
+    fn of(message: OwnedMessage) -> Self {
+        let event = OrderEvent::decode(message.payload().unwrap_or_default());
+        Self { message, event }
+    }
+}
 
 /// An event set aside for good, and why.
 struct Rejected<'a> {
@@ -154,7 +168,7 @@ impl Settler {
     /// Waits for a first message (`None` once stopping), then adds what
     /// arrives within the batch's wait, up to its size. Offsets a commit
     /// left behind are committed again while waiting.
-    async fn next_batch(&self, mut stopping: watch::Receiver<bool>) -> Option<Vec<OwnedMessage>> {
+    async fn next_batch(&self, mut stopping: watch::Receiver<bool>) -> Option<Vec<Received>> {
         loop {
             let first = tokio::select! {
                 message = tokio::time::timeout(COMMIT_RETRY, self.consumer.recv()) => message,
@@ -162,7 +176,7 @@ impl Settler {
             };
             match first {
                 Ok(Ok(message)) => {
-                    let mut batch = vec![message.detach()];
+                    let mut batch = vec![Received::of(message.detach())];
                     self.fill(&mut batch).await;
                     return Some(batch);
                 }
@@ -176,11 +190,11 @@ impl Settler {
     }
 
     /// Adds messages until the batch is full or its wait is over.
-    async fn fill(&self, batch: &mut Vec<OwnedMessage>) {
+    async fn fill(&self, batch: &mut Vec<Received>) {
         let deadline = tokio::time::Instant::now() + self.config.max_wait();
         while batch.len() < self.config.batch.max_messages {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(message)) => batch.push(message.detach()),
+                Ok(Ok(message)) => batch.push(Received::of(message.detach())),
                 Ok(Err(err)) => tracing::warn!(error = %err, "consume failed"),
                 Err(_) => break,
             }
@@ -191,13 +205,13 @@ impl Settler {
     /// events one by one in their order. Events of one order share a
     /// partition (the key is the user id), so an order's creation is always
     /// written before its later events.
-    async fn settle(&self, batch: &[OwnedMessage], stopping: &watch::Receiver<bool>) -> Result<(), Interrupted> {
-        let mut orders: Vec<(&OwnedMessage, OrderCreated)> = Vec::with_capacity(batch.len());
-        let mut checkouts: Vec<(&OwnedMessage, CheckoutOrder)> = Vec::new();
-        let mut moves: Vec<(&OwnedMessage, OrderEvent)> = Vec::new();
+    async fn settle(&self, batch: &[Received], stopping: &watch::Receiver<bool>) -> Result<(), Interrupted> {
+        let mut orders: Vec<(&OwnedMessage, &OrderCreated)> = Vec::with_capacity(batch.len());
+        let mut checkouts: Vec<(&OwnedMessage, &CheckoutOrder)> = Vec::new();
+        let mut moves: Vec<(&OwnedMessage, &OrderEvent)> = Vec::new();
         let mut rejected = Vec::new();
-        for message in batch {
-            match OrderEvent::decode(message.payload().unwrap_or_default()) {
+        for Received { message, event } in batch {
+            match event {
                 Ok(OrderEvent::OrderCreated(created)) => orders.push((message, created)),
                 Ok(OrderEvent::CheckoutCreated(checkout)) => checkouts.push((message, checkout)),
                 Ok(event) => moves.push((message, event)),
@@ -281,10 +295,10 @@ impl Settler {
     /// (not those found stored already).
     async fn store_orders<'a>(
         &self,
-        orders: &[(&'a OwnedMessage, OrderCreated)],
+        orders: &[(&'a OwnedMessage, &'a OrderCreated)],
         stopping: &watch::Receiver<bool>,
     ) -> Result<(Vec<Rejected<'a>>, Vec<OrderId>), Interrupted> {
-        let all: Vec<&OrderCreated> = orders.iter().map(|(_, order)| order).collect();
+        let all: Vec<&OrderCreated> = orders.iter().map(|(_, order)| *order).collect();
         let err = match self.retrying("new orders", stopping, || self.shards.insert_new(&all)).await? {
             Ok(stored) => return Ok((Vec::new(), stored)),
             Err(err) => err,
@@ -292,7 +306,7 @@ impl Settler {
         tracing::warn!(error = %err, orders = orders.len(), "a shard refused a batch insert; writing its orders one by one");
         let (mut rejected, mut stored) = (Vec::new(), Vec::new());
         for (message, order) in orders {
-            let one = [order];
+            let one = [*order];
             match self.retrying("new order", stopping, || self.shards.insert_new(&one)).await? {
                 Ok(new) => stored.extend(new),
                 Err(err) => {
@@ -382,9 +396,9 @@ impl Settler {
     /// with any a failed commit left behind, for the partitions this
     /// settler still holds (a revoked one's new owner reads it again from
     /// its last commit; the inserts are idempotent).
-    fn commit(&self, batch: &[OwnedMessage]) {
+    fn commit(&self, batch: &[Received]) {
         let mut uncommitted = self.uncommitted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        for message in batch {
+        for Received { message, .. } in batch {
             let entry = uncommitted.entry((message.topic().to_owned(), message.partition())).or_insert(0);
             *entry = (*entry).max(message.offset() + 1);
         }

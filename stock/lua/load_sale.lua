@@ -13,6 +13,9 @@
 --
 -- The sale hash records when it was loaded (`loaded_ms`): reconciliation
 -- counts only the orders created since, not those of earlier sales of the SKU.
+-- `keys_tracked` says its keys are kept in used_keys:{sku} (reserve.lua
+-- adds each): a sale loaded before that was so is never answered from a
+-- snapshot of them (used_keys.lua).
 --
 -- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
 -- KEYS[5] payments:{sku}  KEYS[6] closed:{sku}  KEYS[7] payment_events:{sku}
@@ -50,5 +53,5 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 local loaded_ms = now_ms()
 set_units(tonumber(ARGV[1]), 0, 0, tonumber(ARGV[1]))
 redis.call('HSET', KEYS[1], 'per_user_limit', ARGV[2], 'price_cents', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
-  'loaded_ms', loaded_ms)
+  'loaded_ms', loaded_ms, 'keys_tracked', 1)
 return {'loaded', tonumber(ARGV[1])}

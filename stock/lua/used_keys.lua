@@ -13,7 +13,8 @@
 -- ARGV[1] most keys worth holding in memory
 --
 -- Returns {"sold_out", key...}, or {"in_stock"} (stock left, or no such
--- sale), or {"too_many"} (more keys than ARGV[1]).
+-- sale), or {"untracked"} (loaded before its keys were kept, see
+-- load_sale.lua), or {"too_many"} (more keys than ARGV[1]).
 --
 -- Example: EVALSHA <sha> 2 sale:{tv} used_keys:{tv} 100000
 --   -> {"sold_out", "k1", "k2"}
@@ -22,9 +23,13 @@ if #KEYS ~= 2 or #ARGV ~= 1 then
   return redis.error_reply('used_keys.lua takes 2 keys and 1 argument')
 end
 
-local stock = tonumber(redis.call('HGET', KEYS[1], 'stock'))
+local sale = redis.call('HMGET', KEYS[1], 'stock', 'keys_tracked')
+local stock = tonumber(sale[1])
 if not stock or stock > 0 then
   return {'in_stock'}
+end
+if sale[2] ~= '1' then
+  return {'untracked'}
 end
 if redis.call('SCARD', KEYS[2]) > tonumber(ARGV[1]) then
   return {'too_many'}

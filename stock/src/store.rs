@@ -188,7 +188,8 @@ impl SaleStore {
 
     /// Every idempotency key that reserved units of `sku`, read while it is
     /// sold out (`used_keys.lua`); `None` while it has stock (or no sale),
-    /// or when it has more than `most` keys.
+    /// when it was loaded before its keys were kept, or when it has more
+    /// than `most` keys.
     pub async fn used_keys(&self, sku: &str, most: usize) -> Result<Option<HashSet<String>>, StoreError> {
         let mut reply: Vec<String> = self
             .redis
@@ -198,7 +199,7 @@ impl SaleStore {
             .await?;
         match reply.first().map(String::as_str) {
             Some("sold_out") => Ok(Some(reply.drain(1..).collect())),
-            Some("in_stock" | "too_many") => Ok(None),
+            Some("in_stock" | "untracked" | "too_many") => Ok(None),
             _ => Err(StoreError::Reply { script: "used_keys.lua", reply }),
         }
     }

@@ -417,7 +417,8 @@ async fn idempotency_keys_are_looked_up_together() {
 /// back are said on the ledger's channel, in the store's namespace.
 #[tokio::test]
 async fn a_sold_out_skus_used_keys_are_read_with_its_stock_and_units_back_is_said() {
-    let store = store().await;
+    let namespace = fresh_namespace();
+    let store = store_in(&namespace).await;
     let sku = sale(&store, 2, 5).await;
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let redis = store.redis().clone();
@@ -431,6 +432,12 @@ async fn a_sold_out_skus_used_keys_are_read_with_its_stock_and_units_back_is_sai
     assert_eq!(used, [format!("key-{first}"), format!("key-{second}")].into_iter().collect());
     assert_eq!(store.used_keys(&sku, 1).await.unwrap(), None, "more keys than asked for");
     assert_eq!(store.used_keys(&unique("none"), 100).await.unwrap(), None, "no such sale");
+    let client = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
+    client.init().await.unwrap();
+    let sale_key = format!("{namespace}sale:{{{sku}}}");
+    let _: i64 = client.hdel(&sale_key, "keys_tracked").await.unwrap();
+    assert_eq!(store.used_keys(&sku, 100).await.unwrap(), None, "a sale loaded before its keys were kept");
+    let _: i64 = client.hset(&sale_key, ("keys_tracked", 1)).await.unwrap();
 
     assert!(matches!(store.cancel(&sku, first, 1).await.unwrap(), Cancellation::Cancelled { .. }));
     assert_eq!(events.recv().await, Some(UnitsBack::Sku(sku.clone())));
