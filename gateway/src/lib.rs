@@ -72,6 +72,7 @@ pub async fn run(
                 every.tick().await;
                 app.traffic.load().prune();
                 app.center.recent_orders.prune();
+                app.center.used_keys.prune();
             }
         })
     };

@@ -29,6 +29,11 @@ pub enum UnitsBack {
 /// How long the watch waits before subscribing again after a failure.
 const RETRY: Duration = Duration::from_millis(250);
 
+/// How often the watch pings its connection, and how long the answer may
+/// take: a connection cut without a word (a half-open socket after a
+/// failover) says nothing by itself, and its messages would be lost unseen.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
 /// Watches the channel on a connection of its own, for good, handing each
 /// event to `on`. Starts [`UnitsBack::Down`] (nothing seen yet).
 pub async fn watch(redis: &Redis, on: impl Fn(UnitsBack)) {
@@ -49,8 +54,14 @@ pub async fn watch(redis: &Redis, on: impl Fn(UnitsBack)) {
             continue;
         }
         on(UnitsBack::Up);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
         loop {
             tokio::select! {
+                _ = heartbeat.tick() => {
+                    if !matches!(tokio::time::timeout(HEARTBEAT, client.ping::<Value>(None)).await, Ok(Ok(_))) {
+                        break;
+                    }
+                }
                 message = messages.recv() => match message {
                     Ok(message) => {
                         let key = message.value.as_string().unwrap_or_default();

@@ -42,6 +42,16 @@ async fn the_watch_says_when_it_was_down_and_is_back() {
     store.load_sale("tv", &terms).await.unwrap();
     assert_eq!(next(&mut events).await, UnitsBack::Sku("tv".into()), "a loaded sale's units are on sale");
 
+    // Quiet for a while: the heartbeat keeps it up.
+    assert!(tokio::time::timeout(Duration::from_millis(2_500), events.recv()).await.is_err(), "no event while quiet");
+    // A Redis that answers nothing (SIGSTOP: its sockets stay open) is down
+    // to the watch within its heartbeat, and up again once it answers.
+    let pid = server.id().unwrap().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().await.unwrap();
+    assert_eq!(next(&mut events).await, UnitsBack::Down);
+    Command::new("kill").args(["-CONT", &pid]).status().await.unwrap();
+    assert_eq!(next(&mut events).await, UnitsBack::Up);
+
     server.kill().await.unwrap();
     assert_eq!(next(&mut events).await, UnitsBack::Down);
     let _server = redis_server(port);
