@@ -35,7 +35,7 @@ const RETRY: Duration = Duration::from_millis(250);
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// Watches the channel on a connection of its own, for good, handing each
-/// event to `on`. Starts [`UnitsBack::Down`] (nothing seen yet).
+/// event to `on`; nothing is watched before its first [`UnitsBack::Up`].
 pub async fn watch(redis: &Redis, on: impl Fn(UnitsBack)) {
     let client = redis.pool.next().clone_new();
     let _connection = client.connect();
