@@ -64,8 +64,9 @@ pub struct OrderCenter {
     /// Acknowledgements of accepted orders (`acknowledge.lua`), (idempotency
     /// key, record) → whether the order stands; grouped the same way.
     pub acknowledgements: RedisBatch<(String, IdempotencyRecord), bool>,
-    /// Whether idempotency keys were used, for retries that arrive after
-    /// their SKU sold out: one `MGET` per SKU for those that arrive together.
+    /// Whether idempotency keys were used, for requests that arrive after
+    /// their SKU sold out and that no snapshot of its used keys answers:
+    /// one `MGET` per SKU for those that arrive together.
     pub key_lookups: RedisBatch<String, bool>,
     pub services: Services,
     pub sale_windows: SaleWindows,

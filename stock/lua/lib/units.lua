@@ -32,8 +32,18 @@ local COUNTS = {'stock', 'reserved', 'sold', 'total'}
 -- Where the ledger says a sale's stock went up (the message is the sale's
 -- key, KEYS[1]): a gateway that answers a sold-out SKU's retries from a
 -- snapshot of its used idempotency keys drops the snapshot, since units on
--- sale again may be reserved by keys the snapshot does not hold.
+-- sale again may be reserved by keys the snapshot does not hold. Said once
+-- per script call (every script moves one sale's units, and no snapshot is
+-- read before the call ends), however many orders it moves.
 local UNITS_BACK = 'units_back'
+local units_back_said = false
+
+local function say_units_back()
+  if not units_back_said then
+    redis.call('PUBLISH', UNITS_BACK, KEYS[1])
+    units_back_said = true
+  end
+end
 
 local function balanced(stock, reserved, sold, total)
   return stock + reserved + sold == total
@@ -49,7 +59,7 @@ local function move_units(move, units)
     error('unit ledger: move ' .. move .. ' does not keep stock + reserved + sold = total')
   end
   if (per_unit.stock or 0) * units > 0 then
-    redis.call('PUBLISH', UNITS_BACK, KEYS[1])
+    say_units_back()
   end
   local stock
   for _, count in ipairs(COUNTS) do
@@ -70,5 +80,5 @@ local function set_units(stock, reserved, sold, total)
     error('unit ledger: ' .. stock .. ' + ' .. reserved .. ' + ' .. sold .. ' is not ' .. total)
   end
   redis.call('HSET', KEYS[1], 'stock', stock, 'reserved', reserved, 'sold', sold, 'total', total)
-  redis.call('PUBLISH', UNITS_BACK, KEYS[1])
+  say_units_back()
 end
