@@ -50,7 +50,8 @@ done
 export REDIS_URL="redis-cluster://${nodes[0]}?node=${nodes[1]}&node=${nodes[2]}"
 log "redis cluster: $REDIS_URL"
 cd "$ROOT"
-tests=(-p stock -p gateway --test scripts --test tcc --test orders --test checkout --test payments --test faults)
+# --workspace, as in test.sh: the same feature set, so nothing is built twice.
+tests=(--workspace --test scripts --test tcc --test orders --test checkout --test payments --test faults)
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run "${tests[@]}" --test-threads 4 --no-fail-fast "$@"
 else
