@@ -3,7 +3,8 @@
 # scripts/stack.sh start on spare ports where nothing runs yet, so setup.sh
 # starts a Redis, a MariaDB (its own data directory) and a Kafka node of
 # this test's own; then k6 smoke runs of the just-built gateway (flash sale,
-# idempotency storm), a small flash sale through the load generator
+# idempotency storm), a small sale deducting at payment and a small flash
+# sale through the load generator
 # (payments, timeouts, resale, every order counted in MySQL), and a check
 # that each process of the stack talks to these ports and to no default
 # one. Stops everything it started.
@@ -57,6 +58,11 @@ log "k6 smoke: k6/flash_sale.js, k6/idempotency.js and k6/checkout.js against th
 "$STATE/venv/bin/k6" run --quiet --no-usage-report -e BASE_URL="$GATEWAY_URL" \
   -e RATE=100 -e DURATION=4s -e STOCK=100 -e P99_MS=5000 "$ROOT/k6/checkout.js"
 API_FUZZ_SECS="${API_FUZZ_SECS:-30}" bash "$ROOT/scripts/api_fuzz.sh"
+
+# A sale deducting at payment: every buyer pays, the fastest get the units,
+# the others are refunded.
+"$(cat "$STATE/bin-dir")/loadtest" flash-sale --sku "pay_$(date +%s)_$RANDOM" --stock 30 --buyers 300 \
+  --concurrency 16 --strategy on_payment --open-orders-cap-pct 200 --settle-secs 60 --max-secs 60
 
 # Then the order's life with a short payment window: payments, timeouts,
 # the units sold again, every order counted in MySQL.

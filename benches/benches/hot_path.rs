@@ -92,8 +92,7 @@ fn reserve_script(c: &mut Criterion) {
         return;
     };
     let sku = format!("bench_{}", std::process::id());
-    let terms =
-        SaleTerms { stock: i64::MAX / 2, per_user_limit: i64::MAX / 2, price_cents: 100, window: Default::default() };
+    let terms = SaleTerms { stock: i64::MAX / 2, per_user_limit: i64::MAX / 2, price_cents: 100, ..Default::default() };
     runtime.block_on(store.load_sale(&sku, &terms)).expect("loading the bench sale");
     let ids = IdGenerator::new(2).unwrap();
     let mut n = 0u64;

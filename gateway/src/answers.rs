@@ -106,9 +106,11 @@ impl Answer for PlaceError {
             Self::CoolingDown { .. } => Class::Forbidden,
             Self::KeyReused => Class::Unprocessable,
             Self::OutcomeUnknown { .. } => Class::Unavailable,
-            Self::SoldOut | Self::InsufficientStock { .. } | Self::LimitExceeded | Self::InProgress { .. } => {
-                Class::Conflict
-            }
+            Self::SoldOut
+            | Self::InsufficientStock { .. }
+            | Self::OpenOrdersCapped { .. }
+            | Self::LimitExceeded
+            | Self::InProgress { .. } => Class::Conflict,
         }
     }
     fn code(&self) -> &'static str {
@@ -118,6 +120,7 @@ impl Answer for PlaceError {
             Self::UnknownSku => "unknown_sku",
             Self::SoldOut => "sold_out",
             Self::InsufficientStock { .. } => "insufficient_stock",
+            Self::OpenOrdersCapped { .. } => "open_orders_capped",
             Self::LimitExceeded => "purchase_limit_exceeded",
             Self::CoolingDown { .. } => "cooling_down",
             Self::KeyReused => "idempotency_key_reused",
@@ -130,6 +133,7 @@ impl Answer for PlaceError {
             Self::Refused(refusal) => refusal.fields(),
             Self::Unavailable(dependency) => dependency.fields(),
             Self::InsufficientStock { available } => json!({"available": available}),
+            Self::OpenOrdersCapped { available } => json!({"available": available, "detail": self.to_string()}),
             Self::CoolingDown { retry_after_secs } => {
                 json!({"retry_after_secs": retry_after_secs, "detail": self.to_string()})
             }
@@ -146,10 +150,15 @@ impl Answer for PlaceError {
                 Some(*retry_after_secs)
             }
             Self::InProgress { .. } => Some(1),
+            Self::OpenOrdersCapped { .. } => Some(OPEN_ORDERS_CAPPED_RETRY_SECS),
             _ => None,
         }
     }
 }
+
+/// When to try a sale whose open orders are capped again: orders awaiting
+/// payment are paid or expire within the payment window, many of them soon.
+const OPEN_ORDERS_CAPPED_RETRY_SECS: u64 = 5;
 
 impl Answer for CheckoutError {
     fn class(&self) -> Class {
@@ -161,6 +170,7 @@ impl Answer for CheckoutError {
             Self::TooLarge { .. } | Self::BelowMinimumSpend { .. } | Self::KeyReused => Class::Unprocessable,
             Self::OutcomeUnknown { .. } => Class::Unavailable,
             Self::OutOfStock { .. }
+            | Self::OpenOrdersCapped { .. }
             | Self::LimitExceeded { .. }
             | Self::OutsideWindow { .. }
             | Self::PriceChanged { .. }
@@ -176,6 +186,7 @@ impl Answer for CheckoutError {
             Self::UnknownSku { .. } => "unknown_sku",
             Self::OutOfStock { available: 0, .. } => "sold_out",
             Self::OutOfStock { .. } => "insufficient_stock",
+            Self::OpenOrdersCapped { .. } => "open_orders_capped",
             Self::CoolingDown { .. } => "cooling_down",
             Self::LimitExceeded { .. } => "purchase_limit_exceeded",
             Self::PriceChanged { .. } => "price_changed",
@@ -207,7 +218,7 @@ impl Answer for CheckoutError {
             Self::PriceChanged { sku, price_cents } => {
                 json!({"sku": sku, "price_cents": price_cents, "detail": detail})
             }
-            Self::TooLarge { sku } => json!({"sku": sku, "detail": detail}),
+            Self::TooLarge { sku } | Self::OpenOrdersCapped { sku } => json!({"sku": sku, "detail": detail}),
             Self::BelowMinimumSpend { left_cents } => json!({"left_cents": left_cents, "detail": detail}),
             Self::CouponNotYours | Self::CouponUsed | Self::Cancelled => json!({"detail": detail}),
             Self::InProgress { order_id } => json!({"order_id": order_id}),
@@ -223,6 +234,7 @@ impl Answer for CheckoutError {
                 Some(*retry_after_secs)
             }
             Self::InProgress { .. } => Some(1),
+            Self::OpenOrdersCapped { .. } => Some(OPEN_ORDERS_CAPPED_RETRY_SECS),
             _ => None,
         }
     }

@@ -507,3 +507,81 @@ async fn events_of(topic: &str, order_id: &str) -> Vec<OrderEvent> {
     }
     events
 }
+
+/// A sale deducting at payment with more payers than units: its orders are
+/// capped at twice the stock, every payer is sold a unit or refunded (the
+/// order cancelled as sold out), stock never goes below zero, and MySQL
+/// ends with one paid order per unit and one refund per extra payer.
+#[tokio::test]
+async fn a_sale_deducting_at_payment_refunds_the_payers_who_came_after_its_last_unit() {
+    let stack = Arc::new(Stack::start(900).await);
+    let sku = unique("onpay");
+    let terms = json!({
+        "stock": 10, "per_user_limit": 1, "price_cents": 300, "deduction": "on_payment", "open_orders_cap_pct": 200
+    });
+    let loaded = stack.gateway.admin(Method::PUT, &format!("/admin/skus/{sku}"), terms.to_string()).await;
+    assert_eq!(loaded.status, StatusCode::OK, "{}", loaded.json);
+    let orders: Vec<String> = join_all((1..=20u64).map(|user| {
+        let (stack, sku) = (stack.clone(), sku.clone());
+        async move { stack.order(user, &sku).await }
+    }))
+    .await;
+    let capped = stack.gateway.place(21, &sku, 1, "buy-21").await;
+    assert_eq!(capped.status, StatusCode::CONFLICT, "{}", capped.json);
+    assert_eq!(capped.json["error"], "open_orders_capped");
+    assert_eq!(capped.header("retry-after"), Some("5"));
+    let sale = stack.gateway.sale(&sku).await;
+    assert_eq!((sale["deduction"].as_str(), sale["open"].as_i64()), (Some("on_payment"), Some(20)), "{sale}");
+    assert_eq!(stack.counters(&sku).await, (10, 0, 0), "placing took no unit");
+
+    let notified =
+        join_all(
+            orders.iter().map(|order_id| {
+                let (stack, sku) = (stack.clone(), sku.clone());
+                async move {
+                    stack.notify(&notification(order_id, &sku, &format!("pay_{order_id}"), 300), PAYMENT_SECRET).await
+                }
+            }),
+        )
+        .await;
+    assert!(notified.iter().all(|answer| answer.status == StatusCode::OK), "every payment is taken in");
+    assert_eq!(stack.counters(&sku).await, (0, 0, 10));
+    assert_eq!(stack.gateway.sale(&sku).await["open"], 0);
+
+    let shards = pools(&stack.shards);
+    let settled = eventually(Duration::from_secs(30), "every order paid or cancelled", || async {
+        let mut paid = Vec::new();
+        let mut sold_out = Vec::new();
+        for order_id in &orders {
+            let stored = shards.get(order_id.parse().unwrap()).await.unwrap()?;
+            match stored.status.as_str() {
+                "PAID" => paid.push(order_id.clone()),
+                "CANCELLED" => sold_out.push(order_id.clone()),
+                _ => return None,
+            }
+        }
+        Some((paid, sold_out))
+    })
+    .await;
+    assert_eq!((settled.0.len(), settled.1.len()), (10, 10));
+    for order_id in &settled.1 {
+        let reason: Vec<(Option<String>,)> =
+            stack.query_shards("SELECT cancel_reason FROM orders WHERE order_id = ?", order_id).await;
+        assert_eq!(reason, vec![(Some("sold_out".to_owned()),)]);
+        let refunds = eventually(Duration::from_secs(30), "the refund", || async {
+            let refunds = stack.refunds(order_id).await;
+            (!refunds.is_empty()).then_some(refunds)
+        })
+        .await;
+        assert_eq!(refunds, vec![(format!("pay_{order_id}"), 300)], "the payment that found no unit goes back");
+    }
+    for order_id in &settled.0 {
+        assert!(stack.refunds(order_id).await.is_empty());
+    }
+    let store = stock::SaleStore::connect(&settler_config(&stack.topic, &stack.shards).redis).unwrap();
+    assert!(store.redis().wait_connected(Duration::from_secs(5)).await);
+    let reconciled = settler::reconcile::reconcile(&shards, &store, &sku, false).await.unwrap();
+    assert!(!reconciled.drifted(), "{reconciled:?}");
+    shards.close().await;
+    Arc::into_inner(stack).unwrap().stop().await;
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
+use order::sale::Deduction;
 
 use crate::workers::SaleRun;
 use crate::{client, report};
@@ -274,6 +275,19 @@ pub struct FlashSaleArgs {
     /// The payment channel (simulator) the payers pay at.
     #[arg(long, env = "PAYSIM_URL", default_value = "http://127.0.0.1:9700")]
     pub channel: String,
+    /// When the sale's units leave its stock: on_order (held from the 202)
+    /// or on_payment (every buyer pays; the fastest get the units, the
+    /// others are refunded; --pay-fraction does not apply).
+    #[arg(long, default_value = "on_order", value_parser = deduction)]
+    pub strategy: Deduction,
+    /// With on_payment: orders awaiting payment allowed, in % of the stock.
+    #[arg(long, default_value_t = Deduction::DEFAULT_OPEN_ORDERS_CAP_PCT)]
+    pub open_orders_cap_pct: u32,
+}
+
+fn deduction(name: &str) -> Result<Deduction, String> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|_| format!("{name}: the strategy is on_order or on_payment"))
 }
 
 #[derive(clap::Args)]

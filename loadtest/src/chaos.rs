@@ -10,7 +10,8 @@
 //! kept: those are the orders that must never be lost.
 //!
 //! [`check`] then waits for the system to settle and checks: Redis's units
-//! add up; MySQL's live orders hold exactly the units Redis holds; every
+//! add up; MySQL's live orders hold exactly the units Redis holds (or
+//! counts open, for a sale deducting at payment); every
 //! answered order is in MySQL exactly once, on its user's shard, and live;
 //! the settler's consumer group has no lag.
 
@@ -197,8 +198,12 @@ impl Check {
             },
             Invariant {
                 name: "MySQL live = Redis held",
-                held: live_units == sale.held(),
-                detail: format!("{live_units} live units in MySQL, {} held in Redis", sale.held()),
+                held: live_units == sale.ordered(),
+                detail: format!(
+                    "{live_units} live units in MySQL; in Redis {} held, {} ordered by open orders",
+                    sale.held(),
+                    sale.open
+                ),
             },
             Invariant {
                 name: "every 2xx stored once, live",

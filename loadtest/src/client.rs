@@ -246,8 +246,13 @@ impl Gateway {
     }
 
     pub async fn load_sale(&self, sku: &str, stock: i64, per_user_limit: i64, price_cents: i64) -> anyhow::Result<()> {
-        let body = json!({"stock": stock, "per_user_limit": per_user_limit, "price_cents": price_cents});
-        let (status, reply) = self.admin(Method::PUT, sku, body.to_string()).await?;
+        self.load_sale_with(sku, json!({"stock": stock, "per_user_limit": per_user_limit, "price_cents": price_cents}))
+            .await
+    }
+
+    /// `PUT /admin/skus/{sku}` with these terms.
+    pub async fn load_sale_with(&self, sku: &str, terms: Value) -> anyhow::Result<()> {
+        let (status, reply) = self.admin(Method::PUT, sku, terms.to_string()).await?;
         if status != StatusCode::OK {
             bail!("loading the sale: {status} {}", String::from_utf8_lossy(&reply));
         }

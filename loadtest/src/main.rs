@@ -1,7 +1,8 @@
 //! `loadtest`: drives the gateway with flash-sale traffic on loopback and
 //! checks the stock invariants afterwards. Exits non-zero when one fails.
 //!
-//! Layout: the scenarios [`flash_sale`], [`open_loop`] (steady, ramp),
+//! Layout: the scenarios [`flash_sale`] (and [`pay_race`], a sale deducting
+//! at payment), [`open_loop`] (steady, ramp),
 //! [`storm`] (idempotency), [`mixed`], [`cart`] (checkouts against single
 //! orders) and [`queries`] (order reads against their floors), with
 //! [`after_payment`] (what paid orders go on to do); [`chaos`] the buyers and
@@ -23,6 +24,7 @@ mod flash_sale;
 mod group_lag;
 mod mixed;
 mod open_loop;
+mod pay_race;
 mod queries;
 mod report;
 mod shards;
@@ -37,6 +39,7 @@ use args::{
     RateArgs, Scenario, StormArgs,
 };
 use clap::Parser;
+use order::sale::Deduction;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -175,6 +178,19 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
 
 async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
     client::require_loopback(&args.channel)?;
+    if args.strategy == Deduction::OnPayment {
+        let report = pay_race::PayRace {
+            sale: args.common.sale("flash", args.concurrency)?,
+            stock: args.stock,
+            buyers: args.buyers,
+            concurrency: args.concurrency.max(1),
+            open_orders_cap_pct: args.open_orders_cap_pct,
+            channel_url: args.channel,
+        }
+        .run()
+        .await?;
+        return args.common.finish(report);
+    }
     let report = flash_sale::FlashSale {
         sale: args.common.sale("flash", args.concurrency)?,
         stock: args.stock,

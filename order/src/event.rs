@@ -98,6 +98,9 @@ pub enum CancelReason {
     Unconfirmed,
     /// The buyer cancelled a paid order before it shipped: refunded.
     AfterPayment,
+    /// Its sale deducts at payment, and its payment found the units sold to
+    /// faster payers: refunded.
+    SoldOut,
 }
 
 impl CancelReason {
@@ -107,11 +110,12 @@ impl CancelReason {
             Self::Timeout => "timeout",
             Self::Unconfirmed => "unconfirmed",
             Self::AfterPayment => "after_payment",
+            Self::SoldOut => "sold_out",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::User, Self::Timeout, Self::Unconfirmed, Self::AfterPayment]
+        [Self::User, Self::Timeout, Self::Unconfirmed, Self::AfterPayment, Self::SoldOut]
             .into_iter()
             .find(|reason| reason.as_str() == name)
     }

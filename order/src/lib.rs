@@ -10,7 +10,7 @@
 //! - [`lifecycle`]: the state machine: (status, action, actor) → next status.
 //! - [`after_sale`]: after-sale requests' own state machine.
 //! - [`allocation`]: a cart's discounts spread over its lines, in cents.
-//! - [`sale`]: a sale's window.
+//! - [`sale`]: a sale's window and its deduction strategy.
 //! - [`sale_stats`]: a SKU's sale figures, counted from its events.
 //! - [`splitting`]: a cart's lines into packages (sub-orders), and freight.
 //! - [`checkout`]: a cart's plan: its catalogue terms, discounts, packages,

@@ -20,6 +20,8 @@ pub struct SaleStats {
     pub cancelled_timeout: i64,
     pub cancelled_unconfirmed: i64,
     pub cancelled_after_payment: i64,
+    /// Paid for when the units were gone (a sale deducting at payment).
+    pub cancelled_sold_out: i64,
     /// Refunds the channel confirmed.
     pub refunded: i64,
     pub refunded_cents: i64,
@@ -66,11 +68,12 @@ impl SaleStats {
             CancelReason::Timeout => &mut self.cancelled_timeout,
             CancelReason::Unconfirmed => &mut self.cancelled_unconfirmed,
             CancelReason::AfterPayment => &mut self.cancelled_after_payment,
+            CancelReason::SoldOut => &mut self.cancelled_sold_out,
         }
     }
 
     /// Every figure by name, in a fixed order (Redis hash fields, metrics labels).
-    pub fn fields(&self) -> [(&'static str, i64); 10] {
+    pub fn fields(&self) -> [(&'static str, i64); 11] {
         [
             ("accepted", self.accepted),
             ("accepted_cents", self.accepted_cents),
@@ -80,6 +83,7 @@ impl SaleStats {
             ("cancelled_timeout", self.cancelled_timeout),
             ("cancelled_unconfirmed", self.cancelled_unconfirmed),
             ("cancelled_after_payment", self.cancelled_after_payment),
+            ("cancelled_sold_out", self.cancelled_sold_out),
             ("refunded", self.refunded),
             ("refunded_cents", self.refunded_cents),
         ]
@@ -98,6 +102,7 @@ impl SaleStats {
                 "cancelled_timeout" => &mut stats.cancelled_timeout,
                 "cancelled_unconfirmed" => &mut stats.cancelled_unconfirmed,
                 "cancelled_after_payment" => &mut stats.cancelled_after_payment,
+                "cancelled_sold_out" => &mut stats.cancelled_sold_out,
                 "refunded" => &mut stats.refunded,
                 "refunded_cents" => &mut stats.refunded_cents,
                 _ => continue,

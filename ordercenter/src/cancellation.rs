@@ -1,4 +1,5 @@
-//! A buyer cancelling an order of theirs.
+//! A buyer cancelling an order of theirs; and the cancellation of an order
+//! whose payment found its sale's units gone (a sale deducting at payment).
 //!
 //! Pending payment: `cancel.lua` gives the units back at once and puts the
 //! cancellation in the sale's outbox; the event goes to Kafka now if it
@@ -18,7 +19,7 @@ use order::id::OrderId;
 use order::lifecycle::{Action, Actor};
 use order::status::OrderStatus;
 use orderdb::moves::{Move, Moved};
-use stock::{Cancellation, Strike};
+use stock::{Cancellation, ReservationRecord, Strike};
 
 use crate::center::OrderCenter;
 use crate::order_moves::{current_status, moved, warehouse_error};
@@ -60,6 +61,29 @@ pub async fn cancel(
         // Paid, or unknown to the sale (replaced since): the order's shard knows.
         Cancellation::NotPending { paid: true } | Cancellation::NotFound => {
             cancel_after_payment(center, order_id, user_id).await.map(Some)
+        }
+    }
+}
+
+/// Sends the cancellation of an order whose payment found its sale's units
+/// gone (`confirm.lua` cancelled it); if the broker does not take it now,
+/// the settler's sweeper sends it from the outbox.
+pub async fn sold_out(
+    center: &OrderCenter,
+    sku: &str,
+    order_id: OrderId,
+    reservation: &ReservationRecord,
+    outbox_entry: &str,
+) {
+    center.record_move(order_id, OrderStatus::Cancelled).await;
+    let event = OrderEvent::OrderCancelled(OrderCancelled {
+        order: reservation.order(order_id, sku),
+        reason: CancelReason::SoldOut,
+        cancelled_at: Utc::now(),
+    });
+    if center.publish(&event).await.is_ok() {
+        if let Err(err) = center.sales.cancellation_sent(sku, outbox_entry, None).await {
+            tracing::warn!(%order_id, error = %err, "cancellation left in the outbox; it will be sent again");
         }
     }
 }

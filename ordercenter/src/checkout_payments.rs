@@ -114,6 +114,10 @@ pub async fn settle(center: &OrderCenter, payment: &Payment) -> Result<Option<Se
             Confirmation::Refund { .. } | Confirmation::Duplicate { refund: true, .. } => {
                 Some("checkout item cancelled before its payment")
             }
+            Confirmation::SoldOut { outbox_entry, reservation } => {
+                cancellation::sold_out(center, &item.sku, item.order_id, &reservation, &outbox_entry).await;
+                Some("checkout item sold out before its payment")
+            }
             Confirmation::SecondPayment(_) => Some("a second payment for a checkout already paid"),
             Confirmation::Orphan => Some("no such item in the sale"),
             Confirmation::AmountMismatch { expected } => {

@@ -44,6 +44,10 @@ pub enum PlaceError {
     SoldOut,
     #[error("only {available} units left")]
     InsufficientStock { available: i64 },
+    /// The sale deducts at payment and its orders awaiting payment already
+    /// count for all its open-order cap allows.
+    #[error("every unit left is ordered by orders awaiting payment; try again later")]
+    OpenOrdersCapped { available: i64 },
     #[error("purchase limit exceeded")]
     LimitExceeded,
     /// Too many orders cancelled or let expire lately.
@@ -180,6 +184,8 @@ pub enum CheckoutError {
     UnknownSku { sku: String },
     #[error("{sku} has {available} units left")]
     OutOfStock { sku: String, available: i64 },
+    #[error("every unit of {sku} left is ordered by orders awaiting payment; try again later")]
+    OpenOrdersCapped { sku: String },
     #[error("too many orders cancelled or left unpaid lately; try again later")]
     CoolingDown { retry_after_secs: u64 },
     #[error("the purchase limit of {sku} would be exceeded")]

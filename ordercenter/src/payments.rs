@@ -14,10 +14,10 @@ use paychannel::messages::CreatePayment;
 use stock::{Confirmation, PaymentQuery, ReservationRecord};
 
 use crate::center::OrderCenter;
-use crate::checkout_payments;
 use crate::outcomes::{OrderError, Payment, PaymentError, PaymentStarted, Settled};
 use crate::refusal::down;
 use crate::refusal::Dependency;
+use crate::{cancellation, checkout_payments};
 
 /// Creates the payment at the channel for a pending order of `user_id`. The
 /// channel is asked about it later in case its notification gets lost.
@@ -102,6 +102,10 @@ async fn settle_once(center: &OrderCenter, payment: &Payment) -> Result<Settled,
         Confirmation::Paid(reservation) => (Settled::Paid, None, reservation),
         Confirmation::Refund { reason, reservation } => {
             (Settled::Refunded, Some(format!("order cancelled ({})", reason.as_str())), reservation)
+        }
+        Confirmation::SoldOut { outbox_entry, reservation } => {
+            cancellation::sold_out(center, sku, order_id, &reservation, &outbox_entry).await;
+            (Settled::Refunded, Some("sold out before the payment came".to_owned()), reservation)
         }
         Confirmation::Duplicate { acknowledged: true, .. } => {
             metrics::counter!("gateway_payments_total", "outcome" => "duplicate").increment(1);

@@ -186,6 +186,7 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
             Err(PlaceError::SoldOut)
         }
         Reservation::OutOfStock { stock_left } => Err(PlaceError::InsufficientStock { available: stock_left }),
+        Reservation::Capped { stock_left, .. } => Err(PlaceError::OpenOrdersCapped { available: stock_left }),
         Reservation::LimitExceeded => Err(PlaceError::LimitExceeded),
         Reservation::OutsideWindow(window) => Err(center.sale_windows.refusal(&order.sku, window).into()),
     }
@@ -311,6 +312,7 @@ fn outcome_name(reservation: &Reservation) -> &'static str {
         Reservation::IdTaken => "id_taken",
         Reservation::UnknownSku => "unknown_sku",
         Reservation::OutOfStock { .. } => "out_of_stock",
+        Reservation::Capped { .. } => "capped",
         Reservation::LimitExceeded => "limit_exceeded",
         Reservation::OutsideWindow(_) => "outside_window",
     }

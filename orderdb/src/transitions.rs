@@ -37,7 +37,9 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<bool, sqlx::E
         OrderEvent::OrderCancelled(cancelled) => {
             let by = match cancelled.reason {
                 CancelReason::User | CancelReason::AfterPayment => (Action::Cancel, Actor::Buyer),
-                CancelReason::Timeout | CancelReason::Unconfirmed => (Action::Expire, Actor::System),
+                CancelReason::Timeout | CancelReason::Unconfirmed | CancelReason::SoldOut => {
+                    (Action::Expire, Actor::System)
+                }
             };
             let change = Change {
                 by,

@@ -2,7 +2,8 @@
 //!
 //! MySQL holds every order once it is settled, so after a Redis failover
 //! that lost acknowledged writes the database says what the counters must
-//! be: `reserved` = units of pending orders, `sold` = units of paid (and
+//! be: `reserved` = units of pending orders (`open` for a sale deducting at
+//! payment, whose pending orders hold none), `sold` = units of paid (and
 //! later) orders, `stock` = units loaded − reserved − sold. Only orders of
 //! the current sale count: those carrying its generation (`loaded_ms`), or,
 //! for orders from before generations were recorded, created since it was
@@ -11,19 +12,28 @@
 //! sale is quiet, or run it twice.
 //!
 //! The repair (`repair_sale.lua`, one script, so it races no reservation or
-//! payment) takes `sold` from MySQL and `reserved` from the reservations
-//! Redis holds, since those are what the sweeper and payments act on.
+//! payment) takes `sold` from MySQL and `reserved` (or `open`) from the
+//! reservations Redis holds, since those are what the sweeper and payments
+//! act on.
 
+use order::sale::Deduction;
 use order::status::OrderStatus;
 use orderdb::ShardPools;
 use serde::Serialize;
-use stock::{SaleStatus, SaleStore};
+use stock::{SaleStatus, SaleStore, Units};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Counters {
     pub stock: i64,
     pub reserved: i64,
+    pub open: i64,
     pub sold: i64,
+}
+
+impl From<Units> for Counters {
+    fn from(units: Units) -> Self {
+        Self { stock: units.stock, reserved: units.reserved, open: units.open, sold: units.sold }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -61,23 +71,27 @@ pub async fn reconcile(
     repair: bool,
 ) -> Result<Reconciliation, ReconcileError> {
     let status: SaleStatus = store.sale_status(sku).await?.ok_or_else(|| ReconcileError::UnknownSku(sku.to_owned()))?;
-    let (mut reserved, mut sold) = (0i64, 0i64);
+    let (mut pending, mut sold) = (0i64, 0i64);
     for (order_status, qty) in shards.units_of_sale(sku, status.loaded_ms).await? {
         if order_status == OrderStatus::PendingPayment {
-            reserved += qty;
+            pending += qty;
         } else if order_status.is_sold() {
             sold += qty;
         }
     }
+    let (reserved, open) = match status.deduction {
+        Deduction::OnOrder => (pending, 0),
+        Deduction::OnPayment => (0, pending),
+    };
     let mut reconciliation = Reconciliation {
         sku: sku.to_owned(),
         total: status.total,
-        redis: Counters { stock: status.stock, reserved: status.reserved, sold: status.sold },
-        mysql: Counters { stock: status.total - reserved - sold, reserved, sold },
+        redis: status.units().into(),
+        mysql: Counters { stock: status.total - reserved - sold, reserved, open, sold },
         repaired: false,
     };
     if repair && reconciliation.drifted() {
-        let (stock, reserved, sold) = store
+        let repaired = store
             .repair_counters(
                 sku,
                 reconciliation.mysql.sold,
@@ -85,7 +99,7 @@ pub async fn reconcile(
             )
             .await?
             .ok_or_else(|| ReconcileError::UnknownSku(sku.to_owned()))?;
-        reconciliation.redis = Counters { stock, reserved, sold };
+        reconciliation.redis = repaired.into();
         reconciliation.repaired = true;
     }
     Ok(reconciliation)

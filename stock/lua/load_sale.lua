@@ -22,15 +22,17 @@
 -- KEYS[8] outbox:{sku}
 -- ARGV[1] stock   ARGV[2] per-user limit   ARGV[3] price in cents
 -- ARGV[4] sale starts (Unix ms, 0: at once)   ARGV[5] sale ends (Unix ms, 0: never)
+-- ARGV[6] the deduction strategy (see lib/units.lua): 0 deducts at order, above 0 at
+--         payment, with orders awaiting payment capped at this % of the stock
 --
 -- Returns {"loaded", stock} or {"busy", reservations, outbox entries, unsettled payments}.
 --
 -- Example: EVALSHA <sha> 8 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv}
---          payments:{tv} closed:{tv} payment_events:{tv} outbox:{tv} 1000 2 19900 0 0
+--          payments:{tv} closed:{tv} payment_events:{tv} outbox:{tv} 1000 2 19900 0 0 0
 --   -> {"loaded", 1000}
 
-if #KEYS ~= 8 or #ARGV ~= 5 then
-  return redis.error_reply('load_sale.lua takes 8 keys and 5 arguments')
+if #KEYS ~= 8 or #ARGV ~= 6 then
+  return redis.error_reply('load_sale.lua takes 8 keys and 6 arguments')
 end
 
 local reservations = redis.call('HLEN', KEYS[3])
@@ -53,5 +55,5 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 local loaded_ms = now_ms()
 set_units(tonumber(ARGV[1]), 0, 0, tonumber(ARGV[1]))
 redis.call('HSET', KEYS[1], 'per_user_limit', ARGV[2], 'price_cents', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
-  'loaded_ms', loaded_ms, 'keys_tracked', 1)
+  'loaded_ms', loaded_ms, 'keys_tracked', 1, 'open_cap_pct', ARGV[6], 'open', 0)
 return {'loaded', tonumber(ARGV[1])}

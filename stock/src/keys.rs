@@ -101,7 +101,16 @@ impl SaleKeys {
     }
 
     pub fn confirm(self) -> Vec<String> {
-        vec![self.sale, self.buyers, self.reservations, self.deadlines, self.payments, self.closed, self.payment_events]
+        vec![
+            self.sale,
+            self.buyers,
+            self.reservations,
+            self.deadlines,
+            self.payments,
+            self.closed,
+            self.payment_events,
+            self.outbox,
+        ]
     }
 
     pub fn tcc(self) -> Vec<String> {

@@ -1,10 +1,11 @@
 //! What the scripts answer, typed, and the parsers of their raw replies.
 
 use order::event::CancelReason;
-use order::sale::SaleWindow;
+use order::sale::{Deduction, SaleWindow};
 use serde::{Deserialize, Serialize};
 
 use crate::records::{parse_closed, IdempotencyRecord, ReservationRecord};
+use crate::units::Units;
 
 /// What `reserve.lua` decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,12 @@ pub enum Reservation {
     /// Fewer than the asked units are left (0: sold out).
     OutOfStock {
         stock_left: i64,
+    },
+    /// The sale deducts at payment and its orders awaiting payment already
+    /// count for all its open-order cap allows.
+    Capped {
+        stock_left: i64,
+        open: i64,
     },
     LimitExceeded,
     /// Outside the sale's window (it has not started or has ended).
@@ -75,6 +82,10 @@ pub enum Confirmation {
     Paid(ReservationRecord),
     /// The order was cancelled before the money came: refund it.
     Refund { reason: CancelReason, reservation: ReservationRecord },
+    /// The sale deducts at payment and its units were gone: the order is
+    /// cancelled now (its cancellation waits in the outbox) and the payment
+    /// is to be refunded.
+    SoldOut { outbox_entry: String, reservation: ReservationRecord },
     /// This payment was seen before.
     Duplicate { refund: bool, reservation: ReservationRecord, acknowledged: bool },
     /// The order was paid by another payment: refund this one.
@@ -139,8 +150,8 @@ impl UnitsReturned {
     }
 }
 
-/// A sale's counters: units left to sell, held by unpaid orders, paid for,
-/// and loaded in all.
+/// A sale's counters (units left to sell, held by unpaid orders, paid for,
+/// loaded in all, and ordered by unpaid orders holding none) and terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaleStatus {
     pub stock: i64,
@@ -154,11 +165,15 @@ pub struct SaleStatus {
     /// When this sale was loaded (Redis clock, Unix ms); the orders of the
     /// SKU created before it belong to earlier sales.
     pub loaded_ms: i64,
+    pub deduction: Deduction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_orders_cap_pct: Option<u32>,
+    pub open: i64,
 }
 
 impl SaleStatus {
-    pub fn units(&self) -> crate::Units {
-        crate::Units { stock: self.stock, reserved: self.reserved, sold: self.sold, total: self.total }
+    pub fn units(&self) -> Units {
+        Units { stock: self.stock, reserved: self.reserved, sold: self.sold, total: self.total, open: self.open }
     }
 }
 
@@ -176,6 +191,7 @@ impl Reservation {
             [tag] if tag == "id_taken" => Self::IdTaken,
             [tag] if tag == "unknown_sku" => Self::UnknownSku,
             [tag, left] if tag == "sold_out" => Self::OutOfStock { stock_left: number(left)? },
+            [tag, left, open] if tag == "capped" => Self::Capped { stock_left: number(left)?, open: number(open)? },
             [tag, _held] if tag == "limit" => Self::LimitExceeded,
             [tag, starts, ends] if tag == "not_started" || tag == "ended" => {
                 Self::OutsideWindow(SaleWindow::from_ms(number(starts)?, number(ends)?))
@@ -236,6 +252,10 @@ impl Confirmation {
                 let reservation = ReservationRecord::parse(parts.nth(1)?)?;
                 Self::Duplicate { refund, reservation, acknowledged: acknowledged == "1" }
             }
+            [tag, entry] if tag == "sold_out" => Self::SoldOut {
+                reservation: ReservationRecord::parse(entry.splitn(3, ':').nth(2)?)?,
+                outbox_entry: entry.clone(),
+            },
             [tag, expected] if tag == "amount_mismatch" => Self::AmountMismatch { expected: expected.parse().ok()? },
             [tag, reservation] if tag == "second_payment" => {
                 Self::SecondPayment(ReservationRecord::parse(reservation)?)
@@ -275,11 +295,11 @@ impl SaleUpdate {
 }
 
 /// `repair_sale.lua`'s reply: the counters as set, `None` for an unknown SKU.
-pub(crate) fn parse_repair(reply: &[String]) -> Option<Option<(i64, i64, i64)>> {
+pub(crate) fn parse_repair(reply: &[String]) -> Option<Option<Units>> {
     let numbers: Vec<i64> = reply.iter().filter_map(|n| n.parse().ok()).collect();
     match (reply, numbers.as_slice()) {
         ([tag], _) if tag == "unknown_sku" => Some(None),
-        (_, [stock, reserved, sold]) => Some(Some((*stock, *reserved, *sold))),
+        (_, &[stock, reserved, open, sold, total]) => Some(Some(Units { stock, reserved, sold, total, open })),
         _ => None,
     }
 }

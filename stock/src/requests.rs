@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use order::id::OrderId;
-use order::sale::SaleWindow;
+use order::sale::{Deduction, SaleWindow};
 use serde::{Deserialize, Serialize};
 
 /// The windows of an order the broker has not acknowledged yet, ms.
@@ -41,7 +41,7 @@ pub struct ReserveRequest<'a> {
 }
 
 /// A sale as loaded by the admin API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SaleTerms {
     pub stock: i64,
@@ -49,6 +49,13 @@ pub struct SaleTerms {
     pub price_cents: i64,
     #[serde(flatten)]
     pub window: SaleWindow,
+    /// When its units leave the stock; at order unless named.
+    #[serde(default)]
+    pub deduction: Deduction,
+    /// Deducting at payment: units of orders awaiting payment may reach
+    /// this % of the stock (default 150).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_orders_cap_pct: Option<u32>,
 }
 
 /// A change to a live sale (the body of the admin API's PATCH); `None`

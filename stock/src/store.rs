@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use fred::prelude::*;
 use order::event::OrderCreated;
 use order::id::OrderId;
-use order::sale::SaleWindow;
+use order::sale::{Deduction, SaleWindow};
 
 use crate::config::RedisConfig;
 use crate::error::StoreError;
@@ -21,6 +21,7 @@ use crate::replies::{
     parse_repair, Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, UnitsReturned,
 };
 use crate::requests::{ConfirmWindows, ReserveRequest, SaleChange, SaleTerms};
+use crate::units::Units;
 
 /// How often a sale that keeps taking reservations is added to
 /// `active_sales` again by this store, so an add lost to a timeout or a
@@ -267,7 +268,14 @@ impl SaleStore {
             .evalsha_with_reload(
                 self.redis.pool.next(),
                 self.redis.keys(sku).load_sale(),
-                vec![terms.stock, terms.per_user_limit, terms.price_cents, starts_ms, ends_ms],
+                vec![
+                    terms.stock,
+                    terms.per_user_limit,
+                    terms.price_cents,
+                    starts_ms,
+                    ends_ms,
+                    i64::from(terms.deduction.open_cap_pct(terms.open_orders_cap_pct)),
+                ],
             )
             .await?;
         SaleLoad::parse(&reply).ok_or(StoreError::Reply { script: "load_sale.lua", reply })
@@ -346,11 +354,16 @@ impl SaleStore {
                     "starts_ms",
                     "ends_ms",
                     "loaded_ms",
+                    "open",
+                    "open_cap_pct",
                 ],
             )
             .await?;
         Ok(match fields.as_slice() {
-            [Some(stock), reserved, sold, total, per_user_limit, price_cents, starts_ms, ends_ms, loaded_ms] => {
+            [Some(stock), reserved, sold, total, per_user_limit, price_cents, starts_ms, ends_ms, loaded_ms, open, open_cap_pct] =>
+            {
+                let (deduction, open_orders_cap_pct) =
+                    Deduction::from_open_cap_pct(open_cap_pct.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32);
                 Some(SaleStatus {
                     stock: *stock,
                     reserved: reserved.unwrap_or(0),
@@ -360,6 +373,9 @@ impl SaleStore {
                     price_cents: price_cents.unwrap_or(0),
                     window: SaleWindow::from_ms(starts_ms.unwrap_or(0), ends_ms.unwrap_or(0)),
                     loaded_ms: loaded_ms.unwrap_or(0),
+                    deduction,
+                    open_orders_cap_pct,
+                    open: open.unwrap_or(0),
                 })
             }
             _ => None,
@@ -376,7 +392,7 @@ impl SaleStore {
         sku: &str,
         sold: i64,
         returned: &[(OrderId, u32)],
-    ) -> Result<Option<(i64, i64, i64)>, StoreError> {
+    ) -> Result<Option<Units>, StoreError> {
         let mut args = vec![sold.to_string()];
         for (order_id, units) in returned {
             args.extend([order_id.to_string(), units.to_string()]);

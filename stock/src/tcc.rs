@@ -52,6 +52,10 @@ pub enum Tried {
     OutOfStock {
         stock_left: i64,
     },
+    /// The sale deducts at payment and its orders awaiting payment already
+    /// count for all its open-order cap allows: units free up as they are
+    /// paid or expire.
+    Capped,
     LimitExceeded,
 }
 
@@ -83,6 +87,7 @@ impl Tried {
             }
             [tag, price] if tag == "price_changed" => (Self::PriceChanged { price_cents: number(price)? }, false),
             [tag, left] if tag == "sold_out" => (Self::OutOfStock { stock_left: number(left)? }, false),
+            [tag, _left, _open] if tag == "capped" => (Self::Capped, false),
             [tag, _held] if tag == "limit" => (Self::LimitExceeded, false),
             _ => return None,
         })

@@ -9,7 +9,7 @@ use order::shard::bucket_for_user;
 use stock::units_back;
 use stock::{
     Cancellation, ConfirmWindows, Confirmation, IdempotencyRecord, PaymentQuery, RedisConfig, Release, Reservation,
-    ReserveRequest, SaleStore, SaleTerms, UnitsBack, UnitsReturned, RESERVE_LUA,
+    ReserveRequest, SaleStore, SaleTerms, Units, UnitsBack, UnitsReturned, RESERVE_LUA,
 };
 
 fn redis_url() -> String {
@@ -67,7 +67,7 @@ const LATER: ConfirmWindows = ConfirmWindows { confirm_ms: 30_000, in_flight_ms:
 async fn sale(store: &SaleStore, stock: i64, per_user_limit: i64) -> String {
     let sku = unique("lua");
     store
-        .load_sale(&sku, &SaleTerms { stock, per_user_limit, price_cents: 1_999, window: Default::default() })
+        .load_sale(&sku, &SaleTerms { stock, per_user_limit, price_cents: 1_999, ..Default::default() })
         .await
         .unwrap();
     sku
@@ -508,7 +508,10 @@ async fn reserve_refuses_outside_the_sale_window() {
     let at = |ms| Some(DateTime::from_timestamp_millis(ms).unwrap());
     let sku = unique("window");
     let window = SaleWindow { starts_at: at(NOW + 1_000), ends_at: at(NOW + 2_000) };
-    store.load_sale(&sku, &SaleTerms { stock: 5, per_user_limit: 5, price_cents: 1, window }).await.unwrap();
+    store
+        .load_sale(&sku, &SaleTerms { stock: 5, per_user_limit: 5, price_cents: 1, window, ..Default::default() })
+        .await
+        .unwrap();
     let before = store.reserve(&request(&sku, "a", 1, 1, order_id(1))).await.unwrap();
     assert_eq!(before, Reservation::OutsideWindow(window));
     let during = ReserveRequest { now_ms: NOW + 1_500, ..request(&sku, "b", 1, 1, order_id(1)) };
@@ -612,7 +615,7 @@ async fn a_repair_before_the_relay_returns_a_cancelled_paid_orders_units_once() 
     assert_eq!(counters(&store, &sku).await, (7, 0, 3));
     // MySQL: one order sold, one cancelled after payment.
     let repaired = store.repair_counters(&sku, 1, &[(cancelled.order_id, 2)]).await.unwrap();
-    assert_eq!(repaired, Some((9, 0, 1)));
+    assert_eq!(repaired, Some(Units { stock: 9, reserved: 0, sold: 1, total: 10, open: 0 }));
     assert_eq!(store.return_units(&cancelled, true).await.unwrap(), UnitsReturned::Already);
     assert_eq!(counters(&store, &sku).await, (9, 0, 1), "the units came back once");
     assert_eq!(store.return_units(&kept, true).await.unwrap(), UnitsReturned::Restocked { stock: 10 });

@@ -3,7 +3,6 @@
 //! three TCC anomalies, and how the items meet the sweeper and payments.
 
 use order::id::{IdGenerator, OrderId};
-use order::sale::SaleWindow;
 use stock::{
     CancelledItem, ConfirmWindows, Confirmation, RedisConfig, SaleStore, SaleTerms, TccItem, Tried, TryRequest,
 };
@@ -31,7 +30,7 @@ async fn store() -> SaleStore {
 
 async fn sale(store: &SaleStore, stock: i64) -> String {
     let sku = unique("tcc");
-    let terms = SaleTerms { stock, per_user_limit: 10, price_cents: PRICE, window: SaleWindow::default() };
+    let terms = SaleTerms { stock, per_user_limit: 10, price_cents: PRICE, ..Default::default() };
     store.load_sale(&sku, &terms).await.unwrap();
     sku
 }

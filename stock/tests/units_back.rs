@@ -38,7 +38,7 @@ async fn the_watch_says_when_it_was_down_and_is_back() {
     let watch = tokio::spawn(async move { units_back::watch(&redis, move |event| drop(tx.send(event))).await });
     assert_eq!(next(&mut events).await, UnitsBack::Up);
 
-    let terms = SaleTerms { stock: 3, per_user_limit: 1, price_cents: 100, window: Default::default() };
+    let terms = SaleTerms { stock: 3, per_user_limit: 1, price_cents: 100, ..Default::default() };
     store.load_sale("tv", &terms).await.unwrap();
     assert_eq!(next(&mut events).await, UnitsBack::Sku("tv".into()), "a loaded sale's units are on sale");
 

@@ -6,6 +6,7 @@
 use hyper::header::AUTHORIZATION;
 use hyper::{HeaderMap, StatusCode};
 use order::request::check_sku;
+use order::sale::Deduction;
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -20,8 +21,9 @@ use stock::{SaleChange, SaleLoad, SaleStatus, SaleTerms, SaleUpdate};
 const MAX_FIGURE: i64 = 1_000_000_000_000;
 
 /// `PUT /admin/skus/{sku}` `{"stock", "per_user_limit", "price_cents",
-/// "starts_at"?, "ends_at"?}`: loads the sale, or replaces one with no
-/// orders outstanding (else 409 `sale_busy`); answers its counters.
+/// "starts_at"?, "ends_at"?, "deduction"?, "open_orders_cap_pct"?}`: loads
+/// the sale, or replaces one with no orders outstanding (else 409
+/// `sale_busy`); answers its counters.
 pub async fn put_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError> {
     let admin = authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
@@ -31,6 +33,17 @@ pub async fn put_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError>
     }
     if !terms.window.is_valid() {
         return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
+    }
+    match (terms.deduction, terms.open_orders_cap_pct) {
+        (Deduction::OnOrder, Some(_)) => {
+            return Err(ApiError::Invalid(
+                "open_orders_cap_pct is for a sale with \"deduction\": \"on_payment\"".into(),
+            ))
+        }
+        (Deduction::OnPayment, Some(cap)) if !Deduction::OPEN_ORDERS_CAP_PCT.contains(&cap) => {
+            return Err(ApiError::Invalid("open_orders_cap_pct must be 100 to 1000".into()))
+        }
+        _ => {}
     }
     let before = sale_status(app, sku).await?;
     let loaded = app.center.sales.load_sale(sku, &terms).await.map_err(down(Dependency::Redis, "loading a sale"))?;

@@ -132,7 +132,7 @@ impl RedisFloor {
         let store = SaleStore::connect(&config)?;
         store.redis().wait_connected(Duration::from_secs(5)).await;
         let sku = format!("bench_redis_{run}");
-        let terms = SaleTerms { stock: PLENTY, per_user_limit: 1, price_cents: 100, window: Default::default() };
+        let terms = SaleTerms { stock: PLENTY, per_user_limit: 1, price_cents: 100, ..Default::default() };
         store.load_sale(&sku, &terms).await?;
         Ok(Self { store, sku, ids: IdGenerator::new(15).expect("valid node") })
     }

@@ -63,11 +63,13 @@ local function window_refusal(sale, now)
   return nil
 end
 
--- The reply refusing `qty` units to `user`: fewer than that in `stock`,
--- or past the per-user `limit`; nil if they may be taken.
+-- The reply refusing `qty` units to `user`: too few in `stock` (see the
+-- ledger's placement_refusal), or past the per-user `limit`; nil if they
+-- may be ordered.
 local function units_refusal(stock, user, qty, limit)
-  if stock < qty then
-    return {'sold_out', tostring(stock)}
+  local refused = placement_refusal(stock, qty)
+  if refused then
+    return refused
   end
   local held = tonumber(redis.call('HGET', KEYS[2], user) or '0')
   if held + qty > limit then
@@ -76,27 +78,34 @@ local function units_refusal(stock, user, qty, limit)
   return nil
 end
 
--- Takes `qty` units from stock into `reserved` and the buyer's count; the
--- reservation's records are the caller's to write.
+-- Places an order of `qty` units (the ledger takes them, or counts them
+-- open) and adds them to the buyer's count; the reservation's records are
+-- the caller's to write.
 local function take_units(user, qty)
-  move_units('take', qty)
+  place_units(qty)
   redis.call('HINCRBY', KEYS[2], user, qty)
 end
 
 -- Forgets a reservation and its deadline; its units are the caller's to
--- move out of `reserved` (released or sold).
+-- move (released or paid).
 local function end_reservation(order_id)
   redis.call('HDEL', KEYS[3], order_id)
   redis.call('ZREM', KEYS[4], order_id)
 end
 
--- Ends a reservation and gives its units back to stock and to the buyer's
--- per-user allowance. Returns the stock after.
-local function release_units(order_id, value)
-  end_reservation(order_id)
-  local user, qty = reservation_user(value), reservation_qty(value)
-  if redis.call('HINCRBY', KEYS[2], user, -qty) <= 0 then
+-- Gives a reservation's units back to the buyer's per-user allowance.
+local function unclaim_buyer_units(value)
+  local user = reservation_user(value)
+  if redis.call('HINCRBY', KEYS[2], user, -reservation_qty(value)) <= 0 then
     redis.call('HDEL', KEYS[2], user)
   end
-  return move_units('release', qty)
+end
+
+-- Ends a reservation unpaid: its units go back to the sale (see the
+-- ledger's unplace_units) and to the buyer's per-user allowance. Returns
+-- the stock after.
+local function release_units(order_id, value)
+  end_reservation(order_id)
+  unclaim_buyer_units(value)
+  return unplace_units(reservation_qty(value))
 end
