@@ -3,8 +3,8 @@
 # scripts/stack.sh start on spare ports where nothing runs yet, so setup.sh
 # starts a Redis, a MariaDB (its own data directory) and a Kafka node of
 # this test's own; then k6 smoke runs of the just-built gateway (flash sale,
-# idempotency storm), a small sale deducting at payment and a small flash
-# sale through the load generator
+# idempotency storm), a small sale deducting at payment and small flash
+# sales (one pool, and regional stock) through the load generator
 # (payments, timeouts, resale, every order counted in MySQL), and a check
 # that each process of the stack talks to these ports and to no default
 # one. Stops everything it started.
@@ -72,6 +72,10 @@ GATEWAY_ORDERS__PAYMENT_WINDOW_SECS=6 GATEWAY_ORDERS__CONFIRM_WINDOW_SECS=4 GATE
 sku="ports_$(date +%s)_$RANDOM"
 "$(cat "$STATE/bin-dir")/loadtest" flash-sale --sku "$sku" --stock 40 --buyers 400 --concurrency 16 \
   --pay-fraction 0.5 --settle-secs 60 --max-secs 60
+# The same life on regional stock: three warehouses, buyers in three
+# regions (config/gateway.local.toml's scheduling rules).
+"$(cat "$STATE/bin-dir")/loadtest" flash-sale --sku "${sku}_regions" --stock 30 --buyers 300 --concurrency 16 \
+  --pay-fraction 0.5 --regions 3 --settle-secs 60 --max-secs 60
 
 # peers PID: the ports the process connected to (its established TCP
 # connections, less those accepted on its own listening port).

@@ -49,6 +49,7 @@ fn event_encoding(c: &mut Criterion) {
         created_at: now,
         pay_by: now + chrono::Duration::minutes(15),
         sale_generation: 0,
+        warehouse: None,
     });
     let encoded = event.encode();
     let mut group = c.benchmark_group("event");
@@ -114,6 +115,7 @@ fn reserve_script(c: &mut Criterion) {
                 pay_by_ms: 1_790_000_900_000,
                 idempotency_ttl_secs: 60,
                 confirm_windows: ConfirmWindows { confirm_ms: 30_000, in_flight_ms: 7_000 },
+                warehouses: stock::ANY_WAREHOUSE.into(),
             };
             runtime.block_on(store.reserve(&req)).unwrap()
         })

@@ -109,6 +109,7 @@ impl Answer for PlaceError {
             Self::SoldOut
             | Self::InsufficientStock { .. }
             | Self::OpenOrdersCapped { .. }
+            | Self::NoWarehouse
             | Self::LimitExceeded
             | Self::InProgress { .. } => Class::Conflict,
         }
@@ -121,6 +122,7 @@ impl Answer for PlaceError {
             Self::SoldOut => "sold_out",
             Self::InsufficientStock { .. } => "insufficient_stock",
             Self::OpenOrdersCapped { .. } => "open_orders_capped",
+            Self::NoWarehouse => "no_warehouse",
             Self::LimitExceeded => "purchase_limit_exceeded",
             Self::CoolingDown { .. } => "cooling_down",
             Self::KeyReused => "idempotency_key_reused",
@@ -139,6 +141,7 @@ impl Answer for PlaceError {
             }
             Self::InProgress { order_id } => json!({"order_id": order_id}),
             Self::OutcomeUnknown { order_id, .. } => outcome_unknown(order_id, self.to_string()),
+            Self::NoWarehouse => json!({"detail": self.to_string()}),
             Self::UnknownSku | Self::SoldOut | Self::LimitExceeded | Self::KeyReused => json!({}),
         }
     }
@@ -171,6 +174,7 @@ impl Answer for CheckoutError {
             Self::OutcomeUnknown { .. } => Class::Unavailable,
             Self::OutOfStock { .. }
             | Self::OpenOrdersCapped { .. }
+            | Self::RegionalSale { .. }
             | Self::LimitExceeded { .. }
             | Self::OutsideWindow { .. }
             | Self::PriceChanged { .. }
@@ -187,6 +191,7 @@ impl Answer for CheckoutError {
             Self::OutOfStock { available: 0, .. } => "sold_out",
             Self::OutOfStock { .. } => "insufficient_stock",
             Self::OpenOrdersCapped { .. } => "open_orders_capped",
+            Self::RegionalSale { .. } => "regional_sale",
             Self::CoolingDown { .. } => "cooling_down",
             Self::LimitExceeded { .. } => "purchase_limit_exceeded",
             Self::PriceChanged { .. } => "price_changed",
@@ -218,7 +223,9 @@ impl Answer for CheckoutError {
             Self::PriceChanged { sku, price_cents } => {
                 json!({"sku": sku, "price_cents": price_cents, "detail": detail})
             }
-            Self::TooLarge { sku } | Self::OpenOrdersCapped { sku } => json!({"sku": sku, "detail": detail}),
+            Self::TooLarge { sku } | Self::OpenOrdersCapped { sku } | Self::RegionalSale { sku } => {
+                json!({"sku": sku, "detail": detail})
+            }
             Self::BelowMinimumSpend { left_cents } => json!({"left_cents": left_cents, "detail": detail}),
             Self::CouponNotYours | Self::CouponUsed | Self::Cancelled => json!({"detail": detail}),
             Self::InProgress { order_id } => json!({"order_id": order_id}),
@@ -250,7 +257,9 @@ impl Answer for OrderError {
             | Self::InvalidAfterSaleTransition { .. }
             | Self::AfterSaleNotAllowed { .. }
             | Self::NotReturnable { .. }
-            | Self::WarehouseRefused { .. } => Class::Conflict,
+            | Self::WarehouseRefused { .. }
+            | Self::NoWarehouse
+            | Self::NotYetAccepted => Class::Conflict,
         }
     }
     fn code(&self) -> &'static str {
@@ -262,6 +271,8 @@ impl Answer for OrderError {
             Self::AfterSaleNotAllowed { .. } => "after_sale_not_allowed",
             Self::NotReturnable { .. } => "not_returnable",
             Self::WarehouseRefused { .. } => "warehouse_refused",
+            Self::NoWarehouse => "no_warehouse",
+            Self::NotYetAccepted => "request_in_progress",
         }
     }
     fn fields(&self) -> Value {
@@ -279,11 +290,13 @@ impl Answer for OrderError {
             Self::AfterSaleNotAllowed { status } => json!({"status": status, "detail": detail}),
             Self::NotReturnable { left } => json!({"left": left, "detail": detail}),
             Self::WarehouseRefused { state } => json!({"state": state, "detail": detail}),
+            Self::NoWarehouse | Self::NotYetAccepted => json!({"detail": detail}),
         }
     }
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Self::Unavailable(dependency) => dependency.retry_after_secs(),
+            Self::NotYetAccepted => Some(1),
             _ => None,
         }
     }

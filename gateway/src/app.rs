@@ -69,7 +69,13 @@ impl App {
             )),
             warehouse: HttpWarehouse::new(&config.warehouse.url, Duration::from_millis(config.warehouse.timeout_ms)),
         };
-        let center = OrderCenter::new(config.center_settings(), &config.traffic.breakers, redis, services);
+        let center = OrderCenter::new(
+            config.center_settings(),
+            &config.traffic.breakers,
+            config.scheduling.clone(),
+            redis,
+            services,
+        );
         Ok(Self {
             center: Arc::new(center),
             traffic: ArcSwap::from_pointee(TrafficPolicy::build(config.traffic.clone(), None)),

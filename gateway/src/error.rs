@@ -48,6 +48,10 @@ pub enum ApiError {
     TooFewUnits { stock: i64 },
     #[error("the sale's total is {total} now, not if_total: nothing was changed")]
     SaleChanged { total: i64 },
+    #[error("the sale is split over warehouses: add units to one with POST /admin/skus/{{sku}}/warehouses")]
+    WarehouseRequired,
+    #[error("the sale has no warehouse {0}")]
+    UnknownWarehouse(String),
     #[error(transparent)]
     Unavailable(#[from] Dependency),
     #[error(transparent)]
@@ -123,10 +127,12 @@ impl Answer for ApiError {
             | Self::MethodNotAllowed { .. } => Class::Invalid,
             Self::Unauthorized | Self::Unauthenticated(_) | Self::BadSignature => Class::Unauthenticated,
             Self::UserMismatch => Class::Forbidden,
-            Self::NotFound | Self::UnknownSku => Class::NotFound,
-            Self::RefundNotStuck | Self::SaleBusy { .. } | Self::TooFewUnits { .. } | Self::SaleChanged { .. } => {
-                Class::Conflict
-            }
+            Self::NotFound | Self::UnknownSku | Self::UnknownWarehouse(_) => Class::NotFound,
+            Self::RefundNotStuck
+            | Self::SaleBusy { .. }
+            | Self::TooFewUnits { .. }
+            | Self::SaleChanged { .. }
+            | Self::WarehouseRequired => Class::Conflict,
             _ => unreachable!("wrapped errors answered above"),
         }
     }
@@ -151,6 +157,8 @@ impl Answer for ApiError {
             Self::SaleBusy { .. } => "sale_busy",
             Self::TooFewUnits { .. } => "too_few_units",
             Self::SaleChanged { .. } => "sale_changed",
+            Self::WarehouseRequired => "warehouse_required",
+            Self::UnknownWarehouse(_) => "unknown_warehouse",
             _ => unreachable!("wrapped errors answered above"),
         }
     }
@@ -174,7 +182,9 @@ impl Answer for ApiError {
             | Self::PayloadTooLarge { .. }
             | Self::RequestTimeout
             | Self::UserMismatch
-            | Self::RefundNotStuck => json!({"detail": detail}),
+            | Self::RefundNotStuck
+            | Self::WarehouseRequired => json!({"detail": detail}),
+            Self::UnknownWarehouse(warehouse) => json!({"warehouse": warehouse, "detail": detail}),
             _ => json!({}),
         }
     }

@@ -1,4 +1,4 @@
-//! Hot reload of the traffic, admin and auth sections of the config file,
+//! Hot reload of the traffic, admin, auth and scheduling sections of the config file,
 //! on a change of the file and on SIGHUP. The folder is watched (editors replace files by
 //! rename) and events are debounced. A file that does not parse or fails
 //! validation is refused with an error log and a metric; the last good
@@ -105,6 +105,10 @@ pub fn reload(app: &App, path: &Path, trigger: &str) {
                     tracing::info!(trigger, keys = ?new.auth.keys.iter().map(|k| &k.kid).collect::<Vec<_>>(), "config reloaded: new buyer auth in force");
                 }
             }
+            if **app.center.scheduling.load() != new.scheduling {
+                app.center.scheduling.store(Arc::new(new.scheduling.clone()));
+                tracing::info!(trigger, "config reloaded: new scheduling rules in force");
+            }
             if **app.admin.load() != new.admin {
                 app.admin.store(Arc::new(new.admin.clone()));
                 tracing::info!(trigger, tokens = ?new.admin.tokens.keys().collect::<Vec<_>>(), "config reloaded: new admin tokens in force");
@@ -112,7 +116,7 @@ pub fn reload(app: &App, path: &Path, trigger: &str) {
             if changed_outside_reloadable(&new, &app.config) {
                 tracing::warn!(
                     trigger,
-                    "config changes outside [traffic], [admin] and [auth] take effect on restart only"
+                    "config changes outside [traffic], [admin], [auth] and [scheduling] take effect on restart only"
                 );
             }
             metrics::counter!("gateway_config_reloads_total", "result" => "ok").increment(1);
@@ -129,5 +133,6 @@ fn changed_outside_reloadable(new: &Config, running: &Config) -> bool {
     comparable.traffic = running.traffic.clone();
     comparable.admin = running.admin.clone();
     comparable.auth = running.auth.clone();
+    comparable.scheduling = running.scheduling.clone();
     comparable != *running
 }

@@ -269,7 +269,10 @@ async fn admin_needs_the_token_and_ops_endpoints_answer() {
     sale.as_object_mut().unwrap().remove("loaded_ms");
     assert_eq!(
         sale,
-        serde_json::json!({"stock": 5, "reserved": 0, "sold": 0, "total": 5, "per_user_limit": 1, "price_cents": 100, "starts_at": null, "ends_at": null})
+        serde_json::json!({
+            "stock": 5, "reserved": 0, "sold": 0, "total": 5, "per_user_limit": 1, "price_cents": 100,
+            "starts_at": null, "ends_at": null, "deduction": "on_order", "open": 0
+        })
     );
     let missing = gateway.admin(Method::GET, &format!("/admin/skus/{}", unique("none")), "").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);

@@ -279,6 +279,7 @@ fn order_of(minter: &order::id::IdGenerator, user_id: u64, sku: &str) -> order::
         created_at: now,
         pay_by: now,
         sale_generation: 0,
+        warehouse: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Traffic control against a running gateway: buckets by scope, trusted
-//! proxies, deny lists, hot reload (file change, broken file, SIGHUP),
-//! circuit breakers and load shedding. Real Redis and broker.
+//! proxies, deny lists, hot reload (file change, broken file, SIGHUP; the
+//! scheduling rules too), circuit breakers and load shedding. Real Redis
+//! and broker.
 
 mod support;
 
@@ -173,6 +174,50 @@ fn metric(text: &str, name_and_labels: &str) -> f64 {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
         .unwrap_or(0.0)
+}
+
+/// Which warehouse serves the east changes with the file, no restart.
+#[tokio::test]
+async fn scheduling_rules_reload_from_the_file() {
+    let topic = fresh_topic(1).await;
+    let mut base = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
+    let serving = |warehouse: &str| order::scheduling::SchedulingRules {
+        promised_hours: 48,
+        delivery_hours: [(warehouse.to_owned(), [("east".to_owned(), 12)].into_iter().collect())].into_iter().collect(),
+    };
+    base.scheduling = serving("a");
+    let (gateway, path) = gateway_from_file("scheduling", &base).await;
+    let sku = unique("scheduling");
+    let terms = serde_json::json!({
+        "stock": 20, "per_user_limit": 1, "price_cents": 100,
+        "warehouses": [{"warehouse": "a", "units": 10}, {"warehouse": "b", "units": 10}],
+    });
+    assert_eq!(
+        gateway.admin(Method::PUT, &format!("/admin/skus/{sku}"), terms.to_string()).await.status,
+        StatusCode::OK
+    );
+    let east = |user: u64| {
+        let gateway = &gateway;
+        let body = serde_json::json!({"user_id": user, "sku": sku, "qty": 1, "region": "east"}).to_string();
+        async move {
+            let key = format!("east-{user}");
+            let headers = [("content-type", "application/json"), ("idempotency-key", key.as_str())];
+            gateway.request(Method::POST, "/v1/orders", &headers, body).await.json["warehouse"].clone()
+        }
+    };
+    assert_eq!(east(1).await, "a");
+
+    base.scheduling = serving("b");
+    write_config(&path, &base, 2);
+    let mut user = 1;
+    eventually(Duration::from_secs(10), "the new rules", || {
+        user += 1;
+        let placed = east(user);
+        async move { (placed.await == "b").then_some(()) }
+    })
+    .await;
+    let shown = gateway.admin(Method::GET, "/admin/config", "").await;
+    assert!(shown.json["config"]["scheduling"]["delivery_hours"]["b"].is_object(), "{}", shown.json);
 }
 
 #[tokio::test]

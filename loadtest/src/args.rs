@@ -283,6 +283,12 @@ pub struct FlashSaleArgs {
     /// With on_payment: orders awaiting payment allowed, in % of the stock.
     #[arg(long, default_value_t = Deduction::DEFAULT_OPEN_ORDERS_CAP_PCT)]
     pub open_orders_cap_pct: u32,
+    /// With on_order: split the units over this many warehouses (wh1..), buyers over as
+    /// many regions (r1..), each order naming its buyer's; the gateway's
+    /// [scheduling] rules (config/gateway.local.toml has them for up to 4)
+    /// decide which warehouse serves it. 0: one pool.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub regions: u32,
 }
 
 fn deduction(name: &str) -> Result<Deduction, String> {

@@ -10,7 +10,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
-use stock::Units;
+use stock::{Units, WarehouseStatus};
 
 #[derive(Clone)]
 pub struct Gateway {
@@ -18,6 +18,9 @@ pub struct Gateway {
     admin_token: String,
     buyers: Signer,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Buyers live in this many regions (`r1`, `r2`, ...; by user id), each
+    /// order naming its buyer's; 0: orders name none.
+    regions: u32,
 }
 
 /// Signs buyer tokens (HS256) the way a storefront's login would: with
@@ -78,12 +81,27 @@ impl Gateway {
             admin_token: admin_token.to_owned(),
             buyers: Signer::from_env(),
             client,
+            regions: 0,
         })
+    }
+
+    /// The same gateway, its buyers spread over `regions` regions.
+    pub fn in_regions(self, regions: u32) -> Self {
+        Self { regions, ..self }
+    }
+
+    /// The region of `user_id`'s orders, if buyers live in regions.
+    fn region_of(&self, user_id: u64) -> Option<String> {
+        (self.regions > 0).then(|| format!("r{}", user_id % u64::from(self.regions) + 1))
     }
 
     /// `POST /v1/orders`; the status and the body.
     pub async fn place(&self, user_id: u64, sku: &str, qty: u32, key: &str) -> anyhow::Result<(StatusCode, Bytes)> {
-        let body = json!({"user_id": user_id, "sku": sku, "qty": qty}).to_string();
+        let mut body = json!({"user_id": user_id, "sku": sku, "qty": qty});
+        if let Some(region) = self.region_of(user_id) {
+            body["region"] = json!(region);
+        }
+        let body = body.to_string();
         let req = Request::post(format!("{}/v1/orders", self.base))
             .header("authorization", self.buyers.bearer(user_id))
             .header("content-type", "application/json")
@@ -257,6 +275,16 @@ impl Gateway {
             bail!("loading the sale: {status} {}", String::from_utf8_lossy(&reply));
         }
         Ok(())
+    }
+
+    /// The sale's warehouses' counts (regional stock).
+    pub async fn warehouses(&self, sku: &str) -> anyhow::Result<Vec<WarehouseStatus>> {
+        let (status, reply) = self.admin(Method::GET, sku, String::new()).await?;
+        if status != StatusCode::OK {
+            bail!("reading the sale: {status} {}", String::from_utf8_lossy(&reply));
+        }
+        let reply: Value = serde_json::from_slice(&reply)?;
+        Ok(serde_json::from_value(reply["sale"]["warehouses"].clone()).unwrap_or_default())
     }
 
     pub async fn sale(&self, sku: &str) -> anyhow::Result<Units> {

@@ -8,6 +8,9 @@
 //! in the warehouse. Then the invariants: nothing oversold or stuck, every
 //! order in MySQL exactly once in the status it should have, Redis's
 //! counters adding up, refunds confirmed and never above the payment.
+//! With `regions`, the units are split over as many warehouses (`wh1`, ...)
+//! and each buyer's order names their region (`r1`, ...): every
+//! warehouse's counts add up too, and to the sale's.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::stream::{self, StreamExt};
 use order::status::OrderStatus;
+use serde_json::json;
 
 use stock::Units;
 
@@ -34,11 +38,13 @@ pub struct FlashSale {
     pub pay_fraction: f64,
     /// The payment channel (simulator) the payers pay at.
     pub channel_url: String,
+    /// Warehouses the units are split over, buyers' regions; 0: one pool.
+    pub regions: u32,
 }
 
 impl FlashSale {
     pub async fn run(self) -> anyhow::Result<Report> {
-        self.sale.gateway.load_sale(&self.sale.sku, self.stock, 1, 9_900).await.context("loading the sale")?;
+        self.load().await.context("loading the sale")?;
         let tally = self.burst(self.sale.first_user, self.buyers).await?;
         let accepted = tally.count("202");
         let distinct: HashSet<&String> = tally.accepted.iter().map(|(id, _)| id).collect();
@@ -111,11 +117,48 @@ impl FlashSale {
             tally.count("409") == 0 || accepted as i64 == self.stock,
             format!("{} sold-out answers, {accepted} of {} units sold in the burst", tally.count("409"), self.stock),
         ));
+        if self.regions > 0 {
+            checks.push(self.warehouses_check().await?);
+        }
         let stock = self.stock;
         Ok(Report {
             lifecycle: lifecycle.map(|(lifecycle, _)| lifecycle),
             ..Report::of("flash-sale", self.sale.sku, stock, tally, orders_in_mysql, checks)
         })
+    }
+
+    /// Loads the sale: one pool, or the units split evenly over the
+    /// warehouses (the first takes what is left over).
+    async fn load(&self) -> anyhow::Result<()> {
+        if self.regions == 0 {
+            return self.sale.gateway.load_sale(&self.sale.sku, self.stock, 1, 9_900).await;
+        }
+        let regions = i64::from(self.regions);
+        let warehouses: Vec<_> = (1..=regions)
+            .map(|i| {
+                let units = self.stock / regions + if i == 1 { self.stock % regions } else { 0 };
+                json!({"warehouse": format!("wh{i}"), "units": units})
+            })
+            .collect();
+        let terms = json!({"stock": self.stock, "per_user_limit": 1, "price_cents": 9_900, "warehouses": warehouses});
+        self.sale.gateway.load_sale_with(&self.sale.sku, terms).await
+    }
+
+    /// Every warehouse's counts add up, and sum to the sale's.
+    async fn warehouses_check(&self) -> anyhow::Result<Check> {
+        let sale = self.sale.gateway.sale(&self.sale.sku).await?;
+        let warehouses = self.sale.gateway.warehouses(&self.sale.sku).await?;
+        let each = warehouses.iter().all(|w| w.units().add_up());
+        let sum = |count: fn(&Units) -> i64| warehouses.iter().map(|w| count(&w.units())).sum::<i64>();
+        let sums = [sum(|u| u.stock), sum(|u| u.reserved), sum(|u| u.sold), sum(|u| u.total)];
+        let detail: Vec<String> =
+            warehouses.iter().map(|w| format!("{} {}+{}+{}", w.warehouse, w.stock, w.reserved, w.sold)).collect();
+        Ok(check(
+            "every warehouse's units add up, to the sale's",
+            each && warehouses.len() == self.regions as usize
+                && sums == [sale.stock, sale.reserved, sale.sold, sale.total],
+            detail.join(", "),
+        ))
     }
 
     /// `buyers` distinct users from `first_user` on, one click each.

@@ -191,13 +191,16 @@ async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<()> {
         .await?;
         return args.common.finish(report);
     }
+    let mut sale = args.common.sale("flash", args.concurrency)?;
+    sale.gateway = sale.gateway.in_regions(args.regions);
     let report = flash_sale::FlashSale {
-        sale: args.common.sale("flash", args.concurrency)?,
+        sale,
         stock: args.stock,
         buyers: args.buyers,
         concurrency: args.concurrency.max(1),
         pay_fraction: args.pay_fraction.clamp(0.0, 1.0),
         channel_url: args.channel,
+        regions: args.regions,
     }
     .run()
     .await?;

@@ -36,6 +36,21 @@ pub enum OrderEvent {
     /// items. Each item is an order of its own; its later events are the
     /// single-order ones (`OrderPaid`, `OrderCancelled`, ...).
     CheckoutCreated(CheckoutOrder),
+    OrderReaddressed(OrderReaddressed),
+}
+
+/// The buyer changed the delivery region of an order awaiting payment; a
+/// sale split over warehouses moved it to `warehouse`. The order's
+/// payment or cancellation carries the warehouse it ends in too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderReaddressed {
+    pub order_id: OrderId,
+    pub user_id: u64,
+    pub sku: String,
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warehouse: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// Units were reserved for an order that now awaits payment. Later events
@@ -56,11 +71,15 @@ pub struct OrderCreated {
     /// events from before it was recorded.
     #[serde(default)]
     pub sale_generation: i64,
+    /// The warehouse its units are in, for a sale split over warehouses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warehouse: Option<String>,
 }
 
 impl OrderCreated {
     /// An item of a checkout as the order its events describe: its key
     /// names the checkout and its package (`cart.<parent>.<sub-order>`).
+    /// Carts take no SKU of a sale split over warehouses (`tcc_try.lua`).
     pub fn of_checkout_item(checkout: &CheckoutOrder, sub_order: u32, item: &CheckoutItem) -> Self {
         Self {
             order_id: item.order_id,
@@ -72,6 +91,7 @@ impl OrderCreated {
             created_at: checkout.created_at,
             pay_by: checkout.pay_by,
             sale_generation: item.sale_generation,
+            warehouse: None,
         }
     }
 }
@@ -245,6 +265,7 @@ impl OrderEvent {
             Self::RefundCompleted(refund) => refund.order_id,
             Self::AfterSaleChanged(changed) => changed.order_id,
             Self::CheckoutCreated(checkout) => checkout.order_id,
+            Self::OrderReaddressed(readdressed) => readdressed.order_id,
         }
     }
 
@@ -258,6 +279,7 @@ impl OrderEvent {
             Self::RefundCompleted(refund) => refund.user_id,
             Self::AfterSaleChanged(changed) => changed.user_id,
             Self::CheckoutCreated(checkout) => checkout.user_id,
+            Self::OrderReaddressed(readdressed) => readdressed.user_id,
         }
     }
 
@@ -293,6 +315,7 @@ mod tests {
             created_at: at,
             pay_by: at + chrono::Duration::minutes(15),
             sale_generation: 0,
+            warehouse: None,
         })
     }
 
@@ -339,6 +362,7 @@ mod tests {
             "OrderStatusChanged",
             "RefundCompleted",
             "AfterSaleChanged",
+            "OrderReaddressed",
         ] {
             assert!(docs.contains(&format!("## `{name}` (v{SCHEMA_VERSION})")), "{name} is not in docs/events.md");
         }

@@ -11,6 +11,7 @@
 //! - [`after_sale`]: after-sale requests' own state machine.
 //! - [`allocation`]: a cart's discounts spread over its lines, in cents.
 //! - [`sale`]: a sale's window and its deduction strategy.
+//! - [`scheduling`]: which warehouses serve a buyer's region.
 //! - [`sale_stats`]: a SKU's sale figures, counted from its events.
 //! - [`splitting`]: a cart's lines into packages (sub-orders), and freight.
 //! - [`checkout`]: a cart's plan: its catalogue terms, discounts, packages,
@@ -26,6 +27,7 @@ pub mod lifecycle;
 pub mod request;
 pub mod sale;
 pub mod sale_stats;
+pub mod scheduling;
 pub mod shard;
 pub mod splitting;
 pub mod status;

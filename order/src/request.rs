@@ -1,4 +1,5 @@
-//! The place-order request: `{"sku": "...", "qty": 1..=100, "user_id"?: u64}`
+//! The place-order request: `{"sku": "...", "qty": 1..=100, "user_id"?: u64,
+//! "region"?: "..."}`
 //! plus the `Idempotency-Key` header, validated before any I/O. The buyer
 //! is the authenticated one; a `user_id` in the body, if any, must be theirs.
 
@@ -15,6 +16,9 @@ pub struct PlaceOrder {
     pub user_id: u64,
     pub sku: String,
     pub qty: u32,
+    /// Where the buyer wants it delivered: which warehouses of a regional
+    /// sale may serve the order (the scheduling rules). None: any.
+    pub region: Option<String>,
 }
 
 /// Why a request was refused; the text is shown to the client as `detail`.
@@ -50,6 +54,7 @@ struct RawPlaceOrder {
     // Wider than the accepted range so that `-1` or `0` gets a range message
     // rather than a type error.
     qty: i64,
+    region: Option<String>,
 }
 
 impl PlaceOrder {
@@ -59,7 +64,10 @@ impl PlaceOrder {
         let user_id = buyer_of(raw.user_id, buyer)?;
         check_token("sku", &raw.sku)?;
         let qty = quantity(raw.qty).ok_or_else(|| InvalidRequest(format!("qty must be between 1 and {MAX_QTY}")))?;
-        Ok(Self { user_id, sku: raw.sku, qty })
+        if let Some(region) = &raw.region {
+            check_token("region", region)?;
+        }
+        Ok(Self { user_id, sku: raw.sku, qty, region: raw.region })
     }
 }
 
@@ -83,6 +91,33 @@ pub struct OrderOwner {
 struct RawOrderOwner {
     user_id: Option<u64>,
     sku: String,
+}
+
+/// A change of an order's delivery region:
+/// `{"sku": "...", "region": "...", "user_id"?: u64}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAddress {
+    pub owner: OrderOwner,
+    pub region: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNewAddress {
+    user_id: Option<u64>,
+    sku: String,
+    region: String,
+}
+
+impl NewAddress {
+    /// Parses a JSON body of `buyer`.
+    pub fn from_json(body: &[u8], buyer: u64) -> Result<Self, RequestError> {
+        let raw: RawNewAddress = serde_json::from_slice(body).map_err(|e| InvalidRequest(format!("body: {e}")))?;
+        let user_id = buyer_of(raw.user_id, buyer)?;
+        check_token("sku", &raw.sku)?;
+        check_token("region", &raw.region)?;
+        Ok(Self { owner: OrderOwner { user_id, sku: raw.sku }, region: raw.region })
+    }
 }
 
 impl OrderOwner {
@@ -128,7 +163,7 @@ mod tests {
     #[test]
     fn accepts_a_good_request() {
         let order = parse(r#"{"user_id": 7, "sku": "iphone-17_pro", "qty": 2}"#).unwrap();
-        assert_eq!(order, PlaceOrder { user_id: 7, sku: "iphone-17_pro".into(), qty: 2 });
+        assert_eq!(order, PlaceOrder { user_id: 7, sku: "iphone-17_pro".into(), qty: 2, region: None });
         let order = parse(r#"{"sku": "tv", "qty": 1}"#).unwrap();
         assert_eq!(order.user_id, 7, "no user_id in the body: the buyer's");
     }

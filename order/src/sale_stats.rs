@@ -153,6 +153,7 @@ mod tests {
             created_at: Utc::now(),
             pay_by: Utc::now(),
             sale_generation: 0,
+            warehouse: None,
         }
     }
 

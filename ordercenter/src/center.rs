@@ -10,6 +10,7 @@ use events::producer::EventProducer;
 use futures::FutureExt;
 use order::event::OrderEvent;
 use order::id::IdGenerator;
+use order::scheduling::SchedulingRules;
 use orderdb::ShardPools;
 use paychannel::client::PaymentChannel;
 use paychannel::warehouse::HttpWarehouse;
@@ -49,6 +50,9 @@ pub struct OrderCenter {
     pub settings: Settings,
     /// Around Redis and Kafka; replaced by [`OrderCenter::reload_breakers`].
     pub breakers: ArcSwap<Breakers>,
+    /// Which warehouses of a regional sale serve a buyer's region; replaced
+    /// when the config is reloaded.
+    pub scheduling: ArcSwap<SchedulingRules>,
     /// Sales: their units and reservations.
     pub sales: Arc<SaleStore>,
     /// The other stores in Redis, on the same connection, one per job.
@@ -87,7 +91,13 @@ pub struct OrderCenter {
 impl OrderCenter {
     /// None of the clients waits for its service: the center is built (and
     /// its callers report not ready) while a dependency is still down.
-    pub fn new(settings: Settings, breakers: &settings::Breakers, redis: Redis, services: Services) -> Self {
+    pub fn new(
+        settings: Settings,
+        breakers: &settings::Breakers,
+        scheduling: SchedulingRules,
+        redis: Redis,
+        services: Services,
+    ) -> Self {
         let sales = Arc::new(SaleStore::new(redis.clone()));
         // As long as a call of its own could take: the in-flight window
         // counts the acknowledgement's wait for its batch as one more
@@ -95,6 +105,7 @@ impl OrderCenter {
         let max_wait = redis.command_timeout();
         Self {
             breakers: ArcSwap::from_pointee(Breakers::build(breakers, None)),
+            scheduling: ArcSwap::from_pointee(scheduling),
             reservations: RedisBatch::new(sales.clone(), max_wait, |sales, sku, requests| {
                 sales.reserve_many(sku, requests).boxed()
             }),
@@ -121,6 +132,16 @@ impl OrderCenter {
             placing: SingleFlight::new(),
             settling: SingleFlight::new(),
             settings,
+        }
+    }
+
+    /// The warehouses that may serve a buyer in `region`, best first, as the
+    /// scripts take them (a sale in one pool ignores them); any, for a buyer
+    /// naming no region.
+    pub fn serving_warehouses(&self, region: Option<&str>) -> String {
+        match region {
+            Some(region) => self.scheduling.load().rank(region).join(","),
+            None => stock::ANY_WAREHOUSE.to_owned(),
         }
     }
 

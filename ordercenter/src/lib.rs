@@ -11,6 +11,7 @@
 //!   (asking the channel about late notifications), [`checkout`] (a cart:
 //!   priced, tried SKU by SKU, accepted or cancelled) and
 //!   [`checkout_payments`] (its one payment, and its cancellation),
+//!   [`readdress`] (a buyer moves a pending order to another region),
 //!   [`queries`] (a buyer's orders, the merchant's search over the shards);
 //!   [`order_moves`] (one move of an order in its shard, as they answer it).
 //! - Shared state: [`center`] (what every workflow needs, built once),
@@ -42,6 +43,7 @@ pub mod payment_lookups;
 pub mod payments;
 pub mod placement;
 pub mod queries;
+pub mod readdress;
 pub mod recent_orders;
 pub mod refusal;
 pub mod replicas;

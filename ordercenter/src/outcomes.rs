@@ -22,6 +22,9 @@ pub struct Accepted {
     pub qty: u32,
     pub amount_cents: i64,
     pub pay_by: DateTime<Utc>,
+    /// Where its units are, for a sale split over warehouses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warehouse: Option<String>,
 }
 
 /// The outcome of one placement, shared by the requests that raced on its key.
@@ -48,6 +51,10 @@ pub enum PlaceError {
     /// count for all its open-order cap allows.
     #[error("every unit left is ordered by orders awaiting payment; try again later")]
     OpenOrdersCapped { available: i64 },
+    /// A sale split over warehouses: none that serves the buyer's region
+    /// within the promised delivery time has the units (or is open).
+    #[error("no warehouse serving this region has the units")]
+    NoWarehouse,
     #[error("purchase limit exceeded")]
     LimitExceeded,
     /// Too many orders cancelled or let expire lately.
@@ -159,6 +166,12 @@ pub enum OrderError {
     /// The warehouse shipped, is picking, or intercepted the order (`state`).
     #[error("the warehouse refused: the order is {state} there")]
     WarehouseRefused { state: String },
+    /// No warehouse serving the order's new region can take it.
+    #[error("no warehouse serving this region has the units")]
+    NoWarehouse,
+    /// The order is still being accepted (the broker has not acknowledged it).
+    #[error("the order is still being accepted; try again in a moment")]
+    NotYetAccepted,
     #[error(transparent)]
     Unavailable(#[from] Dependency),
 }
@@ -186,6 +199,9 @@ pub enum CheckoutError {
     OutOfStock { sku: String, available: i64 },
     #[error("every unit of {sku} left is ordered by orders awaiting payment; try again later")]
     OpenOrdersCapped { sku: String },
+    /// Carts take no SKU of a sale split over warehouses yet.
+    #[error("{sku} is sold by warehouse to single orders only; order it on its own")]
+    RegionalSale { sku: String },
     #[error("too many orders cancelled or left unpaid lately; try again later")]
     CoolingDown { retry_after_secs: u64 },
     #[error("the purchase limit of {sku} would be exceeded")]

@@ -128,6 +128,7 @@ async fn settle_once(center: &OrderCenter, payment: &Payment) -> Result<Settled,
                 created_ms: 0,
                 pay_by_ms: 0,
                 sale_generation: 0,
+                warehouse: None,
                 idempotency_key: String::new(),
             };
             (Settled::Refunded, Some("no such order in the sale".to_owned()), unknown)

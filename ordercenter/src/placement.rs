@@ -132,6 +132,7 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
         pay_by_ms,
         idempotency_ttl_secs: center.settings.orders.idempotency_ttl_secs,
         confirm_windows: center.confirm_windows(),
+        warehouses: center.serving_warehouses(order.region.as_deref()).into(),
     };
     // With the other requests for the SKU that arrive together: one script call.
     let reserved = center.reservations.call(&order.sku, request).await;
@@ -141,7 +142,7 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
     metrics::counter!("gateway_reservations_total", "outcome" => outcome_name(&reservation)).increment(1);
 
     match reservation {
-        Reservation::Reserved { amount_cents, stock_left, sale_generation } => {
+        Reservation::Reserved { amount_cents, stock_left, sale_generation, warehouse } => {
             if stock_left == 0 {
                 center.sold_out.mark(&order.sku);
             }
@@ -154,6 +155,7 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
                 pay_by_ms,
                 created_ms: now_ms,
                 sale_generation,
+                warehouse,
             };
             publish_created(&center, &order.sku, &key, record, false).await
         }
@@ -187,6 +189,7 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
         }
         Reservation::OutOfStock { stock_left } => Err(PlaceError::InsufficientStock { available: stock_left }),
         Reservation::Capped { stock_left, .. } => Err(PlaceError::OpenOrdersCapped { available: stock_left }),
+        Reservation::RegionSoldOut { .. } | Reservation::NoWarehouse => Err(PlaceError::NoWarehouse),
         Reservation::LimitExceeded => Err(PlaceError::LimitExceeded),
         Reservation::OutsideWindow(window) => Err(center.sale_windows.refusal(&order.sku, window).into()),
     }
@@ -214,6 +217,7 @@ async fn publish_created(
         created_at: from_ms(record.created_ms),
         pay_by: from_ms(record.pay_by_ms),
         sale_generation: record.sale_generation,
+        warehouse: record.warehouse.clone(),
     });
     let outcome_unknown = || PlaceError::OutcomeUnknown {
         order_id: record.order_id,
@@ -298,6 +302,7 @@ fn placed(sku: &str, record: &IdempotencyRecord, replayed: bool) -> Placed {
             qty: record.qty,
             amount_cents: record.amount_cents,
             pay_by: from_ms(record.pay_by_ms),
+            warehouse: record.warehouse.clone(),
         },
         user_id: record.user_id,
         replayed,
@@ -313,6 +318,8 @@ fn outcome_name(reservation: &Reservation) -> &'static str {
         Reservation::UnknownSku => "unknown_sku",
         Reservation::OutOfStock { .. } => "out_of_stock",
         Reservation::Capped { .. } => "capped",
+        Reservation::RegionSoldOut { .. } => "region_sold_out",
+        Reservation::NoWarehouse => "no_warehouse",
         Reservation::LimitExceeded => "limit_exceeded",
         Reservation::OutsideWindow(_) => "outside_window",
     }

@@ -237,16 +237,28 @@ pub(crate) async fn transition_in(tx: &mut Transaction<'_, MySql>, request: &Mov
 }
 
 async fn lock(tx: &mut Transaction<'_, MySql>, order_id: OrderId) -> Result<Option<Locked>, sqlx::Error> {
-    type Row = (u64, String, u32, i64, String, String, NaiveDateTime, NaiveDateTime, i64, Option<String>);
+    type Row =
+        (u64, String, u32, i64, String, String, NaiveDateTime, NaiveDateTime, i64, Option<String>, Option<String>);
     let row: Option<Row> = sqlx::query_as(
         "SELECT user_id, sku, qty, amount_cents, status, idempotency_key, created_at, pay_by, sale_generation, \
-         payment_id FROM orders WHERE order_id = ? FOR UPDATE",
+         payment_id, warehouse FROM orders WHERE order_id = ? FOR UPDATE",
     )
     .bind(order_id.raw() as i64)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((user_id, sku, qty, amount_cents, name, idempotency_key, created_at, pay_by, sale_generation, payment_id)) =
-        row
+    let Some((
+        user_id,
+        sku,
+        qty,
+        amount_cents,
+        name,
+        idempotency_key,
+        created_at,
+        pay_by,
+        sale_generation,
+        payment_id,
+        warehouse,
+    )) = row
     else {
         return Ok(None);
     };
@@ -261,6 +273,7 @@ async fn lock(tx: &mut Transaction<'_, MySql>, order_id: OrderId) -> Result<Opti
             created_at: created_at.and_utc(),
             pay_by: pay_by.and_utc(),
             sale_generation,
+            warehouse,
         },
         status: status(&name)?,
         payment_id,

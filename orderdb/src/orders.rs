@@ -48,7 +48,7 @@ pub struct SaleOrder {
 pub fn insert<'a>(orders: &'a [&'a OrderCreated], status: OrderStatus) -> QueryBuilder<'a, MySql> {
     let mut insert = QueryBuilder::new(
         "INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, status, idempotency_key, created_at, pay_by, \
-         sale_generation) ",
+         sale_generation, warehouse) ",
     );
     insert.push_values(orders, |mut row, order| {
         row.push_bind(order.order_id.raw() as i64)
@@ -60,7 +60,8 @@ pub fn insert<'a>(orders: &'a [&'a OrderCreated], status: OrderStatus) -> QueryB
             .push_bind(&order.idempotency_key)
             .push_bind(order.created_at.naive_utc())
             .push_bind(order.pay_by.naive_utc())
-            .push_bind(order.sale_generation);
+            .push_bind(order.sale_generation)
+            .push_bind(order.warehouse.as_deref());
     });
     insert
 }

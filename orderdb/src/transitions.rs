@@ -10,7 +10,7 @@
 //! into its final status, with a history row saying so.
 
 use chrono::NaiveDateTime;
-use order::event::{CancelReason, OrderCreated, OrderEvent, OrderStatusChanged, RefundRequired};
+use order::event::{CancelReason, OrderCreated, OrderEvent, OrderReaddressed, OrderStatusChanged, RefundRequired};
 use order::lifecycle::{self, Action, Actor};
 use order::status::OrderStatus;
 use sqlx::mysql::MySqlPool;
@@ -55,7 +55,23 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<bool, sqlx::E
         OrderEvent::RefundCompleted(_) | OrderEvent::AfterSaleChanged(_) => Ok(false),
         // Stored whole by `insert_checkout`.
         OrderEvent::CheckoutCreated(_) => Ok(false),
+        OrderEvent::OrderReaddressed(readdressed) => readdress(pool, readdressed).await,
     }
+}
+
+/// The warehouse of an order awaiting payment, as its buyer's new region
+/// put it. Whatever the order's status by now: its payment or cancellation
+/// records the warehouse it ended in as well.
+async fn readdress(pool: &MySqlPool, readdressed: &OrderReaddressed) -> Result<bool, sqlx::Error> {
+    let Some(warehouse) = &readdressed.warehouse else {
+        return Ok(false);
+    };
+    let updated = sqlx::query("UPDATE orders SET warehouse = ? WHERE order_id = ? AND status = 'PENDING_PAYMENT'")
+        .bind(warehouse)
+        .bind(readdressed.order_id.raw() as i64)
+        .execute(pool)
+        .await?;
+    Ok(updated.rows_affected() > 0)
 }
 
 /// A move out of `PENDING_PAYMENT` and the column it sets besides its time.
@@ -72,7 +88,12 @@ async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: Change) -> R
     let to =
         lifecycle::next(OrderStatus::PendingPayment, action, actor).map_err(|refused| poison(refused.to_string()))?.to;
     let order_id = order.order_id.raw() as i64;
-    let columns = [change.column];
+    // The warehouse the order ends in, which a change of region may have
+    // moved it to since it was created.
+    let mut columns = vec![change.column];
+    if let Some(warehouse) = &order.warehouse {
+        columns.push(("warehouse", warehouse.clone()));
+    }
     let made = Step {
         order_id,
         from: Some(OrderStatus::PendingPayment),

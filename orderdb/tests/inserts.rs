@@ -23,6 +23,7 @@ fn order(ids: &IdGenerator, user_id: u64) -> OrderCreated {
         created_at: now,
         pay_by: now,
         sale_generation: 0,
+        warehouse: None,
     }
 }
 

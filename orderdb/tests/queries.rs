@@ -48,6 +48,7 @@ fn order(ids: &IdGenerator, user_id: u64, sku: &str, amount_cents: i64, created_
         created_at,
         pay_by: created_at,
         sale_generation: 0,
+        warehouse: None,
     }
 }
 

@@ -20,7 +20,7 @@ use order::sale::Deduction;
 use order::status::OrderStatus;
 use orderdb::ShardPools;
 use serde::Serialize;
-use stock::{SaleStatus, SaleStore, Units};
+use stock::{Repair, SaleStatus, SaleStore, Units};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Counters {
@@ -57,6 +57,8 @@ impl Reconciliation {
 pub enum ReconcileError {
     #[error("no sale of {0} in redis")]
     UnknownSku(String),
+    #[error("{0} is split over warehouses: its counters are not repaired from MySQL (compare only)")]
+    Regional(String),
     #[error(transparent)]
     Redis(#[from] stock::StoreError),
     #[error("mysql: {0}")]
@@ -97,9 +99,13 @@ pub async fn reconcile(
                 reconciliation.mysql.sold,
                 &shards.cancelled_after_payment(sku, status.loaded_ms).await?,
             )
-            .await?
-            .ok_or_else(|| ReconcileError::UnknownSku(sku.to_owned()))?;
-        reconciliation.redis = repaired.into();
+            .await?;
+        let units = match repaired {
+            Repair::Repaired(units) => units,
+            Repair::UnknownSku => return Err(ReconcileError::UnknownSku(sku.to_owned())),
+            Repair::Regional => return Err(ReconcileError::Regional(sku.to_owned())),
+        };
+        reconciliation.redis = units.into();
         reconciliation.repaired = true;
     }
     Ok(reconciliation)

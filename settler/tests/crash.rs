@@ -131,6 +131,7 @@ async fn produce_orders(bootstrap: &str, topic: &str, users: std::ops::RangeIncl
             created_at: now,
             pay_by: now + chrono::Duration::minutes(15),
             sale_generation: 0,
+            warehouse: None,
         });
         let (key, payload) = (event.key(), event.encode());
         let producer = producer.clone();
@@ -158,6 +159,7 @@ async fn produce_garbage(bootstrap: &str, topic: &str) {
         created_at: now,
         pay_by: now,
         sale_generation: 0,
+        warehouse: None,
     });
     let future_version = String::from_utf8(future_version.encode()).unwrap().replace(r#""v":1"#, r#""v":99"#);
     // A move the state machine does not have: completed back to paid.

@@ -63,7 +63,7 @@ if reservation then
     return {'amount_mismatch', expected}
   end
   end_reservation(order_id)
-  if pay_units(reservation_qty(reservation)) then
+  if pay_units(reservation_qty(reservation), reservation_warehouse(reservation)) then
     redis.call('HSET', KEYS[5], order_id, 'paid:' .. payment_id .. ':' .. reservation)
     return {'paid', reservation}
   end

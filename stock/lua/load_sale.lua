@@ -24,15 +24,31 @@
 -- ARGV[4] sale starts (Unix ms, 0: at once)   ARGV[5] sale ends (Unix ms, 0: never)
 -- ARGV[6] the deduction strategy (see lib/units.lua): 0 deducts at order, above 0 at
 --         payment, with orders awaiting payment capped at this % of the stock
+-- ARGV[7] regional stock: "<warehouse>=<units>,..." adding up to the stock, in the
+--         order buyers with no region are served; "" for a sale in one pool
 --
 -- Returns {"loaded", stock} or {"busy", reservations, outbox entries, unsettled payments}.
 --
 -- Example: EVALSHA <sha> 8 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv}
---          payments:{tv} closed:{tv} payment_events:{tv} outbox:{tv} 1000 2 19900 0 0 0
+--          payments:{tv} closed:{tv} payment_events:{tv} outbox:{tv} 1000 2 19900 0 0 0 sh=600,gz=400
 --   -> {"loaded", 1000}
 
-if #KEYS ~= 8 or #ARGV ~= 6 then
-  return redis.error_reply('load_sale.lua takes 8 keys and 6 arguments')
+if #KEYS ~= 8 or #ARGV ~= 7 then
+  return redis.error_reply('load_sale.lua takes 8 keys and 7 arguments')
+end
+
+local warehouses, units, split, named = {}, {}, 0, {}
+for warehouse, count in string.gmatch(ARGV[7], '([^,=]+)=(%d+)') do
+  if named[warehouse] then
+    return redis.error_reply('load_sale.lua: warehouse ' .. warehouse .. ' named twice')
+  end
+  named[warehouse] = true
+  warehouses[#warehouses + 1] = warehouse
+  units[#units + 1] = tonumber(count)
+  split = split + tonumber(count)
+end
+if #warehouses > 0 and split ~= tonumber(ARGV[1]) then
+  return redis.error_reply('load_sale.lua: the warehouses hold ' .. split .. ' units of ' .. ARGV[1])
 end
 
 local reservations = redis.call('HLEN', KEYS[3])
@@ -54,6 +70,12 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 -- When this sale began (Redis TIME): its generation, carried by its orders.
 local loaded_ms = now_ms()
 set_units(tonumber(ARGV[1]), 0, 0, tonumber(ARGV[1]))
+if #warehouses > 0 then
+  for i, warehouse in ipairs(warehouses) do
+    set_units(units[i], 0, 0, units[i], warehouse)
+  end
+  redis.call('HSET', KEYS[1], 'warehouses', table.concat(warehouses, ','))
+end
 redis.call('HSET', KEYS[1], 'per_user_limit', ARGV[2], 'price_cents', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
   'loaded_ms', loaded_ms, 'keys_tracked', 1, 'open_cap_pct', ARGV[6], 'open', 0)
 return {'loaded', tonumber(ARGV[1])}

@@ -7,7 +7,9 @@
 -- reservation, so it is safe to repeat. Too late once the in-flight window
 -- has passed since the reservation (Redis's clock): a retry on another
 -- gateway may be re-sending the order by then, so the units stay until the
--- confirm deadline.
+-- confirm deadline. Too late, too, once the order is acknowledged (its
+-- deadline is its payment deadline): a retry re-sent it and the broker took
+-- it, so it is accepted, whatever became of this request's send.
 --
 -- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
 -- KEYS[5] idem:{sku}:<key>                        (as in reserve.lua)
@@ -28,7 +30,8 @@ local reservation = redis.call('HGET', KEYS[3], order_id)
 if not reservation then
   return {0, 0}
 end
-if still_in_flight(order_id, tonumber(ARGV[2]), tonumber(ARGV[3])) == false then
+local acknowledged = tonumber(redis.call('ZSCORE', KEYS[4], order_id)) == reservation_pay_by(reservation)
+if acknowledged or still_in_flight(order_id, tonumber(ARGV[2]), tonumber(ARGV[3])) == false then
   return {2, 0}
 end
 local stock = release_units(order_id, reservation)

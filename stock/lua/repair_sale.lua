@@ -15,7 +15,10 @@
 -- ARGV[1] units sold, per MySQL
 -- ARGV[2], ARGV[3], ... order id, units, order id, units, ... of this sale's orders cancelled after payment
 --
--- Returns {stock, reserved, open, sold, total} as set, or {"unknown_sku"}.
+-- A sale split over warehouses is not repaired here (MySQL's sold units
+-- are not counted per warehouse): {"regional"}, nothing changed.
+--
+-- Returns {stock, reserved, open, sold, total} as set, {"unknown_sku"} or {"regional"}.
 --
 -- Example: EVALSHA <sha> 3 sale:{tv} resv:{tv} returned:{tv} 700 81234 1   -> {1, 299, 0, 700, 1000}
 
@@ -26,6 +29,9 @@ end
 local total = tonumber(redis.call('HGET', KEYS[1], 'total'))
 if not total then
   return {'unknown_sku'}
+end
+if redis.call('HEXISTS', KEYS[1], 'warehouses') == 1 then
+  return {'regional'}
 end
 local placed = 0
 for _, reservation in ipairs(redis.call('HVALS', KEYS[2])) do

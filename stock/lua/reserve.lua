@@ -23,22 +23,26 @@
 -- KEYS[6] used_keys:{sku}  set: every idempotency key that reserved, kept as long as
 --                           the newest record (see used_keys.lua)
 -- KEYS[7] idem:{sku}:<key>  string: the idempotency record (below); order i's is KEYS[6 + i]
--- ARGV per order i, at 9 * (i - 1):
+-- ARGV per order i, at 10 * (i - 1):
 --   1 user id   2 qty   3 order id   4 now (Unix ms)   5 payment deadline (Unix ms)
 --   6 idempotency record TTL (s)   7 idempotency key   8 confirm window (ms)
 --   9 in-flight window (ms): how long the request that reserved may still
 --     be waiting for the broker
+--  10 the warehouses serving the buyer, best first, comma-separated ("*":
+--     any of the sale's); only a sale split over warehouses reads it
 --
--- Idempotency record: "R:<user>:<qty>:<order id>:<amount cents>:<pay by ms>:<created ms>:<sale generation>".
+-- Idempotency record: "R:<user>:<qty>:<order id>:<amount cents>:<pay by ms>:<created ms>:<sale generation>",
+-- then ":<warehouse>" for a sale split over warehouses (as its reservation).
 -- The sale generation is the sale's `loaded_ms`: the orders carry it, so
 -- one sale's orders are told from an earlier sale's of the same SKU.
 -- "R" means reserved; the gateway rewrites it to "A" once the broker has
 -- acknowledged the OrderCreated event.
 --
 -- Returns one reply per order, each one of
---   {"ok", amount_cents, stock_left, sale generation, first}
+--   {"ok", amount_cents, stock_left, sale generation, first, warehouse}
 --                                     first is "1" when the sale held no other reservation:
---                                     the caller then adds it to the sweeper's active sales
+--                                     the caller then adds it to the sweeper's active sales;
+--                                     warehouse is "" for a sale not split over warehouses
 --   {"dup", record}                   the key was seen before (an unacknowledged
 --                                     one is past its in-flight window: re-send it)
 --   {"in_progress", record}           the key's first request may still be in flight
@@ -46,15 +50,18 @@
 --   {"unknown_sku"}
 --   {"not_started", starts_ms, ends_ms} / {"ended", starts_ms, ends_ms}   outside the sale window
 --   {"sold_out", stock_left}          stock_left < qty (0 means sold out)
+--   {"capped", stock_left, open}      deducting at payment: open orders at the cap
+--   {"region_sold_out", stock_left}   no warehouse serving the buyer has the units
+--   {"no_warehouse"}                  no warehouse of the sale serves the buyer
 --   {"limit", units_already_held}
 --
 -- Example: EVALSHA <sha> 7 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} closed:{tv} used_keys:{tv} idem:{tv}:k1
---          42 1 81234 1790000000000 1790000900000 86400 k1 30000 7000
---   -> {{"ok", "19900", "99", "1789999000000", "1"}}
+--          42 1 81234 1790000000000 1790000900000 86400 k1 30000 7000 *
+--   -> {{"ok", "19900", "99", "1789999000000", "1", ""}}
 
 local orders = #KEYS - 6
-if orders < 1 or #ARGV ~= 9 * orders then
-  return redis.error_reply('reserve.lua takes 6 keys, then one key and 9 arguments per order')
+if orders < 1 or #ARGV ~= 10 * orders then
+  return redis.error_reply('reserve.lua takes 6 keys, then one key and 10 arguments per order')
 end
 
 local function reserve(idempotency, arg)
@@ -91,18 +98,24 @@ local function reserve(idempotency, arg)
   if outside then
     return outside
   end
-  local refused = units_refusal(stock, user, qty, limit)
+  local refused, warehouse = units_refusal(stock, user, qty, limit, ARGV[arg + 10])
   if refused then
     return refused
   end
 
   local amount = price * qty
   local first = redis.call('HLEN', KEYS[3]) == 0
-  take_units(user, qty)
+  local stock_left = take_units(user, qty, warehouse)
   local generation = sale[6] or '0'
-  redis.call('HSET', KEYS[3], order_id, table.concat({user, qty, amount, now, pay_by, generation, ARGV[arg + 7]}, ':'))
+  local reservation = {user, qty, amount, now, pay_by, generation, ARGV[arg + 7]}
+  local record = {'R', user, qty, order_id, amount, pay_by, now, generation}
+  if warehouse then
+    reservation[#reservation + 1] = warehouse
+    record[#record + 1] = warehouse
+  end
+  redis.call('HSET', KEYS[3], order_id, table.concat(reservation, ':'))
   redis.call('ZADD', KEYS[4], now_ms() + confirm_ms, order_id)
-  redis.call('SET', idempotency, table.concat({'R', user, qty, order_id, amount, pay_by, now, generation}, ':'), 'EX', ARGV[arg + 6])
+  redis.call('SET', idempotency, table.concat(record, ':'), 'EX', ARGV[arg + 6])
   -- The set outlives every record in it: at least a record's TTL left
   -- after each add, renewed to twice that about once per TTL.
   redis.call('SADD', KEYS[6], ARGV[arg + 7])
@@ -110,11 +123,11 @@ local function reserve(idempotency, arg)
   if redis.call('TTL', KEYS[6]) < keep then
     redis.call('EXPIRE', KEYS[6], 2 * keep)
   end
-  return {'ok', tostring(amount), tostring(stock - qty), generation, first and '1' or '0'}
+  return {'ok', tostring(amount), tostring(stock_left), generation, first and '1' or '0', warehouse or ''}
 end
 
 local replies = {}
 for i = 1, orders do
-  replies[i] = reserve(KEYS[6 + i], 9 * (i - 1))
+  replies[i] = reserve(KEYS[6 + i], 10 * (i - 1))
 end
 return replies

@@ -11,15 +11,16 @@
 -- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] returned:{sku}
 -- ARGV[1] order id   ARGV[2] user id   ARGV[3] units   ARGV[4] the order's sale generation
 -- ARGV[5] 1: back on sale while the sale runs, 0: never
+-- ARGV[6] the warehouse the order's units came from ("" for a sale in one pool)
 --
 -- Returns {"restocked", stock}, {"withdrawn", stock}, {"already", stock}
 -- or {"other_sale", 0}.
 --
--- Example: EVALSHA <sha> 3 sale:{tv} buyers:{tv} returned:{tv} 81234 42 1 1764500000000 1
+-- Example: EVALSHA <sha> 3 sale:{tv} buyers:{tv} returned:{tv} 81234 42 1 1764500000000 1 ""
 --   -> {"restocked", 12}
 
-if #KEYS ~= 3 or #ARGV ~= 5 then
-  return redis.error_reply('return_units.lua takes 3 keys and 5 arguments')
+if #KEYS ~= 3 or #ARGV ~= 6 then
+  return redis.error_reply('return_units.lua takes 3 keys and 6 arguments')
 end
 
 local loaded_ms = redis.call('HGET', KEYS[1], 'loaded_ms')
@@ -30,6 +31,7 @@ if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[3]) == 0 then
   return {'already', tonumber(redis.call('HGET', KEYS[1], 'stock'))}
 end
 local units = tonumber(ARGV[3])
+local warehouse = ARGV[6] ~= '' and ARGV[6] or nil
 if redis.call('HINCRBY', KEYS[2], ARGV[2], -units) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[2])
 end
@@ -37,6 +39,6 @@ local time = redis.call('TIME')
 local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local ends_ms = tonumber(redis.call('HGET', KEYS[1], 'ends_ms') or '0')
 if ARGV[5] == '1' and (ends_ms == 0 or now_ms < ends_ms) then
-  return {'restocked', move_units('restock', units)}
+  return {'restocked', move_units('restock', units, warehouse)}
 end
-return {'withdrawn', move_units('unsell', units)}
+return {'withdrawn', move_units('unsell', units, warehouse)}

@@ -14,6 +14,8 @@
 --   cancellation and is refused, so nothing is held for a dead order;
 -- - an empty Cancel (no Try before it) leaves the record a Try then finds.
 --
+-- A sale split over warehouses is sold to single orders only: a cart's
+-- items do not record a warehouse yet, so its Try is refused ("regional").
 -- Each item is a reservation like a single order's, so the sweeper cancels
 -- it at its confirm deadline ("unconfirmed") if the order was never
 -- accepted (a gateway killed midway), and confirm.lua sells it on payment.
@@ -33,7 +35,8 @@
 --   {"unknown_sku"}
 --   {"not_started", starts_ms, ends_ms} / {"ended", starts_ms, ends_ms}
 --   {"price_changed", price_cents}        the sale's price is no longer the cart's
---   {"sold_out", stock_left}
+--   {"sold_out", stock_left} / {"capped", stock_left, open}
+--   {"regional"}                          the sale is split over warehouses
 --   {"limit", units_already_held}
 --
 -- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} closed:{tv} payments:{tv}
@@ -78,7 +81,10 @@ end
 if tonumber(sale[3]) ~= price then
   return {'price_changed', sale[3]}
 end
-local refused = units_refusal(stock, user, wanted, limit)
+if redis.call('HEXISTS', KEYS[1], 'warehouses') == 1 then
+  return {'regional'}
+end
+local refused = units_refusal(stock, user, wanted, limit, '*')
 if refused then
   return refused
 end

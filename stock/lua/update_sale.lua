@@ -14,8 +14,11 @@
 --         (the window's two ends are set together, or neither)
 -- ARGV[6] the total the change expects, or ""
 --
--- Returns {"updated", stock}, {"unknown_sku"}, {"too_few_units", stock} or
--- {"total_changed", total}.
+-- Units of a sale split over warehouses are added to a warehouse
+-- (warehouses.lua): here they are refused with {"warehouse_required"}.
+--
+-- Returns {"updated", stock}, {"unknown_sku"}, {"too_few_units", stock},
+-- {"total_changed", total} or {"warehouse_required"}.
 --
 -- Example: EVALSHA <sha> 1 sale:{tv} 500 "" "" "" "" 1000  -> {"updated", 620}
 
@@ -34,6 +37,9 @@ if ARGV[6] ~= '' then
   end
 end
 local add = tonumber(ARGV[1]) or 0
+if add ~= 0 and redis.call('HEXISTS', KEYS[1], 'warehouses') == 1 then
+  return {'warehouse_required'}
+end
 if stock + add < 0 then
   return {'too_few_units', stock}
 end

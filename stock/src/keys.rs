@@ -142,6 +142,15 @@ impl SaleKeys {
         vec![self.sale]
     }
 
+    pub fn warehouses(self) -> Vec<String> {
+        vec![self.sale]
+    }
+
+    pub fn readdress(self, idempotency_key: &str) -> Vec<String> {
+        let record = self.idempotency(idempotency_key);
+        vec![self.sale, self.buyers, self.reservations, self.deadlines, self.payments, self.closed, record]
+    }
+
     pub fn repair_sale(self) -> Vec<String> {
         vec![self.sale, self.reservations, self.returned]
     }
@@ -252,7 +261,7 @@ mod tests {
     fn each_script_gets_the_keys_its_header_names_in_that_order() {
         let sale = || SaleKeys::new("", "sku");
         let global = GlobalKeys::new("");
-        let built: [(&str, Vec<String>); 15] = [
+        let built: [(&str, Vec<String>); 17] = [
             ("reserve.lua", sale().reserve(["<key>"].into_iter())),
             ("used_keys.lua", sale().used_keys()),
             ("release.lua", sale().release("<key>")),
@@ -262,6 +271,8 @@ mod tests {
             ("confirm.lua", sale().confirm()),
             ("load_sale.lua", sale().load_sale()),
             ("update_sale.lua", sale().update_sale()),
+            ("warehouses.lua", sale().warehouses()),
+            ("readdress.lua", sale().readdress("<key>")),
             ("repair_sale.lua", sale().repair_sale()),
             ("return_units.lua", sale().return_units()),
             ("tcc_try.lua", sale().tcc()),

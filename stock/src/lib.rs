@@ -17,7 +17,8 @@
 //! - [`redis`]: the connection every store shares. One store per job, each
 //!   with its own keys: [`store`] ([`SaleStore`]: a sale's units and
 //!   reservations) with [`sweeps`] (the sales with work pending, their
-//!   sweeps and outboxes) and [`tcc`] (a cart checkout's Try and Cancel per SKU);
+//!   sweeps and outboxes), [`tcc`] (a cart checkout's Try and Cancel per SKU)
+//!   and [`warehouses`] (regional stock: a sale's warehouses);
 //!   [`order_cache`] ([`OrderCache`]: the hot-order cache); [`checkouts`]
 //!   ([`Checkouts`]: a checkout's records in the buyer's slot) with
 //!   [`catalogue`] (what a checkout prices with); [`payment_lookups`]
@@ -44,6 +45,7 @@ pub mod sweeps;
 pub mod tcc;
 pub mod units;
 pub mod units_back;
+pub mod warehouses;
 
 pub use checkouts::{CheckoutRecord, Checkouts, CouponHolder};
 pub use config::RedisConfig;
@@ -54,9 +56,12 @@ pub use payment_lookups::{PaymentLookups, PaymentQuery};
 pub use records::{IdempotencyRecord, ReservationRecord};
 pub use redis::Redis;
 pub use replies::{
-    Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept, UnitsReturned,
+    Cancellation, Confirmation, Readdressed, Release, Repair, Reservation, SaleLoad, SaleStatus, SaleUpdate, Swept,
+    UnitsReturned, WarehouseChanged, WarehouseStatus,
 };
-pub use requests::{ConfirmWindows, ReserveRequest, SaleChange, SaleTerms, Strike};
+pub use requests::{
+    ConfirmWindows, ReserveRequest, SaleChange, SaleTerms, Strike, WarehouseChange, WarehouseUnits, ANY_WAREHOUSE,
+};
 pub use sale_stats::SaleFigures;
 pub use scripts::RESERVE_LUA;
 pub use store::SaleStore;

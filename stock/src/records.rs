@@ -6,8 +6,9 @@ use order::event::{CancelReason, OrderCancelled, OrderCreated};
 use order::id::OrderId;
 
 /// `<user>:<qty>:<amount cents>:<created ms>:<pay by ms>:<sale generation>:<idempotency key>`,
-/// the value of a reservation (see `stock/lua/lib/reservation.lua`). Reservations
-/// made before generations were recorded lack that field: generation 0.
+/// then `:<warehouse>` for a sale split over warehouses: the value of a
+/// reservation (see `stock/lua/lib/reservation.lua`). Reservations made
+/// before generations were recorded lack that field: generation 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservationRecord {
     pub user_id: u64,
@@ -18,15 +19,18 @@ pub struct ReservationRecord {
     /// The sale's `loaded_ms` when the order was placed.
     pub sale_generation: i64,
     pub idempotency_key: String,
+    /// The warehouse its units are in, for a sale split over warehouses.
+    pub warehouse: Option<String>,
 }
 
 impl ReservationRecord {
     pub fn parse(text: &str) -> Option<Self> {
         // Idempotency keys hold no ':', so six fields are the older format.
-        let parts: Vec<&str> = text.splitn(7, ':').collect();
-        let (sale_generation, idempotency_key) = match parts.as_slice() {
-            [_, _, _, _, _, generation, key] => (generation.parse().ok()?, *key),
-            [_, _, _, _, _, key] => (0, *key),
+        let parts: Vec<&str> = text.split(':').collect();
+        let (sale_generation, idempotency_key, warehouse) = match parts.as_slice() {
+            [_, _, _, _, _, generation, key, warehouse] => (generation.parse().ok()?, *key, Some(*warehouse)),
+            [_, _, _, _, _, generation, key] => (generation.parse().ok()?, *key, None),
+            [_, _, _, _, _, key] => (0, *key, None),
             _ => return None,
         };
         Some(Self {
@@ -37,6 +41,7 @@ impl ReservationRecord {
             pay_by_ms: parts[4].parse().ok()?,
             sale_generation,
             idempotency_key: idempotency_key.to_owned(),
+            warehouse: warehouse.map(str::to_owned),
         })
     }
 
@@ -52,6 +57,7 @@ impl ReservationRecord {
             created_at: from_ms(self.created_ms),
             pay_by: from_ms(self.pay_by_ms),
             sale_generation: self.sale_generation,
+            warehouse: self.warehouse.clone(),
         }
     }
 }
@@ -70,6 +76,8 @@ pub struct IdempotencyRecord {
     pub pay_by_ms: i64,
     pub created_ms: i64,
     pub sale_generation: i64,
+    /// The warehouse its units are in, for a sale split over warehouses.
+    pub warehouse: Option<String>,
 }
 
 impl IdempotencyRecord {
@@ -92,22 +100,9 @@ impl IdempotencyRecord {
                 Some(generation) => generation.parse().ok()?,
                 None => 0,
             },
+            warehouse: parts.next().map(str::to_owned),
         };
         parts.next().is_none().then_some(record)
-    }
-
-    pub fn encode(&self) -> String {
-        format!(
-            "{}:{}:{}:{}:{}:{}:{}:{}",
-            if self.acknowledged { "A" } else { "R" },
-            self.user_id,
-            self.qty,
-            self.order_id,
-            self.amount_cents,
-            self.pay_by_ms,
-            self.created_ms,
-            self.sale_generation
-        )
     }
 }
 
@@ -135,16 +130,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn idempotency_records_round_trip() {
+    fn idempotency_records_parse() {
         let text = "R:42:2:81234567:39800:1790000900000:1790000000000:1789999000000";
         let record = IdempotencyRecord::parse(text).unwrap();
         assert!(!record.acknowledged);
         assert_eq!((record.order_id.raw(), record.sale_generation), (81234567, 1789999000000));
-        assert_eq!(record.encode(), text);
         // From before generations were recorded: generation 0.
         let older = IdempotencyRecord::parse("R:42:2:81234567:39800:1790000900000:1790000000000").unwrap();
         assert_eq!(older.sale_generation, 0);
-        for bad in ["", "X:1:1:1:1:1:1", "R:1:1:1:1:1", "R:1:1:1:1:1:1:1:1", "R:a:1:1:1:1:1", "R:1:1:1:1:1:1:x"] {
+        let regional = "A:42:2:81234567:39800:1790000900000:1790000000000:1789999000000:shanghai";
+        let record = IdempotencyRecord::parse(regional).unwrap();
+        assert_eq!(record.warehouse.as_deref(), Some("shanghai"));
+        for bad in ["", "X:1:1:1:1:1:1", "R:1:1:1:1:1", "R:1:1:1:1:1:1:1:1:1", "R:a:1:1:1:1:1", "R:1:1:1:1:1:1:x"] {
             assert_eq!(IdempotencyRecord::parse(bad), None, "{bad}");
         }
     }
@@ -162,5 +159,7 @@ mod tests {
         assert_eq!(cancelled.order.idempotency_key, "key-1");
         assert_eq!(cancelled.order.sku, "tv");
         assert!(parse_outbox_entry("81234567:lost:42:2:1:1:1:k", "tv", 0).is_none());
+        let regional = format!("{entry}:shanghai");
+        assert_eq!(parse_outbox_entry(&regional, "tv", 0).unwrap().order.warehouse.as_deref(), Some("shanghai"));
     }
 }

@@ -15,6 +15,9 @@ pub enum Reservation {
         stock_left: i64,
         /// The sale's generation (its `loaded_ms`), recorded on the order.
         sale_generation: i64,
+        /// The warehouse the units were placed in, for a sale split over
+        /// warehouses.
+        warehouse: Option<String>,
     },
     /// The key was answered before, or its first request is over (an
     /// unacknowledged record then means: send the order again).
@@ -34,6 +37,13 @@ pub enum Reservation {
         stock_left: i64,
         open: i64,
     },
+    /// A sale split over warehouses with units left, none of them in a
+    /// warehouse serving the buyer.
+    RegionSoldOut {
+        stock_left: i64,
+    },
+    /// No open warehouse of the sale serves the buyer's region.
+    NoWarehouse,
     LimitExceeded,
     /// Outside the sale's window (it has not started or has ended).
     OutsideWindow(SaleWindow),
@@ -123,6 +133,79 @@ pub enum SaleUpdate {
     TotalChanged {
         total: i64,
     },
+    /// A sale split over warehouses takes units into one of them
+    /// ([`WarehouseChange::Add`](crate::WarehouseChange)).
+    WarehouseRequired,
+}
+
+/// What `warehouses.lua` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarehouseChanged {
+    /// Done; the warehouse's stock after.
+    Done {
+        stock: i64,
+    },
+    UnknownSku,
+    UnknownWarehouse(String),
+    /// It has fewer units for sale than the change takes.
+    TooFewUnits {
+        stock: i64,
+    },
+}
+
+impl WarehouseChanged {
+    pub(crate) fn parse(reply: &[String]) -> Option<Self> {
+        let number = |text: &String| text.parse::<i64>().ok();
+        Some(match reply {
+            [tag, stock] if tag == "done" => Self::Done { stock: number(stock)? },
+            [tag] if tag == "unknown_sku" => Self::UnknownSku,
+            [tag, name] if tag == "unknown_warehouse" => Self::UnknownWarehouse(name.clone()),
+            [tag, stock] if tag == "too_few_units" => Self::TooFewUnits { stock: number(stock)? },
+            _ => return None,
+        })
+    }
+}
+
+/// What `readdress.lua` did with an order whose delivery region changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readdressed {
+    /// It stays where it is (`None`: a sale in one pool).
+    Kept(Option<String>),
+    /// It moved to this warehouse, its units with it.
+    Moved(String),
+    /// Paid (`true`) or cancelled already.
+    NotPending { paid: bool },
+    /// No such order of this user in the sale.
+    NotFound,
+    /// Not acknowledged by the broker yet.
+    Unacknowledged,
+    /// No warehouse serving the new region can take it.
+    NoWarehouse,
+}
+
+impl Readdressed {
+    pub(crate) fn parse(reply: &[String]) -> Option<Self> {
+        Some(match reply {
+            [tag, warehouse] if tag == "kept" => Self::Kept((!warehouse.is_empty()).then(|| warehouse.clone())),
+            [tag, warehouse] if tag == "moved" => Self::Moved(warehouse.clone()),
+            [tag, state] if tag == "not_pending" => Self::NotPending { paid: state == "paid" },
+            [tag] if tag == "not_found" => Self::NotFound,
+            [tag] if tag == "unacknowledged" => Self::Unacknowledged,
+            [tag] if tag == "no_warehouse" => Self::NoWarehouse,
+            _ => return None,
+        })
+    }
+}
+
+/// What `repair_sale.lua` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    /// The counters as set.
+    Repaired(Units),
+    UnknownSku,
+    /// A sale split over warehouses: not repaired (MySQL's sold units are
+    /// not counted per warehouse).
+    Regional,
 }
 
 /// What `return_units.lua` did with a cancelled paid order's units.
@@ -152,7 +235,7 @@ impl UnitsReturned {
 
 /// A sale's counters (units left to sell, held by unpaid orders, paid for,
 /// loaded in all, and ordered by unpaid orders holding none) and terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaleStatus {
     pub stock: i64,
     pub reserved: i64,
@@ -169,6 +252,28 @@ pub struct SaleStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub open_orders_cap_pct: Option<u32>,
     pub open: i64,
+    /// Regional stock: each warehouse's counts, in the sale's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warehouses: Vec<WarehouseStatus>,
+}
+
+/// One warehouse of a sale split over warehouses: its counts, which add up
+/// as a sale's do, and whether it takes new orders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarehouseStatus {
+    pub warehouse: String,
+    pub stock: i64,
+    pub reserved: i64,
+    pub sold: i64,
+    pub total: i64,
+    pub open: i64,
+    pub closed: bool,
+}
+
+impl WarehouseStatus {
+    pub fn units(&self) -> Units {
+        Units { stock: self.stock, reserved: self.reserved, sold: self.sold, total: self.total, open: self.open }
+    }
 }
 
 impl SaleStatus {
@@ -181,10 +286,11 @@ impl Reservation {
     pub(crate) fn parse(reply: &[String]) -> Option<Self> {
         let number = |text: &String| text.parse::<i64>().ok();
         Some(match reply {
-            [tag, amount, left, generation, _first] if tag == "ok" => Self::Reserved {
+            [tag, amount, left, generation, _first, warehouse] if tag == "ok" => Self::Reserved {
                 amount_cents: number(amount)?,
                 stock_left: number(left)?,
                 sale_generation: number(generation)?,
+                warehouse: (!warehouse.is_empty()).then(|| warehouse.clone()),
             },
             [tag, record] if tag == "dup" => Self::Duplicate(IdempotencyRecord::parse(record)?),
             [tag, record] if tag == "in_progress" => Self::InProgress(IdempotencyRecord::parse(record)?),
@@ -192,6 +298,8 @@ impl Reservation {
             [tag] if tag == "unknown_sku" => Self::UnknownSku,
             [tag, left] if tag == "sold_out" => Self::OutOfStock { stock_left: number(left)? },
             [tag, left, open] if tag == "capped" => Self::Capped { stock_left: number(left)?, open: number(open)? },
+            [tag, left] if tag == "region_sold_out" => Self::RegionSoldOut { stock_left: number(left)? },
+            [tag] if tag == "no_warehouse" => Self::NoWarehouse,
             [tag, _held] if tag == "limit" => Self::LimitExceeded,
             [tag, starts, ends] if tag == "not_started" || tag == "ended" => {
                 Self::OutsideWindow(SaleWindow::from_ms(number(starts)?, number(ends)?))
@@ -289,17 +397,22 @@ impl SaleUpdate {
             [tag, left] if tag == "too_few_units" => number(left).map(|stock| Self::TooFewUnits { stock }),
             [tag, total] if tag == "total_changed" => number(total).map(|total| Self::TotalChanged { total }),
             [tag] if tag == "unknown_sku" => Some(Self::UnknownSku),
+            [tag] if tag == "warehouse_required" => Some(Self::WarehouseRequired),
             _ => None,
         }
     }
 }
 
-/// `repair_sale.lua`'s reply: the counters as set, `None` for an unknown SKU.
-pub(crate) fn parse_repair(reply: &[String]) -> Option<Option<Units>> {
-    let numbers: Vec<i64> = reply.iter().filter_map(|n| n.parse().ok()).collect();
-    match (reply, numbers.as_slice()) {
-        ([tag], _) if tag == "unknown_sku" => Some(None),
-        (_, &[stock, reserved, open, sold, total]) => Some(Some(Units { stock, reserved, sold, total, open })),
-        _ => None,
+impl Repair {
+    pub(crate) fn parse(reply: &[String]) -> Option<Self> {
+        let numbers: Vec<i64> = reply.iter().filter_map(|n| n.parse().ok()).collect();
+        match (reply, numbers.as_slice()) {
+            ([tag], _) if tag == "unknown_sku" => Some(Self::UnknownSku),
+            ([tag], _) if tag == "regional" => Some(Self::Regional),
+            (_, &[stock, reserved, open, sold, total]) => {
+                Some(Self::Repaired(Units { stock, reserved, sold, total, open }))
+            }
+            _ => None,
+        }
     }
 }

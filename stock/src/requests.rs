@@ -38,10 +38,24 @@ pub struct ReserveRequest<'a> {
     pub pay_by_ms: i64,
     pub idempotency_ttl_secs: u64,
     pub confirm_windows: ConfirmWindows,
+    /// The warehouses serving the buyer, best first, comma-separated, or
+    /// [`ANY_WAREHOUSE`]; only a sale split over warehouses reads them.
+    pub warehouses: Cow<'a, str>,
+}
+
+/// A buyer any warehouse of a regional sale may serve (no region given).
+pub const ANY_WAREHOUSE: &str = "*";
+
+/// Units of a sale held in one warehouse (regional stock).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarehouseUnits {
+    pub warehouse: String,
+    pub units: i64,
 }
 
 /// A sale as loaded by the admin API.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SaleTerms {
     pub stock: i64,
@@ -56,6 +70,63 @@ pub struct SaleTerms {
     /// this % of the stock (default 150).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_orders_cap_pct: Option<u32>,
+    /// Regional stock: the units split over warehouses, adding up to
+    /// `stock`, in the order buyers with no region are served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warehouses: Vec<WarehouseUnits>,
+}
+
+impl SaleTerms {
+    /// The warehouses as `load_sale.lua` takes them: "<id>=<units>,...".
+    pub(crate) fn warehouse_list(&self) -> String {
+        let split: Vec<String> = self.warehouses.iter().map(|w| format!("{}={}", w.warehouse, w.units)).collect();
+        split.join(",")
+    }
+}
+
+/// An operator's change to one warehouse of a regional sale
+/// (`warehouses.lua`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action", deny_unknown_fields)]
+pub enum WarehouseChange {
+    /// No new orders there; its reservations stay.
+    Close {
+        warehouse: String,
+    },
+    Open {
+        warehouse: String,
+    },
+    /// Units for sale moved to another warehouse of the sale.
+    Move {
+        warehouse: String,
+        to: String,
+        units: i64,
+    },
+    /// Units added there (negative: removed from those for sale).
+    Add {
+        warehouse: String,
+        units: i64,
+    },
+}
+
+impl WarehouseChange {
+    /// The arguments of `warehouses.lua`.
+    pub(crate) fn args(&self) -> Vec<String> {
+        let (op, warehouse, units, to) = match self {
+            Self::Close { warehouse } => ("close", warehouse, String::new(), ""),
+            Self::Open { warehouse } => ("open", warehouse, String::new(), ""),
+            Self::Move { warehouse, to, units } => ("move", warehouse, units.to_string(), to.as_str()),
+            Self::Add { warehouse, units } => ("add", warehouse, units.to_string(), ""),
+        };
+        vec![op.to_owned(), warehouse.clone(), units, to.to_owned()]
+    }
+
+    pub fn warehouses(&self) -> Vec<&str> {
+        match self {
+            Self::Close { warehouse } | Self::Open { warehouse } | Self::Add { warehouse, .. } => vec![warehouse],
+            Self::Move { warehouse, to, .. } => vec![warehouse, to],
+        }
+    }
 }
 
 /// A change to a live sale (the body of the admin API's PATCH); `None`

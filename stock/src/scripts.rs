@@ -12,7 +12,7 @@ const RESERVATION_LIB: &str = include_str!("../lua/lib/reservation.lua");
 pub const RESERVE_LUA: &str = include_str!("../lua/reserve.lua");
 
 /// Every script by file name, as written (without the lib).
-const SOURCES: [(&str, &str); 15] = [
+const SOURCES: [(&str, &str); 17] = [
     ("reserve.lua", RESERVE_LUA),
     ("release.lua", include_str!("../lua/release.lua")),
     ("acknowledge.lua", include_str!("../lua/acknowledge.lua")),
@@ -21,6 +21,8 @@ const SOURCES: [(&str, &str); 15] = [
     ("confirm.lua", include_str!("../lua/confirm.lua")),
     ("load_sale.lua", include_str!("../lua/load_sale.lua")),
     ("update_sale.lua", include_str!("../lua/update_sale.lua")),
+    ("warehouses.lua", include_str!("../lua/warehouses.lua")),
+    ("readdress.lua", include_str!("../lua/readdress.lua")),
     ("repair_sale.lua", include_str!("../lua/repair_sale.lua")),
     ("return_units.lua", include_str!("../lua/return_units.lua")),
     ("tcc_try.lua", include_str!("../lua/tcc_try.lua")),
@@ -45,6 +47,8 @@ pub(crate) struct Scripts {
     pub confirm: Script,
     pub load_sale: Script,
     pub update_sale: Script,
+    pub warehouses: Script,
+    pub readdress: Script,
     pub repair_sale: Script,
     pub return_units: Script,
     pub tcc_try: Script,
@@ -68,6 +72,8 @@ impl Scripts {
             confirm: with_lib("confirm.lua"),
             load_sale: with_lib("load_sale.lua"),
             update_sale: with_units("update_sale.lua"),
+            warehouses: with_units("warehouses.lua"),
+            readdress: with_lib("readdress.lua"),
             repair_sale: with_units("repair_sale.lua"),
             return_units: with_units("return_units.lua"),
             tcc_try: with_lib("tcc_try.lua"),

@@ -18,10 +18,9 @@ use crate::error::StoreError;
 use crate::records::{IdempotencyRecord, ReservationRecord};
 use crate::redis::Redis;
 use crate::replies::{
-    parse_repair, Cancellation, Confirmation, Release, Reservation, SaleLoad, SaleStatus, SaleUpdate, UnitsReturned,
+    Cancellation, Confirmation, Release, Repair, Reservation, SaleLoad, SaleStatus, SaleUpdate, UnitsReturned,
 };
 use crate::requests::{ConfirmWindows, ReserveRequest, SaleChange, SaleTerms};
-use crate::units::Units;
 
 /// How often a sale that keeps taking reservations is added to
 /// `active_sales` again by this store, so an add lost to a timeout or a
@@ -63,7 +62,7 @@ impl SaleStore {
         sku: &str,
         requests: &[ReserveRequest<'_>],
     ) -> Result<Vec<Reservation>, StoreError> {
-        let mut args = Vec::with_capacity(9 * requests.len());
+        let mut args = Vec::with_capacity(10 * requests.len());
         for req in requests {
             debug_assert_eq!(req.sku, sku, "one SKU per call");
             args.extend([
@@ -76,6 +75,7 @@ impl SaleStore {
                 req.idempotency_key.to_string(),
                 req.confirm_windows.confirm_ms.to_string(),
                 req.confirm_windows.in_flight_ms.to_string(),
+                req.warehouses.to_string(),
             ]);
         }
         let keys = self.redis.keys(sku).reserve(requests.iter().map(|req| req.idempotency_key.as_ref()));
@@ -163,10 +163,9 @@ impl SaleStore {
         sku: &str,
         orders: &[(String, IdempotencyRecord)],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut args = Vec::with_capacity(3 * orders.len());
+        let mut args = Vec::with_capacity(2 * orders.len());
         for (_, record) in orders {
-            let acknowledged = IdempotencyRecord { acknowledged: true, ..record.clone() };
-            args.extend([record.order_id.to_string(), record.pay_by_ms.to_string(), acknowledged.encode()]);
+            args.extend([record.order_id.to_string(), record.pay_by_ms.to_string()]);
         }
         let keys = self.redis.keys(sku).acknowledge(orders.iter().map(|(key, _)| key.as_str()));
         let stands: Vec<i64> =
@@ -269,12 +268,13 @@ impl SaleStore {
                 self.redis.pool.next(),
                 self.redis.keys(sku).load_sale(),
                 vec![
-                    terms.stock,
-                    terms.per_user_limit,
-                    terms.price_cents,
-                    starts_ms,
-                    ends_ms,
-                    i64::from(terms.deduction.open_cap_pct(terms.open_orders_cap_pct)),
+                    terms.stock.to_string(),
+                    terms.per_user_limit.to_string(),
+                    terms.price_cents.to_string(),
+                    starts_ms.to_string(),
+                    ends_ms.to_string(),
+                    i64::from(terms.deduction.open_cap_pct(terms.open_orders_cap_pct)).to_string(),
+                    terms.warehouse_list(),
                 ],
             )
             .await?;
@@ -326,6 +326,7 @@ impl SaleStore {
                     order.qty.to_string(),
                     order.sale_generation.to_string(),
                     if back_on_sale { "1" } else { "0" }.to_owned(),
+                    order.warehouse.clone().unwrap_or_default(),
                 ],
             )
             .await?;
@@ -337,7 +338,16 @@ impl SaleStore {
         Ok(self.redis.pool.next().smembers(&self.redis.global.sales).await?)
     }
 
+    /// A sale's counters and terms, with its warehouses' (regional stock).
     pub async fn sale_status(&self, sku: &str) -> Result<Option<SaleStatus>, StoreError> {
+        let Some(mut status) = self.sale_counters(sku).await? else {
+            return Ok(None);
+        };
+        status.warehouses = self.warehouse_status(sku).await?;
+        Ok(Some(status))
+    }
+
+    async fn sale_counters(&self, sku: &str) -> Result<Option<SaleStatus>, StoreError> {
         let fields: Vec<Option<i64>> = self
             .redis
             .pool
@@ -376,23 +386,23 @@ impl SaleStore {
                     deduction,
                     open_orders_cap_pct,
                     open: open.unwrap_or(0),
+                    warehouses: Vec::new(),
                 })
             }
             _ => None,
         })
     }
 
-    /// Reconciliation's repair: `sold` as MySQL says, `reserved` as the
-    /// reservations held now, `stock` the rest (`repair_sale.lua`); the
-    /// sale's orders cancelled after payment (`returned`: id, units) are
-    /// marked as returned, as MySQL's `sold` counts them out already. Returns
-    /// (stock, reserved, sold) as set, `None` for an unknown SKU.
+    /// Reconciliation's repair: `sold` as MySQL says, `reserved` (or `open`)
+    /// as the reservations held now, `stock` the rest (`repair_sale.lua`);
+    /// the sale's orders cancelled after payment (`returned`: id, units)
+    /// are marked as returned, as MySQL's `sold` counts them out already.
     pub async fn repair_counters(
         &self,
         sku: &str,
         sold: i64,
         returned: &[(OrderId, u32)],
-    ) -> Result<Option<Units>, StoreError> {
+    ) -> Result<Repair, StoreError> {
         let mut args = vec![sold.to_string()];
         for (order_id, units) in returned {
             args.extend([order_id.to_string(), units.to_string()]);
@@ -403,6 +413,6 @@ impl SaleStore {
             .repair_sale
             .evalsha_with_reload(self.redis.pool.next(), self.redis.keys(sku).repair_sale(), args)
             .await?;
-        parse_repair(&reply).ok_or(StoreError::Reply { script: "repair_sale.lua", reply })
+        Repair::parse(&reply).ok_or(StoreError::Reply { script: "repair_sale.lua", reply })
     }
 }

@@ -56,6 +56,8 @@ pub enum Tried {
     /// count for all its open-order cap allows: units free up as they are
     /// paid or expire.
     Capped,
+    /// The sale is split over warehouses: sold to single orders only.
+    Regional,
     LimitExceeded,
 }
 
@@ -88,6 +90,7 @@ impl Tried {
             [tag, price] if tag == "price_changed" => (Self::PriceChanged { price_cents: number(price)? }, false),
             [tag, left] if tag == "sold_out" => (Self::OutOfStock { stock_left: number(left)? }, false),
             [tag, _left, _open] if tag == "capped" => (Self::Capped, false),
+            [tag] if tag == "regional" => (Self::Regional, false),
             [tag, _held] if tag == "limit" => (Self::LimitExceeded, false),
             _ => return None,
         })
@@ -168,9 +171,9 @@ impl SaleStore {
     /// until `pay_by_ms`. False when one was cancelled as unconfirmed
     /// first (by the sweeper, or a Cancel): the cart must not be answered 201.
     pub async fn acknowledge_items(&self, sku: &str, items: &[OrderId], pay_by_ms: i64) -> Result<bool, StoreError> {
-        let mut args = Vec::with_capacity(3 * items.len());
+        let mut args = Vec::with_capacity(2 * items.len());
         for item in items {
-            args.extend([item.to_string(), pay_by_ms.to_string(), String::new()]);
+            args.extend([item.to_string(), pay_by_ms.to_string()]);
         }
         let keys = self.redis.keys(sku).acknowledge_items(items);
         let stands: Vec<i64> =

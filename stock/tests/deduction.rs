@@ -10,8 +10,8 @@ use order::id::{IdGenerator, OrderId};
 use order::sale::Deduction;
 use order::shard::bucket_for_user;
 use stock::{
-    Cancellation, ConfirmWindows, Confirmation, IdempotencyRecord, RedisConfig, Reservation, ReserveRequest, SaleStore,
-    SaleTerms, Units,
+    Cancellation, ConfirmWindows, Confirmation, IdempotencyRecord, RedisConfig, Repair, Reservation, ReserveRequest,
+    SaleStore, SaleTerms, Units,
 };
 
 const NOW: i64 = 1_790_000_000_000;
@@ -44,6 +44,11 @@ async fn sale(store: &SaleStore, stock: i64, deduction: Deduction, open_orders_c
 /// Places one order of one unit for `user`, acknowledged as the gateway
 /// does once the broker has it.
 async fn place(store: &SaleStore, sku: &str, user: u64) -> Result<OrderId, Reservation> {
+    place_saying_stock(store, sku, user).await.map(|(id, _)| id)
+}
+
+/// [`place`], with the stock the placement says is left.
+async fn place_saying_stock(store: &SaleStore, sku: &str, user: u64) -> Result<(OrderId, i64), Reservation> {
     static IDS: std::sync::OnceLock<IdGenerator> = std::sync::OnceLock::new();
     let id = IDS.get_or_init(|| IdGenerator::new(0).unwrap()).next(bucket_for_user(user), NOW);
     let key = format!("key-{id}");
@@ -57,11 +62,13 @@ async fn place(store: &SaleStore, sku: &str, user: u64) -> Result<OrderId, Reser
         pay_by_ms: PAY_BY,
         idempotency_ttl_secs: 60,
         confirm_windows: ConfirmWindows { confirm_ms: 30_000, in_flight_ms: 7_000 },
+        warehouses: stock::ANY_WAREHOUSE.into(),
     };
     let outcome = store.reserve(&request).await.unwrap();
-    let Reservation::Reserved { sale_generation, .. } = outcome else {
+    let Reservation::Reserved { sale_generation, stock_left, .. } = outcome else {
         return Err(outcome);
     };
+
     let record = IdempotencyRecord {
         acknowledged: false,
         user_id: user,
@@ -71,9 +78,10 @@ async fn place(store: &SaleStore, sku: &str, user: u64) -> Result<OrderId, Reser
         pay_by_ms: PAY_BY,
         created_ms: NOW,
         sale_generation,
+        warehouse: None,
     };
     assert!(store.acknowledge(sku, &key, &record).await.unwrap());
-    Ok(id)
+    Ok((id, stock_left))
 }
 
 async fn units(store: &SaleStore, sku: &str) -> Units {
@@ -96,7 +104,9 @@ async fn an_order_at_payment_holds_no_unit_and_its_payment_takes_one_while_any_a
     // Three open units on two in stock is the cap; the fourth order waits.
     let mut orders = Vec::new();
     for user in 1..=3 {
-        orders.push(place(&store, &sku, user).await.expect("under the cap"));
+        let (order, stock_left) = place_saying_stock(&store, &sku, user).await.expect("under the cap");
+        assert_eq!(stock_left, 2, "a gateway's sold-out mark reads what the placement says is left");
+        orders.push(order);
     }
     assert_eq!(units(&store, &sku).await, counts(2, 0, 0, 3), "placing takes no unit");
     assert_eq!(place(&store, &sku, 4).await, Err(Reservation::Capped { stock_left: 2, open: 3 }));
@@ -149,7 +159,7 @@ async fn a_repair_counts_the_reservations_of_a_sale_at_payment_as_open() {
         place(&store, &sku, user).await.unwrap();
     }
     let repaired = store.repair_counters(&sku, 4, &[]).await.unwrap();
-    assert_eq!(repaired, Some(counts(6, 0, 4, 3)));
+    assert_eq!(repaired, Repair::Repaired(counts(6, 0, 4, 3)));
 }
 
 /// Many buyers race to order, then all pay at once, on the multi-threaded

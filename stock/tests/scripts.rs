@@ -8,8 +8,8 @@ use order::id::{IdGenerator, OrderId};
 use order::shard::bucket_for_user;
 use stock::units_back;
 use stock::{
-    Cancellation, ConfirmWindows, Confirmation, IdempotencyRecord, PaymentQuery, RedisConfig, Release, Reservation,
-    ReserveRequest, SaleStore, SaleTerms, Units, UnitsBack, UnitsReturned, RESERVE_LUA,
+    Cancellation, ConfirmWindows, Confirmation, IdempotencyRecord, PaymentQuery, RedisConfig, Release, Repair,
+    Reservation, ReserveRequest, SaleStore, SaleTerms, Units, UnitsBack, UnitsReturned, RESERVE_LUA,
 };
 
 fn redis_url() -> String {
@@ -57,6 +57,7 @@ fn request<'a>(sku: &'a str, key: &'a str, user_id: u64, qty: u32, order_id: Ord
         pay_by_ms: PAY_BY,
         idempotency_ttl_secs: 60,
         confirm_windows: WINDOWS,
+        warehouses: stock::ANY_WAREHOUSE.into(),
     }
 }
 
@@ -82,7 +83,10 @@ async fn reserve_takes_stock_and_records_the_order() {
     let outcome = store.reserve(&request(&sku, "k1", 7, 3, id)).await.unwrap();
     let generation = store.sale_status(&sku).await.unwrap().unwrap().loaded_ms;
     assert!(generation > 0, "a loaded sale has a generation");
-    assert_eq!(outcome, Reservation::Reserved { amount_cents: 5_997, stock_left: 7, sale_generation: generation });
+    assert_eq!(
+        outcome,
+        Reservation::Reserved { amount_cents: 5_997, stock_left: 7, sale_generation: generation, warehouse: None }
+    );
 
     let status = store.sale_status(&sku).await.unwrap().unwrap();
     assert_eq!((status.stock, status.reserved, status.sold, status.total), (7, 3, 0, 10));
@@ -110,6 +114,7 @@ async fn reserve_takes_stock_and_records_the_order() {
         pay_by_ms: PAY_BY,
         created_ms: NOW,
         sale_generation: generation,
+        warehouse: None,
     };
     assert!(store.acknowledge(&sku, "k1", &record).await.unwrap());
     assert_eq!(deadline().await, PAY_BY, "acknowledged: held until the payment deadline");
@@ -145,6 +150,7 @@ async fn a_repeated_key_returns_the_first_order() {
             pay_by_ms: PAY_BY,
             created_ms: NOW,
             sale_generation: store.sale_status(&sku).await.unwrap().unwrap().loaded_ms,
+            warehouse: None,
         }
     );
     assert_eq!(store.sale_status(&sku).await.unwrap().unwrap().stock, 8, "stock taken once");
@@ -222,6 +228,29 @@ async fn release_gives_units_back_once_and_frees_the_key() {
     let repeat =
         store.reserve(&ReserveRequest { confirm_windows: LATER, ..request(&sku, "late", 4, 1, order_id(4)) }).await;
     assert!(matches!(repeat.unwrap(), Reservation::Duplicate(IdempotencyRecord { order_id, .. }) if order_id == late));
+
+    // A request that stalled after its send failed, while a retry re-sent
+    // the order and the broker took it: the order is accepted, and the
+    // stalled request's release, however soon by its window, is too late.
+    let stalled = order_id(5);
+    let now_ms = store.redis().now_ms().await.unwrap();
+    let pay_by_ms = now_ms + 900_000;
+    let req = ReserveRequest { now_ms, pay_by_ms, ..request(&sku, "stalled", 5, 1, stalled) };
+    let Reservation::Reserved { sale_generation, .. } = store.reserve(&req).await.unwrap() else { panic!() };
+    let record = IdempotencyRecord {
+        acknowledged: false,
+        user_id: 5,
+        qty: 1,
+        order_id: stalled,
+        amount_cents: 1_999,
+        pay_by_ms,
+        created_ms: now_ms,
+        sale_generation,
+        warehouse: None,
+    };
+    assert!(store.acknowledge(&sku, "stalled", &record).await.unwrap());
+    assert_eq!(store.release(&sku, "stalled", stalled, &WINDOWS).await.unwrap(), Release::TooLate);
+    assert!(store.reservation(&sku, stalled).await.unwrap().is_some(), "the accepted order keeps its units");
 }
 
 #[tokio::test]
@@ -251,12 +280,12 @@ async fn one_call_reserves_several_requests_in_their_order() {
 async fn scripts_refuse_wrong_argument_counts() {
     let client = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
     client.init().await.unwrap();
-    let refusal = "reserve.lua takes 6 keys, then one key and 9 arguments per order";
+    let refusal = "reserve.lua takes 6 keys, then one key and 10 arguments per order";
     let err = client.eval::<Value, _, _, _>(RESERVE_LUA, vec!["a"], vec!["1"]).await.unwrap_err();
     assert!(err.details().contains(refusal), "{err}");
     // Two orders' keys (in one slot, as on a cluster) with one order's arguments.
     let keys = vec!["{t}a", "{t}b", "{t}c", "{t}d", "{t}e", "{t}f", "{t}g", "{t}h"];
-    let err = client.eval::<Value, _, _, _>(RESERVE_LUA, keys, vec!["1"; 9]).await.unwrap_err();
+    let err = client.eval::<Value, _, _, _>(RESERVE_LUA, keys, vec!["1"; 10]).await.unwrap_err();
     assert!(err.details().contains(refusal), "{err}");
 }
 
@@ -277,6 +306,7 @@ async fn reserved(store: &SaleStore, sku: &str, user: u64, qty: u32) -> OrderId 
         pay_by_ms: PAY_BY,
         created_ms: NOW,
         sale_generation,
+        warehouse: None,
     };
     assert!(store.acknowledge(sku, &key, &record).await.unwrap());
     id
@@ -538,6 +568,7 @@ async fn an_unacknowledged_order_is_cancelled_at_its_confirm_deadline_and_frees_
         pay_by_ms,
         created_ms: redis_now,
         sale_generation: 0,
+        warehouse: None,
     };
     let place = |key: &'static str, user, id| {
         let req = ReserveRequest { pay_by_ms, now_ms: redis_now, ..request(&sku, key, user, 2, id) };
@@ -615,7 +646,7 @@ async fn a_repair_before_the_relay_returns_a_cancelled_paid_orders_units_once() 
     assert_eq!(counters(&store, &sku).await, (7, 0, 3));
     // MySQL: one order sold, one cancelled after payment.
     let repaired = store.repair_counters(&sku, 1, &[(cancelled.order_id, 2)]).await.unwrap();
-    assert_eq!(repaired, Some(Units { stock: 9, reserved: 0, sold: 1, total: 10, open: 0 }));
+    assert_eq!(repaired, Repair::Repaired(Units { stock: 9, reserved: 0, sold: 1, total: 10, open: 0 }));
     assert_eq!(store.return_units(&cancelled, true).await.unwrap(), UnitsReturned::Already);
     assert_eq!(counters(&store, &sku).await, (9, 0, 1), "the units came back once");
     assert_eq!(store.return_units(&kept, true).await.unwrap(), UnitsReturned::Restocked { stock: 10 });

@@ -5,7 +5,7 @@
 
 use hyper::header::AUTHORIZATION;
 use hyper::{HeaderMap, StatusCode};
-use order::request::check_sku;
+use order::request::{check_sku, check_token};
 use order::sale::Deduction;
 
 use crate::app::App;
@@ -14,11 +14,13 @@ use crate::http::{self, Read, Reply};
 use ordercenter::refusal::down;
 use ordercenter::refusal::Dependency;
 use serde::Serialize;
-use stock::{SaleChange, SaleLoad, SaleStatus, SaleTerms, SaleUpdate};
+use stock::{SaleChange, SaleLoad, SaleStatus, SaleTerms, SaleUpdate, WarehouseChange, WarehouseChanged};
 
 /// Largest stock, limit or price a sale takes: the products of price and
 /// quantity stay below 2^53, exact in Lua's numbers.
 const MAX_FIGURE: i64 = 1_000_000_000_000;
+/// Most warehouses one sale is split over.
+const MAX_WAREHOUSES: usize = 64;
 
 /// `PUT /admin/skus/{sku}` `{"stock", "per_user_limit", "price_cents",
 /// "starts_at"?, "ends_at"?, "deduction"?, "open_orders_cap_pct"?}`: loads
@@ -34,6 +36,7 @@ pub async fn put_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError>
     if !terms.window.is_valid() {
         return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
     }
+    check_warehouses(&terms)?;
     match (terms.deduction, terms.open_orders_cap_pct) {
         (Deduction::OnOrder, Some(_)) => {
             return Err(ApiError::Invalid(
@@ -83,6 +86,7 @@ pub async fn patch_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiErro
         SaleUpdate::UnknownSku => return Err(ApiError::UnknownSku),
         SaleUpdate::TooFewUnits { stock } => return Err(ApiError::TooFewUnits { stock }),
         SaleUpdate::TotalChanged { total } => return Err(ApiError::SaleChanged { total }),
+        SaleUpdate::WarehouseRequired => return Err(ApiError::WarehouseRequired),
     }
     app.center.sold_out.clear(sku);
     if let Some(window) = change.window {
@@ -91,6 +95,65 @@ pub async fn patch_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiErro
     let after = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
     audit(&admin, "change_sale", sku, &change, before, &after);
     Ok(sale_reply(sku, &after))
+}
+
+/// `POST /admin/skus/{sku}/warehouses` `{"action": "close" | "open",
+/// "warehouse"}`, `{"action": "move", "warehouse", "to", "units"}` or
+/// `{"action": "add", "warehouse", "units"}`: changes one warehouse of a
+/// sale split over warehouses; its reservations stay as they are, and a
+/// move never changes the sale's total. Answers the sale's counters.
+pub async fn change_warehouse(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError> {
+    let admin = authorize(app, req.headers())?;
+    check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
+    let change: WarehouseChange = json_body(&req)?;
+    for warehouse in change.warehouses() {
+        check_token("warehouse", warehouse).map_err(|e| ApiError::Invalid(e.0))?;
+    }
+    let units_ok = match &change {
+        WarehouseChange::Move { units, .. } => in_range(*units, 1),
+        WarehouseChange::Add { units, .. } => units.abs() <= MAX_FIGURE,
+        WarehouseChange::Close { .. } | WarehouseChange::Open { .. } => true,
+    };
+    if !units_ok {
+        return Err(ApiError::Invalid("units must be 1 to 10^12 to move, within ±10^12 to add".into()));
+    }
+    let before = sale_status(app, sku).await?;
+    let changed = app
+        .center
+        .sales
+        .change_warehouse(sku, &change)
+        .await
+        .map_err(down(Dependency::Redis, "changing a warehouse"))?;
+    match changed {
+        WarehouseChanged::Done { .. } => {}
+        WarehouseChanged::UnknownSku => return Err(ApiError::UnknownSku),
+        WarehouseChanged::UnknownWarehouse(name) => return Err(ApiError::UnknownWarehouse(name)),
+        WarehouseChanged::TooFewUnits { stock } => return Err(ApiError::TooFewUnits { stock }),
+    }
+    app.center.sold_out.clear(sku);
+    let after = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
+    audit(&admin, "change_warehouse", sku, &change, before, &after);
+    Ok(sale_reply(sku, &after))
+}
+
+/// A regional sale's warehouses: named once each, their units adding up
+/// to the stock.
+fn check_warehouses(terms: &SaleTerms) -> Result<(), ApiError> {
+    let mut names = std::collections::HashSet::new();
+    for split in &terms.warehouses {
+        check_token("warehouse", &split.warehouse).map_err(|e| ApiError::Invalid(e.0))?;
+        if !names.insert(split.warehouse.as_str()) || !in_range(split.units, 0) {
+            return Err(ApiError::Invalid("each warehouse once, with 0 to 10^12 units".into()));
+        }
+    }
+    if names.len() > MAX_WAREHOUSES {
+        return Err(ApiError::Invalid(format!("at most {MAX_WAREHOUSES} warehouses")));
+    }
+    let split: i64 = terms.warehouses.iter().map(|split| split.units).sum();
+    if !terms.warehouses.is_empty() && split != terms.stock {
+        return Err(ApiError::Invalid(format!("the warehouses hold {split} units; stock is {}", terms.stock)));
+    }
+    Ok(())
 }
 
 /// `GET /admin/skus/{sku}`: stock left, reserved, sold, limit and price.
@@ -117,14 +180,15 @@ pub async fn sale_stats(app: &App, sku: &str, req: Read) -> Result<Reply, ApiErr
     Ok(http::json(StatusCode::OK, &answer))
 }
 
-/// `GET /admin/config`: the config in force, with the traffic section as
-/// last reloaded and when, secrets masked.
+/// `GET /admin/config`: the config in force, with the sections reloaded
+/// while running as last reloaded (and when, for traffic), secrets masked.
 pub fn get_config(app: &App, req: Read) -> Result<Reply, ApiError> {
     authorize(app, req.headers())?;
     let mut config = app.config.clone();
     config.traffic = app.traffic.load().config.clone();
     config.admin = app.admin.load().as_ref().clone();
     config.auth = app.auth.load().config.clone();
+    config.scheduling = app.center.scheduling.load().as_ref().clone();
     let loaded = app.loaded.load_full();
     Ok(http::json(StatusCode::OK, &serde_json::json!({"loaded": *loaded, "config": config})))
 }

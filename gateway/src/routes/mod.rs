@@ -41,11 +41,15 @@ enum Target<'a> {
     GetOrder(&'a str),
     PayOrder(&'a str),
     CancelOrder(&'a str),
+    /// The buyer changes a pending order's delivery region.
+    ChangeAddress(&'a str),
     ReceiveOrder(&'a str),
     OpenAfterSale(&'a str),
     PaymentNotify,
     RefundNotify,
     AdminSku(&'a str),
+    /// A change to one warehouse of a regional sale.
+    AdminWarehouses(&'a str),
     /// A SKU's live sale figures.
     AdminSaleStats(&'a str),
     AdminRefunds,
@@ -80,6 +84,7 @@ impl<'a> Target<'a> {
             ["v1", "orders", id] => Self::GetOrder(id),
             ["v1", "orders", id, "pay"] => Self::PayOrder(id),
             ["v1", "orders", id, "cancel"] => Self::CancelOrder(id),
+            ["v1", "orders", id, "address"] => Self::ChangeAddress(id),
             ["v1", "orders", id, "receive"] => Self::ReceiveOrder(id),
             ["v1", "orders", id, "after-sales"] => Self::OpenAfterSale(id),
             ["v1", "payments", "notify"] => Self::PaymentNotify,
@@ -90,6 +95,7 @@ impl<'a> Target<'a> {
                 Self::AdminAfterSale(id, action)
             }
             ["admin", "skus", sku] => Self::AdminSku(sku),
+            ["admin", "skus", sku, "warehouses"] => Self::AdminWarehouses(sku),
             ["admin", "sales", sku, "stats"] => Self::AdminSaleStats(sku),
             ["admin", "orders"] => Self::AdminSearch,
             ["admin", "orders", id] => Self::AdminOrderView(id),
@@ -110,12 +116,14 @@ impl<'a> Target<'a> {
             Self::GetCheckout(_) => return "get_checkout",
             Self::PayCheckout(_) => return "pay_checkout",
             Self::CancelCheckout(_) => return "cancel_checkout",
+            Self::ChangeAddress(_) => return "change_address",
             _ => {}
         }
         match self.limited() {
             Some(route) => route.as_str(),
             None => match self {
                 Self::AdminSku(_) => "admin_sku",
+                Self::AdminWarehouses(_) => "admin_warehouses",
                 Self::AdminCatalogue(..) => "admin_catalogue",
                 Self::AdminSaleStats(_) => "admin_sale_stats",
                 Self::AdminOrder(..) => "admin_order",
@@ -142,7 +150,7 @@ impl<'a> Target<'a> {
             Self::GetOrder(_) | Self::GetCheckout(_) => LimitedRoute::GetOrder,
             Self::ListOrders => LimitedRoute::ListOrders,
             Self::PayOrder(_) | Self::PayCheckout(_) => LimitedRoute::PayOrder,
-            Self::CancelOrder(_) | Self::CancelCheckout(_) => LimitedRoute::CancelOrder,
+            Self::CancelOrder(_) | Self::CancelCheckout(_) | Self::ChangeAddress(_) => LimitedRoute::CancelOrder,
             Self::ReceiveOrder(_) => LimitedRoute::ReceiveOrder,
             Self::OpenAfterSale(_) => LimitedRoute::AfterSale,
             Self::PaymentNotify => LimitedRoute::PaymentNotify,
@@ -164,6 +172,7 @@ impl<'a> Target<'a> {
                 | Self::GetOrder(_)
                 | Self::PayOrder(_)
                 | Self::CancelOrder(_)
+                | Self::ChangeAddress(_)
                 | Self::ReceiveOrder(_)
                 | Self::OpenAfterSale(_)
         )
@@ -178,12 +187,14 @@ impl<'a> Target<'a> {
             | Self::PayCheckout(_)
             | Self::CancelCheckout(_)
             | Self::CancelOrder(_)
+            | Self::ChangeAddress(_)
             | Self::ReceiveOrder(_)
             | Self::OpenAfterSale(_)
             | Self::AdminAfterSale(..)
             | Self::PaymentNotify
             | Self::RefundNotify
             | Self::AdminRefundRetry(_)
+            | Self::AdminWarehouses(_)
             | Self::AdminOrder(..) => "POST",
             Self::AdminSku(_) => "GET, PUT, PATCH",
             Self::AdminCatalogue(..) => "GET, PUT, DELETE",
@@ -270,6 +281,7 @@ async fn dispatch(
         Target::AdminSearch => queries::search(&app, req).await,
         Target::PayOrder(order_id) => payments::pay(&app, order_id, req, buyer).await,
         Target::CancelOrder(order_id) => orders::cancel(&app, order_id, req, buyer).await,
+        Target::ChangeAddress(order_id) => orders::change_address(&app, order_id, req, buyer).await,
         Target::ReceiveOrder(order_id) => fulfilment::receive(&app, order_id, buyer).await,
         Target::OpenAfterSale(order_id) => after_sales::open(&app, order_id, req, buyer).await,
         Target::AdminAfterSale(id, action) => after_sales::act(&app, id, action, req).await,
@@ -282,6 +294,7 @@ async fn dispatch(
         Target::AdminSku(sku) if req.method() == Method::PUT => admin::put_sku(&app, sku, req).await,
         Target::AdminSku(sku) if req.method() == Method::PATCH => admin::patch_sku(&app, sku, req).await,
         Target::AdminSku(sku) => admin::get_sku(&app, sku, req).await,
+        Target::AdminWarehouses(sku) => admin::change_warehouse(&app, sku, req).await,
         Target::AdminSaleStats(sku) => admin::sale_stats(&app, sku, req).await,
         Target::AdminConfig => admin::get_config(&app, req),
         Target::Healthz => Ok(ops::healthz()),
@@ -313,6 +326,7 @@ mod tests {
             Target::GetOrder(_) => "/v1/orders/1",
             Target::PayOrder(_) => "/v1/orders/1/pay",
             Target::CancelOrder(_) => "/v1/orders/1/cancel",
+            Target::ChangeAddress(_) => "/v1/orders/1/address",
             Target::ReceiveOrder(_) => "/v1/orders/1/receive",
             Target::OpenAfterSale(_) => "/v1/orders/1/after-sales",
             Target::AdminAfterSale(..) => "/admin/after-sales/1/approve",
@@ -323,6 +337,7 @@ mod tests {
             Target::AdminRefunds => "/admin/refunds",
             Target::AdminRefundRetry(_) => "/admin/refunds/rf1-ab/retry",
             Target::AdminSku(_) => "/admin/skus/tv",
+            Target::AdminWarehouses(_) => "/admin/skus/tv/warehouses",
             Target::AdminSaleStats(_) => "/admin/sales/tv/stats",
             Target::AdminConfig => "/admin/config",
             Target::Healthz => "/healthz",
@@ -346,6 +361,7 @@ mod tests {
             Target::GetOrder(""),
             Target::PayOrder(""),
             Target::CancelOrder(""),
+            Target::ChangeAddress(""),
             Target::ReceiveOrder(""),
             Target::OpenAfterSale(""),
             Target::AdminAfterSale("", ""),
@@ -355,6 +371,7 @@ mod tests {
             Target::AdminSearch,
             Target::AdminRefundRetry(""),
             Target::AdminSku(""),
+            Target::AdminWarehouses(""),
             Target::AdminSaleStats(""),
             Target::AdminOrder("", ""),
             Target::AdminOrderView(""),

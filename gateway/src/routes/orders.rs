@@ -1,11 +1,12 @@
-//! `POST /v1/orders` (the hot path), `POST /v1/orders/{id}/cancel` and
-//! `GET /v1/orders/{id}`: parse, call the workflow, map its outcome.
+//! `POST /v1/orders` (the hot path), `POST /v1/orders/{id}/cancel`,
+//! `POST /v1/orders/{id}/address` and `GET /v1/orders/{id}`: parse, call the
+//! workflow, map its outcome.
 
 use std::sync::Arc;
 
 use hyper::header::HeaderValue;
 use hyper::StatusCode;
-use order::request::PlaceOrder;
+use order::request::{NewAddress, PlaceOrder};
 use order::status::OrderStatus;
 
 use crate::app::App;
@@ -17,7 +18,7 @@ use crate::routes::input;
 use ordercenter::outcomes::OrderError;
 use ordercenter::refusal::down;
 use ordercenter::refusal::Dependency;
-use ordercenter::{cancellation, placement};
+use ordercenter::{cancellation, placement, readdress};
 
 /// 202 for the request that made the order; 200 with `Idempotent-Replayed`
 /// for a repeat of its key; 422 if the repeat changed the request.
@@ -47,6 +48,20 @@ pub async fn cancel(app: &App, order_id: &str, req: Read, buyer: u64) -> Result<
     app.traffic.load().admit_user(LimitedRoute::CancelOrder, owner.user_id)?;
     let refund = cancellation::cancel(&app.center, &owner.sku, order_id, owner.user_id).await?;
     let answer = serde_json::json!({"order_id": order_id, "status": OrderStatus::Cancelled, "refund": refund});
+    Ok(http::json(StatusCode::OK, &answer))
+}
+
+/// `{"sku", "region", "user_id"?}`: the buyer moves an order awaiting
+/// payment to another delivery region; for a sale split over warehouses
+/// the scheduling rules choose its warehouse again (409 `no_warehouse` when
+/// none serving the region can take it).
+pub async fn change_address(app: &App, order_id: &str, req: Read, buyer: u64) -> Result<Reply, ApiError> {
+    let order_id = input::order_id(order_id)?;
+    http::require_json(req.headers())?;
+    let address = NewAddress::from_json(req.body(), buyer)?;
+    app.traffic.load().admit_user(LimitedRoute::CancelOrder, address.owner.user_id)?;
+    let warehouse = readdress::change_region(&app.center, order_id, &address).await?;
+    let answer = serde_json::json!({"order_id": order_id, "region": address.region, "warehouse": warehouse});
     Ok(http::json(StatusCode::OK, &answer))
 }
 

@@ -152,6 +152,7 @@ impl RedisFloor {
             pay_by_ms: now_ms + 900_000,
             idempotency_ttl_secs: 60,
             confirm_windows: ConfirmWindows { confirm_ms: 30_000, in_flight_ms: 7_000 },
+            warehouses: stock::ANY_WAREHOUSE.into(),
         };
         match self.store.reserve(&req).await {
             Ok(Reservation::Reserved { amount_cents, .. }) => Ok(OrderCreated {
@@ -164,6 +165,7 @@ impl RedisFloor {
                 created_at: now,
                 pay_by: now,
                 sale_generation: 0,
+                warehouse: None,
             }),
             Ok(other) => Err(format!("{other:?}")),
             Err(err) => Err(err.to_string()),
@@ -227,6 +229,7 @@ pub fn order(ids: &IdGenerator, user: u64) -> OrderCreated {
         created_at: now,
         pay_by: now,
         sale_generation: 0,
+        warehouse: None,
     }
 }
 

@@ -288,6 +288,7 @@ fn refused_try(center: &OrderCenter, sku: &str, tried: Tried) -> CheckoutError {
         Tried::PriceChanged { price_cents } => CheckoutError::PriceChanged { sku, price_cents },
         Tried::OutOfStock { stock_left } => CheckoutError::OutOfStock { sku, available: stock_left },
         Tried::Capped => CheckoutError::OpenOrdersCapped { sku },
+        Tried::Regional => CheckoutError::RegionalSale { sku },
         Tried::LimitExceeded => CheckoutError::LimitExceeded { sku },
     }
 }

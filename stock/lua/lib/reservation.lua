@@ -3,7 +3,8 @@
 -- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
 --
 -- A reservation (a field of resv:{sku}, keyed by order id) reads
--- "<user>:<qty>:<amount cents>:<created ms>:<pay by ms>:<sale generation>:<idempotency key>".
+-- "<user>:<qty>:<amount cents>:<created ms>:<pay by ms>:<sale generation>:<idempotency key>",
+-- then ":<warehouse>" for a sale split over warehouses.
 
 -- Redis's clock, Unix ms: the one clock every gateway and sweeper shares.
 local function now_ms()
@@ -35,6 +36,11 @@ local function reservation_amount(value)
   return string.match(value, '^%d+:%d+:(%-?%d+):')
 end
 
+-- The warehouse its units are in; nil for a sale not split over warehouses.
+local function reservation_warehouse(value)
+  return string.match(value, '^[^:]*:[^:]*:[^:]*:[^:]*:[^:]*:[^:]*:[^:]*:([^:]+)$')
+end
+
 local function reservation_pay_by(value)
   return tonumber(string.match(value, '^%d+:%d+:%-?%d+:%d+:(%d+):'))
 end
@@ -63,11 +69,11 @@ local function window_refusal(sale, now)
   return nil
 end
 
--- The reply refusing `qty` units to `user`: too few in `stock` (see the
--- ledger's placement_refusal), or past the per-user `limit`; nil if they
--- may be ordered.
-local function units_refusal(stock, user, qty, limit)
-  local refused = placement_refusal(stock, qty)
+-- Where `qty` units for `user` are placed, from the `ranked` warehouses
+-- (see the ledger's placement), and the reply refusing them: too few in
+-- `stock`, or past the per-user `limit`; nil if they may be ordered.
+local function units_refusal(stock, user, qty, limit, ranked)
+  local warehouse, refused = placement(stock, qty, ranked)
   if refused then
     return refused
   end
@@ -75,15 +81,15 @@ local function units_refusal(stock, user, qty, limit)
   if held + qty > limit then
     return {'limit', tostring(held)}
   end
-  return nil
+  return nil, warehouse
 end
 
 -- Places an order of `qty` units (the ledger takes them, or counts them
 -- open) and adds them to the buyer's count; the reservation's records are
--- the caller's to write.
-local function take_units(user, qty)
-  place_units(qty)
+-- the caller's to write. Returns the sale's stock after.
+local function take_units(user, qty, warehouse)
   redis.call('HINCRBY', KEYS[2], user, qty)
+  return place_units(qty, warehouse)
 end
 
 -- Forgets a reservation and its deadline; its units are the caller's to
@@ -107,5 +113,5 @@ end
 local function release_units(order_id, value)
   end_reservation(order_id)
   unclaim_buyer_units(value)
-  return unplace_units(reservation_qty(value))
+  return unplace_units(reservation_qty(value), reservation_warehouse(value))
 end

@@ -1,0 +1,188 @@
+//! Regional stock end to end: a sale split over warehouses, orders naming
+//! the buyer's region placed by the scheduling rules, the warehouse
+//! recorded on the order in MySQL, the operator's warehouse changes. Real
+//! Redis, broker and MariaDB.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hyper::{Method, StatusCode};
+use order::scheduling::SchedulingRules;
+use serde_json::{json, Value};
+use support::*;
+
+/// Shanghai serves the east in 12 h and the north in 36 h; Beijing the
+/// north in 12 h; Guangzhou the south in 12 h, the east in 60 h (past the
+/// 48 h promised).
+fn rules() -> SchedulingRules {
+    let hours = |pairs: &[(&str, u32)]| pairs.iter().map(|(region, h)| (region.to_string(), *h)).collect();
+    SchedulingRules {
+        promised_hours: 48,
+        delivery_hours: BTreeMap::from([
+            ("shanghai".to_string(), hours(&[("east", 12), ("north", 36)])),
+            ("beijing".to_string(), hours(&[("north", 12)])),
+            ("guangzhou".to_string(), hours(&[("south", 12), ("east", 60)])),
+        ]),
+    }
+}
+
+async fn order(gateway: &TestGateway, user: u64, sku: &str, region: &str) -> Answer {
+    let body = json!({"user_id": user, "sku": sku, "qty": 1, "region": region}).to_string();
+    let key = format!("buy-{user}");
+    let headers = [("content-type", "application/json"), ("idempotency-key", key.as_str())];
+    gateway.request(Method::POST, "/v1/orders", &headers, body).await
+}
+
+fn warehouse<'a>(sale: &'a Value, name: &str) -> &'a Value {
+    sale["warehouses"].as_array().unwrap().iter().find(|w| w["warehouse"] == name).unwrap()
+}
+
+#[tokio::test]
+async fn orders_are_placed_in_the_nearest_warehouse_with_units_and_stored_with_it() {
+    let topic = fresh_topic(2).await;
+    let shards = fresh_shards(2).await;
+    let mut config = gateway_config(&topic, &shards);
+    config.scheduling = rules();
+    let gateway = TestGateway::start(config).await;
+    let settler = TestSettler::start(settler_config(&topic, &shards));
+    let sku = unique("regional");
+    let terms = json!({
+        "stock": 3, "per_user_limit": 1, "price_cents": 500,
+        "warehouses": [{"warehouse": "shanghai", "units": 1}, {"warehouse": "beijing", "units": 2}],
+    });
+    let loaded = gateway.admin(Method::PUT, &format!("/admin/skus/{sku}"), terms.to_string()).await;
+    assert_eq!(loaded.status, StatusCode::OK, "{}", loaded.json);
+    let unbalanced =
+        json!({"stock": 4, "per_user_limit": 1, "price_cents": 5, "warehouses": [{"warehouse": "a", "units": 1}]});
+    let refused = gateway.admin(Method::PUT, &format!("/admin/skus/{sku}_x"), unbalanced.to_string()).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.json);
+
+    // North: Beijing first. East: Shanghai, then nobody within the promise.
+    let north = order(&gateway, 1, &sku, "north").await;
+    assert_eq!(north.status, StatusCode::ACCEPTED, "{}", north.json);
+    assert_eq!(north.json["warehouse"], "beijing");
+    let east = order(&gateway, 2, &sku, "east").await;
+    assert_eq!(east.json["warehouse"], "shanghai", "{}", east.json);
+    let east_again = order(&gateway, 3, &sku, "east").await;
+    assert_eq!((east_again.status, &east_again.json["error"]), (StatusCode::CONFLICT, &json!("no_warehouse")));
+    let south = order(&gateway, 4, &sku, "south").await;
+    assert_eq!(south.json["error"], "no_warehouse", "Guangzhou holds none of this sale");
+    let bad = order(&gateway, 5, &sku, "no where").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // The operator closes Beijing: the north is served by Shanghai, which
+    // has none left; moving a unit there serves the next northern buyer.
+    let change = |body: Value| {
+        let gateway = &gateway;
+        let path = format!("/admin/skus/{sku}/warehouses");
+        async move { gateway.admin(Method::POST, &path, body.to_string()).await }
+    };
+    let closed = change(json!({"action": "close", "warehouse": "beijing"})).await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.json);
+    assert_eq!(warehouse(&closed.json["sale"], "beijing")["closed"], true);
+    assert_eq!(order(&gateway, 6, &sku, "north").await.json["error"], "no_warehouse");
+    let moved = change(json!({"action": "move", "warehouse": "beijing", "to": "shanghai", "units": 1})).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.json);
+    assert_eq!((moved.json["sale"]["total"].as_i64(), moved.json["sale"]["stock"].as_i64()), (Some(3), Some(1)));
+    assert_eq!(order(&gateway, 7, &sku, "north").await.json["warehouse"], "shanghai");
+    let unknown = change(json!({"action": "close", "warehouse": "lhasa"})).await;
+    assert_eq!((unknown.status, &unknown.json["error"]), (StatusCode::NOT_FOUND, &json!("unknown_warehouse")));
+    let add = gateway.admin(Method::PATCH, &format!("/admin/skus/{sku}"), json!({"add_units": 1}).to_string()).await;
+    assert_eq!((add.status, &add.json["error"]), (StatusCode::CONFLICT, &json!("warehouse_required")));
+
+    let shards_pools = pools(&shards);
+    for (answer, user, want) in [(&north, 1, "beijing"), (&east, 2, "shanghai")] {
+        let id: i64 = answer.json["order_id"].as_str().unwrap().parse().unwrap();
+        let stored = eventually(Duration::from_secs(30), "the order stored", || async {
+            let pool = &shards_pools.pools[shards_pools.router.shard_for_user(user)];
+            sqlx::query_as::<_, (Option<String>,)>("SELECT warehouse FROM orders WHERE order_id = ?")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .unwrap()
+        })
+        .await;
+        assert_eq!(stored.0.as_deref(), Some(want));
+    }
+    shards_pools.close().await;
+    settler.stop().await;
+    drop_shards(&shards).await;
+}
+
+/// The buyer moves a pending order to another region: its units follow it
+/// to the warehouse serving that region, its payment sells them there, and
+/// MySQL records where it ended.
+#[tokio::test]
+async fn an_address_change_moves_a_pending_order_and_its_payment_sells_it_there() {
+    let topic = fresh_topic(2).await;
+    let shards = fresh_shards(2).await;
+    let mut config = gateway_config(&topic, &shards);
+    config.scheduling = rules();
+    config.payments.secret = PAYMENT_SECRET.into();
+    let gateway = TestGateway::start(config).await;
+    let settler = TestSettler::start(settler_config(&topic, &shards));
+    let sku = unique("readdress");
+    let terms = json!({
+        "stock": 4, "per_user_limit": 1, "price_cents": 500,
+        "warehouses": [{"warehouse": "shanghai", "units": 2}, {"warehouse": "beijing", "units": 2}],
+    });
+    assert_eq!(
+        gateway.admin(Method::PUT, &format!("/admin/skus/{sku}"), terms.to_string()).await.status,
+        StatusCode::OK
+    );
+    let placed = order(&gateway, 1, &sku, "east").await;
+    assert_eq!(placed.json["warehouse"], "shanghai", "{}", placed.json);
+    let order_id = placed.json["order_id"].as_str().unwrap().to_owned();
+    let readdress = |region: &str| {
+        let body = json!({"user_id": 1, "sku": sku, "region": region}).to_string();
+        let path = format!("/v1/orders/{order_id}/address");
+        let gateway = &gateway;
+        async move { gateway.request(Method::POST, &path, &[("content-type", "application/json")], body).await }
+    };
+
+    let moved = readdress("north").await;
+    assert_eq!((moved.status, &moved.json["warehouse"]), (StatusCode::OK, &json!("beijing")), "{}", moved.json);
+    let wrong_sku = json!({"user_id": 1, "sku": format!("{sku}_other"), "region": "north"}).to_string();
+    let path = format!("/v1/orders/{order_id}/address");
+    let other = gateway.request(Method::POST, &path, &[("content-type", "application/json")], wrong_sku).await;
+    assert_eq!((other.status, &other.json["error"]), (StatusCode::NOT_FOUND, &json!("unknown_order")));
+    let nowhere = readdress("south").await;
+    assert_eq!((nowhere.status, &nowhere.json["error"]), (StatusCode::CONFLICT, &json!("no_warehouse")));
+    let sale = gateway.sale(&sku).await;
+    assert_eq!(warehouse(&sale, "beijing")["reserved"], 1, "{sale}");
+    assert_eq!(warehouse(&sale, "shanghai")["reserved"], 0, "{sale}");
+
+    let paid = json!({
+        "payment_id": "pay_readdress", "merchant_order_id": order_id, "attach": sku,
+        "amount_cents": 500, "status": "SUCCESS", "paid_at": "2026-12-07T12:00:00Z"
+    });
+    let bytes = serde_json::to_vec(&paid).unwrap();
+    let signature = paychannel::signature::sign(PAYMENT_SECRET.as_bytes(), &bytes);
+    let headers = [("content-type", "application/json"), ("x-pay-signature", signature.as_str())];
+    assert_eq!(gateway.request(Method::POST, "/v1/payments/notify", &headers, bytes).await.status, StatusCode::OK);
+    let late = readdress("east").await;
+    assert_eq!((late.status, &late.json["error"]), (StatusCode::CONFLICT, &json!("order_not_pending")));
+    let sale = gateway.sale(&sku).await;
+    assert_eq!(
+        (warehouse(&sale, "beijing")["sold"].as_i64(), warehouse(&sale, "shanghai")["stock"].as_i64()),
+        (Some(1), Some(2))
+    );
+
+    let shards_pools = pools(&shards);
+    let stored = eventually(Duration::from_secs(30), "the paid order stored", || async {
+        let pool = &shards_pools.pools[shards_pools.router.shard_for_user(1)];
+        sqlx::query_as::<_, (String, Option<String>)>("SELECT status, warehouse FROM orders WHERE order_id = ?")
+            .bind(order_id.parse::<i64>().unwrap())
+            .fetch_optional(pool)
+            .await
+            .unwrap()
+            .filter(|(status, _)| status == "PAID")
+    })
+    .await;
+    assert_eq!(stored.1.as_deref(), Some("beijing"));
+    shards_pools.close().await;
+    settler.stop().await;
+    drop_shards(&shards).await;
+}
