@@ -5,7 +5,10 @@
 # CHAOS_BROKERS=1 for a single node; as root, each node runs as a uid of its
 # own, so that broker_cut can cut one off with iptables), two gateways (node ids 0 and 1) and
 # two settlers — and, per scenario, a
-# fresh sale, buyers who retry with their key on the other gateway, a fault
+# fresh sale (in turn one pool, regional stock over three warehouses with
+# buyers in three regions, or deduction at payment; CHAOS_SALE=pool,
+# regional or on_payment for one kind only), buyers who retry with their
+# key on the other gateway, a fault
 # injected mid-sale, then the same invariants (loadtest chaos-check): Redis's
 # units add up; MySQL's live orders hold exactly what Redis holds; every
 # order answered 2xx is stored once, live, on its user's shard; the
@@ -98,12 +101,34 @@ admin() { # METHOD SKU BODY
   curl -fsS -X "$1" "$GATEWAY_URL/admin/skus/$2" -H 'authorization: Bearer dev-admin-token' \
     -H 'content-type: application/json' -d "$3" >/dev/null
 }
+warehouse_change() { # SKU BODY
+  curl -fsS -X POST "$GATEWAY_URL/admin/skus/$1/warehouses" -H 'authorization: Bearer dev-admin-token' \
+    -H 'content-type: application/json' -d "$2" >/dev/null
+}
 
-# buyers SKU FIRST_USER OUT: 600 clicks at 100/s over both gateways, in the background.
+# buyers SKU FIRST_USER OUT [REGIONS]: 600 clicks at 100/s over both
+# gateways, in the background.
 buyers() {
   "$BIN/loadtest" chaos-buyers --target "$TARGETS" --sku "$1" --first-user "$2" --buyers 600 --rate 100 \
-    --retry-secs 30 --out "$3" >"$3.log" 2>&1 &
+    --retry-secs 30 --regions "${4:-0}" --out "$3" >"$3.log" 2>&1 &
 }
+
+# sale KIND SKU: loads a sale of 450 units of KIND; prints the buyers' regions.
+sale() {
+  case "$1" in
+    pool) admin PUT "$2" '{"stock": 450, "per_user_limit": 2, "price_cents": 1000}'; echo 0 ;;
+    regional)
+      admin PUT "$2" '{"stock": 450, "per_user_limit": 2, "price_cents": 1000, "warehouses": [
+        {"warehouse": "wh1", "units": 150}, {"warehouse": "wh2", "units": 150}, {"warehouse": "wh3", "units": 150}]}'
+      echo 3 ;;
+    on_payment)
+      admin PUT "$2" '{"stock": 450, "per_user_limit": 2, "price_cents": 1000, "deduction": "on_payment",
+        "open_orders_cap_pct": 100}'
+      echo 0 ;;
+    *) die "no sale kind $1" ;;
+  esac
+}
+SALE_KINDS=(pool regional on_payment)
 
 # --- scenarios: each injects its fault while the buyers click ---------------
 
@@ -183,9 +208,18 @@ key_reuse() {
   keys=$(redis-cli -p "$REDIS_PORT" --scan --pattern "idem:{$SKU}:*" | head -50 || true)
   [ -n "$keys" ] && redis-cli -p "$REDIS_PORT" del $keys >/dev/null
   "$BIN/loadtest" chaos-buyers --target "$TARGETS" --sku "$SKU" --first-user "$FIRST_USER" --buyers 100 \
-    --rate 100 --retry-secs 30 --out "$RUN/$SKU.again.$RANDOM.json" >>"$RUN/$SKU.again.log" 2>&1
+    --rate 100 --retry-secs 30 --regions "$regions" --out "$RUN/$SKU.again.$RANDOM.json" >>"$RUN/$SKU.again.log" 2>&1
 }
 live_change() {
+  if [ "$kind" = regional ]; then
+    # Units added to one warehouse, some moved to another, one closed.
+    warehouse_change "$SKU" '{"action": "add", "warehouse": "wh2", "units": 100}'
+    sleep 1
+    warehouse_change "$SKU" '{"action": "move", "warehouse": "wh2", "to": "wh3", "units": 20}' || true
+    warehouse_change "$SKU" '{"action": "close", "warehouse": "wh1"}'
+    admin PATCH "$SKU" '{"price_cents": 1200}'
+    return
+  fi
   admin PATCH "$SKU" '{"add_units": 100, "per_user_limit": 2}'
   sleep 1
   admin PATCH "$SKU" '{"add_units": -20, "price_cents": 1200}' || true
@@ -209,9 +243,10 @@ for scenario in "${SCENARIOS[@]}"; do
   declare -F "$scenario" >/dev/null || die "no scenario $scenario"
   SKU="chaos_${scenario}_${#ROWS[@]}_$RANDOM"
   FIRST_USER=$((RANDOM * 1000 + 1))
-  admin PUT "$SKU" '{"stock": 450, "per_user_limit": 2, "price_cents": 1000}'
-  log "$scenario: sale $SKU, 450 units, 600 buyers"
-  buyers "$SKU" "$FIRST_USER" "$RUN/$SKU.json"
+  kind="${CHAOS_SALE:-${SALE_KINDS[${#ROWS[@]} % ${#SALE_KINDS[@]}]}}"
+  regions=$(sale "$kind" "$SKU")
+  log "$scenario: $kind sale $SKU, 450 units, 600 buyers"
+  buyers "$SKU" "$FIRST_USER" "$RUN/$SKU.json" "$regions"
   buyers_pid=$!
   sleep 2
   fault_from=$(date +%s%3N)
@@ -235,11 +270,11 @@ PY
   during=$(python3 -c 'import json, sys
 times = json.load(open(sys.argv[1])).get("accepted_at_ms", [])
 print(sum(int(sys.argv[2]) <= t <= int(sys.argv[3]) for t in times))' "$RUN/$SKU.json" "$fault_from" "$fault_to")
-  ROWS+=("| $scenario | ${cells//|/ | } | $during in $(((fault_to - fault_from) / 1000)) s | $gap | $(head -1 "$RUN/$SKU.json.log" | sed 's/, longest gap.*//; s/|/\//g') |")
+  ROWS+=("| $scenario | $kind | ${cells//|/ | } | $during in $(((fault_to - fault_from) / 1000)) s | $gap | $(head -1 "$RUN/$SKU.json.log" | sed 's/, longest gap.*//; s/|/\//g') |")
 done
 
 echo
-echo "| scenario ($BROKERS broker(s)) | units add up | MySQL live = Redis held | every 2xx stored once, live | consumer lag 0 | accepted during the fault | no order accepted for | buyers |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| scenario ($BROKERS broker(s)) | sale | units add up | MySQL live = Redis held | every 2xx stored once, live | consumer lag 0 | accepted during the fault | no order accepted for | buyers |"
+echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 exit "$failed"

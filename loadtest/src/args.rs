@@ -170,6 +170,10 @@ pub struct ChaosBuyersArgs {
     /// The first buyer's user id.
     #[arg(long, default_value_t = 1)]
     pub first_user: u64,
+    /// Buyers live in this many regions (r1..), each order naming its
+    /// buyer's (a regional sale); 0: orders name none.
+    #[arg(long, default_value_t = 0)]
+    pub regions: u32,
     /// Where the answers go (JSON), for chaos-check.
     #[arg(long)]
     pub out: PathBuf,

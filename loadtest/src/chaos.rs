@@ -10,8 +10,9 @@
 //! kept: those are the orders that must never be lost.
 //!
 //! [`check`] then waits for the system to settle and checks: Redis's units
-//! add up; MySQL's live orders hold exactly the units Redis holds (or
-//! counts open, for a sale deducting at payment); every
+//! add up (and each warehouse's, to the sale's, for regional stock); MySQL's
+//! live orders hold exactly the units Redis holds (or counts open, for a
+//! sale deducting at payment); every
 //! answered order is in MySQL exactly once, on its user's shard, and live;
 //! the settler's consumer group has no lag.
 
@@ -173,6 +174,14 @@ impl Check {
 
     async fn read(&self, answers: &Answers) -> anyhow::Result<Vec<Invariant>> {
         let sale = self.gateway.sale(&answers.sku).await?;
+        let warehouses = self.gateway.warehouses(&answers.sku).await?;
+        let sum = |count: fn(&stock::Units) -> i64| warehouses.iter().map(|w| count(&w.units())).sum::<i64>();
+        let warehouses_add_up = warehouses.is_empty()
+            || (warehouses.iter().all(|w| w.units().add_up())
+                && [sum(|u| u.stock), sum(|u| u.reserved), sum(|u| u.sold), sum(|u| u.total), sum(|u| u.open)]
+                    == [sale.stock, sale.reserved, sale.sold, sale.total, sale.open]);
+        let per_warehouse: Vec<String> =
+            warehouses.iter().map(|w| format!("{} {}+{}+{}", w.warehouse, w.stock, w.reserved, w.sold)).collect();
         let stored = stored_orders(&self.shards, &answers.sku).await?;
         let live_units: i64 = stored.values().filter(|o| o.status != OrderStatus::Cancelled).map(|o| o.qty).sum();
         let lost: Vec<&String> = answers
@@ -186,14 +195,15 @@ impl Check {
         Ok(vec![
             Invariant {
                 name: "units add up",
-                held: sale.add_up(),
+                held: sale.add_up() && warehouses_add_up,
                 detail: format!(
-                    "stock {} + reserved {} + sold {} = {} of {} loaded",
+                    "stock {} + reserved {} + sold {} = {} of {} loaded; warehouses: {}",
                     sale.stock,
                     sale.reserved,
                     sale.sold,
                     sale.stock + sale.reserved + sale.sold,
-                    sale.total
+                    sale.total,
+                    if per_warehouse.is_empty() { "none".to_owned() } else { per_warehouse.join(", ") }
                 ),
             },
             Invariant {

@@ -95,7 +95,7 @@ async fn chaos_buyers(args: ChaosBuyersArgs) -> anyhow::Result<()> {
     let gateways = args
         .targets
         .iter()
-        .map(|target| client::Gateway::new(target, "", args.concurrency))
+        .map(|target| client::Gateway::new(target, "", args.concurrency).map(|g| g.in_regions(args.regions)))
         .collect::<Result<_, _>>()?;
     let answers = chaos::Buyers {
         gateways,
