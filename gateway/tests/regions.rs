@@ -8,6 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use fred::prelude::*;
 use hyper::{Method, StatusCode};
 use order::scheduling::SchedulingRules;
 use serde_json::{json, Value};
@@ -182,6 +183,19 @@ async fn an_address_change_moves_a_pending_order_and_its_payment_sells_it_there(
     })
     .await;
     assert_eq!(stored.1.as_deref(), Some("beijing"));
+
+    // A Redis failover lost the payment's counts, in the sale and in
+    // Beijing: reconcile repairs them from MySQL, warehouse by warehouse.
+    let before = gateway.sale(&sku).await;
+    let redis = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
+    redis.init().await.unwrap();
+    let lost = [("stock", 4), ("sold", 0), ("wh:beijing:stock", 2), ("wh:beijing:sold", 0)];
+    let () = redis.hset(format!("{}sale:{{{sku}}}", namespace(&topic)), lost.to_vec()).await.unwrap();
+    let store = stock::SaleStore::connect(&settler_config(&topic, &shards).redis).unwrap();
+    assert!(store.redis().wait_connected(Duration::from_secs(5)).await);
+    let repaired = settler::reconcile::reconcile(&shards_pools, &store, &sku, true).await.unwrap();
+    assert!(repaired.repaired, "{repaired:?}");
+    assert_eq!(gateway.sale(&sku).await, before, "every warehouse's counts as MySQL and the reservations say");
     shards_pools.close().await;
     settler.stop().await;
     drop_shards(&shards).await;

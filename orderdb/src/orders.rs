@@ -238,24 +238,29 @@ impl ShardPools {
         Ok(counts)
     }
 
-    /// Units of one sale of `sku` by status, over all shards: its orders
-    /// carry its generation (`loaded_ms`), or, from before generations were
-    /// recorded, were created since it was loaded.
-    pub async fn units_of_sale(&self, sku: &str, generation: i64) -> Result<BTreeMap<OrderStatus, i64>, sqlx::Error> {
+    /// Units of one sale of `sku` by status and warehouse (regional stock;
+    /// `None` for a sale in one pool), over all shards: its orders carry its
+    /// generation (`loaded_ms`), or, from before generations were recorded,
+    /// were created since it was loaded.
+    pub async fn units_of_sale(
+        &self,
+        sku: &str,
+        generation: i64,
+    ) -> Result<BTreeMap<(OrderStatus, Option<String>), i64>, sqlx::Error> {
         let loaded_at = DateTime::from_timestamp_millis(generation).unwrap_or_default().naive_utc();
         let mut units = BTreeMap::new();
         for pool in &self.pools {
-            let rows: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT status, CAST(SUM(qty) AS SIGNED) FROM orders WHERE sku = ? \
-                 AND (sale_generation = ? OR (sale_generation = 0 AND created_at >= ?)) GROUP BY status",
+            let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+                "SELECT status, warehouse, CAST(SUM(qty) AS SIGNED) FROM orders WHERE sku = ? \
+                 AND (sale_generation = ? OR (sale_generation = 0 AND created_at >= ?)) GROUP BY status, warehouse",
             )
             .bind(sku)
             .bind(generation)
             .bind(loaded_at)
             .fetch_all(pool)
             .await?;
-            for (name, qty) in rows {
-                *units.entry(status(&name)?).or_default() += qty;
+            for (name, warehouse, qty) in rows {
+                *units.entry((status(&name)?, warehouse)).or_default() += qty;
             }
         }
         Ok(units)

@@ -14,7 +14,9 @@
 //! The repair (`repair_sale.lua`, one script, so it races no reservation or
 //! payment) takes `sold` from MySQL and `reserved` (or `open`) from the
 //! reservations Redis holds, since those are what the sweeper and payments
-//! act on.
+//! act on; for a regional sale, per warehouse (MySQL records each order's).
+
+use std::collections::BTreeMap;
 
 use order::sale::Deduction;
 use order::status::OrderStatus;
@@ -57,8 +59,8 @@ impl Reconciliation {
 pub enum ReconcileError {
     #[error("no sale of {0} in redis")]
     UnknownSku(String),
-    #[error("{0} is split over warehouses: its counters are not repaired from MySQL (compare only)")]
-    Regional(String),
+    #[error("{0} is split over warehouses, and MySQL holds sold orders of it without one: not repaired")]
+    NoWarehouse(String),
     #[error(transparent)]
     Redis(#[from] stock::StoreError),
     #[error("mysql: {0}")]
@@ -74,11 +76,13 @@ pub async fn reconcile(
 ) -> Result<Reconciliation, ReconcileError> {
     let status: SaleStatus = store.sale_status(sku).await?.ok_or_else(|| ReconcileError::UnknownSku(sku.to_owned()))?;
     let (mut pending, mut sold) = (0i64, 0i64);
-    for (order_status, qty) in shards.units_of_sale(sku, status.loaded_ms).await? {
+    let mut sold_in: BTreeMap<Option<String>, i64> = BTreeMap::new();
+    for ((order_status, warehouse), qty) in shards.units_of_sale(sku, status.loaded_ms).await? {
         if order_status == OrderStatus::PendingPayment {
             pending += qty;
         } else if order_status.is_sold() {
             sold += qty;
+            *sold_in.entry(warehouse).or_default() += qty;
         }
     }
     let (reserved, open) = match status.deduction {
@@ -93,17 +97,28 @@ pub async fn reconcile(
         repaired: false,
     };
     if repair && reconciliation.drifted() {
+        // A regional sale's sold units, per warehouse: every one of its
+        // orders records its warehouse.
+        let sold_per_warehouse: Vec<(String, i64)> = if status.warehouses.is_empty() {
+            Vec::new()
+        } else {
+            let mut split = Vec::new();
+            for (warehouse, units) in sold_in {
+                split.push((warehouse.ok_or_else(|| ReconcileError::NoWarehouse(sku.to_owned()))?, units));
+            }
+            split
+        };
         let repaired = store
             .repair_counters(
                 sku,
                 reconciliation.mysql.sold,
+                &sold_per_warehouse,
                 &shards.cancelled_after_payment(sku, status.loaded_ms).await?,
             )
             .await?;
         let units = match repaired {
             Repair::Repaired(units) => units,
             Repair::UnknownSku => return Err(ReconcileError::UnknownSku(sku.to_owned())),
-            Repair::Regional => return Err(ReconcileError::Regional(sku.to_owned())),
         };
         reconciliation.redis = units.into();
         reconciliation.repaired = true;

@@ -203,9 +203,6 @@ pub enum Repair {
     /// The counters as set.
     Repaired(Units),
     UnknownSku,
-    /// A sale split over warehouses: not repaired (MySQL's sold units are
-    /// not counted per warehouse).
-    Regional,
 }
 
 /// What `return_units.lua` did with a cancelled paid order's units.
@@ -408,7 +405,6 @@ impl Repair {
         let numbers: Vec<i64> = reply.iter().filter_map(|n| n.parse().ok()).collect();
         match (reply, numbers.as_slice()) {
             ([tag], _) if tag == "unknown_sku" => Some(Self::UnknownSku),
-            ([tag], _) if tag == "regional" => Some(Self::Regional),
             (_, &[stock, reserved, open, sold, total]) => {
                 Some(Self::Repaired(Units { stock, reserved, sold, total, open }))
             }

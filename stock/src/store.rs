@@ -397,13 +397,16 @@ impl SaleStore {
     /// as the reservations held now, `stock` the rest (`repair_sale.lua`);
     /// the sale's orders cancelled after payment (`returned`: id, units)
     /// are marked as returned, as MySQL's `sold` counts them out already.
+    /// A regional sale's are set per warehouse too, with `sold_per_warehouse`.
     pub async fn repair_counters(
         &self,
         sku: &str,
         sold: i64,
+        sold_per_warehouse: &[(String, i64)],
         returned: &[(OrderId, u32)],
     ) -> Result<Repair, StoreError> {
-        let mut args = vec![sold.to_string()];
+        let split: Vec<String> = sold_per_warehouse.iter().map(|(w, units)| format!("{w}={units}")).collect();
+        let mut args = vec![sold.to_string(), split.join(",")];
         for (order_id, units) in returned {
             args.extend([order_id.to_string(), units.to_string()]);
         }

@@ -158,7 +158,7 @@ async fn a_repair_counts_the_reservations_of_a_sale_at_payment_as_open() {
     for user in 1..=3 {
         place(&store, &sku, user).await.unwrap();
     }
-    let repaired = store.repair_counters(&sku, 4, &[]).await.unwrap();
+    let repaired = store.repair_counters(&sku, 4, &[], &[]).await.unwrap();
     assert_eq!(repaired, Repair::Repaired(counts(6, 0, 4, 3)));
 }
 

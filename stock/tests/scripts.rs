@@ -645,7 +645,7 @@ async fn a_repair_before_the_relay_returns_a_cancelled_paid_orders_units_once() 
     let cancelled = paid(&store, &sku, 8, 2).await;
     assert_eq!(counters(&store, &sku).await, (7, 0, 3));
     // MySQL: one order sold, one cancelled after payment.
-    let repaired = store.repair_counters(&sku, 1, &[(cancelled.order_id, 2)]).await.unwrap();
+    let repaired = store.repair_counters(&sku, 1, &[], &[(cancelled.order_id, 2)]).await.unwrap();
     assert_eq!(repaired, Repair::Repaired(Units { stock: 9, reserved: 0, sold: 1, total: 10, open: 0 }));
     assert_eq!(store.return_units(&cancelled, true).await.unwrap(), UnitsReturned::Already);
     assert_eq!(counters(&store, &sku).await, (9, 0, 1), "the units came back once");
