@@ -36,80 +36,113 @@ async fn order(gateway: &TestGateway, user: u64, sku: &str, region: &str) -> Ans
     gateway.request(Method::POST, "/v1/orders", &headers, body).await
 }
 
+/// A gateway with [`rules`] (and the test payment secret), its settler,
+/// on a topic and shards of their own.
+struct Stack {
+    topic: String,
+    shards: Vec<String>,
+    gateway: TestGateway,
+    settler: TestSettler,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let topic = fresh_topic(2).await;
+        let shards = fresh_shards(2).await;
+        let mut config = gateway_config(&topic, &shards);
+        config.scheduling = rules();
+        config.payments.secret = PAYMENT_SECRET.into();
+        let gateway = TestGateway::start(config).await;
+        let settler = TestSettler::start(settler_config(&topic, &shards));
+        Self { topic, shards, gateway, settler }
+    }
+
+    /// A sale of `sku` split over `split` (warehouse, units), one unit per buyer.
+    async fn load(&self, sku: &str, split: &[(&str, i64)]) {
+        let warehouses: Vec<Value> =
+            split.iter().map(|(warehouse, units)| json!({"warehouse": warehouse, "units": units})).collect();
+        let stock: i64 = split.iter().map(|(_, units)| units).sum();
+        let terms = json!({"stock": stock, "per_user_limit": 1, "price_cents": 500, "warehouses": warehouses});
+        let loaded = self.gateway.admin(Method::PUT, &format!("/admin/skus/{sku}"), terms.to_string()).await;
+        assert_eq!(loaded.status, StatusCode::OK, "{}", loaded.json);
+    }
+
+    /// The order's status and warehouse in MySQL once `done` says so.
+    async fn stored(&self, order_id: &str, user: u64, done: &str) -> Option<String> {
+        let shards = pools(&self.shards);
+        let id: i64 = order_id.parse().unwrap();
+        let (_, warehouse) = eventually(Duration::from_secs(30), &format!("order {order_id} {done}"), || async {
+            let pool = &shards.pools[shards.router.shard_for_user(user)];
+            sqlx::query_as::<_, (String, Option<String>)>("SELECT status, warehouse FROM orders WHERE order_id = ?")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .unwrap()
+                .filter(|(status, _)| status == done)
+        })
+        .await;
+        shards.close().await;
+        warehouse
+    }
+
+    async fn stop(self) {
+        self.settler.stop().await;
+        drop_shards(&self.shards).await;
+    }
+}
+
 fn warehouse<'a>(sale: &'a Value, name: &str) -> &'a Value {
     sale["warehouses"].as_array().unwrap().iter().find(|w| w["warehouse"] == name).unwrap()
 }
 
 #[tokio::test]
 async fn orders_are_placed_in_the_nearest_warehouse_with_units_and_stored_with_it() {
-    let topic = fresh_topic(2).await;
-    let shards = fresh_shards(2).await;
-    let mut config = gateway_config(&topic, &shards);
-    config.scheduling = rules();
-    let gateway = TestGateway::start(config).await;
-    let settler = TestSettler::start(settler_config(&topic, &shards));
+    let stack = Stack::start().await;
+    let gateway = &stack.gateway;
     let sku = unique("regional");
-    let terms = json!({
-        "stock": 3, "per_user_limit": 1, "price_cents": 500,
-        "warehouses": [{"warehouse": "shanghai", "units": 1}, {"warehouse": "beijing", "units": 2}],
-    });
-    let loaded = gateway.admin(Method::PUT, &format!("/admin/skus/{sku}"), terms.to_string()).await;
-    assert_eq!(loaded.status, StatusCode::OK, "{}", loaded.json);
+    stack.load(&sku, &[("shanghai", 1), ("beijing", 2)]).await;
     let unbalanced =
         json!({"stock": 4, "per_user_limit": 1, "price_cents": 5, "warehouses": [{"warehouse": "a", "units": 1}]});
     let refused = gateway.admin(Method::PUT, &format!("/admin/skus/{sku}_x"), unbalanced.to_string()).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.json);
 
     // North: Beijing first. East: Shanghai, then nobody within the promise.
-    let north = order(&gateway, 1, &sku, "north").await;
+    let north = order(gateway, 1, &sku, "north").await;
     assert_eq!(north.status, StatusCode::ACCEPTED, "{}", north.json);
     assert_eq!(north.json["warehouse"], "beijing");
-    let east = order(&gateway, 2, &sku, "east").await;
+    let east = order(gateway, 2, &sku, "east").await;
     assert_eq!(east.json["warehouse"], "shanghai", "{}", east.json);
-    let east_again = order(&gateway, 3, &sku, "east").await;
+    let east_again = order(gateway, 3, &sku, "east").await;
     assert_eq!((east_again.status, &east_again.json["error"]), (StatusCode::CONFLICT, &json!("no_warehouse")));
-    let south = order(&gateway, 4, &sku, "south").await;
+    let south = order(gateway, 4, &sku, "south").await;
     assert_eq!(south.json["error"], "no_warehouse", "Guangzhou holds none of this sale");
-    let bad = order(&gateway, 5, &sku, "no where").await;
+    let bad = order(gateway, 5, &sku, "no where").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 
     // The operator closes Beijing: the north is served by Shanghai, which
     // has none left; moving a unit there serves the next northern buyer.
     let change = |body: Value| {
-        let gateway = &gateway;
         let path = format!("/admin/skus/{sku}/warehouses");
         async move { gateway.admin(Method::POST, &path, body.to_string()).await }
     };
     let closed = change(json!({"action": "close", "warehouse": "beijing"})).await;
     assert_eq!(closed.status, StatusCode::OK, "{}", closed.json);
     assert_eq!(warehouse(&closed.json["sale"], "beijing")["closed"], true);
-    assert_eq!(order(&gateway, 6, &sku, "north").await.json["error"], "no_warehouse");
+    assert_eq!(order(gateway, 6, &sku, "north").await.json["error"], "no_warehouse");
     let moved = change(json!({"action": "move", "warehouse": "beijing", "to": "shanghai", "units": 1})).await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.json);
     assert_eq!((moved.json["sale"]["total"].as_i64(), moved.json["sale"]["stock"].as_i64()), (Some(3), Some(1)));
-    assert_eq!(order(&gateway, 7, &sku, "north").await.json["warehouse"], "shanghai");
+    assert_eq!(order(gateway, 7, &sku, "north").await.json["warehouse"], "shanghai");
     let unknown = change(json!({"action": "close", "warehouse": "lhasa"})).await;
     assert_eq!((unknown.status, &unknown.json["error"]), (StatusCode::NOT_FOUND, &json!("unknown_warehouse")));
     let add = gateway.admin(Method::PATCH, &format!("/admin/skus/{sku}"), json!({"add_units": 1}).to_string()).await;
     assert_eq!((add.status, &add.json["error"]), (StatusCode::CONFLICT, &json!("warehouse_required")));
 
-    let shards_pools = pools(&shards);
     for (answer, user, want) in [(&north, 1, "beijing"), (&east, 2, "shanghai")] {
-        let id: i64 = answer.json["order_id"].as_str().unwrap().parse().unwrap();
-        let stored = eventually(Duration::from_secs(30), "the order stored", || async {
-            let pool = &shards_pools.pools[shards_pools.router.shard_for_user(user)];
-            sqlx::query_as::<_, (Option<String>,)>("SELECT warehouse FROM orders WHERE order_id = ?")
-                .bind(id)
-                .fetch_optional(pool)
-                .await
-                .unwrap()
-        })
-        .await;
-        assert_eq!(stored.0.as_deref(), Some(want));
+        let order_id = answer.json["order_id"].as_str().unwrap();
+        assert_eq!(stack.stored(order_id, user, "PENDING_PAYMENT").await.as_deref(), Some(want));
     }
-    shards_pools.close().await;
-    settler.stop().await;
-    drop_shards(&shards).await;
+    stack.stop().await;
 }
 
 /// The buyer moves a pending order to another region: its units follow it
@@ -117,29 +150,16 @@ async fn orders_are_placed_in_the_nearest_warehouse_with_units_and_stored_with_i
 /// MySQL records where it ended.
 #[tokio::test]
 async fn an_address_change_moves_a_pending_order_and_its_payment_sells_it_there() {
-    let topic = fresh_topic(2).await;
-    let shards = fresh_shards(2).await;
-    let mut config = gateway_config(&topic, &shards);
-    config.scheduling = rules();
-    config.payments.secret = PAYMENT_SECRET.into();
-    let gateway = TestGateway::start(config).await;
-    let settler = TestSettler::start(settler_config(&topic, &shards));
+    let stack = Stack::start().await;
+    let gateway = &stack.gateway;
     let sku = unique("readdress");
-    let terms = json!({
-        "stock": 4, "per_user_limit": 1, "price_cents": 500,
-        "warehouses": [{"warehouse": "shanghai", "units": 2}, {"warehouse": "beijing", "units": 2}],
-    });
-    assert_eq!(
-        gateway.admin(Method::PUT, &format!("/admin/skus/{sku}"), terms.to_string()).await.status,
-        StatusCode::OK
-    );
-    let placed = order(&gateway, 1, &sku, "east").await;
+    stack.load(&sku, &[("shanghai", 2), ("beijing", 2)]).await;
+    let placed = order(gateway, 1, &sku, "east").await;
     assert_eq!(placed.json["warehouse"], "shanghai", "{}", placed.json);
     let order_id = placed.json["order_id"].as_str().unwrap().to_owned();
     let readdress = |region: &str| {
         let body = json!({"user_id": 1, "sku": sku, "region": region}).to_string();
         let path = format!("/v1/orders/{order_id}/address");
-        let gateway = &gateway;
         async move { gateway.request(Method::POST, &path, &[("content-type", "application/json")], body).await }
     };
 
@@ -171,18 +191,7 @@ async fn an_address_change_moves_a_pending_order_and_its_payment_sells_it_there(
         (Some(1), Some(2))
     );
 
-    let shards_pools = pools(&shards);
-    let stored = eventually(Duration::from_secs(30), "the paid order stored", || async {
-        let pool = &shards_pools.pools[shards_pools.router.shard_for_user(1)];
-        sqlx::query_as::<_, (String, Option<String>)>("SELECT status, warehouse FROM orders WHERE order_id = ?")
-            .bind(order_id.parse::<i64>().unwrap())
-            .fetch_optional(pool)
-            .await
-            .unwrap()
-            .filter(|(status, _)| status == "PAID")
-    })
-    .await;
-    assert_eq!(stored.1.as_deref(), Some("beijing"));
+    assert_eq!(stack.stored(&order_id, 1, "PAID").await.as_deref(), Some("beijing"));
 
     // A Redis failover lost the payment's counts, in the sale and in
     // Beijing: reconcile repairs them from MySQL, warehouse by warehouse.
@@ -190,13 +199,13 @@ async fn an_address_change_moves_a_pending_order_and_its_payment_sells_it_there(
     let redis = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
     redis.init().await.unwrap();
     let lost = [("stock", 4), ("sold", 0), ("wh:beijing:stock", 2), ("wh:beijing:sold", 0)];
-    let () = redis.hset(format!("{}sale:{{{sku}}}", namespace(&topic)), lost.to_vec()).await.unwrap();
-    let store = stock::SaleStore::connect(&settler_config(&topic, &shards).redis).unwrap();
+    let () = redis.hset(format!("{}sale:{{{sku}}}", namespace(&stack.topic)), lost.to_vec()).await.unwrap();
+    let store = stock::SaleStore::connect(&settler_config(&stack.topic, &stack.shards).redis).unwrap();
     assert!(store.redis().wait_connected(Duration::from_secs(5)).await);
-    let repaired = settler::reconcile::reconcile(&shards_pools, &store, &sku, true).await.unwrap();
+    let shards = pools(&stack.shards);
+    let repaired = settler::reconcile::reconcile(&shards, &store, &sku, true).await.unwrap();
     assert!(repaired.repaired, "{repaired:?}");
     assert_eq!(gateway.sale(&sku).await, before, "every warehouse's counts as MySQL and the reservations say");
-    shards_pools.close().await;
-    settler.stop().await;
-    drop_shards(&shards).await;
+    shards.close().await;
+    stack.stop().await;
 }

@@ -15,7 +15,7 @@ use orderdb::ShardPools;
 use paychannel::client::PaymentChannel;
 use paychannel::warehouse::HttpWarehouse;
 use stock::{
-    Checkouts, ConfirmWindows, IdempotencyRecord, NodeLeases, OrderCache, PaymentLookups, Redis, Reservation,
+    Acknowledgement, Checkouts, ConfirmWindows, NodeLeases, OrderCache, PaymentLookups, Redis, Reservation,
     ReserveRequest, SaleFigures, SaleStore, Strikes,
 };
 
@@ -65,9 +65,9 @@ pub struct OrderCenter {
     /// Reservations (`reserve.lua`): one script call per SKU for the
     /// requests that arrive together.
     pub reservations: RedisBatch<ReserveRequest<'static>, Reservation>,
-    /// Acknowledgements of accepted orders (`acknowledge.lua`), (idempotency
-    /// key, record) → whether the order stands; grouped the same way.
-    pub acknowledgements: RedisBatch<(String, IdempotencyRecord), bool>,
+    /// Acknowledgements of accepted orders (`acknowledge.lua`) → whether
+    /// the order stands; grouped the same way.
+    pub acknowledgements: RedisBatch<Acknowledgement, bool>,
     /// Whether idempotency keys were used, for requests that arrive after
     /// their SKU sold out and that no snapshot of its used keys answers:
     /// one `MGET` per SKU for those that arrive together.

@@ -16,7 +16,7 @@ use order::shard::bucket_for_user;
 use order::status::OrderStatus;
 use orderdb::StoredOrder;
 use stock::records::from_ms;
-use stock::{IdempotencyRecord, Release, Reservation, ReserveRequest};
+use stock::{Acknowledgement, IdempotencyRecord, Release, Reservation, ReserveRequest};
 
 use crate::center::OrderCenter;
 use crate::outcomes::{flight_key, Accepted, PlaceError, Placed};
@@ -250,7 +250,9 @@ async fn publish_created(
     // With the other orders of the SKU acknowledged at the same time, and
     // the order's view cached beside the acknowledgement, not after it. A
     // re-send caches nothing: it may follow moves that made the view stale.
-    let acknowledged = center.acknowledgements.call(sku, (key.to_owned(), record.clone()));
+    let order =
+        Acknowledgement { idempotency_key: key.to_owned(), order_id: record.order_id, pay_by_ms: record.pay_by_ms };
+    let acknowledged = center.acknowledgements.call(sku, order);
     let cached = async {
         if !replayed {
             center.cache_accepted(&stored_order(sku, &record)).await;

@@ -37,14 +37,4 @@ if reservation then
   return {'cancelled', entry}
 end
 
--- Closed first: an order cancelled and then paid for (the payment is
--- refunded), or cancelled as sold out by its payment, is cancelled.
-local closed = redis.call('HGET', KEYS[6], order_id)
-if closed and reservation_user(string.match(closed, '^[%a_]+:(.*)$')) == user then
-  return {'not_pending', 'cancelled'}
-end
-local payment = redis.call('HGET', KEYS[5], order_id)
-if payment and reservation_user(string.match(payment, '^%a+:[^:]+:(.*)$')) == user then
-  return {'not_pending', 'paid'}
-end
-return {'not_found'}
+return ended_reply(order_id, user, KEYS[5], KEYS[6])

@@ -37,16 +37,7 @@ end
 local order_id, user = ARGV[1], ARGV[2]
 local reservation = redis.call('HGET', KEYS[3], order_id)
 if not reservation then
-  -- As cancel.lua answers: closed first (cancelled, or cancelled and then paid).
-  local closed = redis.call('HGET', KEYS[6], order_id)
-  if closed and reservation_user(string.match(closed, '^[%a_]+:(.*)$')) == user then
-    return {'not_pending', 'cancelled'}
-  end
-  local payment = redis.call('HGET', KEYS[5], order_id)
-  if payment and reservation_user(string.match(payment, '^%a+:[^:]+:(.*)$')) == user then
-    return {'not_pending', 'paid'}
-  end
-  return {'not_found'}
+  return ended_reply(order_id, user, KEYS[5], KEYS[6])
 end
 if reservation_user(reservation) ~= user then
   return {'not_found'}

@@ -43,6 +43,15 @@ pub struct ReserveRequest<'a> {
     pub warehouses: Cow<'a, str>,
 }
 
+/// An order whose `OrderCreated` the broker acknowledged, as
+/// `acknowledge.lua` takes it: its idempotency key, id and payment deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    pub idempotency_key: String,
+    pub order_id: OrderId,
+    pub pay_by_ms: i64,
+}
+
 /// A buyer any warehouse of a regional sale may serve (no region given).
 pub const ANY_WAREHOUSE: &str = "*";
 

@@ -15,12 +15,12 @@ use order::sale::{Deduction, SaleWindow};
 
 use crate::config::RedisConfig;
 use crate::error::StoreError;
-use crate::records::{IdempotencyRecord, ReservationRecord};
+use crate::records::ReservationRecord;
 use crate::redis::Redis;
 use crate::replies::{
     Cancellation, Confirmation, Release, Repair, Reservation, SaleLoad, SaleStatus, SaleUpdate, UnitsReturned,
 };
-use crate::requests::{ConfirmWindows, ReserveRequest, SaleChange, SaleTerms};
+use crate::requests::{Acknowledgement, ConfirmWindows, ReserveRequest, SaleChange, SaleTerms};
 
 /// How often a sale that keeps taking reservations is added to
 /// `active_sales` again by this store, so an add lost to a timeout or a
@@ -150,24 +150,22 @@ impl SaleStore {
         &self,
         sku: &str,
         idempotency_key: &str,
-        record: &IdempotencyRecord,
+        order_id: OrderId,
+        pay_by_ms: i64,
     ) -> Result<bool, StoreError> {
-        let stands = self.acknowledge_many(sku, &[(idempotency_key.to_owned(), record.clone())]).await?;
+        let order = Acknowledgement { idempotency_key: idempotency_key.to_owned(), order_id, pay_by_ms };
+        let stands = self.acknowledge_many(sku, &[order]).await?;
         Ok(stands == [true])
     }
 
-    /// [`Self::acknowledge`] for several orders of one SKU (idempotency
-    /// key, record) in one script call; whether each stands, in order.
-    pub async fn acknowledge_many(
-        &self,
-        sku: &str,
-        orders: &[(String, IdempotencyRecord)],
-    ) -> Result<Vec<bool>, StoreError> {
+    /// [`Self::acknowledge`] for several orders of one SKU in one script
+    /// call; whether each stands, in order.
+    pub async fn acknowledge_many(&self, sku: &str, orders: &[Acknowledgement]) -> Result<Vec<bool>, StoreError> {
         let mut args = Vec::with_capacity(2 * orders.len());
-        for (_, record) in orders {
-            args.extend([record.order_id.to_string(), record.pay_by_ms.to_string()]);
+        for order in orders {
+            args.extend([order.order_id.to_string(), order.pay_by_ms.to_string()]);
         }
-        let keys = self.redis.keys(sku).acknowledge(orders.iter().map(|(key, _)| key.as_str()));
+        let keys = self.redis.keys(sku).acknowledge(orders.iter().map(|order| order.idempotency_key.as_str()));
         let stands: Vec<i64> =
             self.redis.scripts.acknowledge.evalsha_with_reload(self.redis.pool.next(), keys, args).await?;
         if stands.len() != orders.len() {

@@ -10,8 +10,8 @@ use order::id::{IdGenerator, OrderId};
 use order::sale::Deduction;
 use order::shard::bucket_for_user;
 use stock::{
-    Cancellation, ConfirmWindows, Confirmation, IdempotencyRecord, RedisConfig, Repair, Reservation, ReserveRequest,
-    SaleStore, SaleTerms, Units,
+    Cancellation, ConfirmWindows, Confirmation, RedisConfig, Repair, Reservation, ReserveRequest, SaleStore, SaleTerms,
+    Units,
 };
 
 const NOW: i64 = 1_790_000_000_000;
@@ -65,22 +65,10 @@ async fn place_saying_stock(store: &SaleStore, sku: &str, user: u64) -> Result<(
         warehouses: stock::ANY_WAREHOUSE.into(),
     };
     let outcome = store.reserve(&request).await.unwrap();
-    let Reservation::Reserved { sale_generation, stock_left, .. } = outcome else {
+    let Reservation::Reserved { stock_left, .. } = outcome else {
         return Err(outcome);
     };
-
-    let record = IdempotencyRecord {
-        acknowledged: false,
-        user_id: user,
-        qty: 1,
-        order_id: id,
-        amount_cents: PRICE,
-        pay_by_ms: PAY_BY,
-        created_ms: NOW,
-        sale_generation,
-        warehouse: None,
-    };
-    assert!(store.acknowledge(sku, &key, &record).await.unwrap());
+    assert!(store.acknowledge(sku, &key, id, PAY_BY).await.unwrap());
     Ok((id, stock_left))
 }
 

@@ -9,8 +9,8 @@ use order::id::{IdGenerator, OrderId};
 use order::sale::Deduction;
 use order::shard::bucket_for_user;
 use stock::{
-    Cancellation, ConfirmWindows, Confirmation, IdempotencyRecord, Readdressed, RedisConfig, Repair, Reservation,
-    ReserveRequest, SaleStatus, SaleStore, SaleTerms, SaleUpdate, WarehouseChange, WarehouseChanged, WarehouseUnits,
+    Cancellation, ConfirmWindows, Confirmation, Readdressed, RedisConfig, Repair, Reservation, ReserveRequest,
+    SaleStatus, SaleStore, SaleTerms, SaleUpdate, WarehouseChange, WarehouseChanged, WarehouseUnits,
 };
 
 const NOW: i64 = 1_790_000_000_000;
@@ -83,21 +83,10 @@ async fn place(store: &SaleStore, sku: &str, user: u64, warehouses: &str) -> Res
     let key = format!("key-{id}");
     let request = ReserveRequest { order_id: id, ..request(sku, &key, user, warehouses) };
     let outcome = store.reserve(&request).await.unwrap();
-    let Reservation::Reserved { sale_generation, warehouse: Some(warehouse), .. } = outcome else {
+    let Reservation::Reserved { warehouse: Some(warehouse), .. } = outcome else {
         return Err(outcome);
     };
-    let record = IdempotencyRecord {
-        acknowledged: false,
-        user_id: user,
-        qty: 1,
-        order_id: id,
-        amount_cents: PRICE,
-        pay_by_ms: PAY_BY,
-        created_ms: NOW,
-        sale_generation,
-        warehouse: Some(warehouse.clone()),
-    };
-    assert!(store.acknowledge(sku, &key, &record).await.unwrap());
+    assert!(store.acknowledge(sku, &key, id, PAY_BY).await.unwrap());
     Ok((id, warehouse))
 }
 
@@ -274,19 +263,8 @@ async fn an_address_change_moves_the_order_with_its_units_or_is_refused() {
     let reservation = store.reservation(&sku, id).await.unwrap().unwrap();
     assert_eq!(reservation.warehouse.as_deref(), Some("west"));
     // A stalled request's late acknowledgement keeps the record as it is now.
-    let stale = IdempotencyRecord {
-        acknowledged: false,
-        user_id: 1,
-        qty: 1,
-        order_id: id,
-        amount_cents: PRICE,
-        pay_by_ms: PAY_BY,
-        created_ms: NOW,
-        sale_generation: store.sale_status(&sku).await.unwrap().unwrap().loaded_ms,
-        warehouse: Some("east".into()),
-    };
     let key = format!("key-{id}");
-    assert!(store.acknowledge(&sku, &key, &stale).await.unwrap());
+    assert!(store.acknowledge(&sku, &key, id, PAY_BY).await.unwrap());
     let repeat = request(&sku, &key, 1, "east");
     let Reservation::Duplicate(record) = store.reserve(&repeat).await.unwrap() else { panic!("not a repeat") };
     assert_eq!(

@@ -8,8 +8,8 @@ use order::id::{IdGenerator, OrderId};
 use order::shard::bucket_for_user;
 use stock::units_back;
 use stock::{
-    Cancellation, ConfirmWindows, Confirmation, IdempotencyRecord, PaymentQuery, RedisConfig, Release, Repair,
-    Reservation, ReserveRequest, SaleStore, SaleTerms, Units, UnitsBack, UnitsReturned, RESERVE_LUA,
+    Acknowledgement, Cancellation, ConfirmWindows, Confirmation, IdempotencyRecord, PaymentQuery, RedisConfig, Release,
+    Repair, Reservation, ReserveRequest, SaleStore, SaleTerms, Units, UnitsBack, UnitsReturned, RESERVE_LUA,
 };
 
 fn redis_url() -> String {
@@ -105,18 +105,7 @@ async fn reserve_takes_stock_and_records_the_order() {
     };
     let redis_now = store.redis().now_ms().await.unwrap();
     assert!((redis_now + 25_000..=redis_now + 30_000).contains(&deadline().await), "confirm deadline");
-    let record = IdempotencyRecord {
-        acknowledged: false,
-        user_id: 7,
-        qty: 3,
-        order_id: id,
-        amount_cents: 5_997,
-        pay_by_ms: PAY_BY,
-        created_ms: NOW,
-        sale_generation: generation,
-        warehouse: None,
-    };
-    assert!(store.acknowledge(&sku, "k1", &record).await.unwrap());
+    assert!(store.acknowledge(&sku, "k1", id, PAY_BY).await.unwrap());
     assert_eq!(deadline().await, PAY_BY, "acknowledged: held until the payment deadline");
     let held: Option<i64> = client.hget(format!("{namespace}buyers:{{{sku}}}"), "7").await.unwrap();
     assert_eq!(held, Some(3));
@@ -155,7 +144,7 @@ async fn a_repeated_key_returns_the_first_order() {
     );
     assert_eq!(store.sale_status(&sku).await.unwrap().unwrap().stock, 8, "stock taken once");
 
-    store.acknowledge(&sku, "k1", &record).await.unwrap();
+    store.acknowledge(&sku, "k1", record.order_id, record.pay_by_ms).await.unwrap();
     let Reservation::Duplicate(acked) = store.reserve(&request(&sku, "k1", 7, 2, order_id(7))).await.unwrap() else {
         panic!("expected a duplicate");
     };
@@ -236,19 +225,8 @@ async fn release_gives_units_back_once_and_frees_the_key() {
     let now_ms = store.redis().now_ms().await.unwrap();
     let pay_by_ms = now_ms + 900_000;
     let req = ReserveRequest { now_ms, pay_by_ms, ..request(&sku, "stalled", 5, 1, stalled) };
-    let Reservation::Reserved { sale_generation, .. } = store.reserve(&req).await.unwrap() else { panic!() };
-    let record = IdempotencyRecord {
-        acknowledged: false,
-        user_id: 5,
-        qty: 1,
-        order_id: stalled,
-        amount_cents: 1_999,
-        pay_by_ms,
-        created_ms: now_ms,
-        sale_generation,
-        warehouse: None,
-    };
-    assert!(store.acknowledge(&sku, "stalled", &record).await.unwrap());
+    assert!(matches!(store.reserve(&req).await.unwrap(), Reservation::Reserved { .. }));
+    assert!(store.acknowledge(&sku, "stalled", stalled, pay_by_ms).await.unwrap());
     assert_eq!(store.release(&sku, "stalled", stalled, &WINDOWS).await.unwrap(), Release::TooLate);
     assert!(store.reservation(&sku, stalled).await.unwrap().is_some(), "the accepted order keeps its units");
 }
@@ -294,21 +272,8 @@ async fn reserved(store: &SaleStore, sku: &str, user: u64, qty: u32) -> OrderId 
     let id = order_id(user);
     let key = format!("key-{id}");
     let outcome = store.reserve(&request(sku, &key, user, qty, id)).await.unwrap();
-    let Reservation::Reserved { amount_cents, sale_generation, .. } = outcome else {
-        panic!("not reserved: {outcome:?}")
-    };
-    let record = IdempotencyRecord {
-        acknowledged: false,
-        user_id: user,
-        qty,
-        order_id: id,
-        amount_cents,
-        pay_by_ms: PAY_BY,
-        created_ms: NOW,
-        sale_generation,
-        warehouse: None,
-    };
-    assert!(store.acknowledge(sku, &key, &record).await.unwrap());
+    assert!(matches!(outcome, Reservation::Reserved { .. }), "not reserved: {outcome:?}");
+    assert!(store.acknowledge(sku, &key, id, PAY_BY).await.unwrap());
     id
 }
 
@@ -559,17 +524,8 @@ async fn an_unacknowledged_order_is_cancelled_at_its_confirm_deadline_and_frees_
     // Deadlines on Redis's clock, as the gateway's are.
     let redis_now = store.redis().now_ms().await.unwrap();
     let pay_by_ms = redis_now + 900_000;
-    let record = |user_id, order_id, amount_cents| IdempotencyRecord {
-        acknowledged: false,
-        user_id,
-        qty: 2,
-        order_id,
-        amount_cents,
-        pay_by_ms,
-        created_ms: redis_now,
-        sale_generation: 0,
-        warehouse: None,
-    };
+    let acknowledgement =
+        |key: &str, order_id| Acknowledgement { idempotency_key: key.to_owned(), order_id, pay_by_ms };
     let place = |key: &'static str, user, id| {
         let req = ReserveRequest { pay_by_ms, now_ms: redis_now, ..request(&sku, key, user, 2, id) };
         let store = &store;
@@ -578,7 +534,7 @@ async fn an_unacknowledged_order_is_cancelled_at_its_confirm_deadline_and_frees_
     let (unconfirmed, confirmed) = (order_id(1), order_id(2));
     assert!(matches!(place("click", 1, unconfirmed).await, Reservation::Reserved { .. }));
     assert!(matches!(place("other", 2, confirmed).await, Reservation::Reserved { .. }));
-    assert!(store.acknowledge(&sku, "other", &record(2, confirmed, 3_998)).await.unwrap());
+    assert!(store.acknowledge(&sku, "other", confirmed, pay_by_ms).await.unwrap());
 
     // Before the confirm deadline nothing moves; past it (but long before
     // the payment deadline) only the unacknowledged order is cancelled.
@@ -593,7 +549,7 @@ async fn an_unacknowledged_order_is_cancelled_at_its_confirm_deadline_and_frees_
 
     // A late acknowledgement does not bring it back, also in one call with
     // an order that stands (the gateway acknowledges a SKU's orders together)...
-    let late = [("click".to_owned(), record(1, unconfirmed, 3_998)), ("other".to_owned(), record(2, confirmed, 3_998))];
+    let late = [acknowledgement("click", unconfirmed), acknowledgement("other", confirmed)];
     assert_eq!(store.acknowledge_many(&sku, &late).await.unwrap(), [false, true]);
     // ...and the buyer's retry of the same key places a fresh order.
     let fresh = order_id(1);

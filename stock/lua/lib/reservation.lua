@@ -56,6 +56,23 @@ local function sale_terms()
   return nil
 end
 
+-- Why `user`'s order holds no reservation, as the buyer's scripts answer
+-- it: {"not_pending", "cancelled"} (closed first: an order cancelled and
+-- then paid for, its payment refunded, or cancelled as sold out by its
+-- payment, is cancelled), {"not_pending", "paid"}, or {"not_found"} (no
+-- such order of this user in the sale).
+local function ended_reply(order_id, user, payments_key, closed_key)
+  local closed = redis.call('HGET', closed_key, order_id)
+  if closed and reservation_user(string.match(closed, '^[%a_]+:(.*)$')) == user then
+    return {'not_pending', 'cancelled'}
+  end
+  local payment = redis.call('HGET', payments_key, order_id)
+  if payment and reservation_user(string.match(payment, '^%a+:[^:]+:(.*)$')) == user then
+    return {'not_pending', 'paid'}
+  end
+  return {'not_found'}
+end
+
 -- Why a sale (its terms, starts_ms and ends_ms at 4 and 5) takes no
 -- reservation at `now` (Unix ms): the reply to give, or nil while it is open.
 local function window_refusal(sale, now)
