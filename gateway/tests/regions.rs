@@ -169,6 +169,10 @@ async fn an_address_change_moves_a_pending_order_and_its_payment_sells_it_there(
     let path = format!("/v1/orders/{order_id}/address");
     let other = gateway.request(Method::POST, &path, &[("content-type", "application/json")], wrong_sku).await;
     assert_eq!((other.status, &other.json["error"]), (StatusCode::NOT_FOUND, &json!("unknown_order")));
+    // Another buyer (their own token) cannot move it: unknown to them.
+    let someone_else = json!({"user_id": 2, "sku": sku, "region": "east"}).to_string();
+    let stolen = gateway.request(Method::POST, &path, &[("content-type", "application/json")], someone_else).await;
+    assert_eq!((stolen.status, &stolen.json["error"]), (StatusCode::NOT_FOUND, &json!("unknown_order")));
     let nowhere = readdress("south").await;
     assert_eq!((nowhere.status, &nowhere.json["error"]), (StatusCode::CONFLICT, &json!("no_warehouse")));
     let sale = gateway.sale(&sku).await;
