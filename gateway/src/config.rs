@@ -181,7 +181,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field, problem: &str| Err(ConfigError::Invalid { field, problem: problem.into() });
         if self.server.node_id > order::id::MAX_NODE {
-            return invalid("server.node_id", "must be between 0 and 15");
+            return invalid("server.node_id", "must be between 0 and 14 (15 is the database fallback's)");
         }
         if self.server.header_read_timeout_ms == 0
             || self.server.body_read_timeout_ms == 0

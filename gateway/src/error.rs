@@ -44,6 +44,8 @@ pub enum ApiError {
     BadSignature,
     #[error("the sale has orders outstanding; change it with PATCH instead of replacing it")]
     SaleBusy { reservations: u64, outbox: u64, unsettled_payments: u64 },
+    #[error("orders the database fallback took wait for Redis to adopt them; replace the sale once they are adopted")]
+    FallbackPending { orders: i64 },
     #[error("only {stock} units are still for sale; reserved and sold units cannot be removed")]
     TooFewUnits { stock: i64 },
     #[error("the sale's total is {total} now, not if_total: nothing was changed")]
@@ -130,6 +132,7 @@ impl Answer for ApiError {
             Self::NotFound | Self::UnknownSku | Self::UnknownWarehouse(_) => Class::NotFound,
             Self::RefundNotStuck
             | Self::SaleBusy { .. }
+            | Self::FallbackPending { .. }
             | Self::TooFewUnits { .. }
             | Self::SaleChanged { .. }
             | Self::WarehouseRequired => Class::Conflict,
@@ -155,6 +158,7 @@ impl Answer for ApiError {
             Self::RefundNotStuck => "refund_not_stuck",
             Self::BadSignature => "bad_signature",
             Self::SaleBusy { .. } => "sale_busy",
+            Self::FallbackPending { .. } => "fallback_orders_pending",
             Self::TooFewUnits { .. } => "too_few_units",
             Self::SaleChanged { .. } => "sale_changed",
             Self::WarehouseRequired => "warehouse_required",
@@ -176,6 +180,7 @@ impl Answer for ApiError {
                 "unsettled_payments": unsettled_payments,
                 "detail": detail,
             }),
+            Self::FallbackPending { orders } => json!({"orders": orders, "detail": detail}),
             Self::TooFewUnits { stock } => json!({"stock": stock, "detail": detail}),
             Self::SaleChanged { total } => json!({"total": total, "detail": detail}),
             Self::UnsupportedMediaType

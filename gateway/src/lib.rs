@@ -86,6 +86,7 @@ pub async fn run(
         })
     };
     let lookups = tokio::spawn(payment_lookups::run(app.center.clone()));
+    let adoptions = tokio::spawn(ordercenter::adoption::run(app.center.clone()));
     let replica_checks = {
         let app = app.clone();
         let max_lag = Duration::from_secs(app.config.queries.replica_max_lag_secs);
@@ -107,6 +108,7 @@ pub async fn run(
     pruner.abort();
     used_keys_watch.abort();
     lookups.abort();
+    adoptions.abort();
     replica_checks.abort();
     lease.abort();
     if let Some(reloads) = reloads {

@@ -121,6 +121,10 @@ pub enum CancelReason {
     /// Its sale deducts at payment, and its payment found the units sold to
     /// faster payers: refunded.
     SoldOut,
+    /// The database fallback took it while Redis was down, and its
+    /// idempotency key had placed another order in Redis: the buyer's
+    /// retry reached both stores, and keeps the order Redis holds.
+    DuplicateKey,
 }
 
 impl CancelReason {
@@ -131,11 +135,12 @@ impl CancelReason {
             Self::Unconfirmed => "unconfirmed",
             Self::AfterPayment => "after_payment",
             Self::SoldOut => "sold_out",
+            Self::DuplicateKey => "duplicate_key",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::User, Self::Timeout, Self::Unconfirmed, Self::AfterPayment, Self::SoldOut]
+        [Self::User, Self::Timeout, Self::Unconfirmed, Self::AfterPayment, Self::SoldOut, Self::DuplicateKey]
             .into_iter()
             .find(|reason| reason.as_str() == name)
     }

@@ -6,9 +6,12 @@
 //!
 //! | 41 bits: ms since 2024-01-01 UTC | 10 bits: bucket | 4 bits: node | 8 bits: sequence |
 //!
-//! 41 bits of milliseconds last until 2093. The node field keeps up to 16
-//! gateway instances from minting the same id; the sequence gives 256 ids per
-//! millisecond per node, and a burst beyond that borrows the next millisecond.
+//! 41 bits of milliseconds last until 2093. The node field keeps up to 15
+//! gateway instances from minting the same id; the sixteenth node number is
+//! the orders a database fallback takes while Redis is down, whose ids the
+//! inventory database's primary key keeps unique across gateways. The
+//! sequence gives 256 ids per millisecond per node, and a burst beyond that
+//! borrows the next millisecond.
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,8 +25,11 @@ use crate::shard::{Bucket, BUCKET_BITS};
 pub const EPOCH_MS: i64 = 1_704_067_200_000;
 const SEQUENCE_BITS: u32 = 8;
 const NODE_BITS: u32 = 4;
-/// Highest node number an [`IdGenerator`] accepts.
-pub const MAX_NODE: u8 = (1 << NODE_BITS) - 1;
+/// Highest node number a gateway may have.
+pub const MAX_NODE: u8 = DATABASE_NODE - 1;
+/// The node number of orders the database fallback takes (see
+/// [`IdGenerator::for_database`]).
+pub const DATABASE_NODE: u8 = (1 << NODE_BITS) - 1;
 
 /// An order id. Shown to clients and written to events as a decimal string,
 /// because JavaScript numbers lose precision above 2^53.
@@ -43,6 +49,12 @@ impl OrderId {
     pub fn bucket(self) -> Bucket {
         let mask = (1u64 << BUCKET_BITS) - 1;
         Bucket::new(((self.0 >> (NODE_BITS + SEQUENCE_BITS)) & mask) as u16)
+    }
+
+    /// Whether the database fallback minted it: an order Redis may not
+    /// know yet.
+    pub fn from_database(self) -> bool {
+        (self.0 >> SEQUENCE_BITS) & ((1 << NODE_BITS) - 1) == u64::from(DATABASE_NODE)
     }
 
     /// When the id was minted, in Unix milliseconds.
@@ -97,6 +109,13 @@ impl IdGenerator {
     /// `node` must be at most [`MAX_NODE`]; every gateway instance needs its own.
     pub fn new(node: u8) -> Option<Self> {
         (node <= MAX_NODE).then(|| Self { node: u64::from(node), last_tick: AtomicU64::new(0) })
+    }
+
+    /// The generator of the database fallback's orders. Every gateway has
+    /// one, so two may mint the same id: the fallback's table refuses the
+    /// second, which mints another.
+    pub fn for_database() -> Self {
+        Self { node: u64::from(DATABASE_NODE), last_tick: AtomicU64::new(0) }
     }
 
     /// An id for an order of a user in `bucket`, minted at `now_ms` (Unix ms).
@@ -166,6 +185,16 @@ mod tests {
         let (a, b) = (IdGenerator::new(1).unwrap(), IdGenerator::new(2).unwrap());
         assert_ne!(a.next(Bucket::new(9), NOW), b.next(Bucket::new(9), NOW));
         assert!(IdGenerator::new(MAX_NODE + 1).is_none());
+    }
+
+    #[test]
+    fn the_database_fallbacks_ids_are_told_from_a_gateways() {
+        let database = IdGenerator::for_database().next(Bucket::new(1023), NOW);
+        assert!(database.from_database());
+        assert_eq!(database.bucket(), Bucket::new(1023));
+        for node in 0..=MAX_NODE {
+            assert!(!IdGenerator::new(node).unwrap().next(Bucket::new(1023), NOW).from_database());
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - [`lifecycle`]: the state machine: (status, action, actor) → next status.
 //! - [`after_sale`]: after-sale requests' own state machine.
 //! - [`allocation`]: a cart's discounts spread over its lines, in cents.
-//! - [`sale`]: a sale's window and its deduction strategy.
+//! - [`sale`]: a sale's window and its deduction strategy; [`fallback`]:
+//!   an ordinary sale's kind and the orders its database fallback takes.
 //! - [`scheduling`]: which warehouses serve a buyer's region.
 //! - [`sale_stats`]: a SKU's sale figures, counted from its events.
 //! - [`splitting`]: a cart's lines into packages (sub-orders), and freight.
@@ -22,6 +23,7 @@ pub mod allocation;
 pub mod cart;
 pub mod checkout;
 pub mod event;
+pub mod fallback;
 pub mod id;
 pub mod lifecycle;
 pub mod request;

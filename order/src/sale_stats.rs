@@ -22,6 +22,8 @@ pub struct SaleStats {
     pub cancelled_after_payment: i64,
     /// Paid for when the units were gone (a sale deducting at payment).
     pub cancelled_sold_out: i64,
+    /// Taken by the database fallback under a key a retry had used in Redis.
+    pub cancelled_duplicate_key: i64,
     /// Refunds the channel confirmed.
     pub refunded: i64,
     pub refunded_cents: i64,
@@ -69,11 +71,12 @@ impl SaleStats {
             CancelReason::Unconfirmed => &mut self.cancelled_unconfirmed,
             CancelReason::AfterPayment => &mut self.cancelled_after_payment,
             CancelReason::SoldOut => &mut self.cancelled_sold_out,
+            CancelReason::DuplicateKey => &mut self.cancelled_duplicate_key,
         }
     }
 
     /// Every figure by name, in a fixed order (Redis hash fields, metrics labels).
-    pub fn fields(&self) -> [(&'static str, i64); 11] {
+    pub fn fields(&self) -> [(&'static str, i64); 12] {
         [
             ("accepted", self.accepted),
             ("accepted_cents", self.accepted_cents),
@@ -84,6 +87,7 @@ impl SaleStats {
             ("cancelled_unconfirmed", self.cancelled_unconfirmed),
             ("cancelled_after_payment", self.cancelled_after_payment),
             ("cancelled_sold_out", self.cancelled_sold_out),
+            ("cancelled_duplicate_key", self.cancelled_duplicate_key),
             ("refunded", self.refunded),
             ("refunded_cents", self.refunded_cents),
         ]
@@ -103,6 +107,7 @@ impl SaleStats {
                 "cancelled_unconfirmed" => &mut stats.cancelled_unconfirmed,
                 "cancelled_after_payment" => &mut stats.cancelled_after_payment,
                 "cancelled_sold_out" => &mut stats.cancelled_sold_out,
+                "cancelled_duplicate_key" => &mut stats.cancelled_duplicate_key,
                 "refunded" => &mut stats.refunded,
                 "refunded_cents" => &mut stats.refunded_cents,
                 _ => continue,

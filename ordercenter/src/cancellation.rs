@@ -21,6 +21,7 @@ use order::status::OrderStatus;
 use orderdb::moves::{Move, Moved};
 use stock::{Cancellation, ReservationRecord, Strike};
 
+use crate::adoption;
 use crate::center::OrderCenter;
 use crate::order_moves::{current_status, moved, warehouse_error};
 use crate::outcomes::OrderError;
@@ -34,6 +35,7 @@ pub async fn cancel(
     order_id: OrderId,
     user_id: u64,
 ) -> Result<Option<Refund>, OrderError> {
+    adoption::adopt_first(center, order_id).await;
     let cancellation = center.sales.cancel(sku, order_id, user_id).await.map_err(down(Dependency::Redis, "cancel"))?;
     match cancellation {
         Cancellation::Cancelled { outbox_entry, reservation } => {

@@ -79,6 +79,8 @@ pub struct OrderCenter {
     pub used_keys: Arc<UsedKeys>,
     pub recent_orders: RecentOrders,
     pub ids: IdGenerator,
+    /// Ids of the orders the database fallback takes (`order::fallback`).
+    pub database_ids: IdGenerator,
     /// The lease on this instance's node id: ids are minted only while it is held.
     pub node: NodeLease,
     /// Order placements in progress, by SKU and idempotency key.
@@ -128,6 +130,7 @@ impl OrderCenter {
             used_keys: Arc::default(),
             recent_orders: RecentOrders::new(Duration::from_secs(settings.orders.payment_window_secs)),
             ids: IdGenerator::new(settings.node_id).expect("validated node id"),
+            database_ids: IdGenerator::for_database(),
             node: NodeLease::new(settings.node_id),
             placing: SingleFlight::new(),
             settling: SingleFlight::new(),

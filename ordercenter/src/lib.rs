@@ -4,7 +4,9 @@
 //! its outcome; the answers and errors are in [`outcomes`].
 //!
 //! Layout, in the order imports run (each layer uses only those below it):
-//! - Workflows: [`placement`] (the hot path), [`cancellation`] (a buyer
+//! - Workflows: [`placement`] (the hot path) with [`fallback`] (an
+//!   ordinary sale's orders while Redis is down) and [`adoption`] (those
+//!   orders handed to Redis once it is back), [`cancellation`] (a buyer
 //!   cancels, before or after paying), [`fulfilment`] (push, ship,
 //!   receive), [`after_sales`] (refund-only, return, exchange requests),
 //!   [`payments`] (starting and settling payments), [`payment_lookups`]
@@ -26,6 +28,7 @@
 //!   refusals and the dependency that failed are in [`refusal`].
 //! - [`settings`]: the config sections the workflows read.
 
+pub mod adoption;
 pub mod after_sales;
 pub mod batch;
 pub mod breaker;
@@ -33,6 +36,7 @@ pub mod cancellation;
 pub mod center;
 pub mod checkout;
 pub mod checkout_payments;
+pub mod fallback;
 pub mod fulfilment;
 pub mod group_commit;
 pub mod node_lease;

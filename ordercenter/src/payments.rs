@@ -17,7 +17,7 @@ use crate::center::OrderCenter;
 use crate::outcomes::{OrderError, Payment, PaymentError, PaymentStarted, Settled};
 use crate::refusal::down;
 use crate::refusal::Dependency;
-use crate::{cancellation, checkout_payments};
+use crate::{adoption, cancellation, checkout_payments};
 
 /// Creates the payment at the channel for a pending order of `user_id`. The
 /// channel is asked about it later in case its notification gets lost.
@@ -27,6 +27,7 @@ pub async fn start(
     order_id: OrderId,
     user_id: u64,
 ) -> Result<PaymentStarted, OrderError> {
+    adoption::adopt_first(center, order_id).await;
     let reservation =
         center.sales.reservation(sku, order_id).await.map_err(down(Dependency::Redis, "reservation lookup"))?;
     let Some(reservation) = reservation else {
@@ -93,6 +94,7 @@ async fn settle_once(center: &OrderCenter, payment: &Payment) -> Result<Settled,
     }
     let Payment { sku, order_id, payment_id, amount_cents, .. } = payment;
     let (sku, order_id, amount_cents) = (sku.as_str(), *order_id, *amount_cents);
+    adoption::adopt_first(center, order_id).await;
     let confirmation = center
         .sales
         .confirm(sku, order_id, payment_id, amount_cents)

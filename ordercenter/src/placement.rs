@@ -18,7 +18,9 @@ use orderdb::StoredOrder;
 use stock::records::from_ms;
 use stock::{Acknowledgement, IdempotencyRecord, Release, Reservation, ReserveRequest};
 
+use crate::breaker::BreakerState;
 use crate::center::OrderCenter;
+use crate::fallback;
 use crate::outcomes::{flight_key, Accepted, PlaceError, Placed};
 use crate::refusal::down;
 use crate::refusal::Dependency;
@@ -84,7 +86,9 @@ pub async fn place(center: Arc<OrderCenter>, order: PlaceOrder, key: String) -> 
 /// cannot say, the order goes on (reserving needs Redis anyway).
 pub(crate) async fn cooling_down(center: &OrderCenter, user_id: u64) -> Option<u64> {
     let max = center.settings.abuse.max_strikes;
-    if max == 0 {
+    // With Redis's breaker open, it cannot say (and an ordinary sale's
+    // order may go on from the database).
+    if max == 0 || center.breakers.load().redis.state() == BreakerState::Open {
         return None;
     }
     match center.strikes.strikes(user_id).await {
@@ -110,6 +114,13 @@ fn same_request(order: &PlaceOrder, placed: Placed) -> Result<Placed, PlaceError
 
 /// Reserves in Redis and queues the event: one placement of one key.
 async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) -> Result<Placed, PlaceError> {
+    // An order needs both: with Kafka's breaker open, take no stock at all;
+    // with Redis's, only an ordinary sale's database share.
+    let policy = center.breakers.load_full();
+    policy.kafka.permit()?;
+    if let Err(refusal) = policy.redis.permit() {
+        return fallback::place(&center, &order, &key, refusal).await;
+    }
     if !center.node.held() {
         tracing::warn!(node_id = center.settings.node_id, "node id lease not held; refusing to mint order ids");
         return Err(PlaceError::Unavailable(Dependency::Redis));
@@ -117,10 +128,6 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
     let now_ms = Utc::now().timestamp_millis();
     let pay_by_ms = now_ms + center.settings.orders.payment_window_secs as i64 * 1_000;
     let order_id = center.ids.next(bucket_for_user(order.user_id), now_ms);
-    // An order needs both: with either breaker open, take no stock at all.
-    let policy = center.breakers.load_full();
-    policy.redis.permit()?;
-    policy.kafka.permit()?;
     let started = Instant::now();
     let request = ReserveRequest {
         sku: order.sku.clone().into(),

@@ -16,9 +16,12 @@
 //! - [`after_sales`]: after-sale requests and their moves, refunds included.
 //! - [`queries`]: order lists paged by a cursor on the order id.
 //! - [`checkouts`]: cart checkouts: the parent, lines, sub-orders and items.
+//! - [`inventory`]: an ordinary sale's database share and the orders its
+//!   fallback took while Redis was down.
 
 pub mod after_sales;
 pub mod checkouts;
+pub mod inventory;
 pub mod moves;
 pub mod orders;
 pub mod outbox;

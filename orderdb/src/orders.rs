@@ -130,7 +130,7 @@ pub fn error_number(err: &sqlx::Error) -> Option<u16> {
 }
 
 /// MySQL's "duplicate entry" (ER_DUP_ENTRY).
-fn is_duplicate(err: &sqlx::Error) -> bool {
+pub(crate) fn is_duplicate(err: &sqlx::Error) -> bool {
     error_number(err) == Some(1062)
 }
 

@@ -37,9 +37,10 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<bool, sqlx::E
         OrderEvent::OrderCancelled(cancelled) => {
             let by = match cancelled.reason {
                 CancelReason::User | CancelReason::AfterPayment => (Action::Cancel, Actor::Buyer),
-                CancelReason::Timeout | CancelReason::Unconfirmed | CancelReason::SoldOut => {
-                    (Action::Expire, Actor::System)
-                }
+                CancelReason::Timeout
+                | CancelReason::Unconfirmed
+                | CancelReason::SoldOut
+                | CancelReason::DuplicateKey => (Action::Expire, Actor::System),
             };
             let change = Change {
                 by,

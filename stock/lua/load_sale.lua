@@ -26,15 +26,17 @@
 --         payment, with orders awaiting payment capped at this % of the stock
 -- ARGV[7] regional stock: "<warehouse>=<units>,..." adding up to the stock, in the
 --         order buyers with no region are served; "" for a sale in one pool
+-- ARGV[8] an ordinary sale's database share (see order::fallback): units kept in
+--         the inventory database besides ARGV[1], Redis's share; 0 for a flash sale
 --
 -- Returns {"loaded", stock} or {"busy", reservations, outbox entries, unsettled payments}.
 --
 -- Example: EVALSHA <sha> 8 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv}
---          payments:{tv} closed:{tv} payment_events:{tv} outbox:{tv} 1000 2 19900 0 0 0 sh=600,gz=400
+--          payments:{tv} closed:{tv} payment_events:{tv} outbox:{tv} 1000 2 19900 0 0 0 sh=600,gz=400 0
 --   -> {"loaded", 1000}
 
-if #KEYS ~= 8 or #ARGV ~= 7 then
-  return redis.error_reply('load_sale.lua takes 8 keys and 7 arguments')
+if #KEYS ~= 8 or #ARGV ~= 8 then
+  return redis.error_reply('load_sale.lua takes 8 keys and 8 arguments')
 end
 
 local warehouses, units, split, named = {}, {}, 0, {}
@@ -77,5 +79,5 @@ if #warehouses > 0 then
   redis.call('HSET', KEYS[1], 'warehouses', table.concat(warehouses, ','))
 end
 redis.call('HSET', KEYS[1], 'per_user_limit', ARGV[2], 'price_cents', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5],
-  'loaded_ms', loaded_ms, 'keys_tracked', 1, 'open_cap_pct', ARGV[6], 'open', 0)
+  'loaded_ms', loaded_ms, 'keys_tracked', 1, 'open_cap_pct', ARGV[6], 'open', 0, 'database_units', ARGV[8])
 return {'loaded', tonumber(ARGV[1])}

@@ -38,6 +38,8 @@ pub struct SaleKeys {
     pub stats: String,
     /// Set: every idempotency key that reserved units (`used_keys.lua`).
     pub used_keys: String,
+    /// Set: the database fallback's orders handed to Redis (`adopt.lua`).
+    pub adopted: String,
     /// Prefix of the SKU's idempotency records.
     idempotency_prefix: String,
 }
@@ -57,6 +59,7 @@ impl SaleKeys {
             returned: format!("{namespace}returned:{{{sku}}}"),
             stats: format!("{namespace}stats:{{{sku}}}"),
             used_keys: format!("{namespace}used_keys:{{{sku}}}"),
+            adopted: format!("{namespace}adopted:{{{sku}}}"),
             idempotency_prefix: format!("{namespace}idem:{{{sku}}}:"),
         }
     }
@@ -149,6 +152,20 @@ impl SaleKeys {
     pub fn readdress(self, idempotency_key: &str) -> Vec<String> {
         let record = self.idempotency(idempotency_key);
         vec![self.sale, self.buyers, self.reservations, self.deadlines, self.payments, self.closed, record]
+    }
+
+    pub fn adopt(self, idempotency_key: &str) -> Vec<String> {
+        let idempotency = self.idempotency(idempotency_key);
+        vec![
+            self.sale,
+            self.buyers,
+            self.reservations,
+            self.deadlines,
+            self.closed,
+            self.used_keys,
+            self.adopted,
+            idempotency,
+        ]
     }
 
     pub fn repair_sale(self) -> Vec<String> {
@@ -261,7 +278,7 @@ mod tests {
     fn each_script_gets_the_keys_its_header_names_in_that_order() {
         let sale = || SaleKeys::new("", "sku");
         let global = GlobalKeys::new("");
-        let built: [(&str, Vec<String>); 17] = [
+        let built: [(&str, Vec<String>); 18] = [
             ("reserve.lua", sale().reserve(["<key>"].into_iter())),
             ("used_keys.lua", sale().used_keys()),
             ("release.lua", sale().release("<key>")),
@@ -274,6 +291,7 @@ mod tests {
             ("warehouses.lua", sale().warehouses()),
             ("readdress.lua", sale().readdress("<key>")),
             ("repair_sale.lua", sale().repair_sale()),
+            ("adopt.lua", sale().adopt("<key>")),
             ("return_units.lua", sale().return_units()),
             ("tcc_try.lua", sale().tcc()),
             ("tcc_cancel.lua", sale().tcc()),

@@ -18,7 +18,8 @@
 //!   with its own keys: [`store`] ([`SaleStore`]: a sale's units and
 //!   reservations) with [`sweeps`] (the sales with work pending, their
 //!   sweeps and outboxes), [`tcc`] (a cart checkout's Try and Cancel per SKU)
-//!   and [`warehouses`] (regional stock: a sale's warehouses);
+//!   [`warehouses`] (regional stock: a sale's warehouses) and [`adoption`]
+//!   (an order the database fallback took, handed to Redis);
 //!   [`order_cache`] ([`OrderCache`]: the hot-order cache); [`checkouts`]
 //!   ([`Checkouts`]: a checkout's records in the buyer's slot) with
 //!   [`catalogue`] (what a checkout prices with); [`payment_lookups`]
@@ -26,6 +27,7 @@
 //!   [`sale_stats`] ([`SaleFigures`]: the live sale figures); [`leases`]
 //!   ([`NodeLeases`], [`Strikes`]).
 
+pub mod adoption;
 pub mod catalogue;
 pub mod checkouts;
 pub mod config;
@@ -47,6 +49,7 @@ pub mod units;
 pub mod units_back;
 pub mod warehouses;
 
+pub use adoption::Adopted;
 pub use checkouts::{CheckoutRecord, Checkouts, CouponHolder};
 pub use config::RedisConfig;
 pub use error::StoreError;

@@ -1,6 +1,7 @@
 //! What the scripts answer, typed, and the parsers of their raw replies.
 
 use order::event::CancelReason;
+use order::fallback::SaleKind;
 use order::sale::{Deduction, SaleWindow};
 use serde::{Deserialize, Serialize};
 
@@ -252,6 +253,12 @@ pub struct SaleStatus {
     /// Regional stock: each warehouse's counts, in the sale's order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warehouses: Vec<WarehouseStatus>,
+    pub kind: SaleKind,
+    /// An ordinary sale's database share as loaded: units kept in the
+    /// inventory database beside the counts above (Redis's share), sold
+    /// only while Redis cannot be reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_units: Option<i64>,
 }
 
 /// One warehouse of a sale split over warehouses: its counts, which add up

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use order::fallback::SaleKind;
 use order::id::OrderId;
 use order::sale::{Deduction, SaleWindow};
 use serde::{Deserialize, Serialize};
@@ -83,9 +84,24 @@ pub struct SaleTerms {
     /// `stock`, in the order buyers with no region are served.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warehouses: Vec<WarehouseUnits>,
+    /// Flash unless named: an ordinary sale sells from the database while
+    /// Redis cannot be reached (`order::fallback`).
+    #[serde(default)]
+    pub kind: SaleKind,
+    /// An ordinary sale's database share, part of `stock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_units: Option<i64>,
 }
 
 impl SaleTerms {
+    /// The units kept in the inventory database; Redis holds the rest.
+    pub fn database_units(&self) -> i64 {
+        match self.kind {
+            SaleKind::Flash => 0,
+            SaleKind::Ordinary => self.database_units.unwrap_or(0),
+        }
+    }
+
     /// The warehouses as `load_sale.lua` takes them: "<id>=<units>,...".
     pub(crate) fn warehouse_list(&self) -> String {
         let split: Vec<String> = self.warehouses.iter().map(|w| format!("{}={}", w.warehouse, w.units)).collect();

@@ -12,7 +12,7 @@ const RESERVATION_LIB: &str = include_str!("../lua/lib/reservation.lua");
 pub const RESERVE_LUA: &str = include_str!("../lua/reserve.lua");
 
 /// Every script by file name, as written (without the lib).
-const SOURCES: [(&str, &str); 17] = [
+const SOURCES: [(&str, &str); 18] = [
     ("reserve.lua", RESERVE_LUA),
     ("release.lua", include_str!("../lua/release.lua")),
     ("acknowledge.lua", include_str!("../lua/acknowledge.lua")),
@@ -30,6 +30,7 @@ const SOURCES: [(&str, &str); 17] = [
     ("node_lease.lua", include_str!("../lua/node_lease.lua")),
     ("claim_queries.lua", include_str!("../lua/claim_queries.lua")),
     ("used_keys.lua", include_str!("../lua/used_keys.lua")),
+    ("adopt.lua", include_str!("../lua/adopt.lua")),
 ];
 
 /// The source of a script by file name; panics on a name not in `stock/lua/`.
@@ -56,6 +57,7 @@ pub(crate) struct Scripts {
     pub node_lease: Script,
     pub claim_queries: Script,
     pub used_keys: Script,
+    pub adopt: Script,
 }
 
 impl Scripts {
@@ -81,6 +83,7 @@ impl Scripts {
             node_lease: alone("node_lease.lua"),
             claim_queries: alone("claim_queries.lua"),
             used_keys: alone("used_keys.lua"),
+            adopt: with_lib("adopt.lua"),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::*;
 use order::event::OrderCreated;
+use order::fallback::SaleKind;
 use order::id::OrderId;
 use order::sale::{Deduction, SaleWindow};
 
@@ -266,13 +267,14 @@ impl SaleStore {
                 self.redis.pool.next(),
                 self.redis.keys(sku).load_sale(),
                 vec![
-                    terms.stock.to_string(),
+                    (terms.stock - terms.database_units()).to_string(),
                     terms.per_user_limit.to_string(),
                     terms.price_cents.to_string(),
                     starts_ms.to_string(),
                     ends_ms.to_string(),
                     i64::from(terms.deduction.open_cap_pct(terms.open_orders_cap_pct)).to_string(),
                     terms.warehouse_list(),
+                    terms.database_units().to_string(),
                 ],
             )
             .await?;
@@ -364,11 +366,12 @@ impl SaleStore {
                     "loaded_ms",
                     "open",
                     "open_cap_pct",
+                    "database_units",
                 ],
             )
             .await?;
         Ok(match fields.as_slice() {
-            [Some(stock), reserved, sold, total, per_user_limit, price_cents, starts_ms, ends_ms, loaded_ms, open, open_cap_pct] =>
+            [Some(stock), reserved, sold, total, per_user_limit, price_cents, starts_ms, ends_ms, loaded_ms, open, open_cap_pct, database_units] =>
             {
                 let (deduction, open_orders_cap_pct) =
                     Deduction::from_open_cap_pct(open_cap_pct.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32);
@@ -385,6 +388,8 @@ impl SaleStore {
                     open_orders_cap_pct,
                     open: open.unwrap_or(0),
                     warehouses: Vec::new(),
+                    kind: if database_units.unwrap_or(0) > 0 { SaleKind::Ordinary } else { SaleKind::Flash },
+                    database_units: database_units.filter(|units| *units > 0),
                 })
             }
             _ => None,

@@ -5,8 +5,10 @@
 
 use hyper::header::AUTHORIZATION;
 use hyper::{HeaderMap, StatusCode};
+use order::fallback::SaleKind;
 use order::request::{check_sku, check_token};
 use order::sale::Deduction;
+use orderdb::inventory::{DatabaseShare, ShareStatus};
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -37,6 +39,7 @@ pub async fn put_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError>
         return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
     }
     check_warehouses(&terms)?;
+    check_kind(&terms)?;
     match (terms.deduction, terms.open_orders_cap_pct) {
         (Deduction::OnOrder, Some(_)) => {
             return Err(ApiError::Invalid(
@@ -49,6 +52,13 @@ pub async fn put_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError>
         _ => {}
     }
     let before = sale_status(app, sku).await?;
+    let had_share = before.as_ref().is_some_and(|sale| sale.kind == SaleKind::Ordinary);
+    if had_share {
+        // Its orders belong to the sale they were taken from.
+        if let Some(share) = database_share(app, sku).await?.filter(|share| share.pending_orders > 0) {
+            return Err(ApiError::FallbackPending { orders: share.pending_orders });
+        }
+    }
     let loaded = app.center.sales.load_sale(sku, &terms).await.map_err(down(Dependency::Redis, "loading a sale"))?;
     if let SaleLoad::Busy { reservations, outbox, unsettled_payments } = loaded {
         return Err(ApiError::SaleBusy { reservations, outbox, unsettled_payments });
@@ -56,8 +66,47 @@ pub async fn put_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError>
     app.center.sold_out.clear(sku);
     app.center.sale_windows.remember(sku, terms.window);
     let after = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
+    if had_share || terms.kind == SaleKind::Ordinary {
+        let share = (terms.kind == SaleKind::Ordinary).then(|| DatabaseShare {
+            units: terms.database_units(),
+            per_user_limit: terms.per_user_limit,
+            price_cents: terms.price_cents,
+            window: terms.window,
+            sale_generation: after.loaded_ms,
+        });
+        // Redis's share is loaded already: a failure here is answered 503,
+        // and loading the sale again sets both.
+        app.center
+            .services
+            .orders
+            .set_database_share(sku, share.as_ref())
+            .await
+            .map_err(down(Dependency::Mysql, "setting a sale's database share"))?;
+    }
     audit(&admin, "load_sale", sku, &terms, before, &after);
-    Ok(sale_reply(sku, &after))
+    sale_reply(app, sku, &after).await
+}
+
+/// An ordinary sale keeps part of its units in the database, for while
+/// Redis is down: it deducts at order, from one pool.
+fn check_kind(terms: &SaleTerms) -> Result<(), ApiError> {
+    match (terms.kind, terms.database_units) {
+        (SaleKind::Flash, None) => Ok(()),
+        (SaleKind::Flash, Some(_)) => {
+            Err(ApiError::Invalid("database_units is for a sale with \"kind\": \"ordinary\"".into()))
+        }
+        (SaleKind::Ordinary, Some(units)) if (1..=terms.stock).contains(&units) => {
+            if terms.deduction != Deduction::OnOrder || !terms.warehouses.is_empty() {
+                return Err(ApiError::Invalid(
+                    "an ordinary sale deducts at order from one pool: no deduction on_payment, no warehouses".into(),
+                ));
+            }
+            Ok(())
+        }
+        (SaleKind::Ordinary, _) => Err(ApiError::Invalid(
+            "an ordinary sale names its database_units, 1 to its stock: the units sold while Redis is down".into(),
+        )),
+    }
 }
 
 /// `PATCH /admin/skus/{sku}` `{"add_units"?, "per_user_limit"?,
@@ -93,8 +142,17 @@ pub async fn patch_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiErro
         app.center.sale_windows.remember(sku, window);
     }
     let after = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
+    if after.kind == SaleKind::Ordinary {
+        // Its units stay as they are: `add_units` adds to Redis's share.
+        app.center
+            .services
+            .orders
+            .change_database_share(sku, change.per_user_limit, change.price_cents, change.window)
+            .await
+            .map_err(down(Dependency::Mysql, "changing a sale's database share"))?;
+    }
     audit(&admin, "change_sale", sku, &change, before, &after);
-    Ok(sale_reply(sku, &after))
+    sale_reply(app, sku, &after).await
 }
 
 /// `POST /admin/skus/{sku}/warehouses` `{"action": "close" | "open",
@@ -133,7 +191,7 @@ pub async fn change_warehouse(app: &App, sku: &str, req: Read) -> Result<Reply, 
     app.center.sold_out.clear(sku);
     let after = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
     audit(&admin, "change_warehouse", sku, &change, before, &after);
-    Ok(sale_reply(sku, &after))
+    sale_reply(app, sku, &after).await
 }
 
 /// A regional sale's warehouses: named once each, their units adding up
@@ -161,7 +219,7 @@ pub async fn get_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError>
     authorize(app, req.headers())?;
     check_sku(sku).map_err(|e| ApiError::Invalid(e.0))?;
     let status = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
-    Ok(sale_reply(sku, &status))
+    sale_reply(app, sku, &status).await
 }
 
 /// `GET /admin/sales/{sku}/stats`: the SKU's live sale figures, counted by
@@ -197,8 +255,23 @@ async fn sale_status(app: &App, sku: &str) -> Result<Option<SaleStatus>, ApiErro
     Ok(app.center.sales.sale_status(sku).await.map_err(down(Dependency::Redis, "reading a sale"))?)
 }
 
-fn sale_reply(sku: &str, status: &SaleStatus) -> Reply {
-    http::json(StatusCode::OK, &serde_json::json!({"sku": sku, "sale": status}))
+/// The sale's counters in Redis and, for an ordinary sale, its database
+/// share now (`null` while MySQL cannot say).
+async fn sale_reply(app: &App, sku: &str, status: &SaleStatus) -> Result<Reply, ApiError> {
+    let mut answer = serde_json::json!({"sku": sku, "sale": status});
+    if status.kind == SaleKind::Ordinary {
+        let share = database_share(app, sku).await.ok().flatten();
+        answer["database_share"] = serde_json::json!(share.map(|share| serde_json::json!({
+            "units": share.units,
+            "pending_orders": share.pending_orders,
+        })));
+    }
+    Ok(http::json(StatusCode::OK, &answer))
+}
+
+async fn database_share(app: &App, sku: &str) -> Result<Option<ShareStatus>, ApiError> {
+    let share = app.center.services.orders.database_share(sku).await;
+    Ok(share.map_err(down(Dependency::Mysql, "reading a sale's database share"))?)
 }
 
 /// The audit line of one admin change.

@@ -41,6 +41,10 @@ local MOVES = {
   unsell = {sold = -1, total = -1},
   -- The operator adds units for sale (negative: removes some).
   add = {stock = 1, total = 1},
+  -- An order the database fallback took while Redis was down is handed
+  -- to Redis (adopt.lua): its units, taken from the database's share of
+  -- the sale, join the sale already reserved.
+  adopt = {reserved = 1, total = 1},
 }
 
 local COUNTS = {'stock', 'reserved', 'sold', 'total'}
