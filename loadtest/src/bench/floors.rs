@@ -8,6 +8,11 @@
 //! | Kafka | `OrderCreated` through the gateway's producer, same settings | – |
 //! | composed | `reserve.lua`, then the produce, per order; no HTTP | the accepted path |
 //! | MySQL | the orders in multi-row INSERTs of 500 | the settler's drain |
+//!
+//! Beside them, the database fallback's path (an ordinary sale's order
+//! while Redis is down: its units taken under the database share's row
+//! lock, the order recorded in the same transaction), against the Redis
+//! floor.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,6 +31,8 @@ use hyper_util::rt::TokioIo;
 use order::event::{OrderCreated, OrderEvent};
 use order::id::IdGenerator;
 use order::shard::bucket_for_user;
+use order::sale::SaleWindow;
+use orderdb::inventory::{DatabaseShare, Take, TakeRequest};
 use orderdb::orders::insert_plain;
 use orderdb::ShardPools;
 use stock::{ConfirmWindows, RedisConfig, Reservation, ReserveRequest, SaleStore, SaleTerms};
@@ -134,7 +141,7 @@ impl RedisFloor {
         let sku = format!("bench_redis_{run}");
         let terms = SaleTerms { stock: PLENTY, per_user_limit: 1, price_cents: 100, ..Default::default() };
         store.load_sale(&sku, &terms).await?;
-        Ok(Self { store, sku, ids: IdGenerator::new(15).expect("valid node") })
+        Ok(Self { store, sku, ids: IdGenerator::new(13).expect("valid node") })
     }
 
     /// Reserves one unit for `user` under key `key`; the order it minted.
@@ -250,4 +257,42 @@ pub async fn plain_insert(shards: &[String], rows: u64) -> anyhow::Result<Calls>
     let elapsed = started.elapsed();
     pools.close().await;
     Ok(Calls { operations: rows, failed: 0, elapsed, latency: latency_histogram() })
+}
+
+/// The database fallback's path: `count` orders of one unit taken from an
+/// ordinary sale's database share in the inventory database (the first of
+/// `shards`), `concurrency` in flight, each one transaction under the
+/// share's row lock.
+pub async fn fallback_path(shards: &[String], first_user: u64, count: u64, concurrency: usize) -> anyhow::Result<Calls> {
+    let pools = ShardPools::connect_lazy(&shards[..1], concurrency as u32, Duration::from_secs(10))?;
+    let sku = "bench_fallback";
+    let share =
+        DatabaseShare { units: PLENTY, per_user_limit: 1, price_cents: 100, window: SaleWindow::default(), sale_generation: 0 };
+    pools.set_database_share(sku, Some(&share)).await?;
+    let ids = IdGenerator::for_database();
+    let calls = timed_calls(count, concurrency, |n| {
+        let (pools, ids) = (&pools, &ids);
+        async move {
+            let user = first_user + n;
+            let now_ms = Utc::now().timestamp_millis();
+            let key = format!("fallback-{n}");
+            let request = TakeRequest {
+                sku,
+                idempotency_key: &key,
+                user_id: user,
+                qty: 1,
+                order_id: ids.next(bucket_for_user(user), now_ms),
+                now_ms,
+                pay_by_ms: now_ms + 900_000,
+            };
+            match pools.take_from_database(&request).await {
+                Ok(Take::Taken(_)) => Ok(()),
+                Ok(other) => Err(format!("{other:?}")),
+                Err(err) => Err(err.to_string()),
+            }
+        }
+    })
+    .await;
+    pools.close().await;
+    Ok(calls)
 }

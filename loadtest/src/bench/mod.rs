@@ -67,6 +67,8 @@ pub struct BenchReport {
     pub produce_floor: Phase,
     pub composed_floor: Phase,
     pub database_floor: Phase,
+    /// An ordinary sale's orders while Redis is down, against `redis_floor`.
+    pub fallback_path: Phase,
     pub settler_drain: Phase,
     pub accepted_path: Phase,
     pub accepted_path_settler_paused: Option<Phase>,
@@ -133,6 +135,14 @@ impl Bench {
         self.quiet().await;
         let database_floor =
             self.phase("plain batched INSERT", this, floors::plain_insert(&floor_shards, self.rows)).await?;
+        self.quiet().await;
+        let fallback_path = self
+            .phase(
+                "database fallback (row lock), no HTTP",
+                this,
+                floors::fallback_path(&floor_shards, first_user, self.requests, self.concurrency),
+            )
+            .await?;
         let settler_shards = self.fresh_shards(&run.to_string()).await?;
         let (settler_drain, settler_rss) = self.settler_drain(run, &settler_shards).await?;
         orderdb::shards::drop_databases(&floor_shards).await?;
@@ -169,6 +179,7 @@ impl Bench {
             produce_floor,
             composed_floor,
             database_floor,
+            fallback_path,
             settler_drain,
             accepted_path,
             accepted_path_settler_paused,

@@ -38,6 +38,7 @@ impl BenchReport {
         if let Some(paused) = &self.accepted_path_settler_paused {
             rows.push((paused, Some(&self.composed_floor), ""));
         }
+        rows.push((&self.fallback_path, Some(&self.redis_floor), "measured (issue 28)"));
         rows.push((&self.database_floor, None, "floor"));
         rows.push((&self.settler_drain, Some(&self.database_floor), "≥ 0.8"));
         rows
