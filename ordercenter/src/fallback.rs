@@ -32,6 +32,9 @@ pub(crate) async fn place(
     key: &str,
     redis_refusal: Refusal,
 ) -> Result<Placed, PlaceError> {
+    if center.no_shares.known(&order.sku) {
+        return Err(redis_refusal.into());
+    }
     let now_ms = Utc::now().timestamp_millis();
     let pay_by_ms = now_ms + center.settings.orders.payment_window_secs as i64 * 1_000;
     for _ in 0..MINT_ATTEMPTS {
@@ -61,7 +64,10 @@ pub(crate) async fn place(
                 publish_created(center, &earlier, true).await
             }
             Take::IdTaken => continue,
-            Take::NoShare => Err(redis_refusal.into()),
+            Take::NoShare => {
+                center.no_shares.remember(&order.sku);
+                Err(redis_refusal.into())
+            }
             Take::OutsideWindow(window) => Err(center.sale_windows.refusal(&order.sku, window).into()),
             // Redis's share may still have units: no sold-out mark here.
             Take::SoldOut { units } if units <= 0 => Err(PlaceError::SoldOut),

@@ -24,7 +24,9 @@
 //! - Local decisions: [`breaker`] (circuit breakers around Redis and
 //!   Kafka), [`sold_out`], [`used_keys`], [`sale_windows`] and
 //!   [`recent_orders`] (what is answered from memory), [`single_flight`] (one placement per key in
-//!   flight), [`node_lease`] (this instance's node id, leased in Redis);
+//!   flight), [`node_lease`] (this instance's node id, leased in Redis),
+//!   [`no_shares`] (SKUs with no database share, answered 503 from memory
+//!   while Redis is down);
 //!   refusals and the dependency that failed are in [`refusal`].
 //! - [`settings`]: the config sections the workflows read.
 
@@ -39,6 +41,7 @@ pub mod checkout_payments;
 pub mod fallback;
 pub mod fulfilment;
 pub mod group_commit;
+pub mod no_shares;
 pub mod node_lease;
 pub mod order_moves;
 pub mod order_views;
