@@ -174,7 +174,7 @@ impl Answer for CheckoutError {
             Self::OutcomeUnknown { .. } => Class::Unavailable,
             Self::OutOfStock { .. }
             | Self::OpenOrdersCapped { .. }
-            | Self::RegionalSale { .. }
+            | Self::NoWarehouse { .. }
             | Self::LimitExceeded { .. }
             | Self::OutsideWindow { .. }
             | Self::PriceChanged { .. }
@@ -191,7 +191,7 @@ impl Answer for CheckoutError {
             Self::OutOfStock { available: 0, .. } => "sold_out",
             Self::OutOfStock { .. } => "insufficient_stock",
             Self::OpenOrdersCapped { .. } => "open_orders_capped",
-            Self::RegionalSale { .. } => "regional_sale",
+            Self::NoWarehouse { .. } => "no_warehouse",
             Self::CoolingDown { .. } => "cooling_down",
             Self::LimitExceeded { .. } => "purchase_limit_exceeded",
             Self::PriceChanged { .. } => "price_changed",
@@ -223,7 +223,7 @@ impl Answer for CheckoutError {
             Self::PriceChanged { sku, price_cents } => {
                 json!({"sku": sku, "price_cents": price_cents, "detail": detail})
             }
-            Self::TooLarge { sku } | Self::OpenOrdersCapped { sku } | Self::RegionalSale { sku } => {
+            Self::TooLarge { sku } | Self::OpenOrdersCapped { sku } | Self::NoWarehouse { sku } => {
                 json!({"sku": sku, "detail": detail})
             }
             Self::BelowMinimumSpend { left_cents } => json!({"left_cents": left_cents, "detail": detail}),
@@ -259,6 +259,7 @@ impl Answer for OrderError {
             | Self::NotReturnable { .. }
             | Self::WarehouseRefused { .. }
             | Self::NoWarehouse
+            | Self::CartItem
             | Self::NotYetAccepted => Class::Conflict,
         }
     }
@@ -273,6 +274,7 @@ impl Answer for OrderError {
             Self::WarehouseRefused { .. } => "warehouse_refused",
             Self::NoWarehouse => "no_warehouse",
             Self::NotYetAccepted => "request_in_progress",
+            Self::CartItem => "cart_item",
         }
     }
     fn fields(&self) -> Value {
@@ -290,7 +292,7 @@ impl Answer for OrderError {
             Self::AfterSaleNotAllowed { status } => json!({"status": status, "detail": detail}),
             Self::NotReturnable { left } => json!({"left": left, "detail": detail}),
             Self::WarehouseRefused { state } => json!({"state": state, "detail": detail}),
-            Self::NoWarehouse | Self::NotYetAccepted => json!({"detail": detail}),
+            Self::NoWarehouse | Self::NotYetAccepted | Self::CartItem => json!({"detail": detail}),
         }
     }
     fn retry_after_secs(&self) -> Option<u64> {

@@ -578,6 +578,7 @@ async fn a_checkout_whose_gateway_died_after_its_tries_holds_nothing_past_the_co
             qty: 2,
             unit_price_cents: price,
             facts: ShippingFacts::unlisted(),
+            regional: false,
         })
         .collect();
     let now_ms = app.center.sales.redis().now_ms().await.unwrap();
@@ -605,6 +606,7 @@ async fn a_checkout_whose_gateway_died_after_its_tries_holds_nothing_past_the_co
             now_ms,
             pay_by_ms: dead.pay_by.timestamp_millis(),
             confirm_ms: app.center.confirm_windows().confirm_ms,
+            warehouse: None,
             items: &items,
         };
         assert!(matches!(app.center.sales.tcc_try(&item.sku, &request).await.unwrap(), Tried::Held { .. }));

@@ -213,3 +213,69 @@ async fn an_address_change_moves_a_pending_order_and_its_payment_sells_it_there(
     shards.close().await;
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_carts_regional_line_ships_from_the_warehouse_its_region_is_served_from() {
+    let stack = Stack::start().await;
+    let gateway = &stack.gateway;
+    let (tv, lamp) = (unique("cart_regional"), unique("cart_pool"));
+    stack.load(&tv, &[("shanghai", 1), ("beijing", 2)]).await;
+    gateway.load_sale(&lamp, 10, 5, 300).await;
+    let checkout = |user: u64, region: &str, key: &str| {
+        let body = json!({"lines": [{"sku": tv, "qty": 1}, {"sku": lamp, "qty": 1}], "region": region});
+        let auth = format!("Bearer {}", buyer_token(user));
+        let key = key.to_owned();
+        async move {
+            let headers = [
+                ("content-type", "application/json"),
+                ("idempotency-key", key.as_str()),
+                ("authorization", auth.as_str()),
+            ];
+            gateway.request(Method::POST, "/v1/checkout", &headers, body.to_string()).await
+        }
+    };
+
+    // North: Beijing. The lamp's sale is in one pool: its package records none.
+    let north = checkout(1, "north", "cart-1").await;
+    assert_eq!(north.status, StatusCode::CREATED, "{}", north.json);
+    let items: Vec<(String, String, Value)> = north.json["sub_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|sub| {
+            sub["items"].as_array().unwrap().iter().map(move |item| {
+                (item["sku"].as_str().unwrap().to_owned(), sub["warehouse"].as_str().unwrap().to_owned(), item.clone())
+            })
+        })
+        .collect();
+    let (_, tv_package, tv_item) = items.iter().find(|(sku, _, _)| *sku == tv).unwrap();
+    assert_eq!((tv_package.as_str(), &tv_item["warehouse"]), ("beijing", &json!("beijing")));
+    assert!(items.iter().any(|(sku, _, item)| *sku == lamp && item.get("warehouse").is_none()));
+    let sale = gateway.sale(&tv).await;
+    assert_eq!(warehouse(&sale, "beijing")["reserved"], 1, "{sale}");
+    let tv_order = tv_item["order_id"].as_str().unwrap();
+    assert_eq!(stack.stored(tv_order, 1, "PENDING_PAYMENT").await.as_deref(), Some("beijing"));
+
+    // An item does not move on its own.
+    let body = json!({"sku": tv, "region": "east"}).to_string();
+    let auth = format!("Bearer {}", buyer_token(1));
+    let headers = [("content-type", "application/json"), ("authorization", auth.as_str())];
+    let moved = gateway.request(Method::POST, &format!("/v1/orders/{tv_order}/address"), &headers, body).await;
+    assert_eq!((moved.status, &moved.json["error"]), (StatusCode::CONFLICT, &json!("cart_item")), "{}", moved.json);
+
+    // East: Shanghai's one unit; then none serving the east has it, while
+    // the north is still served.
+    let east = checkout(2, "east", "cart-2").await;
+    assert_eq!(east.status, StatusCode::CREATED, "{}", east.json);
+    let refused = checkout(3, "east", "cart-3").await;
+    assert_eq!(
+        (refused.status, &refused.json["error"], &refused.json["sku"]),
+        (StatusCode::CONFLICT, &json!("no_warehouse"), &json!(tv))
+    );
+    assert_eq!(checkout(4, "north", "cart-4").await.status, StatusCode::CREATED);
+    let sale = gateway.sale(&tv).await;
+    let counts = |name: &str| (warehouse(&sale, name)["stock"].as_i64(), warehouse(&sale, name)["reserved"].as_i64());
+    assert_eq!((counts("shanghai"), counts("beijing")), ((Some(0), Some(1)), (Some(0), Some(2))));
+    assert_eq!(gateway.sale(&lamp).await["reserved"], 3, "the refused cart holds nothing");
+    stack.stop().await;
+}

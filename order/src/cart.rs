@@ -16,6 +16,9 @@ pub struct Checkout {
     /// In the buyer's order; each SKU once.
     pub lines: Vec<CartLine>,
     pub coupon: Option<String>,
+    /// The buyer's delivery region: a SKU split over warehouses ships from
+    /// the first the scheduling rules name for it that has the units.
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +33,7 @@ struct RawCheckout {
     user_id: Option<u64>,
     lines: Vec<RawLine>,
     coupon: Option<String>,
+    region: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -61,7 +65,10 @@ impl Checkout {
         if let Some(coupon) = &raw.coupon {
             check_token("coupon", coupon)?;
         }
-        Ok(Self { user_id, lines, coupon: raw.coupon })
+        if let Some(region) = &raw.region {
+            check_token("region", region)?;
+        }
+        Ok(Self { user_id, lines, coupon: raw.coupon, region: raw.region })
     }
 }
 
@@ -79,7 +86,7 @@ mod tests {
     fn a_cart_is_parsed_in_its_order() {
         let cart = parse(json!({"lines": [{"sku": "tv", "qty": 1}, {"sku": "lamp", "qty": 3}], "coupon": "c-100"}));
         let lines = vec![CartLine { sku: "tv".into(), qty: 1 }, CartLine { sku: "lamp".into(), qty: 3 }];
-        assert_eq!(cart, Ok(Checkout { user_id: 7, lines, coupon: Some("c-100".into()) }));
+        assert_eq!(cart, Ok(Checkout { user_id: 7, lines, coupon: Some("c-100".into()), region: None }));
     }
 
     #[test]
@@ -93,6 +100,7 @@ mod tests {
             (json!({"lines": [{"sku": "tv", "qty": 101}]}), "lines[0]: qty"),
             (json!({"lines": [{"sku": "t v", "qty": 1}]}), "sku"),
             (json!({"lines": [{"sku": "tv", "qty": 1}], "coupon": ""}), "coupon"),
+            (json!({"lines": [{"sku": "tv", "qty": 1}], "region": "far away"}), "region"),
             (json!({"lines": [{"sku": "tv", "qty": 1, "price": 1}]}), "unknown field"),
             (json!({"lines": [{"sku": "tv", "qty": 1}], "user_id": 0}), "positive"),
         ];

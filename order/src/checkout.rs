@@ -83,7 +83,13 @@ pub struct PricedLine {
     pub sku: String,
     pub qty: u32,
     pub unit_price_cents: i64,
+    /// For a sale split over warehouses (regional stock), the facts'
+    /// warehouse is the one the scheduling rules chose for the buyer's
+    /// region; it packs and ships from there.
     pub facts: ShippingFacts,
+    /// Whether the sale is split over warehouses: its items then hold their
+    /// units in `facts.warehouse` and record it.
+    pub regional: bool,
 }
 
 /// A line of the plan, with its discounts.
@@ -219,6 +225,7 @@ pub fn plan(
                         freight_cents,
                         amount_cents: goods_cents - discount_cents + freight_cents,
                         sale_generation: 0,
+                        warehouse: lines[line].regional.then(|| lines[line].facts.warehouse.clone()),
                     }
                 })
                 .collect();
@@ -308,6 +315,10 @@ pub struct CheckoutItem {
     /// The sale the units were reserved from (0 until its Try held them).
     #[serde(default)]
     pub sale_generation: i64,
+    /// A sale split over warehouses: the warehouse holding its units (its
+    /// sub-order's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warehouse: Option<String>,
 }
 
 impl CheckoutOrder {

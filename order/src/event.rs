@@ -91,7 +91,7 @@ impl OrderCreated {
             created_at: checkout.created_at,
             pay_by: checkout.pay_by,
             sale_generation: item.sale_generation,
-            warehouse: None,
+            warehouse: item.warehouse.clone(),
         }
     }
 }

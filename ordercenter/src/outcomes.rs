@@ -172,6 +172,10 @@ pub enum OrderError {
     /// The order is still being accepted (the broker has not acknowledged it).
     #[error("the order is still being accepted; try again in a moment")]
     NotYetAccepted,
+    /// An item of a cart ships in its package, from the warehouse chosen
+    /// at checkout: it does not move on its own.
+    #[error("an item of a cart ships with its package from the warehouse chosen at checkout")]
+    CartItem,
     #[error(transparent)]
     Unavailable(#[from] Dependency),
 }
@@ -199,9 +203,10 @@ pub enum CheckoutError {
     OutOfStock { sku: String, available: i64 },
     #[error("every unit of {sku} left is ordered by orders awaiting payment; try again later")]
     OpenOrdersCapped { sku: String },
-    /// Carts take no SKU of a sale split over warehouses yet.
-    #[error("{sku} is sold by warehouse to single orders only; order it on its own")]
-    RegionalSale { sku: String },
+    /// A sale split over warehouses: none serving the cart's region is
+    /// open with the units (or they went between pricing and the Try).
+    #[error("no warehouse serving this region has the units of {sku}")]
+    NoWarehouse { sku: String },
     #[error("too many orders cancelled or left unpaid lately; try again later")]
     CoolingDown { retry_after_secs: u64 },
     #[error("the purchase limit of {sku} would be exceeded")]

@@ -47,6 +47,7 @@ pub async fn change_region(
             Ok(Some(warehouse))
         }
         Readdressed::NoWarehouse => Err(OrderError::NoWarehouse),
+        Readdressed::CartItem => Err(OrderError::CartItem),
         Readdressed::Unacknowledged => Err(OrderError::NotYetAccepted),
         Readdressed::NotPending { paid: true } => Err(OrderError::NotPending { status: Some(OrderStatus::Paid) }),
         Readdressed::NotPending { paid: false } => Err(OrderError::NotPending { status: Some(OrderStatus::Cancelled) }),

@@ -176,11 +176,7 @@ impl ShardPools {
         let Some((units,)) = units else {
             return Ok(None);
         };
-        let (pending_orders,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM fallback_orders WHERE sku = ? AND live_key IS NOT NULL")
-                .bind(sku)
-                .fetch_one(self.inventory())
-                .await?;
+        let (pending_orders,): (i64,) = sqlx::query_as(PENDING).bind(sku).fetch_one(self.inventory()).await?;
         Ok(Some(ShareStatus { units, pending_orders }))
     }
 
@@ -347,11 +343,10 @@ impl ShardPools {
     }
 }
 
+/// How many of a SKU's orders wait for Redis.
+const PENDING: &str = "SELECT COUNT(*) FROM fallback_orders WHERE sku = ? AND live_key IS NOT NULL";
+
 async fn pending_count(tx: &mut Transaction<'_, MySql>, sku: &str) -> Result<i64, sqlx::Error> {
-    let (pending,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM fallback_orders WHERE sku = ? AND live_key IS NOT NULL")
-            .bind(sku)
-            .fetch_one(&mut **tx)
-            .await?;
+    let (pending,): (i64,) = sqlx::query_as(PENDING).bind(sku).fetch_one(&mut **tx).await?;
     Ok(pending)
 }

@@ -82,7 +82,13 @@ async fn a_checkout_is_stored_once_and_leaves_an_item_recorded_first_alone() {
     let ids = IdGenerator::new(4).unwrap();
     let lines: Vec<PricedLine> = ["a", "b", "c"]
         .iter()
-        .map(|sku| PricedLine { sku: (*sku).into(), qty: 2, unit_price_cents: 1_000, facts: ShippingFacts::unlisted() })
+        .map(|sku| PricedLine {
+            sku: (*sku).into(),
+            qty: 2,
+            unit_price_cents: 1_000,
+            facts: ShippingFacts::unlisted(),
+            regional: false,
+        })
         .collect();
     let limits = Limits { max_weight_grams: 1, max_volume_cm3: 1 };
     let now = Utc::now();

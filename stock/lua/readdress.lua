@@ -24,7 +24,8 @@
 --
 -- Returns {"kept", warehouse}, {"moved", warehouse} (warehouse "" for a sale in one
 -- pool), {"not_pending", "paid"|"cancelled"}, {"not_found"} (no such order of this
--- user), {"unacknowledged"} or {"no_warehouse"}.
+-- user), {"unacknowledged"}, {"no_warehouse"} or {"cart_item"} (an item of a cart
+-- ships in its package, from the warehouse chosen at checkout: it does not move alone).
 --
 -- Example: EVALSHA <sha> 7 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} payments:{tv} closed:{tv}
 --          idem:{tv}:k1 81234 42 wh2,wh1
@@ -41,6 +42,9 @@ if not reservation then
 end
 if reservation_user(reservation) ~= user then
   return {'not_found'}
+end
+if string.find(reservation, '^[^:]*:[^:]*:[^:]*:[^:]*:[^:]*:[^:]*:cart%.') then
+  return {'cart_item'}
 end
 if tonumber(redis.call('ZSCORE', KEYS[4], order_id)) ~= reservation_pay_by(reservation) then
   return {'unacknowledged'}

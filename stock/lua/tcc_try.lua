@@ -14,9 +14,10 @@
 --   cancellation and is refused, so nothing is held for a dead order;
 -- - an empty Cancel (no Try before it) leaves the record a Try then finds.
 --
--- A sale split over warehouses is sold to single orders only: a cart's
--- items do not record a warehouse yet, so its Try is refused ("regional").
--- Each item is a reservation like a single order's, so the sweeper cancels
+-- A sale split over warehouses (regional stock) holds every item of the
+-- SKU in the one warehouse the checkout chose for the buyer's region
+-- (ARGV[6]): the cart is split into packages by it before the Try, so the
+-- Try takes the units there or is refused; it does not pick another. Each item is a reservation like a single order's, so the sweeper cancels
 -- it at its confirm deadline ("unconfirmed") if the order was never
 -- accepted (a gateway killed midway), and confirm.lua sells it on payment.
 --
@@ -24,7 +25,8 @@
 -- KEYS[5] closed:{sku}  KEYS[6] payments:{sku}                   (as in reserve.lua, confirm.lua)
 -- ARGV[1] user id   ARGV[2] unit price the cart was priced at (cents)   ARGV[3] now (Unix ms)
 -- ARGV[4] payment deadline (Unix ms)   ARGV[5] confirm window (ms)
--- then per item i, at 5 + 4 * (i - 1): item order id, qty, amount (cents), its key
+-- ARGV[6] the warehouse the checkout chose, for a sale split over warehouses ("" else)
+-- then per item i, at 6 + 4 * (i - 1): item order id, qty, amount (cents), its key
 --   (recorded as the reservation's idempotency key: "cart.<parent id>.<package>")
 --
 -- Returns one of
@@ -36,22 +38,25 @@
 --   {"not_started", starts_ms, ends_ms} / {"ended", starts_ms, ends_ms}
 --   {"price_changed", price_cents}        the sale's price is no longer the cart's
 --   {"sold_out", stock_left} / {"capped", stock_left, open}
---   {"regional"}                          the sale is split over warehouses
+--   {"regional"}                          the sale is split over warehouses and the
+--                                         checkout chose none (it was priced before)
+--   {"no_warehouse"} / {"region_sold_out", stock_left}   the warehouse chosen is closed,
+--                                         not the sale's, or short of units
 --   {"limit", units_already_held}
 --
 -- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} closed:{tv} payments:{tv}
---          42 19900 1790000000000 1790000900000 30000 81235 2 37810 cart.81234.1
+--          42 19900 1790000000000 1790000900000 30000 "" 81235 2 37810 cart.81234.1
 --   -> {"held", "1789999000000", "1"}
 
-local items = (#ARGV - 5) / 4
+local items = (#ARGV - 6) / 4
 if #KEYS ~= 6 or items < 1 or items ~= math.floor(items) then
-  return redis.error_reply('tcc_try.lua takes 6 keys, 5 arguments, then 4 per item')
+  return redis.error_reply('tcc_try.lua takes 6 keys, 6 arguments, then 4 per item')
 end
 
 local user, price, now, pay_by, confirm_ms = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 local missing, wanted = {}, 0
 for i = 1, items do
-  local item = ARGV[5 + 4 * (i - 1) + 1]
+  local item = ARGV[6 + 4 * (i - 1) + 1]
   -- A payment recorded to refund (it came before the item was held) ends
   -- the item as surely as a cancellation.
   local payment = redis.call('HGET', KEYS[6], item)
@@ -59,8 +64,8 @@ for i = 1, items do
     return {'cancelled', item}
   end
   if redis.call('HEXISTS', KEYS[3], item) == 0 and not payment then
-    missing[#missing + 1] = 5 + 4 * (i - 1)
-    wanted = wanted + tonumber(ARGV[5 + 4 * (i - 1) + 2])
+    missing[#missing + 1] = 6 + 4 * (i - 1)
+    wanted = wanted + tonumber(ARGV[6 + 4 * (i - 1) + 2])
   end
 end
 
@@ -81,20 +86,25 @@ end
 if tonumber(sale[3]) ~= price then
   return {'price_changed', sale[3]}
 end
-if redis.call('HEXISTS', KEYS[1], 'warehouses') == 1 then
+local chosen = ARGV[6]
+if chosen == '' and redis.call('HEXISTS', KEYS[1], 'warehouses') == 1 then
   return {'regional'}
 end
-local refused = units_refusal(stock, user, wanted, limit, '*')
+local refused, warehouse = units_refusal(stock, user, wanted, limit, chosen == '' and '*' or chosen)
 if refused then
   return refused
 end
 
 local first = redis.call('HLEN', KEYS[3]) == 0
 local deadline = now_ms() + confirm_ms
-take_units(user, wanted)
+take_units(user, wanted, warehouse)
 for _, at in ipairs(missing) do
   local item, qty, amount, key = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
-  redis.call('HSET', KEYS[3], item, table.concat({user, qty, amount, now, pay_by, generation, key}, ':'))
+  local reservation = {user, qty, amount, now, pay_by, generation, key}
+  if warehouse then
+    reservation[#reservation + 1] = warehouse
+  end
+  redis.call('HSET', KEYS[3], item, table.concat(reservation, ':'))
   redis.call('ZADD', KEYS[4], deadline, item)
 end
 return {'held', generation, first and '1' or '0'}

@@ -72,3 +72,4 @@ pub use store::SaleStore;
 pub use tcc::{CancelledItem, TccItem, Tried, TryRequest};
 pub use units::Units;
 pub use units_back::UnitsBack;
+pub use warehouses::WarehouseChoice;

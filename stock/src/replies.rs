@@ -182,6 +182,8 @@ pub enum Readdressed {
     Unacknowledged,
     /// No warehouse serving the new region can take it.
     NoWarehouse,
+    /// An item of a cart: it ships in its package.
+    CartItem,
 }
 
 impl Readdressed {
@@ -193,6 +195,7 @@ impl Readdressed {
             [tag] if tag == "not_found" => Self::NotFound,
             [tag] if tag == "unacknowledged" => Self::Unacknowledged,
             [tag] if tag == "no_warehouse" => Self::NoWarehouse,
+            [tag] if tag == "cart_item" => Self::CartItem,
             _ => return None,
         })
     }

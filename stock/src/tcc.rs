@@ -32,6 +32,9 @@ pub struct TryRequest<'a> {
     pub now_ms: i64,
     pub pay_by_ms: i64,
     pub confirm_ms: u64,
+    /// A sale split over warehouses: the one the checkout chose for every
+    /// item of the SKU (the Try takes the units there or is refused).
+    pub warehouse: Option<&'a str>,
     pub items: &'a [TccItem],
 }
 
@@ -56,8 +59,11 @@ pub enum Tried {
     /// count for all its open-order cap allows: units free up as they are
     /// paid or expire.
     Capped,
-    /// The sale is split over warehouses: sold to single orders only.
+    /// The sale is split over warehouses and the checkout chose none (it
+    /// was priced while the sale was in one pool).
     Regional,
+    /// The warehouse chosen is closed, not the sale's, or short of units.
+    NoWarehouse,
     LimitExceeded,
 }
 
@@ -91,6 +97,8 @@ impl Tried {
             [tag, left] if tag == "sold_out" => (Self::OutOfStock { stock_left: number(left)? }, false),
             [tag, _left, _open] if tag == "capped" => (Self::Capped, false),
             [tag] if tag == "regional" => (Self::Regional, false),
+            [tag] if tag == "no_warehouse" => (Self::NoWarehouse, false),
+            [tag, _left] if tag == "region_sold_out" => (Self::NoWarehouse, false),
             [tag, _held] if tag == "limit" => (Self::LimitExceeded, false),
             _ => return None,
         })
@@ -119,6 +127,7 @@ impl SaleStore {
             req.now_ms.to_string(),
             req.pay_by_ms.to_string(),
             req.confirm_ms.to_string(),
+            req.warehouse.unwrap_or_default().to_owned(),
         ];
         for item in req.items {
             args.extend([

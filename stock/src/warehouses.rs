@@ -12,6 +12,16 @@ use crate::replies::{Readdressed, WarehouseChanged, WarehouseStatus};
 use crate::requests::WarehouseChange;
 use crate::store::SaleStore;
 
+/// Where a cart line's units would come from ([`SaleStore::warehouse_for`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarehouseChoice {
+    /// The sale is not split over warehouses.
+    OnePool,
+    Warehouse(String),
+    /// No warehouse serving the region is open with the units.
+    NoneAble,
+}
+
 /// Each warehouse's fields, in the order read.
 const COUNTS: [&str; 6] = ["stock", "reserved", "sold", "total", "open", "closed"];
 
@@ -55,6 +65,27 @@ impl SaleStore {
             )
             .await?;
         Readdressed::parse(&reply).ok_or(StoreError::Reply { script: "readdress.lua", reply })
+    }
+
+    /// Where a cart's `qty` units of `sku` would be taken now: the first of
+    /// `ranked` (the warehouses serving the buyer's region, best first,
+    /// comma-separated, or [`crate::ANY_WAREHOUSE`]: the sale's own, in its
+    /// order) that is the sale's, open and has them for sale. A read: the
+    /// cart is split by it, and its Try takes the units there or is refused.
+    pub async fn warehouse_for(&self, sku: &str, ranked: &str, qty: u32) -> Result<WarehouseChoice, StoreError> {
+        let own = self.warehouse_status(sku).await?;
+        if own.is_empty() {
+            return Ok(WarehouseChoice::OnePool);
+        }
+        let names: Vec<&str> = if ranked == crate::ANY_WAREHOUSE {
+            own.iter().map(|w| w.warehouse.as_str()).collect()
+        } else {
+            ranked.split(',').collect()
+        };
+        let able = names
+            .iter()
+            .find_map(|name| own.iter().find(|w| w.warehouse == *name && !w.closed && w.stock >= i64::from(qty)));
+        Ok(able.map_or(WarehouseChoice::NoneAble, |w| WarehouseChoice::Warehouse(w.warehouse.clone())))
     }
 
     /// The counts of each warehouse of `sku`'s sale; none for a sale in one pool.

@@ -1,10 +1,12 @@
 //! A cart's Try and Cancel per SKU (`tcc_try.lua`, `tcc_cancel.lua`)
 //! against a real Redis (`REDIS_URL`), each test on SKUs of its own: the
-//! three TCC anomalies, and how the items meet the sweeper and payments.
+//! three TCC anomalies, how the items meet the sweeper and payments, and a
+//! regional sale's items held in the warehouse the checkout chose.
 
 use order::id::{IdGenerator, OrderId};
 use stock::{
     CancelledItem, ConfirmWindows, Confirmation, RedisConfig, SaleStore, SaleTerms, TccItem, Tried, TryRequest,
+    WarehouseChange, WarehouseChoice, WarehouseUnits, ANY_WAREHOUSE,
 };
 
 fn redis_url() -> String {
@@ -42,6 +44,11 @@ fn item(qty: u32) -> TccItem {
 }
 
 async fn try_items(store: &SaleStore, sku: &str, items: &[TccItem]) -> Tried {
+    try_in(store, sku, None, items).await
+}
+
+/// The Try, the checkout having chosen `warehouse` (regional stock).
+async fn try_in(store: &SaleStore, sku: &str, warehouse: Option<&str>, items: &[TccItem]) -> Tried {
     let now_ms = store.redis().now_ms().await.unwrap();
     let req = TryRequest {
         user_id: 7,
@@ -49,6 +56,7 @@ async fn try_items(store: &SaleStore, sku: &str, items: &[TccItem]) -> Tried {
         now_ms,
         pay_by_ms: now_ms + 900_000,
         confirm_ms: WINDOWS.confirm_ms,
+        warehouse,
         items,
     };
     store.tcc_try(sku, &req).await.unwrap()
@@ -186,4 +194,42 @@ async fn a_payment_for_an_item_not_held_yet_ends_it() {
     assert_eq!(try_items(&store, &sku, &items).await, Tried::Cancelled(items[0].order_id));
     assert_eq!(store.tcc_cancel(&sku, &ids(&items), &WINDOWS).await.unwrap(), [CancelledItem::Empty]);
     assert_eq!(counters(&store, &sku).await, (10, 0, 0));
+}
+
+#[tokio::test]
+async fn a_regional_sales_try_holds_the_items_in_the_warehouse_chosen_or_is_refused() {
+    let store = store().await;
+    let sku = unique("tcc_regional");
+    let warehouses = vec![
+        WarehouseUnits { warehouse: "east".into(), units: 3 },
+        WarehouseUnits { warehouse: "west".into(), units: 1 },
+    ];
+    let terms = SaleTerms { stock: 4, per_user_limit: 10, price_cents: PRICE, warehouses, ..Default::default() };
+    store.load_sale(&sku, &terms).await.unwrap();
+    assert_eq!(store.warehouse_for(&sku, "west,east", 2).await.unwrap(), WarehouseChoice::Warehouse("east".into()));
+    assert_eq!(store.warehouse_for(&sku, "west", 2).await.unwrap(), WarehouseChoice::NoneAble);
+    assert_eq!(store.warehouse_for(&sku, ANY_WAREHOUSE, 1).await.unwrap(), WarehouseChoice::Warehouse("east".into()));
+
+    // Priced before the sale was split: refused, nothing taken.
+    assert_eq!(try_items(&store, &sku, &[item(1)]).await, Tried::Regional);
+    // Short of units where chosen: refused, though another has them.
+    assert_eq!(try_in(&store, &sku, Some("west"), &[item(2)]).await, Tried::NoWarehouse);
+    let items = [item(1), item(1)];
+    assert!(matches!(try_in(&store, &sku, Some("east"), &items).await, Tried::Held { .. }));
+    let east = |status: &stock::SaleStatus| {
+        let east = status.warehouses.iter().find(|w| w.warehouse == "east").unwrap();
+        (east.stock, east.reserved)
+    };
+    let status = store.sale_status(&sku).await.unwrap().unwrap();
+    assert_eq!((east(&status), status.stock, status.reserved), ((1, 2), 2, 2));
+    let reservation = store.reservation(&sku, items[0].order_id).await.unwrap().unwrap();
+    assert_eq!(reservation.warehouse.as_deref(), Some("east"));
+
+    // Cancelled: back where they came from.
+    store.tcc_cancel(&sku, &ids(&items), &WINDOWS).await.unwrap();
+    let status = store.sale_status(&sku).await.unwrap().unwrap();
+    assert_eq!((east(&status), status.stock, status.reserved), ((3, 0), 4, 0));
+    // A closed warehouse takes no cart.
+    store.change_warehouse(&sku, &WarehouseChange::Close { warehouse: "east".into() }).await.unwrap();
+    assert_eq!(try_in(&store, &sku, Some("east"), &[item(1)]).await, Tried::NoWarehouse);
 }

@@ -30,8 +30,8 @@ use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use order::event::{OrderCreated, OrderEvent};
 use order::id::IdGenerator;
-use order::shard::bucket_for_user;
 use order::sale::SaleWindow;
+use order::shard::bucket_for_user;
 use orderdb::inventory::{DatabaseShare, Take, TakeRequest};
 use orderdb::orders::insert_plain;
 use orderdb::ShardPools;
@@ -263,11 +263,21 @@ pub async fn plain_insert(shards: &[String], rows: u64) -> anyhow::Result<Calls>
 /// ordinary sale's database share in the inventory database (the first of
 /// `shards`), `concurrency` in flight, each one transaction under the
 /// share's row lock.
-pub async fn fallback_path(shards: &[String], first_user: u64, count: u64, concurrency: usize) -> anyhow::Result<Calls> {
+pub async fn fallback_path(
+    shards: &[String],
+    first_user: u64,
+    count: u64,
+    concurrency: usize,
+) -> anyhow::Result<Calls> {
     let pools = ShardPools::connect_lazy(&shards[..1], concurrency as u32, Duration::from_secs(10))?;
     let sku = "bench_fallback";
-    let share =
-        DatabaseShare { units: PLENTY, per_user_limit: 1, price_cents: 100, window: SaleWindow::default(), sale_generation: 0 };
+    let share = DatabaseShare {
+        units: PLENTY,
+        per_user_limit: 1,
+        price_cents: 100,
+        window: SaleWindow::default(),
+        sale_generation: 0,
+    };
     pools.set_database_share(sku, Some(&share)).await?;
     let ids = IdGenerator::for_database();
     let calls = timed_calls(count, concurrency, |n| {

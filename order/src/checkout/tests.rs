@@ -12,6 +12,7 @@ fn line(sku: &str, qty: u32, price: i64, store: &str, handling: Handling, weight
             weight_grams,
             volume_cm3: 1_000,
         },
+        regional: false,
     }
 }
 
@@ -145,4 +146,19 @@ fn random_plans_add_up() {
             assert!(package.items.iter().all(|i| i.freight_cents >= 0 && i.amount_cents >= 0));
         }
     }
+}
+
+#[test]
+fn a_regional_lines_items_record_the_warehouse_chosen_and_pack_from_it() {
+    let mut east = line("tv", 2, 1_000, "s1", Handling::Regular, 100);
+    east.facts.warehouse = "shanghai".into();
+    east.regional = true;
+    let lamp = line("lamp", 1, 500, "s1", Handling::Regular, 100);
+    let plan = plan(&[east, lamp], &[], None, &HashMap::new(), LIMITS, ids()).unwrap();
+    let warehouses: Vec<(&str, Option<&str>)> = plan
+        .sub_orders
+        .iter()
+        .flat_map(|sub| sub.items.iter().map(move |item| (sub.warehouse.as_str(), item.warehouse.as_deref())))
+        .collect();
+    assert_eq!(warehouses, [("shanghai", Some("shanghai")), ("s1-wh", None)], "split by the warehouse chosen");
 }

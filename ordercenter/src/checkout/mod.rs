@@ -185,12 +185,15 @@ async fn drive(
         tried.push(sku);
         let unit_price_cents =
             order.lines.iter().find(|line| line.sku == *sku).map(|line| line.unit_price_cents).unwrap_or_default();
+        let warehouse =
+            order.items().find(|(_, item)| item.sku == *sku).and_then(|(_, item)| item.warehouse.as_deref());
         let request = TryRequest {
             user_id: order.user_id,
             unit_price_cents,
             now_ms: order.created_at.timestamp_millis(),
             pay_by_ms: order.pay_by.timestamp_millis(),
             confirm_ms: center.confirm_windows().confirm_ms,
+            warehouse,
             items,
         };
         let refusal = match center.sales.tcc_try(sku, &request).await {
@@ -288,7 +291,7 @@ fn refused_try(center: &OrderCenter, sku: &str, tried: Tried) -> CheckoutError {
         Tried::PriceChanged { price_cents } => CheckoutError::PriceChanged { sku, price_cents },
         Tried::OutOfStock { stock_left } => CheckoutError::OutOfStock { sku, available: stock_left },
         Tried::Capped => CheckoutError::OpenOrdersCapped { sku },
-        Tried::Regional => CheckoutError::RegionalSale { sku },
+        Tried::Regional | Tried::NoWarehouse => CheckoutError::NoWarehouse { sku },
         Tried::LimitExceeded => CheckoutError::LimitExceeded { sku },
     }
 }

@@ -11,6 +11,7 @@ use order::id::OrderId;
 use order::shard::bucket_for_user;
 use order::splitting::{FreightTemplate, SplitError};
 use stock::catalogue::Catalogue;
+use stock::WarehouseChoice;
 
 use super::coupons::freeze_coupon;
 use super::{redis_down, save};
@@ -30,14 +31,26 @@ pub(super) async fn priced(
     let skus: Vec<String> = cart.lines.iter().map(|line| line.sku.clone()).collect();
     let prices = center.checkouts.sale_prices(&skus).await.map_err(redis_down)?;
     let facts = center.checkouts.catalogue_entries(Catalogue::Skus, &skus).await.map_err(redis_down)?;
+    let ranked = center.serving_warehouses(cart.region.as_deref());
     let mut lines = Vec::with_capacity(cart.lines.len());
     for ((line, price), facts) in cart.lines.iter().zip(prices).zip(facts) {
         let unit_price_cents = price.ok_or_else(|| CheckoutError::UnknownSku { sku: line.sku.clone() })?;
-        let facts = match facts {
+        let mut facts = match facts {
             Some(json) => parse_entry::<ShippingFacts>(&json, &line.sku)?,
             None => ShippingFacts::unlisted(),
         };
-        lines.push(PricedLine { sku: line.sku.clone(), qty: line.qty, unit_price_cents, facts });
+        // Regional stock: the line packs and ships from the warehouse the
+        // scheduling rules choose for the buyer's region.
+        let choice = center.sales.warehouse_for(&line.sku, &ranked, line.qty).await.map_err(redis_down)?;
+        let regional = match choice {
+            WarehouseChoice::OnePool => false,
+            WarehouseChoice::Warehouse(warehouse) => {
+                facts.warehouse = warehouse;
+                true
+            }
+            WarehouseChoice::NoneAble => return Err(CheckoutError::NoWarehouse { sku: line.sku.clone() }),
+        };
+        lines.push(PricedLine { sku: line.sku.clone(), qty: line.qty, unit_price_cents, facts, regional });
     }
     let promotions = parsed_all::<PromotionTerms>(center, Catalogue::Promotions).await?;
     let freight: HashMap<String, FreightTemplate> =
