@@ -271,7 +271,7 @@ async fn admin_needs_the_token_and_ops_endpoints_answer() {
         sale,
         serde_json::json!({
             "stock": 5, "reserved": 0, "sold": 0, "total": 5, "per_user_limit": 1, "price_cents": 100,
-            "starts_at": null, "ends_at": null, "deduction": "on_order", "open": 0
+            "starts_at": null, "ends_at": null, "deduction": "on_order", "open": 0, "kind": "flash"
         })
     );
     let missing = gateway.admin(Method::GET, &format!("/admin/skus/{}", unique("none")), "").await;
