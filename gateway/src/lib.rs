@@ -73,7 +73,7 @@ pub async fn run(
                 app.traffic.load().prune();
                 app.center.recent_orders.prune();
                 app.center.used_keys.prune();
-                app.center.no_shares.prune();
+                app.center.share_lookups.prune();
             }
         })
     };

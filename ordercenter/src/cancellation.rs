@@ -35,7 +35,7 @@ pub async fn cancel(
     order_id: OrderId,
     user_id: u64,
 ) -> Result<Option<Refund>, OrderError> {
-    adoption::adopt_first(center, order_id).await;
+    adoption::adopt_first(center, order_id, Some(user_id)).await;
     let cancellation = center.sales.cancel(sku, order_id, user_id).await.map_err(down(Dependency::Redis, "cancel"))?;
     match cancellation {
         Cancellation::Cancelled { outbox_entry, reservation } => {

@@ -21,13 +21,13 @@ use stock::{
 
 use crate::batch::RedisBatch;
 use crate::breaker::Breakers;
-use crate::no_shares::NoShares;
 use crate::node_lease::NodeLease;
 use crate::outcomes::{PaymentError, PlaceError, Placed, Settled, Unpublished};
 use crate::recent_orders::RecentOrders;
 use crate::replicas::Replicas;
 use crate::sale_windows::SaleWindows;
 use crate::settings::{self, Settings};
+use crate::share_lookups::ShareLookups;
 use crate::single_flight::SingleFlight;
 use crate::sold_out::SoldOutCache;
 use crate::used_keys::UsedKeys;
@@ -82,8 +82,8 @@ pub struct OrderCenter {
     pub ids: IdGenerator,
     /// Ids of the orders the database fallback takes (`order::fallback`).
     pub database_ids: IdGenerator,
-    /// SKUs with no database share, as the fallback last found.
-    pub no_shares: NoShares,
+    /// Whether SKUs have a database share, as the fallback last found.
+    pub share_lookups: ShareLookups,
     /// The lease on this instance's node id: ids are minted only while it is held.
     pub node: NodeLease,
     /// Order placements in progress, by SKU and idempotency key.
@@ -134,7 +134,7 @@ impl OrderCenter {
             recent_orders: RecentOrders::new(Duration::from_secs(settings.orders.payment_window_secs)),
             ids: IdGenerator::new(settings.node_id).expect("validated node id"),
             database_ids: IdGenerator::for_database(),
-            no_shares: NoShares::default(),
+            share_lookups: ShareLookups::default(),
             node: NodeLease::new(settings.node_id),
             placing: SingleFlight::new(),
             settling: SingleFlight::new(),

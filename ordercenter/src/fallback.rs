@@ -12,7 +12,7 @@ use order::fallback::FallbackOrder;
 use order::request::PlaceOrder;
 use order::shard::bucket_for_user;
 use order::status::OrderStatus;
-use orderdb::inventory::{Take, TakeRequest};
+use orderdb::fallback_orders::{Earlier, Take, TakeRequest};
 use stock::records::from_ms;
 use stock::Acknowledgement;
 
@@ -32,8 +32,21 @@ pub(crate) async fn place(
     key: &str,
     redis_refusal: Refusal,
 ) -> Result<Placed, PlaceError> {
-    if center.no_shares.known(&order.sku) {
-        return Err(redis_refusal.into());
+    let orders = &center.services.orders;
+    let has_share = center
+        .share_lookups
+        .has_share(&order.sku, || async {
+            orders
+                .has_database_share(&order.sku)
+                .await
+                .map_err(|err| tracing::warn!(sku = %order.sku, error = %err, "database share lookup failed"))
+                .ok()
+        })
+        .await;
+    match has_share {
+        Some(true) => {}
+        Some(false) => return Err(redis_refusal.into()),
+        None => return Err(PlaceError::Unavailable(Dependency::Mysql)),
     }
     let now_ms = Utc::now().timestamp_millis();
     let pay_by_ms = now_ms + center.settings.orders.payment_window_secs as i64 * 1_000;
@@ -46,28 +59,29 @@ pub(crate) async fn place(
             order_id: center.database_ids.next(bucket_for_user(order.user_id), now_ms),
             now_ms,
             pay_by_ms,
+            in_flight_ms: center.in_flight_window().as_millis() as u64,
+            idempotency_ttl_secs: center.settings.orders.idempotency_ttl_secs,
         };
-        let take = center.services.orders.take_from_database(&request).await.map_err(|err| {
+        let take = orders.take_from_database(&request).await.map_err(|err| {
             tracing::warn!(sku = %order.sku, error = %err, "database fallback failed");
             PlaceError::Unavailable(Dependency::Mysql)
         })?;
         metrics::counter!("gateway_fallback_takes_total", "outcome" => take_name(&take)).increment(1);
         return match take {
             Take::Taken(taken) => publish_created(center, &taken, false).await,
-            Take::Existing(earlier) => {
-                if (earlier.user_id, earlier.qty) != (order.user_id, order.qty) {
-                    return Err(PlaceError::KeyReused);
-                }
-                if earlier.accepted {
-                    return Ok(placed(&earlier, true));
-                }
-                publish_created(center, &earlier, true).await
+            Take::Existing(earlier, _) if (earlier.user_id, earlier.qty) != (order.user_id, order.qty) => {
+                Err(PlaceError::KeyReused)
             }
+            Take::Existing(earlier, state) => match state {
+                Earlier::Accepted => Ok(placed(&earlier, true)),
+                Earlier::InFlight => Err(PlaceError::InProgress { order_id: earlier.order_id }),
+                // Its request is over, unanswered: send it again (the
+                // settler is idempotent on order id).
+                Earlier::Unacknowledged => publish_created(center, &earlier, true).await,
+                Earlier::InRedis => Err(outcome_unknown(center, &earlier)),
+            },
             Take::IdTaken => continue,
-            Take::NoShare => {
-                center.no_shares.remember(&order.sku);
-                Err(redis_refusal.into())
-            }
+            Take::NoShare => Err(redis_refusal.into()),
             Take::OutsideWindow(window) => Err(center.sale_windows.refusal(&order.sku, window).into()),
             // Redis's share may still have units: no sold-out mark here.
             Take::SoldOut { units } if units <= 0 => Err(PlaceError::SoldOut),
@@ -81,30 +95,29 @@ pub(crate) async fn place(
 
 /// Sends the order's `OrderCreated` and waits for the broker, as the hot
 /// path does: its units go back to the share only when the event certainly
-/// did not reach the broker on the order's first send.
+/// did not reach the broker on the order's first send, within its in-flight
+/// window and before an adopter claimed it.
 async fn publish_created(center: &OrderCenter, order: &FallbackOrder, replayed: bool) -> Result<Placed, PlaceError> {
-    let outcome_unknown = || PlaceError::OutcomeUnknown {
-        order_id: order.order_id,
-        retry_after_secs: center.in_flight_window().as_secs().max(1),
-    };
     let orders = &center.services.orders;
     if let Err(unpublished) = center.publish(&OrderEvent::OrderCreated(created(order))).await {
         if unpublished.delivered_maybe || replayed {
-            return Err(outcome_unknown());
+            return Err(outcome_unknown(center, order));
         }
-        return match orders.fallback_dropped(order.order_id, false).await {
+        let in_flight_ms = center.in_flight_window().as_millis() as u64;
+        return match orders.fallback_dropped(order.order_id, in_flight_ms).await {
             Ok(true) => Err(PlaceError::Unavailable(Dependency::Kafka)),
-            // Adopted meanwhile: Redis's sweeper ends it at its confirm deadline.
-            Ok(false) => Err(outcome_unknown()),
+            // Claimed by an adopter, or past its window: a retry may be sending it.
+            Ok(false) => Err(outcome_unknown(center, order)),
             Err(err) => {
-                tracing::warn!(order_id = %order.order_id, error = %err, "unqueued fallback order not dropped; Redis ends it once adopted");
-                Err(outcome_unknown())
+                tracing::warn!(order_id = %order.order_id, error = %err, "unqueued fallback order not dropped; it ends at its confirm deadline once adopted");
+                Err(outcome_unknown(center, order))
             }
         };
     }
     match orders.fallback_accepted(order.order_id).await {
         Ok(true) => Ok(placed(order, replayed)),
-        // Redis adopted it before this acknowledgement: it is Redis's to make.
+        // An adopter claimed it first: the acknowledgement is Redis's to
+        // make (false while Redis has not been handed it yet).
         Ok(false) => {
             let acknowledgement = Acknowledgement {
                 idempotency_key: order.idempotency_key.clone(),
@@ -113,14 +126,21 @@ async fn publish_created(center: &OrderCenter, order: &FallbackOrder, replayed: 
             };
             match center.acknowledgements.call(&order.sku, acknowledgement).await {
                 Ok(true) => Ok(placed(order, replayed)),
-                _ => Err(outcome_unknown()),
+                _ => Err(outcome_unknown(center, order)),
             }
         }
         Err(err) => {
             // Unacknowledged, it is cancelled at its confirm deadline once adopted.
             tracing::warn!(order_id = %order.order_id, error = %err, "fallback order not marked accepted");
-            Err(outcome_unknown())
+            Err(outcome_unknown(center, order))
         }
+    }
+}
+
+fn outcome_unknown(center: &OrderCenter, order: &FallbackOrder) -> PlaceError {
+    PlaceError::OutcomeUnknown {
+        order_id: order.order_id,
+        retry_after_secs: center.in_flight_window().as_secs().max(1),
     }
 }
 
@@ -159,7 +179,7 @@ fn placed(order: &FallbackOrder, replayed: bool) -> Placed {
 fn take_name(take: &Take) -> &'static str {
     match take {
         Take::Taken(_) => "taken",
-        Take::Existing(_) => "existing",
+        Take::Existing(..) => "existing",
         Take::IdTaken => "id_taken",
         Take::NoShare => "no_share",
         Take::OutsideWindow(_) => "outside_window",

@@ -25,8 +25,8 @@
 //!   Kafka), [`sold_out`], [`used_keys`], [`sale_windows`] and
 //!   [`recent_orders`] (what is answered from memory), [`single_flight`] (one placement per key in
 //!   flight), [`node_lease`] (this instance's node id, leased in Redis),
-//!   [`no_shares`] (SKUs with no database share, answered 503 from memory
-//!   while Redis is down);
+//!   [`share_lookups`] (whether a SKU has a database share, kept a few
+//!   seconds);
 //!   refusals and the dependency that failed are in [`refusal`].
 //! - [`settings`]: the config sections the workflows read.
 
@@ -41,7 +41,6 @@ pub mod checkout_payments;
 pub mod fallback;
 pub mod fulfilment;
 pub mod group_commit;
-pub mod no_shares;
 pub mod node_lease;
 pub mod order_moves;
 pub mod order_views;
@@ -56,6 +55,7 @@ pub mod refusal;
 pub mod replicas;
 pub mod sale_windows;
 pub mod settings;
+pub mod share_lookups;
 pub mod single_flight;
 pub mod sold_out;
 pub mod used_keys;

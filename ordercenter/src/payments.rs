@@ -27,7 +27,7 @@ pub async fn start(
     order_id: OrderId,
     user_id: u64,
 ) -> Result<PaymentStarted, OrderError> {
-    adoption::adopt_first(center, order_id).await;
+    adoption::adopt_first(center, order_id, Some(user_id)).await;
     let reservation =
         center.sales.reservation(sku, order_id).await.map_err(down(Dependency::Redis, "reservation lookup"))?;
     let Some(reservation) = reservation else {
@@ -94,7 +94,7 @@ async fn settle_once(center: &OrderCenter, payment: &Payment) -> Result<Settled,
     }
     let Payment { sku, order_id, payment_id, amount_cents, .. } = payment;
     let (sku, order_id, amount_cents) = (sku.as_str(), *order_id, *amount_cents);
-    adoption::adopt_first(center, order_id).await;
+    adoption::adopt_first(center, order_id, None).await;
     let confirmation = center
         .sales
         .confirm(sku, order_id, payment_id, amount_cents)

@@ -16,11 +16,12 @@
 //! - [`after_sales`]: after-sale requests and their moves, refunds included.
 //! - [`queries`]: order lists paged by a cursor on the order id.
 //! - [`checkouts`]: cart checkouts: the parent, lines, sub-orders and items.
-//! - [`inventory`]: an ordinary sale's database share and the orders its
-//!   fallback took while Redis was down.
+//! - [`inventory`]: an ordinary sale's database share; [`fallback_orders`]:
+//!   the orders it took while Redis was down, until Redis adopts them.
 
 pub mod after_sales;
 pub mod checkouts;
+pub mod fallback_orders;
 pub mod inventory;
 pub mod moves;
 pub mod orders;

@@ -4,8 +4,9 @@
 -- reserve.lua had placed it: its reservation, deadline, idempotency record
 -- and the buyer's count; its units join the sale's total already reserved
 -- (the ledger's `adopt` move), so the sale's counts stay balanced and no
--- unit is counted by both stores. An order is adopted once: adopted:{sku}
--- keeps every adopted order id.
+-- unit is counted by both stores. Each order is decided once, and the
+-- decision kept in adopted:{sku}: adopted, or a duplicate of the order its
+-- key placed in Redis (the buyer's retry reached both stores).
 --
 -- KEYS[1] sale:{sku}  KEYS[2] buyers:{sku}  KEYS[3] resv:{sku}  KEYS[4] deadlines:{sku}
 -- KEYS[5] closed:{sku}  KEYS[6] used_keys:{sku}  KEYS[7] adopted:{sku}  KEYS[8] idem:{sku}:<key>
@@ -15,28 +16,52 @@
 --         OrderCreated (accepted), "0" when not yet (its deadline is then a confirm
 --         deadline, ARGV[11] ms from now, as reserve.lua gives)
 --
--- Returns {"adopted"} (now or before), {"conflict", order id} when the key
--- placed another order in Redis (a retry that reached Redis): the
--- database's order is then the caller's to cancel, or {"unknown_sku"}.
+-- Returns one of
+--   {"adopted"}                  Redis holds it (now, or since an earlier call)
+--   {"duplicate", order id}      its key placed this other order in Redis, acknowledged:
+--                                the database's order is the caller's to cancel
+--   {"wait"}                     its key placed another order in Redis that is not
+--                                acknowledged yet: call again once that one is settled
+--   {"other_sale"}               the sale was replaced since the order was taken
+--   {"unknown_sku"} / {"id_taken"} (an order of Redis has this id)
+--
+-- Example: EVALSHA <sha> 8 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} closed:{tv}
+--          used_keys:{tv} adopted:{tv} idem:{tv}:k1 9123 42 1 19900 1790000000000
+--          1790000900000 1789999000000 k1 86400 1 30000
+--   -> {"adopted"}
 
 if #KEYS ~= 8 or #ARGV ~= 11 then
   return redis.error_reply('adopt.lua takes 8 keys and 11 arguments')
 end
 local order_id, user, qty = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
-if redis.call('SISMEMBER', KEYS[7], order_id) == 1 then
+local decided = redis.call('HGET', KEYS[7], order_id)
+if decided == 'adopted' then
   return {'adopted'}
+elseif decided then
+  return {'duplicate', string.match(decided, '^duplicate:(.*)$') or ''}
 end
-if not sale_terms() then
+local sale = sale_terms()
+if not sale then
   return {'unknown_sku'}
 end
+if (sale[6] or '0') ~= ARGV[7] then
+  return {'other_sale'}
+end
+if redis.call('HEXISTS', KEYS[3], order_id) == 1 then
+  return {'id_taken'}
+end
 local record = redis.call('GET', KEYS[8])
-if record then
-  local first = string.match(record, '^%a:[^:]+:[^:]+:([^:]+):')
-  local closed = first and redis.call('HGET', KEYS[5], first)
+local first = record and string.match(record, '^%a:[^:]+:[^:]+:([^:]+):')
+if first and first ~= order_id then
+  local closed = redis.call('HGET', KEYS[5], first)
   -- An order cancelled unconfirmed frees its key (as in reserve.lua).
-  if first ~= order_id and not (closed and string.find(closed, '^unconfirmed:')) then
-    return {'conflict', first or ''}
+  if not (closed and string.find(closed, '^unconfirmed:')) then
+    if string.sub(record, 1, 1) ~= 'A' then
+      return {'wait'}
+    end
+    redis.call('HSET', KEYS[7], order_id, 'duplicate:' .. first)
+    return {'duplicate', first}
   end
 end
 
@@ -54,5 +79,5 @@ local keep = tonumber(ARGV[9])
 if redis.call('TTL', KEYS[6]) < keep then
   redis.call('EXPIRE', KEYS[6], 2 * keep)
 end
-redis.call('SADD', KEYS[7], order_id)
+redis.call('HSET', KEYS[7], order_id, 'adopted')
 return {'adopted'}

@@ -13,11 +13,18 @@ use crate::store::SaleStore;
 pub enum Adopted {
     /// Redis holds the order and its units (now, or since an earlier call).
     Adopted,
-    /// Its idempotency key placed this other order in Redis first: the
-    /// database's order is to be cancelled.
-    Conflict { first: Option<OrderId> },
+    /// Its idempotency key placed this other order in Redis, acknowledged:
+    /// the database's order is to be cancelled (decided once, for good).
+    Duplicate { first: Option<OrderId> },
+    /// Its key placed another order in Redis that is not acknowledged yet:
+    /// ask again once that one is settled.
+    Wait,
+    /// The sale was replaced since the order was taken.
+    OtherSale,
     /// Redis holds no sale of its SKU.
     UnknownSku,
+    /// An order of Redis has its id.
+    IdTaken,
 }
 
 impl SaleStore {
@@ -47,8 +54,11 @@ impl SaleStore {
             self.redis.scripts.adopt.evalsha_with_reload(self.redis.pool.next(), keys, args).await?;
         let adopted = match reply.first().map(String::as_str) {
             Some("adopted") => Adopted::Adopted,
-            Some("conflict") => Adopted::Conflict { first: reply.get(1).and_then(|id| id.parse().ok()) },
+            Some("duplicate") => Adopted::Duplicate { first: reply.get(1).and_then(|id| id.parse().ok()) },
+            Some("wait") => Adopted::Wait,
+            Some("other_sale") => Adopted::OtherSale,
             Some("unknown_sku") => Adopted::UnknownSku,
+            Some("id_taken") => Adopted::IdTaken,
             _ => return Err(StoreError::Reply { script: "adopt.lua", reply }),
         };
         if adopted == Adopted::Adopted {

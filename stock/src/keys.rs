@@ -38,7 +38,7 @@ pub struct SaleKeys {
     pub stats: String,
     /// Set: every idempotency key that reserved units (`used_keys.lua`).
     pub used_keys: String,
-    /// Set: the database fallback's orders handed to Redis (`adopt.lua`).
+    /// Hash: order id → what `adopt.lua` decided for a database fallback's order.
     pub adopted: String,
     /// Prefix of the SKU's idempotency records.
     idempotency_prefix: String,

@@ -1,8 +1,9 @@
 //! `adopt.lua` against a real Redis (`REDIS_URL`, default 127.0.0.1:6379):
 //! an order the database fallback took joins its ordinary sale in Redis
-//! with its units, once however often it is handed over, and never over an
-//! order its key placed in Redis first; each test on a namespace and SKU
-//! of its own.
+//! with its units, once however often it is handed over, never over an
+//! order its key placed in Redis (waiting while that one is unsettled),
+//! never into a sale loaded since; each test on a namespace and SKU of its
+//! own.
 
 use order::fallback::{FallbackOrder, SaleKind};
 use order::id::IdGenerator;
@@ -39,7 +40,9 @@ async fn ordinary_sale(store: &SaleStore) -> String {
     sku
 }
 
-fn fallback_order(sku: &str, user: u64, qty: u32, key: &str, accepted: bool) -> FallbackOrder {
+/// An order of `sku`'s sale as loaded now.
+async fn fallback_order(store: &SaleStore, sku: &str, user: u64, qty: u32, key: &str, accepted: bool) -> FallbackOrder {
+    let sale_generation = store.sale_status(sku).await.unwrap().map_or(1, |sale| sale.loaded_ms);
     FallbackOrder {
         order_id: IdGenerator::for_database().next(bucket_for_user(user), NOW),
         sku: sku.to_owned(),
@@ -47,7 +50,7 @@ fn fallback_order(sku: &str, user: u64, qty: u32, key: &str, accepted: bool) -> 
         user_id: user,
         qty,
         amount_cents: PRICE * i64::from(qty),
-        sale_generation: 1,
+        sale_generation,
         created_ms: NOW,
         pay_by_ms: PAY_BY,
         accepted,
@@ -67,7 +70,7 @@ async fn an_adopted_order_brings_its_units_reserved_once_and_ends_like_any_other
     let status = store.sale_status(&sku).await.unwrap().unwrap();
     assert_eq!((status.kind, status.database_units, status.total), (SaleKind::Ordinary, Some(4), 6));
 
-    let order = fallback_order(&sku, 7, 2, "k7", true);
+    let order = fallback_order(&store, &sku, 7, 2, "k7", true).await;
     for _ in 0..3 {
         assert_eq!(store.adopt(&order, 60, CONFIRM_MS).await.unwrap(), Adopted::Adopted);
     }
@@ -90,7 +93,7 @@ async fn an_adopted_order_brings_its_units_reserved_once_and_ends_like_any_other
 async fn an_unaccepted_order_is_adopted_awaiting_its_acknowledgement() {
     let store = store().await;
     let sku = ordinary_sale(&store).await;
-    let order = fallback_order(&sku, 8, 1, "k8", false);
+    let order = fallback_order(&store, &sku, 8, 1, "k8", false).await;
     assert_eq!(store.adopt(&order, 60, CONFIRM_MS).await.unwrap(), Adopted::Adopted);
     // The placement still waiting for the broker acknowledges it in Redis.
     assert!(store.acknowledge(&sku, "k8", order.order_id, PAY_BY).await.unwrap());
@@ -116,12 +119,31 @@ async fn an_order_whose_key_placed_another_in_redis_is_not_adopted() {
     assert!(matches!(store.reserve(&request).await.unwrap(), Reservation::Reserved { .. }));
     let before = units(&store, &sku).await;
 
-    let retry = fallback_order(&sku, 9, 1, "k9", true);
-    let adopted = store.adopt(&retry, 60, CONFIRM_MS).await.unwrap();
-    assert_eq!(adopted, Adopted::Conflict { first: Some(first) });
+    // Redis's order of the key is not acknowledged yet: it may yet be
+    // cancelled as unconfirmed, freeing the key. Nothing is decided.
+    let retry = fallback_order(&store, &sku, 9, 1, "k9", true).await;
+    assert_eq!(store.adopt(&retry, 60, CONFIRM_MS).await.unwrap(), Adopted::Wait);
+    assert!(store.acknowledge(&sku, "k9", first, PAY_BY).await.unwrap());
+    // Acknowledged: the database's order is the duplicate, for good.
+    for _ in 0..2 {
+        assert_eq!(store.adopt(&retry, 60, CONFIRM_MS).await.unwrap(), Adopted::Duplicate { first: Some(first) });
+    }
     assert_eq!(units(&store, &sku).await, before, "no unit moves");
     assert!(store.reservation(&sku, retry.order_id).await.unwrap().is_none());
 
-    let lost = fallback_order("no_such_sale", 9, 1, "k9", true);
+    let lost = fallback_order(&store, "no_such_sale", 9, 1, "k9", true).await;
     assert_eq!(store.adopt(&lost, 60, CONFIRM_MS).await.unwrap(), Adopted::UnknownSku);
+}
+
+#[tokio::test]
+async fn an_order_of_a_replaced_sale_is_not_adopted_into_the_new_one() {
+    let store = store().await;
+    let sku = ordinary_sale(&store).await;
+    let old = fallback_order(&store, &sku, 3, 1, "k3", true).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let terms = SaleTerms { stock: 10, per_user_limit: 5, price_cents: PRICE, ..Default::default() };
+    store.load_sale(&sku, &terms).await.unwrap();
+    let before = units(&store, &sku).await;
+    assert_eq!(store.adopt(&old, 60, CONFIRM_MS).await.unwrap(), Adopted::OtherSale);
+    assert_eq!(units(&store, &sku).await, before);
 }

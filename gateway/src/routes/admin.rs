@@ -8,7 +8,7 @@ use hyper::{HeaderMap, StatusCode};
 use order::fallback::SaleKind;
 use order::request::{check_sku, check_token};
 use order::sale::Deduction;
-use orderdb::inventory::{DatabaseShare, ShareStatus};
+use orderdb::inventory::{DatabaseShare, ShareStatus, Suspended};
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -52,39 +52,70 @@ pub async fn put_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError>
         _ => {}
     }
     let before = sale_status(app, sku).await?;
-    let had_share = before.as_ref().is_some_and(|sale| sale.kind == SaleKind::Ordinary);
-    if had_share {
-        // Its orders belong to the sale they were taken from.
-        if let Some(share) = database_share(app, sku).await?.filter(|share| share.pending_orders > 0) {
-            return Err(ApiError::FallbackPending { orders: share.pending_orders });
+    // The share of the sale being replaced goes off sale first, so no
+    // fallback order is taken from it while Redis is loaded: an ordinary
+    // sale's, or one whose sale Redis lost (then MySQL may not be needed
+    // at all, for a flash sale).
+    let lenient = before.is_none() && terms.kind == SaleKind::Flash;
+    let previous = if terms.kind == SaleKind::Ordinary || before.as_ref().is_none_or(|s| s.kind == SaleKind::Ordinary) {
+        suspend_share(app, sku, lenient).await?
+    } else {
+        None
+    };
+    let loaded = app.center.sales.load_sale(sku, &terms).await.map_err(down(Dependency::Redis, "loading a sale"));
+    let busy = match &loaded {
+        Ok(SaleLoad::Busy { reservations, outbox, unsettled_payments }) => Some(ApiError::SaleBusy {
+            reservations: *reservations,
+            outbox: *outbox,
+            unsettled_payments: *unsettled_payments,
+        }),
+        Ok(SaleLoad::Loaded) => None,
+        Err(_) => Some(ApiError::Unavailable(Dependency::Redis)),
+    };
+    if let Some(refusal) = busy {
+        // Not replaced: its share goes back on sale.
+        if let Err(err) = app.center.services.orders.set_database_share(sku, previous.as_ref()).await {
+            tracing::error!(sku, error = %err, "database share not put back on sale; load the sale again");
         }
-    }
-    let loaded = app.center.sales.load_sale(sku, &terms).await.map_err(down(Dependency::Redis, "loading a sale"))?;
-    if let SaleLoad::Busy { reservations, outbox, unsettled_payments } = loaded {
-        return Err(ApiError::SaleBusy { reservations, outbox, unsettled_payments });
+        return Err(refusal);
     }
     app.center.sold_out.clear(sku);
     app.center.sale_windows.remember(sku, terms.window);
     let after = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
-    if had_share || terms.kind == SaleKind::Ordinary {
-        let share = (terms.kind == SaleKind::Ordinary).then(|| DatabaseShare {
+    if terms.kind == SaleKind::Ordinary {
+        let share = DatabaseShare {
             units: terms.database_units(),
             per_user_limit: terms.per_user_limit,
             price_cents: terms.price_cents,
             window: terms.window,
             sale_generation: after.loaded_ms,
-        });
-        // Redis's share is loaded already: a failure here is answered 503,
-        // and loading the sale again sets both.
+        };
+        // Redis's share is on sale already; without this one the sale only
+        // lacks its fallback, until it is loaded again.
         app.center
             .services
             .orders
-            .set_database_share(sku, share.as_ref())
+            .set_database_share(sku, Some(&share))
             .await
             .map_err(down(Dependency::Mysql, "setting a sale's database share"))?;
     }
     audit(&admin, "load_sale", sku, &terms, before, &after);
     sale_reply(app, sku, &after).await
+}
+
+/// Takes `sku`'s database share off sale; the share it had. Refused while
+/// orders taken from it wait for Redis (they belong to that sale).
+/// `lenient`: a MySQL that cannot be reached is logged, not an error.
+async fn suspend_share(app: &App, sku: &str, lenient: bool) -> Result<Option<DatabaseShare>, ApiError> {
+    match app.center.services.orders.suspend_database_share(sku).await {
+        Ok(Suspended::Off(previous)) => Ok(previous),
+        Ok(Suspended::Pending(orders)) => Err(ApiError::FallbackPending { orders }),
+        Err(err) if lenient => {
+            tracing::warn!(sku, error = %err, "could not check for a database share left by an earlier sale");
+            Ok(None)
+        }
+        Err(err) => Err(down(Dependency::Mysql, "taking a sale's database share off sale")(err).into()),
+    }
 }
 
 /// An ordinary sale keeps part of its units in the database, for while
@@ -130,27 +161,41 @@ pub async fn patch_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiErro
         return Err(ApiError::Invalid("ends_at must be after starts_at".into()));
     }
     let before = sale_status(app, sku).await?;
-    match app.center.sales.update_sale(sku, &change).await.map_err(down(Dependency::Redis, "changing a sale"))? {
-        SaleUpdate::Updated => {}
-        SaleUpdate::UnknownSku => return Err(ApiError::UnknownSku),
-        SaleUpdate::TooFewUnits { stock } => return Err(ApiError::TooFewUnits { stock }),
-        SaleUpdate::TotalChanged { total } => return Err(ApiError::SaleChanged { total }),
-        SaleUpdate::WarehouseRequired => return Err(ApiError::WarehouseRequired),
+    // An ordinary sale's database share takes the change first (its units
+    // stay as they are: `add_units` adds to Redis's share), and gets its
+    // terms back if Redis refuses it: it never sells on terms Redis lacks.
+    let share = before.as_ref().filter(|sale| sale.kind == SaleKind::Ordinary);
+    let orders = &app.center.services.orders;
+    if share.is_some() {
+        orders
+            .change_database_share(sku, change.per_user_limit, change.price_cents, change.window)
+            .await
+            .map_err(down(Dependency::Mysql, "changing a sale's database share"))?;
+    }
+    let updated = app.center.sales.update_sale(sku, &change).await.map_err(down(Dependency::Redis, "changing a sale"));
+    let refusal = match updated {
+        Ok(SaleUpdate::Updated) => None,
+        Ok(SaleUpdate::UnknownSku) => Some(ApiError::UnknownSku),
+        Ok(SaleUpdate::TooFewUnits { stock }) => Some(ApiError::TooFewUnits { stock }),
+        Ok(SaleUpdate::TotalChanged { total }) => Some(ApiError::SaleChanged { total }),
+        Ok(SaleUpdate::WarehouseRequired) => Some(ApiError::WarehouseRequired),
+        Err(dependency) => Some(ApiError::Unavailable(dependency)),
+    };
+    if let Some(refusal) = refusal {
+        if let Some(sale) = share {
+            let put_back =
+                orders.change_database_share(sku, Some(sale.per_user_limit), Some(sale.price_cents), Some(sale.window));
+            if let Err(err) = put_back.await {
+                tracing::error!(sku, error = %err, "database share's terms not put back; change the sale again");
+            }
+        }
+        return Err(refusal);
     }
     app.center.sold_out.clear(sku);
     if let Some(window) = change.window {
         app.center.sale_windows.remember(sku, window);
     }
     let after = sale_status(app, sku).await?.ok_or(ApiError::UnknownSku)?;
-    if after.kind == SaleKind::Ordinary {
-        // Its units stay as they are: `add_units` adds to Redis's share.
-        app.center
-            .services
-            .orders
-            .change_database_share(sku, change.per_user_limit, change.price_cents, change.window)
-            .await
-            .map_err(down(Dependency::Mysql, "changing a sale's database share"))?;
-    }
     audit(&admin, "change_sale", sku, &change, before, &after);
     sale_reply(app, sku, &after).await
 }

@@ -32,7 +32,8 @@ use order::event::{OrderCreated, OrderEvent};
 use order::id::IdGenerator;
 use order::sale::SaleWindow;
 use order::shard::bucket_for_user;
-use orderdb::inventory::{DatabaseShare, Take, TakeRequest};
+use orderdb::fallback_orders::{Take, TakeRequest};
+use orderdb::inventory::DatabaseShare;
 use orderdb::orders::insert_plain;
 use orderdb::ShardPools;
 use stock::{ConfirmWindows, RedisConfig, Reservation, ReserveRequest, SaleStore, SaleTerms};
@@ -294,6 +295,8 @@ pub async fn fallback_path(
                 order_id: ids.next(bucket_for_user(user), now_ms),
                 now_ms,
                 pay_by_ms: now_ms + 900_000,
+                in_flight_ms: 7_000,
+                idempotency_ttl_secs: 60,
             };
             match pools.take_from_database(&request).await {
                 Ok(Take::Taken(_)) => Ok(()),
