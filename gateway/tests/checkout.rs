@@ -18,19 +18,25 @@ struct Stack {
     gateway: Arc<TestGateway>,
     settler: TestSettler,
     paysim: String,
+    topic: String,
 }
 
 impl Stack {
     async fn start() -> Self {
+        Self::start_configured(|_| {}).await
+    }
+
+    async fn start_configured(tweak: impl FnOnce(&mut gateway::config::Config)) -> Self {
         let topic = fresh_topic(2).await;
         let shards = fresh_shards(2).await;
         let paysim = start_paysim().await;
         let mut config = gateway_config(&topic, &shards);
         config.payments.channel_url = paysim.clone();
         config.payments.secret = PAYMENT_SECRET.into();
+        tweak(&mut config);
         let gateway = Arc::new(TestGateway::start(config).await);
         let settler = TestSettler::start(settler_config(&topic, &shards));
-        Self { shards, gateway, settler, paysim }
+        Self { shards, gateway, settler, paysim, topic }
     }
 
     async fn buyer(&self, user: u64, path: &str) -> Answer {
@@ -642,4 +648,63 @@ async fn a_checkout_whose_gateway_died_after_its_tries_holds_nothing_past_the_co
     settler.stop().await;
     gateway.shutdown().await;
     drop_shards(&shards).await;
+}
+
+/// Each item's status in a checkout's answer, in its order.
+fn item_statuses(answer: &Value) -> Vec<String> {
+    answer["sub_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|sub| sub["items"].as_array().unwrap().iter().map(|item| item["status"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_checkout_left_unpaid_shows_each_item_cancelled_and_its_key_is_answered_so() {
+    let stack = Stack::start_configured(|config| {
+        // A short payment window, the config's rule kept: in-flight
+        // window < confirm window < payment window.
+        config.orders.payment_window_secs = 4;
+        config.orders.confirm_window_secs = 3;
+        config.kafka.message_timeout_ms = 1_000;
+        config.redis.command_timeout_ms = 250;
+    })
+    .await;
+    let skus = stack.sales(&[1_000, 2_000], 10).await;
+    let (user, body) = (31, cart(&[(&skus[0], 1), (&skus[1], 2)]));
+    let placed = checkout(&stack.gateway, user, "unpaid", body.clone()).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.json);
+    assert_eq!(placed.json["status"], "PENDING_PAYMENT");
+    assert!(item_statuses(&placed.json).iter().all(|status| status == "PENDING_PAYMENT"));
+    let parent = placed.json["order_id"].as_str().unwrap().to_owned();
+    let auth = format!("Bearer {}", buyer_token(user));
+    let read = || async {
+        let path = format!("/v1/checkouts/{parent}");
+        stack.gateway.request(Method::GET, &path, &[("authorization", auth.as_str())], "").await
+    };
+    let pending = read().await;
+    assert_eq!((pending.status, &pending.json["status"]), (StatusCode::OK, &json!("PENDING_PAYMENT")));
+
+    // Its window passes unpaid: the sweeper cancels every item.
+    let (stop_sweeping, sweeping) = tokio::sync::oneshot::channel::<()>();
+    let config = settler_config(&stack.topic, &stack.shards);
+    let sweeper = tokio::spawn(sweeper(&config, Duration::from_millis(100), 100).run(async {
+        let _ = sweeping.await;
+    }));
+    let cancelled = eventually(Duration::from_secs(30), "every item cancelled", || async {
+        let answer = read().await;
+        (answer.json["status"] == "CANCELLED").then_some(answer)
+    })
+    .await;
+    assert!(item_statuses(&cancelled.json).iter().all(|status| status == "CANCELLED"), "{}", cancelled.json);
+    let again = checkout(&stack.gateway, user, "unpaid", body.clone()).await;
+    assert_eq!((again.status, again.json["error"].as_str()), (StatusCode::CONFLICT, Some("checkout_cancelled")));
+    // The key is free: it places a fresh checkout.
+    let fresh = checkout(&stack.gateway, user, "unpaid", body).await;
+    assert_eq!(fresh.status, StatusCode::CREATED, "{}", fresh.json);
+    assert_ne!(fresh.json["order_id"], json!(parent));
+    let _ = stop_sweeping.send(());
+    sweeper.await.unwrap();
+    stack.stop().await;
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::allocation::{allocate, shares, AllocationError, Coupon, Promotion};
 use crate::id::OrderId;
 use crate::splitting::{split, FreightTemplate, Handling, Item, Limits, SplitError};
+use crate::status::OrderStatus;
 
 /// Where a SKU ships from and how it packs (the admin API's catalogue).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,6 +361,20 @@ impl CheckoutOrder {
             && self.coupon.as_deref() == coupon
             && self.lines.len() == lines.len()
             && self.lines.iter().zip(lines).all(|(line, (sku, qty))| line.sku == *sku && line.qty == *qty)
+    }
+}
+
+/// Where a checkout stands, from its items' statuses (each item is an
+/// order of its own): awaiting its payment while any item is, cancelled
+/// once every item is, else paid (its items may have moved on since, each
+/// as its own status says).
+pub fn checkout_status(items: &[OrderStatus]) -> OrderStatus {
+    if items.contains(&OrderStatus::PendingPayment) {
+        OrderStatus::PendingPayment
+    } else if !items.is_empty() && items.iter().all(|status| *status == OrderStatus::Cancelled) {
+        OrderStatus::Cancelled
+    } else {
+        OrderStatus::Paid
     }
 }
 

@@ -20,6 +20,13 @@ use crate::center::OrderCenter;
 use crate::outcomes::{Accepted, PlaceError, Placed};
 use crate::refusal::{Dependency, Refusal};
 
+/// How long the lookup of whether a SKU has a database share may take.
+const SHARE_LOOKUP_WITHIN: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// How long taking an order from the database share may take (its row
+/// lock queues a SKU's orders one after the other).
+const TAKE_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Order ids minted at once by two gateways' fallbacks are told apart by
 /// the database; the loser mints again, at most this many times.
 const MINT_ATTEMPTS: usize = 3;
@@ -33,20 +40,27 @@ pub(crate) async fn place(
     redis_refusal: Refusal,
 ) -> Result<Placed, PlaceError> {
     let orders = &center.services.orders;
+    // A lookup that fails or is slow counts as no share: a fallback that
+    // cannot reach MySQL either has nothing to sell, and the answer (Redis's
+    // 503) must stay fast.
     let has_share = center
         .share_lookups
         .has_share(&order.sku, || async {
-            orders
-                .has_database_share(&order.sku)
-                .await
-                .map_err(|err| tracing::warn!(sku = %order.sku, error = %err, "database share lookup failed"))
-                .ok()
+            match tokio::time::timeout(SHARE_LOOKUP_WITHIN, orders.has_database_share(&order.sku)).await {
+                Ok(Ok(has)) => has,
+                Ok(Err(err)) => {
+                    tracing::warn!(sku = %order.sku, error = %err, "database share lookup failed");
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!(sku = %order.sku, "database share lookup timed out");
+                    false
+                }
+            }
         })
         .await;
-    match has_share {
-        Some(true) => {}
-        Some(false) => return Err(redis_refusal.into()),
-        None => return Err(PlaceError::Unavailable(Dependency::Mysql)),
+    if !has_share {
+        return Err(redis_refusal.into());
     }
     let now_ms = Utc::now().timestamp_millis();
     let pay_by_ms = now_ms + center.settings.orders.payment_window_secs as i64 * 1_000;
@@ -62,10 +76,23 @@ pub(crate) async fn place(
             in_flight_ms: center.in_flight_window().as_millis() as u64,
             idempotency_ttl_secs: center.settings.orders.idempotency_ttl_secs,
         };
-        let take = orders.take_from_database(&request).await.map_err(|err| {
-            tracing::warn!(sku = %order.sku, error = %err, "database fallback failed");
-            PlaceError::Unavailable(Dependency::Mysql)
-        })?;
+        // A failure, or a timeout, may have struck the commit: the order may
+        // exist, and a retry with the key finds it.
+        let unknown = PlaceError::OutcomeUnknown {
+            order_id: request.order_id,
+            retry_after_secs: center.in_flight_window().as_secs().max(1),
+        };
+        let take = match tokio::time::timeout(TAKE_WITHIN, orders.take_from_database(&request)).await {
+            Ok(Ok(take)) => take,
+            Ok(Err(err)) => {
+                tracing::warn!(sku = %order.sku, error = %err, "database fallback failed");
+                return Err(unknown);
+            }
+            Err(_) => {
+                tracing::warn!(sku = %order.sku, "database fallback timed out");
+                return Err(unknown);
+            }
+        };
         metrics::counter!("gateway_fallback_takes_total", "outcome" => take_name(&take)).increment(1);
         return match take {
             Take::Taken(taken) => publish_created(center, &taken, false).await,

@@ -22,6 +22,7 @@
 
 use std::time::Duration;
 
+use order::checkout::CheckoutOrder;
 use order::id::OrderId;
 use order::status::OrderStatus;
 use orderdb::StoredOrder;
@@ -113,6 +114,18 @@ impl OrderCenter {
             metrics::counter!("gateway_order_cache_writes_failed_total").increment(1);
             tracing::warn!(%order_id, error = %err, "order move not recorded; reads show it once the settler applied it");
         }
+    }
+
+    /// Each item's status, in the checkout's order, as its order's view
+    /// shows it; an item not stored yet awaits its payment.
+    pub async fn checkout_item_statuses(&self, order: &CheckoutOrder) -> Result<Vec<OrderStatus>, sqlx::Error> {
+        let mut statuses = Vec::new();
+        for (_, item) in order.items() {
+            let view = self.order_view(item.order_id, Some(order.user_id)).await?;
+            let status = view.and_then(|view| view["status"].as_str().and_then(OrderStatus::parse));
+            statuses.push(status.unwrap_or(OrderStatus::PendingPayment));
+        }
+        Ok(statuses)
     }
 
     /// Drops the cached view of an order MySQL just moved.

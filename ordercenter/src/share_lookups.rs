@@ -2,7 +2,8 @@
 //! MySQL for while Redis is down), as the fallback asks before it takes
 //! anything: the answer is kept for [`TRUSTED_FOR`], and one lookup per SKU
 //! runs at a time, so a flash crowd meeting a Redis outage costs MySQL one
-//! plain read per SKU every few seconds, not a locking read per request.
+//! plain read per SKU every few seconds, not a locking read per request
+//! (and a MySQL that is down too, one slow lookup).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -18,24 +19,23 @@ pub const TRUSTED_FOR: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub struct ShareLookups {
     known: DashMap<String, (bool, Instant)>,
-    looking: SingleFlight<Option<bool>>,
+    looking: SingleFlight<bool>,
 }
 
 impl ShareLookups {
-    /// Whether `sku` has a share: from memory, else from `look` (`None`:
-    /// it failed, and nothing is kept).
-    pub async fn has_share<F, Fut>(&self, sku: &str, look: F) -> Option<bool>
+    /// Whether `sku` has a share: from memory, else from `look`.
+    pub async fn has_share<F, Fut>(&self, sku: &str, look: F) -> bool
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Option<bool>>,
+        Fut: Future<Output = bool>,
     {
         if let Some((has, at)) = self.known.get(sku).map(|entry| *entry) {
             if at.elapsed() < TRUSTED_FOR {
-                return Some(has);
+                return has;
             }
         }
         let (has, ran_here) = self.looking.run(sku.to_owned(), look).await;
-        if let (Some(has), true) = (has, ran_here) {
+        if ran_here {
             self.known.insert(sku.to_owned(), (has, Instant::now()));
         }
         has
@@ -55,19 +55,18 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn an_answer_is_kept_until_past_trust_and_a_failed_lookup_is_not() {
+    async fn an_answer_is_kept_until_past_trust() {
         let lookups = ShareLookups::default();
         let looked = AtomicU32::new(0);
-        let look = |answer: Option<bool>| {
+        let look = |answer: bool| {
             looked.fetch_add(1, Ordering::Relaxed);
             async move { answer }
         };
-        assert_eq!(lookups.has_share("tv", || look(None)).await, None);
-        assert_eq!(lookups.has_share("tv", || look(Some(false))).await, Some(false));
-        assert_eq!(lookups.has_share("tv", || look(Some(true))).await, Some(false), "from memory");
-        assert_eq!(looked.load(Ordering::Relaxed), 2);
+        assert!(!lookups.has_share("tv", || look(false)).await);
+        assert!(!lookups.has_share("tv", || look(true)).await, "from memory");
+        assert_eq!(looked.load(Ordering::Relaxed), 1);
         lookups.known.insert("tv".into(), (false, Instant::now() - TRUSTED_FOR));
-        assert_eq!(lookups.has_share("tv", || look(Some(true))).await, Some(true), "asked again past trust");
+        assert!(lookups.has_share("tv", || look(true)).await, "asked again past trust");
         lookups.known.insert("radio".into(), (true, Instant::now() - TRUSTED_FOR));
         lookups.prune();
         assert_eq!(lookups.known.len(), 1);

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode};
 use order::cart::Checkout;
-use order::checkout::{CheckoutOrder, CouponTerms, PromotionTerms, ShippingFacts};
+use order::checkout::{checkout_status, CheckoutOrder, CouponTerms, PromotionTerms, ShippingFacts};
 use order::request::check_token;
 use order::splitting::FreightTemplate;
+use order::status::OrderStatus;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -38,33 +39,44 @@ pub async fn place(app: Arc<App>, req: Read, buyer: u64) -> Result<Reply, ApiErr
     let cart = Checkout::from_json(req.body(), buyer)?;
     app.traffic.load().admit_user(LimitedRoute::Checkout, cart.user_id)?;
     let (order, replayed) = checkout(app.center.clone(), cart, key).await?;
-    let answer = Answer { checkout: &order, status: Some("PENDING_PAYMENT") };
     if replayed {
-        let mut reply = http::json(StatusCode::OK, &answer);
+        let mut reply = http::json(StatusCode::OK, &with_statuses(&app, &order).await?);
         reply.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
         Ok(reply)
     } else {
-        Ok(http::json(StatusCode::CREATED, &answer))
+        let pending = vec![OrderStatus::PendingPayment; order.items().count()];
+        Ok(http::json(StatusCode::CREATED, &answer(&order, &pending)))
     }
 }
 
-/// A checkout as answered, its fields in their order; a new one awaits
-/// its one payment (`status`).
-#[derive(Serialize)]
-struct Answer<'a> {
-    #[serde(flatten)]
-    checkout: &'a CheckoutOrder,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<&'static str>,
+/// The checkout as answered: as placed, with where it and each item stand
+/// now (`status`: an item's is its order's).
+fn answer(order: &CheckoutOrder, statuses: &[OrderStatus]) -> Value {
+    let mut answer = serde_json::to_value(order).expect("a checkout serialises");
+    answer["status"] = json!(checkout_status(statuses));
+    let items = answer["sub_orders"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .flat_map(|sub| sub["items"].as_array_mut().map(|items| items.iter_mut()).into_iter().flatten());
+    for (item, status) in items.zip(statuses) {
+        item["status"] = json!(status);
+    }
+    answer
 }
 
-/// `GET /v1/checkouts/{id}`: the buyer's checkout as placed (each item's
-/// status is its order's, `GET /v1/orders/{item id}`).
+async fn with_statuses(app: &App, order: &CheckoutOrder) -> Result<Value, ApiError> {
+    let statuses = app.center.checkout_item_statuses(order).await.map_err(down(Dependency::Mysql, "item lookup"))?;
+    Ok(answer(order, &statuses))
+}
+
+/// `GET /v1/checkouts/{id}`: the buyer's checkout as placed, with where it
+/// and each item stand now.
 pub async fn get(app: &App, parent: &str, buyer: u64) -> Result<Reply, ApiError> {
     app.traffic.load().admit_user(LimitedRoute::GetOrder, buyer)?;
     let parent = input::order_id(parent)?;
     let order = checkout_payments::owned(&app.center, parent, buyer).await?;
-    Ok(http::json(StatusCode::OK, &Answer { checkout: &order, status: None }))
+    Ok(http::json(StatusCode::OK, &with_statuses(app, &order).await?))
 }
 
 /// `POST /v1/checkouts/{id}/pay`: starts the one payment of the checkout.

@@ -30,8 +30,9 @@ fn ids() -> impl FnMut() -> OrderId {
 /// The seed's cart: A–E from two stores, 40 off over 200 on A and D,
 /// 10 off over 100 on B and C, a 100 coupon; store 1 ships free over
 /// 100, store 2 charges 8 under 300. Worked by hand in the comments.
-#[test]
-fn the_seed_cart_plans_to_the_cent() {
+/// Seed 002's cart: A to E from two stores; A and D in "spend 200, save
+/// 40", B and C in "spend 100, save 10"; a 100 cash coupon.
+fn seed_cart() -> ([PricedLine; 5], [(String, PromotionTerms); 2], CouponTerms) {
     let lines = [
         line("A", 1, 12_000, "s1", Handling::Regular, 500),
         line("B", 1, 6_000, "s1", Handling::Fragile, 500),
@@ -50,6 +51,27 @@ fn the_seed_cart_plans_to_the_cent() {
         ),
     ];
     let coupon = CouponTerms { discount_cents: 10_000, min_spend_cents: 20_000, users: vec![] };
+    (lines, promotions, coupon)
+}
+
+/// As the seed has it: free shipping. Each item pays its goods less its
+/// part of the discounts.
+#[test]
+fn the_seed_cart_ships_free_and_plans_to_the_cent() {
+    let (lines, promotions, coupon) = seed_cart();
+    let plan = plan(&lines, &promotions, Some(&coupon), &HashMap::new(), LIMITS, ids()).unwrap();
+    assert_eq!(
+        (plan.goods_cents, plan.promotions_cents, plan.coupon_cents, plan.freight_cents, plan.payable_cents),
+        (40_000, 5_000, 10_000, 0, 25_000)
+    );
+    let amounts: Vec<i64> = plan.sub_orders.iter().flat_map(|p| &p.items).map(|i| i.amount_cents).collect();
+    assert_eq!(amounts, [7_013, 3_896, 3_247, 5_844, 5_000]);
+}
+
+/// The same cart with each store's freight template.
+#[test]
+fn the_seed_cart_with_freight_templates_plans_to_the_cent() {
+    let (lines, promotions, coupon) = seed_cart();
     let freight = HashMap::from([
         ("s1".to_owned(), FreightTemplate { free_over_cents: 10_000, fee_cents: 600 }),
         ("s2".to_owned(), FreightTemplate { free_over_cents: 30_000, fee_cents: 800 }),
@@ -161,4 +183,14 @@ fn a_regional_lines_items_record_the_warehouse_chosen_and_pack_from_it() {
         .flat_map(|sub| sub.items.iter().map(move |item| (sub.warehouse.as_str(), item.warehouse.as_deref())))
         .collect();
     assert_eq!(warehouses, [("shanghai", Some("shanghai")), ("s1-wh", None)], "split by the warehouse chosen");
+}
+
+#[test]
+fn a_checkout_stands_as_its_items_do() {
+    use OrderStatus::*;
+    assert_eq!(checkout_status(&[PendingPayment, PendingPayment]), PendingPayment);
+    assert_eq!(checkout_status(&[Paid, PendingPayment]), PendingPayment, "its payment is still settling");
+    assert_eq!(checkout_status(&[Cancelled, Cancelled]), Cancelled);
+    assert_eq!(checkout_status(&[Paid, Cancelled]), Paid, "paid, one item cancelled since");
+    assert_eq!(checkout_status(&[Shipped, Completed]), Paid);
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use order::cart::Checkout;
-use order::checkout::CheckoutOrder;
+use order::checkout::{checkout_status, CheckoutOrder};
 use order::event::{OrderCreated, OrderEvent};
 use order::id::OrderId;
 use order::shard::bucket_for_user;
@@ -111,6 +111,16 @@ async fn again(
         return Err(CheckoutError::KeyReused);
     }
     if first.accepted {
+        // Its payment window passed: answered as it stands, and refused
+        // once every item was cancelled unpaid (the key is free then).
+        if now_ms >= order.pay_by.timestamp_millis() {
+            let statuses =
+                center.checkout_item_statuses(&order).await.map_err(down(Dependency::Mysql, "item lookup"))?;
+            if checkout_status(&statuses) == OrderStatus::Cancelled {
+                free_key(center, cart.user_id, key, &first).await;
+                return Err(CheckoutError::Cancelled);
+            }
+        }
         return Ok((order, true));
     }
     if !over {
