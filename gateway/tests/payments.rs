@@ -585,3 +585,85 @@ async fn a_sale_deducting_at_payment_refunds_the_payers_who_came_after_its_last_
     shards.close().await;
     Arc::into_inner(stack).unwrap().stop().await;
 }
+
+/// Seed 000's breaker on the payment channel: a channel failing a tenth of
+/// its calls opens it (past 5 %); while it is open, starting a payment is
+/// a 503 at once and the gateway stays ready for orders; a payment the
+/// channel notifies meanwhile is still recorded; once the channel heals, a
+/// probe closes it.
+#[tokio::test]
+async fn a_failing_payment_channel_opens_its_breaker_and_a_healed_one_closes_it() {
+    let stack = Stack::start_configured(900, |config| {
+        config.traffic.breakers.payment_channel = gateway::config::Breaker {
+            enabled: true,
+            failure_ratio: 0.05,
+            min_requests: 20,
+            window_secs: 1,
+            open_ms: 1_000,
+        };
+    })
+    .await;
+    let sku = unique("channel_breaker");
+    stack.gateway.load_sale(&sku, 100, 1, 1_000).await;
+    let mut orders = Vec::new();
+    for user in 1..=60u64 {
+        orders.push((user, stack.order(user, &sku).await));
+    }
+    // The policy's window must have run once before it may open the breaker.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let faults =
+        |fail_every: u32| paysim(&stack.paysim, Method::POST, "/v1/faults/payments", json!({"fail_every": fail_every}));
+    assert_eq!(faults(10).await.0, StatusCode::OK);
+
+    let breaker = || stack.gateway.app.center.breakers.load().payment_channel.state().as_str();
+    let mut started: Vec<(u64, String, String)> = Vec::new();
+    for round in orders.chunks(20) {
+        let answers = join_all(round.iter().map(|(user, order_id)| {
+            let (stack, sku) = (&stack, &sku);
+            async move { (*user, order_id.clone(), stack.owner_request(order_id, "pay", *user, sku).await) }
+        }))
+        .await;
+        for (user, order_id, answer) in answers {
+            match answer.status {
+                StatusCode::OK => {
+                    started.push((user, order_id, answer.json["payment_id"].as_str().unwrap().to_owned()))
+                }
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    assert_eq!(answer.json["dependency"], "payment_channel")
+                }
+                status => panic!("{status}: {}", answer.json),
+            }
+        }
+        if breaker() == "open" {
+            break;
+        }
+    }
+    assert_eq!(breaker(), "open", "a tenth of the calls failing opens it");
+    let (user, order_id) = orders.last().unwrap();
+    let refused = stack.owner_request(order_id, "pay", *user, &sku).await;
+    assert_eq!(
+        (refused.status, &refused.json["dependency"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &json!("payment_channel"))
+    );
+    let metrics = stack.gateway.request(Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned();
+    assert!(metrics.contains("gateway_breaker_state{dependency=\"payment_channel\"} 2"), "{metrics}");
+    let ready = stack.gateway.request(Method::GET, "/readyz", &[], "").await;
+    assert_eq!(ready.status, StatusCode::OK, "orders still flow: {}", ready.json);
+
+    // A payment made before it opened is notified while it is open: recorded.
+    let (_, paid_order, payment_id) = started.first().cloned().expect("some payments started before it opened");
+    stack.complete(&payment_id, json!({})).await;
+    stack.stored_status(&paid_order, "PAID").await;
+
+    // The channel heals: after the open time a probe closes the breaker.
+    assert_eq!(faults(0).await.0, StatusCode::OK);
+    let (user, order_id) = orders.last().unwrap();
+    eventually(Duration::from_secs(15), "payments to start again", || async {
+        let answer = stack.owner_request(order_id, "pay", *user, &sku).await;
+        (answer.status == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert_eq!(breaker(), "closed");
+    assert_eq!(stack.counters(&sku).await, (40, 59, 1), "one paid, the others still held in their window");
+    stack.stop().await;
+}

@@ -1,7 +1,8 @@
-//! Circuit breakers around Redis and Kafka, on the `failsafe` crate's state
-//! machine (success rate over a time window, constant open time, half-open
-//! probes). While one is open, requests that need its dependency get an
-//! immediate 503 instead of waiting for timeouts.
+//! Circuit breakers around Redis, Kafka and the payment channel, on the
+//! `failsafe` crate's state machine (success rate over a time window,
+//! constant open time, half-open probes). While one is open, requests that
+//! need its dependency get an immediate 503 instead of waiting for
+//! timeouts.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -32,33 +33,11 @@ impl BreakerState {
         }
     }
 
-    fn from_u8(value: u8) -> Self {
+    pub(crate) fn from_u8(value: u8) -> Self {
         match value {
             2 => Self::Open,
             1 => Self::HalfOpen,
             _ => Self::Closed,
-        }
-    }
-}
-
-/// The breakers of the dependencies an order needs, rebuilt on every
-/// reload of `[traffic.breakers]` and swapped in whole.
-pub struct Breakers {
-    pub redis: Arc<Breaker>,
-    pub kafka: Arc<Breaker>,
-}
-
-impl Breakers {
-    /// Builds the breakers for `settings`, keeping from `previous` each one
-    /// whose settings did not change, with its state.
-    pub fn build(settings: &settings::Breakers, previous: Option<&Breakers>) -> Self {
-        let breaker = |dependency, settings: &settings::Breaker, kept: Option<&Arc<Breaker>>| match kept {
-            Some(kept) if kept.settings() == settings => kept.clone(),
-            _ => Arc::new(Breaker::new(dependency, settings)),
-        };
-        Self {
-            redis: breaker(Dependency::Redis, &settings.redis, previous.map(|p| &p.redis)),
-            kafka: breaker(Dependency::Kafka, &settings.kafka, previous.map(|p| &p.kafka)),
         }
     }
 }
@@ -71,13 +50,13 @@ pub struct Breaker {
 }
 
 /// Tracks the state for `/readyz` and `/metrics` as the machine moves.
-struct Transitions {
-    dependency: Dependency,
-    state: Arc<AtomicU8>,
+pub(crate) struct Transitions {
+    pub(crate) dependency: Dependency,
+    pub(crate) state: Arc<AtomicU8>,
 }
 
 impl Transitions {
-    fn moved(&self, state: BreakerState) {
+    pub(crate) fn moved(&self, state: BreakerState) {
         let dependency = self.dependency.as_str();
         metrics::gauge!("gateway_breaker_state", "dependency" => dependency).set(f64::from(state as u8));
         // The machine reports "closed" when it is built: not a transition.

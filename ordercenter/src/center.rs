@@ -13,6 +13,7 @@ use order::id::IdGenerator;
 use order::scheduling::SchedulingRules;
 use orderdb::ShardPools;
 use paychannel::client::PaymentChannel;
+use paychannel::messages::{CreatePayment, CreatedPayment, PaymentState};
 use paychannel::warehouse::HttpWarehouse;
 use stock::{
     Acknowledgement, Checkouts, ConfirmWindows, NodeLeases, OrderCache, PaymentLookups, Redis, Reservation,
@@ -20,10 +21,11 @@ use stock::{
 };
 
 use crate::batch::RedisBatch;
-use crate::breaker::Breakers;
+use crate::breakers::Breakers;
 use crate::node_lease::NodeLease;
 use crate::outcomes::{PaymentError, PlaceError, Placed, Settled, Unpublished};
 use crate::recent_orders::RecentOrders;
+use crate::refusal::{down, Dependency};
 use crate::replicas::Replicas;
 use crate::sale_windows::SaleWindows;
 use crate::settings::{self, Settings};
@@ -172,6 +174,26 @@ impl OrderCenter {
             metrics::counter!("gateway_produce_failures_total", "outcome" => outcome).increment(1);
             Unpublished { delivered_maybe: err.delivered_maybe }
         })
+    }
+
+    /// Creates a payment at the channel, through its breaker: refused at
+    /// once while the breaker is open.
+    pub async fn create_payment(&self, payment: &CreatePayment) -> Result<CreatedPayment, Dependency> {
+        let breaker = self.breakers.load().payment_channel.clone();
+        breaker.permit().map_err(|_| Dependency::PaymentChannel)?;
+        let created = self.services.channel.create(payment).await;
+        breaker.record_success(created.as_ref().map_or_else(|err| !err.is_channel_fault(), |_| true));
+        created.map_err(down(Dependency::PaymentChannel, "creating the payment"))
+    }
+
+    /// Asks the channel about the payment of `merchant_order_id`, through
+    /// its breaker: refused at once while the breaker is open.
+    pub async fn query_payment(&self, merchant_order_id: &str) -> Result<Option<PaymentState>, Dependency> {
+        let breaker = self.breakers.load().payment_channel.clone();
+        breaker.permit().map_err(|_| Dependency::PaymentChannel)?;
+        let found = self.services.channel.query(merchant_order_id).await;
+        breaker.record_success(found.as_ref().map_or_else(|err| !err.is_channel_fault(), |_| true));
+        found.map_err(down(Dependency::PaymentChannel, "asking about a payment"))
     }
 
     /// How long a checkout's records live: past its payment window and

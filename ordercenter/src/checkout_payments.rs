@@ -51,16 +51,13 @@ pub async fn start(center: &OrderCenter, parent: OrderId, user_id: u64) -> Resul
         return Err(OrderError::NotPending { status: None });
     }
     let created = center
-        .services
-        .channel
-        .create(&CreatePayment {
+        .create_payment(&CreatePayment {
             merchant_order_id: parent.to_string(),
             amount_cents: order.payable_cents,
             attach: CHECKOUT_ATTACH.to_owned(),
             notify_url: center.settings.payments.notify_url.clone(),
         })
-        .await
-        .map_err(down(Dependency::PaymentChannel, "creating the payment"))?;
+        .await?;
     let now_ms = Utc::now().timestamp_millis();
     let query = PaymentQuery { sku: CHECKOUT_ATTACH.to_owned(), order_id: parent, started_ms: now_ms };
     let due_ms = now_ms + center.settings.payments.query_every_secs as i64 * 1_000;

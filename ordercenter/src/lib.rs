@@ -22,7 +22,8 @@
 //!   [`batch`] and [`group_commit`] (one Redis script call for the requests
 //!   that arrive together).
 //! - Local decisions: [`breaker`] (circuit breakers around Redis and
-//!   Kafka), [`sold_out`], [`used_keys`], [`sale_windows`] and
+//!   Kafka), [`rate_breaker`] (the payment channel's, counting calls),
+//!   [`breakers`] (all three, swapped whole on a reload), [`sold_out`], [`used_keys`], [`sale_windows`] and
 //!   [`recent_orders`] (what is answered from memory), [`single_flight`] (one placement per key in
 //!   flight), [`node_lease`] (this instance's node id, leased in Redis),
 //!   [`share_lookups`] (whether a SKU has a database share, kept a few
@@ -34,6 +35,7 @@ pub mod adoption;
 pub mod after_sales;
 pub mod batch;
 pub mod breaker;
+pub mod breakers;
 pub mod cancellation;
 pub mod center;
 pub mod checkout;
@@ -49,6 +51,7 @@ pub mod payment_lookups;
 pub mod payments;
 pub mod placement;
 pub mod queries;
+pub mod rate_breaker;
 pub mod readdress;
 pub mod recent_orders;
 pub mod refusal;

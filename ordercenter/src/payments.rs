@@ -37,16 +37,13 @@ pub async fn start(
         return Err(OrderError::UnknownOrder);
     }
     let created = center
-        .services
-        .channel
-        .create(&CreatePayment {
+        .create_payment(&CreatePayment {
             merchant_order_id: order_id.to_string(),
             amount_cents: reservation.amount_cents,
             attach: sku.to_owned(),
             notify_url: center.settings.payments.notify_url.clone(),
         })
-        .await
-        .map_err(down(Dependency::PaymentChannel, "creating the payment"))?;
+        .await?;
     let now_ms = Utc::now().timestamp_millis();
     let query = PaymentQuery { sku: sku.to_owned(), order_id, started_ms: now_ms };
     let due_ms = now_ms + center.settings.payments.query_every_secs as i64 * 1_000;

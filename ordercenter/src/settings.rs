@@ -164,11 +164,25 @@ impl Default for Checkout {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Breakers {
     pub redis: Breaker,
     pub kafka: Breaker,
+    /// Around the payment channel's API (creating a payment, asking about
+    /// one): timeouts, refused connections and 5xx count as failures.
+    /// Seed 000's rule by default: open past 5 % of at least 20 calls in 30 s.
+    pub payment_channel: Breaker,
+}
+
+impl Default for Breakers {
+    fn default() -> Self {
+        Self {
+            redis: Breaker::default(),
+            kafka: Breaker::default(),
+            payment_channel: Breaker { failure_ratio: 0.05, window_secs: 30, ..Breaker::default() },
+        }
+    }
 }
 
 /// A circuit breaker: opens when the success rate over `window_secs` falls

@@ -25,6 +25,18 @@ pub enum ChannelError {
     BadSignature,
 }
 
+impl ChannelError {
+    /// Whether the channel itself failed (unreachable, slow, broken or
+    /// unsigned answers, a 5xx), not the request (a 4xx): what its circuit
+    /// breaker counts.
+    pub fn is_channel_fault(&self) -> bool {
+        match self {
+            Self::Refused { status, .. } => status.is_server_error(),
+            Self::Unreachable(_) | Self::Unreadable(_) | Self::BadSignature => true,
+        }
+    }
+}
+
 /// What the gateway needs of a payment channel.
 pub trait PaymentChannel: Send + Sync {
     /// Creates (or returns the existing) payment for an order.

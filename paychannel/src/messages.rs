@@ -88,6 +88,17 @@ pub struct RefundState {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// Faults the simulator injects into the payment calls it answers (creating
+/// one, asking about one), until changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentFaults {
+    /// Fail every n-th call with a 500 (0: none; 10: a tenth of them).
+    pub fail_every: u32,
+    /// Answer each call this much later, ms.
+    pub delay_ms: u64,
+}
+
 /// Faults the simulator injects into the refunds it is asked for next.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

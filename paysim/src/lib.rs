@@ -14,6 +14,8 @@
 //!   payment's. `GET /v1/refunds/{refund_id}` → signed `RefundState`.
 //!   `POST /v1/faults/refunds` `RefundFaults` → refuse the next requests,
 //!   or drop the next notifications.
+//! - `POST /v1/faults/payments` `PaymentFaults` → fail every n-th payment
+//!   call (create, ask) with a 500, and answer each one late, until changed.
 //! - `GET /v1/stats` → notifications attempted and acknowledged.
 //! - `/v1/warehouse/…`: the warehouse simulator ([`warehouse`]).
 
@@ -38,8 +40,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use paychannel::messages::{
-    CreatePayment, CreateRefund, CreatedPayment, NotifyPlan, PaymentState, PaymentStatus, RefundFaults, RefundState,
-    RefundStatus,
+    CreatePayment, CreateRefund, CreatedPayment, NotifyPlan, PaymentFaults, PaymentState, PaymentStatus, RefundFaults,
+    RefundState, RefundStatus,
 };
 use paychannel::{signature, SIGNATURE_HEADER};
 
@@ -58,6 +60,9 @@ pub struct Simulator {
     /// Refund id → its state and notify URL.
     refunds: DashMap<String, (RefundState, String)>,
     refund_faults: Mutex<RefundFaults>,
+    payment_faults: Mutex<PaymentFaults>,
+    /// Payment calls answered, for `PaymentFaults::fail_every`.
+    payment_calls: AtomicU64,
     attempts: AtomicU64,
     acknowledged: AtomicU64,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -73,6 +78,8 @@ impl Simulator {
             by_order: DashMap::new(),
             refunds: DashMap::new(),
             refund_faults: Mutex::new(RefundFaults::default()),
+            payment_faults: Mutex::new(PaymentFaults::default()),
+            payment_calls: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
             acknowledged: AtomicU64::new(0),
             client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
@@ -113,6 +120,11 @@ impl Simulator {
                 Some((status, answer)) => reply(status, answer),
                 None => reply(StatusCode::NOT_FOUND, json!({"error": "no such route"})),
             };
+        }
+        if let (&Method::POST | &Method::GET, ["v1", "payments"]) = (&method, segments.as_slice()) {
+            if let Some(failed) = self.payment_fault().await {
+                return failed;
+            }
         }
         match (method, segments.as_slice()) {
             (Method::POST, ["v1", "payments"]) => match serde_json::from_slice::<CreatePayment>(&body) {
@@ -163,6 +175,13 @@ impl Simulator {
                 }
                 Err(err) => reply(StatusCode::BAD_REQUEST, json!({"error": err.to_string()})),
             },
+            (Method::POST, ["v1", "faults", "payments"]) => match serde_json::from_slice::<PaymentFaults>(&body) {
+                Ok(faults) => {
+                    *self.payment_faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+                    reply(StatusCode::OK, faults)
+                }
+                Err(err) => reply(StatusCode::BAD_REQUEST, json!({"error": err.to_string()})),
+            },
             (Method::GET, ["v1", "stats"]) => reply(
                 StatusCode::OK,
                 json!({
@@ -172,6 +191,17 @@ impl Simulator {
             ),
             _ => reply(StatusCode::NOT_FOUND, json!({"error": "no such route"})),
         }
+    }
+
+    /// The injected fault of this payment call, if it fails: its 500.
+    async fn payment_fault(&self) -> Option<Response<Full<Bytes>>> {
+        let faults = *self.payment_faults.lock().unwrap_or_else(|e| e.into_inner());
+        if faults.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
+        }
+        let call = self.payment_calls.fetch_add(1, Ordering::Relaxed) + 1;
+        let fails = faults.fail_every > 0 && call % u64::from(faults.fail_every) == 0;
+        fails.then(|| reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "the channel is busy; try again"})))
     }
 
     fn create(&self, create: CreatePayment) -> CreatedPayment {

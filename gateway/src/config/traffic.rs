@@ -128,9 +128,11 @@ impl Default for Traffic {
 
 impl Traffic {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (name, breaker) in
-            [("traffic.breakers.redis", &self.breakers.redis), ("traffic.breakers.kafka", &self.breakers.kafka)]
-        {
+        for (name, breaker) in [
+            ("traffic.breakers.redis", &self.breakers.redis),
+            ("traffic.breakers.kafka", &self.breakers.kafka),
+            ("traffic.breakers.payment_channel", &self.breakers.payment_channel),
+        ] {
             let valid = breaker.failure_ratio > 0.0
                 && breaker.failure_ratio <= 1.0
                 && breaker.window_secs >= 1
