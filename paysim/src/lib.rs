@@ -200,7 +200,7 @@ impl Simulator {
             tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
         }
         let call = self.payment_calls.fetch_add(1, Ordering::Relaxed) + 1;
-        let fails = faults.fail_every > 0 && call % u64::from(faults.fail_every) == 0;
+        let fails = faults.fail_every > 0 && call.is_multiple_of(u64::from(faults.fail_every));
         fails.then(|| reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "the channel is busy; try again"})))
     }
 
