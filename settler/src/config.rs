@@ -106,7 +106,9 @@ pub struct Refunds {
     pub notify_url: String,
     /// A call to the channel slower than this fails, ms.
     pub channel_timeout_ms: u64,
-    /// Wait before asking about a refund whose outcome is not known yet, ms.
+    /// Wait before asking about a refund whose outcome is not known yet,
+    /// ms; it doubles with each attempt, up to 16 times this, drawn
+    /// between half and all of it.
     pub retry_every_ms: u64,
     /// Attempts before a refund is STUCK for an operator.
     pub max_attempts: u32,

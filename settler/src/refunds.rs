@@ -17,12 +17,24 @@ use paychannel::messages::{CreateRefund, RefundState, RefundStatus};
 
 /// Most refunds asked about per shard per round.
 const AT_ONCE: u32 = 100;
+/// The wait between attempts stops doubling at `retry_every` times this.
+const MAX_BACKOFF_FACTOR: u32 = 16;
+
+/// The wait after attempt `attempts` (from 0) before the next: doubling
+/// from `retry_every` up to [`MAX_BACKOFF_FACTOR`] times it, and drawn
+/// (`draw`, 0 to 1) between half of that and all of it, so a channel
+/// failing many refunds at once is not asked about them all at once again.
+fn next_wait(retry_every: Duration, attempts: u32, draw: f64) -> Duration {
+    let factor = 2u32.saturating_pow(attempts).min(MAX_BACKOFF_FACTOR);
+    retry_every.saturating_mul(factor).mul_f64(0.5 + draw.clamp(0.0, 1.0) / 2.0)
+}
 
 pub struct RefundDriver {
     pub channel: HttpChannel,
     /// The gateway's `/v1/refunds/notify`, as the channel reaches it.
     pub notify_url: String,
-    /// Wait before asking about a refund again.
+    /// Wait before asking about a refund again, the first time (then
+    /// doubling, with jitter: see [`next_wait`]).
     pub retry_every: Duration,
     /// Attempts before a refund is STUCK.
     pub max_attempts: u32,
@@ -36,7 +48,8 @@ impl RefundDriver {
         let due_now = shards.due_refunds(shard, AT_ONCE).await?;
         let touched = due_now.iter().map(|due| due.order_id).collect();
         for due in due_now {
-            let next_at = Utc::now() + chrono::Duration::from_std(self.retry_every).unwrap_or(chrono::Duration::MAX);
+            let wait = next_wait(self.retry_every, due.attempts, rand::random::<f64>());
+            let next_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
             if !shards.claim_refund(&due, next_at, self.max_attempts).await? {
                 if due.attempts >= self.max_attempts {
                     metrics::counter!("settler_refunds_stuck_total").increment(1);
@@ -112,5 +125,19 @@ impl RefundDriver {
             RefundStatus::Success => shards.refund_settled(&state.refund_id, true, "lookup").await.map(Some),
             RefundStatus::Failed => shards.refund_settled(&state.refund_id, false, "lookup").await.map(Some),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_doubles_to_a_cap_and_is_jittered_within_half_of_it() {
+        let every = Duration::from_secs(30);
+        let waits: Vec<u64> = (0..7).map(|attempts| next_wait(every, attempts, 1.0).as_secs()).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 480, 480]);
+        assert_eq!(next_wait(every, 2, 0.0), Duration::from_secs(60));
+        assert_eq!(next_wait(every, u32::MAX, 0.5), Duration::from_secs(360));
     }
 }
