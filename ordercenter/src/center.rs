@@ -181,8 +181,19 @@ impl OrderCenter {
     pub async fn create_payment(&self, payment: &CreatePayment) -> Result<CreatedPayment, Dependency> {
         let breaker = self.breakers.load().payment_channel.clone();
         breaker.permit().map_err(|_| Dependency::PaymentChannel)?;
-        let created = self.services.channel.create(payment).await;
-        breaker.record_success(created.as_ref().map_or_else(|err| !err.is_channel_fault(), |_| true));
+        // Its own task: a client hanging up must not leave the call
+        // uncounted (a probe of the breaker would hold it half-open).
+        let (channel, payment) = (self.services.channel.clone(), payment.clone());
+        let created = tokio::spawn(async move {
+            let created = channel.create(&payment).await;
+            breaker.record_success(created.as_ref().map_or_else(|err| !err.is_channel_fault(), |_| true));
+            created
+        })
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "payment creation task failed");
+            Dependency::PaymentChannel
+        })?;
         created.map_err(down(Dependency::PaymentChannel, "creating the payment"))
     }
 

@@ -86,6 +86,10 @@ pub(crate) async fn place(
             Ok(Ok(take)) => take,
             Ok(Err(err)) => {
                 tracing::warn!(sku = %order.sku, error = %err, "database fallback failed");
+                // No connection, nothing sent: certainly nothing taken.
+                if matches!(err, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) {
+                    return Err(PlaceError::Unavailable(Dependency::Mysql));
+                }
                 return Err(unknown);
             }
             Err(_) => {

@@ -189,21 +189,8 @@ impl ShardPools {
     /// window and before any adopter claimed it (as `release.lua` refuses
     /// past it): false otherwise, when a retry may be sending it again.
     pub async fn fallback_dropped(&self, order_id: OrderId, in_flight_ms: u64) -> Result<bool, sqlx::Error> {
-        let mut tx = self.inventory().begin().await?;
-        let row: Option<(String, u32)> = sqlx::query_as(&format!(
-            "SELECT CONVERT(sku USING utf8mb4), qty FROM fallback_orders \
-             WHERE order_id = ? AND state = 'reserved' AND {YOUNG} FOR UPDATE"
-        ))
-        .bind(order_id.raw() as i64)
-        .bind(in_flight_ms * 1_000)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((sku, qty)) = row else {
-            return Ok(false);
-        };
-        end_in_database(&mut tx, order_id, &sku, qty, "dropped").await?;
-        tx.commit().await?;
-        Ok(true)
+        let condition = format!("state = 'reserved' AND {YOUNG}");
+        self.end_in_database(order_id, &condition, Some(in_flight_ms * 1_000), "dropped").await
     }
 
     /// Claims the order for adoption: an accepted one, one being adopted
@@ -219,7 +206,7 @@ impl ShardPools {
         let mut tx = self.inventory().begin().await?;
         let row: Option<FallbackRow> = sqlx::query_as(&format!(
             "SELECT {READ_COLUMNS} FROM fallback_orders WHERE order_id = ? \
-             AND (state IN ('accepted', 'adopting') OR (state = 'reserved' AND NOT {YOUNG})) FOR UPDATE"
+             AND (state IN ('accepted', 'adopting') OR (state = 'reserved' AND NOT ({YOUNG}))) FOR UPDATE"
         ))
         .bind(order_id.raw() as i64)
         .bind(in_flight_ms * 1_000)
@@ -249,17 +236,7 @@ impl ShardPools {
     /// The claimed order's key placed another order in Redis, and its
     /// cancellation is on the broker: its units go back to the share.
     pub async fn fallback_duplicate(&self, order_id: OrderId) -> Result<(), sqlx::Error> {
-        let mut tx = self.inventory().begin().await?;
-        let row: Option<(String, u32)> =
-            sqlx::query_as("SELECT CONVERT(sku USING utf8mb4), qty FROM fallback_orders WHERE order_id = ? AND state = 'adopting' FOR UPDATE")
-                .bind(order_id.raw() as i64)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some((sku, qty)) = row {
-            end_in_database(&mut tx, order_id, &sku, qty, "duplicate").await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.end_in_database(order_id, "state = 'adopting'", None, "duplicate").await.map(drop)
     }
 
     /// Up to `limit` orders Redis has not adopted yet, past `after`, by id.
@@ -300,7 +277,7 @@ impl ShardPools {
 async fn earlier_order(tx: &mut Transaction<'_, MySql>, req: &TakeRequest<'_>) -> Result<Option<Take>, sqlx::Error> {
     let row: Option<(FallbackRow, String, bool, bool)> = sqlx::query_as(&format!(
         "SELECT {READ_COLUMNS}, state, {YOUNG}, taken_at >= NOW(3) - INTERVAL ? SECOND \
-         FROM fallback_orders WHERE sku = ? AND live_key = ?"
+         FROM fallback_orders WHERE sku = ? AND live_key = ? FOR UPDATE"
     ))
     .bind(req.in_flight_ms * 1_000)
     .bind(req.idempotency_ttl_secs)
@@ -329,21 +306,49 @@ async fn earlier_order(tx: &mut Transaction<'_, MySql>, req: &TakeRequest<'_>) -
     Ok(Some(Take::Existing(order, earlier)))
 }
 
-/// Ends an order in the database: `state`, its key freed when dropped, its
-/// units back in the share.
-async fn end_in_database(
-    tx: &mut Transaction<'_, MySql>,
-    order_id: OrderId,
-    sku: &str,
-    qty: u32,
-    state: &str,
-) -> Result<(), sqlx::Error> {
-    let key = if state == "dropped" { "NULL" } else { "live_key" };
-    sqlx::query(&format!("UPDATE fallback_orders SET state = ?, live_key = {key} WHERE order_id = ?"))
-        .bind(state)
-        .bind(order_id.raw() as i64)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE inventory SET units = units + ? WHERE sku = ?").bind(qty).bind(sku).execute(&mut **tx).await?;
-    Ok(())
+impl ShardPools {
+    /// Ends an order in the database if `condition` (SQL on its row, with
+    /// `bind` for its one `?`, if any) holds: `state`, its key freed when
+    /// dropped, its units back in the share. The share's row is locked
+    /// first, as a take locks it, so the two never wait on each other.
+    async fn end_in_database(
+        &self,
+        order_id: OrderId,
+        condition: &str,
+        bind: Option<u64>,
+        state: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let id = order_id.raw() as i64;
+        let sku: Option<(String,)> =
+            sqlx::query_as("SELECT CONVERT(sku USING utf8mb4) FROM fallback_orders WHERE order_id = ?")
+                .bind(id)
+                .fetch_optional(self.inventory())
+                .await?;
+        let Some((sku,)) = sku else {
+            return Ok(false);
+        };
+        let mut tx = self.inventory().begin().await?;
+        locked_share(&mut tx, &sku).await?;
+        let sql = format!("SELECT qty FROM fallback_orders WHERE order_id = ? AND {condition} FOR UPDATE");
+        let mut select = sqlx::query_as::<_, (u32,)>(&sql).bind(id);
+        if let Some(bind) = bind {
+            select = select.bind(bind);
+        }
+        let Some((qty,)) = select.fetch_optional(&mut *tx).await? else {
+            return Ok(false);
+        };
+        let key = if state == "dropped" { "NULL" } else { "live_key" };
+        sqlx::query(&format!("UPDATE fallback_orders SET state = ?, live_key = {key} WHERE order_id = ?"))
+            .bind(state)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE inventory SET units = units + ? WHERE sku = ?")
+            .bind(qty)
+            .bind(&sku)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 }

@@ -18,10 +18,11 @@
 --
 -- Returns one of
 --   {"adopted"}                  Redis holds it (now, or since an earlier call)
---   {"duplicate", order id}      its key placed this other order in Redis, acknowledged:
---                                the database's order is the caller's to cancel
+--   {"duplicate", order id}      its key placed this other order in Redis, acknowledged or
+--                                settled: the database's order is the caller's to cancel
 --   {"wait"}                     its key placed another order in Redis that is not
---                                acknowledged yet: call again once that one is settled
+--                                acknowledged yet and still reserved: call again once
+--                                that one is settled
 --   {"other_sale"}               the sale was replaced since the order was taken
 --   {"unknown_sku"} / {"id_taken"} (an order of Redis has this id)
 --
@@ -48,16 +49,24 @@ end
 if (sale[6] or '0') ~= ARGV[7] then
   return {'other_sale'}
 end
+local record = redis.call('GET', KEYS[8])
+local first = record and string.match(record, '^%a:[^:]+:[^:]+:([^:]+):')
+if first == order_id then
+  -- Its record is this order's own: adopted before (the decision was lost).
+  redis.call('HSET', KEYS[7], order_id, 'adopted')
+  return {'adopted'}
+end
 if redis.call('HEXISTS', KEYS[3], order_id) == 1 then
   return {'id_taken'}
 end
-local record = redis.call('GET', KEYS[8])
-local first = record and string.match(record, '^%a:[^:]+:[^:]+:([^:]+):')
-if first and first ~= order_id then
+if first then
   local closed = redis.call('HGET', KEYS[5], first)
   -- An order cancelled unconfirmed frees its key (as in reserve.lua).
   if not (closed and string.find(closed, '^unconfirmed:')) then
-    if string.sub(record, 1, 1) ~= 'A' then
+    -- Unacknowledged and still reserved, it may yet be cancelled as
+    -- unconfirmed, freeing the key: wait. Acknowledged, or settled some
+    -- other way (paid, cancelled by its buyer), it is the key's order.
+    if string.sub(record, 1, 1) ~= 'A' and redis.call('HEXISTS', KEYS[3], first) == 1 then
       return {'wait'}
     end
     redis.call('HSET', KEYS[7], order_id, 'duplicate:' .. first)

@@ -17,9 +17,16 @@ const PAY_BY: i64 = NOW + 900_000;
 const PRICE: i64 = 500;
 const CONFIRM_MS: u64 = 30_000;
 
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
 async fn store() -> SaleStore {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let namespace = format!("test_adoption_{:012x}:", rand::random::<u64>() & 0xffff_ffff_ffff);
+    store_in(&format!("test_adoption_{:012x}:", rand::random::<u64>() & 0xffff_ffff_ffff)).await
+}
+
+async fn store_in(namespace: &str) -> SaleStore {
+    let (url, namespace) = (redis_url(), namespace.to_owned());
     let store = SaleStore::connect(&RedisConfig { url: url.clone(), namespace, ..RedisConfig::default() }).unwrap();
     assert!(store.redis().wait_connected(std::time::Duration::from_secs(5)).await, "redis at {url}");
     store
@@ -146,4 +153,22 @@ async fn an_order_of_a_replaced_sale_is_not_adopted_into_the_new_one() {
     let before = units(&store, &sku).await;
     assert_eq!(store.adopt(&old, 60, CONFIRM_MS).await.unwrap(), Adopted::OtherSale);
     assert_eq!(units(&store, &sku).await, before);
+}
+
+#[tokio::test]
+async fn an_order_whose_decision_was_lost_is_not_adopted_twice() {
+    use fred::prelude::*;
+    let namespace = format!("test_adoption_{:012x}:", rand::random::<u64>() & 0xffff_ffff_ffff);
+    let store = store_in(&namespace).await;
+    let sku = ordinary_sale(&store).await;
+    let order = fallback_order(&store, &sku, 5, 2, "k5", true).await;
+    assert_eq!(store.adopt(&order, 60, CONFIRM_MS).await.unwrap(), Adopted::Adopted);
+    let after = units(&store, &sku).await;
+    // The decision is lost (an evicted key): the idempotency record still
+    // names the order, so it is not adopted a second time.
+    let client = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
+    client.init().await.unwrap();
+    let _: i64 = client.hdel(format!("{namespace}adopted:{{{sku}}}"), order.order_id.to_string()).await.unwrap();
+    assert_eq!(store.adopt(&order, 60, CONFIRM_MS).await.unwrap(), Adopted::Adopted);
+    assert_eq!(units(&store, &sku).await, after, "its units joined the sale once");
 }

@@ -62,22 +62,15 @@ pub async fn put_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiError>
     } else {
         None
     };
-    let loaded = app.center.sales.load_sale(sku, &terms).await.map_err(down(Dependency::Redis, "loading a sale"));
-    let busy = match &loaded {
-        Ok(SaleLoad::Busy { reservations, outbox, unsettled_payments }) => Some(ApiError::SaleBusy {
-            reservations: *reservations,
-            outbox: *outbox,
-            unsettled_payments: *unsettled_payments,
-        }),
-        Ok(SaleLoad::Loaded) => None,
-        Err(_) => Some(ApiError::Unavailable(Dependency::Redis)),
-    };
-    if let Some(refusal) = busy {
-        // Not replaced: its share goes back on sale.
+    let loaded = app.center.sales.load_sale(sku, &terms).await.map_err(down(Dependency::Redis, "loading a sale"))?;
+    if let SaleLoad::Busy { reservations, outbox, unsettled_payments } = loaded {
+        // Certainly not replaced: its share goes back on sale. (A load whose
+        // answer did not come may have replaced it: its share stays off
+        // sale until the sale is loaded again.)
         if let Err(err) = app.center.services.orders.set_database_share(sku, previous.as_ref()).await {
             tracing::error!(sku, error = %err, "database share not put back on sale; load the sale again");
         }
-        return Err(refusal);
+        return Err(ApiError::SaleBusy { reservations, outbox, unsettled_payments });
     }
     app.center.sold_out.clear(sku);
     app.center.sale_windows.remember(sku, terms.window);
@@ -172,14 +165,16 @@ pub async fn patch_sku(app: &App, sku: &str, req: Read) -> Result<Reply, ApiErro
             .await
             .map_err(down(Dependency::Mysql, "changing a sale's database share"))?;
     }
-    let updated = app.center.sales.update_sale(sku, &change).await.map_err(down(Dependency::Redis, "changing a sale"));
+    // A change whose answer did not come may have been made: the share
+    // keeps it, and the 503 asks for the change again.
+    let updated =
+        app.center.sales.update_sale(sku, &change).await.map_err(down(Dependency::Redis, "changing a sale"))?;
     let refusal = match updated {
-        Ok(SaleUpdate::Updated) => None,
-        Ok(SaleUpdate::UnknownSku) => Some(ApiError::UnknownSku),
-        Ok(SaleUpdate::TooFewUnits { stock }) => Some(ApiError::TooFewUnits { stock }),
-        Ok(SaleUpdate::TotalChanged { total }) => Some(ApiError::SaleChanged { total }),
-        Ok(SaleUpdate::WarehouseRequired) => Some(ApiError::WarehouseRequired),
-        Err(dependency) => Some(ApiError::Unavailable(dependency)),
+        SaleUpdate::Updated => None,
+        SaleUpdate::UnknownSku => Some(ApiError::UnknownSku),
+        SaleUpdate::TooFewUnits { stock } => Some(ApiError::TooFewUnits { stock }),
+        SaleUpdate::TotalChanged { total } => Some(ApiError::SaleChanged { total }),
+        SaleUpdate::WarehouseRequired => Some(ApiError::WarehouseRequired),
     };
     if let Some(refusal) = refusal {
         if let Some(sale) = share {

@@ -40,19 +40,25 @@ pub async fn place(app: Arc<App>, req: Read, buyer: u64) -> Result<Reply, ApiErr
     app.traffic.load().admit_user(LimitedRoute::Checkout, cart.user_id)?;
     let (order, replayed) = checkout(app.center.clone(), cart, key).await?;
     if replayed {
-        let mut reply = http::json(StatusCode::OK, &with_statuses(&app, &order).await?);
+        // The replay stands without the statuses if MySQL cannot give them.
+        let statuses = app.center.checkout_item_statuses(&order).await;
+        let statuses = statuses.map_err(down(Dependency::Mysql, "item lookup")).ok();
+        let mut reply = http::json(StatusCode::OK, &answer(&order, statuses.as_deref()));
         reply.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
         Ok(reply)
     } else {
         let pending = vec![OrderStatus::PendingPayment; order.items().count()];
-        Ok(http::json(StatusCode::CREATED, &answer(&order, &pending)))
+        Ok(http::json(StatusCode::CREATED, &answer(&order, Some(&pending))))
     }
 }
 
 /// The checkout as answered: as placed, with where it and each item stand
-/// now (`status`: an item's is its order's).
-fn answer(order: &CheckoutOrder, statuses: &[OrderStatus]) -> Value {
+/// now (`status`: an item's is its order's), when known.
+fn answer(order: &CheckoutOrder, statuses: Option<&[OrderStatus]>) -> Value {
     let mut answer = serde_json::to_value(order).expect("a checkout serialises");
+    let Some(statuses) = statuses else {
+        return answer;
+    };
     answer["status"] = json!(checkout_status(statuses));
     let items = answer["sub_orders"]
         .as_array_mut()
@@ -67,7 +73,7 @@ fn answer(order: &CheckoutOrder, statuses: &[OrderStatus]) -> Value {
 
 async fn with_statuses(app: &App, order: &CheckoutOrder) -> Result<Value, ApiError> {
     let statuses = app.center.checkout_item_statuses(order).await.map_err(down(Dependency::Mysql, "item lookup"))?;
-    Ok(answer(order, &statuses))
+    Ok(answer(order, Some(&statuses)))
 }
 
 /// `GET /v1/checkouts/{id}`: the buyer's checkout as placed, with where it
