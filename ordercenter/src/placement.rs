@@ -4,7 +4,9 @@
 //! the event. If the event certainly did not reach the broker, the units go
 //! back (`release.lua`). If it may have (a timeout after sending), the
 //! reservation stays until its confirm deadline and the outcome is unknown:
-//! a retry with the same key sends the same order again.
+//! a retry with the same key sends the same order again. With Redis's
+//! breaker open, an ordinary sale's order is taken from its database share
+//! instead ([`crate::fallback`]); any other is a 503.
 
 use std::sync::Arc;
 use std::time::Instant;
