@@ -106,6 +106,10 @@ pub enum AuthError {
     Invalid(String),
     #[error("the user header is believed only from a trusted proxy")]
     UntrustedPeer,
+    #[error("an X-Channel-Key is required")]
+    ChannelKeyMissing,
+    #[error("the X-Channel-Key names no channel")]
+    UnknownChannelKey,
 }
 
 impl AuthError {
@@ -116,6 +120,8 @@ impl AuthError {
             Self::UnknownKey => "unknown_key",
             Self::Invalid(_) => "invalid",
             Self::UntrustedPeer => "untrusted_peer",
+            Self::ChannelKeyMissing => "channel_key_missing",
+            Self::UnknownChannelKey => "unknown_channel_key",
         }
     }
 }

@@ -19,7 +19,7 @@ pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
 pub use ordercenter::settings::{
     Abuse, Breaker, Breakers, Cache, Checkout, Orders, Payments, Queries, Settings, DEV_PAYMENT_SECRET,
 };
-pub use traffic::{Bucket, Deny, LimitedRoute, RouteLimits, Traffic};
+pub use traffic::{Bucket, Channel, Channels, Deny, LimitedRoute, RouteLimits, Traffic};
 
 mod traffic;
 

@@ -526,3 +526,69 @@ async fn past_the_in_flight_cap_requests_are_shed_at_once() {
     // Admin and health routes are not shed.
     assert_eq!(gateway.sale(&sku).await["stock"], 998);
 }
+
+/// Storefront channels: with keys required, a request with none or a wrong
+/// one is a 401; a channel over its quota gets 429 while another is not
+/// touched; a key removed from the file is refused from the reload on, and
+/// its replacement works, without a restart.
+#[tokio::test]
+async fn a_channel_over_its_quota_is_limited_alone_and_a_revoked_key_is_refused_after_a_reload() {
+    use gateway::config::{Channel, Channels};
+    use sha2::{Digest, Sha256};
+    let hash = |key: &str| hex::encode(Sha256::digest(key.as_bytes()));
+    let topic = fresh_topic(1).await;
+    let mut base = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
+    let channel = |key: &str, limit| Channel { key_sha256: vec![hash(key)], limit, ..Channel::default() };
+    base.traffic.channels = Channels {
+        required: true,
+        list: [
+            ("web".to_owned(), channel("web-key-1", Some(bucket(1, 3)))),
+            ("partner".to_owned(), channel("partner-key-1", None)),
+        ]
+        .into(),
+    };
+    let (gateway, path) = gateway_from_file("channels", &base).await;
+    let sku = unique("channel");
+    let users = std::sync::atomic::AtomicU64::new(0);
+    let order = |key: Option<&'static str>| {
+        let gateway = &gateway;
+        let (sku, user) = (sku.clone(), users.fetch_add(1, Ordering::Relaxed) + 1);
+        async move {
+            let body = serde_json::json!({"user_id": user, "sku": sku, "qty": 1}).to_string();
+            let idempotency = format!("k{user}");
+            let mut headers = vec![("content-type", "application/json"), ("idempotency-key", idempotency.as_str())];
+            if let Some(key) = key {
+                headers.push(("x-channel-key", key));
+            }
+            gateway.request(Method::POST, "/v1/orders", &headers, body).await
+        }
+    };
+
+    for key in [None, Some("no-such-key")] {
+        let refused = order(key).await;
+        assert_eq!(
+            (refused.status, refused.json["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+        );
+    }
+    // The SKU has no sale: each admitted request is a 404 at once.
+    for _ in 0..3 {
+        assert_eq!(order(Some("web-key-1")).await.status, StatusCode::NOT_FOUND);
+    }
+    let limited = order(Some("web-key-1")).await;
+    assert_eq!((limited.status, limited.json["scope"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("channel")));
+    assert!(limited.header("retry-after").is_some());
+    for _ in 0..5 {
+        assert_eq!(order(Some("partner-key-1")).await.status, StatusCode::NOT_FOUND, "the partner's quota is its own");
+    }
+
+    // The web channel's key is rotated in the file.
+    base.traffic.channels.list.get_mut("web").unwrap().key_sha256 = vec![hash("web-key-2")];
+    write_config(&path, &base, 2);
+    eventually(Duration::from_secs(10), "the old key refused", || async {
+        (order(Some("web-key-1")).await.status == StatusCode::UNAUTHORIZED).then_some(())
+    })
+    .await;
+    assert_ne!(order(Some("web-key-2")).await.status, StatusCode::UNAUTHORIZED, "the new key works");
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}

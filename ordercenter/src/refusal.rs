@@ -44,6 +44,8 @@ pub enum Scope {
     Global,
     Ip,
     User,
+    /// A storefront channel's quota (all its requests, or one route's).
+    Channel,
 }
 
 impl Scope {
@@ -52,6 +54,7 @@ impl Scope {
             Self::Global => "global",
             Self::Ip => "ip",
             Self::User => "user",
+            Self::Channel => "channel",
         }
     }
 }

@@ -30,6 +30,32 @@ pub struct Traffic {
     pub deny: Deny,
     /// Circuit breakers around the dependencies.
     pub breakers: Breakers,
+    /// Storefront channels, their keys and quotas.
+    pub channels: Channels,
+}
+
+/// Storefront channels (web, app, partners), each known by the API keys it
+/// sends in `X-Channel-Key`, kept here only as hex SHA-256 hashes. A key is
+/// rotated by adding the new hash, reloading, then removing the old one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Channels {
+    /// Requests to the limited routes without a known key get 401 (else
+    /// they pass as no channel, under the other buckets only).
+    pub required: bool,
+    /// The channels by id.
+    pub list: BTreeMap<String, Channel>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Channel {
+    /// The hex SHA-256 of each API key the channel may send.
+    pub key_sha256: Vec<String>,
+    /// All of the channel's requests together.
+    pub limit: Option<Bucket>,
+    /// The channel's requests to one route.
+    pub routes: BTreeMap<LimitedRoute, Bucket>,
 }
 
 /// Routes that can carry token buckets.
@@ -122,6 +148,7 @@ impl Default for Traffic {
             routes: default_routes(),
             deny: Deny::default(),
             breakers: Breakers::default(),
+            channels: Channels::default(),
         }
     }
 }
@@ -142,6 +169,31 @@ impl Traffic {
                     field: name,
                     problem: "needs 0 < failure_ratio <= 1, window_secs >= 1 and open_ms > 0".into(),
                 });
+            }
+        }
+        self.validate_channels()
+    }
+
+    /// Channel ids are tokens, and each key hash is 64 hex digits naming
+    /// one channel.
+    fn validate_channels(&self) -> Result<(), ConfigError> {
+        let mut hashes = std::collections::HashSet::new();
+        for (id, channel) in &self.channels.list {
+            let token = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+            if id.is_empty() || id.len() > 64 || !id.chars().all(token) {
+                return Err(ConfigError::Invalid {
+                    field: "traffic.channels.list",
+                    problem: format!("channel id {id:?}: 1 to 64 of A-Z a-z 0-9 _ -"),
+                });
+            }
+            for hash in &channel.key_sha256 {
+                let hex = hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit());
+                if !hex || !hashes.insert(hash.to_ascii_lowercase()) {
+                    return Err(ConfigError::Invalid {
+                        field: "traffic.channels.list",
+                        problem: format!("channel {id}: each key_sha256 is 64 hex digits, in one channel only"),
+                    });
+                }
             }
         }
         Ok(())

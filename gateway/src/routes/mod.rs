@@ -204,8 +204,9 @@ impl<'a> Target<'a> {
 }
 
 /// What is decided from the head alone: the method, the IP deny list and
-/// per-IP bucket, for the buyer routes the buyer (0 for the other routes:
-/// never a user id, they are positive), then the global bucket.
+/// per-IP bucket, the storefront channel and its quotas, for the buyer
+/// routes the buyer (0 for the other routes: never a user id, they are
+/// positive), then the global bucket.
 fn before_body(
     app: &App,
     policy: &TrafficPolicy,
@@ -226,6 +227,9 @@ fn before_body(
         req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
     let forwarded_for = (!forwarded_for.is_empty()).then(|| forwarded_for.join(","));
     policy.admit_ip(route, policy.client_ip(peer.ip(), forwarded_for.as_deref()))?;
+    if let Some(channel) = policy.channels.identify(req.headers())? {
+        policy.channels.admit(channel, route)?;
+    }
     let buyer = match target.for_buyers() {
         true => app.auth.load().buyer(req.headers(), peer.ip(), &policy.config.trusted_proxies)?,
         false => 0,

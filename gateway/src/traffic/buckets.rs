@@ -13,9 +13,9 @@ use ordercenter::refusal::{Refusal, Scope};
 
 /// A limiter with the bucket it was built from, so a reload can tell
 /// whether to keep it (and its state) or build a new one.
-struct SizedLimiter<L> {
-    bucket: Bucket,
-    limiter: Arc<L>,
+pub(super) struct SizedLimiter<L> {
+    pub(super) bucket: Bucket,
+    pub(super) limiter: Arc<L>,
 }
 
 impl<L> Clone for SizedLimiter<L> {
@@ -29,7 +29,7 @@ fn quota(bucket: Bucket) -> Quota {
 }
 
 /// Keeps `previous` if its bucket is unchanged, else builds anew.
-fn reuse_or_build<L>(
+pub(super) fn reuse_or_build<L>(
     bucket: Option<Bucket>,
     previous: Option<&SizedLimiter<L>>,
     build: impl Fn(Quota) -> L,
@@ -118,7 +118,7 @@ impl RouteBuckets {
 }
 
 /// `Retry-After` takes whole seconds; round up so a client that obeys it finds a token.
-fn whole_seconds_up(wait: Duration) -> u64 {
+pub(super) fn whole_seconds_up(wait: Duration) -> u64 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     secs.max(1)
 }

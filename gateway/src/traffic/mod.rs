@@ -1,11 +1,13 @@
 //! Traffic control, rebuilt on every config reload and swapped in whole:
-//! token buckets per route and scope, deny lists and the client-IP rule.
+//! token buckets per route and scope, deny lists, the client-IP rule and
+//! the storefront channels with their quotas.
 //! The request path reads a snapshot, never a lock. (The circuit breakers
 //! of the same section are the order center's: `ordercenter::breaker`.)
 //!
-//! Layout: [`buckets`] (governor), [`client_ip`].
+//! Layout: [`buckets`] (governor), [`client_ip`], [`channels`].
 
 pub mod buckets;
+pub mod channels;
 pub mod client_ip;
 
 use std::collections::{BTreeMap, HashSet};
@@ -19,12 +21,14 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{self, LimitedRoute, Traffic};
 use buckets::RouteBuckets;
+use channels::ChannelGate;
 use ordercenter::refusal::{Refusal, Scope};
 
 pub struct TrafficPolicy {
     pub config: config::Traffic,
     routes: BTreeMap<LimitedRoute, RouteBuckets>,
     denied_users: HashSet<u64>,
+    pub channels: ChannelGate,
 }
 
 impl TrafficPolicy {
@@ -39,7 +43,8 @@ impl TrafficPolicy {
                 (*route, RouteBuckets::build(*route, limits, kept))
             })
             .collect();
-        Self { denied_users: config.deny.users.iter().copied().collect(), routes, config }
+        let channels = ChannelGate::build(&config.channels, previous.map(|p| &p.channels));
+        Self { denied_users: config.deny.users.iter().copied().collect(), routes, channels, config }
     }
 
     pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
