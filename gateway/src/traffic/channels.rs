@@ -1,5 +1,5 @@
-//! Storefront channels (issue: web, app, partner sites feeding one
-//! gateway): which channel a request comes from, by the API key it sends
+//! Storefront channels (web, app, partner sites feeding one gateway):
+//! which channel a request comes from, by the API key it sends
 //! in `X-Channel-Key` (compared by its SHA-256, the only form the config
 //! holds), and the channel's quotas: all its requests, and its requests to
 //! one route, each a token bucket of its own, so a channel over its quota
