@@ -78,8 +78,9 @@ pub struct OrderCreated {
 
 impl OrderCreated {
     /// An item of a checkout as the order its events describe: its key
-    /// names the checkout and its package (`cart.<parent>.<sub-order>`).
-    /// Carts take no SKU of a sale split over warehouses (`tcc_try.lua`).
+    /// names the checkout and its package (`cart.<parent>.<sub-order>`);
+    /// an item of a sale split over warehouses names the one its units are
+    /// in (chosen for the cart's region).
     pub fn of_checkout_item(checkout: &CheckoutOrder, sub_order: u32, item: &CheckoutItem) -> Self {
         Self {
             order_id: item.order_id,
