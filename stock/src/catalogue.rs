@@ -10,6 +10,14 @@ use fred::prelude::*;
 use crate::checkouts::Checkouts;
 use crate::error::StoreError;
 
+/// A sale as a cart prices it ([`Checkouts::sale_prices`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SalePrice {
+    pub price_cents: i64,
+    /// Split over warehouses: the cart's line needs one chosen for it.
+    pub regional: bool,
+}
+
 /// One of the catalogue's hashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Catalogue {
@@ -57,13 +65,20 @@ impl Checkouts {
 }
 
 impl Checkouts {
-    /// Each SKU's sale price now (`None`: no sale loaded), pipelined.
-    pub async fn sale_prices(&self, skus: &[String]) -> Result<Vec<Option<i64>>, StoreError> {
+    /// Each SKU's sale as a cart prices it (`None`: no sale loaded),
+    /// pipelined: its unit price, and whether it is split over warehouses.
+    pub async fn sale_prices(&self, skus: &[String]) -> Result<Vec<Option<SalePrice>>, StoreError> {
         let pipeline = self.redis.pool.next().pipeline();
         for sku in skus {
-            let () = pipeline.hget(self.redis.keys(sku).sale, "price_cents").await?;
+            let () = pipeline.hmget(self.redis.keys(sku).sale, vec!["price_cents", "warehouses"]).await?;
         }
-        Ok(pipeline.all().await?)
+        let sales: Vec<(Option<i64>, Option<String>)> = pipeline.all().await?;
+        Ok(sales
+            .into_iter()
+            .map(|(price, warehouses)| {
+                price.map(|price_cents| SalePrice { price_cents, regional: warehouses.is_some() })
+            })
+            .collect())
     }
 
     /// Whether any of a checkout's items (SKU, item id) is still held or

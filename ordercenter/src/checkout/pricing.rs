@@ -34,15 +34,20 @@ pub(super) async fn priced(
     let ranked = center.serving_warehouses(cart.region.as_deref());
     let mut lines = Vec::with_capacity(cart.lines.len());
     for ((line, price), facts) in cart.lines.iter().zip(prices).zip(facts) {
-        let unit_price_cents = price.ok_or_else(|| CheckoutError::UnknownSku { sku: line.sku.clone() })?;
+        let sale = price.ok_or_else(|| CheckoutError::UnknownSku { sku: line.sku.clone() })?;
         let mut facts = match facts {
             Some(json) => parse_entry::<ShippingFacts>(&json, &line.sku)?,
             None => ShippingFacts::unlisted(),
         };
         // Regional stock: the line packs and ships from the warehouse the
         // scheduling rules choose for the buyer's region.
-        let choice = center.sales.warehouse_for(&line.sku, &ranked, line.qty).await.map_err(redis_down)?;
+        let choice = if sale.regional {
+            center.sales.warehouse_for(&line.sku, &ranked, line.qty).await.map_err(redis_down)?
+        } else {
+            WarehouseChoice::OnePool
+        };
         let regional = match choice {
+            // A sale in one pool (or reloaded into one since its price was read).
             WarehouseChoice::OnePool => false,
             WarehouseChoice::Warehouse(warehouse) => {
                 facts.warehouse = warehouse;
@@ -50,7 +55,8 @@ pub(super) async fn priced(
             }
             WarehouseChoice::NoneAble => return Err(CheckoutError::NoWarehouse { sku: line.sku.clone() }),
         };
-        lines.push(PricedLine { sku: line.sku.clone(), qty: line.qty, unit_price_cents, facts, regional });
+        let (sku, qty, unit_price_cents) = (line.sku.clone(), line.qty, sale.price_cents);
+        lines.push(PricedLine { sku, qty, unit_price_cents, facts, regional });
     }
     let promotions = parsed_all::<PromotionTerms>(center, Catalogue::Promotions).await?;
     let freight: HashMap<String, FreightTemplate> =
