@@ -12,7 +12,7 @@ use order::event::OrderEvent;
 use order::id::IdGenerator;
 use order::scheduling::SchedulingRules;
 use orderdb::ShardPools;
-use paychannel::client::PaymentChannel;
+use paychannel::client::{ChannelError, PaymentChannel};
 use paychannel::messages::{CreatePayment, CreatedPayment, PaymentState};
 use paychannel::warehouse::HttpWarehouse;
 use stock::{
@@ -186,7 +186,7 @@ impl OrderCenter {
         let (channel, payment) = (self.services.channel.clone(), payment.clone());
         let created = tokio::spawn(async move {
             let created = channel.create(&payment).await;
-            breaker.record_success(created.as_ref().map_or_else(|err| !err.is_channel_fault(), |_| true));
+            breaker.record_success(channel_answered(&created));
             created
         })
         .await
@@ -203,7 +203,7 @@ impl OrderCenter {
         let breaker = self.breakers.load().payment_channel.clone();
         breaker.permit().map_err(|_| Dependency::PaymentChannel)?;
         let found = self.services.channel.query(merchant_order_id).await;
-        breaker.record_success(found.as_ref().map_or_else(|err| !err.is_channel_fault(), |_| true));
+        breaker.record_success(channel_answered(&found));
         found.map_err(down(Dependency::PaymentChannel, "asking about a payment"))
     }
 
@@ -226,4 +226,10 @@ impl OrderCenter {
             in_flight_ms: self.settings.in_flight_window.as_millis() as u64,
         }
     }
+}
+
+/// Whether a call to the payment channel found it working: an answer, or a
+/// refusal of the request itself (what its breaker counts as a success).
+fn channel_answered<T>(outcome: &Result<T, ChannelError>) -> bool {
+    outcome.as_ref().map_or_else(|err| !err.is_channel_fault(), |_| true)
 }

@@ -77,16 +77,9 @@ end
 local acknowledged = ARGV[10] == '1'
 redis.call('HINCRBY', KEYS[2], user, qty)
 move_units('adopt', qty)
-local reservation = {user, qty, ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]}
-redis.call('HSET', KEYS[3], order_id, table.concat(reservation, ':'))
-redis.call('ZADD', KEYS[4], acknowledged and ARGV[6] or (now_ms() + tonumber(ARGV[11])), order_id)
-local state = acknowledged and 'A' or 'R'
-local idempotency = {state, user, qty, order_id, ARGV[4], ARGV[6], ARGV[5], ARGV[7]}
-redis.call('SET', KEYS[8], table.concat(idempotency, ':'), 'EX', ARGV[9])
-redis.call('SADD', KEYS[6], ARGV[8])
-local keep = tonumber(ARGV[9])
-if redis.call('TTL', KEYS[6]) < keep then
-  redis.call('EXPIRE', KEYS[6], 2 * keep)
-end
+local order = {id = order_id, user = user, qty = qty, amount = ARGV[4], created = ARGV[5], pay_by = ARGV[6],
+  generation = ARGV[7], key = ARGV[8]}
+local deadline = acknowledged and ARGV[6] or (now_ms() + tonumber(ARGV[11]))
+record_placed(order, acknowledged and 'A' or 'R', deadline, KEYS[8], KEYS[6], ARGV[9])
 redis.call('HSET', KEYS[7], order_id, 'adopted')
 return {'adopted'}

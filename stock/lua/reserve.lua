@@ -107,22 +107,9 @@ local function reserve(idempotency, arg)
   local first = redis.call('HLEN', KEYS[3]) == 0
   local stock_left = take_units(user, qty, warehouse)
   local generation = sale[6] or '0'
-  local reservation = {user, qty, amount, now, pay_by, generation, ARGV[arg + 7]}
-  local record = {'R', user, qty, order_id, amount, pay_by, now, generation}
-  if warehouse then
-    reservation[#reservation + 1] = warehouse
-    record[#record + 1] = warehouse
-  end
-  redis.call('HSET', KEYS[3], order_id, table.concat(reservation, ':'))
-  redis.call('ZADD', KEYS[4], now_ms() + confirm_ms, order_id)
-  redis.call('SET', idempotency, table.concat(record, ':'), 'EX', ARGV[arg + 6])
-  -- The set outlives every record in it: at least a record's TTL left
-  -- after each add, renewed to twice that about once per TTL.
-  redis.call('SADD', KEYS[6], ARGV[arg + 7])
-  local keep = tonumber(ARGV[arg + 6])
-  if redis.call('TTL', KEYS[6]) < keep then
-    redis.call('EXPIRE', KEYS[6], 2 * keep)
-  end
+  local order = {id = order_id, user = user, qty = qty, amount = amount, created = now, pay_by = pay_by,
+    generation = generation, key = ARGV[arg + 7], warehouse = warehouse}
+  record_placed(order, 'R', now_ms() + confirm_ms, idempotency, KEYS[6], ARGV[arg + 6])
   return {'ok', tostring(amount), tostring(stock_left), generation, first and '1' or '0', warehouse or ''}
 end
 

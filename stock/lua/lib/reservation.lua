@@ -109,6 +109,31 @@ local function take_units(user, qty, warehouse)
   return place_units(qty, warehouse)
 end
 
+-- Records a placed order (`order`: id, user, qty, amount, created, pay_by,
+-- generation, key, warehouse (nil for a sale in one pool)): its
+-- reservation and `deadline` (ms), its idempotency record in `record_key`
+-- for `ttl` seconds, "<state>:<user>:<qty>:<order id>:<amount cents>:<pay by
+-- ms>:<created ms>:<sale generation>" then ":<warehouse>" as the
+-- reservation, and its key in the set `used_keys` (used_keys.lua), which
+-- outlives every record in it: at least a record's TTL left after each
+-- add, renewed to twice that about once per TTL.
+local function record_placed(order, state, deadline, record_key, used_keys, ttl)
+  local reservation = {order.user, order.qty, order.amount, order.created, order.pay_by, order.generation, order.key}
+  local record = {state, order.user, order.qty, order.id, order.amount, order.pay_by, order.created, order.generation}
+  if order.warehouse then
+    reservation[#reservation + 1] = order.warehouse
+    record[#record + 1] = order.warehouse
+  end
+  redis.call('HSET', KEYS[3], order.id, table.concat(reservation, ':'))
+  redis.call('ZADD', KEYS[4], deadline, order.id)
+  redis.call('SET', record_key, table.concat(record, ':'), 'EX', ttl)
+  redis.call('SADD', used_keys, order.key)
+  local keep = tonumber(ttl)
+  if redis.call('TTL', used_keys) < keep then
+    redis.call('EXPIRE', used_keys, 2 * keep)
+  end
+end
+
 -- Forgets a reservation and its deadline; its units are the caller's to
 -- move (released or paid).
 local function end_reservation(order_id)
