@@ -175,3 +175,47 @@ async fn once_an_adopter_claims_an_order_its_request_can_neither_accept_nor_drop
     pools.close().await;
     shards::drop_databases(&dsns).await.unwrap();
 }
+
+/// A key whose TTL passed names no order any more (as in Redis): it takes a
+/// fresh one. An operator's live change of price and window reaches the
+/// share's next take.
+#[tokio::test]
+async fn an_expired_key_takes_a_fresh_order_and_a_live_change_reaches_the_next_take() {
+    let (pools, dsns) = inventory().await;
+    let ids = IdGenerator::for_database();
+    pools.set_database_share("lamp", Some(&share(10, SaleWindow::default()))).await.unwrap();
+    let take_with_ttl = |user: u64, key: &'static str, ttl: u64| {
+        let (pools, ids) = (&pools, &ids);
+        async move {
+            let now_ms = Utc::now().timestamp_millis();
+            let request = TakeRequest {
+                sku: "lamp",
+                idempotency_key: key,
+                user_id: user,
+                qty: 1,
+                order_id: ids.next(bucket_for_user(user), now_ms),
+                now_ms,
+                pay_by_ms: now_ms + 900_000,
+                in_flight_ms: IN_FLIGHT_MS,
+                idempotency_ttl_secs: ttl,
+            };
+            pools.take_from_database(&request).await.unwrap()
+        }
+    };
+    let Take::Taken(first) = take_with_ttl(1, "k", 1).await else { panic!("taken") };
+    assert!(pools.fallback_accepted(first.order_id).await.unwrap());
+    assert!(matches!(take_with_ttl(1, "k", 1).await, Take::Existing(_, Earlier::Accepted)));
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let Take::Taken(second) = take_with_ttl(1, "k", 1).await else { panic!("a fresh order past the key's TTL") };
+    assert_ne!(second.order_id, first.order_id);
+
+    // The operator raises the price, then ends the sale.
+    pools.change_database_share("lamp", None, Some(450), None).await.unwrap();
+    let Take::Taken(dearer) = take(&pools, &ids, 2, 1, "p").await else { panic!("taken") };
+    assert_eq!(dearer.amount_cents, 450);
+    let ended = SaleWindow { starts_at: None, ends_at: Some(Utc::now() - chrono::Duration::seconds(1)) };
+    pools.change_database_share("lamp", None, None, Some(ended)).await.unwrap();
+    assert!(matches!(take(&pools, &ids, 3, 1, "q").await, Take::OutsideWindow(_)));
+    pools.close().await;
+    shards::drop_databases(&dsns).await.unwrap();
+}
