@@ -13,7 +13,7 @@
 set -euo pipefail
 
 # The caller's ports (or the defaults), which the spare stack must not touch.
-CALLER_PORTS="${REDIS_PORT:-6379} ${MYSQL_PORT:-3306} ${KAFKA_PORT:-9092} ${GATEWAY_PORT:-8080} ${PAYSIM_PORT:-9700} ${SETTLER_PORT:-9101}"
+CALLER_PORTS="${REDIS_PORT:-6379} ${MYSQL_PORT:-3306} ${KAFKA_PORT:-9092} ${GATEWAY_PORT:-8080} ${PAYSIM_PORT:-9700} ${WALLET_PORT:-9701} ${SETTLER_PORT:-9101}"
 CALLER_REDIS_PORT="${REDIS_PORT:-6379}"
 SPARE_STACK=ports-test
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -37,7 +37,7 @@ for variable in REDIS_PORT MYSQL_PORT KAFKA_PORT; do
 done
 kill "$squatter"
 
-log "ports test: redis $REDIS_PORT, mariadb $MYSQL_PORT, kafka $KAFKA_PORT, gateway $GATEWAY_PORT, paysim $PAYSIM_PORT"
+log "ports test: redis $REDIS_PORT, mariadb $MYSQL_PORT, kafka $KAFKA_PORT, gateway $GATEWAY_PORT, paysim $PAYSIM_PORT and $WALLET_PORT"
 bash "$ROOT/scripts/setup.sh"
 for port in "$REDIS_PORT" "$MYSQL_PORT" "$KAFKA_PORT"; do
   grep -q "$port" <(ls "$RUN") || die "setup.sh did not start a service of its own on port $port"

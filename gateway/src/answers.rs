@@ -261,6 +261,8 @@ impl Answer for OrderError {
             | Self::NoWarehouse
             | Self::CartItem
             | Self::NotYetAccepted => Class::Conflict,
+            Self::UnknownPaymentChannel => Class::Invalid,
+            Self::PaymentChannelDown { .. } => Class::Unavailable,
         }
     }
     fn code(&self) -> &'static str {
@@ -275,6 +277,8 @@ impl Answer for OrderError {
             Self::NoWarehouse => "no_warehouse",
             Self::NotYetAccepted => "request_in_progress",
             Self::CartItem => "cart_item",
+            Self::UnknownPaymentChannel => "unknown_payment_channel",
+            Self::PaymentChannelDown { .. } => "payment_channel_unavailable",
         }
     }
     fn fields(&self) -> Value {
@@ -292,13 +296,18 @@ impl Answer for OrderError {
             Self::AfterSaleNotAllowed { status } => json!({"status": status, "detail": detail}),
             Self::NotReturnable { left } => json!({"left": left, "detail": detail}),
             Self::WarehouseRefused { state } => json!({"state": state, "detail": detail}),
-            Self::NoWarehouse | Self::NotYetAccepted | Self::CartItem => json!({"detail": detail}),
+            Self::NoWarehouse | Self::NotYetAccepted | Self::CartItem | Self::UnknownPaymentChannel => {
+                json!({"detail": detail})
+            }
+            Self::PaymentChannelDown { channel, available } => {
+                json!({"dependency": "payment_channel", "channel": channel, "available_channels": available, "detail": detail})
+            }
         }
     }
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Self::Unavailable(dependency) => dependency.retry_after_secs(),
-            Self::NotYetAccepted => Some(1),
+            Self::NotYetAccepted | Self::PaymentChannelDown { .. } => Some(1),
             _ => None,
         }
     }

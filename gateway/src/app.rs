@@ -12,7 +12,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use ordercenter::replicas::Replicas;
 use ordercenter::{OrderCenter, Services};
 use orderdb::ShardPools;
-use paychannel::client::HttpChannel;
+use paychannel::channels::Channels;
 use paychannel::warehouse::HttpWarehouse;
 use stock::Redis;
 
@@ -62,11 +62,11 @@ impl App {
             orders: ShardPools::connect_lazy(&config.mysql.shards, 8, Duration::from_secs(2))?,
             reads: ShardPools::connect_lazy(&config.mysql.shards, 4, Duration::from_secs(1))?,
             replicas: Replicas::connect_lazy(&config.mysql.replicas, 4, Duration::from_secs(1))?,
-            channel: Arc::new(HttpChannel::new(
-                &config.payments.channel_url,
+            channels: Channels::over_http(
+                &config.payments.channels,
+                &config.payments.default_channel,
                 Duration::from_millis(config.payments.channel_timeout_ms),
-                config.payments.secret.expose().as_bytes(),
-            )),
+            ),
             warehouse: HttpWarehouse::new(&config.warehouse.url, Duration::from_millis(config.warehouse.timeout_ms)),
         };
         let center = OrderCenter::new(

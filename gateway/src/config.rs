@@ -10,15 +10,14 @@ use std::time::Duration;
 pub use crate::auth::{Auth, AuthMode, KeyAlgorithm, TokenKey, DEV_TOKEN_SECRET};
 pub use events::producer::KafkaConfig;
 use order::scheduling::SchedulingRules;
+use paychannel::channels;
 use serde::{Deserialize, Serialize};
 pub use startup::secret::Secret;
 pub use stock::RedisConfig;
 
 /// The admin token of the defaults, accepted only in development mode.
 pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
-pub use ordercenter::settings::{
-    Abuse, Breaker, Breakers, Cache, Checkout, Orders, Payments, Queries, Settings, DEV_PAYMENT_SECRET,
-};
+pub use ordercenter::settings::{Abuse, Breaker, Breakers, Cache, Checkout, Orders, Payments, Queries, Settings};
 pub use traffic::{Bucket, Channel, Channels, Deny, LimitedRoute, RouteLimits, Traffic};
 
 mod traffic;
@@ -202,12 +201,6 @@ impl Config {
                     "holds the development token: set your own (or server.development = true on a laptop)",
                 );
             }
-            if self.payments.secret.expose() == DEV_PAYMENT_SECRET {
-                return invalid(
-                    "payments.secret",
-                    "is the development secret: set the channel's (or server.development = true on a laptop)",
-                );
-            }
             let dev_key = |key: &TokenKey| key.secret.as_ref().is_some_and(|s| s.expose() == DEV_TOKEN_SECRET);
             if self.auth.mode == AuthMode::Jwt && self.auth.keys.iter().any(dev_key) {
                 return invalid(
@@ -248,8 +241,12 @@ impl Config {
         if self.checkout.max_package_weight_grams == 0 || self.checkout.max_package_volume_cm3 == 0 {
             return invalid("checkout", "max_package_weight_grams and max_package_volume_cm3 must be positive");
         }
-        if self.payments.secret.expose().len() < shortest {
-            return invalid("payments.secret", "must be at least 16 characters");
+        let payments = &self.payments;
+        let development = self.server.development;
+        if let Err(problem) =
+            channels::check(&payments.channels, &payments.default_channel, &payments.fallback_channel, development)
+        {
+            return Err(ConfigError::Invalid { field: "payments.channels", problem });
         }
         if self.payments.query_every_secs == 0 {
             return invalid("payments.query_every_secs", "must be positive");

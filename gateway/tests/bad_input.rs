@@ -210,7 +210,7 @@ async fn a_chunked_body_past_the_limit_is_refused_with_413() {
 #[tokio::test]
 async fn malformed_bodies_on_the_notify_and_admin_routes_get_400() {
     let gateway = gateway().await;
-    let secret = gateway.app.config.payments.secret.clone();
+    let secret = gateway.app.config.payments.channels["card"].secret.clone();
     for body in ["{\"payment_id\":", "{\"unexpected\": 1}", "[]", "\u{0}"] {
         // Signed, so the refusal is about the body itself.
         let signature = paychannel::signature::sign(secret.expose().as_bytes(), body.as_bytes());

@@ -31,8 +31,7 @@ impl Stack {
         let shards = fresh_shards(2).await;
         let paysim = start_paysim().await;
         let mut config = gateway_config(&topic, &shards);
-        config.payments.channel_url = paysim.clone();
-        config.payments.secret = PAYMENT_SECRET.into();
+        payment_channel(&mut config, &paysim);
         tweak(&mut config);
         let gateway = Arc::new(TestGateway::start(config).await);
         let settler = TestSettler::start(settler_config(&topic, &shards));

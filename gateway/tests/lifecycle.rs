@@ -44,8 +44,7 @@ impl Stack {
         let shards = fresh_shards(2).await;
         let paysim = start_paysim().await;
         let mut config = gateway_config(&topic, &shards);
-        config.payments.channel_url = paysim.clone();
-        config.payments.secret = PAYMENT_SECRET.into();
+        payment_channel(&mut config, &paysim);
         config.warehouse.url = paysim.clone();
         tweak(&mut config);
         let gateway = TestGateway::start(config).await;
@@ -61,10 +60,10 @@ impl Stack {
             review_within,
             escalate_unreviewed: false,
             refunds: settler::refunds::RefundDriver {
-                channel: paychannel::client::HttpChannel::new(
-                    &paysim,
+                channels: paychannel::channels::Channels::over_http(
+                    &gateway.app.config.payments.channels,
+                    "card",
                     Duration::from_secs(3),
-                    PAYMENT_SECRET.as_bytes(),
                 ),
                 notify_url: format!("http://{}/v1/refunds/notify", gateway.addr),
                 retry_every: Duration::from_millis(300),

@@ -37,8 +37,7 @@ impl Stack {
         let shards = fresh_shards(2).await;
         let paysim = start_paysim().await;
         let mut config = gateway_config(&topic, &shards);
-        config.payments.channel_url = paysim.clone();
-        config.payments.secret = PAYMENT_SECRET.into();
+        payment_channel(&mut config, &paysim);
         config.payments.query_every_secs = 1;
         config.orders.payment_window_secs = payment_window_secs;
         if payment_window_secs < 10 {
@@ -615,7 +614,7 @@ async fn a_failing_payment_channel_opens_its_breaker_and_a_healed_one_closes_it(
         |fail_every: u32| paysim(&stack.paysim, Method::POST, "/v1/faults/payments", json!({"fail_every": fail_every}));
     assert_eq!(faults(10).await.0, StatusCode::OK);
 
-    let breaker = || stack.gateway.app.center.breakers.load().payment_channel.state().as_str();
+    let breaker = || stack.gateway.app.center.breakers.load().payment_channels["card"].state().as_str();
     let mut started: Vec<(u64, String, String)> = Vec::new();
     for round in orders.chunks(20) {
         let answers = join_all(round.iter().map(|(user, order_id)| {
@@ -646,7 +645,7 @@ async fn a_failing_payment_channel_opens_its_breaker_and_a_healed_one_closes_it(
         (StatusCode::SERVICE_UNAVAILABLE, &json!("payment_channel"))
     );
     let metrics = stack.gateway.request(Method::GET, "/metrics", &[], "").await.json.as_str().unwrap().to_owned();
-    assert!(metrics.contains("gateway_breaker_state{dependency=\"payment_channel\"} 2"), "{metrics}");
+    assert!(metrics.contains("gateway_breaker_state{dependency=\"payment_channel\",channel=\"card\"} 2"), "{metrics}");
     let ready = stack.gateway.request(Method::GET, "/readyz", &[], "").await;
     assert_eq!(ready.status, StatusCode::OK, "orders still flow: {}", ready.json);
 

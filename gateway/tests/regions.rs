@@ -51,7 +51,7 @@ impl Stack {
         let shards = fresh_shards(2).await;
         let mut config = gateway_config(&topic, &shards);
         config.scheduling = rules();
-        config.payments.secret = PAYMENT_SECRET.into();
+        payment_channel(&mut config, "http://127.0.0.1:9700");
         let gateway = TestGateway::start(config).await;
         let settler = TestSettler::start(settler_config(&topic, &shards));
         Self { topic, shards, gateway, settler }

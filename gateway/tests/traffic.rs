@@ -126,7 +126,9 @@ fn write_config(path: &PathBuf, base: &Config, burst: u32) {
     let tokens: std::collections::BTreeMap<_, _> =
         config.admin.tokens.iter().map(|(name, token)| (name.clone(), token.expose().to_owned())).collect();
     file["admin"]["tokens"] = toml::Value::try_from(tokens).unwrap();
-    file["payments"]["secret"] = config.payments.secret.expose().into();
+    for (id, channel) in &config.payments.channels {
+        file["payments"]["channels"][id]["secret"] = channel.secret.expose().into();
+    }
     for (i, key) in config.auth.keys.iter().enumerate() {
         if let Some(secret) = &key.secret {
             file["auth"]["keys"][i]["secret"] = secret.expose().into();
@@ -240,7 +242,7 @@ async fn limits_reload_from_the_file_and_on_sighup_and_a_broken_file_changes_not
     let shown = gateway.admin(Method::GET, "/admin/config", "").await;
     assert_eq!(shown.json["config"]["traffic"]["routes"]["place_order"]["user"]["burst"], 5);
     assert_eq!(shown.json["config"]["admin"]["tokens"]["tests"], "***", "secrets are masked");
-    assert_eq!(shown.json["config"]["payments"]["secret"], "***", "secrets are masked");
+    assert_eq!(shown.json["config"]["payments"]["channels"]["card"]["secret"], "***", "secrets are masked");
     assert_eq!(accepted_of(&gateway, &sku, 2, 8).await, 5);
 
     // A broken file is refused and counted; the last good limits stay.
@@ -336,7 +338,7 @@ async fn a_reload_cannot_switch_development_mode() {
     let before = reloads(&gateway, "failed").await;
     base.server.development = false;
     base.admin.tokens = [("ops".to_owned(), "a-production-admin-token".into())].into();
-    base.payments.secret = "the-channel-secret-0123".into();
+    base.payments.channels.get_mut("card").unwrap().secret = "the-channel-secret-0123".into();
     base.auth.keys[0].secret = Some("an-issuer-secret-of-32-bytes-or-more".into());
     base.validate().expect("valid on its own");
     write_config(&path, &base, 2);

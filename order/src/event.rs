@@ -102,6 +102,10 @@ impl OrderCreated {
 pub struct OrderPaid {
     #[serde(flatten)]
     pub order: OrderCreated,
+    /// The payment channel's id; `""` in events from before there were
+    /// several: the default channel's.
+    #[serde(default)]
+    pub payment_channel: String,
     pub payment_id: String,
     pub paid_at: DateTime<Utc>,
 }
@@ -169,6 +173,9 @@ pub struct RefundRequired {
     pub order_id: OrderId,
     pub user_id: u64,
     pub sku: String,
+    /// As [`OrderPaid::payment_channel`].
+    #[serde(default)]
+    pub payment_channel: String,
     pub payment_id: String,
     pub amount_cents: i64,
     pub reason: String,
@@ -352,7 +359,12 @@ mod tests {
         assert_eq!(json["sku"], "sku-1");
         assert_eq!(OrderEvent::decode(&cancelled.encode()).unwrap(), cancelled);
 
-        let paid = OrderEvent::OrderPaid(OrderPaid { order, payment_id: "pay_1".into(), paid_at: Utc::now() });
+        let paid = OrderEvent::OrderPaid(OrderPaid {
+            order,
+            payment_channel: "card".into(),
+            payment_id: "pay_1".into(),
+            paid_at: Utc::now(),
+        });
         assert_eq!(OrderEvent::decode(&paid.encode()).unwrap(), paid);
         assert_eq!(paid.key(), "42");
     }

@@ -93,6 +93,54 @@ struct RawOrderOwner {
     sku: String,
 }
 
+/// A buyer starting to pay an order:
+/// `{"sku": "...", "user_id"?: u64, "channel"?: "..."}`: the order's owner,
+/// and the payment channel they chose (none: the gateway's default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayRequest {
+    pub owner: OrderOwner,
+    pub channel: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPayRequest {
+    user_id: Option<u64>,
+    sku: String,
+    channel: Option<String>,
+}
+
+impl PayRequest {
+    /// Parses a JSON body of `buyer`.
+    pub fn from_json(body: &[u8], buyer: u64) -> Result<Self, RequestError> {
+        let raw: RawPayRequest = serde_json::from_slice(body).map_err(|e| InvalidRequest(format!("body: {e}")))?;
+        let user_id = buyer_of(raw.user_id, buyer)?;
+        check_token("sku", &raw.sku)?;
+        if let Some(channel) = &raw.channel {
+            check_token("channel", channel)?;
+        }
+        Ok(Self { owner: OrderOwner { user_id, sku: raw.sku }, channel: raw.channel })
+    }
+}
+
+/// The payment channel a buyer chose for a checkout: an empty body (the
+/// gateway's default) or `{"channel"?: "..."}`.
+pub fn checkout_payment_channel(body: &[u8]) -> Result<Option<String>, RequestError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        channel: Option<String>,
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let raw: Raw = serde_json::from_slice(body).map_err(|e| InvalidRequest(format!("body: {e}")))?;
+    if let Some(channel) = &raw.channel {
+        check_token("channel", channel)?;
+    }
+    Ok(raw.channel)
+}
+
 /// A change of an order's delivery region:
 /// `{"sku": "...", "region": "...", "user_id"?: u64}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +202,18 @@ pub fn check_token(name: &str, value: &str) -> Result<(), InvalidRequest> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_payment_names_its_channel_or_none() {
+        let asked = super::PayRequest::from_json(br#"{"sku":"tv","channel":"wallet"}"#, 7).unwrap();
+        assert_eq!((asked.owner.user_id, asked.channel.as_deref()), (7, Some("wallet")));
+        assert_eq!(super::PayRequest::from_json(br#"{"sku":"tv"}"#, 7).unwrap().channel, None);
+        assert!(super::PayRequest::from_json(br#"{"sku":"tv","channel":"a b"}"#, 7).is_err());
+        assert!(super::PayRequest::from_json(br#"{"sku":"tv","chanel":"x"}"#, 7).is_err());
+        assert_eq!(super::checkout_payment_channel(b"").unwrap(), None);
+        assert_eq!(super::checkout_payment_channel(br#"{"channel":"card"}"#).unwrap().as_deref(), Some("card"));
+        assert!(super::checkout_payment_channel(b"{").is_err());
+    }
+
     use super::*;
 
     fn parse(body: &str) -> Result<PlaceOrder, RequestError> {

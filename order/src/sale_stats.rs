@@ -167,7 +167,12 @@ mod tests {
         let events = [
             OrderEvent::OrderCreated(created(500)),
             OrderEvent::OrderCreated(created(300)),
-            OrderEvent::OrderPaid(OrderPaid { order: created(500), payment_id: "p".into(), paid_at: Utc::now() }),
+            OrderEvent::OrderPaid(OrderPaid {
+                order: created(500),
+                payment_channel: "card".into(),
+                payment_id: "p".into(),
+                paid_at: Utc::now(),
+            }),
             OrderEvent::OrderCancelled(OrderCancelled {
                 order: created(300),
                 reason: CancelReason::Timeout,

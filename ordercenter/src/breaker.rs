@@ -52,26 +52,44 @@ pub struct Breaker {
 /// Tracks the state for `/readyz` and `/metrics` as the machine moves.
 pub(crate) struct Transitions {
     pub(crate) dependency: Dependency,
+    /// Which of the dependency's instances: a payment channel's id (the
+    /// `channel` label); `""` for Redis and Kafka.
+    pub(crate) channel: String,
     pub(crate) state: Arc<AtomicU8>,
 }
 
 impl Transitions {
+    /// `dependency`, and `channel` for a payment channel's.
+    fn labels(&self) -> Vec<metrics::Label> {
+        let mut labels = vec![metrics::Label::new("dependency", self.dependency.as_str())];
+        if !self.channel.is_empty() {
+            labels.push(metrics::Label::new("channel", self.channel.clone()));
+        }
+        labels
+    }
+
     pub(crate) fn moved(&self, state: BreakerState) {
-        let dependency = self.dependency.as_str();
-        metrics::gauge!("gateway_breaker_state", "dependency" => dependency).set(f64::from(state as u8));
+        metrics::gauge!("gateway_breaker_state", self.labels()).set(f64::from(state as u8));
         // The machine reports "closed" when it is built: not a transition.
         if self.state.swap(state as u8, Ordering::Relaxed) == state as u8 {
             return;
         }
         let name = state.as_str();
-        metrics::counter!("gateway_breaker_transitions_total", "dependency" => dependency, "to" => name).increment(1);
-        tracing::warn!(dependency, state = name, "circuit breaker moved");
+        let (dependency, channel) = (self.dependency.as_str(), self.channel.as_str());
+        tracing::warn!(dependency, channel, state = name, "circuit breaker moved");
+        let mut labels = self.labels();
+        labels.push(metrics::Label::new("to", name));
+        metrics::counter!("gateway_breaker_transitions_total", labels).increment(1);
+    }
+
+    pub(crate) fn rejected(&self) {
+        metrics::counter!("gateway_breaker_rejections_total", self.labels()).increment(1);
     }
 }
 
 impl Instrument for Transitions {
     fn on_call_rejected(&self) {
-        metrics::counter!("gateway_breaker_rejections_total", "dependency" => self.dependency.as_str()).increment(1);
+        self.rejected();
     }
 
     fn on_open(&self) {
@@ -96,8 +114,10 @@ impl Breaker {
             Duration::from_secs(settings.window_secs),
             backoff::constant(Duration::from_millis(settings.open_ms)),
         );
-        let machine =
-            Config::new().failure_policy(policy).instrument(Transitions { dependency, state: state.clone() }).build();
+        let machine = Config::new()
+            .failure_policy(policy)
+            .instrument(Transitions { dependency, channel: String::new(), state: state.clone() })
+            .build();
         Self { dependency, settings: settings.clone(), machine, state }
     }
 

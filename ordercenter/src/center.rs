@@ -12,6 +12,7 @@ use order::event::OrderEvent;
 use order::id::IdGenerator;
 use order::scheduling::SchedulingRules;
 use orderdb::ShardPools;
+use paychannel::channels::Channels;
 use paychannel::client::{ChannelError, PaymentChannel};
 use paychannel::messages::{CreatePayment, CreatedPayment, PaymentState};
 use paychannel::warehouse::HttpWarehouse;
@@ -24,6 +25,7 @@ use crate::batch::RedisBatch;
 use crate::breakers::Breakers;
 use crate::node_lease::NodeLease;
 use crate::outcomes::{PaymentError, PlaceError, Placed, Settled, Unpublished};
+use crate::rate_breaker::RateBreaker;
 use crate::recent_orders::RecentOrders;
 use crate::refusal::{down, Dependency};
 use crate::replicas::Replicas;
@@ -45,7 +47,8 @@ pub struct Services {
     pub reads: ShardPools,
     /// The shards' read replicas, for lists and searches.
     pub replicas: Replicas,
-    pub channel: Arc<dyn PaymentChannel>,
+    /// The payment channels, by id.
+    pub channels: Channels,
     pub warehouse: HttpWarehouse,
 }
 
@@ -111,7 +114,7 @@ impl OrderCenter {
         // Redis timeout (`Config::in_flight_window_ms`).
         let max_wait = redis.command_timeout();
         Self {
-            breakers: ArcSwap::from_pointee(Breakers::build(breakers, None)),
+            breakers: ArcSwap::from_pointee(Breakers::build(breakers, services.channels.ids(), None)),
             scheduling: ArcSwap::from_pointee(scheduling),
             reservations: RedisBatch::new(sales.clone(), max_wait, |sales, sku, requests| {
                 sales.reserve_many(sku, requests).boxed()
@@ -157,7 +160,8 @@ impl OrderCenter {
     /// Swaps in breakers for new settings, keeping those that did not change.
     pub fn reload_breakers(&self, settings: &settings::Breakers) {
         let current = self.breakers.load_full();
-        self.breakers.store(Arc::new(Breakers::build(settings, Some(&current))));
+        let channels = self.services.channels.ids();
+        self.breakers.store(Arc::new(Breakers::build(settings, channels, Some(&current))));
     }
 
     /// Sends an event and waits for the broker. An open breaker fails at
@@ -176,14 +180,21 @@ impl OrderCenter {
         })
     }
 
-    /// Creates a payment at the channel, through its breaker: refused at
+    /// Payment channel `id`'s client and breaker (`""`: the default's).
+    pub fn payment_channel(&self, id: &str) -> Option<(Arc<dyn PaymentChannel>, Arc<RateBreaker>)> {
+        let channel = self.services.channels.get(id)?.clone();
+        let breaker = self.breakers.load().payment_channels.get(self.services.channels.resolve(id))?.clone();
+        Some((channel, breaker))
+    }
+
+    /// Creates a payment at channel `id`, through its breaker: refused at
     /// once while the breaker is open.
-    pub async fn create_payment(&self, payment: &CreatePayment) -> Result<CreatedPayment, Dependency> {
-        let breaker = self.breakers.load().payment_channel.clone();
+    pub async fn create_payment(&self, id: &str, payment: &CreatePayment) -> Result<CreatedPayment, Dependency> {
+        let (channel, breaker) = self.payment_channel(id).ok_or(Dependency::PaymentChannel)?;
         breaker.permit().map_err(|_| Dependency::PaymentChannel)?;
         // Its own task: a client hanging up must not leave the call
         // uncounted (a probe of the breaker would hold it half-open).
-        let (channel, payment) = (self.services.channel.clone(), payment.clone());
+        let payment = payment.clone();
         let created = tokio::spawn(async move {
             let created = channel.create(&payment).await;
             breaker.record_success(channel_answered(&created));
@@ -197,12 +208,12 @@ impl OrderCenter {
         created.map_err(down(Dependency::PaymentChannel, "creating the payment"))
     }
 
-    /// Asks the channel about the payment of `merchant_order_id`, through
+    /// Asks channel `id` about the payment of `merchant_order_id`, through
     /// its breaker: refused at once while the breaker is open.
-    pub async fn query_payment(&self, merchant_order_id: &str) -> Result<Option<PaymentState>, Dependency> {
-        let breaker = self.breakers.load().payment_channel.clone();
+    pub async fn query_payment(&self, id: &str, merchant_order_id: &str) -> Result<Option<PaymentState>, Dependency> {
+        let (channel, breaker) = self.payment_channel(id).ok_or(Dependency::PaymentChannel)?;
         breaker.permit().map_err(|_| Dependency::PaymentChannel)?;
-        let found = self.services.channel.query(merchant_order_id).await;
+        let found = channel.query(merchant_order_id).await;
         breaker.record_success(channel_answered(&found));
         found.map_err(down(Dependency::PaymentChannel, "asking about a payment"))
     }

@@ -9,14 +9,13 @@ use order::checkout::CheckoutOrder;
 use order::event::{OrderCreated, OrderEvent, OrderPaid, Refund, RefundRequired};
 use order::id::OrderId;
 use order::status::OrderStatus;
-use paychannel::messages::CreatePayment;
-use stock::{Confirmation, PaymentQuery};
+use stock::Confirmation;
 
-use crate::cancellation;
 use crate::center::OrderCenter;
 use crate::outcomes::{OrderError, Payment, PaymentError, PaymentStarted, Settled, CHECKOUT_ATTACH};
 use crate::refusal::down;
 use crate::refusal::Dependency;
+use crate::{cancellation, payment_starts};
 
 /// The buyer's checkout, if it is theirs.
 pub async fn owned(center: &OrderCenter, parent: OrderId, user_id: u64) -> Result<CheckoutOrder, OrderError> {
@@ -28,7 +27,13 @@ pub async fn owned(center: &OrderCenter, parent: OrderId, user_id: u64) -> Resul
 }
 
 /// Creates the checkout's payment at the channel while any item is still held.
-pub async fn start(center: &OrderCenter, parent: OrderId, user_id: u64) -> Result<PaymentStarted, OrderError> {
+/// At the channel the buyer `asked` for, as a single order's ([`payment_starts::open`]).
+pub async fn start(
+    center: &OrderCenter,
+    parent: OrderId,
+    user_id: u64,
+    asked: Option<&str>,
+) -> Result<PaymentStarted, OrderError> {
     let order = owned(center, parent, user_id).await?;
     // Not before it was accepted: a payment must not reach an item its
     // checkout has yet to try (it would be refunded, the item left unpaid).
@@ -50,27 +55,7 @@ pub async fn start(center: &OrderCenter, parent: OrderId, user_id: u64) -> Resul
     if !any_held {
         return Err(OrderError::NotPending { status: None });
     }
-    let created = center
-        .create_payment(&CreatePayment {
-            merchant_order_id: parent.to_string(),
-            amount_cents: order.payable_cents,
-            attach: CHECKOUT_ATTACH.to_owned(),
-            notify_url: center.settings.payments.notify_url.clone(),
-        })
-        .await?;
-    let now_ms = Utc::now().timestamp_millis();
-    let query = PaymentQuery { sku: CHECKOUT_ATTACH.to_owned(), order_id: parent, started_ms: now_ms };
-    let due_ms = now_ms + center.settings.payments.query_every_secs as i64 * 1_000;
-    if let Err(err) = center.payment_lookups.queue_payment_query(&query, due_ms).await {
-        tracing::warn!(%parent, error = %err, "payment not queued for lookups; only its notification will settle it");
-    }
-    Ok(PaymentStarted {
-        order_id: parent,
-        payment_id: created.payment_id,
-        amount_cents: order.payable_cents,
-        pay_url: created.pay_url,
-        qr_payload: created.qr_payload,
-    })
+    payment_starts::open(center, asked, parent, order.payable_cents, CHECKOUT_ATTACH).await
 }
 
 /// Settles a checkout's payment: each item confirmed (or refunded), then
@@ -128,6 +113,7 @@ pub async fn settle(center: &OrderCenter, payment: &Payment) -> Result<Option<Se
                 center.record_move(item.order_id, OrderStatus::Paid).await;
                 events.push(OrderEvent::OrderPaid(OrderPaid {
                     order: item_order,
+                    payment_channel: payment.channel.clone(),
                     payment_id: payment.payment_id.clone(),
                     paid_at: payment.paid_at,
                 }));
@@ -138,6 +124,7 @@ pub async fn settle(center: &OrderCenter, payment: &Payment) -> Result<Option<Se
                     order_id: item.order_id,
                     user_id: order.user_id,
                     sku: item.sku.clone(),
+                    payment_channel: payment.channel.clone(),
                     payment_id: payment.payment_id.clone(),
                     amount_cents: item.amount_cents,
                     reason: reason.to_owned(),

@@ -9,8 +9,10 @@
 //!   orders handed to Redis once it is back), [`cancellation`] (a buyer
 //!   cancels, before or after paying), [`fulfilment`] (push, ship,
 //!   receive), [`after_sales`] (refund-only, return, exchange requests),
-//!   [`payments`] (starting and settling payments), [`payment_lookups`]
-//!   (asking the channel about late notifications), [`checkout`] (a cart:
+//!   [`payments`] (starting and settling payments) with
+//!   [`payment_starts`] (the channel a payment goes to, and its creation
+//!   there), [`payment_lookups`] (asking the channel about late
+//!   notifications), [`checkout`] (a cart:
 //!   priced, tried SKU by SKU, accepted or cancelled) and
 //!   [`checkout_payments`] (its one payment, and its cancellation),
 //!   [`readdress`] (a buyer moves a pending order to another region),
@@ -22,8 +24,8 @@
 //!   [`batch`] and [`group_commit`] (one Redis script call for the requests
 //!   that arrive together).
 //! - Local decisions: [`breaker`] (circuit breakers around Redis and
-//!   Kafka), [`rate_breaker`] (the payment channel's, counting calls),
-//!   [`breakers`] (all three, swapped whole on a reload), [`sold_out`], [`used_keys`], [`sale_windows`] and
+//!   Kafka), [`rate_breaker`] (each payment channel's, counting calls),
+//!   [`breakers`] (all of them, swapped whole on a reload), [`sold_out`], [`used_keys`], [`sale_windows`] and
 //!   [`recent_orders`] (what is answered from memory), [`single_flight`] (one placement per key in
 //!   flight), [`node_lease`] (this instance's node id, leased in Redis),
 //!   [`share_lookups`] (whether a SKU has a database share, kept a few
@@ -48,6 +50,7 @@ pub mod order_moves;
 pub mod order_views;
 pub mod outcomes;
 pub mod payment_lookups;
+pub mod payment_starts;
 pub mod payments;
 pub mod placement;
 pub mod queries;

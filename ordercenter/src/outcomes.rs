@@ -100,6 +100,8 @@ pub const CHECKOUT_ATTACH: &str = "checkout";
 #[derive(Debug, Clone, Serialize)]
 pub struct PaymentStarted {
     pub order_id: OrderId,
+    /// The channel the payment was created at.
+    pub channel: String,
     pub payment_id: String,
     pub amount_cents: i64,
     pub pay_url: String,
@@ -113,6 +115,8 @@ pub struct Payment {
     /// [`CHECKOUT_ATTACH`] for a checkout's.
     pub sku: String,
     pub order_id: OrderId,
+    /// The channel that reported it (its id).
+    pub channel: String,
     pub payment_id: String,
     pub amount_cents: i64,
     pub paid_at: DateTime<Utc>,
@@ -176,6 +180,13 @@ pub enum OrderError {
     /// at checkout: it does not move on its own.
     #[error("an item of a cart ships with its package from the warehouse chosen at checkout")]
     CartItem,
+    /// The buyer named a payment channel this gateway does not have.
+    #[error("no such payment channel")]
+    UnknownPaymentChannel,
+    /// The payment channel failed the call or its breaker is open; the
+    /// buyer may pay through one of `available`.
+    #[error("the payment channel {channel} is unavailable")]
+    PaymentChannelDown { channel: String, available: Vec<String> },
     #[error(transparent)]
     Unavailable(#[from] Dependency),
 }

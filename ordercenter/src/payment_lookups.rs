@@ -1,5 +1,5 @@
 //! The answer to lost payment notifications: every payment started at
-//! `/pay` is looked up at the channel every `query_every_secs` for
+//! `/pay` is looked up at its channel every `query_every_secs` for
 //! `query_for_secs`, and a successful one is settled exactly as its
 //! notification would have been. Pollers on several gateways claim their
 //! lookups atomically, so each payment is asked about once per round.
@@ -40,14 +40,20 @@ pub async fn run(center: Arc<OrderCenter>) {
 
 async fn look_up(center: &OrderCenter, query: &PaymentQuery, now_ms: i64) {
     let order_id = query.order_id;
+    if center.services.channels.get(&query.channel).is_none() {
+        tracing::error!(%order_id, channel = query.channel, "payment lookup at a channel no longer configured: dropped");
+        drop_lookup(center, query).await;
+        return;
+    }
     // While the channel's breaker is open the lookup fails at once, and
     // is made again next round: the order keeps its payment window.
-    let finished = match center.query_payment(&order_id.to_string()).await {
+    let finished = match center.query_payment(&query.channel, &order_id.to_string()).await {
         Ok(Some(state)) if state.status == PaymentStatus::Success => {
             metrics::counter!("gateway_payment_lookups_total", "found" => "paid").increment(1);
             let payment = Payment {
                 sku: query.sku.clone(),
                 order_id,
+                channel: center.services.channels.resolve(&query.channel).to_owned(),
                 payment_id: state.payment_id,
                 amount_cents: state.amount_cents,
                 paid_at: state.paid_at.unwrap_or_else(Utc::now),
@@ -66,8 +72,12 @@ async fn look_up(center: &OrderCenter, query: &PaymentQuery, now_ms: i64) {
         Err(_) => false,
     };
     if finished {
-        if let Err(err) = center.payment_lookups.drop_payment_query(query).await {
-            tracing::warn!(%order_id, error = %err, "could not drop a finished payment lookup");
-        }
+        drop_lookup(center, query).await;
+    }
+}
+
+async fn drop_lookup(center: &OrderCenter, query: &PaymentQuery) {
+    if let Err(err) = center.payment_lookups.drop_payment_query(query).await {
+        tracing::warn!(order_id = %query.order_id, error = %err, "could not drop a finished payment lookup");
     }
 }

@@ -10,22 +10,22 @@ use chrono::Utc;
 use order::event::{OrderEvent, OrderPaid, RefundRequired};
 use order::id::OrderId;
 use order::status::OrderStatus;
-use paychannel::messages::CreatePayment;
-use stock::{Confirmation, PaymentQuery, ReservationRecord};
+use stock::{Confirmation, ReservationRecord};
 
 use crate::center::OrderCenter;
 use crate::outcomes::{OrderError, Payment, PaymentError, PaymentStarted, Settled};
 use crate::refusal::down;
 use crate::refusal::Dependency;
-use crate::{adoption, cancellation, checkout_payments};
+use crate::{adoption, cancellation, checkout_payments, payment_starts};
 
-/// Creates the payment at the channel for a pending order of `user_id`. The
-/// channel is asked about it later in case its notification gets lost.
+/// Creates the payment for a pending order of `user_id` at the channel
+/// the buyer `asked` for (see [`payment_starts::open`]).
 pub async fn start(
     center: &OrderCenter,
     sku: &str,
     order_id: OrderId,
     user_id: u64,
+    asked: Option<&str>,
 ) -> Result<PaymentStarted, OrderError> {
     adoption::adopt_first(center, order_id, Some(user_id)).await;
     let reservation =
@@ -36,27 +36,7 @@ pub async fn start(
     if reservation.user_id != user_id {
         return Err(OrderError::UnknownOrder);
     }
-    let created = center
-        .create_payment(&CreatePayment {
-            merchant_order_id: order_id.to_string(),
-            amount_cents: reservation.amount_cents,
-            attach: sku.to_owned(),
-            notify_url: center.settings.payments.notify_url.clone(),
-        })
-        .await?;
-    let now_ms = Utc::now().timestamp_millis();
-    let query = PaymentQuery { sku: sku.to_owned(), order_id, started_ms: now_ms };
-    let due_ms = now_ms + center.settings.payments.query_every_secs as i64 * 1_000;
-    if let Err(err) = center.payment_lookups.queue_payment_query(&query, due_ms).await {
-        tracing::warn!(%order_id, error = %err, "payment not queued for lookups; only its notification will settle it");
-    }
-    Ok(PaymentStarted {
-        order_id,
-        payment_id: created.payment_id,
-        amount_cents: reservation.amount_cents,
-        pay_url: created.pay_url,
-        qr_payload: created.qr_payload,
-    })
+    payment_starts::open(center, asked, order_id, reservation.amount_cents, sku).await
 }
 
 /// Why an order holds no reservation, told only to its buyer: its stored
@@ -158,6 +138,7 @@ fn event(payment: &Payment, refund_reason: Option<String>, reservation: &Reserva
     match refund_reason {
         None => OrderEvent::OrderPaid(OrderPaid {
             order: reservation.order(payment.order_id, &payment.sku),
+            payment_channel: payment.channel.clone(),
             payment_id: payment.payment_id.clone(),
             paid_at: payment.paid_at,
         }),
@@ -165,6 +146,7 @@ fn event(payment: &Payment, refund_reason: Option<String>, reservation: &Reserva
             order_id: payment.order_id,
             user_id: reservation.user_id,
             sku: payment.sku.clone(),
+            payment_channel: payment.channel.clone(),
             payment_id: payment.payment_id.clone(),
             amount_cents: payment.amount_cents,
             reason,

@@ -44,13 +44,14 @@ enum Phase {
 }
 
 impl RateBreaker {
-    pub fn new(dependency: Dependency, settings: &settings::Breaker) -> Self {
+    /// The breaker of payment channel `channel`.
+    pub fn new(channel: &str, settings: &settings::Breaker) -> Self {
         let state = Arc::new(AtomicU8::new(BreakerState::Closed as u8));
         Self {
             settings: settings.clone(),
             started: Instant::now(),
             inner: Mutex::new(Inner { seconds: VecDeque::new(), phase: Phase::Closed }),
-            transitions: Transitions { dependency, state },
+            transitions: Transitions { dependency: Dependency::PaymentChannel, channel: channel.to_owned(), state },
         }
     }
 
@@ -65,24 +66,35 @@ impl RateBreaker {
             return Ok(());
         }
         let now = Instant::now();
-        let open_for = Duration::from_millis(self.settings.open_ms);
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let permitted = match inner.phase {
-            Phase::Closed => true,
-            Phase::Open { until } if now < until => false,
-            Phase::HalfOpen { since: Some(since) } if now.duration_since(since) < open_for => false,
-            Phase::Open { .. } | Phase::HalfOpen { .. } => {
-                inner.phase = Phase::HalfOpen { since: Some(now) };
-                self.transitions.moved(BreakerState::HalfOpen);
-                true
-            }
-        };
+        let permitted = self.lets_through(inner.phase, now);
+        if permitted && !matches!(inner.phase, Phase::Closed) {
+            inner.phase = Phase::HalfOpen { since: Some(now) };
+            self.transitions.moved(BreakerState::HalfOpen);
+        }
         if !permitted {
-            let dependency = self.transitions.dependency.as_str();
-            metrics::counter!("gateway_breaker_rejections_total", "dependency" => dependency).increment(1);
+            self.transitions.rejected();
             return Err(Refusal::BreakerOpen(self.transitions.dependency));
         }
         Ok(())
+    }
+
+    /// Whether a call now would be let through (as a probe, if not
+    /// closed), without taking it: to choose among channels.
+    pub fn would_permit(&self) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        !self.settings.enabled || self.lets_through(inner.phase, Instant::now())
+    }
+
+    /// Closed, or open past its time with no probe out.
+    fn lets_through(&self, phase: Phase, now: Instant) -> bool {
+        let open_for = Duration::from_millis(self.settings.open_ms);
+        match phase {
+            Phase::Closed => true,
+            Phase::Open { until } => now >= until,
+            Phase::HalfOpen { since: Some(since) } => now.duration_since(since) >= open_for,
+            Phase::HalfOpen { since: None } => true,
+        }
     }
 
     /// Records one call: a success, or a failure of the dependency.
@@ -141,7 +153,7 @@ mod tests {
     fn breaker(open_ms: u64) -> RateBreaker {
         let settings =
             settings::Breaker { enabled: true, failure_ratio: 0.05, min_requests: 20, window_secs: 30, open_ms };
-        RateBreaker::new(Dependency::PaymentChannel, &settings)
+        RateBreaker::new("card", &settings)
     }
 
     #[test]

@@ -3,13 +3,11 @@
 //! `[queries]`, `[checkout]`, `[traffic.breakers]`), and [`Settings`],
 //! what one [`crate::OrderCenter`] runs with.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use paychannel::channels::{development_endpoints, Endpoint, DEFAULT_CHANNEL};
 use serde::{Deserialize, Serialize};
-use startup::secret::Secret;
-
-/// The payment secret of the defaults (and of `paysim`), accepted only in development mode.
-pub const DEV_PAYMENT_SECRET: &str = "dev-payment-secret";
 
 /// What the workflows run with, from the gateway's config.
 #[derive(Debug, Clone)]
@@ -82,26 +80,39 @@ impl Default for Abuse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Payments {
-    /// Base URL of the channel's API.
-    pub channel_url: String,
-    /// Shared secret the channel signs notifications with (HMAC-SHA256).
-    pub secret: Secret,
-    /// The URL of this gateway's `/v1/payments/notify`, as the channel reaches it.
+    /// The payment channels by id: where each is reached, the secret it
+    /// signs with.
+    pub channels: BTreeMap<String, Endpoint>,
+    /// Where a payment goes when the buyer names no channel.
+    pub default_channel: String,
+    /// Where a payment the buyer named no channel for goes while the
+    /// default channel's breaker is open; `""`: nowhere (503).
+    pub fallback_channel: String,
+    /// This gateway's `/v1/payments/notify`, as the channels reach it; a
+    /// channel's notifications go to it followed by `/<channel id>`.
     pub notify_url: String,
-    /// A call to the channel slower than this fails, ms.
+    /// A call to a channel slower than this fails, ms.
     pub channel_timeout_ms: u64,
     /// How often an unpaid order whose payment was started is looked up at
-    /// the channel, in case its notification was lost, seconds.
+    /// its channel, in case its notification was lost, seconds.
     pub query_every_secs: u64,
     /// How long after the payment started the lookups go on, seconds.
     pub query_for_secs: u64,
 }
 
+impl Payments {
+    /// Where channel `id` sends its notifications.
+    pub fn notify_url_of(&self, id: &str) -> String {
+        format!("{}/{id}", self.notify_url.trim_end_matches('/'))
+    }
+}
+
 impl Default for Payments {
     fn default() -> Self {
         Self {
-            channel_url: "http://127.0.0.1:9700".into(),
-            secret: Secret::from(DEV_PAYMENT_SECRET),
+            channels: development_endpoints(),
+            default_channel: DEFAULT_CHANNEL.into(),
+            fallback_channel: String::new(),
             notify_url: "http://127.0.0.1:8080/v1/payments/notify".into(),
             channel_timeout_ms: 3_000,
             query_every_secs: 60,

@@ -97,6 +97,8 @@ struct LockedOrder {
     amount_cents: i64,
     status: OrderStatus,
     payment_id: Option<String>,
+    /// The channel the payment came through (`""`: the default).
+    payment_channel: String,
 }
 
 const COLUMNS: &str = "after_sale_id, order_id, user_id, kind, qty, reason, status, return_address, reject_reason, \
@@ -336,6 +338,7 @@ async fn refund(
         user_id: order.user_id,
         sku: &order.sku,
         payment_id: &payment_id,
+        channel: &order.payment_channel,
         amount_cents,
         cause: &cause,
         reason: "after-sale return",
@@ -364,14 +367,17 @@ async fn refund(
 }
 
 async fn lock_order(tx: &mut Transaction<'_, MySql>, order_id: OrderId) -> Result<Option<LockedOrder>, sqlx::Error> {
-    let row: Option<(u64, String, u32, i64, String, Option<String>)> = sqlx::query_as(
-        "SELECT user_id, sku, qty, amount_cents, status, payment_id FROM orders WHERE order_id = ? FOR UPDATE",
+    type Row = (u64, String, u32, i64, String, Option<String>, String);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT user_id, sku, qty, amount_cents, status, payment_id, payment_channel FROM orders \
+         WHERE order_id = ? FOR UPDATE",
     )
     .bind(order_id.raw() as i64)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((user_id, sku, qty, amount_cents, status, payment_id)) = row else { return Ok(None) };
-    Ok(Some(LockedOrder { user_id, sku, qty, amount_cents, status: order_status(&status)?, payment_id }))
+    let Some((user_id, sku, qty, amount_cents, status, payment_id, payment_channel)) = row else { return Ok(None) };
+    let status = order_status(&status)?;
+    Ok(Some(LockedOrder { user_id, sku, qty, amount_cents, status, payment_id, payment_channel }))
 }
 
 async fn read_locked(

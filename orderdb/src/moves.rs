@@ -132,6 +132,8 @@ struct Locked {
     order: OrderCreated,
     status: OrderStatus,
     payment_id: Option<String>,
+    /// The channel the payment came through (`""`: the default).
+    payment_channel: String,
 }
 
 impl ShardPools {
@@ -201,6 +203,7 @@ pub(crate) async fn transition_in(tx: &mut Transaction<'_, MySql>, request: &Mov
             user_id: locked.order.user_id,
             sku: &locked.order.sku,
             payment_id: &refund.payment_id,
+            channel: &locked.payment_channel,
             amount_cents: refund.amount_cents,
             cause: "cancel",
             reason: "cancelled after payment",
@@ -237,11 +240,23 @@ pub(crate) async fn transition_in(tx: &mut Transaction<'_, MySql>, request: &Mov
 }
 
 async fn lock(tx: &mut Transaction<'_, MySql>, order_id: OrderId) -> Result<Option<Locked>, sqlx::Error> {
-    type Row =
-        (u64, String, u32, i64, String, String, NaiveDateTime, NaiveDateTime, i64, Option<String>, Option<String>);
+    type Row = (
+        u64,
+        String,
+        u32,
+        i64,
+        String,
+        String,
+        NaiveDateTime,
+        NaiveDateTime,
+        i64,
+        Option<String>,
+        String,
+        Option<String>,
+    );
     let row: Option<Row> = sqlx::query_as(
         "SELECT user_id, sku, qty, amount_cents, status, idempotency_key, created_at, pay_by, sale_generation, \
-         payment_id, warehouse FROM orders WHERE order_id = ? FOR UPDATE",
+         payment_id, payment_channel, warehouse FROM orders WHERE order_id = ? FOR UPDATE",
     )
     .bind(order_id.raw() as i64)
     .fetch_optional(&mut **tx)
@@ -257,6 +272,7 @@ async fn lock(tx: &mut Transaction<'_, MySql>, order_id: OrderId) -> Result<Opti
         pay_by,
         sale_generation,
         payment_id,
+        payment_channel,
         warehouse,
     )) = row
     else {
@@ -277,6 +293,7 @@ async fn lock(tx: &mut Transaction<'_, MySql>, order_id: OrderId) -> Result<Opti
         },
         status: status(&name)?,
         payment_id,
+        payment_channel,
     }))
 }
 

@@ -38,6 +38,8 @@ pub struct NewRefund<'a> {
     pub user_id: u64,
     pub sku: &'a str,
     pub payment_id: &'a str,
+    /// The channel the payment came through (`""`: the default).
+    pub channel: &'a str,
     pub amount_cents: i64,
     /// What it refunds (part of its id).
     pub cause: &'a str,
@@ -65,6 +67,8 @@ pub struct DueRefund {
     pub refund_id: String,
     pub order_id: OrderId,
     pub payment_id: String,
+    /// The channel it goes back through (`""`: the default).
+    pub channel: String,
     pub amount_cents: i64,
     /// Attempts before this one.
     pub attempts: u32,
@@ -120,12 +124,14 @@ pub(crate) async fn record_refund(
         return Ok(refund_id);
     }
     let inserted = sqlx::query(
-        "INSERT IGNORE INTO refunds (refund_id, order_id, payment_id, user_id, sku, amount_cents, reason, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT IGNORE INTO refunds \
+         (refund_id, order_id, payment_id, channel, user_id, sku, amount_cents, reason, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&refund_id)
     .bind(refund.order_id.raw() as i64)
     .bind(refund.payment_id)
+    .bind(refund.channel)
     .bind(refund.user_id)
     .bind(refund.sku)
     .bind(refund.amount_cents)
@@ -164,8 +170,8 @@ async fn attempt(
 impl ShardPools {
     /// Up to `limit` pending refunds of shard `shard` whose next attempt is due.
     pub async fn due_refunds(&self, shard: usize, limit: u32) -> Result<Vec<DueRefund>, sqlx::Error> {
-        let rows: Vec<(String, i64, String, i64, u32)> = sqlx::query_as(
-            "SELECT j.refund_id, r.order_id, r.payment_id, r.amount_cents, CAST(j.attempts AS UNSIGNED) \
+        let rows: Vec<(String, i64, String, String, i64, u32)> = sqlx::query_as(
+            "SELECT j.refund_id, r.order_id, r.payment_id, r.channel, r.amount_cents, CAST(j.attempts AS UNSIGNED) \
              FROM refund_jobs j JOIN refunds r ON r.refund_id = j.refund_id \
              WHERE j.state = 'PENDING' AND j.next_at <= ? ORDER BY j.next_at LIMIT ?",
         )
@@ -175,10 +181,11 @@ impl ShardPools {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(refund_id, order_id, payment_id, amount_cents, attempts)| DueRefund {
+            .map(|(refund_id, order_id, payment_id, channel, amount_cents, attempts)| DueRefund {
                 refund_id,
                 order_id: OrderId::from_raw(order_id as u64),
                 payment_id,
+                channel,
                 amount_cents,
                 attempts,
             })
@@ -232,19 +239,32 @@ impl ShardPools {
         tx.commit().await
     }
 
-    /// The channel says the refund succeeded (`succeeded`) or failed for
+    /// A channel says the refund succeeded (`succeeded`) or failed for
     /// good: recorded once. A success closes the job and puts
-    /// `RefundCompleted` in the outbox; a failure makes the next attempt due now.
-    pub async fn refund_settled(&self, refund_id: &str, succeeded: bool, detail: &str) -> Result<Settled, sqlx::Error> {
+    /// `RefundCompleted` in the outbox; a failure makes the next attempt due
+    /// now. Only the refund's own channel settles it: `channels` are the
+    /// ids the refund may carry for the one that speaks (its id, and `""`
+    /// if it is the default); another's refund is unknown to it.
+    pub async fn refund_settled(
+        &self,
+        refund_id: &str,
+        channels: &[&str],
+        succeeded: bool,
+        detail: &str,
+    ) -> Result<Settled, sqlx::Error> {
         let Some(order_id) = refund_order(refund_id) else { return Ok(Settled::Unknown) };
         let mut tx = self.for_order(order_id).begin().await?;
-        let job: Option<(String,)> = sqlx::query_as("SELECT state FROM refund_jobs WHERE refund_id = ? FOR UPDATE")
-            .bind(refund_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let job: Option<(String, String)> = sqlx::query_as(
+            "SELECT j.state, r.channel FROM refund_jobs j JOIN refunds r ON r.refund_id = j.refund_id \
+             WHERE j.refund_id = ? FOR UPDATE",
+        )
+        .bind(refund_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         match job {
+            Some((_, channel)) if !channels.contains(&channel.as_str()) => return Ok(Settled::Unknown),
             None => return Ok(Settled::Unknown),
-            Some((state,)) if state == "DONE" => return Ok(Settled::AlreadyDone),
+            Some((state, _)) if state == "DONE" => return Ok(Settled::AlreadyDone),
             Some(_) => {}
         }
         let now = Utc::now();

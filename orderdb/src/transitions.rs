@@ -30,7 +30,10 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<bool, sqlx::E
                 by: (Action::Pay, Actor::Channel),
                 cause: format!("payment {}", paid.payment_id),
                 at: paid.paid_at.naive_utc(),
-                column: ("payment_id", paid.payment_id.clone()),
+                columns: vec![
+                    ("payment_id", paid.payment_id.clone()),
+                    ("payment_channel", paid.payment_channel.clone()),
+                ],
             };
             move_order(pool, &paid.order, change).await
         }
@@ -46,7 +49,7 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<bool, sqlx::E
                 by,
                 cause: format!("cancelled: {}", cancelled.reason.as_str()),
                 at: cancelled.cancelled_at.naive_utc(),
-                column: ("cancel_reason", cancelled.reason.as_str().to_owned()),
+                columns: vec![("cancel_reason", cancelled.reason.as_str().to_owned())],
             };
             move_order(pool, &cancelled.order, change).await
         }
@@ -75,13 +78,13 @@ async fn readdress(pool: &MySqlPool, readdressed: &OrderReaddressed) -> Result<b
     Ok(updated.rows_affected() > 0)
 }
 
-/// A move out of `PENDING_PAYMENT` and the column it sets besides its time.
+/// A move out of `PENDING_PAYMENT` and the columns it sets besides its time.
 struct Change {
     by: (Action, Actor),
     cause: String,
     at: NaiveDateTime,
-    /// The payment id, or the cancel reason.
-    column: (&'static str, String),
+    /// The payment's id and channel, or the cancel reason.
+    columns: Vec<(&'static str, String)>,
 }
 
 async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: Change) -> Result<bool, sqlx::Error> {
@@ -91,7 +94,7 @@ async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: Change) -> R
     let order_id = order.order_id.raw() as i64;
     // The warehouse the order ends in, which a change of region may have
     // moved it to since it was created.
-    let mut columns = vec![change.column];
+    let mut columns = change.columns;
     if let Some(warehouse) = &order.warehouse {
         columns.push(("warehouse", warehouse.clone()));
     }
@@ -137,6 +140,7 @@ async fn refund_required(pool: &MySqlPool, refund: &RefundRequired) -> Result<bo
         user_id: refund.user_id,
         sku: &refund.sku,
         payment_id: &refund.payment_id,
+        channel: &refund.payment_channel,
         amount_cents: refund.amount_cents,
         cause: "payment",
         reason: &refund.reason,

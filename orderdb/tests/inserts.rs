@@ -44,8 +44,12 @@ async fn a_redelivered_batch_stores_each_order_once_and_leaves_stored_ones_alone
     };
     let stored = pools.insert_new(&first.iter().collect::<Vec<_>>()).await.unwrap();
     assert_eq!(sorted(stored), sorted(first.iter().map(|o| o.order_id).collect()), "all new");
-    let paid =
-        OrderEvent::OrderPaid(OrderPaid { order: first[0].clone(), payment_id: "p1".into(), paid_at: Utc::now() });
+    let paid = OrderEvent::OrderPaid(OrderPaid {
+        order: first[0].clone(),
+        payment_channel: "card".into(),
+        payment_id: "p1".into(),
+        paid_at: Utc::now(),
+    });
     transitions::apply(pools.for_order(first[0].order_id), &paid).await.unwrap();
 
     // The same batch again, with two new orders among the old ones.

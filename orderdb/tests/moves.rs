@@ -42,7 +42,12 @@ async fn a_pushed_order_is_cancelled_only_once_the_warehouse_intercepted_it() {
     };
     let id = order.order_id;
     pools.insert_new(&[&order]).await.unwrap();
-    let paid = OrderEvent::OrderPaid(OrderPaid { order, payment_id: "pay_1".into(), paid_at: now });
+    let paid = OrderEvent::OrderPaid(OrderPaid {
+        order,
+        payment_channel: "card".into(),
+        payment_id: "pay_1".into(),
+        paid_at: now,
+    });
     transitions::apply(pools.for_order(id), &paid).await.unwrap();
 
     // Pushed after the canceller read PAID: the move refuses to skip the interception.

@@ -53,7 +53,12 @@ fn order(ids: &IdGenerator, user_id: u64, sku: &str, amount_cents: i64, created_
 }
 
 async fn pay(pools: &ShardPools, order: &OrderCreated) {
-    let paid = OrderEvent::OrderPaid(OrderPaid { order: order.clone(), payment_id: "p".into(), paid_at: Utc::now() });
+    let paid = OrderEvent::OrderPaid(OrderPaid {
+        order: order.clone(),
+        payment_channel: "card".into(),
+        payment_id: "p".into(),
+        paid_at: Utc::now(),
+    });
     transitions::apply(pools.for_order(order.order_id), &paid).await.unwrap();
 }
 

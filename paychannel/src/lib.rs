@@ -5,8 +5,10 @@
 //! - [`messages`]: what goes over the wire: create, query, notification.
 //! - [`signature`]: HMAC-SHA256 over the raw body of notifications and lookup answers.
 //! - [`client`]: the [`client::PaymentChannel`] trait and its HTTP implementation.
+//! - [`channels`]: the configured channels by id, their endpoints and clients.
 //! - [`warehouse`]: the warehouse's client: push, ship, intercept.
 
+pub mod channels;
 pub mod client;
 pub mod messages;
 pub mod signature;

@@ -2,9 +2,11 @@
 //! environment variables (`SETTLER_KAFKA__BOOTSTRAP` sets `kafka.bootstrap`).
 //! `config/settler.example.toml` documents every field.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use paychannel::channels::{self, development_endpoints, Endpoint, DEFAULT_CHANNEL};
 use serde::{Deserialize, Serialize};
 pub use stock::RedisConfig;
 
@@ -98,13 +100,16 @@ impl Default for Lifecycle {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Refunds {
-    /// Base URL of the payment channel's API (the gateway's `payments.channel_url`).
-    pub channel_url: String,
-    /// The secret the channel signs with (the gateway's `payments.secret`).
-    pub secret: startup::secret::Secret,
-    /// The gateway's `/v1/refunds/notify`, as the channel reaches it.
+    /// The payment channels by id (the gateway's `payments.channels`): a
+    /// refund goes back through the channel its payment came through.
+    pub channels: BTreeMap<String, Endpoint>,
+    /// The channel of payments recorded before there were several (the
+    /// gateway's `payments.default_channel`).
+    pub default_channel: String,
+    /// The gateway's `/v1/refunds/notify`, as the channels reach it; a
+    /// channel's notifications go to it followed by `/<channel id>`.
     pub notify_url: String,
-    /// A call to the channel slower than this fails, ms.
+    /// A call to a channel slower than this fails, ms.
     pub channel_timeout_ms: u64,
     /// Wait before asking about a refund whose outcome is not known yet,
     /// ms; it doubles with each attempt, up to 16 times this, drawn
@@ -117,8 +122,8 @@ pub struct Refunds {
 impl Default for Refunds {
     fn default() -> Self {
         Self {
-            channel_url: "http://127.0.0.1:9700".into(),
-            secret: startup::secret::Secret::from("dev-payment-secret"),
+            channels: development_endpoints(),
+            default_channel: DEFAULT_CHANNEL.into(),
             notify_url: "http://127.0.0.1:8080/v1/refunds/notify".into(),
             channel_timeout_ms: 3_000,
             retry_every_ms: 30_000,
@@ -257,6 +262,8 @@ pub enum ConfigError {
     Parse(#[from] Box<startup::ConfigFileError>),
     #[error("config: {0}")]
     Invalid(&'static str),
+    #[error("config: refunds.channels {0}")]
+    Channels(String),
 }
 
 impl Config {
@@ -293,6 +300,10 @@ impl Config {
         if self.batch.retry_min_ms == 0 || self.batch.retry_max_ms < self.batch.retry_min_ms {
             return Err(ConfigError::Invalid("batch.retry_min_ms must be positive and at most retry_max_ms"));
         }
+        // The settler only takes the secrets to check lookup answers: the
+        // gateway's own check says which are fit for production.
+        let refunds = &self.refunds;
+        channels::check(&refunds.channels, &refunds.default_channel, "", true).map_err(ConfigError::Channels)?;
         Ok(())
     }
 

@@ -106,10 +106,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         review_within: Duration::from_secs(config.lifecycle.review_within_secs),
         escalate_unreviewed: config.lifecycle.unreviewed == settler::config::Unreviewed::Escalate,
         refunds: settler::refunds::RefundDriver {
-            channel: paychannel::client::HttpChannel::new(
-                &config.refunds.channel_url,
+            channels: paychannel::channels::Channels::over_http(
+                &config.refunds.channels,
+                &config.refunds.default_channel,
                 Duration::from_millis(config.refunds.channel_timeout_ms),
-                config.refunds.secret.expose().as_bytes(),
             ),
             notify_url: config.refunds.notify_url.clone(),
             retry_every: Duration::from_millis(config.refunds.retry_every_ms),

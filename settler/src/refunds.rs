@@ -12,7 +12,8 @@ use chrono::Utc;
 use order::id::OrderId;
 use orderdb::refunds::{DueRefund, Settled};
 use orderdb::ShardPools;
-use paychannel::client::{ChannelError, HttpChannel, PaymentChannel};
+use paychannel::channels::Channels;
+use paychannel::client::ChannelError;
 use paychannel::messages::{CreateRefund, RefundState, RefundStatus};
 
 /// Most refunds asked about per shard per round.
@@ -30,8 +31,10 @@ fn next_wait(retry_every: Duration, attempts: u32, draw: f64) -> Duration {
 }
 
 pub struct RefundDriver {
-    pub channel: HttpChannel,
-    /// The gateway's `/v1/refunds/notify`, as the channel reaches it.
+    /// The payment channels: a refund goes through its payment's.
+    pub channels: Channels,
+    /// The gateway's `/v1/refunds/notify`, as the channels reach it: a
+    /// channel's notifications go to it followed by `/<channel id>`.
     pub notify_url: String,
     /// Wait before asking about a refund again, the first time (then
     /// doubling, with jitter: see [`next_wait`]).
@@ -69,11 +72,16 @@ impl RefundDriver {
 
     async fn attempt(&self, shards: &ShardPools, due: &DueRefund) -> Result<Option<Settled>, sqlx::Error> {
         let id = due.refund_id.as_str();
+        let Some(channel) = self.channels.get(&due.channel) else {
+            tracing::error!(refund_id = id, channel = due.channel, "refund through a channel no longer configured");
+            shards.refund_attempted(id, "UNKNOWN", &format!("no channel {:?} configured", due.channel)).await?;
+            return Ok(None);
+        };
         // After an attempt, the channel may have it already: look first.
         if due.attempts > 0 {
-            match self.channel.query_refund(id).await {
+            match channel.query_refund(id).await {
                 Ok(Some(state)) if state.refund_id == id && state.status != RefundStatus::Failed => {
-                    return self.found(shards, &state).await;
+                    return self.found(shards, due, &state).await;
                 }
                 Ok(_) => {}
                 Err(err) => {
@@ -87,9 +95,9 @@ impl RefundDriver {
             payment_id: due.payment_id.clone(),
             merchant_order_id: due.order_id.to_string(),
             amount_cents: due.amount_cents,
-            notify_url: self.notify_url.clone(),
+            notify_url: format!("{}/{}", self.notify_url.trim_end_matches('/'), self.channels.resolve(&due.channel)),
         };
-        match self.channel.refund(&request).await {
+        match channel.refund(&request).await {
             // Only a signed notification or lookup settles a refund: an
             // unsigned answer here only says the channel took it.
             Ok(state) if state.refund_id == id => {
@@ -119,12 +127,19 @@ impl RefundDriver {
     }
 
     /// Settles a refund the channel reports done; one still processing waits.
-    async fn found(&self, shards: &ShardPools, state: &RefundState) -> Result<Option<Settled>, sqlx::Error> {
-        match state.status {
-            RefundStatus::Processing => Ok(None),
-            RefundStatus::Success => shards.refund_settled(&state.refund_id, true, "lookup").await.map(Some),
-            RefundStatus::Failed => shards.refund_settled(&state.refund_id, false, "lookup").await.map(Some),
-        }
+    async fn found(
+        &self,
+        shards: &ShardPools,
+        due: &DueRefund,
+        state: &RefundState,
+    ) -> Result<Option<Settled>, sqlx::Error> {
+        let succeeded = match state.status {
+            RefundStatus::Processing => return Ok(None),
+            RefundStatus::Success => true,
+            RefundStatus::Failed => false,
+        };
+        let channels = [due.channel.as_str()];
+        shards.refund_settled(&state.refund_id, &channels, succeeded, "lookup").await.map(Some)
     }
 }
 

@@ -1,6 +1,7 @@
-//! Payments the channel is to be asked about (in case their notification
-//! is lost): a sorted set of `<sku>:<order id>:<started ms>` scored by when
-//! the next query is due, claimed atomically by the gateways' pollers.
+//! Payments their channels are to be asked about (in case their
+//! notification is lost): a sorted set of
+//! `<sku>:<order id>:<started ms>:<channel>` scored by when the next query
+//! is due, claimed atomically by the gateways' pollers.
 
 use fred::prelude::*;
 use order::id::OrderId;
@@ -14,11 +15,14 @@ pub struct PaymentQuery {
     pub sku: String,
     pub order_id: OrderId,
     pub started_ms: i64,
+    /// The channel the payment was created at (`""` in lookups queued
+    /// before there were several: the default).
+    pub channel: String,
 }
 
 impl PaymentQuery {
     fn member(&self) -> String {
-        format!("{}:{}:{}", self.sku, self.order_id, self.started_ms)
+        format!("{}:{}:{}:{}", self.sku, self.order_id, self.started_ms, self.channel)
     }
 
     fn parse(member: &str) -> Option<Self> {
@@ -27,6 +31,7 @@ impl PaymentQuery {
             sku: parts.next()?.to_owned(),
             order_id: parts.next()?.parse().ok()?,
             started_ms: parts.next()?.parse().ok()?,
+            channel: parts.next().unwrap_or_default().to_owned(),
         };
         parts.next().is_none().then_some(query)
     }
@@ -78,5 +83,20 @@ impl PaymentLookups {
     pub async fn drop_payment_query(&self, query: &PaymentQuery) -> Result<(), StoreError> {
         let _: i64 = self.redis.pool.next().zrem(&self.redis.global.payment_queries, query.member()).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lookup_queued_before_channels_were_named_is_the_default_channels() {
+        let query =
+            PaymentQuery { sku: "tv".into(), order_id: OrderId::from_raw(7), started_ms: 5, channel: "wallet".into() };
+        assert_eq!(PaymentQuery::parse(&query.member()), Some(query));
+        let old = PaymentQuery::parse("tv:7:5").unwrap();
+        assert_eq!(old.channel, "");
+        assert_eq!(PaymentQuery::parse("tv:7:5:card:more"), None);
     }
 }

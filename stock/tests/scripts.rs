@@ -485,7 +485,7 @@ async fn an_add_to_the_active_sales_that_was_lost_is_made_good_by_a_later_reserv
 #[tokio::test]
 async fn payment_lookups_are_claimed_once_per_round() {
     let store = stock::PaymentLookups::new(store().await.redis().clone());
-    let query = PaymentQuery { sku: unique("q"), order_id: order_id(5), started_ms: NOW };
+    let query = PaymentQuery { sku: unique("q"), order_id: order_id(5), started_ms: NOW, channel: "wallet".into() };
     store.queue_payment_query(&query, NOW + 1_000).await.unwrap();
     let claimed = store.claim_payment_lookups(NOW + 1_000, NOW + 61_000, 1_000).await.unwrap();
     assert!(claimed.contains(&query));

@@ -17,11 +17,11 @@ fn development_secrets_are_refused_outside_development_mode() {
     assert!(err.contains("admin.tokens holds the development token"), "{err}");
     config.admin.tokens = [("ops".to_owned(), Secret::from("a-real-admin-token-0123"))].into();
     let err = config.validate().unwrap_err().to_string();
-    assert!(err.contains("payments.secret is the development secret"), "{err}");
-    config.payments.secret = Secret::from("the-channel-secret-0123");
-    let err = config.validate().unwrap_err().to_string();
     assert!(err.contains("auth.keys holds the development signing key"), "{err}");
     config.auth.keys[0].secret = Some(Secret::from("an-issuer-secret-of-32-bytes-or-more"));
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("payments.channels card.secret is the development secret"), "{err}");
+    config.payments.channels.get_mut("card").unwrap().secret = Secret::from("the-channel-secret-0123");
     config.validate().unwrap();
     config.admin.tokens.insert("short".to_owned(), Secret::from("too-short"));
     assert!(config.validate().is_err(), "a short token outside development mode");
@@ -33,7 +33,7 @@ fn development_secrets_are_refused_outside_development_mode() {
 fn printed_and_serialized_config_masks_every_secret() {
     let mut config = Config::default();
     config.admin.tokens = [("ops".to_owned(), Secret::from("admin-token-aaaa1111"))].into();
-    config.payments.secret = Secret::from("channel-secret-bbbb2222");
+    config.payments.channels.get_mut("card").unwrap().secret = Secret::from("channel-secret-bbbb2222");
     config.mysql.shards = vec!["mysql://orders:db-password-cccc3333@10.0.0.5:3306/orders_0".into()];
     config.redis.url = "redis://:redis-password-dddd4444@10.0.0.6:6379".into();
     let shown =

@@ -8,7 +8,7 @@ use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode};
 use order::cart::Checkout;
 use order::checkout::{checkout_status, CheckoutOrder, CouponTerms, PromotionTerms, ShippingFacts};
-use order::request::check_token;
+use order::request::{check_token, checkout_payment_channel};
 use order::splitting::FreightTemplate;
 use order::status::OrderStatus;
 use serde::de::DeserializeOwned;
@@ -85,11 +85,13 @@ pub async fn get(app: &App, parent: &str, buyer: u64) -> Result<Reply, ApiError>
     Ok(http::json(StatusCode::OK, &with_statuses(app, &order).await?))
 }
 
-/// `POST /v1/checkouts/{id}/pay`: starts the one payment of the checkout.
-pub async fn pay(app: &App, parent: &str, buyer: u64) -> Result<Reply, ApiError> {
+/// `POST /v1/checkouts/{id}/pay`: starts the one payment of the checkout,
+/// at the channel the body names (`{"channel"}`) or the default.
+pub async fn pay(app: &App, parent: &str, req: Read, buyer: u64) -> Result<Reply, ApiError> {
     app.traffic.load().admit_user(LimitedRoute::PayOrder, buyer)?;
     let parent = input::order_id(parent)?;
-    let started = checkout_payments::start(&app.center, parent, buyer).await?;
+    let channel = checkout_payment_channel(req.body())?;
+    let started = checkout_payments::start(&app.center, parent, buyer, channel.as_deref()).await?;
     Ok(http::json(StatusCode::OK, &started))
 }
 

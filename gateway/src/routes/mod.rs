@@ -45,8 +45,9 @@ enum Target<'a> {
     ChangeAddress(&'a str),
     ReceiveOrder(&'a str),
     OpenAfterSale(&'a str),
-    PaymentNotify,
-    RefundNotify,
+    /// A payment channel's notification: the channel's id (`""`: the default's).
+    PaymentNotify(&'a str),
+    RefundNotify(&'a str),
     AdminSku(&'a str),
     /// A change to one warehouse of a regional sale.
     AdminWarehouses(&'a str),
@@ -87,8 +88,10 @@ impl<'a> Target<'a> {
             ["v1", "orders", id, "address"] => Self::ChangeAddress(id),
             ["v1", "orders", id, "receive"] => Self::ReceiveOrder(id),
             ["v1", "orders", id, "after-sales"] => Self::OpenAfterSale(id),
-            ["v1", "payments", "notify"] => Self::PaymentNotify,
-            ["v1", "refunds", "notify"] => Self::RefundNotify,
+            ["v1", "payments", "notify"] => Self::PaymentNotify(""),
+            ["v1", "payments", "notify", channel] => Self::PaymentNotify(channel),
+            ["v1", "refunds", "notify"] => Self::RefundNotify(""),
+            ["v1", "refunds", "notify", channel] => Self::RefundNotify(channel),
             ["admin", "refunds"] => Self::AdminRefunds,
             ["admin", "refunds", id, "retry"] => Self::AdminRefundRetry(id),
             ["admin", "after-sales", id, action @ ("approve" | "reject" | "receive" | "ship")] => {
@@ -153,8 +156,8 @@ impl<'a> Target<'a> {
             Self::CancelOrder(_) | Self::CancelCheckout(_) | Self::ChangeAddress(_) => LimitedRoute::CancelOrder,
             Self::ReceiveOrder(_) => LimitedRoute::ReceiveOrder,
             Self::OpenAfterSale(_) => LimitedRoute::AfterSale,
-            Self::PaymentNotify => LimitedRoute::PaymentNotify,
-            Self::RefundNotify => LimitedRoute::RefundNotify,
+            Self::PaymentNotify(_) => LimitedRoute::PaymentNotify,
+            Self::RefundNotify(_) => LimitedRoute::RefundNotify,
             _ => return None,
         })
     }
@@ -191,8 +194,8 @@ impl<'a> Target<'a> {
             | Self::ReceiveOrder(_)
             | Self::OpenAfterSale(_)
             | Self::AdminAfterSale(..)
-            | Self::PaymentNotify
-            | Self::RefundNotify
+            | Self::PaymentNotify(_)
+            | Self::RefundNotify(_)
             | Self::AdminRefundRetry(_)
             | Self::AdminWarehouses(_)
             | Self::AdminOrder(..) => "POST",
@@ -277,7 +280,7 @@ async fn dispatch(
         Target::PlaceOrder => orders::place(app.clone(), req, buyer).await,
         Target::Checkout => checkout::place(app.clone(), req, buyer).await,
         Target::GetCheckout(id) => checkout::get(&app, id, buyer).await,
-        Target::PayCheckout(id) => checkout::pay(&app, id, buyer).await,
+        Target::PayCheckout(id) => checkout::pay(&app, id, req, buyer).await,
         Target::CancelCheckout(id) => checkout::cancel(&app, id, buyer).await,
         Target::AdminCatalogue(kind, id) => checkout::catalogue(&app, kind, id, req).await,
         Target::GetOrder(order_id) => orders::get(&app, order_id, buyer).await,
@@ -291,8 +294,8 @@ async fn dispatch(
         Target::AdminAfterSale(id, action) => after_sales::act(&app, id, action, req).await,
         Target::AdminOrder(order_id, action) => fulfilment::admin_action(&app, order_id, action, req).await,
         Target::AdminOrderView(order_id) => orders::get_as_merchant(&app, order_id, req).await,
-        Target::PaymentNotify => payments::notify(&app, req).await,
-        Target::RefundNotify => refunds::notify(&app, req).await,
+        Target::PaymentNotify(channel) => payments::notify(&app, channel, req).await,
+        Target::RefundNotify(channel) => refunds::notify(&app, channel, req).await,
         Target::AdminRefunds => refunds::list(&app, req).await,
         Target::AdminRefundRetry(refund_id) => refunds::retry(&app, refund_id, req).await,
         Target::AdminSku(sku) if req.method() == Method::PUT => admin::put_sku(&app, sku, req).await,
@@ -336,8 +339,8 @@ mod tests {
             Target::AdminAfterSale(..) => "/admin/after-sales/1/approve",
             Target::AdminOrder(..) => "/admin/orders/1/ship",
             Target::AdminOrderView(_) => "/admin/orders/1",
-            Target::PaymentNotify => "/v1/payments/notify",
-            Target::RefundNotify => "/v1/refunds/notify",
+            Target::PaymentNotify(_) => "/v1/payments/notify/card",
+            Target::RefundNotify(_) => "/v1/refunds/notify/card",
             Target::AdminRefunds => "/admin/refunds",
             Target::AdminRefundRetry(_) => "/admin/refunds/rf1-ab/retry",
             Target::AdminSku(_) => "/admin/skus/tv",
@@ -369,8 +372,8 @@ mod tests {
             Target::ReceiveOrder(""),
             Target::OpenAfterSale(""),
             Target::AdminAfterSale("", ""),
-            Target::PaymentNotify,
-            Target::RefundNotify,
+            Target::PaymentNotify(""),
+            Target::RefundNotify(""),
             Target::AdminRefunds,
             Target::AdminSearch,
             Target::AdminRefundRetry(""),
@@ -408,7 +411,8 @@ mod tests {
                 .replace("{after_sale_id}", "1")
                 .replace("{action}", "approve")
                 .replace("{kind}", "coupons")
-                .replace("{id}", "c1");
+                .replace("{id}", "c1")
+                .replace("{channel}", "card");
             for method in item.as_object().expect("operations").keys() {
                 let method: Method = method.to_uppercase().parse().unwrap();
                 let target = Target::of(&method, &concrete);

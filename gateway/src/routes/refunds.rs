@@ -1,34 +1,33 @@
-//! Refunds: the channel's signed notification (`POST /v1/refunds/notify`),
+//! Refunds: a channel's signed notification (`POST /v1/refunds/notify/{channel}`),
 //! and the operator's compensation queue (`GET /admin/refunds?status=stuck`,
 //! `POST /admin/refunds/{refund_id}/retry`).
 
 use hyper::StatusCode;
 use order::request::check_token;
 use paychannel::messages::{RefundState, RefundStatus};
-use paychannel::{signature, SIGNATURE_HEADER};
 use serde_json::json;
 
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
 use crate::routes::admin::authorize;
+use crate::routes::payments::verified_channel;
 use ordercenter::refusal::down;
 use ordercenter::refusal::Dependency;
 
 /// Most refunds listed per shard.
 const LIST_LIMIT: u32 = 100;
 
-/// The channel's notification of a refund's outcome, verified like a
-/// payment's before anything is read; recorded once however often it comes.
-pub async fn notify(app: &App, req: Read) -> Result<Reply, ApiError> {
-    let body = req.body();
-    let signature = req.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !signature::verify(app.config.payments.secret.expose().as_bytes(), body, signature) {
+/// A channel's notification of a refund's outcome, verified like a
+/// payment's before anything is read; recorded once however often it
+/// comes, and only for a refund through that channel.
+pub async fn notify(app: &App, channel: &str, req: Read) -> Result<Reply, ApiError> {
+    let Some(channel) = verified_channel(app, channel, &req) else {
         metrics::counter!("gateway_refund_notifications_total", "outcome" => "bad_signature").increment(1);
         return Err(ApiError::BadSignature);
-    }
+    };
     let state: RefundState =
-        serde_json::from_slice(body).map_err(|e| ApiError::Invalid(format!("notification: {e}")))?;
+        serde_json::from_slice(req.body()).map_err(|e| ApiError::Invalid(format!("notification: {e}")))?;
     check_token("refund_id", &state.refund_id).map_err(|e| ApiError::Invalid(e.0))?;
     let succeeded = match state.status {
         RefundStatus::Processing => return Ok(http::json(StatusCode::OK, &json!({"code": "SUCCESS"}))),
@@ -39,7 +38,7 @@ pub async fn notify(app: &App, req: Read) -> Result<Reply, ApiError> {
         .center
         .services
         .orders
-        .refund_settled(&state.refund_id, succeeded, "notification")
+        .refund_settled(&state.refund_id, &app.center.services.channels.recorded_as(channel), succeeded, "notification")
         .await
         .map_err(down(Dependency::Mysql, "recording the refund outcome (the channel retries)"))?;
     let outcome = format!("{settled:?}").to_lowercase();

@@ -314,12 +314,34 @@ pub const PAYMENT_SECRET: &str = "test-payment-secret";
 /// A payment channel simulator on 127.0.0.1:0 with a fast retry schedule;
 /// returns its base URL. Runs until the test ends.
 pub async fn start_paysim() -> String {
+    start_paysim_signing(PAYMENT_SECRET).await
+}
+
+/// As [`start_paysim`], signing with `secret`: a second, independent channel.
+pub async fn start_paysim_signing(secret: &str) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let schedule = [Duration::from_millis(100), Duration::from_millis(200), Duration::from_millis(400)];
-    let simulator = paysim::Simulator::new(PAYMENT_SECRET.as_bytes(), &schedule);
+    let simulator = paysim::Simulator::new(secret.as_bytes(), &schedule);
     tokio::spawn(simulator.serve(listener, std::future::pending()));
     format!("http://{addr}")
+}
+
+/// The payment channels `(id, url, secret)`, the first the default.
+pub fn payment_channels(config: &mut Config, channels: &[(&str, &str, &str)]) {
+    config.payments.channels = channels
+        .iter()
+        .map(|(id, url, secret)| {
+            let endpoint = paychannel::channels::Endpoint { url: (*url).to_owned(), secret: (*secret).into() };
+            ((*id).to_owned(), endpoint)
+        })
+        .collect();
+    config.payments.default_channel = channels[0].0.to_owned();
+}
+
+/// The one payment channel "card" at `url`, signing with [`PAYMENT_SECRET`].
+pub fn payment_channel(config: &mut Config, url: &str) {
+    payment_channels(config, &[("card", url, PAYMENT_SECRET)]);
 }
 
 /// A JSON request to the simulator.
