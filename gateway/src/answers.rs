@@ -179,6 +179,7 @@ impl Answer for CheckoutError {
             | Self::OutsideWindow { .. }
             | Self::PriceChanged { .. }
             | Self::CouponUsed
+            | Self::InsufficientPoints { .. }
             | Self::Cancelled
             | Self::InProgress { .. } => Class::Conflict,
         }
@@ -199,6 +200,7 @@ impl Answer for CheckoutError {
             Self::UnknownCoupon => "unknown_coupon",
             Self::CouponNotYours => "coupon_not_yours",
             Self::CouponUsed => "coupon_used",
+            Self::InsufficientPoints { .. } => "insufficient_points",
             Self::BelowMinimumSpend { .. } => "below_minimum_spend",
             Self::Cancelled => "checkout_cancelled",
             Self::KeyReused => "idempotency_key_reused",
@@ -227,6 +229,9 @@ impl Answer for CheckoutError {
                 json!({"sku": sku, "detail": detail})
             }
             Self::BelowMinimumSpend { left_cents } => json!({"left_cents": left_cents, "detail": detail}),
+            Self::InsufficientPoints { balance, points } => {
+                json!({"balance": balance, "points": points, "detail": detail})
+            }
             Self::CouponNotYours | Self::CouponUsed | Self::Cancelled => json!({"detail": detail}),
             Self::InProgress { order_id } => json!({"order_id": order_id}),
             Self::OutcomeUnknown { order_id, .. } => outcome_unknown(order_id, detail),

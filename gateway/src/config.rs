@@ -241,6 +241,9 @@ impl Config {
         if self.checkout.max_package_weight_grams == 0 || self.checkout.max_package_volume_cm3 == 0 {
             return invalid("checkout", "max_package_weight_grams and max_package_volume_cm3 must be positive");
         }
+        if self.checkout.cents_per_point < 1 {
+            return invalid("checkout.cents_per_point", "must be at least 1");
+        }
         let payments = &self.payments;
         let development = self.server.development;
         if let Err(problem) =

@@ -588,9 +588,18 @@ async fn a_checkout_whose_gateway_died_after_its_tries_holds_nothing_past_the_co
         .collect();
     let now_ms = app.center.sales.redis().now_ms().await.unwrap();
     let next_id = || app.center.ids.next(bucket_for_user(user), now_ms);
-    let plan = plan(&lines, &[], None, &Default::default(), app.config.checkout.limits(), next_id).unwrap();
+    let plan = plan(
+        &lines,
+        &[],
+        None,
+        app.config.checkout.points_offer(0),
+        &Default::default(),
+        app.config.checkout.limits(),
+        next_id,
+    )
+    .unwrap();
     let at = stock::records::from_ms(now_ms);
-    let dead = CheckoutOrder::new(plan, next_id(), user, key.into(), None, at, at + chrono::Duration::minutes(15));
+    let dead = CheckoutOrder::new(plan, next_id(), user, key.into(), (None, 0), at, at + chrono::Duration::minutes(15));
     let claim = CheckoutRecord { accepted: false, parent: dead.order_id, created_ms: now_ms };
     assert_eq!(app.center.checkouts.claim_checkout(user, key, &claim, app.center.checkout_ttl()).await.unwrap(), None);
     app.center

@@ -9,6 +9,9 @@ use crate::request::{buyer_of, check_token, quantity, InvalidRequest, RequestErr
 /// Most lines one checkout may carry.
 pub const MAX_LINES: usize = 50;
 
+/// Most member points one checkout may ask to spend.
+pub const MAX_POINTS: i64 = 1_000_000_000;
+
 /// A validated checkout request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkout {
@@ -19,6 +22,9 @@ pub struct Checkout {
     /// The buyer's delivery region: a SKU split over warehouses ships from
     /// the first the scheduling rules name for it that has the units.
     pub region: Option<String>,
+    /// Member points the buyer asks to spend (0: none); fewer are spent
+    /// where the cap per order or the cart's amount is lower.
+    pub points: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +40,8 @@ struct RawCheckout {
     lines: Vec<RawLine>,
     coupon: Option<String>,
     region: Option<String>,
+    #[serde(default)]
+    points: i64,
 }
 
 #[derive(Deserialize)]
@@ -68,7 +76,11 @@ impl Checkout {
         if let Some(region) = &raw.region {
             check_token("region", region)?;
         }
-        Ok(Self { user_id, lines, coupon: raw.coupon, region: raw.region })
+        if !(0..=MAX_POINTS).contains(&raw.points) {
+            return Err(InvalidRequest(format!("points must be between 0 and {MAX_POINTS}")).into());
+        }
+        let points = raw.points as u64;
+        Ok(Self { user_id, lines, coupon: raw.coupon, region: raw.region, points })
     }
 }
 
@@ -86,7 +98,7 @@ mod tests {
     fn a_cart_is_parsed_in_its_order() {
         let cart = parse(json!({"lines": [{"sku": "tv", "qty": 1}, {"sku": "lamp", "qty": 3}], "coupon": "c-100"}));
         let lines = vec![CartLine { sku: "tv".into(), qty: 1 }, CartLine { sku: "lamp".into(), qty: 3 }];
-        assert_eq!(cart, Ok(Checkout { user_id: 7, lines, coupon: Some("c-100".into()), region: None }));
+        assert_eq!(cart, Ok(Checkout { user_id: 7, lines, coupon: Some("c-100".into()), region: None, points: 0 }));
     }
 
     #[test]
@@ -103,6 +115,7 @@ mod tests {
             (json!({"lines": [{"sku": "tv", "qty": 1}], "region": "far away"}), "region"),
             (json!({"lines": [{"sku": "tv", "qty": 1, "price": 1}]}), "unknown field"),
             (json!({"lines": [{"sku": "tv", "qty": 1}], "user_id": 0}), "positive"),
+            (json!({"lines": [{"sku": "tv", "qty": 1}], "points": -5}), "points"),
         ];
         for (body, reason) in cases {
             match parse(body.clone()) {

@@ -1,15 +1,17 @@
 //! A cart checkout's plan, before any unit is taken: the catalogue's terms
 //! (each SKU's shipping facts, promotions, the coupon, freight templates),
 //! the discounts spread over the lines ([`crate::allocation`]), the lines
-//! split into packages ([`crate::splitting`]), and each package's freight.
+//! split into packages ([`crate::splitting`]), each package's freight, and
+//! the member points spent on the items ([`points`]).
 //!
 //! The plan's unit is the *item*: one SKU's units in one package (a line
 //! may lie in several packages). An item is reserved, paid, cancelled,
 //! shipped and returned like a single order, with its own order id; a
 //! package (a sub-order) is the items that ship together. What an item
 //! costs its buyer is its goods, less its part of the line's discounts,
-//! plus its part of its package's freight: the parts of each add up
-//! exactly to the whole, so the items' amounts add up to what the buyer pays.
+//! less the member points spent on it, plus its part of its package's
+//! freight: the parts of each add up exactly to the whole, so the items'
+//! amounts add up to what the buyer pays.
 
 use std::collections::HashMap;
 
@@ -102,6 +104,9 @@ pub struct PlannedLine {
     pub goods_cents: i64,
     pub promotions_cents: i64,
     pub coupon_cents: i64,
+    /// What the member points spent on its items are worth.
+    #[serde(default)]
+    pub points_cents: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,8 +114,11 @@ pub struct Plan {
     pub goods_cents: i64,
     pub promotions_cents: i64,
     pub coupon_cents: i64,
+    /// The member points spent, and what they are worth.
+    pub points: u64,
+    pub points_cents: i64,
     pub freight_cents: i64,
-    /// goods + freight − discounts: the one payment that covers the cart.
+    /// goods + freight − discounts − points: the one payment that covers the cart.
     pub payable_cents: i64,
     pub lines: Vec<PlannedLine>,
     /// The packages, numbered from 1, their items' ids minted.
@@ -126,13 +134,14 @@ pub enum PlanError {
 }
 
 /// Plans a cart of `lines` with the promotions (by id; each applies to the
-/// cart's lines of its SKUs), the coupon, each store's freight template (a
-/// store without one ships free) and the package limits; its items' ids
-/// minted by `next_id`, in cart order.
+/// cart's lines of its SKUs), the coupon, the member points offered, each
+/// store's freight template (a store without one ships free) and the
+/// package limits; its items' ids minted by `next_id`, in cart order.
 pub fn plan(
     lines: &[PricedLine],
     promotions: &[(String, PromotionTerms)],
     coupon: Option<&CouponTerms>,
+    points: PointsOffer,
     freight: &HashMap<String, FreightTemplate>,
     limits: Limits,
     mut next_id: impl FnMut() -> OrderId,
@@ -202,7 +211,7 @@ pub fn plan(
         }
     }
 
-    let sub_orders: Vec<SubOrder> = packages
+    let mut sub_orders: Vec<SubOrder> = packages
         .iter()
         .zip(&package_freight)
         .zip(1..)
@@ -223,6 +232,8 @@ pub fn plan(
                         qty: units,
                         goods_cents,
                         discount_cents,
+                        points: 0,
+                        points_cents: 0,
                         freight_cents,
                         amount_cents: goods_cents - discount_cents + freight_cents,
                         sale_generation: 0,
@@ -241,28 +252,35 @@ pub fn plan(
         })
         .collect();
 
+    let line_points = points::spend(&mut sub_orders, lines.len(), points);
     let planned_lines: Vec<PlannedLine> = lines
         .iter()
         .zip(goods.iter().zip(&allocation.lines))
-        .map(|(line, (&goods_cents, discount))| PlannedLine {
+        .zip(&line_points)
+        .map(|((line, (&goods_cents, discount)), &line_points)| PlannedLine {
             sku: line.sku.clone(),
             qty: line.qty,
             unit_price_cents: line.unit_price_cents,
             goods_cents,
             promotions_cents: discount.promotions_cents,
             coupon_cents: discount.coupon_cents,
+            points_cents: line_points as i64 * points.cents_per_point,
         })
         .collect();
     let goods_cents: i64 = goods.iter().sum();
     let promotions_cents: i64 = allocation.lines.iter().map(|line| line.promotions_cents).sum();
     let coupon_cents: i64 = allocation.lines.iter().map(|line| line.coupon_cents).sum();
+    let spent: u64 = line_points.iter().sum();
+    let points_cents = spent as i64 * points.cents_per_point;
     let freight_cents: i64 = package_freight.iter().sum();
     Ok(Plan {
         goods_cents,
         promotions_cents,
         coupon_cents,
+        points: spent,
+        points_cents,
         freight_cents,
-        payable_cents: goods_cents - promotions_cents - coupon_cents + freight_cents,
+        payable_cents: goods_cents - promotions_cents - coupon_cents - points_cents + freight_cents,
         lines: planned_lines,
         sub_orders,
     })
@@ -283,6 +301,14 @@ pub struct CheckoutOrder {
     pub goods_cents: i64,
     pub promotions_cents: i64,
     pub coupon_cents: i64,
+    /// The member points asked for (part of what a repeat of the key must
+    /// ask again), those spent, and what the spent ones are worth.
+    #[serde(default)]
+    pub points_asked: u64,
+    #[serde(default)]
+    pub points: u64,
+    #[serde(default)]
+    pub points_cents: i64,
     pub freight_cents: i64,
     pub payable_cents: i64,
     pub lines: Vec<PlannedLine>,
@@ -310,8 +336,14 @@ pub struct CheckoutItem {
     pub qty: u32,
     pub goods_cents: i64,
     pub discount_cents: i64,
+    /// Member points spent on it, and what they are worth: given back in
+    /// proportion to the units cancelled or returned.
+    #[serde(default)]
+    pub points: u64,
+    #[serde(default)]
+    pub points_cents: i64,
     pub freight_cents: i64,
-    /// goods − discount + freight: what its payment and its refund are.
+    /// goods − discount − points + freight: what its payment and its refund are.
     pub amount_cents: i64,
     /// The sale the units were reserved from (0 until its Try held them).
     #[serde(default)]
@@ -329,7 +361,7 @@ impl CheckoutOrder {
         order_id: OrderId,
         user_id: u64,
         idempotency_key: String,
-        coupon: Option<String>,
+        (coupon, points_asked): (Option<String>, u64),
         created_at: DateTime<Utc>,
         pay_by: DateTime<Utc>,
     ) -> Self {
@@ -343,6 +375,9 @@ impl CheckoutOrder {
             goods_cents: plan.goods_cents,
             promotions_cents: plan.promotions_cents,
             coupon_cents: plan.coupon_cents,
+            points_asked,
+            points: plan.points,
+            points_cents: plan.points_cents,
             freight_cents: plan.freight_cents,
             payable_cents: plan.payable_cents,
             lines: plan.lines,
@@ -356,9 +391,10 @@ impl CheckoutOrder {
     }
 
     /// Whether a repeat of the request asks for the same cart.
-    pub fn is_same_request(&self, user_id: u64, lines: &[(String, u32)], coupon: Option<&str>) -> bool {
+    pub fn is_same_request(&self, user_id: u64, lines: &[(String, u32)], coupon: Option<&str>, points: u64) -> bool {
         self.user_id == user_id
             && self.coupon.as_deref() == coupon
+            && self.points_asked == points
             && self.lines.len() == lines.len()
             && self.lines.iter().zip(lines).all(|(line, (sku, qty))| line.sku == *sku && line.qty == *qty)
     }
@@ -382,6 +418,10 @@ pub fn checkout_status(items: &[OrderStatus]) -> OrderStatus {
 pub fn item_key(parent: OrderId, sub_order: u32) -> String {
     format!("cart.{parent}.{sub_order}")
 }
+
+mod points;
+
+pub use points::PointsOffer;
 
 #[cfg(test)]
 mod tests;

@@ -238,6 +238,9 @@ pub enum CheckoutError {
     CouponUsed,
     #[error("the cart comes to {left_cents} after promotions, below the coupon's minimum spend")]
     BelowMinimumSpend { left_cents: i64 },
+    /// The buyer's balance holds fewer member points than the checkout spends.
+    #[error("the checkout spends {points} points; the balance holds {balance}")]
+    InsufficientPoints { balance: u64, points: u64 },
     /// The checkout was cancelled while this request tried it.
     #[error("the checkout was cancelled")]
     Cancelled,

@@ -161,17 +161,25 @@ impl Default for Queries {
 }
 
 /// Cart checkouts (`POST /v1/checkout`): a sub-order is split further
-/// until each package is within the carrier's limits.
+/// until each package is within the carrier's limits; member points are
+/// worth `cents_per_point` each, at most `max_points_per_order` a checkout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Checkout {
     pub max_package_weight_grams: u64,
     pub max_package_volume_cm3: u64,
+    pub cents_per_point: i64,
+    pub max_points_per_order: u64,
 }
 
 impl Default for Checkout {
     fn default() -> Self {
-        Self { max_package_weight_grams: 20_000, max_package_volume_cm3: 120_000 }
+        Self {
+            max_package_weight_grams: 20_000,
+            max_package_volume_cm3: 120_000,
+            cents_per_point: 1,
+            max_points_per_order: 10_000,
+        }
     }
 }
 
@@ -225,6 +233,15 @@ impl Checkout {
         order::splitting::Limits {
             max_weight_grams: self.max_package_weight_grams,
             max_volume_cm3: self.max_package_volume_cm3,
+        }
+    }
+
+    /// The member points a buyer asking for `asked` is offered.
+    pub fn points_offer(&self, asked: u64) -> order::checkout::PointsOffer {
+        order::checkout::PointsOffer {
+            asked,
+            cents_per_point: self.cents_per_point,
+            max_per_order: self.max_points_per_order,
         }
     }
 }

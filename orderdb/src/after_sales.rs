@@ -17,6 +17,7 @@ use sqlx::{MySql, Transaction};
 
 use crate::moves::{transition_in, Move, Moved};
 use crate::orders::status as order_status;
+use crate::points::{points_back, Back};
 use crate::refunds::{record_refund, refund_id, NewRefund};
 use crate::shards::ShardPools;
 
@@ -345,6 +346,8 @@ async fn refund(
         at: at.naive_utc(),
     };
     record_refund(tx, &new).await?;
+    let units = (returned_qty + i64::from(request.qty)) as u32;
+    points_back(tx, request.order_id, Back::Units { units, qty: order.qty }).await?;
     if last {
         let close = Move {
             order_id: request.order_id,

@@ -16,6 +16,8 @@
 //! - [`after_sales`]: after-sale requests and their moves, refunds included.
 //! - [`queries`]: order lists paged by a cursor on the order id.
 //! - [`checkouts`]: cart checkouts: the parent, lines, sub-orders and items.
+//! - [`points`]: member points: balances, grants, what checkouts spent on
+//!   their items and what came back.
 //! - [`inventory`]: an ordinary sale's database share; [`fallback_orders`]:
 //!   the orders it took while Redis was down, until Redis adopts them.
 
@@ -26,6 +28,7 @@ pub mod inventory;
 pub mod moves;
 pub mod orders;
 pub mod outbox;
+pub mod points;
 pub mod queries;
 pub mod refunds;
 pub mod shards;

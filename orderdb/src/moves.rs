@@ -17,6 +17,7 @@ use sqlx::{MySql, QueryBuilder, Transaction};
 
 use crate::orders::status;
 use crate::outbox;
+use crate::points::{points_back, Back};
 use crate::refunds::{record_refund, NewRefund};
 use crate::shards::ShardPools;
 
@@ -210,6 +211,8 @@ pub(crate) async fn transition_in(tx: &mut Transaction<'_, MySql>, request: &Mov
             at,
         };
         record_refund(tx, &new).await?;
+        // Refunded whole: every point spent on it goes back too.
+        points_back(tx, request.order_id, Back::All).await?;
     }
     let changed = OrderStatusChanged {
         order: locked.order,

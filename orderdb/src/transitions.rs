@@ -17,6 +17,7 @@ use sqlx::mysql::MySqlPool;
 
 use crate::moves::{columns_of, step, Step};
 use crate::orders::insert;
+use crate::points::{points_back, Back};
 use crate::refunds::{record_refund, NewRefund};
 
 /// Applies one non-create event to the shard of its user; true if it
@@ -34,6 +35,7 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<bool, sqlx::E
                     ("payment_id", paid.payment_id.clone()),
                     ("payment_channel", paid.payment_channel.clone()),
                 ],
+                points_back: false,
             };
             move_order(pool, &paid.order, change).await
         }
@@ -50,6 +52,7 @@ pub async fn apply(pool: &MySqlPool, event: &OrderEvent) -> Result<bool, sqlx::E
                 cause: format!("cancelled: {}", cancelled.reason.as_str()),
                 at: cancelled.cancelled_at.naive_utc(),
                 columns: vec![("cancel_reason", cancelled.reason.as_str().to_owned())],
+                points_back: true,
             };
             move_order(pool, &cancelled.order, change).await
         }
@@ -85,6 +88,8 @@ struct Change {
     at: NaiveDateTime,
     /// The payment's id and channel, or the cancel reason.
     columns: Vec<(&'static str, String)>,
+    /// Whether the member points spent on it go back (a cancellation).
+    points_back: bool,
 }
 
 async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: Change) -> Result<bool, sqlx::Error> {
@@ -121,6 +126,9 @@ async fn move_order(pool: &MySqlPool, order: &OrderCreated, change: Change) -> R
             changed = step(&mut tx, &Step { from: None, cause: &cause, ..made }).await?;
         }
         // Otherwise the order has moved on already: a replay, or a loser of a race.
+    }
+    if changed && change.points_back {
+        points_back(&mut tx, order.order_id, Back::All).await?;
     }
     tx.commit().await?;
     Ok(changed)

@@ -96,9 +96,10 @@ async fn a_checkout_is_stored_once_and_leaves_an_item_recorded_first_alone() {
         .collect();
     let limits = Limits { max_weight_grams: 1, max_volume_cm3: 1 };
     let now = Utc::now();
+    let no_points = order::checkout::PointsOffer { asked: 0, cents_per_point: 1, max_per_order: 0 };
     let next = || ids.next(bucket_for_user(9), now.timestamp_millis());
-    let plan = plan(&lines, &[], None, &Default::default(), limits, next).unwrap();
-    let checkout = CheckoutOrder::new(plan, next(), 9, "key".into(), None, now, now);
+    let plan = plan(&lines, &[], None, no_points, &Default::default(), limits, next).unwrap();
+    let checkout = CheckoutOrder::new(plan, next(), 9, "key".into(), (None, 0), now, now);
     let items: Vec<OrderCreated> =
         checkout.items().map(|(sub, item)| OrderCreated::of_checkout_item(&checkout, sub, item)).collect();
     let early = OrderEvent::OrderCancelled(OrderCancelled {

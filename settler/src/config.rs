@@ -72,6 +72,10 @@ pub struct Lifecycle {
     pub review_within_secs: u64,
     /// ...or it is approved (`approve`) or escalated to customer service (`escalate`).
     pub unreviewed: Unreviewed,
+    /// Member points spent on a checkout's item that no order row names
+    /// this long after the spend are given back, seconds (2 days: past
+    /// every window in which the item could still be accepted).
+    pub lost_points_after_secs: u64,
 }
 
 /// What becomes of an after-sale request nobody reviewed in time.
@@ -92,6 +96,7 @@ impl Default for Lifecycle {
             warehouse_timeout_ms: 3_000,
             review_within_secs: 24 * 3_600,
             unreviewed: Unreviewed::Approve,
+            lost_points_after_secs: 2 * 86_400,
         }
     }
 }

@@ -105,6 +105,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
         review_within: Duration::from_secs(config.lifecycle.review_within_secs),
         escalate_unreviewed: config.lifecycle.unreviewed == settler::config::Unreviewed::Escalate,
+        lost_points_after: Duration::from_secs(config.lifecycle.lost_points_after_secs),
         refunds: settler::refunds::RefundDriver {
             channels: paychannel::channels::Channels::over_http(
                 &config.refunds.channels,

@@ -16,6 +16,10 @@
 //! - **Auto-completion.** A shipped order whose buyer did not confirm
 //!   receipt within `lifecycle.auto_complete_after_secs` completes, a move
 //!   of the same table by the system.
+//! - **Lost items' member points.** A checkout spends its points before
+//!   it tries any unit; an item no order row names
+//!   `lifecycle.lost_points_after_secs` later never got that far (its
+//!   request died, or nothing tried its units), and its points go back.
 
 use std::future::Future;
 use std::time::Duration;
@@ -52,6 +56,9 @@ pub struct Timers {
     /// escalated if `escalate_unreviewed`.
     pub review_within: Duration,
     pub escalate_unreviewed: bool,
+    /// Points spent on an item no order row names this long after are
+    /// given back (past every window in which the item could still live).
+    pub lost_points_after: Duration,
 }
 
 /// What one round did.
@@ -115,11 +122,26 @@ impl Timers {
                 Ok(sent) => round.sent += sent,
                 Err(err) => tracing::warn!(shard, error = %err, "outbox relay failed; trying again next round"),
             }
+            if let Err(err) = self.return_lost_points(shard).await {
+                tracing::warn!(shard, error = %err, "lost items' points not given back; trying again next round");
+            }
         }
         metrics::counter!("settler_outbox_sent_total").increment(round.sent);
         metrics::counter!("settler_auto_completed_total").increment(round.completed);
         metrics::counter!("settler_refunds_completed_total").increment(round.refunded);
         round
+    }
+
+    /// Gives back the points spent on items of shard `shard` that no order
+    /// row names `lost_points_after` after their spend.
+    async fn return_lost_points(&self, shard: usize) -> Result<(), sqlx::Error> {
+        let after = chrono::Duration::from_std(self.lost_points_after).unwrap_or(chrono::Duration::MAX);
+        for (user_id, item) in self.shards.points_of_lost_items(shard, Utc::now() - after, AT_ONCE).await? {
+            let back = self.shards.give_back_points(user_id, &[item]).await?;
+            metrics::counter!("settler_lost_points_returned_total").increment(back);
+            tracing::warn!(user_id, %item, back, "points of an item that never reached the orders database given back");
+        }
+        Ok(())
     }
 
     /// Approves (or escalates) the requests nobody reviewed in time

@@ -12,6 +12,7 @@ pub mod input;
 pub mod ops;
 pub mod orders;
 pub mod payments;
+pub mod points;
 pub mod queries;
 pub mod refunds;
 
@@ -38,6 +39,8 @@ enum Target<'a> {
     /// An entry of the checkout catalogue: (kind, id).
     AdminCatalogue(&'a str, &'a str),
     ListOrders,
+    /// The buyer's member points.
+    MyPoints,
     GetOrder(&'a str),
     PayOrder(&'a str),
     CancelOrder(&'a str),
@@ -54,6 +57,8 @@ enum Target<'a> {
     /// A SKU's live sale figures.
     AdminSaleStats(&'a str),
     AdminRefunds,
+    /// A buyer's member points: the balance, a grant.
+    AdminPoints(&'a str),
     /// The merchant's search over every shard.
     AdminSearch,
     AdminRefundRetry(&'a str),
@@ -76,6 +81,7 @@ impl<'a> Target<'a> {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match segments.as_slice() {
             ["v1", "orders"] if method == Method::GET => Self::ListOrders,
+            ["v1", "points"] => Self::MyPoints,
             ["v1", "orders"] => Self::PlaceOrder,
             ["v1", "checkout"] => Self::Checkout,
             ["v1", "checkouts", id] => Self::GetCheckout(id),
@@ -93,6 +99,7 @@ impl<'a> Target<'a> {
             ["v1", "refunds", "notify"] => Self::RefundNotify(""),
             ["v1", "refunds", "notify", channel] => Self::RefundNotify(channel),
             ["admin", "refunds"] => Self::AdminRefunds,
+            ["admin", "points", user_id] => Self::AdminPoints(user_id),
             ["admin", "refunds", id, "retry"] => Self::AdminRefundRetry(id),
             ["admin", "after-sales", id, action @ ("approve" | "reject" | "receive" | "ship")] => {
                 Self::AdminAfterSale(id, action)
@@ -120,6 +127,7 @@ impl<'a> Target<'a> {
             Self::PayCheckout(_) => return "pay_checkout",
             Self::CancelCheckout(_) => return "cancel_checkout",
             Self::ChangeAddress(_) => return "change_address",
+            Self::MyPoints => return "get_points",
             _ => {}
         }
         match self.limited() {
@@ -132,6 +140,7 @@ impl<'a> Target<'a> {
                 Self::AdminOrder(..) => "admin_order",
                 Self::AdminOrderView(_) => "admin_order_view",
                 Self::AdminRefunds => "admin_refunds",
+                Self::AdminPoints(_) => "admin_points",
                 Self::AdminSearch => "admin_search",
                 Self::AdminRefundRetry(_) => "admin_refund_retry",
                 Self::AdminAfterSale(..) => "admin_after_sale",
@@ -150,7 +159,7 @@ impl<'a> Target<'a> {
         Some(match self {
             Self::PlaceOrder => LimitedRoute::PlaceOrder,
             Self::Checkout => LimitedRoute::Checkout,
-            Self::GetOrder(_) | Self::GetCheckout(_) => LimitedRoute::GetOrder,
+            Self::GetOrder(_) | Self::GetCheckout(_) | Self::MyPoints => LimitedRoute::GetOrder,
             Self::ListOrders => LimitedRoute::ListOrders,
             Self::PayOrder(_) | Self::PayCheckout(_) => LimitedRoute::PayOrder,
             Self::CancelOrder(_) | Self::CancelCheckout(_) | Self::ChangeAddress(_) => LimitedRoute::CancelOrder,
@@ -172,6 +181,7 @@ impl<'a> Target<'a> {
                 | Self::PayCheckout(_)
                 | Self::CancelCheckout(_)
                 | Self::ListOrders
+                | Self::MyPoints
                 | Self::GetOrder(_)
                 | Self::PayOrder(_)
                 | Self::CancelOrder(_)
@@ -200,6 +210,7 @@ impl<'a> Target<'a> {
             | Self::AdminWarehouses(_)
             | Self::AdminOrder(..) => "POST",
             Self::AdminSku(_) => "GET, PUT, PATCH",
+            Self::AdminPoints(_) => "GET, POST",
             Self::AdminCatalogue(..) => "GET, PUT, DELETE",
             _ => "GET",
         }
@@ -285,6 +296,8 @@ async fn dispatch(
         Target::AdminCatalogue(kind, id) => checkout::catalogue(&app, kind, id, req).await,
         Target::GetOrder(order_id) => orders::get(&app, order_id, buyer).await,
         Target::ListOrders => queries::mine(&app, req, buyer).await,
+        Target::MyPoints => points::mine(&app, buyer).await,
+        Target::AdminPoints(user_id) => points::admin(&app, user_id, req).await,
         Target::AdminSearch => queries::search(&app, req).await,
         Target::PayOrder(order_id) => payments::pay(&app, order_id, req, buyer).await,
         Target::CancelOrder(order_id) => orders::cancel(&app, order_id, req, buyer).await,
@@ -313,133 +326,4 @@ async fn dispatch(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use serde_json::Value;
-
-    use super::*;
-
-    /// A path of each target; a new target fails to compile here until it has one.
-    fn sample(target: &Target<'_>) -> &'static str {
-        match target {
-            Target::PlaceOrder | Target::ListOrders => "/v1/orders",
-            Target::Checkout => "/v1/checkout",
-            Target::GetCheckout(_) => "/v1/checkouts/1",
-            Target::PayCheckout(_) => "/v1/checkouts/1/pay",
-            Target::CancelCheckout(_) => "/v1/checkouts/1/cancel",
-            Target::AdminCatalogue(..) => "/admin/catalogue/coupons/c1",
-            Target::AdminSearch => "/admin/orders",
-            Target::GetOrder(_) => "/v1/orders/1",
-            Target::PayOrder(_) => "/v1/orders/1/pay",
-            Target::CancelOrder(_) => "/v1/orders/1/cancel",
-            Target::ChangeAddress(_) => "/v1/orders/1/address",
-            Target::ReceiveOrder(_) => "/v1/orders/1/receive",
-            Target::OpenAfterSale(_) => "/v1/orders/1/after-sales",
-            Target::AdminAfterSale(..) => "/admin/after-sales/1/approve",
-            Target::AdminOrder(..) => "/admin/orders/1/ship",
-            Target::AdminOrderView(_) => "/admin/orders/1",
-            Target::PaymentNotify(_) => "/v1/payments/notify/card",
-            Target::RefundNotify(_) => "/v1/refunds/notify/card",
-            Target::AdminRefunds => "/admin/refunds",
-            Target::AdminRefundRetry(_) => "/admin/refunds/rf1-ab/retry",
-            Target::AdminSku(_) => "/admin/skus/tv",
-            Target::AdminWarehouses(_) => "/admin/skus/tv/warehouses",
-            Target::AdminSaleStats(_) => "/admin/sales/tv/stats",
-            Target::AdminConfig => "/admin/config",
-            Target::Healthz => "/healthz",
-            Target::Readyz => "/readyz",
-            Target::Metrics => "/metrics",
-            Target::OpenApi => "/openapi.json",
-            Target::Unknown => "/nowhere",
-        }
-    }
-
-    /// The routes and methods served, as (route label, METHOD).
-    fn served() -> BTreeSet<(&'static str, String)> {
-        let all = [
-            Target::PlaceOrder,
-            Target::Checkout,
-            Target::GetCheckout(""),
-            Target::PayCheckout(""),
-            Target::CancelCheckout(""),
-            Target::AdminCatalogue("", ""),
-            Target::ListOrders,
-            Target::GetOrder(""),
-            Target::PayOrder(""),
-            Target::CancelOrder(""),
-            Target::ChangeAddress(""),
-            Target::ReceiveOrder(""),
-            Target::OpenAfterSale(""),
-            Target::AdminAfterSale("", ""),
-            Target::PaymentNotify(""),
-            Target::RefundNotify(""),
-            Target::AdminRefunds,
-            Target::AdminSearch,
-            Target::AdminRefundRetry(""),
-            Target::AdminSku(""),
-            Target::AdminWarehouses(""),
-            Target::AdminSaleStats(""),
-            Target::AdminOrder("", ""),
-            Target::AdminOrderView(""),
-            Target::AdminConfig,
-            Target::Healthz,
-            Target::Readyz,
-            Target::Metrics,
-            Target::OpenApi,
-        ];
-        let mut served = BTreeSet::new();
-        for target in all {
-            for method in target.allow().split(", ") {
-                let method: Method = method.parse().unwrap();
-                served.insert((Target::of(&method, sample(&target)).label(), method.to_string()));
-            }
-            assert!(served.iter().any(|(label, _)| *label == target.label()), "{} routes elsewhere", sample(&target));
-        }
-        served
-    }
-
-    #[test]
-    fn the_openapi_description_lists_exactly_the_routes_served() {
-        let spec: Value = serde_json::from_str(ops::OPENAPI).expect("docs/openapi.json is JSON");
-        let mut described = BTreeSet::new();
-        for (path, item) in spec["paths"].as_object().expect("paths") {
-            let concrete = path
-                .replace("{order_id}", "1")
-                .replace("{sku}", "tv")
-                .replace("{refund_id}", "rf1-ab")
-                .replace("{after_sale_id}", "1")
-                .replace("{action}", "approve")
-                .replace("{kind}", "coupons")
-                .replace("{id}", "c1")
-                .replace("{channel}", "card");
-            for method in item.as_object().expect("operations").keys() {
-                let method: Method = method.to_uppercase().parse().unwrap();
-                let target = Target::of(&method, &concrete);
-                assert!(!matches!(target, Target::Unknown), "{path} is described but not routed");
-                described.insert((target.label(), method.to_string()));
-            }
-        }
-        assert_eq!(described, served());
-    }
-
-    #[test]
-    fn every_error_code_the_gateway_answers_is_described() {
-        // The codes each error's `code` gives (`=> "…"` arms), and the
-        // bodies the server writes by hand.
-        let answers = [include_str!("../answers.rs"), include_str!("../error.rs")];
-        let server = include_str!("../server.rs");
-        let codes: BTreeSet<&str> = answers
-            .iter()
-            .flat_map(|source| source.split("=> \"").skip(1))
-            .chain(server.split("\\\"error\\\":\\\"").skip(1))
-            .filter_map(|rest| rest.split(['"', '\\']).next())
-            .collect();
-        assert!(codes.len() > 20, "{codes:?}");
-        // Answers to a path or method that is not served at all.
-        let off_the_map = ["not_found", "method_not_allowed", "too_many_connections"];
-        for code in codes.iter().filter(|code| !off_the_map.contains(code)) {
-            assert!(ops::OPENAPI.contains(&format!("\"{code}\"")), "error code {code} is not in docs/openapi.json");
-        }
-    }
-}
+mod tests;

@@ -18,6 +18,9 @@ fn line(sku: &str, qty: u32, price: i64, store: &str, handling: Handling, weight
 
 const LIMITS: Limits = Limits { max_weight_grams: 10_000, max_volume_cm3: 100_000 };
 
+/// No member points.
+const NO_POINTS: PointsOffer = PointsOffer { asked: 0, cents_per_point: 1, max_per_order: 0 };
+
 /// Item ids 1, 2, 3, ...
 fn ids() -> impl FnMut() -> OrderId {
     let mut next = 0;
@@ -59,7 +62,7 @@ fn seed_cart() -> ([PricedLine; 5], [(String, PromotionTerms); 2], CouponTerms) 
 #[test]
 fn the_seed_cart_ships_free_and_plans_to_the_cent() {
     let (lines, promotions, coupon) = seed_cart();
-    let plan = plan(&lines, &promotions, Some(&coupon), &HashMap::new(), LIMITS, ids()).unwrap();
+    let plan = plan(&lines, &promotions, Some(&coupon), NO_POINTS, &HashMap::new(), LIMITS, ids()).unwrap();
     assert_eq!(
         (plan.goods_cents, plan.promotions_cents, plan.coupon_cents, plan.freight_cents, plan.payable_cents),
         (40_000, 5_000, 10_000, 0, 25_000)
@@ -76,7 +79,7 @@ fn the_seed_cart_with_freight_templates_plans_to_the_cent() {
         ("s1".to_owned(), FreightTemplate { free_over_cents: 10_000, fee_cents: 600 }),
         ("s2".to_owned(), FreightTemplate { free_over_cents: 30_000, fee_cents: 800 }),
     ]);
-    let plan = plan(&lines, &promotions, Some(&coupon), &freight, LIMITS, ids()).unwrap();
+    let plan = plan(&lines, &promotions, Some(&coupon), NO_POINTS, &freight, LIMITS, ids()).unwrap();
     // Promotions: A,D 220 ≥ 200 → 40 as 120:100 → 21.82 / 18.18 → 2181.8 → 2181 + 1 = 2182, 1818.
     // B,C 110 ≥ 100 → 10 as 60:50 → 5.45 / 4.55 → 545, 455.
     // Left: A 9818, B 5455, C 4545, D 8182, E 7000 = 35000; the 100 coupon ≥ min 200:
@@ -152,7 +155,12 @@ fn random_plans_add_up() {
             ),
             ("s1".to_owned(), FreightTemplate { free_over_cents: 0, fee_cents: 900 }),
         ]);
-        let Ok(plan) = plan(&lines, &promotions, coupon.as_ref(), &freight, LIMITS, ids()) else { continue };
+        let points = PointsOffer {
+            asked: rng.gen_range(0..100_000),
+            cents_per_point: rng.gen_range(1..=100),
+            max_per_order: rng.gen_range(0..50_000),
+        };
+        let Ok(plan) = plan(&lines, &promotions, coupon.as_ref(), points, &freight, LIMITS, ids()) else { continue };
         let items: Vec<&CheckoutItem> = plan.sub_orders.iter().flat_map(|p| &p.items).collect();
         assert_eq!(items.iter().map(|i| i.amount_cents).sum::<i64>(), plan.payable_cents);
         for (index, line) in plan.lines.iter().enumerate() {
@@ -162,12 +170,41 @@ fn random_plans_add_up() {
             let discount = line.promotions_cents + line.coupon_cents;
             assert_eq!(of_line.iter().map(|i| i.discount_cents).sum::<i64>(), discount);
             assert!(of_line.iter().all(|i| (0..=i.goods_cents).contains(&i.discount_cents)), "{of_line:?}");
+            assert_eq!(of_line.iter().map(|i| i.points_cents).sum::<i64>(), line.points_cents);
+            let worth = |i: &&&CheckoutItem| i.points as i64 * points.cents_per_point == i.points_cents;
+            assert!(of_line.iter().all(worth), "{of_line:?}");
+            assert!(of_line.iter().all(|i| i.discount_cents + i.points_cents <= i.goods_cents), "{of_line:?}");
         }
+        assert!(plan.points <= points.asked.min(points.max_per_order));
+        assert_eq!(items.iter().map(|i| i.points).sum::<u64>(), plan.points);
+        assert_eq!(plan.points as i64 * points.cents_per_point, plan.points_cents);
         for package in &plan.sub_orders {
             assert_eq!(package.items.iter().map(|i| i.freight_cents).sum::<i64>(), package.freight_cents);
             assert!(package.items.iter().all(|i| i.freight_cents >= 0 && i.amount_cents >= 0));
         }
     }
+}
+
+/// Points are the third discount: after the promotions and the coupon,
+/// over the lines by what each can take, capped per order and by the
+/// cart's amount.
+#[test]
+fn points_spend_after_the_other_discounts_within_the_cap() {
+    let (lines, promotions, coupon) = seed_cart();
+    let offer = |asked, max_per_order| PointsOffer { asked, cents_per_point: 10, max_per_order };
+    let without = plan(&lines, &promotions, Some(&coupon), NO_POINTS, &HashMap::new(), LIMITS, ids()).unwrap();
+    let with = plan(&lines, &promotions, Some(&coupon), offer(1_000, 5_000), &HashMap::new(), LIMITS, ids()).unwrap();
+    assert_eq!((with.points, with.points_cents), (1_000, 10_000));
+    assert_eq!(with.payable_cents, without.payable_cents - 10_000);
+    let line_points: Vec<i64> = with.lines.iter().map(|line| line.points_cents).collect();
+    assert_eq!(line_points.iter().sum::<i64>(), 10_000);
+    assert!(line_points.iter().all(|&cents| cents > 0 && cents % 10 == 0), "{line_points:?}");
+    let capped = plan(&lines, &promotions, Some(&coupon), offer(1_000, 300), &HashMap::new(), LIMITS, ids()).unwrap();
+    assert_eq!(capped.points, 300, "the cap per order");
+    let all = plan(&lines, &promotions, Some(&coupon), offer(u64::MAX, u64::MAX), &HashMap::new(), LIMITS, ids());
+    let all = all.unwrap();
+    assert_eq!(all.payable_cents, without.payable_cents - all.points_cents);
+    assert!(all.payable_cents >= 0 && all.payable_cents < 10 * 5, "all but what no whole point covers");
 }
 
 #[test]
@@ -176,7 +213,7 @@ fn a_regional_lines_items_record_the_warehouse_chosen_and_pack_from_it() {
     east.facts.warehouse = "shanghai".into();
     east.regional = true;
     let lamp = line("lamp", 1, 500, "s1", Handling::Regular, 100);
-    let plan = plan(&[east, lamp], &[], None, &HashMap::new(), LIMITS, ids()).unwrap();
+    let plan = plan(&[east, lamp], &[], None, NO_POINTS, &HashMap::new(), LIMITS, ids()).unwrap();
     let warehouses: Vec<(&str, Option<&str>)> = plan
         .sub_orders
         .iter()

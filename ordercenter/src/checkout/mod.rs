@@ -12,9 +12,11 @@
 //! first one they share: one gets it, the other is refused there, before
 //! it holds anything the first still needs.
 //!
-//! [`pricing`] prices and stores the cart; [`coupons`] holds its coupon.
+//! [`pricing`] prices and stores the cart; [`coupons`] holds its coupon;
+//! [`points`] spends its member points, and gives them back if refused.
 
 mod coupons;
+mod points;
 mod pricing;
 
 use std::collections::{BTreeMap, HashMap};
@@ -107,7 +109,7 @@ async fn again(
         return Err(CheckoutError::InProgress { order_id: first.parent });
     };
     let lines: Vec<(String, u32)> = cart.lines.iter().map(|line| (line.sku.clone(), line.qty)).collect();
-    if !order.is_same_request(cart.user_id, &lines, cart.coupon.as_deref()) {
+    if !order.is_same_request(cart.user_id, &lines, cart.coupon.as_deref(), cart.points) {
         return Err(CheckoutError::KeyReused);
     }
     if first.accepted {
@@ -175,7 +177,8 @@ pub(super) fn by_sku(order: &CheckoutOrder) -> BTreeMap<String, Vec<TccItem>> {
     skus
 }
 
-/// Tries every SKU, then sends the checkout and confirms its acceptance.
+/// Spends its points, tries every SKU, then sends the checkout and
+/// confirms its acceptance.
 /// `record` is the key's claim as this request holds it: from its time
 /// on, a repeat waits the in-flight window before it takes over. The event
 /// is sent only early enough in that window for the broker's answer to
@@ -189,6 +192,9 @@ async fn drive(
     replayed: bool,
 ) -> Result<CheckoutOrder, CheckoutError> {
     let skus = by_sku(&order);
+    if let Err(refusal) = points::spend(center, &order).await {
+        return Err(abort(center, &order, key, &record, &skus, &[], refusal).await);
+    }
     let mut generations: HashMap<String, i64> = HashMap::new();
     let mut tried: Vec<&str> = Vec::with_capacity(skus.len());
     for (sku, items) in &skus {
@@ -307,8 +313,8 @@ fn refused_try(center: &OrderCenter, sku: &str, tried: Tried) -> CheckoutError {
 }
 
 /// Cancels the items of every SKU tried (the one refused too: its Try may
-/// have taken effect unseen). When everything came back, the key and the
-/// coupon are free again and `refusal` is the answer; otherwise (too late,
+/// have taken effect unseen). When everything came back, the key, the
+/// coupon and the points are free again and `refusal` is the answer; otherwise (too late,
 /// or Redis failing) the items wait for their confirm deadline and the
 /// outcome is unknown to the buyer.
 async fn abort(
@@ -353,6 +359,7 @@ async fn abort(
     }
     free_key(center, order.user_id, key, record).await;
     unfreeze_coupon(center, order).await;
+    points::give_back(center, order).await;
     metrics::counter!("gateway_checkouts_total", "outcome" => "refused").increment(1);
     refusal
 }

@@ -67,23 +67,27 @@ pub(super) async fn priced(
     };
     let next_id = || center.ids.next(bucket_for_user(cart.user_id), now_ms);
     let limits = center.settings.checkout.limits();
-    let plan = plan(&lines, &promotions, coupon.as_ref(), &freight, limits, next_id).map_err(|err| match err {
-        PlanError::Allocation(AllocationError::BelowMinimumSpend { left_cents }) => {
-            CheckoutError::BelowMinimumSpend { left_cents }
-        }
-        PlanError::Split(SplitError::UnitTooLarge { line }) => CheckoutError::TooLarge { sku: lines[line].sku.clone() },
-        PlanError::Allocation(err) => {
-            tracing::error!(error = %err, "the catalogue's promotions do not price this cart");
-            CheckoutError::Unavailable(Dependency::Redis)
-        }
-    })?;
+    let points = center.settings.checkout.points_offer(cart.points);
+    let plan =
+        plan(&lines, &promotions, coupon.as_ref(), points, &freight, limits, next_id).map_err(|err| match err {
+            PlanError::Allocation(AllocationError::BelowMinimumSpend { left_cents }) => {
+                CheckoutError::BelowMinimumSpend { left_cents }
+            }
+            PlanError::Split(SplitError::UnitTooLarge { line }) => {
+                CheckoutError::TooLarge { sku: lines[line].sku.clone() }
+            }
+            PlanError::Allocation(err) => {
+                tracing::error!(error = %err, "the catalogue's promotions do not price this cart");
+                CheckoutError::Unavailable(Dependency::Redis)
+            }
+        })?;
     let pay_by_ms = now_ms + center.settings.orders.payment_window_secs as i64 * 1_000;
     let order = CheckoutOrder::new(
         plan,
         parent,
         cart.user_id,
         key.to_owned(),
-        cart.coupon.clone(),
+        (cart.coupon.clone(), cart.points),
         stock::records::from_ms(now_ms),
         stock::records::from_ms(pay_by_ms),
     );
