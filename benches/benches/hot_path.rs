@@ -50,6 +50,7 @@ fn event_encoding(c: &mut Criterion) {
         pay_by: now + chrono::Duration::minutes(15),
         sale_generation: 0,
         warehouse: None,
+        channel: None,
     });
     let encoded = event.encode();
     let mut group = c.benchmark_group("event");

@@ -186,6 +186,7 @@ async fn a_key_reused_after_its_record_expired_is_a_new_order_and_a_poison_event
         pay_by: now,
         sale_generation: 0,
         warehouse: None,
+        channel: None,
     });
     let payload = poison.encode();
     let record = FutureRecord::to(&topic).key("8").payload(&payload);

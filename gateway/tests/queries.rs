@@ -280,6 +280,7 @@ fn order_of(minter: &order::id::IdGenerator, user_id: u64, sku: &str) -> order::
         pay_by: now,
         sale_generation: 0,
         warehouse: None,
+        channel: None,
     }
 }
 

@@ -25,6 +25,9 @@ pub struct Checkout {
     /// Member points the buyer asks to spend (0: none); fewer are spent
     /// where the cap per order or the cart's amount is lower.
     pub points: u64,
+    /// The storefront channel the request came through (its
+    /// `X-Channel-Key`, not the body); the checkout and its items record it.
+    pub channel: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +83,7 @@ impl Checkout {
             return Err(InvalidRequest(format!("points must be between 0 and {MAX_POINTS}")).into());
         }
         let points = raw.points as u64;
-        Ok(Self { user_id, lines, coupon: raw.coupon, region: raw.region, points })
+        Ok(Self { user_id, lines, coupon: raw.coupon, region: raw.region, points, channel: None })
     }
 }
 
@@ -98,7 +101,10 @@ mod tests {
     fn a_cart_is_parsed_in_its_order() {
         let cart = parse(json!({"lines": [{"sku": "tv", "qty": 1}, {"sku": "lamp", "qty": 3}], "coupon": "c-100"}));
         let lines = vec![CartLine { sku: "tv".into(), qty: 1 }, CartLine { sku: "lamp".into(), qty: 3 }];
-        assert_eq!(cart, Ok(Checkout { user_id: 7, lines, coupon: Some("c-100".into()), region: None, points: 0 }));
+        assert_eq!(
+            cart,
+            Ok(Checkout { user_id: 7, lines, coupon: Some("c-100".into()), region: None, points: 0, channel: None })
+        );
     }
 
     #[test]

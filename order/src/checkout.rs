@@ -313,6 +313,9 @@ pub struct CheckoutOrder {
     pub payable_cents: i64,
     pub lines: Vec<PlannedLine>,
     pub sub_orders: Vec<SubOrder>,
+    /// The storefront channel it came through, which its items record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 /// A package of the checkout, numbered from 1.
@@ -382,6 +385,7 @@ impl CheckoutOrder {
             payable_cents: plan.payable_cents,
             lines: plan.lines,
             sub_orders: plan.sub_orders,
+            channel: None,
         }
     }
 

@@ -74,6 +74,12 @@ pub struct OrderCreated {
     /// The warehouse its units are in, for a sale split over warehouses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warehouse: Option<String>,
+    /// The storefront channel it came through (`traffic.channels`); none
+    /// for a request without a channel key, and in an event the system
+    /// built again from Redis's record (an unacknowledged order cancelled
+    /// at its deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 impl OrderCreated {
@@ -93,6 +99,7 @@ impl OrderCreated {
             pay_by: checkout.pay_by,
             sale_generation: item.sale_generation,
             warehouse: item.warehouse.clone(),
+            channel: checkout.channel.clone(),
         }
     }
 }
@@ -329,6 +336,7 @@ mod tests {
             pay_by: at + chrono::Duration::minutes(15),
             sale_generation: 0,
             warehouse: None,
+            channel: None,
         })
     }
 

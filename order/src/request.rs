@@ -19,6 +19,9 @@ pub struct PlaceOrder {
     /// Where the buyer wants it delivered: which warehouses of a regional
     /// sale may serve the order (the scheduling rules). None: any.
     pub region: Option<String>,
+    /// The storefront channel the request came through (its
+    /// `X-Channel-Key`, not the body); the order records it.
+    pub channel: Option<String>,
 }
 
 /// Why a request was refused; the text is shown to the client as `detail`.
@@ -67,7 +70,7 @@ impl PlaceOrder {
         if let Some(region) = &raw.region {
             check_token("region", region)?;
         }
-        Ok(Self { user_id, sku: raw.sku, qty, region: raw.region })
+        Ok(Self { user_id, sku: raw.sku, qty, region: raw.region, channel: None })
     }
 }
 
@@ -223,7 +226,7 @@ mod tests {
     #[test]
     fn accepts_a_good_request() {
         let order = parse(r#"{"user_id": 7, "sku": "iphone-17_pro", "qty": 2}"#).unwrap();
-        assert_eq!(order, PlaceOrder { user_id: 7, sku: "iphone-17_pro".into(), qty: 2, region: None });
+        assert_eq!(order, PlaceOrder { user_id: 7, sku: "iphone-17_pro".into(), qty: 2, region: None, channel: None });
         let order = parse(r#"{"sku": "tv", "qty": 1}"#).unwrap();
         assert_eq!(order.user_id, 7, "no user_id in the body: the buyer's");
     }

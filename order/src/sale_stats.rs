@@ -159,6 +159,7 @@ mod tests {
             pay_by: Utc::now(),
             sale_generation: 0,
             warehouse: None,
+            channel: None,
         }
     }
 

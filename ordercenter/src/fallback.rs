@@ -99,7 +99,7 @@ pub(crate) async fn place(
         };
         metrics::counter!("gateway_fallback_takes_total", "outcome" => take_name(&take)).increment(1);
         return match take {
-            Take::Taken(taken) => publish_created(center, &taken, false).await,
+            Take::Taken(taken) => publish_created(center, &taken, order, false).await,
             Take::Existing(earlier, _) if (earlier.user_id, earlier.qty) != (order.user_id, order.qty) => {
                 Err(PlaceError::KeyReused)
             }
@@ -108,7 +108,7 @@ pub(crate) async fn place(
                 Earlier::InFlight => Err(PlaceError::InProgress { order_id: earlier.order_id }),
                 // Its request is over, unanswered: send it again (the
                 // settler is idempotent on order id).
-                Earlier::Unacknowledged => publish_created(center, &earlier, true).await,
+                Earlier::Unacknowledged => publish_created(center, &earlier, order, true).await,
                 Earlier::InRedis => Err(outcome_unknown(center, &earlier)),
             },
             Take::IdTaken => continue,
@@ -128,9 +128,15 @@ pub(crate) async fn place(
 /// path does: its units go back to the share only when the event certainly
 /// did not reach the broker on the order's first send, within its in-flight
 /// window and before an adopter claimed it.
-async fn publish_created(center: &OrderCenter, order: &FallbackOrder, replayed: bool) -> Result<Placed, PlaceError> {
+async fn publish_created(
+    center: &OrderCenter,
+    order: &FallbackOrder,
+    request: &PlaceOrder,
+    replayed: bool,
+) -> Result<Placed, PlaceError> {
     let orders = &center.services.orders;
-    if let Err(unpublished) = center.publish(&OrderEvent::OrderCreated(created(order))).await {
+    let event = OrderCreated { channel: request.channel.clone(), ..created(order) };
+    if let Err(unpublished) = center.publish(&OrderEvent::OrderCreated(event)).await {
         if unpublished.delivered_maybe || replayed {
             return Err(outcome_unknown(center, order));
         }
@@ -188,6 +194,7 @@ pub(crate) fn created(order: &FallbackOrder) -> OrderCreated {
         pay_by: from_ms(order.pay_by_ms),
         sale_generation: order.sale_generation,
         warehouse: None,
+        channel: None,
     }
 }
 

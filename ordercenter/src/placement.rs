@@ -166,7 +166,7 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
                 sale_generation,
                 warehouse,
             };
-            publish_created(&center, &order.sku, &key, record, false).await
+            publish_created(&center, &order, &key, record, false).await
         }
         Reservation::Duplicate(record) => {
             if (record.user_id, record.qty) != (order.user_id, order.qty) {
@@ -178,7 +178,7 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
             // The request that reserved is over without an acknowledgement
             // (it died, or answered outcome unknown): send the event again
             // (the settler is idempotent on order id).
-            publish_created(&center, &order.sku, &key, record, true).await
+            publish_created(&center, &order, &key, record, true).await
         }
         Reservation::InProgress(record) => {
             if (record.user_id, record.qty) != (order.user_id, order.qty) {
@@ -211,11 +211,12 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
 /// it if nobody retried.
 async fn publish_created(
     center: &OrderCenter,
-    sku: &str,
+    order: &PlaceOrder,
     key: &str,
     record: IdempotencyRecord,
     replayed: bool,
 ) -> Result<Placed, PlaceError> {
+    let sku = order.sku.as_str();
     let event = OrderEvent::OrderCreated(OrderCreated {
         order_id: record.order_id,
         user_id: record.user_id,
@@ -227,6 +228,7 @@ async fn publish_created(
         pay_by: from_ms(record.pay_by_ms),
         sale_generation: record.sale_generation,
         warehouse: record.warehouse.clone(),
+        channel: order.channel.clone(),
     });
     let outcome_unknown = || PlaceError::OutcomeUnknown {
         order_id: record.order_id,

@@ -293,6 +293,7 @@ async fn lock(tx: &mut Transaction<'_, MySql>, order_id: OrderId) -> Result<Opti
             pay_by: pay_by.and_utc(),
             sale_generation,
             warehouse,
+            channel: None,
         },
         status: status(&name)?,
         payment_id,

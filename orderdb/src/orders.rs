@@ -48,7 +48,7 @@ pub struct SaleOrder {
 pub fn insert<'a>(orders: &'a [&'a OrderCreated], status: OrderStatus) -> QueryBuilder<'a, MySql> {
     let mut insert = QueryBuilder::new(
         "INSERT INTO orders (order_id, user_id, sku, qty, amount_cents, status, idempotency_key, created_at, pay_by, \
-         sale_generation, warehouse) ",
+         sale_generation, warehouse, channel) ",
     );
     insert.push_values(orders, |mut row, order| {
         row.push_bind(order.order_id.raw() as i64)
@@ -61,7 +61,8 @@ pub fn insert<'a>(orders: &'a [&'a OrderCreated], status: OrderStatus) -> QueryB
             .push_bind(order.created_at.naive_utc())
             .push_bind(order.pay_by.naive_utc())
             .push_bind(order.sale_generation)
-            .push_bind(order.warehouse.as_deref());
+            .push_bind(order.warehouse.as_deref())
+            .push_bind(order.channel.as_deref());
     });
     insert
 }
@@ -236,6 +237,27 @@ impl ShardPools {
             }
         }
         Ok(counts)
+    }
+
+    /// A storefront channel's orders by status, over all shards: how many,
+    /// and what they come to in cents.
+    pub async fn channel_figures(&self, channel: &str) -> Result<BTreeMap<OrderStatus, (u64, i64)>, sqlx::Error> {
+        let mut figures: BTreeMap<OrderStatus, (u64, i64)> = BTreeMap::new();
+        for pool in &self.pools {
+            let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+                "SELECT status, COUNT(*), CAST(COALESCE(SUM(amount_cents), 0) AS SIGNED) FROM orders \
+                 WHERE channel = ? GROUP BY status",
+            )
+            .bind(channel)
+            .fetch_all(pool)
+            .await?;
+            for (name, count, cents) in rows {
+                let figure = figures.entry(status(&name)?).or_default();
+                figure.0 += count as u64;
+                figure.1 += cents;
+            }
+        }
+        Ok(figures)
     }
 
     /// Units of one sale of `sku` by status and warehouse (regional stock;

@@ -24,6 +24,7 @@ fn order(ids: &IdGenerator, user_id: u64) -> OrderCreated {
         pay_by: now,
         sale_generation: 0,
         warehouse: None,
+        channel: None,
     }
 }
 

@@ -39,6 +39,7 @@ async fn a_pushed_order_is_cancelled_only_once_the_warehouse_intercepted_it() {
         pay_by: now,
         sale_generation: 0,
         warehouse: None,
+        channel: None,
     };
     let id = order.order_id;
     pools.insert_new(&[&order]).await.unwrap();

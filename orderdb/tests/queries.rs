@@ -49,6 +49,7 @@ fn order(ids: &IdGenerator, user_id: u64, sku: &str, amount_cents: i64, created_
         pay_by: created_at,
         sale_generation: 0,
         warehouse: None,
+        channel: None,
     }
 }
 

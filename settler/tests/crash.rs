@@ -132,6 +132,7 @@ async fn produce_orders(bootstrap: &str, topic: &str, users: std::ops::RangeIncl
             pay_by: now + chrono::Duration::minutes(15),
             sale_generation: 0,
             warehouse: None,
+            channel: None,
         });
         let (key, payload) = (event.key(), event.encode());
         let producer = producer.clone();
@@ -160,6 +161,7 @@ async fn produce_garbage(bootstrap: &str, topic: &str) {
         pay_by: now,
         sale_generation: 0,
         warehouse: None,
+        channel: None,
     });
     let future_version = String::from_utf8(future_version.encode()).unwrap().replace(r#""v":1"#, r#""v":99"#);
     // A move the state machine does not have: completed back to paid.

@@ -58,6 +58,7 @@ impl ReservationRecord {
             pay_by: from_ms(self.pay_by_ms),
             sale_generation: self.sale_generation,
             warehouse: self.warehouse.clone(),
+            channel: None,
         }
     }
 }

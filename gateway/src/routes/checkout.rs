@@ -33,10 +33,10 @@ const MAX_CENTS: i64 = 1_000_000_000_000;
 /// `POST /v1/checkout` `{"lines": [{"sku", "qty"}], "coupon"?}` with an
 /// `Idempotency-Key`: 201 with the checkout (200 and `Idempotent-Replayed`
 /// for a repeat of the key).
-pub async fn place(app: Arc<App>, req: Read, buyer: u64) -> Result<Reply, ApiError> {
+pub async fn place(app: Arc<App>, req: Read, buyer: u64, channel: Option<String>) -> Result<Reply, ApiError> {
     let key = input::idempotency_key(req.headers())?;
     http::require_json(req.headers())?;
-    let cart = Checkout::from_json(req.body(), buyer)?;
+    let cart = Checkout { channel, ..Checkout::from_json(req.body(), buyer)? };
     app.traffic.load().admit_user(LimitedRoute::Checkout, cart.user_id)?;
     let (order, replayed) = checkout(app.center.clone(), cart, key).await?;
     if replayed {

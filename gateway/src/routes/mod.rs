@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod after_sales;
+pub mod channels;
 pub mod checkout;
 pub mod fulfilment;
 pub mod input;
@@ -59,6 +60,8 @@ enum Target<'a> {
     AdminRefunds,
     /// A buyer's member points: the balance, a grant.
     AdminPoints(&'a str),
+    /// A storefront channel's orders by status.
+    AdminChannelStats(&'a str),
     /// The merchant's search over every shard.
     AdminSearch,
     AdminRefundRetry(&'a str),
@@ -100,6 +103,7 @@ impl<'a> Target<'a> {
             ["v1", "refunds", "notify", channel] => Self::RefundNotify(channel),
             ["admin", "refunds"] => Self::AdminRefunds,
             ["admin", "points", user_id] => Self::AdminPoints(user_id),
+            ["admin", "channels", channel, "stats"] => Self::AdminChannelStats(channel),
             ["admin", "refunds", id, "retry"] => Self::AdminRefundRetry(id),
             ["admin", "after-sales", id, action @ ("approve" | "reject" | "receive" | "ship")] => {
                 Self::AdminAfterSale(id, action)
@@ -141,6 +145,7 @@ impl<'a> Target<'a> {
                 Self::AdminOrderView(_) => "admin_order_view",
                 Self::AdminRefunds => "admin_refunds",
                 Self::AdminPoints(_) => "admin_points",
+                Self::AdminChannelStats(_) => "admin_channel_stats",
                 Self::AdminSearch => "admin_search",
                 Self::AdminRefundRetry(_) => "admin_refund_retry",
                 Self::AdminAfterSale(..) => "admin_after_sale",
@@ -217,31 +222,40 @@ impl<'a> Target<'a> {
     }
 }
 
+/// Who is asking, as the head says.
+struct Caller {
+    /// For the buyer routes the buyer; 0 for the other routes (never a
+    /// user id: they are positive).
+    buyer: u64,
+    /// The storefront channel whose key the request carries.
+    channel: Option<String>,
+}
+
 /// What is decided from the head alone: the method, the IP deny list and
 /// per-IP bucket, the storefront channel and its quotas, for the buyer
-/// routes the buyer (0 for the other routes: never a user id, they are
-/// positive), then the global bucket.
+/// routes the buyer, then the global bucket.
 fn before_body(
     app: &App,
     policy: &TrafficPolicy,
     req: &Request<Incoming>,
     peer: SocketAddr,
     target: &Target<'_>,
-) -> Result<u64, ApiError> {
+) -> Result<Caller, ApiError> {
     if matches!(target, Target::Unknown) {
         return Err(ApiError::NotFound);
     }
     if !target.allow().split(", ").any(|method| method == req.method().as_str()) {
         return Err(ApiError::MethodNotAllowed { allow: target.allow() });
     }
-    let Some(route) = target.limited() else { return Ok(0) };
+    let Some(route) = target.limited() else { return Ok(Caller { buyer: 0, channel: None }) };
     // Every X-Forwarded-For line, in order: a client's own line in front of
     // the proxy's must not choose the address.
     let forwarded_for: Vec<&str> =
         req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
     let forwarded_for = (!forwarded_for.is_empty()).then(|| forwarded_for.join(","));
     policy.admit_ip(route, policy.client_ip(peer.ip(), forwarded_for.as_deref()))?;
-    if let Some(channel) = policy.channels.identify(req.headers())? {
+    let channel = policy.channels.identify(req.headers())?;
+    if let Some(channel) = channel {
         policy.channels.admit(channel, route)?;
     }
     let buyer = match target.for_buyers() {
@@ -249,7 +263,7 @@ fn before_body(
         false => 0,
     };
     policy.admit_global(route)?;
-    Ok(buyer)
+    Ok(Caller { buyer, channel: channel.map(str::to_owned) })
 }
 
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
@@ -271,8 +285,8 @@ async fn dispatch(
     target: Target<'_>,
 ) -> Result<Reply, ApiError> {
     let policy = app.traffic.load_full();
-    let buyer = match before_body(&app, &policy, &req, peer, &target) {
-        Ok(buyer) => buyer,
+    let Caller { buyer, channel } = match before_body(&app, &policy, &req, peer, &target) {
+        Ok(caller) => caller,
         Err(err) => {
             // Read what was sent anyway (bounded), so the answer is not lost
             // to a connection reset.
@@ -288,8 +302,16 @@ async fn dispatch(
         None => None,
     };
     match target {
-        Target::PlaceOrder => orders::place(app.clone(), req, buyer).await,
-        Target::Checkout => checkout::place(app.clone(), req, buyer).await,
+        Target::PlaceOrder => {
+            let answered = orders::place(app.clone(), req, buyer, channel.clone()).await;
+            channels::count(channel.as_deref(), "place_order", &answered);
+            answered
+        }
+        Target::Checkout => {
+            let answered = checkout::place(app.clone(), req, buyer, channel.clone()).await;
+            channels::count(channel.as_deref(), "checkout", &answered);
+            answered
+        }
         Target::GetCheckout(id) => checkout::get(&app, id, buyer).await,
         Target::PayCheckout(id) => checkout::pay(&app, id, req, buyer).await,
         Target::CancelCheckout(id) => checkout::cancel(&app, id, buyer).await,
@@ -298,6 +320,7 @@ async fn dispatch(
         Target::ListOrders => queries::mine(&app, req, buyer).await,
         Target::MyPoints => points::mine(&app, buyer).await,
         Target::AdminPoints(user_id) => points::admin(&app, user_id, req).await,
+        Target::AdminChannelStats(channel) => channels::stats(&app, channel, req).await,
         Target::AdminSearch => queries::search(&app, req).await,
         Target::PayOrder(order_id) => payments::pay(&app, order_id, req, buyer).await,
         Target::CancelOrder(order_id) => orders::cancel(&app, order_id, req, buyer).await,

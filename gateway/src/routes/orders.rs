@@ -22,10 +22,10 @@ use ordercenter::{cancellation, placement, readdress};
 
 /// 202 for the request that made the order; 200 with `Idempotent-Replayed`
 /// for a repeat of its key; 422 if the repeat changed the request.
-pub async fn place(app: Arc<App>, req: Read, buyer: u64) -> Result<Reply, ApiError> {
+pub async fn place(app: Arc<App>, req: Read, buyer: u64, channel: Option<String>) -> Result<Reply, ApiError> {
     let key = input::idempotency_key(req.headers())?;
     http::require_json(req.headers())?;
-    let order = PlaceOrder::from_json(req.body(), buyer)?;
+    let order = PlaceOrder { channel, ..PlaceOrder::from_json(req.body(), buyer)? };
     app.traffic.load().admit_user(LimitedRoute::PlaceOrder, order.user_id)?;
     app.center.sale_windows.check(&order.sku)?;
     let placed = placement::place(app.center.clone(), order, key).await?;

@@ -11,6 +11,7 @@ fn sample(target: &Target<'_>) -> &'static str {
         Target::Checkout => "/v1/checkout",
         Target::MyPoints => "/v1/points",
         Target::AdminPoints(_) => "/admin/points/42",
+        Target::AdminChannelStats(_) => "/admin/channels/web/stats",
         Target::GetCheckout(_) => "/v1/checkouts/1",
         Target::PayCheckout(_) => "/v1/checkouts/1/pay",
         Target::CancelCheckout(_) => "/v1/checkouts/1/cancel",
@@ -48,6 +49,7 @@ fn served() -> BTreeSet<(&'static str, String)> {
         Target::Checkout,
         Target::MyPoints,
         Target::AdminPoints(""),
+        Target::AdminChannelStats(""),
         Target::GetCheckout(""),
         Target::PayCheckout(""),
         Target::CancelCheckout(""),
@@ -101,7 +103,8 @@ fn the_openapi_description_lists_exactly_the_routes_served() {
             .replace("{kind}", "coupons")
             .replace("{id}", "c1")
             .replace("{channel}", "card")
-            .replace("{user_id}", "42");
+            .replace("{user_id}", "42")
+            .replace("{channel_id}", "web");
         for method in item.as_object().expect("operations").keys() {
             let method: Method = method.to_uppercase().parse().unwrap();
             let target = Target::of(&method, &concrete);

@@ -174,6 +174,7 @@ impl RedisFloor {
                 pay_by: now,
                 sale_generation: 0,
                 warehouse: None,
+                channel: None,
             }),
             Ok(other) => Err(format!("{other:?}")),
             Err(err) => Err(err.to_string()),
@@ -238,6 +239,7 @@ pub fn order(ids: &IdGenerator, user: u64) -> OrderCreated {
         pay_by: now,
         sale_generation: 0,
         warehouse: None,
+        channel: None,
     }
 }
 

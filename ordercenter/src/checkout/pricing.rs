@@ -82,7 +82,7 @@ pub(super) async fn priced(
             }
         })?;
     let pay_by_ms = now_ms + center.settings.orders.payment_window_secs as i64 * 1_000;
-    let order = CheckoutOrder::new(
+    let mut order = CheckoutOrder::new(
         plan,
         parent,
         cart.user_id,
@@ -91,6 +91,7 @@ pub(super) async fn priced(
         stock::records::from_ms(now_ms),
         stock::records::from_ms(pay_by_ms),
     );
+    order.channel = cart.channel.clone();
     // Stored before the coupon is frozen: a checkout holding a coupon
     // always has a record, which is what others judge the hold by.
     save(center, &order).await?;
