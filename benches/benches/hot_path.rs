@@ -117,6 +117,7 @@ fn reserve_script(c: &mut Criterion) {
                 idempotency_ttl_secs: 60,
                 confirm_windows: ConfirmWindows { confirm_ms: 30_000, in_flight_ms: 7_000 },
                 warehouses: stock::ANY_WAREHOUSE.into(),
+                channel_share: None,
             };
             runtime.block_on(store.reserve(&req)).unwrap()
         })

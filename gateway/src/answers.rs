@@ -111,6 +111,7 @@ impl Answer for PlaceError {
             | Self::OpenOrdersCapped { .. }
             | Self::NoWarehouse
             | Self::LimitExceeded
+            | Self::ChannelShareTaken { .. }
             | Self::InProgress { .. } => Class::Conflict,
         }
     }
@@ -124,6 +125,7 @@ impl Answer for PlaceError {
             Self::OpenOrdersCapped { .. } => "open_orders_capped",
             Self::NoWarehouse => "no_warehouse",
             Self::LimitExceeded => "purchase_limit_exceeded",
+            Self::ChannelShareTaken { .. } => "channel_share_taken",
             Self::CoolingDown { .. } => "cooling_down",
             Self::KeyReused => "idempotency_key_reused",
             Self::InProgress { .. } => "request_in_progress",
@@ -136,6 +138,7 @@ impl Answer for PlaceError {
             Self::Unavailable(dependency) => dependency.fields(),
             Self::InsufficientStock { available } => json!({"available": available}),
             Self::OpenOrdersCapped { available } => json!({"available": available, "detail": self.to_string()}),
+            Self::ChannelShareTaken { held } => json!({"held": held, "detail": self.to_string()}),
             Self::CoolingDown { retry_after_secs } => {
                 json!({"retry_after_secs": retry_after_secs, "detail": self.to_string()})
             }
@@ -176,6 +179,7 @@ impl Answer for CheckoutError {
             | Self::OpenOrdersCapped { .. }
             | Self::NoWarehouse { .. }
             | Self::LimitExceeded { .. }
+            | Self::ChannelShareTaken { .. }
             | Self::OutsideWindow { .. }
             | Self::PriceChanged { .. }
             | Self::CouponUsed
@@ -195,6 +199,7 @@ impl Answer for CheckoutError {
             Self::NoWarehouse { .. } => "no_warehouse",
             Self::CoolingDown { .. } => "cooling_down",
             Self::LimitExceeded { .. } => "purchase_limit_exceeded",
+            Self::ChannelShareTaken { .. } => "channel_share_taken",
             Self::PriceChanged { .. } => "price_changed",
             Self::TooLarge { .. } => "item_too_large",
             Self::UnknownCoupon => "unknown_coupon",
@@ -225,7 +230,10 @@ impl Answer for CheckoutError {
             Self::PriceChanged { sku, price_cents } => {
                 json!({"sku": sku, "price_cents": price_cents, "detail": detail})
             }
-            Self::TooLarge { sku } | Self::OpenOrdersCapped { sku } | Self::NoWarehouse { sku } => {
+            Self::TooLarge { sku }
+            | Self::OpenOrdersCapped { sku }
+            | Self::NoWarehouse { sku }
+            | Self::ChannelShareTaken { sku } => {
                 json!({"sku": sku, "detail": detail})
             }
             Self::BelowMinimumSpend { left_cents } => json!({"left_cents": left_cents, "detail": detail}),

@@ -622,6 +622,7 @@ async fn a_checkout_whose_gateway_died_after_its_tries_holds_nothing_past_the_co
             confirm_ms: app.center.confirm_windows().confirm_ms,
             warehouse: None,
             items: &items,
+            channel_share: None,
         };
         assert!(matches!(app.center.sales.tcc_try(&item.sku, &request).await.unwrap(), Tried::Held { .. }));
     }

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::request::{buyer_of, check_token, quantity, InvalidRequest, RequestError, MAX_QTY};
+use crate::request::{buyer_of, check_token, quantity, InvalidRequest, RequestError, StorefrontChannel, MAX_QTY};
 
 /// Most lines one checkout may carry.
 pub const MAX_LINES: usize = 50;
@@ -27,7 +27,7 @@ pub struct Checkout {
     pub points: u64,
     /// The storefront channel the request came through (its
     /// `X-Channel-Key`, not the body); the checkout and its items record it.
-    pub channel: Option<String>,
+    pub channel: Option<StorefrontChannel>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,15 @@ pub struct PlaceOrder {
     pub region: Option<String>,
     /// The storefront channel the request came through (its
     /// `X-Channel-Key`, not the body); the order records it.
-    pub channel: Option<String>,
+    pub channel: Option<StorefrontChannel>,
+}
+
+/// A storefront channel as an order sees it: its id, and the most units of
+/// any one sale it may hold or have bought (a partner's share), if capped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorefrontChannel {
+    pub id: String,
+    pub max_units_per_sale: Option<u64>,
 }
 
 /// Why a request was refused; the text is shown to the client as `detail`.

@@ -135,7 +135,8 @@ async fn publish_created(
     replayed: bool,
 ) -> Result<Placed, PlaceError> {
     let orders = &center.services.orders;
-    let event = OrderCreated { channel: request.channel.clone(), ..created(order) };
+    let channel = request.channel.as_ref().map(|channel| channel.id.clone());
+    let event = OrderCreated { channel, ..created(order) };
     if let Err(unpublished) = center.publish(&OrderEvent::OrderCreated(event)).await {
         if unpublished.delivered_maybe || replayed {
             return Err(outcome_unknown(center, order));

@@ -57,6 +57,10 @@ pub enum PlaceError {
     NoWarehouse,
     #[error("purchase limit exceeded")]
     LimitExceeded,
+    /// The storefront channel holds or has bought all its share of the
+    /// sale (`held` units).
+    #[error("this channel's share of the sale is taken ({held} units)")]
+    ChannelShareTaken { held: i64 },
     /// Too many orders cancelled or let expire lately.
     #[error("too many orders cancelled or left unpaid lately; try again later")]
     CoolingDown { retry_after_secs: u64 },
@@ -222,6 +226,9 @@ pub enum CheckoutError {
     CoolingDown { retry_after_secs: u64 },
     #[error("the purchase limit of {sku} would be exceeded")]
     LimitExceeded { sku: String },
+    /// The storefront channel's share of `sku` is taken.
+    #[error("this channel's share of {sku} is taken")]
+    ChannelShareTaken { sku: String },
     #[error("{sku}: {refusal}")]
     OutsideWindow { sku: String, refusal: Refusal },
     /// The operator changed the price after the cart was priced.

@@ -13,12 +13,12 @@ use std::time::Instant;
 
 use chrono::Utc;
 use order::event::{OrderCreated, OrderEvent};
-use order::request::PlaceOrder;
+use order::request::{PlaceOrder, StorefrontChannel};
 use order::shard::bucket_for_user;
 use order::status::OrderStatus;
 use orderdb::StoredOrder;
 use stock::records::from_ms;
-use stock::{Acknowledgement, IdempotencyRecord, Release, Reservation, ReserveRequest};
+use stock::{Acknowledgement, ChannelShare, IdempotencyRecord, Release, Reservation, ReserveRequest};
 
 use crate::breaker::BreakerState;
 use crate::center::OrderCenter;
@@ -142,6 +142,7 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
         idempotency_ttl_secs: center.settings.orders.idempotency_ttl_secs,
         confirm_windows: center.confirm_windows(),
         warehouses: center.serving_warehouses(order.region.as_deref()).into(),
+        channel_share: channel_share(order.channel.as_ref()),
     };
     // With the other requests for the SKU that arrive together: one script call.
     let reserved = center.reservations.call(&order.sku, request).await;
@@ -200,6 +201,7 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
         Reservation::Capped { stock_left, .. } => Err(PlaceError::OpenOrdersCapped { available: stock_left }),
         Reservation::RegionSoldOut { .. } | Reservation::NoWarehouse => Err(PlaceError::NoWarehouse),
         Reservation::LimitExceeded => Err(PlaceError::LimitExceeded),
+        Reservation::ChannelShareTaken { held } => Err(PlaceError::ChannelShareTaken { held }),
         Reservation::OutsideWindow(window) => Err(center.sale_windows.refusal(&order.sku, window).into()),
     }
 }
@@ -228,7 +230,7 @@ async fn publish_created(
         pay_by: from_ms(record.pay_by_ms),
         sale_generation: record.sale_generation,
         warehouse: record.warehouse.clone(),
-        channel: order.channel.clone(),
+        channel: order.channel.as_ref().map(|channel| channel.id.clone()),
     });
     let outcome_unknown = || PlaceError::OutcomeUnknown {
         order_id: record.order_id,
@@ -322,6 +324,13 @@ fn placed(sku: &str, record: &IdempotencyRecord, replayed: bool) -> Placed {
     }
 }
 
+/// The share of a sale a capped storefront channel may take, as the
+/// scripts take it (none for a channel without a cap).
+pub(crate) fn channel_share(channel: Option<&StorefrontChannel>) -> Option<ChannelShare<'static>> {
+    let channel = channel?;
+    Some(ChannelShare { channel: channel.id.clone().into(), max_units: channel.max_units_per_sale? })
+}
+
 fn outcome_name(reservation: &Reservation) -> &'static str {
     match reservation {
         Reservation::Reserved { .. } => "reserved",
@@ -334,6 +343,7 @@ fn outcome_name(reservation: &Reservation) -> &'static str {
         Reservation::RegionSoldOut { .. } => "region_sold_out",
         Reservation::NoWarehouse => "no_warehouse",
         Reservation::LimitExceeded => "limit_exceeded",
+        Reservation::ChannelShareTaken { .. } => "channel_share_taken",
         Reservation::OutsideWindow(_) => "outside_window",
     }
 }

@@ -67,7 +67,7 @@ if reservation then
     redis.call('HSET', KEYS[5], order_id, 'paid:' .. payment_id .. ':' .. reservation)
     return {'paid', reservation}
   end
-  unclaim_buyer_units(reservation)
+  unclaim_buyer_units(order_id, reservation)
   local closed = 'sold_out:' .. reservation
   local entry = order_id .. ':' .. closed
   redis.call('HSET', KEYS[6], order_id, closed)

@@ -30,6 +30,8 @@
 --     be waiting for the broker
 --  10 the warehouses serving the buyer, best first, comma-separated ("*":
 --     any of the sale's); only a sale split over warehouses reads it
+--  11 the storefront channel ("" none)   12 the most units of the sale that
+--     channel may hold or have bought (0: no cap; see lib/reservation.lua)
 --
 -- Idempotency record: "R:<user>:<qty>:<order id>:<amount cents>:<pay by ms>:<created ms>:<sale generation>",
 -- then ":<warehouse>" for a sale split over warehouses (as its reservation).
@@ -54,14 +56,15 @@
 --   {"region_sold_out", stock_left}   no warehouse serving the buyer has the units
 --   {"no_warehouse"}                  no warehouse of the sale serves the buyer
 --   {"limit", units_already_held}
+--   {"channel_share", units_the_channel_holds}   the channel's share is taken
 --
 -- Example: EVALSHA <sha> 7 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} closed:{tv} used_keys:{tv} idem:{tv}:k1
---          42 1 81234 1790000000000 1790000900000 86400 k1 30000 7000 *
+--          42 1 81234 1790000000000 1790000900000 86400 k1 30000 7000 * "" 0
 --   -> {{"ok", "19900", "99", "1789999000000", "1", ""}}
 
 local orders = #KEYS - 6
-if orders < 1 or #ARGV ~= 10 * orders then
-  return redis.error_reply('reserve.lua takes 6 keys, then one key and 10 arguments per order')
+if orders < 1 or #ARGV ~= 12 * orders then
+  return redis.error_reply('reserve.lua takes 6 keys, then one key and 12 arguments per order')
 end
 
 local function reserve(idempotency, arg)
@@ -102,10 +105,16 @@ local function reserve(idempotency, arg)
   if refused then
     return refused
   end
+  local channel, cap = ARGV[arg + 11], tonumber(ARGV[arg + 12])
+  refused = channel_refusal(channel, cap, qty)
+  if refused then
+    return refused
+  end
 
   local amount = price * qty
   local first = redis.call('HLEN', KEYS[3]) == 0
   local stock_left = take_units(user, qty, warehouse)
+  claim_channel_units(channel, cap, order_id, qty)
   local generation = sale[6] or '0'
   local order = {id = order_id, user = user, qty = qty, amount = amount, created = now, pay_by = pay_by,
     generation = generation, key = ARGV[arg + 7], warehouse = warehouse}
@@ -115,6 +124,6 @@ end
 
 local replies = {}
 for i = 1, orders do
-  replies[i] = reserve(KEYS[6 + i], 10 * (i - 1))
+  replies[i] = reserve(KEYS[6 + i], 12 * (i - 1))
 end
 return replies

@@ -4,7 +4,8 @@
 -- While the sale is still running (its window has not ended, Redis's clock)
 -- and the operator wants it (ARGV[5] = 1), they go back on sale (`stock`);
 -- otherwise they leave the sale (`total`), as if withdrawn. Either way the
--- buyer's count drops by them, and `stock + reserved + sold = total` holds.
+-- buyer's count drops by them (and its channel's share count, if any), and
+-- `stock + reserved + sold = total` holds.
 -- An order of an earlier sale of the SKU (its generation is not the sale's
 -- `loaded_ms`) is left alone: that sale's counters are gone.
 --
@@ -34,6 +35,14 @@ local units = tonumber(ARGV[3])
 local warehouse = ARGV[6] ~= '' and ARGV[6] or nil
 if redis.call('HINCRBY', KEYS[2], ARGV[2], -units) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[2])
+end
+-- And to its storefront channel's share, if it counted in one (see lib/reservation.lua).
+local channel = redis.call('HGET', KEYS[2], 'cho:' .. ARGV[1])
+if channel then
+  redis.call('HDEL', KEYS[2], 'cho:' .. ARGV[1])
+  if redis.call('HINCRBY', KEYS[2], 'ch:' .. channel, -units) <= 0 then
+    redis.call('HDEL', KEYS[2], 'ch:' .. channel)
+  end
 end
 local time = redis.call('TIME')
 local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)

@@ -26,6 +26,8 @@
 -- ARGV[1] user id   ARGV[2] unit price the cart was priced at (cents)   ARGV[3] now (Unix ms)
 -- ARGV[4] payment deadline (Unix ms)   ARGV[5] confirm window (ms)
 -- ARGV[6] the warehouse the checkout chose, for a sale split over warehouses ("" else)
+-- ARGV[7] the storefront channel ("" none)   ARGV[8] its cap on the sale's units (0: none),
+--         as in reserve.lua
 -- then per item i, at 6 + 4 * (i - 1): item order id, qty, amount (cents), its key
 --   (recorded as the reservation's idempotency key: "cart.<parent id>.<package>")
 --
@@ -43,20 +45,21 @@
 --   {"no_warehouse"} / {"region_sold_out", stock_left}   the warehouse chosen is closed,
 --                                         not the sale's, or short of units
 --   {"limit", units_already_held}
+--   {"channel_share", units_the_channel_holds}
 --
 -- Example: EVALSHA <sha> 6 sale:{tv} buyers:{tv} resv:{tv} deadlines:{tv} closed:{tv} payments:{tv}
---          42 19900 1790000000000 1790000900000 30000 "" 81235 2 37810 cart.81234.1
+--          42 19900 1790000000000 1790000900000 30000 "" "" 0 81235 2 37810 cart.81234.1
 --   -> {"held", "1789999000000", "1"}
 
-local items = (#ARGV - 6) / 4
+local items = (#ARGV - 8) / 4
 if #KEYS ~= 6 or items < 1 or items ~= math.floor(items) then
-  return redis.error_reply('tcc_try.lua takes 6 keys, 6 arguments, then 4 per item')
+  return redis.error_reply('tcc_try.lua takes 6 keys, 8 arguments, then 4 per item')
 end
 
 local user, price, now, pay_by, confirm_ms = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 local missing, wanted = {}, 0
 for i = 1, items do
-  local item = ARGV[6 + 4 * (i - 1) + 1]
+  local item = ARGV[8 + 4 * (i - 1) + 1]
   -- A payment recorded to refund (it came before the item was held) ends
   -- the item as surely as a cancellation.
   local payment = redis.call('HGET', KEYS[6], item)
@@ -64,8 +67,8 @@ for i = 1, items do
     return {'cancelled', item}
   end
   if redis.call('HEXISTS', KEYS[3], item) == 0 and not payment then
-    missing[#missing + 1] = 6 + 4 * (i - 1)
-    wanted = wanted + tonumber(ARGV[6 + 4 * (i - 1) + 2])
+    missing[#missing + 1] = 8 + 4 * (i - 1)
+    wanted = wanted + tonumber(ARGV[8 + 4 * (i - 1) + 2])
   end
 end
 
@@ -94,6 +97,11 @@ local refused, warehouse = units_refusal(stock, user, wanted, limit, chosen == '
 if refused then
   return refused
 end
+local channel, cap = ARGV[7], tonumber(ARGV[8])
+refused = channel_refusal(channel, cap, wanted)
+if refused then
+  return refused
+end
 
 local first = redis.call('HLEN', KEYS[3]) == 0
 local deadline = now_ms() + confirm_ms
@@ -106,5 +114,6 @@ for _, at in ipairs(missing) do
   end
   redis.call('HSET', KEYS[3], item, table.concat(reservation, ':'))
   redis.call('ZADD', KEYS[4], deadline, item)
+  claim_channel_units(channel, cap, item, tonumber(qty))
 end
 return {'held', generation, first and '1' or '0'}

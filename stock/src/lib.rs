@@ -63,8 +63,8 @@ pub use replies::{
     UnitsReturned, WarehouseChanged, WarehouseStatus,
 };
 pub use requests::{
-    Acknowledgement, ConfirmWindows, ReserveRequest, SaleChange, SaleTerms, Strike, WarehouseChange, WarehouseUnits,
-    ANY_WAREHOUSE,
+    Acknowledgement, ChannelShare, ConfirmWindows, ReserveRequest, SaleChange, SaleTerms, Strike, WarehouseChange,
+    WarehouseUnits, ANY_WAREHOUSE,
 };
 pub use sale_stats::SaleFigures;
 pub use scripts::RESERVE_LUA;

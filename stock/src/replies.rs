@@ -46,6 +46,11 @@ pub enum Reservation {
     /// No open warehouse of the sale serves the buyer's region.
     NoWarehouse,
     LimitExceeded,
+    /// The storefront channel's share of the sale is taken: it holds or
+    /// has bought `held` units.
+    ChannelShareTaken {
+        held: i64,
+    },
     /// Outside the sale's window (it has not started or has ended).
     OutsideWindow(SaleWindow),
 }
@@ -308,6 +313,7 @@ impl Reservation {
             [tag, left] if tag == "region_sold_out" => Self::RegionSoldOut { stock_left: number(left)? },
             [tag] if tag == "no_warehouse" => Self::NoWarehouse,
             [tag, _held] if tag == "limit" => Self::LimitExceeded,
+            [tag, held] if tag == "channel_share" => Self::ChannelShareTaken { held: number(held)? },
             [tag, starts, ends] if tag == "not_started" || tag == "ended" => {
                 Self::OutsideWindow(SaleWindow::from_ms(number(starts)?, number(ends)?))
             }

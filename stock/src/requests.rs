@@ -42,6 +42,27 @@ pub struct ReserveRequest<'a> {
     /// The warehouses serving the buyer, best first, comma-separated, or
     /// [`ANY_WAREHOUSE`]; only a sale split over warehouses reads them.
     pub warehouses: Cow<'a, str>,
+    /// The storefront channel's share of the sale, if it has one.
+    pub channel_share: Option<ChannelShare<'a>>,
+}
+
+/// A storefront channel that may hold or have bought at most `max_units`
+/// of a sale's units (a partner's share); a cancelled or expired order's
+/// units come back to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelShare<'a> {
+    pub channel: Cow<'a, str>,
+    pub max_units: u64,
+}
+
+impl ChannelShare<'_> {
+    /// The scripts' arguments for `share`: the channel and its cap ("" and 0: none).
+    pub(crate) fn args(share: Option<&Self>) -> [String; 2] {
+        match share {
+            Some(share) => [share.channel.to_string(), share.max_units.to_string()],
+            None => [String::new(), "0".to_owned()],
+        }
+    }
 }
 
 /// An order whose `OrderCreated` the broker acknowledged, as

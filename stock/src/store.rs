@@ -21,7 +21,7 @@ use crate::redis::Redis;
 use crate::replies::{
     Cancellation, Confirmation, Release, Repair, Reservation, SaleLoad, SaleStatus, SaleUpdate, UnitsReturned,
 };
-use crate::requests::{Acknowledgement, ConfirmWindows, ReserveRequest, SaleChange, SaleTerms};
+use crate::requests::{Acknowledgement, ChannelShare, ConfirmWindows, ReserveRequest, SaleChange, SaleTerms};
 
 /// How often a sale that keeps taking reservations is added to
 /// `active_sales` again by this store, so an add lost to a timeout or a
@@ -63,7 +63,7 @@ impl SaleStore {
         sku: &str,
         requests: &[ReserveRequest<'_>],
     ) -> Result<Vec<Reservation>, StoreError> {
-        let mut args = Vec::with_capacity(10 * requests.len());
+        let mut args = Vec::with_capacity(12 * requests.len());
         for req in requests {
             debug_assert_eq!(req.sku, sku, "one SKU per call");
             args.extend([
@@ -78,6 +78,7 @@ impl SaleStore {
                 req.confirm_windows.in_flight_ms.to_string(),
                 req.warehouses.to_string(),
             ]);
+            args.extend(ChannelShare::args(req.channel_share.as_ref()));
         }
         let keys = self.redis.keys(sku).reserve(requests.iter().map(|req| req.idempotency_key.as_ref()));
         let replies: Vec<Vec<String>> =

@@ -7,7 +7,7 @@ use order::id::OrderId;
 use order::sale::SaleWindow;
 
 use crate::error::StoreError;
-use crate::requests::ConfirmWindows;
+use crate::requests::{ChannelShare, ConfirmWindows};
 use crate::store::SaleStore;
 
 /// One item of a cart: some units of one SKU in one package, reserved and
@@ -35,6 +35,8 @@ pub struct TryRequest<'a> {
     /// A sale split over warehouses: the one the checkout chose for every
     /// item of the SKU (the Try takes the units there or is refused).
     pub warehouse: Option<&'a str>,
+    /// The storefront channel's share of the sale, if it has one.
+    pub channel_share: Option<ChannelShare<'a>>,
     pub items: &'a [TccItem],
 }
 
@@ -65,6 +67,8 @@ pub enum Tried {
     /// The warehouse chosen is closed, not the sale's, or short of units.
     NoWarehouse,
     LimitExceeded,
+    /// The storefront channel's share of the sale is taken.
+    ChannelShareTaken,
 }
 
 /// What `tcc_cancel.lua` did with one item.
@@ -100,6 +104,7 @@ impl Tried {
             [tag] if tag == "no_warehouse" => (Self::NoWarehouse, false),
             [tag, _left] if tag == "region_sold_out" => (Self::NoWarehouse, false),
             [tag, _held] if tag == "limit" => (Self::LimitExceeded, false),
+            [tag, _held] if tag == "channel_share" => (Self::ChannelShareTaken, false),
             _ => return None,
         })
     }
@@ -129,6 +134,7 @@ impl SaleStore {
             req.confirm_ms.to_string(),
             req.warehouse.unwrap_or_default().to_owned(),
         ];
+        args.extend(ChannelShare::args(req.channel_share.as_ref()));
         for item in req.items {
             args.extend([
                 item.order_id.to_string(),

@@ -122,6 +122,7 @@ async fn an_order_whose_key_placed_another_in_redis_is_not_adopted() {
         idempotency_ttl_secs: 60,
         confirm_windows: ConfirmWindows { confirm_ms: CONFIRM_MS, in_flight_ms: 7_000 },
         warehouses: stock::ANY_WAREHOUSE.into(),
+        channel_share: None,
     };
     assert!(matches!(store.reserve(&request).await.unwrap(), Reservation::Reserved { .. }));
     let before = units(&store, &sku).await;

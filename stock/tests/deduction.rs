@@ -63,6 +63,7 @@ async fn place_saying_stock(store: &SaleStore, sku: &str, user: u64) -> Result<(
         idempotency_ttl_secs: 60,
         confirm_windows: ConfirmWindows { confirm_ms: 30_000, in_flight_ms: 7_000 },
         warehouses: stock::ANY_WAREHOUSE.into(),
+        channel_share: None,
     };
     let outcome = store.reserve(&request).await.unwrap();
     let Reservation::Reserved { stock_left, .. } = outcome else {

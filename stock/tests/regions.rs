@@ -73,6 +73,7 @@ fn request<'a>(sku: &'a str, key: &'a str, user: u64, warehouses: &'a str) -> Re
         idempotency_ttl_secs: 60,
         confirm_windows: ConfirmWindows { confirm_ms: 30_000, in_flight_ms: 7_000 },
         warehouses: warehouses.into(),
+        channel_share: None,
     }
 }
 

@@ -58,6 +58,7 @@ fn request<'a>(sku: &'a str, key: &'a str, user_id: u64, qty: u32, order_id: Ord
         idempotency_ttl_secs: 60,
         confirm_windows: WINDOWS,
         warehouses: stock::ANY_WAREHOUSE.into(),
+        channel_share: None,
     }
 }
 
@@ -606,4 +607,35 @@ async fn a_repair_before_the_relay_returns_a_cancelled_paid_orders_units_once() 
     assert_eq!(store.return_units(&cancelled, true).await.unwrap(), UnitsReturned::Already);
     assert_eq!(counters(&store, &sku).await, (9, 0, 1), "the units came back once");
     assert_eq!(store.return_units(&kept, true).await.unwrap(), UnitsReturned::Restocked { stock: 10 });
+}
+
+/// A partner's share: its orders hold at most `max_units` of the sale at
+/// once; a cancelled order's units come back to it, a paid one's stay, and
+/// other buyers are not held by it.
+#[tokio::test]
+async fn a_channel_holds_at_most_its_share_and_a_cancelled_orders_units_come_back_to_it() {
+    let store = store().await;
+    let sku = sale(&store, 10, 10).await;
+    let share = || Some(stock::ChannelShare { channel: "partner".into(), max_units: 3 });
+    let partner = |key: &'static str, user, qty| ReserveRequest {
+        channel_share: share(),
+        ..request(&sku, key, user, qty, order_id(user))
+    };
+    let first = partner("p1", 1, 2);
+    assert!(matches!(store.reserve(&first).await.unwrap(), Reservation::Reserved { .. }));
+    assert_eq!(store.reserve(&partner("p2", 2, 2)).await.unwrap(), Reservation::ChannelShareTaken { held: 2 });
+    let second = partner("p3", 3, 1);
+    assert!(matches!(store.reserve(&second).await.unwrap(), Reservation::Reserved { .. }));
+    assert!(matches!(
+        store.reserve(&request(&sku, "web", 4, 4, order_id(4))).await.unwrap(),
+        Reservation::Reserved { .. }
+    ));
+
+    // The first is cancelled: its two units come back to the share.
+    assert!(matches!(store.cancel(&sku, first.order_id, 1).await.unwrap(), Cancellation::Cancelled { .. }));
+    assert!(matches!(store.reserve(&partner("p4", 5, 2)).await.unwrap(), Reservation::Reserved { .. }));
+    assert_eq!(store.reserve(&partner("p5", 6, 1)).await.unwrap(), Reservation::ChannelShareTaken { held: 3 });
+    // Paid: the second's unit stays counted.
+    assert!(matches!(store.confirm(&sku, second.order_id, "pay-3", 1_999).await.unwrap(), Confirmation::Paid(_)));
+    assert_eq!(store.reserve(&partner("p6", 7, 1)).await.unwrap(), Reservation::ChannelShareTaken { held: 3 });
 }

@@ -58,6 +58,7 @@ async fn try_in(store: &SaleStore, sku: &str, warehouse: Option<&str>, items: &[
         confirm_ms: WINDOWS.confirm_ms,
         warehouse,
         items,
+        channel_share: None,
     };
     store.tcc_try(sku, &req).await.unwrap()
 }

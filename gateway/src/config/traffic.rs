@@ -56,6 +56,10 @@ pub struct Channel {
     pub limit: Option<Bucket>,
     /// The channel's requests to one route.
     pub routes: BTreeMap<LimitedRoute, Bucket>,
+    /// A partner's share: the most units of any one sale the channel's
+    /// orders may hold or have bought at once (none: no cap). A cancelled
+    /// or expired order's units come back to it.
+    pub max_units_per_sale: Option<u64>,
 }
 
 /// Routes that can carry token buckets.

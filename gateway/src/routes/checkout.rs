@@ -8,7 +8,7 @@ use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode};
 use order::cart::Checkout;
 use order::checkout::{checkout_status, CheckoutOrder, CouponTerms, PromotionTerms, ShippingFacts};
-use order::request::{check_token, checkout_payment_channel};
+use order::request::{check_token, checkout_payment_channel, StorefrontChannel};
 use order::splitting::FreightTemplate;
 use order::status::OrderStatus;
 use serde::de::DeserializeOwned;
@@ -33,7 +33,12 @@ const MAX_CENTS: i64 = 1_000_000_000_000;
 /// `POST /v1/checkout` `{"lines": [{"sku", "qty"}], "coupon"?}` with an
 /// `Idempotency-Key`: 201 with the checkout (200 and `Idempotent-Replayed`
 /// for a repeat of the key).
-pub async fn place(app: Arc<App>, req: Read, buyer: u64, channel: Option<String>) -> Result<Reply, ApiError> {
+pub async fn place(
+    app: Arc<App>,
+    req: Read,
+    buyer: u64,
+    channel: Option<StorefrontChannel>,
+) -> Result<Reply, ApiError> {
     let key = input::idempotency_key(req.headers())?;
     http::require_json(req.headers())?;
     let cart = Checkout { channel, ..Checkout::from_json(req.body(), buyer)? };

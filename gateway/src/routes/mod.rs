@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request};
+use order::request::StorefrontChannel;
 
 use crate::app::App;
 use crate::config::LimitedRoute;
@@ -228,7 +229,7 @@ struct Caller {
     /// user id: they are positive).
     buyer: u64,
     /// The storefront channel whose key the request carries.
-    channel: Option<String>,
+    channel: Option<StorefrontChannel>,
 }
 
 /// What is decided from the head alone: the method, the IP deny list and
@@ -263,7 +264,11 @@ fn before_body(
         false => 0,
     };
     policy.admit_global(route)?;
-    Ok(Caller { buyer, channel: channel.map(str::to_owned) })
+    let channel = channel.map(|id| StorefrontChannel {
+        id: id.to_owned(),
+        max_units_per_sale: policy.config.channels.list.get(id).and_then(|channel| channel.max_units_per_sale),
+    });
+    Ok(Caller { buyer, channel })
 }
 
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
@@ -303,13 +308,15 @@ async fn dispatch(
     };
     match target {
         Target::PlaceOrder => {
-            let answered = orders::place(app.clone(), req, buyer, channel.clone()).await;
-            channels::count(channel.as_deref(), "place_order", &answered);
+            let id = channel.as_ref().map(|channel| channel.id.clone());
+            let answered = orders::place(app.clone(), req, buyer, channel).await;
+            channels::count(id.as_deref(), "place_order", &answered);
             answered
         }
         Target::Checkout => {
-            let answered = checkout::place(app.clone(), req, buyer, channel.clone()).await;
-            channels::count(channel.as_deref(), "checkout", &answered);
+            let id = channel.as_ref().map(|channel| channel.id.clone());
+            let answered = checkout::place(app.clone(), req, buyer, channel).await;
+            channels::count(id.as_deref(), "checkout", &answered);
             answered
         }
         Target::GetCheckout(id) => checkout::get(&app, id, buyer).await,

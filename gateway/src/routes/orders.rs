@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hyper::header::HeaderValue;
 use hyper::StatusCode;
-use order::request::{NewAddress, PlaceOrder};
+use order::request::{NewAddress, PlaceOrder, StorefrontChannel};
 use order::status::OrderStatus;
 
 use crate::app::App;
@@ -22,7 +22,12 @@ use ordercenter::{cancellation, placement, readdress};
 
 /// 202 for the request that made the order; 200 with `Idempotent-Replayed`
 /// for a repeat of its key; 422 if the repeat changed the request.
-pub async fn place(app: Arc<App>, req: Read, buyer: u64, channel: Option<String>) -> Result<Reply, ApiError> {
+pub async fn place(
+    app: Arc<App>,
+    req: Read,
+    buyer: u64,
+    channel: Option<StorefrontChannel>,
+) -> Result<Reply, ApiError> {
     let key = input::idempotency_key(req.headers())?;
     http::require_json(req.headers())?;
     let order = PlaceOrder { channel, ..PlaceOrder::from_json(req.body(), buyer)? };

@@ -110,11 +110,17 @@ mod tests {
     }
 
     fn config(required: bool) -> Channels {
-        let web = Channel { key_sha256: vec![key_hash("web-key")], limit: Some(bucket(1, 2)), routes: BTreeMap::new() };
+        let web = Channel {
+            key_sha256: vec![key_hash("web-key")],
+            limit: Some(bucket(1, 2)),
+            routes: BTreeMap::new(),
+            max_units_per_sale: None,
+        };
         let app = Channel {
             key_sha256: vec![key_hash("app-key")],
             limit: None,
             routes: BTreeMap::from([(LimitedRoute::PlaceOrder, bucket(1, 1))]),
+            max_units_per_sale: None,
         };
         Channels { required, list: BTreeMap::from([("web".to_owned(), web), ("app".to_owned(), app)]) }
     }

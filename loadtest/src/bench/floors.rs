@@ -161,6 +161,7 @@ impl RedisFloor {
             idempotency_ttl_secs: 60,
             confirm_windows: ConfirmWindows { confirm_ms: 30_000, in_flight_ms: 7_000 },
             warehouses: stock::ANY_WAREHOUSE.into(),
+            channel_share: None,
         };
         match self.store.reserve(&req).await {
             Ok(Reservation::Reserved { amount_cents, .. }) => Ok(OrderCreated {

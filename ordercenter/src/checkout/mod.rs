@@ -27,6 +27,7 @@ use order::cart::Checkout;
 use order::checkout::{checkout_status, CheckoutOrder};
 use order::event::{OrderCreated, OrderEvent};
 use order::id::OrderId;
+use order::request::StorefrontChannel;
 use order::shard::bucket_for_user;
 use order::status::OrderStatus;
 use orderdb::StoredOrder;
@@ -37,7 +38,7 @@ use pricing::priced;
 
 use crate::center::OrderCenter;
 use crate::outcomes::CheckoutError;
-use crate::placement::cooling_down;
+use crate::placement::{channel_share, cooling_down};
 use crate::refusal::{down, Dependency};
 
 /// The checkout placed under `key`, and whether it was placed before (a replay).
@@ -86,7 +87,7 @@ async fn checkout_once(
             return Err(err);
         }
     };
-    drive(&center, order, &key, record, false).await.map(|order| (order, false))
+    drive(&center, order, &key, record, cart.channel.as_ref(), false).await.map(|order| (order, false))
 }
 
 /// A repeat of a key: the first checkout's answer, or (once its request is
@@ -138,7 +139,7 @@ async fn again(
         return Err(CheckoutError::InProgress { order_id: first.parent });
     }
     let record = CheckoutRecord { created_ms: now_ms, ..first };
-    drive(center, order, key, record, true).await.map(|order| (order, true))
+    drive(center, order, key, record, cart.channel.as_ref(), true).await.map(|order| (order, true))
 }
 
 pub(super) async fn load(center: &OrderCenter, parent: OrderId) -> Result<Option<CheckoutOrder>, CheckoutError> {
@@ -189,6 +190,7 @@ async fn drive(
     mut order: CheckoutOrder,
     key: &str,
     record: CheckoutRecord,
+    channel: Option<&StorefrontChannel>,
     replayed: bool,
 ) -> Result<CheckoutOrder, CheckoutError> {
     let skus = by_sku(&order);
@@ -210,6 +212,7 @@ async fn drive(
             pay_by_ms: order.pay_by.timestamp_millis(),
             confirm_ms: center.confirm_windows().confirm_ms,
             warehouse,
+            channel_share: channel_share(channel),
             items,
         };
         let refusal = match center.sales.tcc_try(sku, &request).await {
@@ -309,6 +312,7 @@ fn refused_try(center: &OrderCenter, sku: &str, tried: Tried) -> CheckoutError {
         Tried::Capped => CheckoutError::OpenOrdersCapped { sku },
         Tried::Regional | Tried::NoWarehouse => CheckoutError::NoWarehouse { sku },
         Tried::LimitExceeded => CheckoutError::LimitExceeded { sku },
+        Tried::ChannelShareTaken => CheckoutError::ChannelShareTaken { sku },
     }
 }
 

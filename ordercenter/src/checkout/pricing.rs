@@ -91,7 +91,7 @@ pub(super) async fn priced(
         stock::records::from_ms(now_ms),
         stock::records::from_ms(pay_by_ms),
     );
-    order.channel = cart.channel.clone();
+    order.channel = cart.channel.as_ref().map(|channel| channel.id.clone());
     // Stored before the coupon is frozen: a checkout holding a coupon
     // always has a record, which is what others judge the hold by.
     save(center, &order).await?;

@@ -141,12 +141,52 @@ local function end_reservation(order_id)
   redis.call('ZREM', KEYS[4], order_id)
 end
 
--- Gives a reservation's units back to the buyer's per-user allowance.
-local function unclaim_buyer_units(value)
+-- A storefront channel's share of the sale: a channel with a cap (a
+-- partner gets at most `cap` units) counts its units held or bought in
+-- buyers:{sku} under "ch:<channel>", and each of its orders names it there
+-- under "cho:<order id>", so the units come back to the share when the
+-- order's come back to the sale. Field names never clash with a user id.
+-- The reply refusing `qty` more units to `channel` (nil: no cap, or room).
+local function channel_refusal(channel, cap, qty)
+  if channel == '' or cap <= 0 then
+    return nil
+  end
+  local held = tonumber(redis.call('HGET', KEYS[2], 'ch:' .. channel) or '0')
+  if held + qty > cap then
+    return {'channel_share', tostring(held)}
+  end
+  return nil
+end
+
+-- Counts order `order_id`'s `qty` units against `channel`'s share, if capped.
+local function claim_channel_units(channel, cap, order_id, qty)
+  if channel == '' or cap <= 0 then
+    return
+  end
+  redis.call('HINCRBY', KEYS[2], 'ch:' .. channel, qty)
+  redis.call('HSET', KEYS[2], 'cho:' .. order_id, channel)
+end
+
+-- Gives order `order_id`'s `qty` units back to its channel's share, if it counted in one.
+local function unclaim_channel_units(order_id, qty)
+  local channel = redis.call('HGET', KEYS[2], 'cho:' .. order_id)
+  if not channel then
+    return
+  end
+  redis.call('HDEL', KEYS[2], 'cho:' .. order_id)
+  if redis.call('HINCRBY', KEYS[2], 'ch:' .. channel, -qty) <= 0 then
+    redis.call('HDEL', KEYS[2], 'ch:' .. channel)
+  end
+end
+
+-- Gives a reservation's units back to the buyer's per-user allowance, and
+-- to its channel's share.
+local function unclaim_buyer_units(order_id, value)
   local user = reservation_user(value)
   if redis.call('HINCRBY', KEYS[2], user, -reservation_qty(value)) <= 0 then
     redis.call('HDEL', KEYS[2], user)
   end
+  unclaim_channel_units(order_id, reservation_qty(value))
 end
 
 -- Ends a reservation unpaid: its units go back to the sale (see the
@@ -154,6 +194,6 @@ end
 -- the stock after.
 local function release_units(order_id, value)
   end_reservation(order_id)
-  unclaim_buyer_units(value)
+  unclaim_buyer_units(order_id, value)
   return unplace_units(reservation_qty(value), reservation_warehouse(value))
 end
