@@ -259,12 +259,12 @@ async fn one_call_reserves_several_requests_in_their_order() {
 async fn scripts_refuse_wrong_argument_counts() {
     let client = Builder::from_config(Config::from_url(&redis_url()).unwrap()).build().unwrap();
     client.init().await.unwrap();
-    let refusal = "reserve.lua takes 6 keys, then one key and 10 arguments per order";
+    let refusal = "reserve.lua takes 6 keys, then one key and 12 arguments per order";
     let err = client.eval::<Value, _, _, _>(RESERVE_LUA, vec!["a"], vec!["1"]).await.unwrap_err();
     assert!(err.details().contains(refusal), "{err}");
     // Two orders' keys (in one slot, as on a cluster) with one order's arguments.
     let keys = vec!["{t}a", "{t}b", "{t}c", "{t}d", "{t}e", "{t}f", "{t}g", "{t}h"];
-    let err = client.eval::<Value, _, _, _>(RESERVE_LUA, keys, vec!["1"; 10]).await.unwrap_err();
+    let err = client.eval::<Value, _, _, _>(RESERVE_LUA, keys, vec!["1"; 12]).await.unwrap_err();
     assert!(err.details().contains(refusal), "{err}");
 }
 
