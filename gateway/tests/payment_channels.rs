@@ -287,3 +287,52 @@ async fn a_refund_goes_back_through_the_channel_its_payment_came_through() {
     shards.close().await;
     stack.stop().await;
 }
+
+/// The refund driver's retry budget: with the card failing every refund,
+/// one round asks it about at most five of a shard's due refunds; the rest
+/// stay due with their attempts unspent.
+#[tokio::test]
+async fn a_failing_channel_is_asked_at_most_five_times_a_round() {
+    let stack = Stack::start().await;
+    let sku = unique("refund_budget");
+    stack.gateway.load_sale(&sku, 50, 1, 500).await;
+    let mut orders = Vec::new();
+    for user in 1..=12u64 {
+        let order_id = stack.order(user, &sku).await;
+        let started = stack.pay(&order_id, user, &sku, None).await;
+        assert_eq!(started.status, StatusCode::OK, "{}", started.json);
+        stack.complete(&stack.card, started.json["payment_id"].as_str().unwrap(), json!({})).await;
+        orders.push((user, order_id));
+    }
+    let (status, body) = paysim(&stack.card, Method::POST, "/v1/faults/refunds", json!({"fail_first": 1_000})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (user, order_id) in &orders {
+        stack.stored(order_id, "PAID").await;
+        let body = json!({"user_id": user, "sku": sku}).to_string();
+        let path = format!("/v1/orders/{order_id}/cancel");
+        let answer = stack.gateway.request(Method::POST, &path, &[("content-type", "application/json")], body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    }
+    let channels = Channels::over_http(&stack.gateway.app.config.payments.channels, "card", Duration::from_secs(3));
+    let notify_url = format!("http://{}/v1/refunds/notify", stack.gateway.addr);
+    let driver =
+        settler::refunds::RefundDriver { channels, notify_url, retry_every: Duration::from_secs(60), max_attempts: 5 };
+    let shards = pools(&stack.shards);
+    let count = |shard: usize, sql: &'static str| {
+        let (pool, sku) = (shards.pools[shard].clone(), sku.clone());
+        async move {
+            let (n,): (i64,) = sqlx::query_as(sql).bind(sku).fetch_one(&pool).await.unwrap();
+            n
+        }
+    };
+    const DUE: &str = "SELECT COUNT(*) FROM refunds WHERE sku = ?";
+    const ASKED: &str =
+        "SELECT COUNT(*) FROM refund_attempts a JOIN refunds r ON r.refund_id = a.refund_id WHERE r.sku = ?";
+    for shard in 0..stack.shards.len() {
+        let due = count(shard, DUE).await;
+        driver.round(&shards, shard).await.unwrap();
+        assert_eq!(count(shard, ASKED).await, due.min(5), "shard {shard}: {due} due, the channel failing every call");
+    }
+    shards.close().await;
+    stack.stop().await;
+}

@@ -32,6 +32,9 @@ pub enum Scenario {
     IdempotencyStorm(StormArgs),
     /// Sessions that order, then pay, cancel or walk away, and look the order up.
     Mixed(MixedArgs),
+    /// Buyers ordering and paying while a payment channel fails for a while
+    /// mid-sale; then every order read back from MySQL.
+    ChannelOutage(ChannelOutageArgs),
     /// Chaos: buyers who retry with their key across gateways; writes what they were told.
     ChaosBuyers(ChaosBuyersArgs),
     /// Chaos: waits for the stack to settle and checks the invariants against the buyers' answers.
@@ -337,6 +340,30 @@ pub struct MixedArgs {
     /// The payment channel (simulator) the payers pay at.
     #[arg(long, env = "PAYSIM_URL", default_value = "http://127.0.0.1:9700")]
     pub channel: String,
+}
+
+#[derive(clap::Args)]
+pub struct ChannelOutageArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Buyers arriving each second (each places one order).
+    #[arg(long, default_value_t = 20)]
+    pub buyers_per_sec: u64,
+    /// Seconds buyers keep arriving.
+    #[arg(long, default_value_t = 150)]
+    pub run_secs: u64,
+    /// When the channel starts failing, seconds from the start.
+    #[arg(long, default_value_t = 30)]
+    pub outage_at_secs: u64,
+    /// How long it fails every payment call, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub outage_secs: u64,
+    /// The failing channel's id and its simulator (loopback).
+    #[arg(long, default_value = "card")]
+    pub failing: String,
+    /// Every channel as `<id>=<simulator URL>` (loopback).
+    #[arg(long = "channel", value_delimiter = ',', default_values_t = ["card=http://127.0.0.1:9700".to_owned(), "wallet=http://127.0.0.1:9701".to_owned()])]
+    pub channels: Vec<String>,
 }
 
 #[derive(clap::Args)]

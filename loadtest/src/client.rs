@@ -162,6 +162,37 @@ impl Gateway {
         Ok(reply["payment_id"].as_str().unwrap_or_default().to_owned())
     }
 
+    /// `POST /v1/orders/{id}/pay` at `channel` (none: the gateway's
+    /// choice); the status and the answer.
+    pub async fn pay_at(
+        &self,
+        order_id: &str,
+        user_id: u64,
+        sku: &str,
+        channel: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut body = json!({"user_id": user_id, "sku": sku});
+        if let Some(channel) = channel {
+            body["channel"] = channel.into();
+        }
+        let req = Request::post(format!("{}/v1/orders/{order_id}/pay", self.base))
+            .header("authorization", self.buyers.bearer(user_id))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))?;
+        let (status, reply) = self.send(req).await?;
+        Ok((status.as_u16(), serde_json::from_slice(&reply).unwrap_or_default()))
+    }
+
+    /// A JSON POST to another loopback service (a simulator's fault knobs).
+    pub async fn post_to(&self, base: &str, path: &str, body: &Value) -> anyhow::Result<()> {
+        let req = Request::post(format!("{}{path}", base.trim_end_matches('/')))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))?;
+        let (status, reply) = self.send(req).await?;
+        anyhow::ensure!(status.is_success(), "{base}{path}: {status} {}", String::from_utf8_lossy(&reply));
+        Ok(())
+    }
+
     /// `POST /v1/orders/{id}/cancel`; the status.
     pub async fn cancel(&self, order_id: &str, user_id: u64, sku: &str) -> anyhow::Result<StatusCode> {
         let body = json!({"user_id": user_id, "sku": sku}).to_string();

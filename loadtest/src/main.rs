@@ -4,7 +4,8 @@
 //! Layout: the scenarios [`flash_sale`] (and [`pay_race`], a sale deducting
 //! at payment), [`open_loop`] (steady, ramp),
 //! [`storm`] (idempotency), [`mixed`], [`cart`] (checkouts against single
-//! orders) and [`queries`] (order reads against their floors), with
+//! orders), [`channel_outage`] (a payment channel failing mid-sale) and
+//! [`queries`] (order reads against their floors), with
 //! [`after_payment`] (what paid orders go on to do); [`chaos`] the buyers and
 //! the invariant check of `scripts/chaos.sh`; [`workers`] the harness they run on;
 //! [`bench`] the floors; [`client`] the HTTP calls; [`report`] and
@@ -18,6 +19,7 @@ mod after_payment;
 mod args;
 mod bench;
 mod cart;
+mod channel_outage;
 mod chaos;
 mod client;
 mod flash_sale;
@@ -35,8 +37,8 @@ mod workers;
 use std::time::Duration;
 
 use args::{
-    Args, BenchArgs, CartArgs, ChaosBuyersArgs, ChaosCheckArgs, Common, FlashSaleArgs, MixedArgs, QueriesArgs,
-    RateArgs, Scenario, StormArgs,
+    Args, BenchArgs, CartArgs, ChannelOutageArgs, ChaosBuyersArgs, ChaosCheckArgs, Common, FlashSaleArgs, MixedArgs,
+    QueriesArgs, RateArgs, Scenario, StormArgs,
 };
 use clap::Parser;
 use order::sale::Deduction;
@@ -53,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::IdempotencyStorm(args) => storm(args).await,
         Scenario::Cart(args) => cart(args).await,
         Scenario::Mixed(args) => mixed(args).await,
+        Scenario::ChannelOutage(args) => channel_outage(args).await,
         Scenario::Bench(args) => bench(args).await,
         Scenario::Queries(args) => query_bench(args).await,
         Scenario::HyperFloor => bench::floors::serve_hyper_floor().await,
@@ -63,6 +66,39 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn channel_outage(args: ChannelOutageArgs) -> anyhow::Result<()> {
+    let mut channels = std::collections::BTreeMap::new();
+    for channel in &args.channels {
+        let (id, url) = channel.split_once('=').ok_or_else(|| anyhow::anyhow!("--channel {channel}: <id>=<url>"))?;
+        client::require_loopback(url)?;
+        channels.insert(id.to_owned(), url.to_owned());
+    }
+    anyhow::ensure!(channels.contains_key(&args.failing), "--failing {} is not among --channel", args.failing);
+    let sale = args.common.sale("outage", 256)?;
+    let checks = channel_outage::ChannelOutage {
+        gateway: sale.gateway,
+        sku: sale.sku,
+        first_user: sale.first_user,
+        shards: sale.shards,
+        channels,
+        failing: args.failing,
+        buyers_per_sec: args.buyers_per_sec,
+        run: Duration::from_secs(args.run_secs.min(args.common.max_secs.max(1))),
+        outage_at: Duration::from_secs(args.outage_at_secs),
+        outage: Duration::from_secs(args.outage_secs),
+        settle: sale.settle_timeout,
+    }
+    .run()
+    .await?;
+    let mut passed = true;
+    for check in &checks {
+        println!("{} {}: {}", if check.ok { "ok  " } else { "FAIL" }, check.name, check.detail);
+        passed &= check.ok;
+    }
+    anyhow::ensure!(passed, "an invariant failed");
+    Ok(())
 }
 
 async fn query_bench(args: QueriesArgs) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 //! one refund per id, so nothing is refunded twice. Out of attempts, the
 //! refund is STUCK, logged, and waits for an operator (`/admin/refunds`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -20,6 +21,10 @@ use paychannel::messages::{CreateRefund, RefundState, RefundStatus};
 const AT_ONCE: u32 = 100;
 /// The wait between attempts stops doubling at `retry_every` times this.
 const MAX_BACKOFF_FACTOR: u32 = 16;
+/// The retry budget: once a channel failed this many calls in a round
+/// (unreachable, slow, a 5xx), the round asks it nothing more; its other
+/// due refunds stay due, their attempts unspent, for the next round.
+const CHANNEL_FAULTS_PER_ROUND: u32 = 5;
 
 /// The wait after attempt `attempts` (from 0) before the next: doubling
 /// from `retry_every` up to [`MAX_BACKOFF_FACTOR`] times it, and drawn
@@ -28,6 +33,32 @@ const MAX_BACKOFF_FACTOR: u32 = 16;
 fn next_wait(retry_every: Duration, attempts: u32, draw: f64) -> Duration {
     let factor = 2u32.saturating_pow(attempts).min(MAX_BACKOFF_FACTOR);
     retry_every.saturating_mul(factor).mul_f64(0.5 + draw.clamp(0.0, 1.0) / 2.0)
+}
+
+/// What one attempt at a refund came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempted {
+    Settled(Settled),
+    /// Asked; its outcome comes later (or the next attempt asks again).
+    Waiting,
+    /// The channel failed the call: it counts against the round's budget.
+    ChannelFault,
+}
+
+impl Attempted {
+    fn after(err: &ChannelError) -> Self {
+        if err.is_channel_fault() {
+            Self::ChannelFault
+        } else {
+            Self::Waiting
+        }
+    }
+}
+
+impl From<Option<Settled>> for Attempted {
+    fn from(settled: Option<Settled>) -> Self {
+        settled.map_or(Self::Waiting, Self::Settled)
+    }
 }
 
 pub struct RefundDriver {
@@ -50,7 +81,13 @@ impl RefundDriver {
         let mut settled = 0;
         let due_now = shards.due_refunds(shard, AT_ONCE).await?;
         let touched = due_now.iter().map(|due| due.order_id).collect();
+        let mut faults: HashMap<String, u32> = HashMap::new();
         for due in due_now {
+            let channel = self.channels.resolve(&due.channel).to_owned();
+            if faults.get(&channel).is_some_and(|faults| *faults >= CHANNEL_FAULTS_PER_ROUND) {
+                metrics::counter!("settler_refund_attempts_deferred_total", "channel" => channel).increment(1);
+                continue;
+            }
             let wait = next_wait(self.retry_every, due.attempts, rand::random::<f64>());
             let next_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
             if !shards.claim_refund(&due, next_at, self.max_attempts).await? {
@@ -63,30 +100,32 @@ impl RefundDriver {
                 }
                 continue;
             }
-            if self.attempt(shards, &due).await? == Some(Settled::Recorded) {
-                settled += 1;
+            match self.attempt(shards, &due).await? {
+                Attempted::Settled(Settled::Recorded) => settled += 1,
+                Attempted::ChannelFault => *faults.entry(channel).or_default() += 1,
+                Attempted::Settled(_) | Attempted::Waiting => {}
             }
         }
         Ok((settled, touched))
     }
 
-    async fn attempt(&self, shards: &ShardPools, due: &DueRefund) -> Result<Option<Settled>, sqlx::Error> {
+    async fn attempt(&self, shards: &ShardPools, due: &DueRefund) -> Result<Attempted, sqlx::Error> {
         let id = due.refund_id.as_str();
         let Some(channel) = self.channels.get(&due.channel) else {
             tracing::error!(refund_id = id, channel = due.channel, "refund through a channel no longer configured");
             shards.refund_attempted(id, "UNKNOWN", &format!("no channel {:?} configured", due.channel)).await?;
-            return Ok(None);
+            return Ok(Attempted::Waiting);
         };
         // After an attempt, the channel may have it already: look first.
         if due.attempts > 0 {
             match channel.query_refund(id).await {
                 Ok(Some(state)) if state.refund_id == id && state.status != RefundStatus::Failed => {
-                    return self.found(shards, due, &state).await;
+                    return self.found(shards, due, &state).await.map(Attempted::from);
                 }
                 Ok(_) => {}
                 Err(err) => {
                     shards.refund_attempted(id, "UNKNOWN", &format!("lookup: {err}")).await?;
-                    return Ok(None);
+                    return Ok(Attempted::after(&err));
                 }
             }
         }
@@ -102,7 +141,7 @@ impl RefundDriver {
             // unsigned answer here only says the channel took it.
             Ok(state) if state.refund_id == id => {
                 shards.refund_attempted(id, "REQUESTED", &format!("the channel took it ({:?})", state.status)).await?;
-                Ok(None)
+                Ok(Attempted::Waiting)
             }
             Ok(state) => {
                 tracing::error!(
@@ -111,17 +150,17 @@ impl RefundDriver {
                     "the channel answered about another refund"
                 );
                 shards.refund_attempted(id, "UNKNOWN", "the answer named another refund").await?;
-                Ok(None)
+                Ok(Attempted::Waiting)
             }
             Err(ChannelError::Refused { status, body }) => {
                 tracing::warn!(refund_id = id, %status, body, "the channel refused a refund");
                 shards.refund_attempted(id, "FAILED", &format!("{status}: {body}")).await?;
-                Ok(None)
+                Ok(if status.is_server_error() { Attempted::ChannelFault } else { Attempted::Waiting })
             }
             Err(err) => {
                 tracing::warn!(refund_id = id, error = %err, "refund outcome unknown; asking again later");
                 shards.refund_attempted(id, "UNKNOWN", &err.to_string()).await?;
-                Ok(None)
+                Ok(Attempted::after(&err))
             }
         }
     }
