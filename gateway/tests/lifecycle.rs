@@ -59,7 +59,7 @@ impl Stack {
             warehouse: paychannel::warehouse::HttpWarehouse::new(&paysim, Duration::from_secs(3)),
             review_within,
             escalate_unreviewed: false,
-            lost_points_after: Duration::from_secs(2 * 86_400),
+            lost_points: settler::timers::LostPoints::after(Duration::from_secs(2 * 86_400)),
             refunds: settler::refunds::RefundDriver {
                 channels: paychannel::channels::Channels::over_http(
                     &gateway.app.config.payments.channels,

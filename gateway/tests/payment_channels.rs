@@ -326,12 +326,15 @@ async fn a_failing_channel_is_asked_at_most_five_times_a_round() {
         }
     };
     const DUE: &str = "SELECT COUNT(*) FROM refunds WHERE sku = ?";
+    const STILL_DUE: &str = "SELECT COUNT(*) FROM refund_jobs j JOIN refunds r ON r.refund_id = j.refund_id \
+                             WHERE r.sku = ? AND j.next_at <= UTC_TIMESTAMP(3)";
     const ASKED: &str =
         "SELECT COUNT(*) FROM refund_attempts a JOIN refunds r ON r.refund_id = a.refund_id WHERE r.sku = ?";
     for shard in 0..stack.shards.len() {
         let due = count(shard, DUE).await;
         driver.round(&shards, shard).await.unwrap();
         assert_eq!(count(shard, ASKED).await, due.min(5), "shard {shard}: {due} due, the channel failing every call");
+        assert_eq!(count(shard, STILL_DUE).await, 0, "the ones not asked moved back behind other channels' refunds");
     }
     shards.close().await;
     stack.stop().await;

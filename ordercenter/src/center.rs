@@ -180,10 +180,10 @@ impl OrderCenter {
         })
     }
 
-    /// Payment channel `id`'s client and breaker (`""`: the default's).
+    /// Payment channel `id`'s client and breaker (`""`: [`Channels::resolve`]).
     pub fn payment_channel(&self, id: &str) -> Option<(Arc<dyn PaymentChannel>, Arc<RateBreaker>)> {
         let channel = self.services.channels.get(id)?.clone();
-        let breaker = self.breakers.load().payment_channels.get(self.services.channels.resolve(id))?.clone();
+        let breaker = self.breakers.load().payment_channels.get(Channels::resolve(id))?.clone();
         Some((channel, breaker))
     }
 

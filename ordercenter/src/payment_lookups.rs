@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use paychannel::channels::Channels;
 use paychannel::messages::PaymentStatus;
 use stock::PaymentQuery;
 
@@ -53,7 +54,7 @@ async fn look_up(center: &OrderCenter, query: &PaymentQuery, now_ms: i64) {
             let payment = Payment {
                 sku: query.sku.clone(),
                 order_id,
-                channel: center.services.channels.resolve(&query.channel).to_owned(),
+                channel: Channels::resolve(&query.channel).to_owned(),
                 payment_id: state.payment_id,
                 amount_cents: state.amount_cents,
                 paid_at: state.paid_at.unwrap_or_else(Utc::now),

@@ -107,32 +107,44 @@ impl ShardPools {
     }
 
     /// Gives back every point spent on `items` of the buyer's that nothing
-    /// holds any more (a refused checkout's); the points given back now.
+    /// holds any more (a refused checkout's, or items no order row names:
+    /// one that has a row by now keeps its points, as its moves decide);
+    /// the points given back now.
     pub async fn give_back_points(&self, user_id: u64, items: &[OrderId]) -> Result<u64, sqlx::Error> {
         let mut tx = self.for_user(user_id).begin().await?;
+        // The balance first, as a spend takes it: the two never wait on each other's locks.
+        locked_balance(&mut tx, user_id).await?;
         let mut back = 0;
         for item in items {
-            back += points_back(&mut tx, *item, Back::All).await?;
+            let row: Option<(i64,)> =
+                sqlx::query_as("SELECT order_id FROM orders WHERE order_id = ? LOCK IN SHARE MODE")
+                    .bind(item.raw() as i64)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if row.is_none() {
+                back += points_back(&mut tx, *item, Back::All).await?;
+            }
         }
         tx.commit().await?;
         Ok(back)
     }
 
-    /// Items of shard `shard` whose points were spent before `before` and
-    /// are not all back, though no order row names them: their checkout
-    /// never got as far as MySQL (its request died, or its outcome stayed
-    /// unknown and nothing tried its units). At most `limit`, as (buyer, item).
+    /// Items of shard `shard` whose points were spent in `spent` and are
+    /// not all back, though no order row names them: their checkout never
+    /// got as far as MySQL (its request died, or its outcome stayed unknown
+    /// and nothing tried its units). At most `limit`, as (buyer, item).
     pub async fn points_of_lost_items(
         &self,
         shard: usize,
-        before: DateTime<Utc>,
+        spent: std::ops::Range<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<(u64, OrderId)>, sqlx::Error> {
         let rows: Vec<(u64, i64)> = sqlx::query_as(
             "SELECT p.user_id, p.order_id FROM points_spent p LEFT JOIN orders o ON o.order_id = p.order_id \
-             WHERE p.spent_at < ? AND p.returned < p.points AND o.order_id IS NULL LIMIT ?",
+             WHERE p.spent_at >= ? AND p.spent_at < ? AND p.returned < p.points AND o.order_id IS NULL LIMIT ?",
         )
-        .bind(before.naive_utc())
+        .bind(spent.start.naive_utc())
+        .bind(spent.end.naive_utc())
         .bind(limit)
         .fetch_all(&self.pools[shard])
         .await?;
@@ -147,12 +159,20 @@ pub(crate) async fn points_back(
     order_id: OrderId,
     back: Back,
 ) -> Result<u64, sqlx::Error> {
-    let spent: Option<(u64, u64, u64)> =
+    // Most orders spent none: a plain read says so without a gap lock (the
+    // row, if any, was written before the order could move).
+    let spent: Option<(i64,)> = sqlx::query_as("SELECT order_id FROM points_spent WHERE order_id = ?")
+        .bind(order_id.raw() as i64)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if spent.is_none() {
+        return Ok(0);
+    }
+    let (user_id, points, returned): (u64, u64, u64) =
         sqlx::query_as("SELECT user_id, points, returned FROM points_spent WHERE order_id = ? FOR UPDATE")
             .bind(order_id.raw() as i64)
-            .fetch_optional(&mut **tx)
+            .fetch_one(&mut **tx)
             .await?;
-    let Some((user_id, points, returned)) = spent else { return Ok(0) };
     let target = match back {
         Back::Units { units, qty } if units < qty && qty > 0 => points * u64::from(units) / u64::from(qty),
         Back::All | Back::Units { .. } => points,

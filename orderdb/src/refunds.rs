@@ -168,6 +168,17 @@ async fn attempt(
 }
 
 impl ShardPools {
+    /// Moves a pending refund's next attempt to `next_at`, counting no attempt.
+    pub async fn defer_refund(&self, refund_id: &str, next_at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+        let Some(order_id) = refund_order(refund_id) else { return Ok(()) };
+        sqlx::query("UPDATE refund_jobs SET next_at = ? WHERE refund_id = ? AND state = 'PENDING'")
+            .bind(next_at.naive_utc())
+            .bind(refund_id)
+            .execute(self.for_order(order_id))
+            .await?;
+        Ok(())
+    }
+
     /// Up to `limit` pending refunds of shard `shard` whose next attempt is due.
     pub async fn due_refunds(&self, shard: usize, limit: u32) -> Result<Vec<DueRefund>, sqlx::Error> {
         let rows: Vec<(String, i64, String, String, i64, u32)> = sqlx::query_as(

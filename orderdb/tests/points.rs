@@ -35,15 +35,16 @@ async fn a_spend_is_taken_once_and_given_back_once() {
     assert_eq!(pools.spend_points(user, OrderId::from_raw(2_000), &other).await.unwrap(), Spent::Short { balance: 50 });
 
     // No order row names either item: once old enough, both are found.
-    let later = Utc::now() + chrono::Duration::seconds(1);
-    assert!(pools.points_of_lost_items(0, Utc::now() - chrono::Duration::hours(1), 10).await.unwrap().is_empty());
-    let mut lost = pools.points_of_lost_items(0, later, 10).await.unwrap();
+    let hour = chrono::Duration::hours(1);
+    let window = Utc::now() - hour..Utc::now() + chrono::Duration::seconds(1);
+    assert!(pools.points_of_lost_items(0, Utc::now() - hour * 2..Utc::now() - hour, 10).await.unwrap().is_empty());
+    let mut lost = pools.points_of_lost_items(0, window.clone(), 10).await.unwrap();
     lost.sort();
     assert_eq!(lost, [(user, items[0].0), (user, items[1].0)]);
     assert_eq!(pools.give_back_points(user, &[items[0].0, items[1].0]).await.unwrap(), 100);
     assert_eq!(pools.give_back_points(user, &[items[0].0, items[1].0]).await.unwrap(), 0, "given back once");
     assert_eq!(pools.points_balance(user).await.unwrap(), 150);
-    assert!(pools.points_of_lost_items(0, later, 10).await.unwrap().is_empty(), "all back: nothing left to find");
+    assert!(pools.points_of_lost_items(0, window, 10).await.unwrap().is_empty(), "all back: nothing left to find");
     pools.close().await;
     shards::drop_databases(&dsns).await.unwrap();
 }

@@ -16,8 +16,10 @@ use crate::client::{HttpChannel, PaymentChannel};
 /// development mode).
 pub const DEV_PAYMENT_SECRET: &str = "dev-payment-secret";
 
-/// The id of the channel of payments recorded before there were several:
-/// they were all made at the one channel configured then.
+/// The default configuration's channel, and the one every payment recorded
+/// before there were several (channel `""`) was made at: such a payment's
+/// lookups, refunds and notifications (on the bare notify paths) go to the
+/// channel of this id, whichever channel is the default now.
 pub const DEFAULT_CHANNEL: &str = "card";
 
 /// Where a channel is reached and the secret it signs notifications and
@@ -48,16 +50,28 @@ pub fn valid_id(id: &str) -> bool {
     (1..=16).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// Checks configured channels: at least one; each id valid, each URL
-/// http(s), each secret at least 16 characters (8 in development, where
-/// the development secret is allowed); `default` and a non-empty
-/// `fallback` among them, and not the same.
+/// Checks a gateway's channels: the endpoints ([`check_endpoints`]), and
+/// `default` and a non-empty `fallback` among them, and not the same.
 pub fn check(
     endpoints: &BTreeMap<String, Endpoint>,
     default: &str,
     fallback: &str,
     development: bool,
 ) -> Result<(), String> {
+    check_endpoints(endpoints, development)?;
+    if !endpoints.contains_key(default) {
+        return Err(format!("the default channel {default:?} is not among them"));
+    }
+    if !fallback.is_empty() && (!endpoints.contains_key(fallback) || fallback == default) {
+        return Err(format!("the fallback channel {fallback:?} must be another of them"));
+    }
+    Ok(())
+}
+
+/// Checks configured channels: at least one; each id valid, each URL
+/// http(s), each secret at least 16 characters (8 in development, where
+/// the development secret is allowed).
+pub fn check_endpoints(endpoints: &BTreeMap<String, Endpoint>, development: bool) -> Result<(), String> {
     if endpoints.is_empty() {
         return Err("must name at least one channel".into());
     }
@@ -79,17 +93,11 @@ pub fn check(
             return Err(format!("{id}.secret must be at least 16 characters"));
         }
     }
-    if !endpoints.contains_key(default) {
-        return Err(format!("the default channel {default:?} is not among them"));
-    }
-    if !fallback.is_empty() && (!endpoints.contains_key(fallback) || fallback == default) {
-        return Err(format!("the fallback channel {fallback:?} must be another of them"));
-    }
     Ok(())
 }
 
-/// The clients of the configured channels, and which one a payment naming
-/// none (or recorded before there were several: `""`) was made at.
+/// The clients of the configured channels, and which one a payment the
+/// buyer names none for goes to.
 pub struct Channels {
     default: String,
     by_id: BTreeMap<String, Arc<dyn PaymentChannel>>,
@@ -110,25 +118,26 @@ impl Channels {
         Self { default: default.to_owned(), by_id }
     }
 
-    /// The channel's own id for `id` (`""`: the default's).
-    pub fn resolve<'a>(&'a self, id: &'a str) -> &'a str {
+    /// The channel's own id for `id` (`""`: [`DEFAULT_CHANNEL`], the one
+    /// channel there was).
+    pub fn resolve(id: &str) -> &str {
         if id.is_empty() {
-            &self.default
+            DEFAULT_CHANNEL
         } else {
             id
         }
     }
 
-    /// The client of channel `id` (`""`: the default), if configured.
+    /// The client of channel `id` (`""`: [`DEFAULT_CHANNEL`]), if configured.
     pub fn get(&self, id: &str) -> Option<&Arc<dyn PaymentChannel>> {
-        self.by_id.get(self.resolve(id))
+        self.by_id.get(Self::resolve(id))
     }
 
     /// The ids a record made through channel `id` may carry: its own, and
-    /// `""` (records from before there were several) if it is the default.
-    pub fn recorded_as<'a>(&'a self, id: &'a str) -> Vec<&'a str> {
-        let id = self.resolve(id);
-        if id == self.default {
+    /// `""` (records from before there were several) for [`DEFAULT_CHANNEL`].
+    pub fn recorded_as(id: &str) -> Vec<&str> {
+        let id = Self::resolve(id);
+        if id == DEFAULT_CHANNEL {
             vec![id, ""]
         } else {
             vec![id]
@@ -177,15 +186,17 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_id_is_the_default_channel() {
-        let channels = Channels::over_http(&development_endpoints(), "card", Duration::from_secs(1));
-        assert_eq!(channels.resolve(""), "card");
-        assert_eq!(channels.resolve("wallet"), "wallet");
-        assert!(channels.get("").is_some());
-        assert!(channels.get("wallet").is_none());
-        assert_eq!(channels.ids().collect::<Vec<_>>(), ["card"]);
-        assert_eq!(channels.recorded_as("card"), ["card", ""]);
-        assert_eq!(channels.recorded_as(""), ["card", ""]);
-        assert_eq!(channels.recorded_as("wallet"), ["wallet"]);
+    fn an_empty_id_is_the_one_channel_there_was_whatever_the_default() {
+        let mut endpoints = development_endpoints();
+        let wallet = Endpoint { url: "http://127.0.0.1:9701".into(), secret: Secret::from("wallet-secret-0123456") };
+        endpoints.insert("wallet".into(), wallet);
+        let channels = Channels::over_http(&endpoints, "wallet", Duration::from_secs(1));
+        assert_eq!(channels.default_id(), "wallet");
+        assert_eq!((Channels::resolve(""), Channels::resolve("wallet")), ("card", "wallet"));
+        assert!(channels.get("").is_some() && channels.get("cash").is_none());
+        assert_eq!(channels.ids().collect::<Vec<_>>(), ["card", "wallet"]);
+        assert_eq!(Channels::recorded_as("card"), ["card", ""]);
+        assert_eq!(Channels::recorded_as(""), ["card", ""]);
+        assert_eq!(Channels::recorded_as("wallet"), ["wallet"]);
     }
 }

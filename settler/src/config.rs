@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use paychannel::channels::{self, development_endpoints, Endpoint, DEFAULT_CHANNEL};
+use paychannel::channels::{self, development_endpoints, Endpoint};
 use serde::{Deserialize, Serialize};
 pub use stock::RedisConfig;
 
@@ -106,11 +106,9 @@ impl Default for Lifecycle {
 #[serde(default, deny_unknown_fields)]
 pub struct Refunds {
     /// The payment channels by id (the gateway's `payments.channels`): a
-    /// refund goes back through the channel its payment came through.
+    /// refund goes back through the channel its payment came through (one
+    /// recorded before there were several, through "card").
     pub channels: BTreeMap<String, Endpoint>,
-    /// The channel of payments recorded before there were several (the
-    /// gateway's `payments.default_channel`).
-    pub default_channel: String,
     /// The gateway's `/v1/refunds/notify`, as the channels reach it; a
     /// channel's notifications go to it followed by `/<channel id>`.
     pub notify_url: String,
@@ -128,7 +126,6 @@ impl Default for Refunds {
     fn default() -> Self {
         Self {
             channels: development_endpoints(),
-            default_channel: DEFAULT_CHANNEL.into(),
             notify_url: "http://127.0.0.1:8080/v1/refunds/notify".into(),
             channel_timeout_ms: 3_000,
             retry_every_ms: 30_000,
@@ -307,8 +304,7 @@ impl Config {
         }
         // The settler only takes the secrets to check lookup answers: the
         // gateway's own check says which are fit for production.
-        let refunds = &self.refunds;
-        channels::check(&refunds.channels, &refunds.default_channel, "", true).map_err(ConfigError::Channels)?;
+        channels::check_endpoints(&self.refunds.channels, true).map_err(ConfigError::Channels)?;
         Ok(())
     }
 

@@ -105,11 +105,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
         review_within: Duration::from_secs(config.lifecycle.review_within_secs),
         escalate_unreviewed: config.lifecycle.unreviewed == settler::config::Unreviewed::Escalate,
-        lost_points_after: Duration::from_secs(config.lifecycle.lost_points_after_secs),
+        lost_points: settler::timers::LostPoints::after(Duration::from_secs(config.lifecycle.lost_points_after_secs)),
         refunds: settler::refunds::RefundDriver {
             channels: paychannel::channels::Channels::over_http(
                 &config.refunds.channels,
-                &config.refunds.default_channel,
+                paychannel::channels::DEFAULT_CHANNEL,
                 Duration::from_millis(config.refunds.channel_timeout_ms),
             ),
             notify_url: config.refunds.notify_url.clone(),

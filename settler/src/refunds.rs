@@ -23,7 +23,8 @@ const AT_ONCE: u32 = 100;
 const MAX_BACKOFF_FACTOR: u32 = 16;
 /// The retry budget: once a channel failed this many calls in a round
 /// (unreachable, slow, a 5xx), the round asks it nothing more; its other
-/// due refunds stay due, their attempts unspent, for the next round.
+/// due refunds wait their first retry time again, their attempts unspent,
+/// so refunds through the other channels are fetched first.
 const CHANNEL_FAULTS_PER_ROUND: u32 = 5;
 
 /// The wait after attempt `attempts` (from 0) before the next: doubling
@@ -83,8 +84,14 @@ impl RefundDriver {
         let touched = due_now.iter().map(|due| due.order_id).collect();
         let mut faults: HashMap<String, u32> = HashMap::new();
         for due in due_now {
-            let channel = self.channels.resolve(&due.channel).to_owned();
+            let channel = Channels::resolve(&due.channel).to_owned();
             if faults.get(&channel).is_some_and(|faults| *faults >= CHANNEL_FAULTS_PER_ROUND) {
+                // Behind the other channels' due refunds, so the next
+                // round fetches those first; no attempt spent.
+                let later = Utc::now()
+                    + chrono::Duration::from_std(next_wait(self.retry_every, 0, rand::random::<f64>()))
+                        .unwrap_or(chrono::Duration::MAX);
+                shards.defer_refund(&due.refund_id, later).await?;
                 metrics::counter!("settler_refund_attempts_deferred_total", "channel" => channel).increment(1);
                 continue;
             }
@@ -134,7 +141,7 @@ impl RefundDriver {
             payment_id: due.payment_id.clone(),
             merchant_order_id: due.order_id.to_string(),
             amount_cents: due.amount_cents,
-            notify_url: format!("{}/{}", self.notify_url.trim_end_matches('/'), self.channels.resolve(&due.channel)),
+            notify_url: format!("{}/{}", self.notify_url.trim_end_matches('/'), Channels::resolve(&due.channel)),
         };
         match channel.refund(&request).await {
             // Only a signed notification or lookup settles a refund: an

@@ -56,9 +56,34 @@ pub struct Timers {
     /// escalated if `escalate_unreviewed`.
     pub review_within: Duration,
     pub escalate_unreviewed: bool,
-    /// Points spent on an item no order row names this long after are
-    /// given back (past every window in which the item could still live).
-    pub lost_points_after: Duration,
+    /// Gives back the points of items no order row names, once a minute.
+    pub lost_points: LostPoints,
+}
+
+/// When the points spent on an item no order row names are given back:
+/// `after` its spend (past every window in which the item could still
+/// live), looked for in the day of spends before that, once a minute.
+pub struct LostPoints {
+    after: Duration,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl LostPoints {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    pub fn after(after: Duration) -> Self {
+        Self { after, last: std::sync::Mutex::new(None) }
+    }
+
+    /// Whether a sweep is due now (and, if so, marks it done).
+    fn due(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|last| last.elapsed() < Self::EVERY) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
+    }
 }
 
 /// What one round did.
@@ -102,6 +127,7 @@ impl Timers {
     /// again next round.
     pub async fn round(&self) -> Relayed {
         let mut round = Relayed::default();
+        let lost_points_due = self.lost_points.due();
         for shard in 0..self.shards.pools.len() {
             match self.complete_shipped(shard).await {
                 Ok(completed) => round.completed += completed,
@@ -122,8 +148,10 @@ impl Timers {
                 Ok(sent) => round.sent += sent,
                 Err(err) => tracing::warn!(shard, error = %err, "outbox relay failed; trying again next round"),
             }
-            if let Err(err) = self.return_lost_points(shard).await {
-                tracing::warn!(shard, error = %err, "lost items' points not given back; trying again next round");
+            if lost_points_due {
+                if let Err(err) = self.return_lost_points(shard).await {
+                    tracing::warn!(shard, error = %err, "lost items' points not given back; trying again next round");
+                }
             }
         }
         metrics::counter!("settler_outbox_sent_total").increment(round.sent);
@@ -133,10 +161,12 @@ impl Timers {
     }
 
     /// Gives back the points spent on items of shard `shard` that no order
-    /// row names `lost_points_after` after their spend.
+    /// row names `lost_points.after` after their spend.
     async fn return_lost_points(&self, shard: usize) -> Result<(), sqlx::Error> {
-        let after = chrono::Duration::from_std(self.lost_points_after).unwrap_or(chrono::Duration::MAX);
-        for (user_id, item) in self.shards.points_of_lost_items(shard, Utc::now() - after, AT_ONCE).await? {
+        let after = chrono::Duration::from_std(self.lost_points.after).unwrap_or(chrono::Duration::MAX);
+        let before = Utc::now() - after;
+        let spent = before - chrono::Duration::days(1)..before;
+        for (user_id, item) in self.shards.points_of_lost_items(shard, spent, AT_ONCE).await? {
             let back = self.shards.give_back_points(user_id, &[item]).await?;
             metrics::counter!("settler_lost_points_returned_total").increment(back);
             tracing::warn!(user_id, %item, back, "points of an item that never reached the orders database given back");

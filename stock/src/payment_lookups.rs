@@ -21,8 +21,13 @@ pub struct PaymentQuery {
 }
 
 impl PaymentQuery {
+    /// A lookup queued before there were several channels keeps its
+    /// three-part form, so dropping it finds it.
     fn member(&self) -> String {
-        format!("{}:{}:{}:{}", self.sku, self.order_id, self.started_ms, self.channel)
+        match self.channel.as_str() {
+            "" => format!("{}:{}:{}", self.sku, self.order_id, self.started_ms),
+            channel => format!("{}:{}:{}:{channel}", self.sku, self.order_id, self.started_ms),
+        }
     }
 
     fn parse(member: &str) -> Option<Self> {
@@ -97,6 +102,7 @@ mod tests {
         assert_eq!(PaymentQuery::parse(&query.member()), Some(query));
         let old = PaymentQuery::parse("tv:7:5").unwrap();
         assert_eq!(old.channel, "");
+        assert_eq!(old.member(), "tv:7:5", "dropped by the member it was queued as");
         assert_eq!(PaymentQuery::parse("tv:7:5:card:more"), None);
     }
 }

@@ -91,3 +91,15 @@ fn tempfile() -> (std::path::PathBuf, std::fs::File) {
     writeln!(file, "[server]\ndevelopment = true\n").unwrap();
     (path, file)
 }
+
+#[test]
+fn a_channel_id_fits_the_orders_column_and_a_share_is_at_least_one_unit() {
+    let mut config = Config { server: Server { development: true, ..Server::default() }, ..Config::default() };
+    let channel = |share| Channel { max_units_per_sale: share, ..Channel::default() };
+    config.traffic.channels.list = [("a".repeat(32), channel(Some(1)))].into();
+    config.validate().unwrap();
+    config.traffic.channels.list = [("a".repeat(33), channel(None))].into();
+    assert!(config.validate().unwrap_err().to_string().contains("1 to 32"));
+    config.traffic.channels.list = [("partner".to_owned(), channel(Some(0)))].into();
+    assert!(config.validate().unwrap_err().to_string().contains("max_units_per_sale must be at least 1"));
+}

@@ -184,10 +184,17 @@ impl Traffic {
         let mut hashes = std::collections::HashSet::new();
         for (id, channel) in &self.channels.list {
             let token = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-            if id.is_empty() || id.len() > 64 || !id.chars().all(token) {
+            // At most as long as `orders.channel` holds.
+            if id.is_empty() || id.len() > 32 || !id.chars().all(token) {
                 return Err(ConfigError::Invalid {
                     field: "traffic.channels.list",
-                    problem: format!("channel id {id:?}: 1 to 64 of A-Z a-z 0-9 _ -"),
+                    problem: format!("channel id {id:?}: 1 to 32 of A-Z a-z 0-9 _ -"),
+                });
+            }
+            if channel.max_units_per_sale == Some(0) {
+                return Err(ConfigError::Invalid {
+                    field: "traffic.channels.list",
+                    problem: format!("channel {id}: max_units_per_sale must be at least 1 (leave it out for no cap)"),
                 });
             }
             for hash in &channel.key_sha256 {

@@ -4,6 +4,7 @@
 use chrono::Utc;
 use hyper::StatusCode;
 use order::request::{check_token, PayRequest};
+use paychannel::channels::Channels;
 use paychannel::messages::{PaymentState, PaymentStatus};
 use paychannel::{signature, SIGNATURE_HEADER};
 use serde_json::json;
@@ -30,11 +31,11 @@ pub async fn pay(app: &App, order_id: &str, req: Read, buyer: u64) -> Result<Rep
 
 /// The id of the channel a notification came from, if its signature over
 /// the raw body verifies with that channel's secret. `channel` is the last
-/// segment of its path (`""`: the bare path, the default channel's).
+/// segment of its path (`""`: the bare path, where the payments made before
+/// there were several channels are notified: [`Channels::resolve`]).
 pub fn verified_channel<'a>(app: &'a App, channel: &'a str, req: &Read) -> Option<&'a str> {
-    let payments = &app.config.payments;
-    let channel = if channel.is_empty() { payments.default_channel.as_str() } else { channel };
-    let secret = payments.channels.get(channel)?.secret.expose();
+    let channel = Channels::resolve(channel);
+    let secret = app.config.payments.channels.get(channel)?.secret.expose();
     let signature = req.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
     signature::verify(secret.as_bytes(), req.body(), signature).then_some(channel)
 }

@@ -7,6 +7,8 @@ use order::request::check_token;
 use paychannel::messages::{RefundState, RefundStatus};
 use serde_json::json;
 
+use paychannel::channels::Channels;
+
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{self, Read, Reply};
@@ -38,7 +40,7 @@ pub async fn notify(app: &App, channel: &str, req: Read) -> Result<Reply, ApiErr
         .center
         .services
         .orders
-        .refund_settled(&state.refund_id, &app.center.services.channels.recorded_as(channel), succeeded, "notification")
+        .refund_settled(&state.refund_id, &Channels::recorded_as(channel), succeeded, "notification")
         .await
         .map_err(down(Dependency::Mysql, "recording the refund outcome (the channel retries)"))?;
     let outcome = format!("{settled:?}").to_lowercase();

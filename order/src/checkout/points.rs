@@ -22,7 +22,9 @@ pub struct PointsOffer {
 /// and takes their worth off its amount; the points spent per line.
 pub(super) fn spend(sub_orders: &mut [SubOrder], lines: usize, offer: PointsOffer) -> Vec<u64> {
     let worth = offer.cents_per_point.max(1);
-    let capacity = |item: &CheckoutItem| (item.goods_cents - item.discount_cents).max(0) / worth;
+    // Every item keeps at least a cent to pay: a payment and a refund of
+    // nothing are not what a channel takes.
+    let capacity = |item: &CheckoutItem| (item.goods_cents - item.discount_cents - 1).max(0) / worth;
     let mut line_capacity = vec![0i64; lines];
     for item in sub_orders.iter().flat_map(|sub| &sub.items) {
         line_capacity[item.line] += capacity(item);
