@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Checks the module structure (scripts/module_check.py: no module imports
 # another that imports it back, each crate's layout comment names its
-# modules, no file over 450 lines), then runs every test against real services:
+# modules, no file over 450 lines) and the alerting rules
+# (scripts/alerts_test.sh: promtool's unit tests), then runs every test
+# against real services:
 # sets up the machine (scripts/setup.sh:
 # Redis, MariaDB and an Apache Kafka node, installed where missing; and
 # scripts/replica.sh for the read-replica tests), drops the databases, Redis
@@ -21,6 +23,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # No import circle, every module named in its crate's layout, no file over 450 lines.
 python3 "$ROOT/scripts/module_check.py"
+# The alerting rules: valid, unit-tested, on metrics the code records.
+bash "$ROOT/scripts/alerts_test.sh"
 
 bash "$ROOT/scripts/setup.sh"
 bash "$ROOT/scripts/replica.sh"
