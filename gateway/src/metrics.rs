@@ -5,6 +5,8 @@
 //! The recorder keeps every histogram sample until upkeep (or a scrape)
 //! folds it into the buckets: without upkeep the gateway's memory grows
 //! with each request between scrapes, without bound when nobody scrapes.
+//! A scrape reads the process's figures too (`process_resident_memory_bytes`,
+//! CPU seconds, open files: the `metrics-process` collector).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -28,6 +30,7 @@ pub fn handle() -> PrometheusHandle {
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             let upkept = handle.clone();
+            metrics_process::Collector::default().describe();
             std::thread::Builder::new()
                 .name("metrics-upkeep".into())
                 .spawn(move || loop {

@@ -108,6 +108,7 @@ async fn every_order_records_its_channel_and_the_figures_count_them_per_channel(
         "{metrics}"
     );
     assert!(count("gateway_channel_orders_total{channel=\"partner\",route=\"checkout\",status=\"201\"}") >= 1.0);
+    assert!(count("process_resident_memory_bytes") > 0.0, "the process's figures are served beside");
     settler.stop().await;
     drop_shards(&shards).await;
 }

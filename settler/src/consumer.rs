@@ -25,6 +25,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use events::producer::EventProducer;
@@ -42,6 +43,7 @@ use stock::{OrderCache, Redis, SaleFigures};
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::consumer_lag;
 use crate::failures::is_transient;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +90,8 @@ struct Rejected<'a> {
 
 pub struct Settler {
     config: Config,
-    consumer: StreamConsumer,
+    /// Shared with the task that reports its lag ([`consumer_lag`]).
+    consumer: Arc<StreamConsumer>,
     dead_letters: EventProducer,
     shards: ShardPools,
     /// The hot-order cache, where moved orders' views are dropped.
@@ -129,6 +132,7 @@ impl Settler {
         let shards = config.mysql.connect_lazy()?;
         let redis = Redis::connect(&config.redis)?;
         let (cache, figures) = (OrderCache::new(redis.clone()), SaleFigures::new(redis));
+        let consumer = Arc::new(consumer);
         Ok(Self { config, consumer, dead_letters, shards, cache, figures, uncommitted: Default::default() })
     }
 
@@ -136,15 +140,18 @@ impl Settler {
     /// does is finished and committed first, unless it is waiting on a
     /// retry: then it is left to be delivered again.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), SettleError> {
+        let lag = tokio::spawn(consumer_lag::report(self.consumer.clone()));
         let (stop, stopping) = watch::channel(false);
         let work = self.consume(stopping);
         tokio::pin!(work, shutdown);
-        loop {
+        let result = loop {
             tokio::select! {
-                result = &mut work => return result,
+                result = &mut work => break result,
                 _ = &mut shutdown, if !*stop.borrow() => { let _ = stop.send(true); }
             }
-        }
+        };
+        lag.abort();
+        result
     }
 
     /// Settles batch after batch, in order; while one is written and

@@ -2,7 +2,8 @@
 //!
 //! Layout:
 //! - [`config`]: TOML + environment configuration.
-//! - [`consumer`]: the pipeline: batch → decode → write → dead letters aside → commit.
+//! - [`consumer`]: the pipeline: batch → decode → write → dead letters aside → commit;
+//!   [`consumer_lag`]: how far behind it is, asked of the brokers apart from it.
 //! - [`failures`]: which database errors are retried and which set an event aside.
 //! - [`sweeper`]: cancels orders whose payment deadline passed and sends the outbox.
 //! - [`timers`]: relays the shards' outboxes, drives refunds, completes shipped orders.
@@ -17,6 +18,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod consumer_lag;
 pub mod failures;
 pub mod ops;
 pub mod reconcile;

@@ -1,7 +1,8 @@
 //! The settler's small HTTP endpoint for supervisors and Prometheus:
 //! `GET /healthz` (200 while the process serves; it exits when its
 //! consumer stops) and `GET /metrics` (dead letters, write retries,
-//! batches, sweeps, producer rebuilds).
+//! batches, sweeps, producer rebuilds, the consumer's lag, and the
+//! process's figures: `process_resident_memory_bytes`, CPU seconds).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ pub async fn bind(listen: SocketAddr) -> std::io::Result<(TcpListener, Prometheu
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|err| std::io::Error::other(format!("metrics recorder: {err}")))?;
+    metrics_process::Collector::default().describe();
     Ok((TcpListener::bind(listen).await?, metrics))
 }
 
@@ -40,7 +42,10 @@ pub async fn serve(listener: TcpListener, metrics: PrometheusHandle) {
 fn answer(path: &str, metrics: &PrometheusHandle) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match path {
         "/healthz" => (StatusCode::OK, "application/json", r#"{"status":"ok"}"#.to_owned()),
-        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", metrics.render()),
+        "/metrics" => {
+            metrics_process::Collector::default().collect();
+            (StatusCode::OK, "text/plain; version=0.0.4", metrics.render())
+        }
         _ => (StatusCode::NOT_FOUND, "application/json", r#"{"error":"not_found"}"#.to_owned()),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));

@@ -1,6 +1,7 @@
 //! The settler killed with SIGKILL while draining: after a restart every
 //! order is in MySQL exactly once, on its user's shard, and undecodable
-//! messages are in the dead-letter topic with their error.
+//! messages are in the dead-letter topic with their error. And the lag it
+//! serves in `/metrics` follows it while MySQL holds its writes.
 
 use std::collections::HashSet;
 use std::process::Stdio;
@@ -65,6 +66,11 @@ impl Fixture {
 
     /// The settler binary as a child process, configured by environment.
     fn spawn_settler(&self) -> Child {
+        self.spawn_settler_serving("127.0.0.1:0")
+    }
+
+    /// As [`Fixture::spawn_settler`], its `/metrics` on `ops`.
+    fn spawn_settler_serving(&self, ops: &str) -> Child {
         Command::new(env!("CARGO_BIN_EXE_settler"))
             .env("SETTLER_KAFKA__BOOTSTRAP", &self.bootstrap)
             .env("SETTLER_KAFKA__TOPIC", &self.topic)
@@ -79,7 +85,7 @@ impl Fixture {
             // This test is about the consumer; sweeping the shared Redis's
             // sales would mix other tests' cancellations into this topic.
             .env("SETTLER_SWEEPER__ENABLED", "false")
-            .env("SETTLER_OPS__LISTEN", "127.0.0.1:0")
+            .env("SETTLER_OPS__LISTEN", ops)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .kill_on_drop(true)
@@ -430,4 +436,44 @@ async fn a_settler_waiting_on_a_down_shard_stops_on_sigterm_and_loses_nothing() 
     let expected: HashSet<i64> = expected.union(&more).copied().collect();
     assert_eq!(stored, expected);
     fx.drop_databases().await;
+}
+
+/// The settler's `settler_consumer_lag`, from its `/metrics` on `port`.
+async fn served_lag(port: u16) -> Option<i64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: settler\r\n\r\n").await.ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.ok()?;
+    text.lines().find_map(|line| line.strip_prefix("settler_consumer_lag ")).and_then(|n| n.trim().parse().ok())
+}
+
+/// The lag grows while every shard holds the settler's writes (its orders
+/// table locked), and falls to 0 once they go through.
+#[tokio::test]
+async fn the_served_consumer_lag_follows_the_settler() {
+    use sqlx::Connection;
+    let fixture = Fixture::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut settler = fixture.spawn_settler_serving(&format!("127.0.0.1:{port}"));
+    wait_for("the consumer's first statistics", Duration::from_secs(30), async || served_lag(port).await == Some(0))
+        .await;
+    let mut locks = Vec::new();
+    for dsn in &fixture.shards {
+        let mut connection = sqlx::MySqlConnection::connect(dsn).await.unwrap();
+        sqlx::query("LOCK TABLES orders WRITE").execute(&mut connection).await.unwrap();
+        locks.push(connection);
+    }
+    produce_orders(&fixture.bootstrap, &fixture.topic, 1..=600).await;
+    wait_for("a lag while the writes are held", Duration::from_secs(30), async || {
+        served_lag(port).await.is_some_and(|lag| lag > 100)
+    })
+    .await;
+    for connection in locks {
+        connection.close().await.unwrap();
+    }
+    wait_for("the lag back to 0", Duration::from_secs(60), async || served_lag(port).await == Some(0)).await;
+    assert_eq!(fixture.count().await, 600);
+    settler.kill().await.unwrap();
+    fixture.drop_databases().await;
 }

@@ -48,7 +48,9 @@ pub fn openapi() -> Reply {
     reply
 }
 
+/// The recorder's metrics, with the process's figures read now.
 pub fn metrics(app: &App) -> Reply {
+    metrics_process::Collector::default().collect();
     let mut reply = Response::new(Full::new(Bytes::from(app.metrics.render())));
     reply.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     reply
