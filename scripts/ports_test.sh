@@ -100,6 +100,8 @@ curl -fsS "http://127.0.0.1:$SETTLER_PORT/healthz" >/dev/null || die "the settle
 curl -fsS "http://127.0.0.1:$SETTLER_PORT/metrics" | grep -q '^settler_batches_total' \
   || die "the settler's /metrics has no settler_batches_total"
 check_peers settler "$REDIS_PORT" "$KAFKA_PORT" "$MYSQL_PORT"
+# The alerting rules evaluated by a real Prometheus against this stack.
+bash "$ROOT/scripts/prometheus_check.sh"
 
 if command -v redis-cli >/dev/null && is_redis "$CALLER_REDIS_PORT" \
   && [ "$(redis-cli -p "$CALLER_REDIS_PORT" EXISTS "sale:{$sku}")" != 0 ]; then
