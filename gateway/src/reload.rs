@@ -1,6 +1,7 @@
 //! Hot reload of the traffic, admin, auth and scheduling sections of the config file,
 //! on a change of the file and on SIGHUP. The folder is watched (editors replace files by
-//! rename) and events are debounced. A file that does not parse or fails
+//! rename; a Kubernetes ConfigMap is updated by renaming a new `..data` symlink over the
+//! old, the file being a symlink through it) and events are debounced. A file that does not parse or fails
 //! validation is refused with an error log and a metric; the last good
 //! config stays in force. Other sections need a restart: a reload that
 //! changes them says so in the log and leaves them as they were.
@@ -20,6 +21,9 @@ use crate::traffic::{Loaded, TrafficPolicy};
 
 /// How long the file must be quiet before it is read.
 const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// The symlink a Kubernetes ConfigMap volume swaps to publish an update.
+const CONFIGMAP_DATA: &str = "..data";
 
 /// Watches `path` and SIGHUP until the task is aborted.
 pub async fn watch(app: Arc<App>, path: PathBuf) {
@@ -65,7 +69,10 @@ fn watch_file(
         // reload it is an event too, and must not start another reload.
         let ours = events.iter().any(|event| {
             matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_))
-                && event.paths.iter().any(|p| p.file_name() == name.as_deref())
+                && event
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name() == name.as_deref() || p.file_name() == Some(CONFIGMAP_DATA.as_ref()))
         });
         if ours {
             let _ = tx.send("file change");

@@ -594,3 +594,37 @@ async fn a_channel_over_its_quota_is_limited_alone_and_a_revoked_key_is_refused_
     assert_ne!(order(Some("web-key-2")).await.status, StatusCode::UNAUTHORIZED, "the new key works");
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
+
+/// A Kubernetes ConfigMap mounted as a folder: `gateway.toml` is a symlink
+/// to `..data/gateway.toml`, and an update writes a new timestamped folder
+/// and swaps the `..data` symlink to it by rename. The gateway reloads on
+/// that swap, though `gateway.toml` itself is never touched.
+#[tokio::test]
+async fn a_configmap_update_by_symlink_swap_reloads_the_limits() {
+    use std::os::unix::fs::symlink;
+    let topic = fresh_topic(1).await;
+    let base = gateway_config(&topic, &["mysql://unused@127.0.0.1/x".into()]);
+    let mount = std::env::temp_dir().join(unique("configmap"));
+    std::fs::create_dir_all(mount.join("..2026_12_07_10_00_00.1")).unwrap();
+    write_config(&mount.join("..2026_12_07_10_00_00.1/gateway.toml"), &base, 2);
+    symlink("..2026_12_07_10_00_00.1", mount.join("..data")).unwrap();
+    symlink("..data/gateway.toml", mount.join("gateway.toml")).unwrap();
+    let path = mount.join("gateway.toml");
+    let gateway = TestGateway::start_with_file(Config::load(Some(&path)).unwrap(), Some(path.clone())).await;
+    let sku = unique("configmap");
+    assert_eq!(accepted_of(&gateway, &sku, 1, 4).await, 2);
+
+    // The kubelet's update: the new folder, a new symlink, renamed over `..data`.
+    std::fs::create_dir_all(mount.join("..2026_12_07_10_05_00.2")).unwrap();
+    write_config(&mount.join("..2026_12_07_10_05_00.2/gateway.toml"), &base, 5);
+    symlink("..2026_12_07_10_05_00.2", mount.join("..data_tmp")).unwrap();
+    std::fs::rename(mount.join("..data_tmp"), mount.join("..data")).unwrap();
+    std::fs::remove_dir_all(mount.join("..2026_12_07_10_00_00.1")).unwrap();
+    eventually(Duration::from_secs(10), "the reload", || async {
+        let shown = gateway.admin(Method::GET, "/admin/config", "").await;
+        (shown.json["config"]["traffic"]["routes"]["place_order"]["user"]["burst"] == 5).then_some(())
+    })
+    .await;
+    assert_eq!(accepted_of(&gateway, &sku, 2, 8).await, 5);
+    std::fs::remove_dir_all(&mount).unwrap();
+}
