@@ -3,7 +3,8 @@
 # another that imports it back, each crate's layout comment names its
 # modules, no file over 450 lines) and the alerting rules
 # (scripts/alerts_test.sh: promtool's unit tests), then runs every test
-# against real services:
+# against real services (after scripts/k8s_check.sh on the Kubernetes
+# manifests, once the set-up built the binaries):
 # sets up the machine (scripts/setup.sh:
 # Redis, MariaDB and an Apache Kafka node, installed where missing; and
 # scripts/replica.sh for the read-replica tests), drops the databases, Redis
@@ -28,6 +29,8 @@ bash "$ROOT/scripts/alerts_test.sh"
 
 bash "$ROOT/scripts/setup.sh"
 bash "$ROOT/scripts/replica.sh"
+# The Kubernetes manifests render, validate, and mount configs the binaries take.
+bash "$ROOT/scripts/k8s_check.sh"
 
 # Shard databases earlier runs' tests left (on the replicated pair's primary
 # too: the drop replicates).

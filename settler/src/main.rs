@@ -15,6 +15,9 @@ struct Args {
     /// TOML config file; every value can also be set by SETTLER_* variables.
     #[arg(long, env = "SETTLER_CONFIG")]
     config: Option<PathBuf>,
+    /// Check the configuration, print it (secrets masked) as TOML and exit.
+    #[arg(long)]
+    check_config: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -47,6 +50,10 @@ async fn main() -> anyhow::Result<()> {
     startup::init_logging();
     let args = Args::parse();
     let config = Config::load(args.config.as_deref())?;
+    if args.check_config {
+        print!("{}", toml::to_string_pretty(&config)?);
+        return Ok(());
+    }
     match args.command.unwrap_or(Command::Run) {
         Command::Setup => {
             settler::setup::run(&config).await?;
