@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The Kubernetes manifests (deploy/kubernetes): the base and each overlay
-# render with kustomize (`kubectl kustomize`) and validate against the
-# schema of a current Kubernetes (kubernetes-validate, strict: an unknown
-# field fails; custom resources such as the ServiceMonitor are only
-# warned about), and the config files they mount load and validate with
-# the binaries just built, given secrets as the Secrets give them.
-# Installs kubectl (Debian's kubernetes-client) and kubernetes-validate
-# (into .local/venv) where missing.
+# render with kustomize (`kubectl kustomize`), validate against the schema
+# of a current Kubernetes (kubernetes-validate, strict: an unknown field
+# fails; custom resources such as the ServiceMonitor are only warned
+# about) and pass checkov's Kubernetes checks (each one skipped is
+# answered by an annotation where it is skipped); and the config files
+# they mount load and validate with the binaries just built, given
+# secrets as the Secrets give them. Installs kubectl (Debian's
+# kubernetes-client), kubernetes-validate (into .local/venv) and checkov
+# (into a venv of its own, .local/checkov-venv: its pins clash with the
+# other tools') where missing.
 #
 #   scripts/k8s_check.sh
 set -euo pipefail
@@ -16,13 +19,19 @@ KUBERNETES_VERSION="${KUBERNETES_VERSION:-1.32.0}"
 command -v kubectl >/dev/null || apt_install kubernetes-client
 validate="$STATE/venv/bin/kubernetes-validate"
 [ -x "$validate" ] || "$STATE/venv/bin/pip" install -q kubernetes-validate
+checkov="$STATE/checkov-venv/bin/checkov"
+if [ ! -x "$checkov" ]; then
+  python3 -m venv "$STATE/checkov-venv"
+  "$STATE/checkov-venv/bin/pip" install -q checkov
+fi
 
 manifests="$ROOT/deploy/kubernetes"
 for dir in "$manifests/base" "$manifests"/overlays/*; do
   rendered="$RUN/k8s-$(basename "$dir").yaml"
   kubectl kustomize "$dir" >"$rendered"
   "$validate" --strict --quiet -k "$KUBERNETES_VERSION" "$rendered"
-  log "k8s: $(basename "$dir") renders and validates against Kubernetes $KUBERNETES_VERSION"
+  "$checkov" -f "$rendered" --framework kubernetes --compact --quiet --skip-download
+  log "k8s: $(basename "$dir") renders, validates against Kubernetes $KUBERNETES_VERSION and passes checkov"
 done
 
 # The mounted config files, with what the Secrets add.
