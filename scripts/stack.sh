@@ -15,7 +15,9 @@
 # from 127.0.0.1; its [traffic] section reloads on save) / SETTLER_CONFIG
 # files and GATEWAY_<SECTION>__<FIELD> / SETTLER_<SECTION>__<FIELD>
 # variables, as documented in config/*.example.toml. Logs go to
-# $RUN_DIR/*.log (default .local/).
+# $RUN_DIR/*.log (default .local/). BIN_DIR runs the binaries of another
+# folder (those copied out of the images: scripts/images.sh --extract)
+# instead of the last build's.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -25,9 +27,9 @@ start_as() {
   local name=$1 binary=$2
   shift 2
   if proc_alive "$name"; then log "$name: already running (pid $(cat "$RUN/$name.pid"))"; return; fi
-  [ -f "$STATE/bin-dir" ] || die "run scripts/setup.sh first"
+  [ -n "${BIN_DIR:-}" ] || [ -f "$STATE/bin-dir" ] || die "run scripts/setup.sh first"
   : >"$RUN/$name.log"
-  proc_start "$name" "$(cat "$STATE/bin-dir")/$binary" "$@"
+  proc_start "$name" "${BIN_DIR:-$(cat "$STATE/bin-dir")}/$binary" "$@"
   log "$name: started (pid $(cat "$RUN/$name.pid"), log $RUN/$name.log)"
 }
 
