@@ -17,12 +17,13 @@ use arc_swap::ArcSwap;
 use order::event::OrderEvent;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::OwnedHeaders;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use rdkafka_sys::rd_kafka_msg_status_t;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 /// Where the order events go and how long a send may take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,12 +129,31 @@ impl EventProducer {
 
     /// Sends one event to the order-events topic and waits for the broker's
     /// acknowledgement.
+    /// A traced order's event carries its trace context in the message's
+    /// headers: the settler's spans continue the trace.
     pub async fn send(&self, event: &OrderEvent) -> Result<(), SendError> {
-        let sent = self.send_to(&self.topic, Some(event.key().as_bytes()), &event.encode(), None).await;
-        if let Err(err) = &sent {
-            tracing::warn!(topic = %self.topic, error = %err, "order event not acknowledged");
+        let span = tracing::info_span!(
+            "kafka.produce",
+            otel.kind = "producer",
+            topic = %self.topic,
+            event = event.kind(),
+            order_id = %event.order_id(),
+        );
+        async {
+            let trace = telemetry::propagation::trace_headers();
+            let headers = (!trace.is_empty()).then(|| {
+                trace.iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
+                    headers.insert(Header { key, value: Some(value.as_str()) })
+                })
+            });
+            let sent = self.send_to(&self.topic, Some(event.key().as_bytes()), &event.encode(), headers).await;
+            if let Err(err) = &sent {
+                tracing::warn!(topic = %self.topic, error = %err, "order event not acknowledged");
+            }
+            sent
         }
-        sent
+        .instrument(span)
+        .await
     }
 
     /// Sends an event encoded earlier (a transactional outbox's row) to the

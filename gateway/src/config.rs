@@ -14,6 +14,7 @@ use paychannel::channels;
 use serde::{Deserialize, Serialize};
 pub use startup::secret::Secret;
 pub use stock::RedisConfig;
+pub use telemetry::TracingConfig;
 
 /// The admin token of the defaults, accepted only in development mode.
 pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
@@ -48,6 +49,8 @@ pub struct Config {
     /// Which warehouses of a regional sale serve each region: reloaded
     /// while running.
     pub scheduling: SchedulingRules,
+    /// The spans of sampled requests, exported over OTLP: off by default.
+    pub tracing: TracingConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,6 +262,9 @@ impl Config {
         }
         if self.orders.idempotency_ttl_secs < self.orders.payment_window_secs {
             return invalid("orders.idempotency_ttl_secs", "must be at least payment_window_secs");
+        }
+        if let Err(problem) = self.tracing.validate() {
+            return Err(ConfigError::Invalid { field: "tracing", problem });
         }
         // An order still waiting for its broker acknowledgement must not be
         // swept from under the request placing it, and its confirm deadline

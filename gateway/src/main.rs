@@ -21,13 +21,13 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    startup::init_logging();
     let args = Args::parse();
     let config = gateway::config::Config::load(args.config.as_deref())?;
     if args.check_config {
         print!("{}", toml::to_string_pretty(&config)?);
         return Ok(());
     }
+    let _telemetry = telemetry::init("gateway", &config.tracing)?;
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await

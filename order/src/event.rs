@@ -275,6 +275,21 @@ impl OrderEvent {
         self.user_id().to_string()
     }
 
+    /// The event's type, as its spans and logs name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::OrderCreated(_) => "OrderCreated",
+            Self::OrderPaid(_) => "OrderPaid",
+            Self::OrderCancelled(_) => "OrderCancelled",
+            Self::RefundRequired(_) => "RefundRequired",
+            Self::OrderStatusChanged(_) => "OrderStatusChanged",
+            Self::RefundCompleted(_) => "RefundCompleted",
+            Self::AfterSaleChanged(_) => "AfterSaleChanged",
+            Self::CheckoutCreated(_) => "CheckoutCreated",
+            Self::OrderReaddressed(_) => "OrderReaddressed",
+        }
+    }
+
     pub fn order_id(&self) -> OrderId {
         match self {
             Self::OrderCreated(order) => order.order_id,

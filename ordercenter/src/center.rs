@@ -20,6 +20,7 @@ use stock::{
     Acknowledgement, Checkouts, ConfirmWindows, NodeLeases, OrderCache, PaymentLookups, Redis, Reservation,
     ReserveRequest, SaleFigures, SaleStore, Strikes,
 };
+use tracing::Instrument;
 
 use crate::batch::RedisBatch;
 use crate::breakers::Breakers;
@@ -195,11 +196,14 @@ impl OrderCenter {
         // Its own task: a client hanging up must not leave the call
         // uncounted (a probe of the breaker would hold it half-open).
         let payment = payment.clone();
-        let created = tokio::spawn(async move {
-            let created = channel.create(&payment).await;
-            breaker.record_success(channel_answered(&created));
-            created
-        })
+        let created = tokio::spawn(
+            async move {
+                let created = channel.create(&payment).await;
+                breaker.record_success(channel_answered(&created));
+                created
+            }
+            .instrument(tracing::info_span!("payment.create", channel = id)),
+        )
         .await
         .map_err(|err| {
             tracing::error!(error = %err, "payment creation task failed");

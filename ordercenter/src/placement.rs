@@ -19,6 +19,7 @@ use order::status::OrderStatus;
 use orderdb::StoredOrder;
 use stock::records::from_ms;
 use stock::{Acknowledgement, ChannelShare, IdempotencyRecord, Release, Reservation, ReserveRequest};
+use tracing::Instrument;
 
 use crate::breaker::BreakerState;
 use crate::center::OrderCenter;
@@ -68,7 +69,7 @@ pub async fn place(center: Arc<OrderCenter>, order: PlaceOrder, key: String) -> 
         .run(flight, || async move {
             // Its own task: a client hanging up must not cancel a placement
             // between the reservation and the broker's acknowledgement.
-            tokio::spawn(place_once(task_app, task_order, task_key)).await.unwrap_or_else(|err| {
+            tokio::spawn(place_once(task_app, task_order, task_key).in_current_span()).await.unwrap_or_else(|err| {
                 tracing::error!(error = %err, "placement task failed");
                 Err(PlaceError::Unavailable(Dependency::Redis))
             })
@@ -130,6 +131,8 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
     let now_ms = Utc::now().timestamp_millis();
     let pay_by_ms = now_ms + center.settings.orders.payment_window_secs as i64 * 1_000;
     let order_id = center.ids.next(bucket_for_user(order.user_id), now_ms);
+    // The request's span (its log lines) names the order from here on.
+    tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let started = Instant::now();
     let request = ReserveRequest {
         sku: order.sku.clone().into(),
@@ -145,7 +148,8 @@ async fn place_once(center: Arc<OrderCenter>, order: PlaceOrder, key: String) ->
         channel_share: channel_share(order.channel.as_ref()),
     };
     // With the other requests for the SKU that arrive together: one script call.
-    let reserved = center.reservations.call(&order.sku, request).await;
+    let reserving = tracing::info_span!("stock.reserve", sku = %order.sku);
+    let reserved = center.reservations.call(&order.sku, request).instrument(reserving).await;
     policy.redis.record(&reserved);
     let reservation = reserved.map_err(down(Dependency::Redis, "reserve"))?;
     metrics::histogram!("gateway_redis_reserve_seconds").record(started.elapsed());

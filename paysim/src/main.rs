@@ -23,8 +23,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    startup::init_logging();
     let args = Args::parse();
+    let _logs = telemetry::init("paysim", &telemetry::TracingConfig::default())?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let schedule: Vec<Duration> = DEFAULT_RETRY_SCHEDULE_MS.iter().map(|ms| Duration::from_millis(*ms)).collect();
     tracing::info!(listen = %args.listen, "payment channel simulator listening");

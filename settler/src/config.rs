@@ -9,6 +9,7 @@ use std::time::Duration;
 use paychannel::channels::{self, development_endpoints, Endpoint};
 use serde::{Deserialize, Serialize};
 pub use stock::RedisConfig;
+pub use telemetry::TracingConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -22,6 +23,9 @@ pub struct Config {
     pub refunds: Refunds,
     pub abuse: Abuse,
     pub ops: Ops,
+    /// The spans of traced orders (the gateway decides which), exported
+    /// over OTLP: off by default.
+    pub tracing: TracingConfig,
 }
 
 /// Strikes against buyers: each order they let expire or cancelled counts
@@ -266,6 +270,8 @@ pub enum ConfigError {
     Invalid(&'static str),
     #[error("config: refunds.channels {0}")]
     Channels(String),
+    #[error("config: tracing: {0}")]
+    Tracing(String),
 }
 
 impl Config {
@@ -305,7 +311,7 @@ impl Config {
         // The settler only takes the secrets to check lookup answers: the
         // gateway's own check says which are fit for production.
         channels::check_endpoints(&self.refunds.channels, true).map_err(ConfigError::Channels)?;
-        Ok(())
+        self.tracing.validate().map_err(ConfigError::Tracing)
     }
 
     /// The producer of the sweeper's cancellations.

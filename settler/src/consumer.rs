@@ -45,6 +45,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::consumer_lag;
 use crate::failures::is_transient;
+use crate::traced;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettleError {
@@ -217,6 +218,9 @@ impl Settler {
         let mut checkouts: Vec<(&OwnedMessage, &CheckoutOrder)> = Vec::new();
         let mut moves: Vec<(&OwnedMessage, &OrderEvent)> = Vec::new();
         let mut rejected = Vec::new();
+        // The traced orders' spans: consumed until the commit, written until the dead letters.
+        let consumed: Vec<_> = batch.iter().filter_map(|r| traced::consume_span(&r.message, &r.event)).collect();
+        let writing = traced::write_spans(consumed.iter(), batch.len());
         for Received { message, event } in batch {
             match event {
                 Ok(OrderEvent::OrderCreated(created)) => orders.push((message, created)),
@@ -258,6 +262,7 @@ impl Settler {
                 }
             }
         }
+        drop(writing);
         for rejected in &rejected {
             self.dead_letter(rejected, stopping).await?;
         }

@@ -3,7 +3,8 @@
 //! Layout:
 //! - [`config`]: TOML + environment configuration.
 //! - [`consumer`]: the pipeline: batch → decode → write → dead letters aside → commit;
-//!   [`consumer_lag`]: how far behind it is, asked of the brokers apart from it.
+//!   [`consumer_lag`]: how far behind it is, asked of the brokers apart from it;
+//!   [`traced`]: the spans of a traced order's events, continuing the gateway's trace.
 //! - [`failures`]: which database errors are retried and which set an event aside.
 //! - [`sweeper`]: cancels orders whose payment deadline passed and sends the outbox.
 //! - [`timers`]: relays the shards' outboxes, drives refunds, completes shipped orders.
@@ -27,5 +28,6 @@ pub mod sale_report;
 pub mod setup;
 pub mod sweeper;
 pub mod timers;
+pub mod traced;
 
 pub use consumer::Settler;

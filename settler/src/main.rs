@@ -47,13 +47,13 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    startup::init_logging();
     let args = Args::parse();
     let config = Config::load(args.config.as_deref())?;
     if args.check_config {
         print!("{}", toml::to_string_pretty(&config)?);
         return Ok(());
     }
+    let _telemetry = telemetry::init("settler", &config.tracing)?;
     match args.command.unwrap_or(Command::Run) {
         Command::Setup => {
             settler::setup::run(&config).await?;

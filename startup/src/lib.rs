@@ -1,5 +1,6 @@
-//! What every binary does at start: layered config loading, log set-up,
-//! and the shutdown signal; [`secret`]: config values that print masked.
+//! What every binary does at start: layered config loading and the
+//! shutdown signal; [`secret`]: config values that print masked. (Logs and
+//! traces are set up by the `telemetry` crate.)
 
 pub mod secret;
 
@@ -28,15 +29,6 @@ pub fn load_config<T: DeserializeOwned>(file: Option<&Path>, env_prefix: &str) -
     }
     let settings = Env::prefixed(env_prefix).filter(|key| key.as_str().contains("__")).split("__");
     figment.merge(settings).extract().map_err(Box::new)
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default: info, librdkafka's warnings).
-pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into()),
-        )
-        .init();
 }
 
 /// Resolves on SIGTERM or SIGINT.

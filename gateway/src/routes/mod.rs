@@ -24,6 +24,8 @@ use std::time::Instant;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 use order::request::StorefrontChannel;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::app::App;
 use crate::config::LimitedRoute;
@@ -160,6 +162,24 @@ impl<'a> Target<'a> {
         }
     }
 
+    /// The order (or checkout) a path names.
+    fn order_id(&self) -> Option<&'a str> {
+        match *self {
+            Self::GetOrder(id)
+            | Self::PayOrder(id)
+            | Self::CancelOrder(id)
+            | Self::ChangeAddress(id)
+            | Self::ReceiveOrder(id)
+            | Self::OpenAfterSale(id)
+            | Self::AdminOrderView(id)
+            | Self::AdminOrder(id, _)
+            | Self::GetCheckout(id)
+            | Self::PayCheckout(id)
+            | Self::CancelCheckout(id) => Some(id),
+            _ => None,
+        }
+    }
+
     /// The business routes, which traffic control applies to.
     fn limited(&self) -> Option<LimitedRoute> {
         Some(match self {
@@ -276,11 +296,33 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
     let path = req.uri().path().to_owned();
     let target = Target::of(req.method(), &path);
     let route = target.label();
-    let reply = dispatch(app, req, peer, target).await.unwrap_or_else(|err| http::error(&err));
+    let span = request_span(&target, req.method(), route);
+    let reply = dispatch(app, req, peer, target).instrument(span.clone()).await.unwrap_or_else(|err| http::error(&err));
+    span.record("http.response.status_code", reply.status().as_u16());
     metrics::counter!("gateway_requests_total", "route" => route, "status" => reply.status().as_str().to_owned())
         .increment(1);
     metrics::histogram!("gateway_request_duration_seconds", "route" => route).record(started.elapsed());
     reply
+}
+
+/// The span of a request, the root of its trace (sampled by
+/// `[tracing] sample_ratio`); its order id and trace id are on every log
+/// line inside it. None for health checks and scrapes.
+fn request_span(target: &Target<'_>, method: &Method, route: &'static str) -> Span {
+    if matches!(target, Target::Healthz | Target::Readyz | Target::Metrics | Target::OpenApi | Target::Unknown) {
+        return Span::none();
+    }
+    let span = tracing::info_span!(
+        "request",
+        otel.name = route,
+        otel.kind = "server",
+        http.request.method = %method,
+        http.response.status_code = Empty,
+        order_id = target.order_id(),
+        trace_id = Empty,
+    );
+    telemetry::propagation::record_trace_id(&span);
+    span
 }
 
 async fn dispatch(
@@ -290,7 +332,11 @@ async fn dispatch(
     target: Target<'_>,
 ) -> Result<Reply, ApiError> {
     let policy = app.traffic.load_full();
-    let Caller { buyer, channel } = match before_body(&app, &policy, &req, peer, &target) {
+    let admit = match target.limited() {
+        Some(_) => tracing::info_span!("traffic.admit"),
+        None => Span::none(),
+    };
+    let Caller { buyer, channel } = match admit.in_scope(|| before_body(&app, &policy, &req, peer, &target)) {
         Ok(caller) => caller,
         Err(err) => {
             // Read what was sent anyway (bounded), so the answer is not lost

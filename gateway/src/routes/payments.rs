@@ -53,6 +53,7 @@ pub async fn notify(app: &App, channel: &str, req: Read) -> Result<Reply, ApiErr
         serde_json::from_slice(req.body()).map_err(|e| ApiError::Invalid(format!("notification: {e}")))?;
     if state.status == PaymentStatus::Success {
         let order_id = input::order_id(&state.merchant_order_id)?;
+        tracing::Span::current().record("order_id", tracing::field::display(order_id));
         check_token("attach", &state.attach).map_err(|e| ApiError::Invalid(e.0))?;
         check_token("payment_id", &state.payment_id).map_err(|e| ApiError::Invalid(e.0))?;
         let payment = Payment {

@@ -32,6 +32,7 @@ use order::shard::bucket_for_user;
 use order::status::OrderStatus;
 use orderdb::StoredOrder;
 use stock::{CancelledItem, CheckoutRecord, TccItem, Tried, TryRequest};
+use tracing::Instrument;
 
 use coupons::unfreeze_coupon;
 use pricing::priced;
@@ -49,7 +50,7 @@ pub async fn checkout(
 ) -> Result<(CheckoutOrder, bool), CheckoutError> {
     // Its own task: a client hanging up must not stop a checkout between
     // its Tries and their Confirm or Cancel.
-    tokio::spawn(checkout_once(center, cart, key)).await.unwrap_or_else(|err| {
+    tokio::spawn(checkout_once(center, cart, key).in_current_span()).await.unwrap_or_else(|err| {
         tracing::error!(error = %err, "checkout task failed");
         Err(CheckoutError::Unavailable(Dependency::Redis))
     })
@@ -71,6 +72,7 @@ async fn checkout_once(
     policy.kafka.permit().map_err(CheckoutError::Refused)?;
     let now_ms = Utc::now().timestamp_millis();
     let parent = center.ids.next(bucket_for_user(cart.user_id), now_ms);
+    tracing::Span::current().record("order_id", tracing::field::display(parent));
     let record = CheckoutRecord { accepted: false, parent, created_ms: now_ms };
     let claimed = center
         .checkouts
