@@ -28,6 +28,9 @@
 #   BENCH=cart scripts/bench.sh        # the cart checkouts only
 #   BENCH=brokers scripts/bench.sh     # tansu (memory) against a Kafka node, side by side:
 #                                      # start-up, RSS, the accepted path three rounds in a row
+#   BENCH=traces scripts/bench.sh      # the accepted path with no span (RUST_LOG=warn), with the
+#                                      # spans of the log lines (the default), and exporting them to
+#                                      # a local OTLP receiver, 1 % and all requests sampled
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -81,6 +84,44 @@ if [ "${BENCH:-all}" = brokers ]; then
     bash "$ROOT/scripts/stack.sh" stop
     kill "$broker_pid"
     [ "$broker" = kafka ] && RUN_DIR="$RUN/bench-kafka" bash "$ROOT/scripts/kafka.sh" wipe
+  done
+  exit 0
+fi
+
+# traces: what the spans cost the accepted path, each variant on a fresh
+# stack; the receiver takes every export and keeps nothing.
+if [ "${BENCH:-all}" = traces ]; then
+  sink_port=$(free_port)
+  python3 - "$sink_port" <<'PY' &
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+PY
+  sink=$!
+  trap 'bash "$ROOT/scripts/stack.sh" stop; kill "$sink"' EXIT
+  export GATEWAY_CONFIG="$ROOT/config/gateway.bench.toml"
+  endpoint="http://127.0.0.1:$sink_port/v1/traces"
+  for variant in no-spans log-spans export-1% export-all; do
+    case "$variant" in
+      no-spans) settings=(RUST_LOG=warn) ;;
+      log-spans) settings=() ;;
+      export-1%) settings=(GATEWAY_TRACING__OTLP_ENDPOINT="$endpoint" SETTLER_TRACING__OTLP_ENDPOINT="$endpoint"
+        GATEWAY_TRACING__SAMPLE_RATIO=0.01) ;;
+      export-all) settings=(GATEWAY_TRACING__OTLP_ENDPOINT="$endpoint" SETTLER_TRACING__OTLP_ENDPOINT="$endpoint"
+        GATEWAY_TRACING__SAMPLE_RATIO=1) ;;
+    esac
+    env "${settings[@]}" bash "$ROOT/scripts/stack.sh" start
+    log "traces, $variant: the accepted path, two rounds"
+    "$BIN/loadtest" bench --target "$GATEWAY_URL" --gateway-pid "$(cat "$RUN/gateway.pid")" \
+      --accepted-rounds 2 --json "$STATE/bench-traces-$variant.json" "$@"
+    bash "$ROOT/scripts/stack.sh" stop
   done
   exit 0
 fi

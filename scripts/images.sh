@@ -3,7 +3,8 @@
 # deploy/images/Containerfile: checked with hadolint, built with podman
 # from the binaries the last scripts/setup.sh built (run
 # `scripts/setup.sh --release` first for images to ship; a debug build is
-# tagged VERSION-debug) and the shared libraries they link, taken from this
+# tagged VERSION-debug; BIN_DIR=folder takes the binaries from there) and
+# the shared libraries they link, taken from this
 # machine's Debian packages. No base image is pulled. Then each image's own
 # filesystem is checked: its binary starts there (chroot, as the image's
 # unprivileged user), finding every library it needs in the image.
@@ -35,8 +36,8 @@ hadolint="$STATE/venv/bin/hadolint"
 "$hadolint" "$containerfile"
 log "images: hadolint passes deploy/images/Containerfile"
 
-[ -f "$STATE/bin-dir" ] || die "run scripts/setup.sh first (it builds the binaries)"
-bin_dir="$(cat "$STATE/bin-dir")"
+[ -n "${BIN_DIR:-}" ] || [ -f "$STATE/bin-dir" ] || die "run scripts/setup.sh first (it builds the binaries)"
+bin_dir="${BIN_DIR:-$(cat "$STATE/bin-dir")}"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
 case "$bin_dir" in */release) tag="$version" ;; *) tag="$version-$(basename "$bin_dir")" ;; esac
 
@@ -47,6 +48,9 @@ mkdir -p "$context/bin" "$context/rootfs/etc/ssl/certs" "$context/rootfs/tmp"
 chmod 1777 "$context/rootfs/tmp"
 for binary in "${BINARIES[@]}"; do
   cp "$bin_dir/$binary" "$context/bin/"
+  # Without the line tables (three quarters of a release binary); the
+  # symbols stay, so a panic's backtrace still names its functions.
+  strip --strip-debug "$context/bin/$binary"
   # Each library ldd resolves (`name => /path (addr)`) and the loader (`/path (addr)`).
   ldd "$bin_dir/$binary" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' \
     | xargs -r cp -L --parents -t "$context/rootfs"

@@ -13,8 +13,10 @@
 # cargo-nextest (cargo test where nextest is missing), then the Lua scripts
 # and the hot path again on a Redis Cluster of three masters
 # (scripts/cluster_test.sh), then scripts/ports_test.sh (the stack just
-# built, on spare ports with services of its own: k6 smoke runs with their
-# thresholds enforced, a small flash sale), then the short form of
+# built, on spare ports with services of its own: the OCI images built
+# and linted (scripts/images.sh), k6 smoke runs with their thresholds
+# enforced on the binaries copied out of the images, a small flash sale),
+# then the short form of
 # scripts/chaos.sh (faults injected mid-sale on a three-broker Kafka cluster,
 # invariants checked after).
 #

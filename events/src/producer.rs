@@ -128,9 +128,8 @@ impl EventProducer {
     }
 
     /// Sends one event to the order-events topic and waits for the broker's
-    /// acknowledgement.
-    /// A traced order's event carries its trace context in the message's
-    /// headers: the settler's spans continue the trace.
+    /// acknowledgement. A traced order's event carries its trace context
+    /// in the message's headers: the settler's spans continue the trace.
     pub async fn send(&self, event: &OrderEvent) -> Result<(), SendError> {
         let span = tracing::info_span!(
             "kafka.produce",

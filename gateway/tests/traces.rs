@@ -2,7 +2,8 @@
 //! run as processes with `[tracing]` pointed at an OTLP/HTTP receiver in
 //! this test, against the real Redis, Kafka and MariaDB; an order placed
 //! and then cancelled gives two traces, each one trace across both
-//! processes (the trace context crosses in the Kafka message's headers).
+//! processes (the trace context crosses in the Kafka message's headers);
+//! an order left unpaid expires in a trace the settler's sweeper starts.
 
 mod support;
 
@@ -198,7 +199,8 @@ async fn one_orders_spans_form_one_trace_across_the_gateway_and_the_settler() {
         &gateway_config,
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ndevelopment = true\n[admin.tokens]\ntests = \"{}\"\n\
-             [kafka]\nbootstrap = \"{}\"\ntopic = \"{topic}\"\n{common}",
+             [orders]\npayment_window_secs = 6\nconfirm_window_secs = 4\n\
+             [kafka]\nbootstrap = \"{}\"\ntopic = \"{topic}\"\nmessage_timeout_ms = 1000\n{common}",
             support::ADMIN_TOKEN,
             kafka_bootstrap()
         ),
@@ -272,6 +274,19 @@ async fn one_orders_spans_form_one_trace_across_the_gateway_and_the_settler() {
     assert_eq!(consume.parent_span_id, span(&cancelled, "kafka.produce", "gateway").span_id);
     assert_eq!(consume.attributes.get("event").map(String::as_str), Some("OrderCancelled"));
     assert_ne!(cancelled[0].trace_id, placed[0].trace_id, "each request is a trace of its own");
+
+    // An order left unpaid: the settler's sweeper cancels it at its
+    // deadline, in a trace of its own that its own consumer continues.
+    let buyer = format!("Bearer {}", support::buyer_token(8));
+    let headers = [("idempotency-key", "trace-2"), ("authorization", buyer.as_str())];
+    let (status, answer) = call(&address, Method::POST, "/v1/orders", &headers, order.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let unpaid = answer["order_id"].as_str().unwrap().to_owned();
+    let expired = trace_of(&spans, "order.expire", &unpaid, &["kafka.produce", "settler.consume", "shard.write"]).await;
+    eprintln!("trace of the unpaid order's expiry:");
+    print(&expired);
+    let root = span(&expired, "order.expire", "settler");
+    assert_eq!(span(&expired, "kafka.produce", "settler").parent_span_id, root.span_id);
 
     drop((gateway, settler));
     drop_shards(&shards).await;

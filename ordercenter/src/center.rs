@@ -202,7 +202,7 @@ impl OrderCenter {
                 breaker.record_success(channel_answered(&created));
                 created
             }
-            .instrument(tracing::info_span!("payment.create", channel = id)),
+            .instrument(tracing::info_span!("payment.create", channel = Channels::resolve(id))),
         )
         .await
         .map_err(|err| {

@@ -23,6 +23,8 @@ use events::producer::EventProducer;
 use order::event::OrderEvent;
 use stock::records::parse_outbox_entry;
 use stock::{SaleStore, StoreError, Strike};
+use tracing::field::Empty;
+use tracing::Instrument;
 
 /// Most outbox entries sent per sale per round.
 const OUTBOX_AT_ONCE: usize = 500;
@@ -132,7 +134,12 @@ impl Sweeper {
                 .reason
                 .is_strike()
                 .then_some(Strike { user_id: cancelled.order.user_id, window_secs: self.strike_window_secs });
-            if self.events.send(&OrderEvent::OrderCancelled(cancelled)).await.is_err() {
+            // A trace of its own (sampled by the settler's `tracing.sample_ratio`),
+            // continued by the settler that stores the cancellation.
+            let span = tracing::info_span!("order.expire", sku, order_id = %cancelled.order.order_id, trace_id = Empty);
+            telemetry::propagation::record_trace_id(&span);
+            let event = OrderEvent::OrderCancelled(cancelled);
+            if self.events.send(&event).instrument(span).await.is_err() {
                 // The broker is down: the entry stays, the next round tries again.
                 return Ok((sent, false));
             }
