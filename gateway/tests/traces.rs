@@ -3,7 +3,8 @@
 //! this test, against the real Redis, Kafka and MariaDB; an order placed
 //! and then cancelled gives two traces, each one trace across both
 //! processes (the trace context crosses in the Kafka message's headers);
-//! an order left unpaid expires in a trace the settler's sweeper starts.
+//! an order left unpaid expires in a trace the settler's sweeper starts; a
+//! message with a header key that is not UTF-8 does not stop the settler.
 
 mod support;
 
@@ -23,6 +24,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use prost::Message;
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{BorrowedHeaders, Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 use support::{drop_shards, eventually, fresh_shards, fresh_topic, kafka_bootstrap, namespace, redis_url, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -93,6 +97,27 @@ async fn otlp_receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
         }
     });
     (url, spans)
+}
+
+/// A sampled trace context a client sends: the gateway does not follow it
+/// (a client must not choose what is traced at peak).
+const CLIENT_TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+/// A message whose header key is not UTF-8 (any Kafka client may write
+/// one; rdkafka's header iterator panics on it) and whose payload is not an
+/// event: the settler sets it aside and goes on.
+async fn send_poison(topic: &str) {
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", kafka_bootstrap()).create().unwrap();
+    let headers = OwnedHeaders::new().insert(Header { key: "tracestate", value: Some("x") });
+    // rdkafka takes keys as &str: the raw key goes in through librdkafka, on
+    // the headers' native pointer (a `BorrowedHeaders` is that pointer, as
+    // rdkafka itself casts it).
+    let native = headers.as_borrowed() as *const BorrowedHeaders as *mut rdkafka_sys::rd_kafka_headers_t;
+    let key = [0xff_u8, 0xfe];
+    // SAFETY: `native` is the live headers' pointer; name and value are valid for the sizes given.
+    unsafe { rdkafka_sys::rd_kafka_header_add(native, key.as_ptr().cast(), 2, b"v".as_ptr().cast(), 1) };
+    let record = FutureRecord::<str, str>::to(topic).key("7").payload("not an order event").headers(headers);
+    producer.send(record, Duration::from_secs(10)).await.expect("sending the poison message");
 }
 
 /// The binaries of this build: the gateway's, and the settler's beside it.
@@ -217,9 +242,10 @@ async fn one_orders_spans_form_one_trace_across_the_gateway_and_the_settler() {
         ),
     )
     .unwrap();
-    let (settler, _) = start(&binary("settler"), &settler_config, "settler starting").await;
+    let (mut settler, _) = start(&binary("settler"), &settler_config, "settler starting").await;
     let (gateway, address) = start(&binary("gateway"), &gateway_config, "gateway listening").await;
 
+    send_poison(&topic).await;
     let sku = unique("sku");
     let admin = format!("Bearer {}", support::ADMIN_TOKEN);
     let sale = json!({"stock": 10, "per_user_limit": 1, "price_cents": 1_000});
@@ -234,7 +260,7 @@ async fn one_orders_spans_form_one_trace_across_the_gateway_and_the_settler() {
             &address,
             Method::POST,
             "/v1/orders",
-            &[("idempotency-key", "trace-1"), ("authorization", &buyer)],
+            &[("idempotency-key", "trace-1"), ("authorization", &buyer), ("traceparent", CLIENT_TRACEPARENT)],
             order.clone(),
         )
         .await;
@@ -250,6 +276,7 @@ async fn one_orders_spans_form_one_trace_across_the_gateway_and_the_settler() {
     print(&placed);
     let request = span(&placed, "place_order", "gateway");
     assert!(request.parent_span_id.is_empty(), "the request is the trace's root");
+    assert!(!CLIENT_TRACEPARENT.contains(&hex::encode(&request.trace_id)), "a client's traceparent is not followed");
     for name in ["traffic.admit", "stock.reserve", "kafka.produce"] {
         assert_eq!(span(&placed, name, "gateway").parent_span_id, request.span_id, "{name} is the request's child");
     }
@@ -282,12 +309,15 @@ async fn one_orders_spans_form_one_trace_across_the_gateway_and_the_settler() {
     let (status, answer) = call(&address, Method::POST, "/v1/orders", &headers, order.clone()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let unpaid = answer["order_id"].as_str().unwrap().to_owned();
-    let expired = trace_of(&spans, "order.expire", &unpaid, &["kafka.produce", "settler.consume", "shard.write"]).await;
+    let expected = ["kafka.produce", "settler.consume", "shard.write"];
+    let expired = trace_of(&spans, "cancellation.send", &unpaid, &expected).await;
     eprintln!("trace of the unpaid order's expiry:");
     print(&expired);
-    let root = span(&expired, "order.expire", "settler");
+    let root = span(&expired, "cancellation.send", "settler");
+    assert_eq!(root.attributes.get("reason").map(String::as_str), Some("timeout"));
     assert_eq!(span(&expired, "kafka.produce", "settler").parent_span_id, root.span_id);
 
+    assert!(settler.try_wait().unwrap().is_none(), "the settler is still running after the poison message");
     drop((gateway, settler));
     drop_shards(&shards).await;
     let _ = std::fs::remove_dir_all(dir);

@@ -37,7 +37,7 @@ use orderdb::{transitions, ShardPools};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use stock::{OrderCache, Redis, SaleFigures};
 use tokio::sync::watch;
@@ -73,12 +73,14 @@ struct Interrupted;
 struct Received {
     message: OwnedMessage,
     event: Result<OrderEvent, DecodeError>,
+    /// Its trace context, if a traced order's ([`traced`]).
+    trace: traced::TraceContext,
 }
 
 impl Received {
-    fn of(message: OwnedMessage) -> Self {
+    fn of(message: &BorrowedMessage<'_>) -> Self {
         let event = OrderEvent::decode(message.payload().unwrap_or_default());
-        Self { message, event }
+        Self { message: message.detach(), event, trace: traced::trace_context(message) }
     }
 }
 
@@ -184,7 +186,7 @@ impl Settler {
             };
             match first {
                 Ok(Ok(message)) => {
-                    let mut batch = vec![Received::of(message.detach())];
+                    let mut batch = vec![Received::of(&message)];
                     self.fill(&mut batch).await;
                     return Some(batch);
                 }
@@ -202,7 +204,7 @@ impl Settler {
         let deadline = tokio::time::Instant::now() + self.config.max_wait();
         while batch.len() < self.config.batch.max_messages {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(message)) => batch.push(Received::of(message.detach())),
+                Ok(Ok(message)) => batch.push(Received::of(&message)),
                 Ok(Err(err)) => tracing::warn!(error = %err, "consume failed"),
                 Err(_) => break,
             }
@@ -219,9 +221,10 @@ impl Settler {
         let mut moves: Vec<(&OwnedMessage, &OrderEvent)> = Vec::new();
         let mut rejected = Vec::new();
         // The traced orders' spans: consumed until the commit, written until the dead letters.
-        let consumed: Vec<_> = batch.iter().filter_map(|r| traced::consume_span(&r.message, &r.event)).collect();
+        let consumed: Vec<_> =
+            batch.iter().filter_map(|r| traced::consume_span(&r.message, &r.trace, &r.event)).collect();
         let writing = traced::write_spans(consumed.iter(), batch.len());
-        for Received { message, event } in batch {
+        for Received { message, event, .. } in batch {
             match event {
                 Ok(OrderEvent::OrderCreated(created)) => orders.push((message, created)),
                 Ok(OrderEvent::CheckoutCreated(checkout)) => checkouts.push((message, checkout)),

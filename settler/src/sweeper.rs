@@ -134,9 +134,16 @@ impl Sweeper {
                 .reason
                 .is_strike()
                 .then_some(Strike { user_id: cancelled.order.user_id, window_secs: self.strike_window_secs });
-            // A trace of its own (sampled by the settler's `tracing.sample_ratio`),
-            // continued by the settler that stores the cancellation.
-            let span = tracing::info_span!("order.expire", sku, order_id = %cancelled.order.order_id, trace_id = Empty);
+            // The cancellation Redis made, sent: a trace of its own (sampled by
+            // the settler's `tracing.sample_ratio`), continued by the settler
+            // that stores it.
+            let span = tracing::info_span!(
+                "cancellation.send",
+                sku,
+                order_id = %cancelled.order.order_id,
+                reason = cancelled.reason.as_str(),
+                trace_id = Empty,
+            );
             telemetry::propagation::record_trace_id(&span);
             let event = OrderEvent::OrderCancelled(cancelled);
             if self.events.send(&event).instrument(span).await.is_err() {

@@ -3,16 +3,50 @@
 //! continues that trace with a consume span (from the start of the
 //! message's batch to its commit) and a shard-write span under it.
 
+use std::ffi::CStr;
+
 use order::event::{DecodeError, OrderEvent};
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
 use telemetry::propagation::Parent;
 use tracing::field::Empty;
 use tracing::Span;
 
-/// The consume span of `message`, if its headers carry a trace context.
-pub fn consume_span(message: &OwnedMessage, event: &Result<OrderEvent, DecodeError>) -> Option<Span> {
-    let headers = message.headers()?;
-    let parent = Parent::from_headers(headers.iter().filter_map(|header| Some((header.key, header.value?))))?;
+/// The W3C trace context headers, by name.
+const TRACE_HEADERS: [(&CStr, &str); 2] = [(c"traceparent", "traceparent"), (c"tracestate", "tracestate")];
+
+/// A message's trace context headers, as (name, value).
+pub type TraceContext = Vec<(&'static str, Vec<u8>)>;
+
+/// The trace context headers of `message`, looked up by name. (rdkafka's
+/// header iterator panics on a key that is not UTF-8, which any producer
+/// may write: one such message would stop the settler at every restart.)
+pub fn trace_context(message: &BorrowedMessage<'_>) -> TraceContext {
+    let mut headers = std::ptr::null_mut();
+    // SAFETY: the message is alive for the call; the headers it hands out
+    // belong to it, and are only read before it is dropped.
+    if unsafe { rdkafka_sys::rd_kafka_message_headers(message.ptr(), &mut headers) } != RD_KAFKA_RESP_ERR_NO_ERROR {
+        return Vec::new();
+    }
+    TRACE_HEADERS
+        .into_iter()
+        .filter_map(|(key, name)| {
+            let (mut value, mut size) = (std::ptr::null(), 0);
+            // SAFETY: `headers` is the message's; on success `value` points at `size` bytes of it.
+            let found = unsafe { rdkafka_sys::rd_kafka_header_get_last(headers, key.as_ptr(), &mut value, &mut size) };
+            (found == RD_KAFKA_RESP_ERR_NO_ERROR && !value.is_null())
+                .then(|| (name, unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) }.to_vec()))
+        })
+        .collect()
+}
+
+/// The consume span of `message`, if its trace context is a valid one.
+pub fn consume_span(
+    message: &OwnedMessage,
+    trace: &TraceContext,
+    event: &Result<OrderEvent, DecodeError>,
+) -> Option<Span> {
+    let parent = Parent::from_headers(trace.iter().map(|(name, value)| (*name, value.as_slice())))?;
     let event = event.as_ref().ok();
     let span = tracing::info_span!(
         "settler.consume",

@@ -23,7 +23,8 @@ pub fn trace_headers() -> Vec<(String, String)> {
     }
     let mut carrier = HashMap::new();
     TraceContextPropagator::new().inject_context(&context, &mut carrier);
-    carrier.into_iter().collect()
+    // An empty `tracestate` says nothing.
+    carrier.into_iter().filter(|(_, value)| !value.is_empty()).collect()
 }
 
 /// A remote parent: the trace context a message carried.

@@ -318,7 +318,8 @@ fn request_span(target: &Target<'_>, method: &Method, route: &'static str) -> Sp
         otel.kind = "server",
         http.request.method = %method,
         http.response.status_code = Empty,
-        order_id = target.order_id(),
+        // Only a well-formed id: the path is the client's to fill.
+        order_id = target.order_id().and_then(|id| input::order_id(id).ok()).map(tracing::field::display),
         trace_id = Empty,
     );
     telemetry::propagation::record_trace_id(&span);
