@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A real Prometheus (Debian's) scraping the running stack's gateway and
 # settler with the alerting rules loaded: every rule evaluates without an
-# error against the live metrics, and the metrics the rules read that are
-# served from the start (before any failure has counted) have series.
+# error against the live metrics, the metrics the rules read that are
+# served from the start (before any failure has counted) have series, and
+# every query of the dashboard (dashboards/gateway.json) runs.
 # Run by scripts/ports_test.sh while its stack runs; stops what it starts.
 #
 #   scripts/prometheus_check.sh
@@ -31,9 +32,9 @@ trap 'proc_stop prometheus >/dev/null || true' EXIT
 wait_port "$port" 30 prometheus || { tail -20 "$RUN/prometheus.log" >&2; exit 1; }
 
 api="http://127.0.0.1:$port/api/v1"
-python3 - "$api" <<'PY'
-import json, sys, time, urllib.parse, urllib.request
-api = sys.argv[1]
+python3 - "$api" "$ROOT/dashboards/gateway.json" <<'PY'
+import json, sys, time, urllib.error, urllib.parse, urllib.request
+api, dashboard = sys.argv[1], sys.argv[2]
 get = lambda path: json.load(urllib.request.urlopen(api + path, timeout=5))["data"]
 
 deadline = time.time() + 60
@@ -57,7 +58,18 @@ served = ["gateway_requests_total", "gateway_breaker_state", "gateway_reservatio
 missing = [m for m in served if not get("/series?" + urllib.parse.urlencode({"match[]": m}))]
 if missing:
     sys.exit(f"metrics the rules read, not served by the running stack: {missing}")
+# The dashboard's queries, with Grafana's variables given values.
+queries = [target["expr"].replace("$__range", "1h").replace("$sku", ".*")
+           for panel in json.load(open(dashboard))["panels"] for target in panel.get("targets", [])]
+failing = []
+for query in queries:
+    try:
+        get("/query?" + urllib.parse.urlencode({"query": query}))
+    except urllib.error.HTTPError as err:
+        failing.append((query, json.load(err).get("error")))
+if failing:
+    sys.exit(f"dashboard queries Prometheus refuses: {failing}")
 print(f"prometheus: {len(rules)} rules evaluated against the stack's metrics, none failing; "
-      f"{len(served)} metrics they read are served")
+      f"{len(served)} metrics they read are served; {len(queries)} dashboard queries run")
 PY
 log "prometheus check passed"

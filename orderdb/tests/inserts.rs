@@ -31,7 +31,7 @@ fn order(ids: &IdGenerator, user_id: u64) -> OrderCreated {
 #[tokio::test]
 async fn a_redelivered_batch_stores_each_order_once_and_leaves_stored_ones_alone() {
     let server = std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://flashsale:flashsale@127.0.0.1:3306".into());
-    let run = format!("{}_{}", std::process::id(), Utc::now().timestamp_micros());
+    let run = format!("{}_{}_{:08x}", std::process::id(), Utc::now().timestamp_micros(), rand::random::<u32>());
     let dsns: Vec<String> = (0..2).map(|n| format!("{server}/test_inserts_{run}_{n}")).collect();
     shards::create_databases(&dsns).await.unwrap();
     let pools = ShardPools::connect_lazy(&dsns, 2, Duration::from_secs(5)).unwrap();
@@ -78,7 +78,7 @@ async fn a_checkout_is_stored_once_and_leaves_an_item_recorded_first_alone() {
     use order::splitting::Limits;
 
     let server = std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://flashsale:flashsale@127.0.0.1:3306".into());
-    let run = format!("{}_{}", std::process::id(), Utc::now().timestamp_micros());
+    let run = format!("{}_{}_{:08x}", std::process::id(), Utc::now().timestamp_micros(), rand::random::<u32>());
     let dsns: Vec<String> = (0..2).map(|n| format!("{server}/test_checkouts_{run}_{n}")).collect();
     shards::create_databases(&dsns).await.unwrap();
     let pools = ShardPools::connect_lazy(&dsns, 2, Duration::from_secs(5)).unwrap();

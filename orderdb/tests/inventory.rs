@@ -20,7 +20,7 @@ const IN_FLIGHT_MS: u64 = 1_500;
 
 async fn inventory() -> (ShardPools, Vec<String>) {
     let server = std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://flashsale:flashsale@127.0.0.1:3306".into());
-    let run = format!("{}_{}", std::process::id(), Utc::now().timestamp_micros());
+    let run = format!("{}_{}_{:08x}", std::process::id(), Utc::now().timestamp_micros(), rand::random::<u32>());
     let dsns = vec![format!("{server}/test_inventory_{run}")];
     shards::create_databases(&dsns).await.unwrap();
     let pools = ShardPools::connect_lazy(&dsns, 8, Duration::from_secs(10)).unwrap();

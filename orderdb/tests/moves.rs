@@ -21,7 +21,7 @@ fn request(order_id: OrderId, action: Action, actor: Actor, intercepted: bool) -
 #[tokio::test]
 async fn a_pushed_order_is_cancelled_only_once_the_warehouse_intercepted_it() {
     let server = std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://flashsale:flashsale@127.0.0.1:3306".into());
-    let run = format!("{}_{}", std::process::id(), Utc::now().timestamp_micros());
+    let run = format!("{}_{}_{:08x}", std::process::id(), Utc::now().timestamp_micros(), rand::random::<u32>());
     let dsns = vec![format!("{server}/test_moves_{run}")];
     shards::create_databases(&dsns).await.unwrap();
     let pools = ShardPools::connect_lazy(&dsns, 2, Duration::from_secs(5)).unwrap();

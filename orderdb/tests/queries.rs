@@ -23,7 +23,7 @@ struct Shards {
 impl Shards {
     async fn new(name: &str, count: usize) -> Self {
         let server = std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://flashsale:flashsale@127.0.0.1:3306".into());
-        let run = format!("{}_{}", std::process::id(), Utc::now().timestamp_micros());
+        let run = format!("{}_{}_{:08x}", std::process::id(), Utc::now().timestamp_micros(), rand::random::<u32>());
         let dsns: Vec<String> = (0..count).map(|n| format!("{server}/test_{name}_{run}_{n}")).collect();
         shards::create_databases(&dsns).await.unwrap();
         let pools = ShardPools::connect_lazy(&dsns, 4, Duration::from_secs(5)).unwrap();
