@@ -18,8 +18,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -27,8 +26,10 @@ use prost::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{BorrowedHeaders, Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde_json::{json, Value};
-use support::{drop_shards, eventually, fresh_shards, fresh_topic, kafka_bootstrap, namespace, redis_url, unique};
+use serde_json::json;
+use support::{
+    drop_shards, eventually, fresh_shards, fresh_topic, json_request, kafka_bootstrap, namespace, redis_url, unique,
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -156,19 +157,6 @@ async fn start(binary: &Path, config: &Path, ready: &str) -> (Child, String) {
     (child, address)
 }
 
-async fn call(address: &str, method: Method, path: &str, headers: &[(&str, &str)], body: Value) -> (StatusCode, Value) {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut request = Request::builder().method(method).uri(format!("http://{address}{path}"));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.header("content-type", "application/json").body(Full::new(body.to_string().into()));
-    let answer = client.request(request.unwrap()).await.unwrap();
-    let status = answer.status();
-    let body = answer.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
 /// The spans of the trace whose `request` span names `route` and `order_id`,
 /// once they include every span in `expected`.
 async fn trace_of(spans: &Mutex<Vec<Received>>, route: &str, order_id: &str, expected: &[&str]) -> Vec<Received> {
@@ -244,20 +232,21 @@ async fn one_orders_spans_form_one_trace_across_the_gateway_and_the_settler() {
     .unwrap();
     let (mut settler, _) = start(&binary("settler"), &settler_config, "settler starting").await;
     let (gateway, address) = start(&binary("gateway"), &gateway_config, "gateway listening").await;
+    let base = format!("http://{address}");
 
     send_poison(&topic).await;
     let sku = unique("sku");
     let admin = format!("Bearer {}", support::ADMIN_TOKEN);
     let sale = json!({"stock": 10, "per_user_limit": 1, "price_cents": 1_000});
     let (status, answer) =
-        call(&address, Method::PUT, &format!("/admin/skus/{sku}"), &[("authorization", &admin)], sale).await;
+        json_request(&base, Method::PUT, &format!("/admin/skus/{sku}"), &[("authorization", &admin)], sale).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     // The node id lease comes shortly after the start: retried until taken.
     let buyer = format!("Bearer {}", support::buyer_token(7));
     let order = json!({"sku": sku, "qty": 1});
     let (status, answer) = eventually(Duration::from_secs(10), "an accepted order", || async {
-        let answer = call(
-            &address,
+        let answer = json_request(
+            &base,
             Method::POST,
             "/v1/orders",
             &[("idempotency-key", "trace-1"), ("authorization", &buyer), ("traceparent", CLIENT_TRACEPARENT)],
@@ -292,7 +281,8 @@ async fn one_orders_spans_form_one_trace_across_the_gateway_and_the_settler() {
 
     // A cancellation: its event carries its own request's trace.
     let path = format!("/v1/orders/{order_id}/cancel");
-    let (status, answer) = call(&address, Method::POST, &path, &[("authorization", &buyer)], json!({"sku": sku})).await;
+    let (status, answer) =
+        json_request(&base, Method::POST, &path, &[("authorization", &buyer)], json!({"sku": sku})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let cancelled = trace_of(&spans, "cancel_order", &order_id, &["kafka.produce", "settler.consume"]).await;
     eprintln!("trace of its cancellation:");
@@ -306,7 +296,7 @@ async fn one_orders_spans_form_one_trace_across_the_gateway_and_the_settler() {
     // deadline, in a trace of its own that its own consumer continues.
     let buyer = format!("Bearer {}", support::buyer_token(8));
     let headers = [("idempotency-key", "trace-2"), ("authorization", buyer.as_str())];
-    let (status, answer) = call(&address, Method::POST, "/v1/orders", &headers, order.clone()).await;
+    let (status, answer) = json_request(&base, Method::POST, "/v1/orders", &headers, order.clone()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let unpaid = answer["order_id"].as_str().unwrap().to_owned();
     let expected = ["kafka.produce", "settler.consume", "shard.write"];

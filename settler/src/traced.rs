@@ -3,17 +3,12 @@
 //! continues that trace with a consume span (from the start of the
 //! message's batch to its commit) and a shard-write span under it.
 
-use std::ffi::CStr;
-
 use order::event::{DecodeError, OrderEvent};
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
-use telemetry::propagation::Parent;
+use telemetry::propagation::{Parent, TRACE_HEADERS};
 use tracing::field::Empty;
 use tracing::Span;
-
-/// The W3C trace context headers, by name.
-const TRACE_HEADERS: [(&CStr, &str); 2] = [(c"traceparent", "traceparent"), (c"tracestate", "tracestate")];
 
 /// A message's trace context headers, as (name, value).
 pub type TraceContext = Vec<(&'static str, Vec<u8>)>;
@@ -30,12 +25,14 @@ pub fn trace_context(message: &BorrowedMessage<'_>) -> TraceContext {
     }
     TRACE_HEADERS
         .into_iter()
-        .filter_map(|(key, name)| {
+        .filter_map(|key| {
             let (mut value, mut size) = (std::ptr::null(), 0);
             // SAFETY: `headers` is the message's; on success `value` points at `size` bytes of it.
             let found = unsafe { rdkafka_sys::rd_kafka_header_get_last(headers, key.as_ptr(), &mut value, &mut size) };
-            (found == RD_KAFKA_RESP_ERR_NO_ERROR && !value.is_null())
-                .then(|| (name, unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) }.to_vec()))
+            (found == RD_KAFKA_RESP_ERR_NO_ERROR && !value.is_null()).then(|| {
+                let name = key.to_str().expect("the trace headers' names are ASCII");
+                (name, unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) }.to_vec())
+            })
         })
         .collect()
 }

@@ -4,6 +4,7 @@
 //! so an untraced order's messages are as they were.
 
 use std::collections::HashMap;
+use std::ffi::CStr;
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
@@ -11,8 +12,9 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// The headers of the W3C trace context.
-const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+/// The headers of the W3C trace context (C strings, for a consumer that
+/// looks them up through librdkafka).
+pub const TRACE_HEADERS: [&CStr; 2] = [c"traceparent", c"tracestate"];
 
 /// The trace context headers of the current span, if it is sampled
 /// (nothing otherwise, and nothing when traces are off).
@@ -35,7 +37,7 @@ impl Parent {
     pub fn from_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Option<Self> {
         let carrier: HashMap<String, String> = headers
             .into_iter()
-            .filter(|(name, _)| TRACE_HEADERS.contains(name))
+            .filter(|(name, _)| TRACE_HEADERS.iter().any(|header| header.to_bytes() == name.as_bytes()))
             .filter_map(|(name, value)| Some((name.to_owned(), std::str::from_utf8(value).ok()?.to_owned())))
             .collect();
         if carrier.is_empty() {

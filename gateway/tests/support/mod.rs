@@ -346,13 +346,23 @@ pub fn payment_channel(config: &mut Config, url: &str) {
 
 /// A JSON request to the simulator.
 pub async fn paysim(base: &str, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+    json_request(base, method, path, &[], body).await
+}
+
+/// A JSON request to `base` (`http://host:port`) with `headers`: the answer's status and JSON (null if none).
+pub async fn json_request(
+    base: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> (StatusCode, Value) {
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    let req = Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
+    let mut req = Request::builder().method(method).uri(format!("{base}{path}"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = req.header("content-type", "application/json").body(Full::new(Bytes::from(body.to_string()))).unwrap();
     let response = client.request(req).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
